@@ -1,0 +1,69 @@
+# Llama-Triton: the README's two commands.
+#   make run    set up, build, and tell a story with the embedded model
+#   make test   set up, build, and run every test (C through ctest, then Python)
+# Also: make build | asan | coverage | fuzz | bench | format | clean
+
+BUILD    ?= build
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+PYTHON   ?= /usr/bin/python3
+DEB_PKGS := cmake make gcc g++ pkg-config libpcre2-dev python3 python3-pytest python3-numpy \
+            python3-sentencepiece python3-setuptools gcovr
+CMAKE_FLAGS ?=
+PROMPT   ?= Once upon a time
+
+.PHONY: all deps build run test test-c test-python asan coverage fuzz bench format clean
+
+all: build
+
+# Installs missing Debian packages: apt-get when root, otherwise prints the exact command.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing" >&2; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >&2 || exit 1; \
+	  else \
+	    echo "missing Debian packages; run:" >&2; \
+	    echo "  sudo apt-get update && sudo apt-get install -y$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >&2
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS) >&2
+
+run: build
+	$(BUILD)/llama-triton models/stories260K.gguf -p "$(PROMPT)" -n 200 --temperature 0.8 --seed 42
+
+test: build
+	@scripts/run-tests.sh $(BUILD) $(PYTHON)
+
+# AddressSanitizer + UBSan build of the library and the C tests (damaged inputs included).
+asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLLT_ASAN=ON -DLLT_CUDA=OFF >&2
+	cmake --build build-asan -j $(JOBS) >&2
+	ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j $(JOBS)
+
+coverage: deps
+	cmake -S . -B build-cov -DCMAKE_BUILD_TYPE=Debug -DLLT_COVERAGE=ON -DLLT_CUDA=OFF >&2
+	cmake --build build-cov -j $(JOBS) >&2
+	find build-cov -name '*.gcda' -delete
+	ctest --test-dir build-cov -j $(JOBS) >&2 || true
+	LLT_LIB=$(CURDIR)/build-cov/libllama_triton.so $(PYTHON) -m pytest -q tests/python >&2 || true
+	gcovr -r . --filter src/ build-cov --print-summary | tail -3
+
+fuzz:
+	scripts/build-fuzz.sh
+
+bench: build
+	$(BUILD)/llama-triton bench models/stories260K.gguf --device cpu
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h' '*.cu' '*.cuh')
+
+clean:
+	rm -rf $(BUILD) build-asan build-cov build-fuzz

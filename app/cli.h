@@ -1,0 +1,33 @@
+/* cli.h: the llama-triton command line. main.c dispatches to one cmd_* per subcommand, each in
+ * its own file. The CLI owns the terminal: stdout carries only results (generated text, JSON),
+ * everything else goes to stderr. */
+#ifndef LLT_APP_CLI_H
+#define LLT_APP_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "llama_triton.h"
+
+/* Each command returns the process exit code: 0 ok, 1 runtime error, 2 usage error. */
+int cmd_run(int argc, char **argv);       /* llama-triton MODEL -p ... */
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* --- argument helpers (args.c) ---
+ * Flag values are parsed strictly: a missing value or trailing garbage is a usage error that
+ * names the flag. */
+bool cli_flag_is(const char *arg, const char *name, const char *alt);
+/* Takes argv[*i + 1] as the value of flag argv[*i]; advances *i. */
+bool cli_take(int argc, char **argv, int *i, const char **out);
+bool cli_take_int(int argc, char **argv, int *i, int64_t lo, int64_t hi, int64_t *out);
+bool cli_take_float(int argc, char **argv, int *i, double lo, double hi, double *out);
+/* "1,2,3" -> ids (malloc'd); false + message on a bad list. */
+bool cli_parse_ids(const char *s, int32_t **ids, size_t *n);
+int cli_usage_error(const char *fmt, ...);
+int cli_runtime_error(const llt_error *err);
+
+#endif

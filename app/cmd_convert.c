@@ -1,0 +1,11 @@
+/* cmd_convert.c: placeholder until the owning issue lands; says so instead of pretending. */
+#include <stdio.h>
+
+#include "cli.h"
+
+int cmd_convert(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "llama-triton: 'convert' is not implemented yet\n");
+    return 1;
+}

@@ -1,0 +1,11 @@
+/* cmd_detokenize.c: placeholder until the owning issue lands; says so instead of pretending. */
+#include <stdio.h>
+
+#include "cli.h"
+
+int cmd_detokenize(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "llama-triton: 'detokenize' is not implemented yet\n");
+    return 1;
+}

@@ -1,0 +1,32 @@
+/* error.h: status + message helpers used by every module.
+ * llt_err_set() formats into the caller's llt_error (which may be NULL) and returns the
+ * status, so error paths read `return llt_err_set(err, LLT_ERR_FORMAT, "%s: ...", path);`.
+ * LLT_CHECK is an always-on invariant check (never compiled out, unlike assert). */
+#ifndef LLT_BASE_ERROR_H
+#define LLT_BASE_ERROR_H
+
+#include "llama_triton.h"
+
+#if defined(__GNUC__)
+#define LLT_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define LLT_PRINTF(a, b)
+#endif
+
+llt_status llt_err_set(llt_error *err, llt_status s, const char *fmt, ...) LLT_PRINTF(3, 4);
+/* Prefixes an existing message with more context ("loading x.gguf: " + old message). */
+llt_status llt_err_wrap(llt_error *err, const char *fmt, ...) LLT_PRINTF(2, 3);
+void llt_err_clear(llt_error *err);
+
+#define LLT_CHECK(cond, err, status, ...)                           \
+    do {                                                            \
+        if (!(cond)) return llt_err_set((err), (status), __VA_ARGS__); \
+    } while (0)
+
+#define LLT_TRY(expr)                          \
+    do {                                       \
+        llt_status llt_try_s_ = (expr);        \
+        if (llt_try_s_ != LLT_OK) return llt_try_s_; \
+    } while (0)
+
+#endif

@@ -1,0 +1,10 @@
+/* quant.h: GGML block-quantised formats (Q8_0, Q4_0, Q4_K, Q6_K) -> float32. */
+#ifndef LLT_BASE_QUANT_H
+#define LLT_BASE_QUANT_H
+
+#include "llama_triton.h"
+
+/* n must be a multiple of the type's block size (checked by the caller via llt_dtype_nbytes). */
+llt_status llt_dequantize_blocks(llt_dtype t, const void *src, float *dst, int64_t n, llt_error *err);
+
+#endif

@@ -1,0 +1,18 @@
+/* threadpool.h: a fixed set of worker threads that run one parallel-for at a time.
+ * llt_pool_for splits [0, n) into contiguous chunks, one per thread, and returns when all are
+ * done; the calling thread takes a chunk too. A pool of 1 thread runs inline. */
+#ifndef LLT_BASE_THREADPOOL_H
+#define LLT_BASE_THREADPOOL_H
+
+#include "base/error.h"
+
+typedef struct llt_threadpool llt_threadpool;
+/* fn(ctx, begin, end, thread_index) */
+typedef void (*llt_pool_fn)(void *ctx, int64_t begin, int64_t end, int32_t thread);
+
+llt_status llt_pool_create(int32_t n_threads, llt_threadpool **out, llt_error *err); /* 0 = cores */
+void llt_pool_free(llt_threadpool *p);
+int32_t llt_pool_size(const llt_threadpool *p);
+void llt_pool_for(llt_threadpool *p, int64_t n, llt_pool_fn fn, void *ctx);
+
+#endif

@@ -1,0 +1,40 @@
+/* tensors.h: the one shape every checkpoint format is read into.
+ * A tensor table maps names to (dtype, shape, bytes). Bytes point into an mmap when the file
+ * stores them as-is, or into a buffer the table owns. model/weights.c builds the per-layer
+ * structs from a table, whatever format it came from. */
+#ifndef LLT_FORMATS_TENSORS_H
+#define LLT_FORMATS_TENSORS_H
+
+#include "base/file.h"
+
+#define LLT_MAX_DIMS 4
+
+typedef struct llt_tensor {
+    char *name;                 /* owned, NUL-terminated */
+    llt_dtype dtype;
+    int32_t n_dims;
+    int64_t shape[LLT_MAX_DIMS]; /* row-major (PyTorch order): shape[n_dims-1] is contiguous */
+    const void *data;           /* into a mapping of the table, or owned when `owned` */
+    uint64_t nbytes;
+    bool owned;
+} llt_tensor;
+
+typedef struct llt_tensor_table {
+    llt_tensor *t;
+    size_t n, cap;
+    llt_mmap *maps;             /* mappings the tensors point into, closed with the table */
+    size_t n_maps;
+} llt_tensor_table;
+
+void llt_tensors_init(llt_tensor_table *tt);
+void llt_tensors_free(llt_tensor_table *tt);
+/* Adds a tensor (name copied). data is borrowed unless owned is true (then freed with table). */
+llt_status llt_tensors_add(llt_tensor_table *tt, const char *name, size_t name_len, llt_dtype dt,
+                           int32_t n_dims, const int64_t *shape, const void *data, uint64_t nbytes,
+                           bool owned, llt_error *err);
+/* Moves an open mapping into the table (the table closes it). */
+llt_status llt_tensors_adopt_map(llt_tensor_table *tt, llt_mmap *m, llt_error *err);
+const llt_tensor *llt_tensors_find(const llt_tensor_table *tt, const char *name);
+int64_t llt_tensor_numel(const llt_tensor *t);
+
+#endif

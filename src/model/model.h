@@ -1,0 +1,65 @@
+/* model.h: the model as plain structs (llama2.c's Config / TransformerWeights / RunState).
+ * Weights are views into the tensor table (mmap'd where the file's dtype is used as-is).
+ * Each tensor's shape is written next to it, PyTorch order [rows = out, cols = in].
+ * Q/K rows are always in the adjacent-pair rotary layout (GGUF / Meta); loaders of
+ * rotate-half checkpoints (Hugging Face) permute them on load (see model/weights.c). */
+#ifndef LLT_MODEL_MODEL_H
+#define LLT_MODEL_MODEL_H
+
+#include "base/error.h"
+#include "formats/tensors.h"
+
+typedef struct llt_threadpool llt_threadpool;
+typedef struct llt_backend llt_backend;
+
+typedef struct llt_weight {
+    llt_dtype dtype;     /* F32, F16 or BF16 on the host (quantised files are dequantised on load) */
+    int64_t rows, cols;  /* vectors: rows = 1 */
+    const void *data;    /* host bytes, rows * cols elements */
+    void *dev;           /* the backend's copy (device pointer), NULL on the CPU */
+} llt_weight;
+
+typedef struct llt_layer {
+    llt_weight attn_norm; /* (1, hidden) */
+    llt_weight wq;        /* (n_heads * head_dim, hidden) */
+    llt_weight wk;        /* (n_kv_heads * head_dim, hidden) */
+    llt_weight wv;        /* (n_kv_heads * head_dim, hidden) */
+    llt_weight wo;        /* (hidden, n_heads * head_dim) */
+    llt_weight ffn_norm;  /* (1, hidden) */
+    llt_weight w_gate;    /* (intermediate, hidden)   w1 */
+    llt_weight w_up;      /* (intermediate, hidden)   w3 */
+    llt_weight w_down;    /* (hidden, intermediate)   w2 */
+    int32_t device;       /* index into the model's device list (multi-GPU layer split) */
+} llt_layer;
+
+struct llt_model {
+    llt_config cfg;
+    llt_tensor_table tensors;  /* owns every weight's bytes */
+    llt_weight tok_embd;       /* (vocab, hidden) */
+    llt_weight out_norm;       /* (1, hidden) */
+    llt_weight output;         /* (vocab, hidden); the same bytes as tok_embd when tied */
+    llt_layer *layers;         /* [n_layers] */
+    llt_tokenizer *tok;        /* NULL for random-weight models */
+    llt_kv_cache *kv;          /* the model's own paged cache */
+    int32_t n_threads;
+    llt_threadpool *pool;
+    const llt_backend *backend;
+    void *backend_state;
+    char path[1024];
+};
+
+/* Builds layers / embeddings from a filled tensor table and config; checks every shape against
+ * the config and names the tensor on mismatch. `names` picks the key scheme. */
+typedef enum llt_tensor_names {
+    LLT_NAMES_GGUF,    /* token_embd.weight, blk.N.attn_q.weight, ... */
+    LLT_NAMES_HF,      /* model.embed_tokens.weight, model.layers.N.self_attn.q_proj.weight, ... */
+    LLT_NAMES_NATIVE   /* our own state_dict names (see formats/native.c) */
+} llt_tensor_names;
+llt_status llt_weights_bind(llt_model *m, llt_tensor_names names, llt_error *err);
+
+/* Finishes a model whose cfg, tensors and tok are set: binds weights, creates the thread pool,
+ * the backend and the KV cache from opts. Used by every loader. */
+llt_status llt_model_finish(llt_model *m, llt_tensor_names names, const llt_load_opts *opts,
+                            llt_error *err);
+
+#endif

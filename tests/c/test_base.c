@@ -1,0 +1,63 @@
+/* test_base.c: status/error helpers, dtype conversions, the bounds-checked cursor. */
+#include <string.h>
+
+#include "base/dtype.h"
+#include "base/error.h"
+#include "base/file.h"
+#include "testlib.h"
+
+static void test_err(void) {
+    llt_error e;
+    CHECK(llt_err_set(&e, LLT_ERR_FORMAT, "x=%d", 3) == LLT_ERR_FORMAT);
+    CHECK(strcmp(e.msg, "x=3") == 0);
+    llt_err_wrap(&e, "file.gguf: ");
+    CHECK(strcmp(e.msg, "file.gguf: x=3") == 0);
+    CHECK(llt_err_set(NULL, LLT_ERR_IO, "ignored") == LLT_ERR_IO);
+    CHECK(strcmp(llt_status_str(LLT_ERR_FULL), "KV pool full") == 0);
+}
+
+static void test_f16(void) {
+    /* Values with exact f16 representations round-trip; known bit patterns from IEEE 754. */
+    CHECK(llt_f32_to_f16(1.0f) == 0x3c00);
+    CHECK(llt_f32_to_f16(-2.0f) == 0xc000);
+    CHECK(llt_f32_to_f16(65504.0f) == 0x7bff);
+    CHECK(llt_f32_to_f16(1e6f) == 0x7c00);
+    CHECK(llt_f16_to_f32(0x0001) == 5.9604644775390625e-08f);
+    CHECK(llt_f32_to_f16(5.9604644775390625e-08f) == 0x0001);
+    CHECK(llt_f16_to_f32(0x3555) > 0.333f && llt_f16_to_f32(0x3555) < 0.3334f);
+    for (int h = 0; h < 0x7c00; h++) CHECK_MSG(llt_f32_to_f16(llt_f16_to_f32((uint16_t)h)) == h, "h=%x", h);
+    CHECK(llt_f32_to_bf16(1.0f) == 0x3f80);
+    CHECK(llt_bf16_to_f32(0x4049) == 3.140625f);
+    CHECK(llt_f32_to_bf16(3.14159265f) == 0x4049);
+}
+
+static void test_dtype(void) {
+    uint64_t b;
+    CHECK(llt_dtype_nbytes(LLT_DTYPE_Q8_0, 64, &b) && b == 68);
+    CHECK(!llt_dtype_nbytes(LLT_DTYPE_Q8_0, 33, &b));
+    CHECK(!llt_dtype_nbytes(LLT_DTYPE_F32, UINT64_MAX / 2, &b));
+    llt_dtype t;
+    CHECK(llt_dtype_from_name("bfloat16", &t) && t == LLT_DTYPE_BF16);
+    CHECK(!llt_dtype_from_name("float8", &t));
+}
+
+static void test_cursor(void) {
+    uint8_t buf[6] = {1, 0, 0, 0, 2, 3};
+    llt_cursor c = {buf, sizeof buf, 0, "buf"};
+    uint32_t v;
+    uint16_t w;
+    llt_error e;
+    CHECK_OK(llt_cursor_u32(&c, &v, "a", &e), &e);
+    CHECK(v == 1);
+    CHECK_ERR(llt_cursor_u32(&c, &v, "count", &e), LLT_ERR_FORMAT, &e, "count needs 4 bytes");
+    CHECK_OK(llt_cursor_u16(&c, &w, "b", &e), &e);
+    CHECK(w == 0x0302);
+}
+
+int main(void) {
+    RUN(test_err);
+    RUN(test_f16);
+    RUN(test_dtype);
+    RUN(test_cursor);
+    return tl_done("test_base");
+}

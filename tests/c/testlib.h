@@ -1,0 +1,75 @@
+/* testlib.h: a tiny test harness. Each test program runs its cases, counts failures and
+ * exits non-zero when any check failed (a test that cannot fail is not a test). */
+#ifndef LLT_TESTLIB_H
+#define LLT_TESTLIB_H
+
+#include <math.h>
+#include <stdio.h>
+
+#include "llama_triton.h"
+
+extern int tl_failures;
+extern int tl_checks;
+
+#define CHECK(cond)                                                                    \
+    do {                                                                               \
+        tl_checks++;                                                                   \
+        if (!(cond)) {                                                                 \
+            tl_failures++;                                                             \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
+        }                                                                              \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                           \
+    do {                                                                               \
+        tl_checks++;                                                                   \
+        if (!(cond)) {                                                                 \
+            tl_failures++;                                                             \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);   \
+            fprintf(stderr, __VA_ARGS__);                                              \
+            fputc('\n', stderr);                                                       \
+        }                                                                              \
+    } while (0)
+
+/* Checks a status; prints the error message on failure. */
+#define CHECK_OK(expr, errp)                                                           \
+    do {                                                                               \
+        llt_status tl_s_ = (expr);                                                     \
+        tl_checks++;                                                                   \
+        if (tl_s_ != LLT_OK) {                                                         \
+            tl_failures++;                                                             \
+            fprintf(stderr, "%s:%d: %s -> %s: %s\n", __FILE__, __LINE__, #expr,        \
+                    llt_status_str(tl_s_), tl_msg(errp));                 \
+        }                                                                              \
+    } while (0)
+
+static inline const char *tl_msg(const llt_error *e) { return e ? e->msg : ""; }
+
+/* Checks that expr fails with status st and that the message contains `needle`. */
+#define CHECK_ERR(expr, st, errp, needle) tl_check_err((expr), (st), (errp), (needle), #expr, __FILE__, __LINE__)
+void tl_check_err(llt_status got, llt_status want, const llt_error *err, const char *needle,
+                  const char *expr, const char *file, int line);
+
+#define RUN(fn)                                                                        \
+    do {                                                                               \
+        int tl_before_ = tl_failures;                                                  \
+        fn();                                                                          \
+        fprintf(stderr, "%s %s\n", tl_failures == tl_before_ ? "  ok  " : "  FAIL", #fn); \
+    } while (0)
+
+/* Prints a summary; returns the process exit code. */
+int tl_done(const char *name);
+
+/* Path of a fixture under $LLT_FIXTURES (default tests/fixtures). Static buffer per call slot. */
+const char *tl_fixture(const char *rel);
+/* A fresh temporary directory (removed by the OS tmp cleaner; names include the pid). */
+const char *tl_tmpdir(void);
+/* Writes bytes to a file in the temp dir; returns its path. */
+const char *tl_write_tmp(const char *name, const void *data, size_t n);
+/* Reads a whole file (malloc'd, NUL-terminated); NULL when missing. */
+char *tl_read(const char *path, size_t *n);
+
+/* max |a-b| / max |ref| */
+double tl_rel_err(const float *a, const float *ref, size_t n);
+
+#endif
