@@ -16,8 +16,8 @@ struct llt_json {
     llt_json_type type;
     bool boolean;
     double number;
-    bool is_int;           /* the literal had no fraction/exponent */
-    int64_t integer;       /* exact value when is_int and it fits */
+    bool is_int;           /* the literal had no fraction/exponent and fits in int64 */
+    int64_t integer;       /* exact value when is_int */
     char *string;          /* STRING: decoded, NUL-terminated; may contain NUL (see len) */
     size_t len;            /* STRING: bytes; ARRAY/OBJECT: number of children */
     llt_json *items;       /* ARRAY: values; OBJECT: values (keys[] beside) */

@@ -1,0 +1,488 @@
+/* json.c: strict recursive-descent JSON reader (RFC 8259) and a small writer.
+ * Strict means: no comments, no trailing commas, no leading zeros, no NaN/Infinity, no raw
+ * control characters in strings, valid UTF-8 only, no lone surrogates, nothing after the
+ * value but whitespace. Depth is bounded so that hostile nesting cannot exhaust the stack. */
+#include "base/json.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/file.h"
+
+#define JSON_MAX_DEPTH 200
+
+typedef struct parser {
+    const char *s;
+    size_t len, pos;
+    const char *what;
+    llt_error *err;
+    int depth;
+} parser;
+
+static llt_status parse_value(parser *p, llt_json *out);
+
+static llt_status fail(parser *p, const char *msg) {
+    return llt_err_set(p->err, LLT_ERR_FORMAT, "%s: invalid JSON at byte %zu: %s", p->what,
+                       p->pos, msg);
+}
+
+static llt_status oom(parser *p) {
+    return llt_err_set(p->err, LLT_ERR_NOMEM, "%s: out of memory while parsing JSON", p->what);
+}
+
+static void skip_ws(parser *p) {
+    while (p->pos < p->len) {
+        char c = p->s[p->pos];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
+        p->pos++;
+    }
+}
+
+static int peek(const parser *p) { return p->pos < p->len ? (unsigned char)p->s[p->pos] : -1; }
+
+static bool match_word(parser *p, const char *w) {
+    size_t n = strlen(w);
+    if (p->len - p->pos < n || memcmp(p->s + p->pos, w, n) != 0) return false;
+    p->pos += n;
+    return true;
+}
+
+/* ---- strings ------------------------------------------------------------------------- */
+
+/* A growable byte buffer for decoded strings. */
+typedef struct bytes {
+    char *d;
+    size_t n, cap;
+} bytes;
+
+static bool bytes_put(bytes *b, const char *src, size_t n) {
+    if (b->cap - b->n <= n) {
+        size_t cap = b->cap ? b->cap : 16;
+        while (cap - b->n <= n) cap *= 2;
+        char *d = realloc(b->d, cap);
+        if (!d) return false;
+        b->d = d;
+        b->cap = cap;
+    }
+    memcpy(b->d + b->n, src, n);
+    b->n += n;
+    b->d[b->n] = '\0';
+    return true;
+}
+
+static size_t utf8_encode(uint32_t cp, char out[4]) {
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xc0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes available), 0 if invalid.
+ * Rejects overlong forms, surrogates (U+D800..DFFF) and code points above U+10FFFF. */
+static size_t utf8_valid_len(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) len = 2, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef) len = 3, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4) len = 4, cp = c & 0x07;
+    else return 0;
+    if (n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff))) return 0;
+    if (cp >= 0xd800 && cp <= 0xdfff) return 0;
+    return len;
+}
+
+static bool read_hex4(parser *p, uint32_t *v) {
+    if (p->len - p->pos < 4) return false;
+    uint32_t x = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p->s[p->pos + (size_t)i];
+        int d = (c >= '0' && c <= '9') ? c - '0'
+              : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+              : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+        if (d < 0) return false;
+        x = (x << 4) | (uint32_t)d;
+    }
+    p->pos += 4;
+    *v = x;
+    return true;
+}
+
+/* After "\u": one code point, combining a UTF-16 surrogate pair when present. */
+static llt_status parse_u_escape(parser *p, uint32_t *cp) {
+    if (!read_hex4(p, cp)) return fail(p, "\\u needs four hex digits");
+    if (*cp >= 0xdc00 && *cp <= 0xdfff) return fail(p, "lone low surrogate in \\u escape");
+    if (*cp < 0xd800 || *cp > 0xdbff) return LLT_OK;
+    uint32_t lo;
+    if (!match_word(p, "\\u") || !read_hex4(p, &lo) || lo < 0xdc00 || lo > 0xdfff)
+        return fail(p, "high surrogate not followed by a \\u low surrogate");
+    *cp = 0x10000 + ((*cp - 0xd800) << 10) + (lo - 0xdc00);
+    return LLT_OK;
+}
+
+/* After a backslash: appends the decoded escape to b. */
+static llt_status parse_escape(parser *p, bytes *b) {
+    if (p->pos >= p->len) return fail(p, "unterminated escape");
+    char c = p->s[p->pos++];
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    const char *hit = memchr(from, c, sizeof from - 1);
+    if (hit) return bytes_put(b, &to[hit - from], 1) ? LLT_OK : oom(p);
+    if (c != 'u') {
+        p->pos--;
+        return fail(p, "unknown escape");
+    }
+    uint32_t cp;
+    LLT_TRY(parse_u_escape(p, &cp));
+    char u[4];
+    return bytes_put(b, u, utf8_encode(cp, u)) ? LLT_OK : oom(p);
+}
+
+/* At the opening quote: decodes into a malloc'd, NUL-terminated string. */
+static llt_status parse_string_raw(parser *p, char **out, size_t *out_len) {
+    bytes b = {0};
+    p->pos++; /* opening quote */
+    llt_status s = LLT_OK;
+    for (;;) {
+        if (p->pos >= p->len) {
+            s = fail(p, "unterminated string");
+            break;
+        }
+        unsigned char c = (unsigned char)p->s[p->pos];
+        if (c == '"') break;
+        if (c < 0x20) {
+            s = fail(p, "control character in string");
+            break;
+        }
+        if (c == '\\') {
+            p->pos++;
+            if ((s = parse_escape(p, &b)) != LLT_OK) break;
+            continue;
+        }
+        size_t n = utf8_valid_len((const unsigned char *)p->s + p->pos, p->len - p->pos);
+        if (!n) {
+            s = fail(p, "invalid UTF-8 in string");
+            break;
+        }
+        if (!bytes_put(&b, p->s + p->pos, n)) {
+            s = oom(p);
+            break;
+        }
+        p->pos += n;
+    }
+    if (s == LLT_OK && !b.d && !bytes_put(&b, "", 0)) s = oom(p);
+    if (s != LLT_OK) {
+        free(b.d);
+        return s;
+    }
+    p->pos++; /* closing quote */
+    *out = b.d;
+    *out_len = b.n;
+    return LLT_OK;
+}
+
+/* ---- numbers ------------------------------------------------------------------------- */
+
+static size_t skip_digits(parser *p) {
+    size_t start = p->pos;
+    while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9') p->pos++;
+    return p->pos - start;
+}
+
+/* Exact int64 value of an integer literal, false on overflow. */
+static bool parse_int64(const char *s, size_t n, int64_t *out) {
+    bool neg = s[0] == '-';
+    uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (size_t i = neg; i < n; i++) {
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (lim - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return true;
+}
+
+static llt_status parse_number(parser *p, llt_json *out) {
+    size_t start = p->pos;
+    bool frac = false;
+    if (peek(p) == '-') p->pos++;
+    if (peek(p) == '0') p->pos++;
+    else if (skip_digits(p) == 0) return fail(p, "expected a digit");
+    if (peek(p) == '.') {
+        p->pos++, frac = true;
+        if (skip_digits(p) == 0) return fail(p, "expected a digit after '.'");
+    }
+    if (peek(p) == 'e' || peek(p) == 'E') {
+        p->pos++, frac = true;
+        if (peek(p) == '+' || peek(p) == '-') p->pos++;
+        if (skip_digits(p) == 0) return fail(p, "expected a digit in the exponent");
+    }
+    size_t n = p->pos - start;
+    char buf[64];
+    char *tmp = n < sizeof buf ? buf : malloc(n + 1);
+    if (!tmp) return oom(p);
+    memcpy(tmp, p->s + start, n);
+    tmp[n] = '\0';
+    out->type = LLT_JSON_NUMBER;
+    out->number = strtod(tmp, NULL); /* overflow gives +-HUGE_VAL: kept, callers range-check */
+    out->is_int = !frac && parse_int64(tmp, n, &out->integer);
+    if (tmp != buf) free(tmp);
+    return LLT_OK;
+}
+
+/* ---- containers ---------------------------------------------------------------------- */
+
+/* Grows items (and keys for objects) to hold one more child. */
+static bool grow_children(llt_json *j, size_t *cap, bool with_keys) {
+    if (j->len < *cap) return true;
+    size_t nc = *cap ? *cap * 2 : 4;
+    llt_json *items = realloc(j->items, nc * sizeof *items);
+    if (!items) return false;
+    j->items = items;
+    if (with_keys) {
+        char **keys = realloc(j->keys, nc * sizeof *keys);
+        if (!keys) return false;
+        j->keys = keys;
+    }
+    *cap = nc;
+    return true;
+}
+
+static llt_status parse_array(parser *p, llt_json *out) {
+    size_t cap = 0;
+    out->type = LLT_JSON_ARRAY;
+    p->pos++;
+    skip_ws(p);
+    if (peek(p) == ']') return p->pos++, LLT_OK;
+    for (;;) {
+        if (!grow_children(out, &cap, false)) return oom(p);
+        memset(&out->items[out->len], 0, sizeof out->items[0]);
+        out->len++; /* counted before parsing so a failed child is freed too */
+        LLT_TRY(parse_value(p, &out->items[out->len - 1]));
+        skip_ws(p);
+        int c = peek(p);
+        p->pos++;
+        if (c == ']') return LLT_OK;
+        if (c != ',') return p->pos--, fail(p, "expected ',' or ']' in array");
+    }
+}
+
+static llt_status parse_member(parser *p, llt_json *out, size_t *cap) {
+    skip_ws(p);
+    if (peek(p) != '"') return fail(p, "expected a string key in object");
+    if (!grow_children(out, cap, true)) return oom(p);
+    size_t i = out->len;
+    memset(&out->items[i], 0, sizeof out->items[0]);
+    size_t klen;
+    LLT_TRY(parse_string_raw(p, &out->keys[i], &klen));
+    out->len++;
+    skip_ws(p);
+    if (peek(p) != ':') return fail(p, "expected ':' after object key");
+    p->pos++;
+    return parse_value(p, &out->items[i]);
+}
+
+static llt_status parse_object(parser *p, llt_json *out) {
+    size_t cap = 0;
+    out->type = LLT_JSON_OBJECT;
+    p->pos++;
+    skip_ws(p);
+    if (peek(p) == '}') return p->pos++, LLT_OK;
+    for (;;) {
+        LLT_TRY(parse_member(p, out, &cap));
+        skip_ws(p);
+        int c = peek(p);
+        p->pos++;
+        if (c == '}') return LLT_OK;
+        if (c != ',') return p->pos--, fail(p, "expected ',' or '}' in object");
+    }
+}
+
+static llt_status parse_value(parser *p, llt_json *out) {
+    skip_ws(p);
+    int c = peek(p);
+    if (c == '[' || c == '{') {
+        if (++p->depth > JSON_MAX_DEPTH) return fail(p, "nesting deeper than 200 levels");
+        llt_status s = c == '[' ? parse_array(p, out) : parse_object(p, out);
+        p->depth--;
+        return s;
+    }
+    if (c == '"') {
+        out->type = LLT_JSON_STRING;
+        return parse_string_raw(p, &out->string, &out->len);
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) return parse_number(p, out);
+    if (match_word(p, "true")) return out->type = LLT_JSON_BOOL, out->boolean = true, LLT_OK;
+    if (match_word(p, "false")) return out->type = LLT_JSON_BOOL, LLT_OK;
+    if (match_word(p, "null")) return out->type = LLT_JSON_NULL, LLT_OK;
+    return fail(p, c < 0 ? "unexpected end of input" : "unexpected character");
+}
+
+/* ---- public API ---------------------------------------------------------------------- */
+
+static void free_children(llt_json *j) {
+    for (size_t i = 0; i < j->len && j->items; i++) {
+        free_children(&j->items[i]);
+        if (j->keys) free(j->keys[i]);
+    }
+    free(j->items);
+    free(j->keys);
+    free(j->string);
+}
+
+void llt_json_free(llt_json *j) {
+    if (!j) return;
+    free_children(j);
+    free(j);
+}
+
+llt_status llt_json_parse(const char *text, size_t len, const char *what, llt_json **out,
+                          llt_error *err) {
+    *out = NULL;
+    parser p = {text, len, 0, what ? what : "json", err, 0};
+    llt_json *root = calloc(1, sizeof *root);
+    if (!root) return oom(&p);
+    llt_status s = parse_value(&p, root);
+    if (s == LLT_OK) {
+        skip_ws(&p);
+        if (p.pos != p.len) s = fail(&p, "trailing characters after the value");
+    }
+    if (s != LLT_OK) {
+        llt_json_free(root);
+        return s;
+    }
+    *out = root;
+    return LLT_OK;
+}
+
+llt_status llt_json_parse_file(const char *path, llt_json **out, llt_error *err) {
+    char *text;
+    size_t n;
+    *out = NULL;
+    LLT_TRY(llt_read_file(path, &text, &n, err));
+    llt_status s = llt_json_parse(text, n, path, out, err);
+    free(text);
+    return s;
+}
+
+const llt_json *llt_json_get(const llt_json *obj, const char *key) {
+    if (!obj || obj->type != LLT_JSON_OBJECT) return NULL;
+    /* Last one wins on duplicate keys, like Python's json module. */
+    for (size_t i = obj->len; i-- > 0;)
+        if (strcmp(obj->keys[i], key) == 0) return &obj->items[i];
+    return NULL;
+}
+
+const llt_json *llt_json_get_type(const llt_json *obj, const char *key, llt_json_type t) {
+    const llt_json *v = llt_json_get(obj, key);
+    return v && v->type == t ? v : NULL;
+}
+
+const char *llt_json_get_string(const llt_json *obj, const char *key) {
+    const llt_json *v = llt_json_get_type(obj, key, LLT_JSON_STRING);
+    return v ? v->string : NULL;
+}
+
+bool llt_json_get_number(const llt_json *obj, const char *key, double *out) {
+    const llt_json *v = llt_json_get_type(obj, key, LLT_JSON_NUMBER);
+    if (v) *out = v->number;
+    return v != NULL;
+}
+
+bool llt_json_get_int(const llt_json *obj, const char *key, int64_t *out) {
+    const llt_json *v = llt_json_get_type(obj, key, LLT_JSON_NUMBER);
+    if (!v || !v->is_int) return false;
+    *out = v->integer;
+    return true;
+}
+
+bool llt_json_get_bool(const llt_json *obj, const char *key, bool *out) {
+    const llt_json *v = llt_json_get_type(obj, key, LLT_JSON_BOOL);
+    if (v) *out = v->boolean;
+    return v != NULL;
+}
+
+/* ---- writer -------------------------------------------------------------------------- */
+
+static bool sbuf_reserve(llt_sbuf *b, size_t extra) {
+    if (b->oom) return false;
+    if (b->cap - b->len > extra) return true;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap - b->len <= extra) {
+        if (cap > SIZE_MAX / 2) return b->oom = true, false;
+        cap *= 2;
+    }
+    char *d = realloc(b->data, cap);
+    if (!d) return b->oom = true, false;
+    b->data = d;
+    b->cap = cap;
+    return true;
+}
+
+void llt_sbuf_append(llt_sbuf *b, const char *s, size_t n) {
+    if (!sbuf_reserve(b, n)) return; /* also allocates for n == 0, so data is a C string */
+    if (n) memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void llt_sbuf_printf(llt_sbuf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !sbuf_reserve(b, (size_t)n)) return;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void llt_sbuf_json_string(llt_sbuf *b, const char *s, size_t n) {
+    llt_sbuf_append(b, "\"", 1);
+    size_t run = 0; /* bytes copied verbatim in one append */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        llt_sbuf_append(b, s + run, i - run);
+        run = i + 1;
+        if (c == '"') llt_sbuf_append(b, "\\\"", 2);
+        else if (c == '\\') llt_sbuf_append(b, "\\\\", 2);
+        else if (c == '\n') llt_sbuf_append(b, "\\n", 2);
+        else if (c == '\t') llt_sbuf_append(b, "\\t", 2);
+        else if (c == '\r') llt_sbuf_append(b, "\\r", 2);
+        else llt_sbuf_printf(b, "\\u%04x", c);
+    }
+    if (n > run) llt_sbuf_append(b, s + run, n - run);
+    llt_sbuf_append(b, "\"", 1);
+}
+
+void llt_sbuf_free(llt_sbuf *b) {
+    if (!b) return;
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
