@@ -342,6 +342,14 @@ llt_status llt_generate_batch(llt_model *m, const char *const *prompts, int32_t 
 llt_status llt_convert(const char *src, llt_format from, const char *dst_dir, llt_dtype dtype,
                        llt_error *err);
 
+/* ---- ABI description (for bindings that mirror the structs, e.g. Python ctypes) ---------- */
+
+/* sizeof a public struct by its name ("llt_config", "llt_gen_params", ...); 0 when unknown. */
+size_t llt_abi_sizeof(const char *type);
+/* offsetof a field of a public struct ("llt_config", "head_dim"); SIZE_MAX when unknown. */
+size_t llt_abi_offsetof(const char *type, const char *field);
+size_t llt_config_sizeof(void); /* == llt_abi_sizeof("llt_config") */
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,103 @@
+/* abi.c: the public structs' layout, by name, for bindings that mirror them (the Python
+ * package's ctypes Structures). A binding checks every field's offset and every struct's size
+ * against these at test time, so a header edit that the binding missed fails a test instead
+ * of corrupting memory. */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "llama_triton.h"
+
+typedef struct abi_entry {
+    const char *type;
+    const char *field; /* NULL: the entry is the struct's size */
+    size_t value;
+} abi_entry;
+
+#define ABI_SIZE(T) {#T, NULL, sizeof(T)}
+#define ABI_FIELD(T, f) {#T, #f, offsetof(T, f)}
+
+static const abi_entry k_abi[] = {
+    ABI_SIZE(llt_error), ABI_FIELD(llt_error, status), ABI_FIELD(llt_error, msg),
+
+    ABI_SIZE(llt_config),
+    ABI_FIELD(llt_config, n_layers), ABI_FIELD(llt_config, n_heads),
+    ABI_FIELD(llt_config, n_kv_heads), ABI_FIELD(llt_config, hidden_size),
+    ABI_FIELD(llt_config, intermediate_size), ABI_FIELD(llt_config, vocab_size),
+    ABI_FIELD(llt_config, max_position_embeddings), ABI_FIELD(llt_config, head_dim),
+    ABI_FIELD(llt_config, rope_freq_base), ABI_FIELD(llt_config, rope_freq_scale),
+    ABI_FIELD(llt_config, rope_scaling), ABI_FIELD(llt_config, rope_factor),
+    ABI_FIELD(llt_config, rope_low_freq_factor), ABI_FIELD(llt_config, rope_high_freq_factor),
+    ABI_FIELD(llt_config, rope_original_max_pos), ABI_FIELD(llt_config, rms_norm_eps),
+    ABI_FIELD(llt_config, page_size), ABI_FIELD(llt_config, max_pages),
+    ABI_FIELD(llt_config, kv_dtype), ABI_FIELD(llt_config, dtype),
+    ABI_FIELD(llt_config, bos_token_id), ABI_FIELD(llt_config, eos_token_id),
+    ABI_FIELD(llt_config, eos_token_ids), ABI_FIELD(llt_config, n_eos),
+    ABI_FIELD(llt_config, pad_token_id), ABI_FIELD(llt_config, tie_weights),
+    ABI_FIELD(llt_config, n_devices), ABI_FIELD(llt_config, devices),
+
+    ABI_SIZE(llt_detok_state),
+    ABI_FIELD(llt_detok_state, pending), ABI_FIELD(llt_detok_state, n_pending),
+    ABI_FIELD(llt_detok_state, n_tokens), ABI_FIELD(llt_detok_state, prev_id),
+
+    ABI_SIZE(llt_load_opts),
+    ABI_FIELD(llt_load_opts, format), ABI_FIELD(llt_load_opts, device),
+    ABI_FIELD(llt_load_opts, dtype), ABI_FIELD(llt_load_opts, n_threads),
+    ABI_FIELD(llt_load_opts, page_size), ABI_FIELD(llt_load_opts, max_pages),
+    ABI_FIELD(llt_load_opts, max_seqs), ABI_FIELD(llt_load_opts, layer_split),
+    ABI_FIELD(llt_load_opts, no_cache),
+
+    ABI_SIZE(llt_batch),
+    ABI_FIELD(llt_batch, n_tokens), ABI_FIELD(llt_batch, tokens),
+    ABI_FIELD(llt_batch, seq_ids), ABI_FIELD(llt_batch, want_logits),
+
+    ABI_SIZE(llt_kv_cache_opts),
+    ABI_FIELD(llt_kv_cache_opts, n_layers), ABI_FIELD(llt_kv_cache_opts, n_kv_heads),
+    ABI_FIELD(llt_kv_cache_opts, head_dim), ABI_FIELD(llt_kv_cache_opts, page_size),
+    ABI_FIELD(llt_kv_cache_opts, max_pages), ABI_FIELD(llt_kv_cache_opts, max_seqs),
+    ABI_FIELD(llt_kv_cache_opts, kv_dtype),
+
+    ABI_SIZE(llt_kv_pages),
+    ABI_FIELD(llt_kv_pages, k_pool), ABI_FIELD(llt_kv_pages, v_pool),
+    ABI_FIELD(llt_kv_pages, block_table), ABI_FIELD(llt_kv_pages, n_blocks),
+    ABI_FIELD(llt_kv_pages, seq_len), ABI_FIELD(llt_kv_pages, page_size),
+    ABI_FIELD(llt_kv_pages, n_kv_heads), ABI_FIELD(llt_kv_pages, head_dim),
+    ABI_FIELD(llt_kv_pages, dtype),
+
+    ABI_SIZE(llt_sampler_params),
+    ABI_FIELD(llt_sampler_params, temperature), ABI_FIELD(llt_sampler_params, top_p),
+    ABI_FIELD(llt_sampler_params, top_k), ABI_FIELD(llt_sampler_params, seed),
+
+    ABI_SIZE(llt_gen_params),
+    ABI_FIELD(llt_gen_params, max_new_tokens), ABI_FIELD(llt_gen_params, temperature),
+    ABI_FIELD(llt_gen_params, top_p), ABI_FIELD(llt_gen_params, top_k),
+    ABI_FIELD(llt_gen_params, seed), ABI_FIELD(llt_gen_params, add_bos),
+    ABI_FIELD(llt_gen_params, parse_special),
+
+    ABI_SIZE(llt_gen_stats),
+    ABI_FIELD(llt_gen_stats, n_prompt), ABI_FIELD(llt_gen_stats, n_generated),
+    ABI_FIELD(llt_gen_stats, load_s), ABI_FIELD(llt_gen_stats, prompt_s),
+    ABI_FIELD(llt_gen_stats, gen_s),
+};
+
+static const abi_entry *abi_find(const char *type, const char *field) {
+    if (!type) return NULL;
+    for (size_t i = 0; i < sizeof k_abi / sizeof k_abi[0]; i++) {
+        const abi_entry *e = &k_abi[i];
+        if (strcmp(e->type, type) != 0) continue;
+        if (!field ? !e->field : e->field && strcmp(e->field, field) == 0) return e;
+    }
+    return NULL;
+}
+
+size_t llt_abi_sizeof(const char *type) {
+    const abi_entry *e = abi_find(type, NULL);
+    return e ? e->value : 0;
+}
+
+size_t llt_abi_offsetof(const char *type, const char *field) {
+    const abi_entry *e = field ? abi_find(type, field) : NULL;
+    return e ? e->value : SIZE_MAX;
+}
+
+size_t llt_config_sizeof(void) { return sizeof(llt_config); }
