@@ -16,20 +16,29 @@
 #include "base/error.h"
 
 typedef struct llt_kv_storage {
-    /* Allocates one pool of `bytes`; NULL on failure. */
-    void *(*alloc)(size_t bytes, void *user);
+    /* Allocates one pool of `bytes` for `layer` (a multi-GPU split puts each layer's pools on
+     * its own device); NULL on failure. */
+    void *(*alloc)(int32_t layer, size_t bytes, void *user);
     void (*release)(void *pool, void *user);
     /* Copies page src to page dst inside one pool (page_bytes each). */
     llt_status (*copy_page)(void *pool, int32_t dst, int32_t src, size_t page_bytes, void *user,
                             llt_error *err);
+    /* Copies `bytes` host bytes to pool + offset (llt_kv_cache_allocate). NULL = host pools:
+     * memcpy. */
+    llt_status (*upload)(void *pool, size_t offset, const void *src, size_t bytes, void *user,
+                         llt_error *err);
     void *user;
 } llt_kv_storage;
 
 typedef struct llt_kv_seq {
     bool live;
     int32_t len;         /* tokens committed */
-    int32_t *blocks;     /* page index per block of page_size tokens */
+    int32_t *blocks;     /* page index per block of page_size tokens; n_blocks may exceed
+                          * ceil(len / page_size) while a step's pages are reserved */
     int32_t n_blocks, cap_blocks;
+    /* llt_kv_cache_allocate's per-layer append in progress: `pending` tokens written to
+     * layers [0, next_layer). Unused by the backends' reserve / write / commit path. */
+    int32_t pending, next_layer;
 } llt_kv_seq;
 
 struct llt_kv_cache {
@@ -41,11 +50,15 @@ struct llt_kv_cache {
     int32_t n_free;
     llt_kv_seq *seqs;         /* [max_seqs] */
     llt_kv_storage storage;
+    bool host;                /* pools are host memory (no upload hook) */
 };
 
 /* Creates a cache whose pools come from `storage` (NULL = host malloc). */
 llt_status llt_kv_cache_create_with(const llt_kv_cache_opts *o, const llt_kv_storage *storage,
                                     llt_kv_cache **out, llt_error *err);
+
+/* Live sequence by id, NULL when out of range or free. */
+llt_kv_seq *llt_kv_seq_get(const llt_kv_cache *c, int32_t seq);
 
 /* Makes room for n_new more tokens of seq: allocates pages and copies a shared last page
  * (copy-on-write) so that positions [len, len + n_new) are writable. All or nothing: on
