@@ -26,6 +26,8 @@ typedef struct llt_gguf_kv {
     uint64_t arr_n;          /* ARRAY: element count */
     const uint8_t *data;     /* scalar value or first array element, in the mmap */
     uint64_t data_len;       /* bytes of the value */
+    uint64_t *str_off;       /* STRING arrays: offset of element i's length prefix from data
+                              * (built at open, owned by the llt_gguf); NULL otherwise */
 } llt_gguf_kv;
 
 #define LLT_GGUF_MAX_DIMS 4
@@ -33,7 +35,7 @@ typedef struct llt_gguf_tensor {
     llt_gguf_str name;
     uint32_t n_dims;
     uint64_t dims[LLT_GGUF_MAX_DIMS]; /* ggml order: dims[0] is the contiguous (innermost) */
-    llt_dtype type;
+    llt_dtype type;          /* LLT_DTYPE_COUNT when ggml_type has no llt dtype (see below) */
     uint32_t ggml_type;
     uint64_t n_elems;
     const uint8_t *data;     /* in the mmap, bounds-checked */
@@ -54,6 +56,10 @@ void llt_gguf_close(llt_gguf *g);
 
 const llt_gguf_kv *llt_gguf_find(const llt_gguf *g, const char *key);
 const llt_gguf_tensor *llt_gguf_find_tensor(const llt_gguf *g, const char *name);
+/* A file may hold tensors of ggml types we cannot compute with (the file still opens, so that
+ * vocab-only and mixed files work); users of a tensor call this first: LLT_ERR_UNSUPPORTED
+ * naming the tensor and its ggml type id. */
+llt_status llt_gguf_tensor_usable(const llt_gguf *g, const llt_gguf_tensor *t, llt_error *err);
 
 /* Typed getters: LLT_ERR_NOT_FOUND when absent, LLT_ERR_FORMAT when of another type.
  * Integer getters accept any integer type whose value fits. */
