@@ -1,6 +1,9 @@
 /* threadpool.h: a fixed set of worker threads that run one parallel-for at a time.
  * llt_pool_for splits [0, n) into contiguous chunks, one per thread, and returns when all are
- * done; the calling thread takes a chunk too. A pool of 1 thread runs inline. */
+ * done; the calling thread takes a chunk too (thread index 0). A pool of 1 thread runs inline.
+ * Chunk i of T is [n*i/T, n*(i+1)/T) up to rounding (sizes differ by at most one); empty chunks
+ * are not called. Calls from several threads are serialised; fn must not call llt_pool_for on
+ * the same pool (it would deadlock). A NULL pool runs inline. */
 #ifndef LLT_BASE_THREADPOOL_H
 #define LLT_BASE_THREADPOOL_H
 
