@@ -1,0 +1,174 @@
+"""ctypes mirrors of the public structs of include/llama_triton.h, field for field.
+
+The header is the source of truth; tests/python/test_abi.py checks every size and offset
+here against the library's own llt_abi_sizeof / llt_abi_offsetof."""
+
+import ctypes as C
+
+ERR_MSG_MAX = 512
+MAX_DEVICES = 16
+DEVICE_NAME_MAX = 16
+MAX_EOS = 8
+
+c_enum = C.c_int  # every llt_* enum is an int on the platforms we build for
+
+# llt_dtype, in header order
+DTYPE_NAMES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k",
+               "i8", "i16", "i32", "i64", "f64", "u8", "bool")
+DTYPE_F32, DTYPE_F16, DTYPE_BF16 = 0, 1, 2
+DTYPE_COUNT = len(DTYPE_NAMES)
+
+# llt_format
+FORMATS = {None: 0, "auto": 0, "gguf": 1, "hf": 2, "triton": 3, "native": 3}
+
+# llt_rope_scaling
+ROPE_SCALING_NAMES = ("none", "linear", "llama3")
+
+# llt_tokenizer flags
+TOK_ADD_BOS, TOK_ADD_EOS, TOK_PARSE_SPECIAL = 1, 2, 4
+
+
+class Error(C.Structure):
+    _fields_ = [("status", c_enum), ("msg", C.c_char * ERR_MSG_MAX)]
+
+
+class Config(C.Structure):
+    _fields_ = [
+        ("n_layers", C.c_int32),
+        ("n_heads", C.c_int32),
+        ("n_kv_heads", C.c_int32),
+        ("hidden_size", C.c_int32),
+        ("intermediate_size", C.c_int32),
+        ("vocab_size", C.c_int32),
+        ("max_position_embeddings", C.c_int32),
+        ("head_dim", C.c_int32),
+        ("rope_freq_base", C.c_float),
+        ("rope_freq_scale", C.c_float),
+        ("rope_scaling", c_enum),
+        ("rope_factor", C.c_float),
+        ("rope_low_freq_factor", C.c_float),
+        ("rope_high_freq_factor", C.c_float),
+        ("rope_original_max_pos", C.c_int32),
+        ("rms_norm_eps", C.c_float),
+        ("page_size", C.c_int32),
+        ("max_pages", C.c_int32),
+        ("kv_dtype", c_enum),
+        ("dtype", c_enum),
+        ("bos_token_id", C.c_int32),
+        ("eos_token_id", C.c_int32),
+        ("eos_token_ids", C.c_int32 * MAX_EOS),
+        ("n_eos", C.c_int32),
+        ("pad_token_id", C.c_int32),
+        ("tie_weights", C.c_bool),
+        ("n_devices", C.c_int32),
+        ("devices", (C.c_char * DEVICE_NAME_MAX) * MAX_DEVICES),
+    ]
+
+
+class DetokState(C.Structure):
+    _fields_ = [
+        ("pending", C.c_ubyte * 8),
+        ("n_pending", C.c_int32),
+        ("n_tokens", C.c_int32),
+        ("prev_id", C.c_int32),
+    ]
+
+
+class LoadOpts(C.Structure):
+    _fields_ = [
+        ("format", c_enum),
+        ("device", C.c_char_p),
+        ("dtype", c_enum),
+        ("n_threads", C.c_int32),
+        ("page_size", C.c_int32),
+        ("max_pages", C.c_int32),
+        ("max_seqs", C.c_int32),
+        ("layer_split", C.POINTER(C.c_int32)),
+        ("no_cache", C.c_bool),
+    ]
+
+
+class Batch(C.Structure):
+    _fields_ = [
+        ("n_tokens", C.c_int32),
+        ("tokens", C.POINTER(C.c_int32)),
+        ("seq_ids", C.POINTER(C.c_int32)),
+        ("want_logits", C.POINTER(C.c_int8)),
+    ]
+
+
+class KVCacheOpts(C.Structure):
+    _fields_ = [
+        ("n_layers", C.c_int32),
+        ("n_kv_heads", C.c_int32),
+        ("head_dim", C.c_int32),
+        ("page_size", C.c_int32),
+        ("max_pages", C.c_int32),
+        ("max_seqs", C.c_int32),
+        ("kv_dtype", c_enum),
+    ]
+
+
+class KVPages(C.Structure):
+    _fields_ = [
+        ("k_pool", C.c_void_p),
+        ("v_pool", C.c_void_p),
+        ("block_table", C.POINTER(C.c_int32)),
+        ("n_blocks", C.c_int32),
+        ("seq_len", C.c_int32),
+        ("page_size", C.c_int32),
+        ("n_kv_heads", C.c_int32),
+        ("head_dim", C.c_int32),
+        ("dtype", c_enum),
+    ]
+
+
+class SamplerParams(C.Structure):
+    _fields_ = [
+        ("temperature", C.c_float),
+        ("top_p", C.c_float),
+        ("top_k", C.c_int32),
+        ("seed", C.c_uint64),
+    ]
+
+
+class GenParams(C.Structure):
+    _fields_ = [
+        ("max_new_tokens", C.c_int32),
+        ("temperature", C.c_float),
+        ("top_p", C.c_float),
+        ("top_k", C.c_int32),
+        ("seed", C.c_uint64),
+        ("add_bos", C.c_bool),
+        ("parse_special", C.c_bool),
+    ]
+
+
+class GenStats(C.Structure):
+    _fields_ = [
+        ("n_prompt", C.c_int32),
+        ("n_generated", C.c_int32),
+        ("load_s", C.c_double),
+        ("prompt_s", C.c_double),
+        ("gen_s", C.c_double),
+    ]
+
+
+# C name -> mirror, for the ABI test
+MIRRORS = {
+    "llt_error": Error,
+    "llt_config": Config,
+    "llt_detok_state": DetokState,
+    "llt_load_opts": LoadOpts,
+    "llt_batch": Batch,
+    "llt_kv_cache_opts": KVCacheOpts,
+    "llt_kv_pages": KVPages,
+    "llt_sampler_params": SamplerParams,
+    "llt_gen_params": GenParams,
+    "llt_gen_stats": GenStats,
+}
+
+# typedef void (*llt_log_fn)(llt_log_level level, const char *msg, void *user);
+LOG_FN = C.CFUNCTYPE(None, c_enum, C.c_char_p, C.c_void_p)
+# typedef int (*llt_token_cb)(int32_t index, const char *piece, size_t len, int32_t token, void *user);
+TOKEN_CB = C.CFUNCTYPE(C.c_int, C.c_int32, C.POINTER(C.c_char), C.c_size_t, C.c_int32, C.c_void_p)

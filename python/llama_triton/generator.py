@@ -1,0 +1,240 @@
+"""LlamaGenerator: the specification's text generation front end over llt_generate and
+llt_generate_batch.
+
+Streaming (stream=True) is a true lazy iterator: the C generation runs in a worker thread
+(ctypes releases the GIL during the call) and hands each piece through a small bounded queue,
+so the generation advances only a few pieces ahead of the reader. Leaving the loop early (or
+close()) tells the C loop to stop at its next token."""
+
+import ctypes as C
+import queue
+import threading
+
+from . import _structs as S
+from ._lib import lib
+from .errors import CancelledError, InvalidArgumentError
+from .model import LlamaTritonModel
+
+_DONE = object()
+
+
+class LlamaGenerator:
+    """LlamaGenerator(model_dir, fmt=None, device=None, dtype=None, **load_options).
+
+    model_dir: a .gguf file, a Hugging Face folder (fmt="hf"), or a native folder
+    (fmt="triton"); fmt None detects it. device: "cpu" (default), "cuda", "cuda:N", ...
+    Other keywords go to LlamaTritonModel (n_threads, max_seqs, page_size, ...)."""
+
+    def __init__(self, model_dir, fmt=None, device=None, dtype=None, **load_options):
+        load_options.setdefault("max_seqs", 0)
+        self.model = LlamaTritonModel(model_dir, device=device, fmt=fmt, dtype=dtype, **load_options)
+        self._lock = threading.Lock()  # one generation at a time per model
+        self._streams = set()
+        self.last_stats = None
+
+    @property
+    def tokenizer(self):
+        return self.model.tokenizer
+
+    @property
+    def config(self):
+        return self.model.config
+
+    # --- single prompt ---
+    def generate(self, prompt, max_new_tokens=32, temperature=0.8, top_p=0.9, top_k=0, seed=None,
+                 stream=False, add_bos=True, parse_special=False):
+        """Generated text of `prompt` (the prompt itself is not repeated). temperature 0 is
+        greedy; seed None seeds from the clock. stream=True returns an iterator of pieces."""
+        params = _params(max_new_tokens, temperature, top_p, top_k, seed, add_bos, parse_special)
+        data = _text(prompt, "prompt")
+        run = lambda cb, stats: lib().call(  # noqa: E731
+            "llt_generate", self.model._h, data, C.byref(params), cb, None, C.byref(stats))
+        if stream:
+            return self._stream(run, with_index=False)
+        return "".join(p for _, p in self._collect(run))
+
+    # --- many prompts, one forward pass per step for all sequences in flight ---
+    def generate_batch(self, prompts, parallel=4, max_new_tokens=32, temperature=0.8, top_p=0.9,
+                       top_k=0, seed=None, stream=False, add_bos=True, parse_special=False):
+        """Texts of several prompts (in prompt order), with up to `parallel` sequences in
+        flight; prompt i is sampled with seed + i. stream=True returns an iterator of
+        (prompt_index, piece) in the order they are produced."""
+        if isinstance(prompts, (str, bytes)):
+            raise InvalidArgumentError("generate_batch: expected a list of prompts, got one string")
+        datas = [_text(p, "prompts[%d]" % i) for i, p in enumerate(prompts)]
+        if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+            raise InvalidArgumentError("generate_batch: parallel must be an int >= 1, got %r" % (parallel,))
+        params = _params(max_new_tokens, temperature, top_p, top_k, seed, add_bos, parse_special)
+        arr = (C.c_char_p * max(1, len(datas)))(*datas)
+        run = lambda cb, stats: lib().call(  # noqa: E731
+            "llt_generate_batch", self.model._h, arr, len(datas), parallel, C.byref(params),
+            cb, None, C.byref(stats))
+        if stream:
+            return self._stream(run, with_index=True)
+        texts = [[] for _ in datas]
+        for i, piece in self._collect(run):
+            if not 0 <= i < len(texts):
+                raise InvalidArgumentError("llt_generate_batch reported prompt index %d of %d" % (i, len(texts)))
+            texts[i].append(piece)
+        return ["".join(t) for t in texts]
+
+    # --- plumbing ---
+    def _collect(self, run):
+        """Runs in this thread; returns [(index, piece)]. An exception raised inside the
+        callback (KeyboardInterrupt included) stops the C loop and is re-raised here."""
+        pieces, failure = [], []
+
+        def on_piece(index, ptr, n, token, user):
+            try:
+                pieces.append((index, C.string_at(ptr, n).decode("utf-8", "replace")))
+                return 0
+            except BaseException as e:  # noqa: B902  re-raised after the C call returns
+                failure.append(e)
+                return 1
+
+        cb = S.TOKEN_CB(on_piece)
+        with self._lock:
+            self._run(run, cb, failure)
+        return pieces
+
+    def _run(self, run, cb, failure):
+        stats = S.GenStats()
+        try:
+            run(cb, stats)
+        except CancelledError:
+            if not failure:
+                raise
+        if failure:
+            raise failure[0]
+        self.last_stats = {k: getattr(stats, k) for k, _ in S.GenStats._fields_}
+
+    def _stream(self, run, with_index):
+        self.model._h  # fail now, not on the first next(), when closed
+        return _Stream(self, run, with_index)
+
+    def close(self):
+        """Stops running streams and frees the model. A second close() raises ClosedError."""
+        for s in list(self._streams):
+            s.close()
+        with self._lock:
+            self.model.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if not self.model.closed:
+            self.close()
+
+
+class _Stream:
+    """Iterator over the pieces of a generation running in a worker thread."""
+
+    def __init__(self, gen, run, with_index):
+        self._gen, self._run, self._with_index = gen, run, with_index
+        self._q = queue.Queue(maxsize=8)
+        self._stop = threading.Event()
+        self._thread = None
+        self._finished = False
+
+    def __iter__(self):
+        return self
+
+    def _start(self):
+        cb = S.TOKEN_CB(self._on_piece)
+        self._cb = cb  # keep the C callback alive as long as the thread may call it
+
+        def work():
+            try:
+                with self._gen._lock:
+                    self._gen._run(self._run, cb, [])
+                self._put((_DONE, None))
+            except BaseException as e:  # noqa: B902  handed to the reader
+                self._put((_DONE, e))
+
+        self._gen._streams.add(self)
+        self._thread = threading.Thread(target=work, name="llama_triton-generate", daemon=True)
+        self._thread.start()
+
+    def _put(self, item):
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _on_piece(self, index, ptr, n, token, user):
+        try:
+            piece = C.string_at(ptr, n).decode("utf-8", "replace")
+            return 0 if self._put((index, piece)) else 1
+        except BaseException:  # noqa: B902  never let an exception cross into C
+            return 1
+
+    def __next__(self):
+        if self._finished:
+            raise StopIteration
+        if self._thread is None:
+            self._start()
+        index, piece = self._q.get()
+        if index is _DONE:
+            self._finish()
+            if piece is not None and not isinstance(piece, CancelledError):
+                raise piece
+            raise StopIteration
+        return (index, piece) if self._with_index else piece
+
+    def _finish(self):
+        self._finished = True
+        self._gen._streams.discard(self)
+
+    def close(self):
+        """Stops the generation (at its next token) and waits for the worker."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        self._finish()
+
+    def __del__(self):
+        try:
+            if not self._finished:
+                self.close()
+        except Exception:
+            pass
+
+
+def _text(s, what):
+    if isinstance(s, str):
+        data = s.encode("utf-8")
+    elif isinstance(s, bytes):
+        data = s
+    else:
+        raise InvalidArgumentError("%s: expected str, got %r" % (what, type(s).__name__))
+    if b"\0" in data:
+        raise InvalidArgumentError("%s: contains a NUL character" % what)
+    return data
+
+
+def _params(max_new_tokens, temperature, top_p, top_k, seed, add_bos, parse_special):
+    p = S.GenParams()
+    lib().fn("llt_gen_params_init")(C.byref(p))
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or not 0 <= max_new_tokens < 2**31:
+        raise InvalidArgumentError("max_new_tokens: expected an int >= 0, got %r" % (max_new_tokens,))
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 0 <= top_k < 2**31:
+        raise InvalidArgumentError("top_k: expected an int >= 0, got %r" % (top_k,))
+    try:
+        temperature, top_p = float(temperature), float(top_p)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError("temperature / top_p: expected numbers") from None
+    if not temperature >= 0 or temperature == float("inf"):
+        raise InvalidArgumentError("temperature: expected a finite number >= 0, got %r" % temperature)
+    if not 0 < top_p <= 1:
+        raise InvalidArgumentError("top_p: expected a number in (0, 1], got %r" % top_p)
+    p.max_new_tokens, p.temperature, p.top_p, p.top_k = max_new_tokens, temperature, top_p, top_k
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
+            raise InvalidArgumentError("seed: expected an unsigned 64-bit int, got %r" % (seed,))
+        p.seed = seed
+    p.add_bos, p.parse_special = bool(add_bos), bool(parse_special)
+    return p

@@ -1,0 +1,174 @@
+"""LlamaTritonModel: a loaded (or randomly initialised) model and its teacher-forced forward."""
+
+import ctypes as C
+import os
+
+from . import _arrays, _dtype
+from . import _structs as S
+from ._handle import Handle
+from ._lib import fspath, lib
+from .config import LlamaConfig
+from .errors import InvalidArgumentError
+
+
+def load_opts(fmt=None, device=None, dtype=None, n_threads=0, page_size=0, max_pages=0,
+              max_seqs=0, layer_split=None, no_cache=False):
+    """An llt_load_opts from keyword values; returns (opts, objects to keep alive)."""
+    o = S.LoadOpts()
+    lib().fn("llt_load_opts_init")(C.byref(o))
+    key = fmt.lower() if isinstance(fmt, str) else fmt
+    if key not in S.FORMATS:
+        raise InvalidArgumentError("fmt: expected one of auto, gguf, hf, triton, got %r" % (fmt,))
+    o.format = S.FORMATS[key]
+    keep = []
+    if device is not None:
+        keep.append(str(device).encode())
+        o.device = keep[-1]
+    if dtype is not None:
+        o.dtype = _dtype.code(dtype)
+    for name, v in (("n_threads", n_threads), ("page_size", page_size),
+                    ("max_pages", max_pages), ("max_seqs", max_seqs)):
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**31:
+            raise InvalidArgumentError("%s: expected a non-negative int, got %r" % (name, v))
+        setattr(o, name, v)
+    if layer_split is not None:
+        split, _ = _arrays.token_ids(layer_split, "layer_split")
+        keep.append(split)
+        o.layer_split = C.cast(split, C.POINTER(C.c_int32))
+    o.no_cache = bool(no_cache)
+    return o, keep
+
+
+class LlamaTritonModel(Handle):
+    """LlamaTritonModel(cfg_or_path, device=None, ...).
+
+    cfg_or_path: a model path (.gguf file, Hugging Face folder, native folder) loaded with
+    llt_model_load, or a LlamaConfig for a model of random weights (llt_model_random, `seed`).
+    device: "cpu" (the default), "cuda", "cuda:N", "cuda:0,cuda:1". fmt: None/"auto", "gguf",
+    "hf", "triton". dtype: compute dtype ("f32", "f16", "bf16"; None = the checkpoint's).
+    no_cache: for Hugging Face folders, do not write the converted native cache."""
+
+    _free_name = "llt_model_free"
+
+    def __init__(self, cfg_or_path, device=None, fmt=None, dtype=None, n_threads=0, seed=0,
+                 page_size=0, max_pages=0, max_seqs=0, layer_split=None, no_cache=False):
+        opts, keep = load_opts(fmt, device, dtype, n_threads, page_size, max_pages, max_seqs,
+                               layer_split, no_cache)
+        ptr = C.c_void_p()
+        if isinstance(cfg_or_path, LlamaConfig):
+            if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
+                raise InvalidArgumentError("seed: expected an unsigned 64-bit int, got %r" % (seed,))
+            lib().call("llt_model_random", cfg_or_path._ptr(), seed, C.byref(opts), C.byref(ptr))
+            self.path = None
+        elif isinstance(cfg_or_path, (str, bytes, os.PathLike)):
+            lib().call("llt_model_load", fspath(cfg_or_path), C.byref(opts), C.byref(ptr))
+            self.path = os.fsdecode(cfg_or_path)
+        else:
+            raise InvalidArgumentError("LlamaTritonModel: expected a LlamaConfig or a path, got %r"
+                                       % type(cfg_or_path).__name__)
+        del keep  # llt_load_opts is only read during the call
+        super().__init__(ptr.value)
+        self.device = device
+
+    @property
+    def config(self):
+        """A copy of the model's configuration."""
+        return LlamaConfig._from_c(lib().fn("llt_model_config")(self._h)[0])
+
+    @property
+    def tokenizer(self):
+        """The model's tokenizer (valid while the model is open), None for random weights."""
+        from .tokenizer import Tokenizer
+        p = lib().fn("llt_model_tokenizer")(self._h)
+        return Tokenizer._borrowed(p, self) if p else None
+
+    def forward(self, input_ids, return_hidden=False):
+        """Teacher-forced logits of input_ids from position 0, no state kept.
+
+        input_ids: a 1-D sequence of ids -> logits [T, vocab] float32; a 2-D array [B, T] ->
+        [B, T, vocab]. Numpy arrays when numpy is present, nested lists otherwise.
+        return_hidden: also return the residual stream after each layer [n_layers, T, hidden]
+        and the final RMSNorm output [T, hidden]: (logits, hidden, final_norm)."""
+        rows = _rows(input_ids)
+        if rows is None:
+            return self._forward1(input_ids, return_hidden)
+        outs = [self._forward1(r, return_hidden) for r in rows]
+        if not return_hidden:
+            return _stack(outs)
+        return tuple(_stack([o[i] for o in outs]) for i in range(3))
+
+    def _forward1(self, ids, return_hidden):
+        h = self._h
+        cfg = lib().fn("llt_model_config")(h)[0]
+        buf, n = _arrays.token_ids(ids)
+        if n == 0:
+            raise InvalidArgumentError("input_ids: empty sequence")
+        for i, t in enumerate(buf):
+            if not 0 <= t < cfg.vocab_size:
+                raise InvalidArgumentError("input_ids[%d] = %d out of range [0, %d)"
+                                           % (i, t, cfg.vocab_size))
+        logits = _arrays.f32_out(n * cfg.vocab_size)
+        hidden = final = None
+        if return_hidden:
+            hidden = _arrays.f32_out(cfg.n_layers * n * cfg.hidden_size)
+            final = _arrays.f32_out(n * cfg.hidden_size)
+        lib().call("llt_model_forward", h, buf, n, _arrays.f32_ptr(logits),
+                   _arrays.f32_ptr(hidden) if hidden is not None else None,
+                   _arrays.f32_ptr(final) if final is not None else None)
+        out = _arrays.shaped(logits, (n, cfg.vocab_size))
+        if not return_hidden:
+            return out
+        return (out, _arrays.shaped(hidden, (cfg.n_layers, n, cfg.hidden_size)),
+                _arrays.shaped(final, (n, cfg.hidden_size)))
+
+    __call__ = forward
+
+    # --- stateful decoding over the model's own paged cache ---
+    @property
+    def kv_cache(self):
+        """The model's own PageKVCache (valid while the model is open)."""
+        from .kv_cache import PageKVCache
+        return PageKVCache._borrowed(lib().fn("llt_model_kv_cache")(self._h), self, self.config,
+                                     self.device)
+
+    def decode(self, tokens, seq_ids, want_logits=None):
+        """One step of batched decoding (llt_model_decode): appends each token to its
+        sequence in the model's KV cache. Returns logits [rows, vocab] of the rows that want
+        them (default: the last token of each sequence)."""
+        h = self._h
+        cfg = lib().fn("llt_model_config")(h)[0]
+        tok, n = _arrays.token_ids(tokens, "tokens")
+        seq, ns = _arrays.token_ids(seq_ids, "seq_ids")
+        if n == 0 or ns != n:
+            raise InvalidArgumentError("decode: %d tokens and %d seq_ids (need equal, > 0)" % (n, ns))
+        b = S.Batch(n, C.cast(tok, C.POINTER(C.c_int32)), C.cast(seq, C.POINTER(C.c_int32)), None)
+        if want_logits is not None:
+            w = [1 if x else 0 for x in want_logits]
+            if len(w) != n:
+                raise InvalidArgumentError("decode: want_logits has %d entries, expected %d" % (len(w), n))
+            wb = (C.c_int8 * n)(*w)
+            b.want_logits = C.cast(wb, C.POINTER(C.c_int8))
+        logits = _arrays.f32_out(n * cfg.vocab_size)
+        rows = C.c_int32()
+        lib().call("llt_model_decode", h, C.byref(b), _arrays.f32_ptr(logits), C.byref(rows))
+        r = rows.value
+        if _arrays.have_numpy():
+            return logits[:r * cfg.vocab_size].reshape(r, cfg.vocab_size)
+        return _arrays.nest(list(logits[:r * cfg.vocab_size]), (r, cfg.vocab_size))
+
+
+def _rows(ids):
+    """The rows of a 2-D batch of ids, or None for a single 1-D sequence."""
+    np = _arrays.np
+    if np is not None and isinstance(ids, np.ndarray):
+        return list(ids) if ids.ndim == 2 else None
+    if isinstance(ids, (list, tuple)) and ids and isinstance(ids[0], (list, tuple)):
+        return list(ids)
+    if np is not None and isinstance(ids, (list, tuple)) and ids and isinstance(ids[0], np.ndarray):
+        return list(ids)
+    return None
+
+
+def _stack(arrays):
+    np = _arrays.np
+    return np.stack(arrays) if np is not None else list(arrays)
