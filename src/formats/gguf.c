@@ -347,7 +347,8 @@ void llt_gguf_close(llt_gguf *g) {
     for (uint64_t i = 0; g->kv && i < g->n_kv; i++) free(g->kv[i].str_off);
     free(g->kv);
     free(g->tensors);
-    llt_mmap_close(&g->map);
+    if (g->map_moved) free(g->map.path); /* the bytes belong to a tensor table now */
+    else llt_mmap_close(&g->map);
     memset(g, 0, sizeof *g);
 }
 
@@ -502,4 +503,42 @@ llt_status llt_gguf_arr_i32(const llt_gguf_kv *kv, uint64_t i, int32_t *out, llt
                            STR_ARG(kv->key), (unsigned long long)i);
     *out = neg ? (int32_t)(0 - (int64_t)mag) : (int32_t)mag;
     return LLT_OK;
+}
+
+/* ---- into a tensor table --------------------------------------------------------------- */
+
+static llt_status add_to_table(const llt_gguf *g, const llt_gguf_tensor *t, llt_tensor_table *tt,
+                               llt_error *err) {
+    LLT_TRY(llt_gguf_tensor_usable(g, t, err));
+    int64_t shape[LLT_MAX_DIMS];
+    for (uint32_t d = 0; d < t->n_dims; d++) { /* ggml dims[0] is innermost: reverse */
+        if (t->dims[d] > (uint64_t)INT64_MAX)
+            return llt_err_set(err, LLT_ERR_FORMAT, "%s: tensor '%.*s': dim %u too large",
+                               g->map.path, STR_ARG(t->name), d);
+        shape[t->n_dims - 1 - d] = (int64_t)t->dims[d];
+    }
+    if (llt_tensors_add(tt, t->name.s, (size_t)t->name.len, t->type, (int32_t)t->n_dims, shape,
+                        t->data, t->nbytes, false, err) != LLT_OK)
+        return llt_err_wrap(err, "%s: ", g->map.path);
+    return LLT_OK;
+}
+
+llt_status llt_gguf_to_tensors(llt_gguf *g, llt_tensor_table *tt, llt_error *err) {
+    llt_error e = {0};
+    llt_status s = LLT_OK;
+    for (uint64_t i = 0; s == LLT_OK && i < g->n_tensors; i++) s = add_to_table(g, &g->tensors[i], tt, &e);
+    if (s == LLT_OK && g->map.data) {
+        /* Keep the path for g's messages; the table's copy of the mapping owns the bytes. */
+        char *path = strdup(g->map.path);
+        if (!path) return llt_err_set(err, LLT_ERR_NOMEM, "%s: out of memory", g->map.path);
+        llt_mmap moved = g->map;
+        s = llt_tensors_adopt_map(tt, &moved, &e);
+        if (s == LLT_OK) {
+            g->map.path = path;   /* data/size stay for reading metadata; not unmapped by close */
+            g->map_moved = true;
+        } else {
+            free(path);
+        }
+    }
+    return s == LLT_OK ? LLT_OK : llt_err_set(err, s, "%s", e.msg);
 }

@@ -7,6 +7,7 @@
 #define LLT_FORMATS_GGUF_H
 
 #include "base/file.h"
+#include "formats/tensors.h"
 
 typedef enum llt_gguf_type {
     LLT_GGUF_U8 = 0, LLT_GGUF_I8 = 1, LLT_GGUF_U16 = 2, LLT_GGUF_I16 = 3, LLT_GGUF_U32 = 4,
@@ -49,6 +50,7 @@ typedef struct llt_gguf {
     llt_gguf_kv *kv;
     llt_gguf_tensor *tensors;
     uint64_t alignment;
+    bool map_moved;          /* llt_gguf_to_tensors gave the mapping to a tensor table */
 } llt_gguf;
 
 llt_status llt_gguf_open(const char *path, llt_gguf *g, llt_error *err);
@@ -75,5 +77,12 @@ llt_status llt_gguf_arr_f32(const llt_gguf_kv *kv, uint64_t i, float *out, llt_e
 llt_status llt_gguf_arr_i32(const llt_gguf_kv *kv, uint64_t i, int32_t *out, llt_error *err);
 
 bool llt_gguf_str_eq(llt_gguf_str s, const char *c);
+
+/* Adds every tensor to tt (shapes reversed to row-major: PyTorch order) and moves the mapping
+ * into the table, so tensor bytes and the metadata's pointers live as long as the table; g's
+ * metadata stays readable until llt_gguf_close (which no longer unmaps). A tensor whose ggml
+ * type we cannot compute with fails with LLT_ERR_UNSUPPORTED naming it. On failure tt may hold
+ * some of the tensors (free it) and g still owns its mapping. */
+llt_status llt_gguf_to_tensors(llt_gguf *g, llt_tensor_table *tt, llt_error *err);
 
 #endif

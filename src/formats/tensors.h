@@ -24,15 +24,20 @@ typedef struct llt_tensor_table {
     size_t n, cap;
     llt_mmap *maps;             /* mappings the tensors point into, closed with the table */
     size_t n_maps;
+    size_t *index;              /* open-addressing hash of names: slot -> tensor index + 1 */
+    size_t index_cap;           /* a power of two, > 2 * n; 0 before the first add */
 } llt_tensor_table;
 
 void llt_tensors_init(llt_tensor_table *tt);
 void llt_tensors_free(llt_tensor_table *tt);
-/* Adds a tensor (name copied). data is borrowed unless owned is true (then freed with table). */
+/* Adds a tensor (name copied). data is borrowed unless owned is true (then freed with table).
+ * Checks: name unique and non-empty, 0 <= n_dims <= 4, shape >= 0, element count without
+ * overflow, whole blocks along the last dim for quantised dtypes, nbytes == the dtype's size
+ * of the shape. On failure nothing is added and owned data stays the caller's to free. */
 llt_status llt_tensors_add(llt_tensor_table *tt, const char *name, size_t name_len, llt_dtype dt,
                            int32_t n_dims, const int64_t *shape, const void *data, uint64_t nbytes,
                            bool owned, llt_error *err);
-/* Moves an open mapping into the table (the table closes it). */
+/* Moves an open mapping into the table (the table closes it); *m is zeroed on success. */
 llt_status llt_tensors_adopt_map(llt_tensor_table *tt, llt_mmap *m, llt_error *err);
 const llt_tensor *llt_tensors_find(const llt_tensor_table *tt, const char *name);
 int64_t llt_tensor_numel(const llt_tensor *t);

@@ -461,7 +461,52 @@ static void test_built_bad(void) {
     llt_gguf_close(&g);
 }
 
+/* Into a tensor table: shapes in row-major order, bytes shared, the mapping moved. */
+static void test_to_tensors(void) {
+    llt_gguf g;
+    llt_error e;
+    if (llt_gguf_open(stories(), &g, &e) != LLT_OK) return;
+    llt_tensor_table tt;
+    llt_tensors_init(&tt);
+    CHECK_OK(llt_gguf_to_tensors(&g, &tt, &e), &e);
+    CHECK(tt.n == 48 && tt.n_maps == 1 && g.map_moved);
+    const llt_tensor *t = llt_tensors_find(&tt, "token_embd.weight");
+    CHECK(t && t->n_dims == 2 && t->shape[0] == 512 && t->shape[1] == 64 && t->dtype == LLT_DTYPE_F32);
+    t = llt_tensors_find(&tt, "blk.0.ffn_down.weight"); /* (hidden, intermediate) */
+    CHECK(t && t->shape[0] == 64 && t->shape[1] == 172);
+    uint32_t v = 0;
+    CHECK(llt_gguf_get_u32(&g, "llama.block_count", &v, &e) == LLT_OK && v == 5);
+    const llt_gguf_tensor *gt = llt_gguf_find_tensor(&g, "output_norm.weight");
+    const llt_tensor *norm = llt_tensors_find(&tt, "output_norm.weight");
+    CHECK(gt && norm && norm->data == gt->data && norm->nbytes == 64 * 4);
+    float first = norm ? ((const float *)norm->data)[0] : 0;
+    llt_gguf_close(&g);
+    /* The table keeps the bytes mapped after the gguf is closed (a crash here otherwise). */
+    CHECK(norm && ((const float *)norm->data)[0] == first);
+    llt_tensors_free(&tt);
+
+    /* An unusable type is named when the table is built. */
+    size_t n;
+    uint8_t *d = g_bytes(&n);
+    if (!d) return;
+    size_t type_at = tensor_info_pos(47) + 8 + 21 + 4 + 8;
+    put_u32(d + type_at, 3); /* Q4_1: a known size, not a type we compute with */
+    const char *p = tl_write_tmp("q5k.gguf", d, n);
+    free(d);
+    if (llt_gguf_open(p, &g, &e) != LLT_OK) {
+        /* the Q4_1 size is smaller than f32's: still inside the file, so it must open */
+        CHECK_MSG(0, "%s", e.msg);
+        return;
+    }
+    llt_tensors_init(&tt);
+    CHECK_ERR(llt_gguf_to_tensors(&g, &tt, &e), LLT_ERR_UNSUPPORTED, &e, "'blk.4.ffn_norm.weight' has ggml type 3");
+    CHECK(!g.map_moved);
+    llt_tensors_free(&tt);
+    llt_gguf_close(&g);
+}
+
 int main(void) {
+    RUN(test_to_tensors);
     RUN(test_stories);
     RUN(test_getter_errors);
     RUN(test_vocab_files);
