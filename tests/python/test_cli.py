@@ -1,0 +1,73 @@
+"""python -m llama_triton: the specification's main.py, same flags and output as the C CLI."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import EXPECTED_GREEDY, REPO, STORIES, needs
+
+GEN = ("llt_load_opts_init", "llt_model_load", "llt_gen_params_init", "llt_generate")
+
+
+def run_py(*args, timeout=300):
+    env = dict(os.environ, PYTHONPATH=str(REPO / "python"))
+    return subprocess.run([sys.executable, "-m", "llama_triton", *map(str, args)], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@needs(*GEN)
+def test_greedy_story_matches_llama2c():
+    r = run_py(STORIES, "-p", "", "--max_tokens", 199, "--temperature", 0)
+    assert r.returncode == 0, r.stderr
+    exp = EXPECTED_GREEDY.read_text(encoding="utf-8").rstrip("\n")
+    assert r.stdout.rstrip("\n") == exp
+
+
+@needs(*GEN)
+def test_same_output_as_the_c_cli():
+    cli = os.environ.get("LLT_CLI") or str(REPO / "build" / "llama-triton")
+    assert os.path.isfile(cli), "LLT_CLI not set and %s absent" % cli
+    args = ["models/stories260K.gguf", "-p", "Once upon a time", "--max_tokens", "40",
+            "--temperature", "0.8", "--seed", "42"]
+    c = subprocess.run([cli, *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+    py = run_py(*args)
+    assert c.returncode == 0 and py.returncode == 0, c.stderr + py.stderr
+    assert py.stdout.strip() and py.stdout.strip() == c.stdout.strip()
+
+
+@needs(*GEN, "llt_generate_batch")
+def test_prompts_file(tmp_path):
+    f = tmp_path / "prompts.txt"
+    f.write_text("Once upon a time\n\nLily\n")
+    r = run_py(STORIES, "--prompts-file", f, "-n", 10, "--temperature", 0, "--parallel", 2)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2 and all(lines)
+
+
+def test_usage_errors():
+    r = run_py()
+    assert r.returncode == 2 and "usage" in r.stderr
+    r = run_py(STORIES, "--max_tokens", "many")
+    assert r.returncode == 2 and "max_tokens" in r.stderr
+    r = run_py(STORIES, "--fmt", "onnx")
+    assert r.returncode == 2
+    r = run_py("--help")
+    assert r.returncode == 0 and "--max_tokens" in r.stdout and "--fmt" in r.stdout
+
+
+@needs(*GEN)
+def test_runtime_errors_exit_1(tmp_path):
+    r = run_py(tmp_path / "absent.gguf", "-p", "x")
+    assert r.returncode == 1 and "absent.gguf" in r.stderr and r.stdout == ""
+    r = run_py(STORIES, "--prompts-file", tmp_path / "absent.txt")
+    assert r.returncode == 1 and "absent.txt" in r.stderr
+
+
+def test_main_in_process(capsys):
+    from llama_triton.__main__ import main
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and "llama_triton 0.1.0" in capsys.readouterr().out
