@@ -1,0 +1,312 @@
+/* matmul.c: y[n, out] = x[n, in] @ W^T with W row-major [out, in] in F32, F16 or BF16.
+ *
+ * Why it is shaped this way: batch-1 decode reads every weight once per token, so the speed
+ * limit is memory bandwidth; the kernels therefore read each weight row once per block of
+ * tokens (tiles of R rows x T tokens kept in registers), convert F16/BF16 on the fly (no
+ * widened copy of the weights), and split rows, never the reduction, over threads so that the
+ * result does not depend on the thread count. Tokens are blocked so that a block of x stays in
+ * L2 while the rows stream past. */
+#include <string.h>
+
+#include "backend/cpu/ops.h"
+#include "base/dtype.h"
+#include "base/threadpool.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define LLT_X86 1
+#include <immintrin.h>
+#endif
+
+enum { UNIT_ROWS = 4 };                   /* rows per unit of parallel work */
+enum { MIN_PARALLEL_MACS = 1 << 16 };     /* below this, threads cost more than they save */
+
+/* ---- scalar reference ------------------------------------------------------------------ */
+
+static inline float load_elem(llt_dtype dt, const uint8_t *p, int64_t i) {
+    uint16_t h;
+    float f;
+    switch (dt) {
+    case LLT_DTYPE_F16: memcpy(&h, p + 2 * i, 2); return llt_f16_to_f32(h);
+    case LLT_DTYPE_BF16: memcpy(&h, p + 2 * i, 2); return llt_bf16_to_f32(h);
+    default: memcpy(&f, p + 4 * i, 4); return f;
+    }
+}
+
+/* Eight partial sums so the loop vectorises without -ffast-math (no reassociation needed). */
+static float dot_scalar(llt_dtype dt, const uint8_t *w, const float *x, int64_t k) {
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += load_elem(dt, w, i + j) * x[i + j];
+    float tail = 0;
+    for (; i < k; i++) tail += load_elem(dt, w, i) * x[i];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+}
+
+static void rows_scalar(const llt_weight *w, const float *x, int64_t n, float *y, int64_t r0,
+                        int64_t r1) {
+    size_t es = llt_dtype_get(w->dtype)->block_bytes;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->cols * es;
+        for (int64_t t = 0; t < n; t++) y[t * w->rows + r] = dot_scalar(w->dtype, wr, x + t * w->cols, w->cols);
+    }
+}
+
+/* ---- AVX2 + FMA + F16C ----------------------------------------------------------------- */
+
+#ifdef LLT_X86
+#define AVX2_FN __attribute__((target("avx2,fma,f16c")))
+#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+
+AVX2_INLINE __m256 load8(llt_dtype dt, const uint8_t *p, int64_t i) {
+    if (dt == LLT_DTYPE_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * i)));
+    if (dt == LLT_DTYPE_BF16) {
+        __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p + 2 * i)));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+    }
+    return _mm256_loadu_ps((const float *)(p + 4 * i));
+}
+
+AVX2_INLINE float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Few tokens (decode): R rows x T tokens of dot products over the whole row, R*T accumulators
+ * in registers. w: R rows of ldw bytes; x: T rows of ldx floats; y[t * ldy + r]. */
+AVX2_INLINE void dot_tile(llt_dtype dt, const int R, const int T, const uint8_t *w, int64_t ldw,
+                          const float *x, int64_t ldx, int64_t k, float *y, int64_t ldy) {
+    __m256 acc[4][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8) {
+        __m256 xv[2];
+#pragma GCC unroll 2
+        for (int t = 0; t < T; t++) xv[t] = _mm256_loadu_ps(x + t * ldx + i);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m256 wv = load8(dt, w + r * ldw, i);
+#pragma GCC unroll 2
+            for (int t = 0; t < T; t++) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int t = 0; t < T; t++) {
+            float s = hsum8(acc[r][t]);
+            for (int64_t j = i; j < k; j++) s += load_elem(dt, w + r * ldw, j) * x[t * ldx + j];
+            y[t * ldy + r] = s;
+        }
+}
+
+/* Rows [r0, r1) x tokens [t0, t1), few tokens: 4 rows at a time stay in L1 while each token
+ * passes. This is the bandwidth-bound case: the weights stream from memory exactly once. */
+AVX2_INLINE void rows_dot(llt_dtype dt, const llt_weight *w, const float *x, float *y, int64_t r0,
+                          int64_t r1, int64_t t0, int64_t t1) {
+    const int64_t k = w->cols, ldy = w->rows, ldw = k * (dt == LLT_DTYPE_F32 ? 4 : 2);
+    const uint8_t *base = w->data;
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        int64_t t = t0;
+        for (; t + 2 <= t1; t += 2) dot_tile(dt, 4, 2, base + r * ldw, ldw, x + t * k, k, k, y + t * ldy + r, ldy);
+        if (t < t1) dot_tile(dt, 4, 1, base + r * ldw, ldw, x + t * k, k, k, y + t * ldy + r, ldy);
+    }
+    for (; r < r1; r++)
+        for (int64_t t = t0; t < t1; t++) dot_tile(dt, 1, 1, base + r * ldw, ldw, x + t * k, k, k, y + t * ldy + r, ldy);
+}
+
+/* Many tokens (prefill): the classic outer-product kernel. A panel of PANEL_ROWS weight rows
+ * x K_BLOCK columns is converted once to float32 and transposed, p[k][16], so that each step
+ * is 2 panel loads + T broadcasts of x for 2*T FMAs, all accumulators in registers. The panel
+ * (16 KiB) stays in L1, the x block (TOK_BLOCK x cols floats, 1 MiB at 4096) in L2. */
+enum { PANEL_ROWS = 16, K_BLOCK = 256, TOK_BLOCK = 64, MIN_TOKENS_PANEL = 6 };
+
+/* 8x8 transpose of float32 in registers (unpack, shuffle, lane permute). */
+AVX2_INLINE void transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) {
+        u[4 * i + 0] = _mm256_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xee);
+        u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+
+/* p[i][r] = W[r, k0 + i] as float32 for r < rows (zero beyond), i < kn. */
+AVX2_INLINE void pack_panel(llt_dtype dt, const uint8_t *w, int64_t ldw, int64_t rows, int64_t k0,
+                            int64_t kn, float *p) {
+    if (rows < PANEL_ROWS || kn % 8) { /* edges: element by element */
+        for (int64_t r = 0; r < PANEL_ROWS; r++)
+            for (int64_t i = 0; i < kn; i++)
+                p[i * PANEL_ROWS + r] = r < rows ? load_elem(dt, w + r * ldw, k0 + i) : 0.0f;
+        return;
+    }
+    for (int64_t g = 0; g < PANEL_ROWS; g += 8)
+        for (int64_t i = 0; i < kn; i += 8) {
+            __m256 v[8];
+            for (int r = 0; r < 8; r++) v[r] = load8(dt, w + (g + r) * ldw, k0 + i);
+            transpose8(v);
+            for (int j = 0; j < 8; j++) _mm256_storeu_ps(p + (i + j) * PANEL_ROWS + g, v[j]);
+        }
+}
+
+/* y[t, 0..16) (+)= sum_i x[t, i] * p[i][0..16) for T tokens; `rows` valid outputs. */
+AVX2_INLINE void panel_tile(const int T, const float *p, const float *x, int64_t ldx, int64_t kn,
+                            float *y, int64_t ldy, int64_t rows, bool add) {
+    __m256 acc[6][2];
+#pragma GCC unroll 6
+    for (int t = 0; t < T; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < kn; i++) {
+        __m256 p0 = _mm256_loadu_ps(p + i * PANEL_ROWS), p1 = _mm256_loadu_ps(p + i * PANEL_ROWS + 8);
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) {
+            __m256 xb = _mm256_broadcast_ss(x + t * ldx + i);
+            acc[t][0] = _mm256_fmadd_ps(p0, xb, acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(p1, xb, acc[t][1]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int t = 0; t < T; t++) {
+        float *yt = y + t * ldy;
+        if (rows == PANEL_ROWS) {
+            if (add) {
+                acc[t][0] = _mm256_add_ps(acc[t][0], _mm256_loadu_ps(yt));
+                acc[t][1] = _mm256_add_ps(acc[t][1], _mm256_loadu_ps(yt + 8));
+            }
+            _mm256_storeu_ps(yt, acc[t][0]);
+            _mm256_storeu_ps(yt + 8, acc[t][1]);
+        } else {
+            float tmp[PANEL_ROWS];
+            _mm256_storeu_ps(tmp, acc[t][0]);
+            _mm256_storeu_ps(tmp + 8, acc[t][1]);
+            for (int64_t r = 0; r < rows; r++) yt[r] = add ? yt[r] + tmp[r] : tmp[r];
+        }
+    }
+}
+
+AVX2_INLINE void rows_panel(llt_dtype dt, const llt_weight *w, const float *x, float *y, int64_t r0,
+                            int64_t r1, int64_t t0, int64_t t1) {
+    const int64_t k = w->cols, ldy = w->rows, es = dt == LLT_DTYPE_F32 ? 4 : 2, ldw = k * es;
+    float p[K_BLOCK * PANEL_ROWS];
+    for (int64_t r = r0; r < r1; r += PANEL_ROWS) { /* rows outer: each row is read in order */
+        const int64_t rows = r1 - r < PANEL_ROWS ? r1 - r : PANEL_ROWS;
+        for (int64_t k0 = 0; k0 < k; k0 += K_BLOCK) {
+            const int64_t kn = k - k0 < K_BLOCK ? k - k0 : K_BLOCK;
+            pack_panel(dt, (const uint8_t *)w->data + r * ldw, ldw, rows, k0, kn, p);
+            int64_t t = t0;
+            const float *xt = x + k0;
+            for (; t + 6 <= t1; t += 6) panel_tile(6, p, xt + t * k, k, kn, y + t * ldy + r, ldy, rows, k0 > 0);
+            switch (t1 - t) { /* token tail: as many accumulator chains as tokens */
+            case 5: panel_tile(5, p, xt + t * k, k, kn, y + t * ldy + r, ldy, rows, k0 > 0); break;
+            case 4: panel_tile(4, p, xt + t * k, k, kn, y + t * ldy + r, ldy, rows, k0 > 0); break;
+            case 3: panel_tile(3, p, xt + t * k, k, kn, y + t * ldy + r, ldy, rows, k0 > 0); break;
+            case 2: panel_tile(2, p, xt + t * k, k, kn, y + t * ldy + r, ldy, rows, k0 > 0); break;
+            case 1: panel_tile(1, p, xt + t * k, k, kn, y + t * ldy + r, ldy, rows, k0 > 0); break;
+            default: break;
+            }
+        }
+    }
+}
+
+AVX2_INLINE void rows_avx2_dt(llt_dtype dt, const llt_weight *w, const float *x, int64_t n, float *y,
+                              int64_t r0, int64_t r1) {
+    if (n < MIN_TOKENS_PANEL) {
+        rows_dot(dt, w, x, y, r0, r1, 0, n);
+        return;
+    }
+    for (int64_t t0 = 0; t0 < n; t0 += TOK_BLOCK)
+        rows_panel(dt, w, x, y, r0, r1, t0, t0 + TOK_BLOCK < n ? t0 + TOK_BLOCK : n);
+}
+
+static AVX2_FN void rows_avx2(const llt_weight *w, const float *x, int64_t n, float *y, int64_t r0,
+                              int64_t r1) {
+    switch (w->dtype) {
+    case LLT_DTYPE_F16: rows_avx2_dt(LLT_DTYPE_F16, w, x, n, y, r0, r1); break;
+    case LLT_DTYPE_BF16: rows_avx2_dt(LLT_DTYPE_BF16, w, x, n, y, r0, r1); break;
+    default: rows_avx2_dt(LLT_DTYPE_F32, w, x, n, y, r0, r1); break;
+    }
+}
+#endif
+
+bool llt_cpu_has_avx2(void) {
+#ifdef LLT_X86
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+#else
+    return false;
+#endif
+}
+
+/* ---- parallel driver: units of UNIT_ROWS rows over the concatenated rows of all jobs ---- */
+
+typedef struct matmul_ctx {
+    const llt_matmul_job *jobs;
+    int n_jobs;
+    const float *x;
+    int64_t n;
+    bool avx2;
+} matmul_ctx;
+
+static void matmul_units(void *vctx, int64_t begin, int64_t end, int32_t thread) {
+    (void)thread;
+    const matmul_ctx *c = vctx;
+    int64_t unit0 = 0; /* first unit of job j */
+    for (int j = 0; j < c->n_jobs && unit0 < end; j++) {
+        const llt_weight *w = c->jobs[j].w;
+        int64_t units = (w->rows + UNIT_ROWS - 1) / UNIT_ROWS;
+        int64_t lo = begin > unit0 ? begin : unit0, hi = end < unit0 + units ? end : unit0 + units;
+        if (lo < hi) {
+            int64_t r0 = (lo - unit0) * UNIT_ROWS, r1 = (hi - unit0) * UNIT_ROWS;
+            if (r1 > w->rows) r1 = w->rows;
+#ifdef LLT_X86
+            if (c->avx2) rows_avx2(w, c->x, c->n, c->jobs[j].y, r0, r1);
+            else
+#endif
+                rows_scalar(w, c->x, c->n, c->jobs[j].y, r0, r1);
+        }
+        unit0 += units;
+    }
+}
+
+void llt_cpu_matmul_isa(llt_threadpool *pool, const llt_matmul_job *jobs, int n_jobs,
+                        const float *x, int64_t n, llt_cpu_isa isa) {
+    if (n_jobs <= 0 || n <= 0) return;
+    matmul_ctx c = {jobs, n_jobs, x, n, isa != LLT_CPU_ISA_SCALAR && llt_cpu_has_avx2()};
+    int64_t units = 0, macs = 0;
+    for (int j = 0; j < n_jobs; j++) {
+        units += (jobs[j].w->rows + UNIT_ROWS - 1) / UNIT_ROWS;
+        macs += jobs[j].w->rows * jobs[j].w->cols * n;
+    }
+    if (!pool || llt_pool_size(pool) <= 1 || macs < MIN_PARALLEL_MACS) matmul_units(&c, 0, units, 0);
+    else llt_pool_for(pool, units, matmul_units, &c);
+}
+
+void llt_cpu_matmul_multi(llt_threadpool *pool, const llt_matmul_job *jobs, int n_jobs,
+                          const float *x, int64_t n) {
+    llt_cpu_matmul_isa(pool, jobs, n_jobs, x, n, LLT_CPU_ISA_AUTO);
+}
+
+void llt_cpu_matmul(llt_threadpool *pool, const llt_weight *w, const float *x, float *y, int64_t n) {
+    llt_matmul_job job = {w, y};
+    llt_cpu_matmul_isa(pool, &job, 1, x, n, LLT_CPU_ISA_AUTO);
+}
+
+/* Public reference: c[m, n] = a[m, k] @ b[n, k]^T, single-threaded, float32. */
+void llt_gemm_f32(const float *a, const float *b, float *c, int64_t m, int64_t n, int64_t k) {
+    llt_weight w = {.dtype = LLT_DTYPE_F32, .rows = n, .cols = k, .data = b};
+    llt_cpu_matmul(NULL, &w, a, c, m);
+}

@@ -1,0 +1,54 @@
+/* ops.h: the CPU backend's kernels, float32 compute.
+ *
+ * The public reference kernels (llt_gemm_f32, llt_rmsnorm_f32, llt_rotary_*) are declared in
+ * llama_triton.h; this header adds what the CPU decode step needs on top of them:
+ *  - a multi-threaded matrix product over F32 / F16 / BF16 weights stored row-major
+ *    [out, in], blocked over tokens so that each weight row is read once per block of tokens
+ *    (batch-1 decode is bound by reading the weights, so that is what has to be cheap);
+ *  - rotary tables with the rope scaling variants of llt_config (linear, llama3);
+ *  - small element-wise ops (SwiGLU, residual add).
+ * Each kernel has a scalar version (the reference, any machine) and, where it pays, an AVX2
+ * version chosen at run time with __builtin_cpu_supports. */
+#ifndef LLT_BACKEND_CPU_OPS_H
+#define LLT_BACKEND_CPU_OPS_H
+
+#include "model/model.h"
+
+/* One product of a batched matmul: y[n, w->rows] = x[n, w->cols] @ w^T. */
+typedef struct llt_matmul_job {
+    const llt_weight *w;
+    float *y;
+} llt_matmul_job;
+
+/* Runs several products that share the same input x[n, cols] in one parallel pass
+ * (e.g. Q, K and V; or gate and up): the rows of all jobs are split over the pool's threads.
+ * pool may be NULL (runs on the calling thread). Every w must have cols columns and be
+ * F32, F16 or BF16. */
+void llt_cpu_matmul_multi(llt_threadpool *pool, const llt_matmul_job *jobs, int n_jobs,
+                          const float *x, int64_t n);
+void llt_cpu_matmul(llt_threadpool *pool, const llt_weight *w, const float *x, float *y, int64_t n);
+
+/* Kernel variant selection (tests force the scalar path to compare both). */
+typedef enum llt_cpu_isa { LLT_CPU_ISA_AUTO = 0, LLT_CPU_ISA_SCALAR, LLT_CPU_ISA_AVX2 } llt_cpu_isa;
+/* Same as llt_cpu_matmul_multi with an explicit variant; AVX2 falls back to scalar when the
+ * CPU lacks AVX2/FMA/F16C. */
+void llt_cpu_matmul_isa(llt_threadpool *pool, const llt_matmul_job *jobs, int n_jobs,
+                        const float *x, int64_t n, llt_cpu_isa isa);
+bool llt_cpu_has_avx2(void);
+
+/* Rotary tables sin/cos [max_pos, head_dim / 2] for cfg's theta and rope scaling.
+ * inv_freq_i = base^(-2i/d), then: linear scaling multiplies positions by rope_freq_scale;
+ * llama3 scaling divides low frequencies by factor and blends the middle band. */
+llt_status llt_rotary_build_cfg(const llt_config *cfg, int32_t max_pos, float *sin_out,
+                                float *cos_out, llt_error *err);
+/* inv_freq [head_dim / 2] after scaling (exposed for tests and other backends). */
+llt_status llt_rotary_inv_freq(const llt_config *cfg, double *inv_freq, llt_error *err);
+
+/* gate[i] = silu(gate[i]) * up[i] for n elements. */
+void llt_cpu_swiglu(float *gate, const float *up, int64_t n);
+/* x[i] += y[i] */
+void llt_cpu_add(float *x, const float *y, int64_t n);
+/* One row: y[d] = x / rms(x) * w where w is a weight of any host dtype. */
+void llt_cpu_rmsnorm_row(const float *x, const llt_weight *w, float *y, int64_t d, float eps);
+
+#endif
