@@ -179,8 +179,8 @@ static void test_prefill_chunk(void) {
 
 /* The threaded form: several sequences of different lengths (decode rows and one prefill
  * chunk) in one step, units split over 3 "threads" with their own scratch. */
-static void test_batch_task(void) {
-    shape sh = {4, 2, 8, 16, LLT_DTYPE_BF16};
+static void batch_task(llt_dtype dtype) {
+    shape sh = {4, 2, 20, 16, dtype}; /* head_dim 20: AVX2 body + scalar tail */
     enum { NS = 4 };
     const int32_t lens[NS] = {1, 16, 40, 23}, nq[NS] = {1, 1, 5, 1};
     int64_t row = (int64_t)sh.n_kv_heads * sh.head_dim, qn = (int64_t)sh.n_heads * sh.head_dim;
@@ -205,24 +205,34 @@ static void test_batch_task(void) {
     int64_t stride = llt_cpu_attention_scratch_floats(c, sh.n_heads);
     float *scratch = malloc(sizeof(float) * 3 * stride), *ref = malloc(sizeof(float) * qn);
     int32_t row_seq[16];
-    llt_attn_ctx x = {c, 0, seqs, NS, q, out, sh.n_heads, 1.0f / sqrtf(8.0f), scratch, stride,
-                      0, 0, row_seq};
+    llt_attn_ctx x = {c, 0, seqs, NS, q, out, sh.n_heads, 1.0f / sqrtf(20.0f), scratch, stride,
+                      0, 0, row_seq, LLT_ATTN_ISA_AUTO};
     CHECK_OK(llt_cpu_attention_prepare(&x, &e), &e);
     CHECK(x.n_rows == rows && x.n_units == rows * sh.n_kv_heads);
-    int64_t cut1 = x.n_units / 3, cut2 = 2 * x.n_units / 3;
-    llt_cpu_attention_task(&x, 0, cut1, 0);
-    llt_cpu_attention_task(&x, cut1, cut2, 1);
-    llt_cpu_attention_task(&x, cut2, x.n_units, 2);
-    for (int i = 0; i < NS; i++)
-        for (int32_t j = 0; j < nq[i]; j++) {
-            int32_t rr = seqs[i].row0 + j;
-            ref_attention(&sh, q + rr * qn, k[i], v[i], seqs[i].q_pos0 + j, ref);
-            double err = tl_rel_err(out + rr * qn, ref, (size_t)qn);
-            CHECK_MSG(err <= 1e-5, "seq %d row %d: err %.3g", i, j, err);
-        }
+    for (int isa = 0; isa < 2; isa++) { /* AVX2 where the CPU has it, then the scalar path */
+        x.isa = isa ? LLT_ATTN_ISA_SCALAR : LLT_ATTN_ISA_AUTO;
+        memset(out, 0, sizeof(float) * (size_t)(rows * qn));
+        int64_t cut1 = x.n_units / 3, cut2 = 2 * x.n_units / 3;
+        llt_cpu_attention_task(&x, 0, cut1, 0);
+        llt_cpu_attention_task(&x, cut1, cut2, 1);
+        llt_cpu_attention_task(&x, cut2, x.n_units, 2);
+        for (int i = 0; i < NS; i++)
+            for (int32_t j = 0; j < nq[i]; j++) {
+                int32_t rr = seqs[i].row0 + j;
+                ref_attention(&sh, q + rr * qn, k[i], v[i], seqs[i].q_pos0 + j, ref);
+                double err = tl_rel_err(out + rr * qn, ref, (size_t)qn);
+                CHECK_MSG(err <= 1e-5, "isa %d seq %d row %d: err %.3g", isa, i, j, err);
+            }
+    }
     for (int i = 0; i < NS; i++) free(k[i]), free(v[i]);
     llt_kv_cache_free(c);
     free(q), free(out), free(scratch), free(ref);
+}
+
+static void test_batch_task(void) {
+    batch_task(LLT_DTYPE_BF16);
+    batch_task(LLT_DTYPE_F16);
+    batch_task(LLT_DTYPE_F32);
 }
 
 static void test_errors(void) {
@@ -249,7 +259,7 @@ static void test_errors(void) {
     CHECK(out[0] == 0.0f);
 
     llt_attn_seq s = {seq, 0, 1, 0};
-    llt_attn_ctx x = {c, 0, &s, 1, q, out, 4, 1.0f, scratch, 512, 0, 0, row_seq};
+    llt_attn_ctx x = {c, 0, &s, 1, q, out, 4, 1.0f, scratch, 512, 0, 0, row_seq, LLT_ATTN_ISA_AUTO};
     x.layer = 2;
     CHECK_ERR(llt_cpu_attention_prepare(&x, &e), LLT_ERR_INVALID_ARG, &e, "layer 2");
     x.layer = 0, x.n_heads = 3;

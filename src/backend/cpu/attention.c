@@ -21,7 +21,20 @@ typedef struct kv_view {
     llt_dtype dtype;
 } kv_view;
 
-static float dot_f32(const float *a, const float *b, int32_t n) {
+/* ---- per-page kernels: scalar reference and AVX2 ------------------------------------- */
+
+/* The three inner loops of a page, for G heads, cnt keys, head_dim d; rows of k / v are
+ * stride floats apart; scores s[G, ps]. One indirect call per page, not per key. */
+typedef struct page_kernels {
+    void (*scores)(const float *q, const float *k, int64_t ks, int32_t G, int32_t cnt,
+                   int32_t d, int32_t ps, float scale, float *s);
+    void (*accum)(const float *s, const float *v, int64_t vs, int32_t G, int32_t cnt, int32_t d,
+                  int32_t ps, float *out);
+    void (*convert)(llt_dtype t, const uint16_t *h, int64_t stride, int32_t cnt, int32_t d,
+                    float *buf);
+} page_kernels;
+
+static float dot_scalar(const float *a, const float *b, int32_t n) {
     /* four partial sums: independent chains the compiler can keep in registers */
     float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     int32_t i = 0;
@@ -35,30 +48,129 @@ static float dot_f32(const float *a, const float *b, int32_t n) {
     return (s0 + s1) + (s2 + s3);
 }
 
-static void axpy_f32(float *y, float a, const float *x, int32_t n) {
-    for (int32_t i = 0; i < n; i++) y[i] += a * x[i];
+static void scores_scalar(const float *q, const float *k, int64_t ks, int32_t G, int32_t cnt,
+                          int32_t d, int32_t ps, float scale, float *s) {
+    for (int32_t h = 0; h < G; h++)
+        for (int32_t j = 0; j < cnt; j++)
+            s[(int64_t)h * ps + j] = dot_scalar(q + (int64_t)h * d, k + j * ks, d) * scale;
 }
 
-/* Rows [0, cnt) of kv head g in page `page` of pool, as float32 rows of head_dim with a
- * stride of *stride floats: the pool itself for F32, else converted into buf. */
-static const float *page_rows(const kv_view *w, const void *pool, int32_t page, int32_t g,
-                              int32_t cnt, float *buf, int64_t *stride) {
-    int32_t d = w->head_dim;
-    int64_t row = (int64_t)w->n_kv_heads * d;
-    int64_t base = (int64_t)page * w->page_size * row + (int64_t)g * d;
-    if (w->dtype == LLT_DTYPE_F32) {
-        *stride = row;
-        return (const float *)pool + base;
+static void accum_scalar(const float *s, const float *v, int64_t vs, int32_t G, int32_t cnt,
+                         int32_t d, int32_t ps, float *out) {
+    for (int32_t h = 0; h < G; h++) {
+        float *o = out + (int64_t)h * d;
+        for (int32_t j = 0; j < cnt; j++) {
+            float w = s[(int64_t)h * ps + j];
+            const float *vr = v + j * vs;
+            for (int32_t i = 0; i < d; i++) o[i] += w * vr[i];
+        }
     }
-    const uint16_t *h = (const uint16_t *)pool + base;
-    for (int32_t j = 0; j < cnt; j++, h += row) {
+}
+
+static void convert_scalar(llt_dtype t, const uint16_t *h, int64_t stride, int32_t cnt, int32_t d,
+                           float *buf) {
+    for (int32_t j = 0; j < cnt; j++, h += stride) {
         float *o = buf + (int64_t)j * d;
-        if (w->dtype == LLT_DTYPE_F16)
+        if (t == LLT_DTYPE_F16)
             for (int32_t i = 0; i < d; i++) o[i] = llt_f16_to_f32(h[i]);
         else
             for (int32_t i = 0; i < d; i++) o[i] = llt_bf16_to_f32(h[i]);
     }
-    *stride = d;
+}
+
+static const page_kernels k_scalar = {scores_scalar, accum_scalar, convert_scalar};
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define AVX2_FN __attribute__((target("avx2,fma,f16c")))
+
+static AVX2_FN float dot_avx2(const float *a, const float *b, int32_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int32_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8)
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    __m256 acc = _mm256_add_ps(acc0, acc1);
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_add_ss(x, _mm_movehdup_ps(x));
+    float r = _mm_cvtss_f32(x);
+    for (; i < n; i++) r += a[i] * b[i];
+    return r;
+}
+
+static AVX2_FN void scores_avx2(const float *q, const float *k, int64_t ks, int32_t G,
+                                int32_t cnt, int32_t d, int32_t ps, float scale, float *s) {
+    for (int32_t h = 0; h < G; h++)
+        for (int32_t j = 0; j < cnt; j++)
+            s[(int64_t)h * ps + j] = dot_avx2(q + (int64_t)h * d, k + j * ks, d) * scale;
+}
+
+static AVX2_FN void accum_avx2(const float *s, const float *v, int64_t vs, int32_t G, int32_t cnt,
+                               int32_t d, int32_t ps, float *out) {
+    for (int32_t h = 0; h < G; h++) {
+        float *o = out + (int64_t)h * d;
+        for (int32_t j = 0; j < cnt; j++) {
+            float w = s[(int64_t)h * ps + j];
+            const float *vr = v + j * vs;
+            __m256 wv = _mm256_set1_ps(w);
+            int32_t i = 0;
+            for (; i + 8 <= d; i += 8)
+                _mm256_storeu_ps(o + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(vr + i),
+                                                        _mm256_loadu_ps(o + i)));
+            for (; i < d; i++) o[i] += w * vr[i];
+        }
+    }
+}
+
+static AVX2_FN void convert_avx2(llt_dtype t, const uint16_t *h, int64_t stride, int32_t cnt,
+                                 int32_t d, float *buf) {
+    for (int32_t j = 0; j < cnt; j++, h += stride) {
+        float *o = buf + (int64_t)j * d;
+        int32_t i = 0;
+        for (; i + 8 <= d; i += 8) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(h + i));
+            __m256 f = t == LLT_DTYPE_F16
+                           ? _mm256_cvtph_ps(x)
+                           : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(x), 16));
+            _mm256_storeu_ps(o + i, f);
+        }
+        for (; i < d; i++) o[i] = t == LLT_DTYPE_F16 ? llt_f16_to_f32(h[i]) : llt_bf16_to_f32(h[i]);
+    }
+}
+
+static const page_kernels k_avx2 = {scores_avx2, accum_avx2, convert_avx2};
+
+static bool has_avx2(void) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+}
+#else
+static const page_kernels k_avx2 = {scores_scalar, accum_scalar, convert_scalar};
+static bool has_avx2(void) { return false; }
+#endif
+
+static const page_kernels *pick(llt_attn_isa isa) {
+    return isa != LLT_ATTN_ISA_SCALAR && has_avx2() ? &k_avx2 : &k_scalar;
+}
+
+/* ---- one head group over the pages ------------------------------------------------- */
+
+/* Rows [0, cnt) of kv head g in page `page` of pool, as float32 rows of head_dim with a
+ * stride of *stride floats: the pool itself for F32, else converted into buf. */
+static const float *page_rows(const kv_view *w, const page_kernels *kn, const void *pool,
+                              int32_t page, int32_t g, int32_t cnt, float *buf, int64_t *stride) {
+    int64_t row = (int64_t)w->n_kv_heads * w->head_dim;
+    int64_t base = (int64_t)page * w->page_size * row + (int64_t)g * w->head_dim;
+    if (w->dtype == LLT_DTYPE_F32) {
+        *stride = row;
+        return (const float *)pool + base;
+    }
+    kn->convert(w->dtype, (const uint16_t *)pool + base, row, cnt, w->head_dim, buf);
+    *stride = w->head_dim;
     return buf;
 }
 
@@ -92,8 +204,8 @@ static void softmax_page(float *s, int32_t G, int32_t cnt, int32_t ps, float *m,
 }
 
 /* out[G, d] = attention of q[G, d] (heads of kv group g) over keys [0, n_keys). */
-static void attend_group(const kv_view *w, int32_t g, int32_t n_keys, const float *q, int32_t G,
-                         float scale, float *out, float *scratch) {
+static void attend_group(const kv_view *w, const page_kernels *kn, int32_t g, int32_t n_keys,
+                         const float *q, int32_t G, float scale, float *out, float *scratch) {
     int32_t d = w->head_dim, ps = w->page_size;
     float *kbuf = scratch, *vbuf = kbuf + (int64_t)ps * d, *m = vbuf + (int64_t)ps * d;
     float *l = m + G, *s = l + G;
@@ -102,15 +214,11 @@ static void attend_group(const kv_view *w, int32_t g, int32_t n_keys, const floa
     for (int32_t start = 0; start < n_keys; start += ps) {
         int32_t page = w->blocks[start / ps], cnt = n_keys - start < ps ? n_keys - start : ps;
         int64_t ks, vs;
-        const float *k = page_rows(w, w->k, page, g, cnt, kbuf, &ks);
-        for (int32_t h = 0; h < G; h++)
-            for (int32_t j = 0; j < cnt; j++)
-                s[(int64_t)h * ps + j] = dot_f32(q + (int64_t)h * d, k + j * ks, d) * scale;
+        const float *k = page_rows(w, kn, w->k, page, g, cnt, kbuf, &ks);
+        kn->scores(q, k, ks, G, cnt, d, ps, scale, s);
         softmax_page(s, G, cnt, ps, m, l, out, d);
-        const float *v = page_rows(w, w->v, page, g, cnt, vbuf, &vs);
-        for (int32_t h = 0; h < G; h++)
-            for (int32_t j = 0; j < cnt; j++)
-                axpy_f32(out + (int64_t)h * d, s[(int64_t)h * ps + j], v + j * vs, d);
+        const float *v = page_rows(w, kn, w->v, page, g, cnt, vbuf, &vs);
+        kn->accum(s, v, vs, G, cnt, d, ps, out);
     }
     for (int32_t h = 0; h < G; h++) {
         float inv = l[h] > 0 ? 1.0f / l[h] : 0.0f;
@@ -128,11 +236,12 @@ void llt_cpu_attention(const llt_kv_cache *c, int32_t layer, int32_t seq, const 
                        int32_t n_q, int32_t q_pos0, int32_t n_heads, float scale, float *out,
                        float *scratch) {
     kv_view w = cache_view(c, layer, seq);
+    const page_kernels *kn = pick(LLT_ATTN_ISA_AUTO);
     int32_t G = n_heads / w.n_kv_heads, d = w.head_dim;
     for (int32_t i = 0; i < n_q; i++)
         for (int32_t g = 0; g < w.n_kv_heads; g++) {
             int64_t off = ((int64_t)i * n_heads + (int64_t)g * G) * d;
-            attend_group(&w, g, q_pos0 + i + 1, q + off, G, scale, out + off, scratch);
+            attend_group(&w, kn, g, q_pos0 + i + 1, q + off, G, scale, out + off, scratch);
         }
 }
 
@@ -180,13 +289,14 @@ void llt_cpu_attention_task(void *ctx, int64_t begin, int64_t end, int32_t threa
     const llt_attn_ctx *x = ctx;
     int32_t nkv = x->c->o.n_kv_heads, d = x->c->o.head_dim, G = x->n_heads / nkv;
     float *scratch = x->scratch + (int64_t)thread * x->scratch_stride;
+    const page_kernels *kn = pick(x->isa);
     for (int64_t u = begin; u < end; u++) {
         int32_t row = (int32_t)(u / nkv), g = (int32_t)(u % nkv);
         const llt_attn_seq *a = &x->seqs[x->row_seq[row]];
         kv_view w = cache_view(x->c, x->layer, a->seq);
         int32_t n_keys = a->q_pos0 + (row - a->row0) + 1;
         int64_t off = ((int64_t)row * x->n_heads + (int64_t)g * G) * d;
-        attend_group(&w, g, n_keys, x->q + off, G, x->scale, x->out + off, scratch);
+        attend_group(&w, kn, g, n_keys, x->q + off, G, x->scale, x->out + off, scratch);
     }
 }
 
@@ -219,10 +329,11 @@ llt_status llt_page_attention_f32(const float *q, int32_t n_heads, const llt_kv_
     LLT_CHECK(scratch, err, LLT_ERR_NOMEM, "page_attention: out of memory for scratch");
     kv_view w = {kv->k_pool, kv->v_pool, kv->block_table, kv->page_size, kv->n_kv_heads,
                  kv->head_dim, kv->dtype};
+    const page_kernels *kn = pick(LLT_ATTN_ISA_AUTO);
     int32_t G = n_heads / kv->n_kv_heads, d = kv->head_dim;
     if (scale == 0) scale = 1.0f / sqrtf((float)d);
     for (int32_t g = 0; g < kv->n_kv_heads; g++)
-        attend_group(&w, g, kv->seq_len, q + (int64_t)g * G * d, G, scale,
+        attend_group(&w, kn, g, kv->seq_len, q + (int64_t)g * G * d, G, scale,
                      out + (int64_t)g * G * d, scratch);
     free(scratch);
     return LLT_OK;

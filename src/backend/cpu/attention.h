@@ -31,6 +31,9 @@ void llt_cpu_attention(const llt_kv_cache *c, int32_t layer, int32_t seq, const 
                        int32_t n_q, int32_t q_pos0, int32_t n_heads, float scale, float *out,
                        float *scratch);
 
+/* Kernel variant: AUTO picks AVX2 + FMA + F16C when the CPU has them (tests force each). */
+typedef enum llt_attn_isa { LLT_ATTN_ISA_AUTO = 0, LLT_ATTN_ISA_SCALAR } llt_attn_isa;
+
 /* A step's rows of one sequence, for the batched (threaded) form. */
 typedef struct llt_attn_seq {
     int32_t seq;     /* KV sequence id */
@@ -54,6 +57,7 @@ typedef struct llt_attn_ctx {
     int32_t n_rows;
     int64_t n_units;          /* n_rows * n_kv_heads */
     int32_t *row_seq;         /* [n_rows] index into seqs; caller-provided buffer */
+    llt_attn_isa isa;         /* 0 = AUTO */
 } llt_attn_ctx;
 
 /* Fills n_rows, n_units and row_seq (a caller buffer of at least the step's row count, rows
