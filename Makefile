@@ -7,7 +7,7 @@ BUILD    ?= build
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 PYTHON   ?= /usr/bin/python3
 DEB_PKGS := cmake make gcc g++ pkg-config libpcre2-dev python3 python3-pytest python3-numpy \
-            python3-sentencepiece python3-setuptools gcovr
+            python3-sentencepiece python3-setuptools python3-wheel python3-coverage gcovr
 CMAKE_FLAGS ?=
 PROMPT   ?= Once upon a time
 
@@ -53,7 +53,19 @@ coverage: deps
 	cmake --build build-cov -j $(JOBS) >&2
 	find build-cov -name '*.gcda' -delete
 	ctest --test-dir build-cov -j $(JOBS) >&2 || true
-	LLT_LIB=$(CURDIR)/build-cov/libllama_triton.so $(PYTHON) -m pytest -q tests/python >&2 || true
+	@# Python tests drive the C library too; with python3-coverage they also measure the package.
+	@if $(PYTHON) -c 'import coverage' 2>/dev/null; then \
+	  COVERAGE_FILE=$(CURDIR)/build-cov/python.coverage LLT_LIB=$(CURDIR)/build-cov/libllama_triton.so \
+	    LLT_CLI=$(CURDIR)/build-cov/llama-triton $(PYTHON) -m coverage run --source=python/llama_triton \
+	    -m pytest -q tests/python >&2 || true; \
+	  COVERAGE_FILE=$(CURDIR)/build-cov/python.coverage $(PYTHON) -m coverage report >&2; \
+	  COVERAGE_FILE=$(CURDIR)/build-cov/python.coverage $(PYTHON) -m coverage report | \
+	    awk '$$1 == "TOTAL" { print "python/llama_triton lines: " $$NF " (" $$2 - $$3 " out of " $$2 ")" }'; \
+	else \
+	  LLT_LIB=$(CURDIR)/build-cov/libllama_triton.so LLT_CLI=$(CURDIR)/build-cov/llama-triton \
+	    $(PYTHON) -m pytest -q tests/python >&2 || true; \
+	  echo "python/llama_triton lines: not measured (install python3-coverage)"; \
+	fi
 	gcovr -r . --filter src/ build-cov --print-summary | tail -3
 
 fuzz:

@@ -229,8 +229,8 @@ def _params(max_new_tokens, temperature, top_p, top_k, seed, add_bos, parse_spec
         raise InvalidArgumentError("temperature / top_p: expected numbers") from None
     if not temperature >= 0 or temperature == float("inf"):
         raise InvalidArgumentError("temperature: expected a finite number >= 0, got %r" % temperature)
-    if not 0 < top_p <= 1:
-        raise InvalidArgumentError("top_p: expected a number in (0, 1], got %r" % top_p)
+    if not 0 <= top_p <= 1:
+        raise InvalidArgumentError("top_p: expected a number in [0, 1], got %r" % top_p)
     p.max_new_tokens, p.temperature, p.top_p, p.top_k = max_new_tokens, temperature, top_p, top_k
     if seed is not None:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:

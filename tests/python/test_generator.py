@@ -101,7 +101,7 @@ def test_callback_exception_stops_the_c_loop(gen, monkeypatch):
 @needs(*GEN)
 @pytest.mark.parametrize("kw", [dict(max_new_tokens=-1), dict(max_new_tokens=1.5),
                                 dict(temperature=-0.1), dict(temperature="hot"),
-                                dict(top_p=0.0), dict(top_p=1.5), dict(top_k=-1),
+                                dict(top_p=-0.1), dict(top_p=1.5), dict(top_k=-1),
                                 dict(seed=-1), dict(seed=2 ** 64), dict(temperature=float("inf"))])
 def test_parameter_errors(gen, kw):
     with pytest.raises(L.InvalidArgumentError):

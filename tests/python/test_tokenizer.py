@@ -47,8 +47,8 @@ def test_llama2_matches_sentencepiece(text):
 
 
 def _suite(name):
-    inp = (SUITE / (name + ".gguf.inp")).read_text(encoding="utf-8").split("\n__ggml_vocab_test__\n")
-    out = (SUITE / (name + ".gguf.out")).read_text(encoding="utf-8").split("\n")
+    inp = (SUITE / ("ggml-vocab-%s.gguf.inp" % name)).read_text(encoding="utf-8").split("\n__ggml_vocab_test__\n")
+    out = (SUITE / ("ggml-vocab-%s.gguf.out" % name)).read_text(encoding="utf-8").split("\n")
     return [(t, [int(x) for x in o.split()]) for t, o in zip(inp, out)]
 
 
