@@ -13,6 +13,7 @@ typedef struct bpe_ctx {
     llt_ids *out;
     llt_sym *syms;
     size_t cap;
+    llt_merge_ws ws;
 } bpe_ctx;
 
 static bool bpe_pair(const void *ctx, const char *text, uint32_t start, uint32_t ll, uint32_t lr, double *prio) {
@@ -49,7 +50,7 @@ static llt_status bpe_chunk(void *ctx, const char *s, size_t n, llt_error *err) 
     llt_sym *sy = c->syms;
     for (size_t i = 0; i < n; i++) sy[i] = (llt_sym){(int32_t)i - 1, (int32_t)i + 1, (uint32_t)i, 1};
     sy[n - 1].next = -1;
-    LLT_TRY(llt_merge_run(s, sy, (int32_t)n, bpe_pair, t, err));
+    LLT_TRY(llt_merge_run(s, sy, (int32_t)n, bpe_pair, t, &c->ws, err));
     for (int32_t i = 0; i >= 0; i = sy[i].next) {
         int32_t id = llt_vocab_find(&t->vocab, s + sy[i].start, sy[i].len);
         /* merges only build tokens; a table that says otherwise is caught here */
@@ -62,8 +63,9 @@ static llt_status bpe_chunk(void *ctx, const char *s, size_t n, llt_error *err) 
 
 llt_status llt_bpe_encode(const llt_tokenizer *t, const char *text, size_t len, llt_ids *out,
                           llt_error *err) {
-    bpe_ctx c = {t, out, NULL, 0};
+    bpe_ctx c = {t, out, NULL, 0, {NULL, 0}};
     llt_status st = llt_pretok_split(&t->pre, text, len, bpe_chunk, &c, err);
     free(c.syms);
+    llt_merge_ws_free(&c.ws);
     return st;
 }

@@ -58,11 +58,23 @@ static void try_pair(pair_heap *h, const char *text, const llt_sym *s, int32_t l
     heap_push(h, (pair_ent){prio, l, r, s[l].len + s[r].len});
 }
 
+void llt_merge_ws_free(llt_merge_ws *ws) {
+    free(ws->heap);
+    ws->heap = NULL;
+    ws->cap = 0;
+}
+
 llt_status llt_merge_run(const char *text, llt_sym *s, int32_t n, llt_pair_fn fn,
-                         const void *ctx, llt_error *err) {
+                         const void *ctx, llt_merge_ws *ws, llt_error *err) {
     if (n < 2) return LLT_OK;
-    pair_heap h = {malloc((size_t)n * 3 * sizeof(pair_ent)), 0, (size_t)n * 3};
-    LLT_CHECK(h.e, err, LLT_ERR_NOMEM, "tokenizer: out of memory merging %d symbols", n);
+    size_t need = (size_t)n * 3;
+    if (ws->cap < need) {
+        free(ws->heap);
+        ws->heap = malloc(need * sizeof(pair_ent));
+        ws->cap = ws->heap ? need : 0;
+    }
+    LLT_CHECK(ws->heap, err, LLT_ERR_NOMEM, "tokenizer: out of memory merging %d symbols", n);
+    pair_heap h = {ws->heap, 0, need};
     for (int32_t i = 0; i + 1 < n; i++) try_pair(&h, text, s, i, i + 1, fn, ctx);
     while (h.n) {
         pair_ent top = heap_pop(&h);
@@ -76,6 +88,5 @@ llt_status llt_merge_run(const char *text, llt_sym *s, int32_t n, llt_pair_fn fn
         try_pair(&h, text, s, l->prev, top.left, fn, ctx);
         try_pair(&h, text, s, top.left, l->next, fn, ctx);
     }
-    free(h.e);
     return LLT_OK;
 }

@@ -41,33 +41,59 @@ static bool spm_pair(const void *ctx, const char *text, uint32_t start, uint32_t
     return true;
 }
 
-/* Splits s into UTF-8 characters (a malformed byte alone), linked in order. */
-static llt_status char_syms(const char *s, size_t n, llt_sym **out, int32_t *n_out, llt_error *err) {
-    LLT_CHECK(n < INT32_MAX, err, LLT_ERR_INVALID_ARG, "tokenizer: text of %zu bytes is too long", n);
-    llt_sym *sy = malloc((n ? n : 1) * sizeof *sy);
-    LLT_CHECK(sy, err, LLT_ERR_NOMEM, "tokenizer: out of memory for %zu symbols", n);
+static bool is_space_sym(const char *s, size_t n) { return n == 3 && memcmp(s, "\xE2\x96\x81", 3) == 0; }
+
+typedef struct spm_work {
+    llt_sym *sy;
+    size_t cap;
+    llt_merge_ws ws;
+} spm_work;
+
+/* BPE over one word s[b, e): characters (a malformed byte alone) linked in order, merged. */
+static llt_status spm_word(const llt_tokenizer *t, const char *s, size_t b, size_t e, spm_work *w,
+                           llt_ids *out, llt_error *err) {
+    if (e - b > w->cap) {
+        llt_sym *p = realloc(w->sy, (e - b) * sizeof *p);
+        LLT_CHECK(p, err, LLT_ERR_NOMEM, "tokenizer: out of memory for %zu symbols", e - b);
+        w->sy = p;
+        w->cap = e - b;
+    }
     int32_t k = 0;
-    for (size_t i = 0; i < n;) {
-        size_t c = llt_utf8_valid_len((const unsigned char *)s + i, n - i);
+    for (size_t i = b; i < e;) {
+        size_t c = llt_utf8_valid_len((const unsigned char *)s + i, e - i);
         if (c == 0) c = 1;
-        sy[k] = (llt_sym){k - 1, k + 1, (uint32_t)i, (uint32_t)c};
+        w->sy[k] = (llt_sym){k - 1, k + 1, (uint32_t)i, (uint32_t)c};
         k++;
         i += c;
     }
-    if (k) sy[k - 1].next = -1;
-    *out = sy;
-    *n_out = k;
+    w->sy[k - 1].next = -1;
+    LLT_TRY(llt_merge_run(s, w->sy, k, spm_pair, t, &w->ws, err));
+    for (int32_t i = 0; i >= 0; i = w->sy[i].next)
+        LLT_TRY(emit_piece(t, s + w->sy[i].start, w->sy[i].len, out, err));
     return LLT_OK;
 }
 
+/* Words start at a '▁' that follows another character, when no piece can span that point. */
 static llt_status spm_bpe(const llt_tokenizer *t, const char *s, size_t n, llt_ids *out, llt_error *err) {
-    llt_sym *sy = NULL;
-    int32_t k = 0;
-    LLT_TRY(char_syms(s, n, &sy, &k, err));
-    llt_status st = llt_merge_run(s, sy, k, spm_pair, t, err);
-    for (int32_t i = 0; st == LLT_OK && i >= 0 && k > 0; i = sy[i].next)
-        st = emit_piece(t, s + sy[i].start, sy[i].len, out, err);
-    free(sy);
+    LLT_CHECK(n < INT32_MAX, err, LLT_ERR_INVALID_ARG, "tokenizer: text of %zu bytes is too long", n);
+    spm_work w = {NULL, 0, {NULL, 0}};
+    llt_status st = LLT_OK;
+    size_t start = 0;
+    bool prev_space = false;
+    for (size_t i = 0; st == LLT_OK && i < n;) {
+        size_t c = llt_utf8_valid_len((const unsigned char *)s + i, n - i);
+        if (c == 0) c = 1;
+        bool sp = is_space_sym(s + i, c);
+        if (t->split_words && sp && !prev_space && i > start) {
+            st = spm_word(t, s, start, i, &w, out, err);
+            start = i;
+        }
+        prev_space = sp;
+        i += c;
+    }
+    if (st == LLT_OK && n > start) st = spm_word(t, s, start, n, &w, out, err);
+    free(w.sy);
+    llt_merge_ws_free(&w.ws);
     return st;
 }
 

@@ -89,6 +89,19 @@ static llt_status build_display(llt_tokenizer *t, const char *what, llt_error *e
     return LLT_OK;
 }
 
+/* Does a piece the segmenter can produce hold '▁' right after another character? */
+static bool space_inside_pieces(const llt_vocab *v) {
+    for (int32_t id = 0; id < v->n; id++) {
+        uint8_t ty = v->type[id];
+        if (ty != LLT_TT_NORMAL && ty != LLT_TT_USER && ty != LLT_TT_UNUSED) continue;
+        const char *s = v->blob + v->off[id];
+        for (uint32_t i = 1; i + 3 <= v->len[id]; i++)
+            if (memcmp(s + i, "\xE2\x96\x81", 3) == 0 && !(i >= 3 && memcmp(s + i - 3, "\xE2\x96\x81", 3) == 0))
+                return true;
+    }
+    return false;
+}
+
 llt_status llt_tok_finish(llt_tokenizer *t, const char *what, llt_error *err) {
     if (!t->vocab.table) LLT_TRY(llt_vocab_index(&t->vocab, what, err));
     LLT_TRY(llt_special_build(&t->special, &t->vocab, err));
@@ -101,6 +114,7 @@ llt_status llt_tok_finish(llt_tokenizer *t, const char *what, llt_error *err) {
         LLT_TRY(build_display(t, what, err));
     } else {
         find_spm_bytes(t);
+        t->split_words = !space_inside_pieces(&t->vocab);
         t->min_score = 0.0f;
         t->max_score = 0.0f;
         for (int32_t id = 0; id < t->vocab.n; id++) {

@@ -81,9 +81,16 @@ typedef struct llt_sym {
 typedef bool (*llt_pair_fn)(const void *ctx, const char *text, uint32_t start, uint32_t len_l,
                             uint32_t len_r, double *prio);
 
+/* Scratch space reused across calls (one per encode call; free with llt_merge_ws_free). */
+typedef struct llt_merge_ws {
+    void *heap;
+    size_t cap;
+} llt_merge_ws;
+void llt_merge_ws_free(llt_merge_ws *ws);
+
 /* Merges syms[0..n) (initially linked in order) until no pair is mergeable. O(n log n). */
 llt_status llt_merge_run(const char *text, llt_sym *syms, int32_t n, llt_pair_fn fn,
-                         const void *ctx, llt_error *err);
+                         const void *ctx, llt_merge_ws *ws, llt_error *err);
 
 /* ---- pair -> rank table for BPE merges (bpe_merges.c) ------------------------------------- */
 
@@ -169,6 +176,8 @@ struct llt_tokenizer {
     llt_special special;             /* control + user-defined tokens, for splitting text */
     /* SentencePiece */
     bool add_dummy_prefix, remove_extra_ws, escape_ws, byte_fallback;
+    bool split_words;                /* no piece has '▁' after another character: BPE may run
+                                      * word by word (same result, cache-friendly) */
     int32_t byte_id[256];            /* SPM: <0xXX> piece ids; byte BPE: token of each byte */
     uint8_t *charsmap;               /* normalizer's precompiled_charsmap (owned), or NULL */
     size_t charsmap_len;
