@@ -78,19 +78,23 @@ def floats_from_raw(raw, dtype_name):
     raise InvalidArgumentError("unsupported KV dtype %s" % dtype_name)
 
 
-def float32_rows(x, cols, name):
-    """A flat float32 buffer from a numpy array or nested lists whose last dim is `cols`;
-    returns (buffer, rows)."""
+def float32_rows(x, inner, name):
+    """A flat float32 buffer from a numpy array or nested lists whose trailing dimensions
+    are `inner` (an int or a tuple); returns (buffer, rows)."""
+    inner = (inner,) if isinstance(inner, int) else tuple(inner)
+    width = 1
+    for d in inner:
+        width *= d
     if np is not None:
         a = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
-        if a.ndim == 0 or a.shape[-1] != cols:
-            raise InvalidArgumentError("%s: expected last dimension %d, got shape %s"
-                                       % (name, cols, a.shape))
-        return a.reshape(-1), a.size // cols
+        if a.ndim < len(inner) or a.shape[a.ndim - len(inner):] != inner or a.size == 0:
+            raise InvalidArgumentError("%s: expected shape [n, %s], got %s"
+                                       % (name, ", ".join(map(str, inner)), a.shape))
+        return a.reshape(-1), a.size // width
     flat = list(_flatten(x))
-    if not flat or len(flat) % cols:
-        raise InvalidArgumentError("%s: %d values are not a multiple of %d" % (name, len(flat), cols))
-    return (C.c_float * len(flat))(*flat), len(flat) // cols
+    if not flat or len(flat) % width:
+        raise InvalidArgumentError("%s: %d values are not a multiple of %d" % (name, len(flat), width))
+    return (C.c_float * len(flat))(*flat), len(flat) // width
 
 
 def _flatten(x):

@@ -128,9 +128,9 @@ class PageKVCache(Handle):
         the last layer is written."""
         h = self._h
         o = self._o
-        width = o.n_kv_heads * o.head_dim
-        kb, nk = _arrays.float32_rows(k, width, "k")
-        vb, nv = _arrays.float32_rows(v, width, "v")
+        inner = (o.n_kv_heads, o.head_dim)
+        kb, nk = _arrays.float32_rows(k, inner, "k")
+        vb, nv = _arrays.float32_rows(v, inner, "v")
         if nk != nv:
             raise InvalidArgumentError("allocate: k has %d tokens, v has %d" % (nk, nv))
         lib().call("llt_kv_cache_allocate", h, self._seq(seq), _i32(layer, "layer"),

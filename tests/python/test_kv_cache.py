@@ -128,8 +128,15 @@ def test_errors(np):
     with pytest.raises(L.InvalidArgumentError):
         L.PageKVCache(_cfg(page_size=0))
     with L.PageKVCache(_cfg()) as cache:
-        with pytest.raises(L.InvalidArgumentError, match="layer"):
-            cache.allocate(2, z, z)
+        with pytest.raises(L.LlamaTritonError, match="layer 2"):
+            cache.allocate(2, z, z)  # there are 2 layers
+        with pytest.raises(L.StateError, match="order"):
+            cache.allocate(1, z, z)  # layers are written in order, 0 first
+        cache.allocate(0, z, z)
+        with pytest.raises(L.InvalidArgumentError):
+            cache.allocate(1, np.zeros((2, 2, 4)), np.zeros((2, 2, 4)))  # 1 token in layer 0
+        cache.allocate(1, z, z)
+        assert cache.seq_len() == 1
         with pytest.raises(L.InvalidArgumentError):
             cache.allocate(0, z, z, seq=5)
         with pytest.raises(L.InvalidArgumentError, match="k"):
