@@ -23,11 +23,13 @@ class LlamaGenerator:
 
     model_dir: a .gguf file, a Hugging Face folder (fmt="hf"), or a native folder
     (fmt="triton"); fmt None detects it. device: "cpu" (default), "cuda", "cuda:N", ...
-    Other keywords go to LlamaTritonModel (n_threads, max_seqs, page_size, ...)."""
+    max_seqs: sequence slots of the model's KV cache, the most prompts generate_batch runs at
+    once (its `parallel` is clamped to it). Other keywords go to LlamaTritonModel (n_threads,
+    page_size, max_pages, ...)."""
 
-    def __init__(self, model_dir, fmt=None, device=None, dtype=None, **load_options):
-        load_options.setdefault("max_seqs", 0)
-        self.model = LlamaTritonModel(model_dir, device=device, fmt=fmt, dtype=dtype, **load_options)
+    def __init__(self, model_dir, fmt=None, device=None, dtype=None, max_seqs=8, **load_options):
+        self.model = LlamaTritonModel(model_dir, device=device, fmt=fmt, dtype=dtype,
+                                      max_seqs=max_seqs, **load_options)
         self._lock = threading.Lock()  # one generation at a time per model
         self._streams = set()
         self.last_stats = None
