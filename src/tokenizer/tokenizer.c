@@ -224,7 +224,7 @@ static llt_status open_file(const char *path, llt_tokenizer **out, llt_error *er
         free(data);
         return open_gguf(path, out, err);
     }
-    if (i < size && data[i] == '{') st = llt_hf_json_load(data, size, path, out, err);
+    if (i < size && (data[i] == '{' || data[i] == '[')) st = llt_hf_json_load(data, size, path, out, err);
     else if (size > 0 && data[0] == 0x0A) st = llt_spm_load_proto((const uint8_t *)data, size, path, out, err);
     else if (looks_tiktoken(data, size)) st = llt_tiktoken_load(data, size, path, out, err);
     else st = llt_err_set(err, LLT_ERR_FORMAT, "%s: not a tokenizer file (expected GGUF, tokenizer.json, a "
