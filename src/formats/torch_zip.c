@@ -8,9 +8,7 @@
 #include <string.h>
 
 #include "base/dtype.h"
-#include "base/log.h"
 #include "formats/pickle.h"
-#include "formats/zip.h"
 
 /* The archive's top folder: the prefix of its "<folder>/data.pkl" record. */
 static llt_status find_pickle(const llt_zip *z, const char *path, const llt_zip_entry **pkl,
@@ -204,34 +202,73 @@ static llt_status add_record(llt_zip_writer *w, const char *archive, const char 
     return llt_zip_writer_add(w, name, data, size, 64, err);
 }
 
-static llt_status write_records(llt_zip_writer *w, const char *archive, const llt_sbuf *pkl,
-                                const llt_st_entry *entries, size_t n, llt_error *err) {
-    LLT_TRY(add_record(w, archive, "data.pkl", pkl->data, pkl->len, err));
-    LLT_TRY(add_record(w, archive, "byteorder", "little", 6, err));
-    llt_progress pr;
-    llt_progress_begin(&pr, w->path);
-    for (size_t i = 0; i < n; i++) {
-        char rec[32];
-        snprintf(rec, sizeof rec, "data/%zu", i);
-        LLT_TRY(add_record(w, archive, rec, entries[i].data, entries[i].nbytes, err));
-        llt_progress_update(&pr, i + 1, n);
+static llt_status writer_start(llt_torch_writer *w, const char *path, const char *archive,
+                               bool force_zip64, const llt_sbuf *pkl, llt_error *err) {
+    if (!archive[0] || strlen(archive) >= sizeof w->archive || strchr(archive, '/'))
+        return llt_err_set(err, LLT_ERR_INVALID_ARG, "bad archive name '%s'", archive);
+    LLT_TRY(llt_zip_writer_open(&w->zw, path, err));
+    w->zw.force_zip64 = force_zip64;
+    strcpy(w->archive, archive);
+    llt_progress_begin(&w->progress, w->zw.path);
+    LLT_TRY(add_record(&w->zw, archive, "data.pkl", pkl->data, pkl->len, err));
+    return add_record(&w->zw, archive, "byteorder", "little", 6, err);
+}
+
+llt_status llt_torch_writer_open(llt_torch_writer *w, const char *path, const char *archive,
+                                 const llt_st_entry *meta, size_t n, bool force_zip64,
+                                 llt_error *err) {
+    memset(w, 0, sizeof *w);
+    w->meta = meta;
+    w->n = n;
+    llt_sbuf pkl = {0};
+    llt_status s = build_pickle(meta, n, &pkl, err);
+    if (s == LLT_OK) s = writer_start(w, path, archive, force_zip64, &pkl, err);
+    llt_sbuf_free(&pkl);
+    if (s != LLT_OK) llt_torch_writer_abort(w);
+    return s;
+}
+
+llt_status llt_torch_writer_add(llt_torch_writer *w, const void *data, uint64_t nbytes,
+                                llt_error *err) {
+    if (w->next >= w->n || nbytes != w->meta[w->next].nbytes)
+        return llt_err_set(err, LLT_ERR_INVALID_ARG, "%s: tensor %zu: unexpected data (%llu bytes)",
+                           w->zw.path, w->next, (unsigned long long)nbytes);
+    char rec[32];
+    snprintf(rec, sizeof rec, "data/%zu", w->next);
+    LLT_TRY(add_record(&w->zw, w->archive, rec, data, nbytes, err));
+    w->next++;
+    llt_progress_update(&w->progress, w->next, w->n);
+    return LLT_OK;
+}
+
+llt_status llt_torch_writer_finish(llt_torch_writer *w, llt_error *err) {
+    llt_status s = LLT_OK;
+    if (w->next != w->n)
+        s = llt_err_set(err, LLT_ERR_STATE, "%s: %zu of %zu tensors written", w->zw.path, w->next, w->n);
+    if (s == LLT_OK) s = add_record(&w->zw, w->archive, "version", "3\n", 2, err);
+    if (s == LLT_OK) {
+        llt_progress_end(&w->progress);
+        s = llt_zip_writer_finish(&w->zw, err);
     }
-    llt_progress_end(&pr);
-    return add_record(w, archive, "version", "3\n", 2, err);
+    llt_torch_writer_abort(w);
+    return s;
+}
+
+void llt_torch_writer_abort(llt_torch_writer *w) {
+    if (w->zw.path) llt_zip_writer_abort(&w->zw);
+    memset(w, 0, sizeof *w);
 }
 
 llt_status llt_torch_save(const char *path, const char *archive, const llt_st_entry *entries,
                           size_t n, bool force_zip64, llt_error *err) {
-    llt_sbuf pkl = {0};
-    llt_status s = build_pickle(entries, n, &pkl, err);
-    llt_zip_writer w;
-    if (s == LLT_OK) s = llt_zip_writer_open(&w, path, err);
-    if (s == LLT_OK) {
-        w.force_zip64 = force_zip64;
-        s = write_records(&w, archive, &pkl, entries, n, err);
-        if (s == LLT_OK) s = llt_zip_writer_finish(&w, err);
-        else llt_zip_writer_abort(&w);
+    llt_torch_writer w;
+    LLT_TRY(llt_torch_writer_open(&w, path, archive, entries, n, force_zip64, err));
+    for (size_t i = 0; i < n; i++) {
+        llt_status s = llt_torch_writer_add(&w, entries[i].data, entries[i].nbytes, err);
+        if (s != LLT_OK) {
+            llt_torch_writer_abort(&w);
+            return s;
+        }
     }
-    llt_sbuf_free(&pkl);
-    return s;
+    return llt_torch_writer_finish(&w, err);
 }

@@ -6,7 +6,9 @@
 #ifndef LLT_FORMATS_TORCH_ZIP_H
 #define LLT_FORMATS_TORCH_ZIP_H
 
+#include "base/log.h"
 #include "formats/safetensors.h"
+#include "formats/zip.h"
 
 /* Adds the state dict's tensors to tt (the mapping is adopted by tt). */
 llt_status llt_torch_load(const char *path, llt_tensor_table *tt, llt_error *err);
@@ -15,5 +17,23 @@ llt_status llt_torch_load(const char *path, llt_tensor_table *tt, llt_error *err
  * Each tensor gets its own storage. force_zip64 is for tests (ZIP64 records on small files). */
 llt_status llt_torch_save(const char *path, const char *archive, const llt_st_entry *entries,
                           size_t n, bool force_zip64, llt_error *err);
+
+/* The same, streamed: open() writes the pickle from the entries' names, dtypes and shapes
+ * (their data is not read); then add() each tensor's bytes in the same order; then finish().
+ * Lets a converter hold one converted tensor at a time. */
+typedef struct llt_torch_writer {
+    llt_zip_writer zw;
+    char archive[256];
+    const llt_st_entry *meta;
+    size_t n, next;
+    llt_progress progress;
+} llt_torch_writer;
+llt_status llt_torch_writer_open(llt_torch_writer *w, const char *path, const char *archive,
+                                 const llt_st_entry *meta, size_t n, bool force_zip64,
+                                 llt_error *err);
+llt_status llt_torch_writer_add(llt_torch_writer *w, const void *data, uint64_t nbytes,
+                                llt_error *err);
+llt_status llt_torch_writer_finish(llt_torch_writer *w, llt_error *err);
+void llt_torch_writer_abort(llt_torch_writer *w);
 
 #endif

@@ -1,0 +1,284 @@
+/* test_hf.c: Hugging Face folders.
+ * Format level: config.json (transformers 4.x and 5 rotary keys) against the fixture README's
+ * description of the oracle models; the weights of hf/ and hf-bin/ (written by transformers and
+ * torch) load to the same table; Q/K rows are permuted the way the README describes; damaged
+ * folders fail with messages naming the file and the tensor or field.
+ * Model level (ACCEPTANCE): logits and hidden states of tiny-llama2/3 loaded from hf/, hf-bin/
+ * and the converted native folder are within 1e-4 of HF transformers' float64 reference, and
+ * greedy continuation equals the reference's; the rope_parameters variant gives the same
+ * logits; the load cache is written, reused and rebuilt when stale. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/json.h"
+#include "formats/hf.h"
+#include "formats/native.h"
+#include "formats/safetensors.h"
+#include "model/model.h"
+#include "testlib.h"
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static const char *tmp_path(const char *rel) {
+    static char bufs[8][1024];
+    static int slot;
+    char *b = bufs[slot++ % 8];
+    snprintf(b, 1024, "%s/%s", tl_tmpdir(), rel);
+    return b;
+}
+
+static void mkdir_tmp(const char *rel) { mkdir(tmp_path(rel), 0755); }
+
+/* Copies the named files of a fixture folder into tmp/<dst>. */
+static void copy_fixture(const char *src_rel, const char *dst_rel, const char *const *files) {
+    mkdir_tmp(dst_rel);
+    llt_error e;
+    char a[1024], b[1024];
+    for (; *files; files++) {
+        snprintf(a, sizeof a, "%s/%s", tl_fixture(src_rel), *files);
+        snprintf(b, sizeof b, "%s/%s", tmp_path(dst_rel), *files);
+        CHECK_OK(llt_copy_file(a, b, &e), &e);
+    }
+}
+
+static const char *const k_l2_hf[] = {"config.json", "model.safetensors", NULL};
+static const char *const k_l3_hf[] = {"config.json", "model.safetensors.index.json",
+                                      "model-00001-of-00004.safetensors", "model-00002-of-00004.safetensors",
+                                      "model-00003-of-00004.safetensors", "model-00004-of-00004.safetensors", NULL};
+
+/* Replaces the first occurrence of `from` by `to` in a text file. */
+static void edit_file(const char *path, const char *from, const char *to) {
+    size_t n;
+    char *t = tl_read(path, &n);
+    CHECK(t != NULL);
+    if (!t) return;
+    char *at = strstr(t, from);
+    CHECK_MSG(at != NULL, "'%s' not in %s", from, path);
+    if (at) {
+        size_t fl = strlen(from), tlen = strlen(to);
+        char *out = malloc(n - fl + tlen + 1);
+        memcpy(out, t, (size_t)(at - t));
+        memcpy(out + (at - t), to, tlen);
+        memcpy(out + (at - t) + tlen, at + fl, n - (size_t)(at - t) - fl + 1);
+        FILE *f = fopen(path, "wb");
+        fwrite(out, 1, strlen(out), f);
+        fclose(f);
+        free(out);
+    }
+    free(t);
+}
+
+/* ---- config.json ------------------------------------------------------------------------- */
+
+static void test_config(void) {
+    llt_config c;
+    llt_error e;
+    CHECK_OK(llt_hf_config_read(tl_fixture("oracle/tiny-llama2/hf"), &c, &e), &e);
+    CHECK(c.hidden_size == 128 && c.intermediate_size == 344 && c.n_layers == 2 && c.n_heads == 4 &&
+          c.n_kv_heads == 2 && c.head_dim == 32 && c.vocab_size == 512);
+    CHECK(!c.tie_weights && c.rope_freq_base == 1e4f && c.rms_norm_eps == 1e-5f);
+    CHECK(c.rope_scaling == LLT_ROPE_SCALING_NONE && c.dtype == LLT_DTYPE_F32);
+    CHECK(c.bos_token_id == 1 && c.eos_token_id == 2 && c.n_eos == 1 && c.pad_token_id == -1);
+    CHECK(c.max_position_embeddings == 512);
+    CHECK_OK(llt_hf_config_read(tl_fixture("oracle/tiny-llama3/hf"), &c, &e), &e);
+    CHECK(c.n_kv_heads == 1 && c.intermediate_size == 384 && c.vocab_size == 600 && c.tie_weights);
+    CHECK(c.rope_freq_base == 5e5f && c.rms_norm_eps == 1e-6f && c.dtype == LLT_DTYPE_BF16);
+    CHECK(c.rope_scaling == LLT_ROPE_SCALING_LLAMA3 && c.rope_factor == 8.0f &&
+          c.rope_low_freq_factor == 1.0f && c.rope_high_freq_factor == 4.0f && c.rope_original_max_pos == 64);
+}
+
+static llt_status parse_text(const char *text, llt_config *c, llt_error *e) {
+    llt_json *j;
+    llt_status s = llt_json_parse(text, strlen(text), "cfg.json", &j, e);
+    if (s != LLT_OK) return s;
+    s = llt_hf_config_parse(j, "cfg.json", c, e);
+    llt_json_free(j);
+    return s;
+}
+
+#define BASE "\"hidden_size\":64,\"intermediate_size\":96,\"num_hidden_layers\":1,\"num_attention_heads\":4,\"vocab_size\":100"
+
+static void test_config_variants(void) {
+    llt_config c;
+    llt_error e;
+    /* transformers 5: rope_parameters replaces rope_theta + rope_scaling */
+    CHECK_OK(parse_text("{" BASE ",\"rope_parameters\":{\"rope_theta\":500000.0,\"rope_type\":\"llama3\","
+                        "\"factor\":8.0,\"low_freq_factor\":1.0,\"high_freq_factor\":4.0,"
+                        "\"original_max_position_embeddings\":64},\"dtype\":\"float16\"}", &c, &e), &e);
+    CHECK(c.rope_freq_base == 5e5f && c.rope_scaling == LLT_ROPE_SCALING_LLAMA3 && c.rope_factor == 8.0f &&
+          c.rope_original_max_pos == 64 && c.dtype == LLT_DTYPE_F16);
+    CHECK(c.n_kv_heads == 4 && c.head_dim == 16 && c.max_position_embeddings == 2048 && c.rms_norm_eps == 1e-6f);
+    CHECK_OK(parse_text("{" BASE ",\"rope_parameters\":{\"rope_theta\":1e4,\"rope_type\":\"default\"}}", &c, &e), &e);
+    CHECK(c.rope_scaling == LLT_ROPE_SCALING_NONE && c.rope_freq_base == 1e4f);
+    CHECK_OK(parse_text("{" BASE ",\"rope_scaling\":{\"type\":\"linear\",\"factor\":4.0}}", &c, &e), &e);
+    CHECK(c.rope_scaling == LLT_ROPE_SCALING_LINEAR && c.rope_freq_scale == 0.25f);
+    CHECK_OK(parse_text("{" BASE ",\"eos_token_id\":[7,9,11],\"bos_token_id\":null}", &c, &e), &e);
+    CHECK(c.n_eos == 3 && c.eos_token_id == 7 && c.eos_token_ids[2] == 11 && c.bos_token_id == -1);
+
+    CHECK_ERR(parse_text("{\"intermediate_size\":96}", &c, &e), LLT_ERR_FORMAT, &e, "cfg.json: 'hidden_size' is missing");
+    CHECK_ERR(parse_text("{" BASE ",\"num_key_value_heads\":\"2\"}", &c, &e), LLT_ERR_FORMAT, &e, "'num_key_value_heads' must be an integer");
+    CHECK_ERR(parse_text("{" BASE ",\"num_key_value_heads\":3}", &c, &e), LLT_ERR_INVALID_ARG, &e, "cfg.json: config: n_kv_heads 3");
+    CHECK_ERR(parse_text("{" BASE ",\"rope_scaling\":{\"rope_type\":\"yarn\",\"factor\":2}}", &c, &e), LLT_ERR_UNSUPPORTED, &e, "'rope_scaling' type 'yarn'");
+    CHECK_ERR(parse_text("{" BASE ",\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8}}", &c, &e), LLT_ERR_FORMAT, &e, "'original_max_position_embeddings' is missing");
+    CHECK_ERR(parse_text("{" BASE ",\"rope_scaling\":{\"type\":\"linear\"}}", &c, &e), LLT_ERR_FORMAT, &e, "needs a 'factor'");
+    CHECK_ERR(parse_text("{" BASE ",\"rope_scaling\":3}", &c, &e), LLT_ERR_FORMAT, &e, "'rope_scaling' must be an object");
+    CHECK_ERR(parse_text("{" BASE ",\"rms_norm_eps\":-1}", &c, &e), LLT_ERR_FORMAT, &e, "'rms_norm_eps' must be a positive number");
+    CHECK_ERR(parse_text("{" BASE ",\"hidden_act\":\"gelu\"}", &c, &e), LLT_ERR_UNSUPPORTED, &e, "hidden_act 'gelu'");
+    CHECK_ERR(parse_text("{" BASE ",\"attention_bias\":true}", &c, &e), LLT_ERR_UNSUPPORTED, &e, "'attention_bias'");
+    CHECK_ERR(parse_text("{" BASE ",\"model_type\":\"gpt2\"}", &c, &e), LLT_ERR_UNSUPPORTED, &e, "model_type 'gpt2'");
+    CHECK_ERR(parse_text("{" BASE ",\"torch_dtype\":\"int8\"}", &c, &e), LLT_ERR_UNSUPPORTED, &e, "'torch_dtype'");
+    CHECK_ERR(parse_text("{" BASE ",\"eos_token_id\":[1,2,3,4,5,6,7,8,9]}", &c, &e), LLT_ERR_UNSUPPORTED, &e, "lists 9 ids");
+    CHECK_ERR(parse_text("{" BASE ",\"eos_token_id\":[100]}", &c, &e), LLT_ERR_FORMAT, &e, "'eos_token_id' must be token ids");
+    CHECK_ERR(parse_text("[1]", &c, &e), LLT_ERR_FORMAT, &e, "not a JSON object");
+    CHECK_ERR(llt_hf_config_read("/nonexistent", &c, &e), LLT_ERR_IO, &e, "/nonexistent/config.json");
+}
+
+/* ---- weights ------------------------------------------------------------------------------- */
+
+static void test_permute(void) {
+    /* 2 heads of head_dim 4, one byte per row: rows 0..7 -> per head (0, 2, 1, 3) */
+    uint8_t src[8] = {0, 1, 2, 3, 4, 5, 6, 7}, dst[8];
+    llt_hf_permute_rows(src, dst, 2, 4, 1);
+    uint8_t want[8] = {0, 2, 1, 3, 4, 6, 5, 7};
+    CHECK(memcmp(dst, want, 8) == 0);
+}
+
+/* Loads a fixture folder and checks names, shapes, tie and the Q/K permutation against the
+ * raw HF tensors read from the same files. */
+static void check_loaded(const char *rel, const char *raw_file, bool tied) {
+    llt_config c;
+    llt_error e;
+    llt_tensor_table tt;
+    llt_tensors_init(&tt);
+    CHECK_OK(llt_hf_config_read(tl_fixture(rel), &c, &e), &e);
+    c.tie_weights = false;
+    CHECK_OK(llt_hf_load_tensors(tl_fixture(rel), &c, &tt, &e), &e);
+    CHECK(tt.n == (size_t)(2 + !tied + 9 * c.n_layers));
+    CHECK(c.tie_weights == tied);
+    CHECK(llt_tensors_find(&tt, "tok_embeddings.weight") && llt_tensors_find(&tt, "norm.weight") &&
+          (llt_tensors_find(&tt, "output.weight") != NULL) == !tied);
+    const llt_tensor *wq = llt_tensors_find(&tt, "layers.1.attention.wq.weight");
+    const llt_tensor *wk = llt_tensors_find(&tt, "layers.1.attention.wk.weight");
+    const llt_tensor *w2 = llt_tensors_find(&tt, "layers.1.feed_forward.w2.weight");
+    CHECK(wq && wk && w2 && w2->shape[0] == c.hidden_size && w2->shape[1] == c.intermediate_size);
+    llt_tensor_table raw;
+    llt_tensors_init(&raw);
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s", tl_fixture("oracle/tiny-llama2/hf"), raw_file);
+    if (raw_file && wq && wk) {
+        CHECK_OK(llt_safetensors_load(p, &raw, NULL, &e), &e);
+        const llt_tensor *rq = llt_tensors_find(&raw, "model.layers.1.self_attn.q_proj.weight");
+        const llt_tensor *rk = llt_tensors_find(&raw, "model.layers.1.self_attn.k_proj.weight");
+        size_t row = (size_t)c.hidden_size * 4, hd = (size_t)c.head_dim;
+        const uint8_t *q = wq->data, *k = wk->data, *oq = rq->data, *ok = rk->data;
+        /* head 1: native row 2i = HF row i, native row 2i+1 = HF row i + head_dim/2 */
+        for (size_t i = 0; i < hd / 2; i++) {
+            CHECK(memcmp(q + (hd + 2 * i) * row, oq + (hd + i) * row, row) == 0);
+            CHECK(memcmp(q + (hd + 2 * i + 1) * row, oq + (hd + i + hd / 2) * row, row) == 0);
+            CHECK(memcmp(k + (2 * i + 1) * row, ok + (i + hd / 2) * row, row) == 0);
+        }
+    }
+    llt_tensors_free(&raw);
+    llt_tensors_free(&tt);
+}
+
+static void test_load_weights(void) {
+    check_loaded("oracle/tiny-llama2/hf", "model.safetensors", false);
+    check_loaded("oracle/tiny-llama2/hf-bin", "model.safetensors", false);
+    check_loaded("oracle/tiny-llama3/hf", NULL, true);
+    check_loaded("oracle/tiny-llama3/hf-bin", NULL, true);
+}
+
+static void expect_load_fail(const char *rel, llt_status want, const char *needle1, const char *needle2) {
+    llt_config c;
+    llt_error e;
+    llt_tensor_table tt;
+    llt_tensors_init(&tt);
+    llt_status s = llt_hf_config_read(tmp_path(rel), &c, &e);
+    if (s == LLT_OK) s = llt_hf_load_tensors(tmp_path(rel), &c, &tt, &e);
+    CHECK_ERR(s, want, &e, needle1);
+    if (needle2) CHECK_MSG(strstr(e.msg, needle2) != NULL, "'%s' not in: %s", needle2, e.msg);
+    llt_tensors_free(&tt);
+}
+
+/* Writes tmp/<dir>/model.safetensors holding the fixture's tensors, with `drop` left out and
+ * `retype` given dtype I32 (same bytes). */
+static void write_variant(const char *dir, const char *drop, const char *retype) {
+    llt_tensor_table tt;
+    llt_tensors_init(&tt);
+    llt_error e;
+    char p[1024];
+    snprintf(p, sizeof p, "%s/model.safetensors", tl_fixture("oracle/tiny-llama2/hf"));
+    CHECK_OK(llt_safetensors_load(p, &tt, NULL, &e), &e);
+    llt_st_entry *ent = calloc(tt.n, sizeof *ent);
+    size_t n = 0;
+    for (size_t i = 0; i < tt.n; i++) {
+        const llt_tensor *t = &tt.t[i];
+        if (drop && strcmp(t->name, drop) == 0) continue;
+        ent[n] = (llt_st_entry){t->name, t->dtype, t->n_dims, {0}, t->data, t->nbytes};
+        memcpy(ent[n].shape, t->shape, sizeof ent[n].shape);
+        if (retype && strcmp(t->name, retype) == 0) ent[n].dtype = LLT_DTYPE_I32;
+        n++;
+    }
+    snprintf(p, sizeof p, "%s/model.safetensors", tmp_path(dir));
+    CHECK_OK(llt_safetensors_write(p, ent, n, NULL, &e), &e);
+    free(ent);
+    llt_tensors_free(&tt);
+}
+
+static void test_damaged_folders(void) {
+    static const char *const cfg_only[] = {"config.json", NULL};
+    /* a shape that disagrees with config.json */
+    copy_fixture("oracle/tiny-llama2/hf", "shape", k_l2_hf);
+    edit_file(tmp_path("shape/config.json"), "\"intermediate_size\": 344", "\"intermediate_size\": 345");
+    expect_load_fail("shape", LLT_ERR_FORMAT, "tensor 'model.layers.0.mlp.gate_proj.weight' has shape [344, 128]",
+                     "config.json says [345, 128]");
+    /* a missing tensor; a weight of another dtype */
+    copy_fixture("oracle/tiny-llama2/hf", "missing", cfg_only);
+    write_variant("missing", "model.layers.1.mlp.up_proj.weight", NULL);
+    expect_load_fail("missing", LLT_ERR_NOT_FOUND, "tensor 'model.layers.1.mlp.up_proj.weight' is missing", "missing");
+    copy_fixture("oracle/tiny-llama2/hf", "dtype", cfg_only);
+    write_variant("dtype", NULL, "model.norm.weight");
+    expect_load_fail("dtype", LLT_ERR_UNSUPPORTED, "tensor 'model.norm.weight' is i32", NULL);
+    /* a shard named in the index but absent */
+    static const char *const l3_missing_shard[] = {"config.json", "model.safetensors.index.json",
+                                                   "model-00001-of-00004.safetensors", "model-00002-of-00004.safetensors",
+                                                   "model-00004-of-00004.safetensors", NULL};
+    copy_fixture("oracle/tiny-llama3/hf", "noshard", l3_missing_shard);
+    expect_load_fail("noshard", LLT_ERR_NOT_FOUND, "model.safetensors.index.json: shard 'model-00003-of-00004.safetensors'",
+                     "is missing");
+    /* an index that points a tensor at the wrong shard; a shard name with a folder in it */
+    copy_fixture("oracle/tiny-llama3/hf", "wrongshard", k_l3_hf);
+    edit_file(tmp_path("wrongshard/model.safetensors.index.json"),
+              "\"model.norm.weight\": \"model-00004-of-00004.safetensors\"",
+              "\"model.norm.weight\": \"model-00001-of-00004.safetensors\"");
+    expect_load_fail("wrongshard", LLT_ERR_FORMAT, "tensor 'model.norm.weight' is not in shard 'model-00001-of-00004.safetensors'", NULL);
+    copy_fixture("oracle/tiny-llama3/hf", "evilshard", k_l3_hf);
+    edit_file(tmp_path("evilshard/model.safetensors.index.json"), "\"model-00004-of-00004.safetensors\"",
+              "\"../../etc/passwd\"");
+    expect_load_fail("evilshard", LLT_ERR_FORMAT, "is not a file name", NULL);
+    /* truncated weights; no weights at all */
+    copy_fixture("oracle/tiny-llama2/hf", "trunc", cfg_only);
+    size_t n;
+    char *w = tl_read(tl_fixture("oracle/tiny-llama2/hf/model.safetensors"), &n);
+    if (w) {
+        FILE *f = fopen(tmp_path("trunc/model.safetensors"), "wb");
+        fwrite(w, 1, n - 1000, f);
+        fclose(f);
+        free(w);
+    }
+    expect_load_fail("trunc", LLT_ERR_FORMAT, "trunc/model.safetensors: tensor 'model.", "outside the data section");
+    copy_fixture("oracle/tiny-llama2/hf", "empty", cfg_only);
+    expect_load_fail("empty", LLT_ERR_NOT_FOUND, "no model.safetensors", NULL);
+}
+
+int main(void) {
+    RUN(test_config);
+    RUN(test_config_variants);
+    RUN(test_permute);
+    RUN(test_load_weights);
+    RUN(test_damaged_folders);
+    return tl_done("test_hf");
+}
