@@ -10,7 +10,9 @@
 
 struct llt_backend {
     const char *name;
-    /* Upload / prepare weights and allocate working buffers and KV page storage. */
+    /* Upload / prepare weights and allocate working buffers; create m->kv from
+     * llt_model_kv_opts with the backend's storage hooks (llt_kv_cache_create_with). free
+     * releases all of it, m->kv included (and sets it to NULL). */
     llt_status (*init)(llt_model *m, const llt_load_opts *o, llt_error *err);
     /* One step over the batch (see llt_model_decode). hidden / final_norm: optional outputs
      * laid out as in llt_model_forward, for the rows of the batch (single-sequence only). */

@@ -56,10 +56,25 @@ typedef enum llt_tensor_names {
     LLT_NAMES_NATIVE   /* our own state_dict names (see formats/native.c) */
 } llt_tensor_names;
 llt_status llt_weights_bind(llt_model *m, llt_tensor_names names, llt_error *err);
+/* Tensor names of a scheme (for writers, e.g. the native converter):
+ * global: which 0 = embedding, 1 = final norm, 2 = output head;
+ * layer: field 0..8 in llt_layer's order (attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up,
+ * w_down), formatted into buf. */
+const char *llt_weights_global_name(llt_tensor_names names, int which);
+const char *llt_weights_layer_name(llt_tensor_names names, int field, int32_t layer, char *buf,
+                                   size_t cap);
 
 /* Finishes a model whose cfg, tensors and tok are set: binds weights, creates the thread pool,
  * the backend and the KV cache from opts. Used by every loader. */
 llt_status llt_model_finish(llt_model *m, llt_tensor_names names, const llt_load_opts *opts,
                             llt_error *err);
+
+/* The KV cache geometry for m under opts (page_size: opts, else cfg, else 16; max_seqs: opts,
+ * else 1; max_pages: opts, else cfg, else enough for max_seqs sequences of
+ * min(max_position_embeddings, 4096) tokens; kv_dtype from cfg). Backends create the cache in
+ * their init with their own storage hooks (host memory on the CPU, device memory on CUDA). */
+void llt_model_kv_opts(const llt_model *m, const llt_load_opts *opts, llt_kv_cache_opts *out);
+/* Longest sequence the model can run: min(max_position_embeddings, pages * page_size). */
+int32_t llt_model_max_ctx(const llt_model *m);
 
 #endif

@@ -1,0 +1,205 @@
+/* load.c: a model's life: load (format dispatch) or random weights, finish (bind weights,
+ * thread pool, backend, KV cache), teacher-forced forward, batched decode, free.
+ *
+ * A .gguf file is read here: config and tokenizer from its metadata, and a tensor table whose
+ * F32/F16/BF16 tensors point into the mmap (nothing is copied). Folders (Hugging Face,
+ * native) go to formats/loaders.c. Every path ends in llt_model_finish, so shape checks,
+ * backend and cache set-up are the same whatever the source. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "base/dtype.h"
+#include "base/log.h"
+#include "base/threadpool.h"
+#include "formats/gguf.h"
+#include "kv/paged_cache.h"
+#include "model/config.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+enum { DEFAULT_CTX_CAP = 4096 }; /* default cache: this many tokens per sequence at most */
+
+void llt_load_opts_init(llt_load_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->format = LLT_FORMAT_AUTO;
+    o->device = "cpu";
+    o->dtype = LLT_DTYPE_COUNT;
+}
+
+/* ---- KV cache geometry ------------------------------------------------------------------ */
+
+void llt_model_kv_opts(const llt_model *m, const llt_load_opts *o, llt_kv_cache_opts *out) {
+    const llt_config *c = &m->cfg;
+    int32_t page = o && o->page_size > 0 ? o->page_size : c->page_size > 0 ? c->page_size : 16;
+    int32_t seqs = o && o->max_seqs > 0 ? o->max_seqs : 1;
+    int32_t ctx = c->max_position_embeddings > 0 && c->max_position_embeddings < DEFAULT_CTX_CAP
+                      ? c->max_position_embeddings
+                      : DEFAULT_CTX_CAP;
+    int32_t pages = o && o->max_pages > 0 ? o->max_pages
+                    : c->max_pages > 0    ? c->max_pages
+                                          : seqs * ((ctx + page - 1) / page);
+    *out = (llt_kv_cache_opts){.n_layers = c->n_layers, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim,
+                               .page_size = page, .max_pages = pages, .max_seqs = seqs,
+                               .kv_dtype = c->kv_dtype};
+}
+
+int32_t llt_model_max_ctx(const llt_model *m) {
+    int64_t ctx = m->cfg.max_position_embeddings > 0 ? m->cfg.max_position_embeddings : INT32_MAX;
+    if (m->kv) {
+        int64_t cap = (int64_t)m->kv->o.max_pages * m->kv->o.page_size;
+        if (cap < ctx) ctx = cap;
+    }
+    return (int32_t)ctx;
+}
+
+/* ---- finish ----------------------------------------------------------------------------- */
+
+/* CPU compute dtype: converts every float tensor to dt into owned buffers (--dtype f16 on an
+ * f32 checkpoint halves the bytes each token reads). */
+static llt_status convert_tensors(llt_tensor_table *tt, llt_dtype dt, llt_error *err) {
+    for (size_t i = 0; i < tt->n; i++) {
+        llt_tensor *t = &tt->t[i];
+        if (t->dtype == dt || (t->dtype != LLT_DTYPE_F32 && t->dtype != LLT_DTYPE_F16 && t->dtype != LLT_DTYPE_BF16))
+            continue;
+        int64_t n = llt_tensor_numel(t);
+        float *f = malloc((size_t)n * 4);
+        void *d = malloc((size_t)n * llt_dtype_get(dt)->block_bytes);
+        llt_status s = f && d ? llt_dequantize(t->dtype, t->data, f, n, err)
+                              : llt_err_set(err, LLT_ERR_NOMEM, "tensor '%s': out of memory converting to %s",
+                                            t->name, llt_dtype_name(dt));
+        if (s == LLT_OK) s = llt_quantize_plain(dt, f, d, n, err);
+        free(f);
+        if (s != LLT_OK) {
+            free(d);
+            return s;
+        }
+        if (t->owned) free((void *)t->data);
+        t->dtype = dt;
+        t->data = d;
+        t->nbytes = (uint64_t)n * llt_dtype_get(dt)->block_bytes;
+        t->owned = true;
+    }
+    return LLT_OK;
+}
+
+llt_status llt_model_finish(llt_model *m, llt_tensor_names names, const llt_load_opts *opts,
+                            llt_error *err) {
+    llt_load_opts def;
+    if (!opts) llt_load_opts_init(&def), opts = &def;
+    llt_error local;
+    if (!err) err = &local;
+    m->backend = llt_backend_select(opts->device, err);
+    if (!m->backend) return err->status;
+    bool cpu = m->backend == &llt_backend_cpu;
+    if (cpu && (opts->dtype == LLT_DTYPE_F32 || opts->dtype == LLT_DTYPE_F16 || opts->dtype == LLT_DTYPE_BF16))
+        LLT_TRY(convert_tensors(&m->tensors, opts->dtype, err));
+    LLT_TRY(llt_weights_bind(m, names, err));
+    LLT_TRY(llt_pool_create(opts->n_threads, &m->pool, err));
+    m->n_threads = llt_pool_size(m->pool);
+    llt_status s = m->backend->init(m, opts, err);
+    if (s != LLT_OK) m->backend = NULL; /* nothing for free() to undo */
+    return s;
+}
+
+/* ---- loading ---------------------------------------------------------------------------- */
+
+static llt_status load_gguf(llt_model *m, const char *path, llt_error *err) {
+    llt_gguf g;
+    LLT_TRY(llt_gguf_open(path, &g, err));
+    llt_status s = llt_config_from_gguf(&g, &m->cfg, err);
+    if (s == LLT_OK) s = llt_tokenizer_from_gguf(&g, &m->tok, err);
+    if (s == LLT_OK) s = llt_gguf_to_tensors(&g, &m->tensors, err);
+    llt_gguf_close(&g);
+    return s;
+}
+
+/* Folders come with the Hugging Face / native loaders (formats/loaders.c); until they are in
+ * the build a folder is refused with a clear message. */
+static llt_status load_dir(llt_model *m, const char *path, llt_format fmt, llt_error *err) {
+    (void)m;
+    (void)fmt;
+    return llt_err_set(err, LLT_ERR_UNSUPPORTED, "%s: loading model folders is not available yet", path);
+}
+
+static llt_status load_any(llt_model *m, const char *path, const llt_load_opts *o, llt_error *err) {
+    LLT_CHECK(llt_path_exists(path), err, LLT_ERR_IO, "%s: no such file or folder", path);
+    bool dir = llt_path_is_dir(path);
+    LLT_CHECK(!(o->format == LLT_FORMAT_GGUF && dir), err, LLT_ERR_INVALID_ARG,
+              "%s: is a folder, but the format asked for is gguf", path);
+    LLT_CHECK(!(dir == false && (o->format == LLT_FORMAT_HF || o->format == LLT_FORMAT_TRITON)), err,
+              LLT_ERR_INVALID_ARG, "%s: is a file, but the format asked for needs a model folder", path);
+    if (dir) return load_dir(m, path, o->format, err);
+    LLT_TRY(load_gguf(m, path, err));
+    return llt_model_finish(m, LLT_NAMES_GGUF, o, err);
+}
+
+llt_status llt_model_load(const char *path, const llt_load_opts *opts, llt_model **out, llt_error *err) {
+    LLT_CHECK(path && out, err, LLT_ERR_INVALID_ARG, "llt_model_load: NULL path or output");
+    *out = NULL;
+    llt_load_opts def;
+    if (!opts) llt_load_opts_init(&def), opts = &def;
+    llt_model *m = calloc(1, sizeof *m);
+    LLT_CHECK(m, err, LLT_ERR_NOMEM, "%s: out of memory", path);
+    llt_tensors_init(&m->tensors);
+    snprintf(m->path, sizeof m->path, "%s", path);
+    double t0 = llt_time_now();
+    llt_status s = load_any(m, path, opts, err);
+    if (s != LLT_OK) {
+        llt_model_free(m);
+        if (err && !strstr(err->msg, path)) llt_err_wrap(err, "%s: ", path);
+        return s;
+    }
+    LLT_INFO("loaded %s in %.2f s (%d layers, hidden %d, vocab %d, %d threads, %s)", path,
+             llt_time_now() - t0, (int)m->cfg.n_layers, (int)m->cfg.hidden_size, (int)m->cfg.vocab_size,
+             (int)m->n_threads, m->backend->name);
+    *out = m;
+    return LLT_OK;
+}
+
+void llt_model_free(llt_model *m) {
+    if (!m) return;
+    if (m->backend) m->backend->free(m);
+    llt_kv_cache_free(m->kv);
+    llt_pool_free(m->pool);
+    llt_tokenizer_free(m->tok);
+    llt_tensors_free(&m->tensors);
+    free(m->layers);
+    free(m);
+}
+
+const llt_config *llt_model_config(const llt_model *m) { return m ? &m->cfg : NULL; }
+const llt_tokenizer *llt_model_tokenizer(const llt_model *m) { return m ? m->tok : NULL; }
+llt_kv_cache *llt_model_kv_cache(llt_model *m) { return m ? m->kv : NULL; }
+
+/* ---- running ---------------------------------------------------------------------------- */
+
+llt_status llt_model_decode(llt_model *m, const llt_batch *batch, float *logits, int32_t *n_rows_out,
+                            llt_error *err) {
+    LLT_CHECK(m && m->backend && batch, err, LLT_ERR_INVALID_ARG, "llt_model_decode: NULL model or batch");
+    return m->backend->decode(m, batch, logits, n_rows_out, NULL, NULL, err);
+}
+
+/* A temporary sequence in the model's cache, one batch with every row's logits, then freed. */
+llt_status llt_model_forward(llt_model *m, const int32_t *ids, size_t n, float *logits, float *hidden,
+                             float *final_norm, llt_error *err) {
+    LLT_CHECK(m && m->backend && ids && n > 0, err, LLT_ERR_INVALID_ARG,
+              "llt_model_forward: NULL model or ids, or no tokens");
+    LLT_CHECK(n <= (size_t)llt_model_max_ctx(m), err, LLT_ERR_INVALID_ARG,
+              "llt_model_forward: %zu tokens exceed the context of %d", n, (int)llt_model_max_ctx(m));
+    int32_t seq;
+    LLT_TRY(llt_kv_seq_create(m->kv, &seq, err));
+    int32_t *seqs = malloc(n * sizeof *seqs);
+    int8_t *want = malloc(n);
+    llt_status s = LLT_OK;
+    if (!seqs || !want) s = llt_err_set(err, LLT_ERR_NOMEM, "llt_model_forward: out of memory");
+    for (size_t i = 0; s == LLT_OK && i < n; i++) seqs[i] = seq, want[i] = 1;
+    llt_batch b = {(int32_t)n, ids, seqs, want};
+    int32_t rows;
+    if (s == LLT_OK) s = m->backend->decode(m, &b, logits, &rows, hidden, final_norm, err);
+    llt_kv_seq_free(m->kv, seq);
+    free(seqs);
+    free(want);
+    return s;
+}

@@ -1,0 +1,159 @@
+/* weights.c: tensor table -> the model's per-layer weight structs.
+ *
+ * Three key schemes name the same tensors (see docs/ARCHITECTURE.md, "Tensor names"):
+ *   GGUF    token_embd.weight, output_norm.weight, output.weight, blk.N.attn_q.weight, ...
+ *   HF      model.embed_tokens.weight, model.norm.weight, lm_head.weight,
+ *           model.layers.N.self_attn.q_proj.weight, ...
+ *   NATIVE  Meta's names: tok_embeddings.weight, norm.weight, output.weight,
+ *           layers.N.attention.wq.weight, layers.N.feed_forward.w1.weight (w1 = gate,
+ *           w2 = down, w3 = up), ...
+ * Every shape is checked against the config here, once, whatever the file format, and a
+ * mismatch names the tensor with the expected and actual shape. Quantised tensors (Q8_0, ...)
+ * are dequantised to F32 into buffers the table owns: the compute kernels take F32/F16/BF16.
+ * An absent output head means the head is tied to the embedding. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "base/dtype.h"
+#include "model/model.h"
+
+typedef struct name_scheme {
+    const char *embd, *norm, *output;
+    /* per layer, in the order of llt_layer's fields; %d is the layer index */
+    const char *layer[9];
+} name_scheme;
+
+static const name_scheme k_schemes[] = {
+    [LLT_NAMES_GGUF] = {"token_embd.weight", "output_norm.weight", "output.weight",
+                        {"blk.%d.attn_norm.weight", "blk.%d.attn_q.weight", "blk.%d.attn_k.weight",
+                         "blk.%d.attn_v.weight", "blk.%d.attn_output.weight", "blk.%d.ffn_norm.weight",
+                         "blk.%d.ffn_gate.weight", "blk.%d.ffn_up.weight", "blk.%d.ffn_down.weight"}},
+    [LLT_NAMES_HF] = {"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight",
+                      {"model.layers.%d.input_layernorm.weight", "model.layers.%d.self_attn.q_proj.weight",
+                       "model.layers.%d.self_attn.k_proj.weight", "model.layers.%d.self_attn.v_proj.weight",
+                       "model.layers.%d.self_attn.o_proj.weight",
+                       "model.layers.%d.post_attention_layernorm.weight",
+                       "model.layers.%d.mlp.gate_proj.weight", "model.layers.%d.mlp.up_proj.weight",
+                       "model.layers.%d.mlp.down_proj.weight"}},
+    [LLT_NAMES_NATIVE] = {"tok_embeddings.weight", "norm.weight", "output.weight",
+                          {"layers.%d.attention_norm.weight", "layers.%d.attention.wq.weight",
+                           "layers.%d.attention.wk.weight", "layers.%d.attention.wv.weight",
+                           "layers.%d.attention.wo.weight", "layers.%d.ffn_norm.weight",
+                           "layers.%d.feed_forward.w1.weight", "layers.%d.feed_forward.w3.weight",
+                           "layers.%d.feed_forward.w2.weight"}},
+};
+
+const char *llt_weights_layer_name(llt_tensor_names names, int field, int32_t layer, char *buf,
+                                   size_t cap) {
+    snprintf(buf, cap, k_schemes[names].layer[field], (int)layer);
+    return buf;
+}
+
+const char *llt_weights_global_name(llt_tensor_names names, int which) {
+    const name_scheme *ns = &k_schemes[names];
+    return which == 0 ? ns->embd : which == 1 ? ns->norm : ns->output;
+}
+
+static void shape_str(const llt_tensor *t, char *buf, size_t cap) {
+    size_t n = (size_t)snprintf(buf, cap, "[");
+    for (int32_t i = 0; i < t->n_dims && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, i ? ", %lld" : "%lld", (long long)t->shape[i]);
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+}
+
+/* Vectors (rows == 1) may be stored 1-D [cols] or 2-D [1, cols]. */
+static bool shape_ok(const llt_tensor *t, int64_t rows, int64_t cols) {
+    if (rows == 1 && t->n_dims == 1) return t->shape[0] == cols;
+    return t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols;
+}
+
+/* Replaces a quantised tensor's bytes with float32 owned by the table. */
+static llt_status dequantize_in_place(llt_tensor *t, llt_error *err) {
+    int64_t n = llt_tensor_numel(t);
+    float *f = malloc((size_t)n * sizeof *f);
+    LLT_CHECK(f, err, LLT_ERR_NOMEM, "tensor '%s': out of memory dequantising %lld elements",
+              t->name, (long long)n);
+    llt_status s = llt_dequantize(t->dtype, t->data, f, n, err);
+    if (s != LLT_OK) {
+        free(f);
+        llt_err_wrap(err, "tensor '%s': ", t->name);
+        return s;
+    }
+    if (t->owned) free((void *)t->data);
+    t->data = f;
+    t->dtype = LLT_DTYPE_F32;
+    t->nbytes = (uint64_t)n * sizeof *f;
+    t->owned = true;
+    return LLT_OK;
+}
+
+static llt_status bind_one(llt_model *m, const char *name, int64_t rows, int64_t cols, llt_weight *w,
+                           llt_error *err) {
+    const llt_tensor *ct = llt_tensors_find(&m->tensors, name);
+    LLT_CHECK(ct, err, LLT_ERR_NOT_FOUND, "tensor '%s' not found", name);
+    llt_tensor *t = &m->tensors.t[ct - m->tensors.t];
+    if (!shape_ok(t, rows, cols)) {
+        char got[96];
+        shape_str(t, got, sizeof got);
+        if (rows == 1)
+            return llt_err_set(err, LLT_ERR_FORMAT, "tensor '%s': expected shape [%lld], got %s", name,
+                               (long long)cols, got);
+        return llt_err_set(err, LLT_ERR_FORMAT, "tensor '%s': expected shape [%lld, %lld], got %s", name,
+                           (long long)rows, (long long)cols, got);
+    }
+    if (t->dtype != LLT_DTYPE_F32 && t->dtype != LLT_DTYPE_F16 && t->dtype != LLT_DTYPE_BF16)
+        LLT_TRY(dequantize_in_place(t, err));
+    *w = (llt_weight){.dtype = t->dtype, .rows = rows, .cols = cols, .data = t->data};
+    return LLT_OK;
+}
+
+static llt_status check_dims(const llt_config *c, llt_error *err) {
+    LLT_CHECK(c->n_layers > 0 && c->n_heads > 0 && c->n_kv_heads > 0 && c->hidden_size > 0 &&
+                  c->intermediate_size > 0 && c->vocab_size > 0 && c->head_dim > 0,
+              err, LLT_ERR_INVALID_ARG,
+              "config: sizes must be positive (n_layers %d, n_heads %d, n_kv_heads %d, hidden_size %d, "
+              "intermediate_size %d, vocab_size %d, head_dim %d)",
+              (int)c->n_layers, (int)c->n_heads, (int)c->n_kv_heads, (int)c->hidden_size,
+              (int)c->intermediate_size, (int)c->vocab_size, (int)c->head_dim);
+    LLT_CHECK(c->n_heads % c->n_kv_heads == 0, err, LLT_ERR_INVALID_ARG,
+              "config: n_heads %d is not a multiple of n_kv_heads %d", (int)c->n_heads, (int)c->n_kv_heads);
+    return LLT_OK;
+}
+
+static llt_status bind_layer(llt_model *m, llt_tensor_names names, int32_t l, llt_error *err) {
+    const llt_config *c = &m->cfg;
+    const int64_t H = c->hidden_size, I = c->intermediate_size;
+    const int64_t qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
+    llt_layer *L = &m->layers[l];
+    llt_weight *fields[9] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo,
+                             &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
+    const int64_t shapes[9][2] = {{1, H}, {qd, H}, {kvd, H}, {kvd, H}, {H, qd},
+                                  {1, H}, {I, H},  {I, H},   {H, I}};
+    char name[128];
+    for (int f = 0; f < 9; f++)
+        LLT_TRY(bind_one(m, llt_weights_layer_name(names, f, l, name, sizeof name), shapes[f][0],
+                         shapes[f][1], fields[f], err));
+    L->device = 0;
+    return LLT_OK;
+}
+
+llt_status llt_weights_bind(llt_model *m, llt_tensor_names names, llt_error *err) {
+    LLT_CHECK((unsigned)names <= LLT_NAMES_NATIVE, err, LLT_ERR_INVALID_ARG, "unknown tensor naming %d",
+              (int)names);
+    LLT_TRY(check_dims(&m->cfg, err));
+    const name_scheme *ns = &k_schemes[names];
+    const llt_config *c = &m->cfg;
+    LLT_TRY(bind_one(m, ns->embd, c->vocab_size, c->hidden_size, &m->tok_embd, err));
+    LLT_TRY(bind_one(m, ns->norm, 1, c->hidden_size, &m->out_norm, err));
+    if (llt_tensors_find(&m->tensors, ns->output)) {
+        LLT_TRY(bind_one(m, ns->output, c->vocab_size, c->hidden_size, &m->output, err));
+    } else {
+        m->output = m->tok_embd; /* tied head: the same bytes */
+        m->cfg.tie_weights = true;
+    }
+    free(m->layers);
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    LLT_CHECK(m->layers, err, LLT_ERR_NOMEM, "out of memory for %d layers", (int)c->n_layers);
+    for (int32_t l = 0; l < c->n_layers; l++) LLT_TRY(bind_layer(m, names, l, err));
+    return LLT_OK;
+}

@@ -1,0 +1,121 @@
+/* test_cli: the llama-triton binary ($LLT_CLI) as a user runs it.
+ * ACCEPTANCE: `llama-triton stories260K.gguf -p "" -n 200 --temperature 0` prints exactly
+ * expected_greedy_200.txt on stdout (llama2.c's `-n 200` output; one final newline allowed),
+ * with nothing else on stdout; usage errors exit 2 naming the flag; --help works. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "testlib.h"
+
+typedef struct cli_result {
+    int code;
+    char *out, *err;
+} cli_result;
+
+/* Runs `$LLT_CLI args` through the shell; stdout and stderr captured separately. */
+static cli_result run_cli(const char *args) {
+    cli_result r = {-1, NULL, NULL};
+    const char *cli = getenv("LLT_CLI");
+    if (!cli || !*cli) cli = "build/llama-triton";
+    char err_path[512], cmd[4096];
+    snprintf(err_path, sizeof err_path, "%s/cli_stderr.txt", tl_tmpdir());
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>'%s'", cli, args, err_path);
+    FILE *p = popen(cmd, "r");
+    if (!p) return r;
+    size_t cap = 1 << 16, n = 0;
+    r.out = malloc(cap);
+    for (size_t k; (k = fread(r.out + n, 1, cap - 1 - n, p)) > 0;) {
+        n += k;
+        if (n + 1 == cap) r.out = realloc(r.out, cap *= 2);
+    }
+    r.out[n] = '\0';
+    int st = pclose(p);
+    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    r.err = tl_read(err_path, NULL);
+    if (!r.err) r.err = calloc(1, 1);
+    return r;
+}
+
+static void free_result(cli_result *r) {
+    free(r->out);
+    free(r->err);
+}
+
+static const char *model(void) { return tl_fixture("models/stories260K/stories260K.gguf"); }
+
+static void test_greedy_exact(void) {
+    char args[1024];
+    snprintf(args, sizeof args, "'%s' -p '' -n 200 --temperature 0", model());
+    cli_result r = run_cli(args);
+    size_t n;
+    char *want = tl_read(tl_fixture("models/stories260K/expected_greedy_200.txt"), &n);
+    CHECK(want && r.code == 0);
+    size_t got = strlen(r.out);
+    if (got && r.out[got - 1] == '\n') got--; /* one final newline is allowed */
+    if (want && n && want[n - 1] == '\n') n--;
+    CHECK_MSG(want && got == n && memcmp(r.out, want, n) == 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
+    CHECK(strstr(r.err, "tokens/s") != NULL && strstr(r.err, "load") != NULL); /* stats on stderr */
+    free(want);
+    free_result(&r);
+}
+
+/* A prompt from a file gives the same text as the same prompt on the command line. */
+static void test_prompt_file(void) {
+    const char *f = tl_write_tmp("prompt.txt", "Once upon a time", 16);
+    char a1[1024], a2[1024];
+    snprintf(a1, sizeof a1, "'%s' -f '%s' -n 20 --temperature 0 --threads 1", model(), f);
+    snprintf(a2, sizeof a2, "'%s' -p 'Once upon a time' --max_tokens 20 --temp 0 --top_k 5 --seed 3", model());
+    cli_result r1 = run_cli(a1), r2 = run_cli(a2);
+    CHECK(r1.code == 0 && r2.code == 0 && strlen(r1.out) > 20 && strcmp(r1.out, r2.out) == 0);
+    free_result(&r1);
+    free_result(&r2);
+}
+
+static void expect_usage_error(const char *args, const char *needle) {
+    char full[1024];
+    snprintf(full, sizeof full, "'%s' %s", model(), args);
+    cli_result r = run_cli(full);
+    CHECK_MSG(r.code == 2 && strstr(r.err, needle) && r.out[0] == '\0', "args '%s': exit %d, stderr '%s'", args,
+              r.code, r.err);
+    free_result(&r);
+}
+
+static void test_usage_errors(void) {
+    expect_usage_error("--bogus-flag", "--bogus-flag");
+    expect_usage_error("-p hi -n", "-n needs a value");
+    expect_usage_error("--temperature hot", "--temperature");
+    expect_usage_error("--top_p 1.5", "--top_p");
+    expect_usage_error("--fmt onnx", "--fmt");
+    expect_usage_error("--dtype q8_0", "--dtype");
+    expect_usage_error("-p a -f b", "exclusive");
+    expect_usage_error("extra-arg", "extra-arg");
+    cli_result r = run_cli("run");
+    CHECK(r.code == 2 && strstr(r.err, "MODEL"));
+    free_result(&r);
+}
+
+static void test_help_and_runtime_errors(void) {
+    cli_result r = run_cli("--help");
+    CHECK(r.code == 0 && strstr(r.out, "usage"));
+    free_result(&r);
+    r = run_cli("run --help");
+    CHECK(r.code == 0 && strstr(r.out, "--max_tokens") && strstr(r.out, "--temperature"));
+    free_result(&r);
+    r = run_cli("no-such-model.gguf -p hi");
+    CHECK(r.code == 1 && strstr(r.err, "no-such-model.gguf") && r.out[0] == '\0');
+    free_result(&r);
+    char args[1024];
+    snprintf(args, sizeof args, "'%s' --device tpu", model());
+    r = run_cli(args);
+    CHECK(r.code == 1 && strstr(r.err, "tpu"));
+    free_result(&r);
+}
+
+int main(void) {
+    RUN(test_greedy_exact);
+    RUN(test_prompt_file);
+    RUN(test_usage_errors);
+    RUN(test_help_and_runtime_errors);
+    return tl_done("test_cli");
+}

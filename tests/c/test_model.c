@@ -1,0 +1,424 @@
+/* test_model: the engine end to end on the embedded model, against llama2.c's output.
+ *
+ * ACCEPTANCE: stories260K.gguf, greedy from BOS, 200 generated tokens (llama2.c `-n 200`:
+ * BOS at position 0, then 200 sampled tokens; the fixture's text tokenises to exactly 200
+ * tokens) == expected_greedy_200.txt byte for byte.
+ * Also: teacher-forced logits pick every next token of that text; batched decoding of several
+ * sequences equals decoding them alone; a full page pool leaves every sequence untouched;
+ * damaged models (missing tensor, wrong shape) name the tensor; the three tensor naming
+ * schemes, quantised tensors and tied heads bind; random models are deterministic. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/dtype.h"
+#include "kv/paged_cache.h"
+#include "model/model.h"
+#include "testlib.h"
+
+static const char *model_path(void) { return tl_fixture("models/stories260K/stories260K.gguf"); }
+
+/* The expected text without a trailing newline (one is allowed, none is in the file). */
+static char *expected_text(size_t *n) {
+    char *t = tl_read(tl_fixture("models/stories260K/expected_greedy_200.txt"), n);
+    if (t && *n && t[*n - 1] == '\n') t[--*n] = '\0';
+    return t;
+}
+
+static llt_model *load(int32_t page_size, int32_t max_pages, int32_t max_seqs, llt_dtype dt) {
+    llt_load_opts o;
+    llt_load_opts_init(&o);
+    o.page_size = page_size, o.max_pages = max_pages, o.max_seqs = max_seqs, o.dtype = dt;
+    llt_model *m = NULL;
+    llt_error err = {0};
+    CHECK_OK(llt_model_load(model_path(), &o, &m, &err), &err);
+    return m;
+}
+
+typedef struct text_buf {
+    char s[8192];
+    size_t n;
+    int calls, stop_after;
+} text_buf;
+
+static int collect(int32_t index, const char *piece, size_t len, int32_t token, void *user) {
+    text_buf *b = user;
+    (void)index, (void)token;
+    if (b->n + len < sizeof b->s) memcpy(b->s + b->n, piece, len), b->n += len;
+    b->s[b->n] = '\0';
+    return b->stop_after && ++b->calls >= b->stop_after;
+}
+
+static void greedy(llt_model *m, const char *prompt, int32_t n, text_buf *out, llt_gen_stats *st) {
+    llt_gen_params p;
+    llt_gen_params_init(&p);
+    p.temperature = 0, p.max_new_tokens = n;
+    llt_error err = {0};
+    CHECK_OK(llt_generate(m, prompt, &p, collect, out, st, &err), &err);
+}
+
+static void test_greedy_acceptance(void) {
+    llt_model *m = load(0, 0, 0, LLT_DTYPE_COUNT);
+    size_t n;
+    char *want = expected_text(&n);
+    CHECK(m && want);
+    if (!m || !want) return;
+    text_buf out = {0};
+    llt_gen_stats st;
+    greedy(m, "", 200, &out, &st);
+    CHECK_MSG(out.n == n && memcmp(out.s, want, n) == 0, "greedy text differs:\n%s\n--- want ---\n%s", out.s, want);
+    CHECK(st.n_prompt == 1 && st.n_generated == 200);
+    /* A prompt taken from the text continues it exactly (greedy is teacher-forced consistent). */
+    text_buf cont = {0};
+    greedy(m, "Once upon a time", 40, &cont, &st);
+    const char *rest = want + strlen("Once upon a time");
+    CHECK_MSG(cont.n > 20 && strncmp(cont.s, rest, cont.n) == 0, "continuation '%s'", cont.s);
+    free(want);
+    llt_model_free(m);
+}
+
+static int32_t argmax(const float *x, int32_t n) {
+    int32_t b = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
+/* Teacher-forced logits over BOS + the expected text (201 tokens: more than one chunk of
+ * rows) pick every next token; final_norm and logits agree with the hidden states. */
+static void test_forward_teacher_forced(void) {
+    llt_model *m = load(0, 0, 0, LLT_DTYPE_COUNT);
+    size_t n_text, n = 0;
+    char *want = expected_text(&n_text);
+    if (!m || !want) return;
+    const llt_config *c = llt_model_config(m);
+    int32_t ids[400];
+    llt_error err = {0};
+    CHECK_OK(llt_tokenizer_encode(llt_model_tokenizer(m), want, n_text, LLT_TOK_ADD_BOS, ids, 400, &n, &err), &err);
+    CHECK(n == 201);
+    int64_t V = c->vocab_size, H = c->hidden_size, L = c->n_layers;
+    float *logits = malloc(n * V * 4), *hidden = malloc(L * n * H * 4), *fn = malloc(n * H * 4);
+    CHECK_OK(llt_model_forward(m, ids, n, logits, hidden, fn, &err), &err);
+    int wrong = 0;
+    for (size_t i = 0; i + 1 < n; i++) wrong += argmax(logits + i * V, (int32_t)V) != ids[i + 1];
+    CHECK_MSG(wrong == 0, "%d of %zu teacher-forced argmaxes differ from the text", wrong, n - 1);
+    float *ref = malloc(n * H * 4), *ref_logits = malloc(n * V * 4);
+    llt_rmsnorm_f32(hidden + (L - 1) * n * H, m->out_norm.data, ref, (int64_t)n, H, c->rms_norm_eps);
+    CHECK(tl_rel_err(fn, ref, n * H) < 1e-6);
+    llt_gemm_f32(fn, m->output.data, ref_logits, (int64_t)n, V, H);
+    CHECK(tl_rel_err(logits, ref_logits, n * V) < 1e-5);
+    CHECK(llt_kv_pages_in_use(llt_model_kv_cache(m)) == 0); /* the temporary sequence is gone */
+    free(logits), free(hidden), free(fn), free(ref), free(ref_logits), free(want);
+    llt_model_free(m);
+}
+
+/* Two sequences in one batch (and then one token each) equal each sequence run alone. */
+static void test_batch_matches_single(void) {
+    llt_model *m = load(4, 0, 3, LLT_DTYPE_COUNT);
+    if (!m) return;
+    const int32_t V = llt_model_config(m)->vocab_size;
+    const int32_t a[11] = {1, 403, 407, 261, 378, 324, 426, 267, 360, 283, 372};
+    const int32_t b[8] = {1, 70, 401, 293, 40, 30, 470, 290};
+    llt_kv_cache *kv = llt_model_kv_cache(m);
+    int32_t sa, sb, rows = 0;
+    llt_error err = {0};
+    CHECK_OK(llt_kv_seq_create(kv, &sa, &err), &err);
+    CHECK_OK(llt_kv_seq_create(kv, &sb, &err), &err);
+    int32_t toks[17], seqs[17];
+    for (int i = 0; i < 17; i++) toks[i] = i < 10 ? a[i] : b[i - 10], seqs[i] = i < 10 ? sa : sb;
+    float *lg = malloc(17 * V * 4), *ref = malloc(11 * V * 4);
+    llt_batch batch = {17, toks, seqs, NULL}; /* default: the last row of each sequence */
+    CHECK_OK(llt_model_decode(m, &batch, lg, &rows, &err), &err);
+    CHECK(rows == 2 && llt_kv_seq_len(kv, sa) == 10 && llt_kv_seq_len(kv, sb) == 7);
+    CHECK_OK(llt_model_forward(m, a, 10, ref, NULL, NULL, &err), &err);
+    CHECK(tl_rel_err(lg, ref + 9 * V, V) < 1e-5);
+    CHECK_OK(llt_model_forward(m, b, 7, ref, NULL, NULL, &err), &err);
+    CHECK(tl_rel_err(lg + V, ref + 6 * V, V) < 1e-5);
+    int32_t step[2] = {b[7], a[10]}, step_seq[2] = {sb, sa}; /* one token each, reversed order */
+    llt_batch b2 = {2, step, step_seq, NULL};
+    CHECK_OK(llt_model_decode(m, &b2, lg, &rows, &err), &err);
+    CHECK_OK(llt_model_forward(m, a, 11, ref, NULL, NULL, &err), &err);
+    CHECK(rows == 2 && tl_rel_err(lg + V, ref + 10 * V, V) < 1e-5);
+    CHECK_OK(llt_model_forward(m, b, 8, ref, NULL, NULL, &err), &err);
+    CHECK(tl_rel_err(lg, ref + 7 * V, V) < 1e-5);
+    /* bad batches are refused before anything is appended */
+    int32_t bad_tok[2] = {1, 99999}, split[3] = {sa, sb, sa}, three[3] = {1, 1, 1};
+    llt_batch bb = {2, bad_tok, step_seq, NULL};
+    CHECK_ERR(llt_model_decode(m, &bb, lg, &rows, &err), LLT_ERR_INVALID_ARG, &err, "99999");
+    llt_batch bs = {3, three, split, NULL};
+    CHECK_ERR(llt_model_decode(m, &bs, lg, &rows, &err), LLT_ERR_INVALID_ARG, &err, "not consecutive");
+    int32_t dead[1] = {2};
+    llt_batch bd = {1, three, dead, NULL};
+    CHECK_ERR(llt_model_decode(m, &bd, lg, &rows, &err), LLT_ERR_INVALID_ARG, &err, "not live");
+    CHECK(llt_kv_seq_len(kv, sa) == 11 && llt_kv_seq_len(kv, sb) == 8);
+    free(lg), free(ref);
+    llt_model_free(m);
+}
+
+/* A pool too small for a step: LLT_ERR_FULL, nothing appended to any sequence. */
+static void test_pool_full(void) {
+    llt_model *m = load(4, 4, 2, LLT_DTYPE_COUNT); /* 16 token slots in all */
+    if (!m) return;
+    llt_kv_cache *kv = llt_model_kv_cache(m);
+    const int32_t V = llt_model_config(m)->vocab_size;
+    int32_t s1, s2, rows;
+    llt_error err = {0};
+    CHECK_OK(llt_kv_seq_create(kv, &s1, &err), &err);
+    CHECK_OK(llt_kv_seq_create(kv, &s2, &err), &err);
+    int32_t toks[12] = {1, 403, 407, 261, 378, 324, 426, 267, 360, 283, 372, 290}, seqs[12];
+    for (int i = 0; i < 12; i++) seqs[i] = s1;
+    float *lg = malloc(4 * V * 4), *ref = malloc(17 * V * 4);
+    llt_batch b1 = {9, toks, seqs, NULL}; /* 3 pages for s1 */
+    CHECK_OK(llt_model_decode(m, &b1, lg, &rows, &err), &err);
+    int32_t used = llt_kv_pages_in_use(kv);
+    int32_t mix[6] = {toks[9], 1, 2, 3, 4, 5}, mix_seq[6] = {s1, s2, s2, s2, s2, s2};
+    llt_batch b2 = {6, mix, mix_seq, NULL}; /* s1 fits, s2 needs 2 pages, 1 is free */
+    CHECK_ERR(llt_model_decode(m, &b2, lg, &rows, &err), LLT_ERR_FULL, &err, NULL);
+    CHECK(llt_kv_pages_in_use(kv) == used && llt_kv_seq_len(kv, s1) == 9 && llt_kv_seq_len(kv, s2) == 0);
+    llt_batch b3 = {1, toks + 9, seqs, NULL}; /* s1 goes on as if nothing happened */
+    CHECK_OK(llt_model_decode(m, &b3, lg, &rows, &err), &err);
+    llt_kv_seq_free(kv, s1);
+    llt_kv_seq_free(kv, s2);
+    CHECK_OK(llt_model_forward(m, toks, 10, ref, NULL, NULL, &err), &err);
+    CHECK(tl_rel_err(lg, ref + 9 * V, V) < 1e-5);
+    /* longer than the cache can ever hold: a clear error naming the context */
+    int32_t long_ids[17] = {1};
+    CHECK_ERR(llt_model_forward(m, long_ids, 17, ref, NULL, NULL, &err), LLT_ERR_INVALID_ARG, &err,
+              "exceed the context of 16");
+    free(lg), free(ref);
+    llt_model_free(m);
+}
+
+/* The generator stops cleanly at the context (2 pages of 16 = 32 positions). */
+static void test_context_limit(void) {
+    llt_model *m = load(16, 2, 1, LLT_DTYPE_COUNT);
+    size_t n;
+    char *want = expected_text(&n);
+    if (!m || !want) return;
+    text_buf out = {0};
+    llt_gen_stats st;
+    greedy(m, "", 1000, &out, &st);
+    CHECK_MSG(st.n_generated == 32, "generated %d", (int)st.n_generated); /* 31 fed + the last sampled */
+    CHECK(out.n > 0 && strncmp(out.s, want, out.n) == 0);
+    text_buf stop = {.stop_after = 3}; /* the callback can stop it */
+    greedy(m, "", 50, &stop, &st);
+    CHECK(st.n_generated == 3 && stop.calls == 3);
+    free(want);
+    llt_model_free(m);
+}
+
+/* Same seed, same text; sampling with another seed differs. */
+static void test_sampling_reproducible(void) {
+    llt_model *m = load(0, 0, 0, LLT_DTYPE_COUNT);
+    if (!m) return;
+    llt_gen_params p;
+    llt_gen_params_init(&p);
+    p.max_new_tokens = 60, p.seed = 42;
+    text_buf a = {0}, b = {0}, c = {0};
+    llt_error err = {0};
+    CHECK_OK(llt_generate(m, "Once upon a time", &p, collect, &a, NULL, &err), &err);
+    CHECK_OK(llt_generate(m, "Once upon a time", &p, collect, &b, NULL, &err), &err);
+    p.seed = 43;
+    CHECK_OK(llt_generate(m, "Once upon a time", &p, collect, &c, NULL, &err), &err);
+    CHECK(a.n > 0 && a.n == b.n && memcmp(a.s, b.s, a.n) == 0);
+    CHECK(a.n != c.n || memcmp(a.s, c.s, a.n) != 0);
+    p.add_bos = false;
+    CHECK_ERR(llt_generate(m, "", &p, collect, &c, NULL, &err), LLT_ERR_INVALID_ARG, &err, "empty prompt");
+    llt_model_free(m);
+}
+
+/* --dtype f16 / bf16 on the CPU: weights converted on load; logits stay close to f32 (a
+ * weight rounding of 2^-9 (bf16) moves logits by well under 5 % of their range here). */
+static void test_dtype_conversion(void) {
+    llt_model *m32 = load(0, 0, 0, LLT_DTYPE_COUNT);
+    llt_model *m16 = load(0, 0, 0, LLT_DTYPE_F16), *mb = load(0, 0, 0, LLT_DTYPE_BF16);
+    if (!m32 || !m16 || !mb) return;
+    CHECK(m16->layers[0].wq.dtype == LLT_DTYPE_F16 && mb->tok_embd.dtype == LLT_DTYPE_BF16);
+    const int32_t ids[6] = {1, 403, 407, 261, 378, 324};
+    float a[6 * 512], b[6 * 512], c[6 * 512];
+    llt_error err = {0};
+    CHECK_OK(llt_model_forward(m32, ids, 6, a, NULL, NULL, &err), &err);
+    CHECK_OK(llt_model_forward(m16, ids, 6, b, NULL, NULL, &err), &err);
+    CHECK_OK(llt_model_forward(mb, ids, 6, c, NULL, NULL, &err), &err);
+    double e16 = tl_rel_err(b, a, 6 * 512), eb = tl_rel_err(c, a, 6 * 512);
+    CHECK_MSG(e16 > 0 && e16 < 5e-3 && eb > 0 && eb < 5e-2, "f16 %.3g bf16 %.3g", e16, eb);
+    llt_model_free(m32), llt_model_free(m16), llt_model_free(mb);
+}
+
+/* ---- damaged files ---------------------------------------------------------------------- */
+
+static const char *patched_copy(const char *name, const char *find, const char *repl, int swap_dims) {
+    size_t n;
+    char *d = tl_read(model_path(), &n);
+    char *at = d ? memmem(d, n, find, strlen(find)) : NULL;
+    CHECK(at != NULL);
+    if (!at) return "";
+    if (repl) memcpy(at, repl, strlen(repl));
+    if (swap_dims) { /* tensor info: name, u32 n_dims, u64 dims[]: swap dims 0 and 1 */
+        char *dims = at + strlen(find) + 4, tmp[8];
+        memcpy(tmp, dims, 8), memcpy(dims, dims + 8, 8), memcpy(dims + 8, tmp, 8);
+    }
+    const char *p = tl_write_tmp(name, d, n);
+    free(d);
+    return p;
+}
+
+static void test_damaged_models(void) {
+    llt_model *m = NULL;
+    llt_error err = {0};
+    const char *missing = patched_copy("missing.gguf", "blk.3.ffn_up.weight", "blk.3.ffn_uq.weight", 0);
+    CHECK_ERR(llt_model_load(missing, NULL, &m, &err), LLT_ERR_NOT_FOUND, &err, "'blk.3.ffn_up.weight' not found");
+    CHECK(strstr(err.msg, "missing.gguf") != NULL && m == NULL);
+    const char *shape = patched_copy("shape.gguf", "blk.2.attn_k.weight", NULL, 1);
+    CHECK_ERR(llt_model_load(shape, NULL, &m, &err), LLT_ERR_FORMAT, &err,
+              "tensor 'blk.2.attn_k.weight': expected shape [32, 64], got [64, 32]");
+    CHECK_ERR(llt_model_load("no/such/model.gguf", NULL, &m, &err), LLT_ERR_IO, &err, "no/such/model.gguf");
+    llt_load_opts o;
+    llt_load_opts_init(&o);
+    o.device = "tpu:0";
+    CHECK_ERR(llt_model_load(model_path(), &o, &m, &err), LLT_ERR_INVALID_ARG, &err, "tpu:0");
+    o.device = "cuda:0";
+    llt_status s = llt_model_load(model_path(), &o, &m, &err);
+    if (s != LLT_OK) CHECK(strstr(err.msg, "cuda") != NULL); /* no CUDA in this build: says so */
+    llt_model_free(m);
+    m = NULL;
+    llt_load_opts_init(&o);
+    o.format = LLT_FORMAT_HF;
+    CHECK_ERR(llt_model_load(model_path(), &o, &m, &err), LLT_ERR_INVALID_ARG, &err, "model folder");
+    o.format = LLT_FORMAT_GGUF;
+    CHECK_ERR(llt_model_load(tl_fixture("models"), &o, &m, &err), LLT_ERR_INVALID_ARG, &err, "folder");
+}
+
+/* ---- binding: names, quantised tensors, tied heads ------------------------------------- */
+
+static llt_config tiny_config(bool tied) {
+    llt_config c;
+    llt_config_init(&c);
+    c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.hidden_size = 32, c.intermediate_size = 48;
+    c.vocab_size = 40, c.max_position_embeddings = 64, c.head_dim = 8, c.tie_weights = tied;
+    return c;
+}
+
+/* Q8_0 blocks of 32: f16 scale + 32 int8. */
+static void *quantize_q8_0(const float *x, int64_t n) {
+    uint8_t *q = malloc((size_t)n / 32 * 34);
+    for (int64_t b = 0; b < n / 32; b++) {
+        float amax = 0;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[b * 32 + i]));
+        float d = amax / 127;
+        uint16_t h = llt_f32_to_f16(d);
+        memcpy(q + b * 34, &h, 2);
+        for (int i = 0; i < 32; i++) q[b * 34 + 2 + i] = (uint8_t)(int8_t)lrintf(d ? x[b * 32 + i] / d : 0);
+    }
+    return q;
+}
+
+/* A model shell whose table holds `src`'s tensors renamed to scheme `names`. */
+static llt_model *renamed(const llt_model *src, llt_tensor_names names, bool q8_wq, bool no_output) {
+    llt_model *m = calloc(1, sizeof *m);
+    llt_tensors_init(&m->tensors);
+    m->cfg = src->cfg;
+    char from[128], to[128];
+    for (int g = 0; g < 3; g++) {
+        const llt_tensor *t = llt_tensors_find(&src->tensors, llt_weights_global_name(LLT_NAMES_GGUF, g));
+        if (!t || (g == 2 && no_output)) continue;
+        const char *nm = llt_weights_global_name(names, g);
+        llt_tensors_add(&m->tensors, nm, strlen(nm), t->dtype, t->n_dims, t->shape, t->data, t->nbytes, false, NULL);
+    }
+    for (int32_t l = 0; l < src->cfg.n_layers; l++)
+        for (int f = 0; f < 9; f++) {
+            const llt_tensor *t = llt_tensors_find(&src->tensors, llt_weights_layer_name(LLT_NAMES_GGUF, f, l, from, 128));
+            llt_weights_layer_name(names, f, l, to, 128);
+            int64_t shape2[2] = {1, t->shape[0]};
+            if (q8_wq && f == 1 && l == 0) { /* this one as Q8_0 */
+                void *q = quantize_q8_0(t->data, llt_tensor_numel(t));
+                llt_tensors_add(&m->tensors, to, strlen(to), LLT_DTYPE_Q8_0, 2, t->shape, q,
+                                (uint64_t)llt_tensor_numel(t) / 32 * 34, true, NULL);
+            } else if (t->n_dims == 1 && f == 0) { /* a norm stored 2-D [1, H] */
+                llt_tensors_add(&m->tensors, to, strlen(to), t->dtype, 2, shape2, t->data, t->nbytes, false, NULL);
+            } else {
+                llt_tensors_add(&m->tensors, to, strlen(to), t->dtype, t->n_dims, t->shape, t->data, t->nbytes, false, NULL);
+            }
+        }
+    return m;
+}
+
+static void free_shell(llt_model *m) {
+    llt_tensors_free(&m->tensors);
+    free(m->layers);
+    free(m);
+}
+
+static void test_bind_names(void) {
+    llt_config c = tiny_config(false);
+    llt_model *src = NULL;
+    llt_error err = {0};
+    CHECK_OK(llt_model_random(&c, 5, NULL, &src, &err), &err);
+    if (!src) return;
+    for (int names = LLT_NAMES_GGUF; names <= LLT_NAMES_NATIVE; names++) {
+        llt_model *m = renamed(src, (llt_tensor_names)names, names == LLT_NAMES_HF, false);
+        CHECK_OK(llt_weights_bind(m, (llt_tensor_names)names, &err), &err);
+        CHECK(m->layers && m->layers[1].w_down.data == src->layers[1].w_down.data);
+        CHECK(m->layers && m->layers[1].w_up.data == src->layers[1].w_up.data); /* w3 = up */
+        CHECK(m->output.data == src->output.data && !m->cfg.tie_weights);
+        if (names == LLT_NAMES_HF && m->layers) { /* Q8_0 -> F32 within the block's rounding */
+            const llt_weight *q = &m->layers[0].wq;
+            CHECK(q->dtype == LLT_DTYPE_F32 && q->rows == 32 && q->cols == 32);
+            CHECK(tl_rel_err(q->data, src->layers[0].wq.data, 32 * 32) < 1.0 / 127);
+        }
+        free_shell(m);
+    }
+    /* missing output head: tied to the embedding */
+    llt_model *t = renamed(src, LLT_NAMES_NATIVE, false, true);
+    CHECK_OK(llt_weights_bind(t, LLT_NAMES_NATIVE, &err), &err);
+    CHECK(t->cfg.tie_weights && t->output.data == t->tok_embd.data);
+    CHECK_ERR(llt_weights_bind(t, LLT_NAMES_HF, &err), LLT_ERR_NOT_FOUND, &err, "model.embed_tokens.weight");
+    t->cfg.n_kv_heads = 3;
+    CHECK_ERR(llt_weights_bind(t, LLT_NAMES_NATIVE, &err), LLT_ERR_INVALID_ARG, &err, "n_kv_heads");
+    free_shell(t);
+    llt_model_free(src);
+}
+
+/* Random models: deterministic from the seed, every dtype, tied or not. */
+static void test_random_models(void) {
+    const int32_t ids[5] = {1, 7, 3, 39, 0};
+    float a[5 * 40], b[5 * 40];
+    llt_error err = {0};
+    for (int dt = LLT_DTYPE_F32; dt <= LLT_DTYPE_BF16; dt++) {
+        llt_config c = tiny_config(dt == LLT_DTYPE_F16);
+        llt_load_opts o;
+        llt_load_opts_init(&o);
+        o.dtype = (llt_dtype)dt;
+        llt_model *m1 = NULL, *m2 = NULL;
+        CHECK_OK(llt_model_random(&c, 11, &o, &m1, &err), &err);
+        CHECK_OK(llt_model_random(&c, 11, &o, &m2, &err), &err);
+        if (!m1 || !m2) return;
+        CHECK(m1->layers[0].wq.dtype == (llt_dtype)dt && llt_model_tokenizer(m1) == NULL);
+        CHECK_OK(llt_model_forward(m1, ids, 5, a, NULL, NULL, &err), &err);
+        CHECK_OK(llt_model_forward(m2, ids, 5, b, NULL, NULL, &err), &err);
+        CHECK(memcmp(a, b, sizeof a) == 0 && isfinite(a[0]) && a[0] != a[1]);
+        llt_gen_params p;
+        llt_gen_params_init(&p);
+        CHECK_ERR(llt_generate(m1, "x", &p, NULL, NULL, NULL, &err), LLT_ERR_STATE, &err, "tokenizer");
+        llt_model_free(m1), llt_model_free(m2);
+    }
+    llt_config bad = tiny_config(false);
+    bad.hidden_size = 0;
+    llt_model *m = NULL;
+    CHECK_ERR(llt_model_random(&bad, 1, NULL, &m, &err), LLT_ERR_INVALID_ARG, &err, "hidden_size");
+    llt_model_free(NULL);
+}
+
+int main(void) {
+    RUN(test_greedy_acceptance);
+    RUN(test_forward_teacher_forced);
+    RUN(test_batch_matches_single);
+    RUN(test_pool_full);
+    RUN(test_context_limit);
+    RUN(test_sampling_reproducible);
+    RUN(test_dtype_conversion);
+    RUN(test_damaged_models);
+    RUN(test_bind_names);
+    RUN(test_random_models);
+    return tl_done("test_model");
+}
