@@ -20,7 +20,7 @@ typedef struct suite {
     int n;
 } suite;
 
-static bool suite_load(const char *name, suite *s) {
+static inline bool suite_load(const char *name, suite *s) {
     char p[256];
     memset(s, 0, sizeof *s);
     snprintf(p, sizeof p, "tokenizers/llamacpp/ggml-vocab-%s.gguf.inp", name);
@@ -46,12 +46,12 @@ static bool suite_load(const char *name, suite *s) {
     return s->n == 46;
 }
 
-static void suite_free(suite *s) {
+static inline void suite_free(suite *s) {
     free(s->inp);
     free(s->out);
 }
 
-static size_t parse_ids(const char *line, int32_t *ids, size_t cap) {
+static inline size_t parse_ids(const char *line, int32_t *ids, size_t cap) {
     size_t n = 0;
     char *end;
     for (const char *p = line; n < cap;) {
@@ -63,18 +63,18 @@ static size_t parse_ids(const char *line, int32_t *ids, size_t cap) {
     return n;
 }
 
-static bool ids_eq(const int32_t *a, size_t na, const int32_t *b, size_t nb) {
+static inline bool ids_eq(const int32_t *a, size_t na, const int32_t *b, size_t nb) {
     return na == nb && (na == 0 || memcmp(a, b, na * sizeof *a) == 0);
 }
 
-static void print_ids(const char *label, const int32_t *ids, size_t n) {
+static inline void print_ids(const char *label, const int32_t *ids, size_t n) {
     fprintf(stderr, "    %s:", label);
     for (size_t i = 0; i < n; i++) fprintf(stderr, " %d", ids[i]);
     fputc('\n', stderr);
 }
 
 /* Runs a suite; returns the number of strings whose ids and round trip both match. */
-static int run_suite_tok(const char *name, const llt_tokenizer *t) {
+static inline int run_suite_tok(const char *name, const llt_tokenizer *t) {
     suite s;
     CHECK_MSG(suite_load(name, &s), "suite %s did not load", name);
     llt_error err = {0};
@@ -102,7 +102,7 @@ static int run_suite_tok(const char *name, const llt_tokenizer *t) {
     return pass;
 }
 
-static int run_suite(const char *name, const char *tok_path) {
+static inline int run_suite(const char *name, const char *tok_path) {
     llt_tokenizer *t = NULL;
     llt_error err = {0};
     CHECK_OK(llt_tokenizer_open(tok_path, &t, &err), &err);
