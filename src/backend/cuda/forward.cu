@@ -1,0 +1,607 @@
+/* forward.cu: the CUDA backend (llt_backend_cuda): init uploads the weights once and creates
+ * the KV cache in device memory; a decode step runs wholly on the device.
+ *
+ * Per step (rows of one or several sequences, in chunks of at most CUDA_MAX_ROWS):
+ *   host: check the batch, reserve KV pages (bookkeeping stays on the host, kv/paged_cache.c),
+ *         write tokens, positions, cache slots, block tables into a pinned staging buffer;
+ *   device: one H2D copy of that buffer, embedding, per layer
+ *             QKV (RMSNorm in, rotary + KV write out)  -> paged attention
+ *             -> Wo (+ residual)  -> gate/up (RMSNorm in, SwiGLU out)  -> down (+ residual),
+ *           final RMSNorm + output head for the rows that want logits (or sampling on the
+ *           device), one D2H copy.
+ * Decode steps (one row per sequence) are captured as a CUDA graph per (rows, outputs, mode)
+ * on their second occurrence (the first runs eagerly so that autotuning can time kernels)
+ * and replayed afterwards: everything that changes between steps is read from the staging
+ * buffer's device copy, which the graph itself refreshes. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda/model.cuh"
+
+extern "C" {
+#include "backend/backend.h"
+}
+
+static bool env_is_off(const char *name) {
+    const char *v = getenv(name);
+    return v && (strcmp(v, "0") == 0 || strcmp(v, "off") == 0);
+}
+
+/* ---- devices / dtype ---------------------------------------------------------------------- */
+
+static llt_status parse_devices(const char *dev, cuda_state *st, llt_error *err) {
+    st->n_dev = 0;
+    const char *p = dev && *dev ? dev : "cuda";
+    while (*p) {
+        LLT_CHECK(strncmp(p, "cuda", 4) == 0, err, LLT_ERR_INVALID_ARG,
+                  "device '%s': expected cuda, cuda:N or a comma list of them", dev);
+        p += 4;
+        long id = 0;
+        if (*p == ':') {
+            char *end = NULL;
+            id = strtol(p + 1, &end, 10);
+            LLT_CHECK(end != p + 1 && id >= 0 && id < 1024, err, LLT_ERR_INVALID_ARG,
+                      "device '%s': bad device index", dev);
+            p = end;
+        }
+        LLT_CHECK(st->n_dev < LLT_MAX_DEVICES, err, LLT_ERR_INVALID_ARG, "device '%s': more than %d devices",
+                  dev, LLT_MAX_DEVICES);
+        st->dev_id[st->n_dev++] = (int32_t)id;
+        if (*p == ',') p++;
+        else LLT_CHECK(*p == '\0', err, LLT_ERR_INVALID_ARG, "device '%s': unexpected '%s'", dev, p);
+    }
+    LLT_CHECK(st->n_dev == 1, err, LLT_ERR_UNSUPPORTED,
+              "device '%s': a layer split over %d GPUs is not implemented yet (one CUDA device)", dev,
+              (int)st->n_dev);
+    return LLT_OK;
+}
+
+static llt_status pick_dtype(const llt_model *m, const llt_load_opts *o, llt_dtype *dt, llt_error *err) {
+    llt_dtype t = o ? o->dtype : LLT_DTYPE_COUNT;
+    if (t == LLT_DTYPE_COUNT)
+        t = m->cfg.dtype == LLT_DTYPE_F16 || m->cfg.dtype == LLT_DTYPE_BF16 ? m->cfg.dtype : LLT_DTYPE_F16;
+    LLT_CHECK(llt_cuda_dtype_ok(t), err, LLT_ERR_UNSUPPORTED,
+              "cuda backend: compute dtype %s (expected f16 or bf16)", llt_dtype_name(t));
+    *dt = t;
+    return LLT_OK;
+}
+
+/* ---- buffers ------------------------------------------------------------------------------ */
+
+static llt_status dalloc(cuda_state *st, size_t bytes, void **p, llt_error *err) {
+    return llt_cuda_alloc(st->ctx[0], bytes, p, err);
+}
+
+static llt_status alloc_buffers(llt_model *m, cuda_state *st, llt_error *err) {
+    const llt_config *c = &m->cfg;
+    const size_t R = CUDA_MAX_ROWS, H = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
+    const size_t qr = (size_t)c->n_heads * c->head_dim, kvr = (size_t)c->n_kv_heads * c->head_dim;
+    const size_t V = (size_t)c->vocab_size, es = dt_size(st->dt), B = (size_t)st->max_blocks;
+    LLT_TRY(dalloc(st, R * H * 4, (void **)&st->x, err));
+    LLT_TRY(dalloc(st, R * (H > I ? H : I) * es, &st->xn, err));
+    LLT_TRY(dalloc(st, R * (qr + 2 * kvr) * 4, (void **)&st->qkv, err));
+    LLT_TRY(dalloc(st, R * qr * 4, (void **)&st->q, err));
+    LLT_TRY(dalloc(st, R * qr * es, &st->att, err));
+    LLT_TRY(dalloc(st, R * 2 * I * es, &st->gu, err));
+    LLT_TRY(dalloc(st, R * I * es, &st->act, err));
+    LLT_TRY(dalloc(st, R * V * 4, (void **)&st->logits, err));
+    LLT_TRY(dalloc(st, R * 4, (void **)&st->tok_d, err));
+    size_t work = (size_t)llt_cuda_attn_work_floats(CUDA_MAX_ROWS + 2 * st->ctx[0]->n_sm, 1, c->n_heads,
+                                                    c->head_dim);
+    LLT_TRY(dalloc(st, work * 4, (void **)&st->attn_work, err));
+    LLT_TRY(dalloc(st, R * (size_t)c->n_kv_heads * 4, (void **)&st->attn_cnt, err));
+    CUDA_TRY(cudaMemset(st->attn_cnt, 0, R * (size_t)c->n_kv_heads * 4), err);
+    size_t step = (6 * R + R * B) * 4;
+    LLT_TRY(dalloc(st, step, (void **)&st->step_d, err));
+    CUDA_TRY(cudaHostAlloc((void **)&st->step_h, step, cudaHostAllocDefault), err);
+    CUDA_TRY(cudaHostAlloc((void **)&st->logits_h, (size_t)CUDA_GRAPH_MAX_ROWS * V * 4, cudaHostAllocDefault), err);
+    CUDA_TRY(cudaHostAlloc((void **)&st->tok_h, R * 4, cudaHostAllocDefault), err);
+    return LLT_OK;
+}
+
+static llt_status rope_upload(llt_model *m, cuda_state *st, llt_error *err) {
+    st->rope_max = llt_model_max_ctx(m);
+    size_t n = (size_t)st->rope_max * (m->cfg.head_dim / 2);
+    float *cs = (float *)malloc(n * 4), *sn = (float *)malloc(n * 4);
+    llt_status s = cs && sn ? LLT_OK : llt_err_set(err, LLT_ERR_NOMEM, "cuda: out of host memory (rope)");
+    if (s == LLT_OK) s = cuda_rope_table(&m->cfg, st->rope_max, cs, sn, err);
+    if (s == LLT_OK) s = dalloc(st, n * 4, (void **)&st->rope_cos, err);
+    if (s == LLT_OK) s = dalloc(st, n * 4, (void **)&st->rope_sin, err);
+    if (s == LLT_OK) s = llt_cuda_upload(st->ctx[0], st->rope_cos, cs, n * 4, err);
+    if (s == LLT_OK) s = llt_cuda_upload(st->ctx[0], st->rope_sin, sn, n * 4, err);
+    free(cs);
+    free(sn);
+    return s;
+}
+
+static void state_free(cuda_state *st) {
+    if (!st) return;
+    if (st->ctx[0]) cudaSetDevice(st->ctx[0]->device), cudaStreamSynchronize(st->ctx[0]->stream);
+    for (int i = 0; i < st->n_graphs; i++)
+        if (st->graphs[i].exec) cudaGraphExecDestroy(st->graphs[i].exec);
+    void *dev[] = {st->x, st->xn, st->qkv, st->q, st->att, st->gu, st->act, st->logits, st->tok_d,
+                   st->attn_work, st->attn_cnt, st->step_d, st->rope_cos, st->rope_sin};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
+        if (dev[i]) cudaFree(dev[i]);
+    if (st->step_h) cudaFreeHost(st->step_h);
+    if (st->logits_h) cudaFreeHost(st->logits_h);
+    if (st->tok_h) cudaFreeHost(st->tok_h);
+    cuda_weights_free(st);
+    for (int d = 0; d < st->n_dev; d++) llt_cuda_ctx_free(st->ctx[d]);
+    free(st);
+}
+
+static void cuda_free(llt_model *m) {
+    cuda_state *st = (cuda_state *)m->backend_state;
+    llt_kv_cache_free(m->kv); /* the pools are device memory: release before the contexts */
+    m->kv = NULL;
+    state_free(st);
+    m->backend_state = NULL;
+}
+
+/* random_seed: NULL = upload the host weights, else generate random weights on the device. */
+static llt_status init_impl(llt_model *m, const llt_load_opts *o, const uint64_t *random_seed,
+                            llt_error *err) {
+    cuda_state *st = (cuda_state *)calloc(1, sizeof *st);
+    LLT_CHECK(st, err, LLT_ERR_NOMEM, "cuda backend: out of host memory");
+    m->backend_state = st;
+    st->model = m;
+    st->use_graphs = !env_is_off("LLT_CUDA_GRAPHS");
+    llt_status s = parse_devices(o ? o->device : NULL, st, err);
+    if (s == LLT_OK) s = pick_dtype(m, o, &st->dt, err);
+    for (int d = 0; s == LLT_OK && d < st->n_dev; d++) s = llt_cuda_ctx_create(st->dev_id[d], &st->ctx[d], err);
+    for (int32_t l = 0; s == LLT_OK && l < m->cfg.n_layers; l++) m->layers[l].device = 0;
+    if (s == LLT_OK) {
+        LLT_INFO("cuda: %s, %s weights%s", st->ctx[0]->name, llt_dtype_name(st->dt),
+                 random_seed ? " (random, generated on the device)" : "");
+        s = cuda_weights_upload(m, st, random_seed, err);
+    }
+    if (s == LLT_OK) {
+        llt_kv_cache_opts ko;
+        llt_model_kv_opts(m, o, &ko);
+        ko.kv_dtype = st->dt; /* pages in the compute dtype */
+        cuda_storage_init(st, &st->storage);
+        s = llt_kv_cache_create_with(&ko, &st->storage, &m->kv, err);
+        if (s == LLT_OK) st->max_blocks = (llt_model_max_ctx(m) + ko.page_size - 1) / ko.page_size;
+    }
+    if (s == LLT_OK) s = rope_upload(m, st, err);
+    if (s == LLT_OK) s = alloc_buffers(m, st, err);
+    if (s == LLT_OK) s = llt_cuda_sync(st->ctx[0], err);
+    if (s != LLT_OK) cuda_free(m);
+    return s;
+}
+
+static llt_status cuda_init(llt_model *m, const llt_load_opts *o, llt_error *err) {
+    return init_impl(m, o, NULL, err);
+}
+
+/* ---- batch -> runs ------------------------------------------------------------------------- */
+
+typedef struct run {
+    int32_t seq, row0, n, pos0;
+} run;
+
+static llt_status batch_runs(const llt_model *m, const llt_batch *b, run *runs, int32_t *n_runs,
+                             llt_error *err) {
+    const llt_kv_cache *c = m->kv;
+    int32_t n = 0;
+    for (int32_t i = 0; i < b->n_tokens; i++) {
+        int32_t t = b->tokens[i], sq = b->seq_ids[i];
+        LLT_CHECK(t >= 0 && t < m->cfg.vocab_size, err, LLT_ERR_INVALID_ARG,
+                  "batch: token %d at row %d is outside the vocabulary [0, %d)", (int)t, (int)i,
+                  (int)m->cfg.vocab_size);
+        LLT_CHECK(sq >= 0 && sq < c->o.max_seqs && c->seqs[sq].live, err, LLT_ERR_INVALID_ARG,
+                  "batch: row %d names sequence %d, which is not live", (int)i, (int)sq);
+        if (n > 0 && runs[n - 1].seq == sq) {
+            runs[n - 1].n++;
+            continue;
+        }
+        for (int32_t j = 0; j < n; j++)
+            LLT_CHECK(runs[j].seq != sq, err, LLT_ERR_INVALID_ARG,
+                      "batch: rows of sequence %d are not consecutive (row %d)", (int)sq, (int)i);
+        runs[n].seq = sq, runs[n].row0 = i, runs[n].n = 1, runs[n].pos0 = c->seqs[sq].len;
+        n++;
+    }
+    *n_runs = n;
+    return LLT_OK;
+}
+
+static llt_status reserve_runs(llt_model *m, const run *runs, int32_t n_runs, int32_t max_ctx,
+                               llt_error *err) {
+    for (int32_t i = 0; i < n_runs; i++)
+        LLT_CHECK(runs[i].pos0 + runs[i].n <= max_ctx, err, LLT_ERR_INVALID_ARG,
+                  "batch: sequence %d would reach %d tokens, beyond the context of %d", (int)runs[i].seq,
+                  (int)(runs[i].pos0 + runs[i].n), (int)max_ctx);
+    for (int32_t i = 0; i < n_runs; i++) {
+        llt_status s = llt_kv_reserve(m->kv, runs[i].seq, runs[i].n, err);
+        if (s != LLT_OK) {
+            for (int32_t j = 0; j < i; j++) llt_kv_unreserve(m->kv, runs[j].seq);
+            return s;
+        }
+    }
+    return LLT_OK;
+}
+
+static bool wants_logits(const llt_batch *b, int32_t i) {
+    if (b->want_logits) return b->want_logits[i] != 0;
+    return i + 1 == b->n_tokens || b->seq_ids[i + 1] != b->seq_ids[i];
+}
+
+/* ---- one chunk ---------------------------------------------------------------------------- */
+
+/* Rows [r0, r0 + nr) of the batch; the device-side views of the staging buffer. */
+typedef struct chunk {
+    int32_t r0, nr, n_tables, n_out, max_run;
+    run runs[CUDA_MAX_ROWS];   /* this chunk's part of each sequence: row0 chunk-relative */
+    int32_t *tok, *pos, *slot, *row_bt, *out_rows, *bt; /* device */
+    float *u;                  /* device */
+    size_t bytes;
+} chunk;
+
+static llt_status chunk_build(llt_model *m, cuda_state *st, const llt_batch *b, const run *runs,
+                              int32_t n_runs, const float *u_in, int32_t out_base, chunk *ch,
+                              llt_error *err) {
+    const int32_t nr = ch->nr, B = st->max_blocks, ps = m->kv->o.page_size;
+    int32_t *h = st->step_h, *bt = h + 6 * nr;
+    ch->n_tables = ch->n_out = ch->max_run = 0;
+    for (int32_t i = 0; i < n_runs; i++) {
+        int32_t lo = runs[i].row0 > ch->r0 ? runs[i].row0 : ch->r0;
+        int32_t hi = runs[i].row0 + runs[i].n < ch->r0 + nr ? runs[i].row0 + runs[i].n : ch->r0 + nr;
+        if (lo >= hi) continue;
+        const llt_kv_seq *s = &m->kv->seqs[runs[i].seq];
+        LLT_CHECK(s->n_blocks <= B, err, LLT_ERR_INVALID_ARG, "batch: sequence %d has %d blocks (max %d)",
+                  (int)runs[i].seq, (int)s->n_blocks, (int)B);
+        int32_t t = ch->n_tables++;
+        memcpy(bt + (size_t)t * B, s->blocks, (size_t)s->n_blocks * 4);
+        int32_t p0 = runs[i].pos0 + (lo - runs[i].row0);
+        run *cr = &ch->runs[t];
+        cr->seq = runs[i].seq, cr->row0 = lo - ch->r0, cr->n = hi - lo, cr->pos0 = p0;
+        if (hi - lo > ch->max_run) ch->max_run = hi - lo;
+        for (int32_t r = lo; r < hi; r++) {
+            int32_t k = r - ch->r0, p = p0 + (r - lo);
+            h[k] = b->tokens[r], h[nr + k] = p;
+            h[2 * nr + k] = s->blocks[p / ps] * ps + p % ps;
+            h[3 * nr + k] = t;
+        }
+    }
+    for (int32_t k = 0; k < nr; k++)
+        if (wants_logits(b, ch->r0 + k)) {
+            float u = u_in ? u_in[out_base + ch->n_out] : 0.0f;
+            memcpy(&h[5 * nr + ch->n_out], &u, 4);
+            h[4 * nr + ch->n_out++] = k;
+        }
+    int32_t *d = st->step_d;
+    ch->tok = d, ch->pos = d + nr, ch->slot = d + 2 * nr, ch->row_bt = d + 3 * nr, ch->out_rows = d + 4 * nr;
+    ch->u = (float *)(d + 5 * nr), ch->bt = d + 6 * nr;
+    ch->bytes = (size_t)(6 * nr + ch->n_tables * B) * 4;
+    return LLT_OK;
+}
+
+typedef struct step_out {
+    step_mode mode;
+    float temperature, top_p;
+    float *hidden, *final_norm; /* host, eager only */
+    int32_t n_tokens;           /* whole batch (hidden layout) */
+} step_out;
+
+static llt_cuda_linear lin_base(const cuda_state *st, int32_t nr) {
+    llt_cuda_linear a;
+    memset(&a, 0, sizeof a);
+    a.dtype = st->dt, a.m = nr;
+    return a;
+}
+
+static llt_status attn_block(llt_model *m, cuda_state *st, const chunk *ch, int32_t l, llt_error *err) {
+    const llt_config *c = &m->cfg;
+    llt_cuda_ctx *x = st->ctx[0];
+    const int32_t H = c->hidden_size, hd = c->head_dim, qr = c->n_heads * hd, kvr = c->n_kv_heads * hd;
+    llt_cuda_linear a = lin_base(st, ch->nr);
+    a.w = st->lw[l].qkv, a.n = qr + 2 * kvr, a.k = H;
+    a.in = LLT_LIN_IN_NORM, a.x = st->x, a.ldx = H, a.norm_w = st->lw[l].attn_norm, a.eps = c->rms_norm_eps;
+    a.out = LLT_LIN_OUT_QKV, a.q = st->q, a.q_rows = qr, a.kv_rows = kvr, a.head_dim = hd;
+    a.k_pool = m->kv->k_pool[l], a.v_pool = m->kv->v_pool[l], a.slot = ch->slot, a.pos = ch->pos;
+    a.rope_cos = st->rope_cos, a.rope_sin = st->rope_sin, a.tmp_x = st->xn, a.tmp_y = st->qkv;
+    LLT_TRY(llt_cuda_linear_run(x, &a, LLT_CUDA_PATH_AUTO, err));
+    llt_cuda_attn at;
+    memset(&at, 0, sizeof at);
+    at.dtype = st->dt, at.q = st->q, at.out = st->att, at.k_pool = m->kv->k_pool[l], at.v_pool = m->kv->v_pool[l];
+    at.bt = ch->bt, at.row_bt = ch->row_bt, at.pos = ch->pos, at.rows = ch->nr;
+    at.n_heads = c->n_heads, at.n_kv = c->n_kv_heads, at.hd = hd, at.page_size = m->kv->o.page_size;
+    at.max_blocks = st->max_blocks, at.work = st->attn_work, at.counters = st->attn_cnt;
+    if (ch->max_run <= 4) LLT_TRY(llt_cuda_attention_decode(x, &at, err));
+    else
+        for (int32_t i = 0; i < ch->n_tables; i++)
+            LLT_TRY(llt_cuda_attention_prefill(x, &at, ch->runs[i].row0, ch->runs[i].n, ch->runs[i].pos0, err));
+    llt_cuda_linear o = lin_base(st, ch->nr);
+    o.w = st->lw[l].wo, o.n = H, o.k = qr, o.in = LLT_LIN_IN_ACT, o.x = st->att, o.ldx = qr;
+    o.out = LLT_LIN_OUT_ADD, o.y = st->x, o.ldy = H;
+    return llt_cuda_linear_run(x, &o, LLT_CUDA_PATH_AUTO, err);
+}
+
+static llt_status ffn_block(llt_model *m, cuda_state *st, const chunk *ch, int32_t l, llt_error *err) {
+    const llt_config *c = &m->cfg;
+    llt_cuda_ctx *x = st->ctx[0];
+    const int32_t H = c->hidden_size, I = c->intermediate_size;
+    llt_cuda_linear a = lin_base(st, ch->nr);
+    a.w = st->lw[l].gu, a.n = 2 * I, a.k = H;
+    a.in = LLT_LIN_IN_NORM, a.x = st->x, a.ldx = H, a.norm_w = st->lw[l].ffn_norm, a.eps = c->rms_norm_eps;
+    a.out = LLT_LIN_OUT_SWIGLU, a.o = st->act, a.ldo = I, a.tmp_x = st->xn, a.tmp_y = st->gu;
+    LLT_TRY(llt_cuda_linear_run(x, &a, LLT_CUDA_PATH_AUTO, err));
+    llt_cuda_linear d = lin_base(st, ch->nr);
+    d.w = st->lw[l].down, d.n = H, d.k = I, d.in = LLT_LIN_IN_ACT, d.x = st->act, d.ldx = I;
+    d.out = LLT_LIN_OUT_ADD, d.y = st->x, d.ldy = H;
+    return llt_cuda_linear_run(x, &d, LLT_CUDA_PATH_AUTO, err);
+}
+
+static llt_status head_block(llt_model *m, cuda_state *st, const chunk *ch, const step_out *so,
+                             llt_error *err) {
+    const llt_config *c = &m->cfg;
+    llt_cuda_ctx *x = st->ctx[0];
+    if (so->final_norm) {
+        LLT_TRY(llt_cuda_rmsnorm(x, st->dt, st->x, NULL, NULL, st->out_norm, st->xn, ch->nr,
+                                 c->hidden_size, c->rms_norm_eps, err));
+        LLT_TRY(llt_cuda_download_f32(x, so->final_norm + (size_t)ch->r0 * c->hidden_size, st->dt, st->xn,
+                                      (int64_t)ch->nr * c->hidden_size, err));
+    }
+    if (ch->n_out == 0) return LLT_OK;
+    llt_cuda_linear a = lin_base(st, ch->n_out);
+    a.w = st->out_w, a.n = c->vocab_size, a.k = c->hidden_size;
+    a.in = LLT_LIN_IN_NORM, a.x = st->x, a.ldx = c->hidden_size, a.x_rows = ch->out_rows;
+    a.norm_w = st->out_norm, a.eps = c->rms_norm_eps, a.out = LLT_LIN_OUT_STORE;
+    a.y = st->logits, a.ldy = c->vocab_size, a.tmp_x = st->xn;
+    LLT_TRY(llt_cuda_linear_run(x, &a, LLT_CUDA_PATH_AUTO, err));
+    if (so->mode == STEP_TOKENS) {
+        if (so->temperature > 0.0f)
+            LLT_TRY(llt_cuda_sample(x, st->logits, c->vocab_size, ch->n_out, c->vocab_size, so->temperature,
+                                    so->top_p, ch->u, st->tok_d, err));
+        else
+            LLT_TRY(llt_cuda_argmax(x, st->logits, c->vocab_size, ch->n_out, c->vocab_size, st->tok_d, err));
+        CUDA_TRY(cudaMemcpyAsync(st->tok_h, st->tok_d, (size_t)ch->n_out * 4, cudaMemcpyDeviceToHost, x->stream),
+                 err);
+    } else if (ch->n_out <= CUDA_GRAPH_MAX_ROWS) {
+        CUDA_TRY(cudaMemcpyAsync(st->logits_h, st->logits, (size_t)ch->n_out * c->vocab_size * 4,
+                                 cudaMemcpyDeviceToHost, x->stream),
+                 err);
+    }
+    return LLT_OK;
+}
+
+/* Everything a chunk does on the device, in stream order (capturable). */
+static llt_status enqueue_chunk(llt_model *m, cuda_state *st, const chunk *ch, const step_out *so,
+                                llt_error *err) {
+    const llt_config *c = &m->cfg;
+    llt_cuda_ctx *x = st->ctx[0];
+    CUDA_TRY(cudaMemcpyAsync(st->step_d, st->step_h, ch->bytes, cudaMemcpyHostToDevice, x->stream), err);
+    LLT_TRY(llt_cuda_embed(x, st->dt, st->embd, ch->tok, st->x, ch->nr, c->hidden_size, err));
+    for (int32_t l = 0; l < c->n_layers; l++) {
+        LLT_TRY(attn_block(m, st, ch, l, err));
+        LLT_TRY(ffn_block(m, st, ch, l, err));
+        if (so->hidden)
+            CUDA_TRY(cudaMemcpyAsync(so->hidden + ((size_t)l * so->n_tokens + ch->r0) * c->hidden_size, st->x,
+                                     (size_t)ch->nr * c->hidden_size * 4, cudaMemcpyDeviceToHost, x->stream),
+                     err);
+    }
+    return head_block(m, st, ch, so, err);
+}
+
+/* ---- graphs ------------------------------------------------------------------------------- */
+
+static cuda_graph *graph_slot(cuda_state *st, const chunk *ch, const step_out *so) {
+    for (int i = 0; i < st->n_graphs; i++) {
+        cuda_graph *g = &st->graphs[i];
+        if (g->rows == ch->nr && g->n_out == ch->n_out && g->mode == so->mode &&
+            (so->mode == STEP_LOGITS || (g->temperature == so->temperature && g->top_p == so->top_p)))
+            return g;
+    }
+    int i = st->n_graphs < CUDA_MAX_GRAPHS ? st->n_graphs++ : (int)(ch->nr % CUDA_MAX_GRAPHS);
+    cuda_graph *g = &st->graphs[i];
+    if (g->exec) cudaGraphExecDestroy(g->exec);
+    memset(g, 0, sizeof *g);
+    g->rows = ch->nr, g->n_out = ch->n_out, g->mode = so->mode;
+    g->temperature = so->temperature, g->top_p = so->top_p;
+    return g;
+}
+
+static llt_status graph_capture(llt_model *m, cuda_state *st, const chunk *ch, const step_out *so,
+                                cuda_graph *g, llt_error *err) {
+    llt_cuda_ctx *x = st->ctx[0];
+    CUDA_TRY(cudaStreamBeginCapture(x->stream, cudaStreamCaptureModeRelaxed), err);
+    x->capturing = true;
+    llt_status s = enqueue_chunk(m, st, ch, so, err);
+    x->capturing = false;
+    cudaGraph_t graph = NULL;
+    cudaError_t e = cudaStreamEndCapture(x->stream, &graph);
+    if (s == LLT_OK && e != cudaSuccess)
+        s = llt_err_set(err, LLT_ERR_DEVICE, "cudaStreamEndCapture: %s", cudaGetErrorString(e));
+    if (s == LLT_OK) {
+        e = cudaGraphInstantiate(&g->exec, graph, 0);
+        if (e != cudaSuccess) {
+            g->exec = NULL;
+            s = llt_err_set(err, LLT_ERR_DEVICE, "cudaGraphInstantiate: %s", cudaGetErrorString(e));
+        }
+    }
+    if (graph) cudaGraphDestroy(graph);
+    (void)cudaGetLastError();
+    return s;
+}
+
+/* Runs a chunk: replays / captures a graph when the shape allows, else eagerly. */
+static llt_status run_chunk(llt_model *m, cuda_state *st, const chunk *ch, const step_out *so,
+                            llt_error *err) {
+    llt_cuda_ctx *x = st->ctx[0];
+    bool graphable = st->use_graphs && ch->max_run == 1 && ch->nr <= CUDA_GRAPH_MAX_ROWS && !so->hidden &&
+                     !so->final_norm;
+    if (!graphable) return enqueue_chunk(m, st, ch, so, err);
+    cuda_graph *g = graph_slot(st, ch, so);
+    if (!g->exec && ++g->seen >= 2) {
+        llt_error e2;
+        if (graph_capture(m, st, ch, so, g, &e2) != LLT_OK) {
+            LLT_WARN("cuda: graph capture failed, running without graphs: %s", e2.msg);
+            st->use_graphs = false;
+            return enqueue_chunk(m, st, ch, so, err);
+        }
+    }
+    if (!g->exec) return enqueue_chunk(m, st, ch, so, err);
+    CUDA_TRY(cudaGraphLaunch(g->exec, x->stream), err);
+    return LLT_OK;
+}
+
+/* Waits for the chunk and copies its outputs to the caller. */
+static llt_status chunk_outputs(llt_model *m, cuda_state *st, const chunk *ch, const step_out *so,
+                                float *logits, int32_t *tokens, int32_t out_row, llt_error *err) {
+    llt_cuda_ctx *x = st->ctx[0];
+    const size_t V = (size_t)m->cfg.vocab_size;
+    CUDA_TRY(cudaStreamSynchronize(x->stream), err);
+    CUDA_TRY(cudaGetLastError(), err);
+    if (ch->n_out == 0) return LLT_OK;
+    if (so->mode == STEP_TOKENS) {
+        memcpy(tokens + out_row, st->tok_h, (size_t)ch->n_out * 4);
+    } else if (logits) {
+        if (ch->n_out <= CUDA_GRAPH_MAX_ROWS)
+            memcpy(logits + (size_t)out_row * V, st->logits_h, (size_t)ch->n_out * V * 4);
+        else
+            LLT_TRY(llt_cuda_download(x, logits + (size_t)out_row * V, st->logits, (size_t)ch->n_out * V * 4, err));
+    }
+    return LLT_OK;
+}
+
+/* ---- the step ------------------------------------------------------------------------------ */
+
+static llt_status step(llt_model *m, const llt_batch *b, const step_out *so, const float *u,
+                       float *logits, int32_t *tokens, int32_t *n_rows, llt_error *err) {
+    LLT_CHECK(m && m->backend_state && m->kv, err, LLT_ERR_STATE, "cuda backend: model not initialised");
+    LLT_CHECK(b && b->n_tokens > 0 && b->tokens && b->seq_ids, err, LLT_ERR_INVALID_ARG,
+              "batch: empty or missing tokens / seq_ids");
+    cuda_state *st = (cuda_state *)m->backend_state;
+    CUDA_TRY(cudaSetDevice(st->ctx[0]->device), err);
+    run *runs = (run *)malloc((size_t)b->n_tokens * sizeof *runs);
+    chunk *ch = (chunk *)malloc(sizeof *ch);
+    llt_status s = runs && ch ? LLT_OK : llt_err_set(err, LLT_ERR_NOMEM, "batch: out of memory");
+    int32_t n_runs = 0, out_row = 0;
+    if (s == LLT_OK) s = batch_runs(m, b, runs, &n_runs, err);
+    if (s == LLT_OK) s = reserve_runs(m, runs, n_runs, st->rope_max, err);
+    bool reserved = s == LLT_OK;
+    step_out sb = *so;
+    sb.n_tokens = b->n_tokens;
+    for (int32_t r0 = 0; s == LLT_OK && r0 < b->n_tokens; r0 += CUDA_MAX_ROWS) {
+        ch->r0 = r0, ch->nr = b->n_tokens - r0 < CUDA_MAX_ROWS ? b->n_tokens - r0 : CUDA_MAX_ROWS;
+        s = chunk_build(m, st, b, runs, n_runs, u, out_row, ch, err);
+        if (s == LLT_OK) s = run_chunk(m, st, ch, &sb, err);
+        if (s == LLT_OK) s = chunk_outputs(m, st, ch, &sb, logits, tokens, out_row, err);
+        out_row += ch->n_out;
+    }
+    if (reserved)
+        for (int32_t i = 0; i < n_runs; i++) {
+            if (s == LLT_OK) llt_kv_commit(m->kv, runs[i].seq, runs[i].n);
+            else llt_kv_unreserve(m->kv, runs[i].seq);
+        }
+    if (n_rows) *n_rows = s == LLT_OK ? out_row : 0;
+    free(runs);
+    free(ch);
+    return s;
+}
+
+static llt_status cuda_decode(llt_model *m, const llt_batch *b, float *logits, int32_t *n_rows,
+                              float *hidden, float *final_norm, llt_error *err) {
+    step_out so;
+    memset(&so, 0, sizeof so);
+    so.mode = STEP_LOGITS, so.hidden = hidden, so.final_norm = final_norm;
+    return step(m, b, &so, NULL, logits, NULL, n_rows, err);
+}
+
+extern "C" llt_status llt_cuda_decode_tokens(llt_model *m, const llt_batch *b, float temperature, float top_p,
+                                             const float *u, int32_t *tokens_out, int32_t *n_rows,
+                                             llt_error *err) {
+    LLT_CHECK(m && m->backend == &llt_backend_cuda, err, LLT_ERR_INVALID_ARG,
+              "cuda decode: the model does not run on the CUDA backend");
+    LLT_CHECK(tokens_out && (temperature <= 0.0f || u), err, LLT_ERR_INVALID_ARG,
+              "cuda decode: NULL output, or sampling without uniform draws");
+    step_out so;
+    memset(&so, 0, sizeof so);
+    so.mode = STEP_TOKENS, so.temperature = temperature > 0.0f ? temperature : 0.0f;
+    so.top_p = top_p > 0.0f && top_p < 1.0f ? top_p : 1.0f;
+    return step(m, b, &so, u, NULL, tokens_out, n_rows, err);
+}
+
+/* ---- model-level helpers ----------------------------------------------------------------- */
+
+extern "C" const llt_kv_storage *llt_cuda_kv_storage(llt_model *m) {
+    if (!m || m->backend != &llt_backend_cuda || !m->backend_state) return NULL;
+    return &((cuda_state *)m->backend_state)->storage;
+}
+
+extern "C" llt_cuda_ctx *llt_cuda_model_ctx(llt_model *m) {
+    if (!m || m->backend != &llt_backend_cuda || !m->backend_state) return NULL;
+    return ((cuda_state *)m->backend_state)->ctx[0];
+}
+
+extern "C" llt_dtype llt_cuda_model_dtype(const llt_model *m) {
+    if (!m || m->backend != &llt_backend_cuda || !m->backend_state) return LLT_DTYPE_COUNT;
+    return ((const cuda_state *)m->backend_state)->dt;
+}
+
+extern "C" uint64_t llt_cuda_model_weight_bytes(const llt_model *m) {
+    const llt_config *c = &m->cfg;
+    uint64_t es = 2, H = (uint64_t)c->hidden_size, I = (uint64_t)c->intermediate_size;
+    uint64_t qr = (uint64_t)c->n_heads * c->head_dim, kvr = (uint64_t)c->n_kv_heads * c->head_dim;
+    uint64_t layer = ((qr + 2 * kvr) * H + H * qr + 3 * I * H) * es + 2 * H * 4;
+    return layer * (uint64_t)c->n_layers + (uint64_t)c->vocab_size * H * es + H * 4;
+}
+
+static void weight_desc(llt_weight *w, llt_dtype dt, int64_t rows, int64_t cols) {
+    w->dtype = dt, w->rows = rows, w->cols = cols, w->data = NULL, w->dev = NULL;
+}
+
+static void random_descs(llt_model *m, llt_dtype dt) {
+    const llt_config *c = &m->cfg;
+    int64_t H = c->hidden_size, I = c->intermediate_size, qr = (int64_t)c->n_heads * c->head_dim;
+    int64_t kvr = (int64_t)c->n_kv_heads * c->head_dim;
+    weight_desc(&m->tok_embd, dt, c->vocab_size, H);
+    weight_desc(&m->output, dt, c->vocab_size, H);
+    weight_desc(&m->out_norm, LLT_DTYPE_F32, 1, H);
+    for (int32_t l = 0; l < c->n_layers; l++) {
+        llt_layer *L = &m->layers[l];
+        weight_desc(&L->attn_norm, LLT_DTYPE_F32, 1, H);
+        weight_desc(&L->ffn_norm, LLT_DTYPE_F32, 1, H);
+        weight_desc(&L->wq, dt, qr, H);
+        weight_desc(&L->wk, dt, kvr, H);
+        weight_desc(&L->wv, dt, kvr, H);
+        weight_desc(&L->wo, dt, H, qr);
+        weight_desc(&L->w_gate, dt, I, H);
+        weight_desc(&L->w_up, dt, I, H);
+        weight_desc(&L->w_down, dt, H, I);
+        L->device = 0;
+    }
+}
+
+extern "C" llt_status llt_cuda_model_random(const llt_config *cfg, uint64_t seed, const llt_load_opts *opts,
+                                            llt_model **out, llt_error *err) {
+    LLT_CHECK(cfg && out, err, LLT_ERR_INVALID_ARG, "cuda random model: NULL argument");
+    *out = NULL;
+    llt_config c = *cfg;
+    if (c.head_dim <= 0 && c.n_heads > 0) c.head_dim = c.hidden_size / c.n_heads;
+    LLT_TRY(llt_config_validate(&c, err));
+    llt_model *m = (llt_model *)calloc(1, sizeof *m);
+    LLT_CHECK(m, err, LLT_ERR_NOMEM, "cuda random model: out of memory");
+    m->cfg = c;
+    llt_tensors_init(&m->tensors);
+    m->layers = (llt_layer *)calloc((size_t)c.n_layers, sizeof *m->layers);
+    m->backend = &llt_backend_cuda;
+    llt_status s = m->layers ? LLT_OK : llt_err_set(err, LLT_ERR_NOMEM, "cuda random model: out of memory");
+    llt_dtype dt = LLT_DTYPE_F16;
+    if (s == LLT_OK) s = pick_dtype(m, opts, &dt, err);
+    if (s == LLT_OK) {
+        random_descs(m, dt);
+        snprintf(m->path, sizeof m->path, "random:%llu", (unsigned long long)seed);
+        s = init_impl(m, opts, &seed, err);
+    }
+    if (s != LLT_OK) {
+        free(m->layers);
+        free(m);
+        return s;
+    }
+    *out = m;
+    return LLT_OK;
+}
+
+extern "C" const llt_backend llt_backend_cuda = {"cuda", cuda_init, cuda_decode, cuda_free};

@@ -1,0 +1,559 @@
+/* gemm.cu: linear layers y = f(x) W^T, W [n, k] row-major f16/bf16, float32 accumulation.
+ *
+ * Decode (m <= 4 token rows): bound by reading W once. A GEMV kernel streams W with 16-byte
+ * non-caching loads, each warp owning R adjacent rows and keeping U loads per row in flight;
+ * x (m rows) sits in shared memory, staged by a prologue that can also RMS-normalise the
+ * float32 residual rows (so no separate norm kernel). Epilogues fuse what follows the matrix
+ * product: residual add, SwiGLU over interleaved (gate, up) rows, or rotary + KV-page write
+ * for the QKV projection. Bytes: n*k*2 read once; everything else is tiny.
+ * Prefill (larger m): cuBLASLt on the tensor cores, float32 accumulation, with separate
+ * norm / epilogue kernels; cuBLASLt accumulates the residual add itself (beta = 1, float32 C).
+ *
+ * Autotune: GEMV configurations (R, U, warps per block) and cuBLASLt's heuristic candidates
+ * are timed at first use of a shape, with L2 flushed between runs (the model never fits in L2,
+ * so neither should the measurement); the fastest path is cached (autotune.cu). */
+#include <stdio.h>
+#include <string.h>
+
+#include "backend/cuda/ops.cuh"
+
+enum { PRO_ACT = 0, PRO_NORM = 1 };
+enum { EPI_STORE = 0, EPI_ADD = 1, EPI_SWIGLU = 2, EPI_QKV = 3 };
+/* (prologue, epilogue) pairs that are compiled; others take the BLAS path. */
+enum { COMBO_ACT_STORE = 0, COMBO_ACT_ADD, COMBO_NORM_STORE, COMBO_NORM_SWIGLU, COMBO_NORM_QKV, N_COMBO };
+enum { GEMV_MAX_M = 4, PATH_BLAS = 100 };
+
+struct gemv_params {
+    const void *w;
+    int n, k, m;
+    const void *x;
+    int ldx;
+    const int *x_rows;
+    const float *norm_w;
+    float eps;
+    float *y;
+    int ldy;
+    void *o;
+    int ldo;
+    float *q;
+    int q_rows, kv_rows, hd;
+    void *kc, *vc;
+    const int *slot, *pos;
+    const float *cs, *sn;
+};
+
+/* ---- prologue: x rows -> shared memory xs [NT][k] (dtype) ---------------------------- */
+
+template <typename T, int NT, int PRO>
+__device__ __forceinline__ void gemv_stage_x(const gemv_params &p, T *xs, float *red) {
+    const int nch = p.k / 8;
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        uint4 *dst = reinterpret_cast<uint4 *>(xs + (size_t)t * p.k);
+        if (PRO == PRO_ACT) {
+            const uint4 *src = reinterpret_cast<const uint4 *>((const T *)p.x + (size_t)t * p.ldx);
+            for (int i = threadIdx.x; i < nch; i += blockDim.x)
+                dst[i] = t < p.m ? src[i] : make_uint4(0, 0, 0, 0);
+        } else {
+            int row = p.x_rows ? p.x_rows[t < p.m ? t : 0] : t;
+            const float4 *src = reinterpret_cast<const float4 *>((const float *)p.x + (size_t)row * p.ldx);
+            float ss = 0.0f;
+            if (t < p.m)
+                for (int i = threadIdx.x; i < p.k / 4; i += blockDim.x) {
+                    float4 v = src[i];
+                    ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+                }
+            float inv = rsqrtf(block_sum(ss, red) / (float)p.k + p.eps);
+            const float4 *nw = reinterpret_cast<const float4 *>(p.norm_w);
+            for (int i = threadIdx.x; i < nch; i += blockDim.x) {
+                float f[8];
+                if (t < p.m) {
+                    float4 a = src[2 * i], b = src[2 * i + 1], wa = nw[2 * i], wb = nw[2 * i + 1];
+                    f[0] = a.x * inv * wa.x, f[1] = a.y * inv * wa.y, f[2] = a.z * inv * wa.z;
+                    f[3] = a.w * inv * wa.w, f[4] = b.x * inv * wb.x, f[5] = b.y * inv * wb.y;
+                    f[6] = b.z * inv * wb.z, f[7] = b.w * inv * wb.w;
+                } else {
+#pragma unroll
+                    for (int j = 0; j < 8; j++) f[j] = 0.0f;
+                }
+                dst[i] = pack8<T>(f);
+            }
+        }
+    }
+}
+
+/* ---- epilogues ------------------------------------------------------------------------- */
+
+template <typename T, int EPI>
+__device__ __forceinline__ void gemv_store1(const gemv_params &p, int row, int t, float v) {
+    float *y = p.y + (size_t)t * p.ldy + row;
+    if (EPI == EPI_STORE) *y = v;
+    else *y += v;
+}
+
+/* Rows (row, row + 1) are a pair: (gate, up) for SwiGLU, a rotary pair for QKV. */
+template <typename T, int EPI>
+__device__ __forceinline__ void gemv_store2(const gemv_params &p, int row, int t, float a, float b) {
+    if (EPI == EPI_SWIGLU) {
+        float s = a / (1.0f + __expf(-a));
+        ((T *)p.o)[(size_t)t * p.ldo + row / 2] = from_f32<T>(s * b);
+        return;
+    }
+    if (row < p.q_rows + p.kv_rows) {
+        int half = p.hd / 2, j = (row % p.hd) / 2, ps = p.pos[t];
+        float c = p.cs[(size_t)ps * half + j], s = p.sn[(size_t)ps * half + j];
+        float a2 = a * c - b * s, b2 = a * s + b * c;
+        a = a2, b = b2;
+    }
+    if (row < p.q_rows) {
+        float *q = p.q + (size_t)t * p.q_rows + row;
+        q[0] = a, q[1] = b;
+        return;
+    }
+    bool is_k = row < p.q_rows + p.kv_rows;
+    int col = row - p.q_rows - (is_k ? 0 : p.kv_rows);
+    T *dst = (T *)(is_k ? p.kc : p.vc) + (size_t)p.slot[t] * p.kv_rows + col;
+    dst[0] = from_f32<T>(a), dst[1] = from_f32<T>(b);
+}
+
+/* ---- the kernel ------------------------------------------------------------------------ */
+
+template <typename T, int NT, int R, int U, int PRO, int EPI>
+__global__ void __launch_bounds__(256) gemv_kernel(const gemv_params p) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    T *xs = reinterpret_cast<T *>(smem);
+    float *red = reinterpret_cast<float *>(smem + (size_t)NT * p.k * sizeof(T));
+    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    const int row0 = (blockIdx.x * nw + (threadIdx.x >> 5)) * R;
+    const int nch = p.k / 8;
+    const T *w = (const T *)p.w;
+    const T *wr[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) wr[r] = w + (size_t)min(row0 + r, p.n - 1) * p.k;
+    /* Weights depend on nothing: start pulling them into L2 before waiting on the
+     * previous kernel. */
+    if (row0 < p.n)
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            if (lane + u * 32 < nch)
+#pragma unroll
+                for (int r = 0; r < R; r++) prefetch_l2(wr[r] + (lane + u * 32) * 8);
+    pdl_wait();
+    pdl_trigger();
+    gemv_stage_x<T, NT, PRO>(p, xs, red);
+    __syncthreads();
+    if (row0 >= p.n) return;
+
+    float acc[R][NT];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[r][t] = 0.0f;
+
+    for (int c0 = lane; c0 < nch; c0 += 32 * U) {
+        uint4 wv[R][U];
+#pragma unroll
+        for (int u = 0; u < U; u++)
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                wv[r][u] = c0 + u * 32 < nch ? ld_stream16(wr[r] + (c0 + u * 32) * 8)
+                                             : make_uint4(0, 0, 0, 0);
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            int c = c0 + u * 32;
+            if (c >= nch) break;
+            float xf[NT][8];
+#pragma unroll
+            for (int t = 0; t < NT; t++)
+                unpack8<T>(*reinterpret_cast<const uint4 *>(xs + (size_t)t * p.k + c * 8), xf[t]);
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                float wf[8];
+                unpack8<T>(wv[r][u], wf);
+#pragma unroll
+                for (int t = 0; t < NT; t++)
+#pragma unroll
+                    for (int j = 0; j < 8; j++) acc[r][t] = fmaf(wf[j], xf[t][j], acc[r][t]);
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[r][t] = warp_sum(acc[r][t]);
+
+    if (EPI == EPI_STORE || EPI == EPI_ADD) {
+#pragma unroll
+        for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int t = 0; t < NT; t++)
+                if (lane == r * NT + t && t < p.m && row0 + r < p.n)
+                    gemv_store1<T, EPI>(p, row0 + r, t, acc[r][t]);
+    } else {
+#pragma unroll
+        for (int r = 0; r < R; r += 2)
+#pragma unroll
+            for (int t = 0; t < NT; t++)
+                if (lane == (r / 2) * NT + t && t < p.m && row0 + r + 1 < p.n)
+                    gemv_store2<T, EPI>(p, row0 + r, t, acc[r][t], acc[r + 1][t]);
+    }
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------- */
+
+typedef void (*gemv_fn)(const gemv_params);
+
+struct gemv_cfg {
+    int r, u, warps;
+};
+/* Index 0 is the default when tuning is off. */
+static const gemv_cfg k_cfgs[] = {{2, 4, 8}, {2, 2, 8}, {4, 2, 8}, {2, 4, 4}, {4, 2, 4}, {2, 2, 4}};
+enum { N_CFG = sizeof k_cfgs / sizeof k_cfgs[0] };
+
+template <typename T, int NT, int R, int U>
+static gemv_fn gemv_pick_combo(int combo) {
+    switch (combo) {
+    case COMBO_ACT_STORE: return gemv_kernel<T, NT, R, U, PRO_ACT, EPI_STORE>;
+    case COMBO_ACT_ADD: return gemv_kernel<T, NT, R, U, PRO_ACT, EPI_ADD>;
+    case COMBO_NORM_STORE: return gemv_kernel<T, NT, R, U, PRO_NORM, EPI_STORE>;
+    case COMBO_NORM_SWIGLU: return gemv_kernel<T, NT, R, U, PRO_NORM, EPI_SWIGLU>;
+    default: return gemv_kernel<T, NT, R, U, PRO_NORM, EPI_QKV>;
+    }
+}
+
+template <typename T, int NT>
+static gemv_fn gemv_pick_ru(int r, int u, int combo) {
+    if (r == 4) return gemv_pick_combo<T, NT, 4, 2>(combo);
+    if (u == 2) return gemv_pick_combo<T, NT, 2, 2>(combo);
+    return gemv_pick_combo<T, NT, 2, 4>(combo);
+}
+
+template <typename T>
+static gemv_fn gemv_pick_nt(int nt, int r, int u, int combo) {
+    if (nt == 1) return gemv_pick_ru<T, 1>(r, u, combo);
+    if (nt == 2) return gemv_pick_ru<T, 2>(r, u, combo);
+    return gemv_pick_ru<T, 4>(r, u, combo);
+}
+
+static int gemv_nt(int m) { return m <= 1 ? 1 : m == 2 ? 2 : 4; }
+
+static size_t gemv_smem(int m, int k) { return (size_t)gemv_nt(m) * k * 2 + 32 * sizeof(float); }
+
+static llt_status gemv_launch(llt_cuda_ctx *c, llt_dtype dt, int cfg, int combo,
+                              const gemv_params &p, llt_error *err) {
+    const gemv_cfg &g = k_cfgs[cfg];
+    int nt = gemv_nt(p.m);
+    gemv_fn fn = dt == LLT_DTYPE_BF16 ? gemv_pick_nt<__nv_bfloat16>(nt, g.r, g.u, combo)
+                                      : gemv_pick_nt<__half>(nt, g.r, g.u, combo);
+    size_t smem = gemv_smem(p.m, p.k);
+    LLT_TRY(llt_smem_optin(c, fn, smem, err));
+    int rows_per_block = g.r * g.warps;
+    dim3 grid((unsigned)((p.n + rows_per_block - 1) / rows_per_block));
+    return llt_launch(c, fn, grid, dim3(32 * g.warps), smem, err, p);
+}
+
+/* ---- cuBLASLt ---------------------------------------------------------------------------- */
+
+static cudaDataType_t cuda_type(llt_dtype t) {
+    return t == LLT_DTYPE_F32 ? CUDA_R_32F : t == LLT_DTYPE_BF16 ? CUDA_R_16BF : CUDA_R_16F;
+}
+
+static unsigned align_of(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    unsigned al = 256;
+    while (al > 1 && (a % al) != 0) al >>= 1;
+    return al;
+}
+
+static llt_status plan_create(llt_cuda_ctx *c, llt_lt_plan *pl, llt_dtype dt, int n, int k, int m,
+                              int ldx, int ldy, llt_dtype ydt, llt_error *err) {
+    CUBLAS_TRY(cublasLtMatmulDescCreate(&pl->op, CUBLAS_COMPUTE_32F, CUDA_R_32F), err);
+    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    CUBLAS_TRY(cublasLtMatmulDescSetAttribute(pl->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta), err);
+    CUBLAS_TRY(cublasLtMatmulDescSetAttribute(pl->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb), err);
+    /* column-major view: A = W as [k, n] (ld k), B = x as [k, m] (ld ldx), C = y as [n, m] */
+    CUBLAS_TRY(cublasLtMatrixLayoutCreate(&pl->a, cuda_type(dt), k, n, k), err);
+    CUBLAS_TRY(cublasLtMatrixLayoutCreate(&pl->b, cuda_type(dt), k, m, ldx), err);
+    CUBLAS_TRY(cublasLtMatrixLayoutCreate(&pl->c, cuda_type(ydt), n, m, ldy), err);
+    (void)c;
+    return LLT_OK;
+}
+
+static llt_status plan_heuristics(llt_cuda_ctx *c, llt_lt_plan *pl, unsigned al_w, unsigned al_x,
+                                  unsigned al_y, cublasLtMatmulHeuristicResult_t *res, int *n_res,
+                                  llt_error *err) {
+    cublasLtMatmulPreference_t pref;
+    CUBLAS_TRY(cublasLtMatmulPreferenceCreate(&pref), err);
+    uint64_t ws = c->lt_ws_bytes;
+    uint32_t a32 = al_w, b32 = al_x, c32 = al_y;
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &a32, 4);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &b32, 4);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &c32, 4);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &c32, 4);
+    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(c->lt, pl->op, pl->a, pl->b, pl->c, pl->c,
+                                                       pref, 8, res, n_res);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st != CUBLAS_STATUS_SUCCESS || *n_res == 0)
+        return llt_err_set(err, LLT_ERR_UNSUPPORTED, "cuBLASLt: no algorithm (status %d)", (int)st);
+    return LLT_OK;
+}
+
+static llt_status lt_run(llt_cuda_ctx *c, const llt_lt_plan *pl, const cublasLtMatmulAlgo_t *algo,
+                         const void *w, const void *x, void *y, float beta, llt_error *err) {
+    float alpha = 1.0f;
+    CUBLAS_TRY(cublasLtMatmul(c->lt, pl->op, &alpha, w, pl->a, x, pl->b, &beta, y, pl->c, y, pl->c,
+                              algo, c->lt_ws, c->lt_ws_bytes, c->stream),
+               err);
+    return LLT_OK;
+}
+
+/* Flushes L2 (writes more than its size) so a timed run reads its weights from memory. */
+static llt_status flush_l2(llt_cuda_ctx *c, llt_error *err) {
+    CUDA_TRY(cudaMemsetAsync(c->tune_y, 0, LLT_TUNE_Y_BYTES, c->stream), err);
+    return LLT_OK;
+}
+
+/* Times every heuristic candidate (beta 0 into scratch) and returns the fastest's index. */
+static llt_status lt_tune(llt_cuda_ctx *c, const llt_lt_plan *pl, const cublasLtMatmulHeuristicResult_t *res,
+                          int n_res, const void *w, const void *x, float *best_ms, int *best,
+                          llt_error *err) {
+    *best = 0;
+    *best_ms = 1e30f;
+    for (int i = 0; i < n_res; i++) {
+        float ms = 0;
+        LLT_TRY(llt_time_ms(
+            c, 3,
+            [&]() -> llt_status {
+                LLT_TRY(flush_l2(c, err));
+                return lt_run(c, pl, &res[i].algo, w, x, c->tune_y, 0.0f, err);
+            },
+            &ms, err));
+        if (ms < *best_ms) *best_ms = ms, *best = i;
+    }
+    return LLT_OK;
+}
+
+static bool lt_tunable(int m, size_t out_bytes) {
+    /* decode shapes repeat every step; prefill chunks of a multiple of 128 rows are the
+     * common full chunks. Other prompt lengths take the heuristic's first choice. */
+    return (m <= 8 || m % 128 == 0) && out_bytes <= LLT_TUNE_Y_BYTES;
+}
+
+static llt_lt_plan *plan_slot(llt_cuda_ctx *c, const char *key) {
+    for (int i = 0; i < c->n_plans; i++)
+        if (strcmp(c->plans[i].key, key) == 0) return &c->plans[i];
+    llt_lt_plan *pl;
+    if (c->n_plans < LLT_PLAN_MAX) {
+        pl = &c->plans[c->n_plans++];
+    } else { /* full: recycle the oldest half's first slot, shifting */
+        pl = &c->plans[0];
+        cublasLtMatmulDescDestroy(pl->op);
+        cublasLtMatrixLayoutDestroy(pl->a);
+        cublasLtMatrixLayoutDestroy(pl->b);
+        cublasLtMatrixLayoutDestroy(pl->c);
+        memmove(&c->plans[0], &c->plans[1], sizeof(llt_lt_plan) * (LLT_PLAN_MAX - 1));
+        pl = &c->plans[LLT_PLAN_MAX - 1];
+    }
+    memset(pl, 0, sizeof *pl);
+    return pl;
+}
+
+static llt_status lt_get_plan(llt_cuda_ctx *c, llt_dtype dt, const void *w, int n, int k,
+                              const void *x, int ldx, int m, const void *y, int ldy, llt_dtype ydt,
+                              llt_lt_plan **out, llt_error *err) {
+    char key[LLT_TUNE_KEY];
+    unsigned aw = align_of(w), ax = align_of(x), ay = align_of(y);
+    snprintf(key, sizeof key, "lt %s n%d k%d m%d ldx%d ldy%d %s a%u.%u.%u", llt_dtype_name(dt), n, k,
+             m, ldx, ldy, llt_dtype_name(ydt), aw, ax, ay);
+    llt_lt_plan *pl = plan_slot(c, key);
+    if (pl->has_algo) {
+        *out = pl;
+        return LLT_OK;
+    }
+    snprintf(pl->key, sizeof pl->key, "%s", key);
+    LLT_TRY(plan_create(c, pl, dt, n, k, m, ldx, ldy, ydt, err));
+    cublasLtMatmulHeuristicResult_t res[8];
+    int n_res = 0, pick = 0;
+    llt_status s = plan_heuristics(c, pl, aw, ax, ay, res, &n_res, err);
+    if (s != LLT_OK) {
+        c->n_plans--; /* descriptors leak-free: destroy and forget */
+        cublasLtMatmulDescDestroy(pl->op);
+        cublasLtMatrixLayoutDestroy(pl->a);
+        cublasLtMatrixLayoutDestroy(pl->b);
+        cublasLtMatrixLayoutDestroy(pl->c);
+        return llt_err_set(err, LLT_ERR_UNSUPPORTED, "cuBLASLt: no algorithm for y[%d,%d] = x[%d,%d] W[%d,%d]^T (%s)",
+                           m, n, m, k, n, k, llt_dtype_name(dt));
+    }
+    size_t ysz = ydt == LLT_DTYPE_F32 ? 4 : 2;
+    if (!llt_tune_get(c, key, &pick) && c->tune && !c->capturing &&
+        lt_tunable(m, (size_t)m * ldy * ysz)) {
+        float ms = 0;
+        LLT_TRY(lt_tune(c, pl, res, n_res, w, x, &ms, &pick, err));
+        llt_tune_put(c, key, pick);
+    }
+    if (pick >= n_res) pick = 0;
+    pl->algo = res[pick].algo;
+    pl->has_algo = true;
+    *out = pl;
+    return LLT_OK;
+}
+
+llt_status llt_cuda_blas(llt_cuda_ctx *c, llt_dtype dt, const void *w, int32_t n, int32_t k,
+                         const void *x, int32_t ldx, int32_t m, void *y, int32_t ldy, llt_dtype ydt,
+                         float beta, llt_error *err) {
+    llt_lt_plan *pl = NULL;
+    LLT_TRY(lt_get_plan(c, dt, w, n, k, x, ldx, m, y, ldy, ydt, &pl, err));
+    return lt_run(c, pl, &pl->algo, w, x, y, beta, err);
+}
+
+/* ---- path choice ------------------------------------------------------------------------- */
+
+static int combo_of(const llt_cuda_linear *a) {
+    if (a->in == LLT_LIN_IN_ACT)
+        return a->out == LLT_LIN_OUT_STORE ? COMBO_ACT_STORE : a->out == LLT_LIN_OUT_ADD ? COMBO_ACT_ADD : -1;
+    switch (a->out) {
+    case LLT_LIN_OUT_STORE: return COMBO_NORM_STORE;
+    case LLT_LIN_OUT_SWIGLU: return COMBO_NORM_SWIGLU;
+    case LLT_LIN_OUT_QKV: return COMBO_NORM_QKV;
+    default: return -1;
+    }
+}
+
+static bool gemv_fits(const llt_cuda_ctx *c, const llt_cuda_linear *a) {
+    size_t xa = a->in == LLT_LIN_IN_ACT ? 8 : 4; /* ldx multiple (16-byte rows) */
+    return a->m >= 1 && a->m <= GEMV_MAX_M && a->k % 8 == 0 && combo_of(a) >= 0 &&
+           (uintptr_t)a->w % 16 == 0 && (uintptr_t)a->x % 16 == 0 && a->ldx % xa == 0 &&
+           (a->in == LLT_LIN_IN_ACT || (uintptr_t)a->norm_w % 16 == 0) &&
+           gemv_smem(a->m, a->k) <= c->smem_optin;
+}
+
+static gemv_params gemv_params_of(const llt_cuda_linear *a) {
+    gemv_params p;
+    memset(&p, 0, sizeof p);
+    p.w = a->w, p.n = a->n, p.k = a->k, p.m = a->m;
+    p.x = a->x, p.ldx = a->ldx, p.x_rows = a->x_rows, p.norm_w = a->norm_w, p.eps = a->eps;
+    p.y = a->y, p.ldy = a->ldy, p.o = a->o, p.ldo = a->ldo;
+    p.q = a->q, p.q_rows = a->q_rows, p.kv_rows = a->kv_rows, p.hd = a->head_dim;
+    p.kc = a->k_pool, p.vc = a->v_pool, p.slot = a->slot, p.pos = a->pos;
+    p.cs = a->rope_cos, p.sn = a->rope_sin;
+    return p;
+}
+
+/* Times the GEMV configurations and cuBLASLt on this weight (x random, y scratch); returns
+ * the fastest: a k_cfgs index or PATH_BLAS. */
+static llt_status tune_linear(llt_cuda_ctx *c, const llt_cuda_linear *a, int *choice, llt_error *err) {
+    gemv_params p = gemv_params_of(a);
+    p.x = c->tune_x, p.ldx = a->k, p.y = (float *)c->tune_y, p.ldy = a->n, p.x_rows = NULL;
+    float best = 1e30f;
+    *choice = 0;
+    for (int i = 0; i < N_CFG; i++) {
+        float ms = 0;
+        LLT_TRY(llt_time_ms(
+            c, 5,
+            [&]() -> llt_status {
+                LLT_TRY(flush_l2(c, err));
+                return gemv_launch(c, a->dtype, i, COMBO_ACT_STORE, p, err);
+            },
+            &ms, err));
+        if (ms < best) best = ms, *choice = i;
+    }
+    llt_lt_plan *pl = NULL;
+    if (lt_get_plan(c, a->dtype, a->w, a->n, a->k, c->tune_x, a->k, a->m, c->tune_y, a->n,
+                    LLT_DTYPE_F32, &pl, NULL) == LLT_OK) {
+        float ms = 0;
+        LLT_TRY(llt_time_ms(
+            c, 5,
+            [&]() -> llt_status {
+                LLT_TRY(flush_l2(c, err));
+                return lt_run(c, pl, &pl->algo, a->w, c->tune_x, c->tune_y, 0.0f, err);
+            },
+            &ms, err));
+        if (ms < best) best = ms, *choice = PATH_BLAS;
+    }
+    LLT_DEBUG("autotune: %s n %d k %d m %d -> %s (%.1f us)", llt_dtype_name(a->dtype), a->n, a->k,
+              a->m, *choice == PATH_BLAS ? "cublasLt" : "gemv", best * 1e3);
+    return LLT_OK;
+}
+
+static llt_status choose_path(llt_cuda_ctx *c, const llt_cuda_linear *a, int *choice, llt_error *err) {
+    char key[LLT_TUNE_KEY];
+    snprintf(key, sizeof key, "linear %s n%d k%d m%d", llt_dtype_name(a->dtype), a->n, a->k, a->m);
+    if (llt_tune_get(c, key, choice) && (*choice == PATH_BLAS || (*choice >= 0 && *choice < N_CFG)))
+        return LLT_OK;
+    *choice = 0;
+    if (!c->tune || c->capturing || (size_t)a->m * a->k * 2 > LLT_TUNE_X_BYTES ||
+        (size_t)a->m * a->n * 4 > LLT_TUNE_Y_BYTES)
+        return LLT_OK;
+    LLT_TRY(tune_linear(c, a, choice, err));
+    llt_tune_put(c, key, *choice);
+    return LLT_OK;
+}
+
+/* ---- the BLAS (unfused) path --------------------------------------------------------------- */
+
+static llt_status linear_blas(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_error *err) {
+    const void *x = a->x;
+    int ldx = a->ldx;
+    if (a->in == LLT_LIN_IN_NORM) {
+        LLT_CHECK(a->tmp_x, err, LLT_ERR_INVALID_ARG, "cuda linear: NORM input needs tmp_x");
+        LLT_TRY(llt_cuda_rmsnorm(c, a->dtype, (float *)a->x, NULL, a->x_rows, a->norm_w, a->tmp_x,
+                                 a->m, a->k, a->eps, err));
+        LLT_CHECK(a->ldx >= a->k, err, LLT_ERR_INVALID_ARG, "cuda linear: ldx %d < k %d", a->ldx, a->k);
+        x = a->tmp_x, ldx = a->k;
+    }
+    switch (a->out) {
+    case LLT_LIN_OUT_STORE:
+    case LLT_LIN_OUT_ADD:
+        return llt_cuda_blas(c, a->dtype, a->w, a->n, a->k, x, ldx, a->m, a->y, a->ldy, LLT_DTYPE_F32,
+                             a->out == LLT_LIN_OUT_ADD ? 1.0f : 0.0f, err);
+    case LLT_LIN_OUT_SWIGLU:
+        LLT_CHECK(a->tmp_y, err, LLT_ERR_INVALID_ARG, "cuda linear: SWIGLU needs tmp_y");
+        LLT_TRY(llt_cuda_blas(c, a->dtype, a->w, a->n, a->k, x, ldx, a->m, a->tmp_y, a->n, a->dtype,
+                              0.0f, err));
+        return llt_cuda_swiglu(c, a->dtype, a->tmp_y, a->n, a->o, a->ldo, a->m, a->n / 2, err);
+    case LLT_LIN_OUT_QKV: {
+        LLT_CHECK(a->tmp_y, err, LLT_ERR_INVALID_ARG, "cuda linear: QKV needs tmp_y");
+        LLT_TRY(llt_cuda_blas(c, a->dtype, a->w, a->n, a->k, x, ldx, a->m, a->tmp_y, a->n,
+                              LLT_DTYPE_F32, 0.0f, err));
+        int hd = a->head_dim;
+        return llt_cuda_rope_kv(c, a->dtype, (const float *)a->tmp_y, a->n, a->m, a->q_rows / hd,
+                                a->kv_rows / hd, hd, a->pos, a->slot, a->rope_cos, a->rope_sin, a->q,
+                                a->k_pool, a->v_pool, err);
+    }
+    }
+    return llt_err_set(err, LLT_ERR_INVALID_ARG, "cuda linear: unknown output mode %d", (int)a->out);
+}
+
+static llt_status check_linear(const llt_cuda_linear *a, llt_error *err) {
+    LLT_CHECK(llt_cuda_dtype_ok(a->dtype), err, LLT_ERR_UNSUPPORTED,
+              "cuda linear: weight dtype %s (expected f16 or bf16)", llt_dtype_name(a->dtype));
+    LLT_CHECK(a->n > 0 && a->k > 0 && a->m > 0 && a->w && a->x, err, LLT_ERR_INVALID_ARG,
+              "cuda linear: n %d, k %d, m %d (each must be > 0) or NULL pointer", a->n, a->k, a->m);
+    if (a->out == LLT_LIN_OUT_SWIGLU || a->out == LLT_LIN_OUT_QKV)
+        LLT_CHECK(a->n % 2 == 0, err, LLT_ERR_INVALID_ARG,
+                  "cuda linear: paired output needs an even row count, got %d", a->n);
+    if (a->out == LLT_LIN_OUT_QKV)
+        LLT_CHECK(a->head_dim > 0 && a->head_dim % 2 == 0 && a->q_rows % a->head_dim == 0 &&
+                      a->kv_rows % a->head_dim == 0 && a->q_rows + 2 * a->kv_rows == a->n,
+                  err, LLT_ERR_INVALID_ARG,
+                  "cuda linear: QKV rows q %d + 2 x kv %d != n %d or head_dim %d not even/dividing",
+                  a->q_rows, a->kv_rows, a->n, a->head_dim);
+    return LLT_OK;
+}
+
+extern "C" llt_status llt_cuda_linear_run(llt_cuda_ctx *c, const llt_cuda_linear *a,
+                                          llt_cuda_path path, llt_error *err) {
+    LLT_TRY(check_linear(a, err));
+    bool fits = gemv_fits(c, a);
+    if (path == LLT_CUDA_PATH_GEMV && !fits)
+        return llt_err_set(err, LLT_ERR_UNSUPPORTED,
+                           "cuda linear: the GEMV path needs m <= %d, k %% 8 == 0, 16-byte aligned "
+                           "rows and a fused mode (m %d, k %d)",
+                           GEMV_MAX_M, a->m, a->k);
+    if (path == LLT_CUDA_PATH_BLAS || !fits) return linear_blas(c, a, err);
+    int choice = 0;
+    if (path == LLT_CUDA_PATH_AUTO) LLT_TRY(choose_path(c, a, &choice, err));
+    if (choice == PATH_BLAS) return linear_blas(c, a, err);
+    return gemv_launch(c, a->dtype, choice, combo_of(a), gemv_params_of(a), err);
+}

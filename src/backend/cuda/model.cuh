@@ -1,0 +1,85 @@
+/* model.cuh: the CUDA backend's per-model state (internal to forward.cu / weights.cu).
+ *
+ * Device layout of the weights (one allocation per device, every matrix in the compute dtype):
+ *   qkv  [q_rows + 2 * kv_rows, H]  wq, wk, wv one after another (one product for all three)
+ *   wo   [H, q_rows]
+ *   gu   [2 * I, H]                 w_gate and w_up rows interleaved (gate_i, up_i): one
+ *                                   product, and SwiGLU pairs adjacent outputs
+ *   down [H, I]
+ *   norms float32. llt_weight.dev of wq/wk/wv points into qkv; w_gate.dev and w_up.dev both
+ *   point at gu (interleaved: not separately usable).
+ * Each layer's weights and KV pools live on the device llt_layer.device indexes (the
+ * multi-GPU split fills it; one device for now). Activations live on the first device. */
+#ifndef LLT_BACKEND_CUDA_MODEL_CUH
+#define LLT_BACKEND_CUDA_MODEL_CUH
+
+#include "backend/cuda/ops.cuh"
+
+extern "C" {
+#include "kv/paged_cache.h"
+#include "model/model.h"
+}
+
+enum { CUDA_MAX_ROWS = 512, CUDA_GRAPH_MAX_ROWS = 64, CUDA_MAX_GRAPHS = 16 };
+
+typedef struct cuda_layer_w {
+    void *qkv, *wo, *gu, *down;
+    float *attn_norm, *ffn_norm;
+} cuda_layer_w;
+
+typedef enum step_mode { STEP_LOGITS = 0, STEP_TOKENS } step_mode;
+
+typedef struct cuda_graph {
+    int32_t rows, n_out;
+    step_mode mode;
+    float temperature, top_p;
+    int32_t seen;                 /* eager runs so far; captured on the second */
+    cudaGraphExec_t exec;
+} cuda_graph;
+
+typedef struct cuda_state {
+    const llt_model *model;
+    llt_dtype dt;                 /* compute dtype */
+    int32_t n_dev;
+    int32_t dev_id[LLT_MAX_DEVICES];
+    llt_cuda_ctx *ctx[LLT_MAX_DEVICES];
+    void *wmem[LLT_MAX_DEVICES];  /* one weight allocation per device */
+    size_t wbytes[LLT_MAX_DEVICES];
+    cuda_layer_w *lw;             /* [n_layers] */
+    void *embd, *out_w;           /* [vocab, H] (the same when tied) */
+    float *out_norm;              /* [H] */
+    float *rope_cos, *rope_sin;   /* [rope_max, hd / 2] */
+    int32_t rope_max;
+    /* step inputs: int32 [6 * rows + tables * max_blocks], same layout on host (pinned) and
+     * device: tokens, pos, slot, row_bt, out_rows, u (float bits), then block tables */
+    int32_t max_blocks;
+    int32_t *step_h, *step_d;
+    /* activations (first device), CUDA_MAX_ROWS rows */
+    float *x;                     /* [rows, H] residual stream */
+    void *xn;                     /* [rows, max(H, I)] normalised input (BLAS path) */
+    float *qkv;                   /* [rows, q + 2 kv] (BLAS path) */
+    float *q;                     /* [rows, q_rows] */
+    void *att;                    /* [rows, q_rows] */
+    void *gu;                     /* [rows, 2 I] (BLAS path) */
+    void *act;                    /* [rows, I] */
+    float *logits;                /* [rows, vocab] */
+    float *logits_h;              /* pinned [rows, vocab] */
+    int32_t *tok_d, *tok_h;       /* [rows] sampled ids (device, pinned) */
+    float *attn_work;
+    unsigned int *attn_cnt;
+    llt_kv_storage storage;
+    cuda_graph graphs[CUDA_MAX_GRAPHS];
+    int32_t n_graphs;
+    bool use_graphs;
+} cuda_state;
+
+/* weights.cu */
+llt_status cuda_weights_upload(llt_model *m, cuda_state *st, const uint64_t *random_seed, llt_error *err);
+void cuda_weights_free(cuda_state *st);
+llt_status cuda_rope_table(const llt_config *cfg, int32_t max_pos, float *cos_out, float *sin_out,
+                           llt_error *err);
+void cuda_storage_init(cuda_state *st, llt_kv_storage *s);
+
+static inline size_t dt_size(llt_dtype t) { return t == LLT_DTYPE_F32 ? 4 : 2; }
+
+#endif

@@ -1,0 +1,419 @@
+/* page_attention.cu: attention over the paged KV cache (the specification's page_attention).
+ *
+ * Keys/values live in pages: pool [pages, page_size, n_kv, hd] (dtype); a sequence's block
+ * table maps block b (tokens [b*page_size, (b+1)*page_size)) to a page. Query row r at
+ * position pos[r] sees keys [0, pos[r]] (causal); query head h reads kv head h / G,
+ * G = n_heads / n_kv (GQA; MQA is n_kv = 1).
+ *
+ * Decode (flash-decoding): grid (kv head, split, row). Each block takes one contiguous slice
+ * of the key range, runs an online softmax over it for the G query heads that share the kv
+ * head (each K/V row is read once for the group), and writes its partial (max, sum, output).
+ * The last block to finish a (row, kv head) combines the partials (a counter per pair,
+ * reset by that block so a replayed CUDA graph finds it zero). The number of splits is fixed
+ * per row count, the key range is read from device memory: one graph serves every length.
+ * Bytes: K and V of the visible positions, once.
+ *
+ * Prefill: causal flash attention on the tensor cores (WMMA 16x16x16, float32 accumulate):
+ * a block holds 64 query rows of one head and walks 64-key tiles of K and V gathered through
+ * the block table; each warp owns 16 query rows for S = Q K^T, the online softmax, and
+ * O += P V, so only the shared K/V tiles need block barriers. */
+#include <mma.h>
+
+#include "backend/cuda/ops.cuh"
+
+struct attn_params {
+    const float *q;
+    void *out;
+    const void *kp, *vp;
+    const int *bt, *row_bt, *pos;
+    int nh, nkv, hd, ps, max_blocks;
+    float scale_log2; /* softmax scale * log2(e): scores live in the exp2 domain */
+    int splits;
+    float *work;
+    unsigned int *counters;
+};
+
+enum { DEC_THREADS = 128, DEC_KEYS = 128, DEC_PAIRS = 8 };
+
+/* ---- decode ------------------------------------------------------------------------------ */
+
+template <typename T>
+__device__ __forceinline__ float dot_row(const T *k, const float *q, int hd) {
+    float s = 0.0f;
+    if (hd % 8 == 0) {
+        for (int d = 0; d < hd; d += 8) {
+            float kf[8];
+            unpack8<T>(*reinterpret_cast<const uint4 *>(k + d), kf);
+#pragma unroll
+            for (int j = 0; j < 8; j++) s = fmaf(q[d + j], kf[j], s);
+        }
+    } else {
+        for (int d = 0; d < hd; d++) s = fmaf(q[d], to_f32<T>(k[d]), s);
+    }
+    return s;
+}
+
+/* One sub-chunk's softmax step for head g (one warp): scores -> probabilities in place,
+ * running max / sum updated, the rescale factor of the old accumulator in al[g]. */
+__device__ __forceinline__ void dec_softmax(float *sc, int n, float *ms, float *ls, float *al, int g) {
+    const int lane = threadIdx.x & 31;
+    float mx = -INFINITY;
+    for (int j = lane; j < n; j += 32) mx = fmaxf(mx, sc[j]);
+    mx = warp_max(mx);
+    float m_new = fmaxf(ms[g], mx), sum = 0.0f;
+    for (int j = lane; j < n; j += 32) {
+        float e = exp2f(sc[j] - m_new);
+        sc[j] = e;
+        sum += e;
+    }
+    sum = warp_sum(sum);
+    if (lane == 0) {
+        float a = exp2f(ms[g] - m_new);
+        al[g] = a;
+        ls[g] = ls[g] * a + sum;
+        ms[g] = m_new;
+    }
+}
+
+/* The last block of a (row, kv head) merges the splits' partials into out. */
+template <typename T>
+__device__ void dec_combine(const attn_params &p, int r, int kvh, int G) {
+    const int hd = p.hd, S = p.splits, pairs = G * hd / 2;
+    const float *op = p.work;
+    const float *ml = p.work + (size_t)gridDim.z * p.nh * S * hd;
+    for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
+        int g = i / (hd / 2), d = 2 * (i % (hd / 2)), h = kvh * G + g;
+        size_t base = ((size_t)r * p.nh + h) * S;
+        float M = -INFINITY;
+        for (int s = 0; s < S; s++)
+            if (__ldcg(&ml[(base + s) * 2 + 1]) > 0.0f) M = fmaxf(M, __ldcg(&ml[(base + s) * 2]));
+        float L = 0.0f, o0 = 0.0f, o1 = 0.0f;
+        for (int s = 0; s < S; s++) {
+            float l = __ldcg(&ml[(base + s) * 2 + 1]);
+            if (!(l > 0.0f)) continue;
+            float w = exp2f(__ldcg(&ml[(base + s) * 2]) - M);
+            L += l * w;
+            o0 += w * __ldcg(&op[(base + s) * hd + d]);
+            o1 += w * __ldcg(&op[(base + s) * hd + d + 1]);
+        }
+        T *o = (T *)p.out + ((size_t)r * p.nh + h) * hd + d;
+        o[0] = from_f32<T>(o0 / L), o[1] = from_f32<T>(o1 / L);
+    }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(const attn_params p) {
+    extern __shared__ __align__(16) float dsm[];
+    const int kvh = blockIdx.x, sp = blockIdx.y, r = blockIdx.z, G = p.nh / p.nkv, hd = p.hd;
+    float *qs = dsm;                         /* [G][hd] */
+    float *sc = qs + G * hd;                 /* [G][DEC_KEYS] */
+    float *ms = sc + G * DEC_KEYS, *ls = ms + G, *al = ls + G; /* [G] each */
+    int *rowoff = (int *)(al + G);           /* [DEC_KEYS] element offset of each key's row */
+    __shared__ int last;
+    pdl_wait();
+    const int L = p.pos[r] + 1, per = (L + p.splits - 1) / p.splits;
+    const int k0 = sp * per, k1 = min(L, k0 + per);
+    const int *tbl = p.bt + (size_t)p.row_bt[r] * p.max_blocks;
+    const T *kp = (const T *)p.kp, *vp = (const T *)p.vp;
+    const float *qr = p.q + ((size_t)r * p.nh + kvh * G) * hd;
+    for (int i = threadIdx.x; i < G * hd; i += blockDim.x) qs[i] = qr[i] * p.scale_log2;
+    for (int g = threadIdx.x; g < G; g += blockDim.x) ms[g] = -INFINITY, ls[g] = 0.0f;
+    float acc[DEC_PAIRS][2];
+#pragma unroll
+    for (int j = 0; j < DEC_PAIRS; j++) acc[j][0] = acc[j][1] = 0.0f;
+    const int pairs = G * hd / 2;
+    __syncthreads();
+    for (int kb = k0; kb < k1; kb += DEC_KEYS) {
+        const int n = min(DEC_KEYS, k1 - kb);
+        if ((int)threadIdx.x < n) {
+            int key = kb + threadIdx.x, page = tbl[key / p.ps];
+            int off = ((page * p.ps + key % p.ps) * p.nkv + kvh) * hd;
+            rowoff[threadIdx.x] = off;
+            for (int g = 0; g < G; g++) sc[g * DEC_KEYS + threadIdx.x] = dot_row<T>(kp + off, qs + g * hd, hd);
+        }
+        __syncthreads();
+        for (int g = threadIdx.x >> 5; g < G; g += blockDim.x >> 5)
+            dec_softmax(sc + g * DEC_KEYS, n, ms, ls, al, g);
+        __syncthreads();
+#pragma unroll
+        for (int j = 0; j < DEC_PAIRS; j++) {
+            int i = threadIdx.x + j * DEC_THREADS;
+            if (i >= pairs) break;
+            int g = i / (hd / 2), d = 2 * (i % (hd / 2));
+            float a0 = acc[j][0] * al[g], a1 = acc[j][1] * al[g];
+            const float *pr = sc + g * DEC_KEYS;
+            for (int t = 0; t < n; t++) {
+                const T *v = vp + rowoff[t] + d;
+                a0 = fmaf(pr[t], to_f32<T>(v[0]), a0);
+                a1 = fmaf(pr[t], to_f32<T>(v[1]), a1);
+            }
+            acc[j][0] = a0, acc[j][1] = a1;
+        }
+        __syncthreads();
+    }
+    if (p.splits == 1) {
+#pragma unroll
+        for (int j = 0; j < DEC_PAIRS; j++) {
+            int i = threadIdx.x + j * DEC_THREADS;
+            if (i >= pairs) break;
+            int g = i / (hd / 2), d = 2 * (i % (hd / 2));
+            T *o = (T *)p.out + ((size_t)r * p.nh + kvh * G + g) * hd + d;
+            o[0] = from_f32<T>(acc[j][0] / ls[g]), o[1] = from_f32<T>(acc[j][1] / ls[g]);
+        }
+        return;
+    }
+    /* partials: o [rows][nh][S][hd], then (m, l) [rows][nh][S][2] */
+    float *op = p.work, *ml = p.work + (size_t)gridDim.z * p.nh * p.splits * hd;
+#pragma unroll
+    for (int j = 0; j < DEC_PAIRS; j++) {
+        int i = threadIdx.x + j * DEC_THREADS;
+        if (i >= pairs) break;
+        int g = i / (hd / 2), d = 2 * (i % (hd / 2));
+        size_t at = (((size_t)r * p.nh + kvh * G + g) * p.splits + sp) * hd + d;
+        op[at] = acc[j][0], op[at + 1] = acc[j][1];
+    }
+    for (int g = threadIdx.x; g < G; g += blockDim.x) {
+        size_t at = (((size_t)r * p.nh + kvh * G + g) * p.splits + sp) * 2;
+        ml[at] = ms[g], ml[at + 1] = ls[g];
+    }
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        unsigned int *cnt = p.counters + (size_t)r * p.nkv + kvh;
+        last = atomicAdd(cnt, 1u) == (unsigned)p.splits - 1;
+        if (last) *cnt = 0; /* every split has arrived: ready for the next step */
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    dec_combine<T>(p, r, kvh, G);
+}
+
+/* ---- prefill (tensor cores) ------------------------------------------------------------------ */
+
+namespace wm = nvcuda::wmma;
+
+enum { PF_BM = 64, PF_BN = 64, PF_THREADS = 128 };
+
+template <int HD>
+struct pf_layout {
+    static const int LDT = HD + 8;       /* Q, K, V tiles (dtype) */
+    static const int LDS = PF_BN + 4;    /* S (float) */
+    static const int LDP = PF_BN + 8;    /* P (dtype) */
+    static const int LDO = HD + 4;       /* O (float) */
+    static const size_t Q = 0;
+    static const size_t K = Q + (size_t)PF_BM * LDT * 2;
+    static const size_t V = K + (size_t)PF_BN * LDT * 2;
+    static const size_t S = V + (size_t)PF_BN * LDT * 2;
+    static const size_t P = S + (size_t)PF_BM * LDS * 4;
+    static const size_t O = P + (size_t)PF_BM * LDP * 2;
+    static const size_t ML = O + (size_t)PF_BM * LDO * 4;
+    static const size_t BYTES = ML + (size_t)PF_BM * 3 * 4;
+};
+
+/* Gathers 64 keys' K and V rows of kv head kvh through the block table (zeros past kv_end). */
+template <typename T, int HD>
+__device__ __forceinline__ void pf_load_kv(const attn_params &p, const int *tbl, int kvh, int kb,
+                                           int kv_end, T *Ks, T *Vs) {
+    typedef pf_layout<HD> LY;
+    const int chunks = HD / 8;
+    for (int idx = threadIdx.x; idx < PF_BN * chunks; idx += blockDim.x) {
+        int j = idx / chunks, c = idx % chunks, key = kb + j;
+        uint4 kv = make_uint4(0, 0, 0, 0), vv = kv;
+        if (key < kv_end) {
+            int page = tbl[key / p.ps];
+            size_t off = ((size_t)(page * p.ps + key % p.ps) * p.nkv + kvh) * HD + c * 8;
+            kv = *reinterpret_cast<const uint4 *>((const T *)p.kp + off);
+            vv = *reinterpret_cast<const uint4 *>((const T *)p.vp + off);
+        }
+        *reinterpret_cast<uint4 *>(Ks + j * LY::LDT + c * 8) = kv;
+        *reinterpret_cast<uint4 *>(Vs + j * LY::LDT + c * 8) = vv;
+    }
+}
+
+/* Online softmax over one 64-key tile for the warp's 16 rows (2 lanes per row). */
+template <typename T, int HD>
+__device__ __forceinline__ void pf_softmax(float *S, T *P, float *m, float *l, float *al, int row_base,
+                                           int kb, int q_pos0, int qt, int n_q) {
+    typedef pf_layout<HD> LY;
+    const int lane = threadIdx.x & 31, i = row_base + lane / 2, c0 = (lane & 1) * 32;
+    int qi = qt * PF_BM + i;
+    int pos = q_pos0 + (qi < n_q ? qi : n_q - 1);
+    float mx = -INFINITY;
+    for (int j = 0; j < 32; j++)
+        if (kb + c0 + j <= pos) mx = fmaxf(mx, S[i * LY::LDS + c0 + j]);
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    float m_new = fmaxf(m[i], mx), sum = 0.0f;
+    for (int j = 0; j < 32; j++) {
+        float e = kb + c0 + j <= pos ? exp2f(S[i * LY::LDS + c0 + j] - m_new) : 0.0f;
+        T pe = from_f32<T>(e);
+        P[i * LY::LDP + c0 + j] = pe;
+        sum += to_f32<T>(pe); /* the sum matches what P V will use */
+    }
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    if ((lane & 1) == 0) {
+        float a = exp2f(m[i] - m_new);
+        al[i] = a;
+        l[i] = l[i] * a + sum;
+        m[i] = m_new;
+    }
+}
+
+template <typename T, int HD>
+__global__ void __launch_bounds__(PF_THREADS) attn_prefill_kernel(const attn_params p, int row0,
+                                                                   int n_q, int q_pos0) {
+    typedef pf_layout<HD> LY;
+    extern __shared__ __align__(128) unsigned char psm[];
+    T *Qs = (T *)(psm + LY::Q), *Ks = (T *)(psm + LY::K), *Vs = (T *)(psm + LY::V), *P = (T *)(psm + LY::P);
+    float *S = (float *)(psm + LY::S), *O = (float *)(psm + LY::O);
+    float *m = (float *)(psm + LY::ML), *l = m + PF_BM, *al = l + PF_BM;
+    const int qt = blockIdx.x, h = blockIdx.y, G = p.nh / p.nkv, kvh = h / G;
+    const int warp = threadIdx.x >> 5, rb = warp * 16;
+    pdl_wait();
+    const int *tbl = p.bt + (size_t)p.row_bt[row0] * p.max_blocks;
+    for (int idx = threadIdx.x; idx < PF_BM * HD; idx += blockDim.x) {
+        int i = idx / HD, d = idx % HD, qi = qt * PF_BM + i;
+        float v = qi < n_q ? p.q[((size_t)(row0 + qi) * p.nh + h) * HD + d] * p.scale_log2 : 0.0f;
+        Qs[i * LY::LDT + d] = from_f32<T>(v);
+        O[i * LY::LDO + d] = 0.0f;
+    }
+    for (int i = threadIdx.x; i < PF_BM; i += blockDim.x) m[i] = -INFINITY, l[i] = 0.0f;
+    const int kv_end = q_pos0 + min(n_q, (qt + 1) * PF_BM);
+    for (int kb = 0; kb < kv_end; kb += PF_BN) {
+        __syncthreads(); /* previous tile's K/V fully consumed; Q/O/m/l initialised */
+        pf_load_kv<T, HD>(p, tbl, kvh, kb, kv_end, Ks, Vs);
+        __syncthreads();
+        /* S[rb..rb+16, 0..64) = Q K^T */
+#pragma unroll
+        for (int nt = 0; nt < PF_BN / 16; nt++) {
+            wm::fragment<wm::accumulator, 16, 16, 16, float> sf;
+            wm::fill_fragment(sf, 0.0f);
+#pragma unroll
+            for (int kk = 0; kk < HD / 16; kk++) {
+                wm::fragment<wm::matrix_a, 16, 16, 16, T, wm::row_major> qa;
+                wm::fragment<wm::matrix_b, 16, 16, 16, T, wm::col_major> kb_;
+                wm::load_matrix_sync(qa, Qs + rb * LY::LDT + kk * 16, LY::LDT);
+                wm::load_matrix_sync(kb_, Ks + nt * 16 * LY::LDT + kk * 16, LY::LDT);
+                wm::mma_sync(sf, qa, kb_, sf);
+            }
+            wm::store_matrix_sync(S + rb * LY::LDS + nt * 16, sf, LY::LDS, wm::mem_row_major);
+        }
+        __syncwarp();
+        pf_softmax<T, HD>(S, P, m, l, al, rb, kb, q_pos0, qt, n_q);
+        __syncwarp();
+        for (int idx = threadIdx.x & 31; idx < 16 * HD; idx += 32) {
+            int i = rb + idx / HD, d = idx % HD;
+            O[i * LY::LDO + d] *= al[i];
+        }
+        __syncwarp();
+        /* O[rb..rb+16, :] += P V */
+#pragma unroll
+        for (int dt = 0; dt < HD / 16; dt++) {
+            wm::fragment<wm::accumulator, 16, 16, 16, float> of;
+            wm::load_matrix_sync(of, O + rb * LY::LDO + dt * 16, LY::LDO, wm::mem_row_major);
+#pragma unroll
+            for (int kk = 0; kk < PF_BN / 16; kk++) {
+                wm::fragment<wm::matrix_a, 16, 16, 16, T, wm::row_major> pa;
+                wm::fragment<wm::matrix_b, 16, 16, 16, T, wm::row_major> vb;
+                wm::load_matrix_sync(pa, P + rb * LY::LDP + kk * 16, LY::LDP);
+                wm::load_matrix_sync(vb, Vs + kk * 16 * LY::LDT + dt * 16, LY::LDT);
+                wm::mma_sync(of, pa, vb, of);
+            }
+            wm::store_matrix_sync(O + rb * LY::LDO + dt * 16, of, LY::LDO, wm::mem_row_major);
+        }
+    }
+    __syncwarp();
+    for (int idx = threadIdx.x & 31; idx < 16 * HD; idx += 32) {
+        int i = rb + idx / HD, d = idx % HD, qi = qt * PF_BM + i;
+        if (qi < n_q)
+            ((T *)p.out)[((size_t)(row0 + qi) * p.nh + h) * HD + d] = from_f32<T>(O[i * LY::LDO + d] / l[i]);
+    }
+}
+
+/* ---- host entry points ------------------------------------------------------------------------- */
+
+extern "C" int32_t llt_cuda_attn_splits(const llt_cuda_ctx *c, int32_t rows, int32_t n_kv) {
+    int32_t s = 2 * c->n_sm / (n_kv * rows > 0 ? n_kv * rows : 1);
+    return s < 1 ? 1 : s > 64 ? 64 : s;
+}
+
+extern "C" int64_t llt_cuda_attn_work_floats(int32_t rows, int32_t splits, int32_t n_heads, int32_t hd) {
+    return (int64_t)rows * n_heads * splits * (hd + 2);
+}
+
+static attn_params params_of(const llt_cuda_attn *a, int splits) {
+    attn_params p;
+    p.q = a->q, p.out = a->out, p.kp = a->k_pool, p.vp = a->v_pool;
+    p.bt = a->bt, p.row_bt = a->row_bt, p.pos = a->pos;
+    p.nh = a->n_heads, p.nkv = a->n_kv, p.hd = a->hd, p.ps = a->page_size, p.max_blocks = a->max_blocks;
+    float scale = a->scale > 0 ? a->scale : 1.0f / sqrtf((float)a->hd);
+    p.scale_log2 = scale * 1.4426950408889634f;
+    p.splits = splits, p.work = a->work, p.counters = a->counters;
+    return p;
+}
+
+static llt_status check_attn(const llt_cuda_attn *a, llt_error *err) {
+    LLT_CHECK(llt_cuda_dtype_ok(a->dtype), err, LLT_ERR_UNSUPPORTED, "cuda attention: dtype %s",
+              llt_dtype_name(a->dtype));
+    LLT_CHECK(a->rows > 0 && a->n_kv > 0 && a->n_heads % a->n_kv == 0 && a->page_size > 0 &&
+                  a->max_blocks > 0,
+              err, LLT_ERR_INVALID_ARG,
+              "cuda attention: rows %d, heads %d, kv heads %d, page_size %d, max_blocks %d", a->rows,
+              a->n_heads, a->n_kv, a->page_size, a->max_blocks);
+    int G = a->n_heads / a->n_kv;
+    LLT_CHECK(a->hd >= 2 && a->hd % 2 == 0 && a->hd <= 256 && G * a->hd <= 2 * DEC_THREADS * DEC_PAIRS,
+              err, LLT_ERR_UNSUPPORTED,
+              "cuda attention: head_dim %d (even, <= 256) with %d query heads per kv head "
+              "(group x head_dim <= %d)",
+              a->hd, G, 2 * DEC_THREADS * DEC_PAIRS);
+    return LLT_OK;
+}
+
+extern "C" llt_status llt_cuda_attention_decode(llt_cuda_ctx *c, const llt_cuda_attn *a, llt_error *err) {
+    LLT_TRY(check_attn(a, err));
+    int splits = llt_cuda_attn_splits(c, a->rows, a->n_kv);
+    LLT_CHECK(splits == 1 || (a->work && a->counters), err, LLT_ERR_INVALID_ARG,
+              "cuda attention: %d splits need a workspace and counters", splits);
+    int G = a->n_heads / a->n_kv;
+    size_t smem = ((size_t)G * a->hd + (size_t)G * DEC_KEYS + 3 * G) * 4 + DEC_KEYS * 4;
+    attn_params p = params_of(a, splits);
+    dim3 grid(a->n_kv, splits, a->rows);
+    if (a->dtype == LLT_DTYPE_BF16) {
+        LLT_TRY(llt_smem_optin(c, attn_decode_kernel<__nv_bfloat16>, smem, err));
+        return llt_launch(c, attn_decode_kernel<__nv_bfloat16>, grid, dim3(DEC_THREADS), smem, err, p);
+    }
+    LLT_TRY(llt_smem_optin(c, attn_decode_kernel<__half>, smem, err));
+    return llt_launch(c, attn_decode_kernel<__half>, grid, dim3(DEC_THREADS), smem, err, p);
+}
+
+template <typename T, int HD>
+static llt_status prefill_as(llt_cuda_ctx *c, const attn_params &p, int row0, int n_q, int q_pos0,
+                             llt_error *err) {
+    size_t smem = pf_layout<HD>::BYTES;
+    LLT_TRY(llt_smem_optin(c, attn_prefill_kernel<T, HD>, smem, err));
+    dim3 grid((n_q + PF_BM - 1) / PF_BM, p.nh);
+    return llt_launch(c, attn_prefill_kernel<T, HD>, grid, dim3(PF_THREADS), smem, err, p, row0, n_q,
+                      q_pos0);
+}
+
+extern "C" llt_status llt_cuda_attention_prefill(llt_cuda_ctx *c, const llt_cuda_attn *a, int32_t row0,
+                                                 int32_t n_q, int32_t q_pos0, llt_error *err) {
+    LLT_TRY(check_attn(a, err));
+    LLT_CHECK(row0 >= 0 && n_q > 0 && row0 + n_q <= a->rows && q_pos0 >= 0, err, LLT_ERR_INVALID_ARG,
+              "cuda attention prefill: rows [%d, %d) of %d, first position %d", row0, row0 + n_q,
+              a->rows, q_pos0);
+    if (a->hd != 64 && a->hd != 128) { /* the tensor-core kernel is compiled for these */
+        llt_cuda_attn d = *a; /* the rows of this sequence only */
+        size_t row = (size_t)a->n_heads * a->hd;
+        d.q = a->q + row0 * row;
+        d.out = (char *)a->out + row0 * row * 2;
+        d.row_bt = a->row_bt + row0, d.pos = a->pos + row0, d.rows = n_q;
+        return llt_cuda_attention_decode(c, &d, err);
+    }
+    attn_params p = params_of(a, 1);
+    if (a->dtype == LLT_DTYPE_BF16)
+        return a->hd == 64 ? prefill_as<__nv_bfloat16, 64>(c, p, row0, n_q, q_pos0, err)
+                           : prefill_as<__nv_bfloat16, 128>(c, p, row0, n_q, q_pos0, err);
+    return a->hd == 64 ? prefill_as<__half, 64>(c, p, row0, n_q, q_pos0, err)
+                       : prefill_as<__half, 128>(c, p, row0, n_q, q_pos0, err);
+}
