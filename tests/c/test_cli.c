@@ -112,10 +112,37 @@ static void test_help_and_runtime_errors(void) {
     free_result(&r);
 }
 
+/* The bench runs on the CPU with a built-in synthetic shape and on a model file. */
+static void test_bench(void) {
+    cli_result r = run_cli("bench --shape tiny -p 8 -n 4 --reps 2 --threads 1 --json");
+    CHECK_MSG(r.code == 0 && strstr(r.out, "\"pp_tok_s\"") && strstr(r.out, "\"tg_tok_s\"") &&
+                  strstr(r.out, "\"weight_bytes_per_token\"") && strstr(r.out, "\"copy_gb_s\""),
+              "bench json: %s / %s", r.out, r.err);
+    free_result(&r);
+    char args[1024];
+    snprintf(args, sizeof args, "bench '%s' -p 4 -n 4 -b 2 --reps 1 --dtype f32", model());
+    r = run_cli(args);
+    CHECK_MSG(r.code == 0 && strstr(r.out, "tok/s") && strstr(r.out, "batch 2"), "bench: %s / %s", r.out, r.err);
+    free_result(&r);
+    r = run_cli("bench --shape no-such-shape");
+    CHECK(r.code == 2 && strstr(r.err, "no-such-shape"));
+    free_result(&r);
+    r = run_cli("bench --shape tiny --bogus");
+    CHECK(r.code == 2 && strstr(r.err, "--bogus"));
+    free_result(&r);
+    r = run_cli("bench");
+    CHECK(r.code == 2 && strstr(r.err, "--shape"));
+    free_result(&r);
+    r = run_cli("bench --help");
+    CHECK(r.code == 0 && strstr(r.out, "llama3-8b"));
+    free_result(&r);
+}
+
 int main(void) {
     RUN(test_greedy_exact);
     RUN(test_prompt_file);
     RUN(test_usage_errors);
     RUN(test_help_and_runtime_errors);
+    RUN(test_bench);
     return tl_done("test_cli");
 }
