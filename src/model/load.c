@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "base/threadpool.h"
 #include "formats/gguf.h"
+#include "formats/loaders.h"
 #include "kv/paged_cache.h"
 #include "model/config.h"
 #include "model/model.h"
@@ -115,12 +116,11 @@ static llt_status load_gguf(llt_model *m, const char *path, llt_error *err) {
     return s;
 }
 
-/* Folders come with the Hugging Face / native loaders (formats/loaders.c); until they are in
- * the build a folder is refused with a clear message. */
-static llt_status load_dir(llt_model *m, const char *path, llt_format fmt, llt_error *err) {
-    (void)m;
-    (void)fmt;
-    return llt_err_set(err, LLT_ERR_UNSUPPORTED, "%s: loading model folders is not available yet", path);
+/* Folders (Hugging Face, native) are read by formats/loaders.c. */
+static llt_status load_dir(llt_model *m, const char *path, const llt_load_opts *o, llt_error *err) {
+    llt_tensor_names names;
+    LLT_TRY(llt_model_load_dir(m, path, o->format, o, &names, err));
+    return llt_model_finish(m, names, o, err);
 }
 
 static llt_status load_any(llt_model *m, const char *path, const llt_load_opts *o, llt_error *err) {
@@ -130,7 +130,7 @@ static llt_status load_any(llt_model *m, const char *path, const llt_load_opts *
               "%s: is a folder, but the format asked for is gguf", path);
     LLT_CHECK(!(dir == false && (o->format == LLT_FORMAT_HF || o->format == LLT_FORMAT_TRITON)), err,
               LLT_ERR_INVALID_ARG, "%s: is a file, but the format asked for needs a model folder", path);
-    if (dir) return load_dir(m, path, o->format, err);
+    if (dir) return load_dir(m, path, o, err);
     LLT_TRY(load_gguf(m, path, err));
     return llt_model_finish(m, LLT_NAMES_GGUF, o, err);
 }

@@ -274,11 +274,211 @@ static void test_damaged_folders(void) {
     expect_load_fail("empty", LLT_ERR_NOT_FOUND, "no model.safetensors", NULL);
 }
 
+
+/* ---- model level: the acceptance against HF transformers' float64 references --------------- */
+
+typedef struct reference {
+    llt_tensor_table tt;
+    int32_t *ids;
+    size_t T, P, G;
+    const int64_t *greedy;
+} reference;
+
+static bool load_reference(const char *model, reference *r) {
+    char p[1024];
+    snprintf(p, sizeof p, "oracle/%s/reference.safetensors", model);
+    llt_tensors_init(&r->tt);
+    llt_json *meta = NULL;
+    llt_error e;
+    CHECK_OK(llt_safetensors_load(tl_fixture(p), &r->tt, &meta, &e), &e);
+    const llt_tensor *ids = llt_tensors_find(&r->tt, "input_ids"), *g = llt_tensors_find(&r->tt, "greedy");
+    const char *pl = meta ? llt_json_get_string(meta, "prompt_len") : NULL;
+    CHECK(ids && g && pl);
+    if (!ids || !g || !pl) {
+        llt_json_free(meta);
+        return false;
+    }
+    r->T = (size_t)ids->shape[0];
+    r->P = (size_t)atoi(pl);
+    r->G = (size_t)g->shape[0];
+    r->greedy = g->data;
+    r->ids = malloc(r->T * sizeof *r->ids);
+    for (size_t i = 0; i < r->T; i++) r->ids[i] = (int32_t)((const int64_t *)ids->data)[i];
+    llt_json_free(meta);
+    return true;
+}
+
+static void free_reference(reference *r) {
+    free(r->ids);
+    llt_tensors_free(&r->tt);
+}
+
+static double compare(const reference *r, const char *name, const float *got, size_t n) {
+    const llt_tensor *t = llt_tensors_find(&r->tt, name);
+    CHECK_MSG(t && (size_t)llt_tensor_numel(t) == n, "reference %s", name);
+    return t ? tl_rel_err(got, t->data, n) : 1.0;
+}
+
+/* Logits, hidden states and final norm vs the reference (1e-4 of the largest magnitude: float32
+ * accumulation over these sizes stays near 1e-6; a rotary or layout mistake is ~1). */
+static void check_forward(llt_model *m, const reference *r, const char *label) {
+    const llt_config *c = llt_model_config(m);
+    size_t T = r->T, V = (size_t)c->vocab_size, H = (size_t)c->hidden_size, L = (size_t)c->n_layers;
+    float *logits = malloc(T * V * 4), *hidden = malloc(L * T * H * 4), *fn = malloc(T * H * 4);
+    llt_error e;
+    CHECK_OK(llt_model_forward(m, r->ids, T, logits, hidden, fn, &e), &e);
+    double err = compare(r, "logits", logits, T * V), worst = err;
+    CHECK_MSG(err <= 1e-4, "%s: logits rel err %.3g", label, err);
+    for (size_t l = 0; l < L; l++) {
+        char name[32];
+        snprintf(name, sizeof name, "hidden_%zu", l);
+        err = compare(r, name, hidden + l * T * H, T * H);
+        CHECK_MSG(err <= 1e-4, "%s: %s rel err %.3g", label, name, err);
+    }
+    err = compare(r, "final_norm", fn, T * H);
+    CHECK_MSG(err <= 1e-4, "%s: final_norm rel err %.3g", label, err);
+    fprintf(stderr, "  %s: logits %.2g, final_norm %.2g (of 1e-4)\n", label, worst, err);
+    free(logits);
+    free(hidden);
+    free(fn);
+}
+
+/* Greedy continuation of input_ids[:P], one full teacher-forced pass per step. */
+static void check_greedy(llt_model *m, const reference *r, const char *label) {
+    const llt_config *c = llt_model_config(m);
+    size_t V = (size_t)c->vocab_size, n = r->P;
+    int32_t *seq = malloc((r->P + r->G) * sizeof *seq);
+    float *logits = malloc((r->P + r->G) * V * 4);
+    memcpy(seq, r->ids, r->P * sizeof *seq);
+    llt_error e;
+    size_t same = 0;
+    for (size_t g = 0; g < r->G; g++, n++) {
+        if (llt_model_forward(m, seq, n, logits, NULL, NULL, &e) != LLT_OK) break;
+        const float *row = logits + (n - 1) * V;
+        size_t best = 0;
+        for (size_t v = 1; v < V; v++)
+            if (row[v] > row[best]) best = v;
+        seq[n] = (int32_t)best;
+        same += (int64_t)best == r->greedy[g];
+    }
+    CHECK_MSG(same == r->G, "%s: greedy matches %zu of %zu tokens", label, same, r->G);
+    free(seq);
+    free(logits);
+}
+
+static llt_model *load_model(const char *path, llt_format fmt, bool no_cache) {
+    llt_load_opts o;
+    llt_load_opts_init(&o);
+    o.format = fmt;
+    o.no_cache = no_cache;
+    o.device = "cpu";
+    llt_model *m = NULL;
+    llt_error e;
+    CHECK_OK(llt_model_load(path, &o, &m, &e), &e);
+    return m;
+}
+
+static void accept_one(const char *model, const char *path, llt_format fmt, bool no_cache,
+                       const reference *r) {
+    llt_model *m = load_model(path, fmt, no_cache);
+    if (!m) return;
+    char label[256];
+    snprintf(label, sizeof label, "%s from %s", model, path);
+    check_forward(m, r, label);
+    check_greedy(m, r, label);
+    llt_model_free(m);
+}
+
+static void acceptance(const char *model) {
+    reference r;
+    if (!load_reference(model, &r)) return;
+    char rel[256], native[256];
+    snprintf(rel, sizeof rel, "oracle/%s/hf", model);
+    accept_one(model, tl_fixture(rel), LLT_FORMAT_HF, true, &r);
+    accept_one(model, tl_fixture(rel), LLT_FORMAT_AUTO, true, &r);
+    snprintf(rel, sizeof rel, "oracle/%s/hf-bin", model);
+    accept_one(model, tl_fixture(rel), LLT_FORMAT_HF, true, &r);
+    /* the native folder `convert` makes (from hf-bin: the other source, too) */
+    snprintf(native, sizeof native, "native-%s", model);
+    llt_error e;
+    CHECK_OK(llt_convert(tl_fixture(rel), LLT_FORMAT_HF, tmp_path(native), LLT_DTYPE_COUNT, &e), &e);
+    accept_one(model, tmp_path(native), LLT_FORMAT_TRITON, true, &r);
+    accept_one(model, tmp_path(native), LLT_FORMAT_AUTO, true, &r);
+    free_reference(&r);
+}
+
+static void test_accept_llama2(void) { acceptance("tiny-llama2"); }
+static void test_accept_llama3(void) { acceptance("tiny-llama3"); }
+
+/* transformers 5's config.json: rope_parameters instead of rope_theta + rope_scaling. */
+static void test_rope_parameters(void) {
+    reference r;
+    if (!load_reference("tiny-llama3", &r)) return;
+    copy_fixture("oracle/tiny-llama3/hf", "tf5", k_l3_hf);
+    const char *cfg = tmp_path("tf5/config.json");
+    edit_file(cfg, "\"rope_theta\": 500000.0,", "");
+    edit_file(cfg, "\"rope_scaling\": {", "\"rope_parameters\": {\"rope_theta\": 500000.0,");
+    size_t n;
+    char *text = tl_read(cfg, &n);
+    CHECK(text && !strstr(text, "rope_scaling") && strstr(text, "\"rope_parameters\": {\"rope_theta\""));
+    free(text);
+    accept_one("tiny-llama3 (rope_parameters)", tmp_path("tf5"), LLT_FORMAT_HF, true, &r);
+    free_reference(&r);
+}
+
+static double mtime_of(const char *rel) { return llt_path_mtime(tmp_path(rel)); }
+
+/* --fmt hf converts once into the folder, reuses the cache, rebuilds it when a source is newer. */
+static void test_cache(void) {
+    reference r;
+    if (!load_reference("tiny-llama2", &r)) return;
+    copy_fixture("oracle/tiny-llama2/hf", "cache", k_l2_hf);
+    llt_model *m = load_model(tmp_path("cache"), LLT_FORMAT_HF, false);
+    llt_model_free(m);
+    CHECK(llt_path_exists(tmp_path("cache/model.json")) && llt_path_exists(tmp_path("cache/state_dict.pt")));
+    double t1 = mtime_of("cache/state_dict.pt");
+    usleep(20000);
+    m = load_model(tmp_path("cache"), LLT_FORMAT_HF, false); /* from the cache */
+    if (m) check_forward(m, &r, "tiny-llama2 from the cache");
+    llt_model_free(m);
+    CHECK(mtime_of("cache/state_dict.pt") == t1);
+    usleep(20000);
+    edit_file(tmp_path("cache/config.json"), "\"use_cache\": true", "\"use_cache\": false"); /* newer source */
+    m = load_model(tmp_path("cache"), LLT_FORMAT_AUTO, false);
+    if (m) check_forward(m, &r, "tiny-llama2 after rebuilding the cache");
+    llt_model_free(m);
+    CHECK(mtime_of("cache/state_dict.pt") > t1);
+    /* no_cache writes nothing */
+    copy_fixture("oracle/tiny-llama2/hf", "nocache", k_l2_hf);
+    llt_model_free(load_model(tmp_path("nocache"), LLT_FORMAT_HF, true));
+    CHECK(!llt_path_exists(tmp_path("nocache/model.json")) && !llt_path_exists(tmp_path("nocache/state_dict.pt")));
+    free_reference(&r);
+}
+
+/* The model loader's own errors name the folder and tensor. */
+static void test_model_errors(void) {
+    llt_load_opts o;
+    llt_load_opts_init(&o);
+    o.no_cache = true;
+    llt_model *m = NULL;
+    llt_error e;
+    CHECK_ERR(llt_model_load(tmp_path("shape"), &o, &m, &e), LLT_ERR_FORMAT, &e, "model.layers.0.mlp.gate_proj.weight");
+    CHECK(m == NULL && strstr(e.msg, "shape"));
+    CHECK_ERR(llt_model_load(tmp_path("noshard"), &o, &m, &e), LLT_ERR_NOT_FOUND, &e, "model-00003-of-00004.safetensors");
+    o.format = LLT_FORMAT_TRITON;
+    CHECK_ERR(llt_model_load(tmp_path("empty"), &o, &m, &e), LLT_ERR_IO, &e, "model.json");
+}
+
 int main(void) {
     RUN(test_config);
     RUN(test_config_variants);
     RUN(test_permute);
     RUN(test_load_weights);
     RUN(test_damaged_folders);
+    RUN(test_accept_llama2);
+    RUN(test_accept_llama3);
+    RUN(test_rope_parameters);
+    RUN(test_cache);
+    RUN(test_model_errors);
     return tl_done("test_hf");
 }
