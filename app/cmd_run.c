@@ -171,11 +171,9 @@ static int generate_one(llt_model *m, const run_args *a, double load_s) {
     return 0;
 }
 
-/* Batched prompts come with cmd_batch.c (paged-KV issue); until it is in the build: */
+/* Batched prompts: cmd_batch.c (one JSON line per prompt). */
 static int run_batch(llt_model *m, const run_args *a) {
-    (void)m;
-    fprintf(stderr, "llama-triton: --prompts-file %s: batched generation is not implemented yet\n", a->prompts_file);
-    return 1;
+    return cmd_run_batch(m, a->prompts_file, (int)a->parallel, &a->gen);
 }
 
 int cmd_run(int argc, char **argv) {
