@@ -5,6 +5,7 @@
 #include "base/json.h"
 
 #include <errno.h>
+#include <locale.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@ typedef struct parser {
     const char *what;
     llt_error *err;
     int depth;
+    locale_t c_locale; /* "C" numerics for strtod_l, made at the first number (0 until then) */
 } parser;
 
 static llt_status parse_value(parser *p, llt_json *out);
@@ -248,7 +250,10 @@ static llt_status parse_number(parser *p, llt_json *out) {
     memcpy(tmp, p->s + start, n);
     tmp[n] = '\0';
     out->type = LLT_JSON_NUMBER;
-    out->number = strtod(tmp, NULL); /* overflow gives +-HUGE_VAL: kept, callers range-check */
+    /* JSON's '.' whatever the host process set LC_NUMERIC to (a Python host may have). */
+    if (!p->c_locale) p->c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    /* overflow gives +-HUGE_VAL: kept, callers range-check */
+    out->number = p->c_locale ? strtod_l(tmp, NULL, p->c_locale) : strtod(tmp, NULL);
     out->is_int = !frac && parse_int64(tmp, n, &out->integer);
     if (tmp != buf) free(tmp);
     return LLT_OK;
@@ -363,7 +368,7 @@ void llt_json_free(llt_json *j) {
 llt_status llt_json_parse(const char *text, size_t len, const char *what, llt_json **out,
                           llt_error *err) {
     *out = NULL;
-    parser p = {text, len, 0, what ? what : "json", err, 0};
+    parser p = {text, len, 0, what ? what : "json", err, 0, (locale_t)0};
     llt_json *root = calloc(1, sizeof *root);
     if (!root) return oom(&p);
     llt_status s = parse_value(&p, root);
@@ -371,6 +376,7 @@ llt_status llt_json_parse(const char *text, size_t len, const char *what, llt_js
         skip_ws(&p);
         if (p.pos != p.len) s = fail(&p, "trailing characters after the value");
     }
+    if (p.c_locale) freelocale(p.c_locale);
     if (s != LLT_OK) {
         llt_json_free(root);
         return s;

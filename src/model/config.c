@@ -338,6 +338,18 @@ static const char *dtype_json_name(llt_dtype t) {
     }
 }
 
+/* %.9g reads back as the same float32; the decimal point is '.' whatever LC_NUMERIC says. */
+typedef struct fbuf {
+    char s[32];
+} fbuf;
+static fbuf fmt_f(float v) {
+    fbuf f;
+    snprintf(f.s, sizeof f.s, "%.9g", (double)v);
+    for (char *c = f.s; *c; c++)
+        if (*c == ',') *c = '.';
+    return f;
+}
+
 static void put_id(llt_sbuf *b, const char *key, int32_t id) {
     if (id < 0) llt_sbuf_printf(b, "  \"%s\": null,\n", key);
     else llt_sbuf_printf(b, "  \"%s\": %d,\n", key, id);
@@ -373,10 +385,10 @@ static void put_devices(llt_sbuf *b, const llt_config *c) {
 static void put_rope_scaling(llt_sbuf *b, const llt_config *c) {
     static const char *const names[] = {"none", "linear", "llama3"};
     const char *t = (unsigned)c->rope_scaling <= LLT_ROPE_SCALING_LLAMA3 ? names[c->rope_scaling] : "none";
-    llt_sbuf_printf(b, "  \"rope_scaling\": {\"type\": \"%s\", \"factor\": %.9g, \"low_freq_factor\": %.9g, "
-                    "\"high_freq_factor\": %.9g, \"original_max_position_embeddings\": %d},\n", t,
-                    (double)c->rope_factor, (double)c->rope_low_freq_factor,
-                    (double)c->rope_high_freq_factor, c->rope_original_max_pos);
+    llt_sbuf_printf(b, "  \"rope_scaling\": {\"type\": \"%s\", \"factor\": %s, \"low_freq_factor\": %s, "
+                    "\"high_freq_factor\": %s, \"original_max_position_embeddings\": %d},\n", t,
+                    fmt_f(c->rope_factor).s, fmt_f(c->rope_low_freq_factor).s,
+                    fmt_f(c->rope_high_freq_factor).s, c->rope_original_max_pos);
 }
 
 void llt_config_to_json_sbuf(const llt_config *c, llt_sbuf *b) {
@@ -384,16 +396,16 @@ void llt_config_to_json_sbuf(const llt_config *c, llt_sbuf *b) {
                     "  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n  \"vocab_size\": %d,\n"
                     "  \"max_position_embeddings\": %d,\n", c->n_layers, c->n_heads, c->n_kv_heads,
                     c->hidden_size, c->intermediate_size, c->vocab_size, c->max_position_embeddings);
-    llt_sbuf_printf(b, "  \"rope_freq_base\": %.9g,\n  \"rope_freq_scale\": %.9g,\n  \"page_size\": %d,\n"
-                    "  \"max_pages\": %d,\n  \"kv_dtype\": \"%s\",\n", (double)c->rope_freq_base,
-                    (double)c->rope_freq_scale, c->page_size, c->max_pages, dtype_json_name(c->kv_dtype));
+    llt_sbuf_printf(b, "  \"rope_freq_base\": %s,\n  \"rope_freq_scale\": %s,\n  \"page_size\": %d,\n"
+                    "  \"max_pages\": %d,\n  \"kv_dtype\": \"%s\",\n", fmt_f(c->rope_freq_base).s,
+                    fmt_f(c->rope_freq_scale).s, c->page_size, c->max_pages, dtype_json_name(c->kv_dtype));
     put_id(b, "bos_token_id", c->bos_token_id);
     put_eos(b, c);
     put_id(b, "pad_token_id", c->pad_token_id);
     llt_sbuf_printf(b, "  \"tie_weights\": %s,\n", c->tie_weights ? "true" : "false");
     put_devices(b, c);
-    llt_sbuf_printf(b, "  \"rms_norm_eps\": %.9g,\n  \"head_dim\": %d,\n  \"dtype\": \"%s\",\n",
-                    (double)c->rms_norm_eps, c->head_dim, dtype_json_name(c->dtype));
+    llt_sbuf_printf(b, "  \"rms_norm_eps\": %s,\n  \"head_dim\": %d,\n  \"dtype\": \"%s\",\n",
+                    fmt_f(c->rms_norm_eps).s, c->head_dim, dtype_json_name(c->dtype));
     put_rope_scaling(b, c);
     llt_sbuf_append(b, "  \"eos_token_ids\": ", 19);
     put_id_list(b, c->eos_token_ids, c->n_eos < 0 ? 0 : c->n_eos > LLT_MAX_EOS ? LLT_MAX_EOS : c->n_eos);

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Builds every libFuzzer target tests/fuzz/fuzz_*.c with clang (ASan + UBSan) into build-fuzz/
+# and runs each for FUZZ_SECONDS (default 20) on its seed corpus tests/fuzz/corpus/<name>/
+# (copied to build-fuzz/corpus/<name>/, where new inputs are kept). A new target is a new
+# file: tests/fuzz/fuzz_<name>.c defining LLVMFuzzerTestOneInput; it links against the whole
+# library (src/, CUDA excluded) through an archive, so a source that clang cannot compile
+# only breaks the targets that use it.
+# Usage: scripts/build-fuzz.sh [target-name ...]   (e.g. `scripts/build-fuzz.sh gguf`)
+# Env: FUZZ_SECONDS, FUZZ_JOBS (parallel compile), CC (default clang).
+set -u
+cd "$(dirname "$0")/.."
+out=build-fuzz
+cc=${CC:-clang}
+secs=${FUZZ_SECONDS:-20}
+jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
+
+if ! command -v "$cc" >/dev/null; then
+  echo "build-fuzz: $cc not found; install it with: apt-get install -y clang" >&2
+  exit 1
+fi
+san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+cflags="-std=c11 -g -O1 -D_GNU_SOURCE -Iinclude -Isrc $san"
+libs="-lpthread -lm"
+if pkg-config --exists libpcre2-8 2>/dev/null; then
+  cflags="$cflags -DLLT_HAVE_PCRE2=1 $(pkg-config --cflags libpcre2-8)"
+  libs="$libs $(pkg-config --libs libpcre2-8)"
+fi
+
+# 1. The library, instrumented for coverage (fuzzer-no-link), one object per source.
+mkdir -p "$out/obj"
+srcs=$(find src -name '*.c' -not -path 'src/backend/cuda/*' | sort)
+printf '%s\n' $srcs | xargs -P "$jobs" -I{} sh -c '
+  o='"$out"'/obj/$(echo {} | tr / _).o
+  [ "$o" -nt {} ] && [ -z "$(find src include -name "*.h" -newer "$o" | head -1)" ] && exit 0
+  if '"$cc"' '"$cflags"' -fsanitize=fuzzer-no-link -c {} -o "$o" 2>"$o.log"; then rm -f "$o.log";
+  else echo "build-fuzz: {} does not compile with '"$cc"' (see $o.log); targets that need it will not link" >&2; rm -f "$o"; fi'
+# An archive, so that each target pulls in only the objects it uses.
+lib=$out/libllt_fuzz.a
+rm -f "$lib"
+ar rcs "$lib" "$out"/obj/*.o
+
+# 2. Each target, then a timed run on its corpus.
+names=("$@")
+if [ ${#names[@]} -eq 0 ]; then
+  for f in tests/fuzz/fuzz_*.c; do n=$(basename "$f" .c); names+=("${n#fuzz_}"); done
+fi
+status=0
+summary=""
+for n in "${names[@]}"; do
+  src=tests/fuzz/fuzz_$n.c
+  bin=$out/fuzz_$n
+  if ! $cc $cflags -fsanitize=fuzzer "$src" "$lib" $libs -o "$bin"; then
+    echo "build-fuzz: $src does not build" >&2
+    status=1; summary="$summary fuzz_$n:BUILD-FAILED"; continue
+  fi
+  corpus=$out/corpus/$n
+  mkdir -p "$corpus" "$out/crashes/$n"
+  [ -d tests/fuzz/corpus/$n ] && cp -n tests/fuzz/corpus/$n/* "$corpus"/ 2>/dev/null
+  echo "build-fuzz: running fuzz_$n for ${secs}s" >&2
+  log=$out/fuzz_$n.log
+  ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
+    "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 \
+    -artifact_prefix="$out/crashes/$n/" "$corpus" >"$log" 2>&1
+  rc=$?
+  runs=$(grep -Eo 'Done [0-9]+ runs' "$log" | tail -1)
+  if [ $rc -ne 0 ]; then
+    status=1
+    echo "build-fuzz: fuzz_$n FAILED (rc $rc); log $log, inputs in $out/crashes/$n/" >&2
+    grep -E 'ERROR|SUMMARY|runtime error' "$log" | head -5 >&2
+    summary="$summary fuzz_$n:FAILED"
+  else
+    summary="$summary fuzz_$n:ok(${runs:-?})"
+  fi
+done
+echo "make fuzz:$summary"
+exit $status
