@@ -11,6 +11,7 @@
 
 #include "base/dtype.h"
 #include "base/log.h"
+#include "base/threadpool.h"
 #include "model/model.h"
 
 static uint64_t mix64(uint64_t x) {
@@ -19,6 +20,8 @@ static uint64_t mix64(uint64_t x) {
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
     return x ^ (x >> 31);
 }
+
+enum { FILL_BLOCK = 1 << 16 }; /* elements per independently seeded block */
 
 /* Fills n values of dt: center + scale * uniform[-1, 1). */
 static void fill_random(llt_dtype dt, void *dst, int64_t n, uint64_t seed, float center, float scale) {
@@ -31,34 +34,54 @@ static void fill_random(llt_dtype dt, void *dst, int64_t n, uint64_t seed, float
     }
 }
 
-static llt_status add_random(llt_model *m, const char *name, int64_t rows, int64_t cols, llt_dtype dt,
-                             uint64_t seed, llt_error *err) {
+typedef struct fill_job {
+    llt_dtype dt;
+    uint8_t *dst;
+    int64_t n;
+    uint64_t seed;
+    float center, scale;
+} fill_job;
+
+/* Block b has its own seed, so the bytes do not depend on how blocks spread over threads. */
+static void fill_blocks(void *ctx, int64_t begin, int64_t end, int32_t thread) {
+    (void)thread;
+    const fill_job *j = ctx;
+    size_t es = llt_dtype_get(j->dt)->block_bytes;
+    for (int64_t b = begin; b < end; b++) {
+        int64_t i0 = b * FILL_BLOCK, len = j->n - i0 < FILL_BLOCK ? j->n - i0 : FILL_BLOCK;
+        fill_random(j->dt, j->dst + (size_t)i0 * es, len, j->seed ^ mix64((uint64_t)b), j->center, j->scale);
+    }
+}
+
+static llt_status add_random(llt_model *m, llt_threadpool *pool, const char *name, int64_t rows,
+                             int64_t cols, llt_dtype dt, uint64_t seed, llt_error *err) {
     int64_t shape[2] = {rows, cols};
     bool vec = rows == 1;
     size_t bytes = (size_t)(rows * cols) * llt_dtype_get(dt)->block_bytes;
     void *d = malloc(bytes);
     LLT_CHECK(d, err, LLT_ERR_NOMEM, "random model: out of memory for '%s' (%zu bytes)", name, bytes);
     float scale = vec ? 0.1f : 1.0f / sqrtf((float)cols);
-    fill_random(dt, d, rows * cols, seed ^ mix64((uint64_t)m->tensors.n + 1), vec ? 1.0f : 0.0f, scale);
+    fill_job job = {dt, d, rows * cols, seed ^ mix64((uint64_t)m->tensors.n + 1), vec ? 1.0f : 0.0f, scale};
+    llt_pool_for(pool, (job.n + FILL_BLOCK - 1) / FILL_BLOCK, fill_blocks, &job);
     llt_status s = llt_tensors_add(&m->tensors, name, strlen(name), dt, vec ? 1 : 2, vec ? shape + 1 : shape,
                                    d, bytes, true, err);
     if (s != LLT_OK) free(d);
     return s;
 }
 
-static llt_status add_all(llt_model *m, llt_dtype dt, uint64_t seed, llt_error *err) {
+static llt_status add_all(llt_model *m, llt_threadpool *p, llt_dtype dt, uint64_t seed, llt_error *err) {
     const llt_config *c = &m->cfg;
     const int64_t H = c->hidden_size, I = c->intermediate_size, V = c->vocab_size;
     const int64_t qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
     const int64_t shapes[9][2] = {{1, H}, {qd, H}, {kvd, H}, {kvd, H}, {H, qd},
                                   {1, H}, {I, H},  {I, H},   {H, I}};
-    LLT_TRY(add_random(m, llt_weights_global_name(LLT_NAMES_GGUF, 0), V, H, dt, seed, err));
-    LLT_TRY(add_random(m, llt_weights_global_name(LLT_NAMES_GGUF, 1), 1, H, dt, seed, err));
-    if (!c->tie_weights) LLT_TRY(add_random(m, llt_weights_global_name(LLT_NAMES_GGUF, 2), V, H, dt, seed, err));
+    LLT_TRY(add_random(m, p, llt_weights_global_name(LLT_NAMES_GGUF, 0), V, H, dt, seed, err));
+    LLT_TRY(add_random(m, p, llt_weights_global_name(LLT_NAMES_GGUF, 1), 1, H, dt, seed, err));
+    if (!c->tie_weights) LLT_TRY(add_random(m, p, llt_weights_global_name(LLT_NAMES_GGUF, 2), V, H, dt, seed, err));
     char name[128];
     for (int32_t l = 0; l < c->n_layers; l++)
         for (int f = 0; f < 9; f++)
-            LLT_TRY(add_random(m, llt_weights_layer_name(LLT_NAMES_GGUF, f, l, name, sizeof name),
+            LLT_TRY(add_random(m, p, llt_weights_layer_name(LLT_NAMES_GGUF, f, l, name, sizeof name),
                                shapes[f][0], shapes[f][1], dt, seed, err));
     return LLT_OK;
 }
@@ -80,7 +103,10 @@ llt_status llt_model_random(const llt_config *cfg, uint64_t seed, const llt_load
     m->cfg.dtype = pick_dtype(cfg, opts);
     snprintf(m->path, sizeof m->path, "random:%llu", (unsigned long long)seed);
     double t0 = llt_time_now();
-    llt_status s = add_all(m, m->cfg.dtype, seed, err);
+    llt_threadpool *pool = NULL;
+    llt_status s = llt_pool_create(opts ? opts->n_threads : 0, &pool, err);
+    if (s == LLT_OK) s = add_all(m, pool, m->cfg.dtype, seed, err);
+    llt_pool_free(pool);
     if (s == LLT_OK) s = llt_model_finish(m, LLT_NAMES_GGUF, opts, err);
     if (s != LLT_OK) {
         llt_model_free(m);
