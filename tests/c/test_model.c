@@ -203,6 +203,10 @@ static void test_context_limit(void) {
     text_buf stop = {.stop_after = 3}; /* the callback can stop it */
     greedy(m, "", 50, &stop, &st);
     CHECK(st.n_generated == 3 && stop.calls == 3);
+    llt_gen_params p; /* a prompt longer than the context is refused, saying so */
+    llt_gen_params_init(&p);
+    llt_error err = {0};
+    CHECK_ERR(llt_generate(m, want, &p, collect, &out, &st, &err), LLT_ERR_INVALID_ARG, &err, "context holds 32");
     free(want);
     llt_model_free(m);
 }
