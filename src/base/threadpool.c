@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #define POOL_MAX_THREADS 1024
-#define POOL_SPIN 2000 /* polls before sleeping: a few microseconds */
+#define POOL_SPIN 2000 /* polls before sleeping: ~10-100 us, by the CPU's pause latency */
 
 typedef struct worker {
     llt_threadpool *pool;
