@@ -109,7 +109,7 @@ llt_status llt_generate_batch_counts(llt_model *m, const char *const *prompts, i
     llt_sched_stats ss = {0};
     if (st == LLT_OK) {
         llt_sched_opts o = {parallel, p->max_new_tokens, 0,
-                            {p->temperature, p->top_p, p->top_k, p->seed}};
+                            {p->temperature, p->top_p, p->top_k, p->seed}, false};
         st = llt_sched_run(m, (const int32_t *const *)ids, lens, n, &o, on_token, &b, &ss, err);
     }
     if (st == LLT_OK && b.cb_status != LLT_OK) {

@@ -239,7 +239,7 @@ static llt_status push(job *j, int32_t t, llt_error *err) {
 static llt_status sample(sched *s, int32_t i, float *logits, llt_error *err) {
     job *j = &s->jobs[i];
     int32_t t = llt_sampler_sample(j->sampler, logits);
-    bool eog = is_eog(s, t);
+    bool eog = !s->o->ignore_eog && is_eog(s, t);
     int stop = s->fn ? s->fn(i, t, eog, s->user) : 0;
     if (eog) {
         finish(s, j);

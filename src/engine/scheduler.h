@@ -29,6 +29,8 @@ typedef struct llt_sched_opts {
     int32_t max_new_tokens;
     int32_t max_step_tokens;  /* tokens per forward step; 0 = 256 */
     llt_sampler_params sampler; /* prompt i is sampled with seed sampler.seed + i */
+    bool ignore_eog;          /* end-of-generation tokens are ordinary output (fixed-length
+                               * runs: HF greedy references, benchmarks) */
 } llt_sched_opts;
 
 typedef struct llt_sched_stats {

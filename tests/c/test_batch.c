@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json.h"
 #include "engine/scheduler.h"
+#include "formats/safetensors.h"
 #include "kv/paged_cache.h"
 #include "testlib.h"
 
@@ -152,7 +154,7 @@ static llt_status run_sched(llt_model *m, int32_t parallel, int32_t step_tokens,
     const int32_t *ptrs[8];
     encode_prompts(m, ids, n);
     for (int i = 0; i < 8; i++) ptrs[i] = ids[i];
-    llt_sched_opts o = {parallel, MAX_NEW, step_tokens, {0.0f, 1.0f, 0, 7}};
+    llt_sched_opts o = {parallel, MAX_NEW, step_tokens, {0.0f, 1.0f, 0, 7}, false};
     memset(out, 0, sizeof *out);
     return llt_sched_run(m, ptrs, n, 8, &o, on_tok, out, st, e);
 }
@@ -232,6 +234,166 @@ static void test_pool_taken(void) {
     llt_model_free(m);
 }
 
+/* ---- HF oracles: transformers' greedy continuation, batched with 7 other prompts ------ */
+
+typedef struct oracle {
+    int32_t ids[128], n_ids, greedy[64], n_greedy, prompt_len;
+} oracle;
+
+static bool read_oracle(const char *name, oracle *o) {
+    char path[256];
+    snprintf(path, sizeof path, "oracle/%s/reference.safetensors", name);
+    llt_tensor_table tt;
+    llt_tensors_init(&tt);
+    llt_json *meta = NULL;
+    llt_error e;
+    bool ok = llt_safetensors_load(tl_fixture(path), &tt, &meta, &e) == LLT_OK;
+    CHECK_MSG(ok, "%s: %s", path, e.msg);
+    const llt_tensor *ids = ok ? llt_tensors_find(&tt, "input_ids") : NULL;
+    const llt_tensor *gr = ok ? llt_tensors_find(&tt, "greedy") : NULL;
+    const char *pl = meta ? llt_json_get_string(meta, "prompt_len") : NULL;
+    ok = ids && gr && pl && ids->dtype == LLT_DTYPE_I64 && gr->dtype == LLT_DTYPE_I64 &&
+         llt_tensor_numel(ids) <= 128 && llt_tensor_numel(gr) <= 64;
+    CHECK_MSG(ok, "%s: input_ids / greedy / prompt_len missing or unexpected", path);
+    if (ok) {
+        o->n_ids = (int32_t)llt_tensor_numel(ids), o->n_greedy = (int32_t)llt_tensor_numel(gr);
+        for (int32_t i = 0; i < o->n_ids; i++) o->ids[i] = (int32_t)((const int64_t *)ids->data)[i];
+        for (int32_t i = 0; i < o->n_greedy; i++) o->greedy[i] = (int32_t)((const int64_t *)gr->data)[i];
+        o->prompt_len = atoi(pl);
+        ok = o->prompt_len > 8 && o->prompt_len <= o->n_ids;
+    }
+    llt_json_free(meta);
+    llt_tensors_free(&tt);
+    return ok;
+}
+
+/* Prompt k: input_ids[:prompt_len - k] (prompt 0 is the oracle's). */
+static void oracle_run(llt_model *m, const oracle *o, int32_t parallel, int only, sched_out *out) {
+    const int32_t *ptrs[8];
+    int32_t n[8];
+    for (int k = 0; k < 8; k++) ptrs[k] = o->ids, n[k] = o->prompt_len - k;
+    llt_sched_opts so = {parallel, o->n_greedy, 0, {0.0f, 1.0f, 0, 0}, true};
+    llt_error e;
+    if (only < 0) {
+        memset(out, 0, sizeof *out);
+        CHECK_OK(llt_sched_run(m, ptrs, n, 8, &so, on_tok, out, NULL, &e), &e);
+        return;
+    }
+    static sched_out one;
+    memset(&one, 0, sizeof one);
+    CHECK_OK(llt_sched_run(m, ptrs + only, n + only, 1, &so, on_tok, &one, NULL, &e), &e);
+    out->t[only] = one.t[0];
+}
+
+static void check_oracle(const char *name) {
+    static oracle o;
+    if (!read_oracle(name, &o)) return;
+    char path[256];
+    snprintf(path, sizeof path, "oracle/%s/hf", name);
+    llt_load_opts lo;
+    llt_load_opts_init(&lo);
+    lo.max_seqs = 8, lo.n_threads = 2, lo.no_cache = true;
+    llt_model *m = NULL;
+    llt_error e;
+    CHECK_OK(llt_model_load(tl_fixture(path), &lo, &m, &e), &e);
+    if (!m) return;
+    static sched_out alone, batch;
+    for (int k = 0; k < 8; k++) oracle_run(m, &o, 1, k, &alone);
+    toks ref;
+    ref.n = o.n_greedy;
+    memcpy(ref.ids, o.greedy, sizeof(int32_t) * (size_t)o.n_greedy);
+    CHECK_MSG(same(&alone.t[0], &ref), "%s: alone != transformers' greedy", name);
+    const int32_t par[2] = {8, 3};
+    for (int i = 0; i < 2; i++) {
+        oracle_run(m, &o, par[i], -1, &batch);
+        CHECK_MSG(same(&batch.t[0], &ref), "%s: parallel %d != transformers' greedy", name, par[i]);
+        for (int k = 1; k < 8; k++)
+            CHECK_MSG(same(&batch.t[k], &alone.t[k]) && batch.t[k].n == o.n_greedy,
+                      "%s parallel %d: prompt %d differs from alone", name, par[i], k);
+    }
+    llt_model_free(m);
+}
+
+static void test_hf_oracles(void) {
+    check_oracle("tiny-llama2");
+    check_oracle("tiny-llama3");
+}
+
+/* ---- the CLI: --prompts-file F --parallel N prints one JSON object per line ---------- */
+
+typedef struct text_out {
+    char text[4096];
+    size_t len;
+} text_out;
+
+static int collect_text(int32_t index, const char *piece, size_t len, int32_t token, void *user) {
+    text_out *t = user;
+    (void)index, (void)token;
+    if (t->len + len < sizeof t->text) memcpy(t->text + t->len, piece, len), t->len += len;
+    return 0;
+}
+
+static const char *k_cli_prompts[4] = {"Once upon a time", "", "Tom said \"hi\" \\ to", "The sun was"};
+
+static void check_cli_line(const char *line, size_t len, int i, llt_model *m) {
+    llt_json *j = NULL;
+    llt_error e;
+    CHECK_OK(llt_json_parse(line, len, "cli line", &j, &e), &e);
+    if (!j) return;
+    int64_t index = -1, n_tokens = -1;
+    const llt_json *text = llt_json_get_type(j, "text", LLT_JSON_STRING);
+    CHECK(llt_json_get_int(j, "index", &index) && index == i);
+    CHECK(llt_json_get_int(j, "n_tokens", &n_tokens) && text);
+    llt_gen_params p = params(0.0f, 1);
+    p.max_new_tokens = 20;
+    static text_out solo;
+    llt_gen_stats st;
+    memset(&solo, 0, sizeof solo);
+    CHECK_OK(llt_generate(m, k_cli_prompts[i], &p, collect_text, &solo, &st, &e), &e);
+    CHECK_MSG(text && text->len == solo.len && memcmp(text->string, solo.text, solo.len) == 0,
+              "prompt %d: CLI text differs from llt_generate's", i);
+    CHECK_MSG(n_tokens == st.n_generated, "prompt %d: n_tokens %lld, alone %d", i,
+              (long long)n_tokens, st.n_generated);
+    llt_json_free(j);
+}
+
+static void test_cli(void) {
+    const char *cli = getenv("LLT_CLI");
+    if (!cli || !*cli) {
+        fprintf(stderr, "  (LLT_CLI not set: CLI checks skipped)\n");
+        return;
+    }
+    char prompts[256];
+    int n = snprintf(prompts, sizeof prompts, "%s\n%s\n%s\r\n%s", k_cli_prompts[0], k_cli_prompts[1],
+                     k_cli_prompts[2], k_cli_prompts[3]);
+    const char *file = tl_write_tmp("prompts.txt", prompts, (size_t)n);
+    char cmd[2048], out[512];
+    snprintf(out, sizeof out, "%s/batch_out.jsonl", tl_tmpdir());
+    snprintf(cmd, sizeof cmd, "'%s' '%s' --prompts-file '%s' --parallel 3 -n 20 --temperature 0 "
+             "> '%s' 2>/dev/null", cli, tl_fixture("models/stories260K/stories260K.gguf"), file, out);
+    CHECK(system(cmd) == 0);
+    size_t len = 0;
+    char *text = tl_read(out, &len);
+    CHECK(text != NULL);
+    if (!text) return;
+    llt_model *m = load(1, 0, 0);
+    int lines = 0;
+    for (char *p = text; m && p < text + len; lines++) {
+        char *nl = memchr(p, '\n', (size_t)(text + len - p));
+        CHECK(nl != NULL); /* every object ends its line */
+        if (!nl) break;
+        if (lines < 4) check_cli_line(p, (size_t)(nl - p), lines, m);
+        p = nl + 1;
+    }
+    CHECK(lines == 4);
+    llt_model_free(m);
+    free(text);
+    /* a missing prompts file is a clean error */
+    snprintf(cmd, sizeof cmd, "'%s' '%s' --prompts-file /nonexistent/x --parallel 2 2>/dev/null",
+             cli, tl_fixture("models/stories260K/stories260K.gguf"));
+    CHECK(system(cmd) != 0);
+}
+
 static void test_args(void) {
     llt_model *m = load(2, 0, 0);
     if (!m) return;
@@ -266,6 +428,8 @@ int main(void) {
     RUN(test_preemption);
     RUN(test_small_pool);
     RUN(test_pool_taken);
+    RUN(test_hf_oracles);
+    RUN(test_cli);
     RUN(test_args);
     return tl_done("test_batch");
 }
