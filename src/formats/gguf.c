@@ -507,16 +507,24 @@ llt_status llt_gguf_arr_i32(const llt_gguf_kv *kv, uint64_t i, int32_t *out, llt
 
 /* ---- into a tensor table --------------------------------------------------------------- */
 
-static llt_status add_to_table(const llt_gguf *g, const llt_gguf_tensor *t, llt_tensor_table *tt,
-                               llt_error *err) {
+/* Everything llt_tensors_add could reject for a tensor of this file, checked before the
+ * first add so that a failure leaves the table as it was (in the common cases). */
+static llt_status check_for_table(const llt_gguf *g, const llt_gguf_tensor *t, llt_error *err) {
     LLT_TRY(llt_gguf_tensor_usable(g, t, err));
-    int64_t shape[LLT_MAX_DIMS];
-    for (uint32_t d = 0; d < t->n_dims; d++) { /* ggml dims[0] is innermost: reverse */
+    if (t->name.len == 0 || memchr(t->name.s, '\0', (size_t)t->name.len))
+        return llt_err_set(err, LLT_ERR_FORMAT, "%s: a tensor name is empty or contains NUL", g->map.path);
+    for (uint32_t d = 0; d < t->n_dims; d++)
         if (t->dims[d] > (uint64_t)INT64_MAX)
             return llt_err_set(err, LLT_ERR_FORMAT, "%s: tensor '%.*s': dim %u too large",
                                g->map.path, STR_ARG(t->name), d);
+    return LLT_OK;
+}
+
+static llt_status add_to_table(const llt_gguf *g, const llt_gguf_tensor *t, llt_tensor_table *tt,
+                               llt_error *err) {
+    int64_t shape[LLT_MAX_DIMS];
+    for (uint32_t d = 0; d < t->n_dims; d++) /* ggml dims[0] is innermost: reverse */
         shape[t->n_dims - 1 - d] = (int64_t)t->dims[d];
-    }
     if (llt_tensors_add(tt, t->name.s, (size_t)t->name.len, t->type, (int32_t)t->n_dims, shape,
                         t->data, t->nbytes, false, err) != LLT_OK)
         return llt_err_wrap(err, "%s: ", g->map.path);
@@ -526,6 +534,7 @@ static llt_status add_to_table(const llt_gguf *g, const llt_gguf_tensor *t, llt_
 llt_status llt_gguf_to_tensors(llt_gguf *g, llt_tensor_table *tt, llt_error *err) {
     llt_error e = {0};
     llt_status s = LLT_OK;
+    for (uint64_t i = 0; s == LLT_OK && i < g->n_tensors; i++) s = check_for_table(g, &g->tensors[i], &e);
     for (uint64_t i = 0; s == LLT_OK && i < g->n_tensors; i++) s = add_to_table(g, &g->tensors[i], tt, &e);
     if (s == LLT_OK && g->map.data) {
         /* Keep the path for g's messages; the table's copy of the mapping owns the bytes. */

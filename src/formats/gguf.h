@@ -81,8 +81,9 @@ bool llt_gguf_str_eq(llt_gguf_str s, const char *c);
 /* Adds every tensor to tt (shapes reversed to row-major: PyTorch order) and moves the mapping
  * into the table, so tensor bytes and the metadata's pointers live as long as the table; g's
  * metadata stays readable until llt_gguf_close (which no longer unmaps). A tensor whose ggml
- * type we cannot compute with fails with LLT_ERR_UNSUPPORTED naming it. On failure tt may hold
- * some of the tensors (free it) and g still owns its mapping. */
+ * type we cannot compute with fails with LLT_ERR_UNSUPPORTED naming it, before anything is
+ * added. On failure g still owns its mapping (tt may hold some tensors only if tt already
+ * held a tensor of the same name or memory ran out: free it). */
 llt_status llt_gguf_to_tensors(llt_gguf *g, llt_tensor_table *tt, llt_error *err);
 
 #endif

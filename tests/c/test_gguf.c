@@ -485,6 +485,18 @@ static void test_to_tensors(void) {
     CHECK(norm && ((const float *)norm->data)[0] == first);
     llt_tensors_free(&tt);
 
+    /* A name already in the table. */
+    if (llt_gguf_open(stories(), &g, &e) == LLT_OK) {
+        llt_tensors_init(&tt);
+        int64_t one = 1;
+        static const float x = 0;
+        CHECK_OK(llt_tensors_add(&tt, "output.weight", 13, LLT_DTYPE_F32, 1, &one, &x, 4, false, &e), &e);
+        CHECK_ERR(llt_gguf_to_tensors(&g, &tt, &e), LLT_ERR_FORMAT, &e, "'output.weight' is defined twice");
+        CHECK(!g.map_moved);
+        llt_tensors_free(&tt);
+        llt_gguf_close(&g);
+    }
+
     /* An unusable type is named when the table is built. */
     size_t n;
     uint8_t *d = g_bytes(&n);
@@ -500,7 +512,7 @@ static void test_to_tensors(void) {
     }
     llt_tensors_init(&tt);
     CHECK_ERR(llt_gguf_to_tensors(&g, &tt, &e), LLT_ERR_UNSUPPORTED, &e, "'blk.4.ffn_norm.weight' has ggml type 3");
-    CHECK(!g.map_moved);
+    CHECK(!g.map_moved && tt.n == 0); /* nothing added */
     llt_tensors_free(&tt);
     llt_gguf_close(&g);
 }
