@@ -170,9 +170,13 @@ llt_status llt_tokenizer_decode_next(const llt_tokenizer *t, llt_detok_state *st
     LLT_TRY(check_id(t, id, err));
     LLT_CHECK(st->n_pending >= 0 && st->n_pending < 4, err, LLT_ERR_INVALID_ARG,
               "llt_tokenizer_decode_next: state holds %d pending bytes, expected 0..3", st->n_pending);
+    /* one token's bytes + 3 pending; out: each byte may become U+FFFD (3 bytes) */
     size_t room = (size_t)t->vocab.max_len + 8 + 4;
-    unsigned char *in = malloc(room);
-    char *buf = malloc((size_t)t->vocab.max_len + 8), *out = malloc(room * 3);
+    unsigned char in_s[256];
+    char buf_s[256], out_s[768];
+    bool small = room <= sizeof in_s;
+    unsigned char *in = small ? in_s : malloc(room);
+    char *buf = small ? buf_s : malloc(room), *out = small ? out_s : malloc(room * 3);
     llt_status s_ = LLT_OK;
     if (!in || !buf || !out) {
         s_ = llt_err_set(err, LLT_ERR_NOMEM, "tokenizer: out of memory decoding token %d", id);
@@ -193,8 +197,10 @@ llt_status llt_tokenizer_decode_next(const llt_tokenizer *t, llt_detok_state *st
         st->prev_id = id;
     }
 done:
-    free(in);
-    free(buf);
-    free(out);
+    if (!small) {
+        free(in);
+        free(buf);
+        free(out);
+    }
     return s_;
 }
