@@ -34,6 +34,14 @@ typedef struct llt_zip_cd_rec {
     uint64_t size, offset;
 } llt_zip_cd_rec;
 
+/* CRC-32 (IEEE 802.3, as ZIP uses), 8 bytes per step ("slicing by 8"). */
+typedef struct llt_crc32_tables {
+    uint32_t t[8][256];
+} llt_crc32_tables;
+void llt_crc32_init(llt_crc32_tables *t);
+/* Continues crc (0 to start) over data[0..n). */
+uint32_t llt_crc32(const llt_crc32_tables *t, uint32_t crc, const void *data, size_t n);
+
 typedef struct llt_zip_writer {
     FILE *f;
     char *path, *tmp;
@@ -41,7 +49,7 @@ typedef struct llt_zip_writer {
     llt_zip_cd_rec *rec;
     size_t n, cap;
     bool force_zip64;      /* tests: write ZIP64 records even for small archives */
-    uint32_t crc_table[256];
+    llt_crc32_tables crc;
 } llt_zip_writer;
 
 /* Writes to path.tmp; finish() adds the central directory and renames it to path. */
@@ -52,9 +60,5 @@ llt_status llt_zip_writer_add(llt_zip_writer *w, const char *name, const void *d
 llt_status llt_zip_writer_finish(llt_zip_writer *w, llt_error *err);
 /* Discards an unfinished archive (safe after finish: then a no-op). */
 void llt_zip_writer_abort(llt_zip_writer *w);
-
-/* CRC-32 (IEEE) over data, continuing from crc (0 to start). */
-uint32_t llt_crc32(const uint32_t table[256], uint32_t crc, const void *data, size_t n);
-void llt_crc32_table(uint32_t table[256]);
 
 #endif

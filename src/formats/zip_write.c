@@ -12,18 +12,32 @@
 #define U32_MAX_FIELD 0xffffffffu
 #define EXTRA_PAD_ID 0x4246 /* "FB" */
 
-void llt_crc32_table(uint32_t table[256]) {
+/* t[0] is the byte-wise table of the reflected polynomial 0xEDB88320; t[k][b] is the CRC
+ * contribution of byte b followed by k zero bytes, so 8 bytes fold in with 8 lookups. */
+void llt_crc32_init(llt_crc32_tables *t) {
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
         for (int k = 0; k < 8; k++) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-        table[i] = c;
+        t->t[0][i] = c;
     }
+    for (int k = 1; k < 8; k++)
+        for (int i = 0; i < 256; i++) t->t[k][i] = (t->t[k - 1][i] >> 8) ^ t->t[0][t->t[k - 1][i] & 0xff];
 }
 
-uint32_t llt_crc32(const uint32_t table[256], uint32_t crc, const void *data, size_t n) {
+static uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+uint32_t llt_crc32(const llt_crc32_tables *t, uint32_t crc, const void *data, size_t n) {
     const uint8_t *p = data;
     crc = ~crc;
-    for (size_t i = 0; i < n; i++) crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+    for (; n >= 8; n -= 8, p += 8) {
+        uint32_t a = crc ^ le32(p), b = le32(p + 4);
+        crc = t->t[7][a & 0xff] ^ t->t[6][(a >> 8) & 0xff] ^ t->t[5][(a >> 16) & 0xff] ^
+              t->t[4][a >> 24] ^ t->t[3][b & 0xff] ^ t->t[2][(b >> 8) & 0xff] ^
+              t->t[1][(b >> 16) & 0xff] ^ t->t[0][b >> 24];
+    }
+    for (; n; n--, p++) crc = t->t[0][(crc ^ *p) & 0xff] ^ (crc >> 8);
     return ~crc;
 }
 
@@ -56,7 +70,7 @@ static llt_status wr(llt_zip_writer *w, const void *p, uint64_t n, llt_error *er
 
 llt_status llt_zip_writer_open(llt_zip_writer *w, const char *path, llt_error *err) {
     memset(w, 0, sizeof *w);
-    llt_crc32_table(w->crc_table);
+    llt_crc32_init(&w->crc);
     size_t n = strlen(path);
     w->path = strdup(path);
     w->tmp = malloc(n + 5);
@@ -103,7 +117,7 @@ llt_status llt_zip_writer_add(llt_zip_writer *w, const char *name, const void *d
     bool z64 = w->force_zip64 || size >= U32_MAX_FIELD;
     uint64_t fixed = w->off + 30 + nlen + (z64 ? 20 : 0) + 4;
     uint32_t pad = (uint32_t)((align - fixed % align) % align);
-    uint32_t crc = llt_crc32(w->crc_table, 0, data, (size_t)size);
+    uint32_t crc = llt_crc32(&w->crc, 0, data, (size_t)size);
     uint8_t h[30 + 20 + 4];
     put32(h, 0x04034b50u);
     put16(h + 4, z64 ? 45 : 20);

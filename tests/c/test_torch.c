@@ -294,7 +294,21 @@ static void test_truncated_pickles(void) {
     free(whole);
 }
 
+/* CRC-32 known answers computed with Python's zlib.crc32 (the ZIP checksum). */
+static void test_crc32(void) {
+    llt_crc32_tables t;
+    llt_crc32_init(&t);
+    CHECK(llt_crc32(&t, 0, "123456789", 9) == 0xcbf43926u);
+    uint8_t b[1000];
+    for (int i = 0; i < 1000; i++) b[i] = (uint8_t)((i * 131 + 7) % 256);
+    CHECK(llt_crc32(&t, 0, b, 1000) == 0x1ed57bb9u);
+    CHECK(llt_crc32(&t, 0, b, 13) == 0xe7be5425u);
+    CHECK(llt_crc32(&t, llt_crc32(&t, 0, b, 13), b + 13, 987) == 0x1ed57bb9u); /* continued */
+    CHECK(llt_crc32(&t, 0, b, 0) == 0);
+}
+
 int main(void) {
+    RUN(test_crc32);
     RUN(test_fixtures);
     RUN(test_roundtrip);
     RUN(test_hostile_pickles);
