@@ -240,6 +240,48 @@ static void test_helpers(void) {
     CHECK(llt_utf8_put(0xE9, out) == 2 && llt_utf8_put(0x20AC, out) == 3);
 }
 
+/* nmt_nfkc: a unigram model trained by sentencepiece with its default normaliser (the
+ * precompiled charsmap); expected ids and texts from python3-sentencepiece on the same model
+ * (the model is the fuzz seed tests/fuzz/corpus/tokenizer/spm-unigram-nfkc, after its 4-byte
+ * header). */
+static void test_nfkc_model(void) {
+    size_t n;
+    char *seed = tl_read("tests/fuzz/corpus/tokenizer/spm-unigram-nfkc", &n);
+    CHECK(seed && n > 4);
+    if (!seed || n <= 4) return;
+    size_t mlen = (size_t)(uint8_t)seed[1] | (size_t)(uint8_t)seed[2] << 8 | (size_t)(uint8_t)seed[3] << 16;
+    CHECK(mlen <= n - 4);
+    const char *path = tl_write_tmp("nfkc.model", seed + 4, mlen <= n - 4 ? mlen : 0);
+    free(seed);
+    llt_tokenizer *t = NULL;
+    llt_error err = {0};
+    CHECK_OK(llt_tokenizer_open(path, &t, &err), &err);
+    if (!t) return;
+    static const struct {
+        const char *in, *out;
+        int32_t ids[16];
+        size_t n;
+    } cases[] = {
+        {"\xEF\xBC\xA1\xEF\xBC\xA2\xEF\xBC\xA3 \xE2\x91\xA0 \xEF\xAC\x81ne", "ABC 1 fine", {3, 14, 16, 17, 3, 15, 3, 30, 7, 27, 4}, 11},
+        {"  the   quick\tfox  ", "the quick fox", {12, 19, 4, 3, 33, 9, 7, 18, 20, 3, 30, 6, 37}, 13},
+        {"\xEF\xBD\xB6\xEF\xBE\x80\xEF\xBD\xB6\xEF\xBE\x85 \xE6\x9D\xB1\xE4\xBA\xAC \xE3\x8D\xBB",
+         " \xE2\x81\x87  \xE6\x9D\xB1\xE4\xBA\xAC  \xE2\x81\x87 ", {3, 0, 3, 24, 23, 3, 0}, 7},
+        {"\xC2\xA0x\xE3\x80\x80y", "x y", {3, 37, 3, 10}, 4},
+        {"cafe\xCC\x81 \xE2\x85\xAB \xC2\xBD", "caf \xE2\x81\x87   \xE2\x81\x87  1 \xE2\x81\x87 ", {3, 18, 5, 30, 0, 3, 0, 3, 15, 0}, 10},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int32_t ids[64];
+        size_t k = 0, len = 0;
+        char out[128];
+        CHECK_OK(llt_tokenizer_encode(t, cases[i].in, strlen(cases[i].in), 0, ids, 64, &k, &err), &err);
+        CHECK_MSG(k == cases[i].n && memcmp(ids, cases[i].ids, k * sizeof *ids) == 0, "nfkc case %zu", i);
+        CHECK_OK(llt_tokenizer_decode(t, cases[i].ids, cases[i].n, out, sizeof out, &len, &err), &err);
+        CHECK_MSG(len == strlen(cases[i].out) && memcmp(out, cases[i].out, len) == 0, "nfkc decode %zu: '%.*s'", i,
+                  (int)len, out);
+    }
+    llt_tokenizer_free(t);
+}
+
 int main(void) {
     RUN(test_streaming_suites);
     RUN(test_stream_holds_split_chars);
@@ -247,5 +289,6 @@ int main(void) {
     RUN(test_buffers_and_args);
     RUN(test_open_paths);
     RUN(test_helpers);
+    RUN(test_nfkc_model);
     return tl_done("test_tokenizer_api");
 }
