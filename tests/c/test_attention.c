@@ -132,6 +132,13 @@ static void test_decode_lengths(void) {
             const int32_t lens[] = {1, ps - 1, ps, ps + 1, 3 * ps + 5};
             for (int i = 0; i < 5; i++) check_decode(&sh, lens[i]);
         }
+    /* page sizes that are not whole 8-key groups (padded score rows, partial groups) */
+    const int32_t odd_ps[2] = {5, 12};
+    for (int a = 0; a < 2; a++) {
+        shape sh = {8, 2, 16, odd_ps[a], LLT_DTYPE_F32};
+        const int32_t lens[] = {1, odd_ps[a] - 1, odd_ps[a] + 1, 7 * odd_ps[a] + 3};
+        for (int i = 0; i < 4; i++) check_decode(&sh, lens[i]);
+    }
 }
 
 static void test_decode_dtypes(void) {
@@ -180,7 +187,7 @@ static void test_prefill_chunk(void) {
 /* The threaded form: several sequences of different lengths (decode rows and one prefill
  * chunk) in one step, units split over 3 "threads" with their own scratch. */
 static void batch_task(llt_dtype dtype) {
-    shape sh = {4, 2, 20, 16, dtype}; /* head_dim 20: AVX2 body + scalar tail */
+    shape sh = {4, 2, 24, 16, dtype}; /* AVX2 (where present), then forced scalar */
     enum { NS = 4 };
     const int32_t lens[NS] = {1, 16, 40, 23}, nq[NS] = {1, 1, 5, 1};
     int64_t row = (int64_t)sh.n_kv_heads * sh.head_dim, qn = (int64_t)sh.n_heads * sh.head_dim;
@@ -205,7 +212,7 @@ static void batch_task(llt_dtype dtype) {
     int64_t stride = llt_cpu_attention_scratch_floats(c, sh.n_heads);
     float *scratch = malloc(sizeof(float) * 3 * stride), *ref = malloc(sizeof(float) * qn);
     int32_t row_seq[16];
-    llt_attn_ctx x = {c, 0, seqs, NS, q, out, sh.n_heads, 1.0f / sqrtf(20.0f), scratch, stride,
+    llt_attn_ctx x = {c, 0, seqs, NS, q, out, sh.n_heads, 1.0f / sqrtf(24.0f), scratch, stride,
                       0, 0, row_seq, LLT_ATTN_ISA_AUTO};
     CHECK_OK(llt_cpu_attention_prepare(&x, &e), &e);
     CHECK(x.n_rows == rows && x.n_units == rows * sh.n_kv_heads);

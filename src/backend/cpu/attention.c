@@ -8,10 +8,10 @@
  * page costs one block-table lookup and the rescale happens at most once per page. */
 #include "backend/cpu/attention.h"
 
+#include "backend/cpu/attention_kernels.h"
+
 #include <math.h>
 #include <stdlib.h>
-
-#include "base/dtype.h"
 
 /* One layer's pools and one block table: what the kernel reads. */
 typedef struct kv_view {
@@ -21,147 +21,9 @@ typedef struct kv_view {
     llt_dtype dtype;
 } kv_view;
 
-/* ---- per-page kernels: scalar reference and AVX2 ------------------------------------- */
-
-/* The three inner loops of a page, for G heads, cnt keys, head_dim d; rows of k / v are
- * stride floats apart; scores s[G, ps]. One indirect call per page, not per key. */
-typedef struct page_kernels {
-    void (*scores)(const float *q, const float *k, int64_t ks, int32_t G, int32_t cnt,
-                   int32_t d, int32_t ps, float scale, float *s);
-    void (*accum)(const float *s, const float *v, int64_t vs, int32_t G, int32_t cnt, int32_t d,
-                  int32_t ps, float *out);
-    void (*convert)(llt_dtype t, const uint16_t *h, int64_t stride, int32_t cnt, int32_t d,
-                    float *buf);
-} page_kernels;
-
-static float dot_scalar(const float *a, const float *b, int32_t n) {
-    /* four partial sums: independent chains the compiler can keep in registers */
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int32_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += a[i] * b[i];
-        s1 += a[i + 1] * b[i + 1];
-        s2 += a[i + 2] * b[i + 2];
-        s3 += a[i + 3] * b[i + 3];
-    }
-    for (; i < n; i++) s0 += a[i] * b[i];
-    return (s0 + s1) + (s2 + s3);
-}
-
-static void scores_scalar(const float *q, const float *k, int64_t ks, int32_t G, int32_t cnt,
-                          int32_t d, int32_t ps, float scale, float *s) {
-    for (int32_t h = 0; h < G; h++)
-        for (int32_t j = 0; j < cnt; j++)
-            s[(int64_t)h * ps + j] = dot_scalar(q + (int64_t)h * d, k + j * ks, d) * scale;
-}
-
-static void accum_scalar(const float *s, const float *v, int64_t vs, int32_t G, int32_t cnt,
-                         int32_t d, int32_t ps, float *out) {
-    for (int32_t h = 0; h < G; h++) {
-        float *o = out + (int64_t)h * d;
-        for (int32_t j = 0; j < cnt; j++) {
-            float w = s[(int64_t)h * ps + j];
-            const float *vr = v + j * vs;
-            for (int32_t i = 0; i < d; i++) o[i] += w * vr[i];
-        }
-    }
-}
-
-static void convert_scalar(llt_dtype t, const uint16_t *h, int64_t stride, int32_t cnt, int32_t d,
-                           float *buf) {
-    for (int32_t j = 0; j < cnt; j++, h += stride) {
-        float *o = buf + (int64_t)j * d;
-        if (t == LLT_DTYPE_F16)
-            for (int32_t i = 0; i < d; i++) o[i] = llt_f16_to_f32(h[i]);
-        else
-            for (int32_t i = 0; i < d; i++) o[i] = llt_bf16_to_f32(h[i]);
-    }
-}
-
-static const page_kernels k_scalar = {scores_scalar, accum_scalar, convert_scalar};
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define AVX2_FN __attribute__((target("avx2,fma,f16c")))
-
-static AVX2_FN float dot_avx2(const float *a, const float *b, int32_t n) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int32_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-    }
-    for (; i + 8 <= n; i += 8)
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    __m256 acc = _mm256_add_ps(acc0, acc1);
-    __m128 x = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-    x = _mm_add_ss(x, _mm_movehdup_ps(x));
-    float r = _mm_cvtss_f32(x);
-    for (; i < n; i++) r += a[i] * b[i];
-    return r;
-}
-
-static AVX2_FN void scores_avx2(const float *q, const float *k, int64_t ks, int32_t G,
-                                int32_t cnt, int32_t d, int32_t ps, float scale, float *s) {
-    for (int32_t h = 0; h < G; h++)
-        for (int32_t j = 0; j < cnt; j++)
-            s[(int64_t)h * ps + j] = dot_avx2(q + (int64_t)h * d, k + j * ks, d) * scale;
-}
-
-static AVX2_FN void accum_avx2(const float *s, const float *v, int64_t vs, int32_t G, int32_t cnt,
-                               int32_t d, int32_t ps, float *out) {
-    for (int32_t h = 0; h < G; h++) {
-        float *o = out + (int64_t)h * d;
-        for (int32_t j = 0; j < cnt; j++) {
-            float w = s[(int64_t)h * ps + j];
-            const float *vr = v + j * vs;
-            __m256 wv = _mm256_set1_ps(w);
-            int32_t i = 0;
-            for (; i + 8 <= d; i += 8)
-                _mm256_storeu_ps(o + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(vr + i),
-                                                        _mm256_loadu_ps(o + i)));
-            for (; i < d; i++) o[i] += w * vr[i];
-        }
-    }
-}
-
-static AVX2_FN void convert_avx2(llt_dtype t, const uint16_t *h, int64_t stride, int32_t cnt,
-                                 int32_t d, float *buf) {
-    for (int32_t j = 0; j < cnt; j++, h += stride) {
-        float *o = buf + (int64_t)j * d;
-        int32_t i = 0;
-        for (; i + 8 <= d; i += 8) {
-            __m128i x = _mm_loadu_si128((const __m128i *)(h + i));
-            __m256 f = t == LLT_DTYPE_F16
-                           ? _mm256_cvtph_ps(x)
-                           : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(x), 16));
-            _mm256_storeu_ps(o + i, f);
-        }
-        for (; i < d; i++) o[i] = t == LLT_DTYPE_F16 ? llt_f16_to_f32(h[i]) : llt_bf16_to_f32(h[i]);
-    }
-}
-
-static const page_kernels k_avx2 = {scores_avx2, accum_avx2, convert_avx2};
-
-static bool has_avx2(void) {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
-}
-#else
-static const page_kernels k_avx2 = {scores_scalar, accum_scalar, convert_scalar};
-static bool has_avx2(void) { return false; }
-#endif
-
-static const page_kernels *pick(llt_attn_isa isa) {
-    return isa != LLT_ATTN_ISA_SCALAR && has_avx2() ? &k_avx2 : &k_scalar;
-}
-
-/* ---- one head group over the pages ------------------------------------------------- */
-
 /* Rows [0, cnt) of kv head g in page `page` of pool, as float32 rows of head_dim with a
  * stride of *stride floats: the pool itself for F32, else converted into buf. */
-static const float *page_rows(const kv_view *w, const page_kernels *kn, const void *pool,
+static const float *page_rows(const kv_view *w, const llt_attn_kernels *kn, const void *pool,
                               int32_t page, int32_t g, int32_t cnt, float *buf, int64_t *stride) {
     int64_t row = (int64_t)w->n_kv_heads * w->head_dim;
     int64_t base = (int64_t)page * w->page_size * row + (int64_t)g * w->head_dim;
@@ -175,53 +37,34 @@ static const float *page_rows(const kv_view *w, const page_kernels *kn, const vo
 }
 
 /* Scratch layout: kbuf [page_size, head_dim], vbuf [page_size, head_dim],
- * m [n_heads], l [n_heads], scores [n_heads, page_size]. */
+ * m [n_heads], l [n_heads], scores [n_heads, score_stride(page_size)]. */
 static int64_t scratch_floats(int32_t page_size, int32_t head_dim, int32_t n_heads) {
-    return 2 * (int64_t)page_size * head_dim + (int64_t)n_heads * (2 + page_size);
+    return 2 * (int64_t)page_size * head_dim +
+           (int64_t)n_heads * (2 + llt_attn_score_stride(page_size));
 }
 
 int64_t llt_cpu_attention_scratch_floats(const llt_kv_cache *c, int32_t n_heads) {
     return scratch_floats(c->o.page_size, c->o.head_dim, n_heads);
 }
 
-/* Softmax update of G heads with one page's scores s[G, cnt]; turns s into weights. */
-static void softmax_page(float *s, int32_t G, int32_t cnt, int32_t ps, float *m, float *l,
-                         float *acc, int32_t d) {
-    for (int32_t h = 0; h < G; h++) {
-        float *sh = s + (int64_t)h * ps, mx = m[h];
-        for (int32_t j = 0; j < cnt; j++) mx = sh[j] > mx ? sh[j] : mx;
-        if (mx > m[h]) { /* new maximum: rescale what was accumulated so far */
-            float a = expf(m[h] - mx);
-            l[h] *= a;
-            for (int32_t i = 0; i < d; i++) acc[(int64_t)h * d + i] *= a;
-            m[h] = mx;
-        }
-        for (int32_t j = 0; j < cnt; j++) {
-            sh[j] = expf(sh[j] - mx);
-            l[h] += sh[j];
-        }
-    }
-}
-
 /* out[G, d] = attention of q[G, d] (heads of kv group g) over keys [0, n_keys). */
-static void attend_group(const kv_view *w, const page_kernels *kn, int32_t g, int32_t n_keys,
+static void attend_group(const kv_view *w, const llt_attn_kernels *kn, int32_t g, int32_t n_keys,
                          const float *q, int32_t G, float scale, float *out, float *scratch) {
     int32_t d = w->head_dim, ps = w->page_size;
     float *kbuf = scratch, *vbuf = kbuf + (int64_t)ps * d, *m = vbuf + (int64_t)ps * d;
-    float *l = m + G, *s = l + G;
-    for (int32_t h = 0; h < G; h++) m[h] = -INFINITY, l[h] = 0;
+    llt_attn_page p = {q, NULL, NULL, 0, 0, G, 0, d, llt_attn_score_stride(ps), scale, m, m + G,
+                       m + 2 * G, out};
+    for (int32_t h = 0; h < G; h++) p.m[h] = -INFINITY, p.l[h] = 0;
     for (int64_t i = 0; i < (int64_t)G * d; i++) out[i] = 0;
     for (int32_t start = 0; start < n_keys; start += ps) {
-        int32_t page = w->blocks[start / ps], cnt = n_keys - start < ps ? n_keys - start : ps;
-        int64_t ks, vs;
-        const float *k = page_rows(w, kn, w->k, page, g, cnt, kbuf, &ks);
-        kn->scores(q, k, ks, G, cnt, d, ps, scale, s);
-        softmax_page(s, G, cnt, ps, m, l, out, d);
-        const float *v = page_rows(w, kn, w->v, page, g, cnt, vbuf, &vs);
-        kn->accum(s, v, vs, G, cnt, d, ps, out);
+        int32_t page = w->blocks[start / ps];
+        p.cnt = n_keys - start < ps ? n_keys - start : ps;
+        p.k = page_rows(w, kn, w->k, page, g, p.cnt, kbuf, &p.ks);
+        p.v = page_rows(w, kn, w->v, page, g, p.cnt, vbuf, &p.vs);
+        kn->page(&p);
     }
     for (int32_t h = 0; h < G; h++) {
-        float inv = l[h] > 0 ? 1.0f / l[h] : 0.0f;
+        float inv = p.l[h] > 0 ? 1.0f / p.l[h] : 0.0f;
         for (int32_t i = 0; i < d; i++) out[(int64_t)h * d + i] *= inv;
     }
 }
@@ -236,7 +79,7 @@ void llt_cpu_attention(const llt_kv_cache *c, int32_t layer, int32_t seq, const 
                        int32_t n_q, int32_t q_pos0, int32_t n_heads, float scale, float *out,
                        float *scratch) {
     kv_view w = cache_view(c, layer, seq);
-    const page_kernels *kn = pick(LLT_ATTN_ISA_AUTO);
+    const llt_attn_kernels *kn = llt_attn_kernels_pick(LLT_ATTN_ISA_AUTO, w.head_dim);
     int32_t G = n_heads / w.n_kv_heads, d = w.head_dim;
     for (int32_t i = 0; i < n_q; i++)
         for (int32_t g = 0; g < w.n_kv_heads; g++) {
@@ -289,7 +132,7 @@ void llt_cpu_attention_task(void *ctx, int64_t begin, int64_t end, int32_t threa
     const llt_attn_ctx *x = ctx;
     int32_t nkv = x->c->o.n_kv_heads, d = x->c->o.head_dim, G = x->n_heads / nkv;
     float *scratch = x->scratch + (int64_t)thread * x->scratch_stride;
-    const page_kernels *kn = pick(x->isa);
+    const llt_attn_kernels *kn = llt_attn_kernels_pick(x->isa, d);
     for (int64_t u = begin; u < end; u++) {
         int32_t row = (int32_t)(u / nkv), g = (int32_t)(u % nkv);
         const llt_attn_seq *a = &x->seqs[x->row_seq[row]];
@@ -329,7 +172,7 @@ llt_status llt_page_attention_f32(const float *q, int32_t n_heads, const llt_kv_
     LLT_CHECK(scratch, err, LLT_ERR_NOMEM, "page_attention: out of memory for scratch");
     kv_view w = {kv->k_pool, kv->v_pool, kv->block_table, kv->page_size, kv->n_kv_heads,
                  kv->head_dim, kv->dtype};
-    const page_kernels *kn = pick(LLT_ATTN_ISA_AUTO);
+    const llt_attn_kernels *kn = llt_attn_kernels_pick(LLT_ATTN_ISA_AUTO, kv->head_dim);
     int32_t G = n_heads / kv->n_kv_heads, d = kv->head_dim;
     if (scale == 0) scale = 1.0f / sqrtf((float)d);
     for (int32_t g = 0; g < kv->n_kv_heads; g++)
