@@ -131,8 +131,9 @@ llt_status llt_config_validate(const llt_config *cfg, llt_error *err);
 typedef struct llt_tokenizer llt_tokenizer;
 
 enum {
-    LLT_TOK_ADD_BOS = 1u << 0,
-    LLT_TOK_ADD_EOS = 1u << 1,
+    LLT_TOK_ADD_BOS = 1u << 0,  /* prepend BOS when the vocabulary uses one (GGUF add_bos_token,
+                                 * SentencePiece, Llama 3; not GPT-2) */
+    LLT_TOK_ADD_EOS = 1u << 1,  /* append EOS */
     LLT_TOK_PARSE_SPECIAL = 1u << 2  /* recognise special/control tokens written in the text */
 };
 

@@ -213,17 +213,24 @@ static llt_status open_gguf(const char *path, llt_tokenizer **out, llt_error *er
     return st;
 }
 
+/* A GGUF model can be many GB: recognise it by its magic without reading it. */
+static bool is_gguf(const char *path) {
+    char magic[4] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    size_t n = fread(magic, 1, 4, f);
+    fclose(f);
+    return n == 4 && memcmp(magic, "GGUF", 4) == 0;
+}
+
 static llt_status open_file(const char *path, llt_tokenizer **out, llt_error *err) {
+    if (is_gguf(path)) return open_gguf(path, out, err);
     char *data;
     size_t size;
     LLT_TRY(llt_read_file(path, &data, &size, err));
     llt_status st;
     size_t i = 0;
     while (i < size && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t')) i++;
-    if (size >= 4 && memcmp(data, "GGUF", 4) == 0) {
-        free(data);
-        return open_gguf(path, out, err);
-    }
     if (i < size && (data[i] == '{' || data[i] == '[')) st = llt_hf_json_load(data, size, path, out, err);
     else if (size > 0 && data[0] == 0x0A) st = llt_spm_load_proto((const uint8_t *)data, size, path, out, err);
     else if (looks_tiktoken(data, size)) st = llt_tiktoken_load(data, size, path, out, err);
