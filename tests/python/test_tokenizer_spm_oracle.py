@@ -49,7 +49,7 @@ def cli(*args, stdin_text=None):
 
 def our_ids(model, text, tmp_path):
     f = tmp_path / "text.txt"
-    f.write_bytes(text.encode("utf-8"))
+    f.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
     out = cli("tokenize", str(model), "--no-bos", "-f", str(f))
     return [int(x) for x in out.decode().strip().strip("[]").split(",") if x.strip()]
 
@@ -70,6 +70,16 @@ def test_llama2_matches_sentencepiece(text, tmp_path):
     want = sp.encode(text)
     assert our_ids(LLAMA2, text, tmp_path) == want
     assert our_text(LLAMA2, want) == sp.decode(want)
+
+
+# Invalid UTF-8: sentencepiece reads each malformed byte as U+FFFD; so must we.
+BAD_UTF8 = [b"a\xffb", b"\xe2\x82 cut", b"\xc0\xaf overlong", b"\xed\xa0\x80 surrogate", b"end\xf0\x9f"]
+
+
+@pytest.mark.parametrize("raw", BAD_UTF8)
+def test_llama2_invalid_utf8_matches_sentencepiece(raw, tmp_path):
+    sp = spm.SentencePieceProcessor(model_file=str(LLAMA2))
+    assert our_ids(LLAMA2, raw, tmp_path) == sp.encode(raw)
 
 
 def _corpus():
