@@ -18,6 +18,9 @@
 #include "base/threadpool.h"
 #include "cli.h"
 #include "model/model.h"
+#ifdef LLT_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 typedef struct bench_shape {
     const char *name;
@@ -86,7 +89,22 @@ typedef struct bench_device {
     double (*copy_gbps)(llt_model *m);
 } bench_device;
 
-static const bench_device k_devices[] = {{"cpu", cpu_copy_gbps}};
+#ifdef LLT_HAVE_CUDA
+/* Device-to-device cudaMemcpy of 1 GiB, median of 10 (bytes read + written). */
+static double cuda_copy_gbps(llt_model *m) {
+    double g = 0;
+    llt_cuda_ctx *c = llt_cuda_model_ctx(m);
+    return c && llt_cuda_copy_bandwidth(c, (size_t)1 << 30, 10, &g, NULL) == LLT_OK ? g : 0;
+}
+#endif
+
+static const bench_device k_devices[] = {{"cpu", cpu_copy_gbps},
+#ifdef LLT_HAVE_CUDA
+                                         {"cuda", cuda_copy_gbps},
+#endif
+};
+
+static bool on_cuda(const bench_args *a) { return strncmp(a->device, "cuda", 4) == 0; }
 
 static double device_copy_gbps(llt_model *m, const char *device) {
     for (size_t i = 0; i < sizeof k_devices / sizeof k_devices[0]; i++)
@@ -148,6 +166,9 @@ static llt_status make_model(const bench_args *a, llt_model **m, llt_error *err)
     o.max_pages = (int32_t)(a->b * ((a->p + a->n + 15) / 16 + 1));
     if (a->model) return llt_model_load(a->model, &o, m, err);
     llt_config c = shape_config(find_shape(a->shape));
+#ifdef LLT_HAVE_CUDA
+    if (on_cuda(a)) return llt_cuda_model_random(&c, 1234, &o, m, err); /* generated on the device */
+#endif
     return llt_model_random(&c, 1234, &o, m, err);
 }
 
@@ -175,16 +196,23 @@ static llt_status one_rep(llt_model *m, const bench_args *a, const int32_t *toks
     *pp = a->p / (llt_time_now() - t0);
     int32_t nb = 1;
     for (; s == LLT_OK && nb < a->b; nb++) s = llt_kv_seq_fork(kv, seqs[0], &seqs[nb], err);
-    int32_t *step = malloc((size_t)a->b * sizeof *step), rows;
+    int32_t *step = malloc((size_t)a->b * sizeof *step), *next = malloc((size_t)a->b * sizeof *next), rows;
     t0 = llt_time_now();
     for (int64_t i = 0; s == LLT_OK && i < a->n; i++) {
         for (int64_t j = 0; j < a->b; j++) step[j] = toks[(a->p + i * a->b + j) % (a->p + a->n)];
         llt_batch b = {(int32_t)a->b, step, seqs, NULL};
+#ifdef LLT_HAVE_CUDA
+        /* on the GPU a generation step picks its token on the device (greedy): one id back */
+        if (on_cuda(a)) {
+            s = llt_cuda_decode_tokens(m, &b, 0.0f, 1.0f, NULL, next, &rows, err);
+            continue;
+        }
+#endif
         s = llt_model_decode(m, &b, logits, &rows, err);
     }
     *tg = (double)(a->n * a->b) / (llt_time_now() - t0);
     for (int32_t j = 0; j < nb; j++) llt_kv_seq_free(kv, seqs[j]);
-    free(step);
+    free(step), free(next);
     return s;
 }
 
@@ -226,6 +254,9 @@ static void report(const llt_model *m, const bench_args *a, bench_result *r) {
     double frac = r->copy_gbps > 0 ? gbps / r->copy_gbps : 0;
     const char *what = a->model ? a->model : a->shape;
     const char *dt = llt_dtype_name(m->layers[0].wq.dtype);
+#ifdef LLT_HAVE_CUDA
+    if (on_cuda(a)) dt = llt_dtype_name(llt_cuda_model_dtype(m));
+#endif
     if (a->json) {
         printf("{\"model\": \"%s\", \"device\": \"%s\", \"dtype\": \"%s\", \"threads\": %d, \"p\": %lld, \"n\": %lld, "
                "\"b\": %lld, \"reps\": %lld, \"pp_tok_s\": {\"median\": %.2f, \"min\": %.2f, \"max\": %.2f}, "
@@ -301,11 +332,14 @@ int cmd_bench(int argc, char **argv) {
     bench_args a = {.p = 512, .n = 128, .b = 1, .reps = 5, .device = "cpu", .dtype = LLT_DTYPE_F16};
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0) return rc;
-    if (a.shape && check_memory(find_shape(a.shape), a.dtype)) return 1;
+    if (a.shape && !on_cuda(&a) && check_memory(find_shape(a.shape), a.dtype)) return 1;
     llt_error err = {0};
     llt_model *m = NULL;
     if (make_model(&a, &m, &err) != LLT_OK) return cli_runtime_error(&err);
     bench_result r = {calloc((size_t)a.reps, sizeof(double)), calloc((size_t)a.reps, sizeof(double)), weight_bytes(m), 0};
+#ifdef LLT_HAVE_CUDA
+    if (on_cuda(&a)) r.weight_bytes = (double)llt_cuda_model_weight_bytes(m); /* in the compute dtype */
+#endif
     llt_status s = r.pp && r.tg ? run_reps(m, &a, &r, &err) : llt_err_set(&err, LLT_ERR_NOMEM, "bench: out of memory");
     if (s == LLT_OK) {
         r.copy_gbps = device_copy_gbps(m, a.device);

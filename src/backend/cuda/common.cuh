@@ -88,13 +88,16 @@ bool llt_tune_get(const llt_cuda_ctx *c, const char *key, int *value);
 void llt_tune_put(llt_cuda_ctx *c, const char *key, int value);
 llt_status llt_tune_load(llt_cuda_ctx *c, llt_error *err);
 
-/* Times fn() on the context's stream: median of `reps` runs after one warm-up, in ms. */
-template <typename F>
-static llt_status llt_time_ms(llt_cuda_ctx *c, int reps, F fn, float *ms, llt_error *err) {
+/* Times fn() on the context's stream: median of `reps` runs after one warm-up, in ms.
+ * pre() runs before each timed region, outside it (e.g. an L2 flush). */
+template <typename P, typename F>
+static llt_status llt_time_ms(llt_cuda_ctx *c, int reps, P pre, F fn, float *ms, llt_error *err) {
     float t[16];
     if (reps > 16) reps = 16;
+    LLT_TRY(pre());
     LLT_TRY(fn());
     for (int i = 0; i < reps; i++) {
+        LLT_TRY(pre());
         CUDA_TRY(cudaEventRecord(c->ev0, c->stream), err);
         LLT_TRY(fn());
         CUDA_TRY(cudaEventRecord(c->ev1, c->stream), err);

@@ -83,6 +83,7 @@ extern "C" void llt_cuda_ctx_free(llt_cuda_ctx *c) {
     cudaSetDevice(c->device);
     if (c->stream) cudaStreamSynchronize(c->stream);
     for (int i = 0; c->plans && i < c->n_plans; i++) {
+        if (!c->plans[i].op) continue; /* an emptied slot */
         cublasLtMatmulDescDestroy(c->plans[i].op);
         cublasLtMatrixLayoutDestroy(c->plans[i].a);
         cublasLtMatrixLayoutDestroy(c->plans[i].b);
@@ -328,7 +329,7 @@ extern "C" llt_status llt_cuda_copy_bandwidth(llt_cuda_ctx *c, size_t bytes, int
     if (s == LLT_OK) s = llt_cuda_fill_uniform(c, LLT_DTYPE_F16, a, (int64_t)(bytes / 2), 7, -1, 1, err);
     if (s == LLT_OK)
         s = llt_time_ms(
-            c, reps,
+            c, reps, []() -> llt_status { return LLT_OK; },
             [&]() -> llt_status {
                 CUDA_TRY(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, c->stream), err);
                 return LLT_OK;

@@ -160,8 +160,13 @@ static llt_status init_impl(llt_model *m, const llt_load_opts *o, const uint64_t
         llt_kv_cache_opts ko;
         llt_model_kv_opts(m, o, &ko);
         ko.kv_dtype = st->dt; /* pages in the compute dtype */
+        int64_t elems = (int64_t)ko.max_pages * ko.page_size * ko.n_kv_heads * ko.head_dim;
+        if (elems > INT32_MAX) /* the attention kernels index a layer's pool with 32-bit offsets */
+            s = llt_err_set(err, LLT_ERR_UNSUPPORTED,
+                            "cuda backend: a KV pool of %d pages x %d tokens x %d x %d elements exceeds 2^31",
+                            ko.max_pages, ko.page_size, ko.n_kv_heads, ko.head_dim);
         cuda_storage_init(st, &st->storage);
-        s = llt_kv_cache_create_with(&ko, &st->storage, &m->kv, err);
+        if (s == LLT_OK) s = llt_kv_cache_create_with(&ko, &st->storage, &m->kv, err);
         if (s == LLT_OK) st->max_blocks = (llt_model_max_ctx(m) + ko.page_size - 1) / ko.page_size;
     }
     if (s == LLT_OK) s = rope_upload(m, st, err);

@@ -1,0 +1,582 @@
+/* test_cuda_ops: every CUDA op against the CPU op on random inputs (several shapes, odd sizes
+ * included), f16 and bf16, each path (streaming GEMV with its fused prologue/epilogues,
+ * cuBLASLt + separate kernels, and the measured choice).
+ *
+ * Inputs are rounded to the dtype before both sides see them, so the reference computes on
+ * exactly the values the GPU holds; errors are max|gpu - ref| / max|ref| with bounds in units
+ * of u, the dtype's unit roundoff (f16 2^-11, bf16 2^-8), each bound stated with its reason
+ * next to the check. Outputs are poisoned (NaN) before each run so an unwritten element fails.
+ * Exits 77 ("SKIPPED") without a CUDA build or device: ctest reports it as skipped. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testlib.h"
+
+#ifndef LLT_HAVE_CUDA
+int main(void) {
+    printf("SKIPPED: no CUDA device (this build has no CUDA backend)\n");
+    return 77;
+}
+#else
+
+#include "backend/cpu/attention.h"
+#include "backend/cpu/ops.h"
+#include "backend/cuda/cuda_backend.h"
+#include "base/dtype.h"
+#include "kv/paged_cache.h"
+
+static llt_cuda_ctx *g_ctx;
+static const llt_dtype k_dts[2] = {LLT_DTYPE_F16, LLT_DTYPE_BF16};
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+
+static uint64_t g_rng = 0x1234567u;
+static float frand(float lo, float hi) {
+    g_rng ^= g_rng << 13, g_rng ^= g_rng >> 7, g_rng ^= g_rng << 17;
+    return lo + (hi - lo) * (float)((g_rng >> 40) * (1.0 / 16777216.0));
+}
+static float *rand_vec(int64_t n, float lo, float hi) {
+    float *v = malloc((size_t)n * 4);
+    for (int64_t i = 0; i < n; i++) v[i] = frand(lo, hi);
+    return v;
+}
+static float round_dt(llt_dtype dt, float v) {
+    return dt == LLT_DTYPE_F16 ? llt_f16_to_f32(llt_f32_to_f16(v)) : llt_bf16_to_f32(llt_f32_to_bf16(v));
+}
+static void round_vec(llt_dtype dt, float *v, int64_t n) {
+    for (int64_t i = 0; i < n; i++) v[i] = round_dt(dt, v[i]);
+}
+/* unit roundoff of the dtype */
+static double unit(llt_dtype dt) { return dt == LLT_DTYPE_F16 ? 1.0 / 2048 : 1.0 / 256; }
+
+static void *dev_alloc(size_t bytes) {
+    void *p = NULL;
+    llt_error err = {0};
+    CHECK_OK(llt_cuda_alloc(g_ctx, bytes, &p, &err), &err);
+    return p;
+}
+/* host float32 -> device dtype (F32 keeps floats) */
+static void *dev_from(llt_dtype dt, const float *h, int64_t n) {
+    void *d = dev_alloc((size_t)n * (dt == LLT_DTYPE_F32 ? 4 : 2));
+    llt_error err = {0};
+    CHECK_OK(llt_cuda_upload_convert(g_ctx, dt, d, LLT_DTYPE_F32, h, n, &err), &err);
+    return d;
+}
+static void *dev_nan(llt_dtype dt, int64_t n) {
+    float *h = malloc((size_t)n * 4);
+    for (int64_t i = 0; i < n; i++) h[i] = NAN;
+    void *d = dev_from(dt, h, n);
+    free(h);
+    return d;
+}
+static float *host_from(llt_dtype dt, const void *d, int64_t n) {
+    float *h = malloc((size_t)n * 4);
+    llt_error err = {0};
+    CHECK_OK(llt_cuda_download_f32(g_ctx, h, dt, d, n, &err), &err);
+    return h;
+}
+static void dfree(void *p) { llt_cuda_release(g_ctx, p); }
+
+static const char *path_name(llt_cuda_path p) {
+    return p == LLT_CUDA_PATH_GEMV ? "gemv" : p == LLT_CUDA_PATH_BLAS ? "blas" : "auto";
+}
+
+/* ---- linear layers ------------------------------------------------------------------------- */
+
+typedef struct lin_case {
+    int m, n, k;
+} lin_case;
+
+static const lin_case k_lin[] = {{1, 64, 64},   {1, 4096, 1024}, {2, 300, 136}, {3, 130, 72},
+                                 {4, 1000, 512}, {1, 32000, 256}, {5, 78, 40},   {17, 256, 172},
+                                 {64, 512, 256}, {1, 64, 172},    {4, 2, 8}};
+
+static bool gemv_ok(int m, int k) { return m <= 4 && k % 8 == 0; }
+
+static void silu_mul(const float *gu_ref, float *o, int m, int n) {
+    for (int t = 0; t < m; t++)
+        for (int i = 0; i < n / 2; i++) {
+            float g = gu_ref[(size_t)t * n + 2 * i], u = gu_ref[(size_t)t * n + 2 * i + 1];
+            o[(size_t)t * (n / 2) + i] = g / (1.0f + expf(-g)) * u;
+        }
+}
+
+/* One (shape, dtype, in, out, path): runs the op and checks it. */
+static void lin_check(llt_dtype dt, const lin_case *lc, llt_cuda_lin_in in, llt_cuda_lin_out out,
+                      llt_cuda_path path) {
+    const int m = lc->m, n = lc->n, k = lc->k;
+    float *w = rand_vec((int64_t)n * k, -1.0f / sqrtf(k), 1.0f / sqrtf(k));
+    round_vec(dt, w, (int64_t)n * k);
+    float *x = rand_vec((int64_t)m * k, -2.0f, 2.0f), *nw = rand_vec(k, 0.5f, 1.5f);
+    float *xin = malloc((size_t)m * k * 4), *ref = malloc((size_t)m * n * 4);
+    if (in == LLT_LIN_IN_ACT) {
+        round_vec(dt, x, (int64_t)m * k);
+        memcpy(xin, x, (size_t)m * k * 4);
+    } else {
+        llt_rmsnorm_f32(x, nw, xin, m, k, 1e-5f);
+        round_vec(dt, xin, (int64_t)m * k);
+    }
+    llt_gemm_f32(xin, w, ref, m, n, k);
+    float *y0 = rand_vec((int64_t)m * n, -1, 1);
+    void *dw = dev_from(dt, w, (int64_t)n * k);
+    void *dx = dev_from(in == LLT_LIN_IN_ACT ? dt : LLT_DTYPE_F32, x, (int64_t)m * k);
+    void *dnw = dev_from(LLT_DTYPE_F32, nw, k);
+    void *dy = out == LLT_LIN_OUT_ADD ? dev_from(LLT_DTYPE_F32, y0, (int64_t)m * n) : dev_nan(LLT_DTYPE_F32, (int64_t)m * n);
+    void *dout = dev_nan(dt, (int64_t)m * (n / 2 > 0 ? n / 2 : 1));
+    void *tx = dev_alloc((size_t)m * k * 2), *ty = dev_alloc((size_t)m * n * 4);
+    llt_cuda_linear a = {.dtype = dt, .w = dw, .n = n, .k = k, .m = m, .in = in, .x = dx, .ldx = k,
+                         .norm_w = dnw, .eps = 1e-5f, .out = out, .y = dy, .ldy = n, .o = dout,
+                         .ldo = n / 2, .tmp_x = tx, .tmp_y = ty};
+    llt_error err = {0};
+    CHECK_OK(llt_cuda_linear_run(g_ctx, &a, path, &err), &err);
+    double e = 0, bound;
+    if (out == LLT_LIN_OUT_SWIGLU) {
+        float *oref = malloc((size_t)m * (n / 2) * 4), *got = host_from(dt, dout, (int64_t)m * (n / 2));
+        silu_mul(ref, oref, m, n);
+        e = tl_rel_err(got, oref, (size_t)m * (n / 2));
+        /* input rounding (2u, see NORM below) + the BLAS path rounds gate/up to the dtype (u)
+         * + the output is rounded (u) */
+        bound = 4 * unit(dt);
+        free(oref), free(got);
+    } else {
+        float *got = host_from(LLT_DTYPE_F32, dy, (int64_t)m * n);
+        if (out == LLT_LIN_OUT_ADD)
+            for (int64_t i = 0; i < (int64_t)m * n; i++) ref[i] += y0[i];
+        e = tl_rel_err(got, ref, (size_t)m * n);
+        /* ACT: identical dtype inputs, float32 accumulation in another order: ~k * 2^-24.
+         * NORM: the normalised row is rounded to the dtype on both sides, but a different
+         * rsqrt / summation order can move an element's rounding by one unit: 2u. */
+        bound = in == LLT_LIN_IN_ACT ? 1e-4 : 2 * unit(dt);
+        free(got);
+    }
+    CHECK_MSG(e <= bound, "%s m %d n %d k %d in %d out %d path %s: rel err %.3g > %.3g", llt_dtype_name(dt), m, n,
+              k, (int)in, (int)out, path_name(path), e, bound);
+    dfree(dw), dfree(dx), dfree(dnw), dfree(dy), dfree(dout), dfree(tx), dfree(ty);
+    free(w), free(x), free(nw), free(xin), free(ref), free(y0);
+}
+
+static void test_linear(void) {
+    const llt_cuda_path paths[3] = {LLT_CUDA_PATH_AUTO, LLT_CUDA_PATH_GEMV, LLT_CUDA_PATH_BLAS};
+    for (int d = 0; d < 2; d++)
+        for (size_t i = 0; i < sizeof k_lin / sizeof k_lin[0]; i++)
+            for (int p = 0; p < 3; p++) {
+                const lin_case *lc = &k_lin[i];
+                if (paths[p] == LLT_CUDA_PATH_GEMV && !gemv_ok(lc->m, lc->k)) continue;
+                lin_check(k_dts[d], lc, LLT_LIN_IN_ACT, LLT_LIN_OUT_STORE, paths[p]);
+                lin_check(k_dts[d], lc, LLT_LIN_IN_ACT, LLT_LIN_OUT_ADD, paths[p]);
+                lin_check(k_dts[d], lc, LLT_LIN_IN_NORM, LLT_LIN_OUT_STORE, paths[p]);
+                if (lc->n % 2 == 0) lin_check(k_dts[d], lc, LLT_LIN_IN_NORM, LLT_LIN_OUT_SWIGLU, paths[p]);
+            }
+}
+
+/* QKV with rotary and the KV write, against norm -> gemm -> llt_rotary_apply. */
+static void qkv_check(llt_dtype dt, int m, int k, int nh, int nkv, int hd, llt_cuda_path path) {
+    const int qr = nh * hd, kvr = nkv * hd, n = qr + 2 * kvr, max_pos = 300, slots = 16;
+    float *w = rand_vec((int64_t)n * k, -1.0f / sqrtf(k), 1.0f / sqrtf(k));
+    round_vec(dt, w, (int64_t)n * k);
+    float *x = rand_vec((int64_t)m * k, -2, 2), *nw = rand_vec(k, 0.5f, 1.5f);
+    float *xin = malloc((size_t)m * k * 4), *ref = malloc((size_t)m * n * 4);
+    llt_rmsnorm_f32(x, nw, xin, m, k, 1e-6f);
+    round_vec(dt, xin, (int64_t)m * k);
+    llt_gemm_f32(xin, w, ref, m, n, k);
+    float *sn = malloc((size_t)max_pos * hd / 2 * 4), *cs = malloc((size_t)max_pos * hd / 2 * 4);
+    llt_error err = {0};
+    CHECK_OK(llt_rotary_build(10000.0f, hd, max_pos, sn, cs, &err), &err);
+    int32_t pos[4], slot[4];
+    for (int t = 0; t < m; t++) {
+        pos[t] = (int32_t)frand(0, max_pos - 1), slot[t] = (t * 5 + 3) % slots;
+        llt_rotary_apply(ref + (size_t)t * n, nh, hd, sn, cs, pos[t]);
+        llt_rotary_apply(ref + (size_t)t * n + qr, nkv, hd, sn, cs, pos[t]);
+    }
+    void *dw = dev_from(dt, w, (int64_t)n * k), *dx = dev_from(LLT_DTYPE_F32, x, (int64_t)m * k);
+    void *dnw = dev_from(LLT_DTYPE_F32, nw, k), *dq = dev_nan(LLT_DTYPE_F32, (int64_t)m * qr);
+    void *dk = dev_nan(dt, (int64_t)slots * kvr), *dv = dev_nan(dt, (int64_t)slots * kvr);
+    void *dsn = dev_from(LLT_DTYPE_F32, sn, (int64_t)max_pos * hd / 2), *dcs = dev_from(LLT_DTYPE_F32, cs, (int64_t)max_pos * hd / 2);
+    void *dpos = dev_alloc(16), *dslot = dev_alloc(16);
+    CHECK_OK(llt_cuda_upload(g_ctx, dpos, pos, (size_t)m * 4, &err), &err);
+    CHECK_OK(llt_cuda_upload(g_ctx, dslot, slot, (size_t)m * 4, &err), &err);
+    void *tx = dev_alloc((size_t)m * k * 2), *ty = dev_alloc((size_t)m * n * 4);
+    llt_cuda_linear a = {.dtype = dt, .w = dw, .n = n, .k = k, .m = m, .in = LLT_LIN_IN_NORM, .x = dx, .ldx = k,
+                         .norm_w = dnw, .eps = 1e-6f, .out = LLT_LIN_OUT_QKV, .q = dq, .q_rows = qr,
+                         .kv_rows = kvr, .head_dim = hd, .k_pool = dk, .v_pool = dv, .slot = dslot,
+                         .pos = dpos, .rope_cos = dcs, .rope_sin = dsn, .tmp_x = tx, .tmp_y = ty};
+    CHECK_OK(llt_cuda_linear_run(g_ctx, &a, path, &err), &err);
+    float *q = host_from(LLT_DTYPE_F32, dq, (int64_t)m * qr), *kp = host_from(dt, dk, (int64_t)slots * kvr);
+    float *vp = host_from(dt, dv, (int64_t)slots * kvr);
+    float *qref = malloc((size_t)m * qr * 4), *kg = malloc((size_t)m * kvr * 4), *kref = malloc((size_t)m * kvr * 4);
+    float *vg = malloc((size_t)m * kvr * 4), *vref = malloc((size_t)m * kvr * 4);
+    int untouched_ok = 1;
+    for (int t = 0; t < m; t++) {
+        memcpy(qref + (size_t)t * qr, ref + (size_t)t * n, (size_t)qr * 4);
+        memcpy(kref + (size_t)t * kvr, ref + (size_t)t * n + qr, (size_t)kvr * 4);
+        memcpy(vref + (size_t)t * kvr, ref + (size_t)t * n + qr + kvr, (size_t)kvr * 4);
+        memcpy(kg + (size_t)t * kvr, kp + (size_t)slot[t] * kvr, (size_t)kvr * 4);
+        memcpy(vg + (size_t)t * kvr, vp + (size_t)slot[t] * kvr, (size_t)kvr * 4);
+    }
+    for (int s = 0; s < slots; s++) { /* slots nobody wrote keep their poison */
+        int used = 0;
+        for (int t = 0; t < m; t++) used |= slot[t] == s;
+        if (!used) untouched_ok &= isnan(kp[(size_t)s * kvr]) && isnan(vp[(size_t)s * kvr + kvr - 1]);
+    }
+    CHECK_MSG(untouched_ok, "qkv: a KV slot not addressed by any token was written");
+    /* q is float32 after the rotation: only the input rounding (2u, as NORM above);
+     * k and v are stored in the dtype: one more rounding (3u) */
+    double eq = tl_rel_err(q, qref, (size_t)m * qr), ek = tl_rel_err(kg, kref, (size_t)m * kvr);
+    double ev = tl_rel_err(vg, vref, (size_t)m * kvr);
+    CHECK_MSG(eq <= 2 * unit(dt) && ek <= 3 * unit(dt) && ev <= 3 * unit(dt),
+              "qkv %s m %d k %d heads %d/%d hd %d path %s: q %.3g k %.3g v %.3g", llt_dtype_name(dt), m, k, nh,
+              nkv, hd, path_name(path), eq, ek, ev);
+    void *ptrs[] = {dw, dx, dnw, dq, dk, dv, dsn, dcs, dpos, dslot, tx, ty};
+    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dfree(ptrs[i]);
+    free(w), free(x), free(nw), free(xin), free(ref), free(sn), free(cs), free(q), free(kp), free(vp);
+    free(qref), free(kg), free(kref), free(vg), free(vref);
+}
+
+static void test_qkv(void) {
+    const int shapes[][5] = {{1, 64, 8, 4, 8}, {2, 128, 4, 2, 32}, {3, 512, 8, 2, 64}, {4, 256, 2, 1, 128}, {1, 136, 6, 2, 10}};
+    for (int d = 0; d < 2; d++)
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+            const int *s = shapes[i];
+            qkv_check(k_dts[d], s[0], s[1], s[2], s[3], s[4], LLT_CUDA_PATH_AUTO);
+            qkv_check(k_dts[d], s[0], s[1], s[2], s[3], s[4], LLT_CUDA_PATH_BLAS);
+            if (gemv_ok(s[0], s[1])) qkv_check(k_dts[d], s[0], s[1], s[2], s[3], s[4], LLT_CUDA_PATH_GEMV);
+        }
+}
+
+/* ---- element-wise ops ------------------------------------------------------------------------ */
+
+static void test_rmsnorm(void) {
+    const int shapes[][2] = {{1, 64}, {3, 100}, {17, 4096}, {2, 5001}};
+    for (int d = 0; d < 2; d++)
+        for (size_t i = 0; i < 4; i++)
+            for (int with_add = 0; with_add < 2; with_add++) {
+                llt_dtype dt = k_dts[d];
+                int n = shapes[i][0], dim = shapes[i][1];
+                float *x = rand_vec((int64_t)n * dim, -3, 3), *add = rand_vec((int64_t)n * dim, -1, 1);
+                float *w = rand_vec(dim, 0.5f, 1.5f), *ref = malloc((size_t)n * dim * 4);
+                void *dx = dev_from(LLT_DTYPE_F32, x, (int64_t)n * dim), *dadd = dev_from(LLT_DTYPE_F32, add, (int64_t)n * dim);
+                void *dw = dev_from(LLT_DTYPE_F32, w, dim), *dy = dev_nan(dt, (int64_t)n * dim);
+                llt_error err = {0};
+                CHECK_OK(llt_cuda_rmsnorm(g_ctx, dt, dx, with_add ? dadd : NULL, NULL, dw, dy, n, dim, 1e-5f, &err), &err);
+                if (with_add)
+                    for (int64_t j = 0; j < (int64_t)n * dim; j++) x[j] += add[j];
+                llt_rmsnorm_f32(x, w, ref, n, dim, 1e-5f);
+                float *y = host_from(dt, dy, (int64_t)n * dim), *xs = host_from(LLT_DTYPE_F32, dx, (int64_t)n * dim);
+                /* the residual sum is the same float addition on both sides: exact */
+                CHECK_MSG(memcmp(xs, x, (size_t)n * dim * 4) == 0, "rmsnorm: residual add differs");
+                /* one rounding of the output (u) + float32 sum order / rsqrt: 2u */
+                double e = tl_rel_err(y, ref, (size_t)n * dim);
+                CHECK_MSG(e <= 2 * unit(dt), "rmsnorm %s %dx%d add %d: %.3g", llt_dtype_name(dt), n, dim, with_add, e);
+                dfree(dx), dfree(dadd), dfree(dw), dfree(dy);
+                free(x), free(add), free(w), free(ref), free(y), free(xs);
+            }
+}
+
+static void test_rope_kv(void) {
+    const int shapes[][4] = {{1, 4, 2, 8}, {3, 8, 8, 64}, {2, 32, 8, 128}, {5, 6, 2, 10}};
+    for (int d = 0; d < 2; d++)
+        for (size_t i = 0; i < 4; i++) {
+            llt_dtype dt = k_dts[d];
+            int m = shapes[i][0], nh = shapes[i][1], nkv = shapes[i][2], hd = shapes[i][3];
+            int qr = nh * hd, kvr = nkv * hd, ld = qr + 2 * kvr + 3, max_pos = 64, slots = 8;
+            float *qkv = rand_vec((int64_t)m * ld, -2, 2);
+            float *sn = malloc((size_t)max_pos * hd / 2 * 4), *cs = malloc((size_t)max_pos * hd / 2 * 4);
+            llt_error err = {0};
+            CHECK_OK(llt_rotary_build(500000.0f, hd, max_pos, sn, cs, &err), &err);
+            int32_t pos[5], slot[5];
+            for (int t = 0; t < m; t++) pos[t] = (t * 17 + 5) % max_pos, slot[t] = (slots - 1 - t) % slots;
+            void *dqkv = dev_from(LLT_DTYPE_F32, qkv, (int64_t)m * ld), *dq = dev_nan(LLT_DTYPE_F32, (int64_t)m * qr);
+            void *dk = dev_nan(dt, (int64_t)slots * kvr), *dv = dev_nan(dt, (int64_t)slots * kvr);
+            void *dsn = dev_from(LLT_DTYPE_F32, sn, (int64_t)max_pos * hd / 2), *dcs = dev_from(LLT_DTYPE_F32, cs, (int64_t)max_pos * hd / 2);
+            void *dpos = dev_alloc(32), *dslot = dev_alloc(32);
+            CHECK_OK(llt_cuda_upload(g_ctx, dpos, pos, (size_t)m * 4, &err), &err);
+            CHECK_OK(llt_cuda_upload(g_ctx, dslot, slot, (size_t)m * 4, &err), &err);
+            CHECK_OK(llt_cuda_rope_kv(g_ctx, dt, dqkv, ld, m, nh, nkv, hd, dpos, dslot, dcs, dsn, dq, dk, dv, &err), &err);
+            float *q = host_from(LLT_DTYPE_F32, dq, (int64_t)m * qr), *kp = host_from(dt, dk, (int64_t)slots * kvr);
+            float *vp = host_from(dt, dv, (int64_t)slots * kvr);
+            double eq = 0, ek = 0, ev = 0;
+            for (int t = 0; t < m; t++) {
+                float *r = qkv + (size_t)t * ld;
+                llt_rotary_apply(r, nh, hd, sn, cs, pos[t]);
+                llt_rotary_apply(r + qr, nkv, hd, sn, cs, pos[t]);
+                double a = tl_rel_err(q + (size_t)t * qr, r, (size_t)qr);
+                double b = tl_rel_err(kp + (size_t)slot[t] * kvr, r + qr, (size_t)kvr);
+                double c = tl_rel_err(vp + (size_t)slot[t] * kvr, r + qr + kvr, (size_t)kvr);
+                eq = a > eq ? a : eq, ek = b > ek ? b : ek, ev = c > ev ? c : ev;
+            }
+            /* q: float32 with the same table: a few float ulps; k, v: one rounding (u) */
+            CHECK_MSG(eq <= 1e-5 && ek <= unit(dt) && ev <= unit(dt), "rope %s m %d %d/%d hd %d: q %.3g k %.3g v %.3g",
+                      llt_dtype_name(dt), m, nh, nkv, hd, eq, ek, ev);
+            void *ptrs[] = {dqkv, dq, dk, dv, dsn, dcs, dpos, dslot};
+            for (size_t j = 0; j < 8; j++) dfree(ptrs[j]);
+            free(qkv), free(sn), free(cs), free(q), free(kp), free(vp);
+        }
+}
+
+static void test_swiglu_embed(void) {
+    for (int d = 0; d < 2; d++) {
+        llt_dtype dt = k_dts[d];
+        const int ms[2] = {1, 5}, is[2] = {7, 1000};
+        for (int c = 0; c < 2; c++) {
+            int m = ms[c], inter = is[c];
+            float *gu = rand_vec((int64_t)m * 2 * inter, -4, 4);
+            round_vec(dt, gu, (int64_t)m * 2 * inter);
+            float *g = malloc((size_t)m * inter * 4), *u = malloc((size_t)m * inter * 4);
+            for (int64_t j = 0; j < (int64_t)m * inter; j++) g[j] = gu[2 * j], u[j] = gu[2 * j + 1];
+            llt_cpu_swiglu(g, u, (int64_t)m * inter);
+            void *dgu = dev_from(dt, gu, (int64_t)m * 2 * inter), *dout = dev_nan(dt, (int64_t)m * inter);
+            llt_error err = {0};
+            CHECK_OK(llt_cuda_swiglu(g_ctx, dt, dgu, 2 * inter, dout, inter, m, inter, &err), &err);
+            float *got = host_from(dt, dout, (int64_t)m * inter);
+            /* one output rounding (u) + the fast exp (a few float ulps): 2u */
+            double e = tl_rel_err(got, g, (size_t)m * inter);
+            CHECK_MSG(e <= 2 * unit(dt), "swiglu %s %dx%d: %.3g", llt_dtype_name(dt), m, inter, e);
+            dfree(dgu), dfree(dout);
+            free(gu), free(g), free(u), free(got);
+        }
+        /* embedding: a gather of dtype values into float32 is exact */
+        int V = 50, dim = 72, m = 5;
+        int32_t tok[5] = {0, 49, 7, 7, 23};
+        float *tab = rand_vec((int64_t)V * dim, -1, 1);
+        round_vec(dt, tab, (int64_t)V * dim);
+        void *dtab = dev_from(dt, tab, (int64_t)V * dim), *dtok = dev_alloc(sizeof tok), *dx = dev_nan(LLT_DTYPE_F32, (int64_t)m * dim);
+        llt_error err = {0};
+        CHECK_OK(llt_cuda_upload(g_ctx, dtok, tok, sizeof tok, &err), &err);
+        CHECK_OK(llt_cuda_embed(g_ctx, dt, dtab, dtok, dx, m, dim, &err), &err);
+        float *x = host_from(LLT_DTYPE_F32, dx, (int64_t)m * dim);
+        int same = 1;
+        for (int t = 0; t < m; t++) same &= memcmp(x + (size_t)t * dim, tab + (size_t)tok[t] * dim, (size_t)dim * 4) == 0;
+        CHECK_MSG(same, "embed %s: rows differ from the table", llt_dtype_name(dt));
+        dfree(dtab), dfree(dtok), dfree(dx);
+        free(tab), free(x);
+    }
+}
+
+/* ---- paged attention ---------------------------------------------------------------------------- */
+
+/* Deterministic K/V value of (seq, pos, element): independent of the page size, so every page
+ * size sees the same data. */
+static float kv_val(int seq, int pos, int i, int which) {
+    uint64_t h = (uint64_t)seq * 1000003u ^ (uint64_t)pos * 7919u ^ (uint64_t)i * 104729u ^ (uint64_t)which * 15485863u;
+    h ^= h >> 33, h *= 0xff51afd7ed558ccdull, h ^= h >> 33;
+    return (float)((h >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+
+typedef struct attn_case {
+    int nh, nkv, hd, L, n_q;
+} attn_case;
+
+/* Builds a host cache with two sequences of length L whose pages interleave, runs the CPU op
+ * and both GPU kernels; outputs (decode, prefill) float32 [2 * n_q, nh * hd]. */
+static void attn_run(llt_dtype dt, const attn_case *ac, int ps, float **dec_out, float **pf_out) {
+    const int nh = ac->nh, nkv = ac->nkv, hd = ac->hd, L = ac->L, n_q = ac->n_q, rows = 2 * n_q;
+    const int kvr = nkv * hd, blocks = (L + ps - 1) / ps;
+    llt_kv_cache_opts o = {.n_layers = 1, .n_kv_heads = nkv, .head_dim = hd, .page_size = ps,
+                           .max_pages = 2 * blocks + 2, .max_seqs = 2, .kv_dtype = dt};
+    llt_kv_cache *kc = NULL;
+    llt_error err = {0};
+    CHECK_OK(llt_kv_cache_create(&o, &kc, &err), &err);
+    int32_t s[2];
+    CHECK_OK(llt_kv_seq_create(kc, &s[0], &err), &err);
+    CHECK_OK(llt_kv_seq_create(kc, &s[1], &err), &err);
+    for (int p0 = 0; p0 < L; p0 += ps) /* page by page, alternating: interleaved pages */
+        for (int j = 0; j < 2; j++) {
+            int n = L - p0 < ps ? L - p0 : ps;
+            CHECK_OK(llt_kv_reserve(kc, s[j], n, &err), &err);
+            float *k = malloc((size_t)kvr * 4), *v = malloc((size_t)kvr * 4);
+            for (int p = p0; p < p0 + n; p++) {
+                for (int i = 0; i < kvr; i++) k[i] = kv_val(j, p, i, 0), v[i] = kv_val(j, p, i, 1);
+                llt_kv_write_f32(kc, 0, s[j], p, k, v);
+            }
+            llt_kv_commit(kc, s[j], n);
+            free(k), free(v);
+        }
+    g_rng = 99; /* same queries for every page size */
+    float *q = rand_vec((int64_t)rows * nh * hd, -1, 1);
+    round_vec(dt, q, (int64_t)rows * nh * hd); /* the prefill kernel holds Q in the dtype */
+    size_t pool = kc->page_bytes * (size_t)o.max_pages;
+    void *dk = dev_alloc(pool), *dv = dev_alloc(pool);
+    CHECK_OK(llt_cuda_upload(g_ctx, dk, kc->k_pool[0], pool, &err), &err);
+    CHECK_OK(llt_cuda_upload(g_ctx, dv, kc->v_pool[0], pool, &err), &err);
+    int32_t *bt = calloc((size_t)2 * blocks, 4), *row_bt = malloc((size_t)rows * 4), *pos = malloc((size_t)rows * 4);
+    for (int j = 0; j < 2; j++) memcpy(bt + (size_t)j * blocks, kc->seqs[s[j]].blocks, (size_t)blocks * 4);
+    for (int r = 0; r < rows; r++) row_bt[r] = r / n_q, pos[r] = L - n_q + r % n_q;
+    void *dbt = dev_alloc((size_t)2 * blocks * 4), *drbt = dev_alloc((size_t)rows * 4), *dpos = dev_alloc((size_t)rows * 4);
+    CHECK_OK(llt_cuda_upload(g_ctx, dbt, bt, (size_t)2 * blocks * 4, &err), &err);
+    CHECK_OK(llt_cuda_upload(g_ctx, drbt, row_bt, (size_t)rows * 4, &err), &err);
+    CHECK_OK(llt_cuda_upload(g_ctx, dpos, pos, (size_t)rows * 4, &err), &err);
+    int splits = llt_cuda_attn_splits(g_ctx, rows, nkv);
+    void *work = dev_alloc((size_t)llt_cuda_attn_work_floats(rows, splits, nh, hd) * 4);
+    void *cnt = dev_alloc((size_t)rows * nkv * 4);
+    unsigned *zeros = calloc((size_t)rows * nkv, 4);
+    CHECK_OK(llt_cuda_upload(g_ctx, cnt, zeros, (size_t)rows * nkv * 4, &err), &err);
+    void *dq = dev_from(LLT_DTYPE_F32, q, (int64_t)rows * nh * hd);
+    void *dout = dev_nan(dt, (int64_t)rows * nh * hd), *dout2 = dev_nan(dt, (int64_t)rows * nh * hd);
+    llt_cuda_attn a = {.dtype = dt, .q = dq, .out = dout, .k_pool = dk, .v_pool = dv, .bt = dbt, .row_bt = drbt,
+                       .pos = dpos, .rows = rows, .n_heads = nh, .n_kv = nkv, .hd = hd, .page_size = ps,
+                       .max_blocks = blocks, .work = work, .counters = cnt};
+    CHECK_OK(llt_cuda_attention_decode(g_ctx, &a, &err), &err);
+    float *first = host_from(dt, dout, (int64_t)rows * nh * hd);
+    CHECK_OK(llt_cuda_attention_decode(g_ctx, &a, &err), &err); /* counters were reset: same again */
+    *dec_out = host_from(dt, dout, (int64_t)rows * nh * hd);
+    CHECK_MSG(memcmp(first, *dec_out, (size_t)rows * nh * hd * 4) == 0, "attention decode: a second run differs");
+    a.out = dout2;
+    CHECK_OK(llt_cuda_attention_prefill(g_ctx, &a, 0, n_q, L - n_q, &err), &err);
+    CHECK_OK(llt_cuda_attention_prefill(g_ctx, &a, n_q, n_q, L - n_q, &err), &err);
+    *pf_out = host_from(dt, dout2, (int64_t)rows * nh * hd);
+    /* CPU reference on the same pages */
+    float *ref = malloc((size_t)rows * nh * hd * 4);
+    float *scratch = malloc((size_t)llt_cpu_attention_scratch_floats(kc, nh) * 4);
+    for (int j = 0; j < 2; j++)
+        llt_cpu_attention(kc, 0, s[j], q + (size_t)j * n_q * nh * hd, n_q, L - n_q, nh, 1.0f / sqrtf((float)hd),
+                          ref + (size_t)j * n_q * nh * hd, scratch);
+    /* decode: float32 scores and softmax, output rounded once (u) + order: 2u;
+     * prefill: P is rounded to the dtype for the tensor cores (u) as well: 3u */
+    double ed = tl_rel_err(*dec_out, ref, (size_t)rows * nh * hd), ep = tl_rel_err(*pf_out, ref, (size_t)rows * nh * hd);
+    CHECK_MSG(ed <= 2 * unit(dt) && ep <= 3 * unit(dt), "attention %s heads %d/%d hd %d L %d n_q %d page %d: decode %.3g prefill %.3g",
+              llt_dtype_name(dt), nh, nkv, hd, L, n_q, ps, ed, ep);
+    void *ptrs[] = {dk, dv, dbt, drbt, dpos, work, cnt, dq, dout, dout2};
+    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dfree(ptrs[i]);
+    free(bt), free(row_bt), free(pos), free(zeros), free(q), free(first), free(ref), free(scratch);
+    llt_kv_cache_free(kc);
+}
+
+static void test_attention(void) {
+    const attn_case cases[] = {{4, 4, 64, 1, 1},    {8, 2, 128, 37, 3}, {8, 2, 128, 600, 70}, {4, 1, 32, 200, 5},
+                               {32, 8, 128, 300, 1}, {6, 2, 80, 130, 9}, {2, 1, 10, 50, 2},    {16, 2, 64, 257, 65}};
+    const int pages[4] = {8, 16, 32, 1024}; /* 1024 >= L: each sequence in one contiguous page */
+    for (int d = 0; d < 2; d++)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            const attn_case *ac = &cases[i];
+            size_t n = (size_t)2 * ac->n_q * ac->nh * ac->hd;
+            float *dec0 = NULL, *pf0 = NULL;
+            for (int p = 0; p < 4; p++) {
+                float *dec = NULL, *pf = NULL;
+                attn_run(k_dts[d], ac, pages[p], &dec, &pf);
+                if (p == 0) {
+                    dec0 = dec, pf0 = pf;
+                    continue;
+                }
+                /* page size changes addressing only: the same arithmetic, bit for bit */
+                CHECK_MSG(dec && pf && memcmp(dec, dec0, n * 4) == 0 && memcmp(pf, pf0, n * 4) == 0,
+                          "attention %s case %zu: page size %d differs from page size 8", llt_dtype_name(k_dts[d]), i,
+                          pages[p]);
+                free(dec), free(pf);
+            }
+            free(dec0), free(pf0);
+        }
+}
+
+/* ---- sampling ------------------------------------------------------------------------------ */
+
+static void test_argmax(void) {
+    const int ns[3] = {1, 1000, 32000};
+    for (int c = 0; c < 3; c++) {
+        int n = ns[c], m = 3;
+        float *x = rand_vec((int64_t)m * n, -5, 5);
+        if (n > 10) x[n + 9] = x[n + 3] = 9.0f; /* row 1: a tie, the first index wins */
+        void *dx = dev_from(LLT_DTYPE_F32, x, (int64_t)m * n), *dout = dev_alloc(16);
+        llt_error err = {0};
+        CHECK_OK(llt_cuda_argmax(g_ctx, dx, n, m, n, dout, &err), &err);
+        int32_t got[3];
+        CHECK_OK(llt_cuda_download(g_ctx, got, dout, sizeof got, &err), &err);
+        for (int r = 0; r < m; r++) {
+            int best = 0;
+            for (int j = 1; j < n; j++)
+                if (x[(size_t)r * n + j] > x[(size_t)r * n + best]) best = j;
+            CHECK_MSG(got[r] == best, "argmax n %d row %d: %d, want %d", n, r, got[r], best);
+        }
+        dfree(dx), dfree(dout);
+        free(x);
+    }
+}
+
+/* Quantile draws u = (i + 0.5) / N through one logits row: each nucleus token must be picked
+ * N * p / mass times (+-1 per boundary), others never. */
+static void test_sample(void) {
+    const int n = 10, N = 2000;
+    const float logits[10] = {1.0f, 3.0f, 0.5f, 2.5f, -1.0f, 3.0f, 0.0f, 2.0f, -3.0f, 1.5f};
+    const float temp = 0.8f, top_p = 0.75f;
+    float *rows = malloc((size_t)N * n * 4), *u = malloc((size_t)N * 4);
+    for (int i = 0; i < N; i++) memcpy(rows + (size_t)i * n, logits, sizeof logits), u[i] = (i + 0.5f) / N;
+    double p[10], z = 0;
+    for (int j = 0; j < n; j++) z += p[j] = exp((logits[j] - 3.0) / temp);
+    int order[10];
+    for (int j = 0; j < n; j++) order[j] = j;
+    for (int a = 0; a < n; a++) /* by probability, descending */
+        for (int b = a + 1; b < n; b++)
+            if (p[order[b]] > p[order[a]]) { int t = order[a]; order[a] = order[b]; order[b] = t; }
+    bool in[10] = {0};
+    double mass = 0;
+    for (int a = 0; a < n && mass < top_p * z; a++) in[order[a]] = true, mass += p[order[a]];
+    void *dx = dev_from(LLT_DTYPE_F32, rows, (int64_t)N * n), *du = dev_from(LLT_DTYPE_F32, u, N), *dout = dev_alloc((size_t)N * 4);
+    llt_error err = {0};
+    CHECK_OK(llt_cuda_sample(g_ctx, dx, n, N, n, temp, top_p, du, dout, &err), &err);
+    int32_t *got = malloc((size_t)N * 4);
+    CHECK_OK(llt_cuda_download(g_ctx, got, dout, (size_t)N * 4, &err), &err);
+    int count[10] = {0};
+    for (int i = 0; i < N; i++) count[got[i] >= 0 && got[i] < n ? got[i] : 0]++;
+    for (int j = 0; j < n; j++) {
+        double want = in[j] ? N * p[j] / mass : 0;
+        CHECK_MSG(fabs(count[j] - want) <= 2.0, "top-p token %d: %d draws, want %.1f", j, count[j], want);
+    }
+    /* temperature 0 is argmax (the first of the two 3.0 logits) */
+    CHECK_OK(llt_cuda_sample(g_ctx, dx, n, 1, n, 0.0f, top_p, du, dout, &err), &err);
+    CHECK_OK(llt_cuda_download(g_ctx, got, dout, 4, &err), &err);
+    CHECK(got[0] == 1);
+    dfree(dx), dfree(du), dfree(dout);
+    free(rows), free(u), free(got);
+}
+
+/* ---- errors and utilities ---------------------------------------------------------------------- */
+
+static void test_errors(void) {
+    llt_error err = {0};
+    llt_cuda_ctx *c = NULL;
+    CHECK_ERR(llt_cuda_ctx_create(llt_cuda_device_count() + 3, &c, &err), LLT_ERR_INVALID_ARG, &err, "device");
+    void *p = NULL;
+    CHECK_ERR(llt_cuda_alloc(g_ctx, (size_t)1 << 52, &p, &err), LLT_ERR_NOMEM, &err, "cannot allocate");
+    llt_cuda_linear a = {.dtype = LLT_DTYPE_F32, .n = 8, .k = 8, .m = 1};
+    CHECK_ERR(llt_cuda_linear_run(g_ctx, &a, LLT_CUDA_PATH_AUTO, &err), LLT_ERR_UNSUPPORTED, &err, "f32");
+    void *w = dev_alloc(64 * 64 * 2), *x = dev_alloc(64 * 8 * 2), *y = dev_alloc(64 * 8 * 4);
+    llt_cuda_linear b = {.dtype = LLT_DTYPE_F16, .w = w, .n = 64, .k = 60, .m = 8, .x = x, .ldx = 60, .y = y, .ldy = 64};
+    CHECK_ERR(llt_cuda_linear_run(g_ctx, &b, LLT_CUDA_PATH_GEMV, &err), LLT_ERR_UNSUPPORTED, &err, "GEMV");
+    b.out = LLT_LIN_OUT_QKV, b.head_dim = 8, b.q_rows = 16, b.kv_rows = 16, b.m = 1;
+    CHECK_ERR(llt_cuda_linear_run(g_ctx, &b, LLT_CUDA_PATH_AUTO, &err), LLT_ERR_INVALID_ARG, &err, "QKV");
+    llt_cuda_attn at = {.dtype = LLT_DTYPE_F16, .rows = 1, .n_heads = 3, .n_kv = 2, .hd = 64, .page_size = 16, .max_blocks = 1};
+    CHECK_ERR(llt_cuda_attention_decode(g_ctx, &at, &err), LLT_ERR_INVALID_ARG, &err, "kv heads");
+    at.n_heads = 2, at.hd = 512;
+    CHECK_ERR(llt_cuda_attention_decode(g_ctx, &at, &err), LLT_ERR_UNSUPPORTED, &err, "head_dim");
+    CHECK_ERR(llt_cuda_sample(g_ctx, y, 8, 1, 8, 1.0f, 0.9f, NULL, x, &err), LLT_ERR_INVALID_ARG, &err, "uniform");
+    dfree(w), dfree(x), dfree(y);
+    double gbps = 0;
+    CHECK_OK(llt_cuda_copy_bandwidth(g_ctx, 256u << 20, 5, &gbps, &err), &err);
+    CHECK_MSG(gbps > 100, "device copy bandwidth %.1f GB/s", gbps);
+    fprintf(stderr, "  device %s: copy bandwidth %.0f GB/s (read + write)\n", llt_cuda_ctx_name(g_ctx), gbps);
+}
+
+int main(void) {
+    if (llt_cuda_device_count() == 0) {
+        printf("SKIPPED: no CUDA device\n");
+        return 77;
+    }
+    setenv("XDG_CACHE_HOME", tl_tmpdir(), 1); /* autotune from scratch, not the user's cache */
+    llt_error err = {0};
+    CHECK_OK(llt_cuda_ctx_create(0, &g_ctx, &err), &err);
+    if (!g_ctx) return tl_done("test_cuda_ops");
+    RUN(test_linear);
+    RUN(test_qkv);
+    RUN(test_rmsnorm);
+    RUN(test_rope_kv);
+    RUN(test_swiglu_embed);
+    RUN(test_attention);
+    RUN(test_argmax);
+    RUN(test_sample);
+    RUN(test_errors);
+    CHECK_OK(llt_cuda_sync(g_ctx, &err), &err);
+    llt_cuda_ctx_free(g_ctx);
+    return tl_done("test_cuda_ops");
+}
+#endif

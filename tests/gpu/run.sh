@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# tests/gpu/run.sh: the CUDA backend's acceptance run on a GPU machine, in one call:
+#   1. build (CMake, Release, CUDA) unless LLT_GPU_PREBUILT names a folder of built binaries;
+#   2. ctest: every CPU and GPU test (GPU tests exit 77 = skipped where there is no device);
+#   3. compute-sanitizer (memcheck; racecheck + synccheck on the op tests) on the GPU tests;
+#   4. benchmarks: llama-triton bench --device cuda on the built-in shapes;
+# logs under $OUT (few files: at most 8 come back from the device tool), a short table last.
+#
+# usage: tests/gpu/run.sh [full|tests|bench|explore]
+#   full     everything above (default)
+#   tests    1-3 only
+#   bench    1 and 4 only
+#   explore  bench of llama2-7b / tinyllama with PDL and graphs switched off in turn, and an
+#            Nsight Compute summary of the decode kernels (what limits them)
+# env: OUT (default ./gpu-out), LLT_GPU_PREBUILT (folder with llama-triton and test_* binaries),
+#      JOBS (build parallelism, default nproc), SHAPES (bench shapes), REPS (default 5)
+set -u
+MODE=${1:-full}
+OUT=${OUT:-$PWD/gpu-out}
+mkdir -p "$OUT"
+JOBS=${JOBS:-$(nproc)}
+REPS=${REPS:-5}
+SHAPES=${SHAPES:-"tinyllama-1.1b llama3.2-1b llama2-7b llama3-8b"}
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+export PATH=/usr/local/cuda/bin:$PATH
+SUMMARY=$OUT/summary.txt
+: >"$SUMMARY"
+note() { echo "$*" | tee -a "$SUMMARY"; }
+
+note "== device"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader 2>&1 | tee -a "$SUMMARY"
+note "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown) $(git status --porcelain 2>/dev/null | grep -c . ) uncommitted paths; $(date -u +%FT%TZ)"
+
+# ---- 1. build -------------------------------------------------------------------------------
+if [ -n "${LLT_GPU_PREBUILT:-}" ]; then
+  BIN=$LLT_GPU_PREBUILT
+  note "== build: prebuilt binaries from $BIN"
+else
+  BIN=build-gpu
+  t0=$(date +%s)
+  GEN=""; command -v ninja >/dev/null && GEN="-G Ninja"
+  if ! { cmake -S . -B "$BIN" $GEN -DCMAKE_BUILD_TYPE=Release -DLLT_WERROR=OFF &&
+         cmake --build "$BIN" -j "$JOBS"; } >"$OUT/build.log" 2>&1; then
+    note "== build FAILED (see build.log)"; tail -30 "$OUT/build.log"; exit 1
+  fi
+  note "== build: ok in $(( $(date +%s) - t0 )) s"
+fi
+
+# ---- 2-3. tests -------------------------------------------------------------------------------
+run_tests() {
+  local log=$OUT/tests.log
+  : >"$log"
+  if [ -z "${LLT_GPU_PREBUILT:-}" ]; then
+    (ctest --test-dir "$BIN" -j 8 --output-on-failure 2>&1 | tail -60) >>"$log"
+    note "ctest: $(grep -E 'tests passed|tests failed' "$log" | tail -1)"
+    grep -E "Failed|\*\*\*|Not Run|Skipped" "$log" | head -20 | tee -a "$SUMMARY"
+  fi
+  for t in test_cuda_ops test_cuda_model; do
+    echo "---- $t" >>"$log"
+    LLT_FIXTURES=tests/fixtures timeout 400 "$BIN/$t" >>"$log" 2>&1
+    local rc=$?
+    note "$t: exit $rc ($( [ $rc = 0 ] && echo pass || { [ $rc = 77 ] && echo skipped || echo FAIL; } ))"
+    grep -E "FAIL|CHECK failed|rel err|agrees|bandwidth|greedy" "$log" | grep -v "^  ok" | tail -25 >>"$SUMMARY"
+  done
+  local slog=$OUT/sanitizer.log
+  : >"$slog"
+  for tool in memcheck racecheck synccheck; do
+    for t in test_cuda_ops test_cuda_model; do
+      [ "$tool" != memcheck ] && [ "$t" = test_cuda_model ] && continue
+      echo "---- compute-sanitizer --tool $tool $t" >>"$slog"
+      LLT_FIXTURES=tests/fixtures LLT_AUTOTUNE=${SAN_TUNE:-0} timeout 900 \
+        compute-sanitizer --tool "$tool" --error-exitcode 99 "$BIN/$t" >>"$slog" 2>&1
+      local rc=$?
+      note "compute-sanitizer $tool $t: exit $rc $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$slog" | tail -1)"
+    done
+  done
+}
+
+# ---- 4. benchmarks -----------------------------------------------------------------------------
+bench_one() { # shape, extra env..., label
+  local shape=$1 label=$2; shift 2
+  env "$@" timeout 300 "$BIN/llama-triton" bench --shape "$shape" --device cuda --dtype f16 -p 512 -n 128 \
+      --reps "$REPS" --json 2>>"$OUT/bench.log" | sed "s/^{/{\"label\": \"$label\", /" >>"$OUT/bench.jsonl"
+}
+
+run_bench() {
+  : >"$OUT/bench.jsonl"
+  for s in $SHAPES; do bench_one "$s" default; done
+}
+
+run_explore() {
+  for s in tinyllama-1.1b llama2-7b; do
+    bench_one "$s" no-pdl LLT_CUDA_PDL=0
+    bench_one "$s" no-graphs LLT_CUDA_GRAPHS=0
+    bench_one "$s" no-autotune LLT_AUTOTUNE=0
+  done
+  command -v ncu >/dev/null || { note "ncu not found"; return; }
+  timeout 400 ncu --clock-control none --launch-skip 2000 --launch-count 60 \
+      --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed,launch__grid_size,launch__registers_per_thread \
+      "$BIN/llama-triton" bench --shape tinyllama-1.1b --device cuda --dtype f16 -p 512 -n 32 --reps 1 \
+      >"$OUT/ncu.txt" 2>&1
+  note "ncu: $(grep -c 'gpu__time_duration' "$OUT/ncu.txt") kernel records in ncu.txt"
+}
+
+case "$MODE" in
+  full) run_tests; run_bench ;;
+  tests) run_tests ;;
+  bench) run_bench ;;
+  explore) : >"$OUT/bench.jsonl"; run_bench; run_explore ;;
+  *) echo "unknown mode $MODE"; exit 2 ;;
+esac
+tail -5 "$OUT/bench.log" 2>/dev/null
+echo "================ summary"
+cat "$SUMMARY"
+echo "================ table (median tok/s, tg min..max, weight GB/s, fraction of the measured copy bandwidth)"
+python3 - "$OUT/bench.jsonl" <<'EOF' 2>/dev/null | tee "$OUT/table.txt"
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        r = json.loads(line)
+    except ValueError:
+        continue
+    print("%-16s %-11s pp %8.0f  tg %7.1f [%6.1f..%6.1f]  %5.0f GB/s %5.1f%% of %4.0f" % (r["model"], r["label"],
+          r["pp_tok_s"]["median"], r["tg_tok_s"]["median"], r["tg_tok_s"]["min"], r["tg_tok_s"]["max"],
+          r["tg_gb_s"], 100 * r["fraction_of_copy"], r["copy_gb_s"]))
+EOF
