@@ -161,13 +161,19 @@ const char *llt_tokenizer_piece(const llt_tokenizer *t, int32_t id) {
 typedef struct enc_ctx {
     const llt_tokenizer *t;
     llt_ids *ids;
+    bool after_token; /* the text so far ended with a special token (or nothing) */
 } enc_ctx;
 
+/* SentencePiece's dummy prefix goes where the text begins and after each special token, so
+ * "<s>Hello" parsed gives what BOS + "Hello" gives (as llama.cpp and HF's legacy mode do). */
 static llt_status enc_fragment(void *ctx, const char *s, size_t len, size_t offset, int32_t id, llt_error *err) {
     enc_ctx *c = ctx;
+    (void)offset;
+    bool at_start = c->after_token;
+    c->after_token = id >= 0;
     if (id >= 0) return llt_ids_push(c->ids, id, err);
     if (c->t->kind == LLT_TOKK_BYTE_BPE) return llt_bpe_encode(c->t, s, len, c->ids, err);
-    return llt_spm_encode(c->t, s, len, offset == 0, c->ids, err);
+    return llt_spm_encode(c->t, s, len, at_start, c->ids, err);
 }
 
 llt_status llt_tokenizer_encode(const llt_tokenizer *t, const char *text, size_t len,
@@ -178,7 +184,7 @@ llt_status llt_tokenizer_encode(const llt_tokenizer *t, const char *text, size_t
     llt_ids out = {0};
     llt_status st = LLT_OK;
     if ((flags & LLT_TOK_ADD_BOS) && t->add_bos && t->bos >= 0) st = llt_ids_push(&out, t->bos, err);
-    enc_ctx c = {t, &out};
+    enc_ctx c = {t, &out, true};
     if (st == LLT_OK && len > 0)
         st = llt_special_split(t, text, len, (flags & LLT_TOK_PARSE_SPECIAL) != 0, enc_fragment, &c, err);
     if (st == LLT_OK && (flags & LLT_TOK_ADD_EOS) && t->eos >= 0) st = llt_ids_push(&out, t->eos, err);

@@ -149,6 +149,10 @@ static void test_special_tokens(void) {
         CHECK(n >= 3 && a[0] == 1 && a[n - 1] == 2);
         n = enc(t, "<s>hi</s>", 0, a);
         CHECK(!contains(a, n, 1) && !contains(a, n, 2));
+        /* the dummy prefix follows a special token: "<s>Hello" parsed == BOS + "Hello" */
+        n = enc(t, "<s>Hello", LLT_TOK_PARSE_SPECIAL, a);
+        size_t m = enc(t, "Hello", LLT_TOK_ADD_BOS, b);
+        CHECK(n == m && n == 2 && memcmp(a, b, n * sizeof *a) == 0);
         CHECK(strcmp(llt_tokenizer_piece(t, 1), "<s>") == 0 && llt_tokenizer_is_eog(t, 2));
     }
     llt_tokenizer_free(t);
