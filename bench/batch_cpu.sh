@@ -6,8 +6,13 @@
 # is N decode rows. Reports the median over REPS runs of the decode-phase rate that the CLI
 # prints on stderr ("decode ... = X tokens/s"), and the wall-clock rate.
 #
+# Then, for synthetic shapes with random weights (SHAPES, default "tiny"; e.g.
+# SHAPES="tiny tinyllama-1.1b"), the decode rate of `llama-triton bench --shape S -b N`
+# (N sequences forked from one prompt of PROMPT tokens, one decode step for all per token).
+#
 # usage: bench/batch_cpu.sh [MODEL] [TOKENS] [REPS] [THREADS]
-#   defaults: models/stories260K.gguf, 128, 5, all cores; LLT_CLI overrides the binary.
+#   defaults: models/stories260K.gguf, 128, 5, all cores; LLT_CLI overrides the binary;
+#   SHAPES, PROMPT (default 128) and SHAPE_TOKENS (default 64) set the synthetic part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-models/stories260K.gguf}
@@ -39,4 +44,16 @@ for par in 1 4 16; do
         gen=$(echo "$line" | sed -E 's/.* ([0-9]+) generated.*/\1/')
     done
     printf "%-9s %-8s %-14s %-14s\n" "$par" "$gen" "$(median <"$tmp/dec")" "$(median <"$tmp/wall")"
+done
+
+for shape in ${SHAPES-tiny}; do
+    printf "\nshape %s (random f16 weights, prompt %s, %s tokens, bench -b N)\n" "$shape" \
+        "${PROMPT:-128}" "${SHAPE_TOKENS:-64}"
+    printf "%-9s %-14s\n" parallel "decode tok/s"
+    for par in 1 4 16; do
+        out=$("$CLI" bench --shape "$shape" -p "${PROMPT:-128}" -n "${SHAPE_TOKENS:-64}" -b "$par" \
+            --reps "$REPS" --threads "$THREADS" --json 2>/dev/null)
+        tg=$(echo "$out" | sed -E 's/.*"tg_tok_s": \{"median": ([0-9.]+).*/\1/')
+        printf "%-9s %-14s\n" "$par" "$tg"
+    done
 done
