@@ -3,7 +3,7 @@
  *   name -> _rebuild_tensor_v2(persistent_id(('storage', torch.XStorage, key, 'cpu', numel)),
  *                              offset, size, stride, False, OrderedDict())
  * The three kinds of global are pickled once and memoised. torch.load(weights_only=True)
- * accepts exactly these globals. */
+ * accepts exactly these globals and opcodes (checked with torch 2.11: tests/gpu/). */
 #include "formats/pickle.h"
 
 #include <string.h>
@@ -74,9 +74,21 @@ static void put_storage_class(llt_sbuf *b, llt_dtype t, bool *seen) {
     seen[t] = true;
 }
 
-static void put_tensor(llt_sbuf *b, const llt_pk_tensor *t, bool *seen) {
+/* Globals are pickled where first used and memoised there (torch's weights_only unpickler
+ * has no POP, so nothing may be pushed only to be dropped). */
+static void put_rebuild(llt_sbuf *b, bool *seen) {
+    if (*seen) {
+        memo_get(b, MEMO_REBUILD);
+        return;
+    }
+    put_global(b, "torch._utils", "_rebuild_tensor_v2");
+    memo_put(b, MEMO_REBUILD);
+    *seen = true;
+}
+
+static void put_tensor(llt_sbuf *b, const llt_pk_tensor *t, bool *seen, bool *seen_rebuild) {
     put_str(b, t->name);
-    memo_get(b, MEMO_REBUILD);
+    put_rebuild(b, seen_rebuild);
     op(b, '(');
     op(b, '(');
     put_str(b, "storage");
@@ -104,18 +116,15 @@ llt_status llt_pickle_write_state_dict(const llt_pk_tensor *t, size_t n, llt_sbu
             return llt_err_set(err, LLT_ERR_UNSUPPORTED,
                                "tensor '%s': dtype %s / %d dims cannot be written to a torch file",
                                t[i].name, llt_dtype_name(t[i].dtype), t[i].n_dims);
-    bool seen[LLT_DTYPE_COUNT] = {false};
+    bool seen[LLT_DTYPE_COUNT] = {false}, seen_rebuild = false;
     op(out, 0x80);
     op(out, 2);
     put_global(out, "collections", "OrderedDict");
     memo_put(out, MEMO_ODICT);
-    put_global(out, "torch._utils", "_rebuild_tensor_v2");
-    memo_put(out, MEMO_REBUILD);
-    op(out, '0'); /* the globals are in the memo; drop the copy on the stack */
     op(out, ')');
     op(out, 'R'); /* the state dict: OrderedDict() */
     op(out, '(');
-    for (size_t i = 0; i < n; i++) put_tensor(out, &t[i], seen);
+    for (size_t i = 0; i < n; i++) put_tensor(out, &t[i], seen, &seen_rebuild);
     op(out, 'u');
     op(out, '.');
     if (out->oom) return llt_err_set(err, LLT_ERR_NOMEM, "pickle writer: out of memory");
