@@ -311,6 +311,16 @@ static void check_oracle(const char *name) {
             CHECK_MSG(same(&batch.t[k], &alone.t[k]) && batch.t[k].n == o.n_greedy,
                       "%s parallel %d: prompt %d differs from alone", name, par[i], k);
     }
+    /* without ignore_eog the end-of-generation token (here the config's eos id 2, the model
+     * has no tokenizer) ends a prompt whose continuation starts with it */
+    if (o.greedy[0] == 2) {
+        const int32_t *ptr = o.ids;
+        int32_t n = o.prompt_len;
+        llt_sched_opts so = {1, o.n_greedy, 0, {0.0f, 1.0f, 0, 0}, false};
+        memset(&batch, 0, sizeof batch);
+        CHECK_OK(llt_sched_run(m, &ptr, &n, 1, &so, on_tok, &batch, NULL, &e), &e);
+        CHECK(batch.t[0].n == 0 && batch.eog[0] == 1);
+    }
     llt_model_free(m);
 }
 
@@ -394,6 +404,65 @@ static void test_cli(void) {
     CHECK(system(cmd) != 0);
 }
 
+/* A callback that stops one prompt stops only that one. */
+typedef struct stop_ctx {
+    toks t[8];
+    int32_t stop_index, stop_after;
+} stop_ctx;
+
+static int stop_cb(int32_t index, const char *piece, size_t len, int32_t token, void *user) {
+    stop_ctx *c = user;
+    collect(index, piece, len, token, c->t);
+    return index == c->stop_index && c->t[index].n >= c->stop_after;
+}
+
+static void test_callback_stop(void) {
+    llt_model *m = load(8, 0, 0);
+    if (!m) return;
+    llt_gen_params p = params(0.0f, 7);
+    static toks solo[8];
+    static stop_ctx c;
+    solo_all(m, &p, solo);
+    memset(&c, 0, sizeof c);
+    c.stop_index = 2, c.stop_after = 3;
+    llt_error e;
+    CHECK_OK(llt_generate_batch(m, k_prompts, 8, 8, &p, stop_cb, &c, NULL, &e), &e);
+    for (int i = 0; i < 8; i++)
+        CHECK_MSG(i == 2 ? c.t[i].n == 3 && memcmp(c.t[i].ids, solo[i].ids, 3 * sizeof(int32_t)) == 0
+                         : same(&c.t[i], &solo[i]),
+                  "prompt %d", i);
+    llt_model_free(m);
+}
+
+/* max_new_tokens < 0: until the context (here the pool: 25 pages of 16 = 400 positions) is
+ * full; the output grows past its first buffer. Batched == alone. */
+static void test_unbounded(void) {
+    llt_model *m = load(8, 25, 16);
+    if (!m) return;
+    static int32_t ids[8][64];
+    int32_t n[8];
+    const int32_t *ptrs[8];
+    encode_prompts(m, ids, n);
+    for (int i = 0; i < 8; i++) ptrs[i] = ids[i];
+    llt_sched_opts o = {1, -1, 0, {0.0f, 1.0f, 0, 7}, true};
+    static sched_out alone, batch;
+    llt_error e;
+    memset(&alone, 0, sizeof alone);
+    for (int i = 0; i < 3; i++) {
+        static sched_out one;
+        memset(&one, 0, sizeof one);
+        CHECK_OK(llt_sched_run(m, ptrs + i, n + i, 1, &o, on_tok, &one, NULL, &e), &e);
+        alone.t[i] = one.t[0];
+        CHECK_MSG(alone.t[i].n == 400 + 1 - n[i], "prompt %d: %d tokens", i, alone.t[i].n);
+    }
+    o.parallel = 3;
+    memset(&batch, 0, sizeof batch);
+    llt_sched_stats st;
+    CHECK_OK(llt_sched_run(m, ptrs, n, 3, &o, on_tok, &batch, &st, &e), &e);
+    for (int i = 0; i < 3; i++) CHECK_MSG(same(&batch.t[i], &alone.t[i]), "prompt %d", i);
+    llt_model_free(m);
+}
+
 static void test_args(void) {
     llt_model *m = load(2, 0, 0);
     if (!m) return;
@@ -430,6 +499,8 @@ int main(void) {
     RUN(test_pool_taken);
     RUN(test_hf_oracles);
     RUN(test_cli);
+    RUN(test_callback_stop);
+    RUN(test_unbounded);
     RUN(test_args);
     return tl_done("test_batch");
 }
