@@ -61,14 +61,27 @@ static llt_status convert_native(const char *src, const char *dst, llt_dtype dty
     return s;
 }
 
+/* SentencePiece vocabularies become tokenizer.model, byte-level BPE ones tokenizer.json. */
+static llt_status write_gguf_tokenizer(const llt_gguf *g, const char *dst, llt_error *err) {
+    llt_gguf_str model = {"", 0};
+    llt_gguf_get_str(g, "tokenizer.ggml.model", &model, NULL);
+    if (llt_gguf_str_eq(model, "gpt2")) return llt_tokjson_write_from_gguf(g, dst, err);
+    if (!llt_gguf_str_eq(model, "llama")) {
+        LLT_WARN("%s: tokenizer.ggml.model '%.*s' cannot be written: %s will have no tokenizer", g->map.path,
+                 (int)(model.len > 40 ? 40 : model.len), model.s, dst);
+        return LLT_OK;
+    }
+    char path[4096];
+    if (!llt_path_join(path, sizeof path, dst, "tokenizer.model"))
+        return llt_err_set(err, LLT_ERR_INVALID_ARG, "%s: path too long", dst);
+    return llt_spm_write_from_gguf(g, path, err);
+}
+
 /* GGUF: config and tokenizer from the metadata; Q/K are already in the adjacent-pair layout. */
 static llt_status gguf_to_native(llt_gguf *g, const char *dst, llt_dtype dtype, llt_error *err) {
     llt_config cfg;
     LLT_TRY(llt_config_from_gguf(g, &cfg, err));
-    char path[4096];
-    if (!llt_path_join(path, sizeof path, dst, "tokenizer.model"))
-        return llt_err_set(err, LLT_ERR_INVALID_ARG, "%s: path too long", dst);
-    LLT_TRY(llt_spm_write_from_gguf(g, path, err));
+    LLT_TRY(write_gguf_tokenizer(g, dst, err));
     llt_tensor_table raw, tt;
     llt_tensors_init(&raw);
     llt_tensors_init(&tt);

@@ -7,6 +7,7 @@
  * values within the format's rounding. The CLI (convert, logits) is run end to end. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "base/dtype.h"
@@ -103,6 +104,22 @@ static void test_spm_writer_suite(void) {
     /* a GGUF without a SentencePiece vocabulary is refused by name */
     CHECK_OK(llt_gguf_open(tl_fixture("tokenizers/llamacpp/ggml-vocab-gpt-2.gguf"), &g, &e), &e);
     CHECK_ERR(llt_spm_write_from_gguf(&g, tmp_path("gpt2.model"), &e), LLT_ERR_UNSUPPORTED, &e, "tokenizer.ggml.model");
+    llt_gguf_close(&g);
+}
+
+/* Byte-level BPE: tokenizer.json written from llama.cpp's gpt-2 GGUF vocabulary tokenizes
+ * their gpt-2 suite. */
+static void test_tokjson_writer_suite(void) {
+    llt_gguf g;
+    llt_error e;
+    CHECK_OK(llt_gguf_open(tl_fixture("tokenizers/llamacpp/ggml-vocab-gpt-2.gguf"), &g, &e), &e);
+    mkdir(tmp_path("gpt2"), 0755);
+    CHECK_OK(llt_tokjson_write_from_gguf(&g, tmp_path("gpt2"), &e), &e);
+    llt_gguf_close(&g);
+    CHECK(run_suite("gpt-2", tmp_path("gpt2/tokenizer.json")) == 46);
+    CHECK(run_suite("gpt-2", tmp_path("gpt2")) == 46); /* as a folder */
+    CHECK_OK(llt_gguf_open(tl_fixture("tokenizers/llamacpp/ggml-vocab-llama-spm.gguf"), &g, &e), &e);
+    CHECK_ERR(llt_tokjson_write_from_gguf(&g, tmp_path("gpt2"), &e), LLT_ERR_UNSUPPORTED, &e, "'gpt2'");
     llt_gguf_close(&g);
 }
 
@@ -236,6 +253,7 @@ static void test_cli_logits(void) {
 int main(void) {
     RUN(test_gguf_to_native);
     RUN(test_spm_writer_suite);
+    RUN(test_tokjson_writer_suite);
     RUN(test_native_roundtrip);
     RUN(test_cli);
     RUN(test_cli_logits);
