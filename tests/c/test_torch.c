@@ -133,6 +133,12 @@ static const char *make_zip(const char *file, const rec *r, size_t n) {
     return p;
 }
 
+static const char *tmp_zip_path(bool zip64) {
+    static char p[2][512];
+    snprintf(p[zip64], 512, "%s/good%d.zip", tl_tmpdir(), (int)zip64);
+    return p[zip64];
+}
+
 static void expect_load_fail(const char *path, llt_status want, const char *needle) {
     llt_tensor_table tt;
     llt_tensors_init(&tt);
@@ -294,6 +300,240 @@ static void test_truncated_pickles(void) {
     free(whole);
 }
 
+
+/* ---- the unpickler's opcodes, one at a time ----------------------------------------------- */
+
+typedef struct pbuf {
+    uint8_t b[2048];
+    size_t n;
+} pbuf;
+
+static void raw(pbuf *p, const void *s, size_t n) {
+    memcpy(p->b + p->n, s, n);
+    p->n += n;
+}
+static void ops(pbuf *p, const char *s) { raw(p, s, strlen(s)); }
+static void op1(pbuf *p, uint8_t c) { raw(p, &c, 1); }
+static void pstr(pbuf *p, const char *s) {
+    uint32_t n = (uint32_t)strlen(s);
+    op1(p, 'X');
+    raw(p, &n, 4);
+    raw(p, s, n);
+}
+static void pint(pbuf *p, int32_t v) {
+    if (v >= 0 && v < 256) {
+        op1(p, 'K');
+        op1(p, (uint8_t)v);
+    } else {
+        op1(p, 'J');
+        raw(p, &v, 4);
+    }
+}
+static void pglobal(pbuf *p, const char *mod, const char *name) {
+    op1(p, 'c');
+    ops(p, mod);
+    op1(p, '\n');
+    ops(p, name);
+    op1(p, '\n');
+}
+static void ptuple(pbuf *p, const int32_t *v, int n) {
+    op1(p, '(');
+    for (int i = 0; i < n; i++) pint(p, v[i]);
+    op1(p, 't');
+}
+static void ppid(pbuf *p, const char *tag, const char *cls_mod, const char *cls, const char *key, int32_t numel) {
+    op1(p, '(');
+    pstr(p, tag);
+    pglobal(p, cls_mod, cls);
+    if (key) pstr(p, key);
+    else pint(p, 0);
+    pstr(p, "cpu");
+    pint(p, numel);
+    ops(p, "tQ");
+}
+/* A _rebuild_tensor_v2 call with the given size/stride (n dims) on FloatStorage '0' of 6. */
+static void ptensor(pbuf *p, const int32_t *size, const int32_t *stride, int n) {
+    pglobal(p, "torch._utils", "_rebuild_tensor_v2");
+    op1(p, '(');
+    ppid(p, "storage", "torch", "FloatStorage", "0", 6);
+    pint(p, 0);
+    ptuple(p, size, n);
+    ptuple(p, stride, n);
+    op1(p, 0x89);
+    ops(p, "Nt" "R");
+}
+
+static llt_status unpickle(const pbuf *p, llt_pk_state_dict *sd, llt_error *e) {
+    return llt_pickle_read_state_dict(p->b, p->n, "t.pkl", sd, e);
+}
+
+/* Opcodes a state dict may use, all accepted; junk is built and popped on the way. */
+static void test_pickle_opcodes(void) {
+    pbuf p = {.n = 0};
+    ops(&p, "\x80\x02]");
+    pint(&p, 1);
+    op1(&p, 'a');
+    op1(&p, '(');
+    pint(&p, -5);                                /* BININT */
+    raw(&p, "G\x3f\xf0\0\0\0\0\0\0", 9);         /* BINFLOAT 1.0 */
+    raw(&p, "T\x01\0\0\0x", 6);                  /* BINSTRING */
+    raw(&p, "C\x01y", 3);                        /* SHORT_BINBYTES */
+    raw(&p, "\x8d\x01\0\0\0\0\0\0\0z", 10);      /* BINUNICODE8 */
+    raw(&p, "\x8a\0", 2);                        /* LONG1 0 */
+    raw(&p, "\x8a\x01\xff", 3);                  /* LONG1 -1 */
+    raw(&p, "\x94", 1);                          /* MEMOIZE */
+    ops(&p, "e200");                             /* APPENDS, DUP, POP x2 */
+    op1(&p, '(');
+    pint(&p, 1);
+    ops(&p, "1(l0(0");                           /* POP_MARK; LIST from mark; POP; MARK then POP of it */
+    op1(&p, '(');
+    pstr(&p, "t");
+    pglobal(&p, "torch._utils", "_rebuild_tensor");
+    op1(&p, '(');
+    ppid(&p, "storage", "torch", "FloatStorage", "0", 6);
+    pint(&p, 1);
+    int32_t sz[2] = {2, 2}, st[2] = {3, 1};
+    ptuple(&p, sz, 2);
+    ptuple(&p, st, 2);
+    ops(&p, "tRd.");                             /* _rebuild_tensor(...), DICT from mark, STOP */
+    llt_pk_state_dict sd;
+    llt_error e;
+    CHECK_OK(unpickle(&p, &sd, &e), &e);
+    CHECK(sd.n == 1 && sd.t[0].offset == 1 && sd.t[0].n_dims == 2 && sd.t[0].stride[0] == 3 &&
+          strcmp(sd.t[0].storage_key, "0") == 0 && sd.t[0].dtype == LLT_DTYPE_F32);
+    llt_pk_state_dict_free(&sd);
+}
+
+static void expect_pickle(const pbuf *p, llt_status st, const char *needle) {
+    llt_pk_state_dict sd;
+    llt_error e;
+    CHECK_ERR(unpickle(p, &sd, &e), st, &e, needle);
+    CHECK(sd.n == 0 && sd.t == NULL);
+}
+
+static void test_pickle_errors(void) {
+    pbuf p;
+#define CASE(build, st, needle) do { p.n = 0; ops(&p, "\x80\x02"); build; expect_pickle(&p, st, needle); } while (0)
+    CASE(ops(&p, "K\x01K\x02\x93."), LLT_ERR_FORMAT, "STACK_GLOBAL needs two strings");
+    CASE(ops(&p, "(K\x01" "d."), LLT_ERR_FORMAT, "DICT with an odd number of items");
+    CASE(ops(&p, "0."), LLT_ERR_FORMAT, "stack underflow");
+    CASE(ops(&p, "1."), LLT_ERR_FORMAT, "no MARK");
+    CASE(ops(&p, "2."), LLT_ERR_FORMAT, "stack underflow");
+    CASE(ops(&p, "K\x01q"), LLT_ERR_FORMAT, "runs past the end");
+    CASE(ops(&p, "q\x01."), LLT_ERR_FORMAT, "memo put on an empty stack");
+    CASE(ops(&p, "K\x01K\x02R."), LLT_ERR_FORMAT, "REDUCE calls a int");
+    CASE((pglobal(&p, "collections", "OrderedDict"), ops(&p, "K\x01R.")), LLT_ERR_FORMAT, "REDUCE arguments are a int");
+    CASE(ops(&p, "K\x01(K\x01u."), LLT_ERR_FORMAT, "cannot add items to a int");
+    CASE(ops(&p, "(K\x01u."), LLT_ERR_FORMAT, "no container below the items");
+    CASE(ops(&p, "]a."), LLT_ERR_FORMAT, "stack underflow");
+    CASE((ops(&p, "}"), pstr(&p, "x"), ptensor(&p, (int32_t[]){1, 1, 1, 1, 1}, (int32_t[]){1, 1, 1, 1, 1}, 5), ops(&p, "s.")),
+         LLT_ERR_UNSUPPORTED, "tensor size has 5 dimensions");
+    CASE((ops(&p, "}"), pstr(&p, "x"), ptensor(&p, (int32_t[]){-2}, (int32_t[]){1}, 1), ops(&p, "s.")),
+         LLT_ERR_FORMAT, "tensor size[0] is not a non-negative int");
+    CASE((pglobal(&p, "torch._utils", "_rebuild_tensor"), op1(&p, '('), ppid(&p, "storage", "torch", "FloatStorage", "0", 6),
+          pint(&p, 0), ptuple(&p, (int32_t[]){2}, 1), ops(&p, "K\x01tR.")),
+         LLT_ERR_FORMAT, "tensor stride is a int, not a tuple");
+    CASE((pglobal(&p, "torch._utils", "_rebuild_tensor"), op1(&p, '('), ppid(&p, "storage", "torch", "FloatStorage", "0", 6),
+          pint(&p, 0), ptuple(&p, (int32_t[]){2, 3}, 2), ptuple(&p, (int32_t[]){1}, 1), ops(&p, "tR.")),
+         LLT_ERR_FORMAT, "tensor size has 2 dimensions, stride 1");
+    /* a view whose extent overflows 64 bits is out of its storage */
+    CASE((ops(&p, "}"), pstr(&p, "x"), ptensor(&p, (int32_t[]){3, 2}, (int32_t[]){2147483647, 1}, 2), ops(&p, "s.")),
+         LLT_ERR_FORMAT, "tensor 'x' reaches element");
+    CASE((pglobal(&p, "torch._utils", "_rebuild_tensor"), pint(&p, 1), ops(&p, "\x85R.")), LLT_ERR_FORMAT,
+         "_rebuild_tensor with 1 arguments");
+    CASE((pglobal(&p, "torch._utils", "_rebuild_tensor"), ops(&p, "(K\x01K\x01K\x01K\x01tR.")), LLT_ERR_FORMAT,
+         "tensor storage is a int");
+    CASE((pglobal(&p, "torch._utils", "_rebuild_parameter"), pint(&p, 1), ops(&p, "\x85R.")), LLT_ERR_FORMAT,
+         "_rebuild_parameter without a tensor");
+    CASE((ppid(&p, "other", "torch", "FloatStorage", "0", 1), op1(&p, '.')), LLT_ERR_UNSUPPORTED,
+         "not a 'storage' reference");
+    CASE((ppid(&p, "storage", "collections", "OrderedDict", "0", 1), op1(&p, '.')), LLT_ERR_FORMAT,
+         "storage type is not a torch storage class");
+    CASE((ppid(&p, "storage", "torch", "HalfStorage", NULL, 1), op1(&p, '.')), LLT_ERR_FORMAT,
+         "storage key or element count malformed");
+    CASE((pglobal(&p, "torch._utils", "_rebuild_tensor_v2"), op1(&p, '('),
+          ppid(&p, "storage", "torch", "BFloat16Storage", "0", 4), pint(&p, -1), ops(&p, "))\x89NtR.")),
+         LLT_ERR_FORMAT, "storage offset is not a non-negative int");
+#undef CASE
+}
+
+/* ---- damaged ZIP containers (patched copies of a good archive) -------------------------- */
+
+static uint8_t *good_zip(bool zip64, size_t *n) {
+    rec r[2] = {{"a/data.pkl", "\x80\x02}.", 4}, {"a/data/0", "01234567", 8}};
+    llt_zip_writer w;
+    llt_error e;
+    const char *path = tmp_zip_path(zip64);
+    CHECK_OK(llt_zip_writer_open(&w, path, &e), &e);
+    w.force_zip64 = zip64;
+    for (int i = 0; i < 2; i++) CHECK_OK(llt_zip_writer_add(&w, r[i].name, r[i].data, r[i].size, 64, &e), &e);
+    CHECK_OK(llt_zip_writer_finish(&w, &e), &e);
+    return (uint8_t *)tl_read(path, n);
+}
+
+static size_t find_sig(const uint8_t *b, size_t n, uint32_t sig, bool last) {
+    size_t at = (size_t)-1;
+    for (size_t i = 0; i + 4 <= n; i++) {
+        uint32_t v;
+        memcpy(&v, b + i, 4);
+        if (v == sig) {
+            at = i;
+            if (!last) break;
+        }
+    }
+    return at;
+}
+
+static void patch(uint8_t *b, size_t at, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; i++) b[at + (size_t)i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Patches `bytes` bytes at offset `off` of the record with signature sig, expects an error. */
+static void zip_case(bool zip64, uint32_t sig, bool last, size_t off, uint64_t v, int bytes, llt_status st,
+                     const char *needle) {
+    size_t n;
+    uint8_t *b = good_zip(zip64, &n);
+    if (!b) return;
+    size_t at = find_sig(b, n, sig, last);
+    CHECK(at != (size_t)-1);
+    if (at != (size_t)-1) {
+        patch(b, at + off, v, bytes);
+        llt_zip z;
+        llt_error e;
+        CHECK_ERR(llt_zip_open(b, n, "z.zip", &z, &e), st, &e, needle);
+    }
+    free(b);
+}
+
+static void test_zip_damaged(void) {
+    const uint32_t eocd = 0x06054b50, cdh = 0x02014b50, lfh = 0x04034b50, eocd64 = 0x06064b50, loc64 = 0x07064b50;
+    size_t n;
+    uint8_t *b = good_zip(true, &n);
+    llt_zip z;
+    llt_error e;
+    if (b) {
+        CHECK_OK(llt_zip_open(b, n, "z64.zip", &z, &e), &e);
+        CHECK(z.n == 2 && llt_zip_find(&z, "a/data/0") && llt_zip_find(&z, "a/data/0")->size == 8 &&
+              memcmp(llt_zip_find(&z, "a/data/0")->data, "01234567", 8) == 0);
+        llt_zip_close(&z);
+        free(b);
+    }
+    zip_case(false, eocd, true, 4, 1, 2, LLT_ERR_UNSUPPORTED, "multi-disk");
+    zip_case(false, eocd, true, 12, 0x7fffffff, 4, LLT_ERR_FORMAT, "runs past its end record");
+    zip_case(false, eocd, true, 10, 1000, 2, LLT_ERR_FORMAT, "1000 entries cannot fit");
+    zip_case(false, cdh, false, 0, 0x12345678, 4, LLT_ERR_FORMAT, "bad central directory signature");
+    zip_case(false, cdh, false, 8, 1, 2, LLT_ERR_UNSUPPORTED, "entry 'a/data.pkl' is encrypted");
+    zip_case(false, cdh, false, 10, 12, 2, LLT_ERR_UNSUPPORTED, "compressed (method 12)");
+    zip_case(false, cdh, false, 20, 3, 4, LLT_ERR_FORMAT, "sizes differ");
+    zip_case(false, cdh, false, 42, 7, 4, LLT_ERR_FORMAT, "no local header at offset 7");
+    zip_case(false, lfh, false, 30, 'b', 1, LLT_ERR_FORMAT, "local header names another entry");
+    zip_case(true, loc64, true, 8, 1u << 30, 8, LLT_ERR_FORMAT, "ZIP64 end record offset");
+    zip_case(true, eocd64, true, 16, 1, 4, LLT_ERR_UNSUPPORTED, "multi-disk");
+    zip_case(false, cdh, true, 20, 0x7ffffff07ffffff0ull, 8, LLT_ERR_FORMAT, "run past the data area");
+    /* an extra field that claims more bytes than the entry has */
+    zip_case(false, cdh, false, 30, 200, 2, LLT_ERR_FORMAT, "entry extra field");
+}
+
 /* CRC-32 known answers computed with Python's zlib.crc32 (the ZIP checksum). */
 static void test_crc32(void) {
     llt_crc32_tables t;
@@ -315,5 +555,8 @@ int main(void) {
     RUN(test_accepted_pickle);
     RUN(test_damaged_archives);
     RUN(test_truncated_pickles);
+    RUN(test_pickle_opcodes);
+    RUN(test_pickle_errors);
+    RUN(test_zip_damaged);
     return tl_done("test_torch");
 }
