@@ -108,17 +108,50 @@ static bool nbuf_put(nbuf *b, const char *s, size_t n) {
 }
 
 static bool put_escaped(const llt_tokenizer *t, nbuf *b, const char *s, size_t n) {
+    if (!t->escape_ws || !memchr(s, ' ', n)) return nbuf_put(b, s, n);
     for (size_t i = 0; i < n; i++) {
-        bool ok = (s[i] == ' ' && t->escape_ws) ? nbuf_put(b, SPACE_SYM, 3) : nbuf_put(b, s + i, 1);
+        bool ok = s[i] == ' ' ? nbuf_put(b, SPACE_SYM, 3) : nbuf_put(b, s + i, 1);
         if (!ok) return false;
     }
+    return true;
+}
+
+/* The common case (no charsmap, whitespace kept: Llama 2, Mistral) in one pass. */
+static bool normalize_identity(const llt_tokenizer *t, const uint8_t *s, size_t len, bool at_start, nbuf *b) {
+    size_t need = len * 3 + 3; /* worst case: every byte becomes U+FFFD or '▁' */
+    char *p = malloc(need);
+    if (!p) return false;
+    size_t k = 0;
+    if (len && at_start && t->add_dummy_prefix) {
+        memcpy(p, t->escape_ws ? SPACE_SYM : " ", t->escape_ws ? 3 : 1);
+        k = t->escape_ws ? 3 : 1;
+    }
+    for (size_t i = 0; i < len;) {
+        if (s[i] == ' ' && t->escape_ws) {
+            memcpy(p + k, SPACE_SYM, 3), k += 3, i++;
+        } else if (s[i] < 0x80) {
+            p[k++] = (char)s[i++];
+        } else {
+            size_t c = llt_utf8_valid_len(s + i, len - i);
+            if (c == 0) memcpy(p + k, "\xEF\xBF\xBD", 3), k += 3, i++;
+            else memcpy(p + k, s + i, c), k += c, i += c;
+        }
+    }
+    b->p = p, b->n = k, b->cap = need;
     return true;
 }
 
 llt_status llt_spm_normalize(const llt_tokenizer *t, const char *text, size_t len, bool at_start,
                              char **out, size_t *out_len, llt_error *err) {
     charsmap m;
-    charsmap_view(t, &m);
+    if (!charsmap_view(t, &m) && !t->remove_extra_ws) {
+        nbuf b = {0};
+        LLT_CHECK(normalize_identity(t, (const uint8_t *)text, len, at_start, &b), err, LLT_ERR_NOMEM,
+                  "tokenizer: out of memory normalising %zu bytes", len);
+        *out = b.p;
+        *out_len = b.n;
+        return LLT_OK;
+    }
     const uint8_t *s = (const uint8_t *)text;
     const char *rep;
     size_t rl, i = 0;

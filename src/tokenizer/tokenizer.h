@@ -41,6 +41,7 @@ typedef struct llt_vocab {
     char *blob;         /* every token's bytes, each followed by a NUL */
     size_t blob_len, blob_cap;
     int32_t *table;     /* open-addressing hash: bytes -> id, -1 = empty */
+    uint32_t *tags;     /* beside table: high hash bits, so most misses skip the compare */
     uint32_t mask;      /* table size - 1 */
     uint32_t max_len;   /* longest token in bytes */
 } llt_vocab;

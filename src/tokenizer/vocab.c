@@ -76,18 +76,22 @@ llt_status llt_vocab_index(llt_vocab *v, const char *what, llt_error *err) {
     uint32_t size = 16;
     while (size < (uint32_t)v->n * 2u) size *= 2;
     free(v->table);
+    free(v->tags);
     v->table = malloc((size_t)size * sizeof *v->table);
-    LLT_CHECK(v->table, err, LLT_ERR_NOMEM, "%s: out of memory for the vocabulary index", what);
+    v->tags = malloc((size_t)size * sizeof *v->tags);
+    LLT_CHECK(v->table && v->tags, err, LLT_ERR_NOMEM, "%s: out of memory for the vocabulary index", what);
     memset(v->table, 0xff, (size_t)size * sizeof *v->table);
     v->mask = size - 1;
     for (int32_t id = 0; id < v->n; id++) {
         if (v->type[id] == LLT_TT_NONE) continue;
         const char *s = v->blob + v->off[id];
-        uint32_t h = (uint32_t)llt_hash_bytes(s, v->len[id]) & v->mask;
+        uint64_t hash = llt_hash_bytes(s, v->len[id]);
+        uint32_t h = (uint32_t)hash & v->mask;
         for (;; h = (h + 1) & v->mask) {
             int32_t o = v->table[h];
             if (o < 0) {
                 v->table[h] = id;
+                v->tags[h] = (uint32_t)(hash >> 32);
                 break;
             }
             if (v->len[o] == v->len[id] && memcmp(v->blob + v->off[o], s, v->len[id]) == 0) break;
@@ -98,11 +102,12 @@ llt_status llt_vocab_index(llt_vocab *v, const char *what, llt_error *err) {
 
 int32_t llt_vocab_find(const llt_vocab *v, const char *s, size_t len) {
     if (!v->table || len > v->max_len) return -1;
-    uint32_t h = (uint32_t)llt_hash_bytes(s, len) & v->mask;
-    for (;; h = (h + 1) & v->mask) {
+    uint64_t hash = llt_hash_bytes(s, len);
+    uint32_t tag = (uint32_t)(hash >> 32);
+    for (uint32_t h = (uint32_t)hash & v->mask;; h = (h + 1) & v->mask) {
         int32_t id = v->table[h];
         if (id < 0) return -1;
-        if (v->len[id] == len && memcmp(v->blob + v->off[id], s, len) == 0) return id;
+        if (v->tags[h] == tag && v->len[id] == len && memcmp(v->blob + v->off[id], s, len) == 0) return id;
     }
 }
 
@@ -113,6 +118,7 @@ void llt_vocab_free(llt_vocab *v) {
     free(v->type);
     free(v->blob);
     free(v->table);
+    free(v->tags);
     memset(v, 0, sizeof *v);
 }
 
