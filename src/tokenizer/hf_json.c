@@ -19,6 +19,7 @@ typedef struct hf_ctx {
     const char *what;
     const llt_json *model, *vocab, *merges, *added;
     bool spm;  /* SentencePiece-style model */
+    bool dummy_prefix; /* SentencePiece-style: a Prepend normaliser or Metaspace asks for one */
 } hf_ctx;
 
 static llt_status shape_err(const hf_ctx *c, const char *field, const char *expected, llt_error *err) {
@@ -195,7 +196,13 @@ static llt_status add_pretok(hf_ctx *c, const llt_json *p, int depth, llt_error 
                   "%s: Split pre-tokenizer: only a Regex pattern with behavior Isolated is supported", c->what);
         return llt_pretok_add(&c->t->pre, re->string, re->len, err);
     }
-    if (strcmp(type, "Metaspace") == 0 && c->spm) return LLT_OK; /* SentencePiece's own whitespace rule */
+    if (strcmp(type, "Metaspace") == 0 && c->spm) { /* SentencePiece's own whitespace rule */
+        const char *scheme = llt_json_get_string(p, "prepend_scheme");
+        bool prefix = true;
+        llt_json_get_bool(p, "add_prefix_space", &prefix);
+        c->dummy_prefix = prefix && !(scheme && strcmp(scheme, "never") == 0);
+        return LLT_OK;
+    }
     return llt_err_set(err, LLT_ERR_UNSUPPORTED, "%s: pre_tokenizer type '%.40s' is not supported", c->what, type);
 }
 
@@ -210,7 +217,11 @@ static llt_status check_normalizer(hf_ctx *c, const llt_json *n, int depth, llt_
         for (size_t i = 0; i < seq->len; i++) LLT_TRY(check_normalizer(c, &seq->items[i], depth + 1, err));
         return LLT_OK;
     }
-    if (c->spm && (strcmp(type, "Prepend") == 0 || strcmp(type, "Replace") == 0)) return LLT_OK;
+    if (c->spm && strcmp(type, "Prepend") == 0) {
+        c->dummy_prefix = true; /* Prepend("▁") is the dummy prefix */
+        return LLT_OK;
+    }
+    if (c->spm && strcmp(type, "Replace") == 0) return LLT_OK; /* ' ' -> '▁' */
     return llt_err_set(err, LLT_ERR_UNSUPPORTED, "%s: normalizer type '%.40s' is not supported", c->what, type);
 }
 
@@ -280,6 +291,7 @@ static llt_status hf_setup(hf_ctx *c, const llt_json *root, llt_error *err) {
     LLT_TRY(check_normalizer(c, llt_json_get(root, "normalizer"), 0, err));
     LLT_TRY(add_pretok(c, llt_json_get(root, "pre_tokenizer"), 0, err));
     special_ids(c, root);
+    t->add_dummy_prefix = c->spm && c->dummy_prefix;
     if (c->spm) llt_merges_free(&t->merges); /* scores carry the merge order */
     return llt_tok_finish(t, c->what, err);
 }
@@ -289,7 +301,7 @@ llt_status llt_hf_json_load(const char *data, size_t size, const char *what, llt
     LLT_TRY(llt_json_parse(data, size, what, &root, err));
     llt_tokenizer *t = NULL;
     llt_status st = llt_tok_alloc(&t, err);
-    hf_ctx c = {t, what, NULL, NULL, NULL, NULL, false};
+    hf_ctx c = {t, what, NULL, NULL, NULL, NULL, false, false};
     if (st == LLT_OK) st = root->type == LLT_JSON_OBJECT ? hf_setup(&c, root, err) : shape_err(&c, "top level", "an object", err);
     llt_json_free(root);
     if (st != LLT_OK) {

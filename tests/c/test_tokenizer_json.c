@@ -165,15 +165,24 @@ static int cmp_score(const void *a, const void *b) {
 
 /* Llama 2 exported the way HF's LlamaConverter does: merges of every split of every piece into
  * two pieces, ordered by the merged piece's score. */
-static void test_llama2_json(void) {
+/* The two ways HF exports write SentencePiece's whitespace rule. */
+static const char *const k_prepend_replace =
+    "\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":\"\xE2\x96\x81\"},"
+    "{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\xE2\x96\x81\"}]},\"pre_tokenizer\":null,";
+static const char *const k_metaspace =
+    "\"normalizer\":null,\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":\"\xE2\x96\x81\","
+    "\"prepend_scheme\":\"first\",\"split\":false},";
+static const char *const k_metaspace_never =
+    "\"normalizer\":null,\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":\"\xE2\x96\x81\","
+    "\"prepend_scheme\":\"never\",\"split\":false},";
+
+static const char *llama2_json(const char *name, const char *whitespace) {
     llt_tokenizer *t = NULL;
     llt_error err = {0};
     CHECK_OK(llt_tokenizer_open(tl_fixture("tokenizers/llama2/tokenizer.model"), &t, &err), &err);
-    if (!t) return;
+    if (!t) return "";
     llt_sbuf b = {0};
-    llt_sbuf_printf(&b, "{\"version\":\"1.0\",\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":["
-                        "{\"type\":\"Prepend\",\"prepend\":\"\xE2\x96\x81\"},{\"type\":\"Replace\",\"pattern\":"
-                        "{\"String\":\" \"},\"content\":\"\xE2\x96\x81\"}]},\"pre_tokenizer\":null,");
+    llt_sbuf_printf(&b, "{\"version\":\"1.0\",%s", whitespace);
     put_added(&b, t);
     llt_sbuf_printf(&b, ",\"model\":{\"type\":\"BPE\",\"unk_token\":\"<unk>\",\"byte_fallback\":true,\"vocab\":{");
     for (int32_t id = 0; id < t->vocab.n; id++) {
@@ -207,7 +216,21 @@ static void test_llama2_json(void) {
     free(order);
     llt_sbuf_printf(&b, "]}}");
     llt_tokenizer_free(t);
-    CHECK(run_suite("llama-spm", write_json("llama2-tokenizer.json", &b)) == 46);
+    return write_json(name, &b);
+}
+
+static void test_llama2_json(void) {
+    CHECK(run_suite("llama-spm", llama2_json("llama2-tokenizer.json", k_prepend_replace)) == 46);
+    CHECK(run_suite("llama-spm", llama2_json("llama2-metaspace.json", k_metaspace)) == 46);
+    /* prepend_scheme never: no dummy prefix, so "Hello" is "Hello", not "▁Hello" */
+    llt_tokenizer *t = NULL;
+    llt_error err = {0};
+    CHECK_OK(llt_tokenizer_open(llama2_json("llama2-never.json", k_metaspace_never), &t, &err), &err);
+    int32_t ids[8];
+    size_t n = 0;
+    CHECK_OK(llt_tokenizer_encode(t, "Hello", 5, 0, ids, 8, &n, &err), &err);
+    CHECK(t && n >= 1 && ids[0] != 15043 && ids[0] == llt_vocab_find(&t->vocab, "Hello", 5));
+    llt_tokenizer_free(t);
 }
 
 static void bad_json(const char *text, llt_status want, const char *needle) {
