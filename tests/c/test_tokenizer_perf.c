@@ -9,6 +9,14 @@
 #include "base/log.h"
 #include "testlib.h"
 
+/* The one-second bound is for optimised builds; ASan and coverage (-O0) builds run the same
+ * code 3-10x slower, so there only the scaling check is meaningful. */
+#if defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__)
+#define MAX_SECONDS_PER_MB 1.0
+#else
+#define MAX_SECONDS_PER_MB 10.0
+#endif
+
 static char *mixed_text(size_t target, size_t *len) {
     size_t n1, n2;
     char *story = tl_read(tl_fixture("models/stories260K/expected_greedy_200.txt"), &n1);
@@ -50,7 +58,7 @@ static void bench(const char *name, const char *path) {
     double s = encode_seconds(t, text, len, &n), s4 = encode_seconds(t, text4, len4, &n4);
     fprintf(stderr, "  %-8s %.2f MB -> %zu ids in %.3f s: %.1f MB/s (4x text: %.3f s, ratio %.1f)\n", name,
             len / 1e6, n, s, len / 1e6 / s, s4, s4 / s);
-    CHECK_MSG(s < 1.0, "%s: 1 MB took %.2f s", name, s);
+    CHECK_MSG(s < MAX_SECONDS_PER_MB, "%s: 1 MB took %.2f s (limit %.0f s)", name, s, MAX_SECONDS_PER_MB);
     CHECK_MSG(s4 < 8.0 * s + 0.05, "%s: 4x the text took %.1fx the time", name, s4 / s);
 done:
     free(text);
