@@ -115,12 +115,11 @@ llt_status llt_tok_finish(llt_tokenizer *t, const char *what, llt_error *err) {
     } else {
         find_spm_bytes(t);
         t->split_words = !space_inside_pieces(&t->vocab);
-        t->min_score = 0.0f;
-        t->max_score = 0.0f;
+        bool any = false; /* the lowest score of a normal piece (sentencepiece's min_score) */
         for (int32_t id = 0; id < t->vocab.n; id++) {
             if (t->vocab.type[id] != LLT_TT_NORMAL) continue;
-            if (t->vocab.score[id] < t->min_score) t->min_score = t->vocab.score[id];
-            if (t->vocab.score[id] > t->max_score) t->max_score = t->vocab.score[id];
+            if (!any || t->vocab.score[id] < t->min_score) t->min_score = t->vocab.score[id];
+            any = true;
         }
     }
     add_known_eog(t);

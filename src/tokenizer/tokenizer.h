@@ -182,7 +182,7 @@ struct llt_tokenizer {
     int32_t byte_id[256];            /* SPM: <0xXX> piece ids; byte BPE: token of each byte */
     uint8_t *charsmap;               /* normalizer's precompiled_charsmap (owned), or NULL */
     size_t charsmap_len;
-    float min_score, max_score;      /* unigram: unknown and user-defined scores */
+    float min_score;                 /* unigram: <unk> scores min_score - 10 */
     /* byte-level BPE */
     llt_merges merges;               /* pair ranks; empty: rank = id of the joined bytes (tiktoken) */
     bool ignore_merges;              /* a chunk that is a token is taken whole (Llama 3) */
