@@ -157,18 +157,26 @@ static void lin_check(llt_dtype dt, const lin_case *lc, llt_cuda_lin_in in, llt_
     free(w), free(x), free(nw), free(xin), free(ref), free(y0);
 }
 
+static void lin_modes(llt_dtype dt, const lin_case *lc, llt_cuda_path path) {
+    lin_check(dt, lc, LLT_LIN_IN_ACT, LLT_LIN_OUT_STORE, path);
+    lin_check(dt, lc, LLT_LIN_IN_ACT, LLT_LIN_OUT_ADD, path);
+    lin_check(dt, lc, LLT_LIN_IN_NORM, LLT_LIN_OUT_STORE, path);
+    if (lc->n % 2 == 0) lin_check(dt, lc, LLT_LIN_IN_NORM, LLT_LIN_OUT_SWIGLU, path);
+}
+
 static void test_linear(void) {
-    const llt_cuda_path paths[3] = {LLT_CUDA_PATH_AUTO, LLT_CUDA_PATH_GEMV, LLT_CUDA_PATH_BLAS};
     for (int d = 0; d < 2; d++)
-        for (size_t i = 0; i < sizeof k_lin / sizeof k_lin[0]; i++)
-            for (int p = 0; p < 3; p++) {
-                const lin_case *lc = &k_lin[i];
-                if (paths[p] == LLT_CUDA_PATH_GEMV && !gemv_ok(lc->m, lc->k)) continue;
-                lin_check(k_dts[d], lc, LLT_LIN_IN_ACT, LLT_LIN_OUT_STORE, paths[p]);
-                lin_check(k_dts[d], lc, LLT_LIN_IN_ACT, LLT_LIN_OUT_ADD, paths[p]);
-                lin_check(k_dts[d], lc, LLT_LIN_IN_NORM, LLT_LIN_OUT_STORE, paths[p]);
-                if (lc->n % 2 == 0) lin_check(k_dts[d], lc, LLT_LIN_IN_NORM, LLT_LIN_OUT_SWIGLU, paths[p]);
+        for (size_t i = 0; i < sizeof k_lin / sizeof k_lin[0]; i++) {
+            const lin_case *lc = &k_lin[i];
+            lin_modes(k_dts[d], lc, LLT_CUDA_PATH_AUTO);
+            lin_modes(k_dts[d], lc, LLT_CUDA_PATH_BLAS);
+            if (!gemv_ok(lc->m, lc->k)) continue;
+            for (int cfg = 0; cfg < llt_cuda_gemv_configs(); cfg++) { /* every configuration */
+                llt_cuda_set_gemv_config(g_ctx, cfg);
+                lin_modes(k_dts[d], lc, LLT_CUDA_PATH_GEMV);
             }
+            llt_cuda_set_gemv_config(g_ctx, 0);
+        }
 }
 
 /* QKV with rotary and the KV write, against norm -> gemm -> llt_rotary_apply. */
@@ -241,7 +249,11 @@ static void test_qkv(void) {
             const int *s = shapes[i];
             qkv_check(k_dts[d], s[0], s[1], s[2], s[3], s[4], LLT_CUDA_PATH_AUTO);
             qkv_check(k_dts[d], s[0], s[1], s[2], s[3], s[4], LLT_CUDA_PATH_BLAS);
-            if (gemv_ok(s[0], s[1])) qkv_check(k_dts[d], s[0], s[1], s[2], s[3], s[4], LLT_CUDA_PATH_GEMV);
+            for (int cfg = 0; gemv_ok(s[0], s[1]) && cfg < llt_cuda_gemv_configs(); cfg++) {
+                llt_cuda_set_gemv_config(g_ctx, cfg);
+                qkv_check(k_dts[d], s[0], s[1], s[2], s[3], s[4], LLT_CUDA_PATH_GEMV);
+            }
+            llt_cuda_set_gemv_config(g_ctx, 0);
         }
 }
 

@@ -10,10 +10,12 @@
 #   full     everything above (default)
 #   tests    1-3 only
 #   bench    1 and 4 only
-#   explore  bench of llama2-7b / tinyllama with PDL and graphs switched off in turn, and an
-#            Nsight Compute summary of the decode kernels (what limits them)
+#   explore  bench, then llama2-7b / tinyllama with PDL, graphs, autotuning switched off in turn,
+#            and an Nsight Compute summary of the decode kernels (what limits them)
+#   all      tests, bench and explore
 # env: OUT (default ./gpu-out), LLT_GPU_PREBUILT (folder with llama-triton and test_* binaries),
-#      JOBS (build parallelism, default nproc), SHAPES (bench shapes), REPS (default 5)
+#      JOBS (build parallelism, default nproc), SHAPES (bench shapes), REPS (default 5),
+#      SAN_TOOLS (compute-sanitizer tools, default "memcheck racecheck synccheck"; "" skips)
 set -u
 MODE=${1:-full}
 OUT=${OUT:-$PWD/gpu-out}
@@ -64,7 +66,7 @@ run_tests() {
   done
   local slog=$OUT/sanitizer.log
   : >"$slog"
-  for tool in memcheck racecheck synccheck; do
+  for tool in ${SAN_TOOLS-memcheck racecheck synccheck}; do
     for t in test_cuda_ops test_cuda_model; do
       [ "$tool" != memcheck ] && [ "$t" = test_cuda_model ] && continue
       echo "---- compute-sanitizer --tool $tool $t" >>"$slog"
@@ -90,12 +92,21 @@ run_bench() {
 
 run_explore() {
   for s in tinyllama-1.1b llama2-7b; do
+    bench_one "$s" no-prefetch LLT_CUDA_PREFETCH=0
+    bench_one "$s" l2-prefetch LLT_CUDA_PREFETCH=1
+    bench_one "$s" late-trig LLT_CUDA_EARLY_TRIGGER=0
     bench_one "$s" no-pdl LLT_CUDA_PDL=0
     bench_one "$s" no-graphs LLT_CUDA_GRAPHS=0
-    bench_one "$s" no-autotune LLT_AUTOTUNE=0
   done
+  # autotune decisions with their timings (fresh cache)
+  XDG_CACHE_HOME=$(mktemp -d) LLT_AUTOTUNE_VERBOSE=1 timeout 200 "$BIN/llama-triton" bench --shape tinyllama-1.1b \
+      --device cuda --dtype f16 -p 512 -n 8 --reps 1 2>&1 | grep autotune >"$OUT/autotune.txt"
+  XDG_CACHE_HOME=$(mktemp -d) LLT_AUTOTUNE_VERBOSE=1 timeout 200 "$BIN/llama-triton" bench --shape llama2-7b \
+      --device cuda --dtype f16 -p 512 -n 8 --reps 1 2>&1 | grep autotune >>"$OUT/autotune.txt"
+  note "autotune decisions: $(grep -c . "$OUT/autotune.txt") in autotune.txt"
+  [ -n "${NCU:-}" ] || return
   command -v ncu >/dev/null || { note "ncu not found"; return; }
-  timeout 400 ncu --clock-control none --launch-skip 2000 --launch-count 60 \
+  timeout 300 ncu --clock-control none --launch-skip 2000 --launch-count 40 \
       --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed,launch__grid_size,launch__registers_per_thread \
       "$BIN/llama-triton" bench --shape tinyllama-1.1b --device cuda --dtype f16 -p 512 -n 32 --reps 1 \
       >"$OUT/ncu.txt" 2>&1
@@ -107,6 +118,7 @@ case "$MODE" in
   tests) run_tests ;;
   bench) run_bench ;;
   explore) : >"$OUT/bench.jsonl"; run_bench; run_explore ;;
+  all) run_tests; run_bench; run_explore ;;
   *) echo "unknown mode $MODE"; exit 2 ;;
 esac
 tail -5 "$OUT/bench.log" 2>/dev/null

@@ -79,9 +79,15 @@ struct llt_cuda_ctx {
     /* scratch for tuning runs: random input rows and an output nobody reads */
     void *tune_x;            /* LLT_TUNE_X_BYTES of random f16/bf16-safe values */
     void *tune_y;            /* LLT_TUNE_Y_BYTES */
+    void *tune_xf;           /* LLT_TUNE_XF_BYTES of random float32 */
+    int32_t *tune_i;         /* 64 zeros (positions / slots of tuning runs) */
+    int prefetch;            /* GEMV, before the PDL wait: 2 first loads to registers, 1 to L2, 0 none */
+    bool early_trigger;      /* GEMV: trigger dependents at the start (else after the main loop) */
+    int gemv_cfg;            /* configuration of the forced GEMV path (tests) */
+    bool tune_verbose;       /* LLT_AUTOTUNE_VERBOSE=1: log each decision with its timings */
 };
 
-enum { LLT_TUNE_X_BYTES = 8 << 20, LLT_TUNE_Y_BYTES = 64 << 20 };
+enum { LLT_TUNE_X_BYTES = 8 << 20, LLT_TUNE_XF_BYTES = 1 << 20, LLT_TUNE_Y_BYTES = 64 << 20 };
 
 /* Autotune table: a value cached for a key (in memory and, unless disabled, on disk). */
 bool llt_tune_get(const llt_cuda_ctx *c, const char *key, int *value);

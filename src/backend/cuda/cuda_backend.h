@@ -99,6 +99,10 @@ typedef struct llt_cuda_linear {
 
 llt_status llt_cuda_linear_run(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_cuda_path path,
                                llt_error *err);
+/* GEMV configurations (rows per warp, loads in flight, warps, k slices) that autotuning picks
+ * from; llt_cuda_set_gemv_config picks the one LLT_CUDA_PATH_GEMV runs (tests cover each). */
+int llt_cuda_gemv_configs(void);
+void llt_cuda_set_gemv_config(llt_cuda_ctx *c, int cfg);
 
 /* y[n, d] (dtype) = rmsnorm(x) * w; with add != NULL first x += add (x float32 [n, d],
  * updated in place: the fused residual add). x_rows (device [n]) picks rows of x, NULL = all. */

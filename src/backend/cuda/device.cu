@@ -15,6 +15,14 @@ static bool env_off(const char *name) {
     return v && (strcmp(v, "0") == 0 || strcmp(v, "off") == 0 || strcmp(v, "false") == 0);
 }
 
+static int env_int(const char *name, int def, int lo, int hi) {
+    const char *v = getenv(name);
+    if (!v || !*v) return def;
+    char *end = NULL;
+    long x = strtol(v, &end, 10);
+    return *end || x < lo || x > hi ? def : (int)x;
+}
+
 extern "C" int llt_cuda_device_count(void) {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess) {
@@ -29,6 +37,10 @@ static llt_status ctx_buffers(llt_cuda_ctx *c, llt_error *err) {
     CUDA_TRY(cudaMalloc(&c->lt_ws, c->lt_ws_bytes), err);
     CUDA_TRY(cudaMalloc(&c->tune_x, LLT_TUNE_X_BYTES), err);
     CUDA_TRY(cudaMalloc(&c->tune_y, LLT_TUNE_Y_BYTES), err);
+    CUDA_TRY(cudaMalloc(&c->tune_xf, LLT_TUNE_XF_BYTES), err);
+    CUDA_TRY(cudaMalloc((void **)&c->tune_i, 64 * sizeof(int32_t)), err);
+    CUDA_TRY(cudaMemset(c->tune_i, 0, 64 * sizeof(int32_t)), err);
+    LLT_TRY(llt_cuda_fill_uniform(c, LLT_DTYPE_F32, c->tune_xf, LLT_TUNE_XF_BYTES / 4, 0x5eee, -2.0f, 2.0f, err));
     /* Tuning inputs are random, never zeros (zeros can run faster than real data). */
     LLT_TRY(llt_cuda_fill_uniform(c, LLT_DTYPE_F16, c->tune_x, LLT_TUNE_X_BYTES / 2, 0x5eed, -1.0f,
                                   1.0f, err));
@@ -59,6 +71,9 @@ static llt_status ctx_init(llt_cuda_ctx *c, int device, llt_error *err) {
     CUBLAS_TRY(cublasLtCreate(&c->lt), err);
     c->pdl = p.major >= 9 && !env_off("LLT_CUDA_PDL");
     c->tune = !env_off("LLT_AUTOTUNE");
+    c->prefetch = env_int("LLT_CUDA_PREFETCH", 2, 0, 2);
+    c->early_trigger = env_int("LLT_CUDA_EARLY_TRIGGER", 1, 0, 1) != 0;
+    c->tune_verbose = env_int("LLT_AUTOTUNE_VERBOSE", 0, 0, 1) != 0;
     LLT_TRY(ctx_buffers(c, err));
     if (c->tune) LLT_TRY(llt_tune_load(c, err));
     return LLT_OK;
@@ -95,6 +110,8 @@ extern "C" void llt_cuda_ctx_free(llt_cuda_ctx *c) {
     cudaFree(c->lt_ws);
     cudaFree(c->tune_x);
     cudaFree(c->tune_y);
+    cudaFree(c->tune_xf);
+    cudaFree(c->tune_i);
     if (c->ev0) cudaEventDestroy(c->ev0);
     if (c->ev1) cudaEventDestroy(c->ev1);
     if (c->stream) cudaStreamDestroy(c->stream);

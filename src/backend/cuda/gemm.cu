@@ -40,6 +40,9 @@ struct gemv_params {
     void *kc, *vc;
     const int *slot, *pos;
     const float *cs, *sn;
+    int ks;            /* k slices per row group (split-K inside the block) */
+    int prefetch;      /* before the PDL wait: 2 first loads into registers, 1 into L2, 0 none */
+    int early_trigger; /* let the next kernel launch at our start (else after the main loop) */
 };
 
 /* ---- prologue: x rows -> shared memory xs [NT][k] (dtype) ---------------------------- */
@@ -118,31 +121,43 @@ __device__ __forceinline__ void gemv_store2(const gemv_params &p, int row, int t
 
 /* ---- the kernel ------------------------------------------------------------------------ */
 
+/* Block = W warps = (W / ks) row groups x ks slices of k. A warp owns R adjacent rows and one
+ * slice of k; slices are summed through shared memory. Small n needs ks > 1 to put enough
+ * warps (bytes in flight) on every SM; large n runs ks = 1. */
 template <typename T, int NT, int R, int U, int PRO, int EPI>
 __global__ void __launch_bounds__(256) gemv_kernel(const gemv_params p) {
     extern __shared__ __align__(16) unsigned char smem[];
+    __shared__ float part[8][R * NT];
     T *xs = reinterpret_cast<T *>(smem);
     float *red = reinterpret_cast<float *>(smem + (size_t)NT * p.k * sizeof(T));
-    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-    const int row0 = (blockIdx.x * nw + (threadIdx.x >> 5)) * R;
-    const int nch = p.k / 8;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, ks = p.ks;
+    const int grp = warp / ks, sl = warp - grp * ks, groups = (blockDim.x >> 5) / ks;
+    const int row0 = (blockIdx.x * groups + grp) * R;
+    const int nch = p.k / 8, per = (nch + ks - 1) / ks;
+    const int cb = sl * per, ce = min(nch, cb + per);
     const T *w = (const T *)p.w;
     const T *wr[R];
 #pragma unroll
     for (int r = 0; r < R; r++) wr[r] = w + (size_t)min(row0 + r, p.n - 1) * p.k;
-    /* Weights depend on nothing: start pulling them into L2 before waiting on the
-     * previous kernel. */
-    if (row0 < p.n)
+    /* Weights depend on nothing: fetch the first ones before waiting on the previous kernel
+     * (and before staging x). p.prefetch 2: the first batch straight into registers; 1: its
+     * first load per row into L2 only; 0: nothing. */
+    uint4 wv[R][U];
+    if (p.prefetch == 2) {
 #pragma unroll
         for (int u = 0; u < U; u++)
-            if (lane + u * 32 < nch)
 #pragma unroll
-                for (int r = 0; r < R; r++) prefetch_l2(wr[r] + (lane + u * 32) * 8);
+            for (int r = 0; r < R; r++)
+                wv[r][u] = cb + lane + u * 32 < ce ? ld_stream16(wr[r] + (cb + lane + u * 32) * 8)
+                                                   : make_uint4(0, 0, 0, 0);
+    } else if (p.prefetch == 1 && row0 < p.n && cb + lane < ce) {
+#pragma unroll
+        for (int r = 0; r < R; r++) prefetch_l2(wr[r] + (cb + lane) * 8);
+    }
     pdl_wait();
-    pdl_trigger();
+    if (p.early_trigger) pdl_trigger();
     gemv_stage_x<T, NT, PRO>(p, xs, red);
     __syncthreads();
-    if (row0 >= p.n) return;
 
     float acc[R][NT];
 #pragma unroll
@@ -150,18 +165,17 @@ __global__ void __launch_bounds__(256) gemv_kernel(const gemv_params p) {
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[r][t] = 0.0f;
 
-    for (int c0 = lane; c0 < nch; c0 += 32 * U) {
-        uint4 wv[R][U];
+    for (int c0 = cb + lane; c0 < ce; c0 += 32 * U) {
+        if (p.prefetch != 2 || c0 != cb + lane) /* the first batch may be loaded already */
 #pragma unroll
-        for (int u = 0; u < U; u++)
+            for (int u = 0; u < U; u++)
 #pragma unroll
-            for (int r = 0; r < R; r++)
-                wv[r][u] = c0 + u * 32 < nch ? ld_stream16(wr[r] + (c0 + u * 32) * 8)
-                                             : make_uint4(0, 0, 0, 0);
+                for (int r = 0; r < R; r++)
+                    wv[r][u] = c0 + u * 32 < ce ? ld_stream16(wr[r] + (c0 + u * 32) * 8) : make_uint4(0, 0, 0, 0);
 #pragma unroll
         for (int u = 0; u < U; u++) {
             int c = c0 + u * 32;
-            if (c >= nch) break;
+            if (c >= ce) break;
             float xf[NT][8];
 #pragma unroll
             for (int t = 0; t < NT; t++)
@@ -177,10 +191,29 @@ __global__ void __launch_bounds__(256) gemv_kernel(const gemv_params p) {
             }
         }
     }
+    if (!p.early_trigger) pdl_trigger();
 #pragma unroll
     for (int r = 0; r < R; r++)
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[r][t] = warp_sum(acc[r][t]);
+    if (ks > 1) { /* sum the slices: slice 0 of each row group ends up with the total */
+        if (lane == 0)
+#pragma unroll
+            for (int r = 0; r < R; r++)
+#pragma unroll
+                for (int t = 0; t < NT; t++) part[warp][r * NT + t] = acc[r][t];
+        __syncthreads();
+        if (sl != 0) return;
+#pragma unroll
+        for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                float v = 0.0f;
+                for (int q = 0; q < ks; q++) v += part[warp + q][r * NT + t];
+                acc[r][t] = v;
+            }
+    }
+    if (row0 >= p.n) return;
 
     if (EPI == EPI_STORE || EPI == EPI_ADD) {
 #pragma unroll
@@ -204,10 +237,11 @@ __global__ void __launch_bounds__(256) gemv_kernel(const gemv_params p) {
 typedef void (*gemv_fn)(const gemv_params);
 
 struct gemv_cfg {
-    int r, u, warps;
+    int r, u, warps, ks;
 };
-/* Index 0 is the default when tuning is off. */
-static const gemv_cfg k_cfgs[] = {{2, 4, 8}, {2, 2, 8}, {4, 2, 8}, {2, 4, 4}, {4, 2, 4}, {2, 2, 4}};
+/* Index 0 is the default when tuning is off. rows per block = r * warps / ks. */
+static const gemv_cfg k_cfgs[] = {{2, 4, 8, 1}, {2, 2, 8, 1}, {4, 2, 8, 1}, {2, 4, 8, 2},
+                                  {2, 2, 8, 4}, {4, 2, 8, 4}, {2, 2, 8, 8}, {4, 2, 4, 2}};
 enum { N_CFG = sizeof k_cfgs / sizeof k_cfgs[0] };
 
 template <typename T, int NT, int R, int U>
@@ -239,15 +273,18 @@ static int gemv_nt(int m) { return m <= 1 ? 1 : m == 2 ? 2 : 4; }
 
 static size_t gemv_smem(int m, int k) { return (size_t)gemv_nt(m) * k * 2 + 32 * sizeof(float); }
 
-static llt_status gemv_launch(llt_cuda_ctx *c, llt_dtype dt, int cfg, int combo,
-                              const gemv_params &p, llt_error *err) {
+static llt_status gemv_launch(llt_cuda_ctx *c, llt_dtype dt, int cfg, int combo, gemv_params p,
+                              llt_error *err) {
     const gemv_cfg &g = k_cfgs[cfg];
     int nt = gemv_nt(p.m);
     gemv_fn fn = dt == LLT_DTYPE_BF16 ? gemv_pick_nt<__nv_bfloat16>(nt, g.r, g.u, combo)
                                       : gemv_pick_nt<__half>(nt, g.r, g.u, combo);
     size_t smem = gemv_smem(p.m, p.k);
     LLT_TRY(llt_smem_optin(c, fn, smem, err));
-    int rows_per_block = g.r * g.warps;
+    p.ks = g.ks;
+    p.prefetch = c->prefetch;
+    p.early_trigger = c->early_trigger;
+    int rows_per_block = g.r * g.warps / g.ks;
     dim3 grid((unsigned)((p.n + rows_per_block - 1) / rows_per_block));
     return llt_launch(c, fn, grid, dim3(32 * g.warps), smem, err, p);
 }
@@ -441,49 +478,6 @@ static gemv_params gemv_params_of(const llt_cuda_linear *a) {
     return p;
 }
 
-/* Times the GEMV configurations and cuBLASLt on this weight (x random, y scratch); returns
- * the fastest: a k_cfgs index or PATH_BLAS. */
-static llt_status tune_linear(llt_cuda_ctx *c, const llt_cuda_linear *a, int *choice, llt_error *err) {
-    gemv_params p = gemv_params_of(a);
-    p.x = c->tune_x, p.ldx = a->k, p.y = (float *)c->tune_y, p.ldy = a->n, p.x_rows = NULL;
-    float best = 1e30f;
-    *choice = 0;
-    for (int i = 0; i < N_CFG; i++) {
-        float ms = 0;
-        LLT_TRY(llt_time_ms(
-            c, 5, [&]() -> llt_status { return flush_l2(c, err); },
-            [&]() -> llt_status { return gemv_launch(c, a->dtype, i, COMBO_ACT_STORE, p, err); }, &ms, err));
-        if (ms < best) best = ms, *choice = i;
-    }
-    llt_lt_plan *pl = NULL;
-    if (lt_get_plan(c, a->dtype, a->w, a->n, a->k, c->tune_x, a->k, a->m, c->tune_y, a->n,
-                    LLT_DTYPE_F32, &pl, NULL) == LLT_OK) {
-        float ms = 0;
-        LLT_TRY(llt_time_ms(
-            c, 5, [&]() -> llt_status { return flush_l2(c, err); },
-            [&]() -> llt_status { return lt_run(c, pl, &pl->algo, a->w, c->tune_x, c->tune_y, 0.0f, err); },
-            &ms, err));
-        if (ms < best) best = ms, *choice = PATH_BLAS;
-    }
-    LLT_DEBUG("autotune: %s n %d k %d m %d -> %s (%.1f us)", llt_dtype_name(a->dtype), a->n, a->k,
-              a->m, *choice == PATH_BLAS ? "cublasLt" : "gemv", best * 1e3);
-    return LLT_OK;
-}
-
-static llt_status choose_path(llt_cuda_ctx *c, const llt_cuda_linear *a, int *choice, llt_error *err) {
-    char key[LLT_TUNE_KEY];
-    snprintf(key, sizeof key, "linear %s n%d k%d m%d", llt_dtype_name(a->dtype), a->n, a->k, a->m);
-    if (llt_tune_get(c, key, choice) && (*choice == PATH_BLAS || (*choice >= 0 && *choice < N_CFG)))
-        return LLT_OK;
-    *choice = 0;
-    if (!c->tune || c->capturing || (size_t)a->m * a->k * 2 > LLT_TUNE_X_BYTES ||
-        (size_t)a->m * a->n * 4 > LLT_TUNE_Y_BYTES)
-        return LLT_OK;
-    LLT_TRY(tune_linear(c, a, choice, err));
-    llt_tune_put(c, key, *choice);
-    return LLT_OK;
-}
-
 /* ---- the BLAS (unfused) path --------------------------------------------------------------- */
 
 static llt_status linear_blas(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_error *err) {
@@ -519,6 +513,67 @@ static llt_status linear_blas(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_err
     return llt_err_set(err, LLT_ERR_INVALID_ARG, "cuda linear: unknown output mode %d", (int)a->out);
 }
 
+/* The same layer pointed at scratch: tuning runs the real kernels (same prologue and
+ * epilogue) without touching the residual stream or the KV cache. */
+static llt_cuda_linear scratch_of(const llt_cuda_ctx *c, const llt_cuda_linear *a) {
+    llt_cuda_linear s = *a;
+    char *y = (char *)c->tune_y;
+    s.x = a->in == LLT_LIN_IN_ACT ? c->tune_x : c->tune_xf;
+    s.ldx = a->k, s.x_rows = NULL;
+    s.y = (float *)y, s.ldy = a->n, s.o = y, s.ldo = a->n / 2, s.q = (float *)y;
+    s.k_pool = y + (8u << 20), s.v_pool = y + (12u << 20), s.slot = c->tune_i, s.pos = c->tune_i;
+    s.tmp_x = y + (16u << 20), s.tmp_y = y + (32u << 20);
+    return s;
+}
+
+static bool tune_fits(const llt_cuda_linear *a) {
+    return (size_t)a->m * a->k * 2 <= LLT_TUNE_X_BYTES && (size_t)a->m * a->k * 4 <= LLT_TUNE_XF_BYTES &&
+           (size_t)a->m * a->n * 4 <= (8u << 20) && (size_t)a->kv_rows * 2 <= (4u << 20);
+}
+
+/* Times every GEMV configuration and the cuBLASLt path (with its extra norm / epilogue
+ * kernels) on this layer's weights, L2 flushed before each run; returns the fastest: a
+ * k_cfgs index or PATH_BLAS. */
+static llt_status tune_linear(llt_cuda_ctx *c, const llt_cuda_linear *a, int combo, int *choice, llt_error *err) {
+    llt_cuda_linear sa = scratch_of(c, a);
+    gemv_params p = gemv_params_of(&sa);
+    float best = 1e30f, t_gemv = 1e30f, t_blas = 1e30f;
+    *choice = 0;
+    for (int i = 0; i < N_CFG; i++) {
+        float ms = 0;
+        LLT_TRY(llt_time_ms(
+            c, 5, [&]() -> llt_status { return flush_l2(c, err); },
+            [&]() -> llt_status { return gemv_launch(c, a->dtype, i, combo, p, err); }, &ms, err));
+        if (ms < best) best = ms, *choice = i, t_gemv = ms;
+    }
+    float ms = 0;
+    llt_error e2;
+    if (llt_time_ms(
+            c, 5, [&]() -> llt_status { return flush_l2(c, &e2); },
+            [&]() -> llt_status { return linear_blas(c, &sa, &e2); }, &ms, &e2) == LLT_OK) {
+        t_blas = ms;
+        if (ms < best) best = ms, *choice = PATH_BLAS;
+    }
+    (void)cudaGetLastError();
+    llt_log(c->tune_verbose ? LLT_LOG_INFO : LLT_LOG_DEBUG,
+            "autotune: %s n %d k %d m %d combo %d: gemv %.2f us (cfg %d, %.0f GB/s), cublasLt %.2f us -> %s",
+            llt_dtype_name(a->dtype), a->n, a->k, a->m, combo, t_gemv * 1e3, *choice == PATH_BLAS ? -1 : *choice,
+            (double)a->n * a->k * 2 / (t_gemv * 1e-3) / 1e9, t_blas * 1e3, *choice == PATH_BLAS ? "cublasLt" : "gemv");
+    return LLT_OK;
+}
+
+static llt_status choose_path(llt_cuda_ctx *c, const llt_cuda_linear *a, int combo, int *choice, llt_error *err) {
+    char key[LLT_TUNE_KEY];
+    snprintf(key, sizeof key, "linear %s n%d k%d m%d c%d", llt_dtype_name(a->dtype), a->n, a->k, a->m, combo);
+    if (llt_tune_get(c, key, choice) && (*choice == PATH_BLAS || (*choice >= 0 && *choice < N_CFG)))
+        return LLT_OK;
+    *choice = 0;
+    if (!c->tune || c->capturing || !tune_fits(a)) return LLT_OK;
+    LLT_TRY(tune_linear(c, a, combo, choice, err));
+    llt_tune_put(c, key, *choice);
+    return LLT_OK;
+}
+
 static llt_status check_linear(const llt_cuda_linear *a, llt_error *err) {
     LLT_CHECK(llt_cuda_dtype_ok(a->dtype), err, LLT_ERR_UNSUPPORTED,
               "cuda linear: weight dtype %s (expected f16 or bf16)", llt_dtype_name(a->dtype));
@@ -546,8 +601,14 @@ extern "C" llt_status llt_cuda_linear_run(llt_cuda_ctx *c, const llt_cuda_linear
                            "rows and a fused mode (m %d, k %d)",
                            GEMV_MAX_M, a->m, a->k);
     if (path == LLT_CUDA_PATH_BLAS || !fits) return linear_blas(c, a, err);
-    int choice = 0;
-    if (path == LLT_CUDA_PATH_AUTO) LLT_TRY(choose_path(c, a, &choice, err));
+    int choice = c->gemv_cfg;
+    if (path == LLT_CUDA_PATH_AUTO) LLT_TRY(choose_path(c, a, combo_of(a), &choice, err));
     if (choice == PATH_BLAS) return linear_blas(c, a, err);
     return gemv_launch(c, a->dtype, choice, combo_of(a), gemv_params_of(a), err);
+}
+
+extern "C" int llt_cuda_gemv_configs(void) { return N_CFG; }
+
+extern "C" void llt_cuda_set_gemv_config(llt_cuda_ctx *c, int cfg) {
+    if (c) c->gemv_cfg = cfg >= 0 && cfg < N_CFG ? cfg : 0;
 }

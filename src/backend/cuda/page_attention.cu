@@ -33,7 +33,7 @@ struct attn_params {
     unsigned int *counters;
 };
 
-enum { DEC_THREADS = 128, DEC_KEYS = 128, DEC_PAIRS = 8 };
+enum { DEC_THREADS = 128, DEC_KEYS = 128, DEC_PAIRS = 8, DEC_MIN_KEYS = 64 };
 
 /* ---- decode ------------------------------------------------------------------------------ */
 
@@ -111,7 +111,9 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(const attn_par
     int *rowoff = (int *)(al + G);           /* [DEC_KEYS] element offset of each key's row */
     __shared__ int last;
     pdl_wait();
-    const int L = p.pos[r] + 1, per = (L + p.splits - 1) / p.splits;
+    /* splits are fixed per row count (graphs); a short context uses fewer of them, each at
+     * least DEC_MIN_KEYS long, and the rest exit after recording an empty partial */
+    const int L = p.pos[r] + 1, per = max((L + p.splits - 1) / p.splits, (int)DEC_MIN_KEYS);
     const int k0 = sp * per, k1 = min(L, k0 + per);
     const int *tbl = p.bt + (size_t)p.row_bt[r] * p.max_blocks;
     const T *kp = (const T *)p.kp, *vp = (const T *)p.vp;
