@@ -116,8 +116,8 @@ class LlamaGenerator:
 
     def close(self):
         """Stops running streams and frees the model. A second close() raises ClosedError."""
-        for s in list(self._streams):
-            s.close()
+        for st in list(self._streams):
+            st.close()
         with self._lock:
             self.model.close()
 
@@ -129,81 +129,90 @@ class LlamaGenerator:
             self.close()
 
 
+class _StreamState:
+    """What the worker thread shares with the reader: the queue and the stop flag. The worker
+    never refers to the _Stream itself, so dropping the iterator lets __del__ stop it."""
+
+    def __init__(self):
+        self.q = queue.Queue(maxsize=8)
+        self.stop = threading.Event()
+        self.thread = None
+
+    def put(self, item):
+        """Blocks while the reader is behind; gives up (False) once stop is set."""
+        while not self.stop.is_set():
+            try:
+                self.q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def on_piece(self, index, ptr, n, token, user):
+        try:
+            piece = C.string_at(ptr, n).decode("utf-8", "replace")
+            return 0 if self.put((index, piece)) else 1
+        except BaseException:  # noqa: B902  never let an exception cross into C
+            return 1
+
+    def close(self):
+        self.stop.set()
+        t = self.thread
+        if t is not None and t is not threading.current_thread():
+            t.join()
+
+
+def _stream_worker(gen, run, st, cb):
+    try:
+        with gen._lock:
+            gen._run(run, cb, [])
+        st.put((_DONE, None))
+    except BaseException as e:  # noqa: B902  handed to the reader
+        st.put((_DONE, e))
+    finally:
+        gen._streams.discard(st)
+
+
 class _Stream:
     """Iterator over the pieces of a generation running in a worker thread."""
 
     def __init__(self, gen, run, with_index):
         self._gen, self._run, self._with_index = gen, run, with_index
-        self._q = queue.Queue(maxsize=8)
-        self._stop = threading.Event()
-        self._thread = None
+        self._st = _StreamState()
         self._finished = False
 
     def __iter__(self):
         return self
 
     def _start(self):
-        cb = S.TOKEN_CB(self._on_piece)
-        self._cb = cb  # keep the C callback alive as long as the thread may call it
-
-        def work():
-            try:
-                with self._gen._lock:
-                    self._gen._run(self._run, cb, [])
-                self._put((_DONE, None))
-            except BaseException as e:  # noqa: B902  handed to the reader
-                self._put((_DONE, e))
-
-        self._gen._streams.add(self)
-        self._thread = threading.Thread(target=work, name="llama_triton-generate", daemon=True)
-        self._thread.start()
-
-    def _put(self, item):
-        while not self._stop.is_set():
-            try:
-                self._q.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _on_piece(self, index, ptr, n, token, user):
-        try:
-            piece = C.string_at(ptr, n).decode("utf-8", "replace")
-            return 0 if self._put((index, piece)) else 1
-        except BaseException:  # noqa: B902  never let an exception cross into C
-            return 1
+        st = self._st
+        cb = S.TOKEN_CB(st.on_piece)  # referenced by the worker's frame while it runs
+        self._gen._streams.add(st)
+        st.thread = threading.Thread(target=_stream_worker, args=(self._gen, self._run, st, cb),
+                                     name="llama_triton-generate", daemon=True)
+        st.thread.start()
 
     def __next__(self):
         if self._finished:
             raise StopIteration
-        if self._thread is None:
+        if self._st.thread is None:
             self._start()
-        index, piece = self._q.get()
+        index, piece = self._st.q.get()
         if index is _DONE:
-            self._finish()
+            self._finished = True
             if piece is not None and not isinstance(piece, CancelledError):
                 raise piece
             raise StopIteration
         return (index, piece) if self._with_index else piece
 
-    def _finish(self):
-        self._finished = True
-        self._gen._streams.discard(self)
-
     def close(self):
         """Stops the generation (at its next token) and waits for the worker."""
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-        self._finish()
+        self._finished = True
+        self._st.close()
 
     def __del__(self):
-        try:
-            if not self._finished:
-                self.close()
-        except Exception:
-            pass
+        # no join here: the C loop stops at its next token and the worker then exits
+        self._st.stop.set()
 
 
 def _text(s, what):

@@ -170,5 +170,8 @@ def _rows(ids):
 
 
 def _stack(arrays):
+    """One array for rows of equal length; a list of arrays for ragged rows (or no numpy)."""
     np = _arrays.np
-    return np.stack(arrays) if np is not None else list(arrays)
+    if np is None or len({a.shape for a in arrays}) != 1:
+        return list(arrays)
+    return np.stack(arrays)

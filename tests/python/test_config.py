@@ -157,7 +157,8 @@ def test_equal_to_the_c_config_of_a_loaded_model(tmp_path):
         c = m.config
     # stories260K's metadata (tests/fixtures/README.md)
     assert (c.hidden_size, c.intermediate_size, c.n_layers, c.n_heads, c.n_kv_heads) == (64, 172, 5, 8, 4)
-    assert (c.vocab_size, c.head_dim, c.tie_weights) == (512, 8, True)
+    assert (c.vocab_size, c.head_dim, c.rope_freq_base) == (512, 8, 10000.0)
+    assert c.rms_norm_eps == pytest.approx(1e-5, rel=1e-6)
     p = tmp_path / "model.json"
     c.to_json(p)
     assert L.LlamaConfig.from_json(p) == c
