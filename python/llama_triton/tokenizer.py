@@ -11,6 +11,12 @@ from ._lib import fspath, lib
 from .errors import CacheFullError, InvalidArgumentError
 
 
+# First guesses of the output sizes; a larger buffer is taken when the C call says so.
+ENCODE_SLACK = 16        # ids for text of n bytes: n // 2 + ENCODE_SLACK
+DECODE_BYTES_PER_ID = 8  # text bytes for n ids: n * DECODE_BYTES_PER_ID + 16
+STREAM_CAP = 256         # text bytes for one streamed id
+
+
 class Tokenizer(Handle):
     """Tokenizer(path): a .gguf file, a SentencePiece or tiktoken tokenizer.model, a Hugging
     Face tokenizer.json, or a model folder."""
@@ -66,7 +72,7 @@ class Tokenizer(Handle):
         data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
         flags = ((S.TOK_ADD_BOS if add_bos else 0) | (S.TOK_ADD_EOS if add_eos else 0)
                  | (S.TOK_PARSE_SPECIAL if parse_special else 0))
-        cap = len(data) + 8
+        cap = len(data) // 2 + ENCODE_SLACK
         while True:
             ids = (C.c_int32 * cap)()
             n = C.c_size_t()
@@ -83,7 +89,7 @@ class Tokenizer(Handle):
     def decode(self, ids):
         """Text of token ids (SentencePiece: the first piece's leading space is dropped)."""
         buf_ids, n = _arrays.token_ids(ids, "ids")
-        cap = 16 * n + 16
+        cap = DECODE_BYTES_PER_ID * n + 16
         while True:
             out = C.create_string_buffer(cap)
             got = C.c_size_t()
@@ -110,7 +116,7 @@ class StreamDecoder:
         self._st = S.DetokState()
 
     def feed(self, token_id):
-        cap = 256
+        cap = STREAM_CAP
         token_id = _int32(token_id)
         while True:
             out = C.create_string_buffer(cap)

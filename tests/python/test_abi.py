@@ -85,3 +85,21 @@ def test_missing_symbol_is_a_python_error():
             lib.fn("llt_no_such_function")
     finally:
         del _lib.PROTOTYPES["llt_no_such_function"]
+
+
+def test_partially_linked_library_loads_lazily(tmp_path):
+    # a library that references a symbol nobody defines (a half-built tree) still loads, with
+    # a warning; its complete functions work
+    src = tmp_path / "partial.c"
+    src.write_text("int llt_missing(void);\n"
+                   "int llt_uses_missing(void) { return llt_missing(); }\n"
+                   "int llt_fine(void) { return 42; }\n")
+    so = tmp_path / "libpartial.so"
+    r = subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(so), str(src)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with pytest.warns(RuntimeWarning, match="incompletely linked"):
+        lib = _lib.Library(so)
+    assert "llt_missing" in lib.unresolved and lib.has("llt_fine")
+    assert lib._dll.llt_fine() == 42
+    with pytest.raises(L.LibraryNotFoundError):
+        _lib.Library(tmp_path / "absent.so")

@@ -71,3 +71,18 @@ def test_main_in_process(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and "llama_triton 0.1.0" in capsys.readouterr().out
+
+
+@needs(*GEN, "llt_generate_batch")
+def test_main_in_process_generates(capsys, tmp_path):
+    from llama_triton.__main__ import main
+    exp = EXPECTED_GREEDY.read_text(encoding="utf-8")
+    assert main([str(STORIES), "-p", "", "-n", "12", "--temperature", "0"]) == 0
+    out = capsys.readouterr().out
+    assert len(out) > 20 and exp.startswith(out.rstrip("\n"))
+    f = tmp_path / "p.txt"
+    f.write_text("Once\nLily\n")
+    assert main([str(STORIES), "-f", str(f), "-n", "4", "--temperature", "0"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    assert main([str(tmp_path / "absent.gguf")]) == 1
+    assert "absent.gguf" in capsys.readouterr().err

@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from conftest import LLAMA2_TOK, ORACLE, REPO, needs
 
 BLOCK = "import sys; sys.modules['numpy'] = None\n"
@@ -81,3 +83,30 @@ def test_kv_pages_without_numpy():
     for line in lines:
         assert line.split(" ", 3)[1:3] == ["4", "2"]
         assert line.endswith("[[1.0, 2.0]], [[3.0, 4.0]], [[5.0, 0.5]]] [[-5.0, -0.5]]")
+
+
+@needs("llt_load_opts_init", "llt_model_load", "llt_model_forward", "llt_model_config",
+       "llt_model_decode", "llt_model_kv_cache", "llt_kv_seq_create", "llt_kv_cache_get_pages",
+       "llt_sampler_create")
+def test_no_numpy_paths_in_process(monkeypatch):
+    # the same fallbacks, measured by coverage: numpy hidden from the package's array helpers
+    import llama_triton as L
+    from llama_triton import _arrays
+    monkeypatch.setattr(_arrays, "np", None)
+    with L.LlamaTritonModel(ORACLE / "tiny-llama2" / "hf", no_cache=True, max_seqs=2) as m:
+        lg = m.forward([1, 5, 9])
+        assert type(lg) is list and len(lg) == 3 and len(lg[0]) == 512
+        rows = m.forward([[1, 5], [1, 5, 9]])
+        assert type(rows) is list and len(rows[1]) == 3
+        cache = m.kv_cache
+        s = cache.new_sequence()
+        step = m.decode([1, 5, 9], [s, s, s])
+        assert type(step) is list and len(step) == 1 and len(step[0]) == 512
+        assert abs(step[0][7] - lg[2][7]) < 1e-3
+        pages = cache.get_kv_pages(1, seq=s)
+        k, v = pages.contiguous()
+        assert len(k) == 3 and len(k[0]) == 2 and len(k[0][0]) == 32
+    with L.Sampler(4, temperature=0) as smp:
+        assert smp.sample([0.0, 3.0, 1.0, 2.0]) == 1
+    with pytest.raises(L.UnsupportedError):
+        L.kernels.rmsnorm([1.0], [1.0])

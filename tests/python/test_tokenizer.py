@@ -139,3 +139,20 @@ def test_use_after_close_and_double_close():
             pass
     with L.Tokenizer(LLAMA2_TOK) as t2:
         t2.close()  # closing inside the block is fine; leaving it does not close twice
+
+
+@needs(*OPEN, "llt_tokenizer_decode_next")
+def test_buffers_grow_when_the_first_guess_is_short(monkeypatch):
+    from llama_triton import tokenizer as T
+    text = "Once upon a time, 東京 🦙 lived a llama named Lily."
+    with L.Tokenizer(LLAMA2_TOK) as tok:
+        ids = tok.encode(text)
+        d = tok.decoder()
+        pieces = [d.feed(i) for i in ids[1:]]
+        monkeypatch.setattr(T, "ENCODE_SLACK", 0)
+        monkeypatch.setattr(T, "DECODE_BYTES_PER_ID", 0)
+        monkeypatch.setattr(T, "STREAM_CAP", 1)
+        assert tok.encode(text) == ids
+        assert tok.decode(ids) == text
+        d = tok.decoder()
+        assert [d.feed(i) for i in ids[1:]] == pieces  # a retried step starts from the same state
