@@ -87,6 +87,10 @@ PROTOTYPES = {
     "llt_generate_batch": (_st, [_p, C.POINTER(C.c_char_p), _i32, _i32,
                                  C.POINTER(S.GenParams), S.TOKEN_CB, _p,
                                  C.POINTER(S.GenStats), _err]),
+    # engine/batch.h (exported, not in the public header): llt_generate_batch + token counts
+    "llt_generate_batch_counts": (_st, [_p, C.POINTER(C.c_char_p), _i32, _i32,
+                                        C.POINTER(S.GenParams), S.TOKEN_CB, _p, _i32p,
+                                        C.POINTER(S.GenStats), _err]),
     "llt_convert": (_st, [C.c_char_p, S.c_enum, C.c_char_p, S.c_enum, _err]),
 }
 

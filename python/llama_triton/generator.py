@@ -32,7 +32,8 @@ class LlamaGenerator:
                                       max_seqs=max_seqs, **load_options)
         self._lock = threading.Lock()  # one generation at a time per model
         self._streams = set()
-        self.last_stats = None
+        self.last_stats = None          # llt_gen_stats of the last generation, as a dict
+        self.last_token_counts = None   # generate_batch: generated tokens per prompt
 
     @property
     def tokenizer(self):
@@ -45,8 +46,9 @@ class LlamaGenerator:
     # --- single prompt ---
     def generate(self, prompt, max_new_tokens=32, temperature=0.8, top_p=0.9, top_k=0, seed=None,
                  stream=False, add_bos=True, parse_special=False):
-        """Generated text of `prompt` (the prompt itself is not repeated). temperature 0 is
-        greedy; seed None seeds from the clock. stream=True returns an iterator of pieces."""
+        """Generated text of `prompt` (the prompt itself is not repeated). max_new_tokens -1
+        runs until an end-of-generation token or the context is full; temperature 0 is greedy;
+        seed None seeds from the clock. stream=True returns an iterator of pieces."""
         params = _params(max_new_tokens, temperature, top_p, top_k, seed, add_bos, parse_special)
         data = _text(prompt, "prompt")
         run = lambda cb, stats: lib().call(  # noqa: E731
@@ -59,8 +61,9 @@ class LlamaGenerator:
     def generate_batch(self, prompts, parallel=4, max_new_tokens=32, temperature=0.8, top_p=0.9,
                        top_k=0, seed=None, stream=False, add_bos=True, parse_special=False):
         """Texts of several prompts (in prompt order), with up to `parallel` sequences in
-        flight; prompt i is sampled with seed + i. stream=True returns an iterator of
-        (prompt_index, piece) in the order they are produced."""
+        flight (at most the model's max_seqs); prompt i is sampled with seed + i. stream=True
+        returns an iterator of (prompt_index, piece) in the order they are produced.
+        last_token_counts then holds the generated tokens of each prompt."""
         if isinstance(prompts, (str, bytes)):
             raise InvalidArgumentError("generate_batch: expected a list of prompts, got one string")
         datas = [_text(p, "prompts[%d]" % i) for i, p in enumerate(prompts)]
@@ -68,16 +71,21 @@ class LlamaGenerator:
             raise InvalidArgumentError("generate_batch: parallel must be an int >= 1, got %r" % (parallel,))
         params = _params(max_new_tokens, temperature, top_p, top_k, seed, add_bos, parse_special)
         arr = (C.c_char_p * max(1, len(datas)))(*datas)
-        run = lambda cb, stats: lib().call(  # noqa: E731
-            "llt_generate_batch", self.model._h, arr, len(datas), parallel, C.byref(params),
-            cb, None, C.byref(stats))
+        counts = (C.c_int32 * max(1, len(datas)))()
+        if lib().has("llt_generate_batch_counts"):  # engine/batch.h: also counts tokens
+            run = lambda cb, stats: lib().call(  # noqa: E731
+                "llt_generate_batch_counts", self.model._h, arr, len(datas), parallel,
+                C.byref(params), cb, None, counts, C.byref(stats))
+        else:
+            run = lambda cb, stats: lib().call(  # noqa: E731
+                "llt_generate_batch", self.model._h, arr, len(datas), parallel, C.byref(params),
+                cb, None, C.byref(stats))
         if stream:
             return self._stream(run, with_index=True)
         texts = [[] for _ in datas]
         for i, piece in self._collect(run):
-            if not 0 <= i < len(texts):
-                raise InvalidArgumentError("llt_generate_batch reported prompt index %d of %d" % (i, len(texts)))
             texts[i].append(piece)
+        self.last_token_counts = list(counts[:len(datas)])
         return ["".join(t) for t in texts]
 
     # --- plumbing ---
@@ -230,8 +238,9 @@ def _text(s, what):
 def _params(max_new_tokens, temperature, top_p, top_k, seed, add_bos, parse_special):
     p = S.GenParams()
     lib().fn("llt_gen_params_init")(C.byref(p))
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or not 0 <= max_new_tokens < 2**31:
-        raise InvalidArgumentError("max_new_tokens: expected an int >= 0, got %r" % (max_new_tokens,))
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or not -1 <= max_new_tokens < 2**31:
+        raise InvalidArgumentError("max_new_tokens: expected an int >= 0 (or -1: until the context "
+                                   "is full), got %r" % (max_new_tokens,))
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 0 <= top_k < 2**31:
         raise InvalidArgumentError("top_k: expected an int >= 0, got %r" % (top_k,))
     try:

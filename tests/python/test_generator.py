@@ -106,7 +106,7 @@ def test_callback_exception_stops_the_c_loop(gen, monkeypatch):
 
 
 @needs(*GEN)
-@pytest.mark.parametrize("kw", [dict(max_new_tokens=-1), dict(max_new_tokens=1.5),
+@pytest.mark.parametrize("kw", [dict(max_new_tokens=-2), dict(max_new_tokens=1.5),
                                 dict(temperature=-0.1), dict(temperature="hot"),
                                 dict(top_p=-0.1), dict(top_p=1.5), dict(top_k=-1),
                                 dict(seed=-1), dict(seed=2 ** 64), dict(temperature=float("inf"))])
@@ -205,3 +205,16 @@ def test_one_generation_at_a_time_across_threads(gen):
     for t in ts:
         t.join()
     assert len(set(out.values())) == 1
+
+
+@needs(*GEN)
+def test_unlimited_tokens_stop_at_the_end_of_the_story(gen):
+    text = gen.generate("", max_new_tokens=-1, temperature=0)
+    assert text.startswith(_expected()) and len(text) > len(_expected())
+    assert gen.last_stats["n_generated"] > 200
+
+
+@needs(*BATCH)
+def test_batch_token_counts(gen):
+    texts = gen.generate_batch(["Once", "Lily"], parallel=2, max_new_tokens=7, temperature=0)
+    assert len(texts) == 2 and gen.last_token_counts == [7, 7]
