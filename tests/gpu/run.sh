@@ -94,7 +94,7 @@ run_explore() {
   for s in tinyllama-1.1b llama2-7b; do
     bench_one "$s" no-prefetch LLT_CUDA_PREFETCH=0
     bench_one "$s" l2-prefetch LLT_CUDA_PREFETCH=1
-    bench_one "$s" late-trig LLT_CUDA_EARLY_TRIGGER=0
+    bench_one "$s" early-trig LLT_CUDA_EARLY_TRIGGER=1
     bench_one "$s" no-pdl LLT_CUDA_PDL=0
     bench_one "$s" no-graphs LLT_CUDA_GRAPHS=0
   done
@@ -106,7 +106,7 @@ run_explore() {
   note "autotune decisions: $(grep -c . "$OUT/autotune.txt") in autotune.txt"
   [ -n "${NCU:-}" ] || return
   command -v ncu >/dev/null || { note "ncu not found"; return; }
-  timeout 300 ncu --clock-control none --launch-skip 2000 --launch-count 40 \
+  timeout 300 ncu --clock-control none --launch-skip 3000 --launch-count 30 \
       --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed,launch__grid_size,launch__registers_per_thread \
       "$BIN/llama-triton" bench --shape tinyllama-1.1b --device cuda --dtype f16 -p 512 -n 32 --reps 1 \
       >"$OUT/ncu.txt" 2>&1

@@ -537,15 +537,23 @@ static bool tune_fits(const llt_cuda_linear *a) {
 static llt_status tune_linear(llt_cuda_ctx *c, const llt_cuda_linear *a, int combo, int *choice, llt_error *err) {
     llt_cuda_linear sa = scratch_of(c, a);
     gemv_params p = gemv_params_of(&sa);
-    float best = 1e30f, t_gemv = 1e30f, t_blas = 1e30f;
+    float best = 1e30f, t_gemv = 1e30f, t_blas = 1e30f, t[N_CFG];
     *choice = 0;
     for (int i = 0; i < N_CFG; i++) {
-        float ms = 0;
         LLT_TRY(llt_time_ms(
             c, 5, [&]() -> llt_status { return flush_l2(c, err); },
-            [&]() -> llt_status { return gemv_launch(c, a->dtype, i, combo, p, err); }, &ms, err));
-        if (ms < best) best = ms, *choice = i, t_gemv = ms;
+            [&]() -> llt_status { return gemv_launch(c, a->dtype, i, combo, p, err); }, &t[i], err));
+        if (t[i] < best) best = t[i];
     }
+    /* Within 3 % of the fastest (timing noise), take the configuration with the most rows per
+     * block: fewer blocks stage x fewer times, which an isolated timing with a cold L2 does not
+     * show but a decode step does. */
+    int best_rows = 0;
+    for (int i = 0; i < N_CFG; i++) {
+        int rows = k_cfgs[i].r * k_cfgs[i].warps / k_cfgs[i].ks;
+        if (t[i] <= best * 1.03f && rows > best_rows) best_rows = rows, *choice = i, t_gemv = t[i];
+    }
+    best = t_gemv;
     float ms = 0;
     llt_error e2;
     if (llt_time_ms(

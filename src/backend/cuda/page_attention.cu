@@ -33,7 +33,7 @@ struct attn_params {
     unsigned int *counters;
 };
 
-enum { DEC_THREADS = 128, DEC_KEYS = 128, DEC_PAIRS = 8, DEC_MIN_KEYS = 64 };
+enum { DEC_THREADS = 128, DEC_KEYS = 128, DEC_PAIRS = 8, DEC_MIN_KEYS = 32 };
 
 /* ---- decode ------------------------------------------------------------------------------ */
 
@@ -51,6 +51,40 @@ __device__ __forceinline__ float dot_row(const T *k, const float *q, int hd) {
         for (int d = 0; d < hd; d++) s = fmaf(q[d], to_f32<T>(k[d]), s);
     }
     return s;
+}
+
+enum { DEC_KCH = 16 }; /* K rows up to 16 x 8 elements are held in registers */
+
+template <typename T> __device__ __forceinline__ float2 load2(const T *p);
+template <> __device__ __forceinline__ float2 load2<__half>(const __half *p) {
+    return __half22float2(*reinterpret_cast<const __half2 *>(p));
+}
+template <> __device__ __forceinline__ float2 load2<__nv_bfloat16>(const __nv_bfloat16 *p) {
+    return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(p));
+}
+
+/* Scores of one key for the G heads: the K row is loaded whole (independent 16-byte loads)
+ * before any arithmetic, q comes from shared memory (broadcast). out: sc + key, stride
+ * DEC_KEYS per head. */
+template <typename T>
+__device__ __forceinline__ void dec_scores_vec(const T *k, const float *qs, int hd, int G, float *out) {
+    uint4 kv[DEC_KCH];
+#pragma unroll
+    for (int c = 0; c < DEC_KCH; c++)
+        if (c * 8 < hd) kv[c] = *reinterpret_cast<const uint4 *>(k + c * 8);
+    for (int g = 0; g < G; g++) {
+        const float *q = qs + g * hd;
+        float s = 0.0f;
+#pragma unroll
+        for (int c = 0; c < DEC_KCH; c++)
+            if (c * 8 < hd) {
+                float kf[8];
+                unpack8<T>(kv[c], kf);
+#pragma unroll
+                for (int j = 0; j < 8; j++) s = fmaf(q[c * 8 + j], kf[j], s);
+            }
+        out[g * DEC_KEYS] = s;
+    }
 }
 
 /* One sub-chunk's softmax step for head g (one warp): scores -> probabilities in place,
@@ -75,29 +109,41 @@ __device__ __forceinline__ void dec_softmax(float *sc, int n, float *ms, float *
     }
 }
 
-/* The last block of a (row, kv head) merges the splits' partials into out. */
+/* The last block of a (row, kv head) merges the `active` non-empty splits' partials into out:
+ * per head, weights w_s = 2^(m_s - M) / sum_s l_s 2^(m_s - M) (staged in shared memory, wts:
+ * [G][DEC_KEYS], the first 64 entries m then weights, the next 64 l), then every output pair
+ * sums w_s o_s with independent loads. */
 template <typename T>
-__device__ void dec_combine(const attn_params &p, int r, int kvh, int G) {
+__device__ void dec_combine(const attn_params &p, int r, int kvh, int G, int active, float *wts) {
     const int hd = p.hd, S = p.splits, pairs = G * hd / 2;
     const float *op = p.work;
     const float *ml = p.work + (size_t)gridDim.z * p.nh * S * hd;
+    for (int i = threadIdx.x; i < G * active; i += blockDim.x) {
+        int g = i / active, sp = i - g * active;
+        size_t at = (((size_t)r * p.nh + kvh * G + g) * S + sp) * 2;
+        wts[g * DEC_KEYS + sp] = __ldcg(&ml[at]);
+        wts[g * DEC_KEYS + 64 + sp] = __ldcg(&ml[at + 1]);
+    }
+    __syncthreads();
+    for (int g = threadIdx.x; g < G; g += blockDim.x) {
+        float *m = wts + g * DEC_KEYS, *l = m + 64, M = -INFINITY, L = 0.0f;
+        for (int sp = 0; sp < active; sp++) M = l[sp] > 0.0f ? fmaxf(M, m[sp]) : M;
+        for (int sp = 0; sp < active; sp++) L += l[sp] > 0.0f ? l[sp] * exp2f(m[sp] - M) : 0.0f;
+        for (int sp = 0; sp < active; sp++) m[sp] = l[sp] > 0.0f ? exp2f(m[sp] - M) / L : 0.0f;
+    }
+    __syncthreads();
     for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
         int g = i / (hd / 2), d = 2 * (i % (hd / 2)), h = kvh * G + g;
-        size_t base = ((size_t)r * p.nh + h) * S;
-        float M = -INFINITY;
-        for (int s = 0; s < S; s++)
-            if (__ldcg(&ml[(base + s) * 2 + 1]) > 0.0f) M = fmaxf(M, __ldcg(&ml[(base + s) * 2]));
-        float L = 0.0f, o0 = 0.0f, o1 = 0.0f;
-        for (int s = 0; s < S; s++) {
-            float l = __ldcg(&ml[(base + s) * 2 + 1]);
-            if (!(l > 0.0f)) continue;
-            float w = exp2f(__ldcg(&ml[(base + s) * 2]) - M);
-            L += l * w;
-            o0 += w * __ldcg(&op[(base + s) * hd + d]);
-            o1 += w * __ldcg(&op[(base + s) * hd + d + 1]);
+        const float *w = wts + g * DEC_KEYS;
+        const float *o = op + ((size_t)r * p.nh + h) * S * hd + d;
+        float o0 = 0.0f, o1 = 0.0f;
+#pragma unroll 8
+        for (int sp = 0; sp < active; sp++) {
+            float2 v = __ldcg(reinterpret_cast<const float2 *>(o + (size_t)sp * hd));
+            o0 = fmaf(w[sp], v.x, o0), o1 = fmaf(w[sp], v.y, o1);
         }
-        T *o = (T *)p.out + ((size_t)r * p.nh + h) * hd + d;
-        o[0] = from_f32<T>(o0 / L), o[1] = from_f32<T>(o1 / L);
+        T *dst = (T *)p.out + ((size_t)r * p.nh + h) * hd + d;
+        dst[0] = from_f32<T>(o0), dst[1] = from_f32<T>(o1);
     }
 }
 
@@ -131,7 +177,11 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(const attn_par
             int key = kb + threadIdx.x, page = tbl[key / p.ps];
             int off = ((page * p.ps + key % p.ps) * p.nkv + kvh) * hd;
             rowoff[threadIdx.x] = off;
-            for (int g = 0; g < G; g++) sc[g * DEC_KEYS + threadIdx.x] = dot_row<T>(kp + off, qs + g * hd, hd);
+            /* this key's V row is read after the softmax: start it towards L2 now */
+            for (int b = 0; b < hd * (int)sizeof(T); b += 128) prefetch_l2((const char *)(vp + off) + b);
+            if (hd % 8 == 0 && hd <= 8 * DEC_KCH) dec_scores_vec<T>(kp + off, qs, hd, G, sc + threadIdx.x);
+            else
+                for (int g = 0; g < G; g++) sc[g * DEC_KEYS + threadIdx.x] = dot_row<T>(kp + off, qs + g * hd, hd);
         }
         __syncthreads();
         for (int g = threadIdx.x >> 5; g < G; g += blockDim.x >> 5)
@@ -144,15 +194,21 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(const attn_par
             int g = i / (hd / 2), d = 2 * (i % (hd / 2));
             float a0 = acc[j][0] * al[g], a1 = acc[j][1] * al[g];
             const float *pr = sc + g * DEC_KEYS;
-            for (int t = 0; t < n; t++) {
-                const T *v = vp + rowoff[t] + d;
-                a0 = fmaf(pr[t], to_f32<T>(v[0]), a0);
-                a1 = fmaf(pr[t], to_f32<T>(v[1]), a1);
+            for (int t0 = 0; t0 < n; t0 += 8) { /* 8 independent loads, then 8 FMAs */
+                float2 vv[8];
+#pragma unroll
+                for (int u = 0; u < 8; u++) vv[u] = t0 + u < n ? load2<T>(vp + rowoff[t0 + u] + d) : make_float2(0, 0);
+#pragma unroll
+                for (int u = 0; u < 8; u++) {
+                    float w = t0 + u < n ? pr[t0 + u] : 0.0f;
+                    a0 = fmaf(w, vv[u].x, a0), a1 = fmaf(w, vv[u].y, a1);
+                }
             }
             acc[j][0] = a0, acc[j][1] = a1;
         }
         __syncthreads();
     }
+    pdl_trigger(); /* the next kernel (Wo) may launch and fetch its weights */
     if (p.splits == 1) {
 #pragma unroll
         for (int j = 0; j < DEC_PAIRS; j++) {
@@ -188,7 +244,7 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(const attn_par
     __syncthreads();
     if (!last) return;
     __threadfence();
-    dec_combine<T>(p, r, kvh, G);
+    dec_combine<T>(p, r, kvh, G, min(p.splits, (L + per - 1) / per), sc);
 }
 
 /* ---- prefill (tensor cores) ------------------------------------------------------------------ */
