@@ -20,9 +20,11 @@ def _close(np, got, ref, tol=TOL):
 
 @needs(*LOAD)
 @pytest.mark.parametrize("sub,fmt", [("hf", "hf"), ("hf", None), ("hf-bin", "hf")])
-def test_tiny_llama2_forward_matches_reference(np, sub, fmt):
+def test_tiny_llama2_forward_matches_reference(np, sub, fmt, tmp_path):
     ref, meta = read_safetensors(ORACLE / "tiny-llama2" / "reference.safetensors")
-    with L.LlamaTritonModel(ORACLE / "tiny-llama2" / sub, fmt=fmt, device="cpu", no_cache=True) as m:
+    src = tmp_path / sub  # a clean copy: a converted cache left in the fixture would be read instead
+    shutil.copytree(ORACLE / "tiny-llama2" / sub, src, ignore=shutil.ignore_patterns("model.json", "state_dict.pt"))
+    with L.LlamaTritonModel(src, fmt=fmt, device="cpu", no_cache=True) as m:
         logits = m.forward(ref["input_ids"])
     assert logits.shape == ref["logits"].shape and logits.dtype == np.float32
     _close(np, logits, ref["logits"])
@@ -41,10 +43,12 @@ def test_tiny_llama2_hidden_states_match_reference(np):
 
 
 @needs(*LOAD)
-def test_tiny_llama3_bf16_sharded_matches_reference(np):
+def test_tiny_llama3_bf16_sharded_matches_reference(np, tmp_path):
     # bf16 weights computed in float32: the reference used the same bf16 values in float64
     ref, _ = read_safetensors(ORACLE / "tiny-llama3" / "reference.safetensors")
-    with L.LlamaTritonModel(ORACLE / "tiny-llama3" / "hf", no_cache=True) as m:
+    src = tmp_path / "hf"
+    shutil.copytree(ORACLE / "tiny-llama3" / "hf", src, ignore=shutil.ignore_patterns("model.json", "state_dict.pt"))
+    with L.LlamaTritonModel(src, no_cache=True) as m:
         _close(np, m.forward(ref["input_ids"]), ref["logits"])
 
 
@@ -68,7 +72,7 @@ def test_batch_of_sequences_and_call(np):
 @needs(*LOAD)
 def test_hf_conversion_cache_is_written_once(np, tmp_path):
     src = tmp_path / "tiny"
-    shutil.copytree(ORACLE / "tiny-llama2" / "hf", src)
+    shutil.copytree(ORACLE / "tiny-llama2" / "hf", src, ignore=shutil.ignore_patterns("model.json", "state_dict.pt"))
     ref, _ = read_safetensors(ORACLE / "tiny-llama2" / "reference.safetensors")
     with L.LlamaTritonModel(src, fmt="hf") as m:  # converts and caches model.json + state_dict.pt
         _close(np, m.forward(ref["input_ids"]), ref["logits"])
