@@ -30,7 +30,6 @@ class LlamaGenerator:
     def __init__(self, model_dir, fmt=None, device=None, dtype=None, max_seqs=8, **load_options):
         self.model = LlamaTritonModel(model_dir, device=device, fmt=fmt, dtype=dtype,
                                       max_seqs=max_seqs, **load_options)
-        self._lock = threading.Lock()  # one generation at a time per model
         self._streams = set()
         self.last_stats = None          # llt_gen_stats of the last generation, as a dict
         self.last_token_counts = None   # generate_batch: generated tokens per prompt
@@ -103,7 +102,7 @@ class LlamaGenerator:
                 return 1
 
         cb = S.TOKEN_CB(on_piece)
-        with self._lock:
+        with self.model._acquire():
             self._run(run, cb, failure)
         return pieces
 
@@ -126,8 +125,7 @@ class LlamaGenerator:
         """Stops running streams and frees the model. A second close() raises ClosedError."""
         for st in list(self._streams):
             st.close()
-        with self._lock:
-            self.model.close()
+        self.model.close()
 
     def __enter__(self):
         return self
@@ -145,6 +143,7 @@ class _StreamState:
         self.q = queue.Queue(maxsize=8)
         self.stop = threading.Event()
         self.thread = None
+        self.reader = None  # ident of the thread reading the stream
 
     def put(self, item):
         """Blocks while the reader is behind; gives up (False) once stop is set."""
@@ -172,8 +171,12 @@ class _StreamState:
 
 def _stream_worker(gen, run, st, cb):
     try:
-        with gen._lock:
-            gen._run(run, cb, [])
+        with gen.model._acquire():
+            gen.model._stream_state = st
+            try:
+                gen._run(run, cb, [])
+            finally:
+                gen.model._stream_state = None
         st.put((_DONE, None))
     except BaseException as e:  # noqa: B902  handed to the reader
         st.put((_DONE, e))
@@ -203,6 +206,7 @@ class _Stream:
     def __next__(self):
         if self._finished:
             raise StopIteration
+        self._st.reader = threading.get_ident()
         if self._st.thread is None:
             self._start()
         index, piece = self._st.q.get()

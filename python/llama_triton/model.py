@@ -1,14 +1,16 @@
 """LlamaTritonModel: a loaded (or randomly initialised) model and its teacher-forced forward."""
 
+import contextlib
 import ctypes as C
 import os
+import threading
 
 from . import _arrays, _dtype
 from . import _structs as S
 from ._handle import Handle
 from ._lib import fspath, lib
 from .config import LlamaConfig
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, StateError
 
 
 def load_opts(fmt=None, device=None, dtype=None, n_threads=0, page_size=0, max_pages=0,
@@ -69,6 +71,29 @@ class LlamaTritonModel(Handle):
         del keep  # llt_load_opts is only read during the call
         super().__init__(ptr.value)
         self.device = device
+        self._lock = threading.RLock()  # the C model runs one call at a time
+        self._stream_state = None       # set while a streaming generation holds the lock
+
+    @contextlib.contextmanager
+    def _acquire(self):
+        """Holds the model for one C call. Waiting is fine from any thread except the one
+        reading an open stream of this model: that would wait for itself, so it is an error."""
+        while not self._lock.acquire(timeout=0.05):
+            st = self._stream_state
+            if st is not None and not st.stop.is_set() and st.reader == threading.get_ident():
+                raise StateError("the model is busy with an open stream read by this thread; "
+                                 "finish or close() the stream first", 7)
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def close(self):
+        """Frees the model (waiting for a call in progress). A second close() raises."""
+        if getattr(self, "_lock", None) is None:  # __init__ failed before the handle existed
+            return super().close()
+        with self._acquire():
+            return super().close()
 
     @property
     def config(self):
@@ -98,6 +123,10 @@ class LlamaTritonModel(Handle):
         return tuple(_stack([o[i] for o in outs]) for i in range(3))
 
     def _forward1(self, ids, return_hidden):
+        with self._acquire():
+            return self._forward1_locked(ids, return_hidden)
+
+    def _forward1_locked(self, ids, return_hidden):
         h = self._h
         cfg = lib().fn("llt_model_config")(h)[0]
         buf, n = _arrays.token_ids(ids)
@@ -135,6 +164,10 @@ class LlamaTritonModel(Handle):
         """One step of batched decoding (llt_model_decode): appends each token to its
         sequence in the model's KV cache. Returns logits [rows, vocab] of the rows that want
         them (default: the last token of each sequence)."""
+        with self._acquire():
+            return self._decode_locked(tokens, seq_ids, want_logits)
+
+    def _decode_locked(self, tokens, seq_ids, want_logits):
         h = self._h
         cfg = lib().fn("llt_model_config")(h)[0]
         tok, n = _arrays.token_ids(tokens, "tokens")

@@ -218,3 +218,29 @@ def test_unlimited_tokens_stop_at_the_end_of_the_story(gen):
 def test_batch_token_counts(gen):
     texts = gen.generate_batch(["Once", "Lily"], parallel=2, max_new_tokens=7, temperature=0)
     assert len(texts) == 2 and gen.last_token_counts == [7, 7]
+
+
+@needs(*GEN, "llt_model_forward")
+def test_model_calls_while_a_stream_is_open():
+    with L.LlamaGenerator(STORIES) as g:
+        it = g.generate("Once", max_new_tokens=60, temperature=0, stream=True)
+        first = next(it)
+        # this thread reads the stream: waiting for the model here would wait for itself
+        with pytest.raises(L.StateError, match="stream"):
+            g.model.forward([1, 2])
+        with pytest.raises(L.StateError):
+            g.generate("x", max_new_tokens=2)
+        with pytest.raises(L.StateError):
+            g.model.close()
+        # another thread simply waits until the stream is done
+        out = {}
+        t = threading.Thread(target=lambda: out.update(logits=g.model.forward([1, 2])))
+        t.start()
+        rest = "".join(it)
+        t.join(timeout=60)
+        assert out["logits"].shape == (2, 512)
+        assert first + rest == g.generate("Once", max_new_tokens=60, temperature=0)
+        it2 = g.generate("Once", max_new_tokens=60, temperature=0, stream=True)
+        next(it2)
+        it2.close()
+        assert g.model.forward([1]).shape == (1, 512)  # a closed stream frees the model
