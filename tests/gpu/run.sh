@@ -92,11 +92,9 @@ run_bench() {
 
 run_explore() {
   for s in tinyllama-1.1b llama2-7b; do
-    bench_one "$s" no-prefetch LLT_CUDA_PREFETCH=0
-    bench_one "$s" l2-prefetch LLT_CUDA_PREFETCH=1
-    bench_one "$s" early-trig LLT_CUDA_EARLY_TRIGGER=1
     bench_one "$s" no-pdl LLT_CUDA_PDL=0
     bench_one "$s" no-graphs LLT_CUDA_GRAPHS=0
+    bench_one "$s" no-autotune LLT_AUTOTUNE=0
   done
   # autotune decisions with their timings (fresh cache)
   XDG_CACHE_HOME=$(mktemp -d) LLT_AUTOTUNE_VERBOSE=1 timeout 200 "$BIN/llama-triton" bench --shape tinyllama-1.1b \

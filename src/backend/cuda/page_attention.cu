@@ -33,7 +33,7 @@ struct attn_params {
     unsigned int *counters;
 };
 
-enum { DEC_THREADS = 128, DEC_KEYS = 128, DEC_PAIRS = 8, DEC_MIN_KEYS = 32 };
+enum { DEC_THREADS = 128, DEC_KEYS = 128, DEC_PAIRS = 8, DEC_MIN_KEYS = 128 };
 
 /* ---- decode ------------------------------------------------------------------------------ */
 
@@ -80,8 +80,11 @@ __device__ __forceinline__ void dec_scores_vec(const T *k, const float *qs, int 
             if (c * 8 < hd) {
                 float kf[8];
                 unpack8<T>(kv[c], kf);
-#pragma unroll
-                for (int j = 0; j < 8; j++) s = fmaf(q[c * 8 + j], kf[j], s);
+                float4 qa = *reinterpret_cast<const float4 *>(q + c * 8);
+                float4 qb = *reinterpret_cast<const float4 *>(q + c * 8 + 4);
+                s = fmaf(qa.x, kf[0], s), s = fmaf(qa.y, kf[1], s), s = fmaf(qa.z, kf[2], s);
+                s = fmaf(qa.w, kf[3], s), s = fmaf(qb.x, kf[4], s), s = fmaf(qb.y, kf[5], s);
+                s = fmaf(qb.z, kf[6], s), s = fmaf(qb.w, kf[7], s);
             }
         out[g * DEC_KEYS] = s;
     }
