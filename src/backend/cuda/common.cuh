@@ -42,7 +42,7 @@ extern "C" {
 
 /* ---- autotune table (autotune.cu) ---------------------------------------------------- */
 
-enum { LLT_TUNE_MAX = 512, LLT_TUNE_KEY = 96, LLT_PLAN_MAX = 96, LLT_OCC_MAX = 128 };
+enum { LLT_TUNE_MAX = 512, LLT_TUNE_KEY = 96, LLT_PLAN_MAX = 96 };
 
 typedef struct llt_tune_entry {
     char key[LLT_TUNE_KEY];
@@ -85,12 +85,6 @@ struct llt_cuda_ctx {
     bool early_trigger;      /* GEMV: trigger dependents at the start (else after the main loop) */
     int gemv_cfg;            /* configuration of the forced GEMV path (tests) */
     bool tune_verbose;       /* LLT_AUTOTUNE_VERBOSE=1: log each decision with its timings */
-    struct {
-        const void *fn;
-        size_t smem;
-        int blocks;
-    } occ[LLT_OCC_MAX];      /* resident blocks per SM of kernels launched so far */
-    int n_occ;
 };
 
 enum { LLT_TUNE_X_BYTES = 8 << 20, LLT_TUNE_XF_BYTES = 1 << 20, LLT_TUNE_Y_BYTES = 64 << 20 };

@@ -132,11 +132,10 @@ __global__ void __launch_bounds__(256) gemv_kernel(const gemv_params p) {
     float *red = reinterpret_cast<float *>(smem + (size_t)NT * p.k * sizeof(T));
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, ks = p.ks;
     const int grp = warp / ks, sl = warp - grp * ks, groups = (blockDim.x >> 5) / ks;
-    const int n_units = (p.n + groups * R - 1) / (groups * R); /* a unit: groups x R rows */
+    const int row0 = (blockIdx.x * groups + grp) * R;
     const int nch = p.k / 8, per = (nch + ks - 1) / ks;
     const int cb = sl * per, ce = min(nch, cb + per);
     const T *w = (const T *)p.w;
-    int unit = blockIdx.x, row0 = (unit * groups + grp) * R;
     const T *wr[R];
 #pragma unroll
     for (int r = 0; r < R; r++) wr[r] = w + (size_t)min(row0 + r, p.n - 1) * p.k;
@@ -157,87 +156,80 @@ __global__ void __launch_bounds__(256) gemv_kernel(const gemv_params p) {
     }
     pdl_wait();
     if (p.early_trigger) pdl_trigger();
-    gemv_stage_x<T, NT, PRO>(p, xs, red); /* once per block, whatever the units it runs */
+    gemv_stage_x<T, NT, PRO>(p, xs, red);
     __syncthreads();
 
-    /* persistent: the grid may be smaller than the units; each block strides over them */
-    for (bool first = true; unit < n_units; unit += gridDim.x, first = false) {
-        if (!first) {
-            row0 = (unit * groups + grp) * R;
+    float acc[R][NT];
 #pragma unroll
-            for (int r = 0; r < R; r++) wr[r] = w + (size_t)min(row0 + r, p.n - 1) * p.k;
-        }
-        float acc[R][NT];
+    for (int r = 0; r < R; r++)
 #pragma unroll
-        for (int r = 0; r < R; r++)
+        for (int t = 0; t < NT; t++) acc[r][t] = 0.0f;
+
+    for (int c0 = cb + lane; c0 < ce; c0 += 32 * U) {
+        if (p.prefetch != 2 || c0 != cb + lane) /* the first batch may be loaded already */
 #pragma unroll
-            for (int t = 0; t < NT; t++) acc[r][t] = 0.0f;
-        for (int c0 = cb + lane; c0 < ce; c0 += 32 * U) {
-            if (!first || p.prefetch != 2 || c0 != cb + lane) /* the first batch may be loaded already */
+            for (int u = 0; u < U; u++)
 #pragma unroll
-                for (int u = 0; u < U; u++)
+                for (int r = 0; r < R; r++)
+                    wv[r][u] = c0 + u * 32 < ce ? ld_stream16(wr[r] + (c0 + u * 32) * 8) : make_uint4(0, 0, 0, 0);
 #pragma unroll
-                    for (int r = 0; r < R; r++)
-                        wv[r][u] = c0 + u * 32 < ce ? ld_stream16(wr[r] + (c0 + u * 32) * 8) : make_uint4(0, 0, 0, 0);
+        for (int u = 0; u < U; u++) {
+            int c = c0 + u * 32;
+            if (c >= ce) break;
+            float xf[NT][8];
 #pragma unroll
-            for (int u = 0; u < U; u++) {
-                int c = c0 + u * 32;
-                if (c >= ce) break;
-                float xf[NT][8];
+            for (int t = 0; t < NT; t++)
+                unpack8<T>(*reinterpret_cast<const uint4 *>(xs + (size_t)t * p.k + c * 8), xf[t]);
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                float wf[8];
+                unpack8<T>(wv[r][u], wf);
 #pragma unroll
                 for (int t = 0; t < NT; t++)
-                    unpack8<T>(*reinterpret_cast<const uint4 *>(xs + (size_t)t * p.k + c * 8), xf[t]);
 #pragma unroll
-                for (int r = 0; r < R; r++) {
-                    float wf[8];
-                    unpack8<T>(wv[r][u], wf);
-#pragma unroll
-                    for (int t = 0; t < NT; t++)
-#pragma unroll
-                        for (int j = 0; j < 8; j++) acc[r][t] = fmaf(wf[j], xf[t][j], acc[r][t]);
-                }
+                    for (int j = 0; j < 8; j++) acc[r][t] = fmaf(wf[j], xf[t][j], acc[r][t]);
             }
-        }
-#pragma unroll
-        for (int r = 0; r < R; r++)
-#pragma unroll
-            for (int t = 0; t < NT; t++) acc[r][t] = warp_sum(acc[r][t]);
-        if (ks > 1) { /* sum the slices: slice 0 of each row group gets the total */
-            if (lane == 0)
-#pragma unroll
-                for (int r = 0; r < R; r++)
-#pragma unroll
-                    for (int t = 0; t < NT; t++) part[warp][r * NT + t] = acc[r][t];
-            __syncthreads();
-            if (sl == 0)
-#pragma unroll
-                for (int r = 0; r < R; r++)
-#pragma unroll
-                    for (int t = 0; t < NT; t++) {
-                        float v = 0.0f;
-                        for (int q = 0; q < ks; q++) v += part[warp + q][r * NT + t];
-                        acc[r][t] = v;
-                    }
-            __syncthreads(); /* part is rewritten by the next unit */
-        }
-        if (sl != 0 || row0 >= p.n) continue;
-        if (EPI == EPI_STORE || EPI == EPI_ADD) {
-#pragma unroll
-            for (int r = 0; r < R; r++)
-#pragma unroll
-                for (int t = 0; t < NT; t++)
-                    if (lane == r * NT + t && t < p.m && row0 + r < p.n)
-                        gemv_store1<T, EPI>(p, row0 + r, t, acc[r][t]);
-        } else {
-#pragma unroll
-            for (int r = 0; r < R; r += 2)
-#pragma unroll
-                for (int t = 0; t < NT; t++)
-                    if (lane == (r / 2) * NT + t && t < p.m && row0 + r + 1 < p.n)
-                        gemv_store2<T, EPI>(p, row0 + r, t, acc[r][t], acc[r + 1][t]);
         }
     }
     if (!p.early_trigger) pdl_trigger();
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[r][t] = warp_sum(acc[r][t]);
+    if (ks > 1) { /* sum the slices: slice 0 of each row group ends up with the total */
+        if (lane == 0)
+#pragma unroll
+            for (int r = 0; r < R; r++)
+#pragma unroll
+                for (int t = 0; t < NT; t++) part[warp][r * NT + t] = acc[r][t];
+        __syncthreads();
+        if (sl != 0) return;
+#pragma unroll
+        for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                float v = 0.0f;
+                for (int q = 0; q < ks; q++) v += part[warp + q][r * NT + t];
+                acc[r][t] = v;
+            }
+    }
+    if (row0 >= p.n) return;
+
+    if (EPI == EPI_STORE || EPI == EPI_ADD) {
+#pragma unroll
+        for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int t = 0; t < NT; t++)
+                if (lane == r * NT + t && t < p.m && row0 + r < p.n)
+                    gemv_store1<T, EPI>(p, row0 + r, t, acc[r][t]);
+    } else {
+#pragma unroll
+        for (int r = 0; r < R; r += 2)
+#pragma unroll
+            for (int t = 0; t < NT; t++)
+                if (lane == (r / 2) * NT + t && t < p.m && row0 + r + 1 < p.n)
+                    gemv_store2<T, EPI>(p, row0 + r, t, acc[r][t], acc[r + 1][t]);
+    }
 }
 
 /* ---- dispatch ---------------------------------------------------------------------------- */
@@ -245,15 +237,13 @@ __global__ void __launch_bounds__(256) gemv_kernel(const gemv_params p) {
 typedef void (*gemv_fn)(const gemv_params);
 
 struct gemv_cfg {
-    int r, u, warps, ks, persist;
+    int r, u, warps, ks;
 };
-/* Index 0 is the default when tuning is off. A unit is r * warps / ks rows; persist: the grid
- * is what fits on the device at once and blocks stride over the units (x staged once per
- * block, fine-grained units balance the SMs), else one block per unit. */
-static const gemv_cfg k_cfgs[] = {{2, 4, 8, 1, 0}, {2, 2, 8, 1, 0}, {4, 2, 8, 1, 0}, {2, 4, 8, 2, 0},
-                                  {2, 2, 8, 4, 0}, {4, 2, 8, 4, 0}, {2, 2, 8, 8, 0}, {4, 2, 4, 2, 0},
-                                  {2, 4, 8, 1, 1}, {2, 2, 8, 1, 1}, {4, 2, 8, 1, 1}, {2, 4, 8, 2, 1},
-                                  {2, 2, 8, 4, 1}, {4, 2, 8, 4, 1}, {2, 2, 8, 8, 1}, {4, 2, 4, 2, 1}};
+/* Index 0 is the default when tuning is off. One block per r * warps / ks rows.
+ * (A persistent variant, blocks striding over row units with x staged once per block, was
+ * measured slower in decode steps: more registers, no gain in balance; see bench/RESULTS.md.) */
+static const gemv_cfg k_cfgs[] = {{2, 4, 8, 1}, {2, 2, 8, 1}, {4, 2, 8, 1}, {2, 4, 8, 2},
+                                  {2, 2, 8, 4}, {4, 2, 8, 4}, {2, 2, 8, 8}, {4, 2, 4, 2}};
 enum { N_CFG = sizeof k_cfgs / sizeof k_cfgs[0] };
 
 template <typename T, int NT, int R, int U>
@@ -285,23 +275,6 @@ static int gemv_nt(int m) { return m <= 1 ? 1 : m == 2 ? 2 : 4; }
 
 static size_t gemv_smem(int m, int k) { return (size_t)gemv_nt(m) * k * 2 + 32 * sizeof(float); }
 
-/* Blocks of fn resident on one SM (cached: the query is a driver call). */
-static llt_status gemv_occupancy(llt_cuda_ctx *c, const void *fn, int threads, size_t smem, int *occ,
-                                 llt_error *err) {
-    for (int i = 0; i < c->n_occ; i++)
-        if (c->occ[i].fn == fn && c->occ[i].smem == smem) {
-            *occ = c->occ[i].blocks;
-            return LLT_OK;
-        }
-    CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(occ, fn, threads, smem), err);
-    if (*occ < 1) *occ = 1;
-    if (c->n_occ < LLT_OCC_MAX) {
-        c->occ[c->n_occ].fn = fn, c->occ[c->n_occ].smem = smem, c->occ[c->n_occ].blocks = *occ;
-        c->n_occ++;
-    }
-    return LLT_OK;
-}
-
 static gemv_fn gemv_function(llt_dtype dt, int cfg, int combo, int m) {
     const gemv_cfg &g = k_cfgs[cfg];
     int nt = gemv_nt(m);
@@ -309,18 +282,13 @@ static gemv_fn gemv_function(llt_dtype dt, int cfg, int combo, int m) {
                                 : gemv_pick_nt<__half>(nt, g.r, g.u, combo);
 }
 
-/* Blocks a launch uses: one per unit, or (persist) at most what is resident at once. */
+/* Blocks a launch uses: one per r * warps / ks rows. */
 static llt_status gemv_blocks(llt_cuda_ctx *c, llt_dtype dt, int cfg, int combo, int n, int m, int k,
                               int *blocks, llt_error *err) {
     const gemv_cfg &g = k_cfgs[cfg];
-    int rows_per_unit = g.r * g.warps / g.ks;
-    *blocks = (n + rows_per_unit - 1) / rows_per_unit;
-    if (g.persist) {
-        int occ = 0;
-        LLT_TRY(gemv_occupancy(c, (const void *)gemv_function(dt, cfg, combo, m), 32 * g.warps, gemv_smem(m, k),
-                               &occ, err));
-        if (occ * c->n_sm < *blocks) *blocks = occ * c->n_sm;
-    }
+    int rows_per_block = g.r * g.warps / g.ks;
+    *blocks = (n + rows_per_block - 1) / rows_per_block;
+    (void)c, (void)dt, (void)combo, (void)m, (void)k, (void)err;
     return LLT_OK;
 }
 

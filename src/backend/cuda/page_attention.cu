@@ -33,7 +33,7 @@ struct attn_params {
     unsigned int *counters;
 };
 
-enum { DEC_THREADS = 128, DEC_KEYS = 128, DEC_PAIRS = 8, DEC_MIN_KEYS = 128 };
+enum { DEC_THREADS = 128, DEC_KEYS = 128, DEC_PAIRS = 8, DEC_MIN_KEYS = 32 };
 
 /* ---- decode ------------------------------------------------------------------------------ */
 
@@ -67,12 +67,13 @@ template <> __device__ __forceinline__ float2 load2<__nv_bfloat16>(const __nv_bf
  * before any arithmetic, q comes from shared memory (broadcast). out: sc + key, stride
  * DEC_KEYS per head. */
 template <typename T>
-__device__ __forceinline__ void dec_scores_vec(const T *k, const float *qs, int hd, int G, float *out) {
+__device__ __forceinline__ void dec_scores_vec(const T *k, const float *qs, int hd, int G, int g0, int gstep,
+                                               float *out) {
     uint4 kv[DEC_KCH];
 #pragma unroll
     for (int c = 0; c < DEC_KCH; c++)
         if (c * 8 < hd) kv[c] = *reinterpret_cast<const uint4 *>(k + c * 8);
-    for (int g = 0; g < G; g++) {
+    for (int g = g0; g < G; g += gstep) {
         const float *q = qs + g * hd;
         float s = 0.0f;
 #pragma unroll
@@ -150,6 +151,21 @@ __device__ void dec_combine(const attn_params &p, int r, int kvh, int G, int act
     }
 }
 
+/* Head groups for the scores: with G heads per kv head, HG groups of threads each take every
+ * HG-th head, so a pass covers DEC_THREADS / HG keys (G = 1: one key per thread). */
+__device__ __forceinline__ int dec_head_groups(int G) { return G >= 4 ? 4 : G >= 2 ? 2 : 1; }
+
+/* The P.V pass is "fast" when each thread can own one pair of dims for all G heads:
+ * DEC_THREADS / (hd / 2) key groups then split the keys (each V element loaded once). */
+__host__ __device__ __forceinline__ bool dec_fast_pv(int hd, int G) {
+    return hd % 8 == 0 && DEC_THREADS % (hd / 2) == 0 && G <= 8;
+}
+
+/* Floats of the reduction area: fast path [key groups][G * hd], else [G * hd]. */
+__host__ __device__ __forceinline__ int dec_red_floats(int hd, int G) {
+    return dec_fast_pv(hd, G) ? (DEC_THREADS / (hd / 2)) * G * hd : G * hd;
+}
+
 template <typename T>
 __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(const attn_params p) {
     extern __shared__ __align__(16) float dsm[];
@@ -158,6 +174,7 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(const attn_par
     float *sc = qs + G * hd;                 /* [G][DEC_KEYS] */
     float *ms = sc + G * DEC_KEYS, *ls = ms + G, *al = ls + G; /* [G] each */
     int *rowoff = (int *)(al + G);           /* [DEC_KEYS] element offset of each key's row */
+    float *ob = (float *)(rowoff + DEC_KEYS); /* dec_red_floats: output accumulators [G][hd] */
     __shared__ int last;
     pdl_wait();
     /* splits are fixed per row count (graphs); a short context uses fewer of them, each at
@@ -169,69 +186,113 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(const attn_par
     const float *qr = p.q + ((size_t)r * p.nh + kvh * G) * hd;
     for (int i = threadIdx.x; i < G * hd; i += blockDim.x) qs[i] = qr[i] * p.scale_log2;
     for (int g = threadIdx.x; g < G; g += blockDim.x) ms[g] = -INFINITY, ls[g] = 0.0f;
-    float acc[DEC_PAIRS][2];
+    const bool fast = dec_fast_pv(hd, G);
+    const int HG = dec_head_groups(G), kpass = DEC_THREADS / HG, hg = threadIdx.x / kpass;
+    const int P = hd / 2, kgroups = fast ? DEC_THREADS / P : 1, kg = threadIdx.x / P, d0 = 2 * (threadIdx.x % P);
+    float acc[DEC_PAIRS][2], a2[8][2];
 #pragma unroll
     for (int j = 0; j < DEC_PAIRS; j++) acc[j][0] = acc[j][1] = 0.0f;
+#pragma unroll
+    for (int g = 0; g < 8; g++) a2[g][0] = a2[g][1] = 0.0f;
     const int pairs = G * hd / 2;
     __syncthreads();
     for (int kb = k0; kb < k1; kb += DEC_KEYS) {
         const int n = min(DEC_KEYS, k1 - kb);
-        if ((int)threadIdx.x < n) {
-            int key = kb + threadIdx.x, page = tbl[key / p.ps];
+        for (int kk = threadIdx.x % kpass; kk < n; kk += kpass) {
+            int key = kb + kk, page = tbl[key / p.ps];
             int off = ((page * p.ps + key % p.ps) * p.nkv + kvh) * hd;
-            rowoff[threadIdx.x] = off;
-            /* this key's V row is read after the softmax: start it towards L2 now */
-            for (int b = 0; b < hd * (int)sizeof(T); b += 128) prefetch_l2((const char *)(vp + off) + b);
-            if (hd % 8 == 0 && hd <= 8 * DEC_KCH) dec_scores_vec<T>(kp + off, qs, hd, G, sc + threadIdx.x);
+            if (hg == 0) {
+                rowoff[kk] = off;
+                /* this key's V row is read after the softmax: start it towards L2 now */
+                for (int b = 0; b < hd * (int)sizeof(T); b += 128) prefetch_l2((const char *)(vp + off) + b);
+            }
+            if (hd % 8 == 0 && hd <= 8 * DEC_KCH) dec_scores_vec<T>(kp + off, qs, hd, G, hg, HG, sc + kk);
             else
-                for (int g = 0; g < G; g++) sc[g * DEC_KEYS + threadIdx.x] = dot_row<T>(kp + off, qs + g * hd, hd);
+                for (int g = hg; g < G; g += HG) sc[g * DEC_KEYS + kk] = dot_row<T>(kp + off, qs + g * hd, hd);
         }
         __syncthreads();
         for (int g = threadIdx.x >> 5; g < G; g += blockDim.x >> 5)
             dec_softmax(sc + g * DEC_KEYS, n, ms, ls, al, g);
         __syncthreads();
+        if (fast) { /* a thread: dims (d0, d0 + 1) of every head, keys kg, kg + kgroups, ... */
 #pragma unroll
-        for (int j = 0; j < DEC_PAIRS; j++) {
-            int i = threadIdx.x + j * DEC_THREADS;
-            if (i >= pairs) break;
-            int g = i / (hd / 2), d = 2 * (i % (hd / 2));
-            float a0 = acc[j][0] * al[g], a1 = acc[j][1] * al[g];
-            const float *pr = sc + g * DEC_KEYS;
-            for (int t0 = 0; t0 < n; t0 += 8) { /* 8 independent loads, then 8 FMAs */
+            for (int g = 0; g < 8; g++)
+                if (g < G) a2[g][0] *= al[g], a2[g][1] *= al[g];
+            for (int t0 = kg; t0 < n; t0 += 8 * kgroups) {
                 float2 vv[8];
 #pragma unroll
-                for (int u = 0; u < 8; u++) vv[u] = t0 + u < n ? load2<T>(vp + rowoff[t0 + u] + d) : make_float2(0, 0);
+                for (int u = 0; u < 8; u++) {
+                    int t = t0 + u * kgroups;
+                    vv[u] = t < n ? load2<T>(vp + rowoff[t] + d0) : make_float2(0, 0);
+                }
 #pragma unroll
                 for (int u = 0; u < 8; u++) {
-                    float w = t0 + u < n ? pr[t0 + u] : 0.0f;
-                    a0 = fmaf(w, vv[u].x, a0), a1 = fmaf(w, vv[u].y, a1);
+                    int t = t0 + u * kgroups;
+                    if (t >= n) break;
+#pragma unroll
+                    for (int g = 0; g < 8; g++)
+                        if (g < G) {
+                            float w = sc[g * DEC_KEYS + t];
+                            a2[g][0] = fmaf(w, vv[u].x, a2[g][0]), a2[g][1] = fmaf(w, vv[u].y, a2[g][1]);
+                        }
                 }
             }
-            acc[j][0] = a0, acc[j][1] = a1;
+        } else {
+#pragma unroll
+            for (int j = 0; j < DEC_PAIRS; j++) {
+                int i = threadIdx.x + j * DEC_THREADS;
+                if (i >= pairs) break;
+                int g = i / (hd / 2), d = 2 * (i % (hd / 2));
+                float a0 = acc[j][0] * al[g], a1 = acc[j][1] * al[g];
+                const float *pr = sc + g * DEC_KEYS;
+                for (int t0 = 0; t0 < n; t0 += 8) { /* 8 independent loads, then 8 FMAs */
+                    float2 vv[8];
+#pragma unroll
+                    for (int u = 0; u < 8; u++) vv[u] = t0 + u < n ? load2<T>(vp + rowoff[t0 + u] + d) : make_float2(0, 0);
+#pragma unroll
+                    for (int u = 0; u < 8; u++) {
+                        float w = t0 + u < n ? pr[t0 + u] : 0.0f;
+                        a0 = fmaf(w, vv[u].x, a0), a1 = fmaf(w, vv[u].y, a1);
+                    }
+                }
+                acc[j][0] = a0, acc[j][1] = a1;
+            }
         }
         __syncthreads();
     }
     pdl_trigger(); /* the next kernel (Wo) may launch and fetch its weights */
-    if (p.splits == 1) {
+    /* accumulators -> ob [G][hd] (fast: summed over the key groups) */
+    if (fast) {
+#pragma unroll
+        for (int g = 0; g < 8; g++)
+            if (g < G) ob[(size_t)kg * G * hd + g * hd + d0] = a2[g][0], ob[(size_t)kg * G * hd + g * hd + d0 + 1] = a2[g][1];
+        __syncthreads();
+        for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
+            float v = 0.0f;
+            for (int q = 0; q < kgroups; q++) v += ob[(size_t)q * G * hd + i];
+            ob[i] = v;
+        }
+    } else {
 #pragma unroll
         for (int j = 0; j < DEC_PAIRS; j++) {
             int i = threadIdx.x + j * DEC_THREADS;
             if (i >= pairs) break;
-            int g = i / (hd / 2), d = 2 * (i % (hd / 2));
-            T *o = (T *)p.out + ((size_t)r * p.nh + kvh * G + g) * hd + d;
-            o[0] = from_f32<T>(acc[j][0] / ls[g]), o[1] = from_f32<T>(acc[j][1] / ls[g]);
+            ob[2 * i] = acc[j][0], ob[2 * i + 1] = acc[j][1]; /* pair i = (g, d/2): element 2i */
+        }
+    }
+    __syncthreads();
+    if (p.splits == 1) {
+        for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
+            int g = i / hd;
+            ((T *)p.out)[((size_t)r * p.nh + kvh * G) * hd + i] = from_f32<T>(ob[i] / ls[g]);
         }
         return;
     }
     /* partials: o [rows][nh][S][hd], then (m, l) [rows][nh][S][2] */
     float *op = p.work, *ml = p.work + (size_t)gridDim.z * p.nh * p.splits * hd;
-#pragma unroll
-    for (int j = 0; j < DEC_PAIRS; j++) {
-        int i = threadIdx.x + j * DEC_THREADS;
-        if (i >= pairs) break;
-        int g = i / (hd / 2), d = 2 * (i % (hd / 2));
-        size_t at = (((size_t)r * p.nh + kvh * G + g) * p.splits + sp) * hd + d;
-        op[at] = acc[j][0], op[at + 1] = acc[j][1];
+    for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
+        int g = i / hd, d = i - g * hd;
+        op[(((size_t)r * p.nh + kvh * G + g) * p.splits + sp) * hd + d] = ob[i];
     }
     for (int g = threadIdx.x; g < G; g += blockDim.x) {
         size_t at = (((size_t)r * p.nh + kvh * G + g) * p.splits + sp) * 2;
@@ -436,7 +497,8 @@ extern "C" llt_status llt_cuda_attention_decode(llt_cuda_ctx *c, const llt_cuda_
     LLT_CHECK(splits == 1 || (a->work && a->counters), err, LLT_ERR_INVALID_ARG,
               "cuda attention: %d splits need a workspace and counters", splits);
     int G = a->n_heads / a->n_kv;
-    size_t smem = ((size_t)G * a->hd + (size_t)G * DEC_KEYS + 3 * G) * 4 + DEC_KEYS * 4;
+    size_t smem = ((size_t)G * a->hd + (size_t)G * DEC_KEYS + 3 * G) * 4 + DEC_KEYS * 4 +
+                  (size_t)dec_red_floats(a->hd, G) * 4;
     attn_params p = params_of(a, splits);
     dim3 grid(a->n_kv, splits, a->rows);
     if (a->dtype == LLT_DTYPE_BF16) {
