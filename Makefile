@@ -6,7 +6,7 @@
 BUILD    ?= build
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 PYTHON   ?= /usr/bin/python3
-DEB_PKGS := cmake make gcc g++ pkg-config libpcre2-dev python3 python3-pytest python3-numpy \
+DEB_PKGS := cmake make gcc g++ pkg-config libpcre2-dev python3 python3-pytest python3-pytest-timeout python3-numpy \
             python3-sentencepiece python3-setuptools python3-wheel python3-coverage gcovr
 CMAKE_FLAGS ?=
 PROMPT   ?= Once upon a time

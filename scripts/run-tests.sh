@@ -16,7 +16,7 @@ p_sum="no python tests"
 if ls tests/python/test_*.py >/dev/null 2>&1; then
   p_log=$(mktemp)
   LLT_LIB="$PWD/$build/libllama_triton.so" LLT_CLI="$PWD/$build/llama-triton" \
-    "$py" -m pytest -q tests/python 2>&1 | tee "$p_log" >&2
+    "$py" -m pytest -q --timeout=180 tests/python 2>&1 | tee "$p_log" >&2
   p_rc=${PIPESTATUS[0]}
   p_sum=$(grep -E '(passed|failed|error)' "$p_log" | tail -1)
   rm -f "$p_log"
