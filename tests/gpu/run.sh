@@ -95,6 +95,8 @@ run_explore() {
     bench_one "$s" no-pdl LLT_CUDA_PDL=0
     bench_one "$s" no-graphs LLT_CUDA_GRAPHS=0
     bench_one "$s" no-autotune LLT_AUTOTUNE=0
+    bench_one "$s" attn-late LLT_CUDA_ATTN_EARLY=0
+    bench_one "$s" gemv-early LLT_CUDA_EARLY_TRIGGER=1
   done
   # autotune decisions with their timings (fresh cache)
   XDG_CACHE_HOME=$(mktemp -d) LLT_AUTOTUNE_VERBOSE=1 timeout 200 "$BIN/llama-triton" bench --shape tinyllama-1.1b \

@@ -83,6 +83,7 @@ struct llt_cuda_ctx {
     int32_t *tune_i;         /* 64 zeros (positions / slots of tuning runs) */
     int prefetch;            /* GEMV, before the PDL wait: 2 first loads to registers, 1 to L2, 0 none */
     bool early_trigger;      /* GEMV: trigger dependents at the start (else after the main loop) */
+    int attn_early;          /* decode attention: trigger dependents at the start */
     int gemv_cfg;            /* configuration of the forced GEMV path (tests) */
     bool tune_verbose;       /* LLT_AUTOTUNE_VERBOSE=1: log each decision with its timings */
 };

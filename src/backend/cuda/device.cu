@@ -74,6 +74,7 @@ static llt_status ctx_init(llt_cuda_ctx *c, int device, llt_error *err) {
     c->prefetch = env_int("LLT_CUDA_PREFETCH", 2, 0, 2);
     c->early_trigger = env_int("LLT_CUDA_EARLY_TRIGGER", 0, 0, 1) != 0;
     c->tune_verbose = env_int("LLT_AUTOTUNE_VERBOSE", 0, 0, 1) != 0;
+    c->attn_early = env_int("LLT_CUDA_ATTN_EARLY", 1, 0, 1);
     LLT_TRY(ctx_buffers(c, err));
     if (c->tune) LLT_TRY(llt_tune_load(c, err));
     return LLT_OK;

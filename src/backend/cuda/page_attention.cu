@@ -31,6 +31,7 @@ struct attn_params {
     int splits;
     float *work;
     unsigned int *counters;
+    int early_trigger; /* let the next kernel (Wo) launch and preload its weights at our start */
 };
 
 enum { DEC_THREADS = 128, DEC_KEYS = 128, DEC_PAIRS = 8, DEC_MIN_KEYS = 32 };
@@ -177,6 +178,7 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(const attn_par
     float *ob = (float *)(rowoff + DEC_KEYS); /* dec_red_floats: output accumulators [G][hd] */
     __shared__ int last;
     pdl_wait();
+    if (p.early_trigger) pdl_trigger();
     /* splits are fixed per row count (graphs); a short context uses fewer of them, each at
      * least DEC_MIN_KEYS long, and the rest exit after recording an empty partial */
     const int L = p.pos[r] + 1, per = max((L + p.splits - 1) / p.splits, (int)DEC_MIN_KEYS);
@@ -260,7 +262,7 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(const attn_par
         }
         __syncthreads();
     }
-    pdl_trigger(); /* the next kernel (Wo) may launch and fetch its weights */
+    if (!p.early_trigger) pdl_trigger(); /* the next kernel (Wo) may launch and fetch its weights */
     /* accumulators -> ob [G][hd] (fast: summed over the key groups) */
     if (fast) {
 #pragma unroll
@@ -471,6 +473,7 @@ static attn_params params_of(const llt_cuda_attn *a, int splits) {
     float scale = a->scale > 0 ? a->scale : 1.0f / sqrtf((float)a->hd);
     p.scale_log2 = scale * 1.4426950408889634f;
     p.splits = splits, p.work = a->work, p.counters = a->counters;
+    p.early_trigger = 0;
     return p;
 }
 
@@ -500,6 +503,7 @@ extern "C" llt_status llt_cuda_attention_decode(llt_cuda_ctx *c, const llt_cuda_
     size_t smem = ((size_t)G * a->hd + (size_t)G * DEC_KEYS + 3 * G) * 4 + DEC_KEYS * 4 +
                   (size_t)dec_red_floats(a->hd, G) * 4;
     attn_params p = params_of(a, splits);
+    p.early_trigger = c->attn_early;
     dim3 grid(a->n_kv, splits, a->rows);
     if (a->dtype == LLT_DTYPE_BF16) {
         LLT_TRY(llt_smem_optin(c, attn_decode_kernel<__nv_bfloat16>, smem, err));
