@@ -15,7 +15,9 @@
 #   all      tests, bench and explore
 # env: OUT (default ./gpu-out), LLT_GPU_PREBUILT (folder with llama-triton and test_* binaries),
 #      JOBS (build parallelism, default nproc), SHAPES (bench shapes), REPS (default 5),
-#      SAN_TOOLS (compute-sanitizer tools, default "memcheck racecheck synccheck"; "" skips)
+#      SAN_TOOLS (compute-sanitizer tools, default "memcheck racecheck synccheck"; "" skips),
+#      SAN_TIMEOUT (seconds per sanitizer run, default 900; exit 124 = not finished in time),
+#      SAN_ONLY=1 (tests mode: skip the plain runs of the GPU tests, sanitizer only)
 set -u
 MODE=${1:-full}
 OUT=${OUT:-$PWD/gpu-out}
@@ -58,6 +60,7 @@ run_tests() {
     grep -E "Failed|\*\*\*|Not Run|Skipped" "$log" | head -20 | tee -a "$SUMMARY"
   fi
   for t in test_cuda_ops test_cuda_model; do
+    [ -n "${SAN_ONLY:-}" ] && break
     echo "---- $t" >>"$log"
     LLT_FIXTURES=tests/fixtures timeout 400 "$BIN/$t" >>"$log" 2>&1
     local rc=$?
@@ -70,7 +73,7 @@ run_tests() {
     for t in test_cuda_ops test_cuda_model; do
       [ "$tool" != memcheck ] && [ "$t" = test_cuda_model ] && continue
       echo "---- compute-sanitizer --tool $tool $t" >>"$slog"
-      LLT_FIXTURES=tests/fixtures LLT_AUTOTUNE=${SAN_TUNE:-0} timeout 900 \
+      LLT_FIXTURES=tests/fixtures LLT_AUTOTUNE=${SAN_TUNE:-0} timeout "${SAN_TIMEOUT:-900}" \
         compute-sanitizer --tool "$tool" --error-exitcode 99 "$BIN/$t" >>"$slog" 2>&1
       local rc=$?
       note "compute-sanitizer $tool $t: exit $rc $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$slog" | tail -1)"
