@@ -17,7 +17,8 @@
 #      JOBS (build parallelism, default nproc), SHAPES (bench shapes), REPS (default 5),
 #      SAN_TOOLS (compute-sanitizer tools, default "memcheck racecheck synccheck"; "" skips),
 #      SAN_TIMEOUT (seconds per sanitizer run, default 900; exit 124 = not finished in time),
-#      SAN_ONLY=1 (tests mode: skip the plain runs of the GPU tests, sanitizer only)
+#      SAN_ONLY=1 (tests mode: skip the plain runs of the GPU tests, sanitizer only),
+#      SAN_TESTS (programs under the sanitizer), LLT_TEST_ONLY (test_cuda_ops cases, comma list)
 set -u
 MODE=${1:-full}
 OUT=${OUT:-$PWD/gpu-out}
@@ -70,10 +71,10 @@ run_tests() {
   local slog=$OUT/sanitizer.log
   : >"$slog"
   for tool in ${SAN_TOOLS-memcheck racecheck synccheck}; do
-    for t in test_cuda_ops test_cuda_model; do
+    for t in ${SAN_TESTS:-test_cuda_ops test_cuda_model}; do
       [ "$tool" != memcheck ] && [ "$t" = test_cuda_model ] && continue
       echo "---- compute-sanitizer --tool $tool $t" >>"$slog"
-      LLT_FIXTURES=tests/fixtures LLT_AUTOTUNE=${SAN_TUNE:-0} timeout "${SAN_TIMEOUT:-900}" \
+      LLT_SANITIZER=1 LLT_FIXTURES=tests/fixtures LLT_AUTOTUNE=${SAN_TUNE:-0} timeout "${SAN_TIMEOUT:-900}" \
         compute-sanitizer --tool "$tool" --error-exitcode 99 "$BIN/$t" >>"$slog" 2>&1
       local rc=$?
       note "compute-sanitizer $tool $t: exit $rc $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$slog" | tail -1)"
