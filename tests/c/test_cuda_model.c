@@ -133,6 +133,23 @@ static void oracle(const char *name, llt_dtype dt) {
     CHECK_MSG(e <= TOL && top_bad == 0, "%s %s: logits rel err %.4f (bound %.2g), %d clear top-1 mismatches", name,
               llt_dtype_name(dt), e, TOL, top_bad);
     fprintf(stderr, "  %s %s: logits rel err %.4f over %lld positions\n", name, llt_dtype_name(dt), e, (long long)T);
+    /* the residual stream after each layer and the final norm (eager path, copied per layer) */
+    const llt_config *cfg = llt_model_config(m);
+    int64_t H = cfg->hidden_size;
+    float *hid = malloc((size_t)cfg->n_layers * T * H * 4), *fn = malloc((size_t)T * H * 4);
+    float *lg2 = malloc((size_t)T * V * 4);
+    CHECK_OK(llt_model_forward(m, ids, (size_t)T, lg2, hid, fn, &err), &err);
+    for (int32_t l = 0; l < cfg->n_layers; l++) {
+        char key[32];
+        snprintf(key, sizeof key, "hidden_%d", (int)l);
+        const llt_tensor *th = llt_tensors_find(&ref, key);
+        double eh = th ? tl_rel_err(hid + (size_t)l * T * H, th->data, (size_t)T * H) : 1.0;
+        CHECK_MSG(eh <= TOL, "%s %s: %s rel err %.4f", name, llt_dtype_name(dt), key, eh);
+    }
+    const llt_tensor *tf = llt_tensors_find(&ref, "final_norm");
+    double ef = tf ? tl_rel_err(fn, tf->data, (size_t)T * H) : 1.0;
+    CHECK_MSG(ef <= TOL, "%s %s: final_norm rel err %.4f", name, llt_dtype_name(dt), ef);
+    free(hid), free(fn), free(lg2);
     int32_t P = atoi(pl), *got = malloc((size_t)G * 4);
     greedy(m, ids, P, (int32_t)G, got);
     int64_t agree = 0;
