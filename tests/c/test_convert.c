@@ -18,21 +18,9 @@
 #include "formats/torch_zip.h"
 #include "tok_suite.h"
 
-static const char *tmp_path(const char *rel) {
-    static char bufs[8][1024];
-    static int slot;
-    char *b = bufs[slot++ % 8];
-    snprintf(b, 1024, "%s/%s", tl_tmpdir(), rel);
-    return b;
-}
 
 static const char *stories(void) { return tl_fixture("models/stories260K/stories260K.gguf"); }
 
-static char *expected_text(size_t *n) {
-    char *t = tl_read(tl_fixture("models/stories260K/expected_greedy_200.txt"), n);
-    if (t && *n && t[*n - 1] == '\n') t[--*n] = '\0';
-    return t;
-}
 
 typedef struct text_buf {
     char s[8192];
@@ -55,7 +43,7 @@ static void check_story(const char *path, llt_format fmt) {
     llt_error e;
     CHECK_OK(llt_model_load(path, &o, &m, &e), &e);
     size_t n;
-    char *want = expected_text(&n);
+    char *want = tl_expected_greedy(&n);
     CHECK(m && want && llt_model_tokenizer(m));
     if (m && want && llt_model_tokenizer(m)) {
         llt_gen_params p;
@@ -71,13 +59,13 @@ static void check_story(const char *path, llt_format fmt) {
 
 static void test_gguf_to_native(void) {
     llt_error e;
-    CHECK_OK(llt_convert(stories(), LLT_FORMAT_GGUF, tmp_path("s260"), LLT_DTYPE_COUNT, &e), &e);
-    CHECK(llt_path_exists(tmp_path("s260/model.json")) && llt_path_exists(tmp_path("s260/state_dict.pt")) &&
-          llt_path_exists(tmp_path("s260/tokenizer.model")));
-    check_story(tmp_path("s260"), LLT_FORMAT_TRITON);
-    check_story(tmp_path("s260"), LLT_FORMAT_AUTO);
+    CHECK_OK(llt_convert(stories(), LLT_FORMAT_GGUF, tl_tmp_path("s260"), LLT_DTYPE_COUNT, &e), &e);
+    CHECK(llt_path_exists(tl_tmp_path("s260/model.json")) && llt_path_exists(tl_tmp_path("s260/state_dict.pt")) &&
+          llt_path_exists(tl_tmp_path("s260/tokenizer.model")));
+    check_story(tl_tmp_path("s260"), LLT_FORMAT_TRITON);
+    check_story(tl_tmp_path("s260"), LLT_FORMAT_AUTO);
     llt_config c;
-    CHECK_OK(llt_config_from_json(tmp_path("s260/model.json"), &c, &e), &e);
+    CHECK_OK(llt_config_from_json(tl_tmp_path("s260/model.json"), &c, &e), &e);
     CHECK(c.n_layers == 5 && c.hidden_size == 64 && c.n_kv_heads == 4 && c.vocab_size == 512 && c.dtype == LLT_DTYPE_F32);
 }
 
@@ -86,12 +74,12 @@ static void test_spm_writer_suite(void) {
     llt_gguf g;
     llt_error e;
     CHECK_OK(llt_gguf_open(tl_fixture("tokenizers/llamacpp/ggml-vocab-llama-spm.gguf"), &g, &e), &e);
-    CHECK_OK(llt_spm_write_from_gguf(&g, tmp_path("spm.model"), &e), &e);
+    CHECK_OK(llt_spm_write_from_gguf(&g, tl_tmp_path("spm.model"), &e), &e);
     llt_gguf_close(&g);
-    CHECK(run_suite("llama-spm", tmp_path("spm.model")) == 46);
+    CHECK(run_suite("llama-spm", tl_tmp_path("spm.model")) == 46);
     /* and the known answer of the fixtures README, with BOS */
     llt_tokenizer *t = NULL;
-    CHECK_OK(llt_tokenizer_open(tmp_path("spm.model"), &t, &e), &e);
+    CHECK_OK(llt_tokenizer_open(tl_tmp_path("spm.model"), &t, &e), &e);
     if (t) {
         int32_t ids[32];
         size_t n = 0;
@@ -103,7 +91,7 @@ static void test_spm_writer_suite(void) {
     llt_tokenizer_free(t);
     /* a GGUF without a SentencePiece vocabulary is refused by name */
     CHECK_OK(llt_gguf_open(tl_fixture("tokenizers/llamacpp/ggml-vocab-gpt-2.gguf"), &g, &e), &e);
-    CHECK_ERR(llt_spm_write_from_gguf(&g, tmp_path("gpt2.model"), &e), LLT_ERR_UNSUPPORTED, &e, "tokenizer.ggml.model");
+    CHECK_ERR(llt_spm_write_from_gguf(&g, tl_tmp_path("gpt2.model"), &e), LLT_ERR_UNSUPPORTED, &e, "tokenizer.ggml.model");
     llt_gguf_close(&g);
 }
 
@@ -113,13 +101,13 @@ static void test_tokjson_writer_suite(void) {
     llt_gguf g;
     llt_error e;
     CHECK_OK(llt_gguf_open(tl_fixture("tokenizers/llamacpp/ggml-vocab-gpt-2.gguf"), &g, &e), &e);
-    mkdir(tmp_path("gpt2"), 0755);
-    CHECK_OK(llt_tokjson_write_from_gguf(&g, tmp_path("gpt2"), &e), &e);
+    mkdir(tl_tmp_path("gpt2"), 0755);
+    CHECK_OK(llt_tokjson_write_from_gguf(&g, tl_tmp_path("gpt2"), &e), &e);
     llt_gguf_close(&g);
-    CHECK(run_suite("gpt-2", tmp_path("gpt2/tokenizer.json")) == 46);
-    CHECK(run_suite("gpt-2", tmp_path("gpt2")) == 46); /* as a folder */
+    CHECK(run_suite("gpt-2", tl_tmp_path("gpt2/tokenizer.json")) == 46);
+    CHECK(run_suite("gpt-2", tl_tmp_path("gpt2")) == 46); /* as a folder */
     CHECK_OK(llt_gguf_open(tl_fixture("tokenizers/llamacpp/ggml-vocab-llama-spm.gguf"), &g, &e), &e);
-    CHECK_ERR(llt_tokjson_write_from_gguf(&g, tmp_path("gpt2"), &e), LLT_ERR_UNSUPPORTED, &e, "'gpt2'");
+    CHECK_ERR(llt_tokjson_write_from_gguf(&g, tl_tmp_path("gpt2"), &e), LLT_ERR_UNSUPPORTED, &e, "'gpt2'");
     llt_gguf_close(&g);
 }
 
@@ -154,21 +142,21 @@ static void same_tables(const char *a_path, const char *b_path, llt_dtype b_dtyp
 
 static void test_native_roundtrip(void) {
     llt_error e;
-    CHECK_OK(llt_convert(tmp_path("s260"), LLT_FORMAT_TRITON, tmp_path("s260-copy"), LLT_DTYPE_COUNT, &e), &e);
-    same_tables(tmp_path("s260/state_dict.pt"), tmp_path("s260-copy/state_dict.pt"), LLT_DTYPE_F32);
-    check_story(tmp_path("s260-copy"), LLT_FORMAT_AUTO);
-    CHECK_OK(llt_convert(tmp_path("s260"), LLT_FORMAT_TRITON, tmp_path("s260-f16"), LLT_DTYPE_F16, &e), &e);
-    same_tables(tmp_path("s260/state_dict.pt"), tmp_path("s260-f16/state_dict.pt"), LLT_DTYPE_F16);
-    CHECK_OK(llt_convert(stories(), LLT_FORMAT_AUTO, tmp_path("s260-bf16"), LLT_DTYPE_BF16, &e), &e);
-    same_tables(tmp_path("s260/state_dict.pt"), tmp_path("s260-bf16/state_dict.pt"), LLT_DTYPE_BF16);
+    CHECK_OK(llt_convert(tl_tmp_path("s260"), LLT_FORMAT_TRITON, tl_tmp_path("s260-copy"), LLT_DTYPE_COUNT, &e), &e);
+    same_tables(tl_tmp_path("s260/state_dict.pt"), tl_tmp_path("s260-copy/state_dict.pt"), LLT_DTYPE_F32);
+    check_story(tl_tmp_path("s260-copy"), LLT_FORMAT_AUTO);
+    CHECK_OK(llt_convert(tl_tmp_path("s260"), LLT_FORMAT_TRITON, tl_tmp_path("s260-f16"), LLT_DTYPE_F16, &e), &e);
+    same_tables(tl_tmp_path("s260/state_dict.pt"), tl_tmp_path("s260-f16/state_dict.pt"), LLT_DTYPE_F16);
+    CHECK_OK(llt_convert(stories(), LLT_FORMAT_AUTO, tl_tmp_path("s260-bf16"), LLT_DTYPE_BF16, &e), &e);
+    same_tables(tl_tmp_path("s260/state_dict.pt"), tl_tmp_path("s260-bf16/state_dict.pt"), LLT_DTYPE_BF16);
     llt_config c;
-    CHECK_OK(llt_config_from_json(tmp_path("s260-bf16/model.json"), &c, &e), &e);
+    CHECK_OK(llt_config_from_json(tl_tmp_path("s260-bf16/model.json"), &c, &e), &e);
     CHECK(c.dtype == LLT_DTYPE_BF16);
-    CHECK_ERR(llt_convert(tmp_path("s260"), LLT_FORMAT_TRITON, tmp_path("s260"), LLT_DTYPE_COUNT, &e),
+    CHECK_ERR(llt_convert(tl_tmp_path("s260"), LLT_FORMAT_TRITON, tl_tmp_path("s260"), LLT_DTYPE_COUNT, &e),
               LLT_ERR_INVALID_ARG, &e, "same folder");
-    CHECK_ERR(llt_convert("/nonexistent.gguf", LLT_FORMAT_AUTO, tmp_path("x"), LLT_DTYPE_COUNT, &e), LLT_ERR_IO, &e,
+    CHECK_ERR(llt_convert("/nonexistent.gguf", LLT_FORMAT_AUTO, tl_tmp_path("x"), LLT_DTYPE_COUNT, &e), LLT_ERR_IO, &e,
               "/nonexistent.gguf");
-    CHECK_ERR(llt_convert(stories(), LLT_FORMAT_GGUF, tmp_path("s260-q"), LLT_DTYPE_Q8_0, &e), LLT_ERR_INVALID_ARG, &e,
+    CHECK_ERR(llt_convert(stories(), LLT_FORMAT_GGUF, tl_tmp_path("s260-q"), LLT_DTYPE_Q8_0, &e), LLT_ERR_INVALID_ARG, &e,
               "f32, f16 or bf16");
 }
 
@@ -186,13 +174,13 @@ static void test_cli(void) {
         return;
     }
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s convert --from gguf %s %s --dtype f32 2>/dev/null", cli, stories(), tmp_path("cli-s260"));
+    snprintf(cmd, sizeof cmd, "%s convert --from gguf %s %s --dtype f32 2>/dev/null", cli, stories(), tl_tmp_path("cli-s260"));
     CHECK(sh(cmd) == 0);
-    snprintf(cmd, sizeof cmd, "%s %s -p '' -n 200 --temperature 0 > %s 2>/dev/null", cli, tmp_path("cli-s260"),
-             tmp_path("cli-story.txt"));
+    snprintf(cmd, sizeof cmd, "%s %s -p '' -n 200 --temperature 0 > %s 2>/dev/null", cli, tl_tmp_path("cli-s260"),
+             tl_tmp_path("cli-story.txt"));
     CHECK(sh(cmd) == 0);
     size_t n, m;
-    char *got = tl_read(tmp_path("cli-story.txt"), &n), *want = expected_text(&m);
+    char *got = tl_read(tl_tmp_path("cli-story.txt"), &n), *want = tl_expected_greedy(&m);
     if (got && n && got[n - 1] == '\n') got[--n] = '\0';
     CHECK_MSG(got && want && n == m && memcmp(got, want, n) == 0, "CLI story: %s", got ? got : "(none)");
     free(got);
@@ -203,7 +191,7 @@ static void test_cli(void) {
     CHECK(sh(cmd) == 2);
     snprintf(cmd, sizeof cmd, "%s convert --dtype q4 a b 2>/dev/null", cli);
     CHECK(sh(cmd) == 2);
-    snprintf(cmd, sizeof cmd, "%s convert /nonexistent %s 2>/dev/null", cli, tmp_path("never"));
+    snprintf(cmd, sizeof cmd, "%s convert /nonexistent %s 2>/dev/null", cli, tl_tmp_path("never"));
     CHECK(sh(cmd) == 1);
     snprintf(cmd, sizeof cmd, "%s convert --help > /dev/null", cli);
     CHECK(sh(cmd) == 0);
@@ -226,9 +214,9 @@ static void test_cli_logits(void) {
         k += (size_t)snprintf(list + k, sizeof list - k, i ? ",%lld" : "%lld", (long long)((const int64_t *)ids->data)[i]);
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "%s logits %s --fmt hf --no-cache --hidden --ids %s --out %s 2>/dev/null", cli,
-             tl_fixture("oracle/tiny-llama2/hf-bin"), list, tmp_path("logits.safetensors"));
+             tl_fixture("oracle/tiny-llama2/hf-bin"), list, tl_tmp_path("logits.safetensors"));
     CHECK(sh(cmd) == 0);
-    CHECK_OK(llt_safetensors_load(tmp_path("logits.safetensors"), &got, NULL, &e), &e);
+    CHECK_OK(llt_safetensors_load(tl_tmp_path("logits.safetensors"), &got, NULL, &e), &e);
     static const char *const names[] = {"logits", "hidden_0", "hidden_1", "final_norm"};
     for (int i = 0; i < 4; i++) {
         const llt_tensor *a = llt_tensors_find(&got, names[i]), *b = llt_tensors_find(&ref, names[i]);
@@ -237,9 +225,9 @@ static void test_cli_logits(void) {
             CHECK_MSG(tl_rel_err(a->data, b->data, (size_t)llt_tensor_numel(a)) <= 1e-4, "%s", names[i]);
     }
     snprintf(cmd, sizeof cmd, "%s logits %s --fmt hf --no-cache --ids 1,2,3 > %s 2>/dev/null", cli,
-             tl_fixture("oracle/tiny-llama2/hf"), tmp_path("logits.json"));
+             tl_fixture("oracle/tiny-llama2/hf"), tl_tmp_path("logits.json"));
     CHECK(sh(cmd) == 0);
-    char *json = tl_read(tmp_path("logits.json"), NULL);
+    char *json = tl_read(tl_tmp_path("logits.json"), NULL);
     CHECK(json && json[0] == '[' && strstr(json, "],\n["));
     free(json);
     snprintf(cmd, sizeof cmd, "%s logits %s 2>/dev/null", cli, tl_fixture("oracle/tiny-llama2/hf"));

@@ -13,12 +13,6 @@
 
 static const char *model_path(void) { return tl_fixture("models/stories260K/stories260K.gguf"); }
 
-/* The expected text without a trailing newline (one is allowed, none is in the file). */
-static char *expected_text(size_t *n) {
-    char *t = tl_read(tl_fixture("models/stories260K/expected_greedy_200.txt"), n);
-    if (t && *n && t[*n - 1] == '\n') t[--*n] = '\0';
-    return t;
-}
 
 static llt_model *load(int32_t page_size, int32_t max_pages, int32_t max_seqs, llt_dtype dt) {
     llt_load_opts o;
@@ -55,7 +49,7 @@ static void greedy(llt_model *m, const char *prompt, int32_t n, text_buf *out, l
 static void test_greedy_acceptance(void) {
     llt_model *m = load(0, 0, 0, LLT_DTYPE_COUNT);
     size_t n;
-    char *want = expected_text(&n);
+    char *want = tl_expected_greedy(&n);
     CHECK(m && want);
     if (!m || !want) return;
     text_buf out = {0};
@@ -76,7 +70,7 @@ static void test_greedy_acceptance(void) {
 static void test_context_limit(void) {
     llt_model *m = load(16, 2, 1, LLT_DTYPE_COUNT);
     size_t n;
-    char *want = expected_text(&n);
+    char *want = tl_expected_greedy(&n);
     if (!m || !want) return;
     text_buf out = {0};
     llt_gen_stats st;

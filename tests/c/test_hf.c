@@ -21,15 +21,8 @@
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static const char *tmp_path(const char *rel) {
-    static char bufs[8][1024];
-    static int slot;
-    char *b = bufs[slot++ % 8];
-    snprintf(b, 1024, "%s/%s", tl_tmpdir(), rel);
-    return b;
-}
 
-static void mkdir_tmp(const char *rel) { mkdir(tmp_path(rel), 0755); }
+static void mkdir_tmp(const char *rel) { mkdir(tl_tmp_path(rel), 0755); }
 
 /* Copies the named files of a fixture folder into tmp/<dst>. */
 static void copy_fixture(const char *src_rel, const char *dst_rel, const char *const *files) {
@@ -38,7 +31,7 @@ static void copy_fixture(const char *src_rel, const char *dst_rel, const char *c
     char a[1024], b[1024];
     for (; *files; files++) {
         snprintf(a, sizeof a, "%s/%s", tl_fixture(src_rel), *files);
-        snprintf(b, sizeof b, "%s/%s", tmp_path(dst_rel), *files);
+        snprintf(b, sizeof b, "%s/%s", tl_tmp_path(dst_rel), *files);
         CHECK_OK(llt_copy_file(a, b, &e), &e);
     }
 }
@@ -196,8 +189,8 @@ static void expect_load_fail(const char *rel, llt_status want, const char *needl
     llt_error e;
     llt_tensor_table tt;
     llt_tensors_init(&tt);
-    llt_status s = llt_hf_config_read(tmp_path(rel), &c, &e);
-    if (s == LLT_OK) s = llt_hf_load_tensors(tmp_path(rel), &c, &tt, &e);
+    llt_status s = llt_hf_config_read(tl_tmp_path(rel), &c, &e);
+    if (s == LLT_OK) s = llt_hf_load_tensors(tl_tmp_path(rel), &c, &tt, &e);
     CHECK_ERR(s, want, &e, needle1);
     if (needle2) CHECK_MSG(strstr(e.msg, needle2) != NULL, "'%s' not in: %s", needle2, e.msg);
     llt_tensors_free(&tt);
@@ -222,7 +215,7 @@ static void write_variant(const char *dir, const char *drop, const char *retype)
         if (retype && strcmp(t->name, retype) == 0) ent[n].dtype = LLT_DTYPE_I32;
         n++;
     }
-    snprintf(p, sizeof p, "%s/model.safetensors", tmp_path(dir));
+    snprintf(p, sizeof p, "%s/model.safetensors", tl_tmp_path(dir));
     CHECK_OK(llt_safetensors_write(p, ent, n, NULL, &e), &e);
     free(ent);
     llt_tensors_free(&tt);
@@ -232,7 +225,7 @@ static void test_damaged_folders(void) {
     static const char *const cfg_only[] = {"config.json", NULL};
     /* a shape that disagrees with config.json */
     copy_fixture("oracle/tiny-llama2/hf", "shape", k_l2_hf);
-    edit_file(tmp_path("shape/config.json"), "\"intermediate_size\": 344", "\"intermediate_size\": 345");
+    edit_file(tl_tmp_path("shape/config.json"), "\"intermediate_size\": 344", "\"intermediate_size\": 345");
     expect_load_fail("shape", LLT_ERR_FORMAT, "tensor 'model.layers.0.mlp.gate_proj.weight' has shape [344, 128]",
                      "config.json says [345, 128]");
     /* a missing tensor; a weight of another dtype */
@@ -251,12 +244,12 @@ static void test_damaged_folders(void) {
                      "is missing");
     /* an index that points a tensor at the wrong shard; a shard name with a folder in it */
     copy_fixture("oracle/tiny-llama3/hf", "wrongshard", k_l3_hf);
-    edit_file(tmp_path("wrongshard/model.safetensors.index.json"),
+    edit_file(tl_tmp_path("wrongshard/model.safetensors.index.json"),
               "\"model.norm.weight\": \"model-00004-of-00004.safetensors\"",
               "\"model.norm.weight\": \"model-00001-of-00004.safetensors\"");
     expect_load_fail("wrongshard", LLT_ERR_FORMAT, "tensor 'model.norm.weight' is not in shard 'model-00001-of-00004.safetensors'", NULL);
     copy_fixture("oracle/tiny-llama3/hf", "evilshard", k_l3_hf);
-    edit_file(tmp_path("evilshard/model.safetensors.index.json"), "\"model-00004-of-00004.safetensors\"",
+    edit_file(tl_tmp_path("evilshard/model.safetensors.index.json"), "\"model-00004-of-00004.safetensors\"",
               "\"../../etc/passwd\"");
     expect_load_fail("evilshard", LLT_ERR_FORMAT, "is not a file name", NULL);
     /* truncated weights; no weights at all */
@@ -264,7 +257,7 @@ static void test_damaged_folders(void) {
     size_t n;
     char *w = tl_read(tl_fixture("oracle/tiny-llama2/hf/model.safetensors"), &n);
     if (w) {
-        FILE *f = fopen(tmp_path("trunc/model.safetensors"), "wb");
+        FILE *f = fopen(tl_tmp_path("trunc/model.safetensors"), "wb");
         fwrite(w, 1, n - 1000, f);
         fclose(f);
         free(w);
@@ -401,9 +394,9 @@ static void acceptance(const char *model) {
     /* the native folder `convert` makes (from hf-bin: the other source, too) */
     snprintf(native, sizeof native, "native-%s", model);
     llt_error e;
-    CHECK_OK(llt_convert(tl_fixture(rel), LLT_FORMAT_HF, tmp_path(native), LLT_DTYPE_COUNT, &e), &e);
-    accept_one(model, tmp_path(native), LLT_FORMAT_TRITON, true, &r);
-    accept_one(model, tmp_path(native), LLT_FORMAT_AUTO, true, &r);
+    CHECK_OK(llt_convert(tl_fixture(rel), LLT_FORMAT_HF, tl_tmp_path(native), LLT_DTYPE_COUNT, &e), &e);
+    accept_one(model, tl_tmp_path(native), LLT_FORMAT_TRITON, true, &r);
+    accept_one(model, tl_tmp_path(native), LLT_FORMAT_AUTO, true, &r);
     free_reference(&r);
 }
 
@@ -415,43 +408,43 @@ static void test_rope_parameters(void) {
     reference r;
     if (!load_reference("tiny-llama3", &r)) return;
     copy_fixture("oracle/tiny-llama3/hf", "tf5", k_l3_hf);
-    const char *cfg = tmp_path("tf5/config.json");
+    const char *cfg = tl_tmp_path("tf5/config.json");
     edit_file(cfg, "\"rope_theta\": 500000.0,", "");
     edit_file(cfg, "\"rope_scaling\": {", "\"rope_parameters\": {\"rope_theta\": 500000.0,");
     size_t n;
     char *text = tl_read(cfg, &n);
     CHECK(text && !strstr(text, "rope_scaling") && strstr(text, "\"rope_parameters\": {\"rope_theta\""));
     free(text);
-    accept_one("tiny-llama3 (rope_parameters)", tmp_path("tf5"), LLT_FORMAT_HF, true, &r);
+    accept_one("tiny-llama3 (rope_parameters)", tl_tmp_path("tf5"), LLT_FORMAT_HF, true, &r);
     free_reference(&r);
 }
 
-static double mtime_of(const char *rel) { return llt_path_mtime(tmp_path(rel)); }
+static double mtime_of(const char *rel) { return llt_path_mtime(tl_tmp_path(rel)); }
 
 /* --fmt hf converts once into the folder, reuses the cache, rebuilds it when a source is newer. */
 static void test_cache(void) {
     reference r;
     if (!load_reference("tiny-llama2", &r)) return;
     copy_fixture("oracle/tiny-llama2/hf", "cache", k_l2_hf);
-    llt_model *m = load_model(tmp_path("cache"), LLT_FORMAT_HF, false);
+    llt_model *m = load_model(tl_tmp_path("cache"), LLT_FORMAT_HF, false);
     llt_model_free(m);
-    CHECK(llt_path_exists(tmp_path("cache/model.json")) && llt_path_exists(tmp_path("cache/state_dict.pt")));
+    CHECK(llt_path_exists(tl_tmp_path("cache/model.json")) && llt_path_exists(tl_tmp_path("cache/state_dict.pt")));
     double t1 = mtime_of("cache/state_dict.pt");
     usleep(20000);
-    m = load_model(tmp_path("cache"), LLT_FORMAT_HF, false); /* from the cache */
+    m = load_model(tl_tmp_path("cache"), LLT_FORMAT_HF, false); /* from the cache */
     if (m) check_forward(m, &r, "tiny-llama2 from the cache");
     llt_model_free(m);
     CHECK(mtime_of("cache/state_dict.pt") == t1);
     usleep(20000);
-    edit_file(tmp_path("cache/config.json"), "\"use_cache\": true", "\"use_cache\": false"); /* newer source */
-    m = load_model(tmp_path("cache"), LLT_FORMAT_AUTO, false);
+    edit_file(tl_tmp_path("cache/config.json"), "\"use_cache\": true", "\"use_cache\": false"); /* newer source */
+    m = load_model(tl_tmp_path("cache"), LLT_FORMAT_AUTO, false);
     if (m) check_forward(m, &r, "tiny-llama2 after rebuilding the cache");
     llt_model_free(m);
     CHECK(mtime_of("cache/state_dict.pt") > t1);
     /* no_cache writes nothing */
     copy_fixture("oracle/tiny-llama2/hf", "nocache", k_l2_hf);
-    llt_model_free(load_model(tmp_path("nocache"), LLT_FORMAT_HF, true));
-    CHECK(!llt_path_exists(tmp_path("nocache/model.json")) && !llt_path_exists(tmp_path("nocache/state_dict.pt")));
+    llt_model_free(load_model(tl_tmp_path("nocache"), LLT_FORMAT_HF, true));
+    CHECK(!llt_path_exists(tl_tmp_path("nocache/model.json")) && !llt_path_exists(tl_tmp_path("nocache/state_dict.pt")));
     free_reference(&r);
 }
 
@@ -462,11 +455,11 @@ static void test_model_errors(void) {
     o.no_cache = true;
     llt_model *m = NULL;
     llt_error e;
-    CHECK_ERR(llt_model_load(tmp_path("shape"), &o, &m, &e), LLT_ERR_FORMAT, &e, "model.layers.0.mlp.gate_proj.weight");
+    CHECK_ERR(llt_model_load(tl_tmp_path("shape"), &o, &m, &e), LLT_ERR_FORMAT, &e, "model.layers.0.mlp.gate_proj.weight");
     CHECK(m == NULL && strstr(e.msg, "shape"));
-    CHECK_ERR(llt_model_load(tmp_path("noshard"), &o, &m, &e), LLT_ERR_NOT_FOUND, &e, "model-00003-of-00004.safetensors");
+    CHECK_ERR(llt_model_load(tl_tmp_path("noshard"), &o, &m, &e), LLT_ERR_NOT_FOUND, &e, "model-00003-of-00004.safetensors");
     o.format = LLT_FORMAT_TRITON;
-    CHECK_ERR(llt_model_load(tmp_path("empty"), &o, &m, &e), LLT_ERR_IO, &e, "model.json");
+    CHECK_ERR(llt_model_load(tl_tmp_path("empty"), &o, &m, &e), LLT_ERR_IO, &e, "model.json");
 }
 
 int main(void) {

@@ -14,12 +14,6 @@
 
 static const char *model_path(void) { return tl_fixture("models/stories260K/stories260K.gguf"); }
 
-/* The expected text without a trailing newline (one is allowed, none is in the file). */
-static char *expected_text(size_t *n) {
-    char *t = tl_read(tl_fixture("models/stories260K/expected_greedy_200.txt"), n);
-    if (t && *n && t[*n - 1] == '\n') t[--*n] = '\0';
-    return t;
-}
 
 static llt_model *load(int32_t page_size, int32_t max_pages, int32_t max_seqs, llt_dtype dt) {
     llt_load_opts o;
@@ -42,7 +36,7 @@ static int32_t argmax(const float *x, int32_t n) {
 static void test_forward_teacher_forced(void) {
     llt_model *m = load(0, 0, 0, LLT_DTYPE_COUNT);
     size_t n_text, n = 0;
-    char *want = expected_text(&n_text);
+    char *want = tl_expected_greedy(&n_text);
     if (!m || !want) return;
     const llt_config *c = llt_model_config(m);
     int32_t ids[400];

@@ -43,6 +43,20 @@ const char *tl_tmpdir(void) {
     return dir;
 }
 
+const char *tl_tmp_path(const char *rel) {
+    static char bufs[8][1024];
+    static int slot;
+    char *b = bufs[slot++ % 8];
+    snprintf(b, 1024, "%s/%s", tl_tmpdir(), rel);
+    return b;
+}
+
+char *tl_expected_greedy(size_t *n) {
+    char *t = tl_read(tl_fixture("models/stories260K/expected_greedy_200.txt"), n);
+    if (t && *n && t[*n - 1] == '\n') t[--*n] = '\0';
+    return t;
+}
+
 const char *tl_write_tmp(const char *name, const void *data, size_t n) {
     static char bufs[8][512];
     static int slot;

@@ -64,6 +64,11 @@ int tl_done(const char *name);
 const char *tl_fixture(const char *rel);
 /* A fresh temporary directory (removed by the OS tmp cleaner; names include the pid). */
 const char *tl_tmpdir(void);
+/* Path of rel inside the temp dir (static buffer per call slot, 8 slots). */
+const char *tl_tmp_path(const char *rel);
+/* stories260K's expected greedy text (llama2.c's output), without a trailing newline;
+ * malloc'd, NULL when missing. */
+char *tl_expected_greedy(size_t *n);
 /* Writes bytes to a file in the temp dir; returns its path. */
 const char *tl_write_tmp(const char *name, const void *data, size_t n);
 /* Reads a whole file (malloc'd, NUL-terminated); NULL when missing. */
