@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/json.h"
+#include "base/utf8.h"
 #include "base/log.h"
 #include "cli.h"
 #include "engine/batch.h"
@@ -27,28 +28,12 @@ static int on_piece(int32_t index, const char *piece, size_t len, int32_t token,
     return 0;
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n) (RFC 3629: no overlongs, no surrogates,
- * <= U+10FFFF), 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned char c = s[0];
-    size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
-               : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-    if (len == 0 || len > n) return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
-    if (c == 0xe0 && s[1] < 0xa0) return 0;  /* overlong */
-    if (c == 0xed && s[1] > 0x9f) return 0;  /* surrogate */
-    if (c == 0xf0 && s[1] < 0x90) return 0;  /* overlong */
-    if (c == 0xf4 && s[1] > 0x8f) return 0;  /* > U+10FFFF */
-    return len;
-}
-
 /* Appends text as a JSON string, invalid UTF-8 replaced by U+FFFD. */
 static void json_utf8_string(llt_sbuf *b, const char *text, size_t n) {
     llt_sbuf clean = {0};
     const unsigned char *s = (const unsigned char *)text;
     for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq(s + i, n - i);
+        size_t k = llt_utf8_valid_len(s + i, n - i);
         if (k) llt_sbuf_append(&clean, text + i, k), i += k;
         else llt_sbuf_append(&clean, "\xef\xbf\xbd", 3), i++;
     }

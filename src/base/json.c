@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/file.h"
+#include "base/utf8.h"
 
 #define JSON_MAX_DEPTH 200
 
@@ -54,71 +55,6 @@ static bool match_word(parser *p, const char *w) {
 
 /* ---- strings ------------------------------------------------------------------------- */
 
-/* A growable byte buffer for decoded strings. */
-typedef struct bytes {
-    char *d;
-    size_t n, cap;
-} bytes;
-
-static bool bytes_put(bytes *b, const char *src, size_t n) {
-    if (b->cap - b->n <= n) {
-        size_t cap = b->cap ? b->cap : 16;
-        while (cap - b->n <= n) cap *= 2;
-        char *d = realloc(b->d, cap);
-        if (!d) return false;
-        b->d = d;
-        b->cap = cap;
-    }
-    memcpy(b->d + b->n, src, n);
-    b->n += n;
-    b->d[b->n] = '\0';
-    return true;
-}
-
-static size_t utf8_encode(uint32_t cp, char out[4]) {
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xc0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xe0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        out[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    out[0] = (char)(0xf0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    out[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
-/* Length of the valid UTF-8 sequence at s (n bytes available), 0 if invalid.
- * Rejects overlong forms, surrogates (U+D800..DFFF) and code points above U+10FFFF. */
-static size_t utf8_valid_len(const unsigned char *s, size_t n) {
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) len = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef) len = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4) len = 4, cp = c & 0x07;
-    else return 0;
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff))) return 0;
-    if (cp >= 0xd800 && cp <= 0xdfff) return 0;
-    return len;
-}
-
 static bool read_hex4(parser *p, uint32_t *v) {
     if (p->len - p->pos < 4) return false;
     uint32_t x = 0;
@@ -147,13 +83,19 @@ static llt_status parse_u_escape(parser *p, uint32_t *cp) {
     return LLT_OK;
 }
 
+/* Appends to a decoded string; false when memory ran out. */
+static bool sbuf_put(llt_sbuf *b, const char *src, size_t n) {
+    llt_sbuf_append(b, src, n);
+    return !b->oom;
+}
+
 /* After a backslash: appends the decoded escape to b. */
-static llt_status parse_escape(parser *p, bytes *b) {
+static llt_status parse_escape(parser *p, llt_sbuf *b) {
     if (p->pos >= p->len) return fail(p, "unterminated escape");
     char c = p->s[p->pos++];
     static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
     const char *hit = memchr(from, c, sizeof from - 1);
-    if (hit) return bytes_put(b, &to[hit - from], 1) ? LLT_OK : oom(p);
+    if (hit) return sbuf_put(b, &to[hit - from], 1) ? LLT_OK : oom(p);
     if (c != 'u') {
         p->pos--;
         return fail(p, "unknown escape");
@@ -161,12 +103,12 @@ static llt_status parse_escape(parser *p, bytes *b) {
     uint32_t cp;
     LLT_TRY(parse_u_escape(p, &cp));
     char u[4];
-    return bytes_put(b, u, utf8_encode(cp, u)) ? LLT_OK : oom(p);
+    return sbuf_put(b, u, llt_utf8_put(cp, u)) ? LLT_OK : oom(p);
 }
 
 /* At the opening quote: decodes into a malloc'd, NUL-terminated string. */
 static llt_status parse_string_raw(parser *p, char **out, size_t *out_len) {
-    bytes b = {0};
+    llt_sbuf b = {0};
     p->pos++; /* opening quote */
     llt_status s = LLT_OK;
     for (;;) {
@@ -185,25 +127,25 @@ static llt_status parse_string_raw(parser *p, char **out, size_t *out_len) {
             if ((s = parse_escape(p, &b)) != LLT_OK) break;
             continue;
         }
-        size_t n = utf8_valid_len((const unsigned char *)p->s + p->pos, p->len - p->pos);
+        size_t n = llt_utf8_valid_len((const unsigned char *)p->s + p->pos, p->len - p->pos);
         if (!n) {
             s = fail(p, "invalid UTF-8 in string");
             break;
         }
-        if (!bytes_put(&b, p->s + p->pos, n)) {
+        if (!sbuf_put(&b, p->s + p->pos, n)) {
             s = oom(p);
             break;
         }
         p->pos += n;
     }
-    if (s == LLT_OK && !b.d && !bytes_put(&b, "", 0)) s = oom(p);
+    if (s == LLT_OK && !b.data && !sbuf_put(&b, "", 0)) s = oom(p);
     if (s != LLT_OK) {
-        free(b.d);
+        llt_sbuf_free(&b);
         return s;
     }
     p->pos++; /* closing quote */
-    *out = b.d;
-    *out_len = b.n;
+    *out = b.data;
+    *out_len = b.len;
     return LLT_OK;
 }
 

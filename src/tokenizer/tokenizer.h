@@ -13,6 +13,7 @@
 #define LLT_TOKENIZER_TOKENIZER_H
 
 #include "base/error.h"
+#include "base/utf8.h"
 #include "formats/gguf.h"
 
 /* Builds a tokenizer from a GGUF's tokenizer.ggml.* metadata (used by the model loader).
@@ -117,12 +118,7 @@ bool llt_bytelevel_decode(const char *s, size_t len, char *out, size_t *out_len)
 /* Encodes raw bytes into the byte-level form; out must hold 2*len + 1 bytes. */
 size_t llt_bytelevel_encode(const char *s, size_t len, char *out);
 
-/* ---- UTF-8 helpers (utf8.c) --------------------------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 when it is malformed or truncated. */
-size_t llt_utf8_valid_len(const unsigned char *s, size_t n);
-/* Writes code point cp (<= 0x10FFFF); returns its length. */
-size_t llt_utf8_put(uint32_t cp, char *out);
+/* UTF-8 helpers: base/utf8.h (llt_utf8_valid_len, llt_utf8_put). */
 
 /* ---- pre-tokenizers (pretok.c): regex splits before byte-level BPE --------------------- */
 

@@ -1,6 +1,6 @@
 /* utf8.c: strict UTF-8 decoding of one sequence (RFC 3629: no overlongs, no surrogates,
  * nothing above U+10FFFF) and encoding of one code point. */
-#include "tokenizer/tokenizer.h"
+#include "base/utf8.h"
 
 size_t llt_utf8_valid_len(const unsigned char *s, size_t n) {
     if (n == 0) return 0;
