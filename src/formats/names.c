@@ -65,6 +65,10 @@ bool llt_names_parse(llt_tensor_names scheme_id, const char *name, llt_name_id *
     return false;
 }
 
+const char *llt_names_global(llt_tensor_names scheme_id, int which) {
+    return k_schemes[scheme_id].global[which];
+}
+
 bool llt_names_format(llt_tensor_names scheme_id, llt_name_id id, char *buf, size_t cap) {
     const scheme *sc = &k_schemes[scheme_id];
     int n = id.layer < 0 ? snprintf(buf, cap, "%s", sc->global[id.field])

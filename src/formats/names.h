@@ -26,6 +26,8 @@ enum { LLT_FIELD_WQ = 1, LLT_FIELD_WK = 2 };
 
 /* Parses a key of a scheme; false when the key is not one of the model's tensors. */
 bool llt_names_parse(llt_tensor_names scheme, const char *name, llt_name_id *id);
+/* The key of global tensor `which` (0 embedding, 1 final norm, 2 output head) in a scheme. */
+const char *llt_names_global(llt_tensor_names scheme, int which);
 /* Formats the key of id in a scheme; false when it does not fit. */
 bool llt_names_format(llt_tensor_names scheme, llt_name_id id, char *buf, size_t cap);
 

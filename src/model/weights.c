@@ -15,43 +15,18 @@
 #include <stdlib.h>
 
 #include "base/dtype.h"
+#include "formats/names.h"
 #include "model/model.h"
 
-typedef struct name_scheme {
-    const char *embd, *norm, *output;
-    /* per layer, in the order of llt_layer's fields; %d is the layer index */
-    const char *layer[9];
-} name_scheme;
-
-static const name_scheme k_schemes[] = {
-    [LLT_NAMES_GGUF] = {"token_embd.weight", "output_norm.weight", "output.weight",
-                        {"blk.%d.attn_norm.weight", "blk.%d.attn_q.weight", "blk.%d.attn_k.weight",
-                         "blk.%d.attn_v.weight", "blk.%d.attn_output.weight", "blk.%d.ffn_norm.weight",
-                         "blk.%d.ffn_gate.weight", "blk.%d.ffn_up.weight", "blk.%d.ffn_down.weight"}},
-    [LLT_NAMES_HF] = {"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight",
-                      {"model.layers.%d.input_layernorm.weight", "model.layers.%d.self_attn.q_proj.weight",
-                       "model.layers.%d.self_attn.k_proj.weight", "model.layers.%d.self_attn.v_proj.weight",
-                       "model.layers.%d.self_attn.o_proj.weight",
-                       "model.layers.%d.post_attention_layernorm.weight",
-                       "model.layers.%d.mlp.gate_proj.weight", "model.layers.%d.mlp.up_proj.weight",
-                       "model.layers.%d.mlp.down_proj.weight"}},
-    [LLT_NAMES_NATIVE] = {"tok_embeddings.weight", "norm.weight", "output.weight",
-                          {"layers.%d.attention_norm.weight", "layers.%d.attention.wq.weight",
-                           "layers.%d.attention.wk.weight", "layers.%d.attention.wv.weight",
-                           "layers.%d.attention.wo.weight", "layers.%d.ffn_norm.weight",
-                           "layers.%d.feed_forward.w1.weight", "layers.%d.feed_forward.w3.weight",
-                           "layers.%d.feed_forward.w2.weight"}},
-};
-
+/* The key tables live in formats/names.c, shared with the converters. */
 const char *llt_weights_layer_name(llt_tensor_names names, int field, int32_t layer, char *buf,
                                    size_t cap) {
-    snprintf(buf, cap, k_schemes[names].layer[field], (int)layer);
+    llt_names_format(names, (llt_name_id){layer, field}, buf, cap);
     return buf;
 }
 
 const char *llt_weights_global_name(llt_tensor_names names, int which) {
-    const name_scheme *ns = &k_schemes[names];
-    return which == 0 ? ns->embd : which == 1 ? ns->norm : ns->output;
+    return llt_names_global(names, which);
 }
 
 static void shape_str(const llt_tensor *t, char *buf, size_t cap) {
@@ -141,12 +116,12 @@ llt_status llt_weights_bind(llt_model *m, llt_tensor_names names, llt_error *err
     LLT_CHECK((unsigned)names <= LLT_NAMES_NATIVE, err, LLT_ERR_INVALID_ARG, "unknown tensor naming %d",
               (int)names);
     LLT_TRY(check_dims(&m->cfg, err));
-    const name_scheme *ns = &k_schemes[names];
     const llt_config *c = &m->cfg;
-    LLT_TRY(bind_one(m, ns->embd, c->vocab_size, c->hidden_size, &m->tok_embd, err));
-    LLT_TRY(bind_one(m, ns->norm, 1, c->hidden_size, &m->out_norm, err));
-    if (llt_tensors_find(&m->tensors, ns->output)) {
-        LLT_TRY(bind_one(m, ns->output, c->vocab_size, c->hidden_size, &m->output, err));
+    const char *output = llt_names_global(names, 2);
+    LLT_TRY(bind_one(m, llt_names_global(names, 0), c->vocab_size, c->hidden_size, &m->tok_embd, err));
+    LLT_TRY(bind_one(m, llt_names_global(names, 1), 1, c->hidden_size, &m->out_norm, err));
+    if (llt_tensors_find(&m->tensors, output)) {
+        LLT_TRY(bind_one(m, output, c->vocab_size, c->hidden_size, &m->output, err));
     } else {
         m->output = m->tok_embd; /* tied head: the same bytes */
         m->cfg.tie_weights = true;
