@@ -153,6 +153,9 @@ static void report(const llt_gen_stats *st, double load_s) {
             st->prompt_s > 0 ? st->n_prompt / st->prompt_s : 0.0);
     fprintf(stderr, "generation: %d tokens in %.3f s (%.1f tokens/s)\n", (int)st->n_generated, st->gen_s,
             st->gen_s > 0 ? st->n_generated / st->gen_s : 0.0);
+    if (st->stop == LLT_STOP_CONTEXT)
+        fprintf(stderr, "stopped: the context is full (%d tokens; raise --max_pages or shorten the prompt)\n",
+                (int)st->n_ctx);
 }
 
 static int generate_one(llt_model *m, const run_args *a, double load_s) {

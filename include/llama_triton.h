@@ -319,9 +319,19 @@ typedef struct llt_gen_params {
 } llt_gen_params;
 void llt_gen_params_init(llt_gen_params *p);
 
+typedef enum llt_stop_reason {
+    LLT_STOP_NONE = 0,     /* not finished (or a batch: see each prompt's callback) */
+    LLT_STOP_EOG,          /* the model produced an end-of-generation token */
+    LLT_STOP_MAX_TOKENS,   /* max_new_tokens reached */
+    LLT_STOP_CONTEXT,      /* the next position would pass the context / KV cache */
+    LLT_STOP_CALLBACK      /* the callback returned non-zero */
+} llt_stop_reason;
+
 typedef struct llt_gen_stats {
     int32_t n_prompt, n_generated;
     double load_s, prompt_s, gen_s;  /* wall seconds */
+    llt_stop_reason stop;            /* why llt_generate stopped */
+    int32_t n_ctx;                   /* the context the sequence could use (tokens) */
 } llt_gen_stats;
 
 /* Called with each complete UTF-8 piece. Return non-zero to stop. index = prompt index in

@@ -151,6 +151,8 @@ class GenStats(C.Structure):
         ("load_s", C.c_double),
         ("prompt_s", C.c_double),
         ("gen_s", C.c_double),
+        ("stop", c_enum),
+        ("n_ctx", C.c_int32),
     ]
 
 

@@ -77,7 +77,7 @@ static const abi_entry k_abi[] = {
     ABI_SIZE(llt_gen_stats),
     ABI_FIELD(llt_gen_stats, n_prompt), ABI_FIELD(llt_gen_stats, n_generated),
     ABI_FIELD(llt_gen_stats, load_s), ABI_FIELD(llt_gen_stats, prompt_s),
-    ABI_FIELD(llt_gen_stats, gen_s),
+    ABI_FIELD(llt_gen_stats, gen_s), ABI_FIELD(llt_gen_stats, stop), ABI_FIELD(llt_gen_stats, n_ctx),
 };
 
 static const abi_entry *abi_find(const char *type, const char *field) {

@@ -76,14 +76,16 @@ static llt_status decode_loop(gen_run *g, llt_token_cb cb, void *user, llt_gen_s
     const llt_tokenizer *tok = g->m->tok;
     char piece[PIECE_CAP];
     int32_t limit = g->p->max_new_tokens < 0 ? INT32_MAX : g->p->max_new_tokens;
+    stats->stop = LLT_STOP_MAX_TOKENS;
     while (stats->n_generated < limit) {
         int32_t next = llt_sampler_sample(g->smp, g->logits);
-        if (llt_tokenizer_is_eog(tok, next)) break;
+        if (llt_tokenizer_is_eog(tok, next)) return stats->stop = LLT_STOP_EOG, LLT_OK;
         stats->n_generated++;
         size_t len = 0;
         LLT_TRY(llt_tokenizer_decode_next(tok, st, next, piece, sizeof piece, &len, err));
-        if (len && cb && cb(0, piece, len, next, user)) break;
-        if (stats->n_generated >= limit || g->pos >= g->max_ctx) break; /* nothing more to feed */
+        if (len && cb && cb(0, piece, len, next, user)) return stats->stop = LLT_STOP_CALLBACK, LLT_OK;
+        if (stats->n_generated >= limit) break;
+        if (g->pos >= g->max_ctx) return stats->stop = LLT_STOP_CONTEXT, LLT_OK; /* nothing more to feed */
         int32_t rows;
         llt_batch b = {1, &next, &g->seq, NULL};
         LLT_TRY(llt_model_decode(g->m, &b, g->logits, &rows, err));
@@ -97,6 +99,7 @@ static llt_status generate_ids(gen_run *g, const int32_t *ids, size_t n, llt_tok
     double t0 = llt_time_now();
     LLT_TRY(prefill(g->m, g->seq, ids, n, g->logits, err));
     g->pos = (int32_t)n;
+    stats->n_ctx = g->max_ctx;
     double t1 = llt_time_now();
     stats->prompt_s = t1 - t0;
     llt_detok_state st;

@@ -56,7 +56,7 @@ static void test_greedy_acceptance(void) {
     llt_gen_stats st;
     greedy(m, "", 200, &out, &st);
     CHECK_MSG(out.n == n && memcmp(out.s, want, n) == 0, "greedy text differs:\n%s\n--- want ---\n%s", out.s, want);
-    CHECK(st.n_prompt == 1 && st.n_generated == 200);
+    CHECK(st.n_prompt == 1 && st.n_generated == 200 && st.stop == LLT_STOP_MAX_TOKENS);
     /* A prompt taken from the text continues it exactly (greedy is teacher-forced consistent). */
     text_buf cont = {0};
     greedy(m, "Once upon a time", 40, &cont, &st);
@@ -76,10 +76,11 @@ static void test_context_limit(void) {
     llt_gen_stats st;
     greedy(m, "", 1000, &out, &st);
     CHECK_MSG(st.n_generated == 32, "generated %d", (int)st.n_generated); /* 31 fed + the last sampled */
+    CHECK(st.stop == LLT_STOP_CONTEXT && st.n_ctx == 32);
     CHECK(out.n > 0 && strncmp(out.s, want, out.n) == 0);
     text_buf stop = {.stop_after = 3}; /* the callback can stop it */
     greedy(m, "", 50, &stop, &st);
-    CHECK(st.n_generated == 3 && stop.calls == 3);
+    CHECK(st.n_generated == 3 && stop.calls == 3 && st.stop == LLT_STOP_CALLBACK);
     llt_gen_params p; /* a prompt longer than the context is refused, saying so */
     llt_gen_params_init(&p);
     llt_error err = {0};
