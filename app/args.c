@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "cli.h"
 
 bool cli_flag_is(const char *arg, const char *name, const char *alt) {
@@ -68,24 +69,25 @@ bool cli_parse_ids(const char *s, int32_t **ids, size_t *n) {
     size_t cap = 16, k = 0;
     int32_t *v = malloc(cap * sizeof *v);
     const char *p = s;
-    while (v && *p) {
+    if (!v) return cli_usage_error("out of memory"), false;
+    while (*p) {
         char *end;
         errno = 0;
         long x = strtol(p, &end, 10);
-        if (errno || end == p || x < 0 || x > INT32_MAX || (*end && *end != ',')) {
+        if (errno || end == p || x < 0 || x > INT32_MAX || (*end && (*end != ',' || !end[1]))) {
             cli_usage_error("bad token id list '%s' (expected e.g. 1,2,3)", s);
             free(v);
             return false;
         }
-        if (k == cap) {
-            int32_t *nv = realloc(v, (cap *= 2) * sizeof *v);
-            if (!nv) break;
-            v = nv;
+        if (k == cap && !llt_resize(&v, (cap *= 2) * sizeof *v)) {
+            free(v);
+            cli_usage_error("out of memory for the token id list");
+            return false;
         }
         v[k++] = (int32_t)x;
         p = *end ? end + 1 : end;
     }
-    if (!v || k == 0) {
+    if (k == 0) {
         free(v);
         cli_usage_error("empty token id list");
         return false;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "tokenizer/tokenizer.h"
 
 static int32_t opt_id(const llt_gguf *g, const char *key) {
@@ -75,7 +76,7 @@ static llt_status load_tokens(llt_tokenizer *t, const llt_gguf *g, llt_error *er
         if (st != LLT_OK) break;
         if (s.len > 1u << 20) st = llt_err_set(err, LLT_ERR_FORMAT, "%s: token %llu is %llu bytes long", what,
                                                (unsigned long long)i, (unsigned long long)s.len);
-        else if (!(tmp = realloc(tmp, s.len + 1))) st = llt_err_set(err, LLT_ERR_NOMEM, "%s: out of memory", what);
+        else if (!llt_resize(&tmp, s.len + 1)) st = llt_err_set(err, LLT_ERR_NOMEM, "%s: out of memory", what);
         else st = set_token(t, (int32_t)i, s, score, type, what, tmp, err);
     }
     free(tmp);
@@ -99,7 +100,7 @@ static llt_status load_merges(llt_tokenizer *t, const llt_gguf *g, llt_error *er
                              what, (unsigned long long)i, (int)(s.len > 40 ? 40 : s.len), s.s);
             break;
         }
-        if (!(buf = realloc(buf, s.len + 1))) {
+        if (!llt_resize(&buf, s.len + 1)) {
             st = llt_err_set(err, LLT_ERR_NOMEM, "%s: out of memory", what);
             break;
         }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "base/json.h"
 #include "tokenizer/tokenizer.h"
 
@@ -63,7 +64,7 @@ static llt_status load_vocab(hf_ctx *c, llt_error *err) {
         bool byte_piece = c->spm && kl == 6 && strncmp(k, "<0x", 3) == 0 && k[5] == '>';
         if (c->spm) {
             st = llt_vocab_set(&t->vocab, id, k, kl, 0.0f, byte_piece ? LLT_TT_BYTE : LLT_TT_NORMAL, c->what, err);
-        } else if (!(buf = realloc(buf, kl + 1))) {
+        } else if (!llt_resize(&buf, kl + 1)) {
             st = llt_err_set(err, LLT_ERR_NOMEM, "%s: out of memory", c->what);
         } else if (!llt_bytelevel_decode(k, kl, buf, &bl)) {
             st = llt_err_set(err, LLT_ERR_FORMAT, "%s: model.vocab entry '%.40s' is not in GPT-2 byte-level form",
