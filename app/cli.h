@@ -29,6 +29,13 @@ bool cli_take_int(int argc, char **argv, int *i, int64_t lo, int64_t hi, int64_t
 bool cli_take_float(int argc, char **argv, int *i, double lo, double hi, double *out);
 /* "1,2,3" -> ids (malloc'd); false + message on a bad list. */
 bool cli_parse_ids(const char *s, int32_t **ids, size_t *n);
+/* --- multi-GPU flags (cli_devices.c) ---
+ * Entries of a device list ("cuda:0,cuda:1" -> 2; NULL or "" -> 0). */
+int cli_device_count(const char *device);
+/* "20,12" -> out[LLT_MAX_DEVICES] layer counts, *n entries; false + message when bad. */
+bool cli_parse_split(const char *s, int32_t *out, int *n);
+/* A --layer_split of n_split entries must match the --device list when both are given. */
+bool cli_check_split(const char *device, int n_split);
 int cli_usage_error(const char *fmt, ...);
 int cli_runtime_error(const llt_error *err);
 

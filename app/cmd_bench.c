@@ -1,5 +1,6 @@
 /* cmd_bench.c: `llama-triton bench (MODEL | --shape NAME) [-p 512] [-n 128] [-b 1]
- *               [--device cpu|cuda] [--dtype f16] [--reps 5] [--threads N] [--json]`
+ *               [--device cpu|cuda|cuda:0,cuda:1] [--layer_split A,B] [--max_pages N]
+ *               [--dtype f16] [--reps 5] [--threads N] [--json]`
  *
  * Per rep: prompt processing (pp) = one sequence's p random tokens prefilled in batches;
  * generation (tg) = n steps after that prompt, each a batch of one token for each of b
@@ -40,7 +41,9 @@ static const bench_shape k_shapes[] = {
 
 typedef struct bench_args {
     const char *model, *shape, *device;
-    int64_t p, n, b, reps, threads;
+    int64_t p, n, b, reps, threads, max_pages;
+    int32_t split[LLT_MAX_DEVICES];
+    int n_split;
     llt_dtype dtype;
     bool json;
 } bench_args;
@@ -163,7 +166,8 @@ static llt_status make_model(const bench_args *a, llt_model **m, llt_error *err)
     o.n_threads = (int32_t)a->threads;
     o.page_size = 16;
     o.max_seqs = (int32_t)a->b;
-    o.max_pages = (int32_t)(a->b * ((a->p + a->n + 15) / 16 + 1));
+    o.max_pages = (int32_t)(a->max_pages ? a->max_pages : a->b * ((a->p + a->n + 15) / 16 + 1));
+    o.layer_split = a->n_split ? a->split : NULL;
     if (a->model) return llt_model_load(a->model, &o, m, err);
     llt_config c = shape_config(find_shape(a->shape));
 #ifdef LLT_HAVE_CUDA
@@ -285,7 +289,10 @@ static void usage(FILE *f) {
           "  -n N             generated tokens after the prompt (default 128)\n"
           "  -b N             sequences generated at once (default 1)\n"
           "  --reps N         measured repetitions after one warm-up (default 5)\n"
-          "  --device D       cpu, cuda, cuda:N (default cpu)\n"
+          "  --device D       cpu, cuda, cuda:N, cuda:0,cuda:1,... (layers split over GPUs)\n"
+          "                   (default cpu)\n"
+          "  --layer_split L  layers per listed GPU, e.g. 40,40 (default: by free memory)\n"
+          "  --max_pages N    KV cache pages of 16 tokens (default: enough for b x (p + n))\n"
           "  --dtype T        f16, bf16 or f32 weights (default f16)\n"
           "  --threads N      CPU threads (default: all cores)\n"
           "  --json           one JSON object on stdout\n",
@@ -302,6 +309,9 @@ static int parse_flag(int argc, char **argv, int *i, bench_args *a) {
     if (cli_flag_is(f, "--shape", NULL)) return cli_take(argc, argv, i, &a->shape) ? 0 : 2;
     if (cli_flag_is(f, "--device", NULL)) return cli_take(argc, argv, i, &a->device) ? 0 : 2;
     if (cli_flag_is(f, "--json", NULL)) return a->json = true, 0;
+    if (cli_flag_is(f, "--max_pages", "--max-pages")) return cli_take_int(argc, argv, i, 1, INT32_MAX, &a->max_pages) ? 0 : 2;
+    if (cli_flag_is(f, "--layer_split", "--layer-split"))
+        return cli_take(argc, argv, i, &v) && cli_parse_split(v, a->split, &a->n_split) ? 0 : 2;
     if (cli_flag_is(f, "--dtype", NULL)) {
         if (!cli_take(argc, argv, i, &v)) return 2;
         if (llt_dtype_from_name(v, &a->dtype) &&
@@ -325,6 +335,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     }
     if (!a->model == !a->shape) return cli_usage_error("bench needs a MODEL or --shape NAME (one of them)");
     if (a->shape && !find_shape(a->shape)) return cli_usage_error("unknown shape '%s' (see --help)", a->shape);
+    if (!cli_check_split(a->device, a->n_split)) return 2;
     return -1;
 }
 

@@ -21,7 +21,9 @@ static void usage(FILE *f) {
           "  --seed S              sampling seed (default: from the clock)\n"
           "  --threads N           CPU threads (default: all cores)\n"
           "  --fmt triton|hf|gguf  model format (default: from the path)\n"
-          "  --device D            cpu, cuda, cuda:N (default cpu)\n"
+          "  --device D            cpu, cuda, cuda:N, or cuda:0,cuda:1,... to split the layers over\n"
+          "                        GPUs (default: the model's \"devices\", else cpu)\n"
+          "  --layer_split A,B,..  layers per listed GPU (default: in proportion to free memory)\n"
           "  --dtype f16|bf16|f32  compute dtype of the weights (default: the checkpoint's)\n"
           "  --page_size N         KV cache tokens per page (default 16)\n"
           "  --max_pages N         KV cache pages (default: enough for the context)\n"
@@ -37,6 +39,8 @@ typedef struct run_args {
     int64_t parallel;
     llt_gen_params gen;
     llt_load_opts load;
+    int32_t split[LLT_MAX_DEVICES];
+    int n_split;
     bool help;
 } run_args;
 
@@ -92,6 +96,11 @@ static int parse_string_flag(int argc, char **argv, int *i, run_args *a) {
     if (cli_flag_is(f, "-f", "--file")) return cli_take(argc, argv, i, &a->prompt_file) ? 1 : -1;
     if (cli_flag_is(f, "--prompts-file", "--prompts_file")) return cli_take(argc, argv, i, &a->prompts_file) ? 1 : -1;
     if (cli_flag_is(f, "--device", NULL)) return cli_take(argc, argv, i, &a->load.device) ? 1 : -1;
+    if (cli_flag_is(f, "--layer_split", "--layer-split")) {
+        if (!cli_take(argc, argv, i, &v) || !cli_parse_split(v, a->split, &a->n_split)) return -1;
+        a->load.layer_split = a->split;
+        return 1;
+    }
     if (cli_flag_is(f, "--fmt", "--format")) {
         if (!cli_take(argc, argv, i, &v)) return -1;
         if (parse_fmt(v, &a->load.format)) return 1;
@@ -137,6 +146,7 @@ static int parse_args(int argc, char **argv, run_args *a) {
     if (a->prompt && a->prompt_file) return cli_usage_error("-p and -f are exclusive");
     if (a->prompts_file && (a->prompt || a->prompt_file))
         return cli_usage_error("--prompts-file cannot be combined with -p or -f");
+    if (!cli_check_split(a->load.device, a->n_split)) return 2;
     return -1;
 }
 
@@ -184,6 +194,7 @@ int cmd_run(int argc, char **argv) {
     a.parallel = 1;
     llt_gen_params_init(&a.gen);
     llt_load_opts_init(&a.load);
+    a.load.device = NULL; /* the model's "devices" (model.json), else cpu */
     int rc = parse_args(argc, argv, &a);
     if (a.help) return usage(stdout), 0;
     if (rc >= 0) return rc;

@@ -185,13 +185,15 @@ typedef enum llt_format {
 
 typedef struct llt_load_opts {
     llt_format format;
-    const char *device;     /* "cpu" (default), "cuda", "cuda:N", "cuda:0,cuda:1" */
+    const char *device;     /* "cpu" (default), "cuda", "cuda:N", "cuda:0,cuda:1" (layers split
+                             * over the listed GPUs); NULL = the config's devices, else "cpu" */
     llt_dtype dtype;        /* compute dtype on the device; LLT_DTYPE_COUNT = checkpoint's */
     int32_t n_threads;      /* CPU threads; 0 = all cores */
     int32_t page_size;      /* 0 = config's */
     int32_t max_pages;      /* 0 = config's / enough for one full context */
     int32_t max_seqs;       /* sequences the KV cache holds at once; 0 = 1 */
-    const int32_t *layer_split; /* layers per device, n_devices entries, or NULL */
+    const int32_t *layer_split; /* layers per listed device (one entry each), or NULL = in
+                                 * proportion to each GPU's free memory */
     bool no_cache;          /* HF: do not write the converted native cache */
 } llt_load_opts;
 

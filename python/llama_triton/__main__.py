@@ -32,7 +32,12 @@ def build_parser():
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
     ap.add_argument("--fmt", choices=["triton", "hf", "gguf"], default=None,
                     help="model format (default: from the path)")
-    ap.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default cpu)")
+    ap.add_argument("--device", default=None,
+                    help="cpu, cuda, cuda:N, or cuda:0,cuda:1,... to split the layers over GPUs "
+                         "(default: the model's devices, else cpu)")
+    ap.add_argument("--layer_split", "--layer-split", dest="layer_split", default=None,
+                    type=lambda v: [int(x) for x in v.split(",")],
+                    help="layers per listed GPU, e.g. 20,12 (default: in proportion to free memory)")
     ap.add_argument("--dtype", default=None, help="f16|bf16|f32: compute dtype (default: the checkpoint's)")
     ap.add_argument("--page_size", type=int, default=0, help="KV cache tokens per page (default 16)")
     ap.add_argument("--max_pages", type=int, default=0, help="KV cache pages (default: enough for the context)")
@@ -78,7 +83,8 @@ def main(argv=None):
         t0 = time.perf_counter()
         with LlamaGenerator(args.model, fmt=args.fmt, device=args.device, dtype=args.dtype,
                             max_seqs=max(1, args.parallel), n_threads=args.threads,
-                            page_size=args.page_size, max_pages=args.max_pages) as gen:
+                            page_size=args.page_size, max_pages=args.max_pages,
+                            layer_split=args.layer_split) as gen:
             load_s = time.perf_counter() - t0
             if prompts is not None:
                 texts = gen.generate_batch(prompts, parallel=args.parallel, **sample)

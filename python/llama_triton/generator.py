@@ -22,7 +22,7 @@ class LlamaGenerator:
     """LlamaGenerator(model_dir, fmt=None, device=None, dtype=None, **load_options).
 
     model_dir: a .gguf file, a Hugging Face folder (fmt="hf"), or a native folder
-    (fmt="triton"); fmt None detects it. device: "cpu" (default), "cuda", "cuda:N", ...
+    (fmt="triton"); fmt None detects it. device: "cpu" (default), "cuda", "cuda:N", ["cuda:0", "cuda:1"] (layer split), ...
     max_seqs: sequence slots of the model's KV cache, the most prompts generate_batch runs at
     once (its `parallel` is clamped to it). Other keywords go to LlamaTritonModel (n_threads,
     page_size, max_pages, ...)."""

@@ -13,6 +13,17 @@ from .config import LlamaConfig
 from .errors import InvalidArgumentError, StateError
 
 
+def device_string(device):
+    """"cuda:0,cuda:1" from ["cuda:0", "cuda:1"] (a list splits the layers over the GPUs);
+    a string passes as it is."""
+    if isinstance(device, (list, tuple)):
+        if not device or not all(isinstance(d, str) and d and "," not in d for d in device):
+            raise InvalidArgumentError("device: expected a non-empty list of device names, got %r"
+                                       % (device,))
+        return ",".join(device)
+    return str(device)
+
+
 def load_opts(fmt=None, device=None, dtype=None, n_threads=0, page_size=0, max_pages=0,
               max_seqs=0, layer_split=None, no_cache=False):
     """An llt_load_opts from keyword values; returns (opts, objects to keep alive)."""
@@ -24,8 +35,10 @@ def load_opts(fmt=None, device=None, dtype=None, n_threads=0, page_size=0, max_p
     o.format = S.FORMATS[key]
     keep = []
     if device is not None:
-        keep.append(str(device).encode())
+        keep.append(device_string(device).encode())
         o.device = keep[-1]
+    else:
+        o.device = None  # NULL: the config's "devices", else cpu
     if dtype is not None:
         o.dtype = _dtype.code(dtype)
     for name, v in (("n_threads", n_threads), ("page_size", page_size),
@@ -46,7 +59,9 @@ class LlamaTritonModel(Handle):
 
     cfg_or_path: a model path (.gguf file, Hugging Face folder, native folder) loaded with
     llt_model_load, or a LlamaConfig for a model of random weights (llt_model_random, `seed`).
-    device: "cpu" (the default), "cuda", "cuda:N", "cuda:0,cuda:1". fmt: None/"auto", "gguf",
+    device: "cpu", "cuda", "cuda:N", or several GPUs as ["cuda:0", "cuda:1"] (or
+    "cuda:0,cuda:1"), whose layers are split contiguously, by layer_split=[20, 12] or in
+    proportion to each GPU's free memory; None = the config's devices, else "cpu". fmt: None/"auto", "gguf",
     "hf", "triton". dtype: compute dtype ("f32", "f16", "bf16"; None = the checkpoint's).
     no_cache: for Hugging Face folders, do not write the converted native cache."""
 
@@ -70,7 +85,8 @@ class LlamaTritonModel(Handle):
                                        % type(cfg_or_path).__name__)
         del keep  # llt_load_opts is only read during the call
         super().__init__(ptr.value)
-        self.device = device
+        self.device = device_string(device) if device is not None else (
+            ",".join(self.config.devices) or "cpu")
         self._lock = threading.RLock()  # the C model runs one call at a time
         self._stream_state = None       # set while a streaming generation holds the lock
 

@@ -85,10 +85,28 @@ static llt_status convert_tensors(llt_tensor_table *tt, llt_dtype dt, llt_error 
     return LLT_OK;
 }
 
+/* opts->device NULL: the config's "devices" joined ("cuda:0,cuda:1"), else "cpu". */
+static const char *device_of(const llt_model *m, const llt_load_opts *o, char *buf, size_t cap) {
+    if (o->device) return o->device;
+    const llt_config *c = &m->cfg;
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int32_t i = 0; i < c->n_devices && i < LLT_MAX_DEVICES; i++) {
+        int k = snprintf(buf + at, cap - at, "%s%.*s", i ? "," : "", (int)sizeof c->devices[i], c->devices[i]);
+        if (k < 0 || (size_t)k >= cap - at) break;
+        at += (size_t)k;
+    }
+    return at ? buf : "cpu";
+}
+
 llt_status llt_model_finish(llt_model *m, llt_tensor_names names, const llt_load_opts *opts,
                             llt_error *err) {
-    llt_load_opts def;
+    llt_load_opts def, o;
     if (!opts) llt_load_opts_init(&def), opts = &def;
+    char devs[LLT_MAX_DEVICES * 18];
+    o = *opts;
+    o.device = device_of(m, opts, devs, sizeof devs);
+    opts = &o;
     llt_error local;
     if (!err) err = &local;
     m->backend = llt_backend_select(opts->device, err);

@@ -138,7 +138,33 @@ static void test_bench(void) {
     free_result(&r);
 }
 
+/* Multi-GPU flags: parsed strictly, checked against the device list (runs need no GPU). */
+static void test_split_flags(void) {
+    char args[1024];
+    snprintf(args, sizeof args, "'%s' --layer_split 1,x", model());
+    cli_result r = run_cli(args);
+    CHECK(r.code == 2 && strstr(r.err, "--layer_split"));
+    free_result(&r);
+    snprintf(args, sizeof args, "'%s' --device cuda:0,cuda:1 --layer_split 3", model());
+    r = run_cli(args);
+    CHECK(r.code == 2 && strstr(r.err, "1 entries") && strstr(r.err, "2 devices"));
+    free_result(&r);
+    r = run_cli("bench --shape tiny --layer_split 2,2");
+    CHECK(r.code == 2 && strstr(r.err, "--layer_split"));
+    free_result(&r);
+    r = run_cli("bench --shape tiny --layer_split ,");
+    CHECK(r.code == 2 && strstr(r.err, "--layer_split"));
+    free_result(&r);
+    r = run_cli("bench --shape tiny --layer_split 4 -p 8 -n 4 --reps 1 --threads 1 --max_pages 64 --json");
+    CHECK_MSG(r.code == 0 && strstr(r.out, "\"tg_tok_s\""), "bench --max_pages: %s / %s", r.out, r.err);
+    free_result(&r);
+    r = run_cli("bench --shape tiny --device cuda:0,tpu -p 8 -n 4 --reps 1");
+    CHECK(r.code == 1 && (strstr(r.err, "tpu") || strstr(r.err, "CUDA")));
+    free_result(&r);
+}
+
 int main(void) {
+    RUN(test_split_flags);
     RUN(test_greedy_exact);
     RUN(test_prompt_file);
     RUN(test_usage_errors);

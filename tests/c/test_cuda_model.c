@@ -343,8 +343,8 @@ static void test_random_on_device(void) {
     }
     llt_model_free(a);
     llt_model_free(b);
-    o.device = "cuda:0,cuda:1";
-    CHECK_ERR(llt_cuda_model_random(&c, 1, &o, &a, &err), LLT_ERR_UNSUPPORTED, &err, "split");
+    o.device = "cuda:0,cuda:999"; /* splits: test_cuda_multi */
+    CHECK_ERR(llt_cuda_model_random(&c, 1, &o, &a, &err), LLT_ERR_INVALID_ARG, &err, "device 999");
     o.device = "cuda:x";
     CHECK_ERR(llt_cuda_model_random(&c, 1, &o, &a, &err), LLT_ERR_INVALID_ARG, &err, "device");
 }

@@ -13,13 +13,21 @@
 #   explore  bench, then llama2-7b / tinyllama with PDL, graphs, autotuning switched off in turn,
 #            and an Nsight Compute summary of the decode kernels (what limits them)
 #   all      tests, bench and explore
+#   multi    the multi-GPU layer split (needs 2 GPUs for all of it): test_cuda_multi on both
+#            GPUs while test_cuda_model / test_cuda_ops run side by side one per GPU, then
+#            llama2-7b on one GPU, split over cuda:0,cuda:0 and over cuda:0,cuda:1, then
+#            llama2-70b split over both GPUs with a KV pool of 32k tokens (and, to show that
+#            it does not fit, alone on cuda:0); logs: multi.log, tests.log, bench.log
 # env: OUT (default ./gpu-out), LLT_GPU_PREBUILT (folder with llama-triton and test_* binaries),
 #      JOBS (build parallelism, default nproc), SHAPES (bench shapes), REPS (default 5),
 #      SAN_TOOLS (compute-sanitizer tools, default "memcheck racecheck synccheck"; "" skips),
 #      SAN_TIMEOUT (seconds per sanitizer run, default 900; exit 124 = not finished in time),
 #      SAN_ONLY=1 (tests mode: skip the plain runs of the GPU tests, sanitizer only),
-#      SAN_TESTS (programs under the sanitizer), LLT_TEST_ONLY (test_cuda_ops cases, comma list)
+#      SAN_TESTS (programs under the sanitizer), LLT_TEST_ONLY (test_cuda_ops cases, comma list),
+#      TARGETS (build only these targets, e.g. "llama-triton test_cuda_multi")
 set -u
+# never NVLink multicast on shared hosts (KINDS.md): keep it off for anything started here
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 MODE=${1:-full}
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
@@ -45,7 +53,7 @@ else
   t0=$(date +%s)
   GEN=""; command -v ninja >/dev/null && GEN="-G Ninja"
   if ! { cmake -S . -B "$BIN" $GEN -DCMAKE_BUILD_TYPE=Release -DLLT_WERROR=OFF &&
-         cmake --build "$BIN" -j "$JOBS"; } >"$OUT/build.log" 2>&1; then
+         cmake --build "$BIN" -j "$JOBS" ${TARGETS:+--target $TARGETS}; } >"$OUT/build.log" 2>&1; then
     note "== build FAILED (see build.log)"; tail -30 "$OUT/build.log"; exit 1
   fi
   note "== build: ok in $(( $(date +%s) - t0 )) s"
@@ -117,12 +125,48 @@ run_explore() {
   note "ncu: $(grep -c 'gpu__time_duration' "$OUT/ncu.txt") kernel records in ncu.txt"
 }
 
+# ---- multi-GPU layer split ---------------------------------------------------------------------
+bench_split() { # label, timeout, bench args...
+  local label=$1 t=$2; shift 2
+  echo "---- $label: bench $*" >>"$OUT/bench.log"
+  timeout "$t" "$BIN/llama-triton" bench --json "$@" 2>>"$OUT/bench.log" | sed "s/^{/{\"label\": \"$label\", /" \
+      >>"$OUT/bench.jsonl"
+  note "bench $label: exit ${PIPESTATUS[0]}"
+}
+
+run_multi() {
+  nvidia-smi topo -m 2>&1 | head -6 | tee -a "$SUMMARY"
+  local log=$OUT/tests.log
+  : >"$log"
+  LLT_FIXTURES=tests/fixtures timeout "${MULTI_TIMEOUT:-240}" "$BIN/test_cuda_multi" >"$OUT/multi.log" 2>&1
+  note "test_cuda_multi: exit $?"
+  grep -E "FAIL|CHECK failed|bit-equal|entry|SKIPPED|passed" "$OUT/multi.log" | tail -30 >>"$SUMMARY"
+  (CUDA_VISIBLE_DEVICES=0 LLT_FIXTURES=tests/fixtures timeout 300 "$BIN/test_cuda_model" >"$OUT/t_model.log" 2>&1
+   echo "test_cuda_model: exit $?" >>"$OUT/t_model.log") &
+  (CUDA_VISIBLE_DEVICES=1 LLT_FIXTURES=tests/fixtures timeout 300 "$BIN/test_cuda_ops" >"$OUT/t_ops.log" 2>&1
+   echo "test_cuda_ops: exit $?" >>"$OUT/t_ops.log") &
+  wait
+  cat "$OUT/t_model.log" "$OUT/t_ops.log" >"$log" && rm -f "$OUT/t_model.log" "$OUT/t_ops.log"
+  grep -E "^test_cuda_(model|ops): exit|FAIL|CHECK failed|passed" "$log" | tail -12 | tee -a "$SUMMARY"
+  : >"$OUT/bench.jsonl"
+  : >"$OUT/bench.log"
+  local b7="--shape llama2-7b --dtype f16 -p ${P7:-512} -n ${N7:-64} --reps ${REPS7:-3}"
+  bench_split 7b-1gpu 150 $b7 --device cuda:0
+  bench_split 7b-2gpu 150 $b7 --device cuda:0,cuda:1
+  bench_split 7b-same-gpu 150 $b7 --device cuda:0,cuda:0
+  local b70="--shape llama2-70b --dtype bf16 -p ${P70:-128} -n ${N70:-32} --reps ${REPS70:-2} --max_pages 2048"
+  bench_split 70b-2gpu 240 $b70 --device cuda:0,cuda:1
+  bench_split 70b-1gpu 90 $b70 --device cuda:0
+  grep -E "cuda:[0-9] \(|layers .* go from|cannot allocate|error" "$OUT/bench.log" | tail -20 >>"$SUMMARY"
+}
+
 case "$MODE" in
   full) run_tests; run_bench ;;
   tests) run_tests ;;
   bench) run_bench ;;
   explore) : >"$OUT/bench.jsonl"; run_bench; run_explore ;;
   all) run_tests; run_bench; run_explore ;;
+  multi) run_multi ;;
   *) echo "unknown mode $MODE"; exit 2 ;;
 esac
 tail -5 "$OUT/bench.log" 2>/dev/null

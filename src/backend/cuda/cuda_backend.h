@@ -182,5 +182,15 @@ llt_cuda_ctx *llt_cuda_model_ctx(llt_model *m);
 uint64_t llt_cuda_model_weight_bytes(const llt_model *m);
 /* The model's compute dtype on the device. */
 llt_dtype llt_cuda_model_dtype(const llt_model *m);
+/* Where entry d of the model's device list ("cuda:0,cuda:1": d = 0, 1) holds what (the
+ * multi-GPU layer split; also reported on stderr at load). */
+typedef struct llt_cuda_mem {
+    int32_t n_devices;              /* entries in the model's device list */
+    int32_t device;                 /* CUDA ordinal that holds this entry's weights */
+    int32_t layer_begin, layer_end; /* its layers [begin, end) */
+    uint64_t weight_bytes, kv_bytes, workspace_bytes;
+    bool peer_in;                   /* rows arrive from entry d - 1 by device copy (else host) */
+} llt_cuda_mem;
+llt_status llt_cuda_model_memory(const llt_model *m, int32_t d, llt_cuda_mem *out, llt_error *err);
 
 #endif

@@ -12,7 +12,10 @@
  * Decode steps (one row per sequence) are captured as a CUDA graph per (rows, outputs, mode)
  * on their second occurrence (the first runs eagerly so that autotuning can time kernels)
  * and replayed afterwards: everything that changes between steps is read from the staging
- * buffer's device copy, which the graph itself refreshes. */
+ * buffer's device copy, which the graph itself refreshes.
+ * Layer split over several devices (model.cuh, split.cu): each device runs its segment of
+ * layers on its own stream (one graph per segment), the embedding on the first, the head on
+ * the last; between segments the residual rows move to the next device (cuda_split_send). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,9 +53,6 @@ static llt_status parse_devices(const char *dev, cuda_state *st, llt_error *err)
         if (*p == ',') p++;
         else LLT_CHECK(*p == '\0', err, LLT_ERR_INVALID_ARG, "device '%s': unexpected '%s'", dev, p);
     }
-    LLT_CHECK(st->n_dev == 1, err, LLT_ERR_UNSUPPORTED,
-              "device '%s': a layer split over %d GPUs is not implemented yet (one CUDA device)", dev,
-              (int)st->n_dev);
     return LLT_OK;
 }
 
@@ -68,34 +68,45 @@ static llt_status pick_dtype(const llt_model *m, const llt_load_opts *o, llt_dty
 
 /* ---- buffers ------------------------------------------------------------------------------ */
 
-static llt_status dalloc(cuda_state *st, size_t bytes, void **p, llt_error *err) {
-    return llt_cuda_alloc(st->ctx[0], bytes, p, err);
+/* Device d's memory, counted as its workspace. */
+static llt_status dalloc(cuda_state *st, int d, size_t bytes, void **p, llt_error *err) {
+    st->wsbytes[d] += bytes;
+    return llt_cuda_alloc(st->ctx[d], bytes, p, err);
 }
 
-static llt_status alloc_buffers(llt_model *m, cuda_state *st, llt_error *err) {
+static llt_status alloc_dev(llt_model *m, cuda_state *st, int d, llt_error *err) {
     const llt_config *c = &m->cfg;
     const size_t R = CUDA_MAX_ROWS, H = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
     const size_t qr = (size_t)c->n_heads * c->head_dim, kvr = (size_t)c->n_kv_heads * c->head_dim;
-    const size_t V = (size_t)c->vocab_size, es = dt_size(st->dt), B = (size_t)st->max_blocks;
-    LLT_TRY(dalloc(st, R * H * 4, (void **)&st->x, err));
-    LLT_TRY(dalloc(st, R * (H > I ? H : I) * es, &st->xn, err));
-    LLT_TRY(dalloc(st, R * (qr + 2 * kvr) * 4, (void **)&st->qkv, err));
-    LLT_TRY(dalloc(st, R * qr * 4, (void **)&st->q, err));
-    LLT_TRY(dalloc(st, R * qr * es, &st->att, err));
-    LLT_TRY(dalloc(st, R * 2 * I * es, &st->gu, err));
-    LLT_TRY(dalloc(st, R * I * es, &st->act, err));
-    LLT_TRY(dalloc(st, R * V * 4, (void **)&st->logits, err));
-    LLT_TRY(dalloc(st, R * 4, (void **)&st->tok_d, err));
-    size_t work = (size_t)llt_cuda_attn_work_floats(CUDA_MAX_ROWS + 2 * st->ctx[0]->n_sm, 1, c->n_heads,
+    const size_t es = dt_size(st->dt), B = (size_t)st->max_blocks;
+    cuda_dev_buf *b = &st->buf[d];
+    LLT_TRY(dalloc(st, d, R * H * 4, (void **)&b->x, err));
+    LLT_TRY(dalloc(st, d, R * (H > I ? H : I) * es, &b->xn, err));
+    LLT_TRY(dalloc(st, d, R * (qr + 2 * kvr) * 4, (void **)&b->qkv, err));
+    LLT_TRY(dalloc(st, d, R * qr * 4, (void **)&b->q, err));
+    LLT_TRY(dalloc(st, d, R * qr * es, &b->att, err));
+    LLT_TRY(dalloc(st, d, R * 2 * I * es, &b->gu, err));
+    LLT_TRY(dalloc(st, d, R * I * es, &b->act, err));
+    size_t work = (size_t)llt_cuda_attn_work_floats(CUDA_MAX_ROWS + 2 * st->ctx[d]->n_sm, 1, c->n_heads,
                                                     c->head_dim);
-    LLT_TRY(dalloc(st, work * 4, (void **)&st->attn_work, err));
-    LLT_TRY(dalloc(st, R * (size_t)c->n_kv_heads * 4, (void **)&st->attn_cnt, err));
-    CUDA_TRY(cudaMemset(st->attn_cnt, 0, R * (size_t)c->n_kv_heads * 4), err);
-    size_t step = (6 * R + R * B) * 4;
-    LLT_TRY(dalloc(st, step, (void **)&st->step_d, err));
-    CUDA_TRY(cudaHostAlloc((void **)&st->step_h, step, cudaHostAllocDefault), err);
-    CUDA_TRY(cudaHostAlloc((void **)&st->logits_h, (size_t)CUDA_GRAPH_MAX_ROWS * V * 4, cudaHostAllocDefault), err);
-    CUDA_TRY(cudaHostAlloc((void **)&st->tok_h, R * 4, cudaHostAllocDefault), err);
+    LLT_TRY(dalloc(st, d, work * 4, (void **)&b->attn_work, err));
+    LLT_TRY(dalloc(st, d, R * (size_t)c->n_kv_heads * 4, (void **)&b->attn_cnt, err));
+    CUDA_TRY(cudaMemset(b->attn_cnt, 0, R * (size_t)c->n_kv_heads * 4), err);
+    LLT_TRY(dalloc(st, d, (6 * R + R * B) * 4, (void **)&b->step_d, err));
+    CUDA_TRY(cudaEventCreateWithFlags(&b->done, cudaEventDisableTiming), err);
+    return LLT_OK;
+}
+
+static llt_status alloc_buffers(llt_model *m, cuda_state *st, llt_error *err) {
+    const size_t R = CUDA_MAX_ROWS, V = (size_t)m->cfg.vocab_size, B = (size_t)st->max_blocks;
+    const int last = st->n_dev - 1;
+    for (int d = 0; d < st->n_dev; d++) LLT_TRY(alloc_dev(m, st, d, err));
+    LLT_TRY(dalloc(st, last, R * V * 4, (void **)&st->logits, err));
+    LLT_TRY(dalloc(st, last, R * 4, (void **)&st->tok_d, err));
+    /* portable: every device's stream copies the step inputs from it */
+    CUDA_TRY(cudaHostAlloc((void **)&st->step_h, (6 * R + R * B) * 4, cudaHostAllocPortable), err);
+    CUDA_TRY(cudaHostAlloc((void **)&st->logits_h, (size_t)CUDA_GRAPH_MAX_ROWS * V * 4, cudaHostAllocPortable), err);
+    CUDA_TRY(cudaHostAlloc((void **)&st->tok_h, R * 4, cudaHostAllocPortable), err);
     return LLT_OK;
 }
 
@@ -105,24 +116,41 @@ static llt_status rope_upload(llt_model *m, cuda_state *st, llt_error *err) {
     float *cs = (float *)malloc(n * 4), *sn = (float *)malloc(n * 4);
     llt_status s = cs && sn ? LLT_OK : llt_err_set(err, LLT_ERR_NOMEM, "cuda: out of host memory (rope)");
     if (s == LLT_OK) s = cuda_rope_table(&m->cfg, st->rope_max, cs, sn, err);
-    if (s == LLT_OK) s = dalloc(st, n * 4, (void **)&st->rope_cos, err);
-    if (s == LLT_OK) s = dalloc(st, n * 4, (void **)&st->rope_sin, err);
-    if (s == LLT_OK) s = llt_cuda_upload(st->ctx[0], st->rope_cos, cs, n * 4, err);
-    if (s == LLT_OK) s = llt_cuda_upload(st->ctx[0], st->rope_sin, sn, n * 4, err);
+    for (int d = 0; s == LLT_OK && d < st->n_dev; d++) {
+        cuda_dev_buf *b = &st->buf[d];
+        s = dalloc(st, d, n * 4, (void **)&b->rope_cos, err);
+        if (s == LLT_OK) s = dalloc(st, d, n * 4, (void **)&b->rope_sin, err);
+        if (s == LLT_OK) s = llt_cuda_upload(st->ctx[d], b->rope_cos, cs, n * 4, err);
+        if (s == LLT_OK) s = llt_cuda_upload(st->ctx[d], b->rope_sin, sn, n * 4, err);
+    }
     free(cs);
     free(sn);
     return s;
 }
 
-static void state_free(cuda_state *st) {
-    if (!st) return;
-    if (st->ctx[0]) cudaSetDevice(st->ctx[0]->device), cudaStreamSynchronize(st->ctx[0]->stream);
-    for (int i = 0; i < st->n_graphs; i++)
-        if (st->graphs[i].exec) cudaGraphExecDestroy(st->graphs[i].exec);
-    void *dev[] = {st->x, st->xn, st->qkv, st->q, st->att, st->gu, st->act, st->logits, st->tok_d,
-                   st->attn_work, st->attn_cnt, st->step_d, st->rope_cos, st->rope_sin};
+static void dev_free(cuda_state *st, int d) {
+    cuda_dev_buf *b = &st->buf[d];
+    cudaSetDevice(st->ctx[d]->device);
+    cudaStreamSynchronize(st->ctx[d]->stream);
+    void *dev[] = {b->x, b->xn, b->qkv, b->q, b->att, b->gu, b->act, b->attn_work, b->attn_cnt, b->step_d,
+                   b->rope_cos, b->rope_sin};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i]) cudaFree(dev[i]);
+    if (b->x_host) cudaFreeHost(b->x_host);
+    if (b->done) cudaEventDestroy(b->done);
+    if (d == st->n_dev - 1) {
+        if (st->logits) cudaFree(st->logits);
+        if (st->tok_d) cudaFree(st->tok_d);
+    }
+}
+
+static void state_free(cuda_state *st) {
+    if (!st) return;
+    for (int i = 0; i < st->n_graphs; i++)
+        for (int d = 0; d < st->n_dev; d++)
+            if (st->graphs[i].exec[d]) cudaGraphExecDestroy(st->graphs[i].exec[d]);
+    for (int d = 0; d < st->n_dev; d++)
+        if (st->ctx[d]) dev_free(st, d);
     if (st->step_h) cudaFreeHost(st->step_h);
     if (st->logits_h) cudaFreeHost(st->logits_h);
     if (st->tok_h) cudaFreeHost(st->tok_h);
@@ -139,6 +167,21 @@ static void cuda_free(llt_model *m) {
     m->backend_state = NULL;
 }
 
+static llt_status kv_create(llt_model *m, cuda_state *st, const llt_load_opts *o, llt_error *err) {
+    llt_kv_cache_opts ko;
+    llt_model_kv_opts(m, o, &ko);
+    ko.kv_dtype = st->dt; /* pages in the compute dtype */
+    int64_t elems = (int64_t)ko.max_pages * ko.page_size * ko.n_kv_heads * ko.head_dim;
+    /* the attention kernels index a layer's pool with 32-bit offsets */
+    LLT_CHECK(elems <= INT32_MAX, err, LLT_ERR_UNSUPPORTED,
+              "cuda backend: a KV pool of %d pages x %d tokens x %d x %d elements exceeds 2^31", ko.max_pages,
+              ko.page_size, ko.n_kv_heads, ko.head_dim);
+    cuda_storage_init(st, &st->storage);
+    LLT_TRY(llt_kv_cache_create_with(&ko, &st->storage, &m->kv, err));
+    st->max_blocks = (llt_model_max_ctx(m) + ko.page_size - 1) / ko.page_size;
+    return LLT_OK;
+}
+
 /* random_seed: NULL = upload the host weights, else generate random weights on the device. */
 static llt_status init_impl(llt_model *m, const llt_load_opts *o, const uint64_t *random_seed,
                             llt_error *err) {
@@ -150,28 +193,21 @@ static llt_status init_impl(llt_model *m, const llt_load_opts *o, const uint64_t
     llt_status s = parse_devices(o ? o->device : NULL, st, err);
     if (s == LLT_OK) s = pick_dtype(m, o, &st->dt, err);
     for (int d = 0; s == LLT_OK && d < st->n_dev; d++) s = llt_cuda_ctx_create(st->dev_id[d], &st->ctx[d], err);
-    for (int32_t l = 0; s == LLT_OK && l < m->cfg.n_layers; l++) m->layers[l].device = 0;
+    if (s == LLT_OK) s = cuda_split_plan(m, st, o, err);
     if (s == LLT_OK) {
-        LLT_INFO("cuda: %s, %s weights%s", st->ctx[0]->name, llt_dtype_name(st->dt),
-                 random_seed ? " (random, generated on the device)" : "");
+        LLT_INFO("cuda: %s%s, %s weights%s", st->ctx[0]->name, st->n_dev > 1 ? " and others (layer split)" : "",
+                 llt_dtype_name(st->dt), random_seed ? " (random, generated on the device)" : "");
         s = cuda_weights_upload(m, st, random_seed, err);
     }
-    if (s == LLT_OK) {
-        llt_kv_cache_opts ko;
-        llt_model_kv_opts(m, o, &ko);
-        ko.kv_dtype = st->dt; /* pages in the compute dtype */
-        int64_t elems = (int64_t)ko.max_pages * ko.page_size * ko.n_kv_heads * ko.head_dim;
-        if (elems > INT32_MAX) /* the attention kernels index a layer's pool with 32-bit offsets */
-            s = llt_err_set(err, LLT_ERR_UNSUPPORTED,
-                            "cuda backend: a KV pool of %d pages x %d tokens x %d x %d elements exceeds 2^31",
-                            ko.max_pages, ko.page_size, ko.n_kv_heads, ko.head_dim);
-        cuda_storage_init(st, &st->storage);
-        if (s == LLT_OK) s = llt_kv_cache_create_with(&ko, &st->storage, &m->kv, err);
-        if (s == LLT_OK) st->max_blocks = (llt_model_max_ctx(m) + ko.page_size - 1) / ko.page_size;
-    }
+    if (s == LLT_OK) s = kv_create(m, st, o, err);
     if (s == LLT_OK) s = rope_upload(m, st, err);
     if (s == LLT_OK) s = alloc_buffers(m, st, err);
-    if (s == LLT_OK) s = llt_cuda_sync(st->ctx[0], err);
+    if (s == LLT_OK) s = cuda_split_links(st, (size_t)CUDA_MAX_ROWS * m->cfg.hidden_size * 4, err);
+    for (int d = 0; s == LLT_OK && d < st->n_dev; d++) s = llt_cuda_sync(st->ctx[d], err);
+    if (s == LLT_OK) cuda_split_report(m, st);
+    if (s == LLT_OK) s = cudaSetDevice(st->ctx[0]->device) == cudaSuccess
+                             ? LLT_OK
+                             : llt_err_set(err, LLT_ERR_DEVICE, "cuda: cannot select device %d", st->dev_id[0]);
     if (s != LLT_OK) cuda_free(m);
     return s;
 }
@@ -234,14 +270,26 @@ static bool wants_logits(const llt_batch *b, int32_t i) {
 
 /* ---- one chunk ---------------------------------------------------------------------------- */
 
-/* Rows [r0, r0 + nr) of the batch; the device-side views of the staging buffer. */
+/* Rows [r0, r0 + nr) of the batch. */
 typedef struct chunk {
     int32_t r0, nr, n_tables, n_out, max_run;
     run runs[CUDA_MAX_ROWS];   /* this chunk's part of each sequence: row0 chunk-relative */
-    int32_t *tok, *pos, *slot, *row_bt, *out_rows, *bt; /* device */
-    float *u;                  /* device */
-    size_t bytes;
+    size_t bytes;              /* of the step inputs */
 } chunk;
+
+/* A device's view of its copy of the step inputs (layout of cuda_state.step_h). */
+typedef struct dview {
+    int32_t *tok, *pos, *slot, *row_bt, *out_rows, *bt;
+    float *u;
+} dview;
+
+static dview view_of(const cuda_state *st, const chunk *ch, int d) {
+    int32_t *p = st->buf[d].step_d, nr = ch->nr;
+    dview v;
+    v.tok = p, v.pos = p + nr, v.slot = p + 2 * nr, v.row_bt = p + 3 * nr, v.out_rows = p + 4 * nr;
+    v.u = (float *)(p + 5 * nr), v.bt = p + 6 * nr;
+    return v;
+}
 
 static llt_status chunk_build(llt_model *m, cuda_state *st, const llt_batch *b, const run *runs,
                               int32_t n_runs, const float *u_in, int32_t out_base, chunk *ch,
@@ -275,9 +323,6 @@ static llt_status chunk_build(llt_model *m, cuda_state *st, const llt_batch *b, 
             memcpy(&h[5 * nr + ch->n_out], &u, 4);
             h[4 * nr + ch->n_out++] = k;
         }
-    int32_t *d = st->step_d;
-    ch->tok = d, ch->pos = d + nr, ch->slot = d + 2 * nr, ch->row_bt = d + 3 * nr, ch->out_rows = d + 4 * nr;
-    ch->u = (float *)(d + 5 * nr), ch->bt = d + 6 * nr;
     ch->bytes = (size_t)(6 * nr + ch->n_tables * B) * 4;
     return LLT_OK;
 }
@@ -296,69 +341,75 @@ static llt_cuda_linear lin_base(const cuda_state *st, int32_t nr) {
     return a;
 }
 
-static llt_status attn_block(llt_model *m, cuda_state *st, const chunk *ch, int32_t l, llt_error *err) {
+static llt_status attn_block(llt_model *m, cuda_state *st, const chunk *ch, const dview *v, int d, int32_t l,
+                             llt_error *err) {
     const llt_config *c = &m->cfg;
-    llt_cuda_ctx *x = st->ctx[0];
+    llt_cuda_ctx *x = st->ctx[d];
+    cuda_dev_buf *b = &st->buf[d];
     const int32_t H = c->hidden_size, hd = c->head_dim, qr = c->n_heads * hd, kvr = c->n_kv_heads * hd;
     llt_cuda_linear a = lin_base(st, ch->nr);
     a.w = st->lw[l].qkv, a.n = qr + 2 * kvr, a.k = H;
-    a.in = LLT_LIN_IN_NORM, a.x = st->x, a.ldx = H, a.norm_w = st->lw[l].attn_norm, a.eps = c->rms_norm_eps;
-    a.out = LLT_LIN_OUT_QKV, a.q = st->q, a.q_rows = qr, a.kv_rows = kvr, a.head_dim = hd;
-    a.k_pool = m->kv->k_pool[l], a.v_pool = m->kv->v_pool[l], a.slot = ch->slot, a.pos = ch->pos;
-    a.rope_cos = st->rope_cos, a.rope_sin = st->rope_sin, a.tmp_x = st->xn, a.tmp_y = st->qkv;
+    a.in = LLT_LIN_IN_NORM, a.x = b->x, a.ldx = H, a.norm_w = st->lw[l].attn_norm, a.eps = c->rms_norm_eps;
+    a.out = LLT_LIN_OUT_QKV, a.q = b->q, a.q_rows = qr, a.kv_rows = kvr, a.head_dim = hd;
+    a.k_pool = m->kv->k_pool[l], a.v_pool = m->kv->v_pool[l], a.slot = v->slot, a.pos = v->pos;
+    a.rope_cos = b->rope_cos, a.rope_sin = b->rope_sin, a.tmp_x = b->xn, a.tmp_y = b->qkv;
     LLT_TRY(llt_cuda_linear_run(x, &a, LLT_CUDA_PATH_AUTO, err));
     llt_cuda_attn at;
     memset(&at, 0, sizeof at);
-    at.dtype = st->dt, at.q = st->q, at.out = st->att, at.k_pool = m->kv->k_pool[l], at.v_pool = m->kv->v_pool[l];
-    at.bt = ch->bt, at.row_bt = ch->row_bt, at.pos = ch->pos, at.rows = ch->nr;
+    at.dtype = st->dt, at.q = b->q, at.out = b->att, at.k_pool = m->kv->k_pool[l], at.v_pool = m->kv->v_pool[l];
+    at.bt = v->bt, at.row_bt = v->row_bt, at.pos = v->pos, at.rows = ch->nr;
     at.n_heads = c->n_heads, at.n_kv = c->n_kv_heads, at.hd = hd, at.page_size = m->kv->o.page_size;
-    at.max_blocks = st->max_blocks, at.work = st->attn_work, at.counters = st->attn_cnt;
+    at.max_blocks = st->max_blocks, at.work = b->attn_work, at.counters = b->attn_cnt;
     if (ch->max_run <= 4) LLT_TRY(llt_cuda_attention_decode(x, &at, err));
     else
         for (int32_t i = 0; i < ch->n_tables; i++)
             LLT_TRY(llt_cuda_attention_prefill(x, &at, ch->runs[i].row0, ch->runs[i].n, ch->runs[i].pos0, err));
     llt_cuda_linear o = lin_base(st, ch->nr);
-    o.w = st->lw[l].wo, o.n = H, o.k = qr, o.in = LLT_LIN_IN_ACT, o.x = st->att, o.ldx = qr;
-    o.out = LLT_LIN_OUT_ADD, o.y = st->x, o.ldy = H;
+    o.w = st->lw[l].wo, o.n = H, o.k = qr, o.in = LLT_LIN_IN_ACT, o.x = b->att, o.ldx = qr;
+    o.out = LLT_LIN_OUT_ADD, o.y = b->x, o.ldy = H;
     return llt_cuda_linear_run(x, &o, LLT_CUDA_PATH_AUTO, err);
 }
 
-static llt_status ffn_block(llt_model *m, cuda_state *st, const chunk *ch, int32_t l, llt_error *err) {
+static llt_status ffn_block(llt_model *m, cuda_state *st, const chunk *ch, int d, int32_t l, llt_error *err) {
     const llt_config *c = &m->cfg;
-    llt_cuda_ctx *x = st->ctx[0];
+    llt_cuda_ctx *x = st->ctx[d];
+    cuda_dev_buf *b = &st->buf[d];
     const int32_t H = c->hidden_size, I = c->intermediate_size;
     llt_cuda_linear a = lin_base(st, ch->nr);
     a.w = st->lw[l].gu, a.n = 2 * I, a.k = H;
-    a.in = LLT_LIN_IN_NORM, a.x = st->x, a.ldx = H, a.norm_w = st->lw[l].ffn_norm, a.eps = c->rms_norm_eps;
-    a.out = LLT_LIN_OUT_SWIGLU, a.o = st->act, a.ldo = I, a.tmp_x = st->xn, a.tmp_y = st->gu;
+    a.in = LLT_LIN_IN_NORM, a.x = b->x, a.ldx = H, a.norm_w = st->lw[l].ffn_norm, a.eps = c->rms_norm_eps;
+    a.out = LLT_LIN_OUT_SWIGLU, a.o = b->act, a.ldo = I, a.tmp_x = b->xn, a.tmp_y = b->gu;
     LLT_TRY(llt_cuda_linear_run(x, &a, LLT_CUDA_PATH_AUTO, err));
-    llt_cuda_linear d = lin_base(st, ch->nr);
-    d.w = st->lw[l].down, d.n = H, d.k = I, d.in = LLT_LIN_IN_ACT, d.x = st->act, d.ldx = I;
-    d.out = LLT_LIN_OUT_ADD, d.y = st->x, d.ldy = H;
-    return llt_cuda_linear_run(x, &d, LLT_CUDA_PATH_AUTO, err);
+    llt_cuda_linear dn = lin_base(st, ch->nr);
+    dn.w = st->lw[l].down, dn.n = H, dn.k = I, dn.in = LLT_LIN_IN_ACT, dn.x = b->act, dn.ldx = I;
+    dn.out = LLT_LIN_OUT_ADD, dn.y = b->x, dn.ldy = H;
+    return llt_cuda_linear_run(x, &dn, LLT_CUDA_PATH_AUTO, err);
 }
 
-static llt_status head_block(llt_model *m, cuda_state *st, const chunk *ch, const step_out *so,
+/* Final norm + output head on the last device (then sampling, or logits to the host). */
+static llt_status head_block(llt_model *m, cuda_state *st, const chunk *ch, const dview *v, const step_out *so,
                              llt_error *err) {
     const llt_config *c = &m->cfg;
-    llt_cuda_ctx *x = st->ctx[0];
+    const int d = st->n_dev - 1;
+    llt_cuda_ctx *x = st->ctx[d];
+    cuda_dev_buf *b = &st->buf[d];
     if (so->final_norm) {
-        LLT_TRY(llt_cuda_rmsnorm(x, st->dt, st->x, NULL, NULL, st->out_norm, st->xn, ch->nr,
-                                 c->hidden_size, c->rms_norm_eps, err));
-        LLT_TRY(llt_cuda_download_f32(x, so->final_norm + (size_t)ch->r0 * c->hidden_size, st->dt, st->xn,
+        LLT_TRY(llt_cuda_rmsnorm(x, st->dt, b->x, NULL, NULL, st->out_norm, b->xn, ch->nr, c->hidden_size,
+                                 c->rms_norm_eps, err));
+        LLT_TRY(llt_cuda_download_f32(x, so->final_norm + (size_t)ch->r0 * c->hidden_size, st->dt, b->xn,
                                       (int64_t)ch->nr * c->hidden_size, err));
     }
     if (ch->n_out == 0) return LLT_OK;
     llt_cuda_linear a = lin_base(st, ch->n_out);
     a.w = st->out_w, a.n = c->vocab_size, a.k = c->hidden_size;
-    a.in = LLT_LIN_IN_NORM, a.x = st->x, a.ldx = c->hidden_size, a.x_rows = ch->out_rows;
+    a.in = LLT_LIN_IN_NORM, a.x = b->x, a.ldx = c->hidden_size, a.x_rows = v->out_rows;
     a.norm_w = st->out_norm, a.eps = c->rms_norm_eps, a.out = LLT_LIN_OUT_STORE;
-    a.y = st->logits, a.ldy = c->vocab_size, a.tmp_x = st->xn;
+    a.y = st->logits, a.ldy = c->vocab_size, a.tmp_x = b->xn;
     LLT_TRY(llt_cuda_linear_run(x, &a, LLT_CUDA_PATH_AUTO, err));
     if (so->mode == STEP_TOKENS) {
         if (so->temperature > 0.0f)
             LLT_TRY(llt_cuda_sample(x, st->logits, c->vocab_size, ch->n_out, c->vocab_size, so->temperature,
-                                    so->top_p, ch->u, st->tok_d, err));
+                                    so->top_p, v->u, st->tok_d, err));
         else
             LLT_TRY(llt_cuda_argmax(x, st->logits, c->vocab_size, ch->n_out, c->vocab_size, st->tok_d, err));
         CUDA_TRY(cudaMemcpyAsync(st->tok_h, st->tok_d, (size_t)ch->n_out * 4, cudaMemcpyDeviceToHost, x->stream),
@@ -371,25 +422,35 @@ static llt_status head_block(llt_model *m, cuda_state *st, const chunk *ch, cons
     return LLT_OK;
 }
 
-/* Everything a chunk does on the device, in stream order (capturable). */
-static llt_status enqueue_chunk(llt_model *m, cuda_state *st, const chunk *ch, const step_out *so,
-                                llt_error *err) {
+/* Everything device d does for a chunk, in its stream's order (capturable): its copy of the
+ * step inputs, the embedding (first device), its layers, the head (last device). The rows
+ * of x arrive from the previous device before (cuda_split_send, outside any graph). */
+static llt_status enqueue_segment(llt_model *m, cuda_state *st, const chunk *ch, const step_out *so, int d,
+                                  llt_error *err) {
     const llt_config *c = &m->cfg;
-    llt_cuda_ctx *x = st->ctx[0];
-    CUDA_TRY(cudaMemcpyAsync(st->step_d, st->step_h, ch->bytes, cudaMemcpyHostToDevice, x->stream), err);
-    LLT_TRY(llt_cuda_embed(x, st->dt, st->embd, ch->tok, st->x, ch->nr, c->hidden_size, err));
-    for (int32_t l = 0; l < c->n_layers; l++) {
-        LLT_TRY(attn_block(m, st, ch, l, err));
-        LLT_TRY(ffn_block(m, st, ch, l, err));
+    llt_cuda_ctx *x = st->ctx[d];
+    cuda_dev_buf *b = &st->buf[d];
+    dview v = view_of(st, ch, d);
+    CUDA_TRY(cudaMemcpyAsync(b->step_d, st->step_h, ch->bytes, cudaMemcpyHostToDevice, x->stream), err);
+    if (d == 0) LLT_TRY(llt_cuda_embed(x, st->dt, st->embd, v.tok, b->x, ch->nr, c->hidden_size, err));
+    for (int32_t l = st->layer0[d]; l < st->layer0[d + 1]; l++) {
+        LLT_TRY(attn_block(m, st, ch, &v, d, l, err));
+        LLT_TRY(ffn_block(m, st, ch, d, l, err));
         if (so->hidden)
-            CUDA_TRY(cudaMemcpyAsync(so->hidden + ((size_t)l * so->n_tokens + ch->r0) * c->hidden_size, st->x,
+            CUDA_TRY(cudaMemcpyAsync(so->hidden + ((size_t)l * so->n_tokens + ch->r0) * c->hidden_size, b->x,
                                      (size_t)ch->nr * c->hidden_size * 4, cudaMemcpyDeviceToHost, x->stream),
                      err);
     }
-    return head_block(m, st, ch, so, err);
+    if (d == st->n_dev - 1) return head_block(m, st, ch, &v, so, err);
+    return LLT_OK;
 }
 
 /* ---- graphs ------------------------------------------------------------------------------- */
+
+static void graph_clear(cuda_state *st, cuda_graph *g) {
+    for (int d = 0; d < st->n_dev; d++)
+        if (g->exec[d]) cudaGraphExecDestroy(g->exec[d]), g->exec[d] = NULL;
+}
 
 static cuda_graph *graph_slot(cuda_state *st, const chunk *ch, const step_out *so) {
     for (int i = 0; i < st->n_graphs; i++) {
@@ -400,28 +461,30 @@ static cuda_graph *graph_slot(cuda_state *st, const chunk *ch, const step_out *s
     }
     int i = st->n_graphs < CUDA_MAX_GRAPHS ? st->n_graphs++ : (int)(ch->nr % CUDA_MAX_GRAPHS);
     cuda_graph *g = &st->graphs[i];
-    if (g->exec) cudaGraphExecDestroy(g->exec);
+    graph_clear(st, g);
     memset(g, 0, sizeof *g);
     g->rows = ch->nr, g->n_out = ch->n_out, g->mode = so->mode;
     g->temperature = so->temperature, g->top_p = so->top_p;
     return g;
 }
 
-static llt_status graph_capture(llt_model *m, cuda_state *st, const chunk *ch, const step_out *so,
-                                cuda_graph *g, llt_error *err) {
-    llt_cuda_ctx *x = st->ctx[0];
+/* Device d's segment captured on its stream. */
+static llt_status capture_segment(llt_model *m, cuda_state *st, const chunk *ch, const step_out *so, int d,
+                                  cudaGraphExec_t *exec, llt_error *err) {
+    llt_cuda_ctx *x = st->ctx[d];
+    CUDA_TRY(cudaSetDevice(x->device), err);
     CUDA_TRY(cudaStreamBeginCapture(x->stream, cudaStreamCaptureModeRelaxed), err);
     x->capturing = true;
-    llt_status s = enqueue_chunk(m, st, ch, so, err);
+    llt_status s = enqueue_segment(m, st, ch, so, d, err);
     x->capturing = false;
     cudaGraph_t graph = NULL;
     cudaError_t e = cudaStreamEndCapture(x->stream, &graph);
     if (s == LLT_OK && e != cudaSuccess)
         s = llt_err_set(err, LLT_ERR_DEVICE, "cudaStreamEndCapture: %s", cudaGetErrorString(e));
     if (s == LLT_OK) {
-        e = cudaGraphInstantiate(&g->exec, graph, 0);
+        e = cudaGraphInstantiate(exec, graph, 0);
         if (e != cudaSuccess) {
-            g->exec = NULL;
+            *exec = NULL;
             s = llt_err_set(err, LLT_ERR_DEVICE, "cudaGraphInstantiate: %s", cudaGetErrorString(e));
         }
     }
@@ -430,31 +493,48 @@ static llt_status graph_capture(llt_model *m, cuda_state *st, const chunk *ch, c
     return s;
 }
 
-/* Runs a chunk: replays / captures a graph when the shape allows, else eagerly. */
+static llt_status graph_capture(llt_model *m, cuda_state *st, const chunk *ch, const step_out *so,
+                                cuda_graph *g, llt_error *err) {
+    for (int d = 0; d < st->n_dev; d++) {
+        llt_status s = capture_segment(m, st, ch, so, d, &g->exec[d], err);
+        if (s != LLT_OK) {
+            graph_clear(st, g);
+            return s;
+        }
+    }
+    return LLT_OK;
+}
+
+/* Runs a chunk: device by device, each segment from its graph (captured on the second
+ * occurrence of a decode shape) or eagerly. */
 static llt_status run_chunk(llt_model *m, cuda_state *st, const chunk *ch, const step_out *so,
                             llt_error *err) {
-    llt_cuda_ctx *x = st->ctx[0];
     bool graphable = st->use_graphs && ch->max_run == 1 && ch->nr <= CUDA_GRAPH_MAX_ROWS && !so->hidden &&
                      !so->final_norm;
-    if (!graphable) return enqueue_chunk(m, st, ch, so, err);
-    cuda_graph *g = graph_slot(st, ch, so);
-    if (!g->exec && ++g->seen >= 2) {
+    cuda_graph *g = graphable ? graph_slot(st, ch, so) : NULL;
+    if (g && !g->exec[0] && ++g->seen >= 2) {
         llt_error e2;
         if (graph_capture(m, st, ch, so, g, &e2) != LLT_OK) {
             LLT_WARN("cuda: graph capture failed, running without graphs: %s", e2.msg);
             st->use_graphs = false;
-            return enqueue_chunk(m, st, ch, so, err);
+            g = NULL;
         }
     }
-    if (!g->exec) return enqueue_chunk(m, st, ch, so, err);
-    CUDA_TRY(cudaGraphLaunch(g->exec, x->stream), err);
+    if (g && !g->exec[0]) g = NULL;
+    const size_t x_bytes = (size_t)ch->nr * m->cfg.hidden_size * 4;
+    for (int d = 0; d < st->n_dev; d++) {
+        if (d > 0) LLT_TRY(cuda_split_send(st, d, x_bytes, err));
+        else CUDA_TRY(cudaSetDevice(st->ctx[0]->device), err);
+        if (g) CUDA_TRY(cudaGraphLaunch(g->exec[d], st->ctx[d]->stream), err);
+        else LLT_TRY(enqueue_segment(m, st, ch, so, d, err));
+    }
     return LLT_OK;
 }
 
 /* Waits for the chunk and copies its outputs to the caller. */
 static llt_status chunk_outputs(llt_model *m, cuda_state *st, const chunk *ch, const step_out *so,
                                 float *logits, int32_t *tokens, int32_t out_row, llt_error *err) {
-    llt_cuda_ctx *x = st->ctx[0];
+    llt_cuda_ctx *x = st->ctx[st->n_dev - 1]; /* its stream ends the chunk (events order the others) */
     const size_t V = (size_t)m->cfg.vocab_size;
     CUDA_TRY(cudaStreamSynchronize(x->stream), err);
     CUDA_TRY(cudaGetLastError(), err);

@@ -8,8 +8,14 @@
  *   down [H, I]
  *   norms float32. llt_weight.dev of wq/wk/wv points into qkv; w_gate.dev and w_up.dev both
  *   point at gu (interleaved: not separately usable).
- * Each layer's weights and KV pools live on the device llt_layer.device indexes (the
- * multi-GPU split fills it; one device for now). Activations live on the first device. */
+ * Multi-GPU layer split: llt_layer.device indexes the model's device list (ctx[]); layers are
+ * contiguous per device (segment d = layers [layer0[d], layer0[d + 1])). Each layer's weights
+ * and KV pools live on its device; the embedding on the first device, the final norm and the
+ * output head on the last. Every device has its own activation buffers and its own copy of
+ * the step inputs (cuda_dev_buf); the residual rows x move from one segment to the next by a
+ * peer copy, or through pinned host memory where the GPUs cannot reach each other; an event
+ * recorded after each segment orders the next device's stream. The same device may be listed
+ * twice ("cuda:0,cuda:0": two segments, two streams): that exercises the split on one GPU. */
 #ifndef LLT_BACKEND_CUDA_MODEL_CUH
 #define LLT_BACKEND_CUDA_MODEL_CUH
 
@@ -34,8 +40,25 @@ typedef struct cuda_graph {
     step_mode mode;
     float temperature, top_p;
     int32_t seen;                 /* eager runs so far; captured on the second */
-    cudaGraphExec_t exec;
+    cudaGraphExec_t exec[LLT_MAX_DEVICES]; /* one per device segment, on that device's stream */
 } cuda_graph;
+
+/* One device's activations (CUDA_MAX_ROWS rows) and its copy of the step inputs. */
+typedef struct cuda_dev_buf {
+    float *x;                     /* [rows, H] residual stream */
+    void *xn;                     /* [rows, max(H, I)] normalised input (BLAS path) */
+    float *qkv;                   /* [rows, q + 2 kv] (BLAS path) */
+    float *q;                     /* [rows, q_rows] */
+    void *att;                    /* [rows, q_rows] */
+    void *gu;                     /* [rows, 2 I] (BLAS path) */
+    void *act;                    /* [rows, I] */
+    float *attn_work;
+    unsigned int *attn_cnt;
+    int32_t *step_d;              /* the step inputs (layout of cuda_state.step_h) */
+    float *rope_cos, *rope_sin;   /* [rope_max, hd / 2] */
+    float *x_host;                /* pinned [rows, H]: x from the previous device (no peer path) */
+    cudaEvent_t done;             /* recorded on this device's stream after its segment */
+} cuda_dev_buf;
 
 typedef struct cuda_state {
     const llt_model *model;
@@ -45,28 +68,24 @@ typedef struct cuda_state {
     llt_cuda_ctx *ctx[LLT_MAX_DEVICES];
     void *wmem[LLT_MAX_DEVICES];  /* one weight allocation per device */
     size_t wbytes[LLT_MAX_DEVICES];
+    size_t kvbytes[LLT_MAX_DEVICES];   /* KV pools (storage hooks) */
+    size_t wsbytes[LLT_MAX_DEVICES];   /* activations, step inputs, rope, logits */
+    int32_t layer0[LLT_MAX_DEVICES + 1]; /* segment d: layers [layer0[d], layer0[d + 1]) */
+    bool peer[LLT_MAX_DEVICES];   /* segment d-1 -> d by device copy (else pinned host) */
+    cuda_dev_buf buf[LLT_MAX_DEVICES];
     cuda_layer_w *lw;             /* [n_layers] */
     void *embd, *out_w;           /* [vocab, H] (the same when tied) */
     float *out_norm;              /* [H] */
-    float *rope_cos, *rope_sin;   /* [rope_max, hd / 2] */
     int32_t rope_max;
     /* step inputs: int32 [6 * rows + tables * max_blocks], same layout on host (pinned) and
-     * device: tokens, pos, slot, row_bt, out_rows, u (float bits), then block tables */
+     * every device (cuda_dev_buf.step_d): tokens, pos, slot, row_bt, out_rows, u (float
+     * bits), then block tables */
     int32_t max_blocks;
-    int32_t *step_h, *step_d;
-    /* activations (first device), CUDA_MAX_ROWS rows */
-    float *x;                     /* [rows, H] residual stream */
-    void *xn;                     /* [rows, max(H, I)] normalised input (BLAS path) */
-    float *qkv;                   /* [rows, q + 2 kv] (BLAS path) */
-    float *q;                     /* [rows, q_rows] */
-    void *att;                    /* [rows, q_rows] */
-    void *gu;                     /* [rows, 2 I] (BLAS path) */
-    void *act;                    /* [rows, I] */
+    int32_t *step_h;
+    /* outputs (last device) */
     float *logits;                /* [rows, vocab] */
     float *logits_h;              /* pinned [rows, vocab] */
     int32_t *tok_d, *tok_h;       /* [rows] sampled ids (device, pinned) */
-    float *attn_work;
-    unsigned int *attn_cnt;
     llt_kv_storage storage;
     cuda_graph graphs[CUDA_MAX_GRAPHS];
     int32_t n_graphs;
@@ -79,6 +98,15 @@ void cuda_weights_free(cuda_state *st);
 llt_status cuda_rope_table(const llt_config *cfg, int32_t max_pos, float *cos_out, float *sin_out,
                            llt_error *err);
 void cuda_storage_init(cuda_state *st, llt_kv_storage *s);
+/* Weight bytes of one layer on the device, and of the embedding (= output head) matrix. */
+size_t cuda_layer_weight_bytes(const llt_config *c, llt_dtype dt);
+size_t cuda_vocab_weight_bytes(const llt_config *c, llt_dtype dt);
+
+/* split.cu */
+llt_status cuda_split_plan(llt_model *m, cuda_state *st, const llt_load_opts *o, llt_error *err);
+llt_status cuda_split_links(cuda_state *st, size_t x_bytes, llt_error *err);
+llt_status cuda_split_send(cuda_state *st, int d, size_t bytes, llt_error *err);
+void cuda_split_report(const llt_model *m, const cuda_state *st);
 
 static inline size_t dt_size(llt_dtype t) { return t == LLT_DTYPE_F32 ? 4 : 2; }
 

@@ -5,7 +5,9 @@
  * gate/up interleaved). Without host weights (benchmarks of big shapes), each matrix is filled
  * with uniform random values on the device: U(-a, a), a = sqrt(3 / fan_in), so activations keep
  * unit scale through the layers; norm weights U(0.9, 1.1); the embedding U(-1, 1).
- * Also here: the rotary angle table and the KV-pool storage hooks. */
+ * With a layer split, each device's share is uploaded through staging buffers on that device.
+ * Also here: the rotary angle table and the KV-pool storage hooks (each layer's pool on its
+ * device). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +27,10 @@ typedef struct uploader {
     uint64_t done, total;
 } uploader;
 
-static llt_status up_open(uploader *u, llt_cuda_ctx *c, uint64_t total, llt_error *err) {
+static llt_status up_open(uploader *u, llt_cuda_ctx *c, uint64_t done, uint64_t total, llt_error *err) {
     memset(u, 0, sizeof *u);
-    u->c = c, u->total = total;
+    u->c = c, u->done = done, u->total = total;
+    CUDA_TRY(cudaSetDevice(c->device), err);
     for (int i = 0; i < 2; i++) {
         CUDA_TRY(cudaHostAlloc(&u->pin[i], STAGE_BYTES, cudaHostAllocDefault), err);
         CUDA_TRY(cudaMalloc(&u->stage[i], STAGE_BYTES), err);
@@ -39,7 +42,7 @@ static llt_status up_open(uploader *u, llt_cuda_ctx *c, uint64_t total, llt_erro
 }
 
 static void up_close(uploader *u) {
-    if (u->c) cudaStreamSynchronize(u->c->stream);
+    if (u->c) cudaSetDevice(u->c->device), cudaStreamSynchronize(u->c->stream);
     for (int i = 0; i < 2; i++) {
         if (u->pin[i]) cudaFreeHost(u->pin[i]);
         if (u->stage[i]) cudaFree(u->stage[i]);
@@ -83,6 +86,15 @@ typedef struct wsizes {
     size_t qkv, wo, gu, down, norm, embd, out, out_norm;
 } wsizes;
 
+static wsizes sizes_of(const llt_config *c, llt_dtype dt);
+
+size_t cuda_layer_weight_bytes(const llt_config *c, llt_dtype dt) {
+    wsizes s = sizes_of(c, dt);
+    return s.qkv + s.wo + s.gu + s.down + 2 * s.norm;
+}
+
+size_t cuda_vocab_weight_bytes(const llt_config *c, llt_dtype dt) { return sizes_of(c, dt).embd; }
+
 static wsizes sizes_of(const llt_config *c, llt_dtype dt) {
     size_t es = dt_size(dt), H = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
     size_t qr = (size_t)c->n_heads * c->head_dim, kvr = (size_t)c->n_kv_heads * c->head_dim;
@@ -102,7 +114,7 @@ static llt_status layout(llt_model *m, cuda_state *st, llt_error *err) {
     const llt_config *c = &m->cfg;
     wsizes s = sizes_of(c, st->dt);
     size_t need[LLT_MAX_DEVICES] = {0};
-    int last = m->layers[c->n_layers - 1].device;
+    int last = st->n_dev - 1; /* the head's device, even when it holds no layer */
     for (int32_t l = 0; l < c->n_layers; l++)
         need[m->layers[l].device] += s.qkv + s.wo + s.gu + s.down + 2 * s.norm;
     need[0] += s.embd;
@@ -168,6 +180,20 @@ static uint64_t host_bytes(const llt_weight *w) {
     return (uint64_t)w->rows * (uint64_t)w->cols * dt_size(w->dtype);
 }
 
+/* Device d's share: its layers, the embedding (first), the final norm and head (last). */
+static llt_status upload_dev(uploader *u, llt_model *m, cuda_state *st, int d, llt_error *err) {
+    for (int32_t l = 0; l < m->cfg.n_layers; l++) {
+        if (m->layers[l].device != d) continue;
+        llt_status s = upload_layer(u, m, l, &st->lw[l], st->dt, err);
+        if (s != LLT_OK) return llt_err_wrap(err, "layer %d: ", (int)l), s;
+    }
+    if (d == 0) LLT_TRY(up_rows(u, &m->tok_embd, st->embd, st->dt, 0, 1, "tok_embd", err));
+    if (d != st->n_dev - 1) return LLT_OK;
+    LLT_TRY(up_rows(u, &m->out_norm, st->out_norm, LLT_DTYPE_F32, 0, 1, "out_norm", err));
+    if (st->out_w != st->embd) LLT_TRY(up_rows(u, &m->output, st->out_w, st->dt, 0, 1, "output", err));
+    return LLT_OK;
+}
+
 static llt_status upload_all(llt_model *m, cuda_state *st, llt_error *err) {
     uint64_t total = host_bytes(&m->tok_embd) + host_bytes(&m->out_norm);
     if (st->out_w != st->embd) total += host_bytes(&m->output);
@@ -177,19 +203,16 @@ static llt_status upload_all(llt_model *m, cuda_state *st, llt_error *err) {
                                   &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
         for (int i = 0; i < 9; i++) total += host_bytes(ws[i]);
     }
-    uploader u;
-    llt_status s = up_open(&u, st->ctx[0], total, err);
-    for (int32_t l = 0; s == LLT_OK && l < m->cfg.n_layers; l++) {
-        u.c = st->ctx[m->layers[l].device];
-        s = upload_layer(&u, m, l, &st->lw[l], st->dt, err);
-        if (s != LLT_OK) llt_err_wrap(err, "layer %d: ", (int)l);
+    uint64_t done = 0;
+    for (int d = 0; d < st->n_dev; d++) {
+        uploader u;
+        llt_status s = up_open(&u, st->ctx[d], done, total, err);
+        if (s == LLT_OK) s = upload_dev(&u, m, st, d, err);
+        done = u.done;
+        up_close(&u);
+        LLT_TRY(s);
     }
-    if (s == LLT_OK) u.c = st->ctx[0], s = up_rows(&u, &m->tok_embd, st->embd, st->dt, 0, 1, "tok_embd", err);
-    u.c = st->ctx[st->n_dev - 1];
-    if (s == LLT_OK) s = up_rows(&u, &m->out_norm, st->out_norm, LLT_DTYPE_F32, 0, 1, "out_norm", err);
-    if (s == LLT_OK && st->out_w != st->embd) s = up_rows(&u, &m->output, st->out_w, st->dt, 0, 1, "output", err);
-    up_close(&u);
-    return s;
+    return LLT_OK;
 }
 
 static llt_status fill(llt_cuda_ctx *c, llt_dtype dt, void *p, int64_t n, uint64_t seed, float lo,
@@ -204,6 +227,7 @@ static llt_status random_all(llt_model *m, cuda_state *st, uint64_t seed, llt_er
     float aH = sqrtf(3.0f / (float)H), aQ = sqrtf(3.0f / (float)qr), aI = sqrtf(3.0f / (float)I);
     for (int32_t l = 0; l < c->n_layers; l++) {
         llt_cuda_ctx *x = st->ctx[m->layers[l].device];
+        CUDA_TRY(cudaSetDevice(x->device), err);
         cuda_layer_w *w = &st->lw[l];
         uint64_t s = seed * 1000003u + (uint64_t)l * 16;
         LLT_TRY(fill(x, st->dt, w->qkv, (qr + 2 * kvr) * H, s + 1, -aH, aH, err));
@@ -214,9 +238,18 @@ static llt_status random_all(llt_model *m, cuda_state *st, uint64_t seed, llt_er
         LLT_TRY(fill(x, LLT_DTYPE_F32, w->ffn_norm, H, s + 6, 0.9f, 1.1f, err));
     }
     llt_cuda_ctx *x0 = st->ctx[0], *xl = st->ctx[st->n_dev - 1];
+    CUDA_TRY(cudaSetDevice(x0->device), err);
     LLT_TRY(fill(x0, st->dt, st->embd, (int64_t)c->vocab_size * H, seed + 7, -1.0f, 1.0f, err));
+    LLT_TRY(llt_cuda_sync(x0, err));
+    CUDA_TRY(cudaSetDevice(xl->device), err);
     LLT_TRY(fill(xl, LLT_DTYPE_F32, st->out_norm, H, seed + 8, 0.9f, 1.1f, err));
-    if (st->out_w != st->embd)
+    /* random models are tied (model_tied): a head on another device is a copy of the
+     * embedding, so a split computes what one device does */
+    if (st->out_w != st->embd && model_tied(m))
+        CUDA_TRY(cudaMemcpyPeerAsync(st->out_w, xl->device, st->embd, x0->device,
+                                     (size_t)c->vocab_size * H * dt_size(st->dt), xl->stream),
+                 err);
+    else if (st->out_w != st->embd)
         LLT_TRY(fill(xl, st->dt, st->out_w, (int64_t)c->vocab_size * H, seed + 9, -aH, aH, err));
     for (int d = 0; d < st->n_dev; d++) LLT_TRY(llt_cuda_sync(st->ctx[d], err));
     return LLT_OK;
@@ -233,7 +266,7 @@ llt_status cuda_weights_upload(llt_model *m, cuda_state *st, const uint64_t *ran
 
 void cuda_weights_free(cuda_state *st) {
     for (int d = 0; d < st->n_dev; d++)
-        if (st->wmem[d]) cudaFree(st->wmem[d]), st->wmem[d] = NULL;
+        if (st->wmem[d]) cudaSetDevice(st->ctx[d]->device), cudaFree(st->wmem[d]), st->wmem[d] = NULL;
     free(st->lw);
     st->lw = NULL;
 }
@@ -283,9 +316,18 @@ static int layer_dev(const cuda_state *st, int32_t layer) {
     return m && layer >= 0 && layer < m->cfg.n_layers ? m->layers[layer].device : 0;
 }
 
+/* The context whose device holds a pool (its layer's), for copies ordered on its stream. */
+static llt_cuda_ctx *pool_ctx(const cuda_state *st, const void *pool) {
+    const llt_model *m = st->model;
+    for (int32_t l = 0; m && m->kv && l < m->cfg.n_layers; l++)
+        if (m->kv->k_pool[l] == pool || m->kv->v_pool[l] == pool) return st->ctx[layer_dev(st, l)];
+    return st->ctx[0];
+}
+
 static void *st_alloc(int32_t layer, size_t bytes, void *user) {
     cuda_state *st = (cuda_state *)user;
-    llt_cuda_ctx *c = st->ctx[layer_dev(st, layer)];
+    int d = layer_dev(st, layer);
+    llt_cuda_ctx *c = st->ctx[d];
     void *p = NULL;
     if (cudaSetDevice(c->device) != cudaSuccess || cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
         (void)cudaGetLastError();
@@ -296,29 +338,35 @@ static void *st_alloc(int32_t layer, size_t bytes, void *user) {
         cudaFree(p);
         return NULL;
     }
+    st->kvbytes[d] += bytes;
     return p;
 }
 
 static void st_release(void *pool, void *user) {
     (void)user;
+    cudaPointerAttributes pa;
+    if (pool && cudaPointerGetAttributes(&pa, pool) == cudaSuccess && pa.device >= 0) cudaSetDevice(pa.device);
+    (void)cudaGetLastError();
     cudaFree(pool);
 }
 
 static llt_status st_copy_page(void *pool, int32_t dst, int32_t src, size_t page_bytes, void *user,
                                llt_error *err) {
-    cuda_state *st = (cuda_state *)user;
-    /* ordered on the compute stream: before the step that writes into the copy */
+    llt_cuda_ctx *c = pool_ctx((cuda_state *)user, pool);
+    /* ordered on the pool's device stream: before the step that writes into the copy */
+    CUDA_TRY(cudaSetDevice(c->device), err);
     CUDA_TRY(cudaMemcpyAsync((char *)pool + (size_t)dst * page_bytes, (char *)pool + (size_t)src * page_bytes,
-                             page_bytes, cudaMemcpyDeviceToDevice, st->ctx[0]->stream),
+                             page_bytes, cudaMemcpyDeviceToDevice, c->stream),
              err);
     return LLT_OK;
 }
 
 static llt_status st_upload(void *pool, size_t offset, const void *src, size_t bytes, void *user,
                             llt_error *err) {
-    cuda_state *st = (cuda_state *)user;
-    CUDA_TRY(cudaMemcpyAsync((char *)pool + offset, src, bytes, cudaMemcpyHostToDevice, st->ctx[0]->stream), err);
-    CUDA_TRY(cudaStreamSynchronize(st->ctx[0]->stream), err);
+    llt_cuda_ctx *c = pool_ctx((cuda_state *)user, pool);
+    CUDA_TRY(cudaSetDevice(c->device), err);
+    CUDA_TRY(cudaMemcpyAsync((char *)pool + offset, src, bytes, cudaMemcpyHostToDevice, c->stream), err);
+    CUDA_TRY(cudaStreamSynchronize(c->stream), err);
     return LLT_OK;
 }
 
