@@ -455,32 +455,61 @@ static void attn_run(llt_dtype dt, const attn_case *ac, int ps, float **dec_out,
     llt_kv_cache_free(kc);
 }
 
+/* One case at page sizes 8, 16, 32 and 1024 (each sequence in one contiguous page): each
+ * run is checked against the CPU op inside attn_run, and the page sizes against each other. */
+static void attn_pages(llt_dtype dt, const attn_case *ac, int n_pages) {
+    static const int pages[4] = {8, 16, 32, 1024}; /* 1024 >= L except for the longest contexts */
+    size_t n = (size_t)2 * ac->n_q * ac->nh * ac->hd;
+    float *dec0 = NULL, *pf0 = NULL;
+    for (int p = 0; p < 4; p++) {
+        if (n_pages == 2 && p == 1) p = 3;
+        if (n_pages == 1 && p == 1) break;
+        float *dec = NULL, *pf = NULL;
+        attn_run(dt, ac, pages[p], &dec, &pf);
+        if (p == 0) {
+            dec0 = dec, pf0 = pf;
+            continue;
+        }
+        /* page size changes addressing only: the same arithmetic, bit for bit */
+        CHECK_MSG(dec && pf && memcmp(dec, dec0, n * 4) == 0 && memcmp(pf, pf0, n * 4) == 0,
+                  "attention %s heads %d/%d hd %d L %d n_q %d: page size %d differs from page size 8",
+                  llt_dtype_name(dt), ac->nh, ac->nkv, ac->hd, ac->L, ac->n_q, pages[p]);
+        free(dec), free(pf);
+    }
+    free(dec0), free(pf0);
+}
+
 static void test_attention(void) {
-    const attn_case cases[] = {{4, 4, 64, 1, 1},    {8, 2, 128, 37, 3}, {8, 2, 128, 600, 70}, {4, 1, 32, 200, 5},
-                               {32, 8, 128, 300, 1}, {6, 2, 80, 130, 9}, {2, 1, 10, 50, 2},    {16, 2, 64, 257, 65}};
-    const int pages[4] = {8, 16, 32, 1024}; /* 1024 >= L: each sequence in one contiguous page */
+    /* hd 64 / 128 with 1, 2, 4 or 8 query heads per kv head take the cluster kernel; the
+     * others (hd 32, 80, 10; 3 or 16 heads per kv head) the split kernel */
+    const attn_case cases[] = {{4, 4, 64, 1, 1},     {8, 2, 128, 37, 3},  {8, 2, 128, 600, 70}, {4, 1, 32, 200, 5},
+                               {32, 8, 128, 300, 1}, {6, 2, 80, 130, 9},  {2, 1, 10, 50, 2},    {16, 2, 64, 257, 65},
+                               {32, 4, 64, 640, 1},  {8, 1, 64, 300, 2},  {4, 2, 128, 100, 4},  {16, 2, 128, 513, 1},
+                               {16, 1, 64, 70, 1},   {32, 4, 64, 77, 4},  {32, 32, 128, 200, 1}};
     const int n_pages = getenv("LLT_SANITIZER") ? 2 : 4; /* racecheck is slow: 8 and 1024 there */
     for (int d = 0; d < 2; d++)
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-            const attn_case *ac = &cases[i];
-            size_t n = (size_t)2 * ac->n_q * ac->nh * ac->hd;
-            float *dec0 = NULL, *pf0 = NULL;
-            for (int p = 0; p < 4; p++) {
-                if (n_pages == 2 && p == 1) p = 3;
-                float *dec = NULL, *pf = NULL;
-                attn_run(k_dts[d], ac, pages[p], &dec, &pf);
-                if (p == 0) {
-                    dec0 = dec, pf0 = pf;
-                    continue;
-                }
-                /* page size changes addressing only: the same arithmetic, bit for bit */
-                CHECK_MSG(dec && pf && memcmp(dec, dec0, n * 4) == 0 && memcmp(pf, pf0, n * 4) == 0,
-                          "attention %s case %zu: page size %d differs from page size 8", llt_dtype_name(k_dts[d]), i,
-                          pages[p]);
-                free(dec), free(pf);
-            }
-            free(dec0), free(pf0);
-        }
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) attn_pages(k_dts[d], &cases[i], n_pages);
+    /* context lengths around the chunk and split boundaries, up to 4096 (tinyllama's and
+     * llama3's head shapes; MQA with 8 heads) */
+    const int lens[] = {1, 2, 15, 16, 17, 31, 33, 63, 64, 65, 127, 129, 255, 257, 511, 1000, 2049, 4096};
+    const int n_lens = getenv("LLT_SANITIZER") ? 6 : (int)(sizeof lens / sizeof lens[0]);
+    for (int i = 0; i < n_lens; i++) {
+        const attn_case a = {32, 4, 64, lens[i], 1}, b = {32, 8, 128, lens[i], 1}, c = {8, 1, 64, lens[i], 1};
+        attn_pages(LLT_DTYPE_F16, &a, i % 3 == 0 ? n_pages : 1);
+        attn_pages(LLT_DTYPE_BF16, &b, 1);
+        attn_pages(LLT_DTYPE_F16, &c, 1);
+    }
+    /* every cluster size (forced), and the split kernel on shapes the cluster kernel covers */
+    const attn_case sized[] = {{32, 4, 64, 640, 1}, {8, 2, 128, 37, 3}, {8, 1, 64, 300, 2}, {4, 4, 64, 5, 2}};
+    const char *sizes[] = {"1", "2", "3", "5", "8", "16"};
+    for (size_t v = 0; v < sizeof sizes / sizeof sizes[0]; v++) {
+        setenv("LLT_CUDA_ATTN_CS", sizes[v], 1);
+        for (size_t i = 0; i < sizeof sized / sizeof sized[0]; i++) attn_pages(k_dts[v % 2], &sized[i], 1);
+    }
+    unsetenv("LLT_CUDA_ATTN_CS");
+    setenv("LLT_CUDA_ATTN", "v1", 1);
+    for (size_t i = 0; i < sizeof sized / sizeof sized[0]; i++) attn_pages(LLT_DTYPE_F16, &sized[i], 2);
+    unsetenv("LLT_CUDA_ATTN");
 }
 
 /* ---- sampling ------------------------------------------------------------------------------ */

@@ -6,13 +6,19 @@
 #   4. benchmarks: llama-triton bench --device cuda on the built-in shapes;
 # logs under $OUT (few files: at most 8 come back from the device tool), a short table last.
 #
-# usage: tests/gpu/run.sh [full|tests|bench|explore]
+# usage: tests/gpu/run.sh [full|tests|bench|explore|all|latency|multi]
 #   full     everything above (default)
 #   tests    1-3 only
 #   bench    1 and 4 only
 #   explore  bench, then llama2-7b / tinyllama with PDL, graphs, autotuning switched off in turn,
 #            and an Nsight Compute summary of the decode kernels (what limits them)
 #   all      tests, bench and explore
+#   latency  decode latency work (bench/notes-cuda-latency.md), one call within 10 minutes, in
+#            order of priority under a deadline (LATENCY_BUDGET s, default 540): test_cuda_ops,
+#            test_cuda_model, tinyllama-1.1b / llama3.2-1b / llama2-7b benches, tinyllama
+#            ablations (split attention kernel, cluster size 8, QKV late trigger, GEMV table
+#            without U = 8, a repeat of the default), autotune decisions, compute-sanitizer
+#            memcheck + racecheck on the attention / QKV cases, an ncu summary of decode kernels
 #   multi    the multi-GPU layer split (needs 2 GPUs for all of it): test_cuda_multi on both
 #            GPUs while test_cuda_model / test_cuda_ops run side by side one per GPU, then
 #            llama2-7b on one GPU, split over cuda:0,cuda:0 and over cuda:0,cuda:1, then
@@ -159,6 +165,52 @@ run_multi() {
   grep -E "^test_cuda_(model|ops): exit|FAIL|CHECK failed|checks" "$log" | tail -12 | tee -a "$SUMMARY"
 }
 
+# ---- decode latency (H9) ------------------------------------------------------------------------
+T_START=$(date +%s)
+in_budget() { # what: true while the deadline leaves room for it
+  if [ $(( $(date +%s) - T_START )) -lt "${LATENCY_BUDGET:-540}" ]; then return 0; fi
+  note "skipped (deadline): $1"; return 1
+}
+
+run_latency() {
+  local log=$OUT/tests.log
+  : >"$log"
+  for t in test_cuda_ops test_cuda_model; do
+    echo "---- $t" >>"$log"
+    LLT_FIXTURES=tests/fixtures timeout 300 "$BIN/$t" >>"$log" 2>&1
+    note "$t: exit $? after $(( $(date +%s) - T_START )) s"
+  done
+  grep -E "FAIL|CHECK failed|rel err|agrees|bandwidth|greedy" "$log" | grep -v "^  ok" | tail -20 >>"$SUMMARY"
+  : >"$OUT/bench.jsonl"
+  for s in tinyllama-1.1b llama3.2-1b llama2-7b; do in_budget "bench $s" && bench_one "$s" default; done
+  in_budget "attn-v1" && bench_one tinyllama-1.1b attn-v1 LLT_CUDA_ATTN=v1
+  in_budget "attn-cs8" && bench_one tinyllama-1.1b attn-cs8 LLT_CUDA_ATTN_CS=8
+  in_budget "qkv-late" && bench_one tinyllama-1.1b qkv-late LLT_CUDA_QKV_EARLY=0
+  in_budget "gemv-old" && bench_one tinyllama-1.1b gemv-old LLT_CUDA_GEMV_OLD=1 XDG_CACHE_HOME="$(mktemp -d)"
+  in_budget "default-2" && bench_one tinyllama-1.1b default-2
+  in_budget "llama3.2-1b attn-v1" && bench_one llama3.2-1b attn-v1 LLT_CUDA_ATTN=v1
+  if in_budget "autotune decisions"; then
+    XDG_CACHE_HOME=$(mktemp -d) LLT_AUTOTUNE_VERBOSE=1 timeout 60 "$BIN/llama-triton" bench --shape tinyllama-1.1b \
+        --device cuda --dtype f16 -p 512 -n 8 --reps 1 2>&1 | grep autotune >"$OUT/autotune.txt"
+  fi
+  local slog=$OUT/sanitizer.log
+  : >"$slog"
+  for tool in memcheck racecheck; do
+    in_budget "sanitizer $tool" || continue
+    echo "---- compute-sanitizer --tool $tool test_cuda_ops (attention, qkv)" >>"$slog"
+    LLT_TEST_ONLY=test_attention,test_qkv LLT_SANITIZER=1 LLT_AUTOTUNE=0 timeout "${SAN_TIMEOUT:-120}" \
+      compute-sanitizer --tool "$tool" --error-exitcode 99 "$BIN/test_cuda_ops" >>"$slog" 2>&1
+    note "compute-sanitizer $tool test_cuda_ops (attention, qkv): exit $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$slog" | tail -1)"
+  done
+  if in_budget "ncu" && command -v ncu >/dev/null; then
+    timeout "${NCU_TIMEOUT:-90}" ncu --clock-control none --launch-skip 3000 --launch-count 24 \
+      --metrics gpu__time_duration.sum,dram__bytes_read.sum,launch__grid_size,launch__cluster_dim_x,launch__registers_per_thread \
+      "$BIN/llama-triton" bench --shape tinyllama-1.1b --device cuda --dtype f16 -p 512 -n 32 --reps 1 \
+      >"$OUT/ncu.txt" 2>&1
+    note "ncu: exit $?, $(grep -c 'gpu__time_duration' "$OUT/ncu.txt") kernel records in ncu.txt"
+  fi
+}
+
 case "$MODE" in
   full) run_tests; run_bench ;;
   tests) run_tests ;;
@@ -166,6 +218,7 @@ case "$MODE" in
   explore) : >"$OUT/bench.jsonl"; run_bench; run_explore ;;
   all) run_tests; run_bench; run_explore ;;
   multi) run_multi ;;
+  latency) run_latency ;;
   *) echo "unknown mode $MODE"; exit 2 ;;
 esac
 tail -5 "$OUT/bench.log" 2>/dev/null

@@ -13,6 +13,7 @@
  * are timed at first use of a shape, with L2 flushed between runs (the model never fits in L2,
  * so neither should the measurement); the fastest path is cached (autotune.cu). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/cuda/ops.cuh"
@@ -94,18 +95,40 @@ __device__ __forceinline__ void gemv_store1(const gemv_params &p, int row, int t
     else *y += v;
 }
 
+/* What the QKV epilogue of a lane needs besides the products: the rotation (cos, sin) of its
+ * pair at its token's position and the token's cache slot. Positions and slots are step
+ * inputs (copied before the step's first kernel) and the tables constants, so they are read
+ * before the PDL wait: the epilogue then has no load left on its critical path. */
+struct qkv_pre {
+    float c, s;
+    int slot;
+};
+
+/* The lane that stores pair (row0 + r, row0 + r + 1) of token t is lane (r / 2) * NT + t. */
+template <int NT, int R, int EPI>
+__device__ __forceinline__ qkv_pre qkv_preload(const gemv_params &p, int row0, int lane) {
+    qkv_pre q = {1.0f, 0.0f, 0};
+    const int r = (lane / NT) * 2, t = lane % NT, row = row0 + r;
+    if (EPI != EPI_QKV || lane >= (R / 2) * NT || t >= p.m || row + 1 >= p.n) return q;
+    if (row < p.q_rows + p.kv_rows) {
+        const int half = p.hd / 2, j = (row % p.hd) / 2, ps = p.pos[t];
+        q.c = p.cs[(size_t)ps * half + j], q.s = p.sn[(size_t)ps * half + j];
+    }
+    if (row >= p.q_rows) q.slot = p.slot[t];
+    return q;
+}
+
 /* Rows (row, row + 1) are a pair: (gate, up) for SwiGLU, a rotary pair for QKV. */
 template <typename T, int EPI>
-__device__ __forceinline__ void gemv_store2(const gemv_params &p, int row, int t, float a, float b) {
+__device__ __forceinline__ void gemv_store2(const gemv_params &p, int row, int t, float a, float b,
+                                            const qkv_pre &pre) {
     if (EPI == EPI_SWIGLU) {
         float s = a / (1.0f + __expf(-a));
         ((T *)p.o)[(size_t)t * p.ldo + row / 2] = from_f32<T>(s * b);
         return;
     }
     if (row < p.q_rows + p.kv_rows) {
-        int half = p.hd / 2, j = (row % p.hd) / 2, ps = p.pos[t];
-        float c = p.cs[(size_t)ps * half + j], s = p.sn[(size_t)ps * half + j];
-        float a2 = a * c - b * s, b2 = a * s + b * c;
+        float a2 = a * pre.c - b * pre.s, b2 = a * pre.s + b * pre.c;
         a = a2, b = b2;
     }
     if (row < p.q_rows) {
@@ -115,8 +138,12 @@ __device__ __forceinline__ void gemv_store2(const gemv_params &p, int row, int t
     }
     bool is_k = row < p.q_rows + p.kv_rows;
     int col = row - p.q_rows - (is_k ? 0 : p.kv_rows);
-    T *dst = (T *)(is_k ? p.kc : p.vc) + (size_t)p.slot[t] * p.kv_rows + col;
+    T *dst = (T *)(is_k ? p.kc : p.vc) + (size_t)pre.slot * p.kv_rows + col;
     dst[0] = from_f32<T>(a), dst[1] = from_f32<T>(b);
+}
+
+__device__ __forceinline__ void prefetch_l1(const void *p) {
+    asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
 }
 
 /* ---- the kernel ------------------------------------------------------------------------ */
@@ -154,6 +181,11 @@ __global__ void __launch_bounds__(256) gemv_kernel(const gemv_params p) {
 #pragma unroll
         for (int r = 0; r < R; r++) prefetch_l2(wr[r] + (cb + lane) * 8);
     }
+    /* constants and step inputs of the prologue / epilogue: the norm weights towards L1 (one
+     * 128-byte line per thread), the QKV epilogue's rotation and slot into registers */
+    if (PRO == PRO_NORM)
+        for (int i = threadIdx.x * 32; i < p.k; i += blockDim.x * 32) prefetch_l1(p.norm_w + i);
+    const qkv_pre pre = qkv_preload<NT, R, EPI>(p, row0, lane);
     pdl_wait();
     if (p.early_trigger) pdl_trigger();
     gemv_stage_x<T, NT, PRO>(p, xs, red);
@@ -228,7 +260,7 @@ __global__ void __launch_bounds__(256) gemv_kernel(const gemv_params p) {
 #pragma unroll
             for (int t = 0; t < NT; t++)
                 if (lane == (r / 2) * NT + t && t < p.m && row0 + r + 1 < p.n)
-                    gemv_store2<T, EPI>(p, row0 + r, t, acc[r][t], acc[r + 1][t]);
+                    gemv_store2<T, EPI>(p, row0 + r, t, acc[r][t], acc[r + 1][t], pre);
     }
 }
 
@@ -242,8 +274,10 @@ struct gemv_cfg {
 /* Index 0 is the default when tuning is off. One block per r * warps / ks rows.
  * (A persistent variant, blocks striding over row units with x staged once per block, was
  * measured slower in decode steps: more registers, no gain in balance; see bench/RESULTS.md.) */
-static const gemv_cfg k_cfgs[] = {{2, 4, 8, 1}, {2, 2, 8, 1}, {4, 2, 8, 1}, {2, 4, 8, 2},
-                                  {2, 2, 8, 4}, {4, 2, 8, 4}, {2, 2, 8, 8}, {4, 2, 4, 2}};
+/* U = 8: for k = 2048 a warp's whole share of W is one batch, requested before the PDL
+ * wait (the small decode matrices then stream while the previous kernel drains). */
+static const gemv_cfg k_cfgs[] = {{2, 8, 8, 1}, {2, 8, 4, 1}, {2, 4, 8, 1}, {2, 2, 8, 1}, {4, 2, 8, 1},
+                                  {2, 4, 8, 2}, {2, 2, 8, 4}, {4, 2, 8, 4}, {2, 2, 8, 8}, {4, 2, 4, 2}};
 enum { N_CFG = sizeof k_cfgs / sizeof k_cfgs[0] };
 
 template <typename T, int NT, int R, int U>
@@ -261,6 +295,7 @@ template <typename T, int NT>
 static gemv_fn gemv_pick_ru(int r, int u, int combo) {
     if (r == 4) return gemv_pick_combo<T, NT, 4, 2>(combo);
     if (u == 2) return gemv_pick_combo<T, NT, 2, 2>(combo);
+    if (u == 8) return gemv_pick_combo<T, NT, 2, 8>(combo);
     return gemv_pick_combo<T, NT, 2, 4>(combo);
 }
 
@@ -300,7 +335,10 @@ static llt_status gemv_launch(llt_cuda_ctx *c, llt_dtype dt, int cfg, int combo,
     LLT_TRY(llt_smem_optin(c, fn, smem, err));
     p.ks = g.ks;
     p.prefetch = c->prefetch;
-    p.early_trigger = c->early_trigger;
+    /* QKV lets the decode attention launch at its start: the attention blocks then fetch the
+     * block table and the cached K/V rows while QKV streams (LLT_CUDA_QKV_EARLY=0: off) */
+    const char *qe = getenv("LLT_CUDA_QKV_EARLY");
+    p.early_trigger = c->early_trigger || (combo == COMBO_NORM_QKV && !(qe && strcmp(qe, "0") == 0));
     int blocks = 0;
     LLT_TRY(gemv_blocks(c, dt, cfg, combo, p.n, p.m, p.k, &blocks, err));
     return llt_launch(c, fn, dim3((unsigned)blocks), dim3(32 * g.warps), smem, err, p);
@@ -555,8 +593,13 @@ static llt_status tune_linear(llt_cuda_ctx *c, const llt_cuda_linear *a, int com
     llt_cuda_linear sa = scratch_of(c, a);
     gemv_params p = gemv_params_of(&sa);
     float best = 1e30f, t_gemv = 1e30f, t_blas = 1e30f, t[N_CFG];
+    /* LLT_CUDA_GEMV_OLD=1: only the configurations before U = 8 (comparisons) */
+    const char *old = getenv("LLT_CUDA_GEMV_OLD");
+    const bool no_u8 = old && strcmp(old, "1") == 0;
     *choice = 0;
     for (int i = 0; i < N_CFG; i++) {
+        t[i] = 1e30f;
+        if (no_u8 && k_cfgs[i].u == 8) continue;
         LLT_TRY(llt_time_ms(
             c, 5, [&]() -> llt_status { return flush_l2(c, err); },
             [&]() -> llt_status { return gemv_launch(c, a->dtype, i, combo, p, err); }, &t[i], err));
@@ -569,7 +612,8 @@ static llt_status tune_linear(llt_cuda_ctx *c, const llt_cuda_linear *a, int com
     for (int i = 0; i < N_CFG; i++) {
         int blocks = 0;
         LLT_TRY(gemv_blocks(c, a->dtype, i, combo, a->n, a->m, a->k, &blocks, err));
-        if (t[i] <= best * 1.03f && blocks < fewest) fewest = blocks, *choice = i, t_gemv = t[i];
+        if (t[i] <= best * 1.03f && (blocks < fewest || (blocks == fewest && t[i] < t_gemv)))
+            fewest = blocks, *choice = i, t_gemv = t[i];
     }
     best = t_gemv;
     float ms = 0;
@@ -590,7 +634,8 @@ static llt_status tune_linear(llt_cuda_ctx *c, const llt_cuda_linear *a, int com
 
 static llt_status choose_path(llt_cuda_ctx *c, const llt_cuda_linear *a, int combo, int *choice, llt_error *err) {
     char key[LLT_TUNE_KEY];
-    snprintf(key, sizeof key, "linear %s n%d k%d m%d c%d", llt_dtype_name(a->dtype), a->n, a->k, a->m, combo);
+    /* "linear2": configuration indices of this table (older caches numbered another one) */
+    snprintf(key, sizeof key, "linear2 %s n%d k%d m%d c%d", llt_dtype_name(a->dtype), a->n, a->k, a->m, combo);
     if (llt_tune_get(c, key, choice) && (*choice == PATH_BLAS || (*choice >= 0 && *choice < N_CFG)))
         return LLT_OK;
     *choice = 0;

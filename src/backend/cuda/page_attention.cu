@@ -17,7 +17,10 @@
  * a block holds 64 query rows of one head and walks 64-key tiles of K and V gathered through
  * the block table; each warp owns 16 query rows for S = Q K^T, the online softmax, and
  * O += P V, so only the shared K/V tiles need block barriers. */
+#include <cooperative_groups.h>
 #include <mma.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "backend/cuda/ops.cuh"
 
@@ -313,6 +316,307 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(const attn_par
     dec_combine<T>(p, r, kvh, G, min(p.splits, (L + per - 1) / per), sc);
 }
 
+/* ---- decode, cluster version (head_dim 64 / 128, up to 8 query heads per kv head) --------------
+ *
+ * Latency first: at batch 1 a layer's K/V is a few hundred KB, so the time is the chain of
+ * dependent memory round trips, not bytes. One thread-block cluster per (kv head, row), CS
+ * blocks (up to 16), block b takes the contiguous keys [b * per, (b + 1) * per), per =
+ * ceil(L / CS). A thread owns 16 bytes (8 dims) of a key row: PPR threads per row, KPP keys
+ * per pass over the block, D2_PASSES passes per chunk of CK keys; its K and V pieces are
+ * loaded together into registers. Scores are reduced across the PPR threads of a row by
+ * shuffles; every thread then runs its own online softmax over its keys for the G heads
+ * (m, l and 8 output dims per head in registers: no block barrier per chunk). At the end the
+ * key lanes are merged by shuffles (inside a warp), through shared memory (across warps) and
+ * through distributed shared memory (across the cluster's blocks): no global partials, no
+ * atomics, no second kernel.
+ *
+ * Before the PDL wait (so while the QKV kernel still runs) a block reads what no kernel of
+ * this step writes: pos, row_bt and the block table (step inputs, copied before the step's
+ * first kernel) and the K/V rows of positions below the first position this step writes for
+ * the row's sequence (the minimum pos over rows with the same block table; those rows were
+ * written by earlier steps). Every kernel of a step launches after the step's first kernel,
+ * which launches after the input copy and so after all earlier work: these reads are safe
+ * however early the kernel starts. After the wait: q and the K/V rows of this step's
+ * positions (one L2 round trip), arithmetic, the cluster merge, the store. */
+
+enum { D2_THREADS = 128, D2_MAX_CS = 16 };
+
+/* Passes per chunk: 4 (2 with 8 heads per kv head, whose 64 accumulators per thread leave
+ * fewer registers for loads in flight). */
+template <int HD, int G>
+struct d2_shape {
+    static const int PPR = HD / 8;              /* threads per key row (16 bytes each) */
+    static const int KPP = D2_THREADS / PPR;    /* keys per pass */
+    static const int NP = G >= 8 ? 2 : 4;       /* passes per chunk */
+    static const int CK = NP * KPP;             /* keys per chunk */
+    static const int NW = D2_THREADS / 32;
+};
+
+/* K/V pieces of the thread's keys kb + i * KPP + kq, i < NP, for keys in [lo, hi) (others
+ * keep their registers). Element offsets through the block table. */
+template <typename T, int HD, int NP>
+__device__ __forceinline__ void d2_load(const attn_params &p, const int *tbl, int kvh, int kb, int lo, int hi,
+                                        int kq, int c, uint4 (&K)[NP], uint4 (&V)[NP]) {
+    const int KPP = D2_THREADS / (HD / 8);
+#pragma unroll
+    for (int i = 0; i < NP; i++) {
+        int key = kb + i * KPP + kq;
+        if (key >= lo && key < hi) {
+            int page = tbl[key / p.ps];
+            size_t off = ((size_t)(page * p.ps + key % p.ps) * p.nkv + kvh) * HD + c * 8;
+            K[i] = __ldcg(reinterpret_cast<const uint4 *>((const T *)p.kp + off));
+            V[i] = __ldcg(reinterpret_cast<const uint4 *>((const T *)p.vp + off));
+        }
+    }
+}
+
+/* Keys [lo, hi) of the block towards L2 (the chunks after the first, before the PDL wait):
+ * the thread at the start of each 128-byte line of a row prefetches that line of K and V. */
+template <typename T, int HD>
+__device__ __forceinline__ void d2_prefetch(const attn_params &p, const int *tbl, int kvh, int lo, int hi, int kq,
+                                            int c) {
+    const int KPP = D2_THREADS / (HD / 8);
+    if ((c * 8 * (int)sizeof(T)) % 128 != 0) return;
+    for (int key = lo + kq; key < hi; key += KPP) {
+        int page = tbl[key / p.ps];
+        size_t off = ((size_t)(page * p.ps + key % p.ps) * p.nkv + kvh) * HD + c * 8;
+        prefetch_l2((const T *)p.kp + off);
+        prefetch_l2((const T *)p.vp + off);
+    }
+}
+
+/* One chunk: scores of the thread's keys for the G heads (full dot products after the
+ * shuffle reduction over the row's PPR threads; q from shared memory, scaled into the exp2
+ * domain), then the online-softmax update of the thread's running (m, l, o) with its valid
+ * keys (key < k1). */
+template <typename T, int HD, int G>
+__device__ __forceinline__ void d2_chunk(const uint4 (&K)[d2_shape<HD, G>::NP], const uint4 (&V)[d2_shape<HD, G>::NP],
+                                         int kb, int k1, int kq, const float *qs, float (&m)[G], float (&l)[G],
+                                         float (&o)[G][8]) {
+    typedef d2_shape<HD, G> S;
+    float s[S::NP][G];
+#pragma unroll
+    for (int i = 0; i < S::NP; i++) {
+        float kf[8];
+        unpack8<T>(K[i], kf);
+#pragma unroll
+        for (int g = 0; g < G; g++) {
+            const float4 qa = *reinterpret_cast<const float4 *>(qs + g * HD);
+            const float4 qb = *reinterpret_cast<const float4 *>(qs + g * HD + 4);
+            float a = qa.x * kf[0];
+            a = fmaf(qa.y, kf[1], a), a = fmaf(qa.z, kf[2], a), a = fmaf(qa.w, kf[3], a);
+            a = fmaf(qb.x, kf[4], a), a = fmaf(qb.y, kf[5], a), a = fmaf(qb.z, kf[6], a), a = fmaf(qb.w, kf[7], a);
+#pragma unroll
+            for (int off = S::PPR / 2; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
+            s[i][g] = a;
+        }
+    }
+    bool val[S::NP];
+    bool any = false;
+#pragma unroll
+    for (int i = 0; i < S::NP; i++) val[i] = kb + i * S::KPP + kq < k1, any |= val[i];
+    if (!any) return;
+#pragma unroll
+    for (int g = 0; g < G; g++) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int i = 0; i < S::NP; i++)
+            if (val[i]) mx = fmaxf(mx, s[i][g]);
+        const float mn = fmaxf(m[g], mx), a = exp2f(m[g] - mn); /* m = -inf: a = 0 */
+        l[g] *= a;
+#pragma unroll
+        for (int j = 0; j < 8; j++) o[g][j] *= a;
+        m[g] = mn;
+#pragma unroll
+        for (int i = 0; i < S::NP; i++) s[i][g] = val[i] ? exp2f(s[i][g] - mn) : 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < S::NP; i++) {
+        if (!val[i]) continue;
+        float vf[8];
+        unpack8<T>(V[i], vf);
+#pragma unroll
+        for (int g = 0; g < G; g++) {
+            l[g] += s[i][g];
+#pragma unroll
+            for (int j = 0; j < 8; j++) o[g][j] = fmaf(s[i][g], vf[j], o[g][j]);
+        }
+    }
+}
+
+/* Merges (m, l, o) of the thread with that of the lane `off` away (online-softmax merge;
+ * an empty side has m = -inf and contributes nothing). */
+template <int G>
+__device__ __forceinline__ void d2_merge_lanes(float (&m)[G], float (&l)[G], float (&o)[G][8], int off) {
+#pragma unroll
+    for (int g = 0; g < G; g++) {
+        const float mo = __shfl_xor_sync(0xffffffffu, m[g], off), lo = __shfl_xor_sync(0xffffffffu, l[g], off);
+        const float mn = fmaxf(m[g], mo);
+        const float a = m[g] == -INFINITY ? 0.0f : exp2f(m[g] - mn), b = mo == -INFINITY ? 0.0f : exp2f(mo - mn);
+        l[g] = l[g] * a + lo * b;
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const float oo = __shfl_xor_sync(0xffffffffu, o[g][j], off);
+            o[g][j] = o[g][j] * a + oo * b;
+        }
+        m[g] = mn;
+    }
+}
+
+/* The block's shared memory: q, the per-warp partials, then the block's partial that the
+ * cluster's blocks read (m = -inf, l = 0 when the block saw no key). */
+template <int HD, int G>
+struct d2_smem {
+    __align__(16) float q[G * HD];
+    float wm[d2_shape<HD, G>::NW][G], wl[d2_shape<HD, G>::NW][G], ww[d2_shape<HD, G>::NW][G];
+    __align__(16) float wo[d2_shape<HD, G>::NW][G * HD];
+    float bm[G], bl[G];
+    __align__(16) float bo[G * HD];
+    int first;
+};
+
+/* Warp partials -> the block partial (bm, bl, bo), relative to the block maximum. */
+template <int HD, int G>
+__device__ __forceinline__ void d2_block_merge(d2_smem<HD, G> &sm) {
+    typedef d2_shape<HD, G> S;
+    if (threadIdx.x < G) {
+        const int g = threadIdx.x;
+        float M = -INFINITY, L = 0.0f;
+        for (int w = 0; w < S::NW; w++) M = fmaxf(M, sm.wm[w][g]);
+        for (int w = 0; w < S::NW; w++) {
+            float wt = sm.wm[w][g] == -INFINITY ? 0.0f : exp2f(sm.wm[w][g] - M);
+            sm.ww[w][g] = wt;
+            L += sm.wl[w][g] * wt;
+        }
+        sm.bm[g] = M, sm.bl[g] = L;
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < G * HD; e += D2_THREADS) {
+        const int g = e / HD;
+        float v = 0.0f;
+#pragma unroll
+        for (int w = 0; w < S::NW; w++) v = fmaf(sm.wo[w][e], sm.ww[w][g], v);
+        sm.bo[e] = v;
+    }
+}
+
+/* After the cluster barrier: block `rank` of cs writes its share of the G * HD outputs,
+ * 4 at a time, merging the cs block partials read through distributed shared memory. */
+template <typename T, int HD, int G>
+__device__ __forceinline__ void d2_cluster_merge(const attn_params &p, d2_smem<HD, G> &sm, int cs, int rank,
+                                                 int r, int kvh) {
+    namespace cg = cooperative_groups;
+    cg::cluster_group cl = cg::this_cluster();
+    const int n4 = G * HD / 4, e0 = rank * n4 / cs, e1 = (rank + 1) * n4 / cs;
+    for (int e = e0 + (int)threadIdx.x; e < e1; e += D2_THREADS) {
+        const int g = e * 4 / HD;
+        float mb[D2_MAX_CS], M = -INFINITY, L = 0.0f;
+        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+        for (int b = 0; b < D2_MAX_CS; b++)
+            if (b < cs) mb[b] = *cl.map_shared_rank(&sm.bm[g], b), M = fmaxf(M, mb[b]);
+#pragma unroll
+        for (int b = 0; b < D2_MAX_CS; b++)
+            if (b < cs) {
+                const float w = mb[b] == -INFINITY ? 0.0f : exp2f(mb[b] - M);
+                const float4 v = *reinterpret_cast<const float4 *>(cl.map_shared_rank(&sm.bo[e * 4], b));
+                L = fmaf(*cl.map_shared_rank(&sm.bl[g], b), w, L);
+                acc.x = fmaf(v.x, w, acc.x), acc.y = fmaf(v.y, w, acc.y);
+                acc.z = fmaf(v.z, w, acc.z), acc.w = fmaf(v.w, w, acc.w);
+            }
+        const float inv = 1.0f / L; /* L >= 1: the row's maximum key has weight 1 */
+        T h[4];
+        h[0] = from_f32<T>(acc.x * inv), h[1] = from_f32<T>(acc.y * inv);
+        h[2] = from_f32<T>(acc.z * inv), h[3] = from_f32<T>(acc.w * inv);
+        T *dst = (T *)p.out + ((size_t)r * p.nh + kvh * G) * HD + e * 4;
+        *reinterpret_cast<uint2 *>(dst) = *reinterpret_cast<const uint2 *>(h);
+    }
+}
+
+/* First position this step writes for row r's sequence: the minimum pos over the rows that
+ * share its block table (a block-wide minimum; rows <= CUDA_MAX_ROWS). */
+template <int HD, int G>
+__device__ __forceinline__ int d2_first_new(const attn_params &p, int r, int rb, d2_smem<HD, G> &sm) {
+    int first = p.pos[r];
+    for (int i = threadIdx.x; i < (int)gridDim.z; i += D2_THREADS)
+        if (p.row_bt[i] == rb) first = min(first, p.pos[i]);
+    first = __reduce_min_sync(0xffffffffu, first);
+    if (threadIdx.x == 0) sm.first = first;
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) atomicMin(&sm.first, first);
+    __syncthreads();
+    return sm.first;
+}
+
+template <typename T, int HD, int G>
+__global__ void __launch_bounds__(D2_THREADS) attn_decode2_kernel(const attn_params p) {
+    typedef d2_shape<HD, G> S;
+    __shared__ d2_smem<HD, G> sm;
+    namespace cg = cooperative_groups;
+    cg::cluster_group cl = cg::this_cluster();
+    const int cs = (int)cl.num_blocks(), rank = (int)cl.block_rank();
+    const int kvh = blockIdx.y, r = blockIdx.z, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int c = threadIdx.x % S::PPR, kq = threadIdx.x / S::PPR;
+    /* before the wait: step inputs and the K/V rows earlier steps wrote (first chunk into
+     * registers, the rest of the block's keys towards L2) */
+    const int pos = p.pos[r], rb = p.row_bt[r], L = pos + 1;
+    const int *tbl = p.bt + (size_t)rb * p.max_blocks;
+    const int first = d2_first_new<HD, G>(p, r, rb, sm);
+    const int per = (L + cs - 1) / cs, k0 = min(L, rank * per), k1 = min(L, k0 + per);
+    uint4 K[S::NP], V[S::NP];
+#pragma unroll
+    for (int i = 0; i < S::NP; i++) K[i] = V[i] = make_uint4(0, 0, 0, 0);
+    d2_load<T, HD, S::NP>(p, tbl, kvh, k0, k0, min(k1, first), kq, c, K, V);
+    d2_prefetch<T, HD>(p, tbl, kvh, k0 + S::CK, min(k1, first), kq, c);
+    pdl_wait();
+    if (p.early_trigger) pdl_trigger();
+    /* q scaled into the exp2 domain, and this step's K/V rows of the first chunk */
+    const float *qr = p.q + ((size_t)r * p.nh + kvh * G) * HD;
+    for (int i = threadIdx.x; i < G * HD / 4; i += D2_THREADS) {
+        float4 v = __ldcg(reinterpret_cast<const float4 *>(qr) + i);
+        v.x *= p.scale_log2, v.y *= p.scale_log2, v.z *= p.scale_log2, v.w *= p.scale_log2;
+        reinterpret_cast<float4 *>(sm.q)[i] = v;
+    }
+    d2_load<T, HD, S::NP>(p, tbl, kvh, k0, max(k0, first), k1, kq, c, K, V);
+    float m[G], l[G], o[G][8];
+#pragma unroll
+    for (int g = 0; g < G; g++) {
+        m[g] = -INFINITY, l[g] = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 8; j++) o[g][j] = 0.0f;
+    }
+    __syncthreads();
+    for (int kb = k0; kb < k1; kb += S::CK) {
+        uint4 K2[S::NP], V2[S::NP]; /* the next chunk is in flight during this one */
+#pragma unroll
+        for (int i = 0; i < S::NP; i++) K2[i] = V2[i] = make_uint4(0, 0, 0, 0);
+        if (kb + S::CK < k1) d2_load<T, HD, S::NP>(p, tbl, kvh, kb + S::CK, kb + S::CK, k1, kq, c, K2, V2);
+        d2_chunk<T, HD, G>(K, V, kb, k1, kq, sm.q + c * 8, m, l, o);
+#pragma unroll
+        for (int i = 0; i < S::NP; i++) K[i] = K2[i], V[i] = V2[i];
+    }
+    if (!p.early_trigger) pdl_trigger();
+    /* key lanes of a warp -> one partial per warp */
+#pragma unroll
+    for (int off = S::PPR; off < 32; off <<= 1) d2_merge_lanes<G>(m, l, o, off);
+    if (lane < S::PPR) {
+#pragma unroll
+        for (int g = 0; g < G; g++) {
+            float4 *dst = reinterpret_cast<float4 *>(&sm.wo[warp][g * HD + c * 8]);
+            dst[0] = make_float4(o[g][0], o[g][1], o[g][2], o[g][3]);
+            dst[1] = make_float4(o[g][4], o[g][5], o[g][6], o[g][7]);
+        }
+        if (lane == 0)
+#pragma unroll
+            for (int g = 0; g < G; g++) sm.wm[warp][g] = m[g], sm.wl[warp][g] = l[g];
+    }
+    __syncthreads();
+    d2_block_merge<HD, G>(sm);
+    cl.sync(); /* every block's partial is complete and visible to the cluster */
+    d2_cluster_merge<T, HD, G>(p, sm, cs, rank, r, kvh);
+    cl.sync(); /* no block leaves while others still read its shared memory */
+}
+
 /* ---- prefill (tensor cores) ------------------------------------------------------------------ */
 
 namespace wm = nvcuda::wmma;
@@ -494,8 +798,76 @@ static llt_status check_attn(const llt_cuda_attn *a, llt_error *err) {
     return LLT_OK;
 }
 
+typedef void (*d2_fn)(const attn_params);
+
+template <typename T, int HD>
+static d2_fn d2_pick_g(int G) {
+    switch (G) {
+    case 1: return attn_decode2_kernel<T, HD, 1>;
+    case 2: return attn_decode2_kernel<T, HD, 2>;
+    case 4: return attn_decode2_kernel<T, HD, 4>;
+    default: return attn_decode2_kernel<T, HD, 8>;
+    }
+}
+
+/* The cluster kernel covers head_dim 64 / 128 with 1, 2, 4 or 8 query heads per kv head;
+ * LLT_CUDA_ATTN=v1 keeps the split kernel (comparisons). NULL: not covered. */
+static d2_fn d2_function(const llt_cuda_attn *a) {
+    const int G = a->n_heads / a->n_kv;
+    const char *v = getenv("LLT_CUDA_ATTN");
+    if ((v && strcmp(v, "v1") == 0) || (a->hd != 64 && a->hd != 128) || (G != 1 && G != 2 && G != 4 && G != 8))
+        return NULL;
+    if (a->dtype == LLT_DTYPE_BF16)
+        return a->hd == 64 ? d2_pick_g<__nv_bfloat16, 64>(G) : d2_pick_g<__nv_bfloat16, 128>(G);
+    return a->hd == 64 ? d2_pick_g<__half, 64>(G) : d2_pick_g<__half, 128>(G);
+}
+
+/* Blocks per (kv head, row): the smallest power of two that puts a block on every SM, at
+ * most 16 (beyond the portable 8 only where the device can schedule such clusters).
+ * LLT_CUDA_ATTN_CS=N (1..16) forces N (tests cover every size). */
+static int d2_cluster_size(const llt_cuda_ctx *c, d2_fn fn, int n_kv, int rows) {
+    const char *v = getenv("LLT_CUDA_ATTN_CS");
+    int want = v ? atoi(v) : 0;
+    if (want < 1 || want > D2_MAX_CS)
+        for (want = 1; want < D2_MAX_CS && (int64_t)want * n_kv * rows < c->n_sm;) want *= 2;
+    if (want <= 8) return want;
+    cudaLaunchConfig_t cfg = {};
+    cudaLaunchAttribute at[1];
+    cfg.gridDim = dim3((unsigned)want, (unsigned)n_kv, (unsigned)rows);
+    cfg.blockDim = dim3(D2_THREADS);
+    at[0].id = cudaLaunchAttributeClusterDimension;
+    at[0].val.clusterDim.x = (unsigned)want, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+    cfg.attrs = at, cfg.numAttrs = 1;
+    int n = 0;
+    if (cudaFuncSetAttribute(fn, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) != cudaSuccess ||
+        cudaOccupancyMaxActiveClusters(&n, fn, &cfg) != cudaSuccess || n < 1)
+        want = 8;
+    (void)cudaGetLastError(); /* a refused query is not an error of the next call */
+    return want;
+}
+
+static llt_status d2_launch(llt_cuda_ctx *c, const llt_cuda_attn *a, d2_fn fn, llt_error *err) {
+    const int cs = d2_cluster_size(c, fn, a->n_kv, a->rows);
+    attn_params p = params_of(a, cs);
+    p.early_trigger = c->attn_early;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3((unsigned)cs, (unsigned)a->n_kv, (unsigned)a->rows);
+    cfg.blockDim = dim3(D2_THREADS);
+    cfg.stream = c->stream;
+    cudaLaunchAttribute at[2];
+    at[0].id = cudaLaunchAttributeClusterDimension;
+    at[0].val.clusterDim.x = (unsigned)cs, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+    at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[1].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = at, cfg.numAttrs = c->pdl ? 2 : 1;
+    CUDA_TRY(cudaLaunchKernelEx(&cfg, fn, p), err);
+    return LLT_OK;
+}
+
 extern "C" llt_status llt_cuda_attention_decode(llt_cuda_ctx *c, const llt_cuda_attn *a, llt_error *err) {
     LLT_TRY(check_attn(a, err));
+    d2_fn fn = d2_function(a);
+    if (fn) return d2_launch(c, a, fn, err);
     int splits = llt_cuda_attn_splits(c, a->rows, a->n_kv);
     LLT_CHECK(splits == 1 || (a->work && a->counters), err, LLT_ERR_INVALID_ARG,
               "cuda attention: %d splits need a workspace and counters", splits);
