@@ -17,8 +17,9 @@
 #            order of priority under a deadline (LATENCY_BUDGET s, default 540): test_cuda_ops,
 #            test_cuda_model, tinyllama-1.1b / llama3.2-1b / llama2-7b benches, tinyllama
 #            ablations (split attention kernel, cluster size 8, QKV late trigger, GEMV table
-#            without U = 8, a repeat of the default), autotune decisions, compute-sanitizer
-#            memcheck + racecheck on the attention / QKV cases, an ncu summary of decode kernels
+#            with U = 8, QKV early trigger, cluster size 16, ...; each with a fresh autotune
+#            cache), autotune decisions, compute-sanitizer memcheck + racecheck on the attention
+#            cases, an ncu summary of decode kernels (NCU=1)
 #   multi    the multi-GPU layer split (needs 2 GPUs for all of it): test_cuda_multi on both
 #            GPUs while test_cuda_model / test_cuda_ops run side by side one per GPU, then
 #            llama2-7b on one GPU, split over cuda:0,cuda:0 and over cuda:0,cuda:1, then
@@ -183,26 +184,28 @@ run_latency() {
   grep -E "FAIL|CHECK failed|rel err|agrees|bandwidth|greedy" "$log" | grep -v "^  ok" | tail -20 >>"$SUMMARY"
   : >"$OUT/bench.jsonl"
   for s in tinyllama-1.1b llama3.2-1b llama2-7b; do in_budget "bench $s" && bench_one "$s" default; done
-  in_budget "attn-v1" && bench_one tinyllama-1.1b attn-v1 LLT_CUDA_ATTN=v1
-  in_budget "attn-cs8" && bench_one tinyllama-1.1b attn-cs8 LLT_CUDA_ATTN_CS=8
-  in_budget "qkv-late" && bench_one tinyllama-1.1b qkv-late LLT_CUDA_QKV_EARLY=0
-  in_budget "gemv-old" && bench_one tinyllama-1.1b gemv-old LLT_CUDA_GEMV_OLD=1 XDG_CACHE_HOME="$(mktemp -d)"
-  in_budget "default-2" && bench_one tinyllama-1.1b default-2
-  in_budget "llama3.2-1b attn-v1" && bench_one llama3.2-1b attn-v1 LLT_CUDA_ATTN=v1
-  if in_budget "autotune decisions"; then
-    XDG_CACHE_HOME=$(mktemp -d) LLT_AUTOTUNE_VERBOSE=1 timeout 60 "$BIN/llama-triton" bench --shape tinyllama-1.1b \
-        --device cuda --dtype f16 -p 512 -n 8 --reps 1 2>&1 | grep autotune >"$OUT/autotune.txt"
-  fi
+  # each variant with its own fresh autotune cache (the picks vary run to run), decisions in bench.log
+  local v
+  for v in "tinyllama-1.1b fresh-1" "tinyllama-1.1b fresh-2" "tinyllama-1.1b u8 LLT_CUDA_GEMV_U8=1" \
+           "tinyllama-1.1b qkv-early LLT_CUDA_QKV_EARLY=1" "tinyllama-1.1b cs16 LLT_CUDA_ATTN_CS=16" \
+           "tinyllama-1.1b attn-v1 LLT_CUDA_ATTN=v1" "tinyllama-1.1b u8-2 LLT_CUDA_GEMV_U8=1" \
+           "llama3.2-1b fresh-1" "llama3.2-1b cs16 LLT_CUDA_ATTN_CS=16" "llama2-7b u8 LLT_CUDA_GEMV_U8=1" \
+           "llama2-7b fresh-1" "tinyllama-1.1b fresh-3"; do
+    set -- $v
+    in_budget "$1 $2" || continue
+    echo "---- $1 $2" >>"$OUT/bench.log"
+    bench_one "$@" XDG_CACHE_HOME="$(mktemp -d)" LLT_AUTOTUNE_VERBOSE=1
+  done
   local slog=$OUT/sanitizer.log
   : >"$slog"
   for tool in memcheck racecheck; do
     in_budget "sanitizer $tool" || continue
-    echo "---- compute-sanitizer --tool $tool test_cuda_ops (attention, qkv)" >>"$slog"
-    LLT_TEST_ONLY=test_attention,test_qkv LLT_SANITIZER=1 LLT_AUTOTUNE=0 timeout "${SAN_TIMEOUT:-120}" \
+    echo "---- compute-sanitizer --tool $tool test_cuda_ops (attention)" >>"$slog"
+    LLT_TEST_ONLY=test_attention LLT_SANITIZER=1 LLT_AUTOTUNE=0 timeout "${SAN_TIMEOUT:-120}" \
       compute-sanitizer --tool "$tool" --error-exitcode 99 "$BIN/test_cuda_ops" >>"$slog" 2>&1
-    note "compute-sanitizer $tool test_cuda_ops (attention, qkv): exit $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$slog" | tail -1)"
+    note "compute-sanitizer $tool test_cuda_ops (attention): exit $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$slog" | tail -1)"
   done
-  if in_budget "ncu" && command -v ncu >/dev/null; then
+  if [ -n "${NCU:-}" ] && in_budget "ncu" && command -v ncu >/dev/null; then
     timeout "${NCU_TIMEOUT:-90}" ncu --clock-control none --launch-skip 3000 --launch-count 24 \
       --metrics gpu__time_duration.sum,dram__bytes_read.sum,launch__grid_size,launch__cluster_dim_x,launch__registers_per_thread \
       "$BIN/llama-triton" bench --shape tinyllama-1.1b --device cuda --dtype f16 -p 512 -n 32 --reps 1 \

@@ -274,10 +274,13 @@ struct gemv_cfg {
 /* Index 0 is the default when tuning is off. One block per r * warps / ks rows.
  * (A persistent variant, blocks striding over row units with x staged once per block, was
  * measured slower in decode steps: more registers, no gain in balance; see bench/RESULTS.md.) */
-/* U = 8: for k = 2048 a warp's whole share of W is one batch, requested before the PDL
- * wait (the small decode matrices then stream while the previous kernel drains). */
-static const gemv_cfg k_cfgs[] = {{2, 8, 8, 1}, {2, 8, 4, 1}, {2, 4, 8, 1}, {2, 2, 8, 1}, {4, 2, 8, 1},
-                                  {2, 4, 8, 2}, {2, 2, 8, 4}, {4, 2, 8, 4}, {2, 2, 8, 8}, {4, 2, 4, 2}};
+/* The last two (U = 8: for k = 2048 a warp's whole share of W in one batch, requested before
+ * the PDL wait) win isolated timings of the small matrices but lost in decode steps on the
+ * H100 (tinyllama 909 -> 947 tok/s without them, bench/notes-cuda-latency.md): 100 registers
+ * a thread leave no room for the attention blocks that launch beside them. Autotuning skips
+ * them unless LLT_CUDA_GEMV_U8=1; the forced path (tests) runs every entry. */
+static const gemv_cfg k_cfgs[] = {{2, 4, 8, 1}, {2, 2, 8, 1}, {4, 2, 8, 1}, {2, 4, 8, 2}, {2, 2, 8, 4},
+                                  {4, 2, 8, 4}, {2, 2, 8, 8}, {4, 2, 4, 2}, {2, 8, 8, 1}, {2, 8, 4, 1}};
 enum { N_CFG = sizeof k_cfgs / sizeof k_cfgs[0] };
 
 template <typename T, int NT, int R, int U>
@@ -335,10 +338,11 @@ static llt_status gemv_launch(llt_cuda_ctx *c, llt_dtype dt, int cfg, int combo,
     LLT_TRY(llt_smem_optin(c, fn, smem, err));
     p.ks = g.ks;
     p.prefetch = c->prefetch;
-    /* QKV lets the decode attention launch at its start: the attention blocks then fetch the
-     * block table and the cached K/V rows while QKV streams (LLT_CUDA_QKV_EARLY=0: off) */
+    /* LLT_CUDA_QKV_EARLY=1: QKV lets the decode attention launch at its start (the attention
+     * blocks fetch the cached K/V while QKV streams); measured slower in decode steps on the
+     * H100 (tinyllama 909 -> 923 tok/s with the late trigger), so off by default */
     const char *qe = getenv("LLT_CUDA_QKV_EARLY");
-    p.early_trigger = c->early_trigger || (combo == COMBO_NORM_QKV && !(qe && strcmp(qe, "0") == 0));
+    p.early_trigger = c->early_trigger || (combo == COMBO_NORM_QKV && qe && strcmp(qe, "1") == 0);
     int blocks = 0;
     LLT_TRY(gemv_blocks(c, dt, cfg, combo, p.n, p.m, p.k, &blocks, err));
     return llt_launch(c, fn, dim3((unsigned)blocks), dim3(32 * g.warps), smem, err, p);
@@ -593,9 +597,8 @@ static llt_status tune_linear(llt_cuda_ctx *c, const llt_cuda_linear *a, int com
     llt_cuda_linear sa = scratch_of(c, a);
     gemv_params p = gemv_params_of(&sa);
     float best = 1e30f, t_gemv = 1e30f, t_blas = 1e30f, t[N_CFG];
-    /* LLT_CUDA_GEMV_OLD=1: only the configurations before U = 8 (comparisons) */
-    const char *old = getenv("LLT_CUDA_GEMV_OLD");
-    const bool no_u8 = old && strcmp(old, "1") == 0;
+    const char *u8 = getenv("LLT_CUDA_GEMV_U8");
+    const bool no_u8 = !(u8 && strcmp(u8, "1") == 0);
     *choice = 0;
     for (int i = 0; i < N_CFG; i++) {
         t[i] = 1e30f;

@@ -823,13 +823,14 @@ static d2_fn d2_function(const llt_cuda_attn *a) {
 }
 
 /* Blocks per (kv head, row): the smallest power of two that puts a block on every SM, at
- * most 16 (beyond the portable 8 only where the device can schedule such clusters).
- * LLT_CUDA_ATTN_CS=N (1..16) forces N (tests cover every size). */
+ * most the portable 8 (16 measured slower in decode steps on the H100: clusters of 16 find
+ * room beside the previous kernel's blocks later). LLT_CUDA_ATTN_CS=N (1..16) forces N
+ * (tests cover every size; 16 only where the device can schedule such clusters). */
 static int d2_cluster_size(const llt_cuda_ctx *c, d2_fn fn, int n_kv, int rows) {
     const char *v = getenv("LLT_CUDA_ATTN_CS");
     int want = v ? atoi(v) : 0;
     if (want < 1 || want > D2_MAX_CS)
-        for (want = 1; want < D2_MAX_CS && (int64_t)want * n_kv * rows < c->n_sm;) want *= 2;
+        for (want = 1; want < 8 && (int64_t)want * n_kv * rows < c->n_sm;) want *= 2;
     if (want <= 8) return want;
     cudaLaunchConfig_t cfg = {};
     cudaLaunchAttribute at[1];
