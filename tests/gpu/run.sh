@@ -17,7 +17,7 @@
 #            order of priority under a deadline (LATENCY_BUDGET s, default 540): test_cuda_ops,
 #            test_cuda_model, tinyllama-1.1b / llama3.2-1b / llama2-7b benches, tinyllama
 #            ablations (split attention kernel, cluster size 8, QKV late trigger, GEMV table
-#            with U = 8, QKV early trigger, cluster size 16, ...; each with a fresh autotune
+#            with U = 8, QKV late trigger, cluster size 8, ...; each with a fresh autotune
 #            cache), autotune decisions, compute-sanitizer memcheck + racecheck on the attention
 #            cases, an ncu summary of decode kernels (NCU=1)
 #   multi    the multi-GPU layer split (needs 2 GPUs for all of it): test_cuda_multi on both
@@ -187,9 +187,9 @@ run_latency() {
   # each variant with its own fresh autotune cache (the picks vary run to run), decisions in bench.log
   local v
   for v in "tinyllama-1.1b fresh-1" "tinyllama-1.1b fresh-2" "tinyllama-1.1b u8 LLT_CUDA_GEMV_U8=1" \
-           "tinyllama-1.1b qkv-early LLT_CUDA_QKV_EARLY=1" "tinyllama-1.1b cs16 LLT_CUDA_ATTN_CS=16" \
+           "tinyllama-1.1b qkv-late LLT_CUDA_QKV_EARLY=0" "tinyllama-1.1b cs8 LLT_CUDA_ATTN_CS=8" \
            "tinyllama-1.1b attn-v1 LLT_CUDA_ATTN=v1" "tinyllama-1.1b u8-2 LLT_CUDA_GEMV_U8=1" \
-           "llama3.2-1b fresh-1" "llama3.2-1b cs16 LLT_CUDA_ATTN_CS=16" "llama2-7b u8 LLT_CUDA_GEMV_U8=1" \
+           "llama3.2-1b fresh-1" "llama3.2-1b cs8 LLT_CUDA_ATTN_CS=8" "llama2-7b u8 LLT_CUDA_GEMV_U8=1" \
            "llama2-7b fresh-1" "tinyllama-1.1b fresh-3"; do
     set -- $v
     in_budget "$1 $2" || continue

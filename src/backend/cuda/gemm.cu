@@ -275,10 +275,10 @@ struct gemv_cfg {
  * (A persistent variant, blocks striding over row units with x staged once per block, was
  * measured slower in decode steps: more registers, no gain in balance; see bench/RESULTS.md.) */
 /* The last two (U = 8: for k = 2048 a warp's whole share of W in one batch, requested before
- * the PDL wait) win isolated timings of the small matrices but lost in decode steps on the
- * H100 (tinyllama 909 -> 947 tok/s without them, bench/notes-cuda-latency.md): 100 registers
- * a thread leave no room for the attention blocks that launch beside them. Autotuning skips
- * them unless LLT_CUDA_GEMV_U8=1; the forced path (tests) runs every entry. */
+ * the PDL wait) win isolated timings of the QKV matrix but not decode steps on the H100
+ * (bench/notes-cuda-latency.md): their 100 registers a thread leave no room for the
+ * attention blocks that launch beside QKV. Autotuning skips them unless LLT_CUDA_GEMV_U8=1;
+ * the forced path (tests) runs every entry. */
 static const gemv_cfg k_cfgs[] = {{2, 4, 8, 1}, {2, 2, 8, 1}, {4, 2, 8, 1}, {2, 4, 8, 2}, {2, 2, 8, 4},
                                   {4, 2, 8, 4}, {2, 2, 8, 8}, {4, 2, 4, 2}, {2, 8, 8, 1}, {2, 8, 4, 1}};
 enum { N_CFG = sizeof k_cfgs / sizeof k_cfgs[0] };
@@ -338,11 +338,12 @@ static llt_status gemv_launch(llt_cuda_ctx *c, llt_dtype dt, int cfg, int combo,
     LLT_TRY(llt_smem_optin(c, fn, smem, err));
     p.ks = g.ks;
     p.prefetch = c->prefetch;
-    /* LLT_CUDA_QKV_EARLY=1: QKV lets the decode attention launch at its start (the attention
-     * blocks fetch the cached K/V while QKV streams); measured slower in decode steps on the
-     * H100 (tinyllama 909 -> 923 tok/s with the late trigger), so off by default */
+    /* QKV lets the decode attention launch at its start: the attention blocks fetch the block
+     * table and the cached K/V while QKV streams (+1.3 % tinyllama tg with the same GEMV
+     * picks; it needs QKV configurations with few registers, see k_cfgs).
+     * LLT_CUDA_QKV_EARLY=0: the late trigger */
     const char *qe = getenv("LLT_CUDA_QKV_EARLY");
-    p.early_trigger = c->early_trigger || (combo == COMBO_NORM_QKV && qe && strcmp(qe, "1") == 0);
+    p.early_trigger = c->early_trigger || (combo == COMBO_NORM_QKV && !(qe && strcmp(qe, "0") == 0));
     int blocks = 0;
     LLT_TRY(gemv_blocks(c, dt, cfg, combo, p.n, p.m, p.k, &blocks, err));
     return llt_launch(c, fn, dim3((unsigned)blocks), dim3(32 * g.warps), smem, err, p);

@@ -5,7 +5,12 @@
  * position pos[r] sees keys [0, pos[r]] (causal); query head h reads kv head h / G,
  * G = n_heads / n_kv (GQA; MQA is n_kv = 1).
  *
- * Decode (flash-decoding): grid (kv head, split, row). Each block takes one contiguous slice
+ * Decode, cluster kernel (head_dim 64 / 128, 1, 2, 4 or 8 query heads per kv head): one
+ * thread-block cluster per (kv head, row), cached K/V fetched before the PDL wait, partials
+ * merged through distributed shared memory; see its section below.
+ *
+ * Decode, split kernel (every other shape; LLT_CUDA_ATTN=v1 forces it): flash-decoding,
+ * grid (kv head, split, row). Each block takes one contiguous slice
  * of the key range, runs an online softmax over it for the G query heads that share the kv
  * head (each K/V row is read once for the group), and writes its partial (max, sum, output).
  * The last block to finish a (row, kv head) combines the partials (a counter per pair,
@@ -823,14 +828,14 @@ static d2_fn d2_function(const llt_cuda_attn *a) {
 }
 
 /* Blocks per (kv head, row): the smallest power of two that puts a block on every SM, at
- * most the portable 8 (16 measured slower in decode steps on the H100: clusters of 16 find
- * room beside the previous kernel's blocks later). LLT_CUDA_ATTN_CS=N (1..16) forces N
- * (tests cover every size; 16 only where the device can schedule such clusters). */
+ * most 16 (beyond the portable 8 only where the device can schedule such clusters; on the
+ * H100 16 gave llama3.2-1b +1 % over 8, tinyllama the same). LLT_CUDA_ATTN_CS=N (1..16)
+ * forces N (tests cover every size). */
 static int d2_cluster_size(const llt_cuda_ctx *c, d2_fn fn, int n_kv, int rows) {
     const char *v = getenv("LLT_CUDA_ATTN_CS");
     int want = v ? atoi(v) : 0;
     if (want < 1 || want > D2_MAX_CS)
-        for (want = 1; want < 8 && (int64_t)want * n_kv * rows < c->n_sm;) want *= 2;
+        for (want = 1; want < D2_MAX_CS && (int64_t)want * n_kv * rows < c->n_sm;) want *= 2;
     if (want <= 8) return want;
     cudaLaunchConfig_t cfg = {};
     cudaLaunchAttribute at[1];
