@@ -9,6 +9,12 @@ c_log=$(mktemp)
 ctest --test-dir "$build" --output-on-failure -j "$(nproc 2>/dev/null || echo 2)" 2>&1 | tee "$c_log" >&2
 c_rc=${PIPESTATUS[0]}
 c_sum=$(grep -E 'tests passed|tests failed' "$c_log" | tail -1)
+# Only the GPU tests may skip here (no device): a CPU test skipped means a missing dependency.
+c_skip=$(grep -E '^\s+[0-9]+ - test_' "$c_log" | grep Skipped | grep -v ' test_cuda_' | sed 's/^\s*//')
+if [ -n "$c_skip" ]; then
+  echo "CPU tests skipped (missing build dependency?): $c_skip" >&2
+  c_rc=1
+fi
 rm -f "$c_log"
 
 p_rc=0

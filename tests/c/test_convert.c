@@ -239,6 +239,7 @@ static void test_cli_logits(void) {
 }
 
 int main(void) {
+    TL_REQUIRE_PCRE2("test_convert");
     RUN(test_gguf_to_native);
     RUN(test_spm_writer_suite);
     RUN(test_tokjson_writer_suite);

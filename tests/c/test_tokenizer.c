@@ -53,6 +53,7 @@ static void test_known_answers(void) {
 }
 
 int main(void) {
+    TL_REQUIRE_PCRE2("test_tokenizer");
     RUN(test_suite_llama_spm);
     RUN(test_suite_phi3);
     RUN(test_suite_gpt2);

@@ -287,6 +287,7 @@ static void test_nfkc_model(void) {
 }
 
 int main(void) {
+    TL_REQUIRE_PCRE2("test_tokenizer_api");
     RUN(test_streaming_suites);
     RUN(test_stream_holds_split_chars);
     RUN(test_special_tokens);

@@ -454,6 +454,7 @@ static void test_invalid_utf8_text(void) {
 }
 
 int main(void) {
+    TL_REQUIRE_PCRE2("test_tokenizer_damaged");
     RUN(test_small_model_works);
     RUN(test_truncated_protobuf);
     RUN(test_bad_varints);

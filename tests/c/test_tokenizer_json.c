@@ -278,6 +278,7 @@ static void test_wrong_shapes(void) {
 }
 
 int main(void) {
+    TL_REQUIRE_PCRE2("test_tokenizer_json");
     RUN(test_gpt2_json);
     RUN(test_llama3_json);
     RUN(test_llama2_json);

@@ -72,6 +72,7 @@ static void test_speed(void) {
 }
 
 int main(void) {
+    TL_REQUIRE_PCRE2("test_tokenizer_perf");
     RUN(test_speed);
     return tl_done("test_tokenizer_perf");
 }

@@ -19,6 +19,12 @@ void tl_check_err(llt_status got, llt_status want, const llt_error *err, const c
     }
 }
 
+int tl_skip(const char *name, const char *why) {
+    printf("SKIPPED: %s: %s\n", name, why);
+    fprintf(stderr, "SKIPPED: %s: %s\n", name, why);
+    return 77;
+}
+
 int tl_done(const char *name) {
     fprintf(stderr, "%s: %d checks, %d failed\n", name, tl_checks, tl_failures);
     return tl_failures ? 1 : 0;

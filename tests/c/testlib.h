@@ -57,6 +57,17 @@ void tl_check_err(llt_status got, llt_status want, const llt_error *err, const c
         fprintf(stderr, "%s %s\n", tl_failures == tl_before_ ? "  ok  " : "  FAIL", #fn); \
     } while (0)
 
+/* Prints "SKIPPED: why" and returns 77, which ctest reports as a skip (never a silent pass). */
+int tl_skip(const char *name, const char *why);
+
+/* Byte-level BPE needs PCRE2's Unicode regexes; a build without it skips the tests that load
+ * such tokenizers (the Makefile installs libpcre2-dev, so `make test` always has it). */
+#ifdef LLT_HAVE_PCRE2
+#define TL_REQUIRE_PCRE2(name) ((void)0)
+#else
+#define TL_REQUIRE_PCRE2(name) return tl_skip((name), "built without PCRE2 (byte-level BPE tokenizers unavailable)")
+#endif
+
 /* Prints a summary; returns the process exit code. */
 int tl_done(const char *name);
 
