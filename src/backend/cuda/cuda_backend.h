@@ -144,7 +144,11 @@ typedef struct llt_cuda_attn {
 /* Splits of the KV length the decode kernel uses for `rows` rows (fixed per rows). */
 int32_t llt_cuda_attn_splits(const llt_cuda_ctx *c, int32_t rows, int32_t n_kv);
 int64_t llt_cuda_attn_work_floats(int32_t rows, int32_t splits, int32_t n_heads, int32_t hd);
-/* Each row on its own (any rows, any head_dim <= 256): flash-decoding over splits. */
+/* Each row on its own (any rows, any head_dim <= 256). head_dim 64/128 with 1, 2, 4 or 8 query
+ * heads per KV head: one thread-block cluster per (KV head, row), the group's query heads
+ * together, keys split over the cluster's blocks and merged through distributed shared memory
+ * (page_attention.cu); other shapes, or LLT_CUDA_ATTN=v1: flash-decoding over splits with a
+ * combine pass. */
 llt_status llt_cuda_attention_decode(llt_cuda_ctx *c, const llt_cuda_attn *a, llt_error *err);
 /* Rows [row0, row0 + n_q) of one sequence at consecutive positions q_pos0..: causal
  * flash attention on the tensor cores (hd 64 or 128; other hd use the decode kernel). */
