@@ -19,6 +19,7 @@
 #include "base/dtype.h"
 #include "base/threadpool.h"
 #include "kv/paged_cache.h"
+#include "model/batch_plan.h"
 
 enum { CHUNK_ROWS = 128, MIN_PARALLEL_MACS = 1 << 16 };
 
@@ -40,9 +41,7 @@ typedef struct cpu_state {
 } cpu_state;
 
 /* One sequence's consecutive rows in the whole batch. */
-typedef struct run {
-    int32_t seq, row0, n, pos0;
-} run;
+typedef llt_run run; /* model/batch_plan.h */
 
 static void state_free(cpu_state *s) {
     if (!s) return;
@@ -110,46 +109,6 @@ static void cpu_free(llt_model *m) {
 
 /* ---- batch checks and KV reservation ------------------------------------------------- */
 
-/* Splits the batch into runs of one sequence each; a sequence may appear in one run only. */
-static llt_status batch_runs(const llt_model *m, const llt_batch *b, run *runs, int32_t *n_runs,
-                             llt_error *err) {
-    const llt_kv_cache *c = m->kv;
-    int32_t n = 0;
-    for (int32_t i = 0; i < b->n_tokens; i++) {
-        int32_t t = b->tokens[i], sq = b->seq_ids[i];
-        LLT_CHECK(t >= 0 && t < m->cfg.vocab_size, err, LLT_ERR_INVALID_ARG,
-                  "batch: token %d at row %d is outside the vocabulary [0, %d)", (int)t, (int)i,
-                  (int)m->cfg.vocab_size);
-        LLT_CHECK(sq >= 0 && sq < c->o.max_seqs && c->seqs[sq].live, err, LLT_ERR_INVALID_ARG,
-                  "batch: row %d names sequence %d, which is not live", (int)i, (int)sq);
-        if (n > 0 && runs[n - 1].seq == sq) {
-            runs[n - 1].n++;
-            continue;
-        }
-        for (int32_t j = 0; j < n; j++)
-            LLT_CHECK(runs[j].seq != sq, err, LLT_ERR_INVALID_ARG,
-                      "batch: rows of sequence %d are not consecutive (row %d)", (int)sq, (int)i);
-        runs[n++] = (run){sq, i, 1, c->seqs[sq].len};
-    }
-    *n_runs = n;
-    return LLT_OK;
-}
-
-static llt_status reserve_runs(llt_model *m, const run *runs, int32_t n_runs, int32_t max_ctx,
-                               llt_error *err) {
-    for (int32_t i = 0; i < n_runs; i++)
-        LLT_CHECK(runs[i].pos0 + runs[i].n <= max_ctx, err, LLT_ERR_INVALID_ARG,
-                  "batch: sequence %d would reach %d tokens, beyond the context of %d", (int)runs[i].seq,
-                  (int)(runs[i].pos0 + runs[i].n), (int)max_ctx);
-    for (int32_t i = 0; i < n_runs; i++) {
-        llt_status s = llt_kv_reserve(m->kv, runs[i].seq, runs[i].n, err);
-        if (s != LLT_OK) { /* all or nothing: give back what earlier runs reserved */
-            for (int32_t j = 0; j < i; j++) llt_kv_unreserve(m->kv, runs[j].seq);
-            return s;
-        }
-    }
-    return LLT_OK;
-}
 
 /* ---- the layers ------------------------------------------------------------------------ */
 
@@ -277,8 +236,8 @@ static llt_status cpu_decode(llt_model *m, const llt_batch *b, float *logits, in
     chunk *ch = malloc(sizeof *ch);
     llt_status st = runs && ch ? LLT_OK : llt_err_set(err, LLT_ERR_NOMEM, "batch: out of memory");
     int32_t n_runs = 0, out_row = 0;
-    if (st == LLT_OK) st = batch_runs(m, b, runs, &n_runs, err);
-    if (st == LLT_OK) st = reserve_runs(m, runs, n_runs, s->rope_max, err);
+    if (st == LLT_OK) st = llt_batch_runs(m, b, runs, &n_runs, err);
+    if (st == LLT_OK) st = llt_batch_reserve(m, runs, n_runs, s->rope_max, err);
     for (int32_t r0 = 0; st == LLT_OK && r0 < b->n_tokens; r0 += CHUNK_ROWS) {
         int32_t nr = b->n_tokens - r0 < CHUNK_ROWS ? b->n_tokens - r0 : CHUNK_ROWS;
         chunk_setup(s, runs, n_runs, r0, nr, ch);

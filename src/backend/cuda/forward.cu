@@ -23,6 +23,7 @@
 
 extern "C" {
 #include "backend/backend.h"
+#include "model/batch_plan.h"
 }
 
 static bool env_is_off(const char *name) {
@@ -218,50 +219,8 @@ static llt_status cuda_init(llt_model *m, const llt_load_opts *o, llt_error *err
 
 /* ---- batch -> runs ------------------------------------------------------------------------- */
 
-typedef struct run {
-    int32_t seq, row0, n, pos0;
-} run;
+typedef llt_run run; /* model/batch_plan.h */
 
-static llt_status batch_runs(const llt_model *m, const llt_batch *b, run *runs, int32_t *n_runs,
-                             llt_error *err) {
-    const llt_kv_cache *c = m->kv;
-    int32_t n = 0;
-    for (int32_t i = 0; i < b->n_tokens; i++) {
-        int32_t t = b->tokens[i], sq = b->seq_ids[i];
-        LLT_CHECK(t >= 0 && t < m->cfg.vocab_size, err, LLT_ERR_INVALID_ARG,
-                  "batch: token %d at row %d is outside the vocabulary [0, %d)", (int)t, (int)i,
-                  (int)m->cfg.vocab_size);
-        LLT_CHECK(sq >= 0 && sq < c->o.max_seqs && c->seqs[sq].live, err, LLT_ERR_INVALID_ARG,
-                  "batch: row %d names sequence %d, which is not live", (int)i, (int)sq);
-        if (n > 0 && runs[n - 1].seq == sq) {
-            runs[n - 1].n++;
-            continue;
-        }
-        for (int32_t j = 0; j < n; j++)
-            LLT_CHECK(runs[j].seq != sq, err, LLT_ERR_INVALID_ARG,
-                      "batch: rows of sequence %d are not consecutive (row %d)", (int)sq, (int)i);
-        runs[n].seq = sq, runs[n].row0 = i, runs[n].n = 1, runs[n].pos0 = c->seqs[sq].len;
-        n++;
-    }
-    *n_runs = n;
-    return LLT_OK;
-}
-
-static llt_status reserve_runs(llt_model *m, const run *runs, int32_t n_runs, int32_t max_ctx,
-                               llt_error *err) {
-    for (int32_t i = 0; i < n_runs; i++)
-        LLT_CHECK(runs[i].pos0 + runs[i].n <= max_ctx, err, LLT_ERR_INVALID_ARG,
-                  "batch: sequence %d would reach %d tokens, beyond the context of %d", (int)runs[i].seq,
-                  (int)(runs[i].pos0 + runs[i].n), (int)max_ctx);
-    for (int32_t i = 0; i < n_runs; i++) {
-        llt_status s = llt_kv_reserve(m->kv, runs[i].seq, runs[i].n, err);
-        if (s != LLT_OK) {
-            for (int32_t j = 0; j < i; j++) llt_kv_unreserve(m->kv, runs[j].seq);
-            return s;
-        }
-    }
-    return LLT_OK;
-}
 
 static bool wants_logits(const llt_batch *b, int32_t i) {
     if (b->want_logits) return b->want_logits[i] != 0;
@@ -563,8 +522,8 @@ static llt_status step(llt_model *m, const llt_batch *b, const step_out *so, con
     chunk *ch = (chunk *)malloc(sizeof *ch);
     llt_status s = runs && ch ? LLT_OK : llt_err_set(err, LLT_ERR_NOMEM, "batch: out of memory");
     int32_t n_runs = 0, out_row = 0;
-    if (s == LLT_OK) s = batch_runs(m, b, runs, &n_runs, err);
-    if (s == LLT_OK) s = reserve_runs(m, runs, n_runs, st->rope_max, err);
+    if (s == LLT_OK) s = llt_batch_runs(m, b, runs, &n_runs, err);
+    if (s == LLT_OK) s = llt_batch_reserve(m, runs, n_runs, st->rope_max, err);
     bool reserved = s == LLT_OK;
     step_out sb = *so;
     sb.n_tokens = b->n_tokens;
