@@ -13,7 +13,7 @@
 #define GGUF_DEFAULT_ALIGNMENT 32
 #define GGUF_MAX_ARRAY_DEPTH 4
 #define KV_MIN_BYTES 13      /* key length (8) + type (4) + the smallest value (1) */
-/* printf("%.*s") arguments for a name in the mmap, clamped: names are not NUL-terminated and
+/* Arguments for a "%.*s" format for a name in the mmap, clamped: names are not NUL-terminated and
  * may be huge in a hostile file. */
 #define STR_ARG(x) (int)((x).len > 128 ? 128 : (x).len), (x).s
 #define TENSOR_MIN_BYTES 32  /* name length (8) + n_dims (4) + one dim (8) + type (4) + offset (8) */
