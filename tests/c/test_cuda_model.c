@@ -46,15 +46,8 @@ static llt_model *load(const char *path, const char *device, llt_dtype dt, int32
     return m;
 }
 
-static int32_t argmax(const float *x, int32_t n) {
-    int32_t b = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
-}
-
 static float gap(const float *x, int32_t n) { /* top1 - top2 */
-    int32_t b = argmax(x, n);
+    int32_t b = tl_argmax(x, n);
     float second = -INFINITY;
     for (int32_t i = 0; i < n; i++)
         if (i != b && x[i] > second) second = x[i];
@@ -88,7 +81,7 @@ static void greedy(llt_model *m, const int32_t *prompt, int32_t n_prompt, int32_
     llt_batch b = {n_prompt, prompt, seqs, NULL};
     CHECK_OK(llt_model_decode(m, &b, lg, &rows, &err), &err);
     for (int32_t i = 0; i < n_gen; i++) {
-        out[i] = argmax(lg, V);
+        out[i] = tl_argmax(lg, V);
         if (i + 1 == n_gen) break;
         llt_batch s = {1, &out[i], &seq, NULL};
         CHECK_OK(llt_model_decode(m, &s, lg, &rows, &err), &err);
@@ -129,7 +122,7 @@ static void oracle(const char *name, llt_dtype dt) {
     double e = tl_rel_err(lg, rl, (size_t)T * V), bound = TOL * max_abs(rl, (size_t)T * V);
     int top_bad = 0;
     for (int64_t t = 0; t < T; t++)
-        if (gap(rl + t * V, V) > bound && argmax(lg + t * V, V) != argmax(rl + t * V, V)) top_bad++;
+        if (gap(rl + t * V, V) > bound && tl_argmax(lg + t * V, V) != tl_argmax(rl + t * V, V)) top_bad++;
     CHECK_MSG(e <= TOL && top_bad == 0, "%s %s: logits rel err %.4f (bound %.2g), %d clear top-1 mismatches", name,
               llt_dtype_name(dt), e, TOL, top_bad);
     fprintf(stderr, "  %s %s: logits rel err %.4f over %lld positions\n", name, llt_dtype_name(dt), e, (long long)T);
@@ -188,7 +181,7 @@ static void stories_vs_cpu(llt_dtype dt) {
     float bound = TOL * max_abs(lc, (size_t)(N_GEN + 1) * V);
     int top_bad = 0;
     for (int t = 0; t <= N_GEN; t++)
-        if (gap(lc + (size_t)t * V, V) > bound && argmax(lgp + (size_t)t * V, V) != argmax(lc + (size_t)t * V, V))
+        if (gap(lc + (size_t)t * V, V) > bound && tl_argmax(lgp + (size_t)t * V, V) != tl_argmax(lc + (size_t)t * V, V))
             top_bad++;
     CHECK_MSG(e <= TOL && top_bad == 0, "stories260K %s: teacher-forced rel err %.4f, %d clear top-1 mismatches",
               llt_dtype_name(dt), e, top_bad);
@@ -259,7 +252,7 @@ static float *decode_steps(llt_model *m, int steps) {
         llt_batch b = {2, tok, s, NULL};
         CHECK_OK(llt_model_decode(m, &b, all + (size_t)i * 2 * V, &rows, &err), &err);
         CHECK(rows == 2);
-        tok[0] = argmax(all + (size_t)i * 2 * V, V), tok[1] = (tok[0] + 7 * i) % V;
+        tok[0] = tl_argmax(all + (size_t)i * 2 * V, V), tok[1] = (tok[0] + 7 * i) % V;
     }
     llt_kv_seq_free(kv, s[0]), llt_kv_seq_free(kv, s[1]);
     return all;
@@ -287,7 +280,7 @@ static void test_graphs_and_batches(void) {
         CHECK_OK(llt_model_decode(g, &b, lone, &rows, &err), &err);
         double r = tl_rel_err(lone, lg + (size_t)i * 2 * 512, 512);
         worst = r > worst ? r : worst;
-        tok = argmax(lg + (size_t)i * 2 * 512, 512);
+        tok = tl_argmax(lg + (size_t)i * 2 * 512, 512);
     }
     /* another row count changes the attention split only: float rounding, far inside TOL */
     CHECK_MSG(worst <= TOL, "decoding alone vs in a batch of 2: rel err %.4g", worst);

@@ -100,13 +100,6 @@ static llt_model *load_random(const char *device, const int32_t *split) {
     return m;
 }
 
-static int32_t argmax(const float *x, int32_t n) {
-    int32_t b = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
-}
-
 /* ---- what a model computes (every float of it, to compare bit for bit) ---------------------- */
 
 typedef struct trace {
@@ -146,13 +139,13 @@ static void trace_decode(llt_model *m, const int32_t *ids, int32_t n, trace *t) 
     float *lg = grow(t, (size_t)V);
     CHECK_OK(llt_model_decode(m, &pre, lg, &rows, &err), &err);
     CHECK_OK(llt_kv_seq_fork(kv, s[0], &s[1], &err), &err);
-    tok[0] = argmax(lg, V), tok[1] = (tok[0] + 1) % V;
+    tok[0] = tl_argmax(lg, V), tok[1] = (tok[0] + 1) % V;
     for (int i = 0; i < 10; i++) {
         llt_batch b = {2, tok, s, NULL};
         lg = grow(t, (size_t)2 * V);
         CHECK_OK(llt_model_decode(m, &b, lg, &rows, &err), &err);
         CHECK(rows == 2);
-        tok[0] = argmax(lg, V), tok[1] = (argmax(lg + V, V) + 3 * i) % V;
+        tok[0] = tl_argmax(lg, V), tok[1] = (tl_argmax(lg + V, V) + 3 * i) % V;
     }
     for (int i = 0; i < 6; i++) {
         llt_batch b = {2, tok, s, NULL};

@@ -24,13 +24,6 @@ static llt_model *load(int32_t page_size, int32_t max_pages, int32_t max_seqs, l
     CHECK_OK(llt_model_load(model_path(), &o, &m, &err), &err);
     return m;
 }
-static int32_t argmax(const float *x, int32_t n) {
-    int32_t b = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
-}
-
 /* Teacher-forced logits over BOS + the expected text (201 tokens: more than one chunk of
  * rows) pick every next token; final_norm and logits agree with the hidden states. */
 static void test_forward_teacher_forced(void) {
@@ -47,7 +40,7 @@ static void test_forward_teacher_forced(void) {
     float *logits = malloc(n * V * 4), *hidden = malloc(L * n * H * 4), *fn = malloc(n * H * 4);
     CHECK_OK(llt_model_forward(m, ids, n, logits, hidden, fn, &err), &err);
     int wrong = 0;
-    for (size_t i = 0; i + 1 < n; i++) wrong += argmax(logits + i * V, (int32_t)V) != ids[i + 1];
+    for (size_t i = 0; i + 1 < n; i++) wrong += tl_argmax(logits + i * V, (int32_t)V) != ids[i + 1];
     CHECK_MSG(wrong == 0, "%d of %zu teacher-forced argmaxes differ from the text", wrong, n - 1);
     float *ref = malloc(n * H * 4), *ref_logits = malloc(n * V * 4);
     llt_rmsnorm_f32(hidden + (L - 1) * n * H, m->out_norm.data, ref, (int64_t)n, H, c->rms_norm_eps);

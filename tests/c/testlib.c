@@ -90,6 +90,13 @@ char *tl_read(const char *path, size_t *n) {
     return b;
 }
 
+int32_t tl_argmax(const float *x, int32_t n) {
+    int32_t b = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
 double tl_rel_err(const float *a, const float *ref, size_t n) {
     double md = 0, mr = 0;
     for (size_t i = 0; i < n; i++) {

@@ -85,6 +85,9 @@ const char *tl_write_tmp(const char *name, const void *data, size_t n);
 /* Reads a whole file (malloc'd, NUL-terminated); NULL when missing. */
 char *tl_read(const char *path, size_t *n);
 
+/* Index of the largest of x[0..n) (the first on ties): the reference's top-1 token. */
+int32_t tl_argmax(const float *x, int32_t n);
+
 /* max |a-b| / max |ref| */
 double tl_rel_err(const float *a, const float *ref, size_t n);
 
