@@ -10,6 +10,7 @@
 
 #include <math.h>
 
+#include "backend/cpu/ops.h"
 #include "base/dtype.h"
 
 int32_t llt_attn_score_stride(int32_t page_size) { return (page_size + 7) / 8 * 8; }
@@ -201,13 +202,8 @@ static AVX2_FN void convert_avx2(llt_dtype t, const uint16_t *h, int64_t stride,
 
 static const llt_attn_kernels k_avx2 = {page_avx2, convert_avx2};
 
-static bool has_avx2(void) {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
-}
-
 const llt_attn_kernels *llt_attn_kernels_pick(llt_attn_isa isa, int32_t head_dim) {
-    return isa != LLT_ATTN_ISA_SCALAR && head_dim % 8 == 0 && has_avx2() ? &k_avx2 : &k_scalar;
+    return isa != LLT_ATTN_ISA_SCALAR && head_dim % 8 == 0 && llt_cpu_has_avx2() ? &k_avx2 : &k_scalar;
 }
 #else
 const llt_attn_kernels *llt_attn_kernels_pick(llt_attn_isa isa, int32_t head_dim) {
