@@ -223,10 +223,13 @@ static void build(sched *s) {
 /* Appends t to j's tokens, growing them when the output is unbounded. */
 static llt_status push(job *j, int32_t t, llt_error *err) {
     if (j->n_ids == j->cap) {
+        /* Check that the capacity can grow before realloc: a same-size realloc may still move
+         * the block, and refusing it afterwards would leave j->ids dangling. */
+        LLT_CHECK(j->cap > 0 && j->cap < INT32_MAX, err, LLT_ERR_NOMEM,
+                  "batch: cannot hold more than %d tokens", j->cap);
         int32_t cap = j->cap <= INT32_MAX / 2 ? j->cap * 2 : INT32_MAX;
         int32_t *ids = realloc(j->ids, sizeof(int32_t) * (size_t)cap);
-        LLT_CHECK(ids && cap > j->cap, err, LLT_ERR_NOMEM, "batch: out of memory for %d tokens",
-                  cap);
+        LLT_CHECK(ids, err, LLT_ERR_NOMEM, "batch: out of memory for %d tokens", cap);
         j->ids = ids, j->cap = cap;
     }
     j->ids[j->n_ids++] = t;
