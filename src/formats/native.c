@@ -32,6 +32,9 @@ llt_status llt_copy_file(const char *src, const char *dst, llt_error *err) {
 /* The model's tensors in canonical order: embedding, layers, final norm, output head. */
 static llt_status collect(const llt_config *cfg, const llt_tensor_table *tt,
                           const llt_tensor ***out, size_t *n_out, llt_error *err) {
+    /* n_layers < 0 would wrap cap and leave list[0] (the embedding) unset */
+    LLT_CHECK(cfg->n_layers >= 0, err, LLT_ERR_INVALID_ARG, "config: n_layers is %d, expected >= 0",
+              cfg->n_layers);
     size_t cap = 3 + 9 * (size_t)cfg->n_layers, n = 0;
     const llt_tensor **list = calloc(cap, sizeof *list);
     if (!list) return llt_err_set(err, LLT_ERR_NOMEM, "out of memory");

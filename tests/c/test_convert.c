@@ -160,6 +160,19 @@ static void test_native_roundtrip(void) {
               "f32, f16 or bf16");
 }
 
+/* A negative layer count is refused before it sizes the tensor list (it used to wrap it). */
+static void test_native_bad_config(void) {
+    llt_error e;
+    llt_config c;
+    llt_config_init(&c);
+    c.n_layers = -1;
+    llt_tensor_table tt;
+    llt_tensors_init(&tt);
+    CHECK_ERR(llt_native_write(tl_tmp_path("neg-layers"), &c, &tt, LLT_DTYPE_COUNT, &e), LLT_ERR_INVALID_ARG, &e,
+              "n_layers");
+    llt_tensors_free(&tt);
+}
+
 /* ---- the CLI ------------------------------------------------------------------------------ */
 
 static int sh(const char *cmd) {
@@ -244,6 +257,7 @@ int main(void) {
     RUN(test_spm_writer_suite);
     RUN(test_tokjson_writer_suite);
     RUN(test_native_roundtrip);
+    RUN(test_native_bad_config);
     RUN(test_cli);
     RUN(test_cli_logits);
     return tl_done("test_convert");
