@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-llt_status llt_err_set(llt_error *err, llt_status s, const char *fmt, ...) {
+void llt_err_format(llt_error *err, llt_status s, const char *fmt, ...) {
     if (err) {
         va_list ap;
         va_start(ap, fmt);
@@ -12,7 +12,6 @@ llt_status llt_err_set(llt_error *err, llt_status s, const char *fmt, ...) {
         va_end(ap);
         err->status = s;
     }
-    return s;
 }
 
 llt_status llt_err_wrap(llt_error *err, const char *fmt, ...) {

@@ -13,7 +13,13 @@
 #define LLT_PRINTF(a, b)
 #endif
 
-llt_status llt_err_set(llt_error *err, llt_status s, const char *fmt, ...) LLT_PRINTF(3, 4);
+/* Formats into err (may be NULL) and records s; use llt_err_set, which also yields s. */
+void llt_err_format(llt_error *err, llt_status s, const char *fmt, ...) LLT_PRINTF(3, 4);
+static inline llt_status llt_err_status_(llt_status s) { return s; }
+/* A macro rather than a function returning s so that the compiler and static analysis see
+ * the status it yields (`return llt_err_set(err, LLT_ERR_FORMAT, ...)` never returns LLT_OK;
+ * an out-of-line variadic call hides that). s is evaluated twice: pass a plain value. */
+#define llt_err_set(err, s, ...) (llt_err_format((err), (s), __VA_ARGS__), llt_err_status_(s))
 /* Prefixes an existing message with more context ("loading x.gguf: " + old message). */
 llt_status llt_err_wrap(llt_error *err, const char *fmt, ...) LLT_PRINTF(2, 3);
 void llt_err_clear(llt_error *err);

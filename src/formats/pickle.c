@@ -79,15 +79,18 @@ const char *llt_pickle_storage_class(llt_dtype t) {
 
 /* ---- machine plumbing ------------------------------------------------------------------ */
 
-static llt_status fail(pk_vm *vm, llt_status st, const char *fmt, ...) LLT_PRINTF(3, 4);
-static llt_status fail(pk_vm *vm, llt_status st, const char *fmt, ...) {
+static void fail_msg(pk_vm *vm, llt_status st, const char *fmt, ...) LLT_PRINTF(3, 4);
+static void fail_msg(pk_vm *vm, llt_status st, const char *fmt, ...) {
     char msg[384];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return llt_err_set(vm->err, st, "%s: pickle byte %zu: %s", vm->what, vm->op_pos, msg);
+    llt_err_format(vm->err, st, "%s: pickle byte %zu: %s", vm->what, vm->op_pos, msg);
 }
+/* Sets the message and yields st; a macro, like llt_err_set, so that callers (and static
+ * analysis) see that `return fail(...)` never returns LLT_OK. */
+#define fail(vm, st, ...) (fail_msg((vm), (st), __VA_ARGS__), llt_err_status_(st))
 
 static llt_status oom(pk_vm *vm) { return fail(vm, LLT_ERR_NOMEM, "out of memory"); }
 
