@@ -78,7 +78,7 @@ static void dequant_q6_k(const uint8_t *s, float *dst, int64_t n) {
                 for (int l = 0; l < 32; l++) {
                     int lo = (ql[64 * h + 32 * (k % 2) + l] >> (4 * (k / 2))) & 0xf;
                     int hi = (qh[32 * h + l] >> (2 * k)) & 3;
-                    int sc = scales[8 * h + 2 * k + l / 16];
+                    int sc = (int)scales[8 * h + 2 * k + l / 16]; /* signed 8-bit scale */
                     dst[128 * h + 32 * k + l] = d * (float)sc * (float)((lo | (hi << 4)) - 32);
                 }
     }

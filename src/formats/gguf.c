@@ -252,8 +252,9 @@ static llt_status read_tensor_info(llt_gguf *g, llt_cursor *c, uint64_t i, uint6
     if (s == LLT_OK) s = llt_cursor_u32(c, &t->ggml_type, "tensor type", err);
     if (s == LLT_OK) s = llt_cursor_u64(c, offset, "tensor offset", err);
     if (s == LLT_OK) s = tensor_size(c, t, err);
-    if (s != LLT_OK) return llt_err_wrap(err, "tensor '%.*s': ", STR_ARG(t->name));
-    return LLT_OK;
+    /* s itself: llt_err_wrap yields err->status, the same only while err is set (it is here). */
+    if (s != LLT_OK) (void)llt_err_wrap(err, "tensor '%.*s': ", STR_ARG(t->name));
+    return s;
 }
 
 /* Checks each tensor's offset (aligned, inside the data section) and size; sets data. */
@@ -395,7 +396,7 @@ static bool int_at(uint32_t type, const uint8_t *p, bool *neg, uint64_t *mag) {
     case LLT_GGUF_U16: { uint16_t v; memcpy(&v, p, 2); *mag = v; return true; }
     case LLT_GGUF_U32: { uint32_t v; memcpy(&v, p, 4); *mag = v; return true; }
     case LLT_GGUF_U64: memcpy(mag, p, 8); return true;
-    case LLT_GGUF_I8: sv = (int8_t)p[0]; break;
+    case LLT_GGUF_I8: sv = (int64_t)(int8_t)p[0]; break; /* sign-extends */
     case LLT_GGUF_I16: { int16_t v; memcpy(&v, p, 2); sv = v; break; }
     case LLT_GGUF_I32: { int32_t v; memcpy(&v, p, 4); sv = v; break; }
     case LLT_GGUF_I64: memcpy(&sv, p, 8); break;

@@ -36,7 +36,7 @@ static llt_status collect(const llt_config *cfg, const llt_tensor_table *tt,
     LLT_CHECK(cfg->n_layers >= 0, err, LLT_ERR_INVALID_ARG, "config: n_layers is %d, expected >= 0",
               cfg->n_layers);
     size_t cap = 3 + 9 * (size_t)cfg->n_layers, n = 0;
-    const llt_tensor **list = calloc(cap, sizeof *list);
+    const llt_tensor **list = calloc(cap, sizeof(const llt_tensor *)); /* an array of pointers */
     if (!list) return llt_err_set(err, LLT_ERR_NOMEM, "out of memory");
     char name[256];
     for (int32_t l = -1; l <= cfg->n_layers; l++) {

@@ -295,8 +295,9 @@ static void header_entry(llt_sbuf *b, const llt_st_entry *e, uint64_t begin) {
     llt_sbuf_printf(b, ":{\"dtype\":\"%s\",\"shape\":[", st_dtype_name(e->dtype));
     for (int d = 0; d < e->n_dims; d++)
         llt_sbuf_printf(b, "%s%lld", d ? "," : "", (long long)e->shape[d]);
+    uint64_t end = begin + e->nbytes;
     llt_sbuf_printf(b, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)begin,
-                    (unsigned long long)(begin + e->nbytes));
+                    (unsigned long long)end);
 }
 
 /* JSON header padded with spaces to a multiple of 8 so that the data section starts aligned. */

@@ -121,12 +121,12 @@ llt_status llt_config_validate(const llt_config *cfg, llt_error *err) {
 typedef enum field_kind { F_INT, F_ID, F_FLOAT, F_DTYPE, F_BOOL } field_kind;
 typedef struct field {
     const char *key;
-    field_kind kind;
     size_t off;
+    field_kind kind;
     bool required;
 } field;
 
-#define FLD(key, kind, member, req) {key, kind, offsetof(llt_config, member), req}
+#define FLD(key, kind, member, req) {key, offsetof(llt_config, member), kind, req}
 /* In the specification's order; n_layers first so that its errors come first. */
 static const field k_fields[] = {
     FLD("n_layers", F_INT, n_layers, true),        FLD("n_heads", F_INT, n_heads, true),

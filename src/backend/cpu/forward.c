@@ -233,7 +233,7 @@ static llt_status cpu_decode(llt_model *m, const llt_batch *b, float *logits, in
               "batch: empty or missing tokens / seq_ids");
     cpu_state *s = m->backend_state;
     run *runs = malloc((size_t)b->n_tokens * sizeof *runs);
-    chunk *ch = malloc(sizeof *ch);
+    chunk *ch = calloc(1, sizeof *ch); /* rows not covered by a run would read zeros */
     llt_status st = runs && ch ? LLT_OK : llt_err_set(err, LLT_ERR_NOMEM, "batch: out of memory");
     int32_t n_runs = 0, out_row = 0;
     if (st == LLT_OK) st = llt_batch_runs(m, b, runs, &n_runs, err);
