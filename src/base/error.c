@@ -14,8 +14,8 @@ void llt_err_format(llt_error *err, llt_status s, const char *fmt, ...) {
     }
 }
 
-llt_status llt_err_wrap(llt_error *err, const char *fmt, ...) {
-    if (!err) return LLT_ERR_STATE;
+llt_status llt_err_wrap(llt_error *err, llt_status s, const char *fmt, ...) {
+    if (!err) return s;
     char prefix[LLT_ERR_MSG_MAX], old[LLT_ERR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
@@ -29,7 +29,8 @@ llt_status llt_err_wrap(llt_error *err, const char *fmt, ...) {
     memcpy(err->msg, prefix, pl);
     memcpy(err->msg + pl, old, ol);
     err->msg[pl + ol] = '\0';
-    return err->status;
+    err->status = s;
+    return s;
 }
 
 void llt_err_clear(llt_error *err) {

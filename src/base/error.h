@@ -20,8 +20,9 @@ static inline llt_status llt_err_status_(llt_status s) { return s; }
  * the status it yields (`return llt_err_set(err, LLT_ERR_FORMAT, ...)` never returns LLT_OK;
  * an out-of-line variadic call hides that). s is evaluated twice: pass a plain value. */
 #define llt_err_set(err, s, ...) (llt_err_format((err), (s), __VA_ARGS__), llt_err_status_(s))
-/* Prefixes an existing message with more context ("loading x.gguf: " + old message). */
-llt_status llt_err_wrap(llt_error *err, const char *fmt, ...) LLT_PRINTF(2, 3);
+/* Prefixes the message of a failure with status s with more context ("x.gguf: " + old
+ * message) and returns s, also when err is NULL: `return llt_err_wrap(err, st, "...", ...);`. */
+llt_status llt_err_wrap(llt_error *err, llt_status s, const char *fmt, ...) LLT_PRINTF(3, 4);
 void llt_err_clear(llt_error *err);
 
 #define LLT_CHECK(cond, err, status, ...)                           \

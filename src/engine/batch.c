@@ -72,7 +72,7 @@ static llt_status encode_all(const llt_tokenizer *tok, const char *const *prompt
     for (int32_t i = 0; i < n; i++) {
         LLT_CHECK(prompts[i], err, LLT_ERR_INVALID_ARG, "batch: prompt %d is NULL", i);
         llt_status st = encode(tok, prompts[i], flags, &ids[i], &lens[i], err);
-        if (st != LLT_OK) return llt_err_wrap(err, "batch: prompt %d: ", i);
+        if (st != LLT_OK) return llt_err_wrap(err, st, "batch: prompt %d: ", i);
         LLT_CHECK(lens[i] > 0, err, LLT_ERR_INVALID_ARG,
                   "batch: prompt %d encodes to no tokens (empty text without BOS)", i);
     }

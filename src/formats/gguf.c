@@ -188,8 +188,8 @@ static llt_status read_kv(llt_gguf *g, llt_cursor *c, uint64_t i, llt_error *err
         return llt_err_set(err, LLT_ERR_FORMAT, "%s: key '%.*s': value type %u is not a GGUF type",
                            c->what, STR_ARG(kv->key), type);
     kv->type = (llt_gguf_type)type;
-    if (read_value(c, kv, err) != LLT_OK)
-        return llt_err_wrap(err, "key '%.*s': ", STR_ARG(kv->key));
+    llt_status s = read_value(c, kv, err);
+    if (s != LLT_OK) return llt_err_wrap(err, s, "key '%.*s': ", STR_ARG(kv->key));
     return LLT_OK;
 }
 
@@ -252,8 +252,7 @@ static llt_status read_tensor_info(llt_gguf *g, llt_cursor *c, uint64_t i, uint6
     if (s == LLT_OK) s = llt_cursor_u32(c, &t->ggml_type, "tensor type", err);
     if (s == LLT_OK) s = llt_cursor_u64(c, offset, "tensor offset", err);
     if (s == LLT_OK) s = tensor_size(c, t, err);
-    /* s itself: llt_err_wrap yields err->status, the same only while err is set (it is here). */
-    if (s != LLT_OK) (void)llt_err_wrap(err, "tensor '%.*s': ", STR_ARG(t->name));
+    if (s != LLT_OK) llt_err_wrap(err, s, "tensor '%.*s': ", STR_ARG(t->name));
     return s;
 }
 
@@ -526,9 +525,9 @@ static llt_status add_to_table(const llt_gguf *g, const llt_gguf_tensor *t, llt_
     int64_t shape[LLT_MAX_DIMS];
     for (uint32_t d = 0; d < t->n_dims; d++) /* ggml dims[0] is innermost: reverse */
         shape[t->n_dims - 1 - d] = (int64_t)t->dims[d];
-    if (llt_tensors_add(tt, t->name.s, (size_t)t->name.len, t->type, (int32_t)t->n_dims, shape,
-                        t->data, t->nbytes, false, err) != LLT_OK)
-        return llt_err_wrap(err, "%s: ", g->map.path);
+    llt_status s = llt_tensors_add(tt, t->name.s, (size_t)t->name.len, t->type, (int32_t)t->n_dims,
+                                   shape, t->data, t->nbytes, false, err);
+    if (s != LLT_OK) return llt_err_wrap(err, s, "%s: ", g->map.path);
     return LLT_OK;
 }
 

@@ -164,7 +164,7 @@ llt_status llt_hf_config_parse(const llt_json *root, const char *what, llt_confi
     LLT_TRY(read_dtype(&c, cfg));
     llt_json_get_bool(root, "tie_word_embeddings", &cfg->tie_weights);
     llt_status s = llt_config_validate(cfg, err);
-    if (s != LLT_OK) llt_err_wrap(err, "%s: ", what);
+    if (s != LLT_OK) llt_err_wrap(err, s, "%s: ", what);
     return s;
 }
 

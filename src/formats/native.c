@@ -95,7 +95,7 @@ static llt_status convert(const llt_tensor *t, llt_dtype to, const void **data, 
     if (out != f32) free(f32);
     if (s != LLT_OK) {
         free(out);
-        return llt_err_wrap(err, "tensor '%s': ", t->name);
+        return llt_err_wrap(err, s, "tensor '%s': ", t->name);
     }
     *data = *tmp = out;
     return LLT_OK;

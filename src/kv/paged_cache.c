@@ -229,7 +229,7 @@ static llt_status cow_block(llt_kv_cache *c, llt_kv_seq *s, int32_t b, llt_error
             st = c->storage.copy_page(c->v_pool[l], p, old, c->page_bytes, c->storage.user, err);
         if (st != LLT_OK) {
             page_drop(c, p);
-            return llt_err_wrap(err, "kv cache: copy-on-write of page %d: ", old);
+            return llt_err_wrap(err, st, "kv cache: copy-on-write of page %d: ", old);
         }
     }
     s->blocks[b] = p;

@@ -166,7 +166,7 @@ llt_status llt_model_load(const char *path, const llt_load_opts *opts, llt_model
     llt_status s = load_any(m, path, opts, err);
     if (s != LLT_OK) {
         llt_model_free(m);
-        if (err && !strstr(err->msg, path)) llt_err_wrap(err, "%s: ", path);
+        if (err && !strstr(err->msg, path)) llt_err_wrap(err, s, "%s: ", path);
         return s;
     }
     LLT_INFO("loaded %s in %.2f s (%d layers, hidden %d, vocab %d, %d threads, %s)", path,

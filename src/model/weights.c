@@ -51,7 +51,7 @@ static llt_status dequantize_in_place(llt_tensor *t, llt_error *err) {
     llt_status s = llt_dequantize(t->dtype, t->data, f, n, err);
     if (s != LLT_OK) {
         free(f);
-        llt_err_wrap(err, "tensor '%s': ", t->name);
+        llt_err_wrap(err, s, "tensor '%s': ", t->name);
         return s;
     }
     if (t->owned) free((void *)t->data);

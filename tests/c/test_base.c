@@ -10,7 +10,8 @@ static void test_err(void) {
     llt_error e;
     CHECK(llt_err_set(&e, LLT_ERR_FORMAT, "x=%d", 3) == LLT_ERR_FORMAT);
     CHECK(strcmp(e.msg, "x=3") == 0);
-    llt_err_wrap(&e, "file.gguf: ");
+    CHECK(llt_err_wrap(&e, LLT_ERR_FORMAT, "file.gguf: ") == LLT_ERR_FORMAT);
+    CHECK(llt_err_wrap(NULL, LLT_ERR_IO, "x: ") == LLT_ERR_IO); /* the status survives a NULL err */
     CHECK(strcmp(e.msg, "file.gguf: x=3") == 0);
     CHECK(llt_err_set(NULL, LLT_ERR_IO, "ignored") == LLT_ERR_IO);
     CHECK(strcmp(llt_status_str(LLT_ERR_FULL), "KV pool full") == 0);

@@ -185,7 +185,7 @@ static llt_status upload_dev(uploader *u, llt_model *m, cuda_state *st, int d, l
     for (int32_t l = 0; l < m->cfg.n_layers; l++) {
         if (m->layers[l].device != d) continue;
         llt_status s = upload_layer(u, m, l, &st->lw[l], st->dt, err);
-        if (s != LLT_OK) return llt_err_wrap(err, "layer %d: ", (int)l), s;
+        if (s != LLT_OK) return llt_err_wrap(err, s, "layer %d: ", (int)l);
     }
     if (d == 0) LLT_TRY(up_rows(u, &m->tok_embd, st->embd, st->dt, 0, 1, "tok_embd", err));
     if (d != st->n_dev - 1) return LLT_OK;
