@@ -36,8 +36,10 @@ $(BUILD)/CMakeCache.txt: | deps
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS) >&2
 
+# The CLI prints only what it generates; the prompt is echoed first so the story reads whole.
 run: build
-	$(BUILD)/llama-triton models/stories260K.gguf -p "$(PROMPT)" -n 200 --temperature 0.8 --seed 42
+	@printf '%s' "$(PROMPT)"
+	@$(BUILD)/llama-triton models/stories260K.gguf -p "$(PROMPT)" -n 200 --temperature 0.8 --seed 42
 
 test: build
 	@scripts/run-tests.sh $(BUILD) $(PYTHON)
