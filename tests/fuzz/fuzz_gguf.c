@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz_file.h"
 #include "formats/gguf.h"
 #include "model/config.h"
 
@@ -49,14 +50,9 @@ static void exercise(llt_gguf *g) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    int fd = memfd_create("fuzz.gguf", MFD_CLOEXEC);
-    if (fd < 0) return 0;
-    if (size && write(fd, data, size) != (ssize_t)size) {
-        close(fd);
-        return 0;
-    }
     char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int fd = fuzz_file_open("fuzz.gguf", data, size, path, sizeof path);
+    if (fd < 0) return 0;
     llt_gguf g;
     llt_error e;
     if (llt_gguf_open(path, &g, &e) == LLT_OK) exercise(&g);

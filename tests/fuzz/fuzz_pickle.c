@@ -7,18 +7,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz_file.h"
 #include "formats/pickle.h"
 #include "formats/torch_zip.h"
 
 static void fuzz_archive(const uint8_t *data, size_t size) {
-    int fd = memfd_create("fuzz.pt", MFD_CLOEXEC);
-    if (fd < 0) return;
-    if (size && write(fd, data, size) != (ssize_t)size) {
-        close(fd);
-        return;
-    }
     char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int fd = fuzz_file_open("fuzz.pt", data, size, path, sizeof path);
+    if (fd < 0) return;
     llt_tensor_table tt;
     llt_tensors_init(&tt);
     llt_error e;

@@ -6,18 +6,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz_file.h"
 #include "base/json.h"
 #include "formats/safetensors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    int fd = memfd_create("fuzz.safetensors", MFD_CLOEXEC);
-    if (fd < 0) return 0;
-    if (size && write(fd, data, size) != (ssize_t)size) {
-        close(fd);
-        return 0;
-    }
     char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int fd = fuzz_file_open("fuzz.safetensors", data, size, path, sizeof path);
+    if (fd < 0) return 0;
     llt_tensor_table tt;
     llt_tensors_init(&tt);
     llt_json *meta = NULL;
