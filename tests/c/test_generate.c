@@ -10,20 +10,6 @@
 
 #include "testlib.h"
 
-
-static const char *model_path(void) { return tl_fixture("models/stories260K/stories260K.gguf"); }
-
-
-static llt_model *load(int32_t page_size, int32_t max_pages, int32_t max_seqs, llt_dtype dt) {
-    llt_load_opts o;
-    llt_load_opts_init(&o);
-    o.page_size = page_size, o.max_pages = max_pages, o.max_seqs = max_seqs, o.dtype = dt;
-    llt_model *m = NULL;
-    llt_error err = {0};
-    CHECK_OK(llt_model_load(model_path(), &o, &m, &err), &err);
-    return m;
-}
-
 typedef struct text_buf {
     char s[8192];
     size_t n;
@@ -47,7 +33,7 @@ static void greedy(llt_model *m, const char *prompt, int32_t n, text_buf *out, l
 }
 
 static void test_greedy_acceptance(void) {
-    llt_model *m = load(0, 0, 0, LLT_DTYPE_COUNT);
+    llt_model *m = tl_load_stories(0, 0, 0, LLT_DTYPE_COUNT);
     size_t n;
     char *want = tl_expected_greedy(&n);
     CHECK(m && want);
@@ -68,7 +54,7 @@ static void test_greedy_acceptance(void) {
 
 /* The generator stops cleanly at the context (2 pages of 16 = 32 positions). */
 static void test_context_limit(void) {
-    llt_model *m = load(16, 2, 1, LLT_DTYPE_COUNT);
+    llt_model *m = tl_load_stories(16, 2, 1, LLT_DTYPE_COUNT);
     size_t n;
     char *want = tl_expected_greedy(&n);
     if (!m || !want) return;
@@ -91,7 +77,7 @@ static void test_context_limit(void) {
 
 /* Same seed, same text; sampling with another seed differs. */
 static void test_sampling_reproducible(void) {
-    llt_model *m = load(0, 0, 0, LLT_DTYPE_COUNT);
+    llt_model *m = tl_load_stories(0, 0, 0, LLT_DTYPE_COUNT);
     if (!m) return;
     llt_gen_params p;
     llt_gen_params_init(&p);

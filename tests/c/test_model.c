@@ -14,20 +14,10 @@
 
 static const char *model_path(void) { return tl_fixture("models/stories260K/stories260K.gguf"); }
 
-
-static llt_model *load(int32_t page_size, int32_t max_pages, int32_t max_seqs, llt_dtype dt) {
-    llt_load_opts o;
-    llt_load_opts_init(&o);
-    o.page_size = page_size, o.max_pages = max_pages, o.max_seqs = max_seqs, o.dtype = dt;
-    llt_model *m = NULL;
-    llt_error err = {0};
-    CHECK_OK(llt_model_load(model_path(), &o, &m, &err), &err);
-    return m;
-}
 /* Teacher-forced logits over BOS + the expected text (201 tokens: more than one chunk of
  * rows) pick every next token; final_norm and logits agree with the hidden states. */
 static void test_forward_teacher_forced(void) {
-    llt_model *m = load(0, 0, 0, LLT_DTYPE_COUNT);
+    llt_model *m = tl_load_stories(0, 0, 0, LLT_DTYPE_COUNT);
     size_t n_text, n = 0;
     char *want = tl_expected_greedy(&n_text);
     if (!m || !want) return;
@@ -54,7 +44,7 @@ static void test_forward_teacher_forced(void) {
 
 /* Two sequences in one batch (and then one token each) equal each sequence run alone. */
 static void test_batch_matches_single(void) {
-    llt_model *m = load(4, 0, 3, LLT_DTYPE_COUNT);
+    llt_model *m = tl_load_stories(4, 0, 3, LLT_DTYPE_COUNT);
     if (!m) return;
     const int32_t V = llt_model_config(m)->vocab_size;
     const int32_t a[11] = {1, 403, 407, 261, 378, 324, 426, 267, 360, 283, 372};
@@ -97,7 +87,7 @@ static void test_batch_matches_single(void) {
 
 /* A pool too small for a step: LLT_ERR_FULL, nothing appended to any sequence. */
 static void test_pool_full(void) {
-    llt_model *m = load(4, 4, 2, LLT_DTYPE_COUNT); /* 16 token slots in all */
+    llt_model *m = tl_load_stories(4, 4, 2, LLT_DTYPE_COUNT); /* 16 token slots in all */
     if (!m) return;
     llt_kv_cache *kv = llt_model_kv_cache(m);
     const int32_t V = llt_model_config(m)->vocab_size;
@@ -132,8 +122,8 @@ static void test_pool_full(void) {
 /* --dtype f16 / bf16 on the CPU: weights converted on load; logits stay close to f32 (a
  * weight rounding of 2^-9 (bf16) moves logits by well under 5 % of their range here). */
 static void test_dtype_conversion(void) {
-    llt_model *m32 = load(0, 0, 0, LLT_DTYPE_COUNT);
-    llt_model *m16 = load(0, 0, 0, LLT_DTYPE_F16), *mb = load(0, 0, 0, LLT_DTYPE_BF16);
+    llt_model *m32 = tl_load_stories(0, 0, 0, LLT_DTYPE_COUNT);
+    llt_model *m16 = tl_load_stories(0, 0, 0, LLT_DTYPE_F16), *mb = tl_load_stories(0, 0, 0, LLT_DTYPE_BF16);
     if (!m32 || !m16 || !mb) return;
     CHECK(m16->layers[0].wq.dtype == LLT_DTYPE_F16 && mb->tok_embd.dtype == LLT_DTYPE_BF16);
     const int32_t ids[6] = {1, 403, 407, 261, 378, 324};

@@ -90,6 +90,16 @@ char *tl_read(const char *path, size_t *n) {
     return b;
 }
 
+llt_model *tl_load_stories(int32_t page_size, int32_t max_pages, int32_t max_seqs, llt_dtype dt) {
+    llt_load_opts o;
+    llt_load_opts_init(&o);
+    o.page_size = page_size, o.max_pages = max_pages, o.max_seqs = max_seqs, o.dtype = dt;
+    llt_model *m = NULL;
+    llt_error err = {0};
+    CHECK_OK(llt_model_load(tl_fixture("models/stories260K/stories260K.gguf"), &o, &m, &err), &err);
+    return m;
+}
+
 int32_t tl_argmax(const float *x, int32_t n) {
     int32_t b = 0;
     for (int32_t i = 1; i < n; i++)

@@ -85,6 +85,10 @@ const char *tl_write_tmp(const char *name, const void *data, size_t n);
 /* Reads a whole file (malloc'd, NUL-terminated); NULL when missing. */
 char *tl_read(const char *path, size_t *n);
 
+/* stories260K.gguf loaded on the CPU with these KV options (0 = defaults; dtype LLT_DTYPE_COUNT
+ * = the file's); a failed load is a failed check and returns NULL. */
+llt_model *tl_load_stories(int32_t page_size, int32_t max_pages, int32_t max_seqs, llt_dtype dt);
+
 /* Index of the largest of x[0..n) (the first on ties): the reference's top-1 token. */
 int32_t tl_argmax(const float *x, int32_t n);
 
