@@ -331,18 +331,6 @@ static void test_hf_oracles(void) {
 
 /* ---- the CLI: --prompts-file F --parallel N prints one JSON object per line ---------- */
 
-typedef struct text_out {
-    char text[4096];
-    size_t len;
-} text_out;
-
-static int collect_text(int32_t index, const char *piece, size_t len, int32_t token, void *user) {
-    text_out *t = user;
-    (void)index, (void)token;
-    if (t->len + len < sizeof t->text) memcpy(t->text + t->len, piece, len), t->len += len;
-    return 0;
-}
-
 static const char *k_cli_prompts[4] = {"Once upon a time", "", "Tom said \"hi\" \\ to", "The sun was"};
 
 static void check_cli_line(const char *line, size_t len, int i, llt_model *m) {
@@ -356,11 +344,11 @@ static void check_cli_line(const char *line, size_t len, int i, llt_model *m) {
     CHECK(llt_json_get_int(j, "n_tokens", &n_tokens) && text);
     llt_gen_params p = params(0.0f, 1);
     p.max_new_tokens = 20;
-    static text_out solo;
+    static tl_text solo;
     llt_gen_stats st;
     memset(&solo, 0, sizeof solo);
-    CHECK_OK(llt_generate(m, k_cli_prompts[i], &p, collect_text, &solo, &st, &e), &e);
-    CHECK_MSG(text && text->len == solo.len && memcmp(text->string, solo.text, solo.len) == 0,
+    CHECK_OK(llt_generate(m, k_cli_prompts[i], &p, tl_collect, &solo, &st, &e), &e);
+    CHECK_MSG(text && text->len == solo.n && memcmp(text->string, solo.s, solo.n) == 0,
               "prompt %d: CLI text differs from llt_generate's", i);
     CHECK_MSG(n_tokens == st.n_generated, "prompt %d: n_tokens %lld, alone %d", i,
               (long long)n_tokens, st.n_generated);

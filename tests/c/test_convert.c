@@ -18,22 +18,7 @@
 #include "formats/torch_zip.h"
 #include "tok_suite.h"
 
-
 static const char *stories(void) { return tl_fixture("models/stories260K/stories260K.gguf"); }
-
-
-typedef struct text_buf {
-    char s[8192];
-    size_t n;
-} text_buf;
-
-static int collect(int32_t index, const char *piece, size_t len, int32_t token, void *user) {
-    text_buf *b = user;
-    (void)index, (void)token;
-    if (b->n + len < sizeof b->s) memcpy(b->s + b->n, piece, len), b->n += len;
-    b->s[b->n] = '\0';
-    return 0;
-}
 
 static void check_story(const char *path, llt_format fmt) {
     llt_load_opts o;
@@ -49,8 +34,8 @@ static void check_story(const char *path, llt_format fmt) {
         llt_gen_params p;
         llt_gen_params_init(&p);
         p.temperature = 0, p.max_new_tokens = 200;
-        text_buf out = {0};
-        CHECK_OK(llt_generate(m, "", &p, collect, &out, NULL, &e), &e);
+        tl_text out = {0};
+        CHECK_OK(llt_generate(m, "", &p, tl_collect, &out, NULL, &e), &e);
         CHECK_MSG(out.n == n && memcmp(out.s, want, n) == 0, "%s: greedy text differs:\n%s", path, out.s);
     }
     free(want);

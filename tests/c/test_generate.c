@@ -10,26 +10,12 @@
 
 #include "testlib.h"
 
-typedef struct text_buf {
-    char s[8192];
-    size_t n;
-    int calls, stop_after;
-} text_buf;
-
-static int collect(int32_t index, const char *piece, size_t len, int32_t token, void *user) {
-    text_buf *b = user;
-    (void)index, (void)token;
-    if (b->n + len < sizeof b->s) memcpy(b->s + b->n, piece, len), b->n += len;
-    b->s[b->n] = '\0';
-    return b->stop_after && ++b->calls >= b->stop_after;
-}
-
-static void greedy(llt_model *m, const char *prompt, int32_t n, text_buf *out, llt_gen_stats *st) {
+static void greedy(llt_model *m, const char *prompt, int32_t n, tl_text *out, llt_gen_stats *st) {
     llt_gen_params p;
     llt_gen_params_init(&p);
     p.temperature = 0, p.max_new_tokens = n;
     llt_error err = {0};
-    CHECK_OK(llt_generate(m, prompt, &p, collect, out, st, &err), &err);
+    CHECK_OK(llt_generate(m, prompt, &p, tl_collect, out, st, &err), &err);
 }
 
 static void test_greedy_acceptance(void) {
@@ -38,13 +24,13 @@ static void test_greedy_acceptance(void) {
     char *want = tl_expected_greedy(&n);
     CHECK(m && want);
     if (!m || !want) return;
-    text_buf out = {0};
+    tl_text out = {0};
     llt_gen_stats st;
     greedy(m, "", 200, &out, &st);
     CHECK_MSG(out.n == n && memcmp(out.s, want, n) == 0, "greedy text differs:\n%s\n--- want ---\n%s", out.s, want);
     CHECK(st.n_prompt == 1 && st.n_generated == 200 && st.stop == LLT_STOP_MAX_TOKENS);
     /* A prompt taken from the text continues it exactly (greedy is teacher-forced consistent). */
-    text_buf cont = {0};
+    tl_text cont = {0};
     greedy(m, "Once upon a time", 40, &cont, &st);
     const char *rest = want + strlen("Once upon a time");
     CHECK_MSG(cont.n > 20 && strncmp(cont.s, rest, cont.n) == 0, "continuation '%s'", cont.s);
@@ -58,19 +44,19 @@ static void test_context_limit(void) {
     size_t n;
     char *want = tl_expected_greedy(&n);
     if (!m || !want) return;
-    text_buf out = {0};
+    tl_text out = {0};
     llt_gen_stats st;
     greedy(m, "", 1000, &out, &st);
     CHECK_MSG(st.n_generated == 32, "generated %d", (int)st.n_generated); /* 31 fed + the last sampled */
     CHECK(st.stop == LLT_STOP_CONTEXT && st.n_ctx == 32);
     CHECK(out.n > 0 && strncmp(out.s, want, out.n) == 0);
-    text_buf stop = {.stop_after = 3}; /* the callback can stop it */
+    tl_text stop = {.stop_after = 3}; /* the callback can stop it */
     greedy(m, "", 50, &stop, &st);
     CHECK(st.n_generated == 3 && stop.calls == 3 && st.stop == LLT_STOP_CALLBACK);
     llt_gen_params p; /* a prompt longer than the context is refused, saying so */
     llt_gen_params_init(&p);
     llt_error err = {0};
-    CHECK_ERR(llt_generate(m, want, &p, collect, &out, &st, &err), LLT_ERR_INVALID_ARG, &err, "context holds 32");
+    CHECK_ERR(llt_generate(m, want, &p, tl_collect, &out, &st, &err), LLT_ERR_INVALID_ARG, &err, "context holds 32");
     free(want);
     llt_model_free(m);
 }
@@ -82,16 +68,16 @@ static void test_sampling_reproducible(void) {
     llt_gen_params p;
     llt_gen_params_init(&p);
     p.max_new_tokens = 60, p.seed = 42;
-    text_buf a = {0}, b = {0}, c = {0};
+    tl_text a = {0}, b = {0}, c = {0};
     llt_error err = {0};
-    CHECK_OK(llt_generate(m, "Once upon a time", &p, collect, &a, NULL, &err), &err);
-    CHECK_OK(llt_generate(m, "Once upon a time", &p, collect, &b, NULL, &err), &err);
+    CHECK_OK(llt_generate(m, "Once upon a time", &p, tl_collect, &a, NULL, &err), &err);
+    CHECK_OK(llt_generate(m, "Once upon a time", &p, tl_collect, &b, NULL, &err), &err);
     p.seed = 43;
-    CHECK_OK(llt_generate(m, "Once upon a time", &p, collect, &c, NULL, &err), &err);
+    CHECK_OK(llt_generate(m, "Once upon a time", &p, tl_collect, &c, NULL, &err), &err);
     CHECK(a.n > 0 && a.n == b.n && memcmp(a.s, b.s, a.n) == 0);
     CHECK(a.n != c.n || memcmp(a.s, c.s, a.n) != 0);
     p.add_bos = false;
-    CHECK_ERR(llt_generate(m, "", &p, collect, &c, NULL, &err), LLT_ERR_INVALID_ARG, &err, "empty prompt");
+    CHECK_ERR(llt_generate(m, "", &p, tl_collect, &c, NULL, &err), LLT_ERR_INVALID_ARG, &err, "empty prompt");
     llt_model_free(m);
 }
 

@@ -90,6 +90,14 @@ char *tl_read(const char *path, size_t *n) {
     return b;
 }
 
+int tl_collect(int32_t index, const char *piece, size_t len, int32_t token, void *user) {
+    tl_text *b = user;
+    (void)index, (void)token;
+    if (b->n + len < sizeof b->s) memcpy(b->s + b->n, piece, len), b->n += len;
+    b->s[b->n] = '\0';
+    return b->stop_after && ++b->calls >= b->stop_after;
+}
+
 llt_model *tl_load_stories(int32_t page_size, int32_t max_pages, int32_t max_seqs, llt_dtype dt) {
     llt_load_opts o;
     llt_load_opts_init(&o);

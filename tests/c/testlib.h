@@ -85,6 +85,15 @@ const char *tl_write_tmp(const char *name, const void *data, size_t n);
 /* Reads a whole file (malloc'd, NUL-terminated); NULL when missing. */
 char *tl_read(const char *path, size_t *n);
 
+/* Collects streamed text (an llt_token_cb): appends each piece, keeps s NUL-terminated, and asks
+ * to stop after stop_after pieces when that is non-zero. */
+typedef struct tl_text {
+    char s[8192];
+    size_t n;
+    int calls, stop_after;
+} tl_text;
+int tl_collect(int32_t index, const char *piece, size_t len, int32_t token, void *user);
+
 /* stories260K.gguf loaded on the CPU with these KV options (0 = defaults; dtype LLT_DTYPE_COUNT
  * = the file's); a failed load is a failed check and returns NULL. */
 llt_model *tl_load_stories(int32_t page_size, int32_t max_pages, int32_t max_seqs, llt_dtype dt);
