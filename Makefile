@@ -7,7 +7,8 @@ BUILD    ?= build
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 PYTHON   ?= /usr/bin/python3
 DEB_PKGS := cmake make gcc g++ pkg-config libpcre2-dev python3 python3-pytest python3-pytest-timeout python3-numpy \
-            python3-sentencepiece python3-setuptools python3-wheel python3-coverage gcovr
+            python3-sentencepiece python3-setuptools python3-wheel python3-coverage gcovr \
+            python3-torch python3-pip
 CMAKE_FLAGS ?=
 PROMPT   ?= Once upon a time
 
@@ -23,10 +24,10 @@ deps:
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing" >&2; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >&2 || exit 1; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >&2 || exit 1; \
 	  else \
 	    echo "missing Debian packages; run:" >&2; \
-	    echo "  sudo apt-get update && sudo apt-get install -y$$missing" >&2; exit 1; \
+	    echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends$$missing" >&2; exit 1; \
 	  fi; \
 	fi
 

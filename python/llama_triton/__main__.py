@@ -1,6 +1,7 @@
 """python -m llama_triton MODEL -p PROMPT --max_tokens 16 [--fmt hf]: the specification's
-main.py, with the flags and output of the C CLI (`llama-triton MODEL ...`): the generated text
-on stdout as it is produced, then a newline; with --prompts-file one JSON object per prompt
+CLI (main.py at the repository root runs this with its "› " prefix), with the flags and
+output of the C CLI (`llama-triton MODEL ...`): the generated text on stdout as it is
+produced, then a newline; with --prompts-file one JSON object per prompt
 and line, {"index": i, "text": "...", "n_tokens": k}, in prompt order; load and speed on
 stderr. Exit codes: 0 ok, 1 runtime error, 2 usage error."""
 
@@ -14,8 +15,8 @@ from .errors import LlamaTritonError
 from .generator import LlamaGenerator
 
 
-def build_parser():
-    ap = argparse.ArgumentParser(prog="python -m llama_triton",
+def build_parser(prog="python -m llama_triton"):
+    ap = argparse.ArgumentParser(prog=prog,
                                  description="Generate text with a Llama-family model.")
     ap.add_argument("model", help="a .gguf file, a Hugging Face folder, or a native folder")
     src = ap.add_mutually_exclusive_group()
@@ -32,9 +33,9 @@ def build_parser():
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
     ap.add_argument("--fmt", choices=["triton", "hf", "gguf"], default=None,
                     help="model format (default: from the path)")
-    ap.add_argument("--device", default=None,
+    ap.add_argument("--device", default="cuda",
                     help="cpu, cuda, cuda:N, or cuda:0,cuda:1,... to split the layers over GPUs "
-                         "(default: the model's devices, else cpu)")
+                         "(default cuda; the CPU, with a warning, when there is no GPU)")
     ap.add_argument("--layer_split", "--layer-split", dest="layer_split", default=None,
                     type=lambda v: [int(x) for x in v.split(",")],
                     help="layers per listed GPU, e.g. 20,12 (default: in proportion to free memory)")
@@ -69,8 +70,10 @@ def _report(stats, load_s):
                      % (st.get("n_generated", 0), st.get("gen_s", 0), rate(st.get("n_generated", 0), st.get("gen_s", 0))))
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def main(argv=None, prog="python -m llama_triton", prefix=""):
+    """The CLI; prefix goes before the generated text (main.py: "› ", as the
+    specification shows its output)."""
+    args = build_parser(prog).parse_args(argv)
     sample = dict(max_new_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
                   top_k=args.top_k, seed=args.seed, add_bos=not args.no_bos,
                   parse_special=args.parse_special)
@@ -92,6 +95,7 @@ def main(argv=None):
                     line = {"index": i, "text": text, "n_tokens": n}
                     sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
             else:
+                sys.stdout.write(prefix)
                 for piece in gen.generate(prompt, stream=True, **sample):
                     sys.stdout.write(piece)
                     sys.stdout.flush()

@@ -2,6 +2,7 @@
 ctypes arrays and nested lists (the package needs nothing beyond the standard library)."""
 
 import ctypes as C
+import operator
 import struct
 
 try:
@@ -19,16 +20,22 @@ def have_numpy():
 
 
 def token_ids(ids, name="input_ids"):
-    """A flat int32 ctypes array from a sequence / 1-D array of ints, range-checked."""
+    """A flat int32 ctypes array from a sequence / 1-D array / 1-D torch tensor of ints,
+    range-checked; floats are refused with the argument's name."""
+    from . import _torch
+    if _torch.is_tensor(ids):
+        ids = _torch.ids(ids, name)
     if np is not None and isinstance(ids, np.ndarray):
         if ids.ndim != 1:
             raise InvalidArgumentError("%s: expected a 1-D array, got shape %s" % (name, ids.shape))
         if ids.dtype.kind not in "iu":
             raise InvalidArgumentError("%s: expected integer ids, got dtype %s" % (name, ids.dtype))
         ids = ids.tolist()
+    if isinstance(ids, (str, bytes)):
+        raise InvalidArgumentError("%s: expected a sequence of ints, got %s" % (name, type(ids).__name__))
     try:
-        vals = [int(i) for i in ids]
-    except (TypeError, ValueError):
+        vals = [operator.index(i) for i in ids]  # floats are refused, not truncated
+    except TypeError:
         raise InvalidArgumentError("%s: expected a sequence of ints" % name) from None
     for i in vals:
         if not I32_MIN <= i <= I32_MAX:

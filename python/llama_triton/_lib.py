@@ -91,6 +91,15 @@ PROTOTYPES = {
     "llt_generate_batch_counts": (_st, [_p, C.POINTER(C.c_char_p), _i32, _i32,
                                         C.POINTER(S.GenParams), S.TOKEN_CB, _p, _i32p,
                                         C.POINTER(S.GenStats), _err]),
+    # kv/paged_cache.h and backend/cuda/cuda_backend.h (exported, not in the public header)
+    "llt_kv_cache_create_with": (_st, [C.POINTER(S.KVCacheOpts), C.POINTER(S.KVStorage),
+                                       C.POINTER(_p), _err]),
+    "llt_cuda_device_count": (C.c_int, []),
+    "llt_cuda_ctx_create": (_st, [C.c_int, C.POINTER(_p), _err]),
+    "llt_cuda_sync": (_st, [_p, _err]),
+    "llt_cuda_attn_splits": (_i32, [_p, _i32, _i32]),
+    "llt_cuda_attn_work_floats": (_i64, [_i32, _i32, _i32, _i32]),
+    "llt_cuda_attention_decode": (_st, [_p, C.POINTER(S.CudaAttn), _err]),
     "llt_convert": (_st, [C.c_char_p, S.c_enum, C.c_char_p, S.c_enum, _err]),
 }
 
@@ -193,6 +202,12 @@ def _load():
         % ", ".join(tried))
 
 
-def fspath(path):
-    """A path argument as the bytes the C library expects."""
-    return os.fsencode(os.fspath(path))
+def fspath(path, what="path"):
+    """A path argument as the bytes the C library expects (InvalidArgumentError naming the
+    argument for anything else)."""
+    try:
+        return os.fsencode(os.fspath(path))
+    except TypeError:
+        from .errors import InvalidArgumentError
+        raise InvalidArgumentError("%s: expected a path (str or os.PathLike), got %s"
+                                   % (what, type(path).__name__)) from None

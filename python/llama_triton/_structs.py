@@ -123,6 +123,48 @@ class KVPages(C.Structure):
     ]
 
 
+# kv/paged_cache.h (exported, not in the public header): where a cache's pools live.
+KV_ALLOC_FN = C.CFUNCTYPE(C.c_size_t, C.c_int32, C.c_size_t, C.c_void_p)  # returns void*
+KV_RELEASE_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_void_p)
+KV_COPY_PAGE_FN = C.CFUNCTYPE(c_enum, C.c_void_p, C.c_int32, C.c_int32, C.c_size_t, C.c_void_p,
+                              C.POINTER(Error))
+KV_UPLOAD_FN = C.CFUNCTYPE(c_enum, C.c_void_p, C.c_size_t, C.c_void_p, C.c_size_t, C.c_void_p,
+                           C.POINTER(Error))
+
+
+class KVStorage(C.Structure):
+    _fields_ = [
+        ("alloc", KV_ALLOC_FN),
+        ("release", KV_RELEASE_FN),
+        ("copy_page", KV_COPY_PAGE_FN),
+        ("upload", KV_UPLOAD_FN),
+        ("user", C.c_void_p),
+    ]
+
+
+# backend/cuda/cuda_backend.h (CUDA builds; exported, not in the public header).
+class CudaAttn(C.Structure):
+    _fields_ = [
+        ("dtype", c_enum),
+        ("q", C.c_void_p),
+        ("out", C.c_void_p),
+        ("k_pool", C.c_void_p),
+        ("v_pool", C.c_void_p),
+        ("bt", C.c_void_p),
+        ("row_bt", C.c_void_p),
+        ("pos", C.c_void_p),
+        ("rows", C.c_int32),
+        ("n_heads", C.c_int32),
+        ("n_kv", C.c_int32),
+        ("hd", C.c_int32),
+        ("page_size", C.c_int32),
+        ("max_blocks", C.c_int32),
+        ("scale", C.c_float),
+        ("work", C.c_void_p),
+        ("counters", C.c_void_p),
+    ]
+
+
 class SamplerParams(C.Structure):
     _fields_ = [
         ("temperature", C.c_float),
@@ -168,6 +210,8 @@ MIRRORS = {
     "llt_sampler_params": SamplerParams,
     "llt_gen_params": GenParams,
     "llt_gen_stats": GenStats,
+    "llt_kv_storage": KVStorage,
+    "llt_cuda_attn": CudaAttn,
 }
 
 # typedef void (*llt_log_fn)(llt_log_level level, const char *msg, void *user);

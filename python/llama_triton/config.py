@@ -1,6 +1,7 @@
 """LlamaConfig: the specification's model configuration, stored in a C llt_config."""
 
 import ctypes as C
+import difflib
 import math
 
 from . import _dtype
@@ -74,6 +75,15 @@ class LlamaConfig:
             if k not in ATTRIBUTES:
                 raise TypeError("LlamaConfig has no attribute %r" % k)
             setattr(self, k, v)
+
+    def __setattr__(self, name, value):
+        """Only the configuration's attributes can be set: a typo such as cfg.n_layer = 7
+        raises AttributeError naming it instead of being silently kept."""
+        if name != "_c" and name not in ATTRIBUTES:
+            near = difflib.get_close_matches(name, ATTRIBUTES, n=1)
+            raise AttributeError("LlamaConfig has no attribute %r%s" % (
+                name, " (did you mean %r?)" % near[0] if near else ""))
+        object.__setattr__(self, name, value)
 
     # --- the C struct ---
     @classmethod

@@ -19,15 +19,17 @@ _DONE = object()
 
 
 class LlamaGenerator:
-    """LlamaGenerator(model_dir, fmt=None, device=None, dtype=None, **load_options).
+    """LlamaGenerator(model_dir, device='cuda', *, fmt=None, dtype=None, **load_options).
 
     model_dir: a .gguf file, a Hugging Face folder (fmt="hf"), or a native folder
-    (fmt="triton"); fmt None detects it. device: "cpu" (default), "cuda", "cuda:N", ["cuda:0", "cuda:1"] (layer split), ...
-    max_seqs: sequence slots of the model's KV cache, the most prompts generate_batch runs at
-    once (its `parallel` is clamped to it). Other keywords go to LlamaTritonModel (n_threads,
-    page_size, max_pages, ...)."""
+    (fmt="triton"); fmt None detects it. device: "cuda" (default; the CPU with a warning on
+    stderr when there is no GPU), "cpu", "cuda:N", ["cuda:0", "cuda:1"] (layer split), ...
+    dtype: compute dtype ("bfloat16", "f16", ...); a Hugging Face folder's converted cache is
+    written in it. max_seqs: sequence slots of the model's KV cache, the most prompts
+    generate_batch runs at once (its `parallel` is clamped to it). Other keywords go to
+    LlamaTritonModel (n_threads, page_size, max_pages, ...)."""
 
-    def __init__(self, model_dir, fmt=None, device=None, dtype=None, max_seqs=8, **load_options):
+    def __init__(self, model_dir, device="cuda", *, fmt=None, dtype=None, max_seqs=8, **load_options):
         self.model = LlamaTritonModel(model_dir, device=device, fmt=fmt, dtype=dtype,
                                       max_seqs=max_seqs, **load_options)
         self._streams = set()

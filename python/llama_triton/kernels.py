@@ -1,12 +1,28 @@
-"""The specification's kernels on numpy arrays, computed by the C library's CPU kernels
-(float32). Shapes are checked here because the C kernels trust their callers."""
+"""The specification's kernels (triton_gemm, page_attention, rmsnorm, build_rotary_cache,
+apply_rotary) on numpy arrays or torch tensors, computed by the C library's CPU kernels
+(float32). Shapes are checked here because the C kernels trust their callers.
+
+torch tensors in give torch tensors out, on the first tensor argument's device, float32 (the
+computed dtype). Tensors on a GPU are copied to the host for these CPU kernels and the result
+copied back, except page_attention over a GPU PageKVCache's pages, which runs on the GPU
+(kv_cache.py)."""
 
 import ctypes as C
 
-from . import _arrays
+from . import _arrays, _torch
 from . import _structs as S
 from ._lib import lib
 from .errors import InvalidArgumentError, UnsupportedError
+
+
+def _host(x, name):
+    """A torch tensor as a host float32 array; anything else as it is."""
+    return _torch.floats(x, name) if _torch.is_tensor(x) else x
+
+
+def _like(y, x):
+    """y (a numpy result) as a torch tensor on x's device when x is a tensor."""
+    return _torch.from_host(y, _torch.device_of(x)) if _torch.is_tensor(x) else y
 
 
 def _np():
@@ -33,8 +49,9 @@ def gemm(a, b):
     The C kernel computes a @ w^T with w stored [n, k] (weights are [out, in]), so b is
     passed transposed."""
     np = _np()
-    a = _f32(a, "a")
-    b = _f32(b, "b")
+    like = a
+    a = _f32(_host(a, "a"), "a")
+    b = _f32(_host(b, "b"), "b")
     if b.ndim != 2 or a.shape[-1] != b.shape[0]:
         raise InvalidArgumentError("gemm: shapes %s and %s do not multiply" % (a.shape, b.shape))
     k, n = b.shape
@@ -42,14 +59,18 @@ def gemm(a, b):
     bt = np.ascontiguousarray(b.T)  # [n, k]
     c = np.zeros((m, n), dtype=np.float32)
     lib().fn("llt_gemm_f32")(_ptr(a), _ptr(bt), _ptr(c), m, n, k)
-    return c.reshape(a.shape[:-1] + (n,))
+    return _like(c.reshape(a.shape[:-1] + (n,)), like)
+
+
+triton_gemm = gemm  # the specification's name
 
 
 def rmsnorm(x, w, eps=1e-5):
     """x / sqrt(mean(x^2) + eps) * w over the last dimension; x [..., d], w [d]."""
     np = _np()
-    x = _f32(x, "x")
-    w = _f32(w, "w")
+    like = x
+    x = _f32(_host(x, "x"), "x")
+    w = _f32(_host(w, "w"), "w")
     d = x.shape[-1]
     if w.shape != (d,):
         raise InvalidArgumentError("rmsnorm: w has shape %s, expected (%d,)" % (w.shape, d))
@@ -57,14 +78,16 @@ def rmsnorm(x, w, eps=1e-5):
         raise InvalidArgumentError("rmsnorm: eps must be >= 0, got %r" % eps)
     y = np.empty_like(x)
     lib().fn("llt_rmsnorm_f32")(_ptr(x), _ptr(w), _ptr(y), x.size // d, d, float(eps))
-    return y
+    return _like(y, like)
 
 
 def build_rotary_cache(base, dim, max_pos, dtype=None):
     """(sin, cos) caches [max_pos, dim // 2]: angle(p, i) = p * base^(-2i / dim).
 
-    dtype: numpy dtype of the result (default float32; computed in float32)."""
+    dtype: a torch dtype (torch tensors on the CPU), or a numpy dtype / name (numpy arrays);
+    default float32 numpy. Computed in float32, then cast."""
     np = _np()
+    dt = _torch.dtype_name(dtype)
     for name, v in (("dim", dim), ("max_pos", max_pos)):
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0 or v >= 2**31:
             raise InvalidArgumentError("build_rotary_cache: %s must be a positive int, got %r" % (name, v))
@@ -72,6 +95,9 @@ def build_rotary_cache(base, dim, max_pos, dtype=None):
     sin = np.zeros((max_pos, half), dtype=np.float32)
     cos = np.zeros((max_pos, half), dtype=np.float32)
     lib().call("llt_rotary_build", float(base), dim, max_pos, _ptr(sin), _ptr(cos))
+    if dt is not dtype:  # a torch dtype
+        t = _torch.loaded()
+        return (t.from_numpy(sin).to(dtype), t.from_numpy(cos).to(dtype))
     if dtype is not None:
         dt = np.dtype(getattr(dtype, "name", dtype) if not isinstance(dtype, type) else dtype)
         sin, cos = sin.astype(dt), cos.astype(dt)
@@ -83,11 +109,12 @@ def apply_rotary(t, sin, cos, pos):
     float32 array. t: [head_dim], [n_heads, head_dim], or [T, n_heads, head_dim] where token
     j is at position pos + j. sin, cos: [max_pos, head_dim // 2] from build_rotary_cache."""
     np = _np()
-    out = np.array(t, dtype=np.float32, copy=True, order="C")
+    like = t
+    out = np.array(_host(t, "t"), dtype=np.float32, copy=True, order="C")
     if out.ndim not in (1, 2, 3) or out.size == 0:
         raise InvalidArgumentError("apply_rotary: t must be 1-, 2- or 3-D, got shape %s" % (out.shape,))
-    sin = _f32(sin, "sin")
-    cos = _f32(cos, "cos")
+    sin = _f32(_host(sin, "sin"), "sin")
+    cos = _f32(_host(cos, "cos"), "cos")
     hd = out.shape[-1]
     if hd % 2 or sin.ndim != 2 or sin.shape != cos.shape or sin.shape[1] * 2 != hd:
         raise InvalidArgumentError("apply_rotary: t's head_dim %d needs sin/cos [max_pos, %d], got %s / %s"
@@ -100,7 +127,7 @@ def apply_rotary(t, sin, cos, pos):
     fn = lib().fn("llt_rotary_apply")
     for j, tok in enumerate(tokens):
         fn(_ptr(tok), tok.shape[0], hd, _ptr(sin), _ptr(cos), pos + j)
-    return out
+    return _like(out, like)
 
 
 def page_attention(q, kv_pages, scale=None):
@@ -111,7 +138,12 @@ def page_attention(q, kv_pages, scale=None):
     (k, v) with k, v [seq_len, n_kv_heads, head_dim] (one page). Returns [n_heads, head_dim]
     float32. scale: default 1/sqrt(head_dim)."""
     np = _np()
-    q = _f32(q, "q")
+    from .kv_cache import cuda_page_attention
+    out = cuda_page_attention(q, kv_pages, scale)
+    if out is not None:  # a GPU cache's pages: computed on the GPU
+        return out
+    like = q
+    q = _f32(_host(q, "q"), "q")
     kp, keep = _kv_struct(np, kv_pages)
     if q.ndim != 2 or q.shape[1] != kp.head_dim or q.shape[0] % kp.n_kv_heads:
         raise InvalidArgumentError("page_attention: q has shape %s; expected [n_heads, %d] with "
@@ -120,7 +152,7 @@ def page_attention(q, kv_pages, scale=None):
     lib().call("llt_page_attention_f32", _ptr(q), q.shape[0], C.byref(kp),
                0.0 if scale is None else float(scale), _ptr(out))
     del keep
-    return out
+    return _like(out, like)
 
 
 def _kv_struct(np, kv_pages):
@@ -132,8 +164,8 @@ def _kv_struct(np, kv_pages):
         k, v = parts
         table, seq_len = kv_pages.block_table, kv_pages.seq_len
     elif len(parts) == 2:
-        k, v = (np.asarray(x)[None] for x in parts)
-        table, seq_len = [0], np.asarray(parts[0]).shape[0]
+        k, v = (_pool_host(np, x)[None] for x in parts)
+        table, seq_len = [0], len(parts[0])
     elif len(parts) == 4:
         k, v, table, seq_len = parts
     else:
@@ -154,7 +186,7 @@ def _kv_struct(np, kv_pages):
 
 
 def _pool_arrays(np, k, v, dtype_name):
-    k, v = np.asarray(k), np.asarray(v)
+    k, v = _pool_host(np, k), _pool_host(np, v)
     if k.ndim != 4 or k.shape != v.shape or 0 in k.shape:
         raise InvalidArgumentError("page_attention: K/V pools must both be [n_pages, page_size, "
                                    "n_kv_heads, head_dim], got %s / %s" % (k.shape, v.shape))
@@ -165,3 +197,13 @@ def _pool_arrays(np, k, v, dtype_name):
     else:
         code, want = S.DTYPE_F32, np.float32
     return np.ascontiguousarray(k, want), np.ascontiguousarray(v, want), code
+
+
+def _pool_host(np, x):
+    """A pool as a host numpy array in its own dtype (a bf16 tensor as its uint16 bits)."""
+    if not _torch.is_tensor(x):
+        return np.asarray(x)
+    t = _torch.loaded()
+    if x.dtype == t.bfloat16:
+        return x.detach().view(t.int16).cpu().numpy().view(np.uint16)
+    return x.detach().cpu().numpy()

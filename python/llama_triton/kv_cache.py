@@ -1,28 +1,41 @@
 """PageKVCache: the specification's paged KV cache over llt_kv_cache.
 
-Pages hold page_size tokens x n_kv_heads x head_dim of kv_dtype; a page index means the same
-slot in every layer's K and V pool, so one block table per sequence serves all layers."""
+Layout. Each layer has one K pool and one V pool, [max_pages, page_size, n_kv_heads,
+head_dim] of kv_dtype: pages hold page_size tokens. A page index means the same slot in every
+layer's pools, so one block table per sequence serves all layers: token `pos` of a sequence
+is at pool[block_table[pos // page_size], pos % page_size]. Pages are reference counted
+(fork shares a prefix; the first write into a shared page copies it)."""
 
 import ctypes as C
 
-from . import _arrays, _dtype
+from . import _arrays, _device, _dtype, _torch
 from . import _structs as S
 from ._handle import Handle
 from ._lib import lib
 from .config import LlamaConfig
 from .errors import InvalidArgumentError, UnsupportedError
 
+
+def cuda_page_attention(q, kv_pages, scale):
+    """page_attention on the GPU when kv_pages' pools are CUDA tensors, else None."""
+    if not _torch.is_tensor(kv_pages[0]) or not kv_pages[0].is_cuda:
+        return None
+    from . import _cuda_kv
+    return _cuda_kv.page_attention(q, kv_pages, scale)
+
 _ELEM = {S.DTYPE_F32: 4, S.DTYPE_F16: 2, S.DTYPE_BF16: 2}
 
 
 class KVPages(tuple):
-    """(k_pages, v_pages) of one layer, unpackable as the specification's pair, with:
-    block_table (list of page indices of the sequence, in order), seq_len, page_size,
-    n_kv_heads, head_dim, dtype ("f32", "f16", "bf16").
+    """(K, V) of one layer, unpackable as the specification's pair and accepted as it is by
+    kernels.page_attention, with: block_table (list of page indices of the sequence, in
+    order), seq_len, page_size, n_kv_heads, head_dim, dtype ("f32", "f16", "bf16").
 
-    k_pages, v_pages: [n_pages, page_size, n_kv_heads, head_dim], copies of the whole pool.
-    With numpy: float32 / float16 arrays; bf16 pools are uint16 arrays of the raw bits.
-    Without numpy: nested lists of floats."""
+    K, V: the layer's pools [n_pages, page_size, n_kv_heads, head_dim]; token pos of the
+    sequence is K[block_table[pos // page_size], pos % page_size] ([n_kv_heads, head_dim]).
+    torch tensors (when asked for, see get_kv_pages) in the pool's dtype (torch.bfloat16 for
+    bf16); otherwise numpy float32 / float16 arrays, bf16 as uint16 arrays of the raw bits;
+    nested lists of floats without numpy."""
 
     def __new__(cls, k, v, block_table, seq_len, page_size, n_kv_heads, head_dim, dtype):
         self = super().__new__(cls, (k, v))
@@ -47,6 +60,11 @@ class KVPages(tuple):
         rows = []
         for pos in range(self.seq_len):
             rows.append(pool[self.block_table[pos // self.page_size]][pos % self.page_size])
+        if _torch.is_tensor(pool):
+            t = _torch.loaded()
+            if not rows:
+                return t.zeros((0, self.n_kv_heads, self.head_dim), device=pool.device)
+            return t.stack(rows).float()
         np = _arrays.np
         if np is None:
             return rows
@@ -60,29 +78,54 @@ class KVPages(tuple):
 
 
 class PageKVCache(Handle):
-    """PageKVCache(cfg, device=None, max_seqs=1): a host-memory paged cache shaped by a
+    """PageKVCache(cfg, device='cuda', *, max_seqs=1, ...): a paged cache shaped by a
     LlamaConfig (n_layers, n_kv_heads, head_dim, page_size, max_pages, kv_dtype). max_pages 0
     means enough pages for max_seqs sequences of max_position_embeddings tokens.
 
+    device: "cuda" / "cuda:N" puts the pools on that GPU (torch memory, so PyTorch is needed);
+    without a GPU the CPU is used, with a warning on stderr. "cpu": host memory.
     A first sequence is created (`seq`); allocate / get_kv_pages act on it unless given
     another seq id from new_sequence() / fork()."""
 
     _free_name = "llt_kv_cache_free"
 
-    def __init__(self, cfg, device=None, max_seqs=1, max_pages=None, page_size=None,
+    def __init__(self, cfg, device=_device.DEFAULT, *, max_seqs=1, max_pages=None, page_size=None,
                  kv_dtype=None):
         if not isinstance(cfg, LlamaConfig):
-            raise InvalidArgumentError("PageKVCache: expected a LlamaConfig, got %r" % type(cfg).__name__)
-        if device not in (None, "cpu"):
-            raise UnsupportedError("PageKVCache: device %r: a standalone cache lives in host "
-                                   "memory; a model on a GPU keeps its own (model.kv_cache)" % device, 4)
+            raise InvalidArgumentError("cfg: expected a LlamaConfig, got %r" % type(cfg).__name__)
+        device = _device.resolve(device) or "cpu"
+        if "," in device:
+            raise InvalidArgumentError("device: a PageKVCache lives on one device, got %r" % device)
         o = _opts(cfg, max_seqs, max_pages, page_size, kv_dtype)
+        self._pools = None
+        if _device.is_cuda(device):
+            from ._cuda_kv import TorchPools
+            self._pools = TorchPools("cuda:%d" % _device.ordinal(device))
+        self._create(o, device)
+
+    def _create(self, o, device):
         ptr = C.c_void_p()
-        lib().call("llt_kv_cache_create", C.byref(o), C.byref(ptr))
-        super().__init__(ptr.value)
+        if self._pools is None:
+            lib().call("llt_kv_cache_create", C.byref(o), C.byref(ptr))
+        else:
+            lib().call("llt_kv_cache_create_with", C.byref(o), C.byref(self._pools.struct), C.byref(ptr))
+        Handle.__init__(self, ptr.value)
         self._o = o
-        self._on_host = True
+        self.device = device
+        self._on_host = self._pools is None
+        self._as_torch = self._pools is not None
         self.seq = self.new_sequence()
+
+    @classmethod
+    def _with_torch_pools(cls, cfg, device, **kw):
+        """A cache whose pools are torch tensors on `device` (what device='cuda' builds; on
+        "cpu" this lets the CPU-only tests run the same storage hooks)."""
+        from ._cuda_kv import TorchPools
+        self = cls.__new__(cls)
+        self._pools = TorchPools(device)
+        self._create(_opts(cfg, kw.get("max_seqs", 1), kw.get("max_pages"), kw.get("page_size"),
+                           kw.get("kv_dtype")), device)
+        return self
 
     @classmethod
     def _borrowed(cls, ptr, owner, cfg, device):
@@ -91,7 +134,10 @@ class PageKVCache(Handle):
         Handle.__init__(self, ptr, owner)
         self._o = _opts(cfg, 1, 0, None, None)
         self._o.max_pages = 0  # unknown here: get_kv_pages copies up to the highest page used
-        self._on_host = device is None or str(device) == "cpu"
+        self.device = device or "cpu"
+        self._on_host = not _device.is_cuda(self.device)
+        self._pools = None
+        self._as_torch = False
         self.seq = None
         return self
 
@@ -124,11 +170,17 @@ class PageKVCache(Handle):
     # --- the specification's methods ---
     def allocate(self, layer, k, v, seq=None):
         """Appends keys and values of one layer: k, v [n, n_kv_heads, head_dim] (or
-        [n_kv_heads, head_dim] for one token), float32-convertible. The sequence grows when
-        the last layer is written."""
+        [n_kv_heads, head_dim] for one token): torch tensors (any float dtype, CPU or CUDA),
+        numpy arrays or nested lists, converted to kv_dtype. Layers are written in order
+        0..n_layers-1 with the same n; the sequence grows when the last layer is written.
+        The C call reads k and v from host memory (CUDA tensors are copied there first)."""
         h = self._h
         o = self._o
         inner = (o.n_kv_heads, o.head_dim)
+        if _torch.is_tensor(k) or _torch.is_tensor(v):
+            self._as_torch = True
+            k = _torch.floats(k, "k") if _torch.is_tensor(k) else k
+            v = _torch.floats(v, "v") if _torch.is_tensor(v) else v
         kb, nk = _arrays.float32_rows(k, inner, "k")
         vb, nv = _arrays.float32_rows(v, inner, "v")
         if nk != nv:
@@ -136,25 +188,53 @@ class PageKVCache(Handle):
         lib().call("llt_kv_cache_allocate", h, self._seq(seq), _i32(layer, "layer"),
                    _arrays.f32_ptr(kb), _arrays.f32_ptr(vb), nk)
 
-    def get_kv_pages(self, layer, device=None, seq=None):
-        """KVPages (k_pages, v_pages) of one layer plus the sequence's block table."""
-        if device not in (None, "cpu"):
-            raise UnsupportedError("get_kv_pages: device %r: pages are returned in host memory" % device, 4)
-        if not self._on_host:
-            raise UnsupportedError("get_kv_pages: this cache's pages live on a GPU", 4)
+    def get_kv_pages(self, layer, device=None, *, seq=None):
+        """KVPages (K, V) of one layer plus the sequence's block table (see KVPages for the
+        layout); the pair goes as it is into kernels.page_attention.
+
+        Torch tensors when the cache lives on a GPU, when allocate was given tensors, or when
+        `device` is given and torch is installed; on `device` (default: the cache's). A GPU
+        cache's pools are returned without a copy (views of the pool: later allocate calls
+        show through); the model's own GPU cache is copied device to device (its pools die
+        with the model); host pools are copied. Without torch: numpy arrays / nested lists,
+        and only on the host."""
         h = self._h
+        if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < self._o.n_layers:
+            raise InvalidArgumentError("layer: expected an int in [0, %d), got %r" % (self._o.n_layers, layer))
         kp = S.KVPages()
-        lib().call("llt_kv_cache_get_pages", h, self._seq(seq), _i32(layer, "layer"), C.byref(kp))
-        n_pages = self._o.max_pages or _max_page(kp)
-        shape = (n_pages, kp.page_size, kp.n_kv_heads, kp.head_dim)
-        count = n_pages * kp.page_size * kp.n_kv_heads * kp.head_dim
+        lib().call("llt_kv_cache_get_pages", h, self._seq(seq), layer, C.byref(kp))
         if kp.dtype not in _ELEM:
             raise UnsupportedError("get_kv_pages: KV dtype %d" % kp.dtype, 4)
         name = _dtype.name(kp.dtype)
-        k = _pool_copy(kp.k_pool, count, kp.dtype, shape, name)
-        v = _pool_copy(kp.v_pool, count, kp.dtype, shape, name)
+        want = None if device is None else (_device.resolve(device, "device") or "cpu")
+        as_torch = self._as_torch or not self._on_host or (want is not None and _torch_available())
+        n_pages = self._o.max_pages or _max_page(kp)
+        shape = (n_pages, kp.page_size, kp.n_kv_heads, kp.head_dim)
+        if as_torch:
+            k, v = (self._torch_pool(p, name, shape, want) for p in (kp.k_pool, kp.v_pool))
+        elif want not in (None, "cpu"):
+            raise UnsupportedError("get_kv_pages: device %r needs PyTorch" % want, 4)
+        elif not self._on_host:
+            raise UnsupportedError("get_kv_pages: this cache's pages live on a GPU (needs PyTorch)", 4)
+        else:
+            count = n_pages * kp.page_size * kp.n_kv_heads * kp.head_dim
+            k = _pool_copy(kp.k_pool, count, kp.dtype, shape, name)
+            v = _pool_copy(kp.v_pool, count, kp.dtype, shape, name)
         table = list(kp.block_table[:kp.n_blocks]) if kp.n_blocks > 0 else []
         return KVPages(k, v, table, kp.seq_len, kp.page_size, kp.n_kv_heads, kp.head_dim, name)
+
+    def _torch_pool(self, ptr, name, shape, want):
+        """One pool as a torch tensor on `want` (default: where it lives)."""
+        if self._pools is not None:  # torch memory: a view, no copy
+            x = self._pools.view(ptr, name, shape)
+        elif not self._on_host:      # the model's GPU pool: copied, it dies with the model
+            from ._torch import CudaView
+            dev = "cuda:%d" % _device.ordinal(self.device)
+            x = CudaView(ptr, shape, name, self).tensor(dev).clone()
+        else:
+            count = shape[0] * shape[1] * shape[2] * shape[3]
+            x = _torch.from_host(_pool_copy(ptr, count, S.DTYPE_NAMES.index(name), shape, name), "cpu", name)
+        return x if want is None else x.to(want)
 
     def _seq(self, seq):
         if seq is None:
@@ -197,3 +277,11 @@ def _i32(v, what):
     if isinstance(v, bool) or not isinstance(v, int) or not -2**31 <= v < 2**31:
         raise InvalidArgumentError("%s: expected an int32, got %r" % (what, v))
     return v
+
+
+def _torch_available():
+    try:
+        _torch.require("get_kv_pages")
+        return True
+    except UnsupportedError:
+        return False

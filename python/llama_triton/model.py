@@ -1,11 +1,14 @@
 """LlamaTritonModel: a loaded (or randomly initialised) model and its teacher-forced forward."""
 
+import collections.abc
 import contextlib
 import ctypes as C
 import os
+import tempfile
 import threading
+from pathlib import Path
 
-from . import _arrays, _dtype
+from . import _arrays, _device, _dtype, _torch
 from . import _structs as S
 from ._handle import Handle
 from ._lib import fspath, lib
@@ -40,7 +43,7 @@ def load_opts(fmt=None, device=None, dtype=None, n_threads=0, page_size=0, max_p
     else:
         o.device = None  # NULL: the config's "devices", else cpu
     if dtype is not None:
-        o.dtype = _dtype.code(dtype)
+        o.dtype = _dtype.code(_torch.dtype_name(dtype), "dtype")
     for name, v in (("n_threads", n_threads), ("page_size", page_size),
                     ("max_pages", max_pages), ("max_seqs", max_seqs)):
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**31:
@@ -55,40 +58,71 @@ def load_opts(fmt=None, device=None, dtype=None, n_threads=0, page_size=0, max_p
 
 
 class LlamaTritonModel(Handle):
-    """LlamaTritonModel(cfg_or_path, device=None, ...).
+    """LlamaTritonModel(cfg, device='cuda', *, fmt=None, dtype=None, ...): the specification's
+    model, with forward(input_ids) -> logits.
 
-    cfg_or_path: a model path (.gguf file, Hugging Face folder, native folder) loaded with
-    llt_model_load, or a LlamaConfig for a model of random weights (llt_model_random, `seed`).
-    device: "cpu", "cuda", "cuda:N", or several GPUs as ["cuda:0", "cuda:1"] (or
-    "cuda:0,cuda:1"), whose layers are split contiguously, by layer_split=[20, 12] or in
-    proportion to each GPU's free memory; None = the config's devices, else "cpu". fmt: None/"auto", "gguf",
-    "hf", "triton". dtype: compute dtype ("f32", "f16", "bf16"; None = the checkpoint's).
-    no_cache: for Hugging Face folders, do not write the converted native cache."""
+    cfg: a LlamaConfig (a model of that shape with random weights, `seed`; give it weights
+    with load_state_dict) or, beyond the specification, a model path (.gguf file, Hugging
+    Face folder, native folder) loaded with llt_model_load.
+    device: "cuda" (default; the CPU with a warning on stderr when there is no GPU), "cpu",
+    "cuda:N", a torch.device, or several GPUs as ["cuda:0", "cuda:1"] (or "cuda:0,cuda:1"),
+    whose layers are split contiguously, by layer_split=[20, 12] or in proportion to each
+    GPU's free memory; None = the model's configured devices, else the CPU.
+    fmt: None/"auto", "gguf", "hf", "triton". dtype: compute dtype ("f32", "f16", "bf16",
+    "bfloat16", torch.bfloat16; None = the checkpoint's). no_cache: for Hugging Face folders,
+    do not write the converted native cache."""
 
     _free_name = "llt_model_free"
 
-    def __init__(self, cfg_or_path, device=None, fmt=None, dtype=None, n_threads=0, seed=0,
+    def __init__(self, cfg, device=_device.DEFAULT, *, fmt=None, dtype=None, n_threads=0, seed=0,
                  page_size=0, max_pages=0, max_seqs=0, layer_split=None, no_cache=False):
-        opts, keep = load_opts(fmt, device, dtype, n_threads, page_size, max_pages, max_seqs,
-                               layer_split, no_cache)
+        device = _device.resolve(device)
+        self._load_kw = dict(fmt=fmt, device=device, dtype=dtype, n_threads=n_threads,
+                             page_size=page_size, max_pages=max_pages, max_seqs=max_seqs,
+                             layer_split=layer_split, no_cache=no_cache)
+        opts, keep = load_opts(**self._load_kw)
         ptr = C.c_void_p()
-        if isinstance(cfg_or_path, LlamaConfig):
+        if isinstance(cfg, LlamaConfig):
             if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
                 raise InvalidArgumentError("seed: expected an unsigned 64-bit int, got %r" % (seed,))
-            lib().call("llt_model_random", cfg_or_path._ptr(), seed, C.byref(opts), C.byref(ptr))
+            lib().call("llt_model_random", cfg._ptr(), seed, C.byref(opts), C.byref(ptr))
             self.path = None
-        elif isinstance(cfg_or_path, (str, bytes, os.PathLike)):
-            lib().call("llt_model_load", fspath(cfg_or_path), C.byref(opts), C.byref(ptr))
-            self.path = os.fsdecode(cfg_or_path)
+        elif isinstance(cfg, (str, bytes, os.PathLike)):
+            lib().call("llt_model_load", fspath(cfg), C.byref(opts), C.byref(ptr))
+            self.path = os.fsdecode(cfg)
         else:
-            raise InvalidArgumentError("LlamaTritonModel: expected a LlamaConfig or a path, got %r"
-                                       % type(cfg_or_path).__name__)
+            raise InvalidArgumentError("cfg: expected a LlamaConfig (or a model path), got %r"
+                                       % type(cfg).__name__)
         del keep  # llt_load_opts is only read during the call
         super().__init__(ptr.value)
         self.device = device_string(device) if device is not None else (
             ",".join(self.config.devices) or "cpu")
         self._lock = threading.RLock()  # the C model runs one call at a time
         self._stream_state = None       # set while a streaming generation holds the lock
+
+    def load_state_dict(self, state_dict):
+        """Replaces the weights (torch.nn.Module style): state_dict is a torch state dict with
+        our native key names (tok_embeddings.weight, layers.N.attention.wq.weight, ..., as
+        utils.hf_import writes them), or a path to a native state_dict.pt or native model
+        folder. Shapes are checked against this model's configuration by the C loader, which
+        names the offending tensor. Keeps the device and load options of the constructor."""
+        cfg = self.config
+        with tempfile.TemporaryDirectory(prefix="llt-sd-") as tmp:
+            src = _state_dict_folder(state_dict, cfg, Path(tmp))
+            opts, keep = load_opts(**dict(self._load_kw, fmt="triton", no_cache=True))
+            ptr = C.c_void_p()
+            lib().call("llt_model_load", fspath(src, "state_dict"), C.byref(opts), C.byref(ptr))
+            del keep
+        new = LlamaConfig._from_c(lib().fn("llt_model_config")(ptr.value)[0])
+        for k in ("n_layers", "hidden_size", "intermediate_size", "vocab_size", "n_heads", "n_kv_heads"):
+            if getattr(new, k) != getattr(cfg, k):
+                lib().fn("llt_model_free")(ptr.value)
+                raise InvalidArgumentError("state_dict: %s is %d, this model's is %d"
+                                           % (k, getattr(new, k), getattr(cfg, k)))
+        with self._acquire():
+            old, self._ptr = self._h, ptr.value
+            lib().fn("llt_model_free")(old)
+        return self
 
     @contextlib.contextmanager
     def _acquire(self):
@@ -127,9 +161,16 @@ class LlamaTritonModel(Handle):
         """Teacher-forced logits of input_ids from position 0, no state kept.
 
         input_ids: a 1-D sequence of ids -> logits [T, vocab] float32; a 2-D array [B, T] ->
-        [B, T, vocab]. Numpy arrays when numpy is present, nested lists otherwise.
+        [B, T, vocab]. A torch tensor (any integer dtype, CPU or CUDA) gives torch tensors on
+        this model's device; otherwise numpy arrays when numpy is present, nested lists
+        without. The C forward reads the ids from host memory and writes the float32 logits
+        to host memory: a CUDA model's logits are copied back to the GPU for a torch result.
         return_hidden: also return the residual stream after each layer [n_layers, T, hidden]
         and the final RMSNorm output [T, hidden]: (logits, hidden, final_norm)."""
+        if _torch.is_tensor(input_ids):
+            out = self.forward(_torch.ids(input_ids, "input_ids"), return_hidden)
+            dev = self.device.split(",")[0]
+            return (tuple(_to_torch(o, dev) for o in out) if return_hidden else _to_torch(out, dev))
         rows = _rows(input_ids)
         if rows is None:
             return self._forward1(input_ids, return_hidden)
@@ -224,3 +265,36 @@ def _stack(arrays):
     if np is None or len({a.shape for a in arrays}) != 1:
         return list(arrays)
     return np.stack(arrays)
+
+
+def _to_torch(x, device):
+    """A torch float32 tensor on `device` of a numpy array / nested lists result."""
+    np = _arrays.np
+    if np is not None:
+        return _torch.from_host(np.asarray(x, dtype=np.float32), device)
+    return _torch.loaded().tensor(x, dtype=_torch.loaded().float32, device=device)
+
+
+def _state_dict_folder(sd, cfg, tmp):
+    """A native folder (model.json + state_dict.pt) holding state dict `sd` for config cfg."""
+    if isinstance(sd, (str, bytes, os.PathLike)):
+        p = Path(os.fsdecode(sd))
+        if p.is_dir():
+            return p
+        if not p.is_file():
+            raise InvalidArgumentError("state_dict: %s: no such file or folder" % p)
+        os.symlink(p.resolve(), tmp / "state_dict.pt")
+    elif isinstance(sd, collections.abc.Mapping):
+        torch = _torch.require("load_state_dict of a state dict object")
+        tensors = {}
+        for k, v in sd.items():
+            if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+                raise InvalidArgumentError("state_dict: expected str -> torch.Tensor, got %r -> %s"
+                                           % (k, type(v).__name__))
+            tensors[k] = v.detach().to("cpu").contiguous()
+        torch.save(tensors, tmp / "state_dict.pt")
+    else:
+        raise InvalidArgumentError("state_dict: expected a torch state dict or a path, got %s"
+                                   % type(sd).__name__)
+    cfg.to_json(tmp / "model.json")
+    return tmp

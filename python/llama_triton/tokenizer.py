@@ -23,9 +23,9 @@ class Tokenizer(Handle):
 
     _free_name = "llt_tokenizer_free"
 
-    def __init__(self, path):
+    def __init__(self, path, _what="path"):
         ptr = C.c_void_p()
-        lib().call("llt_tokenizer_open", fspath(path), C.byref(ptr))
+        lib().call("llt_tokenizer_open", fspath(path, _what), C.byref(ptr))
         super().__init__(ptr.value)
         self.path = str(path)
 
@@ -69,7 +69,12 @@ class Tokenizer(Handle):
     # --- text <-> ids ---
     def encode(self, text, add_bos=True, add_eos=False, parse_special=False):
         """Token ids of `text` (str or UTF-8 bytes)."""
-        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        if isinstance(text, str):
+            data = text.encode("utf-8")
+        elif isinstance(text, (bytes, bytearray)):
+            data = bytes(text)
+        else:  # bytes(123) would be 123 NUL bytes
+            raise InvalidArgumentError("text: expected str or bytes, got %s" % type(text).__name__)
         flags = ((S.TOK_ADD_BOS if add_bos else 0) | (S.TOK_ADD_EOS if add_eos else 0)
                  | (S.TOK_PARSE_SPECIAL if parse_special else 0))
         cap = len(data) // 2 + ENCODE_SLACK
@@ -136,7 +141,11 @@ class StreamDecoder:
 
 class SentencePieceTokenizer(Tokenizer):
     """The specification's SentencePieceTokenizer(model_path): encode(text, add_bos=True,
-    add_eos=False) -> ids, decode(ids) -> text. Any tokenizer file Tokenizer reads works."""
+    add_eos=False) -> ids, decode(ids) -> text. Any tokenizer file Tokenizer reads works.
+    decode also takes a 1-D integer torch tensor or numpy array."""
+
+    def __init__(self, model_path):
+        super().__init__(model_path, "model_path")
 
 
 def _int32(v):

@@ -1,6 +1,7 @@
 """Library-wide helpers: conversion, logging, status names, the loaded library's path."""
 
 import ctypes as C
+import os
 
 from . import _dtype
 from . import _structs as S
@@ -47,5 +48,7 @@ def convert(src, dst_dir, fmt="hf", dtype=None):
     key = fmt.lower() if isinstance(fmt, str) else fmt
     if key not in ("hf", "gguf", "auto", None):
         raise InvalidArgumentError("convert: fmt must be hf or gguf, got %r" % (fmt,))
-    code = S.DTYPE_COUNT if dtype is None else _dtype.code(dtype)
-    lib().call("llt_convert", fspath(src), S.FORMATS[key], fspath(dst_dir), code)
+    code = S.DTYPE_COUNT if dtype is None else _dtype.code(dtype, "dtype")
+    dst = fspath(dst_dir, "dst_dir")
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)  # the C side makes dst
+    lib().call("llt_convert", fspath(src, "src"), S.FORMATS[key], dst, code)

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "llama_triton.h"
+#include "backend/cuda/cuda_backend.h" /* llt_cuda_attn: plain C, no CUDA headers */
+#include "kv/paged_cache.h"            /* llt_kv_storage */
 
 typedef struct abi_entry {
     const char *type;
@@ -78,6 +80,21 @@ static const abi_entry k_abi[] = {
     ABI_FIELD(llt_gen_stats, n_prompt), ABI_FIELD(llt_gen_stats, n_generated),
     ABI_FIELD(llt_gen_stats, load_s), ABI_FIELD(llt_gen_stats, prompt_s),
     ABI_FIELD(llt_gen_stats, gen_s), ABI_FIELD(llt_gen_stats, stop), ABI_FIELD(llt_gen_stats, n_ctx),
+
+    /* internal structs the Python package also mirrors (GPU KV pools, GPU page_attention) */
+    ABI_SIZE(llt_kv_storage),
+    ABI_FIELD(llt_kv_storage, alloc), ABI_FIELD(llt_kv_storage, release),
+    ABI_FIELD(llt_kv_storage, copy_page), ABI_FIELD(llt_kv_storage, upload),
+    ABI_FIELD(llt_kv_storage, user),
+
+    ABI_SIZE(llt_cuda_attn),
+    ABI_FIELD(llt_cuda_attn, dtype), ABI_FIELD(llt_cuda_attn, q), ABI_FIELD(llt_cuda_attn, out),
+    ABI_FIELD(llt_cuda_attn, k_pool), ABI_FIELD(llt_cuda_attn, v_pool), ABI_FIELD(llt_cuda_attn, bt),
+    ABI_FIELD(llt_cuda_attn, row_bt), ABI_FIELD(llt_cuda_attn, pos), ABI_FIELD(llt_cuda_attn, rows),
+    ABI_FIELD(llt_cuda_attn, n_heads), ABI_FIELD(llt_cuda_attn, n_kv), ABI_FIELD(llt_cuda_attn, hd),
+    ABI_FIELD(llt_cuda_attn, page_size), ABI_FIELD(llt_cuda_attn, max_blocks),
+    ABI_FIELD(llt_cuda_attn, scale), ABI_FIELD(llt_cuda_attn, work),
+    ABI_FIELD(llt_cuda_attn, counters),
 };
 
 static const abi_entry *abi_find(const char *type, const char *field) {

@@ -27,8 +27,29 @@ static bool cache_fresh(const char *dir) {
     return (a < b ? a : b) >= newest;
 }
 
+/* The dtype the cache is written in: the compute dtype asked for (f32, f16, bf16), else the
+ * checkpoint's (LLT_DTYPE_COUNT). */
+static llt_dtype cache_dtype(const llt_load_opts *o) {
+    if (o && (o->dtype == LLT_DTYPE_F32 || o->dtype == LLT_DTYPE_F16 || o->dtype == LLT_DTYPE_BF16))
+        return o->dtype;
+    return LLT_DTYPE_COUNT;
+}
+
+/* A fresh cache in another dtype than the one asked for is rebuilt from the sources (when
+ * they are still there), so that dtype="bfloat16" caches bfloat16 weights. */
+static bool cache_matches(const char *dir, llt_dtype want) {
+    char mj[4096];
+    llt_config c;
+    llt_error e;
+    if (want == LLT_DTYPE_COUNT || !llt_path_join(mj, sizeof mj, dir, "model.json")) return true;
+    if (llt_config_from_json(mj, &c, &e) != LLT_OK || c.dtype == want) return true;
+    double newest = 0;
+    return llt_hf_list_sources(dir, note_newest, &newest, NULL) != LLT_OK; /* no sources: keep */
+}
+
 static llt_status load_hf(llt_model *m, const char *dir, const llt_load_opts *o, llt_error *err) {
-    if (cache_fresh(dir)) {
+    llt_dtype dt = cache_dtype(o);
+    if (cache_fresh(dir) && ((o && o->no_cache) || cache_matches(dir, dt))) {
         LLT_INFO("%s: loading the converted cache (model.json, state_dict.pt)", dir);
         return llt_native_load(dir, &m->cfg, &m->tensors, err);
     }
@@ -36,7 +57,7 @@ static llt_status load_hf(llt_model *m, const char *dir, const llt_load_opts *o,
     LLT_TRY(llt_hf_load_tensors(dir, &m->cfg, &m->tensors, err));
     if (o && o->no_cache) return LLT_OK;
     llt_error werr;
-    if (llt_native_write(dir, &m->cfg, &m->tensors, LLT_DTYPE_COUNT, &werr) != LLT_OK)
+    if (llt_native_write(dir, &m->cfg, &m->tensors, dt, &werr) != LLT_OK)
         LLT_WARN("%s: could not write the converted cache (loading goes on): %s", dir, werr.msg);
     return LLT_OK;
 }

@@ -1,0 +1,1 @@
+"""The specification's `api` package (api.inference): see api/inference.py."""

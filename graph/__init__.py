@@ -1,0 +1,1 @@
+"""The specification's `graph` package (graph.config): see graph/config.py."""

@@ -1,0 +1,125 @@
+"""PageKVCache pools in torch memory (on a GPU for device='cuda') and page_attention over
+pages that live on a GPU.
+
+The C cache keeps its bookkeeping (free list, block tables, reference counts, copy-on-write)
+and calls these storage hooks for the pools: each pool is one torch uint8 tensor, so that
+get_kv_pages hands out the pool itself as a typed view, without a copy, and the memory lives
+as long as the cache or any view of it."""
+
+import ctypes as C
+
+from . import _structs as S
+from . import _torch
+from ._lib import lib
+from .errors import InvalidArgumentError
+
+_DEVICE_ERROR = 8  # LLT_ERR_DEVICE
+
+
+def _fail(err, e):
+    """Reports a Python exception through the hook's llt_error."""
+    if err:
+        err.contents.status = _DEVICE_ERROR
+        err.contents.msg = ("kv pools: %s" % e).encode("utf-8", "replace")[:S.ERR_MSG_MAX - 1]
+    return _DEVICE_ERROR
+
+
+class TorchPools:
+    """llt_kv_storage hooks over torch tensors on `device`."""
+
+    def __init__(self, device):
+        self.torch = _torch.require("PageKVCache on device %r" % device)
+        self.device = device
+        self.pools = {}  # data_ptr -> uint8 tensor [bytes]
+        self.struct = S.KVStorage(S.KV_ALLOC_FN(self._alloc), S.KV_RELEASE_FN(self._release),
+                                  S.KV_COPY_PAGE_FN(self._copy_page), S.KV_UPLOAD_FN(self._upload),
+                                  None)
+
+    def _alloc(self, layer, nbytes, user):
+        try:
+            t = self.torch.zeros(max(1, nbytes), dtype=self.torch.uint8, device=self.device)
+        except BaseException:  # noqa: B902  out of memory: NULL, the C side reports it
+            return 0
+        self.pools[t.data_ptr()] = t
+        return t.data_ptr()
+
+    def _release(self, pool, user):
+        self.pools.pop(pool, None)
+
+    def _copy_page(self, pool, dst, src, page_bytes, user, err):
+        try:
+            t = self.pools[pool]
+            t[dst * page_bytes:(dst + 1) * page_bytes].copy_(t[src * page_bytes:(src + 1) * page_bytes])
+            return 0
+        except BaseException as e:  # noqa: B902  never let an exception cross into C
+            return _fail(err, e)
+
+    def _upload(self, pool, offset, src, nbytes, user, err):
+        try:
+            host = self.torch.frombuffer((C.c_char * nbytes).from_address(src), dtype=self.torch.uint8)
+            self.pools[pool][offset:offset + nbytes].copy_(host)  # synchronous: src is then free
+            return 0
+        except BaseException as e:  # noqa: B902
+            return _fail(err, e)
+
+    def view(self, ptr, dtype_name, shape):
+        """The pool at ptr as a [max_pages, page_size, n_kv_heads, head_dim] tensor of its
+        dtype, sharing its memory."""
+        return self.pools[ptr].view(_torch.torch_dtype(dtype_name)).view(shape)
+
+
+_contexts = {}  # CUDA ordinal -> llt_cuda_ctx of the kernels run from Python (process lifetime)
+
+
+def _ctx(ordinal):
+    c = _contexts.get(ordinal)
+    if c is None:
+        ptr = C.c_void_p()
+        lib().call("llt_cuda_ctx_create", ordinal, C.byref(ptr))
+        c = _contexts[ordinal] = ptr.value
+    return c
+
+
+def page_attention(q, kv_pages, scale):
+    """Decode attention of q [n_heads, head_dim] over KVPages whose pools are CUDA tensors,
+    with the CUDA backend's decode kernel; the result [n_heads, head_dim] stays on the GPU,
+    in the pages' dtype. None when the pages are not on a GPU (the caller uses the CPU)."""
+    t = _torch.loaded()
+    k, v = kv_pages[0], kv_pages[1]
+    if t is None or not isinstance(k, t.Tensor) or not k.is_cuda or not hasattr(kv_pages, "block_table"):
+        return None
+    dev = k.device
+    if k.dtype not in (t.float16, t.bfloat16) or v.dtype != k.dtype or v.shape != k.shape:
+        raise InvalidArgumentError("page_attention: GPU pages must be float16 or bfloat16 K/V of "
+                                   "one shape, got %s %s / %s %s" % (k.dtype, tuple(k.shape), v.dtype, tuple(v.shape)))
+    n_pages, page_size, n_kv, hd = k.shape
+    if not _torch.is_tensor(q):
+        q = t.as_tensor(q)
+    q = q.detach().to(dev, t.float32).contiguous()
+    if q.dim() != 2 or q.shape[1] != hd or q.shape[0] % n_kv:
+        raise InvalidArgumentError("page_attention: q has shape %s; expected [n_heads, %d] with "
+                                   "n_heads a multiple of %d" % (tuple(q.shape), hd, n_kv))
+    table = list(kv_pages.block_table)
+    if not table or not 0 < kv_pages.seq_len <= len(table) * page_size or \
+            min(table) < 0 or max(table) >= n_pages:
+        raise InvalidArgumentError("page_attention: block table %r / seq_len %d do not fit %d pages"
+                                   % (table, kv_pages.seq_len, n_pages))
+    n_heads = q.shape[0]
+    ctx = _ctx(dev.index or 0)
+    code = S.DTYPE_BF16 if k.dtype == t.bfloat16 else S.DTYPE_F16
+    splits = lib().fn("llt_cuda_attn_splits")(ctx, 1, n_kv)
+    work = t.zeros(max(1, lib().fn("llt_cuda_attn_work_floats")(1, splits, n_heads, hd)),
+                   dtype=t.float32, device=dev)
+    counters = t.zeros(max(1, n_kv), dtype=t.int32, device=dev)
+    bt = t.tensor(table, dtype=t.int32, device=dev)
+    row_bt = t.zeros(1, dtype=t.int32, device=dev)
+    pos = t.tensor([kv_pages.seq_len - 1], dtype=t.int32, device=dev)
+    out = t.empty((n_heads, hd), dtype=k.dtype, device=dev)
+    k, v = k.contiguous(), v.contiguous()
+    a = S.CudaAttn(code, q.data_ptr(), out.data_ptr(), k.data_ptr(), v.data_ptr(), bt.data_ptr(),
+                   row_bt.data_ptr(), pos.data_ptr(), 1, n_heads, n_kv, hd, page_size, len(table),
+                   0.0 if scale is None else float(scale), work.data_ptr(), counters.data_ptr())
+    t.cuda.synchronize(dev)  # torch's stream wrote q and the pools; ours reads them
+    lib().call("llt_cuda_attention_decode", ctx, C.byref(a))
+    lib().call("llt_cuda_sync", ctx)
+    return out
