@@ -81,13 +81,11 @@ def _ctx(ordinal):
 
 
 def page_attention(q, kv_pages, scale):
-    """Decode attention of q [n_heads, head_dim] over KVPages whose pools are CUDA tensors,
-    with the CUDA backend's decode kernel; the result [n_heads, head_dim] stays on the GPU,
-    in the pages' dtype. None when the pages are not on a GPU (the caller uses the CPU)."""
+    """Decode attention of q [n_heads, head_dim] over (K, V, block_table, seq_len) whose
+    pools are CUDA tensors, with the CUDA backend's decode kernel; the result [n_heads,
+    head_dim] stays on the GPU, in the pages' dtype."""
     t = _torch.loaded()
-    k, v = kv_pages[0], kv_pages[1]
-    if t is None or not isinstance(k, t.Tensor) or not k.is_cuda or not hasattr(kv_pages, "block_table"):
-        return None
+    k, v, table, seq_len = kv_pages  # kv_cache.pages_meta
     dev = k.device
     if k.dtype not in (t.float16, t.bfloat16) or v.dtype != k.dtype or v.shape != k.shape:
         raise InvalidArgumentError("page_attention: GPU pages must be float16 or bfloat16 K/V of "
@@ -99,11 +97,10 @@ def page_attention(q, kv_pages, scale):
     if q.dim() != 2 or q.shape[1] != hd or q.shape[0] % n_kv:
         raise InvalidArgumentError("page_attention: q has shape %s; expected [n_heads, %d] with "
                                    "n_heads a multiple of %d" % (tuple(q.shape), hd, n_kv))
-    table = list(kv_pages.block_table)
-    if not table or not 0 < kv_pages.seq_len <= len(table) * page_size or \
-            min(table) < 0 or max(table) >= n_pages:
+    table = list(table)
+    if not table or not 0 < seq_len <= len(table) * page_size or min(table) < 0 or max(table) >= n_pages:
         raise InvalidArgumentError("page_attention: block table %r / seq_len %d do not fit %d pages"
-                                   % (table, kv_pages.seq_len, n_pages))
+                                   % (table, seq_len, n_pages))
     n_heads = q.shape[0]
     ctx = _ctx(dev.index or 0)
     code = S.DTYPE_BF16 if k.dtype == t.bfloat16 else S.DTYPE_F16
@@ -113,7 +110,7 @@ def page_attention(q, kv_pages, scale):
     counters = t.zeros(max(1, n_kv), dtype=t.int32, device=dev)
     bt = t.tensor(table, dtype=t.int32, device=dev)
     row_bt = t.zeros(1, dtype=t.int32, device=dev)
-    pos = t.tensor([kv_pages.seq_len - 1], dtype=t.int32, device=dev)
+    pos = t.tensor([seq_len - 1], dtype=t.int32, device=dev)
     out = t.empty((n_heads, hd), dtype=k.dtype, device=dev)
     k, v = k.contiguous(), v.contiguous()
     a = S.CudaAttn(code, q.data_ptr(), out.data_ptr(), k.data_ptr(), v.data_ptr(), bt.data_ptr(),

@@ -133,10 +133,12 @@ def apply_rotary(t, sin, cos, pos):
 def page_attention(q, kv_pages, scale=None):
     """Decode attention of one query over a sequence's KV pages.
 
-    q: [n_heads, head_dim]. kv_pages: a KVPages from PageKVCache.get_kv_pages, or (k_pool,
-    v_pool, block_table, seq_len) with pools [n_pages, page_size, n_kv_heads, head_dim], or
-    (k, v) with k, v [seq_len, n_kv_heads, head_dim] (one page). Returns [n_heads, head_dim]
-    float32. scale: default 1/sqrt(head_dim)."""
+    q: [n_heads, head_dim]. kv_pages: what PageKVCache.get_kv_pages returned (the KVPages, or
+    its (K, V) torch tensors unpacked and packed again), or (k_pool, v_pool, block_table,
+    seq_len) with pools [n_pages, page_size, n_kv_heads, head_dim], or (k, v) with k, v
+    [seq_len, n_kv_heads, head_dim] (one page). Returns [n_heads, head_dim]: float32 on the
+    CPU; on the GPU (pages of a GPU cache) in the pages' dtype. scale: default
+    1/sqrt(head_dim)."""
     np = _np()
     from .kv_cache import cuda_page_attention
     out = cuda_page_attention(q, kv_pages, scale)
@@ -157,12 +159,12 @@ def page_attention(q, kv_pages, scale=None):
 
 def _kv_struct(np, kv_pages):
     """An llt_kv_pages over numpy arrays, checked; returns (struct, arrays to keep alive)."""
-    from .kv_cache import KVPages
+    from .kv_cache import pages_meta
     dtype_name = getattr(kv_pages, "dtype", None)
     parts = tuple(kv_pages)
-    if isinstance(kv_pages, KVPages):
-        k, v = parts
-        table, seq_len = kv_pages.block_table, kv_pages.seq_len
+    meta = pages_meta(kv_pages)
+    if meta is not None:
+        k, v, table, seq_len = meta
     elif len(parts) == 2:
         k, v = (_pool_host(np, x)[None] for x in parts)
         table, seq_len = [0], len(parts[0])

@@ -16,12 +16,23 @@ from .config import LlamaConfig
 from .errors import InvalidArgumentError, UnsupportedError
 
 
+def pages_meta(kv_pages):
+    """(K, V, block_table, seq_len) of a KVPages, or of the (K, V) tensors get_kv_pages
+    returned, unpacked and packed again (its torch tensors carry the block table); else None."""
+    parts = tuple(kv_pages)
+    if isinstance(kv_pages, KVPages):
+        return parts[0], parts[1], kv_pages.block_table, kv_pages.seq_len
+    meta = getattr(parts[0], "_llt_pages", None) if len(parts) == 2 else None
+    return (parts[0], parts[1]) + meta if meta is not None else None
+
+
 def cuda_page_attention(q, kv_pages, scale):
     """page_attention on the GPU when kv_pages' pools are CUDA tensors, else None."""
-    if not _torch.is_tensor(kv_pages[0]) or not kv_pages[0].is_cuda:
+    meta = pages_meta(kv_pages)
+    if meta is None or not _torch.is_tensor(meta[0]) or not meta[0].is_cuda:
         return None
     from . import _cuda_kv
-    return _cuda_kv.page_attention(q, kv_pages, scale)
+    return _cuda_kv.page_attention(q, meta, scale)
 
 _ELEM = {S.DTYPE_F32: 4, S.DTYPE_F16: 2, S.DTYPE_BF16: 2}
 
@@ -221,6 +232,8 @@ class PageKVCache(Handle):
             k = _pool_copy(kp.k_pool, count, kp.dtype, shape, name)
             v = _pool_copy(kp.v_pool, count, kp.dtype, shape, name)
         table = list(kp.block_table[:kp.n_blocks]) if kp.n_blocks > 0 else []
+        if as_torch:  # so that page_attention((K, V)) works after unpacking the pair
+            k._llt_pages = v._llt_pages = (table, kp.seq_len)
         return KVPages(k, v, table, kp.seq_len, kp.page_size, kp.n_kv_heads, kp.head_dim, name)
 
     def _torch_pool(self, ptr, name, shape, want):

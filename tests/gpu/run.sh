@@ -20,6 +20,9 @@
 #            with U = 8, QKV late trigger, cluster size 8, ...; each with a fresh autotune
 #            cache), autotune decisions, compute-sanitizer memcheck + racecheck on the attention
 #            cases, an ncu summary of decode kernels (NCU=1)
+#   spec     the specification's interface on the GPU (issue 12): tests/python/test_spec_interface.py
+#            with the image's python3 + torch, device 'cuda' and CUDA tensors (log: spec.log);
+#            builds only the shared library (or uses LLT_GPU_PREBUILT/libllama_triton.so)
 #   multi    the multi-GPU layer split (needs 2 GPUs for all of it): test_cuda_multi on both
 #            GPUs while test_cuda_model / test_cuda_ops run side by side one per GPU, then
 #            llama2-7b on one GPU, split over cuda:0,cuda:0 and over cuda:0,cuda:1, then
@@ -214,7 +217,19 @@ run_latency() {
   fi
 }
 
+run_spec() {
+  local log=$OUT/spec.log
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda devices", torch.cuda.device_count())' >"$log" 2>&1
+  local lib=$BIN/libllama_triton.so
+  [ "${lib#/}" = "$lib" ] && lib=$PWD/$lib
+  LLT_LIB=$lib timeout "${SPEC_TIMEOUT:-240}" python3 -m pytest -q -rA --timeout=200 \
+    -p no:cacheprovider tests/python/test_spec_interface.py >>"$log" 2>&1
+  note "spec (test_spec_interface.py on the GPU): exit $? $(grep -E '(passed|failed|error)' "$log" | tail -1)"
+  grep -E "^(FAILED|ERROR|PASSED)" "$log" | head -30 >>"$SUMMARY"
+}
+
 case "$MODE" in
+  spec) run_spec ;;
   full) run_tests; run_bench ;;
   tests) run_tests ;;
   bench) run_bench ;;
