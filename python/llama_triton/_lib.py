@@ -100,6 +100,9 @@ PROTOTYPES = {
     "llt_cuda_attn_splits": (_i32, [_p, _i32, _i32]),
     "llt_cuda_attn_work_floats": (_i64, [_i32, _i32, _i32, _i32]),
     "llt_cuda_attention_decode": (_st, [_p, C.POINTER(S.CudaAttn), _err]),
+    "llt_cuda_model_forward_device": (_st, [_p, _i32p, _sz, _p, _err]),
+    "llt_cuda_linear_run": (_st, [_p, C.POINTER(S.CudaLinear), S.c_enum, _err]),
+    "llt_cuda_rmsnorm": (_st, [_p, S.c_enum, _p, _p, _p, _p, _p, _i32, _i32, C.c_float, _err]),
     "llt_convert": (_st, [C.c_char_p, S.c_enum, C.c_char_p, S.c_enum, _err]),
 }
 

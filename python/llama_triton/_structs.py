@@ -165,6 +165,39 @@ class CudaAttn(C.Structure):
     ]
 
 
+class CudaLinear(C.Structure):
+    _fields_ = [
+        ("dtype", c_enum),
+        ("w", C.c_void_p),
+        ("n", C.c_int32),
+        ("k", C.c_int32),
+        ("m", C.c_int32),
+        ("in_", c_enum),
+        ("x", C.c_void_p),
+        ("ldx", C.c_int32),
+        ("x_rows", C.c_void_p),
+        ("norm_w", C.c_void_p),
+        ("eps", C.c_float),
+        ("out", c_enum),
+        ("y", C.c_void_p),
+        ("ldy", C.c_int32),
+        ("o", C.c_void_p),
+        ("ldo", C.c_int32),
+        ("q", C.c_void_p),
+        ("q_rows", C.c_int32),
+        ("kv_rows", C.c_int32),
+        ("head_dim", C.c_int32),
+        ("k_pool", C.c_void_p),
+        ("v_pool", C.c_void_p),
+        ("slot", C.c_void_p),
+        ("pos", C.c_void_p),
+        ("rope_cos", C.c_void_p),
+        ("rope_sin", C.c_void_p),
+        ("tmp_x", C.c_void_p),
+        ("tmp_y", C.c_void_p),
+    ]
+
+
 class SamplerParams(C.Structure):
     _fields_ = [
         ("temperature", C.c_float),
@@ -212,6 +245,7 @@ MIRRORS = {
     "llt_gen_stats": GenStats,
     "llt_kv_storage": KVStorage,
     "llt_cuda_attn": CudaAttn,
+    "llt_cuda_linear": CudaLinear,
 }
 
 # typedef void (*llt_log_fn)(llt_log_level level, const char *msg, void *user);

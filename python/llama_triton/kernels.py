@@ -2,10 +2,11 @@
 apply_rotary) on numpy arrays or torch tensors, computed by the C library's CPU kernels
 (float32). Shapes are checked here because the C kernels trust their callers.
 
-torch tensors in give torch tensors out, on the first tensor argument's device, float32 (the
-computed dtype). Tensors on a GPU are copied to the host for these CPU kernels and the result
-copied back, except page_attention over a GPU PageKVCache's pages, which runs on the GPU
-(kv_cache.py)."""
+torch tensors in give torch tensors out, on the first tensor argument's device, in the
+computed dtype. On the GPU (_cuda.py): triton_gemm and rmsnorm of float16 / bfloat16 CUDA
+tensors run the CUDA backend's kernels (gemm: float32 result; rmsnorm: x's dtype), and
+page_attention over a GPU PageKVCache's pages runs its decode kernel. Other CUDA tensors
+(float32 ones, rotary) are copied to the host for the CPU kernels and the result copied back."""
 
 import ctypes as C
 
@@ -18,6 +19,14 @@ from .errors import InvalidArgumentError, UnsupportedError
 def _host(x, name):
     """A torch tensor as a host float32 array; anything else as it is."""
     return _torch.floats(x, name) if _torch.is_tensor(x) else x
+
+
+def _gpu(*tensors):
+    """True when the arguments are CUDA tensors a GPU kernel of ours takes as they are."""
+    if not all(_torch.is_tensor(x) and x.is_cuda for x in tensors):
+        return False
+    from . import _cuda
+    return _cuda.runs_on_gpu(*tensors)
 
 
 def _like(y, x):
@@ -48,6 +57,9 @@ def gemm(a, b):
 
     The C kernel computes a @ w^T with w stored [n, k] (weights are [out, in]), so b is
     passed transposed."""
+    if _gpu(a, b):
+        from . import _cuda
+        return _cuda.gemm(a, b)
     np = _np()
     like = a
     a = _f32(_host(a, "a"), "a")
@@ -67,6 +79,11 @@ triton_gemm = gemm  # the specification's name
 
 def rmsnorm(x, w, eps=1e-5):
     """x / sqrt(mean(x^2) + eps) * w over the last dimension; x [..., d], w [d]."""
+    if _gpu(x, w):
+        from . import _cuda
+        if not eps >= 0:
+            raise InvalidArgumentError("rmsnorm: eps must be >= 0, got %r" % eps)
+        return _cuda.rmsnorm(x, w, eps)
     np = _np()
     like = x
     x = _f32(_host(x, "x"), "x")

@@ -31,8 +31,8 @@ def cuda_page_attention(q, kv_pages, scale):
     meta = pages_meta(kv_pages)
     if meta is None or not _torch.is_tensor(meta[0]) or not meta[0].is_cuda:
         return None
-    from . import _cuda_kv
-    return _cuda_kv.page_attention(q, meta, scale)
+    from . import _cuda
+    return _cuda.page_attention(q, meta, scale)
 
 _ELEM = {S.DTYPE_F32: 4, S.DTYPE_F16: 2, S.DTYPE_BF16: 2}
 
@@ -110,7 +110,7 @@ class PageKVCache(Handle):
         o = _opts(cfg, max_seqs, max_pages, page_size, kv_dtype)
         self._pools = None
         if _device.is_cuda(device):
-            from ._cuda_kv import TorchPools
+            from ._cuda import TorchPools
             self._pools = TorchPools("cuda:%d" % _device.ordinal(device))
         self._create(o, device)
 
@@ -131,7 +131,7 @@ class PageKVCache(Handle):
     def _with_torch_pools(cls, cfg, device, **kw):
         """A cache whose pools are torch tensors on `device` (what device='cuda' builds; on
         "cpu" this lets the CPU-only tests run the same storage hooks)."""
-        from ._cuda_kv import TorchPools
+        from ._cuda import TorchPools
         self = cls.__new__(cls)
         self._pools = TorchPools(device)
         self._create(_opts(cfg, kw.get("max_seqs", 1), kw.get("max_pages"), kw.get("page_size"),

@@ -162,13 +162,17 @@ class LlamaTritonModel(Handle):
 
         input_ids: a 1-D sequence of ids -> logits [T, vocab] float32; a 2-D array [B, T] ->
         [B, T, vocab]. A torch tensor (any integer dtype, CPU or CUDA) gives torch tensors on
-        this model's device; otherwise numpy arrays when numpy is present, nested lists
-        without. The C forward reads the ids from host memory and writes the float32 logits
-        to host memory: a CUDA model's logits are copied back to the GPU for a torch result.
+        this model's device (a CUDA model's logits stay on the GPU: device-to-device copy;
+        with return_hidden they pass through the host); otherwise numpy arrays when numpy is
+        present, nested lists without. The ids are read from host memory (a few bytes).
         return_hidden: also return the residual stream after each layer [n_layers, T, hidden]
         and the final RMSNorm output [T, hidden]: (logits, hidden, final_norm)."""
         if _torch.is_tensor(input_ids):
-            out = self.forward(_torch.ids(input_ids, "input_ids"), return_hidden)
+            ids = _torch.ids(input_ids, "input_ids")
+            if not return_hidden and _device.is_cuda(self.device) and \
+                    lib().has("llt_cuda_model_forward_device"):
+                return self._forward_device(ids)
+            out = self.forward(ids, return_hidden)
             dev = self.device.split(",")[0]
             return (tuple(_to_torch(o, dev) for o in out) if return_hidden else _to_torch(out, dev))
         rows = _rows(input_ids)
@@ -186,13 +190,7 @@ class LlamaTritonModel(Handle):
     def _forward1_locked(self, ids, return_hidden):
         h = self._h
         cfg = lib().fn("llt_model_config")(h)[0]
-        buf, n = _arrays.token_ids(ids)
-        if n == 0:
-            raise InvalidArgumentError("input_ids: empty sequence")
-        for i, t in enumerate(buf):
-            if not 0 <= t < cfg.vocab_size:
-                raise InvalidArgumentError("input_ids[%d] = %d out of range [0, %d)"
-                                           % (i, t, cfg.vocab_size))
+        buf, n = _checked_ids(ids, cfg)
         logits = _arrays.f32_out(n * cfg.vocab_size)
         hidden = final = None
         if return_hidden:
@@ -208,6 +206,24 @@ class LlamaTritonModel(Handle):
                 _arrays.shaped(final, (n, cfg.hidden_size)))
 
     __call__ = forward
+
+    def _forward_device(self, ids):
+        """forward on a CUDA model for torch callers: the logits stay on the GPU (the model's
+        last device), written there by a device-to-device copy."""
+        torch = _torch.loaded()
+        rows = _rows(ids)
+        if rows is not None:
+            outs = [self._forward_device(r) for r in rows]
+            return torch.stack(outs) if len({tuple(o.shape) for o in outs}) == 1 else outs
+        with self._acquire():
+            h = self._h
+            cfg = lib().fn("llt_model_config")(h)[0]
+            buf, n = _checked_ids(ids, cfg)
+            dev = "cuda:%d" % _device.ordinal(self.device.split(",")[-1])
+            out = torch.empty((n, cfg.vocab_size), dtype=torch.float32, device=dev)
+            torch.cuda.current_stream(dev).synchronize()  # the block may be one torch just freed
+            lib().call("llt_cuda_model_forward_device", h, buf, n, out.data_ptr())
+        return out
 
     # --- stateful decoding over the model's own paged cache ---
     @property
@@ -245,6 +261,18 @@ class LlamaTritonModel(Handle):
         if _arrays.have_numpy():
             return logits[:r * cfg.vocab_size].reshape(r, cfg.vocab_size)
         return _arrays.nest(list(logits[:r * cfg.vocab_size]), (r, cfg.vocab_size))
+
+
+def _checked_ids(ids, cfg):
+    """(int32 buffer, n) of one sequence of ids, each in [0, vocab_size)."""
+    buf, n = _arrays.token_ids(ids)
+    if n == 0:
+        raise InvalidArgumentError("input_ids: empty sequence")
+    for i, t in enumerate(buf):
+        if not 0 <= t < cfg.vocab_size:
+            raise InvalidArgumentError("input_ids[%d] = %d out of range [0, %d)"
+                                       % (i, t, cfg.vocab_size))
+    return buf, n
 
 
 def _rows(ids):

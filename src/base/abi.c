@@ -95,6 +95,20 @@ static const abi_entry k_abi[] = {
     ABI_FIELD(llt_cuda_attn, page_size), ABI_FIELD(llt_cuda_attn, max_blocks),
     ABI_FIELD(llt_cuda_attn, scale), ABI_FIELD(llt_cuda_attn, work),
     ABI_FIELD(llt_cuda_attn, counters),
+
+    ABI_SIZE(llt_cuda_linear),
+    ABI_FIELD(llt_cuda_linear, dtype), ABI_FIELD(llt_cuda_linear, w), ABI_FIELD(llt_cuda_linear, n),
+    ABI_FIELD(llt_cuda_linear, k), ABI_FIELD(llt_cuda_linear, m),
+    {"llt_cuda_linear", "in_", offsetof(llt_cuda_linear, in)}, /* `in` is a Python keyword */
+    ABI_FIELD(llt_cuda_linear, x), ABI_FIELD(llt_cuda_linear, ldx), ABI_FIELD(llt_cuda_linear, x_rows),
+    ABI_FIELD(llt_cuda_linear, norm_w), ABI_FIELD(llt_cuda_linear, eps), ABI_FIELD(llt_cuda_linear, out),
+    ABI_FIELD(llt_cuda_linear, y), ABI_FIELD(llt_cuda_linear, ldy), ABI_FIELD(llt_cuda_linear, o),
+    ABI_FIELD(llt_cuda_linear, ldo), ABI_FIELD(llt_cuda_linear, q), ABI_FIELD(llt_cuda_linear, q_rows),
+    ABI_FIELD(llt_cuda_linear, kv_rows), ABI_FIELD(llt_cuda_linear, head_dim),
+    ABI_FIELD(llt_cuda_linear, k_pool), ABI_FIELD(llt_cuda_linear, v_pool),
+    ABI_FIELD(llt_cuda_linear, slot), ABI_FIELD(llt_cuda_linear, pos),
+    ABI_FIELD(llt_cuda_linear, rope_cos), ABI_FIELD(llt_cuda_linear, rope_sin),
+    ABI_FIELD(llt_cuda_linear, tmp_x), ABI_FIELD(llt_cuda_linear, tmp_y),
 };
 
 static const abi_entry *abi_find(const char *type, const char *field) {

@@ -413,6 +413,26 @@ def test_kernels_with_torch_tensors():
     _close(r, ref, 1e-5)
 
 
+@pytest.mark.parametrize("dt", [torch.float16, torch.bfloat16])
+def test_half_precision_kernels_stay_on_the_device(dt):
+    """On the GPU triton_gemm and rmsnorm of half-precision CUDA tensors run there (gemm
+    accumulates in float32, rmsnorm answers in x's dtype); on the CPU they compute in float32."""
+    from api.inference import rmsnorm, triton_gemm
+    g = torch.Generator().manual_seed(2)
+    a, b = torch.randn(5, 64, generator=g).to(DEV, dt), torch.randn(64, 48, generator=g).to(DEV, dt)
+    c = triton_gemm(a, b)
+    assert c.device == a.device and c.dtype == torch.float32
+    _close(c, a.double().cpu() @ b.double().cpu(), 1e-4)  # exact products of the inputs, float32 sums
+    one = triton_gemm(a[:1], b)  # one row: the GEMV path on the GPU
+    _close(one, a[:1].double().cpu() @ b.double().cpu(), 1e-4)
+    x, w = torch.randn(3, 64, generator=g).to(DEV, dt), torch.randn(64, generator=g).to(DEV, dt)
+    y = rmsnorm(x, w, eps=1e-5)
+    assert y.device == x.device and y.dtype == (dt if GPU else torch.float32)
+    xd = x.double().cpu()
+    ref = xd / torch.sqrt((xd * xd).mean(-1, keepdim=True) + 1e-5) * w.double().cpu()
+    _close(y.float(), ref, 2e-2 if GPU else 1e-5)
+
+
 # ---- misuse raises with the argument's name ---------------------------------------------------
 
 def test_misuse_names_the_argument(tmp_path):

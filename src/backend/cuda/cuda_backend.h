@@ -180,6 +180,11 @@ llt_status llt_cuda_model_random(const llt_config *cfg, uint64_t seed, const llt
 llt_status llt_cuda_decode_tokens(llt_model *m, const llt_batch *b, float temperature, float top_p,
                                   const float *u, int32_t *tokens_out, int32_t *n_rows,
                                   llt_error *err);
+/* The specification's forward(input_ids) with the logits left on the GPU: ids on the host,
+ * logits_dev float32 [n, vocab] device memory (on the model's last device) written by a
+ * device-to-device copy (the Python package's torch path). */
+llt_status llt_cuda_model_forward_device(llt_model *m, const int32_t *ids, size_t n,
+                                         float *logits_dev, llt_error *err);
 /* The context of the model's first device (NULL when not a CUDA model). */
 llt_cuda_ctx *llt_cuda_model_ctx(llt_model *m);
 /* Bytes of weights one decode step reads (every matrix once; the embedding row is ignored). */

@@ -500,6 +500,11 @@ static llt_status chunk_outputs(llt_model *m, cuda_state *st, const chunk *ch, c
     if (ch->n_out == 0) return LLT_OK;
     if (so->mode == STEP_TOKENS) {
         memcpy(tokens + out_row, st->tok_h, (size_t)ch->n_out * 4);
+    } else if (st->logits_dev) { /* stays on the GPU: device to device */
+        CUDA_TRY(cudaMemcpyAsync(st->logits_dev + (size_t)out_row * V, st->logits, (size_t)ch->n_out * V * 4,
+                                 cudaMemcpyDefault, x->stream),
+                 err);
+        CUDA_TRY(cudaStreamSynchronize(x->stream), err);
     } else if (logits) {
         if (ch->n_out <= CUDA_GRAPH_MAX_ROWS)
             memcpy(logits + (size_t)out_row * V, st->logits_h, (size_t)ch->n_out * V * 4);
@@ -568,6 +573,17 @@ extern "C" llt_status llt_cuda_decode_tokens(llt_model *m, const llt_batch *b, f
 }
 
 /* ---- model-level helpers ----------------------------------------------------------------- */
+
+extern "C" llt_status llt_cuda_model_forward_device(llt_model *m, const int32_t *ids, size_t n,
+                                                    float *logits_dev, llt_error *err) {
+    LLT_CHECK(m && m->backend == &llt_backend_cuda && m->backend_state && logits_dev, err, LLT_ERR_INVALID_ARG,
+              "cuda forward: the model does not run on the CUDA backend, or NULL logits");
+    cuda_state *st = (cuda_state *)m->backend_state;
+    st->logits_dev = logits_dev;
+    llt_status s = llt_model_forward(m, ids, n, NULL, NULL, NULL, err);
+    st->logits_dev = NULL;
+    return s;
+}
 
 extern "C" const llt_kv_storage *llt_cuda_kv_storage(llt_model *m) {
     if (!m || m->backend != &llt_backend_cuda || !m->backend_state) return NULL;

@@ -85,6 +85,8 @@ typedef struct cuda_state {
     /* outputs (last device) */
     float *logits;                /* [rows, vocab] */
     float *logits_h;              /* pinned [rows, vocab] */
+    float *logits_dev;            /* llt_cuda_model_forward_device: the caller's device
+                                   * [n, vocab] that receives the logits (else NULL) */
     int32_t *tok_d, *tok_h;       /* [rows] sampled ids (device, pinned) */
     llt_kv_storage storage;
     cuda_graph graphs[CUDA_MAX_GRAPHS];

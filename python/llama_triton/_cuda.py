@@ -1,5 +1,8 @@
-"""PageKVCache pools in torch memory (on a GPU for device='cuda') and page_attention over
-pages that live on a GPU.
+"""The GPU side of the torch interface: PageKVCache pools in torch memory (on a GPU for
+device='cuda'), and the kernels the CUDA backend exports run on CUDA tensors in place
+(page_attention over a GPU cache's pages; triton_gemm and rmsnorm on float16 / bfloat16
+tensors), so data that lives on the GPU stays there. Our kernels run on their own stream:
+torch's stream is synchronised before each call, ours after it.
 
 The C cache keeps its bookkeeping (free list, block tables, reference counts, copy-on-write)
 and calls these storage hooks for the pools: each pool is one torch uint8 tensor, so that
@@ -80,6 +83,63 @@ def _ctx(ordinal):
     return c
 
 
+def _begin(dev):
+    """The context of dev's ordinal, after torch's pending work on dev is done."""
+    _torch.loaded().cuda.synchronize(dev)
+    return _ctx(dev.index or 0)
+
+
+def _half_code(dtype):
+    t = _torch.loaded()
+    return {t.float16: S.DTYPE_F16, t.bfloat16: S.DTYPE_BF16}.get(dtype)
+
+
+def runs_on_gpu(*tensors):
+    """True when every argument is a CUDA tensor of one float16 / bfloat16 dtype and one
+    device, and the library has the CUDA kernels: the kernel then runs there."""
+    t = _torch.loaded()
+    if t is None or not all(isinstance(x, t.Tensor) and x.is_cuda for x in tensors):
+        return False
+    a = tensors[0]
+    return (_half_code(a.dtype) is not None and all(x.dtype == a.dtype and x.device == a.device for x in tensors)
+            and lib().has("llt_cuda_linear_run"))
+
+
+def gemm(a, b):
+    """a [..., k] @ b [k, n] on the GPU (cuBLASLt or our GEMV, as the backend picks): float32
+    [..., n] (the accumulation dtype)."""
+    t = _torch.loaded()
+    if b.dim() != 2 or a.shape[-1] != b.shape[0] or a.numel() == 0:
+        raise InvalidArgumentError("gemm: shapes %s and %s do not multiply" % (tuple(a.shape), tuple(b.shape)))
+    k, n = b.shape
+    x = a.reshape(-1, k).contiguous()
+    w = b.t().contiguous()  # [n, k]: weights are stored [out, in]
+    y = t.empty((x.shape[0], n), dtype=t.float32, device=a.device)
+    lin = S.CudaLinear()
+    lin.dtype, lin.w, lin.n, lin.k, lin.m = _half_code(a.dtype), w.data_ptr(), n, k, x.shape[0]
+    lin.x, lin.ldx, lin.y, lin.ldy = x.data_ptr(), k, y.data_ptr(), n  # in ACT, out STORE (0)
+    ctx = _begin(a.device)
+    lib().call("llt_cuda_linear_run", ctx, C.byref(lin), 0)  # LLT_CUDA_PATH_AUTO
+    lib().call("llt_cuda_sync", ctx)
+    return y.reshape(tuple(a.shape[:-1]) + (n,))
+
+
+def rmsnorm(x, w, eps):
+    """x / rms(x) * w over the last dimension on the GPU, in x's dtype (float32 inside)."""
+    t = _torch.loaded()
+    d = x.shape[-1]
+    if tuple(w.shape) != (d,) or x.numel() == 0:
+        raise InvalidArgumentError("rmsnorm: w has shape %s, expected (%d,)" % (tuple(w.shape), d))
+    xf = x.reshape(-1, d).to(t.float32).contiguous()  # read only (no residual add)
+    wf = w.to(t.float32).contiguous()
+    y = t.empty(xf.shape, dtype=x.dtype, device=x.device)
+    ctx = _begin(x.device)
+    lib().call("llt_cuda_rmsnorm", ctx, _half_code(x.dtype), xf.data_ptr(), None, None, wf.data_ptr(),
+               y.data_ptr(), xf.shape[0], d, float(eps))
+    lib().call("llt_cuda_sync", ctx)
+    return y.reshape(x.shape)
+
+
 def page_attention(q, kv_pages, scale):
     """Decode attention of q [n_heads, head_dim] over (K, V, block_table, seq_len) whose
     pools are CUDA tensors, with the CUDA backend's decode kernel; the result [n_heads,
@@ -102,7 +162,7 @@ def page_attention(q, kv_pages, scale):
         raise InvalidArgumentError("page_attention: block table %r / seq_len %d do not fit %d pages"
                                    % (table, seq_len, n_pages))
     n_heads = q.shape[0]
-    ctx = _ctx(dev.index or 0)
+    ctx = _begin(dev)
     code = S.DTYPE_BF16 if k.dtype == t.bfloat16 else S.DTYPE_F16
     splits = lib().fn("llt_cuda_attn_splits")(ctx, 1, n_kv)
     work = t.zeros(max(1, lib().fn("llt_cuda_attn_work_floats")(1, splits, n_heads, hd)),
@@ -116,7 +176,7 @@ def page_attention(q, kv_pages, scale):
     a = S.CudaAttn(code, q.data_ptr(), out.data_ptr(), k.data_ptr(), v.data_ptr(), bt.data_ptr(),
                    row_bt.data_ptr(), pos.data_ptr(), 1, n_heads, n_kv, hd, page_size, len(table),
                    0.0 if scale is None else float(scale), work.data_ptr(), counters.data_ptr())
-    t.cuda.synchronize(dev)  # torch's stream wrote q and the pools; ours reads them
+    t.cuda.synchronize(dev)  # the tensors made above
     lib().call("llt_cuda_attention_decode", ctx, C.byref(a))
     lib().call("llt_cuda_sync", ctx)
     return out
