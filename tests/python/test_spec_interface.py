@@ -38,7 +38,7 @@ TOL = 2e-2 if GPU else 1e-4  # relative to the largest reference magnitude (DESI
 
 def _close(got, ref, tol=TOL):
     got = got.detach().to("cpu", torch.float64)
-    ref = torch.as_tensor(ref, dtype=torch.float64)
+    ref = ref.to(torch.float64) if isinstance(ref, torch.Tensor) else torch.tensor(ref.tolist(), dtype=torch.float64)
     err = (got - ref).abs().max().item()
     assert err <= tol * ref.abs().max().item(), "max error %g, allowed %g" % (err, tol * ref.abs().max().item())
 
@@ -282,7 +282,7 @@ def test_model_from_config_and_state_dict_matches_hf(tmp_path, id_dtype):
         model = LlamaTritonModel(cfg)  # device='cuda' by default
     _fallback_warned(record)
     model.load_state_dict(torch.load(native / "state_dict.pt"))  # a torch state dict
-    ids = torch.as_tensor(ref["input_ids"]).to(DEV, id_dtype)
+    ids = torch.tensor(ref["input_ids"].tolist(), dtype=id_dtype, device=DEV)
     logits = model.forward(ids)
     assert isinstance(logits, torch.Tensor) and logits.dtype == torch.float32
     assert logits.device.type == ("cuda" if GPU else "cpu")
@@ -355,6 +355,30 @@ def test_page_kv_cache_pages_go_into_page_attention(kv_dtype):
             ref[h] = w @ vv[:, h // 2]
         _close(out.float(), ref, 2e-2 if GPU else 1e-5)
     cache.close()
+
+
+def test_model_cache_pages_go_into_page_attention(tmp_path):
+    """The model's own cache (on the GPU for a CUDA model: copied device to device, since its
+    pools die with the model) after decoding: page_attention over it equals softmax
+    attention recomputed by torch from the same keys and values."""
+    from api.inference import page_attention
+    ref = _oracle()
+    with L.LlamaTritonModel(_native_tiny_llama2(tmp_path), "cuda" if GPU else "cpu", max_seqs=2) as m:
+        cache = m.kv_cache
+        s = cache.new_sequence()
+        m.decode(ref["input_ids"][:9].tolist(), [s] * 9)
+        pages = cache.get_kv_pages(1, DEV, seq=s)
+        K, V = pages
+        assert K.device.type == ("cuda" if GPU else "cpu") and pages.seq_len == 9
+        k, v = pages.contiguous()  # [9, 2, 32] float32
+        q = torch.randn(4, 32, generator=torch.Generator().manual_seed(4)).to(DEV)
+        out = page_attention(q, (K, V))
+        assert out.device == q.device
+        want = torch.empty(4, 32, dtype=torch.float64)
+        for h in range(4):
+            w = torch.softmax(k[:, h // 2].double().cpu() @ q[h].double().cpu() / 32 ** 0.5, 0)
+            want[h] = w @ v[:, h // 2].double().cpu()
+        _close(out.float(), want, 2e-2 if GPU else 1e-5)
 
 
 def test_torch_pools_run_the_storage_hooks_on_the_cpu():
