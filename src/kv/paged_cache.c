@@ -1,8 +1,9 @@
 /* paged_cache.c: the page pool, sequences' block tables and reference counts.
  *
  * Invariants (checked by tests/c/test_kv.c):
- *   ref[p] == number of block tables holding page p; ref[p] == 0 <=> p is on the free list;
- *   pages in use == max_pages - n_free.
+ *   ref[p] == number of block tables holding page p, plus 1 when the prefix cache holds it;
+ *   ref[p] == 0 <=> p is on the free list; cached pages with ref 1 are evictable;
+ *   pages in use == max_pages - n_free - evictable.
  * A write never lands in a page with ref > 1: llt_kv_reserve copies such a page first. */
 #include "kv/paged_cache.h"
 
@@ -98,6 +99,7 @@ llt_status llt_kv_cache_create_with(const llt_kv_cache_opts *o, const llt_kv_sto
     c->storage = storage ? *storage : k_host_storage;
     c->host = c->storage.upload == NULL;
     llt_status s = alloc_tables(c, err);
+    if (s == LLT_OK) s = llt_kv_prefix_init(c, err);
     if (s == LLT_OK) s = alloc_pools(c, err);
     if (s != LLT_OK) {
         llt_kv_cache_free(c);
@@ -123,23 +125,33 @@ void llt_kv_cache_free(llt_kv_cache *c) {
     free(c->ref);
     free(c->free_list);
     free(c->seqs);
+    llt_kv_prefix_free(c);
     free(c);
 }
 
 /* ---- pages --------------------------------------------------------------------------- */
 
+/* A free page, else the least recently used evictable cached page; callers checked that
+ * llt_kv_pages_free (free + evictable) covers what they take. */
 static int32_t page_take(llt_kv_cache *c) {
-    int32_t p = c->free_list[--c->n_free];
+    int32_t p = c->n_free > 0 ? c->free_list[--c->n_free] : llt_kv_prefix_evict(c);
     c->ref[p] = 1;
     return p;
 }
 
 static void page_drop(llt_kv_cache *c, int32_t p) {
     if (--c->ref[p] == 0) c->free_list[c->n_free++] = p;
+    else if (c->ref[p] == 1) llt_kv_prefix_on_idle(c, p);
 }
 
-int32_t llt_kv_pages_in_use(const llt_kv_cache *c) { return c ? c->o.max_pages - c->n_free : 0; }
-int32_t llt_kv_pages_free(const llt_kv_cache *c) { return c ? c->n_free : 0; }
+void llt_kv_page_hold(llt_kv_cache *c, int32_t p) {
+    if (c->ref[p]++ == 1) llt_kv_prefix_on_busy(c, p);
+}
+
+int32_t llt_kv_pages_in_use(const llt_kv_cache *c) {
+    return c ? c->o.max_pages - c->n_free - c->prefix.n_evictable : 0;
+}
+int32_t llt_kv_pages_free(const llt_kv_cache *c) { return c ? c->n_free + c->prefix.n_evictable : 0; }
 
 /* ---- sequences ----------------------------------------------------------------------- */
 
@@ -160,7 +172,7 @@ static llt_status seq_slot(llt_kv_cache *c, int32_t *seq_id, llt_error *err) {
 }
 
 /* Grows s's block table to hold n blocks (nothing else changes). */
-static llt_status seq_grow(llt_kv_seq *s, int32_t n, llt_error *err) {
+llt_status llt_kv_seq_grow(llt_kv_seq *s, int32_t n, llt_error *err) {
     if (n <= s->cap_blocks) return LLT_OK;
     int32_t cap = s->cap_blocks ? s->cap_blocks : 4;
     while (cap < n) cap = cap > INT32_MAX / 2 ? n : cap * 2;
@@ -176,7 +188,8 @@ llt_status llt_kv_seq_create(llt_kv_cache *c, int32_t *seq_id, llt_error *err) {
     LLT_TRY(seq_slot(c, &id, err));
     llt_kv_seq *s = &c->seqs[id];
     s->live = true;
-    s->len = s->n_blocks = s->pending = s->next_layer = 0;
+    s->len = s->n_blocks = s->pending = s->next_layer = s->n_hashed = 0;
+    s->last_hash = 0;
     *seq_id = id;
     return LLT_OK;
 }
@@ -191,15 +204,17 @@ llt_status llt_kv_seq_fork(llt_kv_cache *c, int32_t src, int32_t *seq_id, llt_er
     LLT_TRY(seq_slot(c, &id, err));
     llt_kv_seq *s = &c->seqs[id];
     int32_t n = (from->len + c->o.page_size - 1) / c->o.page_size; /* committed blocks only */
-    LLT_TRY(seq_grow(s, n, err));
+    LLT_TRY(llt_kv_seq_grow(s, n, err));
     for (int32_t b = 0; b < n; b++) {
         s->blocks[b] = from->blocks[b];
-        c->ref[s->blocks[b]]++;
+        llt_kv_page_hold(c, s->blocks[b]);
     }
     s->live = true;
     s->len = from->len;
     s->n_blocks = n;
     s->pending = s->next_layer = 0;
+    s->n_hashed = from->n_hashed; /* published blocks are full, committed ones: < n */
+    s->last_hash = from->last_hash;
     *seq_id = id;
     return LLT_OK;
 }
@@ -209,7 +224,8 @@ void llt_kv_seq_free(llt_kv_cache *c, int32_t seq_id) {
     if (!s) return;
     for (int32_t b = 0; b < s->n_blocks; b++) page_drop(c, s->blocks[b]);
     s->live = false;
-    s->len = s->n_blocks = s->pending = s->next_layer = 0;
+    s->len = s->n_blocks = s->pending = s->next_layer = s->n_hashed = 0;
+    s->last_hash = 0;
 }
 
 int32_t llt_kv_seq_len(const llt_kv_cache *c, int32_t seq_id) {
@@ -247,12 +263,12 @@ llt_status llt_kv_reserve(llt_kv_cache *c, int32_t seq, int32_t n_new, llt_error
     int32_t need = (int32_t)(((int64_t)s->len + n_new + ps - 1) / ps);
     int32_t fresh = need > s->n_blocks ? need - s->n_blocks : 0, copies = 0;
     for (int32_t b = first; b < s->n_blocks && b < need; b++) copies += c->ref[s->blocks[b]] > 1;
-    if (fresh + copies > c->n_free)
+    if (fresh + copies > llt_kv_pages_free(c))
         return llt_err_set(err, LLT_ERR_FULL,
                            "kv cache full: sequence %d needs %d pages for %d more tokens, %d of "
                            "%d free",
-                           seq, fresh + copies, n_new, c->n_free, c->o.max_pages);
-    LLT_TRY(seq_grow(s, need, err));
+                           seq, fresh + copies, n_new, llt_kv_pages_free(c), c->o.max_pages);
+    LLT_TRY(llt_kv_seq_grow(s, need, err));
     for (int32_t b = first; b < s->n_blocks && b < need; b++)
         if (c->ref[s->blocks[b]] > 1) LLT_TRY(cow_block(c, s, b, err));
     while (s->n_blocks < need) s->blocks[s->n_blocks++] = page_take(c);

@@ -39,7 +39,27 @@ typedef struct llt_kv_seq {
     /* llt_kv_cache_allocate's per-layer append in progress: `pending` tokens written to
      * layers [0, next_layer). Unused by the backends' reserve / write / commit path. */
     int32_t pending, next_layer;
+    /* prefix cache (kv/prefix_cache.c): blocks [0, n_hashed) are published or attached;
+     * last_hash is the chained hash of block n_hashed - 1 (0 when none) */
+    int32_t n_hashed;
+    uint64_t last_hash;
 } llt_kv_seq;
+
+/* The prefix cache's tables (kv/prefix_cache.c). A cached page holds one reference of its
+ * own; when no sequence holds it any more (ref == 1) it is "evictable": kept on an LRU list
+ * and counted as available, and taken back (least recently used first) when the free list
+ * runs dry. */
+typedef struct llt_kv_prefix {
+    uint64_t *hash;          /* [max_pages] chained hash of a cached page; 0 = not cached */
+    uint64_t *parent;        /* [max_pages] hash of the page before it (0 for a first page) */
+    int32_t *tokens;         /* [max_pages, page_size] token ids of a cached page */
+    int32_t *bucket;         /* [n_buckets] first page of each hash bucket, -1 = empty */
+    int32_t *next;           /* [max_pages] next page in the same bucket */
+    int32_t *lru_prev, *lru_next; /* [max_pages] evictable pages, oldest at lru_head */
+    int32_t n_buckets, lru_head, lru_tail;
+    int32_t n_cached, n_evictable;
+    int64_t n_lookup_tokens, n_hit_tokens, n_evicted; /* statistics */
+} llt_kv_prefix;
 
 struct llt_kv_cache {
     llt_kv_cache_opts o;
@@ -51,6 +71,7 @@ struct llt_kv_cache {
     llt_kv_seq *seqs;         /* [max_seqs] */
     llt_kv_storage storage;
     bool host;                /* pools are host memory (no upload hook) */
+    llt_kv_prefix prefix;
 };
 
 /* Creates a cache whose pools come from `storage` (NULL = host malloc). */
@@ -60,6 +81,11 @@ llt_status llt_kv_cache_create_with(const llt_kv_cache_opts *o, const llt_kv_sto
 /* Live sequence by id, NULL when out of range or free. */
 llt_kv_seq *llt_kv_seq_get(const llt_kv_cache *c, int32_t seq);
 
+/* Grows s's block table to hold n blocks (nothing else changes). */
+llt_status llt_kv_seq_grow(llt_kv_seq *s, int32_t n, llt_error *err);
+/* One more holder of page p (a fork, an attached cached page). */
+void llt_kv_page_hold(llt_kv_cache *c, int32_t p);
+
 /* Makes room for n_new more tokens of seq: allocates pages and copies a shared last page
  * (copy-on-write) so that positions [len, len + n_new) are writable. All or nothing: on
  * LLT_ERR_FULL nothing changed. */
@@ -68,6 +94,31 @@ llt_status llt_kv_reserve(llt_kv_cache *c, int32_t seq, int32_t n_new, llt_error
 void llt_kv_commit(llt_kv_cache *c, int32_t seq, int32_t n_new);
 /* Gives back pages reserved beyond len (after a failed step). */
 void llt_kv_unreserve(llt_kv_cache *c, int32_t seq);
+
+/* ---- prefix cache (kv/prefix_cache.c) ----
+ * Full pages are found again by a hash of their token ids chained with the page before, so a
+ * page matches only at the same position after the same tokens (its keys carry the rotary
+ * position). Token ids and the parent hash are compared too: a hash collision never shares a
+ * wrong page. */
+
+/* Attaches the cached pages that hold a prefix of ids[0, n) to the empty sequence seq, at most
+ * (n - 1) / page_size pages (the last token is always computed: its logits are needed).
+ * Returns the number of tokens attached (seq's length is now that). */
+int32_t llt_kv_prefix_attach(llt_kv_cache *c, int32_t seq, const int32_t *ids, int32_t n);
+/* Publishes seq's full committed pages holding ids[0, n) (n <= its length) that are not yet
+ * published; a page whose tokens are already cached is left as it is. */
+void llt_kv_prefix_publish(llt_kv_cache *c, int32_t seq, const int32_t *ids, int32_t n);
+/* Cached pages not held by any sequence (evictable; included in llt_kv_pages_free). */
+int32_t llt_kv_pages_cached(const llt_kv_cache *c);
+/* Drops every evictable page from the cache (tests, --no-prefix-cache). */
+void llt_kv_prefix_clear(llt_kv_cache *c);
+
+/* paged_cache.c <-> prefix_cache.c */
+llt_status llt_kv_prefix_init(llt_kv_cache *c, llt_error *err);
+void llt_kv_prefix_free(llt_kv_cache *c);
+void llt_kv_prefix_on_idle(llt_kv_cache *c, int32_t page);  /* ref fell to 1: cache only */
+void llt_kv_prefix_on_busy(llt_kv_cache *c, int32_t page);  /* ref rose from 1 */
+int32_t llt_kv_prefix_evict(llt_kv_cache *c);               /* LRU page, now uncached; -1 */
 
 /* Element offset of (position pos, kv head 0) of seq inside a layer's pool. */
 static inline int64_t llt_kv_slot(const llt_kv_cache *c, const llt_kv_seq *s, int32_t pos) {
