@@ -16,6 +16,7 @@ int cmd_detokenize(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_serve(int argc, char **argv);     /* cmd_serve.c over src/server/ */
 /* --prompts-file F --parallel N of `run` (cmd_batch.c): one prompt per line, JSON lines out. */
 int cmd_run_batch(llt_model *m, const char *prompts_file, int parallel, const llt_gen_params *p);
 

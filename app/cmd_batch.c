@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "base/json.h"
-#include "base/utf8.h"
 #include "base/log.h"
 #include "cli.h"
 #include "engine/batch.h"
@@ -26,19 +25,6 @@ static int on_piece(int32_t index, const char *piece, size_t len, int32_t token,
     (void)token;
     llt_sbuf_append(&o->text[index], piece, len);
     return 0;
-}
-
-/* Appends text as a JSON string, invalid UTF-8 replaced by U+FFFD. */
-static void json_utf8_string(llt_sbuf *b, const char *text, size_t n) {
-    llt_sbuf clean = {0};
-    const unsigned char *s = (const unsigned char *)text;
-    for (size_t i = 0; i < n;) {
-        size_t k = llt_utf8_valid_len(s + i, n - i);
-        if (k) llt_sbuf_append(&clean, text + i, k), i += k;
-        else llt_sbuf_append(&clean, "\xef\xbf\xbd", 3), i++;
-    }
-    llt_sbuf_json_string(b, clean.data ? clean.data : "", clean.len);
-    llt_sbuf_free(&clean);
 }
 
 /* Splits the file's bytes into lines in place; returns the prompt pointers (malloc'd). */
@@ -83,7 +69,7 @@ static void print_results(const batch_out *o, int32_t n) {
     for (int32_t i = 0; i < n; i++) {
         llt_sbuf line = {0};
         llt_sbuf_printf(&line, "{\"index\": %d, \"text\": ", i);
-        json_utf8_string(&line, o->text[i].data ? o->text[i].data : "", o->text[i].len);
+        llt_sbuf_json_text(&line, o->text[i].data ? o->text[i].data : "", o->text[i].len);
         llt_sbuf_printf(&line, ", \"n_tokens\": %d}\n", o->n_tokens[i]);
         if (!line.oom) fwrite(line.data, 1, line.len, stdout);
         llt_sbuf_free(&line);

@@ -16,6 +16,7 @@ static const struct {
     {"convert", cmd_convert, "convert a Hugging Face folder or GGUF file to the native format"},
     {"logits", cmd_logits, "write teacher-forced logits (and hidden states) to safetensors"},
     {"bench", cmd_bench, "measure prompt processing and generation speed"},
+    {"serve", cmd_serve, "an OpenAI-compatible HTTP server (completions, chat, streaming)"},
 };
 
 static void usage(FILE *f) {

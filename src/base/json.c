@@ -429,6 +429,29 @@ void llt_sbuf_json_string(llt_sbuf *b, const char *s, size_t n) {
     llt_sbuf_append(b, "\"", 1);
 }
 
+void llt_sbuf_json_text(llt_sbuf *b, const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) { /* the common case: all valid, one pass and no copy */
+        size_t k = llt_utf8_valid_len(u + i, n - i);
+        if (!k) break;
+        i += k;
+    }
+    if (i == n) {
+        llt_sbuf_json_string(b, s, n);
+        return;
+    }
+    llt_sbuf clean = {0};
+    for (i = 0; i < n;) {
+        size_t k = llt_utf8_valid_len(u + i, n - i);
+        if (k) llt_sbuf_append(&clean, s + i, k), i += k;
+        else llt_sbuf_append(&clean, "\xef\xbf\xbd", 3), i++;
+    }
+    if (clean.oom) b->oom = true;
+    llt_sbuf_json_string(b, clean.data ? clean.data : "", clean.len);
+    llt_sbuf_free(&clean);
+}
+
 void llt_sbuf_free(llt_sbuf *b) {
     if (!b) return;
     free(b->data);

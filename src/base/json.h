@@ -47,6 +47,8 @@ typedef struct llt_sbuf {
 void llt_sbuf_append(llt_sbuf *b, const char *s, size_t n);
 void llt_sbuf_printf(llt_sbuf *b, const char *fmt, ...) LLT_PRINTF(2, 3);
 void llt_sbuf_json_string(llt_sbuf *b, const char *s, size_t n); /* quoted + escaped */
+/* As llt_sbuf_json_string, with each invalid UTF-8 byte written as U+FFFD (model output). */
+void llt_sbuf_json_text(llt_sbuf *b, const char *s, size_t n);
 void llt_sbuf_free(llt_sbuf *b);
 
 #endif
