@@ -17,6 +17,7 @@ struct srv_conn {
     const srv_route *route;
     llt_sbuf body;
     bool too_big, replied;
+    size_t dropped;              /* body bytes read past --max-body */
     int status;
     srv_req *req;
     double t0;
@@ -95,8 +96,10 @@ static int first_call(srv *s, srv_conn *c, struct MHD_Connection *mc) {
                  "missing or wrong API key: send 'Authorization: Bearer KEY'");
         return srv_reply_error(mc, c, &e);
     }
+    /* A body somewhat over the limit is read and dropped, so that the client, still
+     * writing, gets to read the 413; a far larger one is refused before it is sent. */
     const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
-    if (cl && strtoull(cl, NULL, 10) > s->o.lim.max_body) {
+    if (cl && strtoull(cl, NULL, 10) / 4 > s->o.lim.max_body) {
         srv_fail(&e, 413, SRV_INVALID, "request_too_large", NULL,
                  "the request body has %s bytes, at most %zu are allowed (--max-body)", cl,
                  s->o.lim.max_body);
@@ -124,8 +127,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
     if (*upload_size) {
         if (c->body.len + *upload_size > s->o.lim.max_body) c->too_big = true;
         if (!c->too_big) llt_sbuf_append(&c->body, upload, *upload_size);
+        else c->dropped += *upload_size;
         *upload_size = 0;
-        return MHD_YES;
+        if (c->dropped / 4 <= s->o.lim.max_body) return MHD_YES;
     }
     if (c->too_big || c->body.oom) {
         srv_error e;
