@@ -17,6 +17,9 @@ int cmd_convert(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_serve(int argc, char **argv);     /* cmd_serve.c over src/server/ */
+/* Random weights of a built-in shape (cmd_bench.c's table: tiny, llama3-8b, ...). */
+bool cli_shape_known(const char *name);
+llt_status cli_random_model(const char *shape, const llt_load_opts *o, llt_model **m, llt_error *err);
 /* --prompts-file F --parallel N of `run` (cmd_batch.c): one prompt per line, JSON lines out. */
 int cmd_run_batch(llt_model *m, const char *prompts_file, int parallel, const llt_gen_params *p);
 

@@ -158,6 +158,19 @@ static int check_memory(const bench_shape *s, llt_dtype dt) {
     return 0;
 }
 
+bool cli_shape_known(const char *name) { return find_shape(name) != NULL; }
+
+llt_status cli_random_model(const char *shape, const llt_load_opts *o, llt_model **m, llt_error *err) {
+    const bench_shape *s = find_shape(shape);
+    LLT_CHECK(s, err, LLT_ERR_INVALID_ARG, "unknown shape '%s'", shape);
+    llt_config c = shape_config(s);
+#ifdef LLT_HAVE_CUDA
+    if (o->device && strncmp(o->device, "cuda", 4) == 0)
+        return llt_cuda_model_random(&c, 1234, o, m, err); /* generated on the device */
+#endif
+    return llt_model_random(&c, 1234, o, m, err);
+}
+
 static llt_status make_model(const bench_args *a, llt_model **m, llt_error *err) {
     llt_load_opts o;
     llt_load_opts_init(&o);
@@ -169,11 +182,7 @@ static llt_status make_model(const bench_args *a, llt_model **m, llt_error *err)
     o.max_pages = (int32_t)(a->max_pages ? a->max_pages : a->b * ((a->p + a->n + 15) / 16 + 1));
     o.layer_split = a->n_split ? a->split : NULL;
     if (a->model) return llt_model_load(a->model, &o, m, err);
-    llt_config c = shape_config(find_shape(a->shape));
-#ifdef LLT_HAVE_CUDA
-    if (on_cuda(a)) return llt_cuda_model_random(&c, 1234, &o, m, err); /* generated on the device */
-#endif
-    return llt_model_random(&c, 1234, &o, m, err);
+    return cli_random_model(a->shape, &o, m, err);
 }
 
 /* ---- timing ---------------------------------------------------------------------------------- */

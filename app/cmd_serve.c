@@ -9,8 +9,10 @@
 #include "server/server.h"
 
 static void usage(FILE *f) {
-    fputs("usage: llama-triton serve MODEL [options]\n"
+    fputs("usage: llama-triton serve (MODEL | --shape NAME --tokenizer F) [options]\n"
           "  --host H              address to listen on (default 127.0.0.1)\n"
+          "  --shape NAME          random weights of a bench shape instead of MODEL (benchmarks),\n"
+          "  --tokenizer F         with this tokenizer (e.g. a Llama 3 tokenizer.model for llama3-8b)\n"
           "  --port P              port (default 8080; 0 = any free port, printed on stderr)\n"
           "  --device D            cpu, cuda, cuda:N, cuda:0,cuda:1 (default: the model's, else cpu)\n"
           "  --dtype f16|bf16|f32  compute dtype of the weights\n"
@@ -78,6 +80,8 @@ static int other_flag(int argc, char **argv, int *i, srv_opts *o, char **key_buf
     const char *f = argv[*i], *v;
     double d;
     if (cli_flag_is(f, "--host", NULL)) return cli_take(argc, argv, i, &o->host) ? 1 : -1;
+    if (cli_flag_is(f, "--shape", NULL)) return cli_take(argc, argv, i, &o->shape) ? 1 : -1;
+    if (cli_flag_is(f, "--tokenizer", NULL)) return cli_take(argc, argv, i, &o->tokenizer) ? 1 : -1;
     if (cli_flag_is(f, "--device", NULL)) return cli_take(argc, argv, i, &o->load.device) ? 1 : -1;
     if (cli_flag_is(f, "--api-key", "--api_key")) return cli_take(argc, argv, i, &o->api_key) ? 1 : -1;
     if (cli_flag_is(f, "--chat-template", "--chat_template")) return cli_take(argc, argv, i, &o->chat_template) ? 1 : -1;
@@ -129,7 +133,10 @@ int cmd_serve(int argc, char **argv) {
             else if (r == 0) rc = cli_usage_error("unknown flag '%s'", f);
         }
     }
-    if (rc < 0 && !o.model_path) rc = cli_usage_error("serve needs a MODEL");
+    if (rc < 0 && !o.model_path == !o.shape) rc = cli_usage_error("serve needs a MODEL or --shape NAME (one of them)");
+    if (rc < 0 && o.shape && !cli_shape_known(o.shape)) rc = cli_usage_error("unknown shape '%s' (see bench --help)", o.shape);
+    if (rc < 0 && o.shape && !o.tokenizer) rc = cli_usage_error("--shape needs --tokenizer FILE (random weights have none)");
+    o.random_model = cli_random_model;
     if (rc < 0 && o.api_key && !o.api_key[0]) rc = cli_usage_error("--api-key is empty");
     if (rc < 0) rc = srv_main(&o);
     free(key_buf);

@@ -186,6 +186,7 @@ static bool start_req(engine *en, srv_req *r, srv_error *e) {
         jo.presence_penalty = (float)p->presence_penalty;
         jo.frequency_penalty = (float)p->frequency_penalty;
         jo.n_logprobs = p->logprobs;
+        jo.ignore_eog = p->ignore_eos;
         jo.after = i % p->n == 0 ? -1 : first;
         jo.fn = on_token, jo.done = on_done, jo.user = c;
         llt_error err = {0};

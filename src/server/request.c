@@ -323,6 +323,7 @@ static bool parse_max_tokens(const llt_json *root, srv_params *p, srv_error *e) 
 
 static bool parse_stream(const llt_json *root, srv_params *p, srv_error *e) {
     if (!get_bool(root, "stream", &p->stream, e)) return false;
+    if (!get_bool(root, "ignore_eos", &p->ignore_eos, e)) return false;
     if (!p->chat && !get_bool(root, "echo", &p->echo, e)) return false;
     const llt_json *so = field(root, "stream_options");
     if (!so) return true;

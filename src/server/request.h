@@ -59,6 +59,7 @@ typedef struct srv_params {
     int32_t n_stop, stop_max_len;
     int32_t logprobs;       /* -1: none; else the number of top logprobs per token */
     bool echo, stream, include_usage;
+    bool ignore_eos;        /* extension (llama-server, vLLM): end-of-generation tokens are text */
     double presence_penalty, frequency_penalty;
 } srv_params;
 

@@ -50,17 +50,25 @@ static bool load(srv *s) {
     llt_load_opts lo = s->o.load;
     if (lo.max_seqs < s->o.parallel) lo.max_seqs = s->o.parallel;
     double t0 = llt_time_now();
-    if (llt_model_load(s->o.model_path, &lo, &s->m, &err) != LLT_OK) {
+    llt_status st = s->o.shape ? s->o.random_model(s->o.shape, &lo, &s->m, &err)
+                               : llt_model_load(s->o.model_path, &lo, &s->m, &err);
+    if (st == LLT_OK && s->o.tokenizer) st = llt_tokenizer_open(s->o.tokenizer, &s->own_tok, &err);
+    if (st != LLT_OK) {
         fprintf(stderr, "llama-triton serve: %s\n", err.msg);
         return false;
     }
-    s->tok = llt_model_tokenizer(s->m);
+    s->tok = s->own_tok ? s->own_tok : llt_model_tokenizer(s->m);
     if (!s->tok) {
         fprintf(stderr, "llama-triton serve: the model has no tokenizer\n");
         return false;
     }
     const llt_config *cfg = llt_model_config(s->m);
     s->vocab = cfg->vocab_size;
+    if (llt_tokenizer_vocab_size(s->tok) > s->vocab) {
+        fprintf(stderr, "llama-triton serve: the tokenizer has %d tokens, the model %d\n",
+                llt_tokenizer_vocab_size(s->tok), s->vocab);
+        return false;
+    }
     int32_t ctx = llt_model_max_ctx(s->m);
     s->max_ctx = s->o.ctx > 0 && s->o.ctx < ctx ? s->o.ctx : ctx;
     if (!srv_chat_init(s, &err)) {
@@ -106,6 +114,7 @@ static void cleanup(srv *s) {
     srv_engine_stop(s);
     srv_chat_free(s);
     llt_model_free(s->m);
+    llt_tokenizer_free(s->own_tok);
     free(s->inbox);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);

@@ -21,7 +21,9 @@
 
 typedef struct srv_opts {
     const char *model_path;     /* a model file or folder, or NULL with shape */
-    const char *shape;          /* random weights of a `bench --shape` (token-id prompts only) */
+    const char *shape;          /* random weights of a `bench --shape` (benchmarks) ... */
+    const char *tokenizer;      /* ... with this tokenizer (vocabulary no larger than the shape's) */
+    llt_status (*random_model)(const char *shape, const llt_load_opts *o, llt_model **m, llt_error *err);
     const char *model_name;     /* the id in /v1/models (default: the path's last part) */
     const char *host;
     int port;
@@ -100,6 +102,7 @@ struct srv {
     _Atomic int state;          /* SRV_LOADING, SRV_READY, SRV_DRAINING */
     llt_model *m;
     const llt_tokenizer *tok;
+    llt_tokenizer *own_tok;     /* --tokenizer with --shape */
     int32_t max_ctx, vocab;
     char model_id[256];
     int64_t created;

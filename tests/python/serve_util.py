@@ -16,8 +16,9 @@ STORIES = str(REPO / "models" / "stories260K.gguf")
 
 
 class Server:
-    def __init__(self, *flags, model=STORIES, wait_ready=True):
-        self.proc = subprocess.Popen([CLI, "serve", model, "--port", "0", *map(str, flags)],
+    def __init__(self, *flags, model=STORIES, wait_ready=True, shape_flags=()):
+        what = [model] if model else list(shape_flags)
+        self.proc = subprocess.Popen([CLI, "serve", *what, "--port", "0", *map(str, flags)],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, errors="replace")
         self.lines = []

@@ -96,3 +96,24 @@ def test_load_64_streaming_clients():
     assert not bad, f"{len(bad)} streams wrong, first: {bad[:3]}"
     print(f"load: {REQUESTS} requests, {CLIENTS} clients, {wall:.1f} s")
     assert wall < 90
+
+
+def test_serve_load_script():
+    """bench/serve_load.py against a random-weight shape with a borrowed tokenizer (what the GPU
+    benchmark runs with llama3-8b): exact output lengths (ignore_eos), no errors, sane numbers."""
+    import json
+    import subprocess
+    import sys
+
+    from serve_util import REPO
+    with Server("--parallel", "4", model=None, shape_flags=("--shape", "tiny", "--tokenizer",
+                                                           str(REPO / "models" / "stories260K.gguf"))) as s:
+        r = subprocess.run([sys.executable, str(REPO / "bench" / "serve_load.py"), "--url", s.url,
+                            "--input", "40", "--output", "12", "--concurrency", "1,4", "--requests", "8",
+                            "--max-id", "500", "--json"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+    rows = [json.loads(l) for l in r.stdout.splitlines()]
+    assert [x["concurrency"] for x in rows] == [1, 4]
+    for x in rows:
+        assert x["errors"] == 0 and x["requests"] == 8 and x["output_tokens"] == 8 * 12, x
+        assert x["output_tok_s"] > 0 and x["ttft_p50_ms"] > 0
