@@ -65,6 +65,26 @@ class TorchPools:
         except BaseException as e:  # noqa: B902
             return _fail(err, e)
 
+    def writer(self, k, v, dtype_name):
+        """An llt_kv_write_fn that copies token i's rows of k, v ([n, n_kv_heads, head_dim]
+        tensors on the pools' device) into the pools, converted there to the pools' dtype:
+        no trip through the host."""
+        t = self.torch
+        kk = k.detach().to(self.device, _torch.torch_dtype(dtype_name)).reshape(k.shape[0], -1).contiguous()
+        vv = v.detach().to(self.device, _torch.torch_dtype(dtype_name)).reshape(v.shape[0], -1).contiguous()
+        kb, vb = kk.view(t.uint8), vv.view(t.uint8)
+        eb = kk.element_size()
+
+        def write(k_pool, v_pool, off, i, user, err):
+            try:
+                n = kb.shape[1]
+                self.pools[k_pool][off * eb:off * eb + n].copy_(kb[i])
+                self.pools[v_pool][off * eb:off * eb + n].copy_(vb[i])
+                return 0
+            except BaseException as e:  # noqa: B902  never let an exception cross into C
+                return _fail(err, e)
+        return S.KV_WRITE_FN(write)
+
     def view(self, ptr, dtype_name, shape):
         """The pool at ptr as a [max_pages, page_size, n_kv_heads, head_dim] tensor of its
         dtype, sharing its memory."""

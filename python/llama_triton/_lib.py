@@ -94,6 +94,7 @@ PROTOTYPES = {
     # kv/paged_cache.h and backend/cuda/cuda_backend.h (exported, not in the public header)
     "llt_kv_cache_create_with": (_st, [C.POINTER(S.KVCacheOpts), C.POINTER(S.KVStorage),
                                        C.POINTER(_p), _err]),
+    "llt_kv_cache_allocate_fn": (_st, [_p, _i32, _i32, _i32, S.KV_WRITE_FN, _p, _err]),
     "llt_cuda_device_count": (C.c_int, []),
     "llt_cuda_ctx_create": (_st, [C.c_int, C.POINTER(_p), _err]),
     "llt_cuda_sync": (_st, [_p, _err]),

@@ -132,6 +132,10 @@ KV_UPLOAD_FN = C.CFUNCTYPE(c_enum, C.c_void_p, C.c_size_t, C.c_void_p, C.c_size_
                            C.POINTER(Error))
 
 
+KV_WRITE_FN = C.CFUNCTYPE(c_enum, C.c_void_p, C.c_void_p, C.c_int64, C.c_int32, C.c_void_p,
+                          C.POINTER(Error))
+
+
 class KVStorage(C.Structure):
     _fields_ = [
         ("alloc", KV_ALLOC_FN),

@@ -184,10 +184,14 @@ class PageKVCache(Handle):
         [n_kv_heads, head_dim] for one token): torch tensors (any float dtype, CPU or CUDA),
         numpy arrays or nested lists, converted to kv_dtype. Layers are written in order
         0..n_layers-1 with the same n; the sequence grows when the last layer is written.
-        The C call reads k and v from host memory (CUDA tensors are copied there first)."""
+        Tensors on a GPU cache's device are converted and copied there, device to device;
+        otherwise the C call reads k and v from host memory (copied there first)."""
         h = self._h
         o = self._o
         inner = (o.n_kv_heads, o.head_dim)
+        if self._pools is not None and _torch.is_tensor(k) and _torch.is_tensor(v) and \
+                k.device == v.device and _torch.device_of(k) == self._pools.device:
+            return self._allocate_on_device(layer, k, v, seq, inner)
         if _torch.is_tensor(k) or _torch.is_tensor(v):
             self._as_torch = True
             k = _torch.floats(k, "k") if _torch.is_tensor(k) else k
@@ -198,6 +202,21 @@ class PageKVCache(Handle):
             raise InvalidArgumentError("allocate: k has %d tokens, v has %d" % (nk, nv))
         lib().call("llt_kv_cache_allocate", h, self._seq(seq), _i32(layer, "layer"),
                    _arrays.f32_ptr(kb), _arrays.f32_ptr(vb), nk)
+
+    def _allocate_on_device(self, layer, k, v, seq, inner):
+        """allocate of tensors on the pools' device: the C cache reserves and commits, the
+        rows are converted and copied there (torch pools only)."""
+        k2 = k.unsqueeze(0) if k.dim() == 2 else k
+        v2 = v.unsqueeze(0) if v.dim() == 2 else v
+        for name, x in (("k", k2), ("v", v2)):
+            if x.dim() != 3 or tuple(x.shape[1:]) != inner or x.shape[0] == 0 or not x.is_floating_point():
+                raise InvalidArgumentError("%s: expected a float tensor [n, %d, %d], got %s %s"
+                                           % (name, inner[0], inner[1], x.dtype, tuple(x.shape)))
+        if k2.shape[0] != v2.shape[0]:
+            raise InvalidArgumentError("allocate: k has %d tokens, v has %d" % (k2.shape[0], v2.shape[0]))
+        write = self._pools.writer(k2, v2, _dtype.name(self._o.kv_dtype))
+        lib().call("llt_kv_cache_allocate_fn", self._h, self._seq(seq), _i32(layer, "layer"),
+                   k2.shape[0], write, None)
 
     def get_kv_pages(self, layer, device=None, *, seq=None):
         """KVPages (K, V) of one layer plus the sequence's block table (see KVPages for the

@@ -64,13 +64,24 @@ static llt_status write_rows(llt_kv_cache *c, int32_t seq, int32_t layer, const 
     return st;
 }
 
+/* The caller's rows (llt_kv_cache_allocate_fn): token i of the append at its slot. */
+static llt_status write_rows_fn(llt_kv_cache *c, int32_t seq, int32_t layer, int32_t n,
+                                llt_kv_write_fn write, void *user, llt_error *err) {
+    const llt_kv_seq *s = &c->seqs[seq];
+    for (int32_t i = 0; i < n; i++)
+        LLT_TRY(write(c->k_pool[layer], c->v_pool[layer], llt_kv_slot(c, s, s->len + i), i, user, err));
+    return LLT_OK;
+}
+
 /* Layers must be appended in order 0..n_layers-1 with the same n; the first reserves the
- * pages (all or nothing), the last commits the length. */
-llt_status llt_kv_cache_allocate(llt_kv_cache *c, int32_t seq_id, int32_t layer, const float *k,
-                                 const float *v, int32_t n, llt_error *err) {
+ * pages (all or nothing), the last commits the length. Rows come from k, v (float32, host)
+ * or, when `write` is set, are written by it. */
+static llt_status append(llt_kv_cache *c, int32_t seq_id, int32_t layer, const float *k,
+                         const float *v, int32_t n, llt_kv_write_fn write, void *user,
+                         llt_error *err) {
     llt_kv_seq *s = llt_kv_seq_get(c, seq_id);
     LLT_CHECK(s, err, LLT_ERR_INVALID_ARG, "kv allocate: sequence %d is not live", seq_id);
-    LLT_CHECK(k && v && n > 0, err, LLT_ERR_INVALID_ARG,
+    LLT_CHECK(((k && v) || write) && n > 0, err, LLT_ERR_INVALID_ARG,
               "kv allocate: NULL k/v or n %d (expected > 0)", n);
     LLT_CHECK(layer == s->next_layer, err, LLT_ERR_STATE,
               "kv allocate: sequence %d: layer %d written out of order (expected layer %d)",
@@ -79,7 +90,8 @@ llt_status llt_kv_cache_allocate(llt_kv_cache *c, int32_t seq_id, int32_t layer,
               "kv allocate: sequence %d layer %d: %d tokens, but layer 0 got %d", seq_id, layer,
               n, s->pending);
     if (layer == 0) LLT_TRY(llt_kv_reserve(c, seq_id, n, err));
-    llt_status st = write_rows(c, seq_id, layer, k, v, n, err);
+    llt_status st = write ? write_rows_fn(c, seq_id, layer, n, write, user, err)
+                          : write_rows(c, seq_id, layer, k, v, n, err);
     if (st != LLT_OK) {
         llt_kv_unreserve(c, seq_id); /* drops the partial append; len is unchanged */
         return st;
@@ -91,6 +103,17 @@ llt_status llt_kv_cache_allocate(llt_kv_cache *c, int32_t seq_id, int32_t layer,
         s->pending = s->next_layer = 0;
     }
     return LLT_OK;
+}
+
+llt_status llt_kv_cache_allocate(llt_kv_cache *c, int32_t seq_id, int32_t layer, const float *k,
+                                 const float *v, int32_t n, llt_error *err) {
+    return append(c, seq_id, layer, k, v, n, NULL, NULL, err);
+}
+
+llt_status llt_kv_cache_allocate_fn(llt_kv_cache *c, int32_t seq_id, int32_t layer, int32_t n,
+                                    llt_kv_write_fn write, void *user, llt_error *err) {
+    LLT_CHECK(write, err, LLT_ERR_INVALID_ARG, "kv allocate: NULL write function");
+    return append(c, seq_id, layer, NULL, NULL, n, write, user, err);
 }
 
 llt_status llt_kv_cache_get_pages(const llt_kv_cache *c, int32_t seq_id, int32_t layer,

@@ -126,6 +126,15 @@ static inline int64_t llt_kv_slot(const llt_kv_cache *c, const llt_kv_seq *s, in
     return (page * c->o.page_size + pos % c->o.page_size) * (int64_t)c->o.n_kv_heads * c->o.head_dim;
 }
 
+/* llt_kv_cache_allocate for rows that already live where the pools are (the Python
+ * package's CUDA tensors): `write` puts token i's K and V rows (kv_dtype, n_kv_heads x
+ * head_dim) at element offset `off` of the layer's pools. Same order and all-or-nothing
+ * rules as llt_kv_cache_allocate. */
+typedef llt_status (*llt_kv_write_fn)(void *k_pool, void *v_pool, int64_t off, int32_t i, void *user,
+                                      llt_error *err);
+llt_status llt_kv_cache_allocate_fn(llt_kv_cache *c, int32_t seq_id, int32_t layer, int32_t n,
+                                    llt_kv_write_fn write, void *user, llt_error *err);
+
 /* Host pools only: writes one token's k, v (float32 [n_kv_heads * head_dim]) at pos of seq,
  * converting to kv_dtype. */
 void llt_kv_write_f32(llt_kv_cache *c, int32_t layer, int32_t seq, int32_t pos, const float *k,

@@ -402,6 +402,45 @@ static void test_storage_hooks(void) {
     CHECK(c == NULL && d2.releases == 2);
 }
 
+/* llt_kv_cache_allocate_fn: the caller writes the rows at the offsets the cache gives; the
+ * result is what llt_kv_cache_allocate of the same values leaves, and a failing writer
+ * leaves nothing behind. */
+typedef struct fn_rows {
+    int tag, layer, fail_at;
+    int32_t len;
+} fn_rows;
+
+static llt_status write_tagged(void *k_pool, void *v_pool, int64_t off, int32_t i, void *user, llt_error *err) {
+    fn_rows *r = user;
+    if (i == r->fail_at) return llt_err_set(err, LLT_ERR_DEVICE, "writer failed at row %d", (int)i);
+    for (int e = 0; e < ROW; e++) {
+        ((float *)k_pool)[off + e] = val(r->tag, r->layer, r->len + i, e);
+        ((float *)v_pool)[off + e] = -val(r->tag, r->layer, r->len + i, e);
+    }
+    return LLT_OK;
+}
+
+static void test_allocate_fn(void) {
+    llt_kv_cache *c = make(4, 16, 2, LLT_DTYPE_F32);
+    llt_error e;
+    int32_t a, b;
+    CHECK_OK(llt_kv_seq_create(c, &a, &e), &e);
+    CHECK_OK(llt_kv_seq_create(c, &b, &e), &e);
+    CHECK_OK(append(c, a, 3, 6, &e), &e);
+    for (int32_t step = 0; step < 2; step++) /* 6 tokens, then 1 more into a partly used page */
+        for (int l = 0; l < NL; l++) {
+            fn_rows r = {3, l, -1, llt_kv_seq_len(c, b)};
+            CHECK_OK(llt_kv_cache_allocate_fn(c, b, l, step ? 1 : 6, write_tagged, &r, &e), &e);
+        }
+    CHECK(llt_kv_seq_len(c, b) == 7 && holds(c, b, 3, 0));
+    int32_t used = llt_kv_pages_in_use(c);
+    fn_rows bad = {3, 0, 2, 7};
+    CHECK(llt_kv_cache_allocate_fn(c, b, 0, 5, write_tagged, &bad, &e) == LLT_ERR_DEVICE);
+    CHECK(llt_kv_seq_len(c, b) == 7 && llt_kv_pages_in_use(c) == used); /* nothing kept */
+    CHECK(llt_kv_cache_allocate_fn(c, b, 0, 1, NULL, NULL, &e) == LLT_ERR_INVALID_ARG);
+    llt_kv_cache_free(c);
+}
+
 int main(void) {
     RUN(test_accounting);
     RUN(test_fork_cow);
@@ -412,5 +451,6 @@ int main(void) {
     RUN(test_allocate_protocol);
     RUN(test_bad_opts);
     RUN(test_storage_hooks);
+    RUN(test_allocate_fn);
     return tl_done("test_kv");
 }

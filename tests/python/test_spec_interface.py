@@ -383,17 +383,21 @@ def test_model_cache_pages_go_into_page_attention(tmp_path):
 
 def test_torch_pools_run_the_storage_hooks_on_the_cpu():
     """The pools device='cuda' puts in torch memory, here on the CPU: same pages as host
-    pools, zero-copy views, copy-on-write after fork."""
+    pools (rows converted by torch on the pools' device = rows converted by C), zero-copy
+    views, copy-on-write after fork."""
     cfg = L.LlamaConfig(n_layers=1, n_heads=2, n_kv_heads=1, hidden_size=16, max_position_embeddings=8,
                         page_size=2, kv_dtype="bf16")
     host = L.PageKVCache(cfg, "cpu", max_seqs=2)
     tp = L.PageKVCache._with_torch_pools(cfg, "cpu", max_seqs=2)
+    writers, make_writer = [], tp._pools.writer
+    tp._pools.writer = lambda *a: writers.append(a) or make_writer(*a)  # tensors stay where the pools are
     g = torch.Generator().manual_seed(5)
     k, v = torch.randn(3, 1, 8, generator=g), torch.randn(3, 1, 8, generator=g)
     for c in (host, tp):
         c.allocate(0, k, v)
         f = c.fork()
         c.allocate(0, k[:1] * 2, v[:1] * 2, seq=f)  # writes into the shared last page: copied
+    assert len(writers) == 2  # both appends were converted and copied by torch, not by C
     for seq in (host.seq, 1):
         a, b = host.get_kv_pages(0, "cpu", seq=seq), tp.get_kv_pages(0, "cpu", seq=seq)
         assert a.block_table == b.block_table and a.seq_len == b.seq_len
