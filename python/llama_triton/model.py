@@ -91,7 +91,7 @@ class LlamaTritonModel(Handle):
             lib().call("llt_model_load", fspath(cfg), C.byref(opts), C.byref(ptr))
             self.path = os.fsdecode(cfg)
         else:
-            raise InvalidArgumentError("cfg: expected a LlamaConfig (or a model path), got %r"
+            raise InvalidArgumentError("cfg / model_dir: expected a LlamaConfig or a model path, got %r"
                                        % type(cfg).__name__)
         del keep  # llt_load_opts is only read during the call
         super().__init__(ptr.value)

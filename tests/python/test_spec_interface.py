@@ -482,6 +482,8 @@ def test_misuse_names_the_argument(tmp_path):
         LlamaTritonModel(42)
     with pytest.raises(L.InvalidArgumentError, match="device"):
         LlamaGenerator(STORIES, device=3)
+    with pytest.raises(L.InvalidArgumentError, match="model_dir"):
+        LlamaGenerator(3.5)
     with L.LlamaTritonModel(STORIES, "cpu") as m:
         with pytest.raises(L.InvalidArgumentError, match="input_ids"):
             m.forward(torch.tensor([1.0, 2.0]))
