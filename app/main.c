@@ -5,6 +5,15 @@
 
 #include "cli.h"
 
+#ifndef LLT_HAVE_SERVER
+static int cmd_no_serve(int argc, char **argv) {
+    (void)argc, (void)argv;
+    fputs("llama-triton: this build has no `serve`: libmicrohttpd was not found when it was "
+          "configured (make deps installs libmicrohttpd-dev; then rebuild)\n", stderr);
+    return 1;
+}
+#endif
+
 static const struct {
     const char *name;
     int (*fn)(int, char **);
@@ -16,7 +25,11 @@ static const struct {
     {"convert", cmd_convert, "convert a Hugging Face folder or GGUF file to the native format"},
     {"logits", cmd_logits, "write teacher-forced logits (and hidden states) to safetensors"},
     {"bench", cmd_bench, "measure prompt processing and generation speed"},
+#ifdef LLT_HAVE_SERVER
     {"serve", cmd_serve, "an OpenAI-compatible HTTP server (completions, chat, streaming)"},
+#else
+    {"serve", cmd_no_serve, "(not in this build: libmicrohttpd was missing when it was configured)"},
+#endif
 };
 
 static void usage(FILE *f) {
