@@ -137,6 +137,7 @@ int cmd_serve(int argc, char **argv) {
     if (rc < 0 && o.shape && !cli_shape_known(o.shape)) rc = cli_usage_error("unknown shape '%s' (see bench --help)", o.shape);
     if (rc < 0 && o.shape && !o.tokenizer) rc = cli_usage_error("--shape needs --tokenizer FILE (random weights have none)");
     o.random_model = cli_random_model;
+    if (o.shape && o.load.dtype == LLT_DTYPE_COUNT) o.load.dtype = LLT_DTYPE_F16; /* as bench */
     if (rc < 0 && o.api_key && !o.api_key[0]) rc = cli_usage_error("--api-key is empty");
     if (rc < 0) rc = srv_main(&o);
     free(key_buf);

@@ -1,7 +1,6 @@
 /* server.c: srv_main: listen first (GET /health answers 503 while the model loads), load,
- * start the engine thread, then wait for SIGINT / SIGTERM: stop accepting, let the requests in
+ * start the engine thread, then wait for SIGINT / SIGTERM: answer new requests 503, let the requests in
  * flight finish (up to --drain seconds), end the rest cleanly, stop, exit 0. */
-#include <microhttpd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,9 +91,10 @@ static void wait_signal(srv *s, const sigset_t *set) {
 }
 
 static void drain(srv *s, const sigset_t *set) {
+    /* New requests are answered 503 from here on. (MHD_quiesce_daemon would close the
+     * listening socket, but with a thread pool on epoll it can abort inside libmicrohttpd 0.9.75:
+     * "Failed to remove listen FD from epoll set".) */
     atomic_store(&s->state, SRV_DRAINING);
-    MHD_socket ls = MHD_quiesce_daemon(s->d); /* no new connections */
-    if (ls != MHD_INVALID_SOCKET) close(ls);
     double end = llt_time_now() + s->o.drain_s;
     for (;;) {
         pthread_mutex_lock(&s->mu);

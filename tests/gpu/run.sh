@@ -23,6 +23,11 @@
 #   spec     the specification's interface on the GPU (issue 12): tests/python/test_spec_interface.py
 #            with the image's python3 + torch, device 'cuda' and CUDA tensors (log: spec.log);
 #            builds only the shared library (or uses LLT_GPU_PREBUILT/libllama_triton.so)
+#   serve    `llama-triton serve` under load (issue 13): llama3-8b-shaped random f16 weights with the
+#            Llama 3 tokenizer, bench/serve_load.py at concurrency SERVE_CONC (1,16,64,256;
+#            1024 prompt tokens, 128 generated), beside `llama-triton bench` -b 1 and -b 64 of the
+#            same shape (logs: serve.log, serve_load.jsonl, bench.jsonl); needs libmicrohttpd:
+#            LLT_MHD_ROOT names an unpacked libmicrohttpd-dev + libmicrohttpd12 (dpkg -x)
 #   multi    the multi-GPU layer split (needs 2 GPUs for all of it): test_cuda_multi on both
 #            GPUs while test_cuda_model / test_cuda_ops run side by side one per GPU, then
 #            llama2-7b on one GPU, split over cuda:0,cuda:0 and over cuda:0,cuda:1, then
@@ -62,7 +67,7 @@ else
   BIN=build-gpu
   t0=$(date +%s)
   GEN=""; command -v ninja >/dev/null && GEN="-G Ninja"
-  if ! { cmake -S . -B "$BIN" $GEN -DCMAKE_BUILD_TYPE=Release -DLLT_WERROR=OFF &&
+  if ! { cmake -S . -B "$BIN" $GEN -DCMAKE_BUILD_TYPE=Release -DLLT_WERROR=OFF ${LLT_MHD_ROOT:+-DLLT_MHD_ROOT=$LLT_MHD_ROOT} &&
          cmake --build "$BIN" -j "$JOBS" ${TARGETS:+--target $TARGETS}; } >"$OUT/build.log" 2>&1; then
     note "== build FAILED (see build.log)"; tail -30 "$OUT/build.log"; exit 1
   fi
@@ -228,7 +233,35 @@ run_spec() {
   grep -E "^(FAILED|ERROR|PASSED)" "$log" | head -30 >>"$SUMMARY"
 }
 
+run_serve() {
+  local log=$OUT/serve.log tok=tests/fixtures/tokenizers/llama3/tokenizer.model port="" pid
+  : >"$OUT/bench.jsonl"
+  for b in 1 64; do
+    "$BIN/llama-triton" bench --shape llama3-8b --device cuda -p 1024 -n 128 -b $b --reps "${REPS:-3}" --json \
+      >>"$OUT/bench.jsonl" 2>>"$log"
+    note "bench llama3-8b -b $b: $(tail -1 "$OUT/bench.jsonl")"
+  done
+  "$BIN/llama-triton" serve --shape llama3-8b --tokenizer "$tok" --device cuda --port 0 --parallel 256 \
+    --ctx 1280 --max_pages 21000 --max-step-tokens 2048 --max-queue 2048 --timeout 0 >"$OUT/serve-stderr.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 600); do
+    port=$(grep -o 'ready on http://127.0.0.1:[0-9]*' "$OUT/serve-stderr.log" | grep -o '[0-9]*$')
+    [ -n "$port" ] && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.2
+  done
+  if [ -z "$port" ]; then note "serve did not start"; tail -20 "$OUT/serve-stderr.log"; kill $pid 2>/dev/null; return 1; fi
+  note "== serve ready on port $port"
+  PYTHONUNBUFFERED=1 python3 bench/serve_load.py --url "http://127.0.0.1:$port" --concurrency "${SERVE_CONC:-1,16,64,256}" \
+    --input 1024 --output 128 --max-id 128000 --json >"$OUT/serve_load.jsonl" 2>>"$log"
+  tail -8 "$log" | tee -a "$SUMMARY"
+  python3 -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:$port/metrics').read().decode())" |
+    grep -E "^llt_(kv_pages|prefix|requests_total|generation|requests_in)" >>"$log"
+  kill -TERM $pid; wait $pid; note "serve exit status $?"
+}
+
 case "$MODE" in
+  serve) run_serve ;;
   spec) run_spec ;;
   full) run_tests; run_bench ;;
   tests) run_tests ;;
