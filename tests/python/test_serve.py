@@ -219,7 +219,7 @@ def test_disconnect_frees_sequence(server, client):
             for i, line in enumerate(r.iter_lines()):
                 if i > 6:
                     break
-    assert wait_for(lambda: metrics(client)["llt_sequences_running"] == 0, 5)
+    assert wait_for(lambda: metrics(client)["llt_sequences_running"] == 0, 15)
     assert metrics(client)["llt_kv_pages_used"] == base
     assert metrics(client)["llt_requests_cancelled_total"] >= 1
 

@@ -188,39 +188,60 @@ def test_api_key():
                        )['llt_requests_total{status="401"}'] >= 4
 
 
-def test_queue_full_and_timeout():
-    with Server("--parallel", "1", "--max-queue", "0", "--timeout", "0.3") as s, \
-            httpx.Client(base_url=s.url, timeout=30) as c:
-        # a long stream holds the one slot; a second request is refused with Retry-After
-        with c.stream("POST", "/v1/completions", json={"prompt": "Once", "max_tokens": 1800, "stream": True}) as r:
-            it = r.iter_lines()
-            next(it)
-            r2 = c.post("/v1/completions", json={"prompt": "x", "max_tokens": 2})
-            e = error(r2, 429)
-            assert r2.headers["retry-after"] == "1" and e["type"] == "rate_limit_error"
-            events, done = sse_events(list(it))
-        # ...and the stream itself ran into --timeout: an error event, then [DONE]
-        assert done and "error" in events[-1] and events[-1]["error"]["code"] == "timeout"
-        r3 = c.post("/v1/completions", json={"prompt": "Once", "max_tokens": 1800})
-        error(r3, 504)
-        assert wait_for(lambda: metrics(c)["llt_kv_pages_used"] == 0, 5)
+def test_queue_full():
+    """One sequence slot, no queue: of 24 requests sent at once some are refused with 429 and
+    Retry-After, the others are answered; then the server is idle again."""
+    import asyncio
+
+    async def burst(url):
+        async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+            return await asyncio.gather(*(c.post("/v1/completions", json={"prompt": "Once", "max_tokens": 200})
+                                          for _ in range(24)))
+
+    with Server("--parallel", "1", "--max-queue", "0") as s, httpx.Client(base_url=s.url, timeout=30) as c:
+        rs = asyncio.run(burst(s.url))
+        codes = [r.status_code for r in rs]
+        assert set(codes) <= {200, 429} and 429 in codes and 200 in codes, codes
+        for r in rs:
+            if r.status_code == 429:
+                assert r.headers["retry-after"] == "1"
+                assert error(r, 429)["type"] == "rate_limit_error"
+        assert wait_for(lambda: metrics(c)["llt_requests_in_flight"] == 0, 10)
         assert c.post("/v1/completions", json={"prompt": "x", "max_tokens": 2}).status_code == 200
+
+
+def test_timeout():
+    with Server("--parallel", "2", "--timeout", "0.05") as s, httpx.Client(base_url=s.url, timeout=30) as c:
+        with c.stream("POST", "/v1/completions", json={"prompt": "Once", "max_tokens": 1800, "stream": True}) as r:
+            events, done = sse_events(list(r.iter_lines()))
+        # the stream ran into --timeout: an error event, then [DONE]
+        assert done and "error" in events[-1] and events[-1]["error"]["code"] == "timeout"
+        e = error(c.post("/v1/completions", json={"prompt": "Once", "max_tokens": 1800}), 504)
+        assert "--timeout" in e["message"]
+        assert wait_for(lambda: metrics(c)["llt_kv_pages_used"] == 0, 15)
+        assert metrics(c)["llt_requests_timeout_total"] == 2
 
 
 def test_sigterm_finishes_inflight_stream():
     s = Server("--parallel", "2")
     got = {}
+    streaming = threading.Event()
 
     def run():
         with httpx.Client(base_url=s.url, timeout=60) as c:
             with c.stream("POST", "/v1/completions",
                           json={"prompt": "Once upon a time", "max_tokens": 300, "temperature": 0,
                                 "stream": True}) as r:
-                got["events"], got["done"] = sse_events(list(r.iter_lines()))
+                lines = []
+                for line in r.iter_lines():
+                    lines.append(line)
+                    streaming.set()
+                got["events"], got["done"] = sse_events(lines)
+        streaming.set()
 
     t = threading.Thread(target=run)
     t.start()
-    time.sleep(0.3)
+    assert streaming.wait(30)  # the first chunk is in: the request is in flight
     rc = s.stop()
     t.join(30)
     assert rc == 0, s.log()
