@@ -39,10 +39,11 @@ $(BUILD)/CMakeCache.txt: | deps
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS) >&2
 
-# The CLI prints only what it generates; the prompt is echoed first so the story reads whole.
-run: build
-	@printf '%s' "$(PROMPT)"
-	@$(BUILD)/llama-triton models/stories260K.gguf -p "$(PROMPT)" -n 200 --temperature 0.8 --seed 42
+# Builds only the library and the CLI (the test programs are for `make test`). --echo prints the
+# prompt after the load line (stderr), so the story reads whole.
+run: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS) --target llama-triton >&2
+	@$(BUILD)/llama-triton models/stories260K.gguf -p "$(PROMPT)" --echo -n 200 --temperature 0.8 --seed 42
 
 test: build
 	@scripts/run-tests.sh $(BUILD) $(PYTHON)

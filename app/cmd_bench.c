@@ -1,5 +1,5 @@
 /* cmd_bench.c: `llama-triton bench (MODEL | --shape NAME) [-p 512] [-n 128] [-b 1]
- *               [--device cpu|cuda|cuda:0,cuda:1] [--layer_split A,B] [--max_pages N]
+ *               [--device auto|cpu|cuda|cuda:0,cuda:1] [--layer_split A,B] [--max_pages N]
  *               [--dtype f16] [--reps 5] [--threads N] [--json]`
  *
  * Per rep: prompt processing (pp) = one sequence's p random tokens prefilled in batches;
@@ -241,7 +241,13 @@ static llt_status run_reps(llt_model *m, const bench_args *a, bench_result *r, l
     llt_status s = toks && seqs && logits ? LLT_OK : llt_err_set(err, LLT_ERR_NOMEM, "bench: out of memory");
     double warm_pp, warm_tg;
     if (s == LLT_OK) s = one_rep(m, a, toks, logits, seqs, &warm_pp, &warm_tg, err); /* warm-up */
-    for (int64_t i = 0; s == LLT_OK && i < a->reps; i++) s = one_rep(m, a, toks, logits, seqs, &r->pp[i], &r->tg[i], err);
+    llt_progress prog;
+    llt_progress_begin(&prog, "bench: runs", false);
+    for (int64_t i = 0; s == LLT_OK && i < a->reps; i++) {
+        s = one_rep(m, a, toks, logits, seqs, &r->pp[i], &r->tg[i], err);
+        llt_progress_update(&prog, (uint64_t)i + 1, (uint64_t)a->reps);
+    }
+    llt_progress_end(&prog);
     free(toks), free(seqs), free(logits);
     return s;
 }
@@ -298,7 +304,8 @@ static void usage(FILE *f) {
           "  -n N             generated tokens after the prompt (default 128)\n"
           "  -b N             sequences generated at once (default 1)\n"
           "  --reps N         measured repetitions after one warm-up (default 5)\n"
-          "  --device D       cpu, cuda, cuda:N, cuda:0,cuda:1,... (layers split over GPUs)\n"
+          "  --device D       auto (default: the first GPU, else cpu), cpu, cuda, cuda:N,\n"
+          "                   cuda:0,cuda:1,... (layers split over GPUs)\n"
           "                   (default cpu)\n"
           "  --layer_split L  layers per listed GPU, e.g. 40,40 (default: by free memory)\n"
           "  --max_pages N    KV cache pages of 16 tokens (default: enough for b x (p + n))\n"
@@ -349,9 +356,14 @@ static int parse_args(int argc, char **argv, bench_args *a) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    bench_args a = {.p = 512, .n = 128, .b = 1, .reps = 5, .device = "cpu", .dtype = LLT_DTYPE_F16};
+    bench_args a = {.p = 512, .n = 128, .b = 1, .reps = 5, .device = "auto", .dtype = LLT_DTYPE_F16};
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0) return rc;
+    if (strcmp(a.device, "auto") == 0) { /* resolved here: the bench's own paths differ per device */
+        const char *why;
+        a.device = llt_device_auto(&why);
+        fprintf(stderr, "bench: device %s (%s)\n", a.device, why);
+    }
     if (a.shape && !on_cuda(&a) && check_memory(find_shape(a.shape), a.dtype)) return 1;
     llt_error err = {0};
     llt_model *m = NULL;

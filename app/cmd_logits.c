@@ -19,6 +19,7 @@ static void usage(FILE *f) {
           "  --hidden              also the residual stream after each layer and the final norm\n"
           "  --fmt triton|hf|gguf  model format (default: from the path)\n"
           "  --threads N           CPU threads (default: all cores)\n"
+          "  --device D            cpu (default: float32, what oracles compare with), auto, cuda[:N]\n"
           "  --no-cache            Hugging Face folders: do not write the converted cache\n"
           "  -h, --help            this help\n", f);
 }
@@ -52,6 +53,7 @@ static int parse_one(int argc, char **argv, int *i, logits_args *a) {
         a->ids = NULL;
         return cli_take(argc, argv, i, &v) && cli_parse_ids(v, &a->ids, &a->n) ? -1 : 2;
     }
+    if (strcmp(f, "--device") == 0) return cli_take(argc, argv, i, &a->load.device) ? -1 : 2;
     if (strcmp(f, "--out") == 0) return cli_take(argc, argv, i, &a->out) ? -1 : 2;
     if (strcmp(f, "--fmt") == 0) return cli_take(argc, argv, i, &v) && !parse_fmt(v, &a->load.format) ? -1 : 2;
     if (strcmp(f, "--threads") == 0) {
@@ -129,6 +131,7 @@ static int run(const logits_args *a) {
 int cmd_logits(int argc, char **argv) {
     logits_args a = {0};
     llt_load_opts_init(&a.load);
+    a.load.device = "cpu"; /* a reference tool: float32 unless asked otherwise */
     for (int i = 1; i < argc; i++) {
         int rc = parse_one(argc, argv, &i, &a);
         if (rc >= 0) {

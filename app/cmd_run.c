@@ -21,8 +21,9 @@ static void usage(FILE *f) {
           "  --seed S              sampling seed (default: from the clock)\n"
           "  --threads N           CPU threads (default: all cores)\n"
           "  --fmt triton|hf|gguf  model format (default: from the path)\n"
-          "  --device D            cpu, cuda, cuda:N, or cuda:0,cuda:1,... to split the layers over\n"
-          "                        GPUs (default: the model's \"devices\", else cpu)\n"
+          "  --device D            auto, cpu, cuda, cuda:N, or cuda:0,cuda:1,... to split the layers\n"
+          "                        over GPUs (default: the model's \"devices\", else auto: the first\n"
+          "                        GPU when there is one and the build has CUDA, else cpu)\n"
           "  --layer_split A,B,..  layers per listed GPU (default: in proportion to free memory)\n"
           "  --dtype f16|bf16|f32  compute dtype of the weights (default: the checkpoint's)\n"
           "  --page_size N         KV cache tokens per page (default 16)\n"
@@ -30,6 +31,7 @@ static void usage(FILE *f) {
           "  --prompts-file F      one prompt per line, printed as JSON lines (with --parallel N)\n"
           "  --parallel N          sequences generated at once with --prompts-file (default 1)\n"
           "  --parse-special       recognise special tokens written in the prompt\n"
+          "  --echo                print the prompt before the generated text (after the load line)\n"
           "  --no-bos              do not prepend the BOS token\n",
           f);
 }
@@ -41,7 +43,7 @@ typedef struct run_args {
     llt_load_opts load;
     int32_t split[LLT_MAX_DEVICES];
     int n_split;
-    bool help;
+    bool help, echo;
 } run_args;
 
 static bool parse_fmt(const char *v, llt_format *out) {
@@ -135,6 +137,7 @@ static int parse_args(int argc, char **argv, run_args *a) {
         }
         if (cli_flag_is(f, "--no-bos", "--no_bos")) a->gen.add_bos = false;
         else if (cli_flag_is(f, "--parse-special", "--parse_special")) a->gen.parse_special = true;
+        else if (cli_flag_is(f, "--echo", NULL)) a->echo = true;
         else {
             int r = parse_string_flag(argc, argv, &i, a);
             if (r == 0) r = parse_number_flag(argc, argv, &i, a);
@@ -173,9 +176,10 @@ static int generate_one(llt_model *m, const run_args *a, double load_s) {
     llt_error err = {0};
     if (a->prompt_file && llt_read_file(a->prompt_file, &file_text, NULL, &err) != LLT_OK)
         return cli_runtime_error(&err);
+    const char *prompt = file_text ? file_text : a->prompt ? a->prompt : "";
+    if (a->echo) fputs(prompt, stdout), fflush(stdout);
     llt_gen_stats st;
-    llt_status s = llt_generate(m, file_text ? file_text : a->prompt ? a->prompt : "", &a->gen, on_piece, NULL,
-                                &st, &err);
+    llt_status s = llt_generate(m, prompt, &a->gen, on_piece, NULL, &st, &err);
     free(file_text);
     if (s != LLT_OK) return cli_runtime_error(&err);
     fputc('\n', stdout);
@@ -194,7 +198,6 @@ int cmd_run(int argc, char **argv) {
     a.parallel = 1;
     llt_gen_params_init(&a.gen);
     llt_load_opts_init(&a.load);
-    a.load.device = NULL; /* the model's "devices" (model.json), else cpu */
     int rc = parse_args(argc, argv, &a);
     if (a.help) return usage(stdout), 0;
     if (rc >= 0) return rc;

@@ -185,8 +185,10 @@ typedef enum llt_format {
 
 typedef struct llt_load_opts {
     llt_format format;
-    const char *device;     /* "cpu" (default), "cuda", "cuda:N", "cuda:0,cuda:1" (layers split
-                             * over the listed GPUs); NULL = the config's devices, else "cpu" */
+    const char *device;     /* "auto", "cpu", "cuda", "cuda:N", "cuda:0,cuda:1" (layers split
+                             * over the listed GPUs); NULL (default) = the config's devices,
+                             * else "auto": the first CUDA device when the build has the CUDA
+                             * backend and the machine a GPU, else "cpu" */
     llt_dtype dtype;        /* compute dtype on the device; LLT_DTYPE_COUNT = checkpoint's */
     int32_t n_threads;      /* CPU threads; 0 = all cores */
     int32_t page_size;      /* 0 = config's */
@@ -205,6 +207,12 @@ llt_status llt_model_random(const llt_config *cfg, uint64_t seed, const llt_load
 void llt_model_free(llt_model *m);
 
 const llt_config *llt_model_config(const llt_model *m);
+/* The device the model runs on, resolved ("cpu", "cuda:0", "cuda:0,cuda:1"), and why it was
+ * picked ("asked for", "the model's devices", "no CUDA device", ...). Borrowed strings. */
+const char *llt_model_device(const llt_model *m, const char **why);
+/* What "auto" resolves to on this machine ("cuda:0" or "cpu"); *why (optional) says why
+ * ("no CUDA device", "this build has no CUDA backend", ...). Static strings. */
+const char *llt_device_auto(const char **why);
 /* Borrowed; NULL for a model without a tokenizer (random weights). */
 const llt_tokenizer *llt_model_tokenizer(const llt_model *m);
 

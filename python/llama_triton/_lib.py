@@ -59,6 +59,8 @@ PROTOTYPES = {
     "llt_model_free": (None, [_p]),
     "llt_model_config": (C.POINTER(S.Config), [_p]),
     "llt_model_tokenizer": (_p, [_p]),
+    "llt_model_device": (C.c_char_p, [_p, C.POINTER(C.c_char_p)]),
+    "llt_device_auto": (C.c_char_p, [C.POINTER(C.c_char_p)]),
     "llt_model_forward": (_st, [_p, _i32p, _sz, _f32p, _f32p, _f32p, _err]),
     "llt_model_kv_cache": (_p, [_p]),
     "llt_model_decode": (_st, [_p, C.POINTER(S.Batch), _f32p, _i32p, _err]),

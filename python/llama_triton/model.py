@@ -41,7 +41,7 @@ def load_opts(fmt=None, device=None, dtype=None, n_threads=0, page_size=0, max_p
         keep.append(device_string(device).encode())
         o.device = keep[-1]
     else:
-        o.device = None  # NULL: the config's "devices", else cpu
+        o.device = None  # NULL: the config's "devices", else auto (first GPU, else cpu)
     if dtype is not None:
         o.dtype = _dtype.code(_torch.dtype_name(dtype), "dtype")
     for name, v in (("n_threads", n_threads), ("page_size", page_size),
@@ -95,8 +95,8 @@ class LlamaTritonModel(Handle):
                                        % type(cfg).__name__)
         del keep  # llt_load_opts is only read during the call
         super().__init__(ptr.value)
-        self.device = device_string(device) if device is not None else (
-            ",".join(self.config.devices) or "cpu")
+        # where the library put it ("auto" and the config's devices resolved)
+        self.device = (lib().fn("llt_model_device")(ptr, None) or b"cpu").decode()
         self._lock = threading.RLock()  # the C model runs one call at a time
         self._stream_state = None       # set while a streaming generation holds the lock
 

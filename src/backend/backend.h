@@ -26,7 +26,9 @@ extern const llt_backend llt_backend_cpu;
 extern const llt_backend llt_backend_cuda;
 #endif
 
-/* "cpu", "cuda", "cuda:1", "cuda:0,cuda:1" -> backend; NULL + message when unavailable. */
+/* "auto" (or NULL / ""), "cpu", "cuda", "cuda:1", "cuda:0,cuda:1" -> backend; NULL + message
+ * when unavailable (a forced "cuda" without a device is LLT_ERR_DEVICE). */
+bool llt_device_is_auto(const char *device);
 const llt_backend *llt_backend_select(const char *device, llt_error *err);
 
 #endif

@@ -27,6 +27,13 @@ void llt_log_set(llt_log_fn fn, void *user, llt_log_level min_level) {
     atomic_store(&g_sink, &g_sink_store);
 }
 
+bool llt_log_is_default(void) { return atomic_load(&g_sink) == NULL; }
+
+bool llt_log_wants(llt_log_level level) {
+    log_sink *s = atomic_load(&g_sink);
+    return level >= (s ? s->min : LLT_LOG_INFO);
+}
+
 void llt_log(llt_log_level level, const char *fmt, ...) {
     log_sink *s = atomic_load(&g_sink);
     llt_log_level min = s ? s->min : LLT_LOG_INFO;
@@ -47,24 +54,4 @@ double llt_time_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-void llt_progress_begin(llt_progress *p, const char *label) {
-    p->label = label;
-    p->t_start = p->t_last = llt_time_now();
-    p->shown = 0;
-}
-
-void llt_progress_update(llt_progress *p, uint64_t done, uint64_t total) {
-    double now = llt_time_now();
-    if (now - p->t_start < 1.0 || now - p->t_last < 0.5) return;
-    p->t_last = now;
-    p->shown = 1;
-    double pct = total ? 100.0 * (double)done / (double)total : 0.0;
-    llt_log(LLT_LOG_INFO, "%s: %llu/%llu (%.0f%%)", p->label, (unsigned long long)done,
-            (unsigned long long)total, pct);
-}
-
-void llt_progress_end(llt_progress *p) {
-    if (p->shown) llt_log(LLT_LOG_INFO, "%s: done in %.1f s", p->label, llt_time_now() - p->t_start);
 }

@@ -209,7 +209,8 @@ static llt_status writer_start(llt_torch_writer *w, const char *path, const char
     LLT_TRY(llt_zip_writer_open(&w->zw, path, err));
     w->zw.force_zip64 = force_zip64;
     strcpy(w->archive, archive);
-    llt_progress_begin(&w->progress, w->zw.path);
+    llt_progress_begin(&w->progress, w->zw.path, true);
+    for (size_t i = 0; i < w->n; i++) w->bytes_total += w->meta[i].nbytes;
     LLT_TRY(add_record(&w->zw, archive, "data.pkl", pkl->data, pkl->len, err));
     return add_record(&w->zw, archive, "byteorder", "little", 6, err);
 }
@@ -237,7 +238,8 @@ llt_status llt_torch_writer_add(llt_torch_writer *w, const void *data, uint64_t 
     snprintf(rec, sizeof rec, "data/%zu", w->next);
     LLT_TRY(add_record(&w->zw, w->archive, rec, data, nbytes, err));
     w->next++;
-    llt_progress_update(&w->progress, w->next, w->n);
+    w->bytes_done += nbytes;
+    llt_progress_update(&w->progress, w->bytes_done, w->bytes_total);
     return LLT_OK;
 }
 

@@ -27,6 +27,7 @@ typedef struct llt_torch_writer {
     const llt_st_entry *meta;
     size_t n, next;
     llt_progress progress;
+    uint64_t bytes_done, bytes_total; /* tensor bytes written / to write */
 } llt_torch_writer;
 llt_status llt_torch_writer_open(llt_torch_writer *w, const char *path, const char *archive,
                                  const llt_st_entry *meta, size_t n, bool force_zip64,

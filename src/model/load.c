@@ -25,7 +25,7 @@ enum { DEFAULT_CTX_CAP = 4096 }; /* default cache: this many tokens per sequence
 void llt_load_opts_init(llt_load_opts *o) {
     memset(o, 0, sizeof *o);
     o->format = LLT_FORMAT_AUTO;
-    o->device = "cpu";
+    o->device = NULL; /* the config's devices, else auto */
     o->dtype = LLT_DTYPE_COUNT;
 }
 
@@ -60,8 +60,14 @@ int32_t llt_model_max_ctx(const llt_model *m) {
 /* CPU compute dtype: converts every float tensor to dt into owned buffers (--dtype f16 on an
  * f32 checkpoint halves the bytes each token reads). */
 static llt_status convert_tensors(llt_tensor_table *tt, llt_dtype dt, llt_error *err) {
+    uint64_t total = 0, done = 0;
+    for (size_t i = 0; i < tt->n; i++) total += tt->t[i].nbytes;
+    llt_progress prog;
+    llt_progress_begin(&prog, "loading: converting weights", true);
     for (size_t i = 0; i < tt->n; i++) {
         llt_tensor *t = &tt->t[i];
+        llt_progress_update(&prog, done, total);
+        done += t->nbytes;
         if (t->dtype == dt || (t->dtype != LLT_DTYPE_F32 && t->dtype != LLT_DTYPE_F16 && t->dtype != LLT_DTYPE_BF16))
             continue;
         int64_t n = llt_tensor_numel(t);
@@ -82,30 +88,42 @@ static llt_status convert_tensors(llt_tensor_table *tt, llt_dtype dt, llt_error 
         t->nbytes = (uint64_t)n * llt_dtype_get(dt)->block_bytes;
         t->owned = true;
     }
+    llt_progress_update(&prog, total, total);
+    llt_progress_end(&prog);
     return LLT_OK;
 }
 
-/* opts->device NULL: the config's "devices" joined ("cuda:0,cuda:1"), else "cpu". */
-static const char *device_of(const llt_model *m, const llt_load_opts *o, char *buf, size_t cap) {
-    if (o->device) return o->device;
+/* The device string a load runs on: opts->device as given ("auto" resolved), else the
+ * config's "devices" joined ("cuda:0,cuda:1"), else auto. Writes it to m->device, the reason
+ * to m->device_why. */
+static void resolve_device(llt_model *m, const llt_load_opts *o) {
     const llt_config *c = &m->cfg;
-    size_t at = 0;
-    buf[0] = '\0';
-    for (int32_t i = 0; i < c->n_devices && i < LLT_MAX_DEVICES; i++) {
-        int k = snprintf(buf + at, cap - at, "%s%.*s", i ? "," : "", (int)sizeof c->devices[i], c->devices[i]);
+    size_t cap = sizeof m->device, at = 0;
+    m->device[0] = '\0';
+    if (!llt_device_is_auto(o->device)) {
+        snprintf(m->device, cap, "%s", o->device);
+        m->device_why = "asked for";
+        return;
+    }
+    for (int32_t i = 0; !o->device && i < c->n_devices && i < LLT_MAX_DEVICES; i++) {
+        int k = snprintf(m->device + at, cap - at, "%s%.*s", i ? "," : "", (int)sizeof c->devices[i], c->devices[i]);
         if (k < 0 || (size_t)k >= cap - at) break;
         at += (size_t)k;
     }
-    return at ? buf : "cpu";
+    if (at) {
+        m->device_why = "the model's devices";
+        return;
+    }
+    snprintf(m->device, cap, "%s", llt_device_auto(&m->device_why));
 }
 
 llt_status llt_model_finish(llt_model *m, llt_tensor_names names, const llt_load_opts *opts,
                             llt_error *err) {
     llt_load_opts def, o;
     if (!opts) llt_load_opts_init(&def), opts = &def;
-    char devs[LLT_MAX_DEVICES * 18];
     o = *opts;
-    o.device = device_of(m, opts, devs, sizeof devs);
+    resolve_device(m, opts);
+    o.device = m->device;
     opts = &o;
     llt_error local;
     if (!err) err = &local;
@@ -169,9 +187,9 @@ llt_status llt_model_load(const char *path, const llt_load_opts *opts, llt_model
         if (err && !strstr(err->msg, path)) llt_err_wrap(err, s, "%s: ", path);
         return s;
     }
-    LLT_INFO("loaded %s in %.2f s (%d layers, hidden %d, vocab %d, %d threads, %s)", path,
+    LLT_INFO("loaded %s in %.2f s (%d layers, hidden %d, vocab %d, %d threads) on %s: %s", path,
              llt_time_now() - t0, (int)m->cfg.n_layers, (int)m->cfg.hidden_size, (int)m->cfg.vocab_size,
-             (int)m->n_threads, m->backend->name);
+             (int)m->n_threads, m->device, m->device_why);
     *out = m;
     return LLT_OK;
 }
@@ -188,6 +206,10 @@ void llt_model_free(llt_model *m) {
 }
 
 const llt_config *llt_model_config(const llt_model *m) { return m ? &m->cfg : NULL; }
+const char *llt_model_device(const llt_model *m, const char **why) {
+    if (why) *why = m && m->device_why ? m->device_why : "";
+    return m ? m->device : NULL;
+}
 const llt_tokenizer *llt_model_tokenizer(const llt_model *m) { return m ? m->tok : NULL; }
 llt_kv_cache *llt_model_kv_cache(llt_model *m) { return m ? m->kv : NULL; }
 

@@ -46,6 +46,8 @@ struct llt_model {
     const llt_backend *backend;
     void *backend_state;
     char path[1024];
+    char device[LLT_MAX_DEVICES * 18]; /* resolved device string ("cpu", "cuda:0", ...) */
+    const char *device_why;            /* static: why that device */
 };
 
 /* Builds layers / embeddings from a filled tensor table and config; checks every shape against

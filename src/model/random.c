@@ -112,8 +112,8 @@ llt_status llt_model_random(const llt_config *cfg, uint64_t seed, const llt_load
         llt_model_free(m);
         return s;
     }
-    LLT_INFO("random model (%s, seed %llu) built in %.2f s", llt_dtype_name(m->cfg.dtype),
-             (unsigned long long)seed, llt_time_now() - t0);
+    LLT_INFO("random model (%s, seed %llu) built in %.2f s on %s: %s", llt_dtype_name(m->cfg.dtype),
+             (unsigned long long)seed, llt_time_now() - t0, m->device, m->device_why);
     *out = m;
     return LLT_OK;
 }

@@ -1,9 +1,11 @@
 /* test_base.c: status/error helpers, dtype conversions, the bounds-checked cursor. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/dtype.h"
 #include "base/error.h"
 #include "base/file.h"
+#include "base/progress.h"
 #include "testlib.h"
 
 static void test_err(void) {
@@ -55,10 +57,35 @@ static void test_cursor(void) {
     CHECK(w == 0x0302);
 }
 
+/* The progress line: percentage, amounts, rate and time left, computed from its inputs. */
+static void test_progress(void) {
+    char b[160];
+    llt_progress_format(b, sizeof b, "uploading weights", true, 3ull << 29, 3ull << 30, 2.0);
+    CHECK_MSG(strcmp(b, "uploading weights:  50% 1.5 GiB / 3.0 GiB, 768.0 MiB/s, 2 s left") == 0, "'%s'", b);
+    llt_progress_format(b, sizeof b, "bench: runs", false, 3, 10, 1.5);
+    CHECK_MSG(strcmp(b, "bench: runs:  30% 3/10, 2.0/s, 4 s left") == 0, "'%s'", b);
+    llt_progress_format(b, sizeof b, "x", true, 512, 512, 0.0); /* done, no time yet: no rate */
+    CHECK_MSG(strcmp(b, "x: 100% 512 B / 512 B") == 0, "'%s'", b);
+    llt_progress_format(b, sizeof b, "x", false, 1, 1000, 2.0); /* 1998 s left */
+    CHECK_MSG(strstr(b, "33m18s left") != NULL, "'%s'", b);
+    setenv("LLT_PROGRESS", "plain", 1);
+    CHECK(llt_progress_mode_now() == LLT_PROGRESS_PLAIN);
+    setenv("LLT_PROGRESS", "tty", 1);
+    CHECK(llt_progress_mode_now() == LLT_PROGRESS_TTY);
+    setenv("LLT_PROGRESS", "off", 1);
+    llt_progress p;
+    llt_progress_begin(&p, "quiet", false);
+    llt_progress_update(&p, 1, 2);
+    llt_progress_end(&p);
+    CHECK(p.mode == LLT_PROGRESS_OFF && !p.shown);
+    unsetenv("LLT_PROGRESS");
+}
+
 int main(void) {
     RUN(test_err);
     RUN(test_f16);
     RUN(test_dtype);
     RUN(test_cursor);
+    RUN(test_progress);
     return tl_done("test_base");
 }

@@ -35,6 +35,7 @@ static const char *k_prompts[8] = {
 static llt_model *load(int32_t max_seqs, int32_t max_pages, int32_t page_size) {
     llt_load_opts o;
     llt_load_opts_init(&o);
+    o.device = "cpu"; /* the reference backend (auto would pick a GPU where there is one) */
     o.max_seqs = max_seqs;
     o.max_pages = max_pages;
     o.page_size = page_size;
@@ -292,7 +293,7 @@ static void check_oracle(const char *name) {
     snprintf(path, sizeof path, "oracle/%s/hf", name);
     llt_load_opts lo;
     llt_load_opts_init(&lo);
-    lo.max_seqs = 8, lo.n_threads = 2, lo.no_cache = true;
+    lo.max_seqs = 8, lo.n_threads = 2, lo.no_cache = true, lo.device = "cpu";
     llt_model *m = NULL;
     llt_error e;
     CHECK_OK(llt_model_load(tl_fixture(path), &lo, &m, &e), &e);

@@ -46,7 +46,7 @@ static const char *model(void) { return tl_fixture("models/stories260K/stories26
 
 static void test_greedy_exact(void) {
     char args[1024];
-    snprintf(args, sizeof args, "'%s' -p '' -n 200 --temperature 0", model());
+    snprintf(args, sizeof args, "'%s' -p '' -n 200 --temperature 0 --device cpu", model());
     cli_result r = run_cli(args);
     size_t n;
     char *want = tl_read(tl_fixture("models/stories260K/expected_greedy_200.txt"), &n);
@@ -64,10 +64,23 @@ static void test_greedy_exact(void) {
 static void test_prompt_file(void) {
     const char *f = tl_write_tmp("prompt.txt", "Once upon a time", 16);
     char a1[1024], a2[1024];
-    snprintf(a1, sizeof a1, "'%s' -f '%s' -n 20 --temperature 0 --threads 1", model(), f);
-    snprintf(a2, sizeof a2, "'%s' -p 'Once upon a time' --max_tokens 20 --temp 0 --top_k 5 --seed 3", model());
+    snprintf(a1, sizeof a1, "'%s' -f '%s' -n 20 --temperature 0 --threads 1 --device cpu", model(), f);
+    snprintf(a2, sizeof a2, "'%s' -p 'Once upon a time' --max_tokens 20 --temp 0 --top_k 5 --seed 3 --device cpu", model());
     cli_result r1 = run_cli(a1), r2 = run_cli(a2);
     CHECK(r1.code == 0 && r2.code == 0 && strlen(r1.out) > 20 && strcmp(r1.out, r2.out) == 0);
+    free_result(&r1);
+    free_result(&r2);
+}
+
+/* --echo (make run): stdout is the prompt, then exactly what the same run prints without it. */
+static void test_echo(void) {
+    char a1[1024], a2[1024];
+    snprintf(a1, sizeof a1, "'%s' -p 'Once upon a time' -n 12 --temperature 0 --device cpu", model());
+    snprintf(a2, sizeof a2, "'%s' -p 'Once upon a time' -n 12 --temperature 0 --device cpu --echo", model());
+    cli_result r1 = run_cli(a1), r2 = run_cli(a2);
+    CHECK_MSG(r1.code == 0 && r2.code == 0 && strncmp(r2.out, "Once upon a time", 16) == 0 &&
+                  strcmp(r2.out + 16, r1.out) == 0 && strlen(r1.out) > 4,
+              "plain '%s', echo '%s'", r1.out, r2.out);
     free_result(&r1);
     free_result(&r2);
 }
@@ -114,13 +127,13 @@ static void test_help_and_runtime_errors(void) {
 
 /* The bench runs on the CPU with a built-in synthetic shape and on a model file. */
 static void test_bench(void) {
-    cli_result r = run_cli("bench --shape tiny -p 8 -n 4 --reps 2 --threads 1 --json");
+    cli_result r = run_cli("bench --shape tiny -p 8 -n 4 --reps 2 --threads 1 --json --device cpu");
     CHECK_MSG(r.code == 0 && strstr(r.out, "\"pp_tok_s\"") && strstr(r.out, "\"tg_tok_s\"") &&
                   strstr(r.out, "\"weight_bytes_per_token\"") && strstr(r.out, "\"copy_gb_s\""),
               "bench json: %s / %s", r.out, r.err);
     free_result(&r);
     char args[1024];
-    snprintf(args, sizeof args, "bench '%s' -p 4 -n 4 -b 2 --reps 1 --dtype f32", model());
+    snprintf(args, sizeof args, "bench '%s' -p 4 -n 4 -b 2 --reps 1 --dtype f32 --device cpu", model());
     r = run_cli(args);
     CHECK_MSG(r.code == 0 && strstr(r.out, "tok/s") && strstr(r.out, "batch 2"), "bench: %s / %s", r.out, r.err);
     free_result(&r);
@@ -155,7 +168,7 @@ static void test_split_flags(void) {
     r = run_cli("bench --shape tiny --layer_split ,");
     CHECK(r.code == 2 && strstr(r.err, "--layer_split"));
     free_result(&r);
-    r = run_cli("bench --shape tiny --layer_split 4 -p 8 -n 4 --reps 1 --threads 1 --max_pages 64 --json");
+    r = run_cli("bench --shape tiny --layer_split 4 -p 8 -n 4 --reps 1 --threads 1 --max_pages 64 --json --device cpu");
     CHECK_MSG(r.code == 0 && strstr(r.out, "\"tg_tok_s\""), "bench --max_pages: %s / %s", r.out, r.err);
     free_result(&r);
     r = run_cli("bench --shape tiny --device cuda:0,tpu -p 8 -n 4 --reps 1");
@@ -167,6 +180,7 @@ int main(void) {
     RUN(test_split_flags);
     RUN(test_greedy_exact);
     RUN(test_prompt_file);
+    RUN(test_echo);
     RUN(test_usage_errors);
     RUN(test_help_and_runtime_errors);
     RUN(test_bench);

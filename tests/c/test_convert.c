@@ -23,7 +23,7 @@ static const char *stories(void) { return tl_fixture("models/stories260K/stories
 static void check_story(const char *path, llt_format fmt) {
     llt_load_opts o;
     llt_load_opts_init(&o);
-    o.format = fmt;
+    o.format = fmt, o.device = "cpu";
     llt_model *m = NULL;
     llt_error e;
     CHECK_OK(llt_model_load(path, &o, &m, &e), &e);

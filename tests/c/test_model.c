@@ -245,7 +245,10 @@ static void test_bind_names(void) {
     llt_config c = tiny_config(false);
     llt_model *src = NULL;
     llt_error err = {0};
-    CHECK_OK(llt_model_random(&c, 5, NULL, &src, &err), &err);
+    llt_load_opts o;
+    llt_load_opts_init(&o);
+    o.device = "cpu";
+    CHECK_OK(llt_model_random(&c, 5, &o, &src, &err), &err);
     if (!src) return;
     for (int names = LLT_NAMES_GGUF; names <= LLT_NAMES_NATIVE; names++) {
         llt_model *m = renamed(src, (llt_tensor_names)names, names == LLT_NAMES_HF, false);
@@ -281,7 +284,7 @@ static void test_random_models(void) {
         llt_config c = tiny_config(dt == LLT_DTYPE_F16);
         llt_load_opts o;
         llt_load_opts_init(&o);
-        o.dtype = (llt_dtype)dt;
+        o.dtype = (llt_dtype)dt, o.device = "cpu";
         llt_model *m1 = NULL, *m2 = NULL;
         o.n_threads = 2;
         CHECK_OK(llt_model_random(&c, 11, &o, &m1, &err), &err);

@@ -102,6 +102,7 @@ llt_model *tl_load_stories(int32_t page_size, int32_t max_pages, int32_t max_seq
     llt_load_opts o;
     llt_load_opts_init(&o);
     o.page_size = page_size, o.max_pages = max_pages, o.max_seqs = max_seqs, o.dtype = dt;
+    o.device = "cpu"; /* the reference backend: auto would pick a GPU where there is one */
     llt_model *m = NULL;
     llt_error err = {0};
     CHECK_OK(llt_model_load(tl_fixture("models/stories260K/stories260K.gguf"), &o, &m, &err), &err);

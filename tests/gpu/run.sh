@@ -28,6 +28,10 @@
 #            1024 prompt tokens, 128 generated), beside `llama-triton bench` -b 1 and -b 64 of the
 #            same shape (logs: serve.log, serve_load.jsonl, bench.jsonl); needs libmicrohttpd:
 #            LLT_MHD_ROOT names an unpacked libmicrohttpd-dev + libmicrohttpd12 (dpkg -x)
+#   device   the default device (issue 18): test_device and test_cli by ctest (auto picks the GPU,
+#            CUDA_VISIBLE_DEVICES=-1 children see none, forced cpu/cuda), then the `make run` story
+#            with no --device (the load line says cuda:0), timed; build only those targets with
+#            TARGETS="llama-triton test_device test_cli"; log: device.log
 #   multi    the multi-GPU layer split (needs 2 GPUs for all of it): test_cuda_multi on both
 #            GPUs while test_cuda_model / test_cuda_ops run side by side one per GPU, then
 #            llama2-7b on one GPU, split over cuda:0,cuda:0 and over cuda:0,cuda:1, then
@@ -260,6 +264,15 @@ run_serve() {
   kill -TERM $pid; wait $pid; note "serve exit status $?"
 }
 
+run_device() {
+  local log=$OUT/device.log
+  ctest --test-dir "$BIN" -R 'test_device|test_cli' --output-on-failure >"$log" 2>&1
+  note "device tests: $(grep -E 'tests passed|tests failed' "$log" | tail -1)"
+  local t0; t0=$(date +%s.%N)
+  "$BIN/llama-triton" models/stories260K.gguf -p "Once upon a time" --echo -n 200 --temperature 0.8 --seed 42 >>"$log" 2>&1
+  note "story (auto device): exit $?, $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s; $(grep -o 'on [a-z0-9:,]*: [^)]*$' "$log" | tail -1)"
+}
+
 case "$MODE" in
   serve) run_serve ;;
   spec) run_spec ;;
@@ -269,6 +282,7 @@ case "$MODE" in
   explore) : >"$OUT/bench.jsonl"; run_bench; run_explore ;;
   all) run_tests; run_bench; run_explore ;;
   multi) run_multi ;;
+  device) run_device ;;
   latency) run_latency ;;
   *) echo "unknown mode $MODE"; exit 2 ;;
 esac

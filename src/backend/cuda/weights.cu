@@ -37,7 +37,7 @@ static llt_status up_open(uploader *u, llt_cuda_ctx *c, uint64_t done, uint64_t 
         CUDA_TRY(cudaEventCreateWithFlags(&u->ev[i], cudaEventDisableTiming), err);
         CUDA_TRY(cudaEventRecord(u->ev[i], c->stream), err);
     }
-    llt_progress_begin(&u->prog, "uploading weights");
+    llt_progress_begin(&u->prog, "uploading weights", true);
     return LLT_OK;
 }
 
