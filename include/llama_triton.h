@@ -357,6 +357,27 @@ llt_status llt_generate_batch(llt_model *m, const char *const *prompts, int32_t 
                               const llt_gen_params *p, llt_token_cb cb, void *user,
                               llt_gen_stats *stats, llt_error *err);
 
+/* ---- chat sessions ------------------------------------------------------------------- */
+
+/* A multi-turn conversation on one model whose tokens stay in the model's KV cache between
+ * turns (it holds one of the cache's max_seqs sequence slots while it has a conversation). */
+typedef struct llt_chat llt_chat;
+llt_status llt_chat_create(llt_model *m, llt_chat **out, llt_error *err);
+void llt_chat_free(llt_chat *c);
+/* text[0..len): the whole conversation as the chat template rendered it, generation prompt
+ * included. Tokenized with special tokens parsed (BOS put first when p->add_bos and the text
+ * does not start with it); the cache keeps the longest common token prefix with what it holds,
+ * drops the rest, prefills only the remaining tokens, and the reply is generated and streamed
+ * through cb (stopping at the vocabulary's end-of-generation set: EOS, <|eot_id|>, <|im_end|>,
+ * ...). The reply's tokens stay cached. stats->n_prompt = tokens prefilled by this turn. On an
+ * error the session is reset. */
+llt_status llt_chat_turn(llt_chat *c, const char *text, size_t len, const llt_gen_params *p,
+                         llt_token_cb cb, void *user, llt_gen_stats *stats, llt_error *err);
+/* Forgets the conversation and frees its cache pages. */
+void llt_chat_reset(llt_chat *c);
+int32_t llt_chat_n_cached(const llt_chat *c); /* tokens the session's sequence holds */
+int32_t llt_chat_n_reused(const llt_chat *c); /* tokens the last turn kept from the cache */
+
 /* ---- conversion ---------------------------------------------------------------------- */
 
 /* Writes the native folder (model.json, state_dict.pt, tokenizer files) from src. */

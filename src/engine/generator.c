@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "engine/generate.h"
 #include "kv/paged_cache.h"
 #include "model/model.h"
 
@@ -25,8 +26,13 @@ void llt_gen_params_init(llt_gen_params *p) {
 
 static llt_status encode_prompt(const llt_tokenizer *tok, const char *prompt, const llt_gen_params *p,
                                 int32_t **ids, size_t *n, llt_error *err) {
-    size_t len = strlen(prompt), cap = len + 16;
     unsigned flags = (p->add_bos ? LLT_TOK_ADD_BOS : 0) | (p->parse_special ? LLT_TOK_PARSE_SPECIAL : 0);
+    return llt_gen_encode(tok, prompt, strlen(prompt), flags, ids, n, err);
+}
+
+llt_status llt_gen_encode(const llt_tokenizer *tok, const char *prompt, size_t len, unsigned flags, int32_t **ids,
+                          size_t *n, llt_error *err) {
+    size_t cap = len + 16;
     for (int attempt = 0; attempt < 2; attempt++) {
         *ids = malloc(cap * sizeof **ids);
         LLT_CHECK(*ids, err, LLT_ERR_NOMEM, "prompt: out of memory for %zu tokens", cap);
@@ -40,8 +46,7 @@ static llt_status encode_prompt(const llt_tokenizer *tok, const char *prompt, co
     return llt_err_set(err, LLT_ERR_STATE, "prompt: tokenizer count changed between calls");
 }
 
-/* Prefill in chunks; the last chunk leaves the last prompt token's logits in `logits`. */
-static llt_status prefill(llt_model *m, int32_t seq, const int32_t *ids, size_t n, float *logits,
+llt_status llt_gen_prefill(llt_model *m, int32_t seq, const int32_t *ids, size_t n, float *logits,
                           llt_error *err) {
     int32_t seqs[PREFILL_CHUNK];
     for (int i = 0; i < PREFILL_CHUNK; i++) seqs[i] = seq;
@@ -53,25 +58,14 @@ static llt_status prefill(llt_model *m, int32_t seq, const int32_t *ids, size_t 
     return LLT_OK;
 }
 
-/* Feeds the prompt through the streaming decoder without printing it, so the first generated
- * piece keeps (or drops) its leading space exactly as it would inside the whole text. */
-static void prime_detok(const llt_tokenizer *tok, llt_detok_state *st, const int32_t *ids, size_t n) {
+void llt_gen_prime_detok(const llt_tokenizer *tok, llt_detok_state *st, const int32_t *ids, size_t n) {
     char buf[PIECE_CAP];
     size_t len;
     for (size_t i = 0; i < n; i++) llt_tokenizer_decode_next(tok, st, ids[i], buf, sizeof buf, &len, NULL);
     st->n_pending = 0; /* bytes of the prompt are not ours to print */
 }
 
-typedef struct gen_run {
-    llt_model *m;
-    const llt_gen_params *p;
-    llt_sampler *smp;
-    float *logits;
-    int32_t seq, pos, max_ctx;
-} gen_run;
-
-/* Sample -> stream -> decode, until a stop condition. */
-static llt_status decode_loop(gen_run *g, llt_token_cb cb, void *user, llt_gen_stats *stats, llt_detok_state *st,
+llt_status llt_gen_decode_loop(llt_gen_run *g, llt_token_cb cb, void *user, llt_gen_stats *stats, llt_detok_state *st,
                               llt_error *err) {
     const llt_tokenizer *tok = g->m->tok;
     char piece[PIECE_CAP];
@@ -89,23 +83,24 @@ static llt_status decode_loop(gen_run *g, llt_token_cb cb, void *user, llt_gen_s
         int32_t rows;
         llt_batch b = {1, &next, &g->seq, NULL};
         LLT_TRY(llt_model_decode(g->m, &b, g->logits, &rows, err));
+        if (g->history) g->history[g->pos] = next;
         g->pos++;
     }
     return LLT_OK;
 }
 
-static llt_status generate_ids(gen_run *g, const int32_t *ids, size_t n, llt_token_cb cb, void *user,
+static llt_status generate_ids(llt_gen_run *g, const int32_t *ids, size_t n, llt_token_cb cb, void *user,
                                llt_gen_stats *stats, llt_error *err) {
     double t0 = llt_time_now();
-    LLT_TRY(prefill(g->m, g->seq, ids, n, g->logits, err));
+    LLT_TRY(llt_gen_prefill(g->m, g->seq, ids, n, g->logits, err));
     g->pos = (int32_t)n;
     stats->n_ctx = g->max_ctx;
     double t1 = llt_time_now();
     stats->prompt_s = t1 - t0;
     llt_detok_state st;
     memset(&st, 0, sizeof st);
-    prime_detok(g->m->tok, &st, ids, n);
-    llt_status s = decode_loop(g, cb, user, stats, &st, err);
+    llt_gen_prime_detok(g->m->tok, &st, ids, n);
+    llt_status s = llt_gen_decode_loop(g, cb, user, stats, &st, err);
     stats->gen_s = llt_time_now() - t1;
     return s;
 }
@@ -120,7 +115,7 @@ llt_status llt_generate(llt_model *m, const char *prompt, const llt_gen_params *
     int32_t *ids = NULL;
     size_t n = 0;
     LLT_TRY(encode_prompt(m->tok, prompt, p, &ids, &n, err));
-    gen_run g = {m, p, NULL, NULL, -1, 0, llt_model_max_ctx(m)};
+    llt_gen_run g = {m, p, NULL, NULL, -1, 0, llt_model_max_ctx(m), NULL};
     llt_sampler_params sp = {p->temperature, p->top_p, p->top_k, p->seed};
     llt_status s = n > 0 ? LLT_OK
                          : llt_err_set(err, LLT_ERR_INVALID_ARG, "llt_generate: empty prompt and no BOS token");

@@ -282,6 +282,13 @@ void llt_kv_commit(llt_kv_cache *c, int32_t seq, int32_t n_new) {
     s->len = (int32_t)(s->len + (int64_t)n_new <= cap ? s->len + n_new : cap);
 }
 
+void llt_kv_seq_truncate(llt_kv_cache *c, int32_t seq, int32_t n) {
+    llt_kv_seq *s = llt_kv_seq_get(c, seq);
+    if (!s || n < 0 || n > s->len) return;
+    s->len = n;
+    llt_kv_unreserve(c, seq);
+}
+
 void llt_kv_unreserve(llt_kv_cache *c, int32_t seq) {
     llt_kv_seq *s = llt_kv_seq_get(c, seq);
     if (!s) return;

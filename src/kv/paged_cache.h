@@ -94,6 +94,9 @@ llt_status llt_kv_reserve(llt_kv_cache *c, int32_t seq, int32_t n_new, llt_error
 void llt_kv_commit(llt_kv_cache *c, int32_t seq, int32_t n_new);
 /* Gives back pages reserved beyond len (after a failed step). */
 void llt_kv_unreserve(llt_kv_cache *c, int32_t seq);
+/* Keeps the first n tokens of seq (n <= len) and gives back the pages past them; a shared last
+ * page stays shared until the next append copies it (llt_kv_reserve). */
+void llt_kv_seq_truncate(llt_kv_cache *c, int32_t seq, int32_t n);
 
 /* ---- prefix cache (kv/prefix_cache.c) ----
  * Full pages are found again by a hash of their token ids chained with the page before, so a

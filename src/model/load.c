@@ -132,6 +132,8 @@ llt_status llt_model_finish(llt_model *m, llt_tensor_names names, const llt_load
     bool cpu = m->backend == &llt_backend_cpu;
     if (cpu && (opts->dtype == LLT_DTYPE_F32 || opts->dtype == LLT_DTYPE_F16 || opts->dtype == LLT_DTYPE_BF16))
         LLT_TRY(convert_tensors(&m->tensors, opts->dtype, err));
+    for (int32_t i = 0; m->tok && i < m->cfg.n_eos && i < LLT_MAX_EOS; i++) /* generation_config's list */
+        llt_tok_add_eog(m->tok, m->cfg.eos_token_ids[i]);
     LLT_TRY(llt_weights_bind(m, names, err));
     LLT_TRY(llt_pool_create(opts->n_threads, &m->pool, err));
     m->n_threads = llt_pool_size(m->pool);

@@ -26,10 +26,13 @@ void llt_tok_add_eog(llt_tokenizer *t, int32_t id) {
     t->eog[t->n_eog++] = id;
 }
 
-/* End-of-turn markers of common chat formats: generation stops there too when they exist. */
+/* End-of-turn markers of common chat formats (Llama 3, ChatML, Phi, Gemma, Command-R, gpt-oss,
+ * DeepSeek): generation stops there too when the vocabulary has them as special tokens. */
+#define DEEPSEEK_EOS "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>" /* <｜end▁of▁sentence｜> */
 static void add_known_eog(llt_tokenizer *t) {
-    static const char *const names[] = {"<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "<|im_end|>",
-                                        "<|end|>", "<|endoftext|>", "<end_of_turn>"};
+    static const char *const names[] = {"<|eot_id|>",  "<|eom_id|>",   "<|end_of_text|>", "<|im_end|>",
+                                        "<|end|>",     "<|endoftext|>", "<end_of_turn>",   "<|END_OF_TURN_TOKEN|>",
+                                        "<|return|>",  "<|call|>",      DEEPSEEK_EOS};
     llt_tok_add_eog(t, t->eos);
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         int32_t id = llt_vocab_find(&t->vocab, names[i], strlen(names[i]));
