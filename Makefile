@@ -39,11 +39,18 @@ $(BUILD)/CMakeCache.txt: | deps
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS) >&2
 
-# Builds only the library and the CLI (the test programs are for `make test`). --echo prints the
-# prompt after the load line (stderr), so the story reads whole.
-run: deps $(BUILD)/CMakeCache.txt
-	cmake --build $(BUILD) -j $(JOBS) --target llama-triton >&2
-	@$(BUILD)/llama-triton models/stories260K.gguf -p "$(PROMPT)" --echo -n 200 --temperature 0.8 --seed 42
+# Builds only the library and the CLI (the test programs are for `make test`), then tells the
+# story; --echo prints the prompt after the load line (stderr), so the story reads whole. With a
+# GPU (or a build already there) the CLI is built in $(BUILD) with the CUDA backend; on a machine
+# without a GPU, CPU-only in $(BUILD)-cli (compiling the CUDA backend takes minutes on 2 cores,
+# and it could not run there).
+HAVE_GPU = $(shell nvidia-smi -L 2>/dev/null | grep -q '^GPU' && echo 1)
+RUN_BUILD = $(if $(or $(HAVE_GPU),$(wildcard $(BUILD)/CMakeCache.txt)),$(BUILD),$(BUILD)-cli)
+run: deps
+	@[ -f $(RUN_BUILD)/CMakeCache.txt ] || cmake -S . -B $(RUN_BUILD) -DCMAKE_BUILD_TYPE=Release \
+	  $(if $(filter $(BUILD),$(RUN_BUILD)),,-DLLT_CUDA=OFF) $(CMAKE_FLAGS) >&2
+	cmake --build $(RUN_BUILD) -j $(JOBS) --target llama-triton >&2
+	@$(RUN_BUILD)/llama-triton models/stories260K.gguf -p "$(PROMPT)" --echo -n 200 --temperature 0.8 --seed 42
 
 test: build
 	@scripts/run-tests.sh $(BUILD) $(PYTHON)
@@ -88,4 +95,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cu' '*.cuh')
 
 clean:
-	rm -rf $(BUILD) build-asan build-cov build-fuzz
+	rm -rf $(BUILD) $(BUILD)-cli build-asan build-cov build-fuzz
