@@ -27,7 +27,7 @@ static int health(srv *s, srv_conn *c, struct MHD_Connection *mc) {
     pthread_mutex_lock(&s->mu);
     llt_sbuf_printf(&b, "{\"status\": \"%s\", \"model\": ", st == SRV_READY ? "ok" : "shutting_down");
     llt_sbuf_json_string(&b, s->model_id, strlen(s->model_id));
-    const char *dev = s->o.load.device ? s->o.load.device : "cpu";
+    const char *dev = s->m ? llt_model_device(s->m, NULL) : "";
     llt_sbuf_append(&b, ", \"device\": ", 12);
     llt_sbuf_json_string(&b, dev, strlen(dev));
     llt_sbuf_printf(&b, ", \"context_length\": %d, \"parallel\": %d, \"running\": %d, \"waiting\": %d, "
