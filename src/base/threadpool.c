@@ -1,6 +1,6 @@
-/* threadpool.c: persistent workers for llt_pool_for.
- * A decode step calls llt_pool_for ~10 times per layer, so a dispatch must cost microseconds,
- * not a thread start. Each call bumps a generation counter; workers wait for it to change,
+/* threadpool.c: persistent workers for llt_pool_for / llt_pool_run.
+ * A dispatch must cost microseconds, not a thread start (the CPU decode step dispatches once
+ * per step and meets at llt_pool_barrier between ops). Each call bumps a generation counter; workers wait for it to change,
  * spinning briefly (the next dispatch usually follows within microseconds) and then sleeping
  * on a condition variable (so an idle pool costs no CPU). The last worker to finish wakes the
  * caller the same way. The calling thread runs chunk 0 itself. */
@@ -31,6 +31,11 @@ struct llt_threadpool {
     atomic_uint_fast64_t gen;    /* bumped once per dispatch */
     atomic_int pending;          /* workers still running the current dispatch */
     atomic_bool stop;
+    /* llt_pool_barrier: arrivals of the current round, rounds completed, threads asleep */
+    atomic_int bar_count;
+    atomic_uint bar_gen;
+    atomic_int bar_sleepers;
+    pthread_cond_t cv_bar;
     /* the current job, published before gen is bumped */
     llt_pool_fn fn;
     void *ctx;
@@ -150,9 +155,13 @@ llt_status llt_pool_create(int32_t n_threads, llt_threadpool **out, llt_error *e
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv_work, NULL);
     pthread_cond_init(&p->cv_done, NULL);
+    pthread_cond_init(&p->cv_bar, NULL);
     atomic_init(&p->gen, 0);
     atomic_init(&p->pending, 0);
     atomic_init(&p->stop, false);
+    atomic_init(&p->bar_count, 0);
+    atomic_init(&p->bar_gen, 0);
+    atomic_init(&p->bar_sleepers, 0);
     llt_status s = start_workers(p, err);
     if (s != LLT_OK) {
         llt_pool_free(p);
@@ -171,6 +180,7 @@ void llt_pool_free(llt_threadpool *p) {
     for (int32_t i = 1; i <= p->n_started; i++) pthread_join(p->threads[i], NULL);
     pthread_cond_destroy(&p->cv_work);
     pthread_cond_destroy(&p->cv_done);
+    pthread_cond_destroy(&p->cv_bar);
     pthread_mutex_destroy(&p->mu);
     pthread_mutex_destroy(&p->call_mu);
     free(p->threads);
@@ -179,3 +189,49 @@ void llt_pool_free(llt_threadpool *p) {
 }
 
 int32_t llt_pool_size(const llt_threadpool *p) { return p ? p->n_threads : 1; }
+
+/* The last thread to arrive starts the next round; the others spin on the round counter, then
+ * sleep. The last arriver takes the lock only when someone sleeps: a sleeper counts itself
+ * before it rereads the round (both sequentially consistent), so either the arriver sees the
+ * sleeper or the sleeper sees the new round. */
+void llt_pool_barrier(llt_threadpool *p) {
+    if (!p || p->n_threads == 1) return;
+    unsigned g = atomic_load_explicit(&p->bar_gen, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&p->bar_count, 1, memory_order_acq_rel) == p->n_threads - 1) {
+        atomic_store_explicit(&p->bar_count, 0, memory_order_relaxed);
+        atomic_fetch_add(&p->bar_gen, 1);
+        if (atomic_load(&p->bar_sleepers) > 0) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_broadcast(&p->cv_bar);
+            pthread_mutex_unlock(&p->mu);
+        }
+        return;
+    }
+    for (int s = 0; s < POOL_SPIN; s++) {
+        if (atomic_load_explicit(&p->bar_gen, memory_order_acquire) != g) return;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add(&p->bar_sleepers, 1);
+    while (atomic_load(&p->bar_gen) == g) pthread_cond_wait(&p->cv_bar, &p->mu);
+    atomic_fetch_sub(&p->bar_sleepers, 1);
+    pthread_mutex_unlock(&p->mu);
+}
+
+typedef struct run_ctx {
+    llt_pool_task fn;
+    void *ctx;
+    int32_t n;
+} run_ctx;
+
+/* llt_pool_for over n_threads items: chunk i is item i, run by thread i. */
+static void run_one(void *ctx, int64_t begin, int64_t end, int32_t thread) {
+    (void)begin, (void)end;
+    const run_ctx *r = ctx;
+    r->fn(r->ctx, thread, r->n);
+}
+
+void llt_pool_run(llt_threadpool *p, llt_pool_task fn, void *ctx) {
+    run_ctx r = {fn, ctx, llt_pool_size(p)};
+    llt_pool_for(p, r.n, run_one, &r);
+}

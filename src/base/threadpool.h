@@ -18,4 +18,12 @@ void llt_pool_free(llt_threadpool *p);
 int32_t llt_pool_size(const llt_threadpool *p);
 void llt_pool_for(llt_threadpool *p, int64_t n, llt_pool_fn fn, void *ctx);
 
+/* fn(ctx, thread, n_threads) on every thread of the pool once (thread 0 = the caller); the
+ * threads may meet at llt_pool_barrier inside fn. One dispatch for a whole decode step. */
+typedef void (*llt_pool_task)(void *ctx, int32_t thread, int32_t n_threads);
+void llt_pool_run(llt_threadpool *p, llt_pool_task fn, void *ctx);
+/* Inside llt_pool_run only, called by every thread the same number of times: returns when all
+ * threads have arrived (spins briefly, then sleeps). No-op for a NULL or 1-thread pool. */
+void llt_pool_barrier(llt_threadpool *p);
+
 #endif

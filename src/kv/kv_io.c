@@ -26,11 +26,16 @@ static size_t elem_bytes(const llt_kv_cache *c) {
 
 void llt_kv_write_f32(llt_kv_cache *c, int32_t layer, int32_t seq, int32_t pos, const float *k,
                       const float *v) {
+    llt_kv_write_cols(c, layer, seq, pos, 0, (int64_t)c->o.n_kv_heads * c->o.head_dim, k, v);
+}
+
+void llt_kv_write_cols(llt_kv_cache *c, int32_t layer, int32_t seq, int32_t pos, int64_t col0,
+                       int64_t n, const float *k, const float *v) {
     const llt_kv_seq *s = &c->seqs[seq];
-    int64_t off = llt_kv_slot(c, s, pos), n = (int64_t)c->o.n_kv_heads * c->o.head_dim;
+    int64_t off = llt_kv_slot(c, s, pos) + col0;
     size_t eb = elem_bytes(c);
-    to_kv_dtype(c->o.kv_dtype, k, (char *)c->k_pool[layer] + (size_t)off * eb, n);
-    to_kv_dtype(c->o.kv_dtype, v, (char *)c->v_pool[layer] + (size_t)off * eb, n);
+    if (k) to_kv_dtype(c->o.kv_dtype, k, (char *)c->k_pool[layer] + (size_t)off * eb, n);
+    if (v) to_kv_dtype(c->o.kv_dtype, v, (char *)c->v_pool[layer] + (size_t)off * eb, n);
 }
 
 /* Device pools: converts one token's row on the host and uploads it. */

@@ -142,5 +142,9 @@ llt_status llt_kv_cache_allocate_fn(llt_kv_cache *c, int32_t seq_id, int32_t lay
  * converting to kv_dtype. */
 void llt_kv_write_f32(llt_kv_cache *c, int32_t layer, int32_t seq, int32_t pos, const float *k,
                       const float *v);
+/* Host pools only: columns [col0, col0 + n) of that row (k[n], v[n]; either may be NULL), so
+ * threads that computed different columns write them without meeting first. */
+void llt_kv_write_cols(llt_kv_cache *c, int32_t layer, int32_t seq, int32_t pos, int64_t col0,
+                       int64_t n, const float *k, const float *v);
 
 #endif

@@ -69,7 +69,7 @@ static void test_gemm_f32(void) {
     }
 }
 
-/* Every dtype x {scalar, AVX2} x {no pool, 2 threads}; threaded == unthreaded bit for bit
+/* Every dtype x {scalar, AVX2, AVX-512} x {no pool, 2 threads}; threaded == unthreaded bit for bit
  * (rows are split, never the reduction). */
 static void test_matmul_dtypes(void) {
     llt_threadpool *pool = NULL;
@@ -84,13 +84,13 @@ static void test_matmul_dtypes(void) {
             fill(w, rows * k);
             void *wb = make_weight(dts[d], w, rows * k);
             llt_weight lw = {.dtype = dts[d], .rows = rows, .cols = k, .data = wb};
-            llt_matmul_job job = {&lw, y1};
-            for (int isa = LLT_CPU_ISA_SCALAR; isa <= LLT_CPU_ISA_AVX2; isa++) {
+            llt_matmul_job job = {.w = &lw, .y = y1};
+            for (int isa = LLT_CPU_ISA_SCALAR; isa <= LLT_CPU_ISA_AVX512; isa++) {
                 llt_cpu_matmul_isa(NULL, &job, 1, x, n, (llt_cpu_isa)isa);
                 double e = check_product(x, w, y1, n, rows, k);
                 CHECK_MSG(e <= 1.0, "%s isa %d n=%lld rows=%lld k=%lld: error %.3g x bound",
                           llt_dtype_name(dts[d]), isa, (long long)n, (long long)rows, (long long)k, e);
-                llt_matmul_job job2 = {&lw, y2};
+                llt_matmul_job job2 = {.w = &lw, .y = y2};
                 llt_cpu_matmul_isa(pool, &job2, 1, x, n, (llt_cpu_isa)isa);
                 CHECK(memcmp(y1, y2, n * rows * 4) == 0);
             }
@@ -115,7 +115,7 @@ static void test_matmul_multi(void) {
         ref[j] = malloc(n * rows[j] * 4);
         fill(w[j], rows[j] * k);
         lw[j] = (llt_weight){.dtype = LLT_DTYPE_F32, .rows = rows[j], .cols = k, .data = w[j]};
-        jobs[j] = (llt_matmul_job){&lw[j], y[j]};
+        jobs[j] = (llt_matmul_job){.w = &lw[j], .y = y[j]};
         llt_cpu_matmul(NULL, &lw[j], x, ref[j], n);
     }
     llt_cpu_matmul_multi(pool, jobs, 3, x, n);

@@ -21,12 +21,12 @@
 #include "kv/paged_cache.h"
 #include "model/batch_plan.h"
 
-enum { CHUNK_ROWS = 128, MIN_PARALLEL_MACS = 1 << 16 };
+enum { CHUNK_ROWS = 128, MIN_PARALLEL_MACS = 1 << 20 };
 
 /* Working buffers for CHUNK_ROWS rows (shapes per row in comments). */
 typedef struct cpu_state {
     float *x;          /* [rows, H] residual stream */
-    float *xb;         /* [rows, H] normalised input of a block */
+    float *xb;         /* [threads, rows, H] normalised input of a block, one per thread */
     float *q;          /* [rows, n_heads * head_dim] */
     float *k, *v;      /* [rows, n_kv_heads * head_dim] */
     float *att;        /* [rows, n_heads * head_dim] attention output */
@@ -62,7 +62,7 @@ static llt_status state_alloc(llt_model *m, cpu_state **out, llt_error *err) {
     s->rope_max = llt_model_max_ctx(m);
     int32_t nt = m->pool ? llt_pool_size(m->pool) : 1;
     s->attn_stride = llt_cpu_attention_scratch_floats(m->kv, c->n_heads);
-    s->x = malloc(R * H * 4), s->xb = malloc(R * H * 4), s->ob = malloc(R * H * 4);
+    s->x = malloc(R * H * 4), s->xb = malloc(nt * R * H * 4), s->ob = malloc(R * H * 4);
     s->q = malloc(R * qd * 4), s->att = malloc(R * qd * 4);
     s->k = malloc(R * kvd * 4), s->v = malloc(R * kvd * 4);
     s->hb = malloc(R * I * 4), s->hb2 = malloc(R * I * 4);
@@ -132,49 +132,112 @@ static void norm_rows(const float *x, const llt_weight *w, float *y, int32_t nr,
     for (int32_t r = 0; r < nr; r++) llt_cpu_rmsnorm_row(x + r * d, w, y + r * d, d, eps);
 }
 
-/* Multiply-adds of the chunk's attention (scores and weighted sum): small steps run on the
- * calling thread, since waking the pool costs more than they do. */
-static int64_t attention_macs(const chunk *ch, const llt_config *c) {
-    int64_t keys = 0;
-    for (int32_t r = 0; r < ch->nr; r++) keys += ch->pos[r] + 1;
-    return 2 * keys * c->n_heads * c->head_dim;
+/* ---- one chunk as one pool dispatch ------------------------------------------------------
+ * Every thread runs the whole chunk (step_task) and takes its share of each op; the threads
+ * meet at a barrier wherever an op reads what others wrote (5 per layer). The small ops ride
+ * on the products: each thread normalises the rows itself into its own xb (RMSNorm is O(H)
+ * per row, cheaper than a barrier), and a product's epilogue applies rotary and writes K/V,
+ * SwiGLU, or the residual add to the rows that thread just computed. */
+
+typedef struct step {
+    llt_model *m;
+    cpu_state *s;
+    const llt_batch *b;
+    const chunk *ch;
+    llt_attn_ctx ax;   /* prepared for the chunk; each thread copies it per layer */
+    llt_cpu_isa isa;   /* resolved once */
+    float *logits, *hidden, *final_norm;
+    int32_t out_row, n_threads;
+} step;
+
+/* An epilogue's view: the step and the layer. */
+typedef struct epi {
+    const step *st;
+    int32_t layer;
+} epi;
+
+static void barrier(const step *st) {
+    if (st->n_threads > 1) llt_pool_barrier(st->m->pool);
 }
 
-static llt_status attention_block(llt_model *m, cpu_state *s, const chunk *ch, int32_t l, llt_error *err) {
-    const llt_config *c = &m->cfg;
-    const llt_layer *L = &m->layers[l];
-    const int64_t H = c->hidden_size, qd = (int64_t)c->n_heads * c->head_dim;
+static void epi_rope_q(void *vctx, int64_t r0, int64_t r1) {
+    const epi *e = vctx;
+    const cpu_state *s = e->st->s;
+    const llt_config *c = &e->st->m->cfg;
+    const int64_t qd = (int64_t)c->n_heads * c->head_dim;
+    for (int32_t t = 0; t < e->st->ch->nr; t++)
+        llt_rotary_apply_cols(s->q + t * qd, r0, r1, c->head_dim, s->rope_sin, s->rope_cos, e->st->ch->pos[t]);
+}
+
+static void epi_rope_k(void *vctx, int64_t r0, int64_t r1) {
+    const epi *e = vctx;
+    const cpu_state *s = e->st->s;
+    const chunk *ch = e->st->ch;
+    const llt_config *c = &e->st->m->cfg;
     const int64_t kvd = (int64_t)c->n_kv_heads * c->head_dim;
-    norm_rows(s->x, &L->attn_norm, s->xb, ch->nr, H, c->rms_norm_eps);
-    llt_matmul_job qkv[3] = {{&L->wq, s->q}, {&L->wk, s->k}, {&L->wv, s->v}};
-    llt_cpu_matmul_multi(m->pool, qkv, 3, s->xb, ch->nr);
-    for (int32_t r = 0; r < ch->nr; r++) {
-        llt_rotary_apply(s->q + r * qd, c->n_heads, c->head_dim, s->rope_sin, s->rope_cos, ch->pos[r]);
-        llt_rotary_apply(s->k + r * kvd, c->n_kv_heads, c->head_dim, s->rope_sin, s->rope_cos, ch->pos[r]);
-        llt_kv_write_f32(m->kv, l, ch->seq[r], ch->pos[r], s->k + r * kvd, s->v + r * kvd);
+    for (int32_t t = 0; t < ch->nr; t++) {
+        float *k = s->k + t * kvd;
+        llt_rotary_apply_cols(k, r0, r1, c->head_dim, s->rope_sin, s->rope_cos, ch->pos[t]);
+        llt_kv_write_cols(e->st->m->kv, e->layer, ch->seq[t], ch->pos[t], r0, r1 - r0, k + r0, NULL);
     }
-    llt_attn_ctx ax = {.c = m->kv, .layer = l, .seqs = s->aseq, .n_seqs = ch->n_aseq, .q = s->q,
-                       .out = s->att, .n_heads = c->n_heads, .scale = 1.0f / sqrtf((float)c->head_dim),
-                       .scratch = s->attn_scratch, .scratch_stride = s->attn_stride, .row_seq = s->row_seq};
-    LLT_TRY(llt_cpu_attention_prepare(&ax, err));
-    if (m->pool && attention_macs(ch, c) >= MIN_PARALLEL_MACS)
-        llt_pool_for(m->pool, ax.n_units, llt_cpu_attention_task, &ax);
-    else llt_cpu_attention_task(&ax, 0, ax.n_units, 0);
-    llt_cpu_matmul(m->pool, &L->wo, s->att, s->ob, ch->nr);
-    llt_cpu_add(s->x, s->ob, ch->nr * H);
-    return LLT_OK;
 }
 
-static void ffn_block(llt_model *m, cpu_state *s, const chunk *ch, int32_t l) {
+static void epi_write_v(void *vctx, int64_t r0, int64_t r1) {
+    const epi *e = vctx;
+    const chunk *ch = e->st->ch;
+    const int64_t kvd = (int64_t)e->st->m->cfg.n_kv_heads * e->st->m->cfg.head_dim;
+    for (int32_t t = 0; t < ch->nr; t++)
+        llt_kv_write_cols(e->st->m->kv, e->layer, ch->seq[t], ch->pos[t], r0, r1 - r0, NULL, e->st->s->v + t * kvd + r0);
+}
+
+/* x[t, r] += ob[t, r]: the residual add of Wo and W_down. */
+static void epi_residual(void *vctx, int64_t r0, int64_t r1) {
+    const epi *e = vctx;
+    const cpu_state *s = e->st->s;
+    const int64_t H = e->st->m->cfg.hidden_size;
+    for (int32_t t = 0; t < e->st->ch->nr; t++) llt_cpu_add(s->x + t * H + r0, s->ob + t * H + r0, r1 - r0);
+}
+
+static void epi_swiglu(void *vctx, int64_t r0, int64_t r1) {
+    const epi *e = vctx;
+    const cpu_state *s = e->st->s;
+    const int64_t I = e->st->m->cfg.intermediate_size;
+    for (int32_t t = 0; t < e->st->ch->nr; t++) llt_cpu_swiglu(s->hb + t * I + r0, s->hb2 + t * I + r0, r1 - r0);
+}
+
+static void attention_part(const step *st, int32_t l, int32_t thread) {
+    llt_attn_ctx ax = st->ax;
+    ax.layer = l;
+    int64_t base = ax.n_units / st->n_threads, rem = ax.n_units % st->n_threads;
+    int64_t b = base * thread + (thread < rem ? thread : rem), e = b + base + (thread < rem ? 1 : 0);
+    if (b < e) llt_cpu_attention_task(&ax, b, e, thread);
+}
+
+static void layer_part(const step *st, int32_t l, float *xb, int32_t thread) {
+    const llt_model *m = st->m;
     const llt_config *c = &m->cfg;
     const llt_layer *L = &m->layers[l];
-    const int64_t H = c->hidden_size, I = c->intermediate_size;
-    norm_rows(s->x, &L->ffn_norm, s->xb, ch->nr, H, c->rms_norm_eps);
-    llt_matmul_job gu[2] = {{&L->w_gate, s->hb}, {&L->w_up, s->hb2}};
-    llt_cpu_matmul_multi(m->pool, gu, 2, s->xb, ch->nr);
-    llt_cpu_swiglu(s->hb, s->hb2, ch->nr * I);
-    llt_cpu_matmul(m->pool, &L->w_down, s->hb, s->ob, ch->nr);
-    llt_cpu_add(s->x, s->ob, ch->nr * H);
+    cpu_state *s = st->s;
+    const int32_t nr = st->ch->nr, nt = st->n_threads;
+    epi e = {st, l};
+    norm_rows(s->x, &L->attn_norm, xb, nr, c->hidden_size, c->rms_norm_eps);
+    llt_matmul_job qkv[3] = {{.w = &L->wq, .y = s->q, .epilogue = epi_rope_q, .epi_ctx = &e},
+                             {.w = &L->wk, .y = s->k, .epilogue = epi_rope_k, .epi_ctx = &e},
+                             {.w = &L->wv, .y = s->v, .epilogue = epi_write_v, .epi_ctx = &e}};
+    llt_cpu_matmul_part(qkv, 3, xb, nr, st->isa, thread, nt);
+    barrier(st);
+    attention_part(st, l, thread);
+    barrier(st);
+    llt_matmul_job wo = {.w = &L->wo, .y = s->ob, .epilogue = epi_residual, .epi_ctx = &e};
+    llt_cpu_matmul_part(&wo, 1, s->att, nr, st->isa, thread, nt);
+    barrier(st);
+    norm_rows(s->x, &L->ffn_norm, xb, nr, c->hidden_size, c->rms_norm_eps);
+    llt_matmul_job gu = {.w = &L->w_gate, .y = s->hb, .w2 = &L->w_up, .y2 = s->hb2, .epilogue = epi_swiglu, .epi_ctx = &e};
+    llt_cpu_matmul_part(&gu, 1, xb, nr, st->isa, thread, nt);
+    barrier(st);
+    llt_matmul_job down = {.w = &L->w_down, .y = s->ob, .epilogue = epi_residual, .epi_ctx = &e};
+    llt_cpu_matmul_part(&down, 1, s->hb, nr, st->isa, thread, nt);
+    barrier(st);
 }
 
 /* Positions and per-chunk attention descriptors of rows [r0, r0 + nr). */
@@ -196,34 +259,62 @@ static bool wants_logits(const llt_batch *b, int32_t i) {
     return i + 1 == b->n_tokens || b->seq_ids[i + 1] != b->seq_ids[i];
 }
 
-/* Final norm, optional copies, and the head for the rows that want logits; returns rows out. */
-static int32_t head_rows(llt_model *m, cpu_state *s, const llt_batch *b, const chunk *ch, float *logits,
-                         int32_t out_row, float *final_norm) {
+/* Final norm (each thread into its own xb), the wanted rows compacted to the front of xb, in
+ * order, and this thread's share of the head's rows. */
+static void head_part(const step *st, float *xb, int32_t thread) {
+    const llt_model *m = st->m;
     const int64_t H = m->cfg.hidden_size;
-    norm_rows(s->x, &m->out_norm, s->xb, ch->nr, H, m->cfg.rms_norm_eps);
-    if (final_norm) memcpy(final_norm + (int64_t)ch->r0 * H, s->xb, (size_t)(ch->nr * H) * 4);
-    int32_t n = 0; /* compact the wanted rows to the front of xb, in order */
+    const chunk *ch = st->ch;
+    norm_rows(st->s->x, &m->out_norm, xb, ch->nr, H, m->cfg.rms_norm_eps);
+    if (st->final_norm && thread == 0) memcpy(st->final_norm + (int64_t)ch->r0 * H, xb, (size_t)(ch->nr * H) * 4);
+    int32_t n = 0;
     for (int32_t r = 0; r < ch->nr; r++)
-        if (wants_logits(b, ch->r0 + r)) {
-            if (n != r) memcpy(s->xb + n * H, s->xb + r * H, (size_t)H * 4);
+        if (wants_logits(st->b, ch->r0 + r)) {
+            if (n != r) memcpy(xb + n * H, xb + r * H, (size_t)H * 4);
             n++;
         }
-    if (n && logits) llt_cpu_matmul(m->pool, &m->output, s->xb, logits + (int64_t)out_row * m->cfg.vocab_size, n);
-    return n;
+    if (!n || !st->logits) return;
+    llt_matmul_job head = {.w = &m->output, .y = st->logits + (int64_t)st->out_row * m->cfg.vocab_size};
+    llt_cpu_matmul_part(&head, 1, xb, n, st->isa, thread, st->n_threads);
+}
+
+static void step_task(void *vctx, int32_t thread, int32_t n_threads) {
+    const step *st = vctx;
+    const int64_t H = st->m->cfg.hidden_size;
+    float *xb = st->s->xb + (int64_t)thread * CHUNK_ROWS * H;
+    for (int32_t l = 0; l < st->m->cfg.n_layers; l++) {
+        layer_part(st, l, xb, thread);
+        if (st->hidden && thread == 0) /* x is next written after two more barriers */
+            memcpy(st->hidden + ((int64_t)l * st->b->n_tokens + st->ch->r0) * H, st->s->x, (size_t)(st->ch->nr * H) * 4);
+    }
+    head_part(st, xb, thread);
+    (void)n_threads;
+}
+
+/* Multiply-adds of the chunk's products: a step smaller than this runs on the calling thread,
+ * since meeting at barriers costs more than the split saves. */
+static int64_t chunk_macs(const llt_model *m, int32_t nr) {
+    const llt_config *c = &m->cfg;
+    int64_t H = c->hidden_size, qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
+    return nr * c->n_layers * (H * (2 * qd + 2 * kvd) + 3 * H * c->intermediate_size);
 }
 
 static llt_status run_chunk(llt_model *m, const llt_batch *b, const chunk *ch, float *logits,
                             int32_t *out_row, float *hidden, float *final_norm, llt_error *err) {
     cpu_state *s = m->backend_state;
-    const int64_t H = m->cfg.hidden_size;
+    const llt_config *c = &m->cfg;
     embed_rows(m, s, b, ch);
-    for (int32_t l = 0; l < m->cfg.n_layers; l++) {
-        LLT_TRY(attention_block(m, s, ch, l, err));
-        ffn_block(m, s, ch, l);
-        if (hidden)
-            memcpy(hidden + ((int64_t)l * b->n_tokens + ch->r0) * H, s->x, (size_t)(ch->nr * H) * 4);
-    }
-    *out_row += head_rows(m, s, b, ch, logits, *out_row, final_norm);
+    step st = {.m = m, .s = s, .b = b, .ch = ch, .isa = llt_cpu_isa_resolve(LLT_CPU_ISA_AUTO), .logits = logits,
+               .hidden = hidden, .final_norm = final_norm, .out_row = *out_row};
+    st.ax = (llt_attn_ctx){.c = m->kv, .layer = 0, .seqs = s->aseq, .n_seqs = ch->n_aseq, .q = s->q,
+                           .out = s->att, .n_heads = c->n_heads, .scale = 1.0f / sqrtf((float)c->head_dim),
+                           .scratch = s->attn_scratch, .scratch_stride = s->attn_stride, .row_seq = s->row_seq};
+    LLT_TRY(llt_cpu_attention_prepare(&st.ax, err));
+    bool threaded = m->pool && llt_pool_size(m->pool) > 1 && chunk_macs(m, ch->nr) >= MIN_PARALLEL_MACS;
+    st.n_threads = threaded ? llt_pool_size(m->pool) : 1;
+    if (threaded) llt_pool_run(m->pool, step_task, &st);
+    else step_task(&st, 0, 1);
+    for (int32_t r = 0; r < ch->nr; r++) *out_row += wants_logits(b, ch->r0 + r);
     return LLT_OK;
 }
 

@@ -5,9 +5,12 @@
  * tokens (tiles of R rows x T tokens kept in registers), convert F16/BF16 on the fly (no
  * widened copy of the weights), and split rows, never the reduction, over threads so that the
  * result does not depend on the thread count. Tokens are blocked so that a block of x stays in
- * L2 while the rows stream past. */
+ * L2 while the rows stream past. Variants: scalar (the reference) and AVX2 here, AVX-512 in
+ * matmul_avx512.c; llt_cpu_matmul_part is one thread's share inside a pool-wide step (the CPU
+ * forward dispatches once per step, see forward.c), with an epilogue per finished row range. */
 #include <string.h>
 
+#include "backend/cpu/matmul_kernels.h"
 #include "backend/cpu/ops.h"
 #include "base/dtype.h"
 #include "base/threadpool.h"
@@ -126,7 +129,7 @@ AVX2_INLINE void rows_dot(llt_dtype dt, const llt_weight *w, const float *x, flo
  * x K_BLOCK columns is converted once to float32 and transposed, p[k][16], so that each step
  * is 2 panel loads + T broadcasts of x for 2*T FMAs, all accumulators in registers. The panel
  * (16 KiB) stays in L1, the x block (TOK_BLOCK x cols floats, 1 MiB at 4096) in L2. */
-enum { PANEL_ROWS = 16, K_BLOCK = 256, TOK_BLOCK = 64, MIN_TOKENS_PANEL = 6 };
+enum { PANEL_ROWS = 16, K_BLOCK = 256, TOK_BLOCK = 64, MIN_TOKENS_PANEL = LLT_MATMUL_MIN_PANEL_TOKENS };
 
 /* 8x8 transpose of float32 in registers (unpack, shuffle, lane permute). */
 AVX2_INLINE void transpose8(__m256 r[8]) {
@@ -258,46 +261,75 @@ bool llt_cpu_has_avx2(void) {
 
 /* ---- parallel driver: units of UNIT_ROWS rows over the concatenated rows of all jobs ---- */
 
-typedef struct matmul_ctx {
-    const llt_matmul_job *jobs;
-    int n_jobs;
-    const float *x;
-    int64_t n;
-    bool avx2;
-} matmul_ctx;
+/* The row kernel of a resolved variant. */
+static llt_rows_fn rows_kernel(llt_cpu_isa isa) {
+#ifdef LLT_X86
+    if (isa == LLT_CPU_ISA_AVX512) return llt_cpu_rows_avx512;
+    if (isa == LLT_CPU_ISA_AVX2) return rows_avx2;
+#endif
+    (void)isa;
+    return rows_scalar;
+}
 
-static void matmul_units(void *vctx, int64_t begin, int64_t end, int32_t thread) {
-    (void)thread;
-    const matmul_ctx *c = vctx;
+llt_cpu_isa llt_cpu_isa_resolve(llt_cpu_isa want) {
+    if ((want == LLT_CPU_ISA_AUTO || want == LLT_CPU_ISA_AVX512) && llt_cpu_has_avx512()) return LLT_CPU_ISA_AVX512;
+    if (want != LLT_CPU_ISA_SCALAR && llt_cpu_has_avx2()) return LLT_CPU_ISA_AVX2;
+    return LLT_CPU_ISA_SCALAR;
+}
+
+static int64_t job_units(const llt_matmul_job *j) { return (j->w->rows + UNIT_ROWS - 1) / UNIT_ROWS; }
+
+/* Units [begin, end): each job's rows in it, then the job's epilogue on them. */
+static void run_units(const llt_matmul_job *jobs, int n_jobs, const float *x, int64_t n, llt_rows_fn rows,
+                      int64_t begin, int64_t end) {
     int64_t unit0 = 0; /* first unit of job j */
-    for (int j = 0; j < c->n_jobs && unit0 < end; j++) {
-        const llt_weight *w = c->jobs[j].w;
-        int64_t units = (w->rows + UNIT_ROWS - 1) / UNIT_ROWS;
+    for (int j = 0; j < n_jobs && unit0 < end; j++) {
+        const llt_matmul_job *jb = &jobs[j];
+        int64_t units = job_units(jb);
         int64_t lo = begin > unit0 ? begin : unit0, hi = end < unit0 + units ? end : unit0 + units;
         if (lo < hi) {
             int64_t r0 = (lo - unit0) * UNIT_ROWS, r1 = (hi - unit0) * UNIT_ROWS;
-            if (r1 > w->rows) r1 = w->rows;
-#ifdef LLT_X86
-            if (c->avx2) rows_avx2(w, c->x, c->n, c->jobs[j].y, r0, r1);
-            else
-#endif
-                rows_scalar(w, c->x, c->n, c->jobs[j].y, r0, r1);
+            if (r1 > jb->w->rows) r1 = jb->w->rows;
+            rows(jb->w, x, n, jb->y, r0, r1);
+            if (jb->w2) rows(jb->w2, x, n, jb->y2, r0, r1);
+            if (jb->epilogue) jb->epilogue(jb->epi_ctx, r0, r1);
         }
         unit0 += units;
     }
 }
 
+void llt_cpu_matmul_part(const llt_matmul_job *jobs, int n_jobs, const float *x, int64_t n,
+                         llt_cpu_isa isa, int32_t thread, int32_t n_threads) {
+    if (n_jobs <= 0 || n <= 0) return;
+    int64_t units = 0;
+    for (int j = 0; j < n_jobs; j++) units += job_units(&jobs[j]);
+    int64_t base = units / n_threads, rem = units % n_threads;
+    int64_t begin = base * thread + (thread < rem ? thread : rem);
+    int64_t end = begin + base + (thread < rem ? 1 : 0);
+    if (begin < end) run_units(jobs, n_jobs, x, n, rows_kernel(llt_cpu_isa_resolve(isa)), begin, end);
+}
+
+typedef struct matmul_ctx {
+    const llt_matmul_job *jobs;
+    int n_jobs;
+    const float *x;
+    int64_t n;
+    llt_cpu_isa isa;
+} matmul_ctx;
+
+static void matmul_task(void *vctx, int32_t thread, int32_t n_threads) {
+    const matmul_ctx *c = vctx;
+    llt_cpu_matmul_part(c->jobs, c->n_jobs, c->x, c->n, c->isa, thread, n_threads);
+}
+
 void llt_cpu_matmul_isa(llt_threadpool *pool, const llt_matmul_job *jobs, int n_jobs,
                         const float *x, int64_t n, llt_cpu_isa isa) {
     if (n_jobs <= 0 || n <= 0) return;
-    matmul_ctx c = {jobs, n_jobs, x, n, isa != LLT_CPU_ISA_SCALAR && llt_cpu_has_avx2()};
-    int64_t units = 0, macs = 0;
-    for (int j = 0; j < n_jobs; j++) {
-        units += (jobs[j].w->rows + UNIT_ROWS - 1) / UNIT_ROWS;
-        macs += jobs[j].w->rows * jobs[j].w->cols * n;
-    }
-    if (!pool || llt_pool_size(pool) <= 1 || macs < MIN_PARALLEL_MACS) matmul_units(&c, 0, units, 0);
-    else llt_pool_for(pool, units, matmul_units, &c);
+    matmul_ctx c = {jobs, n_jobs, x, n, llt_cpu_isa_resolve(isa)};
+    int64_t macs = 0;
+    for (int j = 0; j < n_jobs; j++) macs += jobs[j].w->rows * jobs[j].w->cols * n * (jobs[j].w2 ? 2 : 1);
+    if (!pool || llt_pool_size(pool) <= 1 || macs < MIN_PARALLEL_MACS) matmul_task(&c, 0, 1);
+    else llt_pool_run(pool, matmul_task, &c);
 }
 
 void llt_cpu_matmul_multi(llt_threadpool *pool, const llt_matmul_job *jobs, int n_jobs,
@@ -306,7 +338,7 @@ void llt_cpu_matmul_multi(llt_threadpool *pool, const llt_matmul_job *jobs, int 
 }
 
 void llt_cpu_matmul(llt_threadpool *pool, const llt_weight *w, const float *x, float *y, int64_t n) {
-    llt_matmul_job job = {w, y};
+    llt_matmul_job job = {.w = w, .y = y};
     llt_cpu_matmul_isa(pool, &job, 1, x, n, LLT_CPU_ISA_AUTO);
 }
 

@@ -93,14 +93,17 @@ llt_status llt_rotary_build_cfg(const llt_config *cfg, int32_t max_pos, float *s
 
 void llt_rotary_apply(float *t, int32_t n_heads, int32_t head_dim, const float *sin_cache,
                       const float *cos_cache, int32_t pos) {
+    llt_rotary_apply_cols(t, 0, (int64_t)n_heads * head_dim, head_dim, sin_cache, cos_cache, pos);
+}
+
+void llt_rotary_apply_cols(float *t, int64_t c0, int64_t c1, int32_t head_dim, const float *sin_cache,
+                           const float *cos_cache, int32_t pos) {
     int32_t half = head_dim / 2;
     const float *s = sin_cache + (int64_t)pos * half, *c = cos_cache + (int64_t)pos * half;
-    for (int32_t h = 0; h < n_heads; h++) {
-        float *v = t + (int64_t)h * head_dim;
-        for (int32_t i = 0; i < half; i++) {
-            float x0 = v[2 * i], x1 = v[2 * i + 1];
-            v[2 * i] = x0 * c[i] - x1 * s[i];
-            v[2 * i + 1] = x0 * s[i] + x1 * c[i];
-        }
+    for (int64_t f = c0; f + 1 < c1; f += 2) {
+        int32_t i = (int32_t)(f % head_dim) / 2;
+        float x0 = t[f], x1 = t[f + 1];
+        t[f] = x0 * c[i] - x1 * s[i];
+        t[f + 1] = x0 * s[i] + x1 * c[i];
     }
 }
