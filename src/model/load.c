@@ -57,8 +57,24 @@ int32_t llt_model_max_ctx(const llt_model *m) {
 
 /* ---- finish ----------------------------------------------------------------------------- */
 
-/* CPU compute dtype: converts every float tensor to dt into owned buffers (--dtype f16 on an
- * f32 checkpoint halves the bytes each token reads). */
+/* src[n] of a float dtype -> dst[n] of dt, through a float32 buffer of CONVERT_BLOCK elements
+ * (never a float32 copy of the whole tensor). */
+enum { CONVERT_BLOCK = 1 << 14 };
+static llt_status convert_blocks(llt_dtype from, const void *src, llt_dtype dt, void *dst, int64_t n,
+                                 llt_error *err) {
+    float buf[CONVERT_BLOCK];
+    size_t fb = llt_dtype_get(from)->block_bytes, db = llt_dtype_get(dt)->block_bytes;
+    for (int64_t i = 0; i < n; i += CONVERT_BLOCK) {
+        int64_t k = n - i < CONVERT_BLOCK ? n - i : CONVERT_BLOCK;
+        LLT_TRY(llt_dequantize(from, (const uint8_t *)src + (size_t)i * fb, buf, k, err));
+        LLT_TRY(llt_quantize_plain(dt, buf, (uint8_t *)dst + (size_t)i * db, k, err));
+    }
+    return LLT_OK;
+}
+
+/* CPU compute dtype: converts every float tensor to dt into owned buffers (--dtype f16 / bf16
+ * on an f32 checkpoint halves the bytes each token reads; the f32 file stays mapped, unread
+ * after this, so the process holds the 16-bit weights only). */
 static llt_status convert_tensors(llt_tensor_table *tt, llt_dtype dt, llt_error *err) {
     uint64_t total = 0, done = 0;
     for (size_t i = 0; i < tt->n; i++) total += tt->t[i].nbytes;
@@ -71,13 +87,10 @@ static llt_status convert_tensors(llt_tensor_table *tt, llt_dtype dt, llt_error 
         if (t->dtype == dt || (t->dtype != LLT_DTYPE_F32 && t->dtype != LLT_DTYPE_F16 && t->dtype != LLT_DTYPE_BF16))
             continue;
         int64_t n = llt_tensor_numel(t);
-        float *f = malloc((size_t)n * 4);
         void *d = malloc((size_t)n * llt_dtype_get(dt)->block_bytes);
-        llt_status s = f && d ? llt_dequantize(t->dtype, t->data, f, n, err)
-                              : llt_err_set(err, LLT_ERR_NOMEM, "tensor '%s': out of memory converting to %s",
-                                            t->name, llt_dtype_name(dt));
-        if (s == LLT_OK) s = llt_quantize_plain(dt, f, d, n, err);
-        free(f);
+        llt_status s = d ? convert_blocks(t->dtype, t->data, dt, d, n, err)
+                         : llt_err_set(err, LLT_ERR_NOMEM, "tensor '%s': out of memory converting to %s",
+                                       t->name, llt_dtype_name(dt));
         if (s != LLT_OK) {
             free(d);
             return s;

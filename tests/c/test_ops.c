@@ -99,6 +99,46 @@ static void test_matmul_dtypes(void) {
     llt_pool_free(pool);
 }
 
+/* llt_cpu_matmul_part at 1..5 threads: a job with a second weight (w2 into y2) and an
+ * epilogue; every row range the epilogue sees is already computed in y and y2, the ranges
+ * cover each row exactly once, and y, y2 equal the plain products bit for bit. */
+typedef struct epi_seen {
+    const float *y, *y2, *ref, *ref2;
+    int64_t n, rows;
+    int hits[300];
+    int bad;
+} epi_seen;
+
+static void epi_check(void *vctx, int64_t r0, int64_t r1) {
+    epi_seen *e = vctx;
+    for (int64_t r = r0; r < r1; r++) {
+        e->hits[r]++;
+        for (int64_t t = 0; t < e->n; t++)
+            e->bad += e->y[t * e->rows + r] != e->ref[t * e->rows + r] || e->y2[t * e->rows + r] != e->ref2[t * e->rows + r];
+    }
+}
+
+static void test_matmul_part_epilogue(void) {
+    const int64_t n = 3, k = 200, rows = 258;
+    float *x = malloc(n * k * 4), *w = malloc(rows * k * 4), *w2 = malloc(rows * k * 4);
+    float *y = malloc(n * rows * 4), *y2 = malloc(n * rows * 4), *ref = malloc(n * rows * 4), *ref2 = malloc(n * rows * 4);
+    fill(x, n * k), fill(w, rows * k), fill(w2, rows * k);
+    llt_weight lw = {.dtype = LLT_DTYPE_F32, .rows = rows, .cols = k, .data = w};
+    llt_weight lw2 = {.dtype = LLT_DTYPE_F32, .rows = rows, .cols = k, .data = w2};
+    llt_cpu_matmul(NULL, &lw, x, ref, n);
+    llt_cpu_matmul(NULL, &lw2, x, ref2, n);
+    for (int32_t nt = 1; nt <= 5; nt++) {
+        epi_seen e = {.y = y, .y2 = y2, .ref = ref, .ref2 = ref2, .n = n, .rows = rows};
+        memset(y, 0, n * rows * 4), memset(y2, 0, n * rows * 4);
+        llt_matmul_job job = {.w = &lw, .y = y, .w2 = &lw2, .y2 = y2, .epilogue = epi_check, .epi_ctx = &e};
+        for (int32_t t = 0; t < nt; t++) llt_cpu_matmul_part(&job, 1, x, n, LLT_CPU_ISA_AUTO, t, nt);
+        int wrong = 0;
+        for (int64_t r = 0; r < rows; r++) wrong += e.hits[r] != 1;
+        CHECK_MSG(wrong == 0 && e.bad == 0, "%d threads: %d rows not seen once, %d values differ", nt, wrong, e.bad);
+    }
+    free(x), free(w), free(w2), free(y), free(y2), free(ref), free(ref2);
+}
+
 /* Several jobs sharing x in one pass equal separate products. */
 static void test_matmul_multi(void) {
     llt_threadpool *pool = NULL;
@@ -275,6 +315,7 @@ int main(void) {
     RUN(test_gemm_f32);
     RUN(test_matmul_dtypes);
     RUN(test_matmul_multi);
+    RUN(test_matmul_part_epilogue);
     RUN(test_rmsnorm);
     RUN(test_rotary_build);
     RUN(test_rotary_apply);

@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/threadpool.h"
@@ -171,11 +172,51 @@ static void test_create(void) {
     llt_pool_free(p);
 }
 
+/* llt_pool_run + llt_pool_barrier: every thread runs once with its own index, and no thread
+ * leaves a barrier before all arrived: in round r each thread writes slot[thread] = r, and after
+ * the barrier every slot must read r (a thread that ran ahead would have written r + 1, one that
+ * lagged would still read r - 1). Some rounds make one thread slow, so others must sleep. */
+enum { BAR_ROUNDS = 3000, BAR_MAX = 8 };
+typedef struct bar_ctx {
+    llt_threadpool *p;
+    atomic_int slot[BAR_MAX];
+    atomic_int bad, ran[BAR_MAX];
+} bar_ctx;
+
+static void bar_task(void *vctx, int32_t thread, int32_t n_threads) {
+    bar_ctx *c = vctx;
+    atomic_fetch_add(&c->ran[thread], 1);
+    for (int r = 1; r <= BAR_ROUNDS; r++) {
+        if (r % 500 == thread) usleep(2000); /* one laggard: the others spin out and sleep */
+        atomic_store(&c->slot[thread], r);
+        llt_pool_barrier(c->p);
+        for (int t = 0; t < n_threads; t++)
+            if (atomic_load(&c->slot[t]) != r) atomic_fetch_add(&c->bad, 1);
+        llt_pool_barrier(c->p);
+    }
+}
+
+static void test_barrier(void) {
+    for (int32_t n = 1; n <= 5; n += 2) {
+        bar_ctx c;
+        memset(&c, 0, sizeof c);
+        CHECK_OK(llt_pool_create(n, &c.p, NULL), NULL);
+        if (!c.p) return;
+        llt_pool_run(c.p, bar_task, &c);
+        llt_pool_run(c.p, bar_task, &c); /* the barrier state carries over between runs */
+        CHECK_MSG(atomic_load(&c.bad) == 0, "%d threads: %d slots read out of round", n, atomic_load(&c.bad));
+        for (int t = 0; t < n; t++) CHECK(atomic_load(&c.ran[t]) == 2);
+        llt_pool_free(c.p);
+    }
+    llt_pool_barrier(NULL); /* no pool: no-op */
+}
+
 int main(void) {
     RUN(test_cover);
     RUN(test_chunks);
     RUN(test_many);
     RUN(test_concurrent_callers);
     RUN(test_create);
+    RUN(test_barrier);
     return tl_done("test_threadpool");
 }
