@@ -17,6 +17,7 @@ int cmd_convert(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_serve(int argc, char **argv);     /* cmd_serve.c over src/server/ */
+int cmd_template(int argc, char **argv); /* cmd_template.c: render a chat template */
 /* Random weights of a built-in shape (cmd_bench.c's table: tiny, llama3-8b, ...). */
 bool cli_shape_known(const char *name);
 llt_status cli_random_model(const char *shape, const llt_load_opts *o, llt_model **m, llt_error *err);

@@ -30,6 +30,7 @@ static const struct {
 #else
     {"serve", cmd_no_serve, "(not in this build: libmicrohttpd was missing when it was configured)"},
 #endif
+    {"template", cmd_template, "render a chat template with a conversation (exact text to stdout)"},
 };
 
 static void usage(FILE *f) {

@@ -384,6 +384,33 @@ int32_t llt_chat_n_reused(const llt_chat *c); /* tokens the last turn kept from 
 llt_status llt_convert(const char *src, llt_format from, const char *dst_dir, llt_dtype dtype,
                        llt_error *err);
 
+/* ---- chat templates (Jinja2 subset; src/template/) ------------------------------------------ */
+
+/* A model's chat template (the Jinja text in tokenizer_config.json / GGUF
+ * tokenizer.chat_template), rendered exactly as Hugging Face transformers renders it (Jinja2
+ * sandbox, trim_blocks, lstrip_blocks, loopcontrols, raise_exception, strftime_now, tojson =
+ * json.dumps). Anything the engine cannot reproduce exactly fails with a message naming the
+ * construct and its line:column; a template's raise_exception fails with its own message. */
+typedef struct llt_template llt_template;
+typedef struct llt_chat_opts {
+    bool add_generation_prompt;
+    const char *bos_token;   /* NULL -> "" */
+    const char *eos_token;   /* NULL -> "" */
+    const char *tools_json;  /* JSON array text or NULL (then `tools` is undefined) */
+    const char *date;        /* "YYYY-MM-DD" pins strftime_now; NULL -> today (UTC) */
+} llt_chat_opts;
+llt_status llt_template_parse(const char *src, size_t len, llt_template **out, llt_error *err);
+/* messages_json: the OpenAI-style messages array as JSON text. *out is malloc'd, NUL-terminated; free with free(). */
+llt_status llt_template_render(const llt_template *t, const char *messages_json, size_t len,
+                               const llt_chat_opts *o, char **out, size_t *out_len, llt_error *err);
+void llt_template_free(llt_template *t);
+/* The chat template a model path carries (GGUF key tokenizer.chat_template; HF/native folder:
+   chat_template.jinja, or tokenizer_config.json "chat_template", string or the
+   list-of-{name,template} form -> "default"), plus the BOS/EOS token texts (tokenizer_config.json
+   bos_token/eos_token, else the vocabulary's). Each out string malloc'd (free()); NULL when absent.
+   No template -> LLT_ERR_NOT_FOUND with a message saying to use --chat-template FILE. */
+llt_status llt_chat_template_from_path(const char *model_path, char **template_src, char **bos, char **eos, llt_error *err);
+
 /* ---- ABI description (for bindings that mirror the structs, e.g. Python ctypes) ---------- */
 
 /* sizeof a public struct by its name ("llt_config", "llt_gen_params", ...); 0 when unknown. */
