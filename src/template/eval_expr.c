@@ -417,7 +417,6 @@ bool tm_eval(tm_ctx *c, tm_frame *f, const tnode *n, tv *out) {
     }
     case E_NOT:
         if (!tm_eval(c, f, n->a, &a)) return false;
-        if (a.t == TV_UNDEF && a.u.u && a.u.u->kind == UND_UNSAFE) return tm_fail_undef(c, a, n->pos);
         *out = tv_bool(!tv_truthy(a));
         return true;
     case E_NEG: case E_POS:

@@ -3,7 +3,9 @@
  * ", " / ": " separators (",", ": " with an indent), repr() of floats, NaN/Infinity,
  * \uXXXX for control characters (and everything non-ASCII with ensure_ascii, as surrogate
  * pairs above U+FFFF), non-string keys converted the way json.dumps converts them. */
+#include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -38,7 +40,43 @@ static bool from_json(tm_ctx *c, const llt_json *j, tv *out, int depth) {
     return false;
 }
 
+/* Python reads an integer literal of any size exactly; ours are 64-bit. The reader keeps such a
+ * literal only as a double, so it is found here in the text and refused rather than printed
+ * differently. */
+static bool check_big_ints(tm_ctx *c, const char *s, size_t n, const char *what) {
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"') {
+            for (i++; i < n && s[i] != '"'; i++)
+                if (s[i] == '\\') i++;
+            continue;
+        }
+        if (!(s[i] == '-' || (s[i] >= '0' && s[i] <= '9'))) continue;
+        size_t st = i, digits = 0;
+        bool frac = false;
+        if (s[i] == '-') i++;
+        for (; i < n && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == 'e' || s[i] == 'E' || s[i] == '+' ||
+                         s[i] == '-'); i++) {
+            if (s[i] >= '0' && s[i] <= '9') digits++;
+            else frac = true;
+        }
+        if (!frac && digits >= 19) {
+            char buf[32];
+            size_t k = i - st < 31 ? i - st : 31;
+            memcpy(buf, s + st, k);
+            buf[k] = 0;
+            errno = 0;
+            (void)strtoll(buf, NULL, 10);
+            if (errno == ERANGE || digits > 19)
+                return tm_fail(c, LLT_ERR_UNSUPPORTED, TM_NOPOS, "%s: integer %s... does not fit in 64 bits (unsupported)",
+                               what, buf);
+        }
+        i--;
+    }
+    return true;
+}
+
 bool tm_from_json(tm_ctx *c, const char *text, size_t len, const char *what, tv *out) {
+    if (!check_big_ints(c, text, len, what)) return false;
     llt_json *j = NULL;
     llt_status st = llt_json_parse(text, len, what, &j, c->err);
     if (st != LLT_OK) {

@@ -470,8 +470,7 @@ tv tv_as_str(tm_ctx *c, tv v) {
 bool tv_iterate(tm_ctx *c, tv v, tlist **out, uint32_t pos) {
     switch (v.t) {
     case TV_LIST: *out = v.u.l; return true;
-    case TV_UNDEF:
-        if (v.u.u && v.u.u->kind == UND_UNSAFE) return tm_fail_undef(c, v, pos);
+    case TV_UNDEF: /* Undefined iterates as empty (an unsafe one too: it fails only when called) */
         *out = tl_new(c, 0);
         return *out != NULL;
     case TV_DICT: {

@@ -8,6 +8,7 @@ Jinja's error message contained in ours (raise_exception, UndefinedError, Securi
 TypeError). Then hostile templates: deep nesting, runaway loops, huge output, recursion and
 unsupported constructs must fail with a clear message and never crash or hang."""
 
+import functools
 import json
 import os
 import subprocess
@@ -62,16 +63,21 @@ def _tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False
     return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
 
-def reference(source, messages, add_generation_prompt, tools=None, bos="<s>", eos="</s>"):
+@functools.lru_cache(maxsize=None)
+def _compiled(source):
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[_Generation, loopcontrols])
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise
     pinned = datetime.strptime(DATE, "%Y-%m-%d")
     env.globals["strftime_now"] = lambda fmt: pinned.strftime(fmt)
+    return env.from_string(source)
+
+
+def reference(source, messages, add_generation_prompt, tools=None, bos="<s>", eos="</s>"):
     kw = dict(messages=messages, add_generation_prompt=add_generation_prompt, bos_token=bos, eos_token=eos)
     if tools is not None:
         kw["tools"] = tools
-    return env.from_string(source).render(**kw)
+    return _compiled(source).render(**kw)
 
 
 def ours(template_path, messages, add_generation_prompt, tmp_path, tools=None, bos="<s>", eos="</s>"):
@@ -162,6 +168,13 @@ CONVERSATIONS = {
     "reasoning": [{"role": "user", "content": "2+2?"},
                   {"role": "assistant", "content": "<think>\nadd them\n</think>\n\n4"},
                   {"role": "user", "content": "And 3+3?"}],
+    "no_messages": [],
+    "named_and_numbers": [{"role": "user", "name": "alice", "content": "hi from alice"},
+                          {"role": "assistant", "content": "Hello Alice, with tool text",
+                           "tool_calls": [{"id": "xyz987654", "type": "function",
+                                           "function": {"name": "get_weather", "arguments": {}}}]},
+                          {"role": "tool", "tool_call_id": "xyz987654", "content": {"temp": 3.25, "ok": False}},
+                          {"role": "user", "content": 42}],
     "not_alternating": [{"role": "user", "content": "one"}, {"role": "user", "content": "two"}],
     "tool_calls": TOOL_TURN,
     "tool_calls_string_args": [
