@@ -582,25 +582,19 @@ static tnode *parse_not(ps *P) {
     return parse_compare(P);
 }
 
-static tnode *parse_and(ps *P) {
-    tnode *l = parse_not(P);
-    while (l && tk_name(cur(P), "and")) {
+/* left-associative `a KEYWORD b KEYWORD c` (and, or) */
+static tnode *parse_logic(ps *P, const char *kw, int kind, tnode *(*operand)(ps *)) {
+    tnode *l = operand(P);
+    while (l && tk_name(cur(P), kw)) {
         uint32_t pos = cur(P)->pos;
         adv(P);
-        l = binop(P, E_AND, 0, l, parse_not(P), pos);
+        l = binop(P, kind, 0, l, operand(P), pos);
     }
     return l;
 }
 
-static tnode *parse_or(ps *P) {
-    tnode *l = parse_and(P);
-    while (l && tk_name(cur(P), "or")) {
-        uint32_t pos = cur(P)->pos;
-        adv(P);
-        l = binop(P, E_OR, 0, l, parse_and(P), pos);
-    }
-    return l;
-}
+static tnode *parse_and(ps *P) { return parse_logic(P, "and", E_AND, parse_not); }
+static tnode *parse_or(ps *P) { return parse_logic(P, "or", E_OR, parse_and); }
 
 static tnode *parse_condexpr(ps *P) {
     tnode *e1 = parse_or(P);
