@@ -70,6 +70,9 @@ typedef enum llt_dtype {
     LLT_DTYPE_F64,
     LLT_DTYPE_U8,
     LLT_DTYPE_BOOL,
+    LLT_DTYPE_Q4_1, /* GGML block types appended after the plain ones (codes stay stable) */
+    LLT_DTYPE_Q5_0,
+    LLT_DTYPE_Q5_K,
     LLT_DTYPE_COUNT
 } llt_dtype;
 

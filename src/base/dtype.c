@@ -14,6 +14,8 @@ static const llt_dtype_info k_info[LLT_DTYPE_COUNT] = {
     [LLT_DTYPE_I16] = {"i16", 1, 2},      [LLT_DTYPE_I32] = {"i32", 1, 4},
     [LLT_DTYPE_I64] = {"i64", 1, 8},      [LLT_DTYPE_F64] = {"f64", 1, 8},
     [LLT_DTYPE_U8] = {"u8", 1, 1},        [LLT_DTYPE_BOOL] = {"bool", 1, 1},
+    [LLT_DTYPE_Q4_1] = {"q4_1", 32, 20},  [LLT_DTYPE_Q5_0] = {"q5_0", 32, 22},
+    [LLT_DTYPE_Q5_K] = {"q5_k", 256, 176},
 };
 
 const llt_dtype_info *llt_dtype_get(llt_dtype t) {
@@ -114,6 +116,9 @@ llt_status llt_dequantize(llt_dtype t, const void *src, float *dst, int64_t n, l
     case LLT_DTYPE_Q4_0:
     case LLT_DTYPE_Q4_K:
     case LLT_DTYPE_Q6_K:
+    case LLT_DTYPE_Q4_1:
+    case LLT_DTYPE_Q5_0:
+    case LLT_DTYPE_Q5_K:
         return llt_dequantize_blocks(t, src, dst, n, err);
     default:
         return llt_err_set(err, LLT_ERR_UNSUPPORTED, "cannot convert %s to f32", llt_dtype_name(t));

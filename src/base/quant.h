@@ -1,4 +1,4 @@
-/* quant.h: GGML block-quantised formats (Q8_0, Q4_0, Q4_K, Q6_K) -> float32. */
+/* quant.h: GGML block-quantised formats (Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K) -> float32. */
 #ifndef LLT_BASE_QUANT_H
 #define LLT_BASE_QUANT_H
 

@@ -28,12 +28,12 @@ typedef struct ggml_type_info {
 static ggml_type_info ggml_type_lookup(uint32_t id) {
     static const ggml_type_info k[] = {
         [0] = {LLT_DTYPE_F32, 1, 4},        [1] = {LLT_DTYPE_F16, 1, 2},
-        [2] = {LLT_DTYPE_Q4_0, 32, 18},     [3] = {LLT_DTYPE_COUNT, 32, 20},  /* Q4_1 */
+        [2] = {LLT_DTYPE_Q4_0, 32, 18},     [3] = {LLT_DTYPE_Q4_1, 32, 20},
         [4] = {LLT_DTYPE_COUNT, 0, 0},      [5] = {LLT_DTYPE_COUNT, 0, 0},    /* removed */
-        [6] = {LLT_DTYPE_COUNT, 32, 22},    [7] = {LLT_DTYPE_COUNT, 32, 24},  /* Q5_0, Q5_1 */
+        [6] = {LLT_DTYPE_Q5_0, 32, 22},     [7] = {LLT_DTYPE_COUNT, 32, 24},  /* Q5_1 */
         [8] = {LLT_DTYPE_Q8_0, 32, 34},     [9] = {LLT_DTYPE_COUNT, 32, 36},  /* Q8_1 */
         [10] = {LLT_DTYPE_COUNT, 256, 84},  [11] = {LLT_DTYPE_COUNT, 256, 110}, /* Q2_K, Q3_K */
-        [12] = {LLT_DTYPE_Q4_K, 256, 144},  [13] = {LLT_DTYPE_COUNT, 256, 176}, /* Q5_K */
+        [12] = {LLT_DTYPE_Q4_K, 256, 144},  [13] = {LLT_DTYPE_Q5_K, 256, 176},
         [14] = {LLT_DTYPE_Q6_K, 256, 210},  [15] = {LLT_DTYPE_COUNT, 256, 292}, /* Q8_K */
         [24] = {LLT_DTYPE_I8, 1, 1},        [25] = {LLT_DTYPE_I16, 1, 2},
         [26] = {LLT_DTYPE_I32, 1, 4},       [27] = {LLT_DTYPE_I64, 1, 8},
@@ -369,7 +369,7 @@ const llt_gguf_tensor *llt_gguf_find_tensor(const llt_gguf *g, const char *name)
 llt_status llt_gguf_tensor_usable(const llt_gguf *g, const llt_gguf_tensor *t, llt_error *err) {
     if (t->type != LLT_DTYPE_COUNT) return LLT_OK;
     return llt_err_set(err, LLT_ERR_UNSUPPORTED, "%s: tensor '%.*s' has ggml type %u, which is "
-                       "not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K are)",
+                       "not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K are)",
                        g->map.path, STR_ARG(t->name), t->ggml_type);
 }
 

@@ -502,16 +502,16 @@ static void test_to_tensors(void) {
     uint8_t *d = g_bytes(&n);
     if (!d) return;
     size_t type_at = tensor_info_pos(47) + 8 + 21 + 4 + 8;
-    put_u32(d + type_at, 3); /* Q4_1: a known size, not a type we compute with */
+    put_u32(d + type_at, 7); /* Q5_1: a known size, not a type we compute with */
     const char *p = tl_write_tmp("q5k.gguf", d, n);
     free(d);
     if (llt_gguf_open(p, &g, &e) != LLT_OK) {
-        /* the Q4_1 size is smaller than f32's: still inside the file, so it must open */
+        /* the Q5_1 size is smaller than f32's: still inside the file, so it must open */
         CHECK_MSG(0, "%s", e.msg);
         return;
     }
     llt_tensors_init(&tt);
-    CHECK_ERR(llt_gguf_to_tensors(&g, &tt, &e), LLT_ERR_UNSUPPORTED, &e, "'blk.4.ffn_norm.weight' has ggml type 3");
+    CHECK_ERR(llt_gguf_to_tensors(&g, &tt, &e), LLT_ERR_UNSUPPORTED, &e, "'blk.4.ffn_norm.weight' has ggml type 7");
     CHECK(!g.map_moved && tt.n == 0); /* nothing added */
     llt_tensors_free(&tt);
     llt_gguf_close(&g);
