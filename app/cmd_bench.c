@@ -15,7 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/dtype.h"
 #include "base/log.h"
+#include "base/quant.h"
 #include "base/threadpool.h"
 #include "cli.h"
 #include "model/model.h"
@@ -132,23 +134,29 @@ static llt_config shape_config(const bench_shape *s) {
     return c;
 }
 
+/* Bytes as held (GGML block types: the real block bytes, not elements x 2). */
+static double tensor_bytes(const llt_weight *w) {
+    uint64_t n = 0;
+    llt_dtype_nbytes(w->dtype, (uint64_t)(w->rows * w->cols), &n);
+    return (double)n;
+}
+
 static double weight_bytes(const llt_model *m) {
     double b = 0;
     for (int32_t l = 0; l < m->cfg.n_layers; l++) {
         const llt_layer *L = &m->layers[l];
         const llt_weight *w[9] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
-        for (int i = 0; i < 9; i++) b += (double)w[i]->rows * w[i]->cols * (w[i]->dtype == LLT_DTYPE_F32 ? 4 : 2);
+        for (int i = 0; i < 9; i++) b += tensor_bytes(w[i]);
     }
-    const llt_weight *h[2] = {&m->out_norm, &m->output};
-    for (int i = 0; i < 2; i++) b += (double)h[i]->rows * h[i]->cols * (h[i]->dtype == LLT_DTYPE_F32 ? 4 : 2);
-    return b;
+    return b + tensor_bytes(&m->out_norm) + tensor_bytes(&m->output);
 }
 
 static int check_memory(const bench_shape *s, llt_dtype dt) {
     double params = (double)s->layers * ((double)s->hidden * (2.0 * s->hidden + 2.0 * s->hidden / s->heads * s->kv_heads) +
                                          3.0 * s->hidden * s->inter) +
                     (s->tied ? 1.0 : 2.0) * s->vocab * s->hidden;
-    double need = params * (dt == LLT_DTYPE_F32 ? 4 : 2);
+    const llt_dtype_info *di = llt_dtype_get(dt);
+    double need = params * di->block_bytes / di->block_elems;
     double avail = (double)sysconf(_SC_AVPHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
     if (need > 0.85 * avail) {
         fprintf(stderr, "llama-triton bench: shape %s needs %.1f GB of %s weights, %.1f GB of memory available\n",
@@ -309,7 +317,8 @@ static void usage(FILE *f) {
           "                   (default cpu)\n"
           "  --layer_split L  layers per listed GPU, e.g. 40,40 (default: by free memory)\n"
           "  --max_pages N    KV cache pages of 16 tokens (default: enough for b x (p + n))\n"
-          "  --dtype T        f16, bf16 or f32 weights (default f16)\n"
+          "  --dtype T        f16, bf16, f32, or GGML blocks q8_0|q4_0|q4_1|q5_0|q4_k|q5_k|q6_k (random\n"
+          "                   blocks made where the weights live; default f16)\n"
           "  --threads N      CPU threads (default: all cores)\n"
           "  --json           one JSON object on stdout\n",
           f);
@@ -330,10 +339,10 @@ static int parse_flag(int argc, char **argv, int *i, bench_args *a) {
         return cli_take(argc, argv, i, &v) && cli_parse_split(v, a->split, &a->n_split) ? 0 : 2;
     if (cli_flag_is(f, "--dtype", NULL)) {
         if (!cli_take(argc, argv, i, &v)) return 2;
-        if (llt_dtype_from_name(v, &a->dtype) &&
-            (a->dtype == LLT_DTYPE_F16 || a->dtype == LLT_DTYPE_BF16 || a->dtype == LLT_DTYPE_F32))
+        if (llt_dtype_from_name(v, &a->dtype) && (a->dtype == LLT_DTYPE_F16 || a->dtype == LLT_DTYPE_BF16 ||
+                                                  a->dtype == LLT_DTYPE_F32 || llt_dtype_is_block(a->dtype)))
             return 0;
-        return cli_usage_error("--dtype expects f16, bf16 or f32, got '%s'", v);
+        return cli_usage_error("--dtype expects f16, bf16, f32, q8_0, q4_0, q4_1, q5_0, q4_k, q5_k or q6_k, got '%s'", v);
     }
     return cli_usage_error("unknown flag '%s'", f);
 }

@@ -133,6 +133,14 @@ static void dequant_q6_k(const uint8_t *s, float *dst, int64_t n) {
     }
 }
 
+bool llt_dtype_is_block(llt_dtype t) {
+    switch (t) {
+    case LLT_DTYPE_Q8_0: case LLT_DTYPE_Q4_0: case LLT_DTYPE_Q4_1: case LLT_DTYPE_Q5_0:
+    case LLT_DTYPE_Q4_K: case LLT_DTYPE_Q5_K: case LLT_DTYPE_Q6_K: return true;
+    default: return false;
+    }
+}
+
 llt_status llt_dequantize_blocks(llt_dtype t, const void *src, float *dst, int64_t n, llt_error *err) {
     switch (t) {
     case LLT_DTYPE_Q8_0: dequant_q8_0(src, dst, n); return LLT_OK;

@@ -4,6 +4,9 @@
 
 #include "llama_triton.h"
 
+/* The block types decoded here (and computed on as stored by the CPU kernels). */
+bool llt_dtype_is_block(llt_dtype t);
+
 /* n must be a multiple of the type's block size (checked by the caller via llt_dtype_nbytes). */
 llt_status llt_dequantize_blocks(llt_dtype t, const void *src, float *dst, int64_t n, llt_error *err);
 

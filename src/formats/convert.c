@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "base/log.h"
+#include "base/quant.h"
 #include "formats/convert.h"
 #include "formats/hf.h"
 #include "formats/names.h"
@@ -87,6 +88,11 @@ static llt_status gguf_to_native(llt_gguf *g, const char *dst, llt_dtype dtype, 
     llt_tensors_init(&tt);
     llt_status s = llt_gguf_to_tensors(g, &raw, err);
     if (s == LLT_OK) s = llt_names_rename_table(&raw, LLT_NAMES_GGUF, &tt, LLT_NAMES_NATIVE, err);
+    size_t n_block = 0; /* the native format has no block types: say so rather than surprise */
+    for (size_t i = 0; s == LLT_OK && i < raw.n; i++) n_block += llt_dtype_is_block(raw.t[i].dtype);
+    if (n_block)
+        LLT_INFO("%s: %zu quantised tensors (%s, ...) are dequantised to %s in the native format", g->map.path,
+                 n_block, llt_dtype_name(cfg.dtype), dtype == LLT_DTYPE_COUNT ? "f32" : llt_dtype_name(dtype));
     if (s == LLT_OK) s = llt_native_write(dst, &cfg, &tt, dtype, err);
     llt_tensors_free(&raw);
     llt_tensors_free(&tt);

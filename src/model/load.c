@@ -143,6 +143,7 @@ llt_status llt_model_finish(llt_model *m, llt_tensor_names names, const llt_load
     m->backend = llt_backend_select(opts->device, err);
     if (!m->backend) return err->status;
     bool cpu = m->backend == &llt_backend_cpu;
+    m->keep_quant = cpu; /* the CPU kernels compute on GGML blocks (backend/cpu/quant_dot.c) */
     if (cpu && (opts->dtype == LLT_DTYPE_F32 || opts->dtype == LLT_DTYPE_F16 || opts->dtype == LLT_DTYPE_BF16))
         LLT_TRY(convert_tensors(&m->tensors, opts->dtype, err));
     for (int32_t i = 0; m->tok && i < m->cfg.n_eos && i < LLT_MAX_EOS; i++) /* generation_config's list */
@@ -202,9 +203,9 @@ llt_status llt_model_load(const char *path, const llt_load_opts *opts, llt_model
         if (err && !strstr(err->msg, path)) llt_err_wrap(err, s, "%s: ", path);
         return s;
     }
-    LLT_INFO("loaded %s in %.2f s (%d layers, hidden %d, vocab %d, %d threads) on %s: %s", path,
+    LLT_INFO("loaded %s in %.2f s (%d layers, hidden %d, vocab %d, %d threads) on %s: %s%s%s", path,
              llt_time_now() - t0, (int)m->cfg.n_layers, (int)m->cfg.hidden_size, (int)m->cfg.vocab_size,
-             (int)m->n_threads, m->device, m->device_why);
+             (int)m->n_threads, m->device, m->device_why, m->quant_note[0] ? "; " : "", m->quant_note);
     *out = m;
     return LLT_OK;
 }

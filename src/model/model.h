@@ -13,7 +13,8 @@ typedef struct llt_threadpool llt_threadpool;
 typedef struct llt_backend llt_backend;
 
 typedef struct llt_weight {
-    llt_dtype dtype;     /* F32, F16 or BF16 on the host (quantised files are dequantised on load) */
+    llt_dtype dtype;     /* F32, F16, BF16, or a GGML block type (Q4_K, ...) kept as stored when the
+                            backend computes on blocks (llt_model.keep_quant) */
     int64_t rows, cols;  /* vectors: rows = 1 */
     const void *data;    /* host bytes, rows * cols elements */
     void *dev;           /* the backend's copy (device pointer), NULL on the CPU */
@@ -45,6 +46,13 @@ struct llt_model {
     llt_threadpool *pool;
     const llt_backend *backend;
     void *backend_state;
+    bool keep_quant;           /* the backend computes on GGML blocks: matrices stay as stored */
+    struct {                   /* filled by llt_weights_bind, for the load line */
+        int32_t kept[LLT_DTYPE_COUNT]; /* block matrices kept as stored, per type */
+        int32_t n_deq;                 /* quantised tensors dequantised to f32 instead */
+        char deq[160];                 /* the first few of them: "name (type), ..." */
+    } quant;
+    char quant_note[256];      /* the summary: "block weights kept: q4_k x13, ...; dequantised ..." */
     char path[1024];
     char device[LLT_MAX_DEVICES * 18]; /* resolved device string ("cpu", "cuda:0", ...) */
     const char *device_why;            /* static: why that device */

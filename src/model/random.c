@@ -3,13 +3,16 @@
  * so the same config and seed give the same bytes whatever the machine. Matrices are
  * uniform in [-1/sqrt(cols), 1/sqrt(cols)) so activations keep their scale through the
  * layers; norm weights are 1 +- 0.1. Tensors use the GGUF names and the dtype asked for
- * (opts->dtype, else the config's dtype, else F32). */
+ * (opts->dtype, else the config's dtype, else F32); a GGML block dtype (Q4_K, ...) fills the
+ * matrices with random blocks (norms stay F32), so quantised kernels can be benchmarked without
+ * a downloaded file. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/dtype.h"
+#include "base/quant.h"
 #include "base/log.h"
 #include "base/threadpool.h"
 #include "model/model.h"
@@ -34,6 +37,34 @@ static void fill_random(llt_dtype dt, void *dst, int64_t n, uint64_t seed, float
     }
 }
 
+/* Random GGML blocks of n elements (n a whole number of blocks): random quants, high bits and
+ * packed sub-block scales, and f16 block scales chosen so that values span about +-scale (the
+ * largest quant times the largest sub-block scale maps to scale). */
+static void fill_random_blocks(llt_dtype dt, uint8_t *dst, int64_t n, uint64_t seed, float scale) {
+    const llt_dtype_info *di = llt_dtype_get(dt);
+    uint64_t s = mix64(seed) | 1;
+    for (int64_t i = 0; i < n / di->block_elems * di->block_bytes; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        dst[i] = (uint8_t)(s >> 32);
+    }
+    float d = scale, dmin = 0; /* f16 fields: d at 0 (Q6_K: at 208), a second at 2 */
+    int d_at = 0, m_at = -1;
+    switch (dt) {
+    case LLT_DTYPE_Q8_0: d = scale / 127; break;
+    case LLT_DTYPE_Q4_0: d = scale / 8; break;
+    case LLT_DTYPE_Q4_1: d = 2 * scale / 15, dmin = -scale, m_at = 2; break;
+    case LLT_DTYPE_Q5_0: d = scale / 16; break;
+    case LLT_DTYPE_Q4_K: d = 2 * scale / (63 * 15), dmin = scale / 63, m_at = 2; break;
+    case LLT_DTYPE_Q5_K: d = 2 * scale / (63 * 31), dmin = scale / 63, m_at = 2; break;
+    default: d = scale / (127 * 32), d_at = 208; break; /* Q6_K */
+    }
+    uint16_t hd = llt_f32_to_f16(d), hm = llt_f32_to_f16(dmin);
+    for (int64_t b = 0; b < n / di->block_elems; b++) {
+        memcpy(dst + b * di->block_bytes + d_at, &hd, 2);
+        if (m_at >= 0) memcpy(dst + b * di->block_bytes + m_at, &hm, 2);
+    }
+}
+
 typedef struct fill_job {
     llt_dtype dt;
     uint8_t *dst;
@@ -46,10 +77,12 @@ typedef struct fill_job {
 static void fill_blocks(void *ctx, int64_t begin, int64_t end, int32_t thread) {
     (void)thread;
     const fill_job *j = ctx;
-    size_t es = llt_dtype_get(j->dt)->block_bytes;
+    const llt_dtype_info *di = llt_dtype_get(j->dt);
     for (int64_t b = begin; b < end; b++) {
         int64_t i0 = b * FILL_BLOCK, len = j->n - i0 < FILL_BLOCK ? j->n - i0 : FILL_BLOCK;
-        fill_random(j->dt, j->dst + (size_t)i0 * es, len, j->seed ^ mix64((uint64_t)b), j->center, j->scale);
+        uint8_t *at = j->dst + (size_t)(i0 / di->block_elems) * di->block_bytes; /* FILL_BLOCK: whole blocks */
+        if (llt_dtype_is_block(j->dt)) fill_random_blocks(j->dt, at, len, j->seed ^ mix64((uint64_t)b), j->scale);
+        else fill_random(j->dt, at, len, j->seed ^ mix64((uint64_t)b), j->center, j->scale);
     }
 }
 
@@ -57,7 +90,14 @@ static llt_status add_random(llt_model *m, llt_threadpool *pool, const char *nam
                              int64_t cols, llt_dtype dt, uint64_t seed, llt_error *err) {
     int64_t shape[2] = {rows, cols};
     bool vec = rows == 1;
-    size_t bytes = (size_t)(rows * cols) * llt_dtype_get(dt)->block_bytes;
+    if (vec && llt_dtype_is_block(dt)) dt = LLT_DTYPE_F32; /* norms stay float, as in quantised files */
+    if (llt_dtype_is_block(dt) && cols % llt_dtype_get(dt)->block_elems) /* as llama-quantize falls back */
+        dt = cols % 32 == 0 ? LLT_DTYPE_Q8_0 : LLT_DTYPE_F16;
+    uint64_t nbytes = 0;
+    LLT_CHECK(llt_dtype_nbytes(dt, (uint64_t)(rows * cols), &nbytes), err, LLT_ERR_INVALID_ARG,
+              "random model: '%s' [%lld, %lld] is not a whole number of %s blocks", name, (long long)rows,
+              (long long)cols, llt_dtype_name(dt));
+    size_t bytes = (size_t)nbytes;
     void *d = malloc(bytes);
     LLT_CHECK(d, err, LLT_ERR_NOMEM, "random model: out of memory for '%s' (%zu bytes)", name, bytes);
     float scale = vec ? 0.1f : 1.0f / sqrtf((float)cols);
@@ -88,7 +128,7 @@ static llt_status add_all(llt_model *m, llt_threadpool *p, llt_dtype dt, uint64_
 
 static llt_dtype pick_dtype(const llt_config *cfg, const llt_load_opts *o) {
     llt_dtype d = o && o->dtype != LLT_DTYPE_COUNT ? o->dtype : cfg->dtype;
-    return d == LLT_DTYPE_F16 || d == LLT_DTYPE_BF16 ? d : LLT_DTYPE_F32;
+    return d == LLT_DTYPE_F16 || d == LLT_DTYPE_BF16 || llt_dtype_is_block(d) ? d : LLT_DTYPE_F32;
 }
 
 llt_status llt_model_random(const llt_config *cfg, uint64_t seed, const llt_load_opts *opts,

@@ -8,13 +8,17 @@
  *           layers.N.attention.wq.weight, layers.N.feed_forward.w1.weight (w1 = gate,
  *           w2 = down, w3 = up), ...
  * Every shape is checked against the config here, once, whatever the file format, and a
- * mismatch names the tensor with the expected and actual shape. Quantised tensors (Q8_0, ...)
- * are dequantised to F32 into buffers the table owns: the compute kernels take F32/F16/BF16.
+ * mismatch names the tensor with the expected and actual shape. Matrices in a GGML block type
+ * (Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K) stay as stored (in the mmap) when the backend
+ * computes on blocks (m->keep_quant); other quantised tensors, and quantised vectors, are
+ * dequantised to F32 into buffers the table owns, and m->quant_note says which.
  * An absent output head means the head is tied to the embedding. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/dtype.h"
+#include "base/quant.h"
 #include "formats/names.h"
 #include "model/model.h"
 
@@ -62,6 +66,29 @@ static llt_status dequantize_in_place(llt_tensor *t, llt_error *err) {
     return LLT_OK;
 }
 
+/* Load-line bookkeeping: which block matrices stay as stored, which tensors were dequantised. */
+static void note_kept(llt_model *m, llt_dtype t) { m->quant.kept[t]++; }
+
+static void note_dequantized(llt_model *m, const char *name, llt_dtype t) {
+    size_t n = strlen(m->quant.deq);
+    if (m->quant.n_deq++ < 3 && n < sizeof m->quant.deq)
+        snprintf(m->quant.deq + n, sizeof m->quant.deq - n, "%s%s (%s)", n ? ", " : "", name, llt_dtype_name(t));
+}
+
+static void note_finish(llt_model *m) {
+    char *buf = m->quant_note;
+    const size_t cap = sizeof m->quant_note;
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int t = 0; t < LLT_DTYPE_COUNT && n < cap; t++)
+        if (m->quant.kept[t])
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s x%d", n ? ", " : "block weights kept: ",
+                                  llt_dtype_name((llt_dtype)t), (int)m->quant.kept[t]);
+    if (m->quant.n_deq && n < cap)
+        snprintf(buf + n, cap - n, "%sdequantised to f32: %s%s", n ? "; " : "", m->quant.deq,
+                 m->quant.n_deq > 3 ? ", ..." : "");
+}
+
 static llt_status bind_one(llt_model *m, const char *name, int64_t rows, int64_t cols, llt_weight *w,
                            llt_error *err) {
     const llt_tensor *ct = llt_tensors_find(&m->tensors, name);
@@ -76,8 +103,14 @@ static llt_status bind_one(llt_model *m, const char *name, int64_t rows, int64_t
         return llt_err_set(err, LLT_ERR_FORMAT, "tensor '%s': expected shape [%lld, %lld], got %s", name,
                            (long long)rows, (long long)cols, got);
     }
-    if (t->dtype != LLT_DTYPE_F32 && t->dtype != LLT_DTYPE_F16 && t->dtype != LLT_DTYPE_BF16)
-        LLT_TRY(dequantize_in_place(t, err));
+    if (t->dtype != LLT_DTYPE_F32 && t->dtype != LLT_DTYPE_F16 && t->dtype != LLT_DTYPE_BF16) {
+        if (m->keep_quant && rows > 1 && llt_dtype_is_block(t->dtype)) {
+            note_kept(m, t->dtype);
+        } else {
+            note_dequantized(m, name, t->dtype);
+            LLT_TRY(dequantize_in_place(t, err));
+        }
+    }
     *w = (llt_weight){.dtype = t->dtype, .rows = rows, .cols = cols, .data = t->data};
     return LLT_OK;
 }
@@ -116,6 +149,7 @@ llt_status llt_weights_bind(llt_model *m, llt_tensor_names names, llt_error *err
     LLT_CHECK((unsigned)names <= LLT_NAMES_NATIVE, err, LLT_ERR_INVALID_ARG, "unknown tensor naming %d",
               (int)names);
     LLT_TRY(check_dims(&m->cfg, err));
+    memset(&m->quant, 0, sizeof m->quant);
     const llt_config *c = &m->cfg;
     const char *output = llt_names_global(names, 2);
     LLT_TRY(bind_one(m, llt_names_global(names, 0), c->vocab_size, c->hidden_size, &m->tok_embd, err));
@@ -130,5 +164,6 @@ llt_status llt_weights_bind(llt_model *m, llt_tensor_names names, llt_error *err
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     LLT_CHECK(m->layers, err, LLT_ERR_NOMEM, "out of memory for %d layers", (int)c->n_layers);
     for (int32_t l = 0; l < c->n_layers; l++) LLT_TRY(bind_layer(m, names, l, err));
+    note_finish(m);
     return LLT_OK;
 }

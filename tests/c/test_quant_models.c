@@ -13,6 +13,7 @@
 
 #include "formats/safetensors.h"
 #include "formats/tensors.h"
+#include "model/model.h"
 #include "testlib.h"
 
 static const char *const k_types[] = {"Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q4_K_M", "Q5_K_M", "Q6_K"};
@@ -63,6 +64,12 @@ static void check_type(const char *type) {
         int bad = top1_mismatches(logits, lg->data, T, V, 1e-4);
         CHECK_MSG(bad == 0, "%s: %d positions with a different top-1", type, bad);
         fprintf(stderr, "  %-7s logits rel err %.2g (of 1e-4)\n", type, err);
+        /* the matrices stay as the file stores them, in the mmap: no float copy */
+        const llt_tensor *wq = llt_tensors_find(&m->tensors, "blk.0.attn_q.weight");
+        CHECK(wq && !wq->owned && m->layers[0].wq.data == wq->data && m->layers[0].wq.dtype == wq->dtype &&
+              wq->dtype != LLT_DTYPE_F32);
+        CHECK_MSG(strstr(m->quant_note, "block weights kept: ") && !strstr(m->quant_note, "dequantised"),
+                  "%s: load note '%s'", type, m->quant_note);
         llt_model_free(m);
     }
     free(logits);

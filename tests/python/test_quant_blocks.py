@@ -168,3 +168,21 @@ def test_all_seven_types_are_covered(np):
     for ftype in FILES:
         seen |= {GGML[t][0] for _, t, _, _ in read_gguf(QUANT / ("qtiny-%s.gguf" % ftype))}
     assert {"q8_0", "q4_0", "q4_1", "q5_0", "q4_k", "q5_k", "q6_k"} <= seen
+
+
+@pytest.mark.parametrize("ftype", ["Q4_K_M", "Q8_0", "Q5_0"])
+def test_python_reports_the_weights_type_and_matches_the_reference(ftype, np):
+    """LlamaConfig.dtype is the type of the file's layer weights; logits through the Python
+    binding agree with gguf-py's float64 reference (1e-4 of the largest logit)."""
+    from conftest import read_safetensors
+    from llama_triton import LlamaTritonModel
+    infos = {name: GGML[t][0] for name, t, _, _ in read_gguf(QUANT / ("qtiny-%s.gguf" % ftype))}
+    ref, _ = read_safetensors(QUANT / ("qtiny-%s.reference.safetensors" % ftype))
+    m = LlamaTritonModel(str(QUANT / ("qtiny-%s.gguf" % ftype)))
+    try:
+        assert m.config.dtype == infos["blk.0.attn_q.weight"]
+        got = np.asarray(m.forward([int(i) for i in ref["input_ids"]]))
+        err = np.abs(got - ref["logits"]).max() / np.abs(ref["logits"]).max()
+        assert err <= 1e-4, err
+    finally:
+        m.close()

@@ -121,9 +121,10 @@ typedef struct chunk {
 
 static void embed_rows(const llt_model *m, cpu_state *s, const llt_batch *b, const chunk *ch) {
     const int64_t H = m->cfg.hidden_size;
-    size_t es = llt_dtype_get(m->tok_embd.dtype)->block_bytes;
+    uint64_t row_bytes = 0; /* GGML block types too: a row is a whole number of blocks */
+    llt_dtype_nbytes(m->tok_embd.dtype, (uint64_t)H, &row_bytes);
     for (int32_t r = 0; r < ch->nr; r++) {
-        const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)b->tokens[ch->r0 + r] * H * es;
+        const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)b->tokens[ch->r0 + r] * row_bytes;
         llt_dequantize(m->tok_embd.dtype, row, s->x + r * H, H, NULL);
     }
 }

@@ -12,6 +12,7 @@
 
 #include "backend/cpu/matmul_kernels.h"
 #include "backend/cpu/ops.h"
+#include "backend/cpu/quant_dot.h"
 #include "base/dtype.h"
 #include "base/threadpool.h"
 
@@ -277,6 +278,17 @@ llt_cpu_isa llt_cpu_isa_resolve(llt_cpu_isa want) {
     return LLT_CPU_ISA_SCALAR;
 }
 
+/* GGML-block weights go to backend/cpu/quant_dot.c (the scalar variant to its scalar one). */
+static void rows_any(llt_rows_fn rows, const llt_weight *w, const float *x, int64_t n, float *y, int64_t r0,
+                     int64_t r1) {
+    if (!llt_cpu_quant_supported(w->dtype)) {
+        rows(w, x, n, y, r0, r1);
+        return;
+    }
+    llt_quant_isa q = rows == rows_scalar ? LLT_QUANT_ISA_SCALAR : llt_cpu_quant_isa(LLT_QUANT_ISA_AUTO);
+    llt_cpu_quant_rows(w, x, n, y, r0, r1, q);
+}
+
 static int64_t job_units(const llt_matmul_job *j) { return (j->w->rows + UNIT_ROWS - 1) / UNIT_ROWS; }
 
 /* Units [begin, end): each job's rows in it, then the job's epilogue on them. */
@@ -290,8 +302,8 @@ static void run_units(const llt_matmul_job *jobs, int n_jobs, const float *x, in
         if (lo < hi) {
             int64_t r0 = (lo - unit0) * UNIT_ROWS, r1 = (hi - unit0) * UNIT_ROWS;
             if (r1 > jb->w->rows) r1 = jb->w->rows;
-            rows(jb->w, x, n, jb->y, r0, r1);
-            if (jb->w2) rows(jb->w2, x, n, jb->y2, r0, r1);
+            rows_any(rows, jb->w, x, n, jb->y, r0, r1);
+            if (jb->w2) rows_any(rows, jb->w2, x, n, jb->y2, r0, r1);
             if (jb->epilogue) jb->epilogue(jb->epi_ctx, r0, r1);
         }
         unit0 += units;
