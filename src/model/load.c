@@ -143,7 +143,10 @@ llt_status llt_model_finish(llt_model *m, llt_tensor_names names, const llt_load
     m->backend = llt_backend_select(opts->device, err);
     if (!m->backend) return err->status;
     bool cpu = m->backend == &llt_backend_cpu;
-    m->keep_quant = cpu; /* the CPU kernels compute on GGML blocks (backend/cpu/quant_dot.c) */
+    /* both backends compute on GGML blocks (backend/cpu/quant_dot.c, backend/cuda/quant.cu);
+     * LLT_CUDA_QUANT=0 makes the CUDA backend dequantise at load instead (for comparisons) */
+    const char *cq = getenv("LLT_CUDA_QUANT");
+    m->keep_quant = cpu || !(cq && strcmp(cq, "0") == 0);
     if (cpu && (opts->dtype == LLT_DTYPE_F32 || opts->dtype == LLT_DTYPE_F16 || opts->dtype == LLT_DTYPE_BF16))
         LLT_TRY(convert_tensors(&m->tensors, opts->dtype, err));
     for (int32_t i = 0; m->tok && i < m->cfg.n_eos && i < LLT_MAX_EOS; i++) /* generation_config's list */

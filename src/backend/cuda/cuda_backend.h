@@ -72,6 +72,40 @@ typedef enum llt_cuda_lin_out {
 } llt_cuda_lin_out;
 
 /* One linear layer y = f(x) W^T with W [n, k] of dtype, over m token rows (device pointers). */
+/* A matrix in GGML blocks on the device (quant.cu): up to three row segments, each of one block
+ * type (a Q4_K_M file's fused QKV mixes Q4_K and Q6_K). Each block is split into a payload
+ * (the quants, a multiple of 16 bytes, 16-byte aligned: the kernels read it with 16-byte loads)
+ * and its scales (meta), in two arrays of the segment: together exactly the file's bytes.
+ * Virtual row v (what the caller calls row v) is segment v % 2, row v / 2 when interleaved
+ * (gate/up pairs), else the segments one after another. */
+enum { LLT_QSEG_MAX = 3 };
+typedef struct llt_cuda_qseg {
+    llt_dtype type;
+    int32_t rows;
+    uint8_t *pay;   /* [rows * blocks per row * payload bytes] */
+    uint8_t *meta;  /* [rows * blocks per row * meta bytes] */
+} llt_cuda_qseg;
+typedef struct llt_cuda_qmat {
+    int32_t n, k;          /* virtual rows, columns */
+    int32_t n_seg;
+    int32_t interleave;
+    llt_cuda_qseg seg[LLT_QSEG_MAX];
+} llt_cuda_qmat;
+/* Payload / meta bytes of one block of t (0 when t has no device kernels). */
+int32_t llt_cuda_q_pay_bytes(llt_dtype t);
+int32_t llt_cuda_q_meta_bytes(llt_dtype t);
+/* Splits n_blocks host blocks (file layout) into payload and meta arrays (host). */
+void llt_cuda_q_split(llt_dtype t, const void *src, int64_t n_blocks, uint8_t *pay, uint8_t *meta);
+/* Random blocks on the device (benchmarks): values spanning about +-scale. */
+llt_status llt_cuda_q_fill_random(llt_cuda_ctx *c, const llt_cuda_qseg *s, int32_t k, uint64_t seed,
+                                  float scale, llt_error *err);
+/* dst [rows, k] (dt) = virtual rows [row0, row0 + rows) dequantised. */
+llt_status llt_cuda_q_dequant(llt_cuda_ctx *c, const llt_cuda_qmat *q, int32_t row0, int32_t rows,
+                              llt_dtype dt, void *dst, llt_error *err);
+/* x [n, k] float32 = rows tok[t] of q (the embedding gather on blocks). */
+llt_status llt_cuda_q_embed(llt_cuda_ctx *c, const llt_cuda_qmat *q, const int32_t *tok, float *x,
+                            int32_t n, llt_error *err);
+
 typedef struct llt_cuda_linear {
     llt_dtype dtype;
     const void *w;
@@ -95,7 +129,16 @@ typedef struct llt_cuda_linear {
     const float *rope_cos, *rope_sin; /* device [max_pos, head_dim / 2] */
     /* BLAS path scratch: tmp_x dtype [m, k] (NORM), tmp_y float32 [m, n] (QKV) or dtype (SWIGLU) */
     void *tmp_x, *tmp_y;
+    /* GGML-block weights (w unused): decode runs the block GEMV (quant.cu), larger m
+     * dequantises into deq (dtype, deq_bytes) and takes the BLAS path */
+    const llt_cuda_qmat *qw;
+    void *deq;
+    size_t deq_bytes;
 } llt_cuda_linear;
+
+/* quant.cu: llt_cuda_linear_run for a->qw. */
+llt_status llt_cuda_qlinear_run(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_cuda_path path,
+                                llt_error *err);
 
 llt_status llt_cuda_linear_run(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_cuda_path path,
                                llt_error *err);
@@ -189,6 +232,8 @@ llt_status llt_cuda_model_forward_device(llt_model *m, const int32_t *ids, size_
 llt_cuda_ctx *llt_cuda_model_ctx(llt_model *m);
 /* Bytes of weights one decode step reads (every matrix once; the embedding row is ignored). */
 uint64_t llt_cuda_model_weight_bytes(const llt_model *m);
+/* Bytes the model's weights occupy on the device(s) (GGML-block matrices as stored). */
+uint64_t llt_cuda_model_resident_bytes(const llt_model *m);
 /* The model's compute dtype on the device. */
 llt_dtype llt_cuda_model_dtype(const llt_model *m);
 /* Where entry d of the model's device list ("cuda:0,cuda:1": d = 0, 1) holds what (the

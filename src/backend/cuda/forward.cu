@@ -23,6 +23,8 @@
 
 extern "C" {
 #include "backend/backend.h"
+#include "base/dtype.h"
+#include "base/quant.h"
 #include "model/batch_plan.h"
 }
 
@@ -94,6 +96,10 @@ static llt_status alloc_dev(llt_model *m, cuda_state *st, int d, llt_error *err)
     LLT_TRY(dalloc(st, d, R * (size_t)c->n_kv_heads * 4, (void **)&b->attn_cnt, err));
     CUDA_TRY(cudaMemset(b->attn_cnt, 0, R * (size_t)c->n_kv_heads * 4), err);
     LLT_TRY(dalloc(st, d, (6 * R + R * B) * 4, (void **)&b->step_d, err));
+    if (st->deq_need) {
+        LLT_TRY(dalloc(st, d, st->deq_need, &b->deq, err));
+        b->deq_bytes = st->deq_need;
+    }
     CUDA_TRY(cudaEventCreateWithFlags(&b->done, cudaEventDisableTiming), err);
     return LLT_OK;
 }
@@ -300,6 +306,11 @@ static llt_cuda_linear lin_base(const cuda_state *st, int32_t nr) {
     return a;
 }
 
+/* A matrix kept in GGML blocks (quant.cu): q NULL leaves the float matrix a.w. */
+static void lin_blocks(llt_cuda_linear *a, const llt_cuda_qmat *q, const cuda_dev_buf *b) {
+    a->qw = q, a->deq = b->deq, a->deq_bytes = b->deq_bytes;
+}
+
 static llt_status attn_block(llt_model *m, cuda_state *st, const chunk *ch, const dview *v, int d, int32_t l,
                              llt_error *err) {
     const llt_config *c = &m->cfg;
@@ -312,6 +323,7 @@ static llt_status attn_block(llt_model *m, cuda_state *st, const chunk *ch, cons
     a.out = LLT_LIN_OUT_QKV, a.q = b->q, a.q_rows = qr, a.kv_rows = kvr, a.head_dim = hd;
     a.k_pool = m->kv->k_pool[l], a.v_pool = m->kv->v_pool[l], a.slot = v->slot, a.pos = v->pos;
     a.rope_cos = b->rope_cos, a.rope_sin = b->rope_sin, a.tmp_x = b->xn, a.tmp_y = b->qkv;
+    lin_blocks(&a, st->lw[l].qkv_q, b);
     LLT_TRY(llt_cuda_linear_run(x, &a, LLT_CUDA_PATH_AUTO, err));
     llt_cuda_attn at;
     memset(&at, 0, sizeof at);
@@ -326,6 +338,7 @@ static llt_status attn_block(llt_model *m, cuda_state *st, const chunk *ch, cons
     llt_cuda_linear o = lin_base(st, ch->nr);
     o.w = st->lw[l].wo, o.n = H, o.k = qr, o.in = LLT_LIN_IN_ACT, o.x = b->att, o.ldx = qr;
     o.out = LLT_LIN_OUT_ADD, o.y = b->x, o.ldy = H;
+    lin_blocks(&o, st->lw[l].wo_q, b);
     return llt_cuda_linear_run(x, &o, LLT_CUDA_PATH_AUTO, err);
 }
 
@@ -338,10 +351,12 @@ static llt_status ffn_block(llt_model *m, cuda_state *st, const chunk *ch, int d
     a.w = st->lw[l].gu, a.n = 2 * I, a.k = H;
     a.in = LLT_LIN_IN_NORM, a.x = b->x, a.ldx = H, a.norm_w = st->lw[l].ffn_norm, a.eps = c->rms_norm_eps;
     a.out = LLT_LIN_OUT_SWIGLU, a.o = b->act, a.ldo = I, a.tmp_x = b->xn, a.tmp_y = b->gu;
+    lin_blocks(&a, st->lw[l].gu_q, b);
     LLT_TRY(llt_cuda_linear_run(x, &a, LLT_CUDA_PATH_AUTO, err));
     llt_cuda_linear dn = lin_base(st, ch->nr);
     dn.w = st->lw[l].down, dn.n = H, dn.k = I, dn.in = LLT_LIN_IN_ACT, dn.x = b->act, dn.ldx = I;
     dn.out = LLT_LIN_OUT_ADD, dn.y = b->x, dn.ldy = H;
+    lin_blocks(&dn, st->lw[l].down_q, b);
     return llt_cuda_linear_run(x, &dn, LLT_CUDA_PATH_AUTO, err);
 }
 
@@ -364,6 +379,7 @@ static llt_status head_block(llt_model *m, cuda_state *st, const chunk *ch, cons
     a.in = LLT_LIN_IN_NORM, a.x = b->x, a.ldx = c->hidden_size, a.x_rows = v->out_rows;
     a.norm_w = st->out_norm, a.eps = c->rms_norm_eps, a.out = LLT_LIN_OUT_STORE;
     a.y = st->logits, a.ldy = c->vocab_size, a.tmp_x = b->xn;
+    lin_blocks(&a, st->out_q, b);
     LLT_TRY(llt_cuda_linear_run(x, &a, LLT_CUDA_PATH_AUTO, err));
     if (so->mode == STEP_TOKENS) {
         if (so->temperature > 0.0f)
@@ -391,7 +407,8 @@ static llt_status enqueue_segment(llt_model *m, cuda_state *st, const chunk *ch,
     cuda_dev_buf *b = &st->buf[d];
     dview v = view_of(st, ch, d);
     CUDA_TRY(cudaMemcpyAsync(b->step_d, st->step_h, ch->bytes, cudaMemcpyHostToDevice, x->stream), err);
-    if (d == 0) LLT_TRY(llt_cuda_embed(x, st->dt, st->embd, v.tok, b->x, ch->nr, c->hidden_size, err));
+    if (d == 0 && st->embd_q) LLT_TRY(llt_cuda_q_embed(x, st->embd_q, v.tok, b->x, ch->nr, err));
+    else if (d == 0) LLT_TRY(llt_cuda_embed(x, st->dt, st->embd, v.tok, b->x, ch->nr, c->hidden_size, err));
     for (int32_t l = st->layer0[d]; l < st->layer0[d + 1]; l++) {
         LLT_TRY(attn_block(m, st, ch, &v, d, l, err));
         LLT_TRY(ffn_block(m, st, ch, d, l, err));
@@ -601,6 +618,8 @@ extern "C" llt_dtype llt_cuda_model_dtype(const llt_model *m) {
 }
 
 extern "C" uint64_t llt_cuda_model_weight_bytes(const llt_model *m) {
+    const cuda_state *st = m->backend == &llt_backend_cuda ? (const cuda_state *)m->backend_state : NULL;
+    if (st && st->step_bytes) return st->step_bytes; /* as stored: GGML blocks count their real bytes */
     const llt_config *c = &m->cfg;
     uint64_t es = 2, H = (uint64_t)c->hidden_size, I = (uint64_t)c->intermediate_size;
     uint64_t qr = (uint64_t)c->n_heads * c->head_dim, kvr = (uint64_t)c->n_kv_heads * c->head_dim;
@@ -612,24 +631,30 @@ static void weight_desc(llt_weight *w, llt_dtype dt, int64_t rows, int64_t cols)
     w->dtype = dt, w->rows = rows, w->cols = cols, w->data = NULL, w->dev = NULL;
 }
 
-static void random_descs(llt_model *m, llt_dtype dt) {
+/* wdt: a GGML block dtype for the matrices (COUNT: dt); matrices whose rows are not whole
+ * blocks stay dt, as llama-quantize falls back for them */
+static void random_descs(llt_model *m, llt_dtype dt, llt_dtype wdt) {
     const llt_config *c = &m->cfg;
     int64_t H = c->hidden_size, I = c->intermediate_size, qr = (int64_t)c->n_heads * c->head_dim;
     int64_t kvr = (int64_t)c->n_kv_heads * c->head_dim;
-    weight_desc(&m->tok_embd, dt, c->vocab_size, H);
-    weight_desc(&m->output, dt, c->vocab_size, H);
+    const int be = wdt != LLT_DTYPE_COUNT ? llt_dtype_get(wdt)->block_elems : 1;
+    const llt_dtype dH = wdt != LLT_DTYPE_COUNT && H % be == 0 ? wdt : dt;
+    const llt_dtype dQ = wdt != LLT_DTYPE_COUNT && qr % be == 0 ? wdt : dt;
+    const llt_dtype dI = wdt != LLT_DTYPE_COUNT && I % be == 0 ? wdt : dt;
+    weight_desc(&m->tok_embd, dH, c->vocab_size, H);
+    weight_desc(&m->output, dH, c->vocab_size, H);
     weight_desc(&m->out_norm, LLT_DTYPE_F32, 1, H);
     for (int32_t l = 0; l < c->n_layers; l++) {
         llt_layer *L = &m->layers[l];
         weight_desc(&L->attn_norm, LLT_DTYPE_F32, 1, H);
         weight_desc(&L->ffn_norm, LLT_DTYPE_F32, 1, H);
-        weight_desc(&L->wq, dt, qr, H);
-        weight_desc(&L->wk, dt, kvr, H);
-        weight_desc(&L->wv, dt, kvr, H);
-        weight_desc(&L->wo, dt, H, qr);
-        weight_desc(&L->w_gate, dt, I, H);
-        weight_desc(&L->w_up, dt, I, H);
-        weight_desc(&L->w_down, dt, H, I);
+        weight_desc(&L->wq, dH, qr, H);
+        weight_desc(&L->wk, dH, kvr, H);
+        weight_desc(&L->wv, dH, kvr, H);
+        weight_desc(&L->wo, dQ, H, qr);
+        weight_desc(&L->w_gate, dH, I, H);
+        weight_desc(&L->w_up, dH, I, H);
+        weight_desc(&L->w_down, dI, H, I);
         L->device = 0;
     }
 }
@@ -649,11 +674,17 @@ extern "C" llt_status llt_cuda_model_random(const llt_config *cfg, uint64_t seed
     m->backend = &llt_backend_cuda;
     llt_status s = m->layers ? LLT_OK : llt_err_set(err, LLT_ERR_NOMEM, "cuda random model: out of memory");
     llt_dtype dt = LLT_DTYPE_F16;
-    if (s == LLT_OK) s = pick_dtype(m, opts, &dt, err);
+    /* a GGML block dtype: random blocks in that type, f16 compute */
+    llt_load_opts o2;
+    if (opts) o2 = *opts;
+    else llt_load_opts_init(&o2);
+    const llt_dtype wdt = llt_dtype_is_block(o2.dtype) ? o2.dtype : LLT_DTYPE_COUNT;
+    if (wdt != LLT_DTYPE_COUNT) o2.dtype = LLT_DTYPE_COUNT, m->keep_quant = true, m->cfg.dtype = wdt;
+    if (s == LLT_OK) s = pick_dtype(m, &o2, &dt, err);
     if (s == LLT_OK) {
-        random_descs(m, dt);
+        random_descs(m, dt, wdt);
         snprintf(m->path, sizeof m->path, "random:%llu", (unsigned long long)seed);
-        s = init_impl(m, opts, &seed, err);
+        s = init_impl(m, &o2, &seed, err);
     }
     if (s != LLT_OK) {
         free(m->layers);

@@ -8,6 +8,10 @@
  *   down [H, I]
  *   norms float32. llt_weight.dev of wq/wk/wv points into qkv; w_gate.dev and w_up.dev both
  *   point at gu (interleaved: not separately usable).
+ * A group (qkv, wo, gu, down, embedding, head) whose tensors are all GGML blocks (and the model
+ * keeps blocks, llt_model.keep_quant) is stored as an llt_cuda_qmat instead: one segment per
+ * tensor (wq, wk, wv one after another; gate and up as two interleaved segments), payload and
+ * scales split (quant.cu); *_q points at it and the float pointer is NULL.
  * Multi-GPU layer split: llt_layer.device indexes the model's device list (ctx[]); layers are
  * contiguous per device (segment d = layers [layer0[d], layer0[d + 1])). Each layer's weights
  * and KV pools live on its device; the embedding on the first device, the final norm and the
@@ -31,6 +35,8 @@ enum { CUDA_MAX_ROWS = 512, CUDA_GRAPH_MAX_ROWS = 64, CUDA_MAX_GRAPHS = 16 };
 typedef struct cuda_layer_w {
     void *qkv, *wo, *gu, *down;
     float *attn_norm, *ffn_norm;
+    /* the same four matrices kept in GGML blocks (quant.cu), NULL where they are float */
+    llt_cuda_qmat *qkv_q, *wo_q, *gu_q, *down_q;
 } cuda_layer_w;
 
 typedef enum step_mode { STEP_LOGITS = 0, STEP_TOKENS } step_mode;
@@ -57,6 +63,8 @@ typedef struct cuda_dev_buf {
     int32_t *step_d;              /* the step inputs (layout of cuda_state.step_h) */
     float *rope_cos, *rope_sin;   /* [rope_max, hd / 2] */
     float *x_host;                /* pinned [rows, H]: x from the previous device (no peer path) */
+    void *deq;                    /* block matrices dequantised for the BLAS path (m > 4) */
+    size_t deq_bytes;
     cudaEvent_t done;             /* recorded on this device's stream after its segment */
 } cuda_dev_buf;
 
@@ -75,6 +83,10 @@ typedef struct cuda_state {
     cuda_dev_buf buf[LLT_MAX_DEVICES];
     cuda_layer_w *lw;             /* [n_layers] */
     void *embd, *out_w;           /* [vocab, H] (the same when tied) */
+    llt_cuda_qmat *embd_q, *out_q;/* the same in GGML blocks (NULL: float) */
+    llt_cuda_qmat *qmats;         /* storage of every llt_cuda_qmat: [4 * n_layers + 2] */
+    uint64_t step_bytes;          /* weight bytes one decode step reads (matrices as stored + norms) */
+    size_t deq_need;              /* largest block matrix as compute dtype (the BLAS scratch) */
     float *out_norm;              /* [H] */
     int32_t rope_max;
     /* step inputs: int32 [6 * rows + tables * max_blocks], same layout on host (pinned) and
