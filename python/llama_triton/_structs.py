@@ -200,6 +200,9 @@ class CudaLinear(C.Structure):
         ("rope_sin", C.c_void_p),
         ("tmp_x", C.c_void_p),
         ("tmp_y", C.c_void_p),
+        ("qw", C.c_void_p),         # GGML-block weights (quant.cu); NULL: w in dtype
+        ("deq", C.c_void_p),
+        ("deq_bytes", C.c_size_t),
     ]
 
 

@@ -109,6 +109,7 @@ static const abi_entry k_abi[] = {
     ABI_FIELD(llt_cuda_linear, slot), ABI_FIELD(llt_cuda_linear, pos),
     ABI_FIELD(llt_cuda_linear, rope_cos), ABI_FIELD(llt_cuda_linear, rope_sin),
     ABI_FIELD(llt_cuda_linear, tmp_x), ABI_FIELD(llt_cuda_linear, tmp_y),
+    ABI_FIELD(llt_cuda_linear, qw), ABI_FIELD(llt_cuda_linear, deq), ABI_FIELD(llt_cuda_linear, deq_bytes),
 };
 
 static const abi_entry *abi_find(const char *type, const char *field) {
