@@ -16,6 +16,7 @@ int cmd_detokenize(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_chat(int argc, char **argv);      /* interactive chat (cmd_run.c's flags, chat_cli.c) */
 int cmd_serve(int argc, char **argv);     /* cmd_serve.c over src/server/ */
 int cmd_template(int argc, char **argv); /* cmd_template.c: render a chat template */
 /* Random weights of a built-in shape (cmd_bench.c's table: tiny, llama3-8b, ...). */

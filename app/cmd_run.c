@@ -7,6 +7,7 @@
 
 #include "base/file.h"
 #include "base/log.h"
+#include "chat_cli.h"
 #include "cli.h"
 
 static void usage(FILE *f) {
@@ -32,7 +33,11 @@ static void usage(FILE *f) {
           "  --parallel N          sequences generated at once with --prompts-file (default 1)\n"
           "  --parse-special       recognise special tokens written in the prompt\n"
           "  --echo                print the prompt before the generated text (after the load line)\n"
-          "  --no-bos              do not prepend the BOS token\n",
+          "  --no-bos              do not prepend the BOS token\n"
+          "  --chat                run the prompt as one user turn through the model's chat template\n"
+          "  --system TEXT         with --chat (and in `chat`): a system message first\n"
+          "  --chat-template FILE  with --chat (and in `chat`): this Jinja template instead of the model's\n"
+          "  --date YYYY-MM-DD     pins the template's strftime_now (reproducible output)\n",
           f);
 }
 
@@ -43,7 +48,8 @@ typedef struct run_args {
     llt_load_opts load;
     int32_t split[LLT_MAX_DEVICES];
     int n_split;
-    bool help, echo;
+    bool help, echo, chat, n_given;
+    cli_chat_flags chat_flags;
 } run_args;
 
 static bool parse_fmt(const char *v, llt_format *out) {
@@ -62,6 +68,7 @@ static int parse_number_flag(int argc, char **argv, int *i, run_args *a) {
     if (cli_flag_is(f, "-n", "--max_tokens") || cli_flag_is(f, "--max-tokens", NULL)) {
         if (!cli_take_int(argc, argv, i, -1, INT32_MAX, &v)) return -1;
         a->gen.max_new_tokens = (int32_t)v;
+        a->n_given = true;
     } else if (cli_flag_is(f, "--temperature", "--temp")) {
         if (!cli_take_float(argc, argv, i, 0, 100, &d)) return -1;
         a->gen.temperature = (float)d;
@@ -98,6 +105,10 @@ static int parse_string_flag(int argc, char **argv, int *i, run_args *a) {
     if (cli_flag_is(f, "-f", "--file")) return cli_take(argc, argv, i, &a->prompt_file) ? 1 : -1;
     if (cli_flag_is(f, "--prompts-file", "--prompts_file")) return cli_take(argc, argv, i, &a->prompts_file) ? 1 : -1;
     if (cli_flag_is(f, "--device", NULL)) return cli_take(argc, argv, i, &a->load.device) ? 1 : -1;
+    if (cli_flag_is(f, "--system", NULL)) return cli_take(argc, argv, i, &a->chat_flags.system) ? 1 : -1;
+    if (cli_flag_is(f, "--chat-template", "--chat_template"))
+        return cli_take(argc, argv, i, &a->chat_flags.chat_template) ? 1 : -1;
+    if (cli_flag_is(f, "--date", NULL)) return cli_take(argc, argv, i, &a->chat_flags.date) ? 1 : -1;
     if (cli_flag_is(f, "--layer_split", "--layer-split")) {
         if (!cli_take(argc, argv, i, &v) || !cli_parse_split(v, a->split, &a->n_split)) return -1;
         a->load.layer_split = a->split;
@@ -138,6 +149,7 @@ static int parse_args(int argc, char **argv, run_args *a) {
         if (cli_flag_is(f, "--no-bos", "--no_bos")) a->gen.add_bos = false;
         else if (cli_flag_is(f, "--parse-special", "--parse_special")) a->gen.parse_special = true;
         else if (cli_flag_is(f, "--echo", NULL)) a->echo = true;
+        else if (cli_flag_is(f, "--chat", NULL)) a->chat = true;
         else {
             int r = parse_string_flag(argc, argv, &i, a);
             if (r == 0) r = parse_number_flag(argc, argv, &i, a);
@@ -150,6 +162,10 @@ static int parse_args(int argc, char **argv, run_args *a) {
     if (a->prompts_file && (a->prompt || a->prompt_file))
         return cli_usage_error("--prompts-file cannot be combined with -p or -f");
     if (!cli_check_split(a->load.device, a->n_split)) return 2;
+    if (a->chat && a->prompts_file) return cli_usage_error("--chat takes one prompt (-p or -f), not --prompts-file");
+    if (!a->chat && (a->chat_flags.system || a->chat_flags.chat_template || a->chat_flags.date))
+        return cli_usage_error("--system, --chat-template and --date need --chat (or the chat command)");
+    if (a->chat && !a->n_given) a->gen.max_new_tokens = CLI_CHAT_MAX_TOKENS;
     return -1;
 }
 
@@ -177,6 +193,11 @@ static int generate_one(llt_model *m, const run_args *a, double load_s) {
     if (a->prompt_file && llt_read_file(a->prompt_file, &file_text, NULL, &err) != LLT_OK)
         return cli_runtime_error(&err);
     const char *prompt = file_text ? file_text : a->prompt ? a->prompt : "";
+    if (a->chat) {
+        int rc = cli_chat_once(m, a->model, &a->chat_flags, prompt, &a->gen);
+        free(file_text);
+        return rc;
+    }
     if (a->echo) fputs(prompt, stdout), fflush(stdout);
     llt_gen_stats st;
     llt_status s = llt_generate(m, prompt, &a->gen, on_piece, NULL, &st, &err);
@@ -191,6 +212,31 @@ static int generate_one(llt_model *m, const run_args *a, double load_s) {
 /* Batched prompts: cmd_batch.c (one JSON line per prompt). */
 static int run_batch(llt_model *m, const run_args *a) {
     return cmd_run_batch(m, a->prompts_file, (int)a->parallel, &a->gen);
+}
+
+int cmd_chat(int argc, char **argv) {
+    run_args a = {0};
+    llt_gen_params_init(&a.gen);
+    llt_load_opts_init(&a.load);
+    a.chat = true;
+    int rc = parse_args(argc, argv, &a);
+    if (a.help) {
+        fputs("usage: llama-triton chat MODEL [--system TEXT] [--chat-template FILE] [options]\n"
+              "Interactive chat on stdin/stdout: each line is a user message, the reply streams back.\n"
+              "/reset starts over, /exit (or end of input) leaves; Ctrl-C stops the current reply.\n"
+              "The conversation stays in the KV cache, so a turn prefills only what is new.\n"
+              "Options are those of llama-triton run (see its --help); -n defaults to 512 here.\n", stdout);
+        return 0;
+    }
+    if (rc >= 0) return rc;
+    if (a.prompt || a.prompt_file || a.echo) return cli_usage_error("chat reads its messages from stdin (no -p, -f or --echo)");
+    llt_error err = {0};
+    llt_model *m = NULL;
+    if (llt_model_load(a.model, &a.load, &m, &err) != LLT_OK) return cli_runtime_error(&err);
+    a.chat_flags.verbose = true;
+    rc = cli_chat_loop(m, a.model, &a.chat_flags, &a.gen);
+    llt_model_free(m);
+    return rc;
 }
 
 int cmd_run(int argc, char **argv) {

@@ -20,6 +20,7 @@ static const struct {
     const char *help;
 } k_cmds[] = {
     {"run", cmd_run, "generate text (the default: llama-triton MODEL -p PROMPT)"},
+    {"chat", cmd_chat, "interactive multi-turn chat through the model's chat template"},
     {"tokenize", cmd_tokenize, "print the token ids of a text as a JSON array"},
     {"detokenize", cmd_detokenize, "print the text of token ids"},
     {"convert", cmd_convert, "convert a Hugging Face folder or GGUF file to the native format"},

@@ -18,6 +18,7 @@ from .tokenizer import SentencePieceTokenizer, Tokenizer  # noqa: F401
 from .model import LlamaTritonModel  # noqa: F401
 from .kv_cache import KVPages, PageKVCache  # noqa: F401
 from .generator import LlamaGenerator  # noqa: F401
+from .chat import ChatSession, ChatTemplate  # noqa: F401
 from .sampler import Sampler  # noqa: F401
 from .util import convert, library_path, set_log_level, status_str  # noqa: F401
 from ._device import cuda_device_count  # noqa: F401
@@ -26,7 +27,7 @@ from .kernels import (  # noqa: F401
     apply_rotary, build_rotary_cache, page_attention, rmsnorm, triton_gemm)
 
 __all__ = [
-    "LlamaGenerator", "LlamaConfig", "LlamaTritonModel", "PageKVCache", "KVPages",
+    "LlamaGenerator", "ChatTemplate", "ChatSession", "LlamaConfig", "LlamaTritonModel", "PageKVCache", "KVPages",
     "SentencePieceTokenizer", "Tokenizer", "Sampler", "kernels", "triton_gemm", "page_attention",
     "rmsnorm", "build_rotary_cache", "apply_rotary", "convert", "library_path", "cuda_device_count",
     "set_log_level", "status_str", "LlamaTritonError", "InvalidArgumentError", "FileError",

@@ -239,6 +239,16 @@ class GenStats(C.Structure):
     ]
 
 
+class ChatOpts(C.Structure):
+    _fields_ = [
+        ("add_generation_prompt", C.c_bool),
+        ("bos_token", C.c_char_p),
+        ("eos_token", C.c_char_p),
+        ("tools_json", C.c_char_p),
+        ("date", C.c_char_p),
+    ]
+
+
 # C name -> mirror, for the ABI test
 MIRRORS = {
     "llt_error": Error,
@@ -249,6 +259,7 @@ MIRRORS = {
     "llt_kv_cache_opts": KVCacheOpts,
     "llt_kv_pages": KVPages,
     "llt_sampler_params": SamplerParams,
+    "llt_chat_opts": ChatOpts,
     "llt_gen_params": GenParams,
     "llt_gen_stats": GenStats,
     "llt_kv_storage": KVStorage,

@@ -11,6 +11,7 @@ import queue
 import threading
 
 from . import _structs as S
+from . import chat as _chat
 from ._lib import lib
 from .errors import CancelledError, InvalidArgumentError
 from .model import LlamaTritonModel
@@ -89,6 +90,36 @@ class LlamaGenerator:
         self.last_token_counts = list(counts[:len(datas)])
         return ["".join(t) for t in texts]
 
+    # --- chat (chat.py): the model's chat template, one chat session per generator ---
+    def apply_chat_template(self, messages, add_generation_prompt=True, chat_template=None,
+                            tools=None, date=None):
+        """The conversation (a list of {"role", "content", ...}) rendered with the model's chat
+        template, or with chat_template (Jinja text), as transformers' apply_chat_template(...,
+        tokenize=False) renders it. date "YYYY-MM-DD" pins strftime_now."""
+        return _chat.template_for(self, chat_template).render(messages, add_generation_prompt, tools, date)
+
+    def chat(self, messages, stream=False, chat_template=None, tools=None, date=None,
+             max_new_tokens=512, temperature=0.8, top_p=0.9, top_k=0, seed=None):
+        """The assistant's reply to `messages`, generated after the rendered conversation until
+        an end-of-turn token (<|eot_id|>, <|im_end|>, EOS, ...) or max_new_tokens; stream=True
+        yields the pieces. The conversation stays in the KV cache (chat_session): a next call
+        whose messages extend these (the reply included) prefills only the new tokens;
+        last_stats["n_prompt"] counts the tokens a call prefilled."""
+        text = self.apply_chat_template(messages, True, chat_template, tools, date).encode("utf-8")
+        params = _params(max_new_tokens, temperature, top_p, top_k, seed, True, True)
+        session = self.chat_session
+        run = lambda cb, stats: lib().call(  # noqa: E731
+            "llt_chat_turn", session._h, text, len(text), C.byref(params), cb, None, C.byref(stats))
+        if stream:
+            return self._stream(run, with_index=False)
+        return "".join(p for _, p in self._collect(run))
+
+    @property
+    def chat_session(self):
+        """The ChatSession whose KV cache holds the conversation of chat() (created on first use;
+        reset() forgets it)."""
+        return _chat.session_for(self)
+
     # --- plumbing ---
     def _collect(self, run):
         """Runs in this thread; returns [(index, piece)]. An exception raised inside the
@@ -127,6 +158,7 @@ class LlamaGenerator:
         """Stops running streams and frees the model. A second close() raises ClosedError."""
         for st in list(self._streams):
             st.close()
+        _chat.release(self)  # the chat session's sequence lives in the model's cache
         self.model.close()
 
     def __enter__(self):
