@@ -9,7 +9,8 @@ PYTHON   ?= /usr/bin/python3
 DEB_PKGS := cmake make gcc g++ pkg-config libpcre2-dev python3 python3-pytest python3-pytest-timeout python3-numpy \
             python3-sentencepiece python3-setuptools python3-wheel python3-coverage gcovr \
             python3-torch python3-pip \
-            libmicrohttpd-dev python3-httpx nodejs python3-jinja2
+            libmicrohttpd-dev python3-httpx nodejs python3-jinja2 \
+            chromium chromium-driver python3-selenium
 CMAKE_FLAGS ?=
 PROMPT   ?= Once upon a time
 

@@ -179,7 +179,7 @@ static const srv_route k_routes[] = {
     {"POST", "/v1/chat/completions", false, chat_completions},
     {"POST", "/tokenize", false, tokenize},
     {"POST", "/detokenize", false, detokenize},
-    /* {"GET", "/", true, chat_page}: the chat page (issue 16) */
+    {"GET", "/", true, srv_chat_page}, /* the chat page (page.c, issue 16); its API calls need the key */
 };
 
 const srv_route *srv_route_find(const char *method, const char *path, bool *path_known) {

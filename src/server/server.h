@@ -176,5 +176,6 @@ typedef struct srv_route {
 const srv_route *srv_route_find(const char *method, const char *path, bool *path_known);
 /* completions.c: POST /v1/completions and /v1/chat/completions (called again on resume) */
 int srv_generate(srv *s, srv_conn *c, struct MHD_Connection *mc, bool chat);
+int srv_chat_page(srv *s, srv_conn *c, struct MHD_Connection *mc); /* GET /, page.c */
 
 #endif
