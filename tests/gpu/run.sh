@@ -26,8 +26,10 @@
 #   serve    `llama-triton serve` under load (issue 13): llama3-8b-shaped random f16 weights with the
 #            Llama 3 tokenizer, bench/serve_load.py at concurrency SERVE_CONC (1,16,64,256;
 #            1024 prompt tokens, 128 generated), beside `llama-triton bench` -b 1 and -b 64 of the
-#            same shape (logs: serve.log, serve_load.jsonl, bench.jsonl); needs libmicrohttpd:
-#            LLT_MHD_ROOT names an unpacked libmicrohttpd-dev + libmicrohttpd12 (dpkg -x)
+#            same shape (logs: serve.log, serve_load.jsonl, bench.jsonl); needs libmicrohttpd and
+#            PCRE2 (the Llama 3 tokenizer), which the image lacks: LLT_MHD_ROOT and LLT_PCRE2_ROOT
+#            name unpacked Debian packages (dpkg -x of libmicrohttpd-dev + libmicrohttpd12,
+#            libpcre2-dev + libpcre2-8-0; their lib folders on LD_LIBRARY_PATH)
 #   device   the default device (issue 18): test_device and test_cli by ctest (auto picks the GPU,
 #            CUDA_VISIBLE_DEVICES=-1 children see none, forced cpu/cuda), then the `make run` story
 #            with no --device (the load line says cuda:0), timed; build only those targets with
@@ -71,7 +73,7 @@ else
   BIN=build-gpu
   t0=$(date +%s)
   GEN=""; command -v ninja >/dev/null && GEN="-G Ninja"
-  if ! { cmake -S . -B "$BIN" $GEN -DCMAKE_BUILD_TYPE=Release -DLLT_WERROR=OFF ${LLT_MHD_ROOT:+-DLLT_MHD_ROOT=$LLT_MHD_ROOT} &&
+  if ! { cmake -S . -B "$BIN" $GEN -DCMAKE_BUILD_TYPE=Release -DLLT_WERROR=OFF ${LLT_MHD_ROOT:+-DLLT_MHD_ROOT=$LLT_MHD_ROOT} ${LLT_PCRE2_ROOT:+-DLLT_PCRE2_ROOT=$LLT_PCRE2_ROOT} &&
          cmake --build "$BIN" -j "$JOBS" ${TARGETS:+--target $TARGETS}; } >"$OUT/build.log" 2>&1; then
     note "== build FAILED (see build.log)"; tail -30 "$OUT/build.log"; exit 1
   fi
