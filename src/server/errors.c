@@ -20,11 +20,11 @@ bool srv_fail(srv_error *e, int http, const char *type, const char *code, const 
 }
 
 void srv_error_json(llt_sbuf *b, const srv_error *e) {
-    llt_sbuf_append(b, "{\"error\": {\"message\": ", 22);
+    SRV_LIT(b, "{\"error\": {\"message\": ");
     llt_sbuf_json_string(b, e->message, strlen(e->message));
     llt_sbuf_printf(b, ", \"type\": \"%s\", \"param\": ", e->type);
     if (e->param[0]) llt_sbuf_json_string(b, e->param, strlen(e->param));
-    else llt_sbuf_append(b, "null", 4);
+    else SRV_LIT(b, "null");
     if (e->code) llt_sbuf_printf(b, ", \"code\": \"%s\"}}", e->code);
-    else llt_sbuf_append(b, ", \"code\": null}}", 16);
+    else SRV_LIT(b, ", \"code\": null}}");
 }

@@ -49,8 +49,9 @@ int srv_reply(struct MHD_Connection *mc, srv_conn *c, int status, const char *ct
 }
 
 int srv_reply_sbuf(struct MHD_Connection *mc, srv_conn *c, int status, llt_sbuf *b) {
-    int ok = b->oom ? srv_reply(mc, c, 500, "application/json", "{\"error\": {\"message\": \"out of memory\", "
-                                "\"type\": \"server_error\", \"param\": null, \"code\": null}}", 86)
+    static const char k_oom[] = "{\"error\": {\"message\": \"out of memory\", \"type\": "
+                                "\"server_error\", \"param\": null, \"code\": null}}";
+    int ok = b->oom ? srv_reply(mc, c, 500, "application/json", k_oom, sizeof k_oom - 1)
                     : srv_reply(mc, c, status, "application/json", b->data ? b->data : "", b->len);
     llt_sbuf_free(b);
     return ok;

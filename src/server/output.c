@@ -40,11 +40,11 @@ static size_t token_text(const llt_tokenizer *tok, int32_t id, char *buf, size_t
 static void chat_entry(llt_sbuf *b, const llt_tokenizer *tok, int32_t id, float lp) {
     char t[256];
     size_t n = token_text(tok, id, t, sizeof t);
-    llt_sbuf_append(b, "{\"token\": ", 10);
+    SRV_LIT(b, "{\"token\": ");
     llt_sbuf_json_text(b, t, n);
     llt_sbuf_printf(b, ", \"logprob\": %.6g, \"bytes\": [", (double)lp);
     for (size_t i = 0; i < n; i++) llt_sbuf_printf(b, i ? ", %u" : "%u", (unsigned char)t[i]);
-    llt_sbuf_append(b, "]", 1);
+    SRV_LIT(b, "]");
 }
 
 void srv_out_logprob(srv_req *r, srv_choice *c, const llt_sched_token *t, size_t text_off) {
@@ -54,13 +54,13 @@ void srv_out_logprob(srv_req *r, srv_choice *c, const llt_sched_token *t, size_t
     if (r->p.chat) {
         llt_sbuf_append(&c->lp[0], sep, strlen(sep));
         chat_entry(&c->lp[0], tok, t->token, t->logprob);
-        llt_sbuf_append(&c->lp[0], ", \"top_logprobs\": [", 19);
+        SRV_LIT(&c->lp[0], ", \"top_logprobs\": [");
         for (int32_t i = 0; i < t->n_top; i++) {
-            if (i) llt_sbuf_append(&c->lp[0], ", ", 2);
+            if (i) SRV_LIT(&c->lp[0], ", ");
             chat_entry(&c->lp[0], tok, t->top_ids[i], t->top_logprobs[i]);
-            llt_sbuf_append(&c->lp[0], "}", 1);
+            SRV_LIT(&c->lp[0], "}");
         }
-        llt_sbuf_append(&c->lp[0], "]}", 2);
+        SRV_LIT(&c->lp[0], "]}");
         return;
     }
     char s[256];
@@ -71,32 +71,32 @@ void srv_out_logprob(srv_req *r, srv_choice *c, const llt_sched_token *t, size_t
     llt_sbuf_printf(&c->lp[2], "%s{", sep);
     for (int32_t i = 0; i < t->n_top; i++) {
         n = token_text(tok, t->top_ids[i], s, sizeof s);
-        if (i) llt_sbuf_append(&c->lp[2], ", ", 2);
+        if (i) SRV_LIT(&c->lp[2], ", ");
         llt_sbuf_json_text(&c->lp[2], s, n);
         llt_sbuf_printf(&c->lp[2], ": %.6g", (double)t->top_logprobs[i]);
     }
-    llt_sbuf_append(&c->lp[2], "}", 1);
+    SRV_LIT(&c->lp[2], "}");
     llt_sbuf_printf(&c->lp[3], "%s%zu", sep, text_off);
 }
 
 /* Writes the logprobs object of the entries gathered so far, then forgets them. */
 static void logprobs(llt_sbuf *b, const srv_req *r, srv_choice *c) {
     if (r->p.logprobs < 0) {
-        llt_sbuf_append(b, "null", 4);
+        SRV_LIT(b, "null");
         return;
     }
     static const char *const k_keys[4] = {"tokens", "token_logprobs", "top_logprobs", "text_offset"};
     if (r->p.chat) {
-        llt_sbuf_append(b, "{\"content\": [", 13);
+        SRV_LIT(b, "{\"content\": [");
         llt_sbuf_append(b, c->lp[0].data ? c->lp[0].data : "", c->lp[0].len);
-        llt_sbuf_append(b, "]}", 2);
+        SRV_LIT(b, "]}");
     } else {
         for (int k = 0; k < 4; k++) {
             llt_sbuf_printf(b, "%s\"%s\": [", k ? ", " : "{", k_keys[k]);
             llt_sbuf_append(b, c->lp[k].data ? c->lp[k].data : "", c->lp[k].len);
-            llt_sbuf_append(b, "]", 1);
+            SRV_LIT(b, "]");
         }
-        llt_sbuf_append(b, "}", 1);
+        SRV_LIT(b, "}");
     }
     for (int k = 0; k < 4; k++) c->lp[k].len = 0;
     c->n_lp = 0;
@@ -107,28 +107,28 @@ static void logprobs(llt_sbuf *b, const srv_req *r, srv_choice *c) {
 static void chunk(srv_req *r, srv_choice *c, const char *text, size_t n, bool first,
                   const char *finish) {
     llt_sbuf *b = &r->out;
-    llt_sbuf_append(b, "data: ", 6);
+    SRV_LIT(b, "data: ");
     head(b, r, true);
     llt_sbuf_printf(b, ", \"choices\": [{\"index\": %d, ", c->index);
     if (r->p.chat) {
-        llt_sbuf_append(b, "\"delta\": {", 10);
-        if (first) llt_sbuf_append(b, "\"role\": \"assistant\"", 19);
+        SRV_LIT(b, "\"delta\": {");
+        if (first) SRV_LIT(b, "\"role\": \"assistant\"");
         if (n || (first && !finish)) {
-            if (first) llt_sbuf_append(b, ", ", 2);
-            llt_sbuf_append(b, "\"content\": ", 11);
+            if (first) SRV_LIT(b, ", ");
+            SRV_LIT(b, "\"content\": ");
             llt_sbuf_json_text(b, text, n);
         }
-        llt_sbuf_append(b, "}", 1);
+        SRV_LIT(b, "}");
     } else {
-        llt_sbuf_append(b, "\"text\": ", 8);
+        SRV_LIT(b, "\"text\": ");
         llt_sbuf_json_text(b, text, n);
     }
-    llt_sbuf_append(b, ", \"logprobs\": ", 14);
+    SRV_LIT(b, ", \"logprobs\": ");
     logprobs(b, r, c);
     if (finish) llt_sbuf_printf(b, ", \"finish_reason\": \"%s\"}]", finish);
-    else llt_sbuf_append(b, ", \"finish_reason\": null}]", 25);
-    if (r->p.include_usage) llt_sbuf_append(b, ", \"usage\": null", 15);
-    llt_sbuf_append(b, "}\n\n", 3);
+    else SRV_LIT(b, ", \"finish_reason\": null}]");
+    if (r->p.include_usage) SRV_LIT(b, ", \"usage\": null");
+    SRV_LIT(b, "}\n\n");
 }
 
 void srv_out_chunk(srv_req *r, srv_choice *c, const char *text, size_t n, bool first) {
@@ -145,9 +145,9 @@ void srv_out_finish_choice(srv_req *r, srv_choice *c) {
 }
 
 void srv_out_sse_error(srv_req *r, const srv_error *e) {
-    llt_sbuf_append(&r->out, "data: ", 6);
+    SRV_LIT(&r->out, "data: ");
     srv_error_json(&r->out, e);
-    llt_sbuf_append(&r->out, "\n\ndata: [DONE]\n\n", 16);
+    SRV_LIT(&r->out, "\n\ndata: [DONE]\n\n");
 }
 
 /* ---- the end: [DONE], or the whole reply ---------------------------------------------------- */
@@ -156,11 +156,11 @@ static void choice_json(llt_sbuf *b, srv_req *r, srv_choice *c) {
     llt_sbuf_printf(b, "{\"index\": %d, ", c->index);
     const char *t = c->text.data ? c->text.data : "";
     if (r->p.chat) {
-        llt_sbuf_append(b, "\"message\": {\"role\": \"assistant\", \"content\": ", 45);
+        SRV_LIT(b, "\"message\": {\"role\": \"assistant\", \"content\": ");
         llt_sbuf_json_text(b, t, c->text.len);
-        llt_sbuf_append(b, "}", 1);
+        SRV_LIT(b, "}");
     } else {
-        llt_sbuf_append(b, "\"text\": ", 8);
+        SRV_LIT(b, "\"text\": ");
         if (r->p.echo) { /* the prompt as given, then the completion */
             const srv_prompt *p = &r->p.prompts[c->prompt];
             llt_sbuf whole = {0};
@@ -182,7 +182,7 @@ static void choice_json(llt_sbuf *b, srv_req *r, srv_choice *c) {
             llt_sbuf_json_text(b, t, c->text.len);
         }
     }
-    llt_sbuf_append(b, ", \"logprobs\": ", 14);
+    SRV_LIT(b, ", \"logprobs\": ");
     logprobs(b, r, c);
     llt_sbuf_printf(b, ", \"finish_reason\": \"%s\"}", c->finish_reason ? c->finish_reason : "stop");
 }
@@ -191,23 +191,23 @@ void srv_out_final(srv_req *r) {
     llt_sbuf *b = &r->out;
     if (r->p.stream) {
         if (r->p.include_usage) {
-            llt_sbuf_append(b, "data: ", 6);
+            SRV_LIT(b, "data: ");
             head(b, r, true);
-            llt_sbuf_append(b, ", \"choices\": [], \"usage\": ", 26);
+            SRV_LIT(b, ", \"choices\": [], \"usage\": ");
             srv_out_usage(b, r);
-            llt_sbuf_append(b, "}\n\n", 3);
+            SRV_LIT(b, "}\n\n");
         }
-        llt_sbuf_append(b, "data: [DONE]\n\n", 14);
+        SRV_LIT(b, "data: [DONE]\n\n");
         return;
     }
     head(b, r, false);
-    llt_sbuf_append(b, ", \"choices\": [", 14);
+    SRV_LIT(b, ", \"choices\": [");
     for (int32_t i = 0; i < r->n_choices; i++) {
-        if (i) llt_sbuf_append(b, ", ", 2);
+        if (i) SRV_LIT(b, ", ");
         choice_json(b, r, &r->choices[i]);
     }
-    llt_sbuf_append(b, "], \"usage\": ", 12);
+    SRV_LIT(b, "], \"usage\": ");
     srv_out_usage(b, r);
-    llt_sbuf_append(b, "}", 1);
+    SRV_LIT(b, "}");
     r->http_status = 200;
 }

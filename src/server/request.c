@@ -130,7 +130,7 @@ static bool parse_prompt(const llt_json *root, srv_params *p, const srv_limits *
 /* Writes any JSON value back out (the template renderer takes the messages as JSON). */
 static void write_json(llt_sbuf *b, const llt_json *v) {
     switch (v->type) {
-    case LLT_JSON_NULL: llt_sbuf_append(b, "null", 4); break;
+    case LLT_JSON_NULL: SRV_LIT(b, "null"); break;
     case LLT_JSON_BOOL: llt_sbuf_append(b, v->boolean ? "true" : "false", v->boolean ? 4 : 5); break;
     case LLT_JSON_NUMBER:
         if (v->is_int) llt_sbuf_printf(b, "%lld", (long long)v->integer);
@@ -138,22 +138,22 @@ static void write_json(llt_sbuf *b, const llt_json *v) {
         break;
     case LLT_JSON_STRING: llt_sbuf_json_string(b, v->string, v->len); break;
     case LLT_JSON_ARRAY:
-        llt_sbuf_append(b, "[", 1);
+        SRV_LIT(b, "[");
         for (size_t i = 0; i < v->len; i++) {
-            if (i) llt_sbuf_append(b, ", ", 2);
+            if (i) SRV_LIT(b, ", ");
             write_json(b, &v->items[i]);
         }
-        llt_sbuf_append(b, "]", 1);
+        SRV_LIT(b, "]");
         break;
     case LLT_JSON_OBJECT:
-        llt_sbuf_append(b, "{", 1);
+        SRV_LIT(b, "{");
         for (size_t i = 0; i < v->len; i++) {
-            if (i) llt_sbuf_append(b, ", ", 2);
+            if (i) SRV_LIT(b, ", ");
             llt_sbuf_json_string(b, v->keys[i], strlen(v->keys[i]));
-            llt_sbuf_append(b, ": ", 2);
+            SRV_LIT(b, ": ");
             write_json(b, &v->items[i]);
         }
-        llt_sbuf_append(b, "}", 1);
+        SRV_LIT(b, "}");
         break;
     }
 }
@@ -189,18 +189,18 @@ static bool write_message(llt_sbuf *b, const llt_json *m, size_t i, srv_error *e
     const llt_json *role = llt_json_get(m, "role");
     snprintf(path, sizeof path, "messages[%zu].role", i);
     if (!role || role->type != LLT_JSON_STRING) return bad_type(e, path, "a string");
-    llt_sbuf_append(b, "{", 1);
+    SRV_LIT(b, "{");
     for (size_t k = 0; k < m->len; k++) {
-        if (k) llt_sbuf_append(b, ", ", 2);
+        if (k) SRV_LIT(b, ", ");
         llt_sbuf_json_string(b, m->keys[k], strlen(m->keys[k]));
-        llt_sbuf_append(b, ": ", 2);
+        SRV_LIT(b, ": ");
         if (strcmp(m->keys[k], "content") == 0) {
             if (!write_content(b, &m->items[k], i, e)) return false;
         } else {
             write_json(b, &m->items[k]);
         }
     }
-    llt_sbuf_append(b, "}", 1);
+    SRV_LIT(b, "}");
     return true;
 }
 
@@ -216,13 +216,13 @@ static bool parse_messages(const llt_json *root, srv_params *p, const srv_limits
                         "'messages' holds %zu messages, at most %d are allowed", v->len,
                         lim->max_messages);
     llt_sbuf b = {0};
-    llt_sbuf_append(&b, "[", 1);
+    SRV_LIT(&b, "[");
     bool ok = true;
     for (size_t i = 0; ok && i < v->len; i++) {
-        if (i) llt_sbuf_append(&b, ", ", 2);
+        if (i) SRV_LIT(&b, ", ");
         ok = write_message(&b, &v->items[i], i, e);
     }
-    llt_sbuf_append(&b, "]", 1);
+    SRV_LIT(&b, "]");
     if (ok && b.oom) ok = srv_fail(e, 500, SRV_SERVER, NULL, "messages", "out of memory");
     if (!ok) {
         llt_sbuf_free(&b);

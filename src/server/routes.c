@@ -21,14 +21,14 @@ static int health(srv *s, srv_conn *c, struct MHD_Connection *mc) {
     llt_sbuf b = {0};
     int st = atomic_load(&s->state);
     if (st == SRV_LOADING) {
-        llt_sbuf_append(&b, "{\"status\": \"loading\"}", 21);
+        SRV_LIT(&b, "{\"status\": \"loading\"}");
         return srv_reply_sbuf(mc, c, 503, &b);
     }
     pthread_mutex_lock(&s->mu);
     llt_sbuf_printf(&b, "{\"status\": \"%s\", \"model\": ", st == SRV_READY ? "ok" : "shutting_down");
     llt_sbuf_json_string(&b, s->model_id, strlen(s->model_id));
     const char *dev = s->m ? llt_model_device(s->m, NULL) : "";
-    llt_sbuf_append(&b, ", \"device\": ", 12);
+    SRV_LIT(&b, ", \"device\": ");
     llt_sbuf_json_string(&b, dev, strlen(dev));
     llt_sbuf_printf(&b, ", \"context_length\": %d, \"parallel\": %d, \"running\": %d, \"waiting\": %d, "
                         "\"chat_template\": %s}",
@@ -42,7 +42,7 @@ static int models(srv *s, srv_conn *c, struct MHD_Connection *mc) {
     int rc = loading(s, c, mc);
     if (rc) return rc > 0;
     llt_sbuf b = {0};
-    llt_sbuf_append(&b, "{\"object\": \"list\", \"data\": [{\"id\": ", 35);
+    SRV_LIT(&b, "{\"object\": \"list\", \"data\": [{\"id\": ");
     llt_sbuf_json_string(&b, s->model_id, strlen(s->model_id));
     llt_sbuf_printf(&b, ", \"object\": \"model\", \"created\": %lld, \"owned_by\": \"llama-triton\", "
                         "\"context_length\": %d}]}", (long long)s->created, s->max_ctx);
@@ -116,7 +116,7 @@ static int tokenize(srv *s, srv_conn *c, struct MHD_Connection *mc) {
         return srv_reply_error(mc, c, &e);
     }
     llt_sbuf b = {0};
-    llt_sbuf_append(&b, "{\"tokens\": [", 12);
+    SRV_LIT(&b, "{\"tokens\": [");
     for (size_t i = 0; i < got; i++) llt_sbuf_printf(&b, i ? ", %d" : "%d", ids[i]);
     llt_sbuf_printf(&b, "], \"count\": %zu, \"max_model_len\": %d}", got, s->max_ctx);
     free(ids);
@@ -154,9 +154,9 @@ static int detokenize(srv *s, srv_conn *c, struct MHD_Connection *mc) {
             llt_sbuf_append(&text, piece, len);
     free(ids);
     llt_sbuf b = {0};
-    llt_sbuf_append(&b, "{\"content\": ", 12);
+    SRV_LIT(&b, "{\"content\": ");
     llt_sbuf_json_text(&b, text.data ? text.data : "", text.len);
-    llt_sbuf_append(&b, "}", 1);
+    SRV_LIT(&b, "}");
     llt_sbuf_free(&text);
     return srv_reply_sbuf(mc, c, 200, &b);
 }
