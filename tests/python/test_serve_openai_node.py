@@ -44,3 +44,13 @@ def test_openai_node_client_completions():
     assert out["bad_request"] == {"isBadRequest": True, "status": 400, "param": "max_tokens",
                                   "type": "invalid_request_error"}
     assert out["bad_key"] == {"isAuth": True, "status": 401}
+
+
+def test_openai_node_client_chat():
+    from test_serve_chat import MESSAGES, TEMPLATE, cli_chat
+    with Server("--parallel", "2", "--chat-template", TEMPLATE) as s:
+        out = run_client(s, "any", "chat")
+    want = cli_chat(MESSAGES, 24)
+    assert out["chat"]["content"] == want and out["chat"]["role"] == "assistant"
+    assert out["chat"]["object"] == "chat.completion" and out["chat"]["finish"] in ("stop", "length")
+    assert out["chat_stream"] == {"content": want, "role": "assistant", "finish": out["chat"]["finish"]}
