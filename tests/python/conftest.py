@@ -21,6 +21,18 @@ LLAMA2_TOK = FIXTURES / "tokenizers" / "llama2" / "tokenizer.model"
 LLAMA3_TOK = FIXTURES / "tokenizers" / "llama3" / "tokenizer.model"
 
 
+def chat_templates():
+    """../shared/fixtures/chat_templates: $LLT_SHARED/fixtures/chat_templates, else the first
+    shared/ above the checkout (beside it in CI, above a worktree). A function, not a constant:
+    a checkout without ../shared fails only the tests that need the templates, by name."""
+    roots = [Path(os.environ["LLT_SHARED"])] if os.environ.get("LLT_SHARED") else [p / "shared" for p in REPO.parents]
+    for r in roots:
+        d = r / "fixtures" / "chat_templates"
+        if d.is_dir():
+            return d
+    raise RuntimeError("../shared/fixtures/chat_templates not found (set LLT_SHARED)")
+
+
 def _missing(symbols):
     from llama_triton import _lib
     from llama_triton.errors import LibraryNotFoundError

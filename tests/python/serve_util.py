@@ -1,6 +1,8 @@
 """Starting `llama-triton serve` for tests: a free loopback port (--port 0, read back from the
 server's "ready on" line), stderr kept for assertions, SIGTERM at the end with exit status 0
-checked. Also the CLI's greedy output, the reference for what the server generates."""
+checked. Also the CLI's greedy output, the reference for what the server generates, and for
+chat: the template rendered by python3-jinja2 as transformers renders it, continued greedily by
+the CLI with the server's chat tokenization."""
 
 import os
 import re
@@ -82,6 +84,24 @@ def cli_greedy(prompt, n, model=STORIES, extra=()):
     text = out.stdout.decode()
     assert text.endswith("\n")
     return text[:-1]
+
+
+# the server tokenizes a rendered chat with special tokens parsed and no BOS of its own
+CHAT_FLAGS = ("--no-bos", "--parse-special")
+
+
+def render_chat(template, messages):
+    """The prompt as transformers renders it: Jinja2's sandbox, trim_blocks/lstrip_blocks,
+    add_generation_prompt."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(Path(template).read_text()).render(
+        messages=messages, add_generation_prompt=True, bos_token="<s>", eos_token="</s>")
+
+
+def cli_chat(template, messages, n, model=STORIES):
+    """The reference for a greedy chat reply: the CLI's greedy continuation of render_chat."""
+    return cli_greedy(render_chat(template, messages), n, model=model, extra=CHAT_FLAGS)
 
 
 def cli_sample(prompt, n, temperature, top_p, seed, model=STORIES):

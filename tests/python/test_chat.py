@@ -11,27 +11,16 @@ import re
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import LLAMA3_TOK, REPO, STORIES, needs
+from conftest import LLAMA3_TOK, REPO, STORIES, chat_templates, needs
 
 CHAT = ("llt_chat_create", "llt_chat_turn", "llt_template_parse", "llt_template_render")
 
 
-def _templates():
-    if os.environ.get("LLT_SHARED"):
-        return Path(os.environ["LLT_SHARED"]) / "fixtures" / "chat_templates"
-    for p in REPO.parents:  # ../shared beside the checkout (CI), or above a worktree
-        d = p / "shared" / "fixtures" / "chat_templates"
-        if d.is_dir():
-            return d
-    raise RuntimeError("../shared/fixtures/chat_templates not found (set LLT_SHARED)")
-
-
-NEMO = _templates() / "mistralai-Mistral-Nemo-Instruct-2407.jinja"    # [INST] ... [/INST], bos_token
-LLAMA32 = _templates() / "meta-llama-Llama-3.2-3B-Instruct.jinja"
+NEMO = chat_templates() / "mistralai-Mistral-Nemo-Instruct-2407.jinja"    # [INST] ... [/INST], bos_token
+LLAMA32 = chat_templates() / "meta-llama-Llama-3.2-3B-Instruct.jinja"
 CLI = os.environ.get("LLT_CLI", str(REPO / "build" / "llama-triton"))
 
 

@@ -4,40 +4,22 @@ with special tokens parsed; the greedy reply equals the CLI's greedy continuatio
 text. Streaming, n, stop and the chat-shaped logprobs; the official Node client's chat calls;
 message errors."""
 
-import os
-from pathlib import Path
-
 import httpx
 import pytest
 
-from serve_util import REPO, Server, cli_greedy, sse_events
+from conftest import chat_templates
+from serve_util import Server, sse_events
+from serve_util import cli_chat as _cli_chat
 
 jinja2 = pytest.importorskip("jinja2")  # python3-jinja2 is in the Makefile's DEB_PKGS
-from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: E402
 
-
-def _template():
-    roots = [Path(os.environ["LLT_SHARED"])] if os.environ.get("LLT_SHARED") else [p / "shared" for p in REPO.parents]
-    for r in roots:
-        f = r / "fixtures" / "chat_templates" / "microsoft-Phi-3.5-mini-instruct.jinja"
-        if f.is_file():
-            return f
-    raise RuntimeError("../shared/fixtures/chat_templates not found (set LLT_SHARED)")
-
-
-TEMPLATE = _template()
+TEMPLATE = chat_templates() / "microsoft-Phi-3.5-mini-instruct.jinja"
 MESSAGES = [{"role": "system", "content": "You tell short stories."},
             {"role": "user", "content": "Tell me about a dog."}]
 
 
-def rendered(messages):
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    return env.from_string(TEMPLATE.read_text()).render(messages=messages, add_generation_prompt=True,
-                                                        bos_token="<s>", eos_token="</s>")
-
-
 def cli_chat(messages, n):
-    return cli_greedy(rendered(messages), n, extra=("--no-bos", "--parse-special"))
+    return _cli_chat(TEMPLATE, messages, n)
 
 
 @pytest.fixture(scope="module")

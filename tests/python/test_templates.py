@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
@@ -21,22 +20,13 @@ jinja2 = pytest.importorskip("jinja2")  # python3-jinja2 is in the Makefile's DE
 from jinja2.ext import Extension, loopcontrols  # noqa: E402
 from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
+from conftest import REPO, chat_templates  # noqa: E402
+
 CLI = os.environ.get("LLT_CLI", str(REPO / "build" / "llama-triton"))
 DATE = "2026-12-03"
 
 
-def _find_templates():
-    if os.environ.get("LLT_SHARED"):
-        return Path(os.environ["LLT_SHARED"]) / "fixtures" / "chat_templates"
-    for p in REPO.parents:  # ../shared beside the checkout (CI), or above a worktree
-        d = p / "shared" / "fixtures" / "chat_templates"
-        if d.is_dir():
-            return d
-    raise RuntimeError("../shared/fixtures/chat_templates not found (set LLT_SHARED)")
-
-
-TEMPLATES = _find_templates()
+TEMPLATES = chat_templates()
 TEMPLATE_FILES = sorted(TEMPLATES.glob("*.jinja"))
 
 
