@@ -138,7 +138,7 @@ def test_page_bytes_headers_and_csp(server):
         assert f"{tag}-src 'sha256-{h}'" in csp
     assert "default-src 'none'" in csp and "connect-src 'self'" in csp
     assert r.headers["x-content-type-options"] == "nosniff"
-    assert "GET / 200" in server.log()
+    assert wait_for(lambda: "GET / 200" in server.log(), 5)  # the access line follows the response
 
 
 def test_info_from_health_and_models(server, browser):
@@ -287,7 +287,7 @@ def test_api_key_prompt_on_401(browser, chat):
         set_settings(d, temperature=0, max_tokens=8)
         d.refresh()
         WebDriverWait(d, 10).until(lambda d: d.execute_script("return document.documentElement.dataset.ready"))
-        assert "API key needed" in d.find_element(By.ID, "info").text
+        WebDriverWait(d, 5).until(lambda d: "API key needed" in d.find_element(By.ID, "info").text)  # /health is fetched after ready
         send(d, "hi")
         WebDriverWait(d, 10).until(lambda d: d.find_element(By.ID, "keybox").is_displayed())
         assert "401" in d.find_element(By.ID, "keymsg").text
@@ -298,5 +298,5 @@ def test_api_key_prompt_on_401(browser, chat):
         want = greedy([{"role": "user", "content": "hi"}], 8)
         assert d.find_element(By.CSS_SELECTOR, ".msg.assistant .text").get_attribute("textContent") == want
         assert d.execute_script("return localStorage.getItem('llt-chat-key')") == '"sekrit"'
+        assert wait_for(lambda: "POST /v1/chat/completions 200" in s.log(), 5)
         assert s.log().count("POST /v1/chat/completions 401") == 2
-        assert "POST /v1/chat/completions 200" in s.log()
