@@ -30,15 +30,16 @@ typedef struct bench_shape {
     int32_t hidden, inter, layers, heads, kv_heads, vocab, max_pos;
     float rope_base;
     bool tied;
+    float rope_llama3; /* llama3 rope scaling factor (original context 8192, low 1, high 4); 0 = none */
 } bench_shape;
 
 static const bench_shape k_shapes[] = {
-    {"tiny", 256, 688, 4, 8, 4, 1024, 4096, 10000.0f, false},
-    {"tinyllama-1.1b", 2048, 5632, 22, 32, 4, 32000, 2048, 10000.0f, false},
-    {"llama3.2-1b", 2048, 8192, 16, 32, 8, 128256, 131072, 500000.0f, true},
-    {"llama2-7b", 4096, 11008, 32, 32, 32, 32000, 4096, 10000.0f, false},
-    {"llama3-8b", 4096, 14336, 32, 32, 8, 128256, 8192, 500000.0f, false},
-    {"llama2-70b", 8192, 28672, 80, 64, 8, 32000, 4096, 10000.0f, false},
+    {"tiny", 256, 688, 4, 8, 4, 1024, 4096, 10000.0f, false, 0.0f},
+    {"tinyllama-1.1b", 2048, 5632, 22, 32, 4, 32000, 2048, 10000.0f, false, 0.0f},
+    {"llama3.2-1b", 2048, 8192, 16, 32, 8, 128256, 131072, 500000.0f, true, 32.0f}, /* Llama 3.2's 128k */
+    {"llama2-7b", 4096, 11008, 32, 32, 32, 32000, 4096, 10000.0f, false, 0.0f},
+    {"llama3-8b", 4096, 14336, 32, 32, 8, 128256, 8192, 500000.0f, false, 0.0f},
+    {"llama2-70b", 8192, 28672, 80, 64, 8, 32000, 4096, 10000.0f, false, 0.0f},
 };
 
 typedef struct bench_args {
@@ -131,6 +132,10 @@ static llt_config shape_config(const bench_shape *s) {
     c.hidden_size = s->hidden, c.intermediate_size = s->inter, c.n_layers = s->layers;
     c.n_heads = s->heads, c.n_kv_heads = s->kv_heads, c.vocab_size = s->vocab, c.head_dim = s->hidden / s->heads;
     c.max_position_embeddings = s->max_pos, c.rope_freq_base = s->rope_base, c.tie_weights = s->tied;
+    if (s->rope_llama3 > 0) {
+        c.rope_scaling = LLT_ROPE_SCALING_LLAMA3, c.rope_factor = s->rope_llama3;
+        c.rope_low_freq_factor = 1.0f, c.rope_high_freq_factor = 4.0f, c.rope_original_max_pos = 8192;
+    }
     return c;
 }
 

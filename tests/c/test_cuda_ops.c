@@ -25,6 +25,7 @@ int main(void) {
 #include "backend/cpu/ops.h"
 #include "backend/cuda/cuda_backend.h"
 #include "base/dtype.h"
+#include "base/log.h"
 #include "kv/paged_cache.h"
 
 static llt_cuda_ctx *g_ctx;
@@ -419,13 +420,14 @@ static void attn_run(llt_dtype dt, const attn_case *ac, int ps, float **dec_out,
     CHECK_OK(llt_cuda_upload(g_ctx, dbt, bt, (size_t)2 * blocks * 4, &err), &err);
     CHECK_OK(llt_cuda_upload(g_ctx, drbt, row_bt, (size_t)rows * 4, &err), &err);
     CHECK_OK(llt_cuda_upload(g_ctx, dpos, pos, (size_t)rows * 4, &err), &err);
-    int splits = llt_cuda_attn_splits(g_ctx, rows, nkv);
-    void *work = dev_alloc((size_t)llt_cuda_attn_work_floats(rows, splits, nh, hd) * 4);
+    int splits = llt_cuda_attn_splits(g_ctx, rows, nkv), ls = llt_cuda_attn_long_splits(g_ctx, rows, nkv);
+    void *work = dev_alloc((size_t)llt_cuda_attn_work_floats(rows, splits > ls ? splits : ls, nh, hd) * 4);
     void *cnt = dev_alloc((size_t)rows * nkv * 4);
     unsigned *zeros = calloc((size_t)rows * nkv, 4);
     CHECK_OK(llt_cuda_upload(g_ctx, cnt, zeros, (size_t)rows * nkv * 4, &err), &err);
     void *dq = dev_from(LLT_DTYPE_F32, q, (int64_t)rows * nh * hd);
     void *dout = dev_nan(dt, (int64_t)rows * nh * hd), *dout2 = dev_nan(dt, (int64_t)rows * nh * hd);
+    void *dout3 = dev_nan(dt, (int64_t)rows * nh * hd);
     llt_cuda_attn a = {.dtype = dt, .q = dq, .out = dout, .k_pool = dk, .v_pool = dv, .bt = dbt, .row_bt = drbt,
                        .pos = dpos, .rows = rows, .n_heads = nh, .n_kv = nkv, .hd = hd, .page_size = ps,
                        .max_blocks = blocks, .work = work, .counters = cnt};
@@ -438,6 +440,12 @@ static void attn_run(llt_dtype dt, const attn_case *ac, int ps, float **dec_out,
     CHECK_OK(llt_cuda_attention_prefill(g_ctx, &a, 0, n_q, L - n_q, &err), &err);
     CHECK_OK(llt_cuda_attention_prefill(g_ctx, &a, n_q, n_q, L - n_q, &err), &err);
     *pf_out = host_from(dt, dout2, (int64_t)rows * nh * hd);
+    /* the long-context decode kernel (split-K on the tensor cores), forced for every length */
+    setenv("LLT_CUDA_ATTN_LONG", "1", 1);
+    a.out = dout3, a.max_len = L;
+    CHECK_OK(llt_cuda_attention_decode(g_ctx, &a, &err), &err);
+    unsetenv("LLT_CUDA_ATTN_LONG");
+    float *fd = host_from(dt, dout3, (int64_t)rows * nh * hd);
     /* CPU reference on the same pages */
     float *ref = malloc((size_t)rows * nh * hd * 4);
     float *scratch = malloc((size_t)llt_cpu_attention_scratch_floats(kc, nh) * 4);
@@ -447,9 +455,12 @@ static void attn_run(llt_dtype dt, const attn_case *ac, int ps, float **dec_out,
     /* decode: float32 scores and softmax, output rounded once (u) + order: 2u;
      * prefill: P is rounded to the dtype for the tensor cores (u) as well: 3u */
     double ed = tl_rel_err(*dec_out, ref, (size_t)rows * nh * hd), ep = tl_rel_err(*pf_out, ref, (size_t)rows * nh * hd);
-    CHECK_MSG(ed <= 2 * unit(dt) && ep <= 3 * unit(dt), "attention %s heads %d/%d hd %d L %d n_q %d page %d: decode %.3g prefill %.3g",
-              llt_dtype_name(dt), nh, nkv, hd, L, n_q, ps, ed, ep);
-    void *ptrs[] = {dk, dv, dbt, drbt, dpos, work, cnt, dq, dout, dout2};
+    double ef = tl_rel_err(fd, ref, (size_t)rows * nh * hd); /* P in the dtype, as prefill: 3u */
+    CHECK_MSG(ed <= 2 * unit(dt) && ep <= 3 * unit(dt) && ef <= 3 * unit(dt),
+              "attention %s heads %d/%d hd %d L %d n_q %d page %d: decode %.3g prefill %.3g long decode %.3g",
+              llt_dtype_name(dt), nh, nkv, hd, L, n_q, ps, ed, ep, ef);
+    free(fd);
+    void *ptrs[] = {dk, dv, dbt, drbt, dpos, work, cnt, dq, dout, dout2, dout3};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dfree(ptrs[i]);
     free(bt), free(row_bt), free(pos), free(zeros), free(q), free(first), free(ref), free(scratch);
     llt_kv_cache_free(kc);
@@ -510,6 +521,127 @@ static void test_attention(void) {
     setenv("LLT_CUDA_ATTN", "v1", 1);
     for (size_t i = 0; i < sizeof sized / sizeof sized[0]; i++) attn_pages(LLT_DTYPE_F16, &sized[i], 2);
     unsetenv("LLT_CUDA_ATTN");
+}
+
+/* Random shapes for the prefill (and decode) kernels against the CPU op: head_dim 64 / 128,
+ * 1, 4 or 8 query heads per kv head, page sizes 16 / 32 / 64, lengths and query counts that
+ * are multiples of no tile, f16 and bf16; then a few long contexts up to 131072 keys (few
+ * queries: the CPU reference is the slow side). Bounds as in attn_run (prefill 3u). */
+static void test_flash_shapes(void) {
+    static const int hds[2] = {64, 128}, groups[3] = {1, 4, 8}, pss[3] = {16, 32, 64};
+    const bool san = getenv("LLT_SANITIZER") != NULL;
+    g_rng = 4242;
+    for (int i = 0; i < (san ? 6 : 24); i++) {
+        int hd = hds[i % 2], G = groups[(i / 2) % 3], nkv = 1 + (int)frand(0, 2), ps = pss[(i / 6) % 3];
+        int L = 1 + (int)frand(0, san ? 300 : 3000), n_q = 1 + (int)frand(0, L < 400 ? L : 400);
+        if (n_q > L) n_q = L;
+        attn_case ac = {G * nkv, nkv, hd, L, n_q};
+        float *dec = NULL, *pf = NULL;
+        uint64_t keep = g_rng;
+        attn_run(k_dts[i % 2], &ac, ps, &dec, &pf);
+        g_rng = keep; /* attn_run reseeds its queries */
+        free(dec), free(pf);
+    }
+    if (san) return;
+    /* a whole 512-row chunk deep in the context (the bench's prefill step) */
+    const attn_case chunk = {8, 2, 64, 2600, 512};
+    float *dec = NULL, *pf = NULL;
+    attn_run(LLT_DTYPE_F16, &chunk, 64, &dec, &pf);
+    free(dec), free(pf);
+    /* long contexts: 32k + 37 and 131072 keys (the llama3.2-1b context) */
+    const attn_case longs[] = {{4, 1, 64, 32805, 9}, {8, 1, 128, 40001, 3}, {8, 1, 64, 131072, 5}};
+    for (size_t i = 0; i < sizeof longs / sizeof longs[0]; i++) {
+        attn_run(k_dts[i % 2], &longs[i], pss[i], &dec, &pf);
+        free(dec), free(pf);
+    }
+}
+
+/* LLT_ATTN_SPEED=1: prefill attention TFLOP/s on the llama3.2-1b / llama3-8b head shapes
+ * (32 query heads, 8 kv heads, hd 64 / 128): one 512-row chunk at depth D, median of 7 timed
+ * launches (host clock around a synchronised launch; the kernels run milliseconds), flash
+ * kernel and the older WMMA kernel (LLT_CUDA_PREFILL=v1); and batch-1 decode attention at
+ * depth D (K/V bytes read per second). FLOPs: 4 hd per (query head, visible key). */
+static double time_median(llt_status (*fn)(llt_cuda_attn *, void *), llt_cuda_attn *a, void *arg, int reps) {
+    double t[16];
+    llt_error err = {0};
+    CHECK_OK(fn(a, arg), &err);
+    CHECK_OK(llt_cuda_sync(g_ctx, &err), &err);
+    for (int r = 0; r < reps; r++) {
+        double t0 = llt_time_now();
+        CHECK_OK(fn(a, arg), &err);
+        CHECK_OK(llt_cuda_sync(g_ctx, &err), &err);
+        t[r] = llt_time_now() - t0;
+    }
+    for (int i = 1; i < reps; i++)
+        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
+            double x = t[j];
+            t[j] = t[j - 1], t[j - 1] = x;
+        }
+    return t[reps / 2];
+}
+static llt_status run_prefill(llt_cuda_attn *a, void *arg) {
+    llt_error err = {0};
+    int q_pos0 = *(const int *)arg;
+    return llt_cuda_attention_prefill(g_ctx, a, 0, a->rows, q_pos0, &err);
+}
+static llt_status run_decode(llt_cuda_attn *a, void *arg) {
+    (void)arg;
+    llt_error err = {0};
+    return llt_cuda_attention_decode(g_ctx, a, &err);
+}
+
+static void test_flash_speed(void) {
+    if (!getenv("LLT_ATTN_SPEED")) return;
+    static const int depths[5] = {512, 4096, 16384, 32768, 131072};
+    const int nh = 32, nkv = 8, ps = 16, Lmax = 131072, blocks = Lmax / ps, n_q = 512;
+    llt_error err = {0};
+    for (int h = 0; h < 2; h++) {
+        const int hd = h ? 128 : 64;
+        const int64_t pool = (int64_t)Lmax * nkv * hd, piece = 1 << 22;
+        void *dk = dev_alloc((size_t)pool * 2), *dv = dev_alloc((size_t)pool * 2);
+        g_rng = 7;
+        float *r = rand_vec(piece, -1, 1);
+        for (int64_t off = 0; off < pool; off += piece) {
+            int64_t n = pool - off < piece ? pool - off : piece;
+            CHECK_OK(llt_cuda_upload_convert(g_ctx, LLT_DTYPE_F16, (char *)dk + off * 2, LLT_DTYPE_F32, r, n, &err), &err);
+            CHECK_OK(llt_cuda_upload_convert(g_ctx, LLT_DTYPE_F16, (char *)dv + off * 2, LLT_DTYPE_F32, r + 1, n - 1, &err), &err);
+        }
+        free(r);
+        int32_t *bt = malloc((size_t)blocks * 4);
+        for (int b = 0; b < blocks; b++) bt[b] = (b * 7919) % blocks; /* scattered pages */
+        void *dbt = dev_alloc((size_t)blocks * 4), *drbt = dev_alloc((size_t)n_q * 4), *dpos = dev_alloc(4);
+        CHECK_OK(llt_cuda_upload(g_ctx, dbt, bt, (size_t)blocks * 4, &err), &err);
+        int32_t *zeros = calloc(n_q, 4);
+        CHECK_OK(llt_cuda_upload(g_ctx, drbt, zeros, (size_t)n_q * 4, &err), &err);
+        float *q = rand_vec((int64_t)n_q * nh * hd, -1, 1);
+        void *dq = dev_from(LLT_DTYPE_F32, q, (int64_t)n_q * nh * hd), *dout = dev_alloc((size_t)n_q * nh * hd * 2);
+        int splits = llt_cuda_attn_splits(g_ctx, 1, nkv);
+        void *work = dev_alloc((size_t)llt_cuda_attn_work_floats(1, splits, nh, hd) * 4), *cnt = dev_alloc((size_t)nkv * 4);
+        CHECK_OK(llt_cuda_upload(g_ctx, cnt, zeros, (size_t)nkv * 4, &err), &err);
+        for (int di = 0; di < 5; di++) {
+            const int D = depths[di], q_pos0 = D - n_q, last = D - 1;
+            llt_cuda_attn a = {.dtype = LLT_DTYPE_F16, .q = dq, .out = dout, .k_pool = dk, .v_pool = dv, .bt = dbt,
+                               .row_bt = drbt, .pos = dpos, .rows = n_q, .n_heads = nh, .n_kv = nkv, .hd = hd,
+                               .page_size = ps, .max_blocks = blocks, .work = work, .counters = cnt};
+            double flops = 4.0 * hd * nh * ((double)n_q * q_pos0 + (double)n_q * (n_q + 1) / 2);
+            double tf = time_median(run_prefill, &a, (void *)&q_pos0, 7);
+            setenv("LLT_CUDA_PREFILL", "v1", 1);
+            double tv = D <= 32768 ? time_median(run_prefill, &a, (void *)&q_pos0, 3) : 0;
+            unsetenv("LLT_CUDA_PREFILL");
+            CHECK_OK(llt_cuda_upload(g_ctx, dpos, &last, 4, &err), &err);
+            a.rows = 1;
+            double td = time_median(run_decode, &a, NULL, 7);
+            double kv_bytes = 2.0 * D * nkv * hd * 2;
+            fprintf(stderr,
+                    "  attention speed hd %d heads 32/8 depth %6d: prefill chunk of 512 %.3f ms = %.1f TFLOP/s "
+                    "(%.1f %% of 790; WMMA v1 %.1f TFLOP/s); decode %.1f us = %.0f GB/s of K/V\n",
+                    hd, D, tf * 1e3, flops / tf / 1e12, 100 * flops / tf / 790e12, tv > 0 ? flops / tv / 1e12 : 0,
+                    td * 1e6, kv_bytes / td / 1e9);
+        }
+        void *ptrs[] = {dk, dv, dbt, drbt, dpos, dq, dout, work, cnt};
+        for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dfree(ptrs[i]);
+        free(bt), free(zeros), free(q);
+    }
 }
 
 /* ---- sampling ------------------------------------------------------------------------------ */
@@ -620,6 +752,8 @@ int main(void) {
     RUN_IF(test_rope_kv);
     RUN_IF(test_swiglu_embed);
     RUN_IF(test_attention);
+    RUN_IF(test_flash_shapes);
+    RUN_IF(test_flash_speed);
     RUN_IF(test_argmax);
     RUN_IF(test_sample);
     RUN_IF(test_errors);

@@ -34,6 +34,15 @@
 #            CUDA_VISIBLE_DEVICES=-1 children see none, forced cpu/cuda), then the `make run` story
 #            with no --device (the load line says cuda:0), timed; build only those targets with
 #            TARGETS="llama-triton test_device test_cli"; log: device.log
+#   longctx  long-context work (issue 19), one call under a deadline (LONGCTX_BUDGET s, default
+#            400): test_cuda_ops (flash prefill / long decode against the CPU op on random
+#            shapes up to 131072 keys), test_cuda_model, the attention kernels' speed
+#            (LLT_ATTN_SPEED: TFLOP/s of a 512-row prefill chunk at depth 512..131072, decode
+#            GB/s), llama3.2-1b benches -p P -n 128 for P in LONGCTX_P (default 512 4096 16384
+#            32768 131072) and the older kernels for comparison (LLT_CUDA_PREFILL=v1 at 16384,
+#            the cluster decode kernel at 32768), then compute-sanitizer (LONGCTX_SAN, default
+#            memcheck racecheck) on small flash cases; logs: tests.log, attn.log, bench.*,
+#            sanitizer.log
 #   multi    the multi-GPU layer split (needs 2 GPUs for all of it): test_cuda_multi on both
 #            GPUs while test_cuda_model / test_cuda_ops run side by side one per GPU, then
 #            llama2-7b on one GPU, split over cuda:0,cuda:0 and over cuda:0,cuda:1, then
@@ -275,6 +284,48 @@ run_device() {
   note "story (auto device): exit $?, $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s; $(grep -o 'on [a-z0-9:,]*: [^)]*$' "$log" | tail -1)"
 }
 
+# ---- long context (issue 19) --------------------------------------------------------------------
+bench_ctx() { # label, P, extra env...
+  local label=$1 p=$2 line; shift 2
+  in_budget "bench $label p$p" || return
+  echo "---- $label p$p $*" >>"$OUT/bench.log"
+  line=$(env "$@" timeout 200 "$BIN/llama-triton" bench --shape llama3.2-1b --device cuda --dtype f16 -p "$p" \
+      -n 128 --reps "$([ "$p" -ge 32768 ] && echo 1 || echo 3)" --json 2>>"$OUT/bench.log" | sed "s/^{/{\"label\": \"$label\", /")
+  [ -n "$line" ] && echo "$line" >>"$OUT/bench.jsonl"
+  note "bench $label p$p: $(echo "$line" | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print("pp %.0f tok/s, tg %.1f tok/s" % (r["pp_tok_s"]["median"], r["tg_tok_s"]["median"]))' 2>/dev/null || echo failed)"
+}
+
+run_longctx() {
+  LATENCY_BUDGET=${LONGCTX_BUDGET:-400}
+  local log=$OUT/tests.log
+  : >"$log"
+  for t in test_cuda_ops test_cuda_model; do
+    echo "---- $t" >>"$log"
+    LLT_FIXTURES=tests/fixtures timeout 240 "$BIN/$t" >>"$log" 2>&1
+    note "$t: exit $? after $(( $(date +%s) - T_START )) s"
+  done
+  grep -E "FAIL|CHECK failed|rel err|agrees|greedy" "$log" | grep -v "^  ok" | tail -20 >>"$SUMMARY"
+  LLT_ATTN_SPEED=1 LLT_TEST_ONLY=test_flash_speed timeout 120 "$BIN/test_cuda_ops" >"$OUT/attn.log" 2>&1
+  note "attention speed: exit $?"
+  grep -E "attention speed|FAIL" "$OUT/attn.log" | sed 's/^ *//' >>"$SUMMARY"
+  : >"$OUT/bench.jsonl"
+  : >"$OUT/bench.log"
+  local p
+  for p in ${LONGCTX_P:-512 4096 16384 32768 131072}; do bench_ctx flash "$p"; done
+  [ -n "${LONGCTX_CMP-1}" ] && bench_ctx prefill-v1 16384 LLT_CUDA_PREFILL=v1
+  [ -n "${LONGCTX_CMP-1}" ] && bench_ctx cluster-decode 32768 LLT_CUDA_ATTN_LONG=1000000000
+  grep -iE "error|fail" "$OUT/bench.log" | head -5 >>"$SUMMARY"
+  local slog=$OUT/sanitizer.log
+  : >"$slog"
+  for tool in ${LONGCTX_SAN-memcheck racecheck}; do
+    in_budget "sanitizer $tool" || continue
+    echo "---- compute-sanitizer --tool $tool test_cuda_ops (flash cases)" >>"$slog"
+    LLT_TEST_ONLY=test_flash_shapes LLT_SANITIZER=1 LLT_AUTOTUNE=0 timeout "${SAN_TIMEOUT:-90}" \
+      compute-sanitizer --tool "$tool" --error-exitcode 99 "$BIN/test_cuda_ops" >>"$slog" 2>&1
+    note "compute-sanitizer $tool (flash cases): exit $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$slog" | tail -1)"
+  done
+}
+
 case "$MODE" in
   serve) run_serve ;;
   spec) run_spec ;;
@@ -286,6 +337,7 @@ case "$MODE" in
   multi) run_multi ;;
   device) run_device ;;
   latency) run_latency ;;
+  longctx) run_longctx ;;
   *) echo "unknown mode $MODE"; exit 2 ;;
 esac
 tail -5 "$OUT/bench.log" 2>/dev/null
@@ -299,7 +351,7 @@ for line in open(sys.argv[1]):
         r = json.loads(line)
     except ValueError:
         continue
-    print("%-16s %-11s pp %8.0f  tg %7.1f [%6.1f..%6.1f]  %5.0f GB/s %5.1f%% of %4.0f" % (r["model"], r["label"],
+    print("%-16s %-14s p%-6d pp %8.0f  tg %7.1f [%6.1f..%6.1f]  %5.0f GB/s %5.1f%% of %4.0f" % (r["model"], r["label"], r["p"],
           r["pp_tok_s"]["median"], r["tg_tok_s"]["median"], r["tg_tok_s"]["min"], r["tg_tok_s"]["max"],
           r["tg_gb_s"], 100 * r["fraction_of_copy"], r["copy_gb_s"]))
 EOF

@@ -182,11 +182,18 @@ typedef struct llt_cuda_attn {
      * once; the kernel leaves them zero) */
     float *work;
     unsigned int *counters;
+    /* decode: the longest row's key count if the host knows it (0: unknown); rows of at least
+     * llt_cuda_attn_long_keys() keys take the split-K tensor-core kernel (flash_prefill.cu) */
+    int32_t max_len;
 } llt_cuda_attn;
 
 /* Splits of the KV length the decode kernel uses for `rows` rows (fixed per rows). */
 int32_t llt_cuda_attn_splits(const llt_cuda_ctx *c, int32_t rows, int32_t n_kv);
 int64_t llt_cuda_attn_work_floats(int32_t rows, int32_t splits, int32_t n_heads, int32_t hd);
+/* Splits of the long-context decode kernel (rows * splits <= 2 * SMs), and the key count from
+ * which decode takes it (LLT_CUDA_ATTN_LONG=N overrides; default 8192). */
+int32_t llt_cuda_attn_long_splits(const llt_cuda_ctx *c, int32_t rows, int32_t n_kv);
+int32_t llt_cuda_attn_long_keys(void);
 /* Each row on its own (any rows, any head_dim <= 256). head_dim 64/128 with 1, 2, 4 or 8 query
  * heads per KV head: one thread-block cluster per (KV head, row), the group's query heads
  * together, keys split over the cluster's blocks and merged through distributed shared memory

@@ -238,6 +238,7 @@ static bool wants_logits(const llt_batch *b, int32_t i) {
 /* Rows [r0, r0 + nr) of the batch. */
 typedef struct chunk {
     int32_t r0, nr, n_tables, n_out, max_run;
+    int32_t max_len;           /* keys the longest row sees (its position + 1) */
     run runs[CUDA_MAX_ROWS];   /* this chunk's part of each sequence: row0 chunk-relative */
     size_t bytes;              /* of the step inputs */
 } chunk;
@@ -261,7 +262,7 @@ static llt_status chunk_build(llt_model *m, cuda_state *st, const llt_batch *b, 
                               llt_error *err) {
     const int32_t nr = ch->nr, B = st->max_blocks, ps = m->kv->o.page_size;
     int32_t *h = st->step_h, *bt = h + 6 * nr;
-    ch->n_tables = ch->n_out = ch->max_run = 0;
+    ch->n_tables = ch->n_out = ch->max_run = ch->max_len = 0;
     for (int32_t i = 0; i < n_runs; i++) {
         int32_t lo = runs[i].row0 > ch->r0 ? runs[i].row0 : ch->r0;
         int32_t hi = runs[i].row0 + runs[i].n < ch->r0 + nr ? runs[i].row0 + runs[i].n : ch->r0 + nr;
@@ -275,6 +276,7 @@ static llt_status chunk_build(llt_model *m, cuda_state *st, const llt_batch *b, 
         run *cr = &ch->runs[t];
         cr->seq = runs[i].seq, cr->row0 = lo - ch->r0, cr->n = hi - lo, cr->pos0 = p0;
         if (hi - lo > ch->max_run) ch->max_run = hi - lo;
+        if (p0 + (hi - lo) > ch->max_len) ch->max_len = p0 + (hi - lo);
         for (int32_t r = lo; r < hi; r++) {
             int32_t k = r - ch->r0, p = p0 + (r - lo);
             h[k] = b->tokens[r], h[nr + k] = p;
@@ -330,7 +332,7 @@ static llt_status attn_block(llt_model *m, cuda_state *st, const chunk *ch, cons
     at.dtype = st->dt, at.q = b->q, at.out = b->att, at.k_pool = m->kv->k_pool[l], at.v_pool = m->kv->v_pool[l];
     at.bt = v->bt, at.row_bt = v->row_bt, at.pos = v->pos, at.rows = ch->nr;
     at.n_heads = c->n_heads, at.n_kv = c->n_kv_heads, at.hd = hd, at.page_size = m->kv->o.page_size;
-    at.max_blocks = st->max_blocks, at.work = b->attn_work, at.counters = b->attn_cnt;
+    at.max_blocks = st->max_blocks, at.work = b->attn_work, at.counters = b->attn_cnt, at.max_len = ch->max_len;
     if (ch->max_run <= 4) LLT_TRY(llt_cuda_attention_decode(x, &at, err));
     else
         for (int32_t i = 0; i < ch->n_tables; i++)
@@ -429,9 +431,10 @@ static void graph_clear(cuda_state *st, cuda_graph *g) {
 }
 
 static cuda_graph *graph_slot(cuda_state *st, const chunk *ch, const step_out *so) {
+    const bool long_attn = ch->max_len >= llt_cuda_attn_long_keys(); /* the decode kernel differs */
     for (int i = 0; i < st->n_graphs; i++) {
         cuda_graph *g = &st->graphs[i];
-        if (g->rows == ch->nr && g->n_out == ch->n_out && g->mode == so->mode &&
+        if (g->rows == ch->nr && g->n_out == ch->n_out && g->mode == so->mode && g->long_attn == long_attn &&
             (so->mode == STEP_LOGITS || (g->temperature == so->temperature && g->top_p == so->top_p)))
             return g;
     }
@@ -439,7 +442,7 @@ static cuda_graph *graph_slot(cuda_state *st, const chunk *ch, const step_out *s
     cuda_graph *g = &st->graphs[i];
     graph_clear(st, g);
     memset(g, 0, sizeof *g);
-    g->rows = ch->nr, g->n_out = ch->n_out, g->mode = so->mode;
+    g->rows = ch->nr, g->n_out = ch->n_out, g->mode = so->mode, g->long_attn = long_attn;
     g->temperature = so->temperature, g->top_p = so->top_p;
     return g;
 }

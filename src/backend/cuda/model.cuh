@@ -46,6 +46,7 @@ typedef struct cuda_graph {
     step_mode mode;
     float temperature, top_p;
     int32_t seen;                 /* eager runs so far; captured on the second */
+    bool long_attn;               /* rows of llt_cuda_attn_long_keys() keys or more: the long-context decode kernel */
     cudaGraphExec_t exec[LLT_MAX_DEVICES]; /* one per device segment, on that device's stream */
 } cuda_graph;
 

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cuda/flash_prefill.cuh"
 #include "backend/cuda/ops.cuh"
 
 struct attn_params {
@@ -872,6 +873,7 @@ static llt_status d2_launch(llt_cuda_ctx *c, const llt_cuda_attn *a, d2_fn fn, l
 
 extern "C" llt_status llt_cuda_attention_decode(llt_cuda_ctx *c, const llt_cuda_attn *a, llt_error *err) {
     LLT_TRY(check_attn(a, err));
+    if (llt_cuda_flash_decode_covers(a)) return llt_cuda_flash_decode(c, a, err);
     d2_fn fn = d2_function(a);
     if (fn) return d2_launch(c, a, fn, err);
     int splits = llt_cuda_attn_splits(c, a->rows, a->n_kv);
@@ -915,6 +917,7 @@ extern "C" llt_status llt_cuda_attention_prefill(llt_cuda_ctx *c, const llt_cuda
         d.row_bt = a->row_bt + row0, d.pos = a->pos + row0, d.rows = n_q;
         return llt_cuda_attention_decode(c, &d, err);
     }
+    if (llt_cuda_flash_prefill_covers(a)) return llt_cuda_flash_prefill(c, a, row0, n_q, q_pos0, err);
     attn_params p = params_of(a, 1);
     if (a->dtype == LLT_DTYPE_BF16)
         return a->hd == 64 ? prefill_as<__nv_bfloat16, 64>(c, p, row0, n_q, q_pos0, err)

@@ -1,0 +1,402 @@
+/* flash_prefill.cu: causal prefill attention over the paged KV cache, FlashAttention-2 style
+ * on the tensor cores (mma.sync m16n8k16 + ldmatrix; sm_80 and later, so the PTX target runs
+ * it on any such GPU).
+ *
+ * Rows of the tile are (position, query head) pairs of one KV head: vrow v = i * G + g for
+ * query i of the run and head g of the G heads that share the KV head, so one K/V tile in
+ * shared memory serves the whole GQA group (K/V are read from L2 once per group, not once per
+ * query head). A block holds BM = 16 * NW such rows (NW warps, 16 rows each) and walks 64-key
+ * tiles of K and V gathered through the block table with cp.async, two stages deep (the next
+ * tile is in flight while the tensor cores work on this one). Per warp: S = Q K^T in registers
+ * (Q fragments loaded once), online softmax in registers (row max / sum across the 4 lanes of
+ * a row by shuffles, exp2 domain: q is pre-scaled by scale * log2 e), P rounded to the dtype
+ * and fed straight back as the A operand of O += P V (V through ldmatrix.trans). Causal
+ * masking runs only on the tiles that reach past the block's first position (at most 2 with
+ * G = 4). Nothing of size [T, T] exists: S lives in registers, tile by tile.
+ *
+ * Bytes per block: its Q rows once, K and V of keys [0, last position] once; FLOPs: 4 * hd per
+ * (row, visible key). Keys past the last position are zero-filled (never NaN into P V). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda/flash_prefill.cuh"
+
+namespace {
+
+enum { FA_BN = 64, FA_MAX_SPLITS = 256 }; /* keys per tile; decode splits at most */
+
+struct fa_params {
+    const float *q; /* [rows, nh, hd] float32 */
+    void *out;      /* [rows, nh * hd] dtype */
+    const void *kp, *vp;
+    const int *bt, *row_bt; /* block tables [n_tables, max_blocks]; the run's is row_bt[row0] */
+    int nh, nkv, G, ps, max_blocks;
+    int row0, n_q, q_pos0;
+    float scale_log2;
+    /* decode (split-K) mode: grid (splits, nkv, rows), row r = blockIdx.z at pos[r] */
+    const int *pos;
+    int splits;
+    float *work; /* partials [rows][nh][splits][hd + 2]: o unnormalised, then m, l */
+};
+
+template <int HD, int NW>
+struct fa_layout {
+    static const int BM = NW * 16;
+    static const int LD = HD + 8; /* elements per smem row: 16 bytes of padding, no bank conflicts for ldmatrix */
+    static const int Q = 0;
+    static const int K = Q + BM * LD;          /* [2][FA_BN][LD] */
+    static const int V = K + 2 * FA_BN * LD;   /* [2][FA_BN][LD] */
+    static const size_t BYTES = (size_t)(V + 2 * FA_BN * LD) * 2;
+};
+
+__device__ __forceinline__ unsigned smem_u32(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
+
+/* 16 bytes global -> shared, asynchronously; n = 0 writes zeros (keys past the end). */
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, int n) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldsm_x4(unsigned (&r)[4], const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_u32(p)));
+}
+__device__ __forceinline__ void ldsm_x4_t(unsigned (&r)[4], const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_u32(p)));
+}
+
+/* d (16x8 float32) += a (16x16) b (16x8), operands in T. */
+template <typename T>
+__device__ __forceinline__ void mma16816(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1);
+template <>
+__device__ __forceinline__ void mma16816<__half>(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                 "{%0, %1, %2, %3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <>
+__device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&d)[4], const unsigned (&a)[4], unsigned b0,
+                                                        unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                 "{%0, %1, %2, %3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+template <typename T> __device__ __forceinline__ unsigned pack2(float x, float y);
+template <> __device__ __forceinline__ unsigned pack2<__half>(float x, float y) {
+    __half2 h = __floats2half2_rn(x, y);
+    return *reinterpret_cast<unsigned *>(&h);
+}
+template <> __device__ __forceinline__ unsigned pack2<__nv_bfloat16>(float x, float y) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(x, y);
+    return *reinterpret_cast<unsigned *>(&h);
+}
+
+__device__ __forceinline__ float fast_exp2(float x) { /* ex2.approx: exp2(-inf) = 0 */
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* Keys [kb, kb + 64) of KV head kvh into Ks/Vs (cp.async; zeros at keys >= kv_end). */
+template <typename T, int HD, int NW>
+__device__ __forceinline__ void fa_load_tile(const fa_params &p, const int *tbl, int kvh, int kb, int kv_end, T *Ks,
+                                             T *Vs) {
+    typedef fa_layout<HD, NW> LY;
+    const int CH = HD / 8; /* 16-byte chunks per row */
+#pragma unroll
+    for (int i = 0; i < FA_BN * CH / (NW * 32); i++) {
+        const int idx = (int)threadIdx.x + i * NW * 32, j = idx / CH, c = idx % CH, key = kb + j;
+        const T *ks = (const T *)p.kp, *vs = (const T *)p.vp;
+        int n = 0;
+        if (key < kv_end) {
+            const size_t off = ((size_t)tbl[key / p.ps] * p.ps + key % p.ps) * p.nkv * HD + (size_t)kvh * HD + c * 8;
+            ks += off, vs += off, n = 16;
+        }
+        cp_async16(Ks + j * LY::LD + c * 8, ks, n);
+        cp_async16(Vs + j * LY::LD + c * 8, vs, n);
+    }
+}
+
+template <typename T, int HD, int NW, bool DEC>
+__global__ void __launch_bounds__(NW * 32, HD == 64 ? 2 : 1) fa_prefill_kernel(fa_params p) {
+    typedef fa_layout<HD, NW> LY;
+    const int BM = LY::BM, LD = LY::LD;
+    extern __shared__ __align__(128) unsigned char fa_smem[];
+    T *Qs = (T *)fa_smem + LY::Q, *Kb = (T *)fa_smem + LY::K, *Vb = (T *)fa_smem + LY::V;
+    const int kvh = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    pdl_wait();
+    int v0 = 0, k0 = 0, k1;
+    if (DEC) { /* one row, the G heads of kvh, keys [k0, k1) of split blockIdx.x */
+        p.row0 = blockIdx.z, p.n_q = 1, p.q_pos0 = p.pos[p.row0];
+        const int L = p.q_pos0 + 1, per = max((L + p.splits - 1) / p.splits + FA_BN - 1, 4 * FA_BN) / FA_BN * FA_BN;
+        k0 = min(L, (int)blockIdx.x * per), k1 = min(L, k0 + per);
+    } else {
+        const int n_tiles_q = (p.n_q * p.G + BM - 1) / BM;
+        v0 = (n_tiles_q - 1 - (int)blockIdx.x) * BM; /* the longest tiles first */
+        k1 = p.q_pos0 + min(p.n_q * p.G - 1, v0 + BM - 1) / p.G + 1;
+    }
+    const int nv = p.n_q * p.G, pos_lo = p.q_pos0 + v0 / p.G;
+    const int kv_end = k1, t0 = k0 / FA_BN, n_tiles = k1 > k0 ? (k1 + FA_BN - 1) / FA_BN : t0; /* k0: tile-aligned */
+    const int n_full = (pos_lo + 1) / FA_BN; /* tiles whose every key every row sees */
+    const int *tbl = p.bt + (size_t)p.row_bt[p.row0] * p.max_blocks;
+    if (t0 < n_tiles) fa_load_tile<T, HD, NW>(p, tbl, kvh, t0 * FA_BN, kv_end, Kb, Vb);
+    cp_async_commit();
+    /* Q rows (scaled into the exp2 domain, rounded to T) */
+    for (int idx = threadIdx.x; idx < BM * HD / 8; idx += NW * 32) {
+        const int r = idx / (HD / 8), c = idx % (HD / 8), v = v0 + r;
+        float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        if (v < nv) {
+            const float4 *src = reinterpret_cast<const float4 *>(
+                p.q + ((size_t)(p.row0 + v / p.G) * p.nh + (size_t)kvh * p.G + v % p.G) * HD + c * 8);
+            const float4 a = src[0], b = src[1];
+            f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+#pragma unroll
+            for (int j = 0; j < 8; j++) f[j] *= p.scale_log2;
+        }
+        *reinterpret_cast<uint4 *>(Qs + r * LD + c * 8) = pack8<T>(f);
+    }
+    /* this lane's rows: A = warp * 16 + lane / 4, B = A + 8, and their positions */
+    const int ra = warp * 16 + (lane >> 2), ta = lane & 3;
+    const int pos_a = p.q_pos0 + min(v0 + ra, nv - 1) / p.G, pos_b = p.q_pos0 + min(v0 + ra + 8, nv - 1) / p.G;
+    unsigned qf[HD / 16][4];
+    float o[HD / 8][4];
+#pragma unroll
+    for (int i = 0; i < HD / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+    float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
+    for (int j = t0; j < n_tiles; j++) {
+        const int kb = j * FA_BN;
+        T *Ks = Kb + ((j - t0) & 1) * FA_BN * LD, *Vs = Vb + ((j - t0) & 1) * FA_BN * LD;
+        if (j + 1 < n_tiles) {
+            fa_load_tile<T, HD, NW>(p, tbl, kvh, kb + FA_BN, kv_end, Kb + ((j + 1 - t0) & 1) * FA_BN * LD,
+                                    Vb + ((j + 1 - t0) & 1) * FA_BN * LD);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads(); /* tile j (and, at the first, Q) visible to every warp */
+        if (j == t0) {
+#pragma unroll
+            for (int kk = 0; kk < HD / 16; kk++)
+                ldsm_x4(qf[kk], Qs + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + kk * 16 + (lane >> 4) * 8);
+        }
+        /* S = Q K^T: 16 rows x 64 keys per warp */
+        float s[FA_BN / 8][4];
+#pragma unroll
+        for (int i = 0; i < FA_BN / 8; i++) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
+#pragma unroll
+        for (int np = 0; np < FA_BN / 16; np++)
+#pragma unroll
+            for (int kk = 0; kk < HD / 16; kk++) {
+                unsigned b[4];
+                ldsm_x4(b, Ks + (np * 16 + (lane & 7) + (lane >> 4) * 8) * LD + kk * 16 + ((lane >> 3) & 1) * 8);
+                mma16816<T>(s[2 * np], qf[kk], b[0], b[1]);
+                mma16816<T>(s[2 * np + 1], qf[kk], b[2], b[3]);
+            }
+        if (j >= n_full) { /* diagonal tiles: keys past a row's position do not exist for it */
+#pragma unroll
+            for (int nt = 0; nt < FA_BN / 8; nt++) {
+                const int key = kb + nt * 8 + 2 * ta;
+                if (key > pos_a) s[nt][0] = -INFINITY;
+                if (key + 1 > pos_a) s[nt][1] = -INFINITY;
+                if (key > pos_b) s[nt][2] = -INFINITY;
+                if (key + 1 > pos_b) s[nt][3] = -INFINITY;
+            }
+        }
+        /* online softmax (each row's 64 scores over the 4 lanes of its quad) */
+        float mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+        for (int nt = 0; nt < FA_BN / 8; nt++) {
+            mx_a = fmaxf(mx_a, fmaxf(s[nt][0], s[nt][1]));
+            mx_b = fmaxf(mx_b, fmaxf(s[nt][2], s[nt][3]));
+        }
+        mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 1));
+        mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
+        mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
+        mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
+        /* the first tile's first key (key 0; in decode k0 <= pos) is visible to every row:
+         * after it the maxima are finite */
+        const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
+        const float al_a = fast_exp2(m_a - mn_a), al_b = fast_exp2(m_b - mn_b);
+        m_a = mn_a, m_b = mn_b;
+        float sum_a = 0.0f, sum_b = 0.0f;
+        unsigned pf[FA_BN / 16][4];
+#pragma unroll
+        for (int nt = 0; nt < FA_BN / 8; nt++) {
+            const float e0 = fast_exp2(s[nt][0] - mn_a), e1 = fast_exp2(s[nt][1] - mn_a);
+            const float e2 = fast_exp2(s[nt][2] - mn_b), e3 = fast_exp2(s[nt][3] - mn_b);
+            sum_a += e0 + e1, sum_b += e2 + e3;
+            pf[nt / 2][(nt & 1) * 2] = pack2<T>(e0, e1);
+            pf[nt / 2][(nt & 1) * 2 + 1] = pack2<T>(e2, e3);
+        }
+        l_a = l_a * al_a + sum_a, l_b = l_b * al_b + sum_b;
+#pragma unroll
+        for (int dt = 0; dt < HD / 8; dt++) o[dt][0] *= al_a, o[dt][1] *= al_a, o[dt][2] *= al_b, o[dt][3] *= al_b;
+        /* O += P V */
+#pragma unroll
+        for (int kk = 0; kk < FA_BN / 16; kk++)
+#pragma unroll
+            for (int dp = 0; dp < HD / 16; dp++) {
+                unsigned b[4];
+                ldsm_x4_t(b, Vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + dp * 16 + (lane >> 4) * 8);
+                mma16816<T>(o[2 * dp], pf[kk], b[0], b[1]);
+                mma16816<T>(o[2 * dp + 1], pf[kk], b[2], b[3]);
+            }
+        __syncthreads(); /* every warp is done with this stage before the next load refills it */
+    }
+    pdl_trigger();
+    l_a += __shfl_xor_sync(0xffffffffu, l_a, 1);
+    l_a += __shfl_xor_sync(0xffffffffu, l_a, 2);
+    l_b += __shfl_xor_sync(0xffffffffu, l_b, 1);
+    l_b += __shfl_xor_sync(0xffffffffu, l_b, 2);
+    const float ia = 1.0f / l_a, ib = 1.0f / l_b; /* l >= 1: each row's maximum has weight 1 */
+    const int va = v0 + ra, vb = va + 8;
+    if (DEC && p.splits > 1) { /* partials of this split (m = -inf, l = 0: no keys) */
+        const size_t S = (size_t)p.splits, W = HD + 2;
+        if (va < nv) {
+            float *w = p.work + (((size_t)p.row0 * p.nh + (size_t)kvh * p.G + va) * S + blockIdx.x) * W;
+#pragma unroll
+            for (int dt = 0; dt < HD / 8; dt++) w[dt * 8 + 2 * ta] = o[dt][0], w[dt * 8 + 2 * ta + 1] = o[dt][1];
+            if (ta == 0) w[HD] = m_a, w[HD + 1] = l_a;
+        }
+        if (vb < nv) {
+            float *w = p.work + (((size_t)p.row0 * p.nh + (size_t)kvh * p.G + vb) * S + blockIdx.x) * W;
+#pragma unroll
+            for (int dt = 0; dt < HD / 8; dt++) w[dt * 8 + 2 * ta] = o[dt][2], w[dt * 8 + 2 * ta + 1] = o[dt][3];
+            if (ta == 0) w[HD] = m_b, w[HD + 1] = l_b;
+        }
+        return;
+    }
+    T *out = (T *)p.out;
+    if (va < nv) {
+        T *dst = out + ((size_t)(p.row0 + va / p.G) * p.nh + (size_t)kvh * p.G + va % p.G) * HD + 2 * ta;
+#pragma unroll
+        for (int dt = 0; dt < HD / 8; dt++)
+            *reinterpret_cast<unsigned *>(dst + dt * 8) = pack2<T>(o[dt][0] * ia, o[dt][1] * ia);
+    }
+    if (vb < nv) {
+        T *dst = out + ((size_t)(p.row0 + vb / p.G) * p.nh + (size_t)kvh * p.G + vb % p.G) * HD + 2 * ta;
+#pragma unroll
+        for (int dt = 0; dt < HD / 8; dt++)
+            *reinterpret_cast<unsigned *>(dst + dt * 8) = pack2<T>(o[dt][2] * ib, o[dt][3] * ib);
+    }
+}
+
+template <typename T, int HD, int NW>
+llt_status fa_launch(llt_cuda_ctx *c, const fa_params &p, llt_error *err) {
+    typedef fa_layout<HD, NW> LY;
+    LLT_TRY(llt_smem_optin(c, fa_prefill_kernel<T, HD, NW, false>, LY::BYTES, err));
+    dim3 grid((unsigned)((p.n_q * p.G + LY::BM - 1) / LY::BM), (unsigned)p.nkv);
+    return llt_launch(c, fa_prefill_kernel<T, HD, NW, false>, grid, dim3(NW * 32), LY::BYTES, err, p);
+}
+
+/* Split partials -> out: one block per (row, head); weights 2^(m_s - M) in shared memory. */
+template <typename T>
+__global__ void __launch_bounds__(128) fa_merge_kernel(const float *work, T *out, int nh, int hd, int S) {
+    __shared__ float w[FA_MAX_SPLITS];
+    __shared__ float red[32];
+    pdl_wait();
+    const size_t rh = blockIdx.x, W = (size_t)hd + 2;
+    const float *part = work + rh * S * W;
+    float M = -INFINITY;
+    for (int s = threadIdx.x; s < S; s += blockDim.x)
+        if (part[s * W + hd + 1] > 0.0f) M = fmaxf(M, part[s * W + hd]);
+    M = block_max(M, red);
+    float L = 0.0f;
+    for (int s = threadIdx.x; s < S; s += blockDim.x) {
+        const float l = part[s * W + hd + 1], e = l > 0.0f ? exp2f(part[s * W + hd] - M) : 0.0f;
+        w[s] = e, L += l * e;
+    }
+    L = block_sum(L, red); /* its barriers also publish w */
+    pdl_trigger();
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float acc = 0.0f;
+        for (int s = 0; s < S; s++) acc = fmaf(w[s], part[s * W + d], acc);
+        out[rh * hd + d] = from_f32<T>(acc / L);
+    }
+}
+
+template <typename T, int HD>
+llt_status fa_decode_as(llt_cuda_ctx *c, const fa_params &p, int rows, llt_error *err) {
+    typedef fa_layout<HD, 1> LY;
+    LLT_TRY(llt_smem_optin(c, fa_prefill_kernel<T, HD, 1, true>, LY::BYTES, err));
+    dim3 grid((unsigned)p.splits, (unsigned)p.nkv, (unsigned)rows);
+    LLT_TRY(llt_launch(c, fa_prefill_kernel<T, HD, 1, true>, grid, dim3(32), LY::BYTES, err, p));
+    if (p.splits == 1) return LLT_OK;
+    return llt_launch(c, fa_merge_kernel<T>, dim3((unsigned)(rows * p.nh)), dim3(128), 0, err, (const float *)p.work,
+                      (T *)p.out, p.nh, HD, p.splits);
+}
+
+template <typename T, int HD>
+llt_status fa_pick_warps(llt_cuda_ctx *c, const fa_params &p, int nw, llt_error *err) {
+    return nw == 8 ? fa_launch<T, HD, 8>(c, p, err) : fa_launch<T, HD, 4>(c, p, err);
+}
+
+} // namespace
+
+extern "C" bool llt_cuda_flash_prefill_covers(const llt_cuda_attn *a) {
+    const char *v = getenv("LLT_CUDA_PREFILL");
+    if (v && strcmp(v, "v1") == 0) return false; /* the WMMA kernel (comparisons) */
+    return (a->hd == 64 || a->hd == 128) && (a->dtype == LLT_DTYPE_F16 || a->dtype == LLT_DTYPE_BF16);
+}
+
+static fa_params fa_params_of(const llt_cuda_attn *a) {
+    fa_params p;
+    memset(&p, 0, sizeof p);
+    p.q = a->q, p.out = a->out, p.kp = a->k_pool, p.vp = a->v_pool, p.bt = a->bt, p.row_bt = a->row_bt;
+    p.nh = a->n_heads, p.nkv = a->n_kv, p.G = a->n_heads / a->n_kv, p.ps = a->page_size, p.max_blocks = a->max_blocks;
+    const float scale = a->scale > 0 ? a->scale : 1.0f / sqrtf((float)a->hd);
+    p.scale_log2 = scale * 1.4426950408889634f;
+    p.pos = a->pos, p.work = a->work, p.splits = 1;
+    return p;
+}
+
+extern "C" llt_status llt_cuda_flash_prefill(llt_cuda_ctx *c, const llt_cuda_attn *a, int32_t row0, int32_t n_q,
+                                             int32_t q_pos0, llt_error *err) {
+    fa_params p = fa_params_of(a);
+    p.row0 = row0, p.n_q = n_q, p.q_pos0 = q_pos0;
+    const char *w = getenv("LLT_CUDA_PREFILL_WARPS");
+    const int nw = w ? atoi(w) : 4;
+    if (a->dtype == LLT_DTYPE_BF16)
+        return a->hd == 64 ? fa_pick_warps<__nv_bfloat16, 64>(c, p, nw, err)
+                           : fa_pick_warps<__nv_bfloat16, 128>(c, p, nw, err);
+    return a->hd == 64 ? fa_pick_warps<__half, 64>(c, p, nw, err) : fa_pick_warps<__half, 128>(c, p, nw, err);
+}
+
+extern "C" int32_t llt_cuda_attn_long_splits(const llt_cuda_ctx *c, int32_t rows, int32_t n_kv) {
+    /* about 4 one-warp blocks per SM; rows * splits <= 2 * n_sm keeps the workspace of
+     * llt_cuda_attn_work_floats(rows, llt_cuda_attn_splits(...)) sizes enough */
+    int64_t s = 4 * (int64_t)c->n_sm / ((int64_t)n_kv * (rows > 0 ? rows : 1));
+    int64_t cap = 2 * (int64_t)c->n_sm / (rows > 0 ? rows : 1);
+    if (s > cap) s = cap;
+    return (int32_t)(s < 1 ? 1 : s > (int64_t)FA_MAX_SPLITS ? (int64_t)FA_MAX_SPLITS : s);
+}
+
+extern "C" int32_t llt_cuda_attn_long_keys(void) {
+    const char *v = getenv("LLT_CUDA_ATTN_LONG");
+    return v && atoi(v) > 0 ? atoi(v) : 8192;
+}
+
+extern "C" bool llt_cuda_flash_decode_covers(const llt_cuda_attn *a) {
+    return llt_cuda_flash_prefill_covers(a) && a->n_heads / a->n_kv <= 16 && a->max_len >= llt_cuda_attn_long_keys() &&
+           a->work != NULL;
+}
+
+extern "C" llt_status llt_cuda_flash_decode(llt_cuda_ctx *c, const llt_cuda_attn *a, llt_error *err) {
+    fa_params p = fa_params_of(a);
+    p.splits = llt_cuda_attn_long_splits(c, a->rows, a->n_kv);
+    if (a->dtype == LLT_DTYPE_BF16)
+        return a->hd == 64 ? fa_decode_as<__nv_bfloat16, 64>(c, p, a->rows, err)
+                           : fa_decode_as<__nv_bfloat16, 128>(c, p, a->rows, err);
+    return a->hd == 64 ? fa_decode_as<__half, 64>(c, p, a->rows, err) : fa_decode_as<__half, 128>(c, p, a->rows, err);
+}
