@@ -1,6 +1,6 @@
 /* cmd_bench.c: `llama-triton bench (MODEL | --shape NAME) [-p 512] [-n 128] [-b 1]
  *               [--device auto|cpu|cuda|cuda:0,cuda:1] [--layer_split A,B] [--max_pages N]
- *               [--dtype f16] [--reps 5] [--threads N] [--json]`
+ *               [--dtype f16] [--kv_dtype f8] [--reps 5] [--threads N] [--json]`
  *
  * Per rep: prompt processing (pp) = one sequence's p random tokens prefilled in batches;
  * generation (tg) = n steps after that prompt, each a batch of one token for each of b
@@ -48,6 +48,7 @@ typedef struct bench_args {
     int32_t split[LLT_MAX_DEVICES];
     int n_split;
     llt_dtype dtype;
+    llt_dtype kv_dtype; /* --shape models: the config's kv_dtype (COUNT: the default) */
     bool json;
 } bench_args;
 
@@ -173,15 +174,22 @@ static int check_memory(const bench_shape *s, llt_dtype dt) {
 
 bool cli_shape_known(const char *name) { return find_shape(name) != NULL; }
 
-llt_status cli_random_model(const char *shape, const llt_load_opts *o, llt_model **m, llt_error *err) {
+/* kv_dtype: the config's KV cache dtype (COUNT: the default). */
+static llt_status random_model(const char *shape, const llt_load_opts *o, llt_dtype kv_dtype, llt_model **m,
+                               llt_error *err) {
     const bench_shape *s = find_shape(shape);
     LLT_CHECK(s, err, LLT_ERR_INVALID_ARG, "unknown shape '%s'", shape);
     llt_config c = shape_config(s);
+    if (kv_dtype != LLT_DTYPE_COUNT) c.kv_dtype = kv_dtype;
 #ifdef LLT_HAVE_CUDA
     if (o->device && strncmp(o->device, "cuda", 4) == 0)
         return llt_cuda_model_random(&c, 1234, o, m, err); /* generated on the device */
 #endif
     return llt_model_random(&c, 1234, o, m, err);
+}
+
+llt_status cli_random_model(const char *shape, const llt_load_opts *o, llt_model **m, llt_error *err) {
+    return random_model(shape, o, LLT_DTYPE_COUNT, m, err);
 }
 
 static llt_status make_model(const bench_args *a, llt_model **m, llt_error *err) {
@@ -195,7 +203,7 @@ static llt_status make_model(const bench_args *a, llt_model **m, llt_error *err)
     o.max_pages = (int32_t)(a->max_pages ? a->max_pages : a->b * ((a->p + a->n + 15) / 16 + 1));
     o.layer_split = a->n_split ? a->split : NULL;
     if (a->model) return llt_model_load(a->model, &o, m, err);
-    return cli_random_model(a->shape, &o, m, err);
+    return random_model(a->shape, &o, a->kv_dtype, m, err);
 }
 
 /* ---- timing ---------------------------------------------------------------------------------- */
@@ -324,6 +332,8 @@ static void usage(FILE *f) {
           "  --max_pages N    KV cache pages of 16 tokens (default: enough for b x (p + n))\n"
           "  --dtype T        f16, bf16, f32, or GGML blocks q8_0|q4_0|q4_1|q5_0|q4_k|q5_k|q6_k (random\n"
           "                   blocks made where the weights live; default f16)\n"
+          "  --kv_dtype T     --shape models: KV cache dtype, f8 = float8 e4m3 with a scale per token\n"
+          "                   and kv head (CUDA; default: the compute dtype)\n"
           "  --threads N      CPU threads (default: all cores)\n"
           "  --json           one JSON object on stdout\n",
           f);
@@ -349,6 +359,14 @@ static int parse_flag(int argc, char **argv, int *i, bench_args *a) {
             return 0;
         return cli_usage_error("--dtype expects f16, bf16, f32, q8_0, q4_0, q4_1, q5_0, q4_k, q5_k or q6_k, got '%s'", v);
     }
+    if (cli_flag_is(f, "--kv_dtype", "--kv-dtype")) {
+        if (!cli_take(argc, argv, i, &v)) return 2;
+        if (llt_dtype_from_name(v, &a->kv_dtype) &&
+            (a->kv_dtype == LLT_DTYPE_F16 || a->kv_dtype == LLT_DTYPE_BF16 || a->kv_dtype == LLT_DTYPE_F32 ||
+             a->kv_dtype == LLT_DTYPE_F8_E4M3))
+            return 0;
+        return cli_usage_error("--kv_dtype expects f16, bf16, f32 or f8, got '%s'", v);
+    }
     return cli_usage_error("unknown flag '%s'", f);
 }
 
@@ -365,12 +383,15 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     }
     if (!a->model == !a->shape) return cli_usage_error("bench needs a MODEL or --shape NAME (one of them)");
     if (a->shape && !find_shape(a->shape)) return cli_usage_error("unknown shape '%s' (see --help)", a->shape);
+    if (a->model && a->kv_dtype != LLT_DTYPE_COUNT)
+        return cli_usage_error("--kv_dtype applies to --shape models (a model file's config sets kv_dtype)");
     if (!cli_check_split(a->device, a->n_split)) return 2;
     return -1;
 }
 
 int cmd_bench(int argc, char **argv) {
-    bench_args a = {.p = 512, .n = 128, .b = 1, .reps = 5, .device = "auto", .dtype = LLT_DTYPE_F16};
+    bench_args a = {.p = 512, .n = 128, .b = 1, .reps = 5, .device = "auto", .dtype = LLT_DTYPE_F16,
+                    .kv_dtype = LLT_DTYPE_COUNT};
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0) return rc;
     if (strcmp(a.device, "auto") == 0) { /* resolved here: the bench's own paths differ per device */

@@ -73,6 +73,7 @@ typedef enum llt_dtype {
     LLT_DTYPE_Q4_1, /* GGML block types appended after the plain ones (codes stay stable) */
     LLT_DTYPE_Q5_0,
     LLT_DTYPE_Q5_K,
+    LLT_DTYPE_F8_E4M3, /* KV cache only (CUDA): float8 e4m3 with a float32 scale per token and kv head */
     LLT_DTYPE_COUNT
 } llt_dtype;
 

@@ -15,7 +15,7 @@ c_enum = C.c_int  # every llt_* enum is an int on the platforms we build for
 # llt_dtype, in header order
 DTYPE_NAMES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k",
                "i8", "i16", "i32", "i64", "f64", "u8", "bool",
-               "q4_1", "q5_0", "q5_k")
+               "q4_1", "q5_0", "q5_k", "f8_e4m3")
 DTYPE_F32, DTYPE_F16, DTYPE_BF16 = 0, 1, 2
 DTYPE_COUNT = len(DTYPE_NAMES)
 

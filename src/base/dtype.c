@@ -16,6 +16,7 @@ static const llt_dtype_info k_info[LLT_DTYPE_COUNT] = {
     [LLT_DTYPE_U8] = {"u8", 1, 1},        [LLT_DTYPE_BOOL] = {"bool", 1, 1},
     [LLT_DTYPE_Q4_1] = {"q4_1", 32, 20},  [LLT_DTYPE_Q5_0] = {"q5_0", 32, 22},
     [LLT_DTYPE_Q5_K] = {"q5_k", 256, 176},
+    [LLT_DTYPE_F8_E4M3] = {"f8_e4m3", 1, 1},
 };
 
 const llt_dtype_info *llt_dtype_get(llt_dtype t) {
@@ -34,6 +35,7 @@ bool llt_dtype_from_name(const char *name, llt_dtype *out) {
         {"half", LLT_DTYPE_F16},    {"fp16", LLT_DTYPE_F16},   {"bfloat16", LLT_DTYPE_BF16},
         {"fp32", LLT_DTYPE_F32},    {"torch.float32", LLT_DTYPE_F32},
         {"torch.float16", LLT_DTYPE_F16}, {"torch.bfloat16", LLT_DTYPE_BF16},
+        {"float8_e4m3", LLT_DTYPE_F8_E4M3}, {"float8_e4m3fn", LLT_DTYPE_F8_E4M3}, {"fp8", LLT_DTYPE_F8_E4M3}, {"f8", LLT_DTYPE_F8_E4M3},
     };
     for (int t = 0; t < LLT_DTYPE_COUNT; t++)
         if (strcasecmp(name, k_info[t].name) == 0) {
@@ -144,4 +146,35 @@ llt_status llt_quantize_plain(llt_dtype t, const float *src, void *dst, int64_t 
     default:
         return llt_err_set(err, LLT_ERR_UNSUPPORTED, "cannot convert f32 to %s", llt_dtype_name(t));
     }
+}
+
+/* float8 e4m3 (the "fn" variant: no infinities, 0x7f / 0xff are NaN, largest finite 448). */
+float llt_e4m3_to_f32(uint8_t v) {
+    const int sign = v >> 7, exp = (v >> 3) & 0xf, mant = v & 7;
+    float f;
+    if (exp == 0xf && mant == 7) return NAN;
+    if (exp == 0) f = ldexpf((float)mant, -9); /* subnormal: mant / 8 * 2^-6 */
+    else f = ldexpf(1.0f + (float)mant / 8.0f, exp - 7);
+    return sign ? -f : f;
+}
+
+/* Round to nearest even, saturating to +-448 (what the device's cvt ... satfinite does). */
+uint8_t llt_f32_to_e4m3(float f) {
+    if (isnan(f)) return 0x7f;
+    const uint8_t sign = signbit(f) ? 0x80 : 0;
+    float a = fabsf(f);
+    if (a >= 448.0f) return sign | 0x7e;
+    /* the representable neighbours: below 2^-6 the spacing is 2^-9, else 2^(e - 3) */
+    int e;
+    frexpf(a, &e); /* a = m * 2^e, m in [0.5, 1) */
+    const int step_exp = (e - 1 < -6 ? -6 : e - 1) - 3;
+    const float q = ldexpf(a, -step_exp); /* a in units of the spacing */
+    float r = rintf(q);                   /* nearest, ties to even (default rounding mode) */
+    const float v = ldexpf(r, step_exp);
+    if (v == 0.0f) return sign;
+    int ve;
+    frexpf(v, &ve);
+    if (v < 0x1p-6f) return sign | (uint8_t)(int)ldexpf(v, 9); /* subnormal */
+    const int exp = ve - 1 + 7, mant = (int)ldexpf(v, -(ve - 1) + 3) - 8;
+    return sign | (uint8_t)(exp << 3) | (uint8_t)mant;
 }

@@ -36,6 +36,11 @@ static inline uint16_t llt_f32_to_bf16(float f) {
 float llt_f16_to_f32(uint16_t h);
 uint16_t llt_f32_to_f16(float f);
 
+/* float8 e4m3 (fn: finite, +-448, NaN 0x7f) <-> float32; to e4m3 rounds to nearest even and
+ * saturates. */
+float llt_e4m3_to_f32(uint8_t v);
+uint8_t llt_f32_to_e4m3(float f);
+
 /* Converts n elements of type t (plain or quantised) at src into float32. */
 llt_status llt_dequantize(llt_dtype t, const void *src, float *dst, int64_t n, llt_error *err);
 /* Converts float32 to F32/F16/BF16. */

@@ -88,6 +88,8 @@ static llt_status append(llt_kv_cache *c, int32_t seq_id, int32_t layer, const f
     LLT_CHECK(s, err, LLT_ERR_INVALID_ARG, "kv allocate: sequence %d is not live", seq_id);
     LLT_CHECK(((k && v) || write) && n > 0, err, LLT_ERR_INVALID_ARG,
               "kv allocate: NULL k/v or n %d (expected > 0)", n);
+    LLT_CHECK(c->o.kv_dtype != LLT_DTYPE_F8_E4M3, err, LLT_ERR_UNSUPPORTED,
+              "kv allocate: kv_dtype f8_e4m3 pages are written by the CUDA backend's steps only");
     LLT_CHECK(layer == s->next_layer, err, LLT_ERR_STATE,
               "kv allocate: sequence %d: layer %d written out of order (expected layer %d)",
               seq_id, layer, s->next_layer);

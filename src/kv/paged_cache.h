@@ -15,6 +15,16 @@
 
 #include "base/error.h"
 
+/* kv_dtype F8_E4M3 (device pools only): a page is [page_size, n_kv_heads, head_dim] bytes of
+ * e4m3, then (from a 16-byte aligned offset) [page_size, n_kv_heads] float32 scales: element
+ * = e4m3 value * the scale of its (token, kv head) row (amax / 448 when written). */
+static inline size_t llt_kv_f8_scales_offset(int32_t page_size, int32_t n_kv, int32_t hd) {
+    return ((size_t)page_size * (size_t)n_kv * (size_t)hd + 15) & ~(size_t)15;
+}
+static inline size_t llt_kv_f8_page_bytes(int32_t page_size, int32_t n_kv, int32_t hd) {
+    return llt_kv_f8_scales_offset(page_size, n_kv, hd) + (((size_t)page_size * (size_t)n_kv * 4 + 15) & ~(size_t)15);
+}
+
 typedef struct llt_kv_storage {
     /* Allocates one pool of `bytes` for `layer` (a multi-GPU split puts each layer's pools on
      * its own device); NULL on failure. */

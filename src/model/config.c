@@ -76,8 +76,9 @@ static llt_status check_rope(const llt_config *c, llt_error *err) {
 static llt_status check_cache(const llt_config *c, llt_error *err) {
     if (c->page_size < 1 || c->page_size > 4096) return BAD("page_size %d is outside [1, 4096]", c->page_size);
     if (c->max_pages < 0) return BAD("max_pages %d is negative", c->max_pages);
-    if (c->kv_dtype != LLT_DTYPE_F32 && c->kv_dtype != LLT_DTYPE_F16 && c->kv_dtype != LLT_DTYPE_BF16)
-        return BAD("kv_dtype %s is not float32, float16 or bfloat16", llt_dtype_name(c->kv_dtype));
+    if (c->kv_dtype != LLT_DTYPE_F32 && c->kv_dtype != LLT_DTYPE_F16 && c->kv_dtype != LLT_DTYPE_BF16 &&
+        c->kv_dtype != LLT_DTYPE_F8_E4M3)
+        return BAD("kv_dtype %s is not float32, float16, bfloat16 or float8_e4m3", llt_dtype_name(c->kv_dtype));
     if ((unsigned)c->dtype >= LLT_DTYPE_COUNT) return BAD("dtype %d is not a dtype", (int)c->dtype);
     return LLT_OK;
 }
@@ -334,6 +335,7 @@ static const char *dtype_json_name(llt_dtype t) {
     case LLT_DTYPE_F32: return "float32";
     case LLT_DTYPE_F16: return "float16";
     case LLT_DTYPE_BF16: return "bfloat16";
+    case LLT_DTYPE_F8_E4M3: return "float8_e4m3";
     default: return llt_dtype_name(t);
     }
 }

@@ -12,6 +12,7 @@
  *   with or without CUDA graphs; batched decoding equals decoding alone (within TOL); device
  *   argmax equals the host argmax of the same step; a full page pool appends nothing; random
  *   weights generated on the device are deterministic.
+ * - the f8 KV cache on the oracles: logits error against HF and the f16 cache, measured.
  * Exits 77 ("SKIPPED") without a CUDA build or device. */
 #include <math.h>
 #include <stdlib.h>
@@ -164,6 +165,60 @@ static void test_oracles(void) {
         oracle("oracle/tiny-llama2", dts[d]);
         oracle("oracle/tiny-llama3", dts[d]);
     }
+}
+
+/* The f8 KV cache (LLT_CUDA_KV=f8) on the oracles (f16 compute): its logits against HF's and
+ * against the f16 cache's, measured and reported; bound 0.1 (e4m3 keeps 3 mantissa bits: a few
+ * percent is its honest cost; the bound catches a broken path, not that cost); the greedy
+ * continuation agreement reported. */
+static void oracle_f8(const char *name) {
+    char dir[512], ref_path[600];
+    snprintf(dir, sizeof dir, "%s", tl_fixture(name));
+    snprintf(ref_path, sizeof ref_path, "%s/reference.safetensors", dir);
+    llt_tensor_table ref;
+    llt_tensors_init(&ref);
+    llt_json *meta = NULL;
+    llt_error err = {0};
+    CHECK_OK(llt_safetensors_load(ref_path, &ref, &meta, &err), &err);
+    strncat(dir, "/hf", sizeof dir - strlen(dir) - 1);
+    llt_model *m16 = load(dir, "cuda", LLT_DTYPE_F16, 0, 0);
+    setenv("LLT_CUDA_KV", "f8", 1);
+    llt_model *m8 = load(dir, "cuda", LLT_DTYPE_F16, 0, 0);
+    unsetenv("LLT_CUDA_KV");
+    const llt_tensor *tin = llt_tensors_find(&ref, "input_ids"), *tlg = llt_tensors_find(&ref, "logits");
+    const llt_tensor *tg = llt_tensors_find(&ref, "greedy");
+    const char *pl = meta ? llt_json_get_string(meta, "prompt_len") : NULL;
+    CHECK(m16 && m8 && tin && tlg && tg && pl);
+    if (m16 && m8 && tin && tlg && tg && pl) {
+        CHECK_MSG(llt_model_kv_cache(m8)->o.kv_dtype == LLT_DTYPE_F8_E4M3, "%s: LLT_CUDA_KV=f8 gave kv_dtype %s", name,
+                  llt_dtype_name(llt_model_kv_cache(m8)->o.kv_dtype));
+        int64_t T, G;
+        int32_t *ids = ids_of(tin, &T), *want = ids_of(tg, &G), V = llt_model_config(m8)->vocab_size;
+        float *l16 = forward(m16, ids, (int32_t)T), *l8 = forward(m8, ids, (int32_t)T);
+        double e8 = tl_rel_err(l8, tlg->data, (size_t)T * V), e16 = tl_rel_err(l16, tlg->data, (size_t)T * V);
+        double ex = tl_rel_err(l8, l16, (size_t)T * V);
+        int top_same = 0;
+        for (int64_t t = 0; t < T; t++) top_same += tl_argmax(l8 + t * V, V) == tl_argmax(l16 + t * V, V);
+        int32_t *got = malloc((size_t)G * 4);
+        greedy(m8, ids, atoi(pl), (int32_t)G, got);
+        int64_t agree = 0;
+        while (agree < G && got[agree] == want[agree]) agree++;
+        CHECK_MSG(e8 <= 0.1, "%s f8 cache: logits rel err %.4f against HF", name, e8);
+        fprintf(stderr,
+                "  %s f16 compute, f8 cache: logits rel err %.4f against HF (f16 cache %.4f), %.4f against the f16 "
+                "cache, top-1 equal at %d of %lld positions, greedy agrees for %lld of %lld tokens\n",
+                name, e8, e16, ex, top_same, (long long)T, (long long)agree, (long long)G);
+        free(ids), free(want), free(l16), free(l8), free(got);
+    }
+    llt_model_free(m16);
+    llt_model_free(m8);
+    llt_json_free(meta);
+    llt_tensors_free(&ref);
+}
+
+static void test_f8_cache(void) {
+    oracle_f8("oracle/tiny-llama2");
+    oracle_f8("oracle/tiny-llama3");
 }
 
 /* ---- stories260K: GPU vs CPU ---------------------------------------------------------------------- */
@@ -349,6 +404,7 @@ int main(void) {
     }
     setenv("XDG_CACHE_HOME", tl_tmpdir(), 1);
     RUN(test_oracles);
+    RUN(test_f8_cache);
     RUN(test_stories);
     RUN(test_page_sizes);
     RUN(test_graphs_and_batches);

@@ -27,6 +27,7 @@ int main(void) {
 #include "base/dtype.h"
 #include "base/log.h"
 #include "kv/paged_cache.h"
+#include <stdbool.h>
 
 static llt_cuda_ctx *g_ctx;
 static const llt_dtype k_dts[2] = {LLT_DTYPE_F16, LLT_DTYPE_BF16};
@@ -383,36 +384,69 @@ typedef struct attn_case {
 
 /* Builds a host cache with two sequences of length L whose pages interleave, runs the CPU op
  * and both GPU kernels; outputs (decode, prefill) float32 [2 * n_q, nh * hd]. */
-static void attn_run(llt_dtype dt, const attn_case *ac, int ps, float **dec_out, float **pf_out) {
+/* One (token, kv head) row quantised as the f8 cache holds it (scale amax / 448): the e4m3
+ * bytes into q8, the scale into *scale, the dequantised values back into x. */
+static void f8_row(float *x, int hd, uint8_t *q8, float *scale) {
+    float amax = 0;
+    for (int d = 0; d < hd; d++) amax = fabsf(x[d]) > amax ? fabsf(x[d]) : amax;
+    *scale = amax > 0 ? amax / 448.0f : 1.0f;
+    for (int d = 0; d < hd; d++) q8[d] = llt_f32_to_e4m3(x[d] / *scale), x[d] = llt_e4m3_to_f32(q8[d]) * *scale;
+}
+
+/* f8 mode: the GPU pools hold e4m3 pages (paged_cache.h layout) of the K/V values, the CPU
+ * reference the dequantised values in float32; *f8_err (if not NULL) gets the error of the
+ * f8 prefill output against the reference over the unquantised values. */
+static void attn_run_kv(llt_dtype dt, const attn_case *ac, int ps, bool f8, float **dec_out, float **pf_out,
+                        double *f8_err) {
     const int nh = ac->nh, nkv = ac->nkv, hd = ac->hd, L = ac->L, n_q = ac->n_q, rows = 2 * n_q;
     const int kvr = nkv * hd, blocks = (L + ps - 1) / ps;
     llt_kv_cache_opts o = {.n_layers = 1, .n_kv_heads = nkv, .head_dim = hd, .page_size = ps,
-                           .max_pages = 2 * blocks + 2, .max_seqs = 2, .kv_dtype = dt};
+                           .max_pages = 2 * blocks + 2, .max_seqs = 2, .kv_dtype = f8 ? LLT_DTYPE_F32 : dt};
+    const size_t pb8 = llt_kv_f8_page_bytes(ps, nkv, hd), so8 = llt_kv_f8_scales_offset(ps, nkv, hd);
+    uint8_t *k8 = f8 ? calloc((size_t)o.max_pages, pb8) : NULL, *v8 = f8 ? calloc((size_t)o.max_pages, pb8) : NULL;
+    llt_kv_cache *kx = NULL; /* f8: the unquantised values, for the measured error */
     llt_kv_cache *kc = NULL;
     llt_error err = {0};
     CHECK_OK(llt_kv_cache_create(&o, &kc, &err), &err);
     int32_t s[2];
     CHECK_OK(llt_kv_seq_create(kc, &s[0], &err), &err);
     CHECK_OK(llt_kv_seq_create(kc, &s[1], &err), &err);
+    int32_t sx[2];
+    if (f8 && f8_err) { /* same page order as kc */
+        CHECK_OK(llt_kv_cache_create(&o, &kx, &err), &err);
+        CHECK_OK(llt_kv_seq_create(kx, &sx[0], &err), &err);
+        CHECK_OK(llt_kv_seq_create(kx, &sx[1], &err), &err);
+    }
     for (int p0 = 0; p0 < L; p0 += ps) /* page by page, alternating: interleaved pages */
         for (int j = 0; j < 2; j++) {
             int n = L - p0 < ps ? L - p0 : ps;
             CHECK_OK(llt_kv_reserve(kc, s[j], n, &err), &err);
+            if (kx) CHECK_OK(llt_kv_reserve(kx, sx[j], n, &err), &err);
             float *k = malloc((size_t)kvr * 4), *v = malloc((size_t)kvr * 4);
             for (int p = p0; p < p0 + n; p++) {
                 for (int i = 0; i < kvr; i++) k[i] = kv_val(j, p, i, 0), v[i] = kv_val(j, p, i, 1);
+                if (f8) {
+                    if (f8_err) llt_kv_write_f32(kx, 0, s[j], p, k, v);
+                    size_t page = (size_t)kc->seqs[s[j]].blocks[p / ps], row = (size_t)(p % ps) * nkv;
+                    for (int h = 0; h < nkv; h++) {
+                        size_t at = page * pb8, r = row + h;
+                        f8_row(k + h * hd, hd, k8 + at + r * hd, (float *)(k8 + at + so8) + r);
+                        f8_row(v + h * hd, hd, v8 + at + r * hd, (float *)(v8 + at + so8) + r);
+                    }
+                }
                 llt_kv_write_f32(kc, 0, s[j], p, k, v);
             }
             llt_kv_commit(kc, s[j], n);
+            if (kx) llt_kv_commit(kx, sx[j], n);
             free(k), free(v);
         }
     g_rng = 99; /* same queries for every page size */
     float *q = rand_vec((int64_t)rows * nh * hd, -1, 1);
     round_vec(dt, q, (int64_t)rows * nh * hd); /* the prefill kernel holds Q in the dtype */
-    size_t pool = kc->page_bytes * (size_t)o.max_pages;
+    size_t pool = (f8 ? pb8 : kc->page_bytes) * (size_t)o.max_pages;
     void *dk = dev_alloc(pool), *dv = dev_alloc(pool);
-    CHECK_OK(llt_cuda_upload(g_ctx, dk, kc->k_pool[0], pool, &err), &err);
-    CHECK_OK(llt_cuda_upload(g_ctx, dv, kc->v_pool[0], pool, &err), &err);
+    CHECK_OK(llt_cuda_upload(g_ctx, dk, f8 ? k8 : kc->k_pool[0], pool, &err), &err);
+    CHECK_OK(llt_cuda_upload(g_ctx, dv, f8 ? v8 : kc->v_pool[0], pool, &err), &err);
     int32_t *bt = calloc((size_t)2 * blocks, 4), *row_bt = malloc((size_t)rows * 4), *pos = malloc((size_t)rows * 4);
     for (int j = 0; j < 2; j++) memcpy(bt + (size_t)j * blocks, kc->seqs[s[j]].blocks, (size_t)blocks * 4);
     for (int r = 0; r < rows; r++) row_bt[r] = r / n_q, pos[r] = L - n_q + r % n_q;
@@ -430,7 +464,7 @@ static void attn_run(llt_dtype dt, const attn_case *ac, int ps, float **dec_out,
     void *dout3 = dev_nan(dt, (int64_t)rows * nh * hd);
     llt_cuda_attn a = {.dtype = dt, .q = dq, .out = dout, .k_pool = dk, .v_pool = dv, .bt = dbt, .row_bt = drbt,
                        .pos = dpos, .rows = rows, .n_heads = nh, .n_kv = nkv, .hd = hd, .page_size = ps,
-                       .max_blocks = blocks, .work = work, .counters = cnt};
+                       .max_blocks = blocks, .work = work, .counters = cnt, .kv_f8 = f8};
     CHECK_OK(llt_cuda_attention_decode(g_ctx, &a, &err), &err);
     float *first = host_from(dt, dout, (int64_t)rows * nh * hd);
     CHECK_OK(llt_cuda_attention_decode(g_ctx, &a, &err), &err); /* counters were reset: same again */
@@ -453,17 +487,30 @@ static void attn_run(llt_dtype dt, const attn_case *ac, int ps, float **dec_out,
         llt_cpu_attention(kc, 0, s[j], q + (size_t)j * n_q * nh * hd, n_q, L - n_q, nh, 1.0f / sqrtf((float)hd),
                           ref + (size_t)j * n_q * nh * hd, scratch);
     /* decode: float32 scores and softmax, output rounded once (u) + order: 2u;
-     * prefill: P is rounded to the dtype for the tensor cores (u) as well: 3u */
+     * prefill: P is rounded to the dtype for the tensor cores (u) as well: 3u; f8: every
+     * kernel is a flash kernel (3u) and dequantises K / V into the dtype (u): 4u */
     double ed = tl_rel_err(*dec_out, ref, (size_t)rows * nh * hd), ep = tl_rel_err(*pf_out, ref, (size_t)rows * nh * hd);
     double ef = tl_rel_err(fd, ref, (size_t)rows * nh * hd); /* P in the dtype, as prefill: 3u */
-    CHECK_MSG(ed <= 2 * unit(dt) && ep <= 3 * unit(dt) && ef <= 3 * unit(dt),
-              "attention %s heads %d/%d hd %d L %d n_q %d page %d: decode %.3g prefill %.3g long decode %.3g",
-              llt_dtype_name(dt), nh, nkv, hd, L, n_q, ps, ed, ep, ef);
+    if (kx) {
+        for (int j = 0; j < 2; j++)
+            llt_cpu_attention(kx, 0, sx[j], q + (size_t)j * n_q * nh * hd, n_q, L - n_q, nh, 1.0f / sqrtf((float)hd),
+                              ref + (size_t)j * n_q * nh * hd, scratch);
+        *f8_err = tl_rel_err(*pf_out, ref, (size_t)rows * nh * hd);
+        llt_kv_cache_free(kx);
+    }
+    free(k8), free(v8);
+    CHECK_MSG(ed <= (f8 ? 4 : 2) * unit(dt) && ep <= (f8 ? 4 : 3) * unit(dt) && ef <= (f8 ? 4 : 3) * unit(dt),
+              "attention %s%s heads %d/%d hd %d L %d n_q %d page %d: decode %.3g prefill %.3g long decode %.3g",
+              llt_dtype_name(dt), f8 ? " (f8 cache)" : "", nh, nkv, hd, L, n_q, ps, ed, ep, ef);
     free(fd);
     void *ptrs[] = {dk, dv, dbt, drbt, dpos, work, cnt, dq, dout, dout2, dout3};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dfree(ptrs[i]);
     free(bt), free(row_bt), free(pos), free(zeros), free(q), free(first), free(ref), free(scratch);
     llt_kv_cache_free(kc);
+}
+
+static void attn_run(llt_dtype dt, const attn_case *ac, int ps, float **dec_out, float **pf_out) {
+    attn_run_kv(dt, ac, ps, false, dec_out, pf_out, NULL);
 }
 
 /* One case at page sizes 8, 16, 32 and 1024 (each sequence in one contiguous page): each
@@ -542,6 +589,24 @@ static void test_flash_shapes(void) {
         g_rng = keep; /* attn_run reseeds its queries */
         free(dec), free(pf);
     }
+    /* the f8 cache: against the CPU op on the dequantised values (bound in attn_run_kv), and
+     * its error against the unquantised cache measured (e4m3 keeps 3 mantissa bits: about
+     * 2^-5 relative per element; a bound of 2^-3 on the output only catches a broken path) */
+    for (int i = 0; i < (san ? 2 : 6); i++) {
+        int hd = hds[i % 2], G = groups[i % 3], nkv = 1 + i % 2, ps = pss[i % 3];
+        int L = 1 + (int)frand(0, san ? 300 : 5000), n_q = 1 + (int)frand(0, 100);
+        if (n_q > L) n_q = L;
+        attn_case ac = {G * nkv, nkv, hd, L, n_q};
+        float *dec = NULL, *pf = NULL;
+        double e8 = 0;
+        uint64_t keep = g_rng;
+        attn_run_kv(k_dts[i % 2], &ac, ps, true, &dec, &pf, &e8);
+        g_rng = keep;
+        fprintf(stderr, "  f8 cache %s heads %d/%d hd %d L %d: prefill output vs the unquantised cache %.3g\n",
+                llt_dtype_name(k_dts[i % 2]), G * nkv, nkv, hd, L, e8);
+        CHECK_MSG(e8 < 0.125, "f8 cache error %.3g", e8);
+        free(dec), free(pf);
+    }
     if (san) return;
     /* a whole 512-row chunk deep in the context (the bench's prefill step) */
     const attn_case chunk = {8, 2, 64, 2600, 512};
@@ -553,6 +618,49 @@ static void test_flash_shapes(void) {
     for (size_t i = 0; i < sizeof longs / sizeof longs[0]; i++) {
         attn_run(k_dts[i % 2], &longs[i], pss[i], &dec, &pf);
         free(dec), free(pf);
+    }
+}
+
+/* The f8 store kernel against the host's quantisation of the same (dtype-rounded) rows: the
+ * same scale (amax / 448, float32) and the same e4m3 bytes (both round to nearest even), at
+ * scattered slots; untouched slots stay as they were. */
+static void test_kv_store_f8(void) {
+    const int nkv = 2, hd = 64, ps = 16, pages = 8, rows = 37;
+    const size_t pb = llt_kv_f8_page_bytes(ps, nkv, hd), so = llt_kv_f8_scales_offset(ps, nkv, hd);
+    llt_error err = {0};
+    for (int d = 0; d < 2; d++) {
+        llt_dtype dt = k_dts[d];
+        g_rng = 31 + d;
+        float *k = rand_vec((int64_t)rows * nkv * hd, -30, 30), *v = rand_vec((int64_t)rows * nkv * hd, -1, 1);
+        round_vec(dt, k, (int64_t)rows * nkv * hd), round_vec(dt, v, (int64_t)rows * nkv * hd);
+        for (int i = 0; i < hd; i++) v[hd + i] = 0; /* an all-zero row: scale 1 */
+        int32_t slot[37];
+        for (int r = 0; r < rows; r++) slot[r] = (r * 53 + 7) % (pages * ps);
+        uint8_t *hk = calloc(pages, pb), *hv = calloc(pages, pb), *gk, *gv;
+        for (int r = 0; r < rows; r++)
+            for (int h = 0; h < nkv; h++) {
+                size_t at = (size_t)(slot[r] / ps) * pb, row = (size_t)(slot[r] % ps) * nkv + h;
+                float kk[64], vv[64];
+                memcpy(kk, k + ((size_t)r * nkv + h) * hd, sizeof kk), memcpy(vv, v + ((size_t)r * nkv + h) * hd, sizeof vv);
+                f8_row(kk, hd, hk + at + row * hd, (float *)(hk + at + so) + row);
+                f8_row(vv, hd, hv + at + row * hd, (float *)(hv + at + so) + row);
+            }
+        void *dk = dev_alloc(pages * pb), *dv = dev_alloc(pages * pb), *dslot = dev_alloc(sizeof slot);
+        uint8_t *zero = calloc(pages, pb);
+        CHECK_OK(llt_cuda_upload(g_ctx, dk, zero, pages * pb, &err), &err);
+        CHECK_OK(llt_cuda_upload(g_ctx, dv, zero, pages * pb, &err), &err);
+        CHECK_OK(llt_cuda_upload(g_ctx, dslot, slot, sizeof slot, &err), &err);
+        void *sk = dev_from(dt, k, (int64_t)rows * nkv * hd), *sv = dev_from(dt, v, (int64_t)rows * nkv * hd);
+        CHECK_OK(llt_cuda_kv_store_f8(g_ctx, dt, sk, sv, dslot, rows, nkv, hd, ps, dk, dv, &err), &err);
+        gk = malloc(pages * pb), gv = malloc(pages * pb);
+        CHECK_OK(llt_cuda_download(g_ctx, gk, dk, pages * pb, &err), &err);
+        CHECK_OK(llt_cuda_download(g_ctx, gv, dv, pages * pb, &err), &err);
+        size_t diff = 0;
+        for (size_t i = 0; i < pages * pb; i++) diff += (gk[i] != hk[i]) + (gv[i] != hv[i]);
+        CHECK_MSG(diff == 0, "kv f8 store %s: %zu bytes differ from the host's quantisation", llt_dtype_name(dt), diff);
+        void *ptrs[] = {dk, dv, dslot, sk, sv};
+        for (size_t i = 0; i < 5; i++) dfree(ptrs[i]);
+        free(k), free(v), free(hk), free(hv), free(gk), free(gv), free(zero);
     }
 }
 
@@ -615,8 +723,22 @@ static void test_flash_speed(void) {
         CHECK_OK(llt_cuda_upload(g_ctx, drbt, zeros, (size_t)n_q * 4, &err), &err);
         float *q = rand_vec((int64_t)n_q * nh * hd, -1, 1);
         void *dq = dev_from(LLT_DTYPE_F32, q, (int64_t)n_q * nh * hd), *dout = dev_alloc((size_t)n_q * nh * hd * 2);
-        int splits = llt_cuda_attn_splits(g_ctx, 1, nkv);
-        void *work = dev_alloc((size_t)llt_cuda_attn_work_floats(1, splits, nh, hd) * 4), *cnt = dev_alloc((size_t)nkv * 4);
+        /* the f8 pools: 64 pages of random e4m3 values (NaN codes avoided), scale 1/16, repeated */
+        const size_t pb8 = llt_kv_f8_page_bytes(ps, nkv, hd), so8 = llt_kv_f8_scales_offset(ps, nkv, hd);
+        uint8_t *tmpl8 = malloc(64 * pb8);
+        for (size_t pg = 0; pg < 64; pg++) {
+            for (size_t i = 0; i < so8; i++) tmpl8[pg * pb8 + i] = llt_f32_to_e4m3(frand(-448, 448));
+            for (size_t i = 0; i < (pb8 - so8) / 4; i++) ((float *)(tmpl8 + pg * pb8 + so8))[i] = 1.0f / 16;
+        }
+        void *dk8 = dev_alloc((size_t)blocks * pb8), *dv8 = dev_alloc((size_t)blocks * pb8);
+        for (int pg = 0; pg < blocks; pg += 64) {
+            CHECK_OK(llt_cuda_upload(g_ctx, (char *)dk8 + (size_t)pg * pb8, tmpl8, 64 * pb8, &err), &err);
+            CHECK_OK(llt_cuda_upload(g_ctx, (char *)dv8 + (size_t)pg * pb8, tmpl8, 64 * pb8, &err), &err);
+        }
+        free(tmpl8);
+        int splits = llt_cuda_attn_splits(g_ctx, 1, nkv), ls = llt_cuda_attn_long_splits(g_ctx, 1, nkv);
+        void *work = dev_alloc((size_t)llt_cuda_attn_work_floats(1, splits > ls ? splits : ls, nh, hd) * 4);
+        void *cnt = dev_alloc((size_t)nkv * 4);
         CHECK_OK(llt_cuda_upload(g_ctx, cnt, zeros, (size_t)nkv * 4, &err), &err);
         for (int di = 0; di < 5; di++) {
             const int D = depths[di], q_pos0 = D - n_q, last = D - 1;
@@ -628,17 +750,24 @@ static void test_flash_speed(void) {
             setenv("LLT_CUDA_PREFILL", "v1", 1);
             double tv = D <= 32768 ? time_median(run_prefill, &a, (void *)&q_pos0, 3) : 0;
             unsetenv("LLT_CUDA_PREFILL");
+            llt_cuda_attn a8 = a;
+            a8.k_pool = dk8, a8.v_pool = dv8, a8.kv_f8 = true;
+            double t8 = time_median(run_prefill, &a8, (void *)&q_pos0, 7);
             CHECK_OK(llt_cuda_upload(g_ctx, dpos, &last, 4, &err), &err);
-            a.rows = 1;
-            double td = time_median(run_decode, &a, NULL, 7);
+            a.rows = 1, a8.rows = 1;
+            double td = time_median(run_decode, &a, NULL, 7); /* the cluster kernel (max_len 0) */
+            a.max_len = D;
+            double tl = time_median(run_decode, &a, NULL, 7); /* split-K from LLT_CUDA_ATTN_LONG keys */
+            double td8 = time_median(run_decode, &a8, NULL, 7);
             double kv_bytes = 2.0 * D * nkv * hd * 2;
             fprintf(stderr,
                     "  attention speed hd %d heads 32/8 depth %6d: prefill chunk of 512 %.3f ms = %.1f TFLOP/s "
-                    "(%.1f %% of 790; WMMA v1 %.1f TFLOP/s); decode %.1f us = %.0f GB/s of K/V\n",
+                    "(%.1f %% of 790; WMMA v1 %.1f; f8 cache %.1f); decode cluster %.1f us = %.0f GB/s of K/V, "
+                    "split-K %.1f us = %.0f GB/s, f8 %.1f us\n",
                     hd, D, tf * 1e3, flops / tf / 1e12, 100 * flops / tf / 790e12, tv > 0 ? flops / tv / 1e12 : 0,
-                    td * 1e6, kv_bytes / td / 1e9);
+                    flops / t8 / 1e12, td * 1e6, kv_bytes / td / 1e9, tl * 1e6, kv_bytes / tl / 1e9, td8 * 1e6);
         }
-        void *ptrs[] = {dk, dv, dbt, drbt, dpos, dq, dout, work, cnt};
+        void *ptrs[] = {dk, dv, dbt, drbt, dpos, dq, dout, work, cnt, dk8, dv8};
         for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dfree(ptrs[i]);
         free(bt), free(zeros), free(q);
     }
@@ -753,6 +882,7 @@ int main(void) {
     RUN_IF(test_swiglu_embed);
     RUN_IF(test_attention);
     RUN_IF(test_flash_shapes);
+    RUN_IF(test_kv_store_f8);
     RUN_IF(test_flash_speed);
     RUN_IF(test_argmax);
     RUN_IF(test_sample);

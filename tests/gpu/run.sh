@@ -285,11 +285,12 @@ run_device() {
 }
 
 # ---- long context (issue 19) --------------------------------------------------------------------
-bench_ctx() { # label, P, extra env...
-  local label=$1 p=$2 line; shift 2
+bench_ctx() { # label (f8*: an f8 KV cache), P, extra env...
+  local label=$1 p=$2 line kv=""; shift 2
+  case $label in f8*) kv="--kv_dtype f8" ;; esac
   in_budget "bench $label p$p" || return
   echo "---- $label p$p $*" >>"$OUT/bench.log"
-  line=$(env "$@" timeout 200 "$BIN/llama-triton" bench --shape llama3.2-1b --device cuda --dtype f16 -p "$p" \
+  line=$(env "$@" timeout 200 "$BIN/llama-triton" bench --shape llama3.2-1b --device cuda --dtype f16 $kv -p "$p" \
       -n 128 --reps "$([ "$p" -ge 32768 ] && echo 1 || echo 3)" --json 2>>"$OUT/bench.log" | sed "s/^{/{\"label\": \"$label\", /")
   [ -n "$line" ] && echo "$line" >>"$OUT/bench.jsonl"
   note "bench $label p$p: $(echo "$line" | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print("pp %.0f tok/s, tg %.1f tok/s" % (r["pp_tok_s"]["median"], r["tg_tok_s"]["median"]))' 2>/dev/null || echo failed)"
@@ -312,6 +313,7 @@ run_longctx() {
   : >"$OUT/bench.log"
   local p
   for p in ${LONGCTX_P:-512 4096 16384 32768 131072}; do bench_ctx flash "$p"; done
+  for p in ${LONGCTX_P8-512 32768 131072}; do bench_ctx f8 "$p"; done
   [ -n "${LONGCTX_CMP-1}" ] && bench_ctx prefill-v1 16384 LLT_CUDA_PREFILL=v1
   [ -n "${LONGCTX_CMP-1}" ] && bench_ctx cluster-decode 32768 LLT_CUDA_ATTN_LONG=1000000000
   grep -iE "error|fail" "$OUT/bench.log" | head -5 >>"$SUMMARY"

@@ -185,6 +185,9 @@ typedef struct llt_cuda_attn {
     /* decode: the longest row's key count if the host knows it (0: unknown); rows of at least
      * llt_cuda_attn_long_keys() keys take the split-K tensor-core kernel (flash_prefill.cu) */
     int32_t max_len;
+    /* pools of kv_dtype F8_E4M3 (paged_cache.h layout: e4m3 rows, then a float32 scale per
+     * token and kv head): only the flash kernels read them (head_dim 32 / 64 / 128, G <= 16) */
+    bool kv_f8;
 } llt_cuda_attn;
 
 /* Splits of the KV length the decode kernel uses for `rows` rows (fixed per rows). */
@@ -201,9 +204,15 @@ int32_t llt_cuda_attn_long_keys(void);
  * combine pass. */
 llt_status llt_cuda_attention_decode(llt_cuda_ctx *c, const llt_cuda_attn *a, llt_error *err);
 /* Rows [row0, row0 + n_q) of one sequence at consecutive positions q_pos0..: causal
- * flash attention on the tensor cores (hd 64 or 128; other hd use the decode kernel). */
+ * flash attention on the tensor cores (hd 32, 64 or 128, flash_prefill.cu; other hd the decode kernel). */
 llt_status llt_cuda_attention_prefill(llt_cuda_ctx *c, const llt_cuda_attn *a, int32_t row0,
                                       int32_t n_q, int32_t q_pos0, llt_error *err);
+
+/* An f8 KV cache (kv_fp8.cu): rows r < rows of k, v (dtype [rows, n_kv, hd]) quantised with a
+ * scale per (row, kv head) into cache slot slot[r] of the pools (device pointers). */
+llt_status llt_cuda_kv_store_f8(llt_cuda_ctx *c, llt_dtype dt, const void *k, const void *v, const int32_t *slot,
+                                int32_t rows, int32_t n_kv, int32_t hd, int32_t page_size, void *k_pool,
+                                void *v_pool, llt_error *err);
 
 /* out[r] = argmax logits[r, 0..n) (first maximum). logits float32 [m, ld]; out device [m]. */
 llt_status llt_cuda_argmax(llt_cuda_ctx *c, const float *logits, int32_t ld, int32_t m, int32_t n,

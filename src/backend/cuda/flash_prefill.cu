@@ -19,7 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cuda_fp8.h>
+
 #include "backend/cuda/flash_prefill.cuh"
+extern "C" {
+#include "kv/paged_cache.h"
+}
 
 namespace {
 
@@ -37,16 +42,22 @@ struct fa_params {
     const int *pos;
     int splits;
     float *work; /* partials [rows][nh][splits][hd + 2]: o unnormalised, then m, l */
+    size_t page_bytes, sc_off; /* f8 pools (paged_cache.h): bytes per page, offset of the scales */
 };
 
-template <int HD, int NW>
+/* Shared memory (elements of 2 bytes): Q [BM][LD], K and V [2 stages][FA_BN][LD]; with an f8
+ * cache also the raw tiles [2 stages][K, V][FA_BN][HD] bytes and their scales [2][K, V][FA_BN]
+ * (cp.async lands there; each tile is dequantised into stage 0 of K / V before use). */
+template <int HD, int NW, bool K8>
 struct fa_layout {
     static const int BM = NW * 16;
     static const int LD = HD + 8; /* elements per smem row: 16 bytes of padding, no bank conflicts for ldmatrix */
     static const int Q = 0;
     static const int K = Q + BM * LD;          /* [2][FA_BN][LD] */
     static const int V = K + 2 * FA_BN * LD;   /* [2][FA_BN][LD] */
-    static const size_t BYTES = (size_t)(V + 2 * FA_BN * LD) * 2;
+    static const size_t RAW = (size_t)(V + 2 * FA_BN * LD) * 2;            /* bytes */
+    static const size_t SC = RAW + (K8 ? (size_t)2 * 2 * FA_BN * HD : 0); /* bytes */
+    static const size_t BYTES = SC + (K8 ? (size_t)2 * 2 * FA_BN * 4 : 0);
 };
 
 __device__ __forceinline__ unsigned smem_u32(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
@@ -54,6 +65,9 @@ __device__ __forceinline__ unsigned smem_u32(const void *p) { return (unsigned)_
 /* 16 bytes global -> shared, asynchronously; n = 0 writes zeros (keys past the end). */
 __device__ __forceinline__ void cp_async16(void *dst, const void *src, int n) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(n));
+}
+__device__ __forceinline__ void cp_async4(void *dst, const void *src, int n) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(n));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -111,8 +125,7 @@ __device__ __forceinline__ float fast_exp2(float x) { /* ex2.approx: exp2(-inf) 
 template <typename T, int HD, int NW>
 __device__ __forceinline__ void fa_load_tile(const fa_params &p, const int *tbl, int kvh, int kb, int kv_end, T *Ks,
                                              T *Vs) {
-    typedef fa_layout<HD, NW> LY;
-    const int CH = HD / 8; /* 16-byte chunks per row */
+    const int CH = HD / 8, LD = HD + 8; /* 16-byte chunks per row */
 #pragma unroll
     for (int i = 0; i < FA_BN * CH / (NW * 32); i++) {
         const int idx = (int)threadIdx.x + i * NW * 32, j = idx / CH, c = idx % CH, key = kb + j;
@@ -122,17 +135,64 @@ __device__ __forceinline__ void fa_load_tile(const fa_params &p, const int *tbl,
             const size_t off = ((size_t)tbl[key / p.ps] * p.ps + key % p.ps) * p.nkv * HD + (size_t)kvh * HD + c * 8;
             ks += off, vs += off, n = 16;
         }
-        cp_async16(Ks + j * LY::LD + c * 8, ks, n);
-        cp_async16(Vs + j * LY::LD + c * 8, vs, n);
+        cp_async16(Ks + j * LD + c * 8, ks, n);
+        cp_async16(Vs + j * LD + c * 8, vs, n);
     }
 }
 
-template <typename T, int HD, int NW, bool DEC>
+/* The f8 version: raw e4m3 rows into raw [K, V][FA_BN][HD] bytes, scales into sc [K, V][FA_BN]. */
+template <int HD, int NW>
+__device__ __forceinline__ void fa_load_tile8(const fa_params &p, const int *tbl, int kvh, int kb, int kv_end,
+                                              unsigned char *raw, float *sc) {
+    const int CH = HD / 16;
+    const unsigned char *kp = (const unsigned char *)p.kp, *vp = (const unsigned char *)p.vp;
+    for (int idx = threadIdx.x; idx < FA_BN * CH; idx += NW * 32) {
+        const int j = idx / CH, c = idx % CH, key = kb + j;
+        size_t row = 0, at = 0;
+        int n = 0;
+        if (key < kv_end) {
+            const size_t page = (size_t)tbl[key / p.ps];
+            row = (size_t)(key % p.ps) * p.nkv + kvh, at = page * p.page_bytes, n = 16;
+        }
+        cp_async16(raw + j * HD + c * 16, kp + at + row * HD + c * 16, n);
+        cp_async16(raw + (FA_BN + j) * HD + c * 16, vp + at + row * HD + c * 16, n);
+        if (c == 0) {
+            cp_async4(sc + j, kp + at + p.sc_off + row * 4, n / 4);
+            cp_async4(sc + FA_BN + j, vp + at + p.sc_off + row * 4, n / 4);
+        }
+    }
+}
+
+/* raw e4m3 x scale -> Ks / Vs in T (zero rows stay zero: their scale is 0 too). */
+template <typename T, int HD, int NW>
+__device__ __forceinline__ void fa_dequant_tile(const unsigned char *raw, const float *sc, T *Ks, T *Vs) {
+    const int CH = HD / 16, LD = HD + 8;
+    for (int idx = threadIdx.x; idx < 2 * FA_BN * CH; idx += NW * 32) {
+        const int jj = idx / CH, c = idx % CH, j = jj % FA_BN; /* jj: K rows, then V rows */
+        const uint4 u = *reinterpret_cast<const uint4 *>(raw + jj * HD + c * 16);
+        const float s = sc[jj];
+        const unsigned short *b = reinterpret_cast<const unsigned short *>(&u);
+        float f[16];
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const __half2 h = __half2(__nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)b[i], __NV_E4M3));
+            const float2 t = __half22float2(h);
+            f[2 * i] = t.x * s, f[2 * i + 1] = t.y * s;
+        }
+        T *dst = (jj < FA_BN ? Ks : Vs) + j * LD + c * 16;
+        *reinterpret_cast<uint4 *>(dst) = pack8<T>(f);
+        *reinterpret_cast<uint4 *>(dst + 8) = pack8<T>(f + 8);
+    }
+}
+
+template <typename T, int HD, int NW, bool DEC, bool K8>
 __global__ void __launch_bounds__(NW * 32, HD == 64 ? 2 : 1) fa_prefill_kernel(fa_params p) {
-    typedef fa_layout<HD, NW> LY;
+    typedef fa_layout<HD, NW, K8> LY;
     const int BM = LY::BM, LD = LY::LD;
     extern __shared__ __align__(128) unsigned char fa_smem[];
     T *Qs = (T *)fa_smem + LY::Q, *Kb = (T *)fa_smem + LY::K, *Vb = (T *)fa_smem + LY::V;
+    unsigned char *raw = fa_smem + LY::RAW;
+    float *scs = (float *)(fa_smem + LY::SC);
     const int kvh = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     pdl_wait();
     int v0 = 0, k0 = 0, k1;
@@ -149,7 +209,10 @@ __global__ void __launch_bounds__(NW * 32, HD == 64 ? 2 : 1) fa_prefill_kernel(f
     const int kv_end = k1, t0 = k0 / FA_BN, n_tiles = k1 > k0 ? (k1 + FA_BN - 1) / FA_BN : t0; /* k0: tile-aligned */
     const int n_full = (pos_lo + 1) / FA_BN; /* tiles whose every key every row sees */
     const int *tbl = p.bt + (size_t)p.row_bt[p.row0] * p.max_blocks;
-    if (t0 < n_tiles) fa_load_tile<T, HD, NW>(p, tbl, kvh, t0 * FA_BN, kv_end, Kb, Vb);
+    if (t0 < n_tiles) {
+        if (K8) fa_load_tile8<HD, NW>(p, tbl, kvh, t0 * FA_BN, kv_end, raw, scs);
+        else fa_load_tile<T, HD, NW>(p, tbl, kvh, t0 * FA_BN, kv_end, Kb, Vb);
+    }
     cp_async_commit();
     /* Q rows (scaled into the exp2 domain, rounded to T) */
     for (int idx = threadIdx.x; idx < BM * HD / 8; idx += NW * 32) {
@@ -175,16 +238,23 @@ __global__ void __launch_bounds__(NW * 32, HD == 64 ? 2 : 1) fa_prefill_kernel(f
     float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
     for (int j = t0; j < n_tiles; j++) {
         const int kb = j * FA_BN;
-        T *Ks = Kb + ((j - t0) & 1) * FA_BN * LD, *Vs = Vb + ((j - t0) & 1) * FA_BN * LD;
+        const int st = K8 ? 0 : (j - t0) & 1, nst = (j + 1 - t0) & 1;
+        T *Ks = Kb + st * FA_BN * LD, *Vs = Vb + st * FA_BN * LD;
         if (j + 1 < n_tiles) {
-            fa_load_tile<T, HD, NW>(p, tbl, kvh, kb + FA_BN, kv_end, Kb + ((j + 1 - t0) & 1) * FA_BN * LD,
-                                    Vb + ((j + 1 - t0) & 1) * FA_BN * LD);
+            if (K8)
+                fa_load_tile8<HD, NW>(p, tbl, kvh, kb + FA_BN, kv_end, raw + nst * 2 * FA_BN * HD, scs + nst * 2 * FA_BN);
+            else
+                fa_load_tile<T, HD, NW>(p, tbl, kvh, kb + FA_BN, kv_end, Kb + nst * FA_BN * LD, Vb + nst * FA_BN * LD);
             cp_async_commit();
             cp_async_wait<1>();
         } else {
             cp_async_wait<0>();
         }
         __syncthreads(); /* tile j (and, at the first, Q) visible to every warp */
+        if (K8) {
+            fa_dequant_tile<T, HD, NW>(raw + ((j - t0) & 1) * 2 * FA_BN * HD, scs + ((j - t0) & 1) * 2 * FA_BN, Ks, Vs);
+            __syncthreads();
+        }
         if (j == t0) {
 #pragma unroll
             for (int kk = 0; kk < HD / 16; kk++)
@@ -292,12 +362,12 @@ __global__ void __launch_bounds__(NW * 32, HD == 64 ? 2 : 1) fa_prefill_kernel(f
     }
 }
 
-template <typename T, int HD, int NW>
+template <typename T, int HD, int NW, bool K8>
 llt_status fa_launch(llt_cuda_ctx *c, const fa_params &p, llt_error *err) {
-    typedef fa_layout<HD, NW> LY;
-    LLT_TRY(llt_smem_optin(c, fa_prefill_kernel<T, HD, NW, false>, LY::BYTES, err));
+    typedef fa_layout<HD, NW, K8> LY;
+    LLT_TRY(llt_smem_optin(c, fa_prefill_kernel<T, HD, NW, false, K8>, LY::BYTES, err));
     dim3 grid((unsigned)((p.n_q * p.G + LY::BM - 1) / LY::BM), (unsigned)p.nkv);
-    return llt_launch(c, fa_prefill_kernel<T, HD, NW, false>, grid, dim3(NW * 32), LY::BYTES, err, p);
+    return llt_launch(c, fa_prefill_kernel<T, HD, NW, false, K8>, grid, dim3(NW * 32), LY::BYTES, err, p);
 }
 
 /* Split partials -> out: one block per (row, head); weights 2^(m_s - M) in shared memory. */
@@ -326,28 +396,36 @@ __global__ void __launch_bounds__(128) fa_merge_kernel(const float *work, T *out
     }
 }
 
-template <typename T, int HD>
+template <typename T, int HD, bool K8>
 llt_status fa_decode_as(llt_cuda_ctx *c, const fa_params &p, int rows, llt_error *err) {
-    typedef fa_layout<HD, 1> LY;
-    LLT_TRY(llt_smem_optin(c, fa_prefill_kernel<T, HD, 1, true>, LY::BYTES, err));
+    typedef fa_layout<HD, 1, K8> LY;
+    LLT_TRY(llt_smem_optin(c, fa_prefill_kernel<T, HD, 1, true, K8>, LY::BYTES, err));
     dim3 grid((unsigned)p.splits, (unsigned)p.nkv, (unsigned)rows);
-    LLT_TRY(llt_launch(c, fa_prefill_kernel<T, HD, 1, true>, grid, dim3(32), LY::BYTES, err, p));
+    LLT_TRY(llt_launch(c, fa_prefill_kernel<T, HD, 1, true, K8>, grid, dim3(32), LY::BYTES, err, p));
     if (p.splits == 1) return LLT_OK;
     return llt_launch(c, fa_merge_kernel<T>, dim3((unsigned)(rows * p.nh)), dim3(128), 0, err, (const float *)p.work,
                       (T *)p.out, p.nh, HD, p.splits);
 }
 
 template <typename T, int HD>
-llt_status fa_pick_warps(llt_cuda_ctx *c, const fa_params &p, int nw, llt_error *err) {
-    return nw == 8 ? fa_launch<T, HD, 8>(c, p, err) : fa_launch<T, HD, 4>(c, p, err);
+llt_status fa_pick_warps(llt_cuda_ctx *c, const fa_params &p, int nw, bool k8, llt_error *err) {
+    if (k8) return nw == 8 ? fa_launch<T, HD, 8, true>(c, p, err) : fa_launch<T, HD, 4, true>(c, p, err);
+    return nw == 8 ? fa_launch<T, HD, 8, false>(c, p, err) : fa_launch<T, HD, 4, false>(c, p, err);
+}
+
+template <typename T, int HD>
+llt_status fa_decode_k8(llt_cuda_ctx *c, const fa_params &p, int rows, bool k8, llt_error *err) {
+    return k8 ? fa_decode_as<T, HD, true>(c, p, rows, err) : fa_decode_as<T, HD, false>(c, p, rows, err);
 }
 
 } // namespace
 
 extern "C" bool llt_cuda_flash_prefill_covers(const llt_cuda_attn *a) {
     const char *v = getenv("LLT_CUDA_PREFILL");
-    if (v && strcmp(v, "v1") == 0) return false; /* the WMMA kernel (comparisons) */
-    return (a->hd == 64 || a->hd == 128) && (a->dtype == LLT_DTYPE_F16 || a->dtype == LLT_DTYPE_BF16);
+    if ((a->hd != 32 && a->hd != 64 && a->hd != 128) || (a->dtype != LLT_DTYPE_F16 && a->dtype != LLT_DTYPE_BF16))
+        return false;
+    if (a->kv_f8) return true; /* only this kernel reads f8 pages */
+    return !(v && strcmp(v, "v1") == 0); /* v1: the WMMA kernel (comparisons) */
 }
 
 static fa_params fa_params_of(const llt_cuda_attn *a) {
@@ -358,6 +436,8 @@ static fa_params fa_params_of(const llt_cuda_attn *a) {
     const float scale = a->scale > 0 ? a->scale : 1.0f / sqrtf((float)a->hd);
     p.scale_log2 = scale * 1.4426950408889634f;
     p.pos = a->pos, p.work = a->work, p.splits = 1;
+    p.page_bytes = llt_kv_f8_page_bytes(a->page_size, a->n_kv, a->hd);
+    p.sc_off = llt_kv_f8_scales_offset(a->page_size, a->n_kv, a->hd);
     return p;
 }
 
@@ -367,10 +447,14 @@ extern "C" llt_status llt_cuda_flash_prefill(llt_cuda_ctx *c, const llt_cuda_att
     p.row0 = row0, p.n_q = n_q, p.q_pos0 = q_pos0;
     const char *w = getenv("LLT_CUDA_PREFILL_WARPS");
     const int nw = w ? atoi(w) : 4;
+    const bool k8 = a->kv_f8;
     if (a->dtype == LLT_DTYPE_BF16)
-        return a->hd == 64 ? fa_pick_warps<__nv_bfloat16, 64>(c, p, nw, err)
-                           : fa_pick_warps<__nv_bfloat16, 128>(c, p, nw, err);
-    return a->hd == 64 ? fa_pick_warps<__half, 64>(c, p, nw, err) : fa_pick_warps<__half, 128>(c, p, nw, err);
+        return a->hd == 32   ? fa_pick_warps<__nv_bfloat16, 32>(c, p, nw, k8, err)
+               : a->hd == 64 ? fa_pick_warps<__nv_bfloat16, 64>(c, p, nw, k8, err)
+                             : fa_pick_warps<__nv_bfloat16, 128>(c, p, nw, k8, err);
+    return a->hd == 32   ? fa_pick_warps<__half, 32>(c, p, nw, k8, err)
+           : a->hd == 64 ? fa_pick_warps<__half, 64>(c, p, nw, k8, err)
+                         : fa_pick_warps<__half, 128>(c, p, nw, k8, err);
 }
 
 extern "C" int32_t llt_cuda_attn_long_splits(const llt_cuda_ctx *c, int32_t rows, int32_t n_kv) {
@@ -388,15 +472,19 @@ extern "C" int32_t llt_cuda_attn_long_keys(void) {
 }
 
 extern "C" bool llt_cuda_flash_decode_covers(const llt_cuda_attn *a) {
-    return llt_cuda_flash_prefill_covers(a) && a->n_heads / a->n_kv <= 16 && a->max_len >= llt_cuda_attn_long_keys() &&
-           a->work != NULL;
+    return llt_cuda_flash_prefill_covers(a) && a->n_heads / a->n_kv <= 16 &&
+           (a->kv_f8 || a->max_len >= llt_cuda_attn_long_keys()) && a->work != NULL;
 }
 
 extern "C" llt_status llt_cuda_flash_decode(llt_cuda_ctx *c, const llt_cuda_attn *a, llt_error *err) {
     fa_params p = fa_params_of(a);
     p.splits = llt_cuda_attn_long_splits(c, a->rows, a->n_kv);
+    const bool k8 = a->kv_f8;
     if (a->dtype == LLT_DTYPE_BF16)
-        return a->hd == 64 ? fa_decode_as<__nv_bfloat16, 64>(c, p, a->rows, err)
-                           : fa_decode_as<__nv_bfloat16, 128>(c, p, a->rows, err);
-    return a->hd == 64 ? fa_decode_as<__half, 64>(c, p, a->rows, err) : fa_decode_as<__half, 128>(c, p, a->rows, err);
+        return a->hd == 32   ? fa_decode_k8<__nv_bfloat16, 32>(c, p, a->rows, k8, err)
+               : a->hd == 64 ? fa_decode_k8<__nv_bfloat16, 64>(c, p, a->rows, k8, err)
+                             : fa_decode_k8<__nv_bfloat16, 128>(c, p, a->rows, k8, err);
+    return a->hd == 32   ? fa_decode_k8<__half, 32>(c, p, a->rows, k8, err)
+           : a->hd == 64 ? fa_decode_k8<__half, 64>(c, p, a->rows, k8, err)
+                         : fa_decode_k8<__half, 128>(c, p, a->rows, k8, err);
 }

@@ -5,7 +5,8 @@
 
 #include "backend/cuda/ops.cuh"
 
-/* head_dim 64 / 128, f16 / bf16 (LLT_CUDA_PREFILL=v1: never, the older WMMA kernel runs). */
+/* head_dim 32 / 64 / 128, f16 / bf16 (LLT_CUDA_PREFILL=v1: only for an f8 cache; else the older WMMA
+ * kernel runs). */
 extern "C" bool llt_cuda_flash_prefill_covers(const llt_cuda_attn *a);
 /* Rows [row0, row0 + n_q) of one sequence at positions q_pos0.. (arguments checked by the
  * caller). LLT_CUDA_PREFILL_WARPS=8: 128-row tiles instead of 64 (comparisons). */

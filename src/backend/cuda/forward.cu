@@ -100,6 +100,14 @@ static llt_status alloc_dev(llt_model *m, cuda_state *st, int d, llt_error *err)
         LLT_TRY(dalloc(st, d, st->deq_need, &b->deq, err));
         b->deq_bytes = st->deq_need;
     }
+    if (st->kv_f8) {
+        int32_t ident[CUDA_MAX_ROWS];
+        for (int32_t i = 0; i < CUDA_MAX_ROWS; i++) ident[i] = i;
+        LLT_TRY(dalloc(st, d, R * kvr * es, &b->kst, err));
+        LLT_TRY(dalloc(st, d, R * kvr * es, &b->vst, err));
+        LLT_TRY(dalloc(st, d, R * 4, (void **)&b->ident, err));
+        LLT_TRY(llt_cuda_upload(st->ctx[d], b->ident, ident, sizeof ident, err));
+    }
     CUDA_TRY(cudaEventCreateWithFlags(&b->done, cudaEventDisableTiming), err);
     return LLT_OK;
 }
@@ -140,7 +148,7 @@ static void dev_free(cuda_state *st, int d) {
     cudaSetDevice(st->ctx[d]->device);
     cudaStreamSynchronize(st->ctx[d]->stream);
     void *dev[] = {b->x, b->xn, b->qkv, b->q, b->att, b->gu, b->act, b->attn_work, b->attn_cnt, b->step_d,
-                   b->rope_cos, b->rope_sin};
+                   b->rope_cos, b->rope_sin, b->kst, b->vst, b->ident};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i]) cudaFree(dev[i]);
     if (b->x_host) cudaFreeHost(b->x_host);
@@ -177,7 +185,14 @@ static void cuda_free(llt_model *m) {
 static llt_status kv_create(llt_model *m, cuda_state *st, const llt_load_opts *o, llt_error *err) {
     llt_kv_cache_opts ko;
     llt_model_kv_opts(m, o, &ko);
-    ko.kv_dtype = st->dt; /* pages in the compute dtype */
+    const char *e = getenv("LLT_CUDA_KV");
+    st->kv_f8 = m->cfg.kv_dtype == LLT_DTYPE_F8_E4M3 || (e && (strcmp(e, "f8") == 0 || strcmp(e, "f8_e4m3") == 0));
+    const int32_t G = m->cfg.n_heads / m->cfg.n_kv_heads;
+    LLT_CHECK(!st->kv_f8 || ((ko.head_dim == 32 || ko.head_dim == 64 || ko.head_dim == 128) && G <= 16), err,
+              LLT_ERR_UNSUPPORTED, "cuda backend: an f8 KV cache needs head_dim 32, 64 or 128 (got %d) and at most 16 query heads per kv "
+              "head (got %d)",
+              ko.head_dim, G);
+    ko.kv_dtype = st->kv_f8 ? LLT_DTYPE_F8_E4M3 : st->dt; /* pages in the compute dtype, or e4m3 */
     int64_t elems = (int64_t)ko.max_pages * ko.page_size * ko.n_kv_heads * ko.head_dim;
     /* the attention kernels index a layer's pool with 32-bit offsets */
     LLT_CHECK(elems <= INT32_MAX, err, LLT_ERR_UNSUPPORTED,
@@ -326,13 +341,18 @@ static llt_status attn_block(llt_model *m, cuda_state *st, const chunk *ch, cons
     a.k_pool = m->kv->k_pool[l], a.v_pool = m->kv->v_pool[l], a.slot = v->slot, a.pos = v->pos;
     a.rope_cos = b->rope_cos, a.rope_sin = b->rope_sin, a.tmp_x = b->xn, a.tmp_y = b->qkv;
     lin_blocks(&a, st->lw[l].qkv_q, b);
+    if (st->kv_f8) a.k_pool = b->kst, a.v_pool = b->vst, a.slot = b->ident; /* staged, then quantised */
     LLT_TRY(llt_cuda_linear_run(x, &a, LLT_CUDA_PATH_AUTO, err));
+    if (st->kv_f8)
+        LLT_TRY(llt_cuda_kv_store_f8(x, st->dt, b->kst, b->vst, v->slot, ch->nr, c->n_kv_heads, hd,
+                                     m->kv->o.page_size, m->kv->k_pool[l], m->kv->v_pool[l], err));
     llt_cuda_attn at;
     memset(&at, 0, sizeof at);
     at.dtype = st->dt, at.q = b->q, at.out = b->att, at.k_pool = m->kv->k_pool[l], at.v_pool = m->kv->v_pool[l];
     at.bt = v->bt, at.row_bt = v->row_bt, at.pos = v->pos, at.rows = ch->nr;
     at.n_heads = c->n_heads, at.n_kv = c->n_kv_heads, at.hd = hd, at.page_size = m->kv->o.page_size;
     at.max_blocks = st->max_blocks, at.work = b->attn_work, at.counters = b->attn_cnt, at.max_len = ch->max_len;
+    at.kv_f8 = st->kv_f8;
     if (ch->max_run <= 4) LLT_TRY(llt_cuda_attention_decode(x, &at, err));
     else
         for (int32_t i = 0; i < ch->n_tables; i++)

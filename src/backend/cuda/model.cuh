@@ -67,6 +67,8 @@ typedef struct cuda_dev_buf {
     void *deq;                    /* block matrices dequantised for the BLAS path (m > 4) */
     size_t deq_bytes;
     cudaEvent_t done;             /* recorded on this device's stream after its segment */
+    void *kst, *vst;              /* f8 cache: [rows, n_kv, hd] (dtype) K/V of the step before quantisation */
+    int32_t *ident;               /* f8 cache: [rows] 0, 1, ...: staging slots */
 } cuda_dev_buf;
 
 typedef struct cuda_state {
@@ -105,6 +107,7 @@ typedef struct cuda_state {
     cuda_graph graphs[CUDA_MAX_GRAPHS];
     int32_t n_graphs;
     bool use_graphs;
+    bool kv_f8;                   /* e4m3 KV pages (cfg kv_dtype float8_e4m3 or LLT_CUDA_KV=f8) */
 } cuda_state;
 
 /* weights.cu */

@@ -874,6 +874,10 @@ static llt_status d2_launch(llt_cuda_ctx *c, const llt_cuda_attn *a, d2_fn fn, l
 extern "C" llt_status llt_cuda_attention_decode(llt_cuda_ctx *c, const llt_cuda_attn *a, llt_error *err) {
     LLT_TRY(check_attn(a, err));
     if (llt_cuda_flash_decode_covers(a)) return llt_cuda_flash_decode(c, a, err);
+    LLT_CHECK(!a->kv_f8, err, LLT_ERR_UNSUPPORTED,
+              "cuda attention: an f8 KV cache needs head_dim 32, 64 or 128 (got %d), at most 16 query heads per kv "
+              "head (got %d) and a workspace",
+              a->hd, a->n_heads / a->n_kv);
     d2_fn fn = d2_function(a);
     if (fn) return d2_launch(c, a, fn, err);
     int splits = llt_cuda_attn_splits(c, a->rows, a->n_kv);
@@ -909,7 +913,8 @@ extern "C" llt_status llt_cuda_attention_prefill(llt_cuda_ctx *c, const llt_cuda
     LLT_CHECK(row0 >= 0 && n_q > 0 && row0 + n_q <= a->rows && q_pos0 >= 0, err, LLT_ERR_INVALID_ARG,
               "cuda attention prefill: rows [%d, %d) of %d, first position %d", row0, row0 + n_q,
               a->rows, q_pos0);
-    if (a->hd != 64 && a->hd != 128) { /* the tensor-core kernel is compiled for these */
+    if (llt_cuda_flash_prefill_covers(a)) return llt_cuda_flash_prefill(c, a, row0, n_q, q_pos0, err);
+    if (a->hd != 64 && a->hd != 128) { /* the tensor-core kernels are compiled for these */
         llt_cuda_attn d = *a; /* the rows of this sequence only */
         size_t row = (size_t)a->n_heads * a->hd;
         d.q = a->q + row0 * row;
@@ -917,7 +922,6 @@ extern "C" llt_status llt_cuda_attention_prefill(llt_cuda_ctx *c, const llt_cuda
         d.row_bt = a->row_bt + row0, d.pos = a->pos + row0, d.rows = n_q;
         return llt_cuda_attention_decode(c, &d, err);
     }
-    if (llt_cuda_flash_prefill_covers(a)) return llt_cuda_flash_prefill(c, a, row0, n_q, q_pos0, err);
     attn_params p = params_of(a, 1);
     if (a->dtype == LLT_DTYPE_BF16)
         return a->hd == 64 ? prefill_as<__nv_bfloat16, 64>(c, p, row0, n_q, q_pos0, err)
