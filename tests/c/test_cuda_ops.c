@@ -457,6 +457,7 @@ static void attn_run_kv(llt_dtype dt, const attn_case *ac, int ps, bool f8, floa
     int splits = llt_cuda_attn_splits(g_ctx, rows, nkv), ls = llt_cuda_attn_long_splits(g_ctx, rows, nkv);
     void *work = dev_alloc((size_t)llt_cuda_attn_work_floats(rows, splits > ls ? splits : ls, nh, hd) * 4);
     void *cnt = dev_alloc((size_t)rows * nkv * 4);
+    void *pfw = dev_alloc((size_t)llt_cuda_attn_prefill_work_floats(rows, nh, hd) * 4);
     unsigned *zeros = calloc((size_t)rows * nkv, 4);
     CHECK_OK(llt_cuda_upload(g_ctx, cnt, zeros, (size_t)rows * nkv * 4, &err), &err);
     void *dq = dev_from(LLT_DTYPE_F32, q, (int64_t)rows * nh * hd);
@@ -464,7 +465,7 @@ static void attn_run_kv(llt_dtype dt, const attn_case *ac, int ps, bool f8, floa
     void *dout3 = dev_nan(dt, (int64_t)rows * nh * hd);
     llt_cuda_attn a = {.dtype = dt, .q = dq, .out = dout, .k_pool = dk, .v_pool = dv, .bt = dbt, .row_bt = drbt,
                        .pos = dpos, .rows = rows, .n_heads = nh, .n_kv = nkv, .hd = hd, .page_size = ps,
-                       .max_blocks = blocks, .work = work, .counters = cnt, .kv_f8 = f8};
+                       .max_blocks = blocks, .work = work, .counters = cnt, .kv_f8 = f8, .pf_work = pfw};
     CHECK_OK(llt_cuda_attention_decode(g_ctx, &a, &err), &err);
     float *first = host_from(dt, dout, (int64_t)rows * nh * hd);
     CHECK_OK(llt_cuda_attention_decode(g_ctx, &a, &err), &err); /* counters were reset: same again */
@@ -503,7 +504,7 @@ static void attn_run_kv(llt_dtype dt, const attn_case *ac, int ps, bool f8, floa
               "attention %s%s heads %d/%d hd %d L %d n_q %d page %d: decode %.3g prefill %.3g long decode %.3g",
               llt_dtype_name(dt), f8 ? " (f8 cache)" : "", nh, nkv, hd, L, n_q, ps, ed, ep, ef);
     free(fd);
-    void *ptrs[] = {dk, dv, dbt, drbt, dpos, work, cnt, dq, dout, dout2, dout3};
+    void *ptrs[] = {dk, dv, dbt, drbt, dpos, work, cnt, dq, dout, dout2, dout3, pfw};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dfree(ptrs[i]);
     free(bt), free(row_bt), free(pos), free(zeros), free(q), free(first), free(ref), free(scratch);
     llt_kv_cache_free(kc);
@@ -738,17 +739,21 @@ static void test_flash_speed(void) {
         free(tmpl8);
         int splits = llt_cuda_attn_splits(g_ctx, 1, nkv), ls = llt_cuda_attn_long_splits(g_ctx, 1, nkv);
         void *work = dev_alloc((size_t)llt_cuda_attn_work_floats(1, splits > ls ? splits : ls, nh, hd) * 4);
-        void *cnt = dev_alloc((size_t)nkv * 4);
+        void *cnt = dev_alloc((size_t)nkv * 4), *pfw = dev_alloc((size_t)llt_cuda_attn_prefill_work_floats(n_q, nh, hd) * 4);
         CHECK_OK(llt_cuda_upload(g_ctx, cnt, zeros, (size_t)nkv * 4, &err), &err);
         for (int di = 0; di < 5; di++) {
             const int D = depths[di], q_pos0 = D - n_q, last = D - 1;
             llt_cuda_attn a = {.dtype = LLT_DTYPE_F16, .q = dq, .out = dout, .k_pool = dk, .v_pool = dv, .bt = dbt,
                                .row_bt = drbt, .pos = dpos, .rows = n_q, .n_heads = nh, .n_kv = nkv, .hd = hd,
-                               .page_size = ps, .max_blocks = blocks, .work = work, .counters = cnt};
+                               .page_size = ps, .max_blocks = blocks, .work = work, .counters = cnt,
+                               .pf_work = pfw};
             double flops = 4.0 * hd * nh * ((double)n_q * q_pos0 + (double)n_q * (n_q + 1) / 2);
             double tf = time_median(run_prefill, &a, (void *)&q_pos0, 7);
+            setenv("LLT_CUDA_PREFILL_SPLITS", "1", 1);
+            double t1 = time_median(run_prefill, &a, (void *)&q_pos0, 5);
+            unsetenv("LLT_CUDA_PREFILL_SPLITS");
             setenv("LLT_CUDA_PREFILL", "v1", 1);
-            double tv = D <= 32768 ? time_median(run_prefill, &a, (void *)&q_pos0, 3) : 0;
+            double tv = D <= 4096 ? time_median(run_prefill, &a, (void *)&q_pos0, 3) : 0;
             unsetenv("LLT_CUDA_PREFILL");
             llt_cuda_attn a8 = a;
             a8.k_pool = dk8, a8.v_pool = dv8, a8.kv_f8 = true;
@@ -758,16 +763,20 @@ static void test_flash_speed(void) {
             double td = time_median(run_decode, &a, NULL, 7); /* the cluster kernel (max_len 0) */
             a.max_len = D;
             double tl = time_median(run_decode, &a, NULL, 7); /* split-K from LLT_CUDA_ATTN_LONG keys */
+            setenv("LLT_CUDA_ATTN_LONG_SPB", "4", 1);
+            double tl4 = time_median(run_decode, &a, NULL, 5);
+            unsetenv("LLT_CUDA_ATTN_LONG_SPB");
             double td8 = time_median(run_decode, &a8, NULL, 7);
             double kv_bytes = 2.0 * D * nkv * hd * 2;
             fprintf(stderr,
                     "  attention speed hd %d heads 32/8 depth %6d: prefill chunk of 512 %.3f ms = %.1f TFLOP/s "
-                    "(%.1f %% of 790; WMMA v1 %.1f; f8 cache %.1f); decode cluster %.1f us = %.0f GB/s of K/V, "
-                    "split-K %.1f us = %.0f GB/s, f8 %.1f us\n",
-                    hd, D, tf * 1e3, flops / tf / 1e12, 100 * flops / tf / 790e12, tv > 0 ? flops / tv / 1e12 : 0,
-                    flops / t8 / 1e12, td * 1e6, kv_bytes / td / 1e9, tl * 1e6, kv_bytes / tl / 1e9, td8 * 1e6);
+                    "(%.1f %% of 790; no key splits %.1f; WMMA v1 %.1f; f8 cache %.1f); decode cluster %.1f us = %.0f "
+                    "GB/s of K/V, split-K %.1f us = %.0f GB/s (4 blocks/SM %.1f us), f8 %.1f us\n",
+                    hd, D, tf * 1e3, flops / tf / 1e12, 100 * flops / tf / 790e12, flops / t1 / 1e12,
+                    tv > 0 ? flops / tv / 1e12 : 0, flops / t8 / 1e12, td * 1e6, kv_bytes / td / 1e9, tl * 1e6,
+                    kv_bytes / tl / 1e9, tl4 * 1e6, td8 * 1e6);
         }
-        void *ptrs[] = {dk, dv, dbt, drbt, dpos, dq, dout, work, cnt, dk8, dv8};
+        void *ptrs[] = {dk, dv, dbt, drbt, dpos, dq, dout, work, cnt, dk8, dv8, pfw};
         for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dfree(ptrs[i]);
         free(bt), free(zeros), free(q);
     }

@@ -39,8 +39,10 @@
 #            shapes up to 131072 keys), test_cuda_model, the attention kernels' speed
 #            (LLT_ATTN_SPEED: TFLOP/s of a 512-row prefill chunk at depth 512..131072, decode
 #            GB/s), llama3.2-1b benches -p P -n 128 for P in LONGCTX_P (default 512 4096 16384
-#            32768 131072) and the older kernels for comparison (LLT_CUDA_PREFILL=v1 at 16384,
-#            the cluster decode kernel at 32768), then compute-sanitizer (LONGCTX_SAN, default
+#            32768 130944: + 128 = the 131072 context) with the f16 cache and LONGCTX_P8 with
+#            the f8 cache, the older kernels for comparison (LONGCTX_CMP=""
+#            skips: LLT_CUDA_PREFILL=v1 at 16384, the cluster decode kernel at 32768), then
+#            compute-sanitizer (LONGCTX_SAN, default
 #            memcheck racecheck) on small flash cases; logs: tests.log, attn.log, bench.*,
 #            sanitizer.log
 #   multi    the multi-GPU layer split (needs 2 GPUs for all of it): test_cuda_multi on both
@@ -312,8 +314,8 @@ run_longctx() {
   : >"$OUT/bench.jsonl"
   : >"$OUT/bench.log"
   local p
-  for p in ${LONGCTX_P:-512 4096 16384 32768 131072}; do bench_ctx flash "$p"; done
-  for p in ${LONGCTX_P8-512 32768 131072}; do bench_ctx f8 "$p"; done
+  for p in ${LONGCTX_P:-512 4096 16384 32768 130944}; do bench_ctx flash "$p"; done
+  for p in ${LONGCTX_P8-512 32768 130944}; do bench_ctx f8 "$p"; done
   [ -n "${LONGCTX_CMP-1}" ] && bench_ctx prefill-v1 16384 LLT_CUDA_PREFILL=v1
   [ -n "${LONGCTX_CMP-1}" ] && bench_ctx cluster-decode 32768 LLT_CUDA_ATTN_LONG=1000000000
   grep -iE "error|fail" "$OUT/bench.log" | head -5 >>"$SUMMARY"

@@ -188,6 +188,9 @@ typedef struct llt_cuda_attn {
     /* pools of kv_dtype F8_E4M3 (paged_cache.h layout: e4m3 rows, then a float32 scale per
      * token and kv head): only the flash kernels read them (head_dim 32 / 64 / 128, G <= 16) */
     bool kv_f8;
+    /* prefill: llt_cuda_attn_prefill_work_floats(rows, ...) floats for split partials (NULL:
+     * no key-range splits) */
+    float *pf_work;
 } llt_cuda_attn;
 
 /* Splits of the KV length the decode kernel uses for `rows` rows (fixed per rows). */
@@ -197,6 +200,7 @@ int64_t llt_cuda_attn_work_floats(int32_t rows, int32_t splits, int32_t n_heads,
  * which decode takes it (LLT_CUDA_ATTN_LONG=N overrides; default 8192). */
 int32_t llt_cuda_attn_long_splits(const llt_cuda_ctx *c, int32_t rows, int32_t n_kv);
 int32_t llt_cuda_attn_long_keys(void);
+int64_t llt_cuda_attn_prefill_work_floats(int32_t rows, int32_t n_heads, int32_t hd);
 /* Each row on its own (any rows, any head_dim <= 256). head_dim 64/128 with 1, 2, 4 or 8 query
  * heads per KV head: one thread-block cluster per (KV head, row), the group's query heads
  * together, keys split over the cluster's blocks and merged through distributed shared memory

@@ -28,7 +28,7 @@ extern "C" {
 
 namespace {
 
-enum { FA_BN = 64, FA_MAX_SPLITS = 256 }; /* keys per tile; decode splits at most */
+enum { FA_BN = 64, FA_MAX_SPLITS = 256, FA_PF_SPLITS = 4 }; /* keys per tile; decode / prefill splits at most */
 
 struct fa_params {
     const float *q; /* [rows, nh, hd] float32 */
@@ -204,6 +204,10 @@ __global__ void __launch_bounds__(NW * 32, HD == 64 ? 2 : 1) fa_prefill_kernel(f
         const int n_tiles_q = (p.n_q * p.G + BM - 1) / BM;
         v0 = (n_tiles_q - 1 - (int)blockIdx.x) * BM; /* the longest tiles first */
         k1 = p.q_pos0 + min(p.n_q * p.G - 1, v0 + BM - 1) / p.G + 1;
+        if (p.splits > 1) { /* split blockIdx.z of the block's key tiles (tile-aligned ranges) */
+            const int per_t = ((k1 + FA_BN - 1) / FA_BN + p.splits - 1) / p.splits;
+            k0 = min(k1, (int)blockIdx.z * per_t * FA_BN), k1 = min(k1, k0 + per_t * FA_BN);
+        }
     }
     const int nv = p.n_q * p.G, pos_lo = p.q_pos0 + v0 / p.G;
     const int kv_end = k1, t0 = k0 / FA_BN, n_tiles = k1 > k0 ? (k1 + FA_BN - 1) / FA_BN : t0; /* k0: tile-aligned */
@@ -294,17 +298,19 @@ __global__ void __launch_bounds__(NW * 32, HD == 64 ? 2 : 1) fa_prefill_kernel(f
         mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
         mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
         mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
-        /* the first tile's first key (key 0; in decode k0 <= pos) is visible to every row:
-         * after it the maxima are finite */
+        /* a row may have seen no key yet (a prefill split past its position): its maximum is
+         * -inf, and exp2(x - 0) with x = -inf keeps everything zero instead of NaN */
         const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
-        const float al_a = fast_exp2(m_a - mn_a), al_b = fast_exp2(m_b - mn_b);
+        const float al_a = fast_exp2(m_a - (mn_a == -INFINITY ? 0.0f : mn_a));
+        const float al_b = fast_exp2(m_b - (mn_b == -INFINITY ? 0.0f : mn_b));
         m_a = mn_a, m_b = mn_b;
+        const float sa = mn_a == -INFINITY ? 0.0f : mn_a, sb = mn_b == -INFINITY ? 0.0f : mn_b;
         float sum_a = 0.0f, sum_b = 0.0f;
         unsigned pf[FA_BN / 16][4];
 #pragma unroll
         for (int nt = 0; nt < FA_BN / 8; nt++) {
-            const float e0 = fast_exp2(s[nt][0] - mn_a), e1 = fast_exp2(s[nt][1] - mn_a);
-            const float e2 = fast_exp2(s[nt][2] - mn_b), e3 = fast_exp2(s[nt][3] - mn_b);
+            const float e0 = fast_exp2(s[nt][0] - sa), e1 = fast_exp2(s[nt][1] - sa);
+            const float e2 = fast_exp2(s[nt][2] - sb), e3 = fast_exp2(s[nt][3] - sb);
             sum_a += e0 + e1, sum_b += e2 + e3;
             pf[nt / 2][(nt & 1) * 2] = pack2<T>(e0, e1);
             pf[nt / 2][(nt & 1) * 2 + 1] = pack2<T>(e2, e3);
@@ -331,16 +337,17 @@ __global__ void __launch_bounds__(NW * 32, HD == 64 ? 2 : 1) fa_prefill_kernel(f
     l_b += __shfl_xor_sync(0xffffffffu, l_b, 2);
     const float ia = 1.0f / l_a, ib = 1.0f / l_b; /* l >= 1: each row's maximum has weight 1 */
     const int va = v0 + ra, vb = va + 8;
-    if (DEC && p.splits > 1) { /* partials of this split (m = -inf, l = 0: no keys) */
-        const size_t S = (size_t)p.splits, W = HD + 2;
+    if (p.splits > 1) { /* partials of this split (m = -inf, l = 0: no keys) */
+        /* [row][head][split]: decode rows are the step's rows, prefill rows the run's */
+        const size_t S = (size_t)p.splits, W = HD + 2, r0 = DEC ? p.row0 : 0, sp = DEC ? blockIdx.x : blockIdx.z;
         if (va < nv) {
-            float *w = p.work + (((size_t)p.row0 * p.nh + (size_t)kvh * p.G + va) * S + blockIdx.x) * W;
+            float *w = p.work + (((r0 + va / p.G) * p.nh + (size_t)kvh * p.G + va % p.G) * S + sp) * W;
 #pragma unroll
             for (int dt = 0; dt < HD / 8; dt++) w[dt * 8 + 2 * ta] = o[dt][0], w[dt * 8 + 2 * ta + 1] = o[dt][1];
             if (ta == 0) w[HD] = m_a, w[HD + 1] = l_a;
         }
         if (vb < nv) {
-            float *w = p.work + (((size_t)p.row0 * p.nh + (size_t)kvh * p.G + vb) * S + blockIdx.x) * W;
+            float *w = p.work + (((r0 + vb / p.G) * p.nh + (size_t)kvh * p.G + vb % p.G) * S + sp) * W;
 #pragma unroll
             for (int dt = 0; dt < HD / 8; dt++) w[dt * 8 + 2 * ta] = o[dt][2], w[dt * 8 + 2 * ta + 1] = o[dt][3];
             if (ta == 0) w[HD] = m_b, w[HD + 1] = l_b;
@@ -362,12 +369,44 @@ __global__ void __launch_bounds__(NW * 32, HD == 64 ? 2 : 1) fa_prefill_kernel(f
     }
 }
 
+template <typename T>
+__global__ void __launch_bounds__(128) fa_merge_kernel(const float *work, T *out, int nh, int hd, int S);
+
+/* Splits of a prefill launch's key range: the count (1..FA_PF_SPLITS) whose blocks fill the
+ * SMs' resident slots best (the blocks are about equally long), at least 4 tiles a split;
+ * LLT_CUDA_PREFILL_SPLITS=N forces N (1 = off). */
+static int fa_pf_splits(const llt_cuda_ctx *c, int blocks, int slots_per_sm, int tiles) {
+    const char *v = getenv("LLT_CUDA_PREFILL_SPLITS");
+    int best = 1;
+    if (v && atoi(v) >= 1) best = atoi(v) < FA_PF_SPLITS ? atoi(v) : FA_PF_SPLITS;
+    else {
+        const double slots = (double)c->n_sm * (slots_per_sm > 0 ? slots_per_sm : 1);
+        double best_eff = 0;
+        for (int s = 1; s <= FA_PF_SPLITS && (s == 1 || tiles / s >= 4); s++) {
+            const double n = (double)blocks * s, eff = n / (ceil(n / slots) * slots);
+            if (eff > best_eff + 0.05) best = s, best_eff = eff;
+        }
+    }
+    return tiles / best >= 1 ? best : 1;
+}
+
 template <typename T, int HD, int NW, bool K8>
-llt_status fa_launch(llt_cuda_ctx *c, const fa_params &p, llt_error *err) {
+llt_status fa_launch(llt_cuda_ctx *c, fa_params p, llt_error *err) {
     typedef fa_layout<HD, NW, K8> LY;
-    LLT_TRY(llt_smem_optin(c, fa_prefill_kernel<T, HD, NW, false, K8>, LY::BYTES, err));
-    dim3 grid((unsigned)((p.n_q * p.G + LY::BM - 1) / LY::BM), (unsigned)p.nkv);
-    return llt_launch(c, fa_prefill_kernel<T, HD, NW, false, K8>, grid, dim3(NW * 32), LY::BYTES, err, p);
+    void (*kern)(fa_params) = fa_prefill_kernel<T, HD, NW, false, K8>;
+    LLT_TRY(llt_smem_optin(c, kern, LY::BYTES, err));
+    const int bx = (p.n_q * p.G + LY::BM - 1) / LY::BM, tiles = (p.q_pos0 + p.n_q + FA_BN - 1) / FA_BN;
+    int per_sm = 1;
+    if (p.work) {
+        CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, NW * 32, LY::BYTES), err);
+        p.splits = fa_pf_splits(c, bx * p.nkv, per_sm, tiles);
+    }
+    LLT_TRY(llt_launch(c, kern, dim3((unsigned)bx, (unsigned)p.nkv, (unsigned)p.splits), dim3(NW * 32), LY::BYTES, err,
+                       p));
+    if (p.splits == 1) return LLT_OK;
+    T *out = (T *)p.out + (size_t)p.row0 * p.nh * HD;
+    return llt_launch(c, fa_merge_kernel<T>, dim3((unsigned)(p.n_q * p.nh)), dim3(128), 0, err, (const float *)p.work,
+                      out, p.nh, HD, p.splits);
 }
 
 /* Split partials -> out: one block per (row, head); weights 2^(m_s - M) in shared memory. */
@@ -441,10 +480,15 @@ static fa_params fa_params_of(const llt_cuda_attn *a) {
     return p;
 }
 
+extern "C" int64_t llt_cuda_attn_prefill_work_floats(int32_t rows, int32_t n_heads, int32_t hd) {
+    return (int64_t)rows * n_heads * FA_PF_SPLITS * (hd + 2);
+}
+
 extern "C" llt_status llt_cuda_flash_prefill(llt_cuda_ctx *c, const llt_cuda_attn *a, int32_t row0, int32_t n_q,
                                              int32_t q_pos0, llt_error *err) {
     fa_params p = fa_params_of(a);
     p.row0 = row0, p.n_q = n_q, p.q_pos0 = q_pos0;
+    p.work = a->pf_work; /* NULL: no splits */
     const char *w = getenv("LLT_CUDA_PREFILL_WARPS");
     const int nw = w ? atoi(w) : 4;
     const bool k8 = a->kv_f8;
@@ -458,9 +502,11 @@ extern "C" llt_status llt_cuda_flash_prefill(llt_cuda_ctx *c, const llt_cuda_att
 }
 
 extern "C" int32_t llt_cuda_attn_long_splits(const llt_cuda_ctx *c, int32_t rows, int32_t n_kv) {
-    /* about 4 one-warp blocks per SM; rows * splits <= 2 * n_sm keeps the workspace of
+    /* about 8 one-warp blocks per SM; rows * splits <= 2 * n_sm keeps the workspace of
      * llt_cuda_attn_work_floats(rows, llt_cuda_attn_splits(...)) sizes enough */
-    int64_t s = 4 * (int64_t)c->n_sm / ((int64_t)n_kv * (rows > 0 ? rows : 1));
+    const char *v = getenv("LLT_CUDA_ATTN_LONG_SPB"); /* one-warp blocks per SM (default 8) */
+    const int64_t spb = v && atoi(v) > 0 ? atoi(v) : 8;
+    int64_t s = spb * (int64_t)c->n_sm / ((int64_t)n_kv * (rows > 0 ? rows : 1));
     int64_t cap = 2 * (int64_t)c->n_sm / (rows > 0 ? rows : 1);
     if (s > cap) s = cap;
     return (int32_t)(s < 1 ? 1 : s > (int64_t)FA_MAX_SPLITS ? (int64_t)FA_MAX_SPLITS : s);

@@ -93,6 +93,8 @@ static llt_status alloc_dev(llt_model *m, cuda_state *st, int d, llt_error *err)
     size_t work = (size_t)llt_cuda_attn_work_floats(CUDA_MAX_ROWS + 2 * st->ctx[d]->n_sm, 1, c->n_heads,
                                                     c->head_dim);
     LLT_TRY(dalloc(st, d, work * 4, (void **)&b->attn_work, err));
+    work = (size_t)llt_cuda_attn_prefill_work_floats(CUDA_MAX_ROWS, c->n_heads, c->head_dim);
+    LLT_TRY(dalloc(st, d, work * 4, (void **)&b->attn_pf, err));
     LLT_TRY(dalloc(st, d, R * (size_t)c->n_kv_heads * 4, (void **)&b->attn_cnt, err));
     CUDA_TRY(cudaMemset(b->attn_cnt, 0, R * (size_t)c->n_kv_heads * 4), err);
     LLT_TRY(dalloc(st, d, (6 * R + R * B) * 4, (void **)&b->step_d, err));
@@ -148,7 +150,7 @@ static void dev_free(cuda_state *st, int d) {
     cudaSetDevice(st->ctx[d]->device);
     cudaStreamSynchronize(st->ctx[d]->stream);
     void *dev[] = {b->x, b->xn, b->qkv, b->q, b->att, b->gu, b->act, b->attn_work, b->attn_cnt, b->step_d,
-                   b->rope_cos, b->rope_sin, b->kst, b->vst, b->ident};
+                   b->rope_cos, b->rope_sin, b->kst, b->vst, b->ident, b->attn_pf};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i]) cudaFree(dev[i]);
     if (b->x_host) cudaFreeHost(b->x_host);
@@ -352,7 +354,7 @@ static llt_status attn_block(llt_model *m, cuda_state *st, const chunk *ch, cons
     at.bt = v->bt, at.row_bt = v->row_bt, at.pos = v->pos, at.rows = ch->nr;
     at.n_heads = c->n_heads, at.n_kv = c->n_kv_heads, at.hd = hd, at.page_size = m->kv->o.page_size;
     at.max_blocks = st->max_blocks, at.work = b->attn_work, at.counters = b->attn_cnt, at.max_len = ch->max_len;
-    at.kv_f8 = st->kv_f8;
+    at.kv_f8 = st->kv_f8, at.pf_work = b->attn_pf;
     if (ch->max_run <= 4) LLT_TRY(llt_cuda_attention_decode(x, &at, err));
     else
         for (int32_t i = 0; i < ch->n_tables; i++)

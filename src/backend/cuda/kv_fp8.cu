@@ -20,9 +20,9 @@ __device__ __forceinline__ void kv8_row(const T *src, int hd, unsigned char *dst
     float amax = 0.0f;
     for (int d = lane; d < hd; d += 32) amax = fmaxf(amax, fabsf(to_f32<T>(src[d])));
     amax = warp_max(amax);
-    const float s = amax > 0.0f ? amax / 448.0f : 1.0f;
+    const float s = amax > 0.0f ? __fdiv_rn(amax, 448.0f) : 1.0f; /* IEEE division (the build uses fast math) */
     for (int d = lane; d < hd; d += 32)
-        dst[d] = (unsigned char)__nv_cvt_float_to_fp8(to_f32<T>(src[d]) / s, __NV_SATFINITE, __NV_E4M3);
+        dst[d] = (unsigned char)__nv_cvt_float_to_fp8(__fdiv_rn(to_f32<T>(src[d]), s), __NV_SATFINITE, __NV_E4M3);
     if (lane == 0) *scale = s;
 }
 

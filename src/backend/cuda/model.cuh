@@ -60,6 +60,7 @@ typedef struct cuda_dev_buf {
     void *gu;                     /* [rows, 2 I] (BLAS path) */
     void *act;                    /* [rows, I] */
     float *attn_work;
+    float *attn_pf;               /* prefill split partials (llt_cuda_attn_prefill_work_floats) */
     unsigned int *attn_cnt;
     int32_t *step_d;              /* the step inputs (layout of cuda_state.step_h) */
     float *rope_cos, *rope_sin;   /* [rope_max, hd / 2] */
