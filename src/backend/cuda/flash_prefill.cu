@@ -14,6 +14,10 @@
  * masking runs only on the tiles that reach past the block's first position (at most 2 with
  * G = 4). Nothing of size [T, T] exists: S lives in registers, tile by tile.
  *
+ * A launch whose blocks cannot fill the GPU (a 512-row chunk has 2048 GQA rows: 256 blocks)
+ * also splits each block's key range (grid z, up to FA_PF_SPLITS): the splits write partial
+ * (o, m, l) rows and fa_merge_kernel combines them, as in decode.
+ *
  * Bytes per block: its Q rows once, K and V of keys [0, last position] once; FLOPs: 4 * hd per
  * (row, visible key). Keys past the last position are zero-filled (never NaN into P V). */
 #include <stdlib.h>
