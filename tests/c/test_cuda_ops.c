@@ -608,12 +608,27 @@ static void test_flash_shapes(void) {
         CHECK_MSG(e8 < 0.125, "f8 cache error %.3g", e8);
         free(dec), free(pf);
     }
+    /* the key-range splits of the prefill kernel (off by default), forced */
+    static const char *splits[3] = {"2", "3", "auto"};
+    for (int i = 0; i < 3; i++) {
+        setenv("LLT_CUDA_PREFILL_SPLITS", splits[i], 1);
+        attn_case ac = {8, 2, 64 * (1 + i % 2), 700 + 333 * i, 130};
+        float *dec = NULL, *pf = NULL;
+        attn_run(k_dts[i % 2], &ac, pss[i], &dec, &pf);
+        free(dec), free(pf);
+    }
+    unsetenv("LLT_CUDA_PREFILL_SPLITS");
     if (san) return;
-    /* a whole 512-row chunk deep in the context (the bench's prefill step) */
+    /* a whole 512-row chunk deep in the context (the bench's prefill step), with and without
+     * key-range splits */
     const attn_case chunk = {8, 2, 64, 2600, 512};
     float *dec = NULL, *pf = NULL;
     attn_run(LLT_DTYPE_F16, &chunk, 64, &dec, &pf);
     free(dec), free(pf);
+    setenv("LLT_CUDA_PREFILL_SPLITS", "auto", 1);
+    attn_run(LLT_DTYPE_F16, &chunk, 64, &dec, &pf);
+    free(dec), free(pf);
+    unsetenv("LLT_CUDA_PREFILL_SPLITS");
     /* long contexts: 32k + 37 and 131072 keys (the llama3.2-1b context) */
     const attn_case longs[] = {{4, 1, 64, 32805, 9}, {8, 1, 128, 40001, 3}, {8, 1, 64, 131072, 5}};
     for (size_t i = 0; i < sizeof longs / sizeof longs[0]; i++) {
@@ -749,7 +764,7 @@ static void test_flash_speed(void) {
                                .pf_work = pfw};
             double flops = 4.0 * hd * nh * ((double)n_q * q_pos0 + (double)n_q * (n_q + 1) / 2);
             double tf = time_median(run_prefill, &a, (void *)&q_pos0, 7);
-            setenv("LLT_CUDA_PREFILL_SPLITS", "1", 1);
+            setenv("LLT_CUDA_PREFILL_SPLITS", "auto", 1);
             double t1 = time_median(run_prefill, &a, (void *)&q_pos0, 5);
             unsetenv("LLT_CUDA_PREFILL_SPLITS");
             setenv("LLT_CUDA_PREFILL", "v1", 1);
@@ -763,15 +778,15 @@ static void test_flash_speed(void) {
             double td = time_median(run_decode, &a, NULL, 7); /* the cluster kernel (max_len 0) */
             a.max_len = D;
             double tl = time_median(run_decode, &a, NULL, 7); /* split-K from LLT_CUDA_ATTN_LONG keys */
-            setenv("LLT_CUDA_ATTN_LONG_SPB", "4", 1);
+            setenv("LLT_CUDA_ATTN_LONG_SPB", "8", 1);
             double tl4 = time_median(run_decode, &a, NULL, 5);
             unsetenv("LLT_CUDA_ATTN_LONG_SPB");
             double td8 = time_median(run_decode, &a8, NULL, 7);
             double kv_bytes = 2.0 * D * nkv * hd * 2;
             fprintf(stderr,
                     "  attention speed hd %d heads 32/8 depth %6d: prefill chunk of 512 %.3f ms = %.1f TFLOP/s "
-                    "(%.1f %% of 790; no key splits %.1f; WMMA v1 %.1f; f8 cache %.1f); decode cluster %.1f us = %.0f "
-                    "GB/s of K/V, split-K %.1f us = %.0f GB/s (4 blocks/SM %.1f us), f8 %.1f us\n",
+                    "(%.1f %% of 790; key splits auto %.1f; WMMA v1 %.1f; f8 cache %.1f); decode cluster %.1f us = %.0f "
+                    "GB/s of K/V, split-K %.1f us = %.0f GB/s (8 blocks/SM %.1f us), f8 %.1f us\n",
                     hd, D, tf * 1e3, flops / tf / 1e12, 100 * flops / tf / 790e12, flops / t1 / 1e12,
                     tv > 0 ? flops / tv / 1e12 : 0, flops / t8 / 1e12, td * 1e6, kv_bytes / td / 1e9, tl * 1e6,
                     kv_bytes / tl / 1e9, tl4 * 1e6, td8 * 1e6);

@@ -15,8 +15,9 @@
  * G = 4). Nothing of size [T, T] exists: S lives in registers, tile by tile.
  *
  * A launch whose blocks cannot fill the GPU (a 512-row chunk has 2048 GQA rows: 256 blocks)
- * also splits each block's key range (grid z, up to FA_PF_SPLITS): the splits write partial
- * (o, m, l) rows and fa_merge_kernel combines them, as in decode.
+ * can also split each block's key range (grid z, up to FA_PF_SPLITS; LLT_CUDA_PREFILL_SPLITS,
+ * off by default until measured): the splits write partial (o, m, l) rows and
+ * fa_merge_kernel combines them, as in decode.
  *
  * Bytes per block: its Q rows once, K and V of keys [0, last position] once; FLOPs: 4 * hd per
  * (row, visible key). Keys past the last position are zero-filled (never NaN into P V). */
@@ -376,14 +377,16 @@ __global__ void __launch_bounds__(NW * 32, HD == 64 ? 2 : 1) fa_prefill_kernel(f
 template <typename T>
 __global__ void __launch_bounds__(128) fa_merge_kernel(const float *work, T *out, int nh, int hd, int S);
 
-/* Splits of a prefill launch's key range: the count (1..FA_PF_SPLITS) whose blocks fill the
- * SMs' resident slots best (the blocks are about equally long), at least 4 tiles a split;
- * LLT_CUDA_PREFILL_SPLITS=N forces N (1 = off). */
+/* Splits of a prefill launch's key range. Off (1) unless LLT_CUDA_PREFILL_SPLITS is set: not
+ * yet measured on the device (issue 19's last run could not be made). =N forces N; =auto
+ * picks the count (1..FA_PF_SPLITS) whose blocks fill the SMs' resident slots best (the
+ * blocks are about equally long), at least 4 tiles a split. */
 static int fa_pf_splits(const llt_cuda_ctx *c, int blocks, int slots_per_sm, int tiles) {
     const char *v = getenv("LLT_CUDA_PREFILL_SPLITS");
     int best = 1;
-    if (v && atoi(v) >= 1) best = atoi(v) < FA_PF_SPLITS ? atoi(v) : FA_PF_SPLITS;
-    else {
+    if (!v) return 1;
+    if (atoi(v) >= 1) best = atoi(v) < FA_PF_SPLITS ? atoi(v) : FA_PF_SPLITS;
+    else if (strcmp(v, "auto") == 0) {
         const double slots = (double)c->n_sm * (slots_per_sm > 0 ? slots_per_sm : 1);
         double best_eff = 0;
         for (int s = 1; s <= FA_PF_SPLITS && (s == 1 || tiles / s >= 4); s++) {
@@ -506,10 +509,10 @@ extern "C" llt_status llt_cuda_flash_prefill(llt_cuda_ctx *c, const llt_cuda_att
 }
 
 extern "C" int32_t llt_cuda_attn_long_splits(const llt_cuda_ctx *c, int32_t rows, int32_t n_kv) {
-    /* about 8 one-warp blocks per SM; rows * splits <= 2 * n_sm keeps the workspace of
+    /* about 4 one-warp blocks per SM; rows * splits <= 2 * n_sm keeps the workspace of
      * llt_cuda_attn_work_floats(rows, llt_cuda_attn_splits(...)) sizes enough */
-    const char *v = getenv("LLT_CUDA_ATTN_LONG_SPB"); /* one-warp blocks per SM (default 8) */
-    const int64_t spb = v && atoi(v) > 0 ? atoi(v) : 8;
+    const char *v = getenv("LLT_CUDA_ATTN_LONG_SPB"); /* one-warp blocks per SM (default 4, measured) */
+    const int64_t spb = v && atoi(v) > 0 ? atoi(v) : 4;
     int64_t s = spb * (int64_t)c->n_sm / ((int64_t)n_kv * (rows > 0 ? rows : 1));
     int64_t cap = 2 * (int64_t)c->n_sm / (rows > 0 ? rows : 1);
     if (s > cap) s = cap;
