@@ -167,6 +167,9 @@ class CudaAttn(C.Structure):
         ("scale", C.c_float),
         ("work", C.c_void_p),
         ("counters", C.c_void_p),
+        ("max_len", C.c_int32),
+        ("kv_f8", C.c_bool),
+        ("pf_work", C.c_void_p),
     ]
 
 
