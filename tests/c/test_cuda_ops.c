@@ -752,8 +752,9 @@ static void test_flash_speed(void) {
             CHECK_OK(llt_cuda_upload(g_ctx, (char *)dv8 + (size_t)pg * pb8, tmpl8, 64 * pb8, &err), &err);
         }
         free(tmpl8);
-        int splits = llt_cuda_attn_splits(g_ctx, 1, nkv), ls = llt_cuda_attn_long_splits(g_ctx, 1, nkv);
-        void *work = dev_alloc((size_t)llt_cuda_attn_work_floats(1, splits > ls ? splits : ls, nh, hd) * 4);
+        /* 256 splits: the most llt_cuda_attn_long_splits() returns (LLT_CUDA_ATTN_LONG_SPB=8 below
+         * asks for twice the default's) */
+        void *work = dev_alloc((size_t)llt_cuda_attn_work_floats(1, 256, nh, hd) * 4);
         void *cnt = dev_alloc((size_t)nkv * 4), *pfw = dev_alloc((size_t)llt_cuda_attn_prefill_work_floats(n_q, nh, hd) * 4);
         CHECK_OK(llt_cuda_upload(g_ctx, cnt, zeros, (size_t)nkv * 4, &err), &err);
         for (int di = 0; di < 5; di++) {
