@@ -294,8 +294,16 @@ static void report(const llt_model *m, const bench_args *a, bench_result *r) {
     double frac = r->copy_gbps > 0 ? gbps / r->copy_gbps : 0;
     const char *what = a->model ? a->model : a->shape;
     const char *dt = llt_dtype_name(m->layers[0].wq.dtype);
+    char label[64];
+    snprintf(label, sizeof label, "%s weights", dt);
 #ifdef LLT_HAVE_CUDA
-    if (on_cuda(a)) dt = llt_dtype_name(llt_cuda_model_dtype(m));
+    if (on_cuda(a)) { /* the compute dtype; block weights on the GPU: both */
+        dt = llt_dtype_name(llt_cuda_model_dtype(m));
+        if (llt_dtype_is_block(m->layers[0].wq.dtype))
+            snprintf(label, sizeof label, "%s block weights, %s compute", llt_dtype_name(m->layers[0].wq.dtype), dt);
+        else
+            snprintf(label, sizeof label, "%s weights", dt);
+    }
 #endif
     if (a->json) {
         printf("{\"model\": \"%s\", \"device\": \"%s\", \"dtype\": \"%s\", \"threads\": %d, \"p\": %lld, \"n\": %lld, "
@@ -307,7 +315,7 @@ static void report(const llt_model *m, const bench_args *a, bench_result *r) {
                r->copy_gbps, frac);
         return;
     }
-    printf("%s on %s (%s weights, %d threads), reps %lld\n", what, a->device, dt, (int)m->n_threads, (long long)a->reps);
+    printf("%s on %s (%s, %d threads), reps %lld\n", what, a->device, label, (int)m->n_threads, (long long)a->reps);
     printf("  pp%-5lld %10.1f tok/s  (min %.1f, max %.1f)\n", (long long)a->p, pp, pp_lo, pp_hi);
     printf("  tg%-5lld %10.1f tok/s  (min %.1f, max %.1f), batch %lld\n", (long long)a->n, tg, tg_lo, tg_hi,
            (long long)a->b);

@@ -3,9 +3,10 @@
  *     store, residual add, RMSNorm prologue, SwiGLU over interleaved gate/up segments of two
  *     different types) and the dequantise + cuBLASLt path (m = 2, 4, 8) against the CPU block
  *     kernel (backend/cpu/quant_dot.c, itself pinned to llama.cpp's gguf-py by
- *     test_quant_models) on the same blocks and the same f16-rounded inputs. Bound: 2e-3 of
- *     sum |w| |x| for the GEMV (float32 accumulation on both sides; the epilogue's f16 output
- *     adds 2^-11), 4e-3 for the BLAS path (weights rounded to f16 once: 2^-11 each);
+ *     test_quant_models) on the same blocks and the same f16-rounded inputs; stacked segments
+ *     of two types. Bound: 2e-3 of sum |w| |x| for the GEMV (x rounded to int8 per group of 16:
+ *     at most 1/254 of the group's largest |x| per element, in random directions; float32
+ *     accumulation), 4e-3 for the BLAS path (weights rounded to f16 once: 2^-11 each);
  *  2. models: each llama-quantize'd fixture file on the GPU against gguf-py's float64 logits
  *     (2e-2 of the largest logit, top-1 equal where the reference's gap exceeds that), with
  *     its weights resident in blocks at most 1.05x the file's tensor bytes.
@@ -221,6 +222,37 @@ static void check_swiglu(llt_dtype tg, llt_dtype tu, int rows, int k, int m) {
     for (int s = 0; s < 2; s++) llt_cuda_release(g_ctx, q.seg[s].pay), llt_cuda_release(g_ctx, q.seg[s].meta);
 }
 
+/* Two stacked segments of different types (QKV with V in another type: the GEMV that finds each
+ * warp's type at run time), m = 1, plain store. */
+static void check_stacked(llt_dtype ta, int na, llt_dtype tb, int nb, int k) {
+    uint8_t *ha = rand_blocks(ta, na, k), *hb = rand_blocks(tb, nb, k);
+    const int n = na + nb;
+    llt_cuda_qmat q = {n, k, 2, 0, {dev_seg(ta, ha, na, k), dev_seg(tb, hb, nb, k)}};
+    llt_weight wa = {.dtype = ta, .rows = na, .cols = k, .data = ha}, wb = {.dtype = tb, .rows = nb, .cols = k, .data = hb};
+    float *x = malloc((size_t)k * 4);
+    for (int i = 0; i < k; i++) x[i] = round_f16(frand(-1, 1));
+    double *ref = malloc((size_t)n * 8), *mag = malloc((size_t)n * 8);
+    cpu_ref(&wa, NULL, x, 1, na, ref, mag);
+    cpu_ref(&wb, NULL, x, 1, nb, ref + na, mag + na);
+    float *nan = malloc((size_t)n * 4);
+    for (int i = 0; i < n; i++) nan[i] = NAN;
+    llt_cuda_linear a;
+    memset(&a, 0, sizeof a);
+    a.dtype = LLT_DTYPE_F16, a.n = n, a.k = k, a.m = 1, a.qw = &q;
+    a.deq = dev_alloc((size_t)n * k * 2), a.deq_bytes = (size_t)n * k * 2;
+    a.in = LLT_LIN_IN_ACT, a.x = dev_f(LLT_DTYPE_F16, x, k), a.ldx = k;
+    a.out = LLT_LIN_OUT_STORE, a.y = dev_f(LLT_DTYPE_F32, nan, n), a.ldy = n;
+    llt_error err = {0};
+    CHECK_OK(llt_cuda_linear_run(g_ctx, &a, LLT_CUDA_PATH_GEMV, &err), &err);
+    float *got = host_f(LLT_DTYPE_F32, a.y, n);
+    double e = worst_err(got, ref, mag, n);
+    CHECK_MSG(e <= 2e-3, "stacked %s (%d rows) + %s (%d rows), k %d: error %.3g of sum|w||x| (bound 2e-3)",
+              llt_dtype_name(ta), na, llt_dtype_name(tb), nb, k, e);
+    free(got), free(nan), free(x), free(ref), free(mag), free(ha), free(hb);
+    llt_cuda_release(g_ctx, (void *)a.x), llt_cuda_release(g_ctx, a.y), llt_cuda_release(g_ctx, a.deq);
+    for (int s = 0; s < 2; s++) llt_cuda_release(g_ctx, q.seg[s].pay), llt_cuda_release(g_ctx, q.seg[s].meta);
+}
+
 static const llt_dtype k_types[] = {LLT_DTYPE_Q8_0, LLT_DTYPE_Q4_0, LLT_DTYPE_Q4_1, LLT_DTYPE_Q5_0,
                                     LLT_DTYPE_Q4_K, LLT_DTYPE_Q5_K, LLT_DTYPE_Q6_K};
 
@@ -229,6 +261,10 @@ static void test_ops(void) {
         check_plain(k_types[i], 70, 512);  /* n not a multiple of a block's rows */
         check_plain(k_types[i], 32, 1280); /* k of five superblocks */
     }
+    /* more row groups than blocks when the grid is capped (LLT_CUDA_QGEMV_BPS=1): the loop */
+    check_plain(LLT_DTYPE_Q4_K, 4224, 256);
+    check_stacked(LLT_DTYPE_Q4_K, 64, LLT_DTYPE_Q6_K, 38, 512);
+    check_stacked(LLT_DTYPE_Q8_0, 32, LLT_DTYPE_Q5_K, 30, 768);
     check_swiglu(LLT_DTYPE_Q4_K, LLT_DTYPE_Q4_K, 48, 512, 1);
     check_swiglu(LLT_DTYPE_Q4_K, LLT_DTYPE_Q6_K, 48, 512, 1);
     check_swiglu(LLT_DTYPE_Q8_0, LLT_DTYPE_Q5_0, 48, 512, 4);

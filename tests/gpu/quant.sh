@@ -7,8 +7,10 @@
 #   3. compute-sanitizer memcheck on test_cuda_quant;
 #   4. bench: decode and prefill of random-block models next to f16 (SHAPES x DTYPES).
 # logs under $OUT; a short table last.
+#   5. VARIANTS: the block GEMV's launch shapes on llama2-7b q4_k, each "warps:bps:pf" (the
+#      LLT_CUDA_QGEMV_WARPS / _BPS / _PF knobs of quant.cu), e.g. VARIANTS="8:0:1 8:2:1 16:1:0".
 # env: OUT, JOBS, SHAPES (default "llama2-7b llama3-8b"), DTYPES (default "q4_k q8_0 f16"),
-#      REPS (default 3), SKIP_SAN=1, SKIP_TESTS=1
+#      REPS (default 3), SKIP_SAN=1, SKIP_TESTS=1, VARIANTS (default none), VSHAPE, VDTYPE
 set -u
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
@@ -57,4 +59,17 @@ for sh in $SHAPES; do
     note "$sh $dt rc $? ($(( $(date +%s) - t1 )) s)"
     grep -E "pp512|tg128|weights|tok/s" "$OUT/bench-$sh-$dt.log" | tee -a "$S"
   done
+done
+for v in ${VARIANTS:-}; do
+  IFS=: read -r vw vb vp <<<"$v"
+  sh=${VSHAPE:-llama2-7b} dt=${VDTYPE:-q4_k}
+  if [ -z "${SKIP_TESTS:-}" ]; then # the kernel cases under this launch shape too
+    LLT_CUDA_QGEMV_WARPS=$vw LLT_CUDA_QGEMV_BPS=$vb LLT_CUDA_QGEMV_PF=$vp LLT_TEST_ONLY=test_ops \
+      XDG_CACHE_HOME=/tmp/llt-cache timeout 120 build-gpu/test_cuda_quant >"$OUT/test-variant-$vw-$vb-$vp.log" 2>&1
+    note "variant warps $vw bps $vb pf $vp: test_cuda_quant test_ops rc $?: $(tail -1 "$OUT/test-variant-$vw-$vb-$vp.log")"
+  fi
+  LLT_CUDA_QGEMV_WARPS=$vw LLT_CUDA_QGEMV_BPS=$vb LLT_CUDA_QGEMV_PF=$vp XDG_CACHE_HOME=/tmp/llt-cache timeout 200 \
+    build-gpu/llama-triton bench --shape "$sh" --dtype "$dt" --device cuda -p 512 -n 128 --reps "$REPS" \
+    >"$OUT/variant-$vw-$vb-$vp.log" 2>&1
+  note "variant warps $vw bps $vb pf $vp ($sh $dt) rc $?: $(grep -E "tg128" "$OUT/variant-$vw-$vb-$vp.log" | tr -s ' ')"
 done

@@ -219,8 +219,11 @@ static llt_status init_impl(llt_model *m, const llt_load_opts *o, const uint64_t
     for (int d = 0; s == LLT_OK && d < st->n_dev; d++) s = llt_cuda_ctx_create(st->dev_id[d], &st->ctx[d], err);
     if (s == LLT_OK) s = cuda_split_plan(m, st, o, err);
     if (s == LLT_OK) {
-        LLT_INFO("cuda: %s%s, %s weights%s", st->ctx[0]->name, st->n_dev > 1 ? " and others (layer split)" : "",
-                 llt_dtype_name(st->dt), random_seed ? " (random, generated on the device)" : "");
+        const bool blocks = m->keep_quant && llt_dtype_is_block(m->cfg.dtype);
+        LLT_INFO("cuda: %s%s, %s%s weights%s", st->ctx[0]->name, st->n_dev > 1 ? " and others (layer split)" : "",
+                 blocks ? llt_dtype_name(m->cfg.dtype) : llt_dtype_name(st->dt),
+                 blocks ? (st->dt == LLT_DTYPE_BF16 ? " block (bf16 compute)" : " block (f16 compute)") : "",
+                 random_seed ? " (random, generated on the device)" : "");
         s = cuda_weights_upload(m, st, random_seed, err);
     }
     if (s == LLT_OK) s = kv_create(m, st, o, err);

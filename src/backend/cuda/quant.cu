@@ -5,20 +5,21 @@
  * quants: 16/32/128/160/192 bytes, so 16-byte aligned and read with 16-byte streaming loads)
  * and its scales (2..18 bytes), two arrays per segment: the resident bytes are the file's.
  *
- * Decode (m = 1): a GEMV that reads each payload chunk (16 bytes = 16 or 32 weights) once.
+ * Decode (m = 1): a GEMV that reads each payload chunk (16 bytes = 16 or 32 weights) once, with
+ * 16-byte loads, 512 contiguous bytes per warp and load, several loads per row in flight.
  * A chunk is up to two runs of 16 consecutive weights, each run with one scale s and one bias:
- * w_i = s * q_i - bias, q_i a small unsigned integer, so
- *     sum_i w_i x_i = s * sum_i q_i x_i - bias * sum_i x_i.
- * q_i becomes a float with one byte permute (bits 0x3F, 0x80 | q, 0, 0 are 1 + q / 128; Q8_0's
- * quants up to 255: 0x4B0000qq = 2^23 + q, minus 2^23), so there are no int-to-float
- * conversions; accumulation is float32. x (f16) sits in shared
- * memory (padded against bank conflicts), staged (and RMS-normalised) by the float GEMV's own
- * prologue, and the epilogues
- * (residual add, SwiGLU, rotary + KV write) are the float GEMV's (gemv_parts.cuh). A warp
- * owns 2 rows that share each x read.
+ * w_i = s * q_i - bias, q_i a small unsigned integer. x is quantised to int8 per group of 16
+ * (scale dx) in shared memory by the prologue (which also RMS-normalises the float32 residual
+ * row where the layer asks), so that
+ *     sum_i w_i x_i ~ s dx sum_i q_i xq_i - bias dx sum_i xq_i,
+ * the first sum being four dp4a instructions per run (about a fifth of an instruction per
+ * weight for Q4_K, where the float version needed three). A warp owns 2 rows (a gate/up or
+ * rotary pair) sharing each x read; the epilogues (residual add, SwiGLU, rotary + KV write) are
+ * the float GEMV's (gemv_parts.cuh).
  * Prefill (m > 1) and batched decode: the matrix is dequantised into a scratch matrix (f16)
  * and multiplied by cuBLASLt (the float path's BLAS branch), the head in row chunks that fit
  * the scratch. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/cuda/gemv_parts.cuh"
@@ -72,10 +73,6 @@ struct qrun2 {
     int n_runs;
 };
 
-__device__ __forceinline__ float h2f_at(const uint8_t *p) {
-    return __half2float(__ushort_as_half((unsigned short)(p[0] | (p[1] << 8))));
-}
-
 __device__ __forceinline__ uint4 lo4(uint4 v) {
     return make_uint4(v.x & 0x0f0f0f0fu, v.y & 0x0f0f0f0fu, v.z & 0x0f0f0f0fu, v.w & 0x0f0f0f0fu);
 }
@@ -96,49 +93,94 @@ __device__ __forceinline__ uint4 or4(uint4 a, uint4 b) {
     return make_uint4(a.x | b.x, a.y | b.y, a.z | b.z, a.w | b.w);
 }
 
-/* Byte i (run time, 0..11) of the 12 scale bytes held in words a, b, c (registers: no stack). */
-__device__ __forceinline__ int sbyte(unsigned a, unsigned b, unsigned c, int i) {
-    unsigned w = i < 4 ? a : i < 8 ? b : c;
-    return (int)((w >> (8 * (i & 3))) & 0xffu);
+/* Q4_K / Q5_K sub-blocks 2g and 2g + 1: 6-bit scales s0, s1 and mins m0, m1 from the 12 packed
+ * bytes (words a, b, c). Sub-block j < 4: scale = byte j & 63, min = byte j + 4 & 63; j >= 4:
+ * scale = (byte j + 4 & 15) | (byte j - 4 >> 6) << 4, min = (byte j + 4 >> 4) | (byte j >> 6) << 4.
+ * The pair's bytes are adjacent: shift them to the low half-word and mask both at once. */
+__device__ __forceinline__ void k_scale_min2(unsigned a, unsigned b, unsigned c, int g, int &s0, int &s1, int &m0,
+                                             int &m1) {
+    const int sh = 16 * (g & 1);
+    const unsigned A = a >> sh, B = b >> sh, C = c >> sh;
+    unsigned S, M;
+    if (g < 2) S = A & 0x3f3fu, M = B & 0x3f3fu;
+    else S = (C & 0x0f0fu) | ((A & 0xc0c0u) >> 2), M = ((C >> 4) & 0x0f0fu) | ((B & 0xc0c0u) >> 2);
+    s0 = (int)(S & 0xffu), s1 = (int)((S >> 8) & 0xffu), m0 = (int)(M & 0xffu), m1 = (int)((M >> 8) & 0xffu);
 }
 
-/* Q4_K / Q5_K sub-block j's 6-bit scale and min from the 12 packed bytes (words a, b, c). */
-__device__ __forceinline__ void k_scale_min(unsigned a, unsigned b, unsigned c, int j, int &s, int &m) {
-    if (j < 4) {
-        s = sbyte(a, b, c, j) & 63, m = sbyte(a, b, c, j + 4) & 63;
-    } else {
-        s = (sbyte(a, b, c, j + 4) & 0xf) | ((sbyte(a, b, c, j - 4) >> 6) << 4);
-        m = (sbyte(a, b, c, j + 4) >> 4) | ((sbyte(a, b, c, j) >> 6) << 4);
-    }
+/* Chunk c of a row as loaded: the payload vector v, the high bits e (Q5_K, Q6_K) and the scale
+ * words m0..m3 (as many as the type needs). Loads only: decode_chunk does the arithmetic, so a
+ * GEMV can have many chunks in flight in few registers. */
+struct qraw {
+    uint4 v, e;
+    unsigned m0, m1, m2, m3;
+};
+
+__device__ __forceinline__ unsigned ld_u16(const uint8_t *p) { /* 2-byte aligned */
+    return __ldg(reinterpret_cast<const unsigned short *>(p));
 }
 
-/* Chunk c of a row whose payload starts at pay and scales at meta. */
 template <int TYPE>
-__device__ __forceinline__ qrun2 load_chunk(const uint8_t *pay, const uint8_t *meta, int c) {
+__device__ __forceinline__ qraw load_raw(const uint8_t *pay, const uint8_t *meta, int c) {
+    qraw r;
+    if (TYPE == LLT_DTYPE_Q8_0) {
+        r.v = ld_stream16(pay + (size_t)c * 16);
+        r.m0 = ld_u16(meta + (size_t)(c >> 1) * 2);
+    } else if (TYPE == LLT_DTYPE_Q4_0) {
+        r.v = ld_stream16(pay + (size_t)c * 16);
+        r.m0 = ld_u16(meta + (size_t)c * 2);
+    } else if (TYPE == LLT_DTYPE_Q4_1) {
+        r.v = ld_stream16(pay + (size_t)c * 16);
+        r.m0 = __ldg(reinterpret_cast<const unsigned *>(meta + (size_t)c * 4));
+    } else if (TYPE == LLT_DTYPE_Q5_0) {
+        r.v = ld_stream16(pay + (size_t)c * 16);
+        const uint8_t *mp = meta + (size_t)c * 6;
+        r.m0 = ld_u16(mp), r.m1 = ld_u16(mp + 2) | ld_u16(mp + 4) << 16;
+    } else if (TYPE == LLT_DTYPE_Q4_K || TYPE == LLT_DTYPE_Q5_K) {
+        const int b = c >> 3, j = c & 7;
+        const int P = TYPE == LLT_DTYPE_Q4_K ? 128 : 160, qs_off = TYPE == LLT_DTYPE_Q4_K ? 0 : 32;
+        const uint8_t *pb = pay + (size_t)b * P;
+        r.v = ld_stream16(pb + qs_off + 16 * j);
+        if (TYPE == LLT_DTYPE_Q5_K) r.e = __ldg(reinterpret_cast<const uint4 *>(pb + 16 * (j & 1)));
+        const uint4 hdr = __ldg(reinterpret_cast<const uint4 *>(meta + (size_t)b * 16));
+        r.m0 = hdr.x, r.m1 = hdr.y, r.m2 = hdr.z, r.m3 = hdr.w;
+    } else { /* Q6_K: chunk j of block b is ql bytes [16j, 16j + 16): half h, quadrants kk (low
+              * nibbles) and kk + 2 (high nibbles), lanes l0 .. l0 + 15 */
+        const int b = c >> 3, j = c & 7, h = j >> 2, kk = (j >> 1) & 1, l0 = 16 * (j & 1);
+        const uint8_t *pb = pay + (size_t)b * 192;
+        r.v = ld_stream16(pb + 16 * j);
+        r.e = ld_stream16(pb + 128 + 32 * h + l0);
+        const uint8_t *mb = meta + (size_t)b * 18;
+        r.m0 = __ldg(mb + 8 * h + 2 * kk + (l0 >> 4)), r.m1 = __ldg(mb + 8 * h + 2 * (kk + 2) + (l0 >> 4));
+        r.m2 = ld_u16(mb + 16);
+    }
+    return r;
+}
+
+__device__ __forceinline__ float h2f_bits(unsigned h) { return __half2float(__ushort_as_half((unsigned short)h)); }
+
+template <int TYPE>
+__device__ __forceinline__ qrun2 decode_chunk(const qraw &w, int c) {
     qrun2 r;
     if (TYPE == LLT_DTYPE_Q8_0) {
         const int b = c >> 1, h = c & 1;
-        uint4 v = ld_stream16(pay + (size_t)b * 32 + 16 * h);
+        const uint4 v = w.v;
         r.q[0] = make_uint4(v.x ^ 0x80808080u, v.y ^ 0x80808080u, v.z ^ 0x80808080u, v.w ^ 0x80808080u);
-        float d = h2f_at(meta + (size_t)b * 2);
+        const float d = h2f_bits(w.m0);
         r.s[0] = d, r.bias[0] = 128.0f * d, r.x0[0] = 32 * b + 16 * h, r.n_runs = 1;
         return r;
     }
     if (TYPE == LLT_DTYPE_Q4_0 || TYPE == LLT_DTYPE_Q4_1 || TYPE == LLT_DTYPE_Q5_0) {
         const int b = c;
-        uint4 v = ld_stream16(pay + (size_t)b * 16);
-        r.q[0] = lo4(v), r.q[1] = hi4(v);
+        r.q[0] = lo4(w.v), r.q[1] = hi4(w.v);
         r.x0[0] = 32 * b, r.x0[1] = 32 * b + 16, r.n_runs = 2;
+        const float d = h2f_bits(w.m0 & 0xffffu);
         if (TYPE == LLT_DTYPE_Q4_0) {
-            float d = h2f_at(meta + (size_t)b * 2);
             r.s[0] = r.s[1] = d, r.bias[0] = r.bias[1] = 8.0f * d;
         } else if (TYPE == LLT_DTYPE_Q4_1) {
-            float d = h2f_at(meta + (size_t)b * 4), m = h2f_at(meta + (size_t)b * 4 + 2);
+            const float m = h2f_bits(w.m0 >> 16);
             r.s[0] = r.s[1] = d, r.bias[0] = r.bias[1] = -m;
         } else {
-            const uint8_t *mp = meta + (size_t)b * 6;
-            float d = h2f_at(mp);
-            unsigned qh = (unsigned)mp[2] | (unsigned)mp[3] << 8 | (unsigned)mp[4] << 16 | (unsigned)mp[5] << 24;
+            const unsigned qh = w.m1;
             uint4 h0 = make_uint4(spread4(qh), spread4(qh >> 4), spread4(qh >> 8), spread4(qh >> 12));
             uint4 h1 = make_uint4(spread4(qh >> 16), spread4(qh >> 20), spread4(qh >> 24), spread4(qh >> 28));
             r.q[0] = or4(r.q[0], h0), r.q[1] = or4(r.q[1], h1);
@@ -148,42 +190,34 @@ __device__ __forceinline__ qrun2 load_chunk(const uint8_t *pay, const uint8_t *m
     }
     if (TYPE == LLT_DTYPE_Q4_K || TYPE == LLT_DTYPE_Q5_K) {
         const int b = c >> 3, j = c & 7, g = j >> 1, l0 = 16 * (j & 1);
-        const int P = TYPE == LLT_DTYPE_Q4_K ? 128 : 160, qs_off = TYPE == LLT_DTYPE_Q4_K ? 0 : 32;
-        const uint8_t *pb = pay + (size_t)b * P;
-        uint4 v = ld_stream16(pb + qs_off + 16 * j);
-        uint4 hdr = __ldg(reinterpret_cast<const uint4 *>(meta + (size_t)b * 16));
-        r.q[0] = lo4(v), r.q[1] = hi4(v);
+        r.q[0] = lo4(w.v), r.q[1] = hi4(w.v);
         if (TYPE == LLT_DTYPE_Q5_K) {
-            uint4 qh = __ldg(reinterpret_cast<const uint4 *>(pb + l0));
-            r.q[0] = or4(r.q[0], bit_of_bytes(qh, 2 * g, 0x01010101u, 4));
-            r.q[1] = or4(r.q[1], bit_of_bytes(qh, 2 * g + 1, 0x01010101u, 4));
+            r.q[0] = or4(r.q[0], bit_of_bytes(w.e, 2 * g, 0x01010101u, 4));
+            r.q[1] = or4(r.q[1], bit_of_bytes(w.e, 2 * g + 1, 0x01010101u, 4));
         }
-        float d = __half2float(__ushort_as_half((unsigned short)(hdr.x & 0xffffu)));
-        float dmin = __half2float(__ushort_as_half((unsigned short)(hdr.x >> 16)));
+        const float d = h2f_bits(w.m0 & 0xffffu), dmin = h2f_bits(w.m0 >> 16);
         int s0, m0, s1, m1;
-        k_scale_min(hdr.y, hdr.z, hdr.w, 2 * g, s0, m0);
-        k_scale_min(hdr.y, hdr.z, hdr.w, 2 * g + 1, s1, m1);
+        k_scale_min2(w.m1, w.m2, w.m3, g, s0, s1, m0, m1);
         r.s[0] = d * (float)s0, r.bias[0] = dmin * (float)m0;
         r.s[1] = d * (float)s1, r.bias[1] = dmin * (float)m1;
         r.x0[0] = 256 * b + 64 * g + l0, r.x0[1] = 256 * b + 64 * g + 32 + l0, r.n_runs = 2;
         return r;
     }
-    /* Q6_K: chunk j of block b is ql bytes [16j, 16j + 16): half h, quadrants kk (low nibbles)
-     * and kk + 2 (high nibbles), lanes l0 .. l0 + 15 */
     const int b = c >> 3, j = c & 7, h = j >> 2, kk = (j >> 1) & 1, l0 = 16 * (j & 1);
-    const uint8_t *pb = pay + (size_t)b * 192;
-    uint4 v = ld_stream16(pb + 16 * j);
-    uint4 qh = ld_stream16(pb + 128 + 32 * h + l0);
-    r.q[0] = or4(lo4(v), bit_of_bytes(qh, 2 * kk, 0x03030303u, 4));
-    r.q[1] = or4(hi4(v), bit_of_bytes(qh, 2 * (kk + 2), 0x03030303u, 4));
-    const uint8_t *mb = meta + (size_t)b * 18;
-    float d = h2f_at(mb + 16);
-    float sa = d * (float)(int8_t)mb[8 * h + 2 * kk + (l0 >> 4)];
-    float sb = d * (float)(int8_t)mb[8 * h + 2 * (kk + 2) + (l0 >> 4)];
+    r.q[0] = or4(lo4(w.v), bit_of_bytes(w.e, 2 * kk, 0x03030303u, 4));
+    r.q[1] = or4(hi4(w.v), bit_of_bytes(w.e, 2 * (kk + 2), 0x03030303u, 4));
+    const float d = h2f_bits(w.m2);
+    const float sa = d * (float)(int8_t)w.m0, sb = d * (float)(int8_t)w.m1;
     r.s[0] = sa, r.bias[0] = 32.0f * sa, r.s[1] = sb, r.bias[1] = 32.0f * sb;
     r.x0[0] = 256 * b + 128 * h + 32 * kk + l0, r.x0[1] = 256 * b + 128 * h + 32 * (kk + 2) + l0;
     r.n_runs = 2;
     return r;
+}
+
+/* Chunk c of a row whose payload starts at pay and scales at meta. */
+template <int TYPE>
+__device__ __forceinline__ qrun2 load_chunk(const uint8_t *pay, const uint8_t *meta, int c) {
+    return decode_chunk<TYPE>(load_raw<TYPE>(pay, meta, c), c);
 }
 
 /* 2^23 + byte i of w, as float bits: one permute */
@@ -191,43 +225,90 @@ __device__ __forceinline__ float qbyte(unsigned w, int i) {
     return __uint_as_float(__byte_perm(w, 0x4B000000u, 0x7540 + i)) - 8388608.0f;
 }
 
-/* For quants below 128: byte i of w (with bit 7 set) as the float 1 + q / 128, one permute:
- * 0x3F, 0x80 | q, 0, 0 are the bits of 1 + q * 2^-7. Then sum (1 + q/128) x = sum x + sum q x / 128,
- * and s * sum q x = 128 s * sum (1 + q/128) x - 128 s * sum x: no subtraction per element, and
- * the two sums are of the same size (no cancellation beyond a few bits). */
-__device__ __forceinline__ float qbyte7(unsigned w, int i) {
-    return __uint_as_float(__byte_perm(w, 0x3F000000u, 0x7044 | (i << 8)));
+/* ---- the GEMV: 8-bit activations, integer dot products -------------------------------------- */
+
+/* x (the one token row) is quantised per group of 16 elements into shared memory: xq, the int8
+ * values round(x / dx) with dx = max |x| / 127 of the group, and (dx, isum = sum of the group's
+ * xq). A run of 16 unsigned quants q with scale s and bias (w = s q - bias) then gives
+ *     sum w x ~ s dx sum q xq - bias dx isum,
+ * sum q xq being four dp4a instructions. Where the bias is an integer multiple c s of the scale
+ * (Q8_0's 128 s, Q4_0's 8 s, Q5_0's 16 s, Q6_K's 32 s) the difference is taken in integers:
+ * s dx (sum q xq - c isum). */
+
+/* c with bias = c s; 0: the bias is a float of its own (Q4_1, Q4_K, Q5_K) */
+template <int TYPE>
+__host__ __device__ constexpr int q_int_bias() {
+    return TYPE == LLT_DTYPE_Q8_0   ? 128
+           : TYPE == LLT_DTYPE_Q4_0 ? 8
+           : TYPE == LLT_DTYPE_Q5_0 ? 16
+           : TYPE == LLT_DTYPE_Q6_K ? 32
+                                    : 0;
+}
+/* chunks per row a lane loads before using them (Q5_K and Q6_K load two vectors a chunk) */
+template <int TYPE>
+__host__ __device__ constexpr int q_unroll() {
+    return TYPE == LLT_DTYPE_Q5_K || TYPE == LLT_DTYPE_Q6_K ? 2 : 4;
 }
 
-/* sum (1 + q_i / 128) x_i over a run of 16 (q_i < 128) */
-__device__ __forceinline__ float run_dot7(const uint4 &q, const float *x) {
-    const unsigned w[4] = {q.x | 0x80808080u, q.y | 0x80808080u, q.z | 0x80808080u, q.w | 0x80808080u};
-    float a = 0.0f, b = 0.0f;
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        a = fmaf(qbyte7(w[k], 0), x[4 * k], a);
-        b = fmaf(qbyte7(w[k], 1), x[4 * k + 1], b);
-        a = fmaf(qbyte7(w[k], 2), x[4 * k + 2], a);
-        b = fmaf(qbyte7(w[k], 3), x[4 * k + 3], b);
+/* the four unsigned bytes of a times the four signed bytes of b, summed, plus c */
+__device__ __forceinline__ int dp4a_us(unsigned a, unsigned b, int c) {
+    int d;
+    asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+}
+
+/* Shared memory: xq [k] int8, xg [k / 16] (dx as bits, isum), 32 floats for the reduction. */
+static inline size_t qgemv_smem(int k) { return (size_t)k + (size_t)(k / 16) * 8 + 32 * sizeof(float); }
+
+/* The prologue: x (f16 activations, or the float32 residual row RMS-normalised with norm_w)
+ * quantised into xq / xg, one group of 16 per thread at a time. */
+template <int PRO>
+__device__ __forceinline__ void stage_xq(const gemv_params &p, int8_t *xq, int2 *xg, float *red) {
+    const int ng = p.k / 16;
+    const float *xf = NULL;
+    float inv = 1.0f;
+    if (PRO == PRO_NORM) {
+        xf = (const float *)p.x + (size_t)(p.x_rows ? p.x_rows[0] : 0) * p.ldx;
+        float ss = 0.0f;
+        for (int i = threadIdx.x; i < p.k / 4; i += blockDim.x) {
+            float4 v = reinterpret_cast<const float4 *>(xf)[i];
+            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        }
+        inv = rsqrtf(block_sum(ss, red) / (float)p.k + p.eps);
     }
-    return a + b;
-}
-
-/* sum q_i x_i over a run of 16 */
-__device__ __forceinline__ float run_dot(const uint4 &q, const float *x) {
-    const unsigned w[4] = {q.x, q.y, q.z, q.w};
-    float a = 0.0f, b = 0.0f;
+    for (int gi = threadIdx.x; gi < ng; gi += blockDim.x) {
+        float f[16];
+        if (PRO == PRO_NORM) {
+            const float4 *a = reinterpret_cast<const float4 *>(xf + 16 * gi);
+            const float4 *w = reinterpret_cast<const float4 *>(p.norm_w + 16 * gi);
 #pragma unroll
-    for (int k = 0; k < 4; k++) {
-        a = fmaf(qbyte(w[k], 0), x[4 * k], a);
-        b = fmaf(qbyte(w[k], 1), x[4 * k + 1], b);
-        a = fmaf(qbyte(w[k], 2), x[4 * k + 2], a);
-        b = fmaf(qbyte(w[k], 3), x[4 * k + 3], b);
+            for (int e = 0; e < 4; e++) {
+                const float4 v = a[e], nw = w[e];
+                f[4 * e] = v.x * inv * nw.x, f[4 * e + 1] = v.y * inv * nw.y;
+                f[4 * e + 2] = v.z * inv * nw.z, f[4 * e + 3] = v.w * inv * nw.w;
+            }
+        } else {
+            const uint4 *a = reinterpret_cast<const uint4 *>((const __half *)p.x + 16 * gi);
+            unpack8<__half>(a[0], f), unpack8<__half>(a[1], f + 8);
+        }
+        float amax = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 16; e++) amax = fmaxf(amax, fabsf(f[e]));
+        const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        unsigned wq[4];
+        int sum = 0;
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int q0 = __float2int_rn(f[4 * e] * id), q1 = __float2int_rn(f[4 * e + 1] * id);
+            const int q2 = __float2int_rn(f[4 * e + 2] * id), q3 = __float2int_rn(f[4 * e + 3] * id);
+            sum += q0 + q1 + q2 + q3;
+            wq[e] = __byte_perm(__byte_perm((unsigned)q0, (unsigned)q1, 0x0040), __byte_perm((unsigned)q2, (unsigned)q3, 0x0040),
+                                0x5410);
+        }
+        reinterpret_cast<uint4 *>(xq)[gi] = make_uint4(wq[0], wq[1], wq[2], wq[3]);
+        xg[gi] = make_int2(__float_as_int(amax / 127.0f), sum);
     }
-    return a + b;
 }
-
-/* ---- the GEMV ------------------------------------------------------------------------------ */
 
 struct qrow {
     int type;
@@ -246,134 +327,183 @@ __device__ __forceinline__ qrow row_of(const llt_cuda_qmat &q, int v) {
     return {q.seg[s].type, q.seg[s].pay + (size_t)r * nb * g.pay, q.seg[s].meta + (size_t)r * nb * g.meta};
 }
 
-/* acc[A + r][t] += row r . x[t] for RR rows of one type (rows r0, r1); x rows of k elements in
- * shared memory. A: the first accumulator row (compile time, so acc stays in registers). */
-template <int TYPE, int NT, int RR, int A>
-__device__ __forceinline__ void rows_dot(const qrow r0, const qrow r1, const __half *xs, int k, int m, int lane,
-                                         float (&acc)[2][NT]) {
+/* acc[r] += row r . x for R rows of type TYPE. A lane owns chunks lane, lane + 32, ... of every
+ * row (16-byte loads, 512 contiguous bytes per warp and load) and loads U of them per row before
+ * the first use. */
+template <int TYPE, int R, int U>
+__device__ __forceinline__ void qdot(const qrow (&rw)[R], const int8_t *xq, const int2 *xg, int k, int lane,
+                                     float (&acc)[R]) {
     const qgeo g = geo_of(TYPE);
     const int n_chunks = k / g.be * g.chunks;
-#pragma unroll 2
-    for (int c = lane; c < n_chunks; c += 32) {
-        qrun2 w[RR];
+    constexpr int IB = q_int_bias<TYPE>();
+    for (int c0 = lane; c0 < n_chunks; c0 += 32 * U) {
+        qraw raw[U][R];
 #pragma unroll
-        for (int r = 0; r < RR; r++) w[r] = load_chunk<TYPE>(r ? r1.pay : r0.pay, r ? r1.meta : r0.meta, c);
+        for (int u = 0; u < U; u++)
 #pragma unroll
-        for (int t = 0; t < NT; t++) {
-            if (t >= m) break;
+            for (int r = 0; r < R; r++)
+                if (c0 + 32 * u < n_chunks) raw[u][r] = load_raw<TYPE>(rw[r].pay, rw[r].meta, c0 + 32 * u);
 #pragma unroll
-            for (int u = 0; u < 2; u++) {
-                if (u >= w[0].n_runs) break;
-                float xf[16];
-                const int e = w[0].x0[u]; /* runs of 16 never cross the padding after each 64 */
-                const uint4 *xp = reinterpret_cast<const uint4 *>(xs + (size_t)t * gemv_padded(k) + e + (e >> 6) * 8);
-                unpack8<__half>(xp[0], xf), unpack8<__half>(xp[1], xf + 8);
-                float xsum = 0.0f;
+        for (int u = 0; u < U; u++) {
+            if (c0 + 32 * u >= n_chunks) break;
+            qrun2 w[R];
 #pragma unroll
-                for (int i = 0; i < 16; i++) xsum += xf[i];
+            for (int r = 0; r < R; r++) w[r] = decode_chunk<TYPE>(raw[u][r], c0 + 32 * u);
 #pragma unroll
-                for (int r = 0; r < RR; r++) {
-                    if (TYPE == LLT_DTYPE_Q8_0) { /* quants up to 255 */
-                        acc[A + r][t] += w[r].s[u] * run_dot(w[r].q[u], xf) - w[r].bias[u] * xsum;
-                    } else {
-                        const float s128 = 128.0f * w[r].s[u];
-                        acc[A + r][t] += s128 * run_dot7(w[r].q[u], xf) - (s128 + w[r].bias[u]) * xsum;
-                    }
+            for (int v = 0; v < (TYPE == LLT_DTYPE_Q8_0 ? 1 : 2); v++) {
+                const int x0 = w[0].x0[v];
+                const uint4 xv = *reinterpret_cast<const uint4 *>(xq + x0);
+                const int2 gs = xg[x0 >> 4];
+                const float dx = __int_as_float(gs.x), fsum = dx * (float)gs.y;
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    const uint4 &q = w[r].q[v];
+                    int d = dp4a_us(q.x, xv.x, 0);
+                    d = dp4a_us(q.y, xv.y, d);
+                    d = dp4a_us(q.z, xv.z, d);
+                    d = dp4a_us(q.w, xv.w, d);
+                    if (IB) acc[r] = fmaf(w[r].s[v] * dx, (float)(d - IB * gs.y), acc[r]);
+                    else acc[r] = fmaf(w[r].s[v] * dx, (float)d, fmaf(-w[r].bias[v], fsum, acc[r]));
                 }
             }
         }
     }
 }
 
-template <int NT, int RR, int A>
-__device__ __forceinline__ void rows_dot_any(int type, const qrow r0, const qrow r1, const __half *xs, int k,
-                                             int m, int lane, float (&acc)[2][NT]) {
+/* a matrix of several types (QKV with V in another type): the type is the warp's, found at
+ * run time; two chunks per row in flight, so that the union of the bodies fits the registers */
+template <int R>
+__device__ __forceinline__ void qdot_any(int type, const qrow (&rw)[R], const int8_t *xq, const int2 *xg, int k,
+                                         int lane, float (&acc)[R]) {
     switch (type) {
-    case LLT_DTYPE_Q8_0: rows_dot<LLT_DTYPE_Q8_0, NT, RR, A>(r0, r1, xs, k, m, lane, acc); break;
-    case LLT_DTYPE_Q4_0: rows_dot<LLT_DTYPE_Q4_0, NT, RR, A>(r0, r1, xs, k, m, lane, acc); break;
-    case LLT_DTYPE_Q4_1: rows_dot<LLT_DTYPE_Q4_1, NT, RR, A>(r0, r1, xs, k, m, lane, acc); break;
-    case LLT_DTYPE_Q5_0: rows_dot<LLT_DTYPE_Q5_0, NT, RR, A>(r0, r1, xs, k, m, lane, acc); break;
-    case LLT_DTYPE_Q4_K: rows_dot<LLT_DTYPE_Q4_K, NT, RR, A>(r0, r1, xs, k, m, lane, acc); break;
-    case LLT_DTYPE_Q5_K: rows_dot<LLT_DTYPE_Q5_K, NT, RR, A>(r0, r1, xs, k, m, lane, acc); break;
-    default: rows_dot<LLT_DTYPE_Q6_K, NT, RR, A>(r0, r1, xs, k, m, lane, acc); break;
+    case LLT_DTYPE_Q8_0: qdot<LLT_DTYPE_Q8_0, R, 2>(rw, xq, xg, k, lane, acc); break;
+    case LLT_DTYPE_Q4_0: qdot<LLT_DTYPE_Q4_0, R, 2>(rw, xq, xg, k, lane, acc); break;
+    case LLT_DTYPE_Q4_1: qdot<LLT_DTYPE_Q4_1, R, 2>(rw, xq, xg, k, lane, acc); break;
+    case LLT_DTYPE_Q5_0: qdot<LLT_DTYPE_Q5_0, R, 2>(rw, xq, xg, k, lane, acc); break;
+    case LLT_DTYPE_Q4_K: qdot<LLT_DTYPE_Q4_K, R, 2>(rw, xq, xg, k, lane, acc); break;
+    case LLT_DTYPE_Q5_K: qdot<LLT_DTYPE_Q5_K, R, 2>(rw, xq, xg, k, lane, acc); break;
+    default: qdot<LLT_DTYPE_Q6_K, R, 2>(rw, xq, xg, k, lane, acc); break;
     }
 }
 
-enum { QR = 2, QWARPS = 8 }; /* rows per warp, warps per block */
+enum { QR = 2 }; /* rows per warp: a (gate, up) or rotary pair */
 
-template <int NT, int PRO, int EPI>
-__global__ void __launch_bounds__(256, 3) qgemv_kernel(const gemv_params p, const llt_cuda_qmat q) {
+/* Rows [row0, row0 + QR) towards L2 (payloads and scales), a 128-byte line per lane at a time. */
+__device__ __forceinline__ void qprefetch(const llt_cuda_qmat &q, int row0, int lane) {
+#pragma unroll
+    for (int r = 0; r < QR; r++) {
+        const qrow w = row_of(q, row0 + r);
+        const qgeo g = geo_of(w.type);
+        const int nb = q.k / g.be, pay = nb * g.pay, meta = nb * g.meta;
+        for (int o = lane * 128; o < pay; o += 32 * 128) prefetch_l2(w.pay + o);
+        for (int o = lane * 128; o < meta; o += 32 * 128) prefetch_l2(w.meta + o);
+    }
+}
+
+/* A block of W warps stages x once, then takes row groups blockIdx.x, + gridDim.x, ... of W x QR
+ * rows (one group per block unless the grid was capped: LLT_CUDA_QGEMV_BPS). pf: prefetch a
+ * warp's next rows into L2 (the first ones before the PDL wait). */
+template <int TYPE, int PRO, int EPI>
+__global__ void __launch_bounds__(512) qgemv_kernel(const gemv_params p, const llt_cuda_qmat q, const int pf) {
     extern __shared__ __align__(16) unsigned char smem[];
-    __half *xs = reinterpret_cast<__half *>(smem);
-    float *red = reinterpret_cast<float *>(smem + (size_t)NT * gemv_padded(p.k) * sizeof(__half));
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int row0 = (blockIdx.x * QWARPS + warp) * QR;
+    int8_t *xq = reinterpret_cast<int8_t *>(smem);
+    int2 *xg = reinterpret_cast<int2 *>(smem + p.k);
+    float *red = reinterpret_cast<float *>(smem + p.k + (size_t)(p.k / 16) * 8);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    const int groups = (p.n + QR * nw - 1) / (QR * nw);
+    if (pf && ((int)blockIdx.x * nw + warp) * QR < p.n) qprefetch(q, ((int)blockIdx.x * nw + warp) * QR, lane);
     if (PRO == PRO_NORM)
         for (int i = threadIdx.x * 32; i < p.k; i += blockDim.x * 32) prefetch_l1(p.norm_w + i);
-    const qkv_pre pre = qkv_preload<NT, QR, EPI>(p, row0, lane);
     pdl_wait();
     if (p.early_trigger) pdl_trigger();
-    gemv_stage_x<__half, NT, PRO, 1>(p, xs, red);
+    stage_xq<PRO>(p, xq, xg, red);
     __syncthreads();
-    if (row0 >= p.n) return;
-
-    float acc[QR][NT];
+    for (int gi = blockIdx.x; gi < groups; gi += gridDim.x) {
+        const int row0 = (gi * nw + warp) * QR, next = ((gi + (int)gridDim.x) * nw + warp) * QR;
+        if (row0 >= p.n) break;
+        if (pf && next < p.n) qprefetch(q, next, lane);
+        const qkv_pre pre = qkv_preload<1, QR, EPI>(p, row0, lane);
+        /* n is even, and both rows have one type (qgemv_rows_ok) */
+        const qrow rw[QR] = {row_of(q, row0), row_of(q, row0 + 1)};
+        float acc[QR] = {0.0f, 0.0f};
+        if constexpr (TYPE >= 0) qdot<TYPE, QR, q_unroll<TYPE>()>(rw, xq, xg, p.k, lane, acc);
+        else qdot_any<QR>(rw[0].type, rw, xq, xg, p.k, lane, acc);
 #pragma unroll
-    for (int r = 0; r < QR; r++)
-#pragma unroll
-        for (int t = 0; t < NT; t++) acc[r][t] = 0.0f;
-    const qrow r0 = row_of(q, row0), r1 = row_of(q, min(row0 + 1, p.n - 1));
-    if (r0.type == r1.type) {
-        rows_dot_any<NT, QR, 0>(r0.type, r0, r1, xs, p.k, p.m, lane, acc);
-    } else { /* gate and up of different types: one row at a time */
-        rows_dot_any<NT, 1, 0>(r0.type, r0, r0, xs, p.k, p.m, lane, acc);
-        rows_dot_any<NT, 1, 1>(r1.type, r1, r1, xs, p.k, p.m, lane, acc);
+        for (int r = 0; r < QR; r++) acc[r] = warp_sum(acc[r]);
+        if (EPI == EPI_STORE || EPI == EPI_ADD) {
+            if (lane < QR) gemv_store1<__half, EPI>(p, row0 + lane, 0, lane ? acc[1] : acc[0]);
+        } else if (lane == 0) {
+            gemv_store2<__half, EPI>(p, row0, 0, acc[0], acc[1], pre);
+        }
     }
     if (!p.early_trigger) pdl_trigger();
-#pragma unroll
-    for (int r = 0; r < QR; r++)
-#pragma unroll
-        for (int t = 0; t < NT; t++) acc[r][t] = warp_sum(acc[r][t]);
-    if (EPI == EPI_STORE || EPI == EPI_ADD) {
-#pragma unroll
-        for (int r = 0; r < QR; r++)
-#pragma unroll
-            for (int t = 0; t < NT; t++)
-                if (lane == r * NT + t && t < p.m && row0 + r < p.n)
-                    gemv_store1<__half, EPI>(p, row0 + r, t, acc[r][t]);
-    } else {
-#pragma unroll
-        for (int t = 0; t < NT; t++)
-            if (lane == t && t < p.m && row0 + 1 < p.n)
-                gemv_store2<__half, EPI>(p, row0, t, acc[0][t], acc[1][t], pre);
-    }
 }
 
-typedef void (*qgemv_fn)(const gemv_params, const llt_cuda_qmat);
+typedef void (*qgemv_fn)(const gemv_params, const llt_cuda_qmat, const int);
 
-template <int NT>
-static qgemv_fn qgemv_pick(int combo) {
+template <int TYPE>
+static qgemv_fn qgemv_pick_combo(int combo) {
     switch (combo) {
-    case COMBO_ACT_STORE: return qgemv_kernel<NT, PRO_ACT, EPI_STORE>;
-    case COMBO_ACT_ADD: return qgemv_kernel<NT, PRO_ACT, EPI_ADD>;
-    case COMBO_NORM_STORE: return qgemv_kernel<NT, PRO_NORM, EPI_STORE>;
-    case COMBO_NORM_SWIGLU: return qgemv_kernel<NT, PRO_NORM, EPI_SWIGLU>;
-    default: return qgemv_kernel<NT, PRO_NORM, EPI_QKV>;
+    case COMBO_ACT_STORE: return qgemv_kernel<TYPE, PRO_ACT, EPI_STORE>;
+    case COMBO_ACT_ADD: return qgemv_kernel<TYPE, PRO_ACT, EPI_ADD>;
+    case COMBO_NORM_STORE: return qgemv_kernel<TYPE, PRO_NORM, EPI_STORE>;
+    case COMBO_NORM_SWIGLU: return qgemv_kernel<TYPE, PRO_NORM, EPI_SWIGLU>;
+    default: return qgemv_kernel<TYPE, PRO_NORM, EPI_QKV>;
     }
 }
 
-static size_t qgemv_smem(int nt, int k) { return (size_t)nt * gemv_padded(k) * 2 + 32 * sizeof(float); }
+/* type: the matrix's one block type, or -1 for several */
+static qgemv_fn qgemv_pick(int type, int combo) {
+    switch (type) {
+    case LLT_DTYPE_Q8_0: return qgemv_pick_combo<LLT_DTYPE_Q8_0>(combo);
+    case LLT_DTYPE_Q4_0: return qgemv_pick_combo<LLT_DTYPE_Q4_0>(combo);
+    case LLT_DTYPE_Q4_1: return qgemv_pick_combo<LLT_DTYPE_Q4_1>(combo);
+    case LLT_DTYPE_Q5_0: return qgemv_pick_combo<LLT_DTYPE_Q5_0>(combo);
+    case LLT_DTYPE_Q4_K: return qgemv_pick_combo<LLT_DTYPE_Q4_K>(combo);
+    case LLT_DTYPE_Q5_K: return qgemv_pick_combo<LLT_DTYPE_Q5_K>(combo);
+    case LLT_DTYPE_Q6_K: return qgemv_pick_combo<LLT_DTYPE_Q6_K>(combo);
+    default: return qgemv_pick_combo<-1>(combo);
+    }
+}
+
+/* The matrix's one type, or -1 when its segments differ. */
+static int qmat_type(const llt_cuda_qmat *q) {
+    for (int s = 1; s < q->n_seg; s++)
+        if (q->seg[s].type != q->seg[0].type) return -1;
+    return q->seg[0].type;
+}
+
+/* The GEMV's row pairs must not mix types: interleaved segments (gate, up) of one type, and
+ * stacked segments (QKV) of even row counts. */
+static bool qgemv_rows_ok(const llt_cuda_qmat *q) {
+    if (q->interleave) return qmat_type(q) >= 0;
+    for (int s = 0; s < q->n_seg; s++)
+        if (q->seg[s].rows % 2) return false;
+    return true;
+}
+
+static int env_int(const char *name, int def, int lo, int hi) {
+    const char *v = getenv(name);
+    if (!v || !*v) return def;
+    int x = atoi(v);
+    return x < lo ? lo : x > hi ? hi : x;
+}
 
 static llt_status qgemv_launch(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_error *err) {
+    /* launch shape: warps per block, blocks per SM at most (0: one row group per block), L2
+     * prefetch on/off */
+    static const int warps = env_int("LLT_CUDA_QGEMV_WARPS", 8, 1, 16);
+    static const int bps = env_int("LLT_CUDA_QGEMV_BPS", 0, 0, 16);
+    static const int pf = env_int("LLT_CUDA_QGEMV_PF", 1, 0, 1);
     const int combo = combo_of(a);
-    qgemv_fn fn = qgemv_pick<1>(combo);
-    size_t smem = qgemv_smem(1, a->k);
+    qgemv_fn fn = qgemv_pick(qmat_type(a->qw), combo);
+    const size_t smem = qgemv_smem(a->k);
     LLT_TRY(llt_smem_optin(c, fn, smem, err));
     gemv_params p = gemv_params_of(a);
     p.ks = 1, p.prefetch = 0, p.early_trigger = c->early_trigger || combo == COMBO_NORM_QKV;
-    const int rows_per_block = QR * QWARPS;
-    const unsigned blocks = (unsigned)((a->n + rows_per_block - 1) / rows_per_block);
-    return llt_launch(c, fn, dim3(blocks), dim3(32 * QWARPS), smem, err, p, *a->qw);
+    const int groups = (a->n + QR * warps - 1) / (QR * warps);
+    const int blocks = bps > 0 && groups > bps * c->n_sm ? bps * c->n_sm : groups;
+    return llt_launch(c, fn, dim3((unsigned)blocks), dim3(32 * warps), smem, err, p, *a->qw, pf);
 }
 
 /* ---- dequantisation (prefill scratch, embedding gather) ----------------------------------- */
@@ -556,7 +686,7 @@ extern "C" llt_status llt_cuda_qlinear_run(llt_cuda_ctx *c, const llt_cuda_linea
     /* one token row: the block GEMV (batched rows take the BLAS path: compiling the GEMV for
      * 2-4 rows as well tripled the build time of this file) */
     const bool gemv = a->m == 1 && combo_of(a) >= 0 && a->dtype == LLT_DTYPE_F16 && a->k % 32 == 0 &&
-                      qgemv_smem(1, a->k) <= c->smem_optin && a->n % 2 == 0;
+                      qgemv_smem(a->k) <= c->smem_optin && a->n % 2 == 0 && qgemv_rows_ok(q);
     if (path == LLT_CUDA_PATH_GEMV && !gemv)
         return llt_err_set(err, LLT_ERR_UNSUPPORTED, "cuda quant linear: no GEMV for m %d, k %d, %s", a->m, a->k,
                            llt_dtype_name(a->dtype));
