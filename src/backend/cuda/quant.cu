@@ -315,16 +315,29 @@ struct qrow {
     const uint8_t *pay, *meta;
 };
 
+/* Virtual row v: its segment found with compile-time indices only (a run-time index into the
+ * kernel parameter would copy it to local memory). */
 __device__ __forceinline__ qrow row_of(const llt_cuda_qmat &q, int v) {
-    int s = 0, r = v;
+    qrow w = {q.seg[0].type, q.seg[0].pay, q.seg[0].meta};
+    int r = v;
     if (q.interleave) {
-        s = v & 1, r = v >> 1;
+        r = v >> 1;
+        if (v & 1) w = {q.seg[1].type, q.seg[1].pay, q.seg[1].meta};
     } else {
-        while (s + 1 < q.n_seg && r >= q.seg[s].rows) r -= q.seg[s].rows, s++;
+        bool found = false;
+#pragma unroll
+        for (int s = 0; s < LLT_QSEG_MAX; s++) {
+            if (!found && (s + 1 == q.n_seg || r < q.seg[s].rows)) {
+                w = {q.seg[s].type, q.seg[s].pay, q.seg[s].meta}, found = true;
+            } else if (!found) {
+                r -= q.seg[s].rows;
+            }
+        }
     }
-    const qgeo g = geo_of(q.seg[s].type);
+    const qgeo g = geo_of(w.type);
     const size_t nb = (size_t)(q.k / g.be);
-    return {q.seg[s].type, q.seg[s].pay + (size_t)r * nb * g.pay, q.seg[s].meta + (size_t)r * nb * g.meta};
+    w.pay += (size_t)r * nb * g.pay, w.meta += (size_t)r * nb * g.meta;
+    return w;
 }
 
 /* acc[r] += row r . x for R rows of type TYPE. A lane owns chunks lane, lane + 32, ... of every
@@ -518,36 +531,39 @@ __device__ __forceinline__ void store16(T *o, const float *f) {
     reinterpret_cast<uint4 *>(o)[0] = pack8<T>(f), reinterpret_cast<uint4 *>(o)[1] = pack8<T>(f + 8);
 }
 
-/* One thread per chunk of virtual rows [row0, row0 + rows): dst [rows, k] = values. */
-template <typename T>
-__global__ void q_dequant_kernel(const llt_cuda_qmat q, int row0, int rows, T *dst) {
-    pdl_wait();
-    const int per_row = q.k / 16; /* upper bound of chunks per row (Q8_0: k / 16) */
-    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (long long)rows * per_row) return;
-    const int r = (int)(i / per_row), c = (int)(i % per_row);
-    const qrow qr = row_of(q, row0 + r);
-    const qgeo g = geo_of(qr.type);
-    if (c >= q.k / g.be * g.chunks) return;
-    qrun2 w;
-    switch (qr.type) {
-    case LLT_DTYPE_Q8_0: w = load_chunk<LLT_DTYPE_Q8_0>(qr.pay, qr.meta, c); break;
-    case LLT_DTYPE_Q4_0: w = load_chunk<LLT_DTYPE_Q4_0>(qr.pay, qr.meta, c); break;
-    case LLT_DTYPE_Q4_1: w = load_chunk<LLT_DTYPE_Q4_1>(qr.pay, qr.meta, c); break;
-    case LLT_DTYPE_Q5_0: w = load_chunk<LLT_DTYPE_Q5_0>(qr.pay, qr.meta, c); break;
-    case LLT_DTYPE_Q4_K: w = load_chunk<LLT_DTYPE_Q4_K>(qr.pay, qr.meta, c); break;
-    case LLT_DTYPE_Q5_K: w = load_chunk<LLT_DTYPE_Q5_K>(qr.pay, qr.meta, c); break;
-    default: w = load_chunk<LLT_DTYPE_Q6_K>(qr.pay, qr.meta, c); break;
+/* The values of one row of type TYPE into out [k]: the block's threads over its chunks. */
+template <int TYPE, typename T>
+__device__ __forceinline__ void q_dequant_row(const qrow &qr, int k, T *out) {
+    const qgeo g = geo_of(TYPE);
+    const int n = k / g.be * g.chunks;
+    for (int c = threadIdx.x; c < n; c += blockDim.x) {
+        const qrun2 w = load_chunk<TYPE>(qr.pay, qr.meta, c);
+#pragma unroll
+        for (int u = 0; u < (TYPE == LLT_DTYPE_Q8_0 ? 1 : 2); u++) {
+            const unsigned ws[4] = {w.q[u].x, w.q[u].y, w.q[u].z, w.q[u].w};
+            float f[16];
+#pragma unroll
+            for (int e = 0; e < 16; e++) f[e] = w.s[u] * qbyte(ws[e / 4], e % 4) - w.bias[u];
+            store16(out + w.x0[u], f);
+        }
     }
-    T *out = dst + (size_t)r * q.k;
-#pragma unroll
-    for (int u = 0; u < 2; u++) {
-        if (u >= w.n_runs) break;
-        const unsigned ws[4] = {w.q[u].x, w.q[u].y, w.q[u].z, w.q[u].w};
-        float f[16];
-#pragma unroll
-        for (int e = 0; e < 16; e++) f[e] = w.s[u] * qbyte(ws[e / 4], e % 4) - w.bias[u];
-        store16(out + w.x0[u], f);
+}
+
+/* One block per virtual row of [row0, row0 + gridDim.x): dst [rows, k] = values (no per-thread
+ * row / chunk divisions, the row's segment and type found once). */
+template <typename T>
+__global__ void q_dequant_kernel(const llt_cuda_qmat q, int row0, T *dst) {
+    pdl_wait();
+    const qrow qr = row_of(q, row0 + (int)blockIdx.x);
+    T *out = dst + (size_t)blockIdx.x * q.k;
+    switch (qr.type) {
+    case LLT_DTYPE_Q8_0: q_dequant_row<LLT_DTYPE_Q8_0>(qr, q.k, out); break;
+    case LLT_DTYPE_Q4_0: q_dequant_row<LLT_DTYPE_Q4_0>(qr, q.k, out); break;
+    case LLT_DTYPE_Q4_1: q_dequant_row<LLT_DTYPE_Q4_1>(qr, q.k, out); break;
+    case LLT_DTYPE_Q5_0: q_dequant_row<LLT_DTYPE_Q5_0>(qr, q.k, out); break;
+    case LLT_DTYPE_Q4_K: q_dequant_row<LLT_DTYPE_Q4_K>(qr, q.k, out); break;
+    case LLT_DTYPE_Q5_K: q_dequant_row<LLT_DTYPE_Q5_K>(qr, q.k, out); break;
+    default: q_dequant_row<LLT_DTYPE_Q6_K>(qr, q.k, out); break;
     }
     pdl_trigger();
 }
@@ -555,9 +571,8 @@ __global__ void q_dequant_kernel(const llt_cuda_qmat q, int row0, int rows, T *d
 template <typename T>
 static llt_status q_dequant_t(llt_cuda_ctx *c, const llt_cuda_qmat *q, int32_t row0, int32_t rows, T *dst,
                               llt_error *err) {
-    const long long n = (long long)rows * (q->k / 16);
-    return llt_launch(c, q_dequant_kernel<T>, dim3((unsigned)((n + 255) / 256)), dim3(256), 0, err, *q, (int)row0,
-                      (int)rows, dst);
+    if (rows <= 0) return LLT_OK;
+    return llt_launch(c, q_dequant_kernel<T>, dim3((unsigned)rows), dim3(128), 0, err, *q, (int)row0, dst);
 }
 
 extern "C" llt_status llt_cuda_q_dequant(llt_cuda_ctx *c, const llt_cuda_qmat *q, int32_t row0, int32_t rows,
