@@ -27,7 +27,7 @@ note() { echo "$*" | tee -a "$S"; }
 note "== $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1)"
 note "commit $(git rev-parse --short HEAD 2>/dev/null || cat COMMIT 2>/dev/null || echo unknown); $(date -u +%FT%TZ)"
 t0=$(date +%s)
-cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release >"$OUT/build.log" 2>&1 &&
+cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DLLT_WERROR=OFF >"$OUT/build.log" 2>&1 &&
   cmake --build build-gpu -j "$JOBS" --target llama-triton test_cuda_quant test_cuda_model test_cuda_ops \
     >>"$OUT/build.log" 2>&1
 rc=$?

@@ -13,9 +13,11 @@
  * row where the layer asks), so that
  *     sum_i w_i x_i ~ s dx sum_i q_i xq_i - bias dx sum_i xq_i,
  * the first sum being four dp4a instructions per run (about a fifth of an instruction per
- * weight for Q4_K, where the float version needed three). A warp owns 2 rows (a gate/up or
- * rotary pair) sharing each x read; the epilogues (residual add, SwiGLU, rotary + KV write) are
- * the float GEMV's (gemv_parts.cuh).
+ * weight for Q4_K, where the float version needed three). The price is x's rounding to 1/254
+ * of its group's largest |x|: on the llama-quantize fixtures the decode logits move from
+ * 6e-4 to 1.2-1.6e-2 of the largest logit (bound 2e-2, bench/RESULTS.md). A warp owns 2 rows
+ * (a gate/up or rotary pair) sharing each x read; the epilogues (residual add, SwiGLU, rotary
+ * + KV write) are the float GEMV's (gemv_parts.cuh).
  * Prefill (m > 1) and batched decode: the matrix is dequantised into a scratch matrix (f16)
  * and multiplied by cuBLASLt (the float path's BLAS branch), the head in row chunks that fit
  * the scratch. */
@@ -504,10 +506,12 @@ static int env_int(const char *name, int def, int lo, int hi) {
 
 static llt_status qgemv_launch(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_error *err) {
     /* launch shape: warps per block, blocks per SM at most (0: one row group per block), L2
-     * prefetch on/off */
+     * prefetch on/off. Measured on llama2-7b q4_k (H200, bench/RESULTS.md): 8 / 0 / off 375
+     * tok/s, 8 / 0 / on 338, 4 / 0 / on 298; 8 / 2 / on 391 and 16 / 1 / on 395 are faster but
+     * their loop over several row groups per block has not yet run under the GPU tests. */
     static const int warps = env_int("LLT_CUDA_QGEMV_WARPS", 8, 1, 16);
     static const int bps = env_int("LLT_CUDA_QGEMV_BPS", 0, 0, 16);
-    static const int pf = env_int("LLT_CUDA_QGEMV_PF", 1, 0, 1);
+    static const int pf = env_int("LLT_CUDA_QGEMV_PF", 0, 0, 1);
     const int combo = combo_of(a);
     qgemv_fn fn = qgemv_pick(qmat_type(a->qw), combo);
     const size_t smem = qgemv_smem(a->k);
