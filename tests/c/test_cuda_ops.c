@@ -608,20 +608,24 @@ static void test_flash_shapes(void) {
         CHECK_MSG(e8 < 0.125, "f8 cache error %.3g", e8);
         free(dec), free(pf);
     }
-    /* the key-range splits of the prefill kernel (off by default), forced */
-    static const char *splits[3] = {"2", "3", "auto"};
-    for (int i = 0; i < 3; i++) {
-        setenv("LLT_CUDA_PREFILL_SPLITS", splits[i], 1);
-        attn_case ac = {8, 2, 64 * (1 + i % 2), 700 + 333 * i, 130};
+    /* the key-range splits of the prefill kernel (by default only from FA_DEEP = 4096 keys),
+     * forced, with 64- and 128-row tiles (4 and 8 warps) */
+    static const char *splits[3] = {"2", "3", "auto"}, *warps[2] = {"4", "8"};
+    for (int i = 0; i < 6; i++) {
+        setenv("LLT_CUDA_PREFILL_SPLITS", splits[i % 3], 1);
+        setenv("LLT_CUDA_PREFILL_WARPS", warps[i / 3], 1);
+        attn_case ac = {8, 2, 64 * (1 + i % 2), 700 + 333 * (i % 3) + 17 * (i / 3), 130 + 9 * (i / 3)};
         float *dec = NULL, *pf = NULL;
-        attn_run(k_dts[i % 2], &ac, pss[i], &dec, &pf);
+        attn_run(k_dts[i % 2], &ac, pss[i % 3], &dec, &pf);
         free(dec), free(pf);
     }
     unsetenv("LLT_CUDA_PREFILL_SPLITS");
+    unsetenv("LLT_CUDA_PREFILL_WARPS");
     if (san) return;
-    /* a whole 512-row chunk deep in the context (the bench's prefill step), with and without
-     * key-range splits */
-    const attn_case chunk = {8, 2, 64, 2600, 512};
+    /* a whole 512-row chunk in the context (the bench's prefill step): below FA_DEEP (4 warps,
+     * no splits by default), then past it (8 warps and key splits by default), then past it
+     * with the shallow defaults forced */
+    const attn_case chunk = {8, 2, 64, 2600, 512}, deep = {8, 2, 64, 4700, 512};
     float *dec = NULL, *pf = NULL;
     attn_run(LLT_DTYPE_F16, &chunk, 64, &dec, &pf);
     free(dec), free(pf);
@@ -629,6 +633,14 @@ static void test_flash_shapes(void) {
     attn_run(LLT_DTYPE_F16, &chunk, 64, &dec, &pf);
     free(dec), free(pf);
     unsetenv("LLT_CUDA_PREFILL_SPLITS");
+    attn_run(LLT_DTYPE_BF16, &deep, 16, &dec, &pf);
+    free(dec), free(pf);
+    setenv("LLT_CUDA_PREFILL_SPLITS", "1", 1);
+    setenv("LLT_CUDA_PREFILL_WARPS", "4", 1);
+    attn_run(LLT_DTYPE_F16, &deep, 32, &dec, &pf);
+    free(dec), free(pf);
+    unsetenv("LLT_CUDA_PREFILL_SPLITS");
+    unsetenv("LLT_CUDA_PREFILL_WARPS");
     /* long contexts: 32k + 37 and 131072 keys (the llama3.2-1b context) */
     const attn_case longs[] = {{4, 1, 64, 32805, 9}, {8, 1, 128, 40001, 3}, {8, 1, 64, 131072, 5}};
     for (size_t i = 0; i < sizeof longs / sizeof longs[0]; i++) {

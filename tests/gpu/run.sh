@@ -44,8 +44,9 @@
 #            skips: LLT_CUDA_PREFILL=v1 at 16384, the cluster decode kernel at 32768), then
 #            compute-sanitizer (LONGCTX_SAN, default
 #            memcheck racecheck) on small flash cases; logs: tests.log, attn.log, bench.*,
-#            sanitizer.log; LONGCTX_PS="P..." also benches with prefill key splits
-#            (LLT_CUDA_PREFILL_SPLITS=auto), LONGCTX_W8=1 times the kernels with 8-warp blocks too
+#            sanitizer.log; LONGCTX_PS="P..." also benches under LONGCTX_PS_ENV (default
+#            LLT_CUDA_PREFILL_SPLITS=auto; label LONGCTX_PS_LABEL), LONGCTX_ATTN_ENV="VAR=x ..."
+#            times the kernels once more under those switches
 #   multi    the multi-GPU layer split (needs 2 GPUs for all of it): test_cuda_multi on both
 #            GPUs while test_cuda_model / test_cuda_ops run side by side one per GPU, then
 #            llama2-7b on one GPU, split over cuda:0,cuda:0 and over cuda:0,cuda:1, then
@@ -312,18 +313,18 @@ run_longctx() {
   LLT_ATTN_SPEED=1 LLT_TEST_ONLY=test_flash_speed timeout 120 "$BIN/test_cuda_ops" >"$OUT/attn.log" 2>&1
   note "attention speed: exit $?"
   grep -E "attention speed|FAIL" "$OUT/attn.log" | sed 's/^ *//' >>"$SUMMARY"
-  if [ -n "${LONGCTX_W8:-}" ]; then # the same with 8-warp prefill blocks (LLT_CUDA_PREFILL_WARPS=8)
-    echo "---- LLT_CUDA_PREFILL_WARPS=8" >>"$OUT/attn.log"
-    LLT_CUDA_PREFILL_WARPS=8 LLT_ATTN_SPEED=1 LLT_TEST_ONLY=test_flash_speed timeout 120 "$BIN/test_cuda_ops" >>"$OUT/attn.log" 2>&1
-    note "attention speed, 8 warps: exit $?"
-    sed -n '/^---- LLT_CUDA_PREFILL_WARPS=8/,$p' "$OUT/attn.log" | grep -E "attention speed|FAIL" | sed 's/^ */w8 /' >>"$SUMMARY"
+  if [ -n "${LONGCTX_ATTN_ENV:-}" ]; then # the same under other switches (e.g. LLT_CUDA_PREFILL_WARPS=8)
+    echo "---- $LONGCTX_ATTN_ENV" >>"$OUT/attn.log"
+    env $LONGCTX_ATTN_ENV LLT_ATTN_SPEED=1 LLT_TEST_ONLY=test_flash_speed timeout 120 "$BIN/test_cuda_ops" >>"$OUT/attn.log" 2>&1
+    note "attention speed with $LONGCTX_ATTN_ENV: exit $?"
+    sed -n "/^---- $LONGCTX_ATTN_ENV/,\$p" "$OUT/attn.log" | grep -E "attention speed|FAIL" | sed 's/^ */env: /' >>"$SUMMARY"
   fi
   : >"$OUT/bench.jsonl"
   : >"$OUT/bench.log"
   local p
   for p in ${LONGCTX_P:-512 4096 16384 32768 130944}; do bench_ctx flash "$p"; done
   for p in ${LONGCTX_P8-512 32768 130944}; do bench_ctx f8 "$p"; done
-  for p in ${LONGCTX_PS-}; do bench_ctx splits-auto "$p" LLT_CUDA_PREFILL_SPLITS=auto; done
+  for p in ${LONGCTX_PS-}; do bench_ctx "${LONGCTX_PS_LABEL:-splits-auto}" "$p" ${LONGCTX_PS_ENV:-LLT_CUDA_PREFILL_SPLITS=auto}; done
   [ -n "${LONGCTX_CMP-1}" ] && bench_ctx prefill-v1 16384 LLT_CUDA_PREFILL=v1
   [ -n "${LONGCTX_CMP-1}" ] && bench_ctx cluster-decode 32768 LLT_CUDA_ATTN_LONG=1000000000
   grep -iE "error|fail" "$OUT/bench.log" | head -5 >>"$SUMMARY"

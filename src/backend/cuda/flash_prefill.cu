@@ -14,9 +14,9 @@
  * masking runs only on the tiles that reach past the block's first position (at most 2 with
  * G = 4). Nothing of size [T, T] exists: S lives in registers, tile by tile.
  *
- * A launch whose blocks cannot fill the GPU (a 512-row chunk has 2048 GQA rows: 256 blocks)
- * can also split each block's key range (grid z, up to FA_PF_SPLITS; LLT_CUDA_PREFILL_SPLITS,
- * off by default until measured): the splits write partial (o, m, l) rows and
+ * A launch whose blocks cannot fill the GPU (a 512-row chunk has 2048 GQA rows: 128 blocks
+ * of 8 warps) also splits each block's key range when deep (grid z, up to FA_PF_SPLITS;
+ * LLT_CUDA_PREFILL_SPLITS overrides): the splits write partial (o, m, l) rows and
  * fa_merge_kernel combines them, as in decode.
  *
  * Bytes per block: its Q rows once, K and V of keys [0, last position] once; FLOPs: 4 * hd per
@@ -34,6 +34,7 @@ extern "C" {
 namespace {
 
 enum { FA_BN = 64, FA_MAX_SPLITS = 256, FA_PF_SPLITS = 4 }; /* keys per tile; decode / prefill splits at most */
+enum { FA_DEEP = 4096 }; /* prefill launches reaching this many keys: 8 warps (hd 64) and key splits */
 
 struct fa_params {
     const float *q; /* [rows, nh, hd] float32 */
@@ -377,16 +378,18 @@ __global__ void __launch_bounds__(NW * 32, HD == 64 ? 2 : 1) fa_prefill_kernel(f
 template <typename T>
 __global__ void __launch_bounds__(128) fa_merge_kernel(const float *work, T *out, int nh, int hd, int S);
 
-/* Splits of a prefill launch's key range. Off (1) unless LLT_CUDA_PREFILL_SPLITS is set: not
- * yet measured on the device (issue 19's last run could not be made). =N forces N; =auto
- * picks the count (1..FA_PF_SPLITS) whose blocks fill the SMs' resident slots best (the
- * blocks are about equally long), at least 4 tiles a split. */
-static int fa_pf_splits(const llt_cuda_ctx *c, int blocks, int slots_per_sm, int tiles) {
+/* Splits of a prefill launch's key range. LLT_CUDA_PREFILL_SPLITS=N forces N (1: off);
+ * =auto, and the default for launches reaching FA_DEEP keys, picks the count
+ * (1..FA_PF_SPLITS) whose blocks fill the SMs' resident slots best (the blocks are about
+ * equally long), at least 4 tiles a split. Measured on the H200 (bench/RESULTS.md, run 2):
+ * a 512-row chunk at depth 32768, hd 64, 8 warps: 160 -> 216 TFLOP/s; at depth 512 splits
+ * cost (37 -> 21), hence only deep launches. */
+static int fa_pf_splits(const llt_cuda_ctx *c, int blocks, int slots_per_sm, int tiles, bool deep) {
     const char *v = getenv("LLT_CUDA_PREFILL_SPLITS");
     int best = 1;
-    if (!v) return 1;
-    if (atoi(v) >= 1) best = atoi(v) < FA_PF_SPLITS ? atoi(v) : FA_PF_SPLITS;
-    else if (strcmp(v, "auto") == 0) {
+    if (!v && !deep) return 1;
+    if (v && atoi(v) >= 1) best = atoi(v) < FA_PF_SPLITS ? atoi(v) : FA_PF_SPLITS;
+    else if (!v || strcmp(v, "auto") == 0) {
         const double slots = (double)c->n_sm * (slots_per_sm > 0 ? slots_per_sm : 1);
         double best_eff = 0;
         for (int s = 1; s <= FA_PF_SPLITS && (s == 1 || tiles / s >= 4); s++) {
@@ -406,7 +409,7 @@ llt_status fa_launch(llt_cuda_ctx *c, fa_params p, llt_error *err) {
     int per_sm = 1;
     if (p.work) {
         CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, NW * 32, LY::BYTES), err);
-        p.splits = fa_pf_splits(c, bx * p.nkv, per_sm, tiles);
+        p.splits = fa_pf_splits(c, bx * p.nkv, per_sm, tiles, p.q_pos0 + p.n_q >= FA_DEEP);
     }
     LLT_TRY(llt_launch(c, kern, dim3((unsigned)bx, (unsigned)p.nkv, (unsigned)p.splits), dim3(NW * 32), LY::BYTES, err,
                        p));
@@ -496,8 +499,11 @@ extern "C" llt_status llt_cuda_flash_prefill(llt_cuda_ctx *c, const llt_cuda_att
     fa_params p = fa_params_of(a);
     p.row0 = row0, p.n_q = n_q, p.q_pos0 = q_pos0;
     p.work = a->pf_work; /* NULL: no splits */
+    /* 8 warps (128-row tiles) for hd 128 and for deep hd 64 launches; 4 otherwise (run 2 on
+     * the H200: hd 128 53 -> 60 TFLOP/s at depth 512, 176 -> 203 at 16384; hd 64 at depth
+     * 512 39 -> 37). LLT_CUDA_PREFILL_WARPS=4|8 forces. */
     const char *w = getenv("LLT_CUDA_PREFILL_WARPS");
-    const int nw = w ? atoi(w) : 4;
+    const int nw = w && atoi(w) > 0 ? atoi(w) : a->hd == 128 || (a->hd == 64 && q_pos0 + n_q >= FA_DEEP) ? 8 : 4;
     const bool k8 = a->kv_f8;
     if (a->dtype == LLT_DTYPE_BF16)
         return a->hd == 32   ? fa_pick_warps<__nv_bfloat16, 32>(c, p, nw, k8, err)

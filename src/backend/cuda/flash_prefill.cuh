@@ -9,7 +9,8 @@
  * kernel runs). */
 extern "C" bool llt_cuda_flash_prefill_covers(const llt_cuda_attn *a);
 /* Rows [row0, row0 + n_q) of one sequence at positions q_pos0.. (arguments checked by the
- * caller). LLT_CUDA_PREFILL_WARPS=8: 128-row tiles instead of 64 (comparisons). */
+ * caller). 128-row tiles (8 warps) for hd 128 and deep hd 64
+ * launches, else 64 (LLT_CUDA_PREFILL_WARPS=4|8 forces). */
 extern "C" llt_status llt_cuda_flash_prefill(llt_cuda_ctx *c, const llt_cuda_attn *a, int32_t row0, int32_t n_q,
                                              int32_t q_pos0, llt_error *err);
 /* Decode rows whose longest key range (a->max_len, known to the host) reaches
