@@ -100,16 +100,25 @@ static int32_t *ids_of(const llt_tensor *t, int64_t *n) {
     return ids;
 }
 
-static void oracle(const char *name, llt_dtype dt) {
-    char dir[512], ref_path[600];
-    snprintf(dir, sizeof dir, "%s", tl_fixture(name));
-    snprintf(ref_path, sizeof ref_path, "%s/reference.safetensors", dir);
-    llt_tensor_table ref;
-    llt_tensors_init(&ref);
-    llt_json *meta = NULL;
+/* An oracle fixture's reference tensors and metadata (ref, *meta; free both) and its HF
+ * checkpoint folder (dir). */
+static void oracle_ref(const char *name, char (*dir)[512], llt_tensor_table *ref, llt_json **meta) {
+    char ref_path[600];
+    snprintf(*dir, sizeof *dir, "%s", tl_fixture(name));
+    snprintf(ref_path, sizeof ref_path, "%s/reference.safetensors", *dir);
+    llt_tensors_init(ref);
+    *meta = NULL;
     llt_error err = {0};
-    CHECK_OK(llt_safetensors_load(ref_path, &ref, &meta, &err), &err);
-    strncat(dir, "/hf", sizeof dir - strlen(dir) - 1);
+    CHECK_OK(llt_safetensors_load(ref_path, ref, meta, &err), &err);
+    strncat(*dir, "/hf", sizeof *dir - strlen(*dir) - 1);
+}
+
+static void oracle(const char *name, llt_dtype dt) {
+    char dir[512];
+    llt_tensor_table ref;
+    llt_json *meta;
+    oracle_ref(name, &dir, &ref, &meta);
+    llt_error err = {0};
     llt_model *m = load(dir, "cuda", dt, 0, 0);
     const llt_tensor *tin = llt_tensors_find(&ref, "input_ids"), *tlg = llt_tensors_find(&ref, "logits");
     const llt_tensor *tg = llt_tensors_find(&ref, "greedy"), *tgap = llt_tensors_find(&ref, "greedy_gap");
@@ -172,15 +181,10 @@ static void test_oracles(void) {
  * percent is its honest cost; the bound catches a broken path, not that cost); the greedy
  * continuation agreement reported. */
 static void oracle_f8(const char *name) {
-    char dir[512], ref_path[600];
-    snprintf(dir, sizeof dir, "%s", tl_fixture(name));
-    snprintf(ref_path, sizeof ref_path, "%s/reference.safetensors", dir);
+    char dir[512];
     llt_tensor_table ref;
-    llt_tensors_init(&ref);
-    llt_json *meta = NULL;
-    llt_error err = {0};
-    CHECK_OK(llt_safetensors_load(ref_path, &ref, &meta, &err), &err);
-    strncat(dir, "/hf", sizeof dir - strlen(dir) - 1);
+    llt_json *meta;
+    oracle_ref(name, &dir, &ref, &meta);
     llt_model *m16 = load(dir, "cuda", LLT_DTYPE_F16, 0, 0);
     setenv("LLT_CUDA_KV", "f8", 1);
     llt_model *m8 = load(dir, "cuda", LLT_DTYPE_F16, 0, 0);

@@ -200,15 +200,32 @@ in_budget() { # what: true while the deadline leaves room for it
   note "skipped (deadline): $1"; return 1
 }
 
-run_latency() {
-  local log=$OUT/tests.log
+gpu_tests() { # per-program timeout (s): test_cuda_ops and test_cuda_model into tests.log
+  local log=$OUT/tests.log t
   : >"$log"
   for t in test_cuda_ops test_cuda_model; do
     echo "---- $t" >>"$log"
-    LLT_FIXTURES=tests/fixtures timeout 300 "$BIN/$t" >>"$log" 2>&1
+    LLT_FIXTURES=tests/fixtures timeout "$1" "$BIN/$t" >>"$log" 2>&1
     note "$t: exit $? after $(( $(date +%s) - T_START )) s"
   done
   grep -E "FAIL|CHECK failed|rel err|agrees|bandwidth|greedy" "$log" | grep -v "^  ok" | tail -20 >>"$SUMMARY"
+}
+
+san_cases() { # test_cuda_ops case, default timeout (s), tools...: compute-sanitizer into sanitizer.log
+  local case=$1 tmo=$2 slog=$OUT/sanitizer.log tool
+  shift 2
+  : >"$slog"
+  for tool in "$@"; do
+    in_budget "sanitizer $tool" || continue
+    echo "---- compute-sanitizer --tool $tool test_cuda_ops ($case)" >>"$slog"
+    LLT_TEST_ONLY=$case LLT_SANITIZER=1 LLT_AUTOTUNE=0 timeout "${SAN_TIMEOUT:-$tmo}" \
+      compute-sanitizer --tool "$tool" --error-exitcode 99 "$BIN/test_cuda_ops" >>"$slog" 2>&1
+    note "compute-sanitizer $tool test_cuda_ops ($case): exit $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$slog" | tail -1)"
+  done
+}
+
+run_latency() {
+  gpu_tests 300
   : >"$OUT/bench.jsonl"
   for s in tinyllama-1.1b llama3.2-1b llama2-7b; do in_budget "bench $s" && bench_one "$s" default; done
   # each variant with its own fresh autotune cache (the picks vary run to run), decisions in bench.log
@@ -223,15 +240,7 @@ run_latency() {
     echo "---- $1 $2" >>"$OUT/bench.log"
     bench_one "$@" XDG_CACHE_HOME="$(mktemp -d)" LLT_AUTOTUNE_VERBOSE=1
   done
-  local slog=$OUT/sanitizer.log
-  : >"$slog"
-  for tool in memcheck racecheck; do
-    in_budget "sanitizer $tool" || continue
-    echo "---- compute-sanitizer --tool $tool test_cuda_ops (attention)" >>"$slog"
-    LLT_TEST_ONLY=test_attention LLT_SANITIZER=1 LLT_AUTOTUNE=0 timeout "${SAN_TIMEOUT:-120}" \
-      compute-sanitizer --tool "$tool" --error-exitcode 99 "$BIN/test_cuda_ops" >>"$slog" 2>&1
-    note "compute-sanitizer $tool test_cuda_ops (attention): exit $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$slog" | tail -1)"
-  done
+  san_cases test_attention 120 memcheck racecheck
   if [ -n "${NCU:-}" ] && in_budget "ncu" && command -v ncu >/dev/null; then
     timeout "${NCU_TIMEOUT:-90}" ncu --clock-control none --launch-skip 3000 --launch-count 24 \
       --metrics gpu__time_duration.sum,dram__bytes_read.sum,launch__grid_size,launch__cluster_dim_x,launch__registers_per_thread \
@@ -302,14 +311,7 @@ bench_ctx() { # label (f8*: an f8 KV cache), P, extra env...
 
 run_longctx() {
   LATENCY_BUDGET=${LONGCTX_BUDGET:-400}
-  local log=$OUT/tests.log
-  : >"$log"
-  for t in test_cuda_ops test_cuda_model; do
-    echo "---- $t" >>"$log"
-    LLT_FIXTURES=tests/fixtures timeout 240 "$BIN/$t" >>"$log" 2>&1
-    note "$t: exit $? after $(( $(date +%s) - T_START )) s"
-  done
-  grep -E "FAIL|CHECK failed|rel err|agrees|greedy" "$log" | grep -v "^  ok" | tail -20 >>"$SUMMARY"
+  gpu_tests 240
   LLT_ATTN_SPEED=1 LLT_TEST_ONLY=test_flash_speed timeout 120 "$BIN/test_cuda_ops" >"$OUT/attn.log" 2>&1
   note "attention speed: exit $?"
   grep -E "attention speed|FAIL" "$OUT/attn.log" | sed 's/^ *//' >>"$SUMMARY"
@@ -328,15 +330,7 @@ run_longctx() {
   [ -n "${LONGCTX_CMP-1}" ] && bench_ctx prefill-v1 16384 LLT_CUDA_PREFILL=v1
   [ -n "${LONGCTX_CMP-1}" ] && bench_ctx cluster-decode 32768 LLT_CUDA_ATTN_LONG=1000000000
   grep -iE "error|fail" "$OUT/bench.log" | head -5 >>"$SUMMARY"
-  local slog=$OUT/sanitizer.log
-  : >"$slog"
-  for tool in ${LONGCTX_SAN-memcheck racecheck}; do
-    in_budget "sanitizer $tool" || continue
-    echo "---- compute-sanitizer --tool $tool test_cuda_ops (flash cases)" >>"$slog"
-    LLT_TEST_ONLY=test_flash_shapes LLT_SANITIZER=1 LLT_AUTOTUNE=0 timeout "${SAN_TIMEOUT:-90}" \
-      compute-sanitizer --tool "$tool" --error-exitcode 99 "$BIN/test_cuda_ops" >>"$slog" 2>&1
-    note "compute-sanitizer $tool (flash cases): exit $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$slog" | tail -1)"
-  done
+  san_cases test_flash_shapes 90 ${LONGCTX_SAN-memcheck racecheck}
 }
 
 case "$MODE" in
