@@ -1,7 +1,7 @@
 # Llama-Triton: the README's two commands.
 #   make run    set up, build, and tell a story with the embedded model
 #   make test   set up, build, and run every test (C through ctest, then Python)
-# Also: make build | asan | coverage | fuzz | bench | format | clean
+# Also: make build | asan | coverage | fuzz-smoke | fuzz | bench | format | clean
 
 BUILD    ?= build
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
@@ -10,11 +10,12 @@ DEB_PKGS := cmake make gcc g++ pkg-config libpcre2-dev python3 python3-pytest py
             python3-sentencepiece python3-setuptools python3-wheel python3-coverage gcovr \
             python3-torch python3-pip \
             libmicrohttpd-dev python3-httpx nodejs python3-jinja2 \
-            chromium chromium-driver python3-selenium
+            chromium chromium-driver python3-selenium \
+            clang libclang-rt-dev
 CMAKE_FLAGS ?=
 PROMPT   ?= Once upon a time
 
-.PHONY: all deps build run test test-c test-python asan coverage fuzz bench format clean
+.PHONY: all deps build run test test-c test-python asan coverage fuzz-smoke fuzz bench format clean
 
 all: build
 
@@ -86,8 +87,14 @@ coverage: deps
 	fi
 	gcovr -r . --filter src/ build-cov --print-summary | tail -3
 
-fuzz:
-	scripts/build-fuzz.sh
+# libFuzzer targets listed in tests/fuzz/targets, one after the other (clang, ASan + UBSan):
+# fuzz-smoke (CI) 30 s each, fuzz (the long run) 10 minutes each. A crash fails the run and
+# leaves its reproducer in build-fuzz/crashes/<target>/.
+fuzz-smoke: deps
+	FUZZ_SECONDS=30 scripts/build-fuzz.sh
+
+fuzz: deps
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-600} scripts/build-fuzz.sh
 
 bench: build
 	$(BUILD)/llama-triton bench models/stories260K.gguf --device cpu

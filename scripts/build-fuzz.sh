@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Builds every libFuzzer target tests/fuzz/fuzz_*.c with clang (ASan + UBSan) into build-fuzz/
-# and runs each for FUZZ_SECONDS (default 20) on its seed corpus tests/fuzz/corpus/<name>/
-# (copied to build-fuzz/corpus/<name>/, where new inputs are kept). A new target is a new
-# file: tests/fuzz/fuzz_<name>.c defining LLVMFuzzerTestOneInput; it links against the whole
-# library (src/, CUDA excluded) through an archive, so a source that clang cannot compile
-# only breaks the targets that use it.
+# Builds the libFuzzer targets listed in tests/fuzz/targets (tests/fuzz/fuzz_<name>.c) with
+# clang (ASan + UBSan) into build-fuzz/ and runs each, one after the other, for FUZZ_SECONDS
+# (default 20) on its seed corpus tests/fuzz/corpus/<name>/ (copied to build-fuzz/corpus/<name>/,
+# where new inputs are kept). A new target is a new file tests/fuzz/fuzz_<name>.c defining
+# LLVMFuzzerTestOneInput plus its line in tests/fuzz/targets; it links against the whole library
+# (src/, CUDA excluded) through an archive, so a source that clang cannot compile only breaks
+# the targets that use it. A crash, leak, timeout or sanitizer report fails the run and leaves
+# the reproducer in build-fuzz/crashes/<name>/ (rerun: build-fuzz/fuzz_<name> FILE).
+# Per target: executions, edge coverage (libFuzzer "cov") and features ("ft") go to stdout and
+# to build-fuzz/summary.txt.
 # Usage: scripts/build-fuzz.sh [target-name ...]   (e.g. `scripts/build-fuzz.sh gguf`)
 # Env: FUZZ_SECONDS, FUZZ_JOBS (parallel compile), CC (default clang).
 set -u
@@ -40,12 +44,18 @@ rm -f "$lib"
 ar rcs "$lib" "$out"/obj/*.o
 
 # 2. Each target, then a timed run on its corpus.
-names=("$@")
-if [ ${#names[@]} -eq 0 ]; then
-  for f in tests/fuzz/fuzz_*.c; do n=$(basename "$f" .c); names+=("${n#fuzz_}"); done
-fi
+listed=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' tests/fuzz/targets)
 status=0
+for f in tests/fuzz/fuzz_*.c; do
+  n=$(basename "$f" .c); n=${n#fuzz_}
+  if ! printf '%s\n' $listed | grep -qx "$n"; then
+    echo "build-fuzz: $f is not listed in tests/fuzz/targets" >&2; status=1
+  fi
+done
+names=("$@")
+[ ${#names[@]} -eq 0 ] && names=($listed)
 summary=""
+: >"$out/summary.txt"
 for n in "${names[@]}"; do
   src=tests/fuzz/fuzz_$n.c
   bin=$out/fuzz_$n
@@ -62,15 +72,20 @@ for n in "${names[@]}"; do
     "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 \
     -artifact_prefix="$out/crashes/$n/" "$corpus" >"$log" 2>&1
   rc=$?
-  runs=$(grep -Eo 'Done [0-9]+ runs' "$log" | tail -1)
+  runs=$(grep -Eo 'Done [0-9]+ runs' "$log" | tail -1 | grep -Eo '[0-9]+')
+  cov=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -1)
+  line="fuzz_$n ${secs}s: ${runs:-?} runs, ${cov:-no coverage line}"
   if [ $rc -ne 0 ]; then
     status=1
-    echo "build-fuzz: fuzz_$n FAILED (rc $rc); log $log, inputs in $out/crashes/$n/" >&2
+    echo "build-fuzz: fuzz_$n FAILED (rc $rc); log $log, reproducer(s):" >&2
+    ls "$out/crashes/$n/" >&2
+    echo "  rerun one with: $bin $out/crashes/$n/FILE" >&2
     grep -E 'ERROR|SUMMARY|runtime error' "$log" | head -5 >&2
-    summary="$summary fuzz_$n:FAILED"
+    summary="$summary fuzz_$n:FAILED"; line="$line, FAILED (rc $rc)"
   else
-    summary="$summary fuzz_$n:ok(${runs:-?})"
+    summary="$summary fuzz_$n:ok"; line="$line, 0 crashes"
   fi
+  echo "$line" | tee -a "$out/summary.txt" >&2
 done
 echo "make fuzz:$summary"
 exit $status
