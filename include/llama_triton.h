@@ -346,6 +346,8 @@ typedef struct llt_gen_stats {
     double load_s, prompt_s, gen_s;  /* wall seconds */
     llt_stop_reason stop;            /* why llt_generate stopped */
     int32_t n_ctx;                   /* the context the sequence could use (tokens) */
+    int32_t n_preempted;             /* a batch: sequences preempted when the KV pool filled
+                                      * (then recomputed; each also logged at debug level) */
 } llt_gen_stats;
 
 /* Called with each complete UTF-8 piece. Return non-zero to stop. index = prompt index in

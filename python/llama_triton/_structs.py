@@ -239,6 +239,7 @@ class GenStats(C.Structure):
         ("gen_s", C.c_double),
         ("stop", c_enum),
         ("n_ctx", C.c_int32),
+        ("n_preempted", C.c_int32),
     ]
 
 

@@ -80,6 +80,7 @@ static const abi_entry k_abi[] = {
     ABI_FIELD(llt_gen_stats, n_prompt), ABI_FIELD(llt_gen_stats, n_generated),
     ABI_FIELD(llt_gen_stats, load_s), ABI_FIELD(llt_gen_stats, prompt_s),
     ABI_FIELD(llt_gen_stats, gen_s), ABI_FIELD(llt_gen_stats, stop), ABI_FIELD(llt_gen_stats, n_ctx),
+    ABI_FIELD(llt_gen_stats, n_preempted),
     ABI_SIZE(llt_chat_opts),
     ABI_FIELD(llt_chat_opts, add_generation_prompt), ABI_FIELD(llt_chat_opts, bos_token),
     ABI_FIELD(llt_chat_opts, eos_token), ABI_FIELD(llt_chat_opts, tools_json), ABI_FIELD(llt_chat_opts, date),

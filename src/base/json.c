@@ -244,9 +244,11 @@ static llt_status parse_member(parser *p, llt_json *out, size_t *cap) {
     if (!grow_children(out, cap, true)) return oom(p);
     size_t i = out->len;
     memset(&out->items[i], 0, sizeof out->items[0]);
-    size_t klen;
+    size_t klen, at = p->pos;
     LLT_TRY(parse_string_raw(p, &out->keys[i], &klen));
     out->len++;
+    /* keys are C strings: "a\u0000b" would read as "a" and override a real "a" */
+    if (memchr(out->keys[i], '\0', klen)) return p->pos = at, fail(p, "object key contains \\u0000");
     skip_ws(p);
     if (peek(p) != ':') return fail(p, "expected ':' after object key");
     p->pos++;

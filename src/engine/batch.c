@@ -87,6 +87,7 @@ static void fill_stats(llt_gen_stats *stats, const int32_t *lens, int32_t n,
     stats->n_generated = (int32_t)ss->n_generated;
     stats->prompt_s = ss->prompt_s;
     stats->gen_s = ss->gen_s;
+    stats->n_preempted = (int32_t)(ss->n_preempted > INT32_MAX ? INT32_MAX : ss->n_preempted);
 }
 
 llt_status llt_generate_batch_counts(llt_model *m, const char *const *prompts, int32_t n,

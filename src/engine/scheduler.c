@@ -272,6 +272,8 @@ static void on_full(llt_sched *s, const llt_error *why) {
         finish(s, y, LLT_FINISH_NO_SPACE);
         return;
     }
+    LLT_DEBUG("batch: KV pool full, preempting prompt %d (%d tokens generated, %d running); it will be "
+              "recomputed", (int32_t)(y - s->jobs), y->n_gen, s->n_running);
     llt_kv_seq_free(s->kv, y->seq);
     y->seq = -1;
     y->state = JOB_WAITING;

@@ -162,7 +162,10 @@ llt_status llt_hf_config_parse(const llt_json *root, const char *what, llt_confi
     LLT_TRY(read_ids(&c, cfg));
     LLT_TRY(read_rope(&c, cfg));
     LLT_TRY(read_dtype(&c, cfg));
-    llt_json_get_bool(root, "tie_word_embeddings", &cfg->tie_weights);
+    const llt_json *tie = llt_json_get(root, "tie_word_embeddings");
+    if (tie && tie->type != LLT_JSON_NULL && tie->type != LLT_JSON_BOOL)
+        return llt_err_set(err, LLT_ERR_FORMAT, "%s: tie_word_embeddings: expected true or false", what);
+    if (tie && tie->type == LLT_JSON_BOOL) cfg->tie_weights = tie->boolean;
     llt_status s = llt_config_validate(cfg, err);
     if (s != LLT_OK) llt_err_wrap(err, s, "%s: ", what);
     return s;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/dtype.h"
+#include "base/log.h"
 #include "formats/names.h"
 #include "formats/torch_zip.h"
 
@@ -106,6 +107,11 @@ static llt_status stream(llt_torch_writer *w, const llt_tensor *const *list, con
     for (size_t i = 0; i < n; i++) {
         const void *data = NULL;
         void *tmp = NULL;
+        int64_t first, bad = llt_tensor_count_nonfinite(list[i], &first); /* every byte is read here anyway */
+        if (bad > 0)
+            LLT_WARN("convert: tensor '%s': %lld of %lld values are NaN or Inf (the first at index %lld); the "
+                     "model's outputs will not be finite", list[i]->name, (long long)bad,
+                     (long long)llt_tensor_numel(list[i]), (long long)first);
         LLT_TRY(convert(list[i], meta[i].dtype, &data, &tmp, err));
         llt_status s = llt_torch_writer_add(w, data, meta[i].nbytes, err);
         free(tmp);

@@ -4,6 +4,7 @@
 #include "formats/safetensors.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,16 +78,39 @@ static llt_status parse_shape(const char *path, const char *name, const llt_json
     return LLT_OK;
 }
 
+static const char *json_kind(const llt_json *v) {
+    static const char *const names[] = {"null", "a boolean", "a number", "a string", "an array", "an object"};
+    return (unsigned)v->type < sizeof names / sizeof names[0] ? names[v->type] : "?";
+}
+
+/* One offset: says what is wrong with it (kind, sign, fraction, or past the data section). */
+static llt_status check_offset(const char *path, const char *name, int i, const llt_json *v,
+                               uint64_t data_size, llt_error *err) {
+    if (v->type != LLT_JSON_NUMBER)
+        return llt_err_set(err, LLT_ERR_FORMAT, "%s: tensor '%s': data_offsets[%d] is %s, expected a byte offset",
+                           path, name, i, json_kind(v));
+    if (v->is_int && v->integer >= 0) return LLT_OK;
+    if (v->number < 0)
+        return llt_err_set(err, LLT_ERR_FORMAT, "%s: tensor '%s': data_offsets[%d] is negative (%.17g)", path, name,
+                           i, v->number);
+    if (v->number != floor(v->number))
+        return llt_err_set(err, LLT_ERR_FORMAT, "%s: tensor '%s': data_offsets[%d] is %.17g, not an integer", path,
+                           name, i, v->number);
+    if (v->number < 9.2e18) /* 1e3, 8.0: integral, but not written as an integer */
+        return llt_err_set(err, LLT_ERR_FORMAT,
+                           "%s: tensor '%s': data_offsets[%d] is %.17g written with a fraction or exponent, "
+                           "expected a plain integer", path, name, i, v->number);
+    return llt_err_set(err, LLT_ERR_FORMAT,
+                       "%s: tensor '%s': data_offsets[%d] is %.17g, past the data section of %llu bytes", path,
+                       name, i, v->number, (unsigned long long)data_size);
+}
+
 static llt_status parse_offsets(const char *path, const char *name, const llt_json *off,
                                 uint64_t data_size, st_info *info, llt_error *err) {
     if (!off || off->type != LLT_JSON_ARRAY || off->len != 2)
         return llt_err_set(err, LLT_ERR_FORMAT,
                            "%s: tensor '%s': 'data_offsets' missing or not [begin, end]", path, name);
-    for (int i = 0; i < 2; i++)
-        if (off->items[i].type != LLT_JSON_NUMBER || !off->items[i].is_int || off->items[i].integer < 0)
-            return llt_err_set(err, LLT_ERR_FORMAT,
-                               "%s: tensor '%s': data_offsets[%d] is not a non-negative integer",
-                               path, name, i);
+    for (int i = 0; i < 2; i++) LLT_TRY(check_offset(path, name, i, &off->items[i], data_size, err));
     info->begin = (uint64_t)off->items[0].integer;
     info->end = (uint64_t)off->items[1].integer;
     if (info->begin > info->end || info->end > data_size)
@@ -104,8 +128,12 @@ static llt_status parse_entry(const char *path, const char *name, const llt_json
     info->name = name;
     if (v->type != LLT_JSON_OBJECT)
         return llt_err_set(err, LLT_ERR_FORMAT, "%s: tensor '%s': entry is not an object", path, name);
-    const char *dt = llt_json_get_string(v, "dtype");
-    if (!dt) return llt_err_set(err, LLT_ERR_FORMAT, "%s: tensor '%s': 'dtype' missing", path, name);
+    const llt_json *dtv = llt_json_get(v, "dtype");
+    if (!dtv) return llt_err_set(err, LLT_ERR_FORMAT, "%s: tensor '%s': 'dtype' missing", path, name);
+    if (dtv->type != LLT_JSON_STRING)
+        return llt_err_set(err, LLT_ERR_FORMAT, "%s: tensor '%s': 'dtype' is %s, expected a name such as \"F16\"",
+                           path, name, json_kind(dtv));
+    const char *dt = dtv->string;
     if (!st_dtype_from_name(dt, &info->dtype))
         return llt_err_set(err, LLT_ERR_UNSUPPORTED, "%s: tensor '%s': unknown dtype '%s'", path,
                            name, dt);

@@ -67,6 +67,23 @@ int64_t llt_tensor_numel(const llt_tensor *t) {
     return n;
 }
 
+int64_t llt_tensor_count_nonfinite(const llt_tensor *t, int64_t *first) {
+    int64_t n = llt_tensor_numel(t), bad = 0;
+    *first = -1;
+    if (t->dtype == LLT_DTYPE_F32) {
+        const uint32_t *u = t->data;
+        for (int64_t i = 0; i < n; i++)
+            if ((u[i] & 0x7f800000u) == 0x7f800000u && bad++ == 0) *first = i;
+    } else if (t->dtype == LLT_DTYPE_F16 || t->dtype == LLT_DTYPE_BF16) {
+        const uint16_t *h = t->data, mask = t->dtype == LLT_DTYPE_F16 ? 0x7c00 : 0x7f80;
+        for (int64_t i = 0; i < n; i++)
+            if ((h[i] & mask) == mask && bad++ == 0) *first = i;
+    } else {
+        return -1;
+    }
+    return bad;
+}
+
 /* Shape, element count and byte size agree with the dtype. */
 static llt_status check_shape(const char *name, llt_dtype dt, int32_t n_dims, const int64_t *shape,
                               uint64_t nbytes, llt_error *err) {

@@ -41,5 +41,8 @@ llt_status llt_tensors_add(llt_tensor_table *tt, const char *name, size_t name_l
 llt_status llt_tensors_adopt_map(llt_tensor_table *tt, llt_mmap *m, llt_error *err);
 const llt_tensor *llt_tensors_find(const llt_tensor_table *tt, const char *name);
 int64_t llt_tensor_numel(const llt_tensor *t);
+/* NaN and Inf values of an f32/f16/bf16 tensor (exponent bits all ones; one pass over the bytes,
+ * memory speed), the first one's index in *first; -1 for other dtypes (not checked). */
+int64_t llt_tensor_count_nonfinite(const llt_tensor *t, int64_t *first);
 
 #endif

@@ -230,15 +230,13 @@ static llt_status read_device(const llt_json *s, const char *what, size_t i, llt
     return LLT_OK;
 }
 
-/* A list of names ("cpu", "cuda:0", ...), or one name. */
+/* A list of names ("cpu", "cuda:0", ...), as the specification's LlamaConfig.devices. */
 static llt_status read_devices(const llt_json *j, const char *what, llt_config *c, llt_error *err) {
     const llt_json *v = get_present(j, "devices");
     if (!v) return LLT_OK;
-    if (v->type == LLT_JSON_STRING) {
-        LLT_TRY(read_device(v, what, 0, c, err));
-        c->n_devices = 1;
-        return LLT_OK;
-    }
+    if (v->type == LLT_JSON_STRING)
+        return FIELD_ERR("%s: devices: expected a list of device names such as [\"%.16s\"], not the string \"%.16s\"",
+                         what, v->string, v->string);
     if (v->type != LLT_JSON_ARRAY) return FIELD_ERR("%s: devices: expected a list of strings", what);
     if (v->len > LLT_MAX_DEVICES)
         return FIELD_ERR("%s: devices: %zu entries, at most %d", what, v->len, LLT_MAX_DEVICES);

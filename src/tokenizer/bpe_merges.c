@@ -28,16 +28,16 @@ llt_status llt_merges_init(llt_merges *m, int64_t n, llt_error *err) {
     return LLT_OK;
 }
 
-void llt_merges_add(llt_merges *m, int32_t l, int32_t r, int32_t rank) {
-    if (!m->keys || l < 0 || r < 0 || (uint64_t)m->n * 2 >= (uint64_t)m->mask + 1) return;
+int32_t llt_merges_add(llt_merges *m, int32_t l, int32_t r, int32_t rank) {
+    if (!m->keys || l < 0 || r < 0 || (uint64_t)m->n * 2 >= (uint64_t)m->mask + 1) return -1;
     uint64_t k = pair_key(l, r);
     for (uint32_t h = pair_slot(k, m->mask);; h = (h + 1) & m->mask) {
-        if (m->keys[h] == k) return;
+        if (m->keys[h] == k) return m->rank[h];
         if (m->keys[h] == 0) {
             m->keys[h] = k;
             m->rank[h] = rank;
             m->n++;
-            return;
+            return -1;
         }
     }
 }

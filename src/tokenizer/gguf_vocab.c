@@ -4,19 +4,24 @@
  *    false) as llama.cpp's converter writes them;
  *  - model "gpt2": byte-level BPE; tokens in GPT-2's byte-level form + merges "a b"; the
  *    pre-tokenizer regex from tokenizer.ggml.pre.
- * Special ids: bos/eos/unknown/padding/eot/eom_token_id; ids outside the vocabulary (stories260K
- * writes 0xFFFFFFFF for "none") mean absent. */
+ * Special ids: bos/eos/unknown/padding/eot/eom_token_id; ids outside the vocabulary mean absent
+ * (stories260K writes 0xFFFFFFFF for "none"; any other such id is named in a warning). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "base/mem.h"
 #include "tokenizer/tokenizer.h"
 
-static int32_t opt_id(const llt_gguf *g, const char *key) {
+static int32_t opt_id(const llt_tokenizer *t, const llt_gguf *g, const char *key) {
     int64_t v;
-    if (llt_gguf_get_i64(g, key, &v, NULL) != LLT_OK || v < 0 || v > INT32_MAX) return -1;
-    return (int32_t)v;
+    if (llt_gguf_get_i64(g, key, &v, NULL) != LLT_OK) return -1;
+    if (v >= 0 && v < t->vocab.n) return (int32_t)v;
+    if (v != -1 && v != 0xFFFFFFFFll)
+        LLT_WARN("%s: %s %lld is outside the vocabulary [0, %d): ignored (no such token will be used)",
+                 g->map.path, key, (long long)v, t->vocab.n);
+    return -1;
 }
 
 static bool opt_bool(const llt_gguf *g, const char *key, bool dflt) {
@@ -111,7 +116,12 @@ static llt_status load_merges(llt_tokenizer *t, const llt_gguf *g, llt_error *er
         if (llt_bytelevel_decode(sp + 1, lb, buf + na, &nb)) b = llt_vocab_find(&t->vocab, buf + na, nb);
         if (a >= 0 && b >= 0) j = llt_vocab_find(&t->vocab, buf, na + nb);
         /* a merge of pieces that are not tokens can never apply */
-        if (j >= 0) llt_merges_add(&t->merges, a, b, (int32_t)i);
+        int32_t prev = j >= 0 ? llt_merges_add(&t->merges, a, b, (int32_t)i) : -1;
+        if (prev >= 0) {
+            st = llt_err_set(err, LLT_ERR_FORMAT, "%s: merge %llu '%.*s' repeats merge %d", what,
+                             (unsigned long long)i, (int)(s.len > 40 ? 40 : s.len), s.s, prev);
+            break;
+        }
     }
     free(buf);
     return st;
@@ -138,10 +148,10 @@ static llt_status from_gguf(llt_tokenizer *t, const llt_gguf *g, llt_error *err)
     else return llt_err_set(err, LLT_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model '%.*s' is not supported "
                             "(expected llama or gpt2)", what, (int)(model.len > 40 ? 40 : model.len), model.s);
     LLT_TRY(load_tokens(t, g, err));
-    t->bos = opt_id(g, "tokenizer.ggml.bos_token_id");
-    t->eos = opt_id(g, "tokenizer.ggml.eos_token_id");
-    t->unk = opt_id(g, "tokenizer.ggml.unknown_token_id");
-    t->pad = opt_id(g, "tokenizer.ggml.padding_token_id");
+    t->bos = opt_id(t, g, "tokenizer.ggml.bos_token_id");
+    t->eos = opt_id(t, g, "tokenizer.ggml.eos_token_id");
+    t->unk = opt_id(t, g, "tokenizer.ggml.unknown_token_id");
+    t->pad = opt_id(t, g, "tokenizer.ggml.padding_token_id");
     bool spm = t->kind == LLT_TOKK_SPM_BPE;
     if (spm && t->unk < 0) t->unk = 0;
     if (spm && t->bos < 0 && !llt_gguf_find(g, "tokenizer.ggml.bos_token_id")) t->bos = 1;
@@ -154,8 +164,8 @@ static llt_status from_gguf(llt_tokenizer *t, const llt_gguf *g, llt_error *err)
     if (!spm) LLT_TRY(setup_bpe(t, g, err));
     LLT_TRY(llt_tok_finish(t, what, err));
     t->byte_fallback = spm && t->byte_id[0] >= 0;
-    llt_tok_add_eog(t, opt_id(g, "tokenizer.ggml.eot_token_id"));
-    llt_tok_add_eog(t, opt_id(g, "tokenizer.ggml.eom_token_id"));
+    llt_tok_add_eog(t, opt_id(t, g, "tokenizer.ggml.eot_token_id"));
+    llt_tok_add_eog(t, opt_id(t, g, "tokenizer.ggml.eom_token_id"));
     return LLT_OK;
 }
 

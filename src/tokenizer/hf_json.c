@@ -47,7 +47,7 @@ static llt_status count_ids(const hf_ctx *c, int64_t *n, llt_error *err) {
         if (id > max) max = id;
     }
     *n = max + 1;
-    return LLT_OK;
+    return llt_vocab_check_dense(*n, (int64_t)(c->vocab->len + (c->added ? c->added->len : 0)), c->what, err);
 }
 
 static llt_status load_vocab(hf_ctx *c, llt_error *err) {
@@ -153,7 +153,12 @@ static llt_status load_merges(hf_ctx *c, llt_error *err) {
         memcpy(joined + la, b, lb);
         int32_t ij = piece_id(c, joined, la + lb, buf);
         if (ia < 0 || ib < 0 || ij < 0) continue; /* a merge that cannot apply */
-        llt_merges_add(&t->merges, ia, ib, (int32_t)i);
+        int32_t prev = llt_merges_add(&t->merges, ia, ib, (int32_t)i);
+        if (prev >= 0) {
+            st = llt_err_set(err, LLT_ERR_FORMAT, "%s: model.merges[%zu] '%.*s %.*s' repeats merges[%d]", c->what, i,
+                             (int)(la > 40 ? 40 : la), a, (int)(lb > 40 ? 40 : lb), b, prev);
+            break;
+        }
         /* SentencePiece-style: the first merge that builds a piece gives its score */
         if (c->spm && t->vocab.score[ij] == 0.0f) t->vocab.score[ij] = -(float)i - 1.0f;
     }
@@ -167,7 +172,9 @@ static llt_status load_merges(hf_ctx *c, llt_error *err) {
 static llt_status add_pretok(hf_ctx *c, const llt_json *p, int depth, llt_error *err) {
     if (!p || p->type == LLT_JSON_NULL) return LLT_OK;
     const char *type = llt_json_get_string(p, "type");
-    if (!type || depth > 4) return shape_err(c, "pre_tokenizer", "an object with a type", err);
+    if (!type) return shape_err(c, "pre_tokenizer", "an object with a type", err);
+    LLT_CHECK(depth <= 4, err, LLT_ERR_UNSUPPORTED, "%s: pre_tokenizer: Sequence nested %d deep, at most 4 supported",
+              c->what, depth);
     if (strcmp(type, "Sequence") == 0) {
         const llt_json *seq = llt_json_get_type(p, "pretokenizers", LLT_JSON_ARRAY);
         if (!seq) return shape_err(c, "pre_tokenizer.pretokenizers", "an array", err);
@@ -211,7 +218,9 @@ static llt_status add_pretok(hf_ctx *c, const llt_json *p, int depth, llt_error 
 static llt_status check_normalizer(hf_ctx *c, const llt_json *n, int depth, llt_error *err) {
     if (!n || n->type == LLT_JSON_NULL) return LLT_OK;
     const char *type = llt_json_get_string(n, "type");
-    if (!type || depth > 4) return shape_err(c, "normalizer", "an object with a type", err);
+    if (!type) return shape_err(c, "normalizer", "an object with a type", err);
+    LLT_CHECK(depth <= 4, err, LLT_ERR_UNSUPPORTED, "%s: normalizer: Sequence nested %d deep, at most 4 supported",
+              c->what, depth);
     if (strcmp(type, "Sequence") == 0) {
         const llt_json *seq = llt_json_get_type(n, "normalizers", LLT_JSON_ARRAY);
         if (!seq) return shape_err(c, "normalizer.normalizers", "an array", err);

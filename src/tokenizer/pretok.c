@@ -3,6 +3,7 @@
  * PCRE2_MATCH_INVALID_UTF lets the patterns run over text that is not valid UTF-8: invalid
  * bytes never match and so end up in the gaps, which are chunks of their own (HF's "Isolated"
  * split behaviour keeps both matches and gaps). */
+#include <stdio.h>
 #include <string.h>
 
 #include "base/log.h"
@@ -51,6 +52,7 @@ llt_status llt_pretok_add(llt_pretok *p, const char *regex, size_t len, llt_erro
                            (size_t)off, (const char *)msg);
     }
     pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* the interpreter still works if JIT is unavailable */
+    snprintf(p->pattern[p->n], sizeof p->pattern[p->n], "%.*s", (int)(len < 47 ? len : 47), regex);
     p->code[p->n++] = re;
     return LLT_OK;
 }
@@ -69,6 +71,27 @@ typedef struct split_ctx {
 
 static llt_status split_level(split_ctx *c, int level, const char *s, size_t n, llt_error *err);
 
+/* PCRE2 gives up on a pattern that backtracks without bound (match, depth or heap limit): say
+ * which pre-tokenizer regex, which limit and on how much text. */
+static llt_status match_error(const llt_pretok *p, int level, int rc, size_t n, llt_error *err) {
+    const char *limit = rc == PCRE2_ERROR_MATCHLIMIT ? "match limit" : rc == PCRE2_ERROR_DEPTHLIMIT ? "depth limit"
+                      : rc == PCRE2_ERROR_HEAPLIMIT  ? "heap limit" : NULL;
+    uint32_t value = 0;
+    if (rc == PCRE2_ERROR_MATCHLIMIT) pcre2_config(PCRE2_CONFIG_MATCHLIMIT, &value);
+    else if (rc == PCRE2_ERROR_DEPTHLIMIT) pcre2_config(PCRE2_CONFIG_DEPTHLIMIT, &value);
+    else if (rc == PCRE2_ERROR_HEAPLIMIT) pcre2_config(PCRE2_CONFIG_HEAPLIMIT, &value);
+    PCRE2_UCHAR msg[120];
+    pcre2_get_error_message(rc, msg, sizeof msg);
+    if (limit)
+        return llt_err_set(err, LLT_ERR_STATE,
+                           "tokenizer: pre-tokenizer regex %d of %d ('%s') hit PCRE2's %s (%u%s) on a chunk of %zu "
+                           "bytes: the pattern backtracks too much for this text",
+                           level + 1, p->n, p->pattern[level], limit, value,
+                           rc == PCRE2_ERROR_MATCHLIMIT ? " steps" : rc == PCRE2_ERROR_HEAPLIMIT ? " KiB" : "", n);
+    return llt_err_set(err, LLT_ERR_STATE, "tokenizer: pre-tokenizer regex %d of %d ('%s') failed: PCRE2 error %d (%s)",
+                       level + 1, p->n, p->pattern[level], rc, (const char *)msg);
+}
+
 static llt_status emit(split_ctx *c, int level, const char *s, size_t n, llt_error *err) {
     if (n == 0) return LLT_OK;
     if (level + 1 < c->p->n) return split_level(c, level + 1, s, n, err);
@@ -80,7 +103,7 @@ static llt_status split_level(split_ctx *c, int level, const char *s, size_t n, 
     while (pos < n) {
         int rc = pcre2_match(c->p->code[level], (PCRE2_SPTR)s, n, pos, 0, c->md[level], NULL);
         if (rc == PCRE2_ERROR_NOMATCH) break;
-        LLT_CHECK(rc >= 0, err, LLT_ERR_STATE, "tokenizer: pre-tokenizer regex failed with PCRE2 error %d", rc);
+        if (rc < 0) return match_error(c->p, level, rc, n, err);
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md[level]);
         size_t b = ov[0], e = ov[1];
         if (e <= b) { /* an empty match: step over one byte, it stays in the gap */

@@ -147,6 +147,7 @@ static llt_status fill(llt_tokenizer *t, const tk_line *lines, size_t n, const t
     int64_t n_vocab = 0;
     for (size_t i = 0; i < n; i++) n_vocab = lines[i].rank + 1 > n_vocab ? lines[i].rank + 1 : n_vocab;
     for (size_t i = 0; i < n_sp; i++) n_vocab = sp[i].id + 1 > n_vocab ? sp[i].id + 1 : n_vocab;
+    LLT_TRY(llt_vocab_check_dense(n_vocab, (int64_t)(n + n_sp), what, err));
     LLT_TRY(llt_vocab_init(&t->vocab, n_vocab, what, err));
     char buf[512];
     for (size_t i = 0; i < n; i++) {

@@ -48,6 +48,10 @@ typedef struct llt_vocab {
 } llt_vocab;
 
 llt_status llt_vocab_init(llt_vocab *v, int64_t n, const char *what, llt_error *err);
+/* Ids as files write them (a largest id `n - 1` for `defined` tokens) must be dense enough to be
+ * a real vocabulary: a few holes, not one id of 2^26 that costs a 2^26-entry table (memory stays
+ * proportional to the file). */
+llt_status llt_vocab_check_dense(int64_t n, int64_t defined, const char *what, llt_error *err);
 /* Sets token `id` once; a second set of the same id is a format error. */
 llt_status llt_vocab_set(llt_vocab *v, int32_t id, const char *s, size_t len, float score,
                          llt_tok_type type, const char *what, llt_error *err);
@@ -104,7 +108,9 @@ typedef struct llt_merges {
 } llt_merges;
 llt_status llt_merges_init(llt_merges *m, int64_t n, llt_error *err);
 /* Adds (l, r) with its rank (lower merges first); a repeated pair keeps its first rank. */
-void llt_merges_add(llt_merges *m, int32_t l, int32_t r, int32_t rank);
+/* Adds (l, r) -> rank; returns -1, or the rank of an earlier identical merge (then nothing is
+ * added: the loaders refuse duplicates). */
+int32_t llt_merges_add(llt_merges *m, int32_t l, int32_t r, int32_t rank);
 int32_t llt_merges_rank(const llt_merges *m, int32_t l, int32_t r); /* -1 when absent */
 void llt_merges_free(llt_merges *m);
 
@@ -126,6 +132,7 @@ size_t llt_bytelevel_encode(const char *s, size_t len, char *out);
 typedef struct llt_pretok {
     int n;                        /* regexes applied in sequence, each splitting the chunks */
     void *code[LLT_PRETOK_MAX];   /* pcre2_code_8 * */
+    char pattern[LLT_PRETOK_MAX][48]; /* each regex's first bytes, for messages */
 } llt_pretok;
 
 /* Well-known pre-tokenizers by GGUF tokenizer.ggml.pre name ("llama-bpe", "gpt-2", ...). */

@@ -40,6 +40,14 @@ llt_status llt_vocab_init(llt_vocab *v, int64_t n, const char *what, llt_error *
     return LLT_OK;
 }
 
+llt_status llt_vocab_check_dense(int64_t n, int64_t defined, const char *what, llt_error *err) {
+    LLT_CHECK(n <= 2 * defined + 1024, err, LLT_ERR_FORMAT,
+              "%s: largest token id is %lld but only %lld tokens are defined: ids this sparse are not a "
+              "vocabulary (expected at most 2 x tokens + 1024 ids)",
+              what, (long long)(n - 1), (long long)defined);
+    return LLT_OK;
+}
+
 static llt_status blob_reserve(llt_vocab *v, size_t extra, const char *what, llt_error *err) {
     if (v->blob_len + extra <= v->blob_cap) return LLT_OK;
     LLT_CHECK(v->blob_len + extra < UINT32_MAX, err, LLT_ERR_FORMAT,

@@ -181,11 +181,20 @@ static void test_preemption(void) {
     /* chunked prefill (3 tokens per step) gives the same tokens too */
     CHECK_OK(run_sched(m, 8, 3, &out, &st, &e), &e);
     check_same(out.t, solo, "preempted, 3-token steps");
-    /* and through the text API */
+    /* and through the text API, which counts and logs (debug level) each preemption: issue 15 */
     static toks batch[8];
     memset(batch, 0, sizeof batch);
-    CHECK_OK(llt_generate_batch(m, k_prompts, 8, 8, &p, collect, batch, NULL, &e), &e);
+    llt_gen_stats gs;
+    memset(&gs, 0xff, sizeof gs);
+    static tl_log log;
+    tl_log_begin(&log, LLT_LOG_DEBUG);
+    CHECK_OK(llt_generate_batch(m, k_prompts, 8, 8, &p, collect, batch, &gs, &e), &e);
+    tl_log_end();
     check_same(batch, solo, "preempted (generate_batch)");
+    int logged = 0;
+    for (const char *s = log.text; (s = strstr(s, "batch: KV pool full, preempting prompt ")) != NULL; s++) logged++;
+    CHECK_MSG(gs.n_preempted > 0 && gs.n_preempted == logged, "stats %d, logged %d:\n%s", gs.n_preempted, logged,
+              log.text);
     llt_model_free(m);
 }
 

@@ -99,7 +99,7 @@ static void test_json_spec_names(void) {
     /* Minimal: defaults fill the rest; n_kv_heads = n_heads; list eos; linear scaling. */
     const char *m = "{\"n_layers\": 1, \"n_heads\": 2, \"hidden_size\": 8, \"intermediate_size\": 4,"
                     " \"vocab_size\": 10, \"max_position_embeddings\": 16, \"eos_token_id\": [3, 4],"
-                    " \"pad_token_id\": null, \"devices\": \"cpu\","
+                    " \"pad_token_id\": null, \"devices\": [\"cpu\"],"
                     " \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 4.0}}";
     CHECK_OK(from_text(m, &c, &e), &e);
     CHECK(c.n_kv_heads == 2 && c.head_dim == 4 && c.n_eos == 2 && c.eos_token_id == 3 && c.eos_token_ids[1] == 4);
@@ -186,6 +186,8 @@ static void test_json_errors(void) {
         {"\"devices\": [1]", "devices[0]", LLT_ERR_FORMAT},
         {"\"devices\": [\"cuda:0\", \"0123456789abcdef\"]", "devices[1]", LLT_ERR_FORMAT},
         {"\"devices\": {}", "devices: expected a list", LLT_ERR_FORMAT},
+        /* issue 15: one name used to be taken as a list of one */
+        {"\"devices\": \"cpu\"", "devices: expected a list of device names such as [\"cpu\"], not the string", LLT_ERR_FORMAT},
         {"\"devices\": [\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\"]", "devices: 17", LLT_ERR_FORMAT},
         {"\"rope_scaling\": 3", "rope_scaling: expected an object", LLT_ERR_FORMAT},
         {"\"rope_scaling\": {\"factor\": 2}", "rope_scaling.type", LLT_ERR_FORMAT},

@@ -158,6 +158,35 @@ static void test_native_bad_config(void) {
     llt_tensors_free(&tt);
 }
 
+/* Issue 15: NaN/Inf in weights were written without a word; convert now names the tensor. */
+static void test_native_nonfinite_warning(void) {
+    llt_error e;
+    llt_config c;
+    llt_tensor_table src, tt;
+    llt_tensors_init(&src);
+    llt_tensors_init(&tt);
+    CHECK_OK(llt_native_load(tl_tmp_path("s260"), &c, &src, &e), &e);
+    for (size_t i = 0; i < src.n; i++) { /* owned copies, one of them poisoned */
+        const llt_tensor *t = &src.t[i];
+        void *copy = malloc(t->nbytes + 1);
+        memcpy(copy, t->data, t->nbytes);
+        bool poison = strcmp(t->name, "layers.1.feed_forward.w2.weight") == 0;
+        CHECK(!poison || t->dtype == LLT_DTYPE_F32);
+        if (poison) ((float *)copy)[5] = NAN, ((float *)copy)[9] = INFINITY;
+        CHECK_OK(llt_tensors_add(&tt, t->name, strlen(t->name), t->dtype, t->n_dims, t->shape, copy, t->nbytes, true,
+                                 &e), &e);
+    }
+    static tl_log log;
+    mkdir(tl_tmp_path("s260-nan"), 0755);
+    tl_log_begin(&log, LLT_LOG_WARN);
+    CHECK_OK(llt_native_write(tl_tmp_path("s260-nan"), &c, &tt, LLT_DTYPE_F16, &e), &e);
+    tl_log_end();
+    CHECK_MSG(strstr(log.text, "tensor 'layers.1.feed_forward.w2.weight': 2 of ") &&
+              strstr(log.text, "(the first at index 5)") && log.lines == 1, "log: %s", log.text);
+    llt_tensors_free(&src);
+    llt_tensors_free(&tt);
+}
+
 /* ---- the CLI ------------------------------------------------------------------------------ */
 
 static int sh(const char *cmd) {
@@ -243,6 +272,7 @@ int main(void) {
     RUN(test_tokjson_writer_suite);
     RUN(test_native_roundtrip);
     RUN(test_native_bad_config);
+    RUN(test_native_nonfinite_warning);
     RUN(test_cli);
     RUN(test_cli_logits);
     return tl_done("test_convert");

@@ -125,6 +125,11 @@ static void test_config_variants(void) {
     CHECK_ERR(parse_text("{" BASE ",\"eos_token_id\":[1,2,3,4,5,6,7,8,9]}", &c, &e), LLT_ERR_UNSUPPORTED, &e, "lists 9 ids");
     CHECK_ERR(parse_text("{" BASE ",\"eos_token_id\":[100]}", &c, &e), LLT_ERR_FORMAT, &e, "'eos_token_id' must be token ids");
     CHECK_ERR(parse_text("[1]", &c, &e), LLT_ERR_FORMAT, &e, "not a JSON object");
+    /* issue 15: "no" was read as absent (untied) without a word */
+    CHECK_ERR(parse_text("{" BASE ",\"tie_word_embeddings\":\"no\"}", &c, &e), LLT_ERR_FORMAT, &e,
+              "cfg.json: tie_word_embeddings: expected true or false");
+    CHECK_OK(parse_text("{" BASE ",\"tie_word_embeddings\":true}", &c, &e), &e);
+    CHECK(c.tie_weights);
     CHECK_ERR(llt_hf_config_read("/nonexistent", &c, &e), LLT_ERR_IO, &e, "/nonexistent/config.json");
 }
 

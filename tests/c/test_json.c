@@ -210,7 +210,25 @@ static void test_writer(void) {
     llt_sbuf_free(NULL);
 }
 
+/* Issue 15: "hidden_size\u0000x" was stored as the C string "hidden_size" and, coming last,
+ * overrode the real hidden_size. A key is compared by all its bytes, so NUL in a key is refused. */
+static void test_nul_in_key(void) {
+    const char *s = "{\"hidden_size\": 64, \"hidden_size\\u0000x\": 32}";
+    llt_json *j = NULL;
+    llt_error e = {0};
+    CHECK_ERR(llt_json_parse(s, strlen(s), "t.json", &j, &e), LLT_ERR_FORMAT, &e,
+              "t.json: invalid JSON at byte 20: object key contains \\u0000");
+    CHECK(j == NULL);
+    llt_json_free(j);
+    /* in a value NUL stays data */
+    j = parse("{\"a\": \"x\\u0000y\"}", &e);
+    const llt_json *v = j ? llt_json_get(j, "a") : NULL;
+    CHECK(v && v->len == 3 && memcmp(v->string, "x\0y", 3) == 0);
+    llt_json_free(j);
+}
+
 int main(void) {
+    RUN(test_nul_in_key);
     RUN(test_values);
     RUN(test_numbers);
     RUN(test_strings);

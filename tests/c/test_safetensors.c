@@ -175,7 +175,17 @@ static void test_damaged(void) {
     expect_fail("nooff.st", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4, 0, LLT_ERR_FORMAT,
                 "'w': 'data_offsets' missing");
     expect_fail("negoff.st", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-4,0]}}", 4,
-                0, LLT_ERR_FORMAT, "data_offsets[0]");
+                0, LLT_ERR_FORMAT, "'w': data_offsets[0] is negative (-4)");
+    /* issue 15: these said "'dtype' missing" and "not a non-negative integer" */
+    expect_fail("dtypenum.st", "{\"w\":{\"dtype\":5,\"shape\":[2],\"data_offsets\":[0,8]}}", 8, 0,
+                LLT_ERR_FORMAT, "'w': 'dtype' is a number, expected a name such as \"F16\"");
+    expect_fail("hugeoff.st",
+                "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[18446744073709551600,18446744073709551608]}}",
+                8, 0, LLT_ERR_FORMAT, "'w': data_offsets[0] is 1.8446744073709552e+19, past the data section of 8 bytes");
+    expect_fail("fracoff.st", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4.5]}}", 8, 0,
+                LLT_ERR_FORMAT, "'w': data_offsets[1] is 4.5, not an integer");
+    expect_fail("stroff.st", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[\"0\",4]}}", 8, 0,
+                LLT_ERR_FORMAT, "'w': data_offsets[0] is a string, expected a byte offset");
     expect_fail("entry.st", "{\"w\":[1]}", 0, 0, LLT_ERR_FORMAT, "'w': entry is not an object");
     expect_fail("meta.st", "{\"__metadata__\":[1]}", 0, 0, LLT_ERR_FORMAT,
                 "'__metadata__' is not an object");

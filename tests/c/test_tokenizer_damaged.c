@@ -417,6 +417,31 @@ static void test_bad_gguf_vocab(void) {
     llt_tokenizer_free(t);
 }
 
+/* Issue 15: a bos_token_id outside the vocabulary silently dropped BOS; now a warning names it.
+ * 0xFFFFFFFF is how real files (stories260K) write "none": no warning for that. */
+static void test_gguf_special_outside_vocab(void) {
+    static const char *const toks[] = {"<unk>", "<s>", "</s>", "a"};
+    static const int32_t types[] = {2, 3, 3, 1};
+    static const float scores[] = {0, 0, 0, -1};
+    static tl_log log;
+    gbuf g = {0};
+    g_kv_str(&g, "tokenizer.ggml.model", "llama");
+    g_kv_strs(&g, "tokenizer.ggml.tokens", toks, 4);
+    g_kv_f32s(&g, "tokenizer.ggml.scores", scores, 4);
+    g_kv_i32s(&g, "tokenizer.ggml.token_type", types, 4);
+    g_kv_u32(&g, "tokenizer.ggml.bos_token_id", 1000000);
+    g_kv_u32(&g, "tokenizer.ggml.padding_token_id", 0xFFFFFFFFu);
+    tl_log_begin(&log, LLT_LOG_WARN);
+    llt_tokenizer *t = NULL;
+    llt_error err = {0};
+    CHECK_OK(llt_tokenizer_open(g_file(&g, "bos.gguf"), &t, &err), &err);
+    tl_log_end();
+    CHECK(t && llt_tokenizer_bos(t) == -1);
+    CHECK_MSG(strstr(log.text, "tokenizer.ggml.bos_token_id 1000000 is outside the vocabulary [0, 4)") &&
+              log.lines == 1, "log: %s", log.text); /* padding 0xFFFFFFFF: "none", no warning */
+    llt_tokenizer_free(t);
+}
+
 /* ---- invalid UTF-8 text ---- */
 
 static void roundtrip_bytes(const char *path, const char *text, size_t len, bool exact) {
@@ -463,6 +488,7 @@ int main(void) {
     RUN(test_bad_tiktoken);
     RUN(test_tiktoken_specials);
     RUN(test_bad_gguf_vocab);
+    RUN(test_gguf_special_outside_vocab);
     RUN(test_invalid_utf8_text);
     return tl_done("test_tokenizer_damaged");
 }

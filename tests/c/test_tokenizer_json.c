@@ -277,8 +277,61 @@ static void test_wrong_shapes(void) {
              LLT_ERR_FORMAT, "normalizers");
 }
 
+/* A byte-level vocabulary of the 256 bytes (ids 0..255), then `extra` (JSON members, may be ""),
+ * merges `merges` (a JSON array's inside) and pre-tokenizer `pre` (or null). */
+static const char *bytes_json(const char *name, const char *extra, const char *merges, const char *pre) {
+    llt_sbuf b = {0};
+    llt_sbuf_printf(&b, "{\"pre_tokenizer\":%s,\"model\":{\"type\":\"BPE\",\"vocab\":{", pre ? pre : "null");
+    for (int i = 0; i < 256; i++) {
+        char c = (char)i, enc[8];
+        size_t n = llt_bytelevel_encode(&c, 1, enc);
+        if (i) llt_sbuf_append(&b, ",", 1);
+        llt_sbuf_json_string(&b, enc, n);
+        llt_sbuf_printf(&b, ":%d", i);
+    }
+    llt_sbuf_printf(&b, "%s},\"merges\":[%s]}}", extra, merges);
+    return write_json(name, &b);
+}
+
+static void open_err(const char *path, llt_status want, const char *needle) {
+    llt_tokenizer *t = NULL;
+    llt_error err = {0};
+    CHECK_ERR(llt_tokenizer_open(path, &t, &err), want, &err, needle);
+    CHECK(t == NULL);
+}
+
+/* Issue 15: one id of 2^26 - 1 made a 2^26-entry vocabulary (940 MB for a 3 KB file); merges
+ * repeated 5M times were accepted. Both are errors now; a few holes stay accepted. */
+static void test_amplification(void) {
+    open_err(bytes_json("sparse.json", ",\"ab\":67108863", "", NULL), LLT_ERR_FORMAT,
+             "largest token id is 67108863 but only 257 tokens are defined");
+    open_err(bytes_json("dup.json", ",\"ab\":256", "\"a b\",\"a b\"", NULL), LLT_ERR_FORMAT,
+             "model.merges[1] 'a b' repeats merges[0]");
+    llt_tokenizer *t = NULL;
+    llt_error err = {0};
+    CHECK_OK(llt_tokenizer_open(bytes_json("holes.json", ",\"ab\":1000", "\"a b\"", NULL), &t, &err), &err);
+    int32_t ids[4];
+    size_t n = 0;
+    if (t) CHECK_OK(llt_tokenizer_encode(t, "ab", 2, 0, ids, 4, &n, &err), &err);
+    CHECK(t && n == 1 && ids[0] == 1000);
+    llt_tokenizer_free(t);
+}
+
+/* Issue 15: a Sequence nested 50 deep said "expected an object with a type". */
+static void test_nested_sequence(void) {
+    char pre[4096] = "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}", tmp[4096];
+    for (int i = 0; i < 50; i++) {
+        snprintf(tmp, sizeof tmp, "{\"type\":\"Sequence\",\"pretokenizers\":[%s]}", pre);
+        memcpy(pre, tmp, sizeof pre);
+    }
+    open_err(bytes_json("nested.json", "", "", pre), LLT_ERR_UNSUPPORTED,
+             "pre_tokenizer: Sequence nested 5 deep, at most 4 supported");
+}
+
 int main(void) {
     TL_REQUIRE_PCRE2("test_tokenizer_json");
+    RUN(test_amplification);
+    RUN(test_nested_sequence);
     RUN(test_gpt2_json);
     RUN(test_llama3_json);
     RUN(test_llama2_json);

@@ -125,3 +125,18 @@ double tl_rel_err(const float *a, const float *ref, size_t n) {
     }
     return mr > 0 ? md / mr : md;
 }
+
+static void tl_log_keep(llt_log_level level, const char *msg, void *user) {
+    (void)level;
+    tl_log *log = user;
+    size_t used = strlen(log->text);
+    snprintf(log->text + used, sizeof log->text - used, "%s\n", msg);
+    log->lines++;
+}
+
+void tl_log_begin(tl_log *log, llt_log_level min) {
+    memset(log, 0, sizeof *log);
+    llt_log_set(tl_log_keep, log, min);
+}
+
+void tl_log_end(void) { llt_log_set(NULL, NULL, LLT_LOG_INFO); }

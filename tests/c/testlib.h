@@ -101,6 +101,15 @@ llt_model *tl_load_stories(int32_t page_size, int32_t max_pages, int32_t max_seq
 /* Index of the largest of x[0..n) (the first on ties): the reference's top-1 token. */
 int32_t tl_argmax(const float *x, int32_t n);
 
+/* Library log lines of `min` level and above, kept (newline-separated) while capturing:
+ * tl_log_begin(&log, LLT_LOG_WARN); ...; tl_log_end(); then strstr(log.text, ...). */
+typedef struct tl_log {
+    char text[8192];
+    int lines;
+} tl_log;
+void tl_log_begin(tl_log *log, llt_log_level min);
+void tl_log_end(void);
+
 /* max |a-b| / max |ref| */
 double tl_rel_err(const float *a, const float *ref, size_t n);
 
