@@ -3,6 +3,8 @@
  * trailing \r is dropped), up to N generated at once (llt_generate_batch). Prints one JSON
  * object per prompt and line on stdout, IN INDEX ORDER once all are done:
  *     {"index": i, "text": "...", "n_tokens": k}
+ *     {"index": i, "error": "..."}      a prompt that could not run (too long for the context,
+ *                                        ...); the others run, and the exit status is 1
  * text is valid UTF-8 (an invalid byte sequence becomes U+FFFD) with JSON escaping; n_tokens
  * counts the generated tokens (an end-of-generation token is not counted). Throughput goes to
  * stderr. */
@@ -18,6 +20,7 @@
 typedef struct batch_out {
     llt_sbuf *text;    /* [n] */
     int32_t *n_tokens; /* [n] */
+    llt_error *err;    /* [n] why prompt i could not run (status LLT_OK: it ran) */
 } batch_out;
 
 static int on_piece(int32_t index, const char *piece, size_t len, int32_t token, void *user) {
@@ -68,9 +71,15 @@ static char *read_file(const char *path, size_t *n) {
 static void print_results(const batch_out *o, int32_t n) {
     for (int32_t i = 0; i < n; i++) {
         llt_sbuf line = {0};
-        llt_sbuf_printf(&line, "{\"index\": %d, \"text\": ", i);
-        llt_sbuf_json_text(&line, o->text[i].data ? o->text[i].data : "", o->text[i].len);
-        llt_sbuf_printf(&line, ", \"n_tokens\": %d}\n", o->n_tokens[i]);
+        if (o->err[i].status != LLT_OK) {
+            llt_sbuf_printf(&line, "{\"index\": %d, \"error\": ", i);
+            llt_sbuf_json_text(&line, o->err[i].msg, strlen(o->err[i].msg));
+            llt_sbuf_append(&line, "}\n", 2);
+        } else {
+            llt_sbuf_printf(&line, "{\"index\": %d, \"text\": ", i);
+            llt_sbuf_json_text(&line, o->text[i].data ? o->text[i].data : "", o->text[i].len);
+            llt_sbuf_printf(&line, ", \"n_tokens\": %d}\n", o->n_tokens[i]);
+        }
         if (!line.oom) fwrite(line.data, 1, line.len, stdout);
         llt_sbuf_free(&line);
     }
@@ -79,17 +88,18 @@ static void print_results(const batch_out *o, int32_t n) {
 
 static int run_prompts(llt_model *m, char **prompts, int32_t n, int parallel,
                        const llt_gen_params *p) {
-    batch_out o = {calloc((size_t)n + 1, sizeof(llt_sbuf)), calloc((size_t)n + 1, sizeof(int32_t))};
+    batch_out o = {calloc((size_t)n + 1, sizeof(llt_sbuf)), calloc((size_t)n + 1, sizeof(int32_t)),
+                   calloc((size_t)n + 1, sizeof(llt_error))};
     llt_error err = {0};
     llt_gen_stats st = {0};
     int rc = 0;
-    if (!o.text || !o.n_tokens) {
+    if (!o.text || !o.n_tokens || !o.err) {
         fprintf(stderr, "llama-triton: out of memory for %d prompts\n", n);
         rc = 1;
     } else {
         double t0 = llt_time_now();
-        llt_status s = llt_generate_batch_counts(m, (const char *const *)prompts, n, parallel, p,
-                                                 on_piece, &o, o.n_tokens, &st, &err);
+        llt_status s = llt_generate_batch_each(m, (const char *const *)prompts, n, parallel, p, on_piece,
+                                               &o, o.n_tokens, o.err, &st, &err);
         double wall = llt_time_now() - t0;
         print_results(&o, n); /* what finished is printed even when one prompt failed */
         /* decode: steps that produced at least one token from a decode row (steps that only
@@ -102,7 +112,7 @@ static int run_prompts(llt_model *m, char **prompts, int32_t n, int parallel,
         if (s != LLT_OK) rc = cli_runtime_error(&err);
     }
     for (int32_t i = 0; o.text && i < n; i++) llt_sbuf_free(&o.text[i]);
-    free(o.text), free(o.n_tokens);
+    free(o.text), free(o.n_tokens), free(o.err);
     return rc;
 }
 

@@ -10,7 +10,7 @@ $LLT_LIB, or from the repository's build/). numpy is used when present."""
 __version__ = "0.1.0"
 
 from .errors import (  # noqa: F401
-    CacheFullError, CancelledError, ClosedError, DeviceError, FileError, FormatError,
+    BatchError, CacheFullError, CancelledError, ClosedError, DeviceError, FileError, FormatError,
     InvalidArgumentError, LibraryNotFoundError, LlamaTritonError, MissingSymbolError,
     NotFoundError, OutOfMemoryError, StateError, UnsupportedError)
 from .config import LlamaConfig  # noqa: F401
@@ -33,5 +33,5 @@ __all__ = [
     "set_log_level", "status_str", "LlamaTritonError", "InvalidArgumentError", "FileError",
     "FormatError", "UnsupportedError", "OutOfMemoryError", "CacheFullError", "StateError",
     "DeviceError", "NotFoundError", "CancelledError", "ClosedError", "LibraryNotFoundError",
-    "MissingSymbolError",
+    "MissingSymbolError", "BatchError",
 ]

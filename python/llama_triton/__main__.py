@@ -11,7 +11,7 @@ import sys
 import time
 
 from . import __version__
-from .errors import LlamaTritonError
+from .errors import BatchError, LlamaTritonError
 from .generator import LlamaGenerator
 
 
@@ -70,6 +70,24 @@ def _report(stats, load_s):
                      % (st.get("n_generated", 0), st.get("gen_s", 0), rate(st.get("n_generated", 0), st.get("gen_s", 0))))
 
 
+def _run_batch(gen, prompts, parallel, sample):
+    """JSON lines as the C CLI: a prompt that could not run gets {"index", "error"}; the others
+    run; then the BatchError is raised (exit status 1)."""
+    failed = None
+    try:
+        texts, counts, errors = gen.generate_batch(prompts, parallel=parallel, **sample), gen.last_token_counts, None
+    except BatchError as e:
+        failed, texts, counts, errors = e, e.results, e.token_counts, e.errors
+    for i, (text, n) in enumerate(zip(texts, counts)):
+        if errors and errors[i] is not None:
+            line = {"index": i, "error": errors[i].message}
+        else:
+            line = {"index": i, "text": text, "n_tokens": n}
+        sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+    if failed is not None:
+        raise failed
+
+
 def main(argv=None, prog="python -m llama_triton", prefix=""):
     """The CLI; prefix goes before the generated text (main.py: "› ", as the
     specification shows its output)."""
@@ -90,10 +108,7 @@ def main(argv=None, prog="python -m llama_triton", prefix=""):
                             layer_split=args.layer_split) as gen:
             load_s = time.perf_counter() - t0
             if prompts is not None:
-                texts = gen.generate_batch(prompts, parallel=args.parallel, **sample)
-                for i, (text, n) in enumerate(zip(texts, gen.last_token_counts)):
-                    line = {"index": i, "text": text, "n_tokens": n}
-                    sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+                _run_batch(gen, prompts, args.parallel, sample)
             else:
                 sys.stdout.write(prefix)
                 for piece in gen.generate(prompt, stream=True, **sample):

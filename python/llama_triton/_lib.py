@@ -102,9 +102,10 @@ PROTOTYPES = {
                                  C.POINTER(S.GenParams), S.TOKEN_CB, _p,
                                  C.POINTER(S.GenStats), _err]),
     # engine/batch.h (exported, not in the public header): llt_generate_batch + token counts
-    "llt_generate_batch_counts": (_st, [_p, C.POINTER(C.c_char_p), _i32, _i32,
-                                        C.POINTER(S.GenParams), S.TOKEN_CB, _p, _i32p,
-                                        C.POINTER(S.GenStats), _err]),
+    # and per-prompt errors
+    "llt_generate_batch_each": (_st, [_p, C.POINTER(C.c_char_p), _i32, _i32,
+                                      C.POINTER(S.GenParams), S.TOKEN_CB, _p, _i32p, _err,
+                                      C.POINTER(S.GenStats), _err]),
     # kv/paged_cache.h and backend/cuda/cuda_backend.h (exported, not in the public header)
     "llt_kv_cache_create_with": (_st, [C.POINTER(S.KVCacheOpts), C.POINTER(S.KVStorage),
                                        C.POINTER(_p), _err]),

@@ -83,6 +83,18 @@ class LibraryNotFoundError(LlamaTritonError, ImportError):
     """libllama_triton.so could not be found or loaded."""
 
 
+class BatchError(LlamaTritonError):
+    """generate_batch: some prompts could not run; the others did. errors[i] is prompt i's
+    LlamaTritonError (None when it ran), results[i] its text (None when it did not run),
+    token_counts[i] its generated tokens. status is the first failed prompt's."""
+
+    def __init__(self, message, status=None, errors=(), results=None, token_counts=None):
+        super().__init__(message, status)
+        self.errors = list(errors)
+        self.results = results
+        self.token_counts = token_counts
+
+
 class MissingSymbolError(UnsupportedError):
     """The loaded library does not export a function this binding needs (an older build)."""
 

@@ -4,16 +4,24 @@ llt_generate_batch.
 Streaming (stream=True) is a true lazy iterator: the C generation runs in a worker thread
 (ctypes releases the GIL during the call) and hands each piece through a small bounded queue,
 so the generation advances only a few pieces ahead of the reader. Leaving the loop early (or
-close()) tells the C loop to stop at its next token."""
+close()) tells the C loop to stop at its next token. Closing the generator ends every open
+stream with ClosedError; a KeyboardInterrupt while waiting for a piece ends that stream.
 
+Ctrl-C during a generation that runs in the main thread is recorded by a temporary SIGINT
+handler (a KeyboardInterrupt raised inside a ctypes callback would be printed and ignored);
+the callback then stops the C loop and the KeyboardInterrupt is raised when it returns."""
+
+import contextlib
 import ctypes as C
 import queue
+import signal
 import threading
 
 from . import _structs as S
 from . import chat as _chat
 from ._lib import lib
-from .errors import CancelledError, InvalidArgumentError
+from .errors import (BatchError, CancelledError, ClosedError, InvalidArgumentError,
+                     LlamaTritonError, error_for_status)
 from .model import LlamaTritonModel
 
 _DONE = object()
@@ -69,26 +77,42 @@ class LlamaGenerator:
         if isinstance(prompts, (str, bytes)):
             raise InvalidArgumentError("generate_batch: expected a list of prompts, got one string")
         datas = [_text(p, "prompts[%d]" % i) for i, p in enumerate(prompts)]
-        if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
-            raise InvalidArgumentError("generate_batch: parallel must be an int >= 1, got %r" % (parallel,))
+        n = len(datas)
+        if isinstance(parallel, bool) or not isinstance(parallel, int) or not 1 <= parallel < 2**31:
+            raise InvalidArgumentError("generate_batch: parallel must be an int in [1, 2**31), got %r"
+                                       % (parallel,))
+        if n >= 2**31:
+            raise InvalidArgumentError("generate_batch: %d prompts, at most 2**31 - 1" % n)
         params = _params(max_new_tokens, temperature, top_p, top_k, seed, add_bos, parse_special)
-        arr = (C.c_char_p * max(1, len(datas)))(*datas)
-        counts = (C.c_int32 * max(1, len(datas)))()
-        if lib().has("llt_generate_batch_counts"):  # engine/batch.h: also counts tokens
-            run = lambda cb, stats: lib().call(  # noqa: E731
-                "llt_generate_batch_counts", self.model._h, arr, len(datas), parallel,
-                C.byref(params), cb, None, counts, C.byref(stats))
+        arr = (C.c_char_p * max(1, n))(*datas)
+        counts = (C.c_int32 * max(1, n))()
+        errs = (S.Error * max(1, n))()
+        if lib().has("llt_generate_batch_each"):  # engine/batch.h: token counts, per-prompt errors
+            def run(cb, stats):
+                try:
+                    lib().call("llt_generate_batch_each", self.model._h, arr, n, parallel,
+                               C.byref(params), cb, None, counts, errs, C.byref(stats))
+                except LlamaTritonError as e:
+                    failed = [error_for_status(x.status, x.msg.decode("utf-8", "replace")) if x.status else None
+                              for x in errs[:n]]
+                    if any(failed):  # the others ran
+                        raise BatchError(e.message, e.status, failed) from None
+                    raise
         else:
             run = lambda cb, stats: lib().call(  # noqa: E731
-                "llt_generate_batch", self.model._h, arr, len(datas), parallel, C.byref(params),
+                "llt_generate_batch", self.model._h, arr, n, parallel, C.byref(params),
                 cb, None, C.byref(stats))
         if stream:
             return self._stream(run, with_index=True)
-        texts = [[] for _ in datas]
-        for i, piece in self._collect(run):
-            texts[i].append(piece)
-        self.last_token_counts = list(counts[:len(datas)])
-        return ["".join(t) for t in texts]
+        pieces = []
+        try:
+            self._collect(run, pieces)
+        except BatchError as e:
+            e.results = [None if e.errors[i] else t for i, t in enumerate(_join(pieces, n))]
+            e.token_counts = self.last_token_counts = list(counts[:n])
+            raise
+        self.last_token_counts = list(counts[:n])
+        return _join(pieces, n)
 
     # --- chat (chat.py): the model's chat template, one chat session per generator ---
     def apply_chat_template(self, messages, add_generation_prompt=True, chat_template=None,
@@ -121,12 +145,16 @@ class LlamaGenerator:
         return _chat.session_for(self)
 
     # --- plumbing ---
-    def _collect(self, run):
-        """Runs in this thread; returns [(index, piece)]. An exception raised inside the
-        callback (KeyboardInterrupt included) stops the C loop and is re-raised here."""
-        pieces, failure = [], []
+    def _collect(self, run, pieces=None):
+        """Runs in this thread; returns [(index, piece)] (appended to `pieces` as they come).
+        An exception raised inside the callback, or Ctrl-C, stops the C loop and is re-raised
+        here."""
+        pieces = [] if pieces is None else pieces
+        failure = []
 
         def on_piece(index, ptr, n, token, user):
+            if failure:  # Ctrl-C was recorded: stop now
+                return 1
             try:
                 pieces.append((index, C.string_at(ptr, n).decode("utf-8", "replace")))
                 return 0
@@ -135,7 +163,7 @@ class LlamaGenerator:
                 return 1
 
         cb = S.TOKEN_CB(on_piece)
-        with self.model._acquire():
+        with self.model._acquire(), _sigint_recorded(failure):
             self._run(run, cb, failure)
         return pieces
 
@@ -146,18 +174,20 @@ class LlamaGenerator:
         except CancelledError:
             if not failure:
                 raise
+        finally:
+            self.last_stats = {k: getattr(stats, k) for k, _ in S.GenStats._fields_}
         if failure:
             raise failure[0]
-        self.last_stats = {k: getattr(stats, k) for k, _ in S.GenStats._fields_}
 
     def _stream(self, run, with_index):
         self.model._h  # fail now, not on the first next(), when closed
         return _Stream(self, run, with_index)
 
     def close(self):
-        """Stops running streams and frees the model. A second close() raises ClosedError."""
+        """Stops running streams (their next read raises ClosedError) and frees the model. A
+        second close() raises ClosedError."""
         for st in list(self._streams):
-            st.close()
+            st.close(ClosedError("the LlamaGenerator was closed while this stream was open", 7))
         _chat.release(self)  # the chat session's sequence lives in the model's cache
         self.model.close()
 
@@ -178,6 +208,7 @@ class _StreamState:
         self.stop = threading.Event()
         self.thread = None
         self.reader = None  # ident of the thread reading the stream
+        self.error = None   # why the stream was ended from outside (raised by the next read)
 
     def put(self, item):
         """Blocks while the reader is behind; gives up (False) once stop is set."""
@@ -196,7 +227,29 @@ class _StreamState:
         except BaseException:  # noqa: B902  never let an exception cross into C
             return 1
 
-    def close(self):
+    def finish(self, item):
+        """The worker's last item. Waits for the reader like put(); once stopped, makes room by
+        dropping unread pieces, so that a reader blocked in get() always wakes up."""
+        if self.put(item):
+            return
+        while True:
+            try:
+                self.q.put_nowait(item)
+                return
+            except queue.Full:
+                with contextlib.suppress(queue.Empty):
+                    self.q.get_nowait()
+
+    def interrupt(self, error):
+        """Ends the stream without waiting for the worker (it stops at its next token and then
+        releases the model); the next read raises `error`."""
+        if self.error is None:
+            self.error = error
+        self.stop.set()
+
+    def close(self, error=None):
+        if error is not None:
+            self.interrupt(error)
         self.stop.set()
         t = self.thread
         if t is not None and t is not threading.current_thread():
@@ -211,9 +264,9 @@ def _stream_worker(gen, run, st, cb):
                 gen._run(run, cb, [])
             finally:
                 gen.model._stream_state = None
-        st.put((_DONE, None))
+        st.finish((_DONE, None))
     except BaseException as e:  # noqa: B902  handed to the reader
-        st.put((_DONE, e))
+        st.finish((_DONE, e))
     finally:
         gen._streams.discard(st)
 
@@ -240,12 +293,23 @@ class _Stream:
     def __next__(self):
         if self._finished:
             raise StopIteration
-        self._st.reader = threading.get_ident()
-        if self._st.thread is None:
+        st = self._st
+        if st.error is not None:
+            self._finished = True
+            raise type(st.error)(st.error.message, st.error.status)
+        st.reader = threading.get_ident()
+        if st.thread is None:
             self._start()
-        index, piece = self._st.q.get()
+        try:
+            index, piece = st.q.get()
+        except BaseException:  # noqa: B902  Ctrl-C while waiting: end the stream, free the model
+            st.interrupt(CancelledError("the stream was interrupted (KeyboardInterrupt)", 10))
+            self._finished = True
+            raise
         if index is _DONE:
             self._finished = True
+            if st.error is not None:
+                raise type(st.error)(st.error.message, st.error.status)
             if piece is not None and not isinstance(piece, CancelledError):
                 raise piece
             raise StopIteration
@@ -259,6 +323,29 @@ class _Stream:
     def __del__(self):
         # no join here: the C loop stops at its next token and the worker then exits
         self._st.stop.set()
+
+
+@contextlib.contextmanager
+def _sigint_recorded(failure):
+    """In the main thread, with Python's default SIGINT handler in place: Ctrl-C appends a
+    KeyboardInterrupt to `failure` instead of raising it (inside a ctypes callback it would be
+    printed and ignored); the callback then stops the C loop and _run raises it."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    old = signal.signal(signal.SIGINT, lambda signum, frame: failure.append(KeyboardInterrupt()))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _join(pieces, n):
+    texts = [[] for _ in range(n)]
+    for i, piece in pieces:
+        texts[i].append(piece)
+    return ["".join(t) for t in texts]
 
 
 def _text(s, what):

@@ -4,6 +4,7 @@ import collections.abc
 import contextlib
 import ctypes as C
 import os
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -13,7 +14,7 @@ from . import _structs as S
 from ._handle import Handle
 from ._lib import fspath, lib
 from .config import LlamaConfig
-from .errors import InvalidArgumentError, StateError
+from .errors import CancelledError, InvalidArgumentError, StateError
 
 
 def device_string(device):
@@ -127,10 +128,15 @@ class LlamaTritonModel(Handle):
     @contextlib.contextmanager
     def _acquire(self):
         """Holds the model for one C call. Waiting is fine from any thread except the one
-        reading an open stream of this model: that would wait for itself, so it is an error."""
+        reading an open stream of this model: that would wait for itself, so it is an error,
+        unless this thread is handling a KeyboardInterrupt: then the stream was abandoned by
+        it, so it is ended (its next read raises CancelledError) and the model is freed."""
         while not self._lock.acquire(timeout=0.05):
             st = self._stream_state
             if st is not None and not st.stop.is_set() and st.reader == threading.get_ident():
+                if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+                    st.interrupt(CancelledError("the stream was interrupted (KeyboardInterrupt)", 10))
+                    continue
                 raise StateError("the model is busy with an open stream read by this thread; "
                                  "finish or close() the stream first", 7)
         try:

@@ -71,10 +71,10 @@ class Tokenizer(Handle):
         """Token ids of `text` (str or UTF-8 bytes)."""
         if isinstance(text, str):
             data = text.encode("utf-8")
-        elif isinstance(text, (bytes, bytearray)):
+        elif isinstance(text, (bytes, bytearray, memoryview)):
             data = bytes(text)
-        else:  # bytes(123) would be 123 NUL bytes
-            raise InvalidArgumentError("text: expected str or bytes, got %s" % type(text).__name__)
+        else:  # bytes(None) is a bare TypeError, bytes(5) five NUL bytes
+            raise InvalidArgumentError("encode: text: expected str or bytes, got %s" % type(text).__name__)
         flags = ((S.TOK_ADD_BOS if add_bos else 0) | (S.TOK_ADD_EOS if add_eos else 0)
                  | (S.TOK_PARSE_SPECIAL if parse_special else 0))
         cap = len(data) // 2 + ENCODE_SLACK

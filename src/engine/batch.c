@@ -6,6 +6,7 @@
 
 #include "engine/batch.h"
 #include "engine/scheduler.h"
+#include "model/model.h"
 
 typedef struct batch_ctx {
     const llt_tokenizer *tok;
@@ -65,18 +66,38 @@ static llt_status encode(const llt_tokenizer *tok, const char *text, unsigned fl
     return llt_err_set(err, LLT_ERR_STATE, "batch: the tokenizer's length changed between calls");
 }
 
-static llt_status encode_all(const llt_tokenizer *tok, const char *const *prompts, int32_t n,
-                             const llt_gen_params *p, int32_t **ids, int32_t *lens,
+/* Prompt i's ids, or why it cannot run. */
+static llt_status encode_one(const llt_tokenizer *tok, const char *prompt, unsigned flags, int32_t max_ctx,
+                             int32_t i, int32_t **ids, int32_t *len, llt_error *err) {
+    LLT_CHECK(prompt, err, LLT_ERR_INVALID_ARG, "batch: prompt %d is NULL", i);
+    llt_status st = encode(tok, prompt, flags, ids, len, err);
+    if (st != LLT_OK) return llt_err_wrap(err, st, "batch: prompt %d: ", i);
+    LLT_CHECK(*len > 0, err, LLT_ERR_INVALID_ARG, "batch: prompt %d encodes to no tokens (empty text without BOS)",
+              i);
+    LLT_CHECK(*len <= max_ctx, err, LLT_ERR_INVALID_ARG, "batch: prompt %d has %d tokens, the context holds %d", i,
+              *len, max_ctx);
+    return LLT_OK;
+}
+
+/* Encodes every prompt. With prompt_err a prompt that cannot run is skipped (ids NULL, length
+ * 0: the scheduler passes over it) and the first failure is returned after all were tried. */
+static llt_status encode_all(llt_model *m, const llt_tokenizer *tok, const char *const *prompts, int32_t n,
+                             const llt_gen_params *p, int32_t **ids, int32_t *lens, llt_error *prompt_err,
                              llt_error *err) {
     unsigned flags = (p->add_bos ? LLT_TOK_ADD_BOS : 0) | (p->parse_special ? LLT_TOK_PARSE_SPECIAL : 0);
+    int32_t failed = 0, first = -1, max_ctx = llt_model_max_ctx(m);
     for (int32_t i = 0; i < n; i++) {
-        LLT_CHECK(prompts[i], err, LLT_ERR_INVALID_ARG, "batch: prompt %d is NULL", i);
-        llt_status st = encode(tok, prompts[i], flags, &ids[i], &lens[i], err);
-        if (st != LLT_OK) return llt_err_wrap(err, st, "batch: prompt %d: ", i);
-        LLT_CHECK(lens[i] > 0, err, LLT_ERR_INVALID_ARG,
-                  "batch: prompt %d encodes to no tokens (empty text without BOS)", i);
+        llt_error one = {0};
+        llt_status st = encode_one(tok, prompts[i], flags, max_ctx, i, &ids[i], &lens[i], &one);
+        if (prompt_err) prompt_err[i] = one;
+        if (st == LLT_OK) continue;
+        free(ids[i]), ids[i] = NULL, lens[i] = 0;
+        if (!prompt_err) return err ? (*err = one, st) : st;
+        if (failed++ == 0) first = i;
     }
-    return LLT_OK;
+    if (!failed) return LLT_OK;
+    return llt_err_set(err, prompt_err[first].status, "batch: %d of %d prompts could not run (first: %s)", failed, n,
+                       prompt_err[first].msg);
 }
 
 static void fill_stats(llt_gen_stats *stats, const int32_t *lens, int32_t n,
@@ -90,10 +111,10 @@ static void fill_stats(llt_gen_stats *stats, const int32_t *lens, int32_t n,
     stats->n_preempted = (int32_t)(ss->n_preempted > INT32_MAX ? INT32_MAX : ss->n_preempted);
 }
 
-llt_status llt_generate_batch_counts(llt_model *m, const char *const *prompts, int32_t n,
-                                     int32_t parallel, const llt_gen_params *p, llt_token_cb cb,
-                                     void *user, int32_t *n_tokens, llt_gen_stats *stats,
-                                     llt_error *err) {
+llt_status llt_generate_batch_each(llt_model *m, const char *const *prompts, int32_t n,
+                                   int32_t parallel, const llt_gen_params *p, llt_token_cb cb,
+                                   void *user, int32_t *n_tokens, llt_error *prompt_err,
+                                   llt_gen_stats *stats, llt_error *err) {
     LLT_CHECK(m && p && n >= 0 && (n == 0 || prompts) && parallel > 0, err, LLT_ERR_INVALID_ARG,
               "generate_batch: NULL argument, %d prompts, parallel %d (expected > 0)", n,
               parallel);
@@ -105,7 +126,11 @@ llt_status llt_generate_batch_counts(llt_model *m, const char *const *prompts, i
     b.detok = calloc((size_t)n + 1, sizeof(llt_detok_state));
     llt_status st = ids && lens && b.detok ? LLT_OK
                     : llt_err_set(err, LLT_ERR_NOMEM, "generate_batch: out of memory");
-    if (st == LLT_OK) st = encode_all(b.tok, prompts, n, p, ids, lens, err);
+    llt_status refused = LLT_OK; /* some prompts could not run (prompt_err says which) */
+    if (st == LLT_OK) {
+        st = encode_all(m, b.tok, prompts, n, p, ids, lens, prompt_err, err);
+        if (st != LLT_OK && prompt_err) refused = st, st = LLT_OK;
+    }
     for (int32_t i = 0; st == LLT_OK && i < n; i++) prime_detok(b.tok, &b.detok[i], ids[i], lens[i]);
     llt_sched_stats ss = {0};
     if (st == LLT_OK) {
@@ -117,6 +142,7 @@ llt_status llt_generate_batch_counts(llt_model *m, const char *const *prompts, i
         st = b.cb_status;
         if (err) *err = b.cb_err;
     }
+    if (st == LLT_OK) st = refused; /* err still holds encode_all's count of them */
     fill_stats(stats, lens, n, &ss);
     for (int32_t i = 0; ids && i < n; i++) free(ids[i]);
     free(ids), free(lens), free(b.detok);
@@ -126,5 +152,5 @@ llt_status llt_generate_batch_counts(llt_model *m, const char *const *prompts, i
 llt_status llt_generate_batch(llt_model *m, const char *const *prompts, int32_t n, int32_t parallel,
                               const llt_gen_params *p, llt_token_cb cb, void *user,
                               llt_gen_stats *stats, llt_error *err) {
-    return llt_generate_batch_counts(m, prompts, n, parallel, p, cb, user, NULL, stats, err);
+    return llt_generate_batch_each(m, prompts, n, parallel, p, cb, user, NULL, NULL, stats, err);
 }

@@ -272,8 +272,8 @@ static void on_full(llt_sched *s, const llt_error *why) {
         finish(s, y, LLT_FINISH_NO_SPACE);
         return;
     }
-    LLT_DEBUG("batch: KV pool full, preempting prompt %d (%d tokens generated, %d running); it will be "
-              "recomputed", (int32_t)(y - s->jobs), y->n_gen, s->n_running);
+    LLT_DEBUG("batch: KV pool full, preempting job %lld (%d tokens generated, %d running); it will be "
+              "recomputed", (long long)y->id, y->n_gen, s->n_running);
     llt_kv_seq_free(s->kv, y->seq);
     y->seq = -1;
     y->state = JOB_WAITING;
@@ -464,6 +464,7 @@ static void run_on_done(void *user, llt_finish why, int32_t n_generated) {
 static llt_status run_all(llt_sched *s, const int32_t *const *prompts, const int32_t *n_prompt,
                           int32_t n, const llt_sched_opts *o, run_job *rj, llt_error *err) {
     for (int32_t i = 0; i < n; i++) {
+        if (!prompts[i] && n_prompt[i] == 0) continue; /* skipped by the caller */
         LLT_CHECK(prompts[i] && n_prompt[i] > 0, err, LLT_ERR_INVALID_ARG,
                   "batch: prompt %d has no tokens", i);
         LLT_CHECK(n_prompt[i] <= s->max_ctx, err, LLT_ERR_INVALID_ARG,
@@ -471,6 +472,7 @@ static llt_status run_all(llt_sched *s, const int32_t *const *prompts, const int
                   s->max_ctx);
     }
     for (int32_t i = 0; i < n && o->max_new_tokens != 0; i++) {
+        if (!prompts[i]) continue;
         llt_sched_job_opts jo;
         llt_sched_job_opts_init(&jo);
         jo.max_new_tokens = o->max_new_tokens;

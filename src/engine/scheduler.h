@@ -120,8 +120,9 @@ typedef struct llt_sched_opts {
                                * runs: HF greedy references, benchmarks) */
 } llt_sched_opts;
 
-/* prompts[i]: n_prompt[i] token ids (>= 1). stats may be NULL. LLT_ERR_FULL (after finishing
- * the others) when a prompt did not fit in the pool even alone. */
+/* prompts[i]: n_prompt[i] token ids (>= 1); prompts[i] NULL with n_prompt[i] 0 skips prompt i
+ * (one its caller refused; the others keep their indices and seeds). stats may be NULL.
+ * LLT_ERR_FULL (after finishing the others) when a prompt did not fit in the pool even alone. */
 llt_status llt_sched_run(llt_model *m, const int32_t *const *prompts, const int32_t *n_prompt,
                          int32_t n, const llt_sched_opts *o, llt_sched_token_fn fn, void *user,
                          llt_sched_stats *stats, llt_error *err);

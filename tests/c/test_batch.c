@@ -192,7 +192,7 @@ static void test_preemption(void) {
     tl_log_end();
     check_same(batch, solo, "preempted (generate_batch)");
     int logged = 0;
-    for (const char *s = log.text; (s = strstr(s, "batch: KV pool full, preempting prompt ")) != NULL; s++) logged++;
+    for (const char *s = log.text; (s = strstr(s, "batch: KV pool full, preempting job ")) != NULL; s++) logged++;
     CHECK_MSG(gs.n_preempted > 0 && gs.n_preempted == logged, "stats %d, logged %d:\n%s", gs.n_preempted, logged,
               log.text);
     llt_model_free(m);

@@ -328,8 +328,27 @@ static void test_nested_sequence(void) {
              "pre_tokenizer: Sequence nested 5 deep, at most 4 supported");
 }
 
+/* Issue 15: a pattern that backtracks without bound said only "PCRE2 error -47". */
+static void test_regex_limit(void) {
+    llt_tokenizer *t = NULL;
+    llt_error err = {0};
+    const char *pre = "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(a+a?)+$\"},\"behavior\":\"Isolated\"}";
+    CHECK_OK(llt_tokenizer_open(bytes_json("backtrack.json", "", "", pre), &t, &err), &err);
+    if (!t) return;
+    char text[64];
+    memset(text, 'a', 40);
+    text[40] = '!';
+    int32_t ids[64];
+    size_t n = 0;
+    CHECK_ERR(llt_tokenizer_encode(t, text, 41, 0, ids, 64, &n, &err), LLT_ERR_STATE, &err,
+              "tokenizer: pre-tokenizer regex 1 of 1 ('(a+a?)+$') hit PCRE2's match limit (");
+    CHECK_MSG(strstr(err.msg, " steps) on a chunk of 41 bytes"), "%s", err.msg);
+    llt_tokenizer_free(t);
+}
+
 int main(void) {
     TL_REQUIRE_PCRE2("test_tokenizer_json");
+    RUN(test_regex_limit);
     RUN(test_amplification);
     RUN(test_nested_sequence);
     RUN(test_gpt2_json);

@@ -37,7 +37,7 @@ def test_abi_lookup_of_unknown_names():
 
 def test_every_prototype_names_a_header_function():
     header = (REPO / "include" / "llama_triton.h").read_text()
-    header += (REPO / "src" / "engine" / "batch.h").read_text()  # llt_generate_batch_counts
+    header += (REPO / "src" / "engine" / "batch.h").read_text()  # llt_generate_batch_each
     header += (REPO / "src" / "kv" / "paged_cache.h").read_text()  # llt_kv_cache_create_with
     header += (REPO / "src" / "backend" / "cuda" / "cuda_backend.h").read_text()  # GPU kernels
     for name in _lib.PROTOTYPES:
