@@ -319,13 +319,14 @@ static void test_amplification(void) {
 
 /* Issue 15: a Sequence nested 50 deep said "expected an object with a type". */
 static void test_nested_sequence(void) {
-    char pre[4096] = "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}", tmp[4096];
-    for (int i = 0; i < 50; i++) {
-        snprintf(tmp, sizeof tmp, "{\"type\":\"Sequence\",\"pretokenizers\":[%s]}", pre);
-        memcpy(pre, tmp, sizeof pre);
-    }
-    open_err(bytes_json("nested.json", "", "", pre), LLT_ERR_UNSUPPORTED,
+    llt_sbuf pre = {0};
+    for (int i = 0; i < 50; i++) llt_sbuf_printf(&pre, "{\"type\":\"Sequence\",\"pretokenizers\":[");
+    llt_sbuf_printf(&pre, "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}");
+    for (int i = 0; i < 50; i++) llt_sbuf_append(&pre, "]}", 2);
+    CHECK(!pre.oom);
+    open_err(bytes_json("nested.json", "", "", pre.data), LLT_ERR_UNSUPPORTED,
              "pre_tokenizer: Sequence nested 5 deep, at most 4 supported");
+    llt_sbuf_free(&pre);
 }
 
 /* Issue 15: a pattern that backtracks without bound said only "PCRE2 error -47". */
