@@ -87,9 +87,12 @@ def test_ctrl_c_stops_a_plain_generate_promptly():
     # 2048 tokens (the whole context) take ~1-3 s here; SIGINT comes 0.2 s in, while the
     # main thread is inside the C loop. On a loaded machine the signal can land before the
     # call is entered ("early": nothing about the C loop was tested); that run is repeated.
+    # The child installs Python's default SIGINT handler itself: one started from a shell's
+    # background job inherits SIGINT ignored, and then Ctrl-C is not Python's to handle.
     for _attempt in range(5):
         r = _child("""
             import os, signal, threading, time, llama_triton as L
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
             g = L.LlamaGenerator(os.environ["STORIES"])
             entered = False
             try:
@@ -120,6 +123,7 @@ def test_generate_in_the_except_block_after_ctrl_c_in_a_stream():
     for where in ("body", "wait"):
         r = _child("""
             import os, signal, llama_triton as L
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
             g = L.LlamaGenerator(os.environ["STORIES"])
             it = g.generate("", max_new_tokens=-1, temperature=0, stream=True)
             try:
