@@ -11,6 +11,7 @@
 # each generating 256 tokens greedily from "Once upon a time"; printed: the median tokens/s of
 # each, the median of the per-pair ratios, and min..max. Our bf16 row reads the same f32 file
 # with --dtype bf16 (weights converted on load, half the bytes).
+# Runs on the CPU (--device cpu) also where a GPU is present.
 # Env: REPS (default 5), MODELS (default "stories15M stories110M"), BUILD (default build),
 #      WORK, SHARED (default ../shared).
 set -euo pipefail
@@ -56,7 +57,7 @@ done
 ours() { # model threads dtype -> tokens/s
     local extra=()
     [ "$3" = f32 ] || extra=(--dtype "$3")
-    "$CLI" "$WORK/$1.gguf" -p "Once upon a time" -n 252 --temperature 0 --threads "$2" "${extra[@]}" 2>&1 >/dev/null |
+    "$CLI" "$WORK/$1.gguf" -p "Once upon a time" -n 252 --temperature 0 --device cpu --threads "$2" "${extra[@]}" 2>&1 >/dev/null |
         sed -n 's/^generation:.*(\([0-9.]*\) tokens\/s)/\1/p'
 }
 theirs() { # model threads -> tokens/s
