@@ -401,6 +401,67 @@ static void test_random_on_device(void) {
     CHECK_ERR(llt_cuda_model_random(&c, 1, &o, &a, &err), LLT_ERR_INVALID_ARG, &err, "device");
 }
 
+/* A decode step wider than the pinned logits buffer (CUDA_GRAPH_MAX_ROWS = 64 rows; the rest
+ * come through it in pieces): every row of a 150-row step equals its sequence decoded alone.
+ * Then widths 1..80 in turn, twice (more decode shapes than the graph table held before it
+ * kept the least recently used): each step's rows equal the eager run of the same step. */
+static void test_wide_steps(void) {
+    enum { N = 150, V = 512 };
+    llt_model *g = load(stories(), "cuda", LLT_DTYPE_F16, 16, N);
+    if (!g) return;
+    llt_kv_cache *kv = llt_model_kv_cache(g);
+    llt_error err = {0};
+    int32_t seq[N], tok[N], rows = 0;
+    float *lg = malloc((size_t)N * V * 4), lone[V];
+    for (int32_t i = 0; i < N; i++) {
+        seq[i] = -1;
+        CHECK_OK(llt_kv_seq_create(kv, &seq[i], &err), &err);
+        tok[i] = (1 + 37 * i) % V;
+    }
+    llt_batch b = {N, tok, seq, NULL};
+    CHECK_OK(llt_model_decode(g, &b, lg, &rows, &err), &err);
+    CHECK(rows == N);
+    for (int32_t i = 0; i < N; i++) llt_kv_seq_free(kv, seq[i]);
+    double worst = 0;
+    for (int32_t i = 0; i < N; i++) {
+        int32_t s = -1;
+        CHECK_OK(llt_kv_seq_create(kv, &s, &err), &err);
+        llt_batch one = {1, &tok[i], &s, NULL};
+        CHECK_OK(llt_model_decode(g, &one, lone, &rows, &err), &err);
+        double r = tl_rel_err(lone, lg + (size_t)i * V, V);
+        worst = r > worst ? r : worst;
+        llt_kv_seq_free(kv, s);
+    }
+    CHECK_MSG(worst <= TOL, "a %d-row step vs each row alone: worst rel err %.4g", N, worst);
+    /* widths 1..80, two rounds; the same steps with graphs off */
+    float *run[2] = {malloc((size_t)2 * 80 * 81 / 2 * V * 4), malloc((size_t)2 * 80 * 81 / 2 * V * 4)};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) setenv("LLT_CUDA_GRAPHS", "0", 1);
+        llt_model *m = pass == 0 ? g : load(stories(), "cuda", LLT_DTYPE_F16, 16, N);
+        if (pass == 1) unsetenv("LLT_CUDA_GRAPHS");
+        if (!m) break;
+        kv = llt_model_kv_cache(m);
+        size_t off = 0;
+        for (int round = 0; round < 2; round++)
+            for (int32_t w = 1; w <= 80; w++) {
+                for (int32_t i = 0; i < w; i++) {
+                    seq[i] = -1;
+                    CHECK_OK(llt_kv_seq_create(kv, &seq[i], &err), &err);
+                }
+                llt_batch bw = {w, tok, seq, NULL};
+                CHECK_OK(llt_model_decode(m, &bw, run[pass] + off, &rows, &err), &err);
+                CHECK(rows == w);
+                off += (size_t)w * V;
+                for (int32_t i = 0; i < w; i++) llt_kv_seq_free(kv, seq[i]);
+            }
+        if (pass == 1) llt_model_free(m);
+    }
+    CHECK_MSG(memcmp(run[0], run[1], (size_t)2 * 80 * 81 / 2 * V * 4) == 0,
+              "widths 1..80 twice: graph replays differ from eager steps");
+    free(run[0]), free(run[1]), free(lg);
+    llt_model_free(g);
+}
+
 int main(void) {
     if (llt_cuda_device_count() == 0) {
         printf("SKIPPED: no CUDA device\n");
@@ -413,6 +474,7 @@ int main(void) {
     RUN(test_page_sizes);
     RUN(test_graphs_and_batches);
     RUN(test_pool_full);
+    RUN(test_wide_steps);
     RUN(test_random_on_device);
     return tl_done("test_cuda_model");
 }

@@ -416,8 +416,10 @@ static llt_status head_block(llt_model *m, cuda_state *st, const chunk *ch, cons
             LLT_TRY(llt_cuda_argmax(x, st->logits, c->vocab_size, ch->n_out, c->vocab_size, st->tok_d, err));
         CUDA_TRY(cudaMemcpyAsync(st->tok_h, st->tok_d, (size_t)ch->n_out * 4, cudaMemcpyDeviceToHost, x->stream),
                  err);
-    } else if (ch->n_out <= CUDA_GRAPH_MAX_ROWS) {
-        CUDA_TRY(cudaMemcpyAsync(st->logits_h, st->logits, (size_t)ch->n_out * c->vocab_size * 4,
+    } else { /* the first CUDA_GRAPH_MAX_ROWS rows; chunk_outputs brings the rest */
+        CUDA_TRY(cudaMemcpyAsync(st->logits_h, st->logits,
+                                 (size_t)(ch->n_out < CUDA_GRAPH_MAX_ROWS ? ch->n_out : CUDA_GRAPH_MAX_ROWS) *
+                                     c->vocab_size * 4,
                                  cudaMemcpyDeviceToHost, x->stream),
                  err);
     }
@@ -460,13 +462,22 @@ static cuda_graph *graph_slot(cuda_state *st, const chunk *ch, const step_out *s
     for (int i = 0; i < st->n_graphs; i++) {
         cuda_graph *g = &st->graphs[i];
         if (g->rows == ch->nr && g->n_out == ch->n_out && g->mode == so->mode && g->long_attn == long_attn &&
-            (so->mode == STEP_LOGITS || (g->temperature == so->temperature && g->top_p == so->top_p)))
+            (so->mode == STEP_LOGITS || (g->temperature == so->temperature && g->top_p == so->top_p))) {
+            g->used = ++st->graph_tick;
             return g;
+        }
     }
-    int i = st->n_graphs < CUDA_MAX_GRAPHS ? st->n_graphs++ : (int)(ch->nr % CUDA_MAX_GRAPHS);
+    int i = 0;
+    if (st->n_graphs < CUDA_MAX_GRAPHS) {
+        i = st->n_graphs++;
+    } else { /* full: the least recently used shape makes room */
+        for (int k = 1; k < CUDA_MAX_GRAPHS; k++)
+            if (st->graphs[k].used < st->graphs[i].used) i = k;
+    }
     cuda_graph *g = &st->graphs[i];
     graph_clear(st, g);
     memset(g, 0, sizeof *g);
+    g->used = ++st->graph_tick;
     g->rows = ch->nr, g->n_out = ch->n_out, g->mode = so->mode, g->long_attn = long_attn;
     g->temperature = so->temperature, g->top_p = so->top_p;
     return g;
@@ -551,10 +562,14 @@ static llt_status chunk_outputs(llt_model *m, cuda_state *st, const chunk *ch, c
                  err);
         CUDA_TRY(cudaStreamSynchronize(x->stream), err);
     } else if (logits) {
-        if (ch->n_out <= CUDA_GRAPH_MAX_ROWS)
-            memcpy(logits + (size_t)out_row * V, st->logits_h, (size_t)ch->n_out * V * 4);
-        else
-            LLT_TRY(llt_cuda_download(x, logits + (size_t)out_row * V, st->logits, (size_t)ch->n_out * V * 4, err));
+        memcpy(logits + (size_t)out_row * V, st->logits_h, (size_t)(ch->n_out < CUDA_GRAPH_MAX_ROWS ? ch->n_out : CUDA_GRAPH_MAX_ROWS) * V * 4);
+        /* rows past the pinned buffer's CUDA_GRAPH_MAX_ROWS go through it in pieces (a copy
+         * straight into pageable memory is staged by the driver, and slow) */
+        for (int32_t r = CUDA_GRAPH_MAX_ROWS; r < ch->n_out; r += CUDA_GRAPH_MAX_ROWS) {
+            int32_t n = ch->n_out - r < CUDA_GRAPH_MAX_ROWS ? ch->n_out - r : CUDA_GRAPH_MAX_ROWS;
+            LLT_TRY(llt_cuda_download(x, st->logits_h, st->logits + (size_t)r * V, (size_t)n * V * 4, err));
+            memcpy(logits + (size_t)(out_row + r) * V, st->logits_h, (size_t)n * V * 4);
+        }
     }
     return LLT_OK;
 }

@@ -30,7 +30,10 @@ extern "C" {
 #include "model/model.h"
 }
 
-enum { CUDA_MAX_ROWS = 512, CUDA_GRAPH_MAX_ROWS = 64, CUDA_MAX_GRAPHS = 16 };
+/* CUDA_MAX_GRAPHS: every decode width 1..CUDA_GRAPH_MAX_ROWS in both step modes, plus room for
+ * a few sampling settings; a server's decode width changes whenever a request joins or leaves,
+ * and a table smaller than the widths in use re-captured graphs step after step. */
+enum { CUDA_MAX_ROWS = 512, CUDA_GRAPH_MAX_ROWS = 64, CUDA_MAX_GRAPHS = 2 * CUDA_GRAPH_MAX_ROWS + 16 };
 
 typedef struct cuda_layer_w {
     void *qkv, *wo, *gu, *down;
@@ -47,6 +50,8 @@ typedef struct cuda_graph {
     float temperature, top_p;
     int32_t seen;                 /* eager runs so far; captured on the second */
     bool long_attn;               /* rows of llt_cuda_attn_long_keys() keys or more: the long-context decode kernel */
+    uint64_t used;                /* cuda_state.graph_tick at its last use: the least recently
+                                   * used graph makes room for a new shape */
     cudaGraphExec_t exec[LLT_MAX_DEVICES]; /* one per device segment, on that device's stream */
 } cuda_graph;
 
@@ -107,6 +112,7 @@ typedef struct cuda_state {
     llt_kv_storage storage;
     cuda_graph graphs[CUDA_MAX_GRAPHS];
     int32_t n_graphs;
+    uint64_t graph_tick;
     bool use_graphs;
     bool kv_f8;                   /* e4m3 KV pages (cfg kv_dtype float8_e4m3 or LLT_CUDA_KV=f8) */
 } cuda_state;
