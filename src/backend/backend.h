@@ -19,6 +19,10 @@ struct llt_backend {
     llt_status (*decode)(llt_model *m, const llt_batch *b, float *logits, int32_t *n_rows,
                          float *hidden, float *final_norm, llt_error *err);
     void (*free)(llt_model *m);
+    /* Optional (NULL where absent): the same step, returning only the argmax token of each
+     * logits row, computed where the logits are (a GPU copies back ids, not [rows, vocab]). */
+    llt_status (*decode_greedy)(llt_model *m, const llt_batch *b, int32_t *tokens, int32_t *n_rows,
+                                llt_error *err);
 };
 
 extern const llt_backend llt_backend_cpu;

@@ -48,6 +48,7 @@ struct llt_sched {
     job **row_job;
     int8_t *want;
     float *logits;       /* [parallel, vocab] */
+    int32_t *greedy_ids; /* [parallel]: the argmax of each row, when the backend computed it */
     float *row_copy;     /* [vocab]: raw logits kept for logprobs */
     int32_t *counts;     /* [vocab] zero between uses: penalties */
     int32_t top_ids[MAX_TOP];
@@ -101,10 +102,11 @@ llt_status llt_sched_create(llt_model *m, const llt_sched_create_opts *o, llt_sc
     s->want = malloc(cap);
     s->row_job = malloc(sizeof(job *) * (size_t)s->parallel);
     s->logits = malloc(sizeof(float) * (size_t)s->parallel * vocab);
+    s->greedy_ids = malloc(sizeof(int32_t) * (size_t)s->parallel);
     s->row_copy = malloc(sizeof(float) * vocab);
     s->counts = calloc(vocab, sizeof(int32_t));
-    if (!s->tokens || !s->seq_ids || !s->want || !s->row_job || !s->logits || !s->row_copy ||
-        !s->counts) {
+    if (!s->tokens || !s->seq_ids || !s->want || !s->row_job || !s->logits || !s->greedy_ids ||
+        !s->row_copy || !s->counts) {
         llt_sched_free(s);
         return llt_err_set(err, LLT_ERR_NOMEM, "scheduler: out of memory for %d in flight",
                            want);
@@ -124,7 +126,7 @@ void llt_sched_free(llt_sched *s) {
     if (!s) return;
     for (int32_t i = 0; i < s->n_jobs; i++) job_free(s, s->jobs[i]);
     free(s->jobs), free(s->tokens), free(s->seq_ids), free(s->want), free(s->row_job);
-    free(s->logits), free(s->row_copy), free(s->counts);
+    free(s->logits), free(s->greedy_ids), free(s->row_copy), free(s->counts);
     free(s);
 }
 
@@ -364,17 +366,21 @@ static double top_logprobs(llt_sched *s, const float *x, int32_t k) {
 /* Samples j's next token from its logits row; reports it; finishes the job when done: an
  * end-of-generation token (not part of the output), max_new_tokens, the callback, or a full
  * context (the last token is output but never fed, as llt_generate does). */
-static llt_status sample(llt_sched *s, job *j, float *logits, llt_error *err) {
+static llt_status sample(llt_sched *s, job *j, float *logits, int32_t greedy_id, llt_error *err) {
     llt_sched_token tk = {0};
     double lse = 0;
-    if (j->o.n_logprobs >= 0) {
-        memcpy(s->row_copy, logits, sizeof(float) * (size_t)s->cfg->vocab_size);
-        lse = top_logprobs(s, s->row_copy, j->o.n_logprobs);
-        tk.n_top = j->o.n_logprobs;
-        tk.top_ids = s->top_ids, tk.top_logprobs = s->top_lp;
+    if (!logits) {
+        tk.token = greedy_id; /* the backend's argmax (run_step checked that j wants no more) */
+    } else {
+        if (j->o.n_logprobs >= 0) {
+            memcpy(s->row_copy, logits, sizeof(float) * (size_t)s->cfg->vocab_size);
+            lse = top_logprobs(s, s->row_copy, j->o.n_logprobs);
+            tk.n_top = j->o.n_logprobs;
+            tk.top_ids = s->top_ids, tk.top_logprobs = s->top_lp;
+        }
+        apply_penalties(s, j, logits);
+        tk.token = llt_sampler_sample(j->sampler, logits);
     }
-    apply_penalties(s, j, logits);
-    tk.token = llt_sampler_sample(j->sampler, logits);
     tk.eog = !j->o.ignore_eog && is_eog(s, tk.token);
     if (j->o.n_logprobs >= 0) tk.logprob = (float)(s->row_copy[tk.token] - lse);
     int stop = j->o.fn ? j->o.fn(j->o.user, &tk) : 0;
@@ -392,11 +398,26 @@ static llt_status sample(llt_sched *s, job *j, float *logits, llt_error *err) {
     return LLT_OK;
 }
 
+/* Every row greedy with no logprobs or penalties, on a backend that computes the argmax beside
+ * the logits: only the ids need to come back. */
+static bool all_greedy(const llt_sched *s) {
+    if (!llt_model_has_decode_greedy(s->m) || s->o.logits_on_host) return false;
+    for (int32_t r = 0; r < s->n_rows; r++) {
+        const llt_sched_job_opts *o = &s->row_job[r]->o;
+        if (o->sampler.temperature >= 1e-6f || o->n_logprobs >= 0 || o->presence_penalty != 0 ||
+            o->frequency_penalty != 0)
+            return false;
+    }
+    return true;
+}
+
 static llt_status run_step(llt_sched *s, llt_error *err) {
     llt_batch b = {s->n_tok, s->tokens, s->seq_ids, s->want};
     int32_t rows = 0;
     double t0 = llt_time_now();
-    llt_status st = llt_model_decode(s->m, &b, s->logits, &rows, err);
+    bool greedy = s->n_rows > 0 && all_greedy(s);
+    llt_status st = greedy ? llt_model_decode_greedy(s->m, &b, s->greedy_ids, &rows, err)
+                           : llt_model_decode(s->m, &b, s->logits, &rows, err);
     if (st == LLT_ERR_FULL) {
         on_full(s, err);
         return LLT_OK;
@@ -414,7 +435,8 @@ static llt_status run_step(llt_sched *s, llt_error *err) {
         if (s->o.prefix_cache && j->take) llt_kv_prefix_publish(s->kv, j->seq, j->ids, j->n_fed);
     }
     for (int32_t r = 0; r < rows; r++)
-        LLT_TRY(sample(s, s->row_job[r], s->logits + (int64_t)r * s->cfg->vocab_size, err));
+        LLT_TRY(sample(s, s->row_job[r], greedy ? NULL : s->logits + (int64_t)r * s->cfg->vocab_size,
+                       greedy ? s->greedy_ids[r] : -1, err));
     return LLT_OK;
 }
 
@@ -492,7 +514,7 @@ llt_status llt_sched_run(llt_model *m, const int32_t *const *prompts, const int3
                          llt_sched_stats *stats, llt_error *err) {
     LLT_CHECK(m && o && n >= 0 && (n == 0 || (prompts && n_prompt)), err, LLT_ERR_INVALID_ARG,
               "batch: NULL argument or negative prompt count %d", n);
-    llt_sched_create_opts co = {o->parallel, o->max_step_tokens, true};
+    llt_sched_create_opts co = {o->parallel, o->max_step_tokens, true, false};
     llt_sched *s = NULL;
     LLT_TRY(llt_sched_create(m, &co, &s, err));
     run_ctx ctx = {fn, user, 0, -1};

@@ -85,6 +85,9 @@ typedef struct llt_sched_create_opts {
     int32_t parallel;         /* sequences in flight (clamped to the cache's max_seqs) */
     int32_t max_step_tokens;  /* tokens per forward step; 0 = 256 */
     bool prefix_cache;
+    /* false: steps whose rows are all greedy (no logprobs, no penalties) take only the argmax
+     * ids back from a backend that computes them (CUDA); true: always the logits rows */
+    bool logits_on_host;
 } llt_sched_create_opts;
 
 llt_status llt_sched_create(llt_model *m, const llt_sched_create_opts *o, llt_sched **out,

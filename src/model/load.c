@@ -240,6 +240,17 @@ llt_status llt_model_decode(llt_model *m, const llt_batch *batch, float *logits,
     return m->backend->decode(m, batch, logits, n_rows_out, NULL, NULL, err);
 }
 
+bool llt_model_has_decode_greedy(const llt_model *m) { return m && m->backend && m->backend->decode_greedy; }
+
+llt_status llt_model_decode_greedy(llt_model *m, const llt_batch *batch, int32_t *tokens, int32_t *n_rows_out,
+                                   llt_error *err) {
+    LLT_CHECK(m && m->backend && batch && tokens, err, LLT_ERR_INVALID_ARG,
+              "llt_model_decode_greedy: NULL model, batch or tokens");
+    LLT_CHECK(m->backend->decode_greedy, err, LLT_ERR_UNSUPPORTED,
+              "llt_model_decode_greedy: the %s backend returns logits only", m->backend->name);
+    return m->backend->decode_greedy(m, batch, tokens, n_rows_out, err);
+}
+
 /* A temporary sequence in the model's cache, one batch with every row's logits, then freed. */
 llt_status llt_model_forward(llt_model *m, const int32_t *ids, size_t n, float *logits, float *hidden,
                              float *final_norm, llt_error *err) {

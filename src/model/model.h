@@ -86,5 +86,11 @@ llt_status llt_model_finish(llt_model *m, llt_tensor_names names, const llt_load
 void llt_model_kv_opts(const llt_model *m, const llt_load_opts *opts, llt_kv_cache_opts *out);
 /* Longest sequence the model can run: min(max_position_embeddings, pages * page_size). */
 int32_t llt_model_max_ctx(const llt_model *m);
+/* llt_model_decode returning each logits row's argmax token instead of the row, where the
+ * backend computes it beside the logits (llt_model_has_decode_greedy); else
+ * LLT_ERR_UNSUPPORTED. */
+bool llt_model_has_decode_greedy(const llt_model *m);
+llt_status llt_model_decode_greedy(llt_model *m, const llt_batch *batch, int32_t *tokens, int32_t *n_rows_out,
+                                   llt_error *err);
 
 #endif

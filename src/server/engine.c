@@ -354,7 +354,7 @@ int srv_engine_start(srv *s) {
     engine *en = calloc(1, sizeof *en);
     if (!en) return -1;
     en->s = s;
-    llt_sched_create_opts co = {s->o.parallel, s->o.max_step_tokens, s->o.prefix_cache};
+    llt_sched_create_opts co = {s->o.parallel, s->o.max_step_tokens, s->o.prefix_cache, false};
     llt_error err = {0};
     if (llt_sched_create(s->m, &co, &en->sched, &err) != LLT_OK) {
         LLT_WARN("serve: %s", err.msg);

@@ -29,6 +29,7 @@ int main(void) {
 
 #include "backend/cuda/cuda_backend.h"
 #include "base/json.h"
+#include "engine/scheduler.h"
 #include "formats/safetensors.h"
 #include "kv/paged_cache.h"
 #include "model/model.h"
@@ -462,6 +463,57 @@ static void test_wide_steps(void) {
     llt_model_free(g);
 }
 
+/* The scheduler's greedy steps on CUDA bring back argmax ids (decode_greedy) instead of logits
+ * rows: the tokens equal those of the logits path (logits_on_host) for 70 prompts at once
+ * (wider than one pinned logits piece), and a job with logprobs in the batch takes logits. */
+typedef struct sched_out {
+    int32_t ids[70][24], n[70];
+} sched_out;
+
+static int on_sched_token(void *user, const llt_sched_token *t) {
+    int32_t *slot = user; /* [0] = count, then ids */
+    if (!t->eog && slot[0] < 24) slot[1 + slot[0]++] = t->token;
+    return 0;
+}
+
+static void sched_tokens(llt_model *m, bool on_host, bool one_logprobs, sched_out *out) {
+    llt_sched_create_opts co = {70, 256, false, on_host};
+    llt_sched *s = NULL;
+    llt_error err = {0};
+    static int32_t slots[70][25];
+    memset(slots, 0, sizeof slots);
+    CHECK_OK(llt_sched_create(m, &co, &s, &err), &err);
+    if (!s) return;
+    for (int32_t i = 0; i < 70; i++) {
+        int32_t prompt[5] = {1, (7 * i) % 512, (13 * i + 5) % 512, 100 + i, (3 * i) % 512};
+        llt_sched_job_opts jo;
+        llt_sched_job_opts_init(&jo);
+        jo.max_new_tokens = 24, jo.ignore_eog = true, jo.fn = on_sched_token, jo.user = slots[i];
+        if (one_logprobs && i == 33) jo.n_logprobs = 2;
+        CHECK_OK(llt_sched_add(s, prompt, 2 + i % 4, &jo, NULL, &err), &err);
+    }
+    bool busy = true;
+    while (busy) CHECK_OK(llt_sched_step(s, &busy, &err), &err);
+    llt_sched_free(s);
+    for (int32_t i = 0; i < 70; i++) {
+        out->n[i] = slots[i][0];
+        memcpy(out->ids[i], slots[i] + 1, sizeof out->ids[i]);
+    }
+}
+
+static void test_sched_greedy_ids(void) {
+    llt_model *m = load(stories(), "cuda", LLT_DTYPE_F16, 16, 70);
+    if (!m) return;
+    static sched_out host, dev, mixed;
+    sched_tokens(m, true, false, &host);
+    sched_tokens(m, false, false, &dev);
+    sched_tokens(m, false, true, &mixed);
+    CHECK_MSG(memcmp(&host, &dev, sizeof host) == 0, "scheduler: greedy ids from the device differ from host argmax");
+    CHECK_MSG(memcmp(&host, &mixed, sizeof host) == 0, "scheduler: a logprobs job in the batch changed the tokens");
+    CHECK(host.n[0] == 24 && host.n[69] == 24);
+    llt_model_free(m);
+}
+
 int main(void) {
     if (llt_cuda_device_count() == 0) {
         printf("SKIPPED: no CUDA device\n");
@@ -475,6 +527,7 @@ int main(void) {
     RUN(test_graphs_and_batches);
     RUN(test_pool_full);
     RUN(test_wide_steps);
+    RUN(test_sched_greedy_ids);
     RUN(test_random_on_device);
     return tl_done("test_cuda_model");
 }

@@ -162,7 +162,7 @@ static void test_sched_reuse(void) {
     llt_error e;
     CHECK_OK(llt_tokenizer_encode(tok, text, strlen(text), LLT_TOK_ADD_BOS, ids, 64, &n, &e), &e);
     llt_sched *plain = NULL, *cached = NULL;
-    llt_sched_create_opts po = {4, 0, false}, co = {4, 5, true};
+    llt_sched_create_opts po = {4, 0, false, false}, co = {4, 5, true, false};
     CHECK_OK(llt_sched_create(m, &po, &plain, &e), &e);
     static out ref, a, b, c2[3];
     run(plain, ids, (int32_t)n, 30, &ref, -1);
@@ -235,7 +235,7 @@ static void test_logprobs(void) {
     llt_model *m = tl_load_stories(8, 64, 2, LLT_DTYPE_COUNT);
     if (!m) return;
     llt_sched *s = NULL;
-    llt_sched_create_opts co = {2, 0, true};
+    llt_sched_create_opts co = {2, 0, true, false};
     llt_error e;
     CHECK_OK(llt_sched_create(m, &co, &s, &e), &e);
     int32_t ids[3] = {1, 403, 407};

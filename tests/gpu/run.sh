@@ -25,7 +25,7 @@
 #            builds only the shared library (or uses LLT_GPU_PREBUILT/libllama_triton.so)
 #   serve    `llama-triton serve` under load (issue 13): llama3-8b-shaped random f16 weights with the
 #            Llama 3 tokenizer, bench/serve_load.py at concurrency SERVE_CONC (1,16,64,256;
-#            1024 prompt tokens, 128 generated), beside `llama-triton bench` -b 1 and -b 64 of the
+#            SERVE_INPUT prompt tokens (1024), 128 generated; SERVE_PEAK=INPUT:CONC adds a level), beside `llama-triton bench` -b 1 and -b 64 of the
 #            same shape (logs: serve.log, serve_load.jsonl, bench.jsonl); needs libmicrohttpd and
 #            PCRE2 (the Llama 3 tokenizer), which the image lacks: LLT_MHD_ROOT and LLT_PCRE2_ROOT
 #            name unpacked Debian packages (dpkg -x of libmicrohttpd-dev + libmicrohttpd12,
@@ -281,8 +281,13 @@ run_serve() {
   if [ -z "$port" ]; then note "serve did not start"; tail -20 "$OUT/serve-stderr.log"; kill $pid 2>/dev/null; return 1; fi
   note "== serve ready on port $port"
   PYTHONUNBUFFERED=1 python3 bench/serve_load.py --url "http://127.0.0.1:$port" --concurrency "${SERVE_CONC:-1,16,64,256}" \
-    --input 1024 --output 128 --max-id 128000 --json >"$OUT/serve_load.jsonl" 2>>"$log"
+    --input "${SERVE_INPUT:-1024}" --output 128 --max-id 128000 --json >"$OUT/serve_load.jsonl" 2>>"$log"
   tail -8 "$log" | tee -a "$SUMMARY"
+  if [ -n "${SERVE_PEAK:-}" ]; then # "INPUT:CONC": a short-prompt level for the peak output rate
+    PYTHONUNBUFFERED=1 python3 bench/serve_load.py --url "http://127.0.0.1:$port" --concurrency "${SERVE_PEAK#*:}" \
+      --input "${SERVE_PEAK%%:*}" --output 128 --max-id 128000 --json >>"$OUT/serve_load.jsonl" 2>>"$log"
+    tail -3 "$log" | tee -a "$SUMMARY"
+  fi
   python3 -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:$port/metrics').read().decode())" |
     grep -E "^llt_(kv_pages|prefix|requests_total|generation|requests_in)" >>"$log"
   kill -TERM $pid; wait $pid; note "serve exit status $?"

@@ -345,4 +345,4 @@ static llt_status cpu_decode(llt_model *m, const llt_batch *b, float *logits, in
     return st;
 }
 
-const llt_backend llt_backend_cpu = {"cpu", cpu_init, cpu_decode, cpu_free};
+const llt_backend llt_backend_cpu = {"cpu", cpu_init, cpu_decode, cpu_free, NULL};

@@ -738,4 +738,9 @@ extern "C" llt_status llt_cuda_model_random(const llt_config *cfg, uint64_t seed
     return LLT_OK;
 }
 
-extern "C" const llt_backend llt_backend_cuda = {"cuda", cuda_init, cuda_decode, cuda_free};
+static llt_status cuda_decode_greedy(llt_model *m, const llt_batch *b, int32_t *tokens, int32_t *n_rows,
+                                     llt_error *err) {
+    return llt_cuda_decode_tokens(m, b, 0.0f, 1.0f, NULL, tokens, n_rows, err);
+}
+
+extern "C" const llt_backend llt_backend_cuda = {"cuda", cuda_init, cuda_decode, cuda_free, cuda_decode_greedy};
