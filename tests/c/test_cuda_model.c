@@ -463,6 +463,71 @@ static void test_wide_steps(void) {
     llt_model_free(g);
 }
 
+/* A mixed step as the scheduler builds it (decode rows first, then a prompt), with a 3-row run
+ * among the leading rows and one decode row after the prompt: the leading short runs take one
+ * decode-attention launch, the prompt and the trailing row the prefill kernel. Every row's
+ * logits equal those of the same rows run in two separate steps (the decode rows together, the
+ * prompt alone) on twin sequences, within TOL. */
+static void test_mixed_steps(void) {
+    enum { D = 24, P = 40, V = 512, N = D + 2 + P };
+    llt_model *g = load(stories(), "cuda", LLT_DTYPE_F16, 16, 2 * D + 2);
+    if (!g) return;
+    llt_kv_cache *kv = llt_model_kv_cache(g);
+    llt_error err = {0};
+    int32_t seq[2][D + 1], rows = 0, tok[N], sid[N];
+    int8_t want[N];
+    float *mix = malloc((size_t)N * V * 4), *sep = malloc((size_t)N * V * 4), *last = malloc(V * 4);
+    for (int set = 0; set < 2; set++)
+        for (int32_t i = 0; i <= D; i++) {
+            seq[set][i] = -1;
+            CHECK_OK(llt_kv_seq_create(kv, &seq[set][i], &err), &err);
+            if (i == D) break; /* the prompt's sequence */
+            int32_t n = 6 + i % 9, ids[14], sids[14];
+            for (int32_t k = 0; k < n; k++) ids[k] = (1 + 7 * i + 3 * k) % V, sids[k] = seq[set][i];
+            llt_batch pb = {n, ids, sids, NULL};
+            CHECK_OK(llt_model_decode(g, &pb, last, &rows, &err), &err);
+        }
+    /* rows of each step: [seq 0 x3, seqs 1..D-2, prompt x P, seq D-1] in the mixed one;
+     * [seq 0 x3, seqs 1..D-1] then [prompt x P] in the separate ones */
+    int32_t n = 0;
+    for (int32_t i = 0; i < D - 1; i++)
+        for (int32_t k = 0; k < (i == 0 ? 3 : 1); k++) tok[n] = (11 * i + 2 + k) % V, sid[n++] = seq[0][i];
+    for (int32_t k = 0; k < P; k++) tok[n] = (5 * k + 3) % V, sid[n++] = seq[0][D];
+    tok[n] = (11 * (D - 1) + 2) % V, sid[n++] = seq[0][D - 1];
+    memset(want, 1, sizeof want);
+    llt_batch mb = {N, tok, sid, want};
+    CHECK_OK(llt_model_decode(g, &mb, mix, &rows, &err), &err);
+    CHECK(rows == N);
+    /* the separate steps, in the mixed step's row order */
+    int32_t dtok[D + 2], dsid[D + 2], nd = 0;
+    for (int32_t r = 0; r < N; r++)
+        if (r < D + 1 || r == N - 1) {
+            int32_t i = r < 3 ? 0 : r < D + 1 ? r - 2 : D - 1;
+            dtok[nd] = tok[r], dsid[nd++] = seq[1][i];
+        }
+    llt_batch db = {nd, dtok, dsid, want};
+    float *dec = malloc((size_t)nd * V * 4);
+    CHECK_OK(llt_model_decode(g, &db, dec, &rows, &err), &err);
+    CHECK(rows == nd);
+    int32_t psid[P];
+    for (int32_t k = 0; k < P; k++) psid[k] = seq[1][D];
+    llt_batch sb = {P, tok + D + 1, psid, want};
+    CHECK_OK(llt_model_decode(g, &sb, sep + (size_t)(D + 1) * V, &rows, &err), &err);
+    CHECK(rows == P);
+    memcpy(sep, dec, (size_t)(D + 1) * V * 4);
+    memcpy(sep + (size_t)(N - 1) * V, dec + (size_t)(D + 1) * V, V * 4);
+    double worst = 0;
+    for (int32_t r = 0; r < N; r++) {
+        double e = tl_rel_err(mix + (size_t)r * V, sep + (size_t)r * V, V);
+        worst = e > worst ? e : worst;
+    }
+    CHECK_MSG(worst <= TOL, "a mixed step (decode rows + a prompt) vs separate steps: worst rel err %.4g", worst);
+    for (int set = 0; set < 2; set++)
+        for (int32_t i = 0; i <= D; i++) llt_kv_seq_free(kv, seq[set][i]);
+    free(mix), free(sep), free(last), free(dec);
+    llt_model_free(g);
+}
+
 /* The scheduler's greedy steps on CUDA bring back argmax ids (decode_greedy) instead of logits
  * rows: the tokens equal those of the logits path (logits_on_host) for 70 prompts at once
  * (wider than one pinned logits piece), and a job with logprobs in the batch takes logits. */
@@ -527,6 +592,7 @@ int main(void) {
     RUN(test_graphs_and_batches);
     RUN(test_pool_full);
     RUN(test_wide_steps);
+    RUN(test_mixed_steps);
     RUN(test_sched_greedy_ids);
     RUN(test_random_on_device);
     return tl_done("test_cuda_model");

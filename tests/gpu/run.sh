@@ -25,7 +25,8 @@
 #            builds only the shared library (or uses LLT_GPU_PREBUILT/libllama_triton.so)
 #   serve    `llama-triton serve` under load (issue 13): llama3-8b-shaped random f16 weights with the
 #            Llama 3 tokenizer, bench/serve_load.py at concurrency SERVE_CONC (1,16,64,256;
-#            SERVE_INPUT prompt tokens (1024), 128 generated; SERVE_PEAK=INPUT:CONC adds a level), beside `llama-triton bench` -b 1 and -b 64 of the
+#            SERVE_INPUT prompt tokens (1024), 128 generated; SERVE_PEAK=INPUT:CONC adds a level; SERVE_PARALLEL,
+#            SERVE_STEP, SERVE_PAGES: the server's --parallel, --max-step-tokens, --max_pages), beside `llama-triton bench` -b 1 and -b 64 of the
 #            same shape (logs: serve.log, serve_load.jsonl, bench.jsonl); needs libmicrohttpd and
 #            PCRE2 (the Llama 3 tokenizer), which the image lacks: LLT_MHD_ROOT and LLT_PCRE2_ROOT
 #            name unpacked Debian packages (dpkg -x of libmicrohttpd-dev + libmicrohttpd12,
@@ -269,8 +270,8 @@ run_serve() {
       >>"$OUT/bench.jsonl" 2>>"$log"
     note "bench llama3-8b -b $b: $(tail -1 "$OUT/bench.jsonl")"
   done
-  "$BIN/llama-triton" serve --shape llama3-8b --tokenizer "$tok" --device cuda --port 0 --parallel 256 \
-    --ctx 1280 --max_pages 21000 --max-step-tokens 2048 --max-queue 2048 --timeout 0 >"$OUT/serve-stderr.log" 2>&1 &
+  "$BIN/llama-triton" serve --shape llama3-8b --tokenizer "$tok" --device cuda --port 0 --parallel "${SERVE_PARALLEL:-256}" \
+    --ctx 1280 --max_pages "${SERVE_PAGES:-21000}" --max-step-tokens "${SERVE_STEP:-2048}" --max-queue 2048 --timeout 0 >"$OUT/serve-stderr.log" 2>&1 &
   pid=$!
   for _ in $(seq 600); do
     port=$(grep -o 'ready on http://127.0.0.1:[0-9]*' "$OUT/serve-stderr.log" | grep -o '[0-9]*$')

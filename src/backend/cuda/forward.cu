@@ -358,10 +358,26 @@ static llt_status attn_block(llt_model *m, cuda_state *st, const chunk *ch, cons
     at.n_heads = c->n_heads, at.n_kv = c->n_kv_heads, at.hd = hd, at.page_size = m->kv->o.page_size;
     at.max_blocks = st->max_blocks, at.work = b->attn_work, at.counters = b->attn_cnt, at.max_len = ch->max_len;
     at.kv_f8 = st->kv_f8, at.pf_work = b->attn_pf;
-    if (ch->max_run <= 4) LLT_TRY(llt_cuda_attention_decode(x, &at, err));
-    else
-        for (int32_t i = 0; i < ch->n_tables; i++)
+    if (ch->max_run <= 4) {
+        LLT_TRY(llt_cuda_attention_decode(x, &at, err));
+    } else {
+        /* A mixed step (the scheduler puts decode rows first, then prefill chunks): the leading
+         * short runs in one decode launch over their rows, then one prefill launch per longer
+         * run. One prefill launch per decode row cost 256 x 32 launches per step at 256 rows. */
+        int32_t i0 = 0, n_dec = 0, dec_len = 0;
+        for (; i0 < ch->n_tables && ch->runs[i0].n <= 4 && ch->runs[i0].row0 == n_dec; i0++) {
+            n_dec += ch->runs[i0].n;
+            int32_t end = ch->runs[i0].pos0 + ch->runs[i0].n;
+            dec_len = end > dec_len ? end : dec_len;
+        }
+        if (n_dec > 0) {
+            llt_cuda_attn dec = at; /* rows [0, n_dec) */
+            dec.rows = n_dec, dec.max_len = dec_len;
+            LLT_TRY(llt_cuda_attention_decode(x, &dec, err));
+        }
+        for (int32_t i = i0; i < ch->n_tables; i++)
             LLT_TRY(llt_cuda_attention_prefill(x, &at, ch->runs[i].row0, ch->runs[i].n, ch->runs[i].pos0, err));
+    }
     llt_cuda_linear o = lin_base(st, ch->nr);
     o.w = st->lw[l].wo, o.n = H, o.k = qr, o.in = LLT_LIN_IN_ACT, o.x = b->att, o.ldx = qr;
     o.out = LLT_LIN_OUT_ADD, o.y = b->x, o.ldy = H;
