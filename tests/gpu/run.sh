@@ -265,7 +265,7 @@ run_spec() {
 run_serve() {
   local log=$OUT/serve.log tok=tests/fixtures/tokenizers/llama3/tokenizer.model port="" pid
   : >"$OUT/bench.jsonl"
-  for b in 1 64; do
+  for b in ${SERVE_BENCH_B:-1 64}; do
     "$BIN/llama-triton" bench --shape llama3-8b --device cuda -p 1024 -n 128 -b $b --reps "${REPS:-3}" --json \
       >>"$OUT/bench.jsonl" 2>>"$log"
     note "bench llama3-8b -b $b: $(tail -1 "$OUT/bench.jsonl")"
