@@ -11,7 +11,8 @@
  *   copy      memcpy over the threads, bytes read + written (what `llama-triton bench` calls the
  *             copy bandwidth)
  *   f32/f16/bf16 scalar|avx2|avx512   y = W x, weight bytes read per second
- * then the prefill product (128 tokens through a 2048 x 768 weight) in GFLOP/s per variant. */
+ * then the prefill product in GFLOP/s per variant (128 tokens through a 2048 x 768 weight, 512
+ * through 4096 x 4096), beside OpenBLAS's sgemm when built with -DLLT_BENCH_OPENBLAS. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,11 @@
 #include "backend/cpu/ops.h"
 #include "base/log.h"
 #include "base/threadpool.h"
+
+#ifdef LLT_BENCH_OPENBLAS
+#include <cblas.h>
+void openblas_set_num_threads(int n);
+#endif
 
 static bool g_cpu_clock;
 static int32_t g_threads = 1;
@@ -53,6 +59,58 @@ static void report(const char *what, double *gbs, int reps) {
     printf("%-16s median %7.2f GB/s   best %7.2f GB/s\n", what, gbs[reps / 2], gbs[reps - 1]);
 }
 
+static const llt_dtype dts[] = {LLT_DTYPE_F32, LLT_DTYPE_F16, LLT_DTYPE_BF16};
+static const char *isa_names[] = {"", "scalar", "avx2", "avx512"};
+
+static const char *dt_name(llt_dtype d) {
+    return d == LLT_DTYPE_F32 ? "f32" : d == LLT_DTYPE_F16 ? "f16" : "bf16";
+}
+
+static void report_flops(const char *what, double *gf, int reps) {
+    qsort(gf, (size_t)reps, sizeof *gf, cmp_double);
+    printf("%-24s median %7.1f GFLOP/s best %7.1f GFLOP/s\n", what, gf[reps / 2], gf[reps - 1]);
+}
+
+/* The prefill product y[pn, prow] = x[pn, cols] W[prow, cols]^T in GFLOP/s: ours per dtype and
+ * ISA, and OpenBLAS's sgemm on the same f32 weight when built with it (LLT_BENCH_OPENBLAS). */
+static void prefill_rates(llt_threadpool *pool, int64_t pn, int64_t prow, int64_t cols, const uint8_t *wbuf,
+                          double *gf, int reps) {
+    float *px = malloc((size_t)(pn * cols) * 4), *py = malloc((size_t)(pn * prow) * 4);
+    if (!px || !py) {
+        free(px), free(py);
+        return;
+    }
+    for (int64_t i = 0; i < pn * cols; i++) px[i] = 1.0f / (float)(i % 97 + 1);
+    const double flop = 2.0 * (double)(pn * prow * cols);
+    char what[48];
+    for (int d = 0; d < 3; d++)
+        for (int isa = LLT_CPU_ISA_AVX2; isa <= LLT_CPU_ISA_AVX512; isa++) {
+            if (llt_cpu_isa_resolve((llt_cpu_isa)isa) != (llt_cpu_isa)isa) continue;
+            llt_weight w = {.dtype = dts[d], .rows = prow, .cols = cols, .data = (void *)wbuf};
+            llt_matmul_job job = {.w = &w, .y = py};
+            for (int r = -1; r < reps; r++) {
+                double t0 = now();
+                llt_cpu_matmul_isa(pool, &job, 1, px, pn, (llt_cpu_isa)isa);
+                if (r >= 0) gf[r] = flop / (now() - t0) / 1e9;
+            }
+            snprintf(what, sizeof what, "pp%lldx%lldx%lld %s %s", (long long)pn, (long long)prow, (long long)cols,
+                     dt_name(dts[d]), isa_names[isa]);
+            report_flops(what, gf, reps);
+        }
+#ifdef LLT_BENCH_OPENBLAS
+    openblas_set_num_threads(g_threads);
+    for (int r = -1; r < reps; r++) {
+        double t0 = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)pn, (int)prow, (int)cols, 1.0f, px, (int)cols,
+                    (const float *)wbuf, (int)cols, 0.0f, py, (int)prow);
+        if (r >= 0) gf[r] = flop / (now() - t0) / 1e9;
+    }
+    snprintf(what, sizeof what, "pp%lldx%lldx%lld f32 openblas", (long long)pn, (long long)prow, (long long)cols);
+    report_flops(what, gf, reps);
+#endif
+    free(px), free(py);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return fprintf(stderr, "usage: bench_matmul THREADS [MB] [REPS]\n"), 2;
     int32_t threads = atoi(argv[1]);
@@ -80,8 +138,6 @@ int main(int argc, char **argv) {
         if (r >= 0) gbs[r] = 2.0 * (double)bytes / (now() - t0) / 1e9;
     }
     report("copy", gbs, reps);
-    static const llt_dtype dts[] = {LLT_DTYPE_F32, LLT_DTYPE_F16, LLT_DTYPE_BF16};
-    static const char *isa_names[] = {"", "scalar", "avx2", "avx512"};
     for (int d = 0; d < 3; d++)
         for (int isa = LLT_CPU_ISA_SCALAR; isa <= LLT_CPU_ISA_AVX512; isa++) {
             if (llt_cpu_isa_resolve((llt_cpu_isa)isa) != (llt_cpu_isa)isa) continue;
@@ -94,31 +150,12 @@ int main(int argc, char **argv) {
                 if (r >= 0) gbs[r] = (double)(rows * cols * es) / (now() - t0) / 1e9;
             }
             char what[32];
-            snprintf(what, sizeof what, "%s %s", dts[d] == LLT_DTYPE_F32 ? "f32" : dts[d] == LLT_DTYPE_F16 ? "f16" : "bf16",
-                     isa_names[isa]);
+            snprintf(what, sizeof what, "%s %s", dt_name(dts[d]), isa_names[isa]);
             report(what, gbs, reps);
         }
-    const int64_t pn = 128, prow = 2048; /* prefill: compute bound, weights in cache */
-    float *px = malloc(pn * cols * 4), *py = malloc(pn * prow * 4);
-    if (!px || !py) return 1;
-    for (int64_t i = 0; i < pn * cols; i++) px[i] = 1.0f / (float)(i % 97 + 1);
-    for (int d = 0; d < 3; d++)
-        for (int isa = LLT_CPU_ISA_AVX2; isa <= LLT_CPU_ISA_AVX512; isa++) {
-            if (llt_cpu_isa_resolve((llt_cpu_isa)isa) != (llt_cpu_isa)isa) continue;
-            llt_weight w = {.dtype = dts[d], .rows = prow, .cols = cols, .data = a};
-            llt_matmul_job job = {.w = &w, .y = py};
-            for (int r = -1; r < reps; r++) {
-                double t0 = now();
-                llt_cpu_matmul_isa(pool, &job, 1, px, pn, (llt_cpu_isa)isa);
-                if (r >= 0) gbs[r] = 2.0 * (double)(pn * prow * cols) / (now() - t0) / 1e9;
-            }
-            char what[40];
-            snprintf(what, sizeof what, "pp128 %s %s", dts[d] == LLT_DTYPE_F32 ? "f32" : dts[d] == LLT_DTYPE_F16 ? "f16" : "bf16",
-                     isa_names[isa]);
-            qsort(gbs, (size_t)reps, sizeof *gbs, cmp_double);
-            printf("%-16s median %7.1f GFLOP/s best %7.1f GFLOP/s\n", what, gbs[reps / 2], gbs[reps - 1]);
-        }
-    free(px), free(py);
+    /* prefill: compute bound; 128 tokens through a weight in cache, 512 through one past it */
+    prefill_rates(pool, 128, 2048, cols, a, gbs, reps);
+    if (bytes >= (int64_t)4096 * 4096 * 4) prefill_rates(pool, 512, 4096, 4096, a, gbs, reps);
     free(a), free(b), free(x), free(y), free(gbs);
     llt_pool_free(pool);
     return 0;

@@ -43,6 +43,9 @@ done
 CFLAGS="-std=c11 -O2 -D_GNU_SOURCE -Iinclude -Isrc"
 LIBS="-lm -lpthread"
 if pkg-config --exists libpcre2-8 2>/dev/null; then LIBS="$LIBS $(pkg-config --libs libpcre2-8)"; fi
+if pkg-config --exists openblas 2>/dev/null; then # the prefill product beside OpenBLAS's sgemm
+    CFLAGS="$CFLAGS -DLLT_BENCH_OPENBLAS $(pkg-config --cflags openblas)"; LIBS="$LIBS $(pkg-config --libs openblas)"
+fi
 cc $CFLAGS bench/bench_matmul.c "$BUILD/libllama_triton.a" -o "$WORK/bench_matmul" $LIBS
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
