@@ -13,7 +13,7 @@
 # with --dtype bf16 (weights converted on load, half the bytes).
 # Runs on the CPU (--device cpu) also where a GPU is present.
 # Env: REPS (default 5), MODELS (default "stories15M stories110M"), BUILD (default build),
-#      WORK, SHARED (default ../shared).
+#      WORK, SHARED (default ../shared), PYTHON (one with numpy; default /usr/bin/python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -35,7 +35,7 @@ fi
 for m in $MODELS; do
     if [ ! -f "$WORK/$m.gguf" ]; then
         [ -d "$WORK/lcpp" ] || tar -xJf "$A"/llama.cpp-*.tar.xz -C "$WORK"
-        /usr/bin/python3 "$A/cpu_models.py" "$WORK" "$WORK/lcpp/gguf-py" \
+        "${PYTHON:-/usr/bin/python3}" "$A/cpu_models.py" "$WORK" "$WORK/lcpp/gguf-py" \
             "$SHARED/fixtures/tokenizers/llamacpp/ggml-vocab-llama-spm.gguf" "$m" >&2
     fi
 done
