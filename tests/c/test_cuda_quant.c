@@ -4,8 +4,8 @@
  *     different types) and the dequantise + cuBLASLt path (m = 2, 4, 8) against the CPU block
  *     kernel (backend/cpu/quant_dot.c, itself pinned to llama.cpp's gguf-py by
  *     test_quant_models) on the same blocks and the same f16-rounded inputs; stacked segments
- *     of two types. Bound: 2e-3 of sum |w| |x| for the GEMV (x rounded to int8 per group of 16:
- *     at most 1/254 of the group's largest |x| per element, in random directions; float32
+ *     of two types. Bound: 2e-3 of sum |w| |x| for the GEMV (x held as two int8 parts per
+ *     group of 16: at most 1/64516 of the group's largest |x| per element; float32
  *     accumulation), 4e-3 for the BLAS path (weights rounded to f16 once: 2^-11 each);
  *  2. models: each llama-quantize'd fixture file on the GPU against gguf-py's float64 logits
  *     (2e-2 of the largest logit, top-1 equal where the reference's gap exceeds that), with

@@ -229,13 +229,16 @@ __device__ __forceinline__ float qbyte(unsigned w, int i) {
 
 /* ---- the GEMV: 8-bit activations, integer dot products -------------------------------------- */
 
-/* x (the one token row) is quantised per group of 16 elements into shared memory: xq, the int8
- * values round(x / dx) with dx = max |x| / 127 of the group, and (dx, isum = sum of the group's
- * xq). A run of 16 unsigned quants q with scale s and bias (w = s q - bias) then gives
- *     sum w x ~ s dx sum q xq - bias dx isum,
- * sum q xq being four dp4a instructions. Where the bias is an integer multiple c s of the scale
- * (Q8_0's 128 s, Q4_0's 8 s, Q5_0's 16 s, Q6_K's 32 s) the difference is taken in integers:
- * s dx (sum q xq - c isum). */
+/* x (the one token row) is quantised per group of 16 elements into shared memory as two int8
+ * parts: with e = max |x| / 127 of the group, h = round(x / e) and l = round((x / e - h) 254),
+ * so that x = dx (254 h + l) with dx = e / 254, to within dx / 2 = max |x| / 64516 (finer than
+ * f16's own rounding). The group keeps (dx, isum = 254 sum h + sum l). A run of 16 unsigned
+ * quants q with scale s and bias (w = s q - bias) then gives
+ *     sum w x ~ s dx D - bias dx isum,   D = 254 sum q h + sum q l,
+ * the two sums being four dp4a instructions each. Where the bias is an integer multiple c s of
+ * the scale (Q8_0's 128 s, Q4_0's 8 s, Q5_0's 16 s, Q6_K's 32 s) the difference is taken in
+ * integers: s dx (D - c isum). (One int8 part alone, 1/254 of max |x|, gave 1.3-1.6e-2 of the
+ * largest logit on the fixture files, against 6e-4 with float activations.) */
 
 /* c with bias = c s; 0: the bias is a float of its own (Q4_1, Q4_K, Q5_K) */
 template <int TYPE>
@@ -259,8 +262,19 @@ __device__ __forceinline__ int dp4a_us(unsigned a, unsigned b, int c) {
     return d;
 }
 
-/* Shared memory: xq [k] int8, xg [k / 16] (dx as bits, isum), 32 floats for the reduction. */
-static inline size_t qgemv_smem(int k) { return (size_t)k + (size_t)(k / 16) * 8 + 32 * sizeof(float); }
+/* Shared memory: xq [2][k] int8 (h, then l), xg [k / 16] (dx as bits, isum), 32 floats for the
+ * reduction. */
+static inline size_t qgemv_smem(int k) { return (size_t)2 * k + (size_t)(k / 16) * 8 + 32 * sizeof(float); }
+
+/* 16 ints in [-128, 127] as 16 bytes */
+__device__ __forceinline__ uint4 pack16_s8(const int (&v)[16]) {
+    unsigned w[4];
+#pragma unroll
+    for (int e = 0; e < 4; e++)
+        w[e] = __byte_perm(__byte_perm((unsigned)v[4 * e], (unsigned)v[4 * e + 1], 0x0040),
+                           __byte_perm((unsigned)v[4 * e + 2], (unsigned)v[4 * e + 3], 0x0040), 0x5410);
+    return make_uint4(w[0], w[1], w[2], w[3]);
+}
 
 /* The prologue: x (f16 activations, or the float32 residual row RMS-normalised with norm_w)
  * quantised into xq / xg, one group of 16 per thread at a time. */
@@ -297,18 +311,17 @@ __device__ __forceinline__ void stage_xq(const gemv_params &p, int8_t *xq, int2 
 #pragma unroll
         for (int e = 0; e < 16; e++) amax = fmaxf(amax, fabsf(f[e]));
         const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-        unsigned wq[4];
-        int sum = 0;
+        int qh[16], ql[16], sh = 0, sl = 0;
 #pragma unroll
-        for (int e = 0; e < 4; e++) {
-            const int q0 = __float2int_rn(f[4 * e] * id), q1 = __float2int_rn(f[4 * e + 1] * id);
-            const int q2 = __float2int_rn(f[4 * e + 2] * id), q3 = __float2int_rn(f[4 * e + 3] * id);
-            sum += q0 + q1 + q2 + q3;
-            wq[e] = __byte_perm(__byte_perm((unsigned)q0, (unsigned)q1, 0x0040), __byte_perm((unsigned)q2, (unsigned)q3, 0x0040),
-                                0x5410);
+        for (int e = 0; e < 16; e++) {
+            const float t = f[e] * id;
+            qh[e] = __float2int_rn(t);
+            ql[e] = max(-127, min(127, __float2int_rn((t - (float)qh[e]) * 254.0f)));
+            sh += qh[e], sl += ql[e];
         }
-        reinterpret_cast<uint4 *>(xq)[gi] = make_uint4(wq[0], wq[1], wq[2], wq[3]);
-        xg[gi] = make_int2(__float_as_int(amax / 127.0f), sum);
+        reinterpret_cast<uint4 *>(xq)[gi] = pack16_s8(qh);
+        reinterpret_cast<uint4 *>(xq + p.k)[gi] = pack16_s8(ql);
+        xg[gi] = make_int2(__float_as_int(amax / (127.0f * 254.0f)), 254 * sh + sl);
     }
 }
 
@@ -346,18 +359,28 @@ __device__ __forceinline__ qrow row_of(const llt_cuda_qmat &q, int v) {
  * row (16-byte loads, 512 contiguous bytes per warp and load) and loads U of them per row before
  * the first use. */
 template <int TYPE, int R, int U>
-__device__ __forceinline__ void qdot(const qrow (&rw)[R], const int8_t *xq, const int2 *xg, int k, int lane,
-                                     float (&acc)[R]) {
+__device__ __forceinline__ void qload(qraw (&raw)[U][R], const qrow (&rw)[R], int c0, int n_chunks) {
+#pragma unroll
+    for (int u = 0; u < U; u++)
+#pragma unroll
+        for (int r = 0; r < R; r++)
+            if (c0 + 32 * u < n_chunks) raw[u][r] = load_raw<TYPE>(rw[r].pay, rw[r].meta, c0 + 32 * u);
+}
+
+template <int TYPE>
+__device__ __forceinline__ int q_chunks(int k) {
     const qgeo g = geo_of(TYPE);
-    const int n_chunks = k / g.be * g.chunks;
+    return k / g.be * g.chunks;
+}
+
+/* preloaded: raw already holds the first U chunks of each row (loaded before the PDL wait) */
+template <int TYPE, int R, int U>
+__device__ __forceinline__ void qdot(const qrow (&rw)[R], const int8_t *xq, const int2 *xg, int k, int lane,
+                                     float (&acc)[R], qraw (&raw)[U][R], bool preloaded) {
+    const int n_chunks = q_chunks<TYPE>(k);
     constexpr int IB = q_int_bias<TYPE>();
     for (int c0 = lane; c0 < n_chunks; c0 += 32 * U) {
-        qraw raw[U][R];
-#pragma unroll
-        for (int u = 0; u < U; u++)
-#pragma unroll
-            for (int r = 0; r < R; r++)
-                if (c0 + 32 * u < n_chunks) raw[u][r] = load_raw<TYPE>(rw[r].pay, rw[r].meta, c0 + 32 * u);
+        if (!preloaded || c0 != lane) qload<TYPE, R, U>(raw, rw, c0, n_chunks);
 #pragma unroll
         for (int u = 0; u < U; u++) {
             if (c0 + 32 * u >= n_chunks) break;
@@ -367,16 +390,18 @@ __device__ __forceinline__ void qdot(const qrow (&rw)[R], const int8_t *xq, cons
 #pragma unroll
             for (int v = 0; v < (TYPE == LLT_DTYPE_Q8_0 ? 1 : 2); v++) {
                 const int x0 = w[0].x0[v];
-                const uint4 xv = *reinterpret_cast<const uint4 *>(xq + x0);
+                const uint4 xh = *reinterpret_cast<const uint4 *>(xq + x0);
+                const uint4 xl = *reinterpret_cast<const uint4 *>(xq + k + x0);
                 const int2 gs = xg[x0 >> 4];
                 const float dx = __int_as_float(gs.x), fsum = dx * (float)gs.y;
 #pragma unroll
                 for (int r = 0; r < R; r++) {
                     const uint4 &q = w[r].q[v];
-                    int d = dp4a_us(q.x, xv.x, 0);
-                    d = dp4a_us(q.y, xv.y, d);
-                    d = dp4a_us(q.z, xv.z, d);
-                    d = dp4a_us(q.w, xv.w, d);
+                    int dh = dp4a_us(q.x, xh.x, 0), dl = dp4a_us(q.x, xl.x, 0);
+                    dh = dp4a_us(q.y, xh.y, dh), dl = dp4a_us(q.y, xl.y, dl);
+                    dh = dp4a_us(q.z, xh.z, dh), dl = dp4a_us(q.z, xl.z, dl);
+                    dh = dp4a_us(q.w, xh.w, dh), dl = dp4a_us(q.w, xl.w, dl);
+                    const int d = 254 * dh + dl;
                     if (IB) acc[r] = fmaf(w[r].s[v] * dx, (float)(d - IB * gs.y), acc[r]);
                     else acc[r] = fmaf(w[r].s[v] * dx, (float)d, fmaf(-w[r].bias[v], fsum, acc[r]));
                 }
@@ -385,19 +410,26 @@ __device__ __forceinline__ void qdot(const qrow (&rw)[R], const int8_t *xq, cons
     }
 }
 
+template <int TYPE, int R>
+__device__ __forceinline__ void qdot_nopre(const qrow (&rw)[R], const int8_t *xq, const int2 *xg, int k, int lane,
+                                           float (&acc)[R]) {
+    qraw raw[2][R];
+    qdot<TYPE, R, 2>(rw, xq, xg, k, lane, acc, raw, false);
+}
+
 /* a matrix of several types (QKV with V in another type): the type is the warp's, found at
  * run time; two chunks per row in flight, so that the union of the bodies fits the registers */
 template <int R>
 __device__ __forceinline__ void qdot_any(int type, const qrow (&rw)[R], const int8_t *xq, const int2 *xg, int k,
                                          int lane, float (&acc)[R]) {
     switch (type) {
-    case LLT_DTYPE_Q8_0: qdot<LLT_DTYPE_Q8_0, R, 2>(rw, xq, xg, k, lane, acc); break;
-    case LLT_DTYPE_Q4_0: qdot<LLT_DTYPE_Q4_0, R, 2>(rw, xq, xg, k, lane, acc); break;
-    case LLT_DTYPE_Q4_1: qdot<LLT_DTYPE_Q4_1, R, 2>(rw, xq, xg, k, lane, acc); break;
-    case LLT_DTYPE_Q5_0: qdot<LLT_DTYPE_Q5_0, R, 2>(rw, xq, xg, k, lane, acc); break;
-    case LLT_DTYPE_Q4_K: qdot<LLT_DTYPE_Q4_K, R, 2>(rw, xq, xg, k, lane, acc); break;
-    case LLT_DTYPE_Q5_K: qdot<LLT_DTYPE_Q5_K, R, 2>(rw, xq, xg, k, lane, acc); break;
-    default: qdot<LLT_DTYPE_Q6_K, R, 2>(rw, xq, xg, k, lane, acc); break;
+    case LLT_DTYPE_Q8_0: qdot_nopre<LLT_DTYPE_Q8_0, R>(rw, xq, xg, k, lane, acc); break;
+    case LLT_DTYPE_Q4_0: qdot_nopre<LLT_DTYPE_Q4_0, R>(rw, xq, xg, k, lane, acc); break;
+    case LLT_DTYPE_Q4_1: qdot_nopre<LLT_DTYPE_Q4_1, R>(rw, xq, xg, k, lane, acc); break;
+    case LLT_DTYPE_Q5_0: qdot_nopre<LLT_DTYPE_Q5_0, R>(rw, xq, xg, k, lane, acc); break;
+    case LLT_DTYPE_Q4_K: qdot_nopre<LLT_DTYPE_Q4_K, R>(rw, xq, xg, k, lane, acc); break;
+    case LLT_DTYPE_Q5_K: qdot_nopre<LLT_DTYPE_Q5_K, R>(rw, xq, xg, k, lane, acc); break;
+    default: qdot_nopre<LLT_DTYPE_Q6_K, R>(rw, xq, xg, k, lane, acc); break;
     }
 }
 
@@ -416,8 +448,9 @@ __device__ __forceinline__ void qprefetch(const llt_cuda_qmat &q, int row0, int 
 }
 
 /* A block of W warps stages x once, then takes row groups blockIdx.x, + gridDim.x, ... of W x QR
- * rows (one group per block unless the grid was capped: LLT_CUDA_QGEMV_BPS). pf: prefetch a
- * warp's next rows into L2 (the first ones before the PDL wait). */
+ * rows (one group per block unless the grid was capped: LLT_CUDA_QGEMV_BPS). pf bit 0: prefetch
+ * a warp's next rows into L2 (the first ones before the PDL wait); bit 1: load the first chunks
+ * of its first rows into registers before the PDL wait (one-type matrices). */
 template <int TYPE, int PRO, int EPI>
 __global__ void __launch_bounds__(512) qgemv_kernel(const gemv_params p, const llt_cuda_qmat q, const int pf) {
     extern __shared__ __align__(16) unsigned char smem[];
@@ -425,8 +458,19 @@ __global__ void __launch_bounds__(512) qgemv_kernel(const gemv_params p, const l
     int2 *xg = reinterpret_cast<int2 *>(smem + p.k);
     float *red = reinterpret_cast<float *>(smem + p.k + (size_t)(p.k / 16) * 8);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    const int groups = (p.n + QR * nw - 1) / (QR * nw);
-    if (pf && ((int)blockIdx.x * nw + warp) * QR < p.n) qprefetch(q, ((int)blockIdx.x * nw + warp) * QR, lane);
+    const int groups = (p.n + QR * nw - 1) / (QR * nw), first = ((int)blockIdx.x * nw + warp) * QR;
+    constexpr int U = TYPE >= 0 ? q_unroll<TYPE>() : 1;
+    constexpr int T0 = TYPE >= 0 ? TYPE : LLT_DTYPE_Q8_0;
+    qraw raw[U][QR]; /* pf & 2: the first chunks of the warp's first rows, before the PDL wait */
+    bool preloaded = false;
+    if constexpr (TYPE >= 0) {
+        if ((pf & 2) && first < p.n) {
+            const qrow rw[QR] = {row_of(q, first), row_of(q, first + 1)};
+            qload<T0, QR, U>(raw, rw, lane, q_chunks<T0>(p.k));
+            preloaded = true;
+        }
+    }
+    if ((pf & 1) && first < p.n) qprefetch(q, first, lane);
     if (PRO == PRO_NORM)
         for (int i = threadIdx.x * 32; i < p.k; i += blockDim.x * 32) prefetch_l1(p.norm_w + i);
     pdl_wait();
@@ -436,12 +480,12 @@ __global__ void __launch_bounds__(512) qgemv_kernel(const gemv_params p, const l
     for (int gi = blockIdx.x; gi < groups; gi += gridDim.x) {
         const int row0 = (gi * nw + warp) * QR, next = ((gi + (int)gridDim.x) * nw + warp) * QR;
         if (row0 >= p.n) break;
-        if (pf && next < p.n) qprefetch(q, next, lane);
+        if ((pf & 1) && next < p.n) qprefetch(q, next, lane);
         const qkv_pre pre = qkv_preload<1, QR, EPI>(p, row0, lane);
         /* n is even, and both rows have one type (qgemv_rows_ok) */
         const qrow rw[QR] = {row_of(q, row0), row_of(q, row0 + 1)};
         float acc[QR] = {0.0f, 0.0f};
-        if constexpr (TYPE >= 0) qdot<TYPE, QR, q_unroll<TYPE>()>(rw, xq, xg, p.k, lane, acc);
+        if constexpr (TYPE >= 0) qdot<T0, QR, U>(rw, xq, xg, p.k, lane, acc, raw, preloaded && row0 == first);
         else qdot_any<QR>(rw[0].type, rw, xq, xg, p.k, lane, acc);
 #pragma unroll
         for (int r = 0; r < QR; r++) acc[r] = warp_sum(acc[r]);
@@ -505,13 +549,12 @@ static int env_int(const char *name, int def, int lo, int hi) {
 }
 
 static llt_status qgemv_launch(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_error *err) {
-    /* launch shape: warps per block, blocks per SM at most (0: one row group per block), L2
-     * prefetch on/off. Measured on llama2-7b q4_k (H200, bench/RESULTS.md): 8 / 0 / off 375
-     * tok/s, 8 / 0 / on 338, 4 / 0 / on 298; 8 / 2 / on 391 and 16 / 1 / on 395 are faster but
-     * their loop over several row groups per block has not yet run under the GPU tests. */
-    static const int warps = env_int("LLT_CUDA_QGEMV_WARPS", 8, 1, 16);
-    static const int bps = env_int("LLT_CUDA_QGEMV_BPS", 0, 0, 16);
-    static const int pf = env_int("LLT_CUDA_QGEMV_PF", 0, 0, 1);
+    /* launch shape: warps per block, blocks per SM at most (0: one row group per block), the
+     * prefetch bits (1 L2, 2 registers). Measured with one-part x on llama2-7b q4_k (H200,
+     * bench/RESULTS.md): 8 / 0 / off 375 tok/s, 8 / 0 / L2 338, 8 / 2 / L2 391, 16 / 1 / L2 395. */
+    static const int warps = env_int("LLT_CUDA_QGEMV_WARPS", 16, 1, 16);
+    static const int bps = env_int("LLT_CUDA_QGEMV_BPS", 1, 0, 16);
+    static const int pf = env_int("LLT_CUDA_QGEMV_PF", 2, 0, 3);
     const int combo = combo_of(a);
     qgemv_fn fn = qgemv_pick(qmat_type(a->qw), combo);
     const size_t smem = qgemv_smem(a->k);
