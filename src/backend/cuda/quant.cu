@@ -455,8 +455,8 @@ template <int TYPE, int PRO, int EPI>
 __global__ void __launch_bounds__(512) qgemv_kernel(const gemv_params p, const llt_cuda_qmat q, const int pf) {
     extern __shared__ __align__(16) unsigned char smem[];
     int8_t *xq = reinterpret_cast<int8_t *>(smem);
-    int2 *xg = reinterpret_cast<int2 *>(smem + p.k);
-    float *red = reinterpret_cast<float *>(smem + p.k + (size_t)(p.k / 16) * 8);
+    int2 *xg = reinterpret_cast<int2 *>(smem + 2 * (size_t)p.k);
+    float *red = reinterpret_cast<float *>(smem + 2 * (size_t)p.k + (size_t)(p.k / 16) * 8);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
     const int groups = (p.n + QR * nw - 1) / (QR * nw), first = ((int)blockIdx.x * nw + warp) * QR;
     constexpr int U = TYPE >= 0 ? q_unroll<TYPE>() : 1;
