@@ -4,7 +4,8 @@
  *     different types) and the dequantise + cuBLASLt path (m = 2, 4, 8) against the CPU block
  *     kernel (backend/cpu/quant_dot.c, itself pinned to llama.cpp's gguf-py by
  *     test_quant_models) on the same blocks and the same f16-rounded inputs; stacked segments
- *     of two types. Bound: 2e-3 of sum |w| |x| for the GEMV (x held as two int8 parts per
+ *     of two types; one-type matrices take the streamed GEMV (LLT_CUDA_QTMA=0: the register
+ *     GEMV), mixed ones the register GEMV. Bound: 2e-3 of sum |w| |x| for the GEMV (x held as two int8 parts per
  *     group of 16: at most 1/64516 of the group's largest |x| per element; float32
  *     accumulation), 4e-3 for the BLAS path (weights rounded to f16 once: 2^-11 each);
  *  2. models: each llama-quantize'd fixture file on the GPU against gguf-py's float64 logits
@@ -91,7 +92,11 @@ static llt_cuda_qseg dev_seg(llt_dtype t, const uint8_t *blocks, int64_t rows, i
     size_t pay = (size_t)llt_cuda_q_pay_bytes(t), meta = (size_t)llt_cuda_q_meta_bytes(t);
     uint8_t *hp = malloc((size_t)nb * pay), *hm = malloc((size_t)nb * meta);
     llt_cuda_q_split(t, blocks, nb, hp, hm);
-    llt_cuda_qseg s = {t, (int32_t)rows, dev_copy(hp, (size_t)nb * pay), dev_copy(hm, (size_t)nb * meta)};
+    /* the meta array with the slack the streamed GEMV may read (LLT_CUDA_Q_META_SLACK) */
+    uint8_t *md = dev_alloc((size_t)nb * meta + LLT_CUDA_Q_META_SLACK);
+    llt_error err = {0};
+    CHECK_OK(llt_cuda_upload(g_ctx, md, hm, (size_t)nb * meta, &err), &err);
+    llt_cuda_qseg s = {t, (int32_t)rows, dev_copy(hp, (size_t)nb * pay), md};
     free(hp), free(hm);
     return s;
 }
@@ -263,6 +268,9 @@ static void test_ops(void) {
     }
     /* more row groups than blocks when the grid is capped (LLT_CUDA_QGEMV_BPS=1): the loop */
     check_plain(LLT_DTYPE_Q4_K, 4224, 256);
+    /* k of a 7B FFN row: the streamed GEMV's pieces (a partial last one; scales copied from
+     * unaligned offsets for Q6_K and Q5_0) and more items per warp than ring stages */
+    for (size_t i = 0; i < sizeof k_types / sizeof k_types[0]; i++) check_plain(k_types[i], 40, 11008);
     check_stacked(LLT_DTYPE_Q4_K, 64, LLT_DTYPE_Q6_K, 38, 512);
     check_stacked(LLT_DTYPE_Q8_0, 32, LLT_DTYPE_Q5_K, 30, 768);
     check_swiglu(LLT_DTYPE_Q4_K, LLT_DTYPE_Q4_K, 48, 512, 1);

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # tests/gpu/quant.sh: the GGML-block CUDA kernels (issue 20) on a GPU machine, in one call:
-#   1. build llama-triton and the CUDA tests (Release);
+#   1. build llama-triton and the CUDA tests (Release), or take them from LLT_GPU_PREBUILT;
 #   2. test_cuda_quant (block GEMV / dequantise + cuBLASLt vs the CPU block kernels; the
-#      llama-quantize fixtures vs gguf-py's logits), test_cuda_model and the linear cases of
-#      test_cuda_ops (the float path shares the GEMV prologue/epilogues);
-#   3. compute-sanitizer memcheck on test_cuda_quant;
-#   4. bench: decode and prefill of random-block models next to f16 (SHAPES x DTYPES).
+#      llama-quantize fixtures vs gguf-py's logits), its kernel cases again on the register GEMV
+#      (LLT_CUDA_QTMA=0), test_cuda_model and the linear cases of test_cuda_ops (the float path
+#      shares the GEMV prologue/epilogues) where built;
+#   3. compute-sanitizer memcheck on test_cuda_quant (SAN_ONLY: its cases, default test_ops);
+#   4. bench: decode and prefill of random-block models next to f16 (SHAPES x DTYPES);
+#   5. VARIANTS: bench (and the kernel cases) under other settings of the block GEMV, each a
+#      comma list of environment assignments, e.g.
+#      VARIANTS="LLT_CUDA_QTMA=0 LLT_CUDA_QTMA_WARPS=4,LLT_CUDA_QTMA_STAGES=8";
+#   6. NCU=1: Nsight Compute times and DRAM bytes of every kernel of one decode step
+#      (NCU_SHAPE / NCU_DTYPE, default llama2-7b q4_k; ncu.csv, summarised by bench/ncu_step.py).
 # logs under $OUT; a short table last.
-#   5. VARIANTS: the block GEMV's launch shapes on llama2-7b q4_k, each "warps:bps:pf" (the
-#      LLT_CUDA_QGEMV_WARPS / _BPS / _PF knobs of quant.cu), e.g. VARIANTS="8:0:1 8:2:1 16:1:0".
-# env: OUT, JOBS, SHAPES (default "llama2-7b llama3-8b"), DTYPES (default "q4_k q8_0 f16"),
-#      REPS (default 3), SKIP_SAN=1, SKIP_TESTS=1, VARIANTS (default none), VSHAPE, VDTYPE
+# env: OUT, JOBS, LLT_GPU_PREBUILT, SHAPES (default "llama2-7b llama3-8b"), DTYPES (default
+#      "q4_k q8_0 f16"), REPS (default 3), SKIP_SAN=1, SKIP_TESTS=1, VARIANTS, VSHAPE, VDTYPE,
+#      VTESTS=1 (kernel cases under each variant), NCU, NCU_SHAPE, NCU_DTYPE, TEST_TIMEOUT,
+#      FALLBACK=1 (test_cuda_quant failed: the rest with LLT_CUDA_QTMA=0, no sanitizer, no ncu)
 set -u
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
@@ -26,50 +32,89 @@ S=$OUT/summary.txt
 note() { echo "$*" | tee -a "$S"; }
 note "== $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1)"
 note "commit $(git rev-parse --short HEAD 2>/dev/null || cat COMMIT 2>/dev/null || echo unknown); $(date -u +%FT%TZ)"
-t0=$(date +%s)
-cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DLLT_WERROR=OFF >"$OUT/build.log" 2>&1 &&
-  cmake --build build-gpu -j "$JOBS" --target llama-triton test_cuda_quant test_cuda_model test_cuda_ops \
-    >>"$OUT/build.log" 2>&1
-rc=$?
-note "== build rc $rc in $(( $(date +%s) - t0 )) s"
-[ $rc -ne 0 ] && { tail -40 "$OUT/build.log"; exit 1; }
+if [ -n "${LLT_GPU_PREBUILT:-}" ]; then
+  BIN=$LLT_GPU_PREBUILT
+  note "== prebuilt binaries from $BIN"
+else
+  BIN=build-gpu
+  t0=$(date +%s)
+  cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DLLT_WERROR=OFF >"$OUT/build.log" 2>&1 &&
+    cmake --build build-gpu -j "$JOBS" --target llama-triton test_cuda_quant ${BUILD_MORE-test_cuda_model test_cuda_ops} \
+      >>"$OUT/build.log" 2>&1
+  rc=$?
+  note "== build rc $rc in $(( $(date +%s) - t0 )) s"
+  [ $rc -ne 0 ] && { tail -40 "$OUT/build.log"; exit 1; }
+fi
 if [ -z "${SKIP_TESTS:-}" ]; then
-  for t in test_cuda_quant test_cuda_model; do
-    t1=$(date +%s)
-    XDG_CACHE_HOME=/tmp/llt-cache timeout 240 build-gpu/$t >"$OUT/$t.log" 2>&1
-    note "$t rc $? ($(( $(date +%s) - t1 )) s): $(tail -1 "$OUT/$t.log")"
-  done
-  grep -E "rel err|CHECK failed" "$OUT/test_cuda_quant.log" | head -30 | tee -a "$S"
   t1=$(date +%s)
-  LLT_TEST_ONLY=test_linear,test_qkv,test_swiglu_embed timeout 240 build-gpu/test_cuda_ops >"$OUT/test_cuda_ops.log" 2>&1
-  note "test_cuda_ops (linear, qkv, swiglu) rc $? ($(( $(date +%s) - t1 )) s): $(tail -1 "$OUT/test_cuda_ops.log")"
+  XDG_CACHE_HOME=/tmp/llt-cache timeout ${TEST_TIMEOUT:-240} $BIN/test_cuda_quant >"$OUT/test_cuda_quant.log" 2>&1
+  rc=$?
+  note "test_cuda_quant rc $rc ($(( $(date +%s) - t1 )) s): $(tail -1 "$OUT/test_cuda_quant.log")"
+  if [ $rc -ne 0 ] && [ -n "${FALLBACK:-}" ]; then # the rest on the register GEMV
+    export LLT_CUDA_QTMA=0 SKIP_SAN=1 NCU=
+    note "FALLBACK: LLT_CUDA_QTMA=0 for the rest"
+  fi
+  grep -E "rel err|CHECK failed" "$OUT/test_cuda_quant.log" | head -30 | tee -a "$S"
+  LLT_CUDA_QTMA=0 LLT_TEST_ONLY=test_ops XDG_CACHE_HOME=/tmp/llt-cache timeout 120 $BIN/test_cuda_quant \
+    >"$OUT/test_cuda_quant_reg.log" 2>&1
+  note "test_cuda_quant test_ops, register GEMV (LLT_CUDA_QTMA=0) rc $?: $(tail -1 "$OUT/test_cuda_quant_reg.log")"
+  grep -E "CHECK failed" "$OUT/test_cuda_quant_reg.log" | head -10 | tee -a "$S"
+  if [ -x $BIN/test_cuda_model ]; then
+    t1=$(date +%s)
+    XDG_CACHE_HOME=/tmp/llt-cache timeout 240 $BIN/test_cuda_model >"$OUT/test_cuda_model.log" 2>&1
+    note "test_cuda_model rc $? ($(( $(date +%s) - t1 )) s): $(tail -1 "$OUT/test_cuda_model.log")"
+  fi
+  if [ -x $BIN/test_cuda_ops ]; then
+    t1=$(date +%s)
+    LLT_TEST_ONLY=test_linear,test_qkv,test_swiglu_embed timeout 240 $BIN/test_cuda_ops >"$OUT/test_cuda_ops.log" 2>&1
+    note "test_cuda_ops (linear, qkv, swiglu) rc $? ($(( $(date +%s) - t1 )) s): $(tail -1 "$OUT/test_cuda_ops.log")"
+  fi
 fi
 if [ -z "${SKIP_SAN:-}" ]; then
   t1=$(date +%s)
-  LLT_TEST_ONLY=${SAN_ONLY:-test_ops} XDG_CACHE_HOME=/tmp/llt-cache-san timeout 300 compute-sanitizer \
-    --tool memcheck --error-exitcode 9 build-gpu/test_cuda_quant >"$OUT/sanitizer.log" 2>&1
+  LLT_TEST_ONLY=${SAN_ONLY:-test_ops} XDG_CACHE_HOME=/tmp/llt-cache-san timeout ${SAN_TIMEOUT:-300} compute-sanitizer \
+    --tool memcheck --error-exitcode 9 $BIN/test_cuda_quant >"$OUT/sanitizer.log" 2>&1
   note "compute-sanitizer memcheck test_cuda_quant rc $? ($(( $(date +%s) - t1 )) s): $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer.log" | tail -1)"
+  grep -m5 -E "Invalid|out of bounds|CHECK failed" "$OUT/sanitizer.log" | tee -a "$S"
 fi
+B=$OUT/bench.txt
+: >"$B"
 note "== bench (-p 512 -n 128, reps $REPS)"
 for sh in $SHAPES; do
   for dt in $DTYPES; do
     t1=$(date +%s)
-    XDG_CACHE_HOME=/tmp/llt-cache timeout 200 build-gpu/llama-triton bench --shape "$sh" --dtype "$dt" --device cuda \
-      -p 512 -n 128 --reps "$REPS" >"$OUT/bench-$sh-$dt.log" 2>&1
+    XDG_CACHE_HOME=/tmp/llt-cache timeout 200 $BIN/llama-triton bench --shape "$sh" --dtype "$dt" --device cuda \
+      -p 512 -n 128 --reps "$REPS" >"$OUT/bench.log" 2>&1
     note "$sh $dt rc $? ($(( $(date +%s) - t1 )) s)"
-    grep -E "pp512|tg128|weights|tok/s" "$OUT/bench-$sh-$dt.log" | tee -a "$S"
+    { echo "## $sh $dt"; cat "$OUT/bench.log"; } >>"$B"
+    grep -E "pp512|tg128|weights read" "$OUT/bench.log" | tee -a "$S"
   done
 done
 for v in ${VARIANTS:-}; do
-  IFS=: read -r vw vb vp <<<"$v"
-  sh=${VSHAPE:-llama2-7b} dt=${VDTYPE:-q4_k}
-  if [ -z "${SKIP_TESTS:-}" ]; then # the kernel cases under this launch shape too
-    LLT_CUDA_QGEMV_WARPS=$vw LLT_CUDA_QGEMV_BPS=$vb LLT_CUDA_QGEMV_PF=$vp LLT_TEST_ONLY=test_ops \
-      XDG_CACHE_HOME=/tmp/llt-cache timeout 120 build-gpu/test_cuda_quant >"$OUT/test-variant-$vw-$vb-$vp.log" 2>&1
-    note "variant warps $vw bps $vb pf $vp: test_cuda_quant test_ops rc $?: $(tail -1 "$OUT/test-variant-$vw-$vb-$vp.log")"
+  sh=${VSHAPE:-llama2-7b}
+  envs=$(echo "$v" | tr ',' ' ')
+  if [ -n "${VTESTS:-}" ]; then # the kernel cases under this setting too
+    env $envs LLT_TEST_ONLY=test_ops XDG_CACHE_HOME=/tmp/llt-cache timeout 120 $BIN/test_cuda_quant \
+      >"$OUT/test_variant.log" 2>&1
+    note "variant $v: test_cuda_quant test_ops rc $?: $(tail -1 "$OUT/test_variant.log")"
   fi
-  LLT_CUDA_QGEMV_WARPS=$vw LLT_CUDA_QGEMV_BPS=$vb LLT_CUDA_QGEMV_PF=$vp XDG_CACHE_HOME=/tmp/llt-cache timeout 200 \
-    build-gpu/llama-triton bench --shape "$sh" --dtype "$dt" --device cuda -p 512 -n 128 --reps "$REPS" \
-    >"$OUT/variant-$vw-$vb-$vp.log" 2>&1
-  note "variant warps $vw bps $vb pf $vp ($sh $dt) rc $?: $(grep -E "tg128" "$OUT/variant-$vw-$vb-$vp.log" | tr -s ' ')"
+  for dt in ${VDTYPE:-q4_k}; do
+    env $envs XDG_CACHE_HOME=/tmp/llt-cache timeout 200 $BIN/llama-triton bench --shape "$sh" --dtype "$dt" \
+      --device cuda -p 512 -n 128 --reps "$REPS" >"$OUT/bench.log" 2>&1
+    rc=$?
+    { echo "## variant $v $sh $dt"; cat "$OUT/bench.log"; } >>"$B"
+    note "variant $v ($sh $dt) rc $rc: $(grep -E "tg128" "$OUT/bench.log" | tr -s ' ')"
+  done
 done
+if [ -n "${NCU:-}" ]; then
+  # one steady decode step: -p 1 -n 40 runs ~80 steps of ~165 kernels after the random fill;
+  # skip into the warm-up rep's decode and profile one step and a bit
+  t1=$(date +%s)
+  XDG_CACHE_HOME=/tmp/llt-cache timeout ${NCU_TIMEOUT:-150} ncu --clock-control none --csv --print-units base \
+    --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum \
+    --launch-skip ${NCU_SKIP:-4000} --launch-count ${NCU_COUNT:-200} \
+    $BIN/llama-triton bench --shape "${NCU_SHAPE:-llama2-7b}" --dtype "${NCU_DTYPE:-q4_k}" --device cuda \
+    -p 1 -n 40 --reps 1 >"$OUT/ncu.csv" 2>"$OUT/ncu.err"
+  note "ncu rc $? ($(( $(date +%s) - t1 )) s), $(grep -c gpu__time_duration "$OUT/ncu.csv") kernels"
+  python3 bench/ncu_step.py "$OUT/ncu.csv" 2>&1 | tail -25 | tee -a "$S"
+fi

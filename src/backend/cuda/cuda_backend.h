@@ -83,7 +83,7 @@ typedef struct llt_cuda_qseg {
     llt_dtype type;
     int32_t rows;
     uint8_t *pay;   /* [rows * blocks per row * payload bytes] */
-    uint8_t *meta;  /* [rows * blocks per row * meta bytes] */
+    uint8_t *meta;  /* [rows * blocks per row * meta bytes], then LLT_CUDA_Q_META_SLACK bytes */
 } llt_cuda_qseg;
 typedef struct llt_cuda_qmat {
     int32_t n, k;          /* virtual rows, columns */
@@ -91,6 +91,9 @@ typedef struct llt_cuda_qmat {
     int32_t interleave;
     llt_cuda_qseg seg[LLT_QSEG_MAX];
 } llt_cuda_qmat;
+/* Bytes after a segment's meta array that may be read (never used): the streamed GEMV copies a
+ * piece's scales rounded out to 16 bytes (quant.cu). */
+#define LLT_CUDA_Q_META_SLACK 16
 /* Payload / meta bytes of one block of t (0 when t has no device kernels). */
 int32_t llt_cuda_q_pay_bytes(llt_dtype t);
 int32_t llt_cuda_q_meta_bytes(llt_dtype t);

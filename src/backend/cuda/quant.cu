@@ -39,7 +39,7 @@ struct qgeo {
     int chunks;            /* 16-byte payload chunks per block */
 };
 
-static __host__ __device__ inline qgeo geo_of(int t) {
+static __host__ __device__ constexpr qgeo geo_of(int t) {
     switch (t) {
     case LLT_DTYPE_Q8_0: return {32, 34, 2, 32, 0, 2, 2};
     case LLT_DTYPE_Q4_0: return {32, 18, 2, 16, 0, 2, 1};
@@ -117,43 +117,68 @@ struct qraw {
     unsigned m0, m1, m2, m3;
 };
 
+/* Loads of a chunk's bytes: from global memory (payload streamed, scales cached), or (SM) from
+ * a copy in shared memory, where the streamed GEMV's bulk copies put them. */
+template <bool SM>
+__device__ __forceinline__ uint4 ld_pay16(const uint8_t *p) {
+    if (SM) return *reinterpret_cast<const uint4 *>(p);
+    return ld_stream16(p);
+}
+template <bool SM>
+__device__ __forceinline__ uint4 ld_c16(const uint8_t *p) {
+    if (SM) return *reinterpret_cast<const uint4 *>(p);
+    return __ldg(reinterpret_cast<const uint4 *>(p));
+}
+template <bool SM>
 __device__ __forceinline__ unsigned ld_u16(const uint8_t *p) { /* 2-byte aligned */
+    if (SM) return *reinterpret_cast<const unsigned short *>(p);
     return __ldg(reinterpret_cast<const unsigned short *>(p));
 }
+template <bool SM>
+__device__ __forceinline__ unsigned ld_u32(const uint8_t *p) { /* 4-byte aligned */
+    if (SM) return *reinterpret_cast<const unsigned *>(p);
+    return __ldg(reinterpret_cast<const unsigned *>(p));
+}
+template <bool SM>
+__device__ __forceinline__ unsigned ld_u8(const uint8_t *p) {
+    if (SM) return *p;
+    return __ldg(p);
+}
 
-template <int TYPE>
+/* Chunk c of the row whose payload starts at pay and scales at meta. */
+template <int TYPE, bool SM = false>
 __device__ __forceinline__ qraw load_raw(const uint8_t *pay, const uint8_t *meta, int c) {
     qraw r;
     if (TYPE == LLT_DTYPE_Q8_0) {
-        r.v = ld_stream16(pay + (size_t)c * 16);
-        r.m0 = ld_u16(meta + (size_t)(c >> 1) * 2);
+        r.v = ld_pay16<SM>(pay + (size_t)c * 16);
+        r.m0 = ld_u16<SM>(meta + (size_t)(c >> 1) * 2);
     } else if (TYPE == LLT_DTYPE_Q4_0) {
-        r.v = ld_stream16(pay + (size_t)c * 16);
-        r.m0 = ld_u16(meta + (size_t)c * 2);
+        r.v = ld_pay16<SM>(pay + (size_t)c * 16);
+        r.m0 = ld_u16<SM>(meta + (size_t)c * 2);
     } else if (TYPE == LLT_DTYPE_Q4_1) {
-        r.v = ld_stream16(pay + (size_t)c * 16);
-        r.m0 = __ldg(reinterpret_cast<const unsigned *>(meta + (size_t)c * 4));
+        r.v = ld_pay16<SM>(pay + (size_t)c * 16);
+        r.m0 = ld_u32<SM>(meta + (size_t)c * 4);
     } else if (TYPE == LLT_DTYPE_Q5_0) {
-        r.v = ld_stream16(pay + (size_t)c * 16);
+        r.v = ld_pay16<SM>(pay + (size_t)c * 16);
         const uint8_t *mp = meta + (size_t)c * 6;
-        r.m0 = ld_u16(mp), r.m1 = ld_u16(mp + 2) | ld_u16(mp + 4) << 16;
+        r.m0 = ld_u16<SM>(mp), r.m1 = ld_u16<SM>(mp + 2) | ld_u16<SM>(mp + 4) << 16;
     } else if (TYPE == LLT_DTYPE_Q4_K || TYPE == LLT_DTYPE_Q5_K) {
         const int b = c >> 3, j = c & 7;
         const int P = TYPE == LLT_DTYPE_Q4_K ? 128 : 160, qs_off = TYPE == LLT_DTYPE_Q4_K ? 0 : 32;
         const uint8_t *pb = pay + (size_t)b * P;
-        r.v = ld_stream16(pb + qs_off + 16 * j);
-        if (TYPE == LLT_DTYPE_Q5_K) r.e = __ldg(reinterpret_cast<const uint4 *>(pb + 16 * (j & 1)));
-        const uint4 hdr = __ldg(reinterpret_cast<const uint4 *>(meta + (size_t)b * 16));
+        r.v = ld_pay16<SM>(pb + qs_off + 16 * j);
+        if (TYPE == LLT_DTYPE_Q5_K) r.e = ld_c16<SM>(pb + 16 * (j & 1));
+        const uint4 hdr = ld_c16<SM>(meta + (size_t)b * 16);
         r.m0 = hdr.x, r.m1 = hdr.y, r.m2 = hdr.z, r.m3 = hdr.w;
     } else { /* Q6_K: chunk j of block b is ql bytes [16j, 16j + 16): half h, quadrants kk (low
               * nibbles) and kk + 2 (high nibbles), lanes l0 .. l0 + 15 */
         const int b = c >> 3, j = c & 7, h = j >> 2, kk = (j >> 1) & 1, l0 = 16 * (j & 1);
         const uint8_t *pb = pay + (size_t)b * 192;
-        r.v = ld_stream16(pb + 16 * j);
-        r.e = ld_stream16(pb + 128 + 32 * h + l0);
+        r.v = ld_pay16<SM>(pb + 16 * j);
+        r.e = ld_pay16<SM>(pb + 128 + 32 * h + l0);
         const uint8_t *mb = meta + (size_t)b * 18;
-        r.m0 = __ldg(mb + 8 * h + 2 * kk + (l0 >> 4)), r.m1 = __ldg(mb + 8 * h + 2 * (kk + 2) + (l0 >> 4));
-        r.m2 = ld_u16(mb + 16);
+        r.m0 = ld_u8<SM>(mb + 8 * h + 2 * kk + (l0 >> 4)), r.m1 = ld_u8<SM>(mb + 8 * h + 2 * (kk + 2) + (l0 >> 4));
+        r.m2 = ld_u16<SM>(mb + 16);
     }
     return r;
 }
@@ -264,7 +289,7 @@ __device__ __forceinline__ int dp4a_us(unsigned a, unsigned b, int c) {
 
 /* Shared memory: xq [2][k] int8 (h, then l), xg [k / 16] (dx as bits, isum), 32 floats for the
  * reduction. */
-static inline size_t qgemv_smem(int k) { return (size_t)2 * k + (size_t)(k / 16) * 8 + 32 * sizeof(float); }
+static __host__ __device__ inline size_t qgemv_smem(int k) { return (size_t)2 * k + (size_t)(k / 16) * 8 + 32 * sizeof(float); }
 
 /* 16 ints in [-128, 127] as 16 bytes */
 __device__ __forceinline__ uint4 pack16_s8(const int (&v)[16]) {
@@ -373,39 +398,46 @@ __device__ __forceinline__ int q_chunks(int k) {
     return k / g.be * g.chunks;
 }
 
+/* acc[r] += chunk c (of the row) of raw[r] . x, for R rows of type TYPE. */
+template <int TYPE, int R>
+__device__ __forceinline__ void qdot_chunk(const qraw (&raw)[R], int c, const int8_t *xq, const int2 *xg, int k,
+                                           float (&acc)[R]) {
+    constexpr int IB = q_int_bias<TYPE>();
+    qrun2 w[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) w[r] = decode_chunk<TYPE>(raw[r], c);
+#pragma unroll
+    for (int v = 0; v < (TYPE == LLT_DTYPE_Q8_0 ? 1 : 2); v++) {
+        const int x0 = w[0].x0[v];
+        const uint4 xh = *reinterpret_cast<const uint4 *>(xq + x0);
+        const uint4 xl = *reinterpret_cast<const uint4 *>(xq + k + x0);
+        const int2 gs = xg[x0 >> 4];
+        const float dx = __int_as_float(gs.x), fsum = dx * (float)gs.y;
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const uint4 &q = w[r].q[v];
+            int dh = dp4a_us(q.x, xh.x, 0), dl = dp4a_us(q.x, xl.x, 0);
+            dh = dp4a_us(q.y, xh.y, dh), dl = dp4a_us(q.y, xl.y, dl);
+            dh = dp4a_us(q.z, xh.z, dh), dl = dp4a_us(q.z, xl.z, dl);
+            dh = dp4a_us(q.w, xh.w, dh), dl = dp4a_us(q.w, xl.w, dl);
+            const int d = 254 * dh + dl;
+            if (IB) acc[r] = fmaf(w[r].s[v] * dx, (float)(d - IB * gs.y), acc[r]);
+            else acc[r] = fmaf(w[r].s[v] * dx, (float)d, fmaf(-w[r].bias[v], fsum, acc[r]));
+        }
+    }
+}
+
 /* preloaded: raw already holds the first U chunks of each row (loaded before the PDL wait) */
 template <int TYPE, int R, int U>
 __device__ __forceinline__ void qdot(const qrow (&rw)[R], const int8_t *xq, const int2 *xg, int k, int lane,
                                      float (&acc)[R], qraw (&raw)[U][R], bool preloaded) {
     const int n_chunks = q_chunks<TYPE>(k);
-    constexpr int IB = q_int_bias<TYPE>();
     for (int c0 = lane; c0 < n_chunks; c0 += 32 * U) {
         if (!preloaded || c0 != lane) qload<TYPE, R, U>(raw, rw, c0, n_chunks);
 #pragma unroll
         for (int u = 0; u < U; u++) {
             if (c0 + 32 * u >= n_chunks) break;
-            qrun2 w[R];
-#pragma unroll
-            for (int r = 0; r < R; r++) w[r] = decode_chunk<TYPE>(raw[u][r], c0 + 32 * u);
-#pragma unroll
-            for (int v = 0; v < (TYPE == LLT_DTYPE_Q8_0 ? 1 : 2); v++) {
-                const int x0 = w[0].x0[v];
-                const uint4 xh = *reinterpret_cast<const uint4 *>(xq + x0);
-                const uint4 xl = *reinterpret_cast<const uint4 *>(xq + k + x0);
-                const int2 gs = xg[x0 >> 4];
-                const float dx = __int_as_float(gs.x), fsum = dx * (float)gs.y;
-#pragma unroll
-                for (int r = 0; r < R; r++) {
-                    const uint4 &q = w[r].q[v];
-                    int dh = dp4a_us(q.x, xh.x, 0), dl = dp4a_us(q.x, xl.x, 0);
-                    dh = dp4a_us(q.y, xh.y, dh), dl = dp4a_us(q.y, xl.y, dl);
-                    dh = dp4a_us(q.z, xh.z, dh), dl = dp4a_us(q.z, xl.z, dl);
-                    dh = dp4a_us(q.w, xh.w, dh), dl = dp4a_us(q.w, xl.w, dl);
-                    const int d = 254 * dh + dl;
-                    if (IB) acc[r] = fmaf(w[r].s[v] * dx, (float)(d - IB * gs.y), acc[r]);
-                    else acc[r] = fmaf(w[r].s[v] * dx, (float)d, fmaf(-w[r].bias[v], fsum, acc[r]));
-                }
-            }
+            qdot_chunk<TYPE, R>(raw[u], c0 + 32 * u, xq, xg, k, acc);
         }
     }
 }
@@ -498,6 +530,202 @@ __global__ void __launch_bounds__(512) qgemv_kernel(const gemv_params p, const l
     if (!p.early_trigger) pdl_trigger();
 }
 
+/* ---- the streamed GEMV: weights through the bulk-copy engine into a ring per warp ---------- */
+
+/* Memory-level parallelism without registers: the bytes a GEMV needs in flight to stream at the
+ * HBM rate (~4.2 TB/s x ~1 us ~ 32 KB per SM) are far more than the register GEMV holds (it
+ * loads, then computes, in turn), and a 7B layer's Q4_K matrices are 9-50 MB, 2-12 us at that
+ * rate, so each kernel's first DRAM round trip and x staging are a large share. Here every
+ * warp owns a ring of S stages in shared memory; lane 0 copies "items" (a row pair's payload
+ * and scales over a piece of k) into them with cp.async.bulk, completing on one mbarrier per
+ * stage, and the warp computes from shared memory. The first S items of every warp are
+ * requested before the PDL wait, while the previous kernel still runs; after that, a stage is
+ * refilled as soon as the warp has read it. The scales of a piece are copied from their
+ * 16-byte-aligned floor to the 16-byte ceiling of their end (the arrays carry 16 bytes of
+ * slack, weights.cu), and used at their offset inside the copy. */
+struct qtma_geo {
+    int nb;          /* blocks per row */
+    int np, bpp;     /* pieces per row, blocks per piece (the last may hold fewer) */
+    int pp, mp;      /* stage bytes for one row's payload, one row's scales */
+    int stage, S;    /* bytes per stage (2 pp + 2 mp), stages per warp */
+};
+
+__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+__device__ __forceinline__ void mbar_init(uint32_t bar, unsigned count) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+#endif
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    uint32_t ok = 0;
+    while (!ok)
+        asm volatile("{\n\t.reg .pred p;\n\tmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n\t"
+                     "selp.u32 %0, 1, 0, p;\n\t}"
+                     : "=r"(ok)
+                     : "r"(bar), "r"(parity)
+                     : "memory");
+#endif
+}
+/* bytes (a multiple of 16) from 16-byte-aligned global src to 16-byte-aligned shared dst */
+__device__ __forceinline__ void bulk_copy(uint32_t dst, const void *src, uint32_t bytes, uint32_t bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst),
+                 "l"(src), "r"(bytes), "r"(bar)
+                 : "memory");
+#endif
+}
+
+/* Item `item` of warp gw (of GW): row pair gw + (item / np) GW, piece item % np. */
+struct qitem {
+    int rp, b0, nbk;         /* row pair, first block, blocks */
+    const uint8_t *pay[QR];  /* global: payload of the piece */
+    const uint8_t *m16[QR];  /* global: 16-byte floor of the piece's scales */
+    int moff[QR], mlen[QR];  /* scales' offset in the copy, bytes copied */
+};
+
+template <int TYPE>
+__device__ __forceinline__ qitem qitem_of(const llt_cuda_qmat &q, const qtma_geo &g, int item, int gw, int GW) {
+    constexpr qgeo G = geo_of(TYPE);
+    qitem it;
+    const int r = item / g.np, pc = item - r * g.np;
+    it.rp = gw + r * GW, it.b0 = pc * g.bpp, it.nbk = min(g.bpp, g.nb - it.b0);
+#pragma unroll
+    for (int j = 0; j < QR; j++) {
+        const qrow w = row_of(q, 2 * it.rp + j);
+        it.pay[j] = w.pay + (size_t)it.b0 * G.pay;
+        const uintptr_t m = (uintptr_t)(w.meta + (size_t)it.b0 * G.meta), m0 = m & ~(uintptr_t)15;
+        it.m16[j] = (const uint8_t *)m0, it.moff[j] = (int)(m - m0);
+        it.mlen[j] = (int)(((m + (uintptr_t)it.nbk * G.meta + 15) & ~(uintptr_t)15) - m0);
+    }
+    return it;
+}
+
+template <int TYPE>
+__device__ __forceinline__ void qitem_issue(const qitem &it, const qtma_geo &g, uint8_t *stage, uint32_t bar) {
+    constexpr qgeo G = geo_of(TYPE);
+    const uint32_t pb = (uint32_t)(it.nbk * G.pay), st = smem_u32(stage);
+    mbar_expect_tx(bar, 2 * pb + (uint32_t)(it.mlen[0] + it.mlen[1]));
+#pragma unroll
+    for (int j = 0; j < QR; j++) {
+        bulk_copy(st + (uint32_t)(j * g.pp), it.pay[j], pb, bar);
+        bulk_copy(st + (uint32_t)(2 * g.pp + j * g.mp), it.m16[j], (uint32_t)it.mlen[j], bar);
+    }
+}
+
+/* Shared memory: x parts and groups, the reduction scratch, the barriers, then the rings. */
+static __host__ __device__ inline size_t qtma_ring_off(int k, int n_stages) {
+    const size_t a = qgemv_smem(k) + (size_t)n_stages * 8;
+    return (a + 127) & ~(size_t)127;
+}
+
+template <int TYPE, int PRO, int EPI>
+__global__ void __launch_bounds__(512) qgemv_tma_kernel(const gemv_params p, const llt_cuda_qmat q, const qtma_geo g) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    int8_t *xq = reinterpret_cast<int8_t *>(smem);
+    int2 *xg = reinterpret_cast<int2 *>(smem + 2 * (size_t)p.k);
+    float *red = reinterpret_cast<float *>(smem + 2 * (size_t)p.k + (size_t)(p.k / 16) * 8);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    const int S = g.S;
+    unsigned long long *bars = reinterpret_cast<unsigned long long *>(red + 32) + warp * S;
+    uint8_t *ring = smem + qtma_ring_off(p.k, nw * S) + (size_t)warp * S * g.stage;
+    const int gw = (int)blockIdx.x * nw + warp, GW = (int)gridDim.x * nw, npairs = p.n / 2;
+    const int n_items = gw < npairs ? ((npairs - 1 - gw) / GW + 1) * g.np : 0;
+    const uint32_t bar0 = smem_u32(bars);
+    if (lane == 0) {
+        for (int s = 0; s < S; s++) mbar_init(bar0 + 8 * s, 1);
+        for (int i = 0; i < S && i < n_items; i++)
+            qitem_issue<TYPE>(qitem_of<TYPE>(q, g, i, gw, GW), g, ring + (size_t)i * g.stage, bar0 + 8 * i);
+    }
+    if (PRO == PRO_NORM)
+        for (int i = threadIdx.x * 32; i < p.k; i += blockDim.x * 32) prefetch_l1(p.norm_w + i);
+    pdl_wait();
+    pdl_trigger(); /* the grid is one wave: the next kernel's blocks may come in and request their weights */
+    stage_xq<PRO>(p, xq, xg, red);
+    __syncthreads();
+    constexpr qgeo G = geo_of(TYPE);
+    float acc[QR] = {0.0f, 0.0f};
+    qkv_pre pre = {1.0f, 0.0f, 0};
+    for (int i = 0, st = 0, ph = 0; i < n_items; i++) {
+        const qitem it = qitem_of<TYPE>(q, g, i, gw, GW);
+        if (it.b0 == 0) pre = qkv_preload<1, QR, EPI>(p, 2 * it.rp, lane);
+        const uint8_t *sp = ring + (size_t)st * g.stage;
+        const uint8_t *pay[QR] = {sp, sp + g.pp};
+        const uint8_t *meta[QR] = {sp + 2 * g.pp + it.moff[0], sp + 2 * g.pp + g.mp + it.moff[1]};
+        const int nch = it.nbk * G.chunks, cb = it.b0 * G.chunks;
+        mbar_wait(bar0 + 8 * st, (uint32_t)ph);
+#pragma unroll 2
+        for (int c = lane; c < nch; c += 32) {
+            const qraw raw[QR] = {load_raw<TYPE, true>(pay[0], meta[0], c), load_raw<TYPE, true>(pay[1], meta[1], c)};
+            qdot_chunk<TYPE, QR>(raw, cb + c, xq, xg, p.k, acc);
+        }
+        __syncwarp();
+        if (lane == 0 && i + S < n_items)
+            qitem_issue<TYPE>(qitem_of<TYPE>(q, g, i + S, gw, GW), g, ring + (size_t)st * g.stage, bar0 + 8 * st);
+        if (it.b0 + it.nbk == g.nb) { /* the row pair is complete */
+            const int row0 = 2 * it.rp;
+#pragma unroll
+            for (int r = 0; r < QR; r++) acc[r] = warp_sum(acc[r]);
+            if (EPI == EPI_STORE || EPI == EPI_ADD) {
+                if (lane < QR) gemv_store1<__half, EPI>(p, row0 + lane, 0, lane ? acc[1] : acc[0]);
+            } else if (lane == 0) {
+                gemv_store2<__half, EPI>(p, row0, 0, acc[0], acc[1], pre);
+            }
+            acc[0] = acc[1] = 0.0f;
+        }
+        if (++st == S) st = 0, ph ^= 1;
+    }
+}
+
+typedef void (*qtma_fn)(const gemv_params, const llt_cuda_qmat, const qtma_geo);
+
+template <int TYPE>
+static qtma_fn qtma_pick_combo(int combo) {
+    switch (combo) {
+    case COMBO_ACT_STORE: return qgemv_tma_kernel<TYPE, PRO_ACT, EPI_STORE>;
+    case COMBO_ACT_ADD: return qgemv_tma_kernel<TYPE, PRO_ACT, EPI_ADD>;
+    case COMBO_NORM_STORE: return qgemv_tma_kernel<TYPE, PRO_NORM, EPI_STORE>;
+    case COMBO_NORM_SWIGLU: return qgemv_tma_kernel<TYPE, PRO_NORM, EPI_SWIGLU>;
+    default: return qgemv_tma_kernel<TYPE, PRO_NORM, EPI_QKV>;
+    }
+}
+
+static qtma_fn qtma_pick(int type, int combo) {
+    switch (type) {
+    case LLT_DTYPE_Q8_0: return qtma_pick_combo<LLT_DTYPE_Q8_0>(combo);
+    case LLT_DTYPE_Q4_0: return qtma_pick_combo<LLT_DTYPE_Q4_0>(combo);
+    case LLT_DTYPE_Q4_1: return qtma_pick_combo<LLT_DTYPE_Q4_1>(combo);
+    case LLT_DTYPE_Q5_0: return qtma_pick_combo<LLT_DTYPE_Q5_0>(combo);
+    case LLT_DTYPE_Q4_K: return qtma_pick_combo<LLT_DTYPE_Q4_K>(combo);
+    case LLT_DTYPE_Q5_K: return qtma_pick_combo<LLT_DTYPE_Q5_K>(combo);
+    case LLT_DTYPE_Q6_K: return qtma_pick_combo<LLT_DTYPE_Q6_K>(combo);
+    default: return NULL;
+    }
+}
+
+/* Pieces of about `piece` payload bytes per row, in whole blocks. */
+static qtma_geo qtma_geo_of(int type, int k, int piece, int stages) {
+    const qgeo G = geo_of(type);
+    qtma_geo g;
+    g.nb = k / G.be;
+    g.np = (g.nb * G.pay + piece - 1) / piece;
+    if (g.np < 1) g.np = 1;
+    g.bpp = (g.nb + g.np - 1) / g.np;
+    g.np = (g.nb + g.bpp - 1) / g.bpp;
+    g.pp = g.bpp * G.pay;
+    g.mp = ((g.bpp * G.meta + 15) & ~15) + 16;
+    g.stage = 2 * g.pp + 2 * g.mp;
+    g.S = stages;
+    return g;
+}
+
 typedef void (*qgemv_fn)(const gemv_params, const llt_cuda_qmat, const int);
 
 template <int TYPE>
@@ -555,8 +783,27 @@ static llt_status qgemv_launch(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_er
     static const int warps = env_int("LLT_CUDA_QGEMV_WARPS", 16, 1, 16);
     static const int bps = env_int("LLT_CUDA_QGEMV_BPS", 1, 0, 16);
     static const int pf = env_int("LLT_CUDA_QGEMV_PF", 2, 0, 3);
-    const int combo = combo_of(a);
-    qgemv_fn fn = qgemv_pick(qmat_type(a->qw), combo);
+    /* the streamed GEMV (one-type matrices): warps per block, stages per warp, payload bytes
+     * per row and stage, blocks per SM */
+    static const int tma = env_int("LLT_CUDA_QTMA", 1, 0, 1);
+    static const int t_warps = env_int("LLT_CUDA_QTMA_WARPS", 8, 1, 16);
+    static const int t_stages = env_int("LLT_CUDA_QTMA_STAGES", 4, 1, 16);
+    static const int t_piece = env_int("LLT_CUDA_QTMA_PIECE", 1024, 256, 16384);
+    static const int t_bps = env_int("LLT_CUDA_QTMA_BPS", 1, 1, 8);
+    const int combo = combo_of(a), type = qmat_type(a->qw);
+    if (tma && type >= 0) {
+        const qtma_geo g = qtma_geo_of(type, a->k, t_piece, t_stages);
+        const size_t smem = qtma_ring_off(a->k, t_warps * g.S) + (size_t)t_warps * g.S * g.stage;
+        if (smem <= c->smem_optin) {
+            qtma_fn fn = qtma_pick(type, combo);
+            LLT_TRY(llt_smem_optin(c, fn, smem, err));
+            const int pairs = a->n / 2, need = (pairs + t_warps - 1) / t_warps;
+            const int blocks = need < t_bps * c->n_sm ? need : t_bps * c->n_sm;
+            return llt_launch(c, fn, dim3((unsigned)blocks), dim3(32 * t_warps), smem, err, gemv_params_of(a),
+                              *a->qw, g);
+        }
+    }
+    qgemv_fn fn = qgemv_pick(type, combo);
     const size_t smem = qgemv_smem(a->k);
     LLT_TRY(llt_smem_optin(c, fn, smem, err));
     gemv_params p = gemv_params_of(a);

@@ -162,7 +162,7 @@ static size_t group_qbytes(const wgroup *g) {
     size_t b = 0;
     for (int i = 0; i < g->n; i++) {
         size_t nb = (size_t)seg_blocks(g->w[i]);
-        b += al256(nb * llt_cuda_q_pay_bytes(g->w[i]->dtype)) + al256(nb * llt_cuda_q_meta_bytes(g->w[i]->dtype));
+        b += al256(nb * llt_cuda_q_pay_bytes(g->w[i]->dtype)) + al256(nb * llt_cuda_q_meta_bytes(g->w[i]->dtype) + LLT_CUDA_Q_META_SLACK);
     }
     return b;
 }
@@ -182,7 +182,7 @@ static size_t place(const wgroup *g, llt_cuda_qmat *qm, size_t float_bytes, char
         size_t nb = (size_t)seg_blocks(g->w[i]);
         sg->type = g->w[i]->dtype, sg->rows = (int32_t)g->w[i]->rows;
         sg->pay = (uint8_t *)*at, *at += al256(nb * llt_cuda_q_pay_bytes(sg->type));
-        sg->meta = (uint8_t *)*at, *at += al256(nb * llt_cuda_q_meta_bytes(sg->type));
+        sg->meta = (uint8_t *)*at, *at += al256(nb * llt_cuda_q_meta_bytes(sg->type) + LLT_CUDA_Q_META_SLACK);
         qm->n += sg->rows;
     }
     *fp = NULL;
