@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Summarises an Nsight Compute CSV (`ncu --csv --metrics gpu__time_duration.sum,
-dram__bytes_read.sum,...`) of decode steps: per kernel (name up to its template arguments'
+"""Summarises an Nsight Compute CSV (`ncu --csv --print-units base --metrics
+gpu__time_duration.sum,dram__bytes_read.sum,...`) of decode steps: per kernel (name up to its template arguments'
 first 60 characters) the launches, mean time, mean DRAM bytes read and the rate; then the
 totals per layer-kernel group. Kernels run one at a time under ncu, so the times are each
 kernel alone (no PDL overlap, cold start included). usage: ncu_step.py FILE.csv"""
@@ -9,7 +9,7 @@ import re
 import sys
 from collections import OrderedDict
 
-SCALE = {"nsecond": 1e-9, "usecond": 1e-6, "msecond": 1e-3, "second": 1.0,
+SCALE = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "nsecond": 1e-9, "usecond": 1e-6, "msecond": 1e-3, "second": 1.0,
          "byte": 1.0, "Kbyte": 1e3, "Mbyte": 1e6, "Gbyte": 1e9, "KB": 1e3, "MB": 1e6, "GB": 1e9}
 
 
@@ -30,17 +30,20 @@ def main(path):
     agg = OrderedDict()
     for name, m in kern.values():
         short = re.sub(r"\(.*", "", name)[:70]
-        a = agg.setdefault(short, [0, 0.0, 0.0, 0.0])
+        a = agg.setdefault(short, [0, 0.0, 0.0, 0.0, 0.0, 0.0])
         a[0] += 1
         a[1] += m.get("gpu__time_duration.sum", 0.0)
         a[2] += m.get("dram__bytes_read.sum", 0.0)
         a[3] += m.get("dram__bytes_write.sum", 0.0)
+        a[4] += m.get("sm__inst_executed.avg.per_cycle_active", 0.0)
+        a[5] += m.get("sm__warps_active.avg.pct_of_peak_sustained_active", 0.0)
     tt = sum(a[1] for a in agg.values())
     tb = sum(a[2] for a in agg.values())
     print(f"{len(kern)} kernels, {tt * 1e6:.1f} us, {tb / 1e6:.1f} MB read ({tb / tt / 1e9:.0f} GB/s over kernel time)")
-    print(f"{'kernel':70s} {'n':>4s} {'us/launch':>9s} {'MB read':>8s} {'GB/s':>6s} {'% time':>6s}")
-    for short, (n, t, r, w) in sorted(agg.items(), key=lambda kv: -kv[1][1]):
-        print(f"{short:70s} {n:4d} {t / n * 1e6:9.2f} {r / n / 1e6:8.2f} {r / t / 1e9 if t else 0:6.0f} {100 * t / tt:6.1f}")
+    print(f"{'kernel':60s} {'n':>4s} {'us/launch':>9s} {'MB read':>8s} {'GB/s':>6s} {'% time':>6s} {'IPC':>5s} {'occ%':>5s}")
+    for short, (n, t, r, w, ipc, occ) in sorted(agg.items(), key=lambda kv: -kv[1][1]):
+        print(f"{short[:60]:60s} {n:4d} {t / n * 1e6:9.2f} {r / n / 1e6:8.2f} {r / t / 1e9 if t else 0:6.0f} "
+              f"{100 * t / tt:6.1f} {ipc / n:5.2f} {occ / n:5.1f}")
     return 0
 
 

@@ -5,13 +5,15 @@
 #      llama-quantize fixtures vs gguf-py's logits), its kernel cases again on the register GEMV
 #      (LLT_CUDA_QTMA=0), test_cuda_model and the linear cases of test_cuda_ops (the float path
 #      shares the GEMV prologue/epilogues) where built;
-#   3. compute-sanitizer memcheck on test_cuda_quant (SAN_ONLY: its cases, default test_ops);
-#   4. bench: decode and prefill of random-block models next to f16 (SHAPES x DTYPES);
-#   5. VARIANTS: bench (and the kernel cases) under other settings of the block GEMV, each a
+#   3. bench: decode and prefill of random-block models next to f16 (SHAPES x DTYPES);
+#   4. VARIANTS: bench (and the kernel cases) under other settings of the block GEMV, each a
 #      comma list of environment assignments, e.g.
 #      VARIANTS="LLT_CUDA_QTMA=0 LLT_CUDA_QTMA_WARPS=4,LLT_CUDA_QTMA_STAGES=8";
-#   6. NCU=1: Nsight Compute times and DRAM bytes of every kernel of one decode step
-#      (NCU_SHAPE / NCU_DTYPE, default llama2-7b q4_k; ncu.csv, summarised by bench/ncu_step.py).
+#   5. NCU=1: Nsight Compute times and DRAM bytes of every kernel of one decode step
+#      (NCU_SHAPE / NCU_DTYPE, default llama2-7b q4_k; NCU_ENVS settings; ncu-N.csv, summarised
+#      by bench/ncu_step.py);
+#   6. compute-sanitizer memcheck on test_cuda_quant (SAN_ONLY: its cases, default test_ops;
+#      SAN_TIMEOUT), last.
 # logs under $OUT; a short table last.
 # env: OUT, JOBS, LLT_GPU_PREBUILT, SHAPES (default "llama2-7b llama3-8b"), DTYPES (default
 #      "q4_k q8_0 f16"), REPS (default 3), SKIP_SAN=1, SKIP_TESTS=1, VARIANTS, VSHAPE, VDTYPE,
@@ -70,13 +72,6 @@ if [ -z "${SKIP_TESTS:-}" ]; then
     note "test_cuda_ops (linear, qkv, swiglu) rc $? ($(( $(date +%s) - t1 )) s): $(tail -1 "$OUT/test_cuda_ops.log")"
   fi
 fi
-if [ -z "${SKIP_SAN:-}" ]; then
-  t1=$(date +%s)
-  LLT_TEST_ONLY=${SAN_ONLY:-test_ops} XDG_CACHE_HOME=/tmp/llt-cache-san timeout ${SAN_TIMEOUT:-300} compute-sanitizer \
-    --tool memcheck --error-exitcode 9 $BIN/test_cuda_quant >"$OUT/sanitizer.log" 2>&1
-  note "compute-sanitizer memcheck test_cuda_quant rc $? ($(( $(date +%s) - t1 )) s): $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer.log" | tail -1)"
-  grep -m5 -E "Invalid|out of bounds|CHECK failed" "$OUT/sanitizer.log" | tee -a "$S"
-fi
 B=$OUT/bench.txt
 : >"$B"
 note "== bench (-p 512 -n 128, reps $REPS)"
@@ -84,10 +79,10 @@ for sh in $SHAPES; do
   for dt in $DTYPES; do
     t1=$(date +%s)
     XDG_CACHE_HOME=/tmp/llt-cache timeout 200 $BIN/llama-triton bench --shape "$sh" --dtype "$dt" --device cuda \
-      -p 512 -n 128 --reps "$REPS" >"$OUT/bench.log" 2>&1
+      -p 512 -n 128 --reps "$REPS" >/tmp/bench.log 2>&1
     note "$sh $dt rc $? ($(( $(date +%s) - t1 )) s)"
-    { echo "## $sh $dt"; cat "$OUT/bench.log"; } >>"$B"
-    grep -E "pp512|tg128|weights read" "$OUT/bench.log" | tee -a "$S"
+    { echo "## $sh $dt"; cat /tmp/bench.log; } >>"$B"
+    grep -E "pp512|tg128|weights read" /tmp/bench.log | tee -a "$S"
   done
 done
 for v in ${VARIANTS:-}; do
@@ -95,26 +90,40 @@ for v in ${VARIANTS:-}; do
   envs=$(echo "$v" | tr ',' ' ')
   if [ -n "${VTESTS:-}" ]; then # the kernel cases under this setting too
     env $envs LLT_TEST_ONLY=test_ops XDG_CACHE_HOME=/tmp/llt-cache timeout 120 $BIN/test_cuda_quant \
-      >"$OUT/test_variant.log" 2>&1
-    note "variant $v: test_cuda_quant test_ops rc $?: $(tail -1 "$OUT/test_variant.log")"
+      >/tmp/test_variant.log 2>&1
+    note "variant $v: test_cuda_quant test_ops rc $?: $(tail -1 /tmp/test_variant.log)"
+    grep -m3 "CHECK failed" /tmp/test_variant.log | tee -a "$S"
   fi
   for dt in ${VDTYPE:-q4_k}; do
     env $envs XDG_CACHE_HOME=/tmp/llt-cache timeout 200 $BIN/llama-triton bench --shape "$sh" --dtype "$dt" \
-      --device cuda -p 512 -n 128 --reps "$REPS" >"$OUT/bench.log" 2>&1
+      --device cuda -p 512 -n 128 --reps "$REPS" >/tmp/bench.log 2>&1
     rc=$?
-    { echo "## variant $v $sh $dt"; cat "$OUT/bench.log"; } >>"$B"
-    note "variant $v ($sh $dt) rc $rc: $(grep -E "tg128" "$OUT/bench.log" | tr -s ' ')"
+    { echo "## variant $v $sh $dt"; cat /tmp/bench.log; } >>"$B"
+    note "variant $v ($sh $dt) rc $rc: $(grep -E "tg128" /tmp/bench.log | tr -s ' ')"
   done
 done
 if [ -n "${NCU:-}" ]; then
   # one steady decode step: -p 1 -n 40 runs ~80 steps of ~165 kernels after the random fill;
-  # skip into the warm-up rep's decode and profile one step and a bit
+  # skip into the warm-up rep's decode and profile one step and a bit; NCU_ENVS: settings
+  # ("-" none; comma lists), one ncu-N.csv each
+  n=0
+  for v in ${NCU_ENVS:--}; do
+    envs=$(echo "$v" | tr ',' ' '); [ "$v" = "-" ] && envs=""
+    t1=$(date +%s)
+    env $envs XDG_CACHE_HOME=/tmp/llt-cache timeout ${NCU_TIMEOUT:-150} ncu --clock-control none --csv --print-units base \
+      --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,sm__inst_executed.avg.per_cycle_active,sm__warps_active.avg.pct_of_peak_sustained_active \
+      --launch-skip ${NCU_SKIP:-4000} --launch-count ${NCU_COUNT:-200} \
+      $BIN/llama-triton bench --shape "${NCU_SHAPE:-llama2-7b}" --dtype "${NCU_DTYPE:-q4_k}" --device cuda \
+      -p 1 -n 40 --reps 1 >"$OUT/ncu-$n.csv" 2>/tmp/ncu.err
+    note "ncu [$v] rc $? ($(( $(date +%s) - t1 )) s), $(grep -c gpu__time_duration "$OUT/ncu-$n.csv") kernels"
+    python3 bench/ncu_step.py "$OUT/ncu-$n.csv" 2>&1 | head -12 | tee -a "$S"
+    n=$((n + 1))
+  done
+fi
+if [ -z "${SKIP_SAN:-}" ]; then
   t1=$(date +%s)
-  XDG_CACHE_HOME=/tmp/llt-cache timeout ${NCU_TIMEOUT:-150} ncu --clock-control none --csv --print-units base \
-    --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum \
-    --launch-skip ${NCU_SKIP:-4000} --launch-count ${NCU_COUNT:-200} \
-    $BIN/llama-triton bench --shape "${NCU_SHAPE:-llama2-7b}" --dtype "${NCU_DTYPE:-q4_k}" --device cuda \
-    -p 1 -n 40 --reps 1 >"$OUT/ncu.csv" 2>"$OUT/ncu.err"
-  note "ncu rc $? ($(( $(date +%s) - t1 )) s), $(grep -c gpu__time_duration "$OUT/ncu.csv") kernels"
-  python3 bench/ncu_step.py "$OUT/ncu.csv" 2>&1 | tail -25 | tee -a "$S"
+  LLT_TEST_ONLY=${SAN_ONLY:-test_ops} XDG_CACHE_HOME=/tmp/llt-cache-san timeout ${SAN_TIMEOUT:-300} compute-sanitizer \
+    --tool memcheck --error-exitcode 9 $BIN/test_cuda_quant >"$OUT/sanitizer.log" 2>&1
+  note "compute-sanitizer memcheck test_cuda_quant rc $? ($(( $(date +%s) - t1 )) s): $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer.log" | tail -1)"
+  grep -m5 -E "Invalid|out of bounds|CHECK failed" "$OUT/sanitizer.log" | tee -a "$S"
 fi

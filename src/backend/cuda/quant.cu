@@ -583,40 +583,56 @@ __device__ __forceinline__ void bulk_copy(uint32_t dst, const void *src, uint32_
 #endif
 }
 
-/* Item `item` of warp gw (of GW): row pair gw + (item / np) GW, piece item % np. */
-struct qitem {
-    int rp, b0, nbk;         /* row pair, first block, blocks */
-    const uint8_t *pay[QR];  /* global: payload of the piece */
-    const uint8_t *m16[QR];  /* global: 16-byte floor of the piece's scales */
-    int moff[QR], mlen[QR];  /* scales' offset in the copy, bytes copied */
+/* A warp's walk over its items: row pairs rp = gw, gw + GW, ..., pieces pc = 0 .. np - 1 of each;
+ * the rows' payload and scales found once per row pair. The consumer and the producer (lane 0,
+ * S items ahead) each keep one. */
+struct qcursor {
+    int rp, pc;
+    const uint8_t *pay[QR], *meta[QR];
 };
 
-template <int TYPE>
-__device__ __forceinline__ qitem qitem_of(const llt_cuda_qmat &q, const qtma_geo &g, int item, int gw, int GW) {
-    constexpr qgeo G = geo_of(TYPE);
-    qitem it;
-    const int r = item / g.np, pc = item - r * g.np;
-    it.rp = gw + r * GW, it.b0 = pc * g.bpp, it.nbk = min(g.bpp, g.nb - it.b0);
+__device__ __forceinline__ void qcursor_rows(qcursor &c, const llt_cuda_qmat &q, int npairs) {
+    if (c.rp >= npairs) return;
 #pragma unroll
     for (int j = 0; j < QR; j++) {
-        const qrow w = row_of(q, 2 * it.rp + j);
-        it.pay[j] = w.pay + (size_t)it.b0 * G.pay;
-        const uintptr_t m = (uintptr_t)(w.meta + (size_t)it.b0 * G.meta), m0 = m & ~(uintptr_t)15;
-        it.m16[j] = (const uint8_t *)m0, it.moff[j] = (int)(m - m0);
-        it.mlen[j] = (int)(((m + (uintptr_t)it.nbk * G.meta + 15) & ~(uintptr_t)15) - m0);
+        const qrow w = row_of(q, 2 * c.rp + j);
+        c.pay[j] = w.pay, c.meta[j] = w.meta;
     }
-    return it;
+}
+
+__device__ __forceinline__ void qcursor_next(qcursor &c, const llt_cuda_qmat &q, const qtma_geo &g, int GW,
+                                             int npairs) {
+    if (++c.pc == g.np) {
+        c.pc = 0, c.rp += GW;
+        qcursor_rows(c, q, npairs);
+    }
+}
+
+/* Piece c.pc of row j: its scales' 16-byte floor, their offset from it, the bytes to copy. */
+template <int TYPE>
+__device__ __forceinline__ void qpiece_meta(const qcursor &c, const qtma_geo &g, int j, const uint8_t *&m16, int &moff,
+                                            int &mlen) {
+    constexpr qgeo G = geo_of(TYPE);
+    const int b0 = c.pc * g.bpp, nbk = min(g.bpp, g.nb - b0);
+    const uintptr_t m = (uintptr_t)(c.meta[j] + (size_t)b0 * G.meta), m0 = m & ~(uintptr_t)15;
+    m16 = (const uint8_t *)m0, moff = (int)(m - m0);
+    mlen = (int)(((m + (uintptr_t)nbk * G.meta + 15) & ~(uintptr_t)15) - m0);
 }
 
 template <int TYPE>
-__device__ __forceinline__ void qitem_issue(const qitem &it, const qtma_geo &g, uint8_t *stage, uint32_t bar) {
+__device__ __forceinline__ void qpiece_issue(const qcursor &c, const qtma_geo &g, uint8_t *stage, uint32_t bar) {
     constexpr qgeo G = geo_of(TYPE);
-    const uint32_t pb = (uint32_t)(it.nbk * G.pay), st = smem_u32(stage);
-    mbar_expect_tx(bar, 2 * pb + (uint32_t)(it.mlen[0] + it.mlen[1]));
+    const int b0 = c.pc * g.bpp, nbk = min(g.bpp, g.nb - b0);
+    const uint32_t pb = (uint32_t)(nbk * G.pay), st = smem_u32(stage);
+    const uint8_t *m16[QR];
+    int moff[QR], mlen[QR];
+#pragma unroll
+    for (int j = 0; j < QR; j++) qpiece_meta<TYPE>(c, g, j, m16[j], moff[j], mlen[j]);
+    mbar_expect_tx(bar, 2 * pb + (uint32_t)(mlen[0] + mlen[1]));
 #pragma unroll
     for (int j = 0; j < QR; j++) {
-        bulk_copy(st + (uint32_t)(j * g.pp), it.pay[j], pb, bar);
-        bulk_copy(st + (uint32_t)(2 * g.pp + j * g.mp), it.m16[j], (uint32_t)it.mlen[j], bar);
+        bulk_copy(st + (uint32_t)(j * g.pp), c.pay[j] + (size_t)b0 * G.pay, pb, bar);
+        bulk_copy(st + (uint32_t)(2 * g.pp + j * g.mp), m16[j], (uint32_t)mlen[j], bar);
     }
 }
 
@@ -639,38 +655,57 @@ __global__ void __launch_bounds__(512) qgemv_tma_kernel(const gemv_params p, con
     const int gw = (int)blockIdx.x * nw + warp, GW = (int)gridDim.x * nw, npairs = p.n / 2;
     const int n_items = gw < npairs ? ((npairs - 1 - gw) / GW + 1) * g.np : 0;
     const uint32_t bar0 = smem_u32(bars);
+    qcursor cc = {gw, 0, {NULL, NULL}, {NULL, NULL}};
+    qcursor_rows(cc, q, npairs);
+    qcursor pc = cc; /* the producer's, S items ahead after the first requests */
     if (lane == 0) {
         for (int s = 0; s < S; s++) mbar_init(bar0 + 8 * s, 1);
-        for (int i = 0; i < S && i < n_items; i++)
-            qitem_issue<TYPE>(qitem_of<TYPE>(q, g, i, gw, GW), g, ring + (size_t)i * g.stage, bar0 + 8 * i);
+        for (int i = 0; i < S && i < n_items; i++) {
+            qpiece_issue<TYPE>(pc, g, ring + (size_t)i * g.stage, bar0 + 8 * i);
+            qcursor_next(pc, q, g, GW, npairs);
+        }
     }
     if (PRO == PRO_NORM)
         for (int i = threadIdx.x * 32; i < p.k; i += blockDim.x * 32) prefetch_l1(p.norm_w + i);
     pdl_wait();
-    pdl_trigger(); /* the grid is one wave: the next kernel's blocks may come in and request their weights */
+    /* the grid is one wave: the next kernel's blocks may come in and request their weights */
+    if (p.early_trigger) pdl_trigger();
     stage_xq<PRO>(p, xq, xg, red);
     __syncthreads();
     constexpr qgeo G = geo_of(TYPE);
+    constexpr int U = 2; /* chunks per row read from shared memory before the first use */
     float acc[QR] = {0.0f, 0.0f};
     qkv_pre pre = {1.0f, 0.0f, 0};
     for (int i = 0, st = 0, ph = 0; i < n_items; i++) {
-        const qitem it = qitem_of<TYPE>(q, g, i, gw, GW);
-        if (it.b0 == 0) pre = qkv_preload<1, QR, EPI>(p, 2 * it.rp, lane);
-        const uint8_t *sp = ring + (size_t)st * g.stage;
-        const uint8_t *pay[QR] = {sp, sp + g.pp};
-        const uint8_t *meta[QR] = {sp + 2 * g.pp + it.moff[0], sp + 2 * g.pp + g.mp + it.moff[1]};
-        const int nch = it.nbk * G.chunks, cb = it.b0 * G.chunks;
+        if (cc.pc == 0) pre = qkv_preload<1, QR, EPI>(p, 2 * cc.rp, lane);
+        const int b0 = cc.pc * g.bpp, nbk = min(g.bpp, g.nb - b0);
+        const uint8_t *sp = ring + (size_t)st * g.stage, *m16;
+        int moff[QR], mlen;
+#pragma unroll
+        for (int j = 0; j < QR; j++) qpiece_meta<TYPE>(cc, g, j, m16, moff[j], mlen);
+        const qrow rs[QR] = {{TYPE, sp, sp + 2 * g.pp + moff[0]}, {TYPE, sp + g.pp, sp + 2 * g.pp + g.mp + moff[1]}};
+        const int nch = nbk * G.chunks, cb = b0 * G.chunks;
         mbar_wait(bar0 + 8 * st, (uint32_t)ph);
-#pragma unroll 2
-        for (int c = lane; c < nch; c += 32) {
-            const qraw raw[QR] = {load_raw<TYPE, true>(pay[0], meta[0], c), load_raw<TYPE, true>(pay[1], meta[1], c)};
-            qdot_chunk<TYPE, QR>(raw, cb + c, xq, xg, p.k, acc);
+        for (int c0 = lane; c0 < nch; c0 += 32 * U) {
+            qraw raw[U][QR];
+#pragma unroll
+            for (int u = 0; u < U; u++)
+#pragma unroll
+                for (int r = 0; r < QR; r++)
+                    if (c0 + 32 * u < nch) raw[u][r] = load_raw<TYPE, true>(rs[r].pay, rs[r].meta, c0 + 32 * u);
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                if (c0 + 32 * u >= nch) break;
+                qdot_chunk<TYPE, QR>(raw[u], cb + c0 + 32 * u, xq, xg, p.k, acc);
+            }
         }
         __syncwarp();
-        if (lane == 0 && i + S < n_items)
-            qitem_issue<TYPE>(qitem_of<TYPE>(q, g, i + S, gw, GW), g, ring + (size_t)st * g.stage, bar0 + 8 * st);
-        if (it.b0 + it.nbk == g.nb) { /* the row pair is complete */
-            const int row0 = 2 * it.rp;
+        if (lane == 0 && i + S < n_items) {
+            qpiece_issue<TYPE>(pc, g, ring + (size_t)st * g.stage, bar0 + 8 * st);
+            qcursor_next(pc, q, g, GW, npairs);
+        }
+        if (b0 + nbk == g.nb) { /* the row pair is complete */
+            const int row0 = 2 * cc.rp;
 #pragma unroll
             for (int r = 0; r < QR; r++) acc[r] = warp_sum(acc[r]);
             if (EPI == EPI_STORE || EPI == EPI_ADD) {
@@ -680,8 +715,10 @@ __global__ void __launch_bounds__(512) qgemv_tma_kernel(const gemv_params p, con
             }
             acc[0] = acc[1] = 0.0f;
         }
+        qcursor_next(cc, q, g, GW, npairs);
         if (++st == S) st = 0, ph ^= 1;
     }
+    if (!p.early_trigger) pdl_trigger();
 }
 
 typedef void (*qtma_fn)(const gemv_params, const llt_cuda_qmat, const qtma_geo);
@@ -790,6 +827,7 @@ static llt_status qgemv_launch(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_er
     static const int t_stages = env_int("LLT_CUDA_QTMA_STAGES", 4, 1, 16);
     static const int t_piece = env_int("LLT_CUDA_QTMA_PIECE", 1024, 256, 16384);
     static const int t_bps = env_int("LLT_CUDA_QTMA_BPS", 1, 1, 8);
+    static const int t_early = env_int("LLT_CUDA_QTMA_EARLY", 1, 0, 1);
     const int combo = combo_of(a), type = qmat_type(a->qw);
     if (tma && type >= 0) {
         const qtma_geo g = qtma_geo_of(type, a->k, t_piece, t_stages);
@@ -799,8 +837,9 @@ static llt_status qgemv_launch(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_er
             LLT_TRY(llt_smem_optin(c, fn, smem, err));
             const int pairs = a->n / 2, need = (pairs + t_warps - 1) / t_warps;
             const int blocks = need < t_bps * c->n_sm ? need : t_bps * c->n_sm;
-            return llt_launch(c, fn, dim3((unsigned)blocks), dim3(32 * t_warps), smem, err, gemv_params_of(a),
-                              *a->qw, g);
+            gemv_params p = gemv_params_of(a);
+            p.early_trigger = t_early || c->early_trigger || combo == COMBO_NORM_QKV;
+            return llt_launch(c, fn, dim3((unsigned)blocks), dim3(32 * t_warps), smem, err, p, *a->qw, g);
         }
     }
     qgemv_fn fn = qgemv_pick(type, combo);
