@@ -18,7 +18,8 @@
 # env: OUT, JOBS, LLT_GPU_PREBUILT, SHAPES (default "llama2-7b llama3-8b"), DTYPES (default
 #      "q4_k q8_0 f16"), REPS (default 3), SKIP_SAN=1, SKIP_TESTS=1, VARIANTS, VSHAPE, VDTYPE,
 #      VTESTS=1 (kernel cases under each variant), NCU, NCU_SHAPE, NCU_DTYPE, TEST_TIMEOUT,
-#      FALLBACK=1 (test_cuda_quant failed: the rest with LLT_CUDA_QTMA=0, no sanitizer, no ncu)
+#      FALLBACK=1 (test_cuda_quant failed: the rest with LLT_CUDA_QTMA=0, no sanitizer, no ncu),
+#      BATCH=N (bench -b N -n 64 of BDTYPES), VTESTS_ONLY (cases under each variant)
 set -u
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
@@ -89,10 +90,11 @@ for v in ${VARIANTS:-}; do
   sh=${VSHAPE:-llama2-7b}
   envs=$(echo "$v" | tr ',' ' ')
   if [ -n "${VTESTS:-}" ]; then # the kernel cases under this setting too
-    env $envs LLT_TEST_ONLY=test_ops XDG_CACHE_HOME=/tmp/llt-cache timeout 120 $BIN/test_cuda_quant \
-      >/tmp/test_variant.log 2>&1
-    note "variant $v: test_cuda_quant test_ops rc $?: $(tail -1 /tmp/test_variant.log)"
+    env $envs LLT_TEST_ONLY=${VTESTS_ONLY:-test_ops,test_models} XDG_CACHE_HOME=/tmp/llt-cache timeout 120 \
+      $BIN/test_cuda_quant >/tmp/test_variant.log 2>&1
+    note "variant $v: test_cuda_quant rc $?: $(tail -1 /tmp/test_variant.log)"
     grep -m3 "CHECK failed" /tmp/test_variant.log | tee -a "$S"
+    grep "decode :" /tmp/test_variant.log | awk '{printf "%s %s; ", $1, $7}' | tee -a "$S"; echo | tee -a "$S"
   fi
   for dt in ${VDTYPE:-q4_k}; do
     env $envs XDG_CACHE_HOME=/tmp/llt-cache timeout 200 $BIN/llama-triton bench --shape "$sh" --dtype "$dt" \
@@ -102,6 +104,15 @@ for v in ${VARIANTS:-}; do
     note "variant $v ($sh $dt) rc $rc: $(grep -E "tg128" /tmp/bench.log | tr -s ' ')"
   done
 done
+if [ -n "${BATCH:-}" ]; then # batched decode: BATCH sequences, BDTYPES (default "q4_k f16")
+  for dt in ${BDTYPES:-q4_k f16}; do
+    XDG_CACHE_HOME=/tmp/llt-cache timeout 200 $BIN/llama-triton bench --shape ${VSHAPE:-llama2-7b} --dtype "$dt" \
+      --device cuda -p 512 -n 64 -b "$BATCH" --reps 2 >/tmp/bench.log 2>&1
+    rc=$?
+    { echo "## batch $BATCH ${VSHAPE:-llama2-7b} $dt"; cat /tmp/bench.log; } >>"$B"
+    note "batch $BATCH $dt rc $rc: $(grep -E "tg64" /tmp/bench.log | tr -s ' ')"
+  done
+fi
 if [ -n "${NCU:-}" ]; then
   # one steady decode step: -p 1 -n 40 runs ~80 steps of ~165 kernels after the random fill;
   # skip into the warm-up rep's decode and profile one step and a bit; NCU_ENVS: settings

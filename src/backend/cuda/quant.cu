@@ -146,12 +146,13 @@ __device__ __forceinline__ unsigned ld_u8(const uint8_t *p) {
 }
 
 /* Chunk c of the row whose payload starts at pay and scales at meta. */
-template <int TYPE, bool SM = false>
+/* META false: the payload only (the second chunk of a pair) */
+template <int TYPE, bool SM = false, bool META = true>
 __device__ __forceinline__ qraw load_raw(const uint8_t *pay, const uint8_t *meta, int c) {
     qraw r;
     if (TYPE == LLT_DTYPE_Q8_0) {
         r.v = ld_pay16<SM>(pay + (size_t)c * 16);
-        r.m0 = ld_u16<SM>(meta + (size_t)(c >> 1) * 2);
+        if (META) r.m0 = ld_u16<SM>(meta + (size_t)(c >> 1) * 2);
     } else if (TYPE == LLT_DTYPE_Q4_0) {
         r.v = ld_pay16<SM>(pay + (size_t)c * 16);
         r.m0 = ld_u16<SM>(meta + (size_t)c * 2);
@@ -168,8 +169,10 @@ __device__ __forceinline__ qraw load_raw(const uint8_t *pay, const uint8_t *meta
         const uint8_t *pb = pay + (size_t)b * P;
         r.v = ld_pay16<SM>(pb + qs_off + 16 * j);
         if (TYPE == LLT_DTYPE_Q5_K) r.e = ld_c16<SM>(pb + 16 * (j & 1));
-        const uint4 hdr = ld_c16<SM>(meta + (size_t)b * 16);
-        r.m0 = hdr.x, r.m1 = hdr.y, r.m2 = hdr.z, r.m3 = hdr.w;
+        if (META) {
+            const uint4 hdr = ld_c16<SM>(meta + (size_t)b * 16);
+            r.m0 = hdr.x, r.m1 = hdr.y, r.m2 = hdr.z, r.m3 = hdr.w;
+        }
     } else { /* Q6_K: chunk j of block b is ql bytes [16j, 16j + 16): half h, quadrants kk (low
               * nibbles) and kk + 2 (high nibbles), lanes l0 .. l0 + 15 */
         const int b = c >> 3, j = c & 7, h = j >> 2, kk = (j >> 1) & 1, l0 = 16 * (j & 1);
@@ -304,7 +307,7 @@ __device__ __forceinline__ uint4 pack16_s8(const int (&v)[16]) {
 /* The prologue: x (f16 activations, or the float32 residual row RMS-normalised with norm_w)
  * quantised into xq / xg, one group of 16 per thread at a time. */
 template <int PRO>
-__device__ __forceinline__ void stage_xq(const gemv_params &p, int8_t *xq, int2 *xg, float *red) {
+__device__ __forceinline__ void stage_xq(const gemv_params &p, int8_t *xq, int2 *xg, float *red, bool two = true) {
     const int ng = p.k / 16;
     const float *xf = NULL;
     float inv = 1.0f;
@@ -341,7 +344,7 @@ __device__ __forceinline__ void stage_xq(const gemv_params &p, int8_t *xq, int2 
         for (int e = 0; e < 16; e++) {
             const float t = f[e] * id;
             qh[e] = __float2int_rn(t);
-            ql[e] = max(-127, min(127, __float2int_rn((t - (float)qh[e]) * 254.0f)));
+            ql[e] = two ? max(-127, min(127, __float2int_rn((t - (float)qh[e]) * 254.0f))) : 0;
             sh += qh[e], sl += ql[e];
         }
         reinterpret_cast<uint4 *>(xq)[gi] = pack16_s8(qh);
@@ -398,33 +401,70 @@ __device__ __forceinline__ int q_chunks(int k) {
     return k / g.be * g.chunks;
 }
 
-/* acc[r] += chunk c (of the row) of raw[r] . x, for R rows of type TYPE. */
+/* acc[r] += the runs of w[r] . x, for R rows of type TYPE (two: x's second int8 part too; else
+ * the prologue left it 0). */
 template <int TYPE, int R>
-__device__ __forceinline__ void qdot_chunk(const qraw (&raw)[R], int c, const int8_t *xq, const int2 *xg, int k,
-                                           float (&acc)[R]) {
+__device__ __forceinline__ void qdot_runs(const qrun2 (&w)[R], const int8_t *xq, const int2 *xg, int k,
+                                          float (&acc)[R], bool two = true) {
     constexpr int IB = q_int_bias<TYPE>();
-    qrun2 w[R];
-#pragma unroll
-    for (int r = 0; r < R; r++) w[r] = decode_chunk<TYPE>(raw[r], c);
 #pragma unroll
     for (int v = 0; v < (TYPE == LLT_DTYPE_Q8_0 ? 1 : 2); v++) {
         const int x0 = w[0].x0[v];
         const uint4 xh = *reinterpret_cast<const uint4 *>(xq + x0);
-        const uint4 xl = *reinterpret_cast<const uint4 *>(xq + k + x0);
+        uint4 xl = make_uint4(0, 0, 0, 0);
+        if (two) xl = *reinterpret_cast<const uint4 *>(xq + k + x0);
         const int2 gs = xg[x0 >> 4];
         const float dx = __int_as_float(gs.x), fsum = dx * (float)gs.y;
 #pragma unroll
         for (int r = 0; r < R; r++) {
             const uint4 &q = w[r].q[v];
-            int dh = dp4a_us(q.x, xh.x, 0), dl = dp4a_us(q.x, xl.x, 0);
-            dh = dp4a_us(q.y, xh.y, dh), dl = dp4a_us(q.y, xl.y, dl);
-            dh = dp4a_us(q.z, xh.z, dh), dl = dp4a_us(q.z, xl.z, dl);
-            dh = dp4a_us(q.w, xh.w, dh), dl = dp4a_us(q.w, xl.w, dl);
-            const int d = 254 * dh + dl;
+            int dh = dp4a_us(q.x, xh.x, 0);
+            dh = dp4a_us(q.y, xh.y, dh), dh = dp4a_us(q.z, xh.z, dh), dh = dp4a_us(q.w, xh.w, dh);
+            int d = 254 * dh;
+            if (two) {
+                int dl = dp4a_us(q.x, xl.x, 0);
+                dl = dp4a_us(q.y, xl.y, dl), dl = dp4a_us(q.z, xl.z, dl), dl = dp4a_us(q.w, xl.w, dl);
+                d += dl;
+            }
             if (IB) acc[r] = fmaf(w[r].s[v] * dx, (float)(d - IB * gs.y), acc[r]);
             else acc[r] = fmaf(w[r].s[v] * dx, (float)d, fmaf(-w[r].bias[v], fsum, acc[r]));
         }
     }
+}
+
+/* acc[r] += chunk c (of the row) of raw[r] . x, for R rows of type TYPE. */
+template <int TYPE, int R>
+__device__ __forceinline__ void qdot_chunk(const qraw (&raw)[R], int c, const int8_t *xq, const int2 *xg, int k,
+                                           float (&acc)[R], bool two = true) {
+    qrun2 w[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) w[r] = decode_chunk<TYPE>(raw[r], c);
+    qdot_runs<TYPE, R>(w, xq, xg, k, acc, two);
+}
+
+/* Chunk pairs (c, c + 1), c even: for Q4_K / Q5_K one pair of sub-blocks (one scale and one min
+ * each), for Q8_0 one block; the second chunk's runs are the first's shifted by 16 elements
+ * with its own quants, so the scales are decoded once. */
+template <int TYPE>
+__host__ __device__ constexpr bool q_pairs() {
+    return TYPE == LLT_DTYPE_Q4_K || TYPE == LLT_DTYPE_Q5_K || TYPE == LLT_DTYPE_Q8_0;
+}
+template <int TYPE>
+__device__ __forceinline__ qrun2 decode_next(const qrun2 &w0, const qraw &b, int c) {
+    qrun2 r = w0;
+    if (TYPE == LLT_DTYPE_Q8_0) {
+        r.q[0] = make_uint4(b.v.x ^ 0x80808080u, b.v.y ^ 0x80808080u, b.v.z ^ 0x80808080u, b.v.w ^ 0x80808080u);
+        r.x0[0] += 16;
+        return r;
+    }
+    r.q[0] = lo4(b.v), r.q[1] = hi4(b.v);
+    if (TYPE == LLT_DTYPE_Q5_K) {
+        const int g = (c & 7) >> 1;
+        r.q[0] = or4(r.q[0], bit_of_bytes(b.e, 2 * g, 0x01010101u, 4));
+        r.q[1] = or4(r.q[1], bit_of_bytes(b.e, 2 * g + 1, 0x01010101u, 4));
+    }
+    r.x0[0] += 16, r.x0[1] += 16;
+    return r;
 }
 
 /* preloaded: raw already holds the first U chunks of each row (loaded before the PDL wait) */
@@ -548,6 +588,7 @@ struct qtma_geo {
     int np, bpp;     /* pieces per row, blocks per piece (the last may hold fewer) */
     int pp, mp;      /* stage bytes for one row's payload, one row's scales */
     int stage, S;    /* bytes per stage (2 pp + 2 mp), stages per warp */
+    int two;         /* x as two int8 parts (else one: 1/254 of a group's largest |x|) */
 };
 
 __device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
@@ -670,7 +711,8 @@ __global__ void __launch_bounds__(512) qgemv_tma_kernel(const gemv_params p, con
     pdl_wait();
     /* the grid is one wave: the next kernel's blocks may come in and request their weights */
     if (p.early_trigger) pdl_trigger();
-    stage_xq<PRO>(p, xq, xg, red);
+    const bool two = g.two;
+    stage_xq<PRO>(p, xq, xg, red, two);
     __syncthreads();
     constexpr qgeo G = geo_of(TYPE);
     constexpr int U = 2; /* chunks per row read from shared memory before the first use */
@@ -686,17 +728,35 @@ __global__ void __launch_bounds__(512) qgemv_tma_kernel(const gemv_params p, con
         const qrow rs[QR] = {{TYPE, sp, sp + 2 * g.pp + moff[0]}, {TYPE, sp + g.pp, sp + 2 * g.pp + g.mp + moff[1]}};
         const int nch = nbk * G.chunks, cb = b0 * G.chunks;
         mbar_wait(bar0 + 8 * st, (uint32_t)ph);
-        for (int c0 = lane; c0 < nch; c0 += 32 * U) {
-            qraw raw[U][QR];
+        if constexpr (q_pairs<TYPE>()) { /* nch is even: a lane takes chunk pairs */
+            for (int c0 = 2 * lane; c0 < nch; c0 += 64) {
+                qraw ra[QR], rb[QR];
 #pragma unroll
-            for (int u = 0; u < U; u++)
+                for (int r = 0; r < QR; r++) {
+                    ra[r] = load_raw<TYPE, true>(rs[r].pay, rs[r].meta, c0);
+                    rb[r] = load_raw<TYPE, true, false>(rs[r].pay, rs[r].meta, c0 + 1);
+                }
+                qrun2 w[QR];
 #pragma unroll
-                for (int r = 0; r < QR; r++)
-                    if (c0 + 32 * u < nch) raw[u][r] = load_raw<TYPE, true>(rs[r].pay, rs[r].meta, c0 + 32 * u);
+                for (int r = 0; r < QR; r++) w[r] = decode_chunk<TYPE>(ra[r], cb + c0);
+                qdot_runs<TYPE, QR>(w, xq, xg, p.k, acc, two);
 #pragma unroll
-            for (int u = 0; u < U; u++) {
-                if (c0 + 32 * u >= nch) break;
-                qdot_chunk<TYPE, QR>(raw[u], cb + c0 + 32 * u, xq, xg, p.k, acc);
+                for (int r = 0; r < QR; r++) w[r] = decode_next<TYPE>(w[r], rb[r], cb + c0);
+                qdot_runs<TYPE, QR>(w, xq, xg, p.k, acc, two);
+            }
+        } else {
+            for (int c0 = lane; c0 < nch; c0 += 32 * U) {
+                qraw raw[U][QR];
+#pragma unroll
+                for (int u = 0; u < U; u++)
+#pragma unroll
+                    for (int r = 0; r < QR; r++)
+                        if (c0 + 32 * u < nch) raw[u][r] = load_raw<TYPE, true>(rs[r].pay, rs[r].meta, c0 + 32 * u);
+#pragma unroll
+                for (int u = 0; u < U; u++) {
+                    if (c0 + 32 * u >= nch) break;
+                    qdot_chunk<TYPE, QR>(raw[u], cb + c0 + 32 * u, xq, xg, p.k, acc, two);
+                }
             }
         }
         __syncwarp();
@@ -760,6 +820,7 @@ static qtma_geo qtma_geo_of(int type, int k, int piece, int stages) {
     g.mp = ((g.bpp * G.meta + 15) & ~15) + 16;
     g.stage = 2 * g.pp + 2 * g.mp;
     g.S = stages;
+    g.two = 1;
     return g;
 }
 
@@ -823,14 +884,16 @@ static llt_status qgemv_launch(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_er
     /* the streamed GEMV (one-type matrices): warps per block, stages per warp, payload bytes
      * per row and stage, blocks per SM */
     static const int tma = env_int("LLT_CUDA_QTMA", 1, 0, 1);
-    static const int t_warps = env_int("LLT_CUDA_QTMA_WARPS", 8, 1, 16);
-    static const int t_stages = env_int("LLT_CUDA_QTMA_STAGES", 4, 1, 16);
-    static const int t_piece = env_int("LLT_CUDA_QTMA_PIECE", 1024, 256, 16384);
+    static const int t_warps = env_int("LLT_CUDA_QTMA_WARPS", 16, 1, 16);
+    static const int t_stages = env_int("LLT_CUDA_QTMA_STAGES", 2, 1, 16);
+    static const int t_piece = env_int("LLT_CUDA_QTMA_PIECE", 2048, 256, 16384);
+    static const int t_parts = env_int("LLT_CUDA_QTMA_XPARTS", 2, 1, 2);
     static const int t_bps = env_int("LLT_CUDA_QTMA_BPS", 1, 1, 8);
     static const int t_early = env_int("LLT_CUDA_QTMA_EARLY", 1, 0, 1);
     const int combo = combo_of(a), type = qmat_type(a->qw);
     if (tma && type >= 0) {
-        const qtma_geo g = qtma_geo_of(type, a->k, t_piece, t_stages);
+        qtma_geo g = qtma_geo_of(type, a->k, t_piece, t_stages);
+        g.two = t_parts == 2;
         const size_t smem = qtma_ring_off(a->k, t_warps * g.S) + (size_t)t_warps * g.S * g.stage;
         if (smem <= c->smem_optin) {
             qtma_fn fn = qtma_pick(type, combo);
