@@ -589,6 +589,7 @@ struct qtma_geo {
     int pp, mp;      /* stage bytes for one row's payload, one row's scales */
     int stage, S;    /* bytes per stage (2 pp + 2 mp), stages per warp */
     int two;         /* x as two int8 parts (else one: 1/254 of a group's largest |x|) */
+    int pairs;       /* a lane takes chunk pairs (q_pairs types) */
 };
 
 __device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
@@ -728,7 +729,7 @@ __global__ void __launch_bounds__(512) qgemv_tma_kernel(const gemv_params p, con
         const qrow rs[QR] = {{TYPE, sp, sp + 2 * g.pp + moff[0]}, {TYPE, sp + g.pp, sp + 2 * g.pp + g.mp + moff[1]}};
         const int nch = nbk * G.chunks, cb = b0 * G.chunks;
         mbar_wait(bar0 + 8 * st, (uint32_t)ph);
-        if constexpr (q_pairs<TYPE>()) { /* nch is even: a lane takes chunk pairs */
+        if (q_pairs<TYPE>() && g.pairs) { /* nch is even: a lane takes chunk pairs */
             for (int c0 = 2 * lane; c0 < nch; c0 += 64) {
                 qraw ra[QR], rb[QR];
 #pragma unroll
@@ -821,6 +822,7 @@ static qtma_geo qtma_geo_of(int type, int k, int piece, int stages) {
     g.stage = 2 * g.pp + 2 * g.mp;
     g.S = stages;
     g.two = 1;
+    g.pairs = type == LLT_DTYPE_Q8_0;
     return g;
 }
 
@@ -888,12 +890,14 @@ static llt_status qgemv_launch(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_er
     static const int t_stages = env_int("LLT_CUDA_QTMA_STAGES", 2, 1, 16);
     static const int t_piece = env_int("LLT_CUDA_QTMA_PIECE", 2048, 256, 16384);
     static const int t_parts = env_int("LLT_CUDA_QTMA_XPARTS", 2, 1, 2);
+    static const int t_pairs = env_int("LLT_CUDA_QTMA_PAIRS", -1, -1, 1);
     static const int t_bps = env_int("LLT_CUDA_QTMA_BPS", 1, 1, 8);
     static const int t_early = env_int("LLT_CUDA_QTMA_EARLY", 1, 0, 1);
     const int combo = combo_of(a), type = qmat_type(a->qw);
     if (tma && type >= 0) {
         qtma_geo g = qtma_geo_of(type, a->k, t_piece, t_stages);
         g.two = t_parts == 2;
+        if (t_pairs >= 0) g.pairs = t_pairs;
         const size_t smem = qtma_ring_off(a->k, t_warps * g.S) + (size_t)t_warps * g.S * g.stage;
         if (smem <= c->smem_optin) {
             qtma_fn fn = qtma_pick(type, combo);
