@@ -5,19 +5,22 @@
  * quants: 16/32/128/160/192 bytes, so 16-byte aligned and read with 16-byte streaming loads)
  * and its scales (2..18 bytes), two arrays per segment: the resident bytes are the file's.
  *
- * Decode (m = 1): a GEMV that reads each payload chunk (16 bytes = 16 or 32 weights) once, with
- * 16-byte loads, 512 contiguous bytes per warp and load, several loads per row in flight.
+ * Decode (m = 1): a GEMV that reads each payload chunk (16 bytes = 16 or 32 weights) once.
  * A chunk is up to two runs of 16 consecutive weights, each run with one scale s and one bias:
- * w_i = s * q_i - bias, q_i a small unsigned integer. x is quantised to int8 per group of 16
- * (scale dx) in shared memory by the prologue (which also RMS-normalises the float32 residual
- * row where the layer asks), so that
- *     sum_i w_i x_i ~ s dx sum_i q_i xq_i - bias dx sum_i xq_i,
- * the first sum being four dp4a instructions per run (about a fifth of an instruction per
- * weight for Q4_K, where the float version needed three). The price is x's rounding to 1/254
- * of its group's largest |x|: on the llama-quantize fixtures the decode logits move from
- * 6e-4 to 1.2-1.6e-2 of the largest logit (bound 2e-2, bench/RESULTS.md). A warp owns 2 rows
- * (a gate/up or rotary pair) sharing each x read; the epilogues (residual add, SwiGLU, rotary
- * + KV write) are the float GEMV's (gemv_parts.cuh).
+ * w_i = s * q_i - bias, q_i a small unsigned integer. x is quantised per group of 16 in shared
+ * memory by the prologue (which also RMS-normalises the float32 residual row where the layer
+ * asks) as two int8 parts h, l with x ~ dx (254 h + l), so that
+ *     sum_i w_i x_i ~ s dx (254 sum_i q_i h_i + sum_i q_i l_i) - bias dx sum_i (254 h_i + l_i),
+ * the sums over q being four dp4a instructions per run and part (half a dp4a per weight, where
+ * the float version needed three instructions). x is rounded to
+ * 1/64516 of its group's largest |x|: decode logits within 4e-4 of the largest logit on the
+ * llama-quantize fixtures (one part, 1/254, gave 1.2-1.6e-2 against the bound 2e-2 for 5 %
+ * more speed: LLT_CUDA_QTMA_XPARTS=1). A warp owns 2 rows (a gate/up or rotary pair) sharing
+ * each x read; the epilogues (residual add, SwiGLU, rotary + KV write) are the float GEMV's
+ * (gemv_parts.cuh). Two kernels: the streamed GEMV (one-type matrices; the weights come into
+ * shared memory by the bulk-copy engine, see below) and the register GEMV (16-byte loads into
+ * registers, several per row in flight; matrices whose segments differ in type, e.g. QKV with
+ * a Q6_K V, and LLT_CUDA_QTMA=0).
  * Prefill (m > 1) and batched decode: the matrix is dequantised into a scratch matrix (f16)
  * and multiplied by cuBLASLt (the float path's BLAS branch), the head in row chunks that fit
  * the scratch. */
@@ -146,13 +149,12 @@ __device__ __forceinline__ unsigned ld_u8(const uint8_t *p) {
 }
 
 /* Chunk c of the row whose payload starts at pay and scales at meta. */
-/* META false: the payload only (the second chunk of a pair) */
-template <int TYPE, bool SM = false, bool META = true>
+template <int TYPE, bool SM = false>
 __device__ __forceinline__ qraw load_raw(const uint8_t *pay, const uint8_t *meta, int c) {
     qraw r;
     if (TYPE == LLT_DTYPE_Q8_0) {
         r.v = ld_pay16<SM>(pay + (size_t)c * 16);
-        if (META) r.m0 = ld_u16<SM>(meta + (size_t)(c >> 1) * 2);
+        r.m0 = ld_u16<SM>(meta + (size_t)(c >> 1) * 2);
     } else if (TYPE == LLT_DTYPE_Q4_0) {
         r.v = ld_pay16<SM>(pay + (size_t)c * 16);
         r.m0 = ld_u16<SM>(meta + (size_t)c * 2);
@@ -169,10 +171,8 @@ __device__ __forceinline__ qraw load_raw(const uint8_t *pay, const uint8_t *meta
         const uint8_t *pb = pay + (size_t)b * P;
         r.v = ld_pay16<SM>(pb + qs_off + 16 * j);
         if (TYPE == LLT_DTYPE_Q5_K) r.e = ld_c16<SM>(pb + 16 * (j & 1));
-        if (META) {
-            const uint4 hdr = ld_c16<SM>(meta + (size_t)b * 16);
-            r.m0 = hdr.x, r.m1 = hdr.y, r.m2 = hdr.z, r.m3 = hdr.w;
-        }
+        const uint4 hdr = ld_c16<SM>(meta + (size_t)b * 16);
+        r.m0 = hdr.x, r.m1 = hdr.y, r.m2 = hdr.z, r.m3 = hdr.w;
     } else { /* Q6_K: chunk j of block b is ql bytes [16j, 16j + 16): half h, quadrants kk (low
               * nibbles) and kk + 2 (high nibbles), lanes l0 .. l0 + 15 */
         const int b = c >> 3, j = c & 7, h = j >> 2, kk = (j >> 1) & 1, l0 = 16 * (j & 1);
@@ -442,31 +442,6 @@ __device__ __forceinline__ void qdot_chunk(const qraw (&raw)[R], int c, const in
     qdot_runs<TYPE, R>(w, xq, xg, k, acc, two);
 }
 
-/* Chunk pairs (c, c + 1), c even: for Q4_K / Q5_K one pair of sub-blocks (one scale and one min
- * each), for Q8_0 one block; the second chunk's runs are the first's shifted by 16 elements
- * with its own quants, so the scales are decoded once. */
-template <int TYPE>
-__host__ __device__ constexpr bool q_pairs() {
-    return TYPE == LLT_DTYPE_Q4_K || TYPE == LLT_DTYPE_Q5_K || TYPE == LLT_DTYPE_Q8_0;
-}
-template <int TYPE>
-__device__ __forceinline__ qrun2 decode_next(const qrun2 &w0, const qraw &b, int c) {
-    qrun2 r = w0;
-    if (TYPE == LLT_DTYPE_Q8_0) {
-        r.q[0] = make_uint4(b.v.x ^ 0x80808080u, b.v.y ^ 0x80808080u, b.v.z ^ 0x80808080u, b.v.w ^ 0x80808080u);
-        r.x0[0] += 16;
-        return r;
-    }
-    r.q[0] = lo4(b.v), r.q[1] = hi4(b.v);
-    if (TYPE == LLT_DTYPE_Q5_K) {
-        const int g = (c & 7) >> 1;
-        r.q[0] = or4(r.q[0], bit_of_bytes(b.e, 2 * g, 0x01010101u, 4));
-        r.q[1] = or4(r.q[1], bit_of_bytes(b.e, 2 * g + 1, 0x01010101u, 4));
-    }
-    r.x0[0] += 16, r.x0[1] += 16;
-    return r;
-}
-
 /* preloaded: raw already holds the first U chunks of each row (loaded before the PDL wait) */
 template <int TYPE, int R, int U>
 __device__ __forceinline__ void qdot(const qrow (&rw)[R], const int8_t *xq, const int2 *xg, int k, int lane,
@@ -573,23 +548,24 @@ __global__ void __launch_bounds__(512) qgemv_kernel(const gemv_params p, const l
 /* ---- the streamed GEMV: weights through the bulk-copy engine into a ring per warp ---------- */
 
 /* Memory-level parallelism without registers: the bytes a GEMV needs in flight to stream at the
- * HBM rate (~4.2 TB/s x ~1 us ~ 32 KB per SM) are far more than the register GEMV holds (it
- * loads, then computes, in turn), and a 7B layer's Q4_K matrices are 9-50 MB, 2-12 us at that
- * rate, so each kernel's first DRAM round trip and x staging are a large share. Here every
- * warp owns a ring of S stages in shared memory; lane 0 copies "items" (a row pair's payload
- * and scales over a piece of k) into them with cp.async.bulk, completing on one mbarrier per
- * stage, and the warp computes from shared memory. The first S items of every warp are
- * requested before the PDL wait, while the previous kernel still runs; after that, a stage is
- * refilled as soon as the warp has read it. The scales of a piece are copied from their
- * 16-byte-aligned floor to the 16-byte ceiling of their end (the arrays carry 16 bytes of
- * slack, weights.cu), and used at their offset inside the copy. */
+ * HBM rate (~4.2 TB/s x ~1 us ~ 32 KB per SM) are more than the register GEMV holds while it
+ * also decodes (it loads, then computes, in turn), and a 7B layer's Q4_K matrices are 9-50 MB,
+ * 2-12 us at that rate, so each kernel's first DRAM round trip and x staging are a large share.
+ * Here every warp owns a ring of S stages in shared memory; lane 0 copies "items" (a row pair's
+ * payload and scales over a piece of k) into them with cp.async.bulk, completing on one
+ * mbarrier per stage, and the warp computes from shared memory. The first S items of every
+ * warp are requested before the PDL wait, while the previous kernel still runs; after that, a
+ * stage is refilled as soon as the warp has read it. The scales of a piece are copied from
+ * their 16-byte-aligned floor to the 16-byte ceiling of their end (the arrays carry 16 bytes
+ * of slack, weights.cu), and used at their offset inside the copy. What limits it now is the
+ * decoding (Nsight Compute: 1.7-2.4 instructions per cycle per SM at 16 warps per SM, Q4_K
+ * llama2-7b matrices at 1.3-2.0 TB/s alone), not the bytes in flight (bench/RESULTS.md). */
 struct qtma_geo {
     int nb;          /* blocks per row */
     int np, bpp;     /* pieces per row, blocks per piece (the last may hold fewer) */
     int pp, mp;      /* stage bytes for one row's payload, one row's scales */
     int stage, S;    /* bytes per stage (2 pp + 2 mp), stages per warp */
     int two;         /* x as two int8 parts (else one: 1/254 of a group's largest |x|) */
-    int pairs;       /* a lane takes chunk pairs (q_pairs types) */
 };
 
 __device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
@@ -729,35 +705,17 @@ __global__ void __launch_bounds__(512) qgemv_tma_kernel(const gemv_params p, con
         const qrow rs[QR] = {{TYPE, sp, sp + 2 * g.pp + moff[0]}, {TYPE, sp + g.pp, sp + 2 * g.pp + g.mp + moff[1]}};
         const int nch = nbk * G.chunks, cb = b0 * G.chunks;
         mbar_wait(bar0 + 8 * st, (uint32_t)ph);
-        if (q_pairs<TYPE>() && g.pairs) { /* nch is even: a lane takes chunk pairs */
-            for (int c0 = 2 * lane; c0 < nch; c0 += 64) {
-                qraw ra[QR], rb[QR];
+        for (int c0 = lane; c0 < nch; c0 += 32 * U) {
+            qraw raw[U][QR];
 #pragma unroll
-                for (int r = 0; r < QR; r++) {
-                    ra[r] = load_raw<TYPE, true>(rs[r].pay, rs[r].meta, c0);
-                    rb[r] = load_raw<TYPE, true, false>(rs[r].pay, rs[r].meta, c0 + 1);
-                }
-                qrun2 w[QR];
+            for (int u = 0; u < U; u++)
 #pragma unroll
-                for (int r = 0; r < QR; r++) w[r] = decode_chunk<TYPE>(ra[r], cb + c0);
-                qdot_runs<TYPE, QR>(w, xq, xg, p.k, acc, two);
+                for (int r = 0; r < QR; r++)
+                    if (c0 + 32 * u < nch) raw[u][r] = load_raw<TYPE, true>(rs[r].pay, rs[r].meta, c0 + 32 * u);
 #pragma unroll
-                for (int r = 0; r < QR; r++) w[r] = decode_next<TYPE>(w[r], rb[r], cb + c0);
-                qdot_runs<TYPE, QR>(w, xq, xg, p.k, acc, two);
-            }
-        } else {
-            for (int c0 = lane; c0 < nch; c0 += 32 * U) {
-                qraw raw[U][QR];
-#pragma unroll
-                for (int u = 0; u < U; u++)
-#pragma unroll
-                    for (int r = 0; r < QR; r++)
-                        if (c0 + 32 * u < nch) raw[u][r] = load_raw<TYPE, true>(rs[r].pay, rs[r].meta, c0 + 32 * u);
-#pragma unroll
-                for (int u = 0; u < U; u++) {
-                    if (c0 + 32 * u >= nch) break;
-                    qdot_chunk<TYPE, QR>(raw[u], cb + c0 + 32 * u, xq, xg, p.k, acc, two);
-                }
+            for (int u = 0; u < U; u++) {
+                if (c0 + 32 * u >= nch) break;
+                qdot_chunk<TYPE, QR>(raw[u], cb + c0 + 32 * u, xq, xg, p.k, acc, two);
             }
         }
         __syncwarp();
@@ -822,7 +780,6 @@ static qtma_geo qtma_geo_of(int type, int k, int piece, int stages) {
     g.stage = 2 * g.pp + 2 * g.mp;
     g.S = stages;
     g.two = 1;
-    g.pairs = type == LLT_DTYPE_Q8_0;
     return g;
 }
 
@@ -877,27 +834,29 @@ static int env_int(const char *name, int def, int lo, int hi) {
 }
 
 static llt_status qgemv_launch(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_error *err) {
-    /* launch shape: warps per block, blocks per SM at most (0: one row group per block), the
-     * prefetch bits (1 L2, 2 registers). Measured with one-part x on llama2-7b q4_k (H200,
-     * bench/RESULTS.md): 8 / 0 / off 375 tok/s, 8 / 0 / L2 338, 8 / 2 / L2 391, 16 / 1 / L2 395. */
+    /* the register GEMV's launch shape: warps per block, blocks per SM at most (0: one row group
+     * per block), the prefetch bits (1 L2, 2 registers). llama2-7b q4_k decode on the H200
+     * (bench/RESULTS.md), one-part x: 8 / 0 / off 375 tok/s, 8 / 0 / L2 338, 8 / 2 / L2 391,
+     * 16 / 1 / L2 395; two-part x: 16 / 1 / registers 363, 8 / 2 / registers 365. */
     static const int warps = env_int("LLT_CUDA_QGEMV_WARPS", 16, 1, 16);
     static const int bps = env_int("LLT_CUDA_QGEMV_BPS", 1, 0, 16);
     static const int pf = env_int("LLT_CUDA_QGEMV_PF", 2, 0, 3);
     /* the streamed GEMV (one-type matrices): warps per block, stages per warp, payload bytes
-     * per row and stage, blocks per SM */
+     * per row and stage, x parts, blocks per SM, the early PDL trigger. llama2-7b q4_k decode
+     * on the H200 (bench/RESULTS.md): 16 / 2 / 2048 426-433 tok/s; 16 / 2 / 1024 423, 8 / 4 /
+     * 1024 277, 12 / 3 / 1024 365, 2 blocks of 8 / 2 / 1024 419; one x part 451. More warps
+     * per SM is what pays: the decoding, not the copies, is the limit. */
     static const int tma = env_int("LLT_CUDA_QTMA", 1, 0, 1);
     static const int t_warps = env_int("LLT_CUDA_QTMA_WARPS", 16, 1, 16);
     static const int t_stages = env_int("LLT_CUDA_QTMA_STAGES", 2, 1, 16);
     static const int t_piece = env_int("LLT_CUDA_QTMA_PIECE", 2048, 256, 16384);
     static const int t_parts = env_int("LLT_CUDA_QTMA_XPARTS", 2, 1, 2);
-    static const int t_pairs = env_int("LLT_CUDA_QTMA_PAIRS", -1, -1, 1);
     static const int t_bps = env_int("LLT_CUDA_QTMA_BPS", 1, 1, 8);
     static const int t_early = env_int("LLT_CUDA_QTMA_EARLY", 1, 0, 1);
     const int combo = combo_of(a), type = qmat_type(a->qw);
     if (tma && type >= 0) {
         qtma_geo g = qtma_geo_of(type, a->k, t_piece, t_stages);
         g.two = t_parts == 2;
-        if (t_pairs >= 0) g.pairs = t_pairs;
         const size_t smem = qtma_ring_off(a->k, t_warps * g.S) + (size_t)t_warps * g.S * g.stage;
         if (smem <= c->smem_optin) {
             qtma_fn fn = qtma_pick(type, combo);
