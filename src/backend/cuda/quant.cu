@@ -740,32 +740,6 @@ __global__ void __launch_bounds__(512) qgemv_tma_kernel(const gemv_params p, con
     if (!p.early_trigger) pdl_trigger();
 }
 
-typedef void (*qtma_fn)(const gemv_params, const llt_cuda_qmat, const qtma_geo);
-
-template <int TYPE>
-static qtma_fn qtma_pick_combo(int combo) {
-    switch (combo) {
-    case COMBO_ACT_STORE: return qgemv_tma_kernel<TYPE, PRO_ACT, EPI_STORE>;
-    case COMBO_ACT_ADD: return qgemv_tma_kernel<TYPE, PRO_ACT, EPI_ADD>;
-    case COMBO_NORM_STORE: return qgemv_tma_kernel<TYPE, PRO_NORM, EPI_STORE>;
-    case COMBO_NORM_SWIGLU: return qgemv_tma_kernel<TYPE, PRO_NORM, EPI_SWIGLU>;
-    default: return qgemv_tma_kernel<TYPE, PRO_NORM, EPI_QKV>;
-    }
-}
-
-static qtma_fn qtma_pick(int type, int combo) {
-    switch (type) {
-    case LLT_DTYPE_Q8_0: return qtma_pick_combo<LLT_DTYPE_Q8_0>(combo);
-    case LLT_DTYPE_Q4_0: return qtma_pick_combo<LLT_DTYPE_Q4_0>(combo);
-    case LLT_DTYPE_Q4_1: return qtma_pick_combo<LLT_DTYPE_Q4_1>(combo);
-    case LLT_DTYPE_Q5_0: return qtma_pick_combo<LLT_DTYPE_Q5_0>(combo);
-    case LLT_DTYPE_Q4_K: return qtma_pick_combo<LLT_DTYPE_Q4_K>(combo);
-    case LLT_DTYPE_Q5_K: return qtma_pick_combo<LLT_DTYPE_Q5_K>(combo);
-    case LLT_DTYPE_Q6_K: return qtma_pick_combo<LLT_DTYPE_Q6_K>(combo);
-    default: return NULL;
-    }
-}
-
 /* Pieces of about `piece` payload bytes per row, in whole blocks. */
 static qtma_geo qtma_geo_of(int type, int k, int piece, int stages) {
     const qgeo G = geo_of(type);
@@ -784,29 +758,45 @@ static qtma_geo qtma_geo_of(int type, int k, int piece, int stages) {
 }
 
 typedef void (*qgemv_fn)(const gemv_params, const llt_cuda_qmat, const int);
+typedef void (*qtma_fn)(const gemv_params, const llt_cuda_qmat, const qtma_geo);
 
-template <int TYPE>
-static qgemv_fn qgemv_pick_combo(int combo) {
+/* The two GEMVs as kernel families K::get<TYPE, PRO, EPI>() (TYPE -1: several types; the
+ * streamed GEMV has none for that). */
+struct qgemv_reg {
+    template <int TYPE, int PRO, int EPI>
+    static qgemv_fn get() { return qgemv_kernel<TYPE, PRO, EPI>; }
+};
+struct qgemv_tma {
+    template <int TYPE, int PRO, int EPI>
+    static qtma_fn get() {
+        if constexpr (TYPE < 0) return NULL;
+        else return qgemv_tma_kernel<TYPE, PRO, EPI>;
+    }
+};
+
+template <class K, int TYPE>
+static auto qgemv_pick_combo(int combo) {
     switch (combo) {
-    case COMBO_ACT_STORE: return qgemv_kernel<TYPE, PRO_ACT, EPI_STORE>;
-    case COMBO_ACT_ADD: return qgemv_kernel<TYPE, PRO_ACT, EPI_ADD>;
-    case COMBO_NORM_STORE: return qgemv_kernel<TYPE, PRO_NORM, EPI_STORE>;
-    case COMBO_NORM_SWIGLU: return qgemv_kernel<TYPE, PRO_NORM, EPI_SWIGLU>;
-    default: return qgemv_kernel<TYPE, PRO_NORM, EPI_QKV>;
+    case COMBO_ACT_STORE: return K::template get<TYPE, PRO_ACT, EPI_STORE>();
+    case COMBO_ACT_ADD: return K::template get<TYPE, PRO_ACT, EPI_ADD>();
+    case COMBO_NORM_STORE: return K::template get<TYPE, PRO_NORM, EPI_STORE>();
+    case COMBO_NORM_SWIGLU: return K::template get<TYPE, PRO_NORM, EPI_SWIGLU>();
+    default: return K::template get<TYPE, PRO_NORM, EPI_QKV>();
     }
 }
 
 /* type: the matrix's one block type, or -1 for several */
-static qgemv_fn qgemv_pick(int type, int combo) {
+template <class K>
+static auto qgemv_pick(int type, int combo) {
     switch (type) {
-    case LLT_DTYPE_Q8_0: return qgemv_pick_combo<LLT_DTYPE_Q8_0>(combo);
-    case LLT_DTYPE_Q4_0: return qgemv_pick_combo<LLT_DTYPE_Q4_0>(combo);
-    case LLT_DTYPE_Q4_1: return qgemv_pick_combo<LLT_DTYPE_Q4_1>(combo);
-    case LLT_DTYPE_Q5_0: return qgemv_pick_combo<LLT_DTYPE_Q5_0>(combo);
-    case LLT_DTYPE_Q4_K: return qgemv_pick_combo<LLT_DTYPE_Q4_K>(combo);
-    case LLT_DTYPE_Q5_K: return qgemv_pick_combo<LLT_DTYPE_Q5_K>(combo);
-    case LLT_DTYPE_Q6_K: return qgemv_pick_combo<LLT_DTYPE_Q6_K>(combo);
-    default: return qgemv_pick_combo<-1>(combo);
+    case LLT_DTYPE_Q8_0: return qgemv_pick_combo<K, LLT_DTYPE_Q8_0>(combo);
+    case LLT_DTYPE_Q4_0: return qgemv_pick_combo<K, LLT_DTYPE_Q4_0>(combo);
+    case LLT_DTYPE_Q4_1: return qgemv_pick_combo<K, LLT_DTYPE_Q4_1>(combo);
+    case LLT_DTYPE_Q5_0: return qgemv_pick_combo<K, LLT_DTYPE_Q5_0>(combo);
+    case LLT_DTYPE_Q4_K: return qgemv_pick_combo<K, LLT_DTYPE_Q4_K>(combo);
+    case LLT_DTYPE_Q5_K: return qgemv_pick_combo<K, LLT_DTYPE_Q5_K>(combo);
+    case LLT_DTYPE_Q6_K: return qgemv_pick_combo<K, LLT_DTYPE_Q6_K>(combo);
+    default: return qgemv_pick_combo<K, -1>(combo);
     }
 }
 
@@ -859,7 +849,7 @@ static llt_status qgemv_launch(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_er
         g.two = t_parts == 2;
         const size_t smem = qtma_ring_off(a->k, t_warps * g.S) + (size_t)t_warps * g.S * g.stage;
         if (smem <= c->smem_optin) {
-            qtma_fn fn = qtma_pick(type, combo);
+            qtma_fn fn = qgemv_pick<qgemv_tma>(type, combo);
             LLT_TRY(llt_smem_optin(c, fn, smem, err));
             const int pairs = a->n / 2, need = (pairs + t_warps - 1) / t_warps;
             const int blocks = need < t_bps * c->n_sm ? need : t_bps * c->n_sm;
@@ -868,7 +858,7 @@ static llt_status qgemv_launch(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_er
             return llt_launch(c, fn, dim3((unsigned)blocks), dim3(32 * t_warps), smem, err, p, *a->qw, g);
         }
     }
-    qgemv_fn fn = qgemv_pick(type, combo);
+    qgemv_fn fn = qgemv_pick<qgemv_reg>(type, combo);
     const size_t smem = qgemv_smem(a->k);
     LLT_TRY(llt_smem_optin(c, fn, smem, err));
     gemv_params p = gemv_params_of(a);
