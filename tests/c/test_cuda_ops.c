@@ -454,7 +454,8 @@ static void attn_run_kv(llt_dtype dt, const attn_case *ac, int ps, bool f8, floa
     CHECK_OK(llt_cuda_upload(g_ctx, dbt, bt, (size_t)2 * blocks * 4, &err), &err);
     CHECK_OK(llt_cuda_upload(g_ctx, drbt, row_bt, (size_t)rows * 4, &err), &err);
     CHECK_OK(llt_cuda_upload(g_ctx, dpos, pos, (size_t)rows * 4, &err), &err);
-    int splits = llt_cuda_attn_splits(g_ctx, rows, nkv), ls = llt_cuda_attn_long_splits(g_ctx, rows, nkv);
+    /* the long-context kernel's splits; its first version (LLT_CUDA_DECODE_LONG=v1) twice that */
+    int splits = llt_cuda_attn_splits(g_ctx, rows, nkv), ls = 2 * llt_cuda_attn_long_splits(g_ctx, rows, nkv);
     void *work = dev_alloc((size_t)llt_cuda_attn_work_floats(rows, splits > ls ? splits : ls, nh, hd) * 4);
     void *cnt = dev_alloc((size_t)rows * nkv * 4);
     void *pfw = dev_alloc((size_t)llt_cuda_attn_prefill_work_floats(rows, nh, hd) * 4);
@@ -608,6 +609,34 @@ static void test_flash_shapes(void) {
         CHECK_MSG(e8 < 0.125, "f8 cache error %.3g", e8);
         free(dec), free(pf);
     }
+    /* the mma.sync prefill kernel on random shapes (on sm_90 the warpgroup kernel is the
+     * default for hd 64 / 128), and the warpgroup kernel with forced key splits */
+    for (int i = 0; i < (san ? 2 : 6); i++) {
+        int hd = hds[i % 2], G = groups[i % 3], nkv = 1 + i % 2, ps = pss[(i + 1) % 3];
+        int L = 1 + (int)frand(0, san ? 300 : 3000), n_q = 1 + (int)frand(0, L < 300 ? L : 300);
+        if (n_q > L) n_q = L;
+        attn_case ac = {G * nkv, nkv, hd, L, n_q};
+        float *dec = NULL, *pf = NULL;
+        uint64_t keep = g_rng;
+        setenv(i < 3 ? "LLT_CUDA_PREFILL" : "LLT_CUDA_PREFILL_SPLITS", i < 3 ? "mma" : (i == 3 ? "2" : "3"), 1);
+        attn_run(k_dts[i % 2], &ac, ps, &dec, &pf);
+        unsetenv("LLT_CUDA_PREFILL");
+        unsetenv("LLT_CUDA_PREFILL_SPLITS");
+        g_rng = keep;
+        free(dec), free(pf);
+    }
+    /* page sizes that are no power of two (the decode kernel divides instead of shifting);
+     * the first long-decode version once */
+    for (int i = 0; i < 2; i++) {
+        attn_case ac = {8, 2, 64 * (1 + i), 333 + 401 * i, 3 + i};
+        float *dec = NULL, *pf = NULL;
+        attn_run(k_dts[i], &ac, 24 + 24 * i, &dec, &pf);
+        free(dec), free(pf);
+        setenv("LLT_CUDA_DECODE_LONG", "v1", 1);
+        attn_run(k_dts[i], &ac, 16, &dec, &pf);
+        unsetenv("LLT_CUDA_DECODE_LONG");
+        free(dec), free(pf);
+    }
     /* the key-range splits of the prefill kernel (by default only from FA_DEEP = 4096 keys),
      * forced, with 64- and 128-row tiles (4 and 8 warps) */
     static const char *splits[3] = {"2", "3", "auto"}, *warps[2] = {"4", "8"};
@@ -725,6 +754,14 @@ static llt_status run_decode(llt_cuda_attn *a, void *arg) {
     llt_error err = {0};
     return llt_cuda_attention_decode(g_ctx, a, &err);
 }
+/* FD_REPS launches back to back (decode kernels run tens of microseconds: the host clock and
+ * the launch latency would dominate one) */
+enum { FD_REPS = 20 };
+static llt_status run_decode_n(llt_cuda_attn *a, void *arg) {
+    llt_status st = LLT_OK;
+    for (int i = 0; i < FD_REPS && st == LLT_OK; i++) st = run_decode(a, arg);
+    return st;
+}
 
 static void test_flash_speed(void) {
     if (!getenv("LLT_ATTN_SPEED")) return;
@@ -780,6 +817,9 @@ static void test_flash_speed(void) {
             setenv("LLT_CUDA_PREFILL_SPLITS", "auto", 1);
             double t1 = time_median(run_prefill, &a, (void *)&q_pos0, 5);
             unsetenv("LLT_CUDA_PREFILL_SPLITS");
+            setenv("LLT_CUDA_PREFILL", "mma", 1); /* the mma.sync kernel (the default before sm_90a) */
+            double tm = time_median(run_prefill, &a, (void *)&q_pos0, 5);
+            unsetenv("LLT_CUDA_PREFILL");
             setenv("LLT_CUDA_PREFILL", "v1", 1);
             double tv = D <= 4096 ? time_median(run_prefill, &a, (void *)&q_pos0, 3) : 0;
             unsetenv("LLT_CUDA_PREFILL");
@@ -788,21 +828,32 @@ static void test_flash_speed(void) {
             double t8 = time_median(run_prefill, &a8, (void *)&q_pos0, 7);
             CHECK_OK(llt_cuda_upload(g_ctx, dpos, &last, 4, &err), &err);
             a.rows = 1, a8.rows = 1;
-            double td = time_median(run_decode, &a, NULL, 7); /* the cluster kernel (max_len 0) */
-            a.max_len = D;
-            double tl = time_median(run_decode, &a, NULL, 7); /* split-K from LLT_CUDA_ATTN_LONG keys */
-            setenv("LLT_CUDA_ATTN_LONG_SPB", "8", 1);
-            double tl4 = time_median(run_decode, &a, NULL, 5);
+            /* decode (per launch, FD_REPS back to back): the cluster kernel (max_len 0), the
+             * long-context kernel from LLT_CUDA_ATTN_LONG keys (default: 2 blocks per SM; 1),
+             * its first version (v1), and both on the f8 cache */
+            double td = time_median(run_decode_n, &a, NULL, 5) / FD_REPS;
+            a.max_len = D, a8.max_len = D;
+            double tl = time_median(run_decode_n, &a, NULL, 7) / FD_REPS;
+            setenv("LLT_CUDA_ATTN_LONG_SPB", "1", 1);
+            double tl1 = time_median(run_decode_n, &a, NULL, 5) / FD_REPS;
             unsetenv("LLT_CUDA_ATTN_LONG_SPB");
-            double td8 = time_median(run_decode, &a8, NULL, 7);
-            double kv_bytes = 2.0 * D * nkv * hd * 2;
+            double td8 = time_median(run_decode_n, &a8, NULL, 7) / FD_REPS;
+            setenv("LLT_CUDA_DECODE_LONG", "v1", 1);
+            double tv1 = time_median(run_decode_n, &a, NULL, 5) / FD_REPS;
+            double tv8 = time_median(run_decode_n, &a8, NULL, 5) / FD_REPS;
+            unsetenv("LLT_CUDA_DECODE_LONG");
+            double kv_bytes = 2.0 * D * nkv * hd * 2, kv8 = 2.0 * D * nkv * (hd + 4);
             fprintf(stderr,
                     "  attention speed hd %d heads 32/8 depth %6d: prefill chunk of 512 %.3f ms = %.1f TFLOP/s "
-                    "(%.1f %% of 790; key splits auto %.1f; WMMA v1 %.1f; f8 cache %.1f); decode cluster %.1f us = %.0f "
-                    "GB/s of K/V, split-K %.1f us = %.0f GB/s (8 blocks/SM %.1f us), f8 %.1f us\n",
+                    "(%.1f %% of 790; key splits auto %.1f; mma.sync kernel %.1f; WMMA v1 %.1f; f8 cache %.1f)\n",
                     hd, D, tf * 1e3, flops / tf / 1e12, 100 * flops / tf / 790e12, flops / t1 / 1e12,
-                    tv > 0 ? flops / tv / 1e12 : 0, flops / t8 / 1e12, td * 1e6, kv_bytes / td / 1e9, tl * 1e6,
-                    kv_bytes / tl / 1e9, tl4 * 1e6, td8 * 1e6);
+                    flops / tm / 1e12, tv > 0 ? flops / tv / 1e12 : 0, flops / t8 / 1e12);
+            fprintf(stderr,
+                    "  decode speed hd %d heads 32/8 depth %6d: cluster %.1f us = %.0f GB/s of K/V; long kernel "
+                    "%.1f us = %.0f GB/s (1 block/SM %.1f us), f8 %.1f us = %.0f GB/s; v1 %.1f us = %.0f GB/s, "
+                    "v1 f8 %.1f us\n",
+                    hd, D, td * 1e6, kv_bytes / td / 1e9, tl * 1e6, kv_bytes / tl / 1e9, tl1 * 1e6, td8 * 1e6,
+                    kv8 / td8 / 1e9, tv1 * 1e6, kv_bytes / tv1 / 1e9, tv8 * 1e6);
         }
         void *ptrs[] = {dk, dv, dbt, drbt, dpos, dq, dout, work, cnt, dk8, dv8, pfw};
         for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dfree(ptrs[i]);

@@ -47,7 +47,8 @@
 #            memcheck racecheck) on small flash cases; logs: tests.log, attn.log, bench.*,
 #            sanitizer.log; LONGCTX_PS="P..." also benches under LONGCTX_PS_ENV (default
 #            LLT_CUDA_PREFILL_SPLITS=auto; label LONGCTX_PS_LABEL), LONGCTX_ATTN_ENV="VAR=x ..."
-#            times the kernels once more under those switches
+#            times the kernels once more under those switches; LONGCTX_8B="P..." benches the
+#            llama3-8b shape (label 8b)
 #   multi    the multi-GPU layer split (needs 2 GPUs for all of it): test_cuda_multi on both
 #            GPUs while test_cuda_model / test_cuda_ops run side by side one per GPU, then
 #            llama2-7b on one GPU, split over cuda:0,cuda:0 and over cuda:0,cuda:1, then
@@ -304,12 +305,12 @@ run_device() {
 }
 
 # ---- long context (issue 19) --------------------------------------------------------------------
-bench_ctx() { # label (f8*: an f8 KV cache), P, extra env...
-  local label=$1 p=$2 line kv=""; shift 2
-  case $label in f8*) kv="--kv_dtype f8" ;; esac
+bench_ctx() { # label (f8*: an f8 KV cache; 8b*: the llama3-8b shape, else llama3.2-1b), P, extra env...
+  local label=$1 p=$2 line kv="" shape=llama3.2-1b; shift 2
+  case $label in f8*) kv="--kv_dtype f8" ;; 8b*) shape=llama3-8b ;; esac
   in_budget "bench $label p$p" || return
   echo "---- $label p$p $*" >>"$OUT/bench.log"
-  line=$(env "$@" timeout 200 "$BIN/llama-triton" bench --shape llama3.2-1b --device cuda --dtype f16 $kv -p "$p" \
+  line=$(env "$@" timeout 200 "$BIN/llama-triton" bench --shape $shape --device cuda --dtype f16 $kv -p "$p" \
       -n 128 --reps "$([ "$p" -ge 32768 ] && echo 1 || echo 3)" --json 2>>"$OUT/bench.log" | sed "s/^{/{\"label\": \"$label\", /")
   [ -n "$line" ] && echo "$line" >>"$OUT/bench.jsonl"
   note "bench $label p$p: $(echo "$line" | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print("pp %.0f tok/s, tg %.1f tok/s" % (r["pp_tok_s"]["median"], r["tg_tok_s"]["median"]))' 2>/dev/null || echo failed)"
@@ -320,12 +321,12 @@ run_longctx() {
   gpu_tests 240
   LLT_ATTN_SPEED=1 LLT_TEST_ONLY=test_flash_speed timeout 120 "$BIN/test_cuda_ops" >"$OUT/attn.log" 2>&1
   note "attention speed: exit $?"
-  grep -E "attention speed|FAIL" "$OUT/attn.log" | sed 's/^ *//' >>"$SUMMARY"
+  grep -E "attention speed|decode speed|FAIL" "$OUT/attn.log" | sed 's/^ *//' >>"$SUMMARY"
   if [ -n "${LONGCTX_ATTN_ENV:-}" ]; then # the same under other switches (e.g. LLT_CUDA_PREFILL_WARPS=8)
     echo "---- $LONGCTX_ATTN_ENV" >>"$OUT/attn.log"
     env $LONGCTX_ATTN_ENV LLT_ATTN_SPEED=1 LLT_TEST_ONLY=test_flash_speed timeout 120 "$BIN/test_cuda_ops" >>"$OUT/attn.log" 2>&1
     note "attention speed with $LONGCTX_ATTN_ENV: exit $?"
-    sed -n "/^---- $LONGCTX_ATTN_ENV/,\$p" "$OUT/attn.log" | grep -E "attention speed|FAIL" | sed 's/^ */env: /' >>"$SUMMARY"
+    sed -n "/^---- $LONGCTX_ATTN_ENV/,\$p" "$OUT/attn.log" | grep -E "attention speed|decode speed|FAIL" | sed 's/^ */env: /' >>"$SUMMARY"
   fi
   : >"$OUT/bench.jsonl"
   : >"$OUT/bench.log"
@@ -333,6 +334,7 @@ run_longctx() {
   for p in ${LONGCTX_P:-512 4096 16384 32768 130944}; do bench_ctx flash "$p"; done
   for p in ${LONGCTX_P8-512 32768 130944}; do bench_ctx f8 "$p"; done
   for p in ${LONGCTX_PS-}; do bench_ctx "${LONGCTX_PS_LABEL:-splits-auto}" "$p" ${LONGCTX_PS_ENV:-LLT_CUDA_PREFILL_SPLITS=auto}; done
+  for p in ${LONGCTX_8B-}; do bench_ctx 8b "$p"; done
   [ -n "${LONGCTX_CMP-1}" ] && bench_ctx prefill-v1 16384 LLT_CUDA_PREFILL=v1
   [ -n "${LONGCTX_CMP-1}" ] && bench_ctx cluster-decode 32768 LLT_CUDA_ATTN_LONG=1000000000
   grep -iE "error|fail" "$OUT/bench.log" | head -5 >>"$SUMMARY"

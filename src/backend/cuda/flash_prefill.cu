@@ -1,6 +1,7 @@
 /* flash_prefill.cu: causal prefill attention over the paged KV cache, FlashAttention-2 style
  * on the tensor cores (mma.sync m16n8k16 + ldmatrix; sm_80 and later, so the PTX target runs
- * it on any such GPU).
+ * it on any such GPU). On sm_90 the warpgroup (wgmma) version further down (fa_wg_kernel)
+ * takes f16 / bf16 caches of head_dim 64 / 128.
  *
  * Rows of the tile are (position, query head) pairs of one KV head: vrow v = i * G + g for
  * query i of the run and head g of the G heads that share the KV head, so one K/V tile in
@@ -26,7 +27,9 @@
 
 #include <cuda_fp8.h>
 
+#include "backend/cuda/flash_common.cuh"
 #include "backend/cuda/flash_prefill.cuh"
+#include "backend/cuda/flash_wgmma.cuh"
 extern "C" {
 #include "kv/paged_cache.h"
 }
@@ -65,67 +68,6 @@ struct fa_layout {
     static const size_t SC = RAW + (K8 ? (size_t)2 * 2 * FA_BN * HD : 0); /* bytes */
     static const size_t BYTES = SC + (K8 ? (size_t)2 * 2 * FA_BN * 4 : 0);
 };
-
-__device__ __forceinline__ unsigned smem_u32(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
-
-/* 16 bytes global -> shared, asynchronously; n = 0 writes zeros (keys past the end). */
-__device__ __forceinline__ void cp_async16(void *dst, const void *src, int n) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(n));
-}
-__device__ __forceinline__ void cp_async4(void *dst, const void *src, int n) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(n));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ void ldsm_x4(unsigned (&r)[4], const void *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_u32(p)));
-}
-__device__ __forceinline__ void ldsm_x4_t(unsigned (&r)[4], const void *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_u32(p)));
-}
-
-/* d (16x8 float32) += a (16x16) b (16x8), operands in T. */
-template <typename T>
-__device__ __forceinline__ void mma16816(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1);
-template <>
-__device__ __forceinline__ void mma16816<__half>(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-                 "{%0, %1, %2, %3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-template <>
-__device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&d)[4], const unsigned (&a)[4], unsigned b0,
-                                                        unsigned b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-                 "{%0, %1, %2, %3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-template <typename T> __device__ __forceinline__ unsigned pack2(float x, float y);
-template <> __device__ __forceinline__ unsigned pack2<__half>(float x, float y) {
-    __half2 h = __floats2half2_rn(x, y);
-    return *reinterpret_cast<unsigned *>(&h);
-}
-template <> __device__ __forceinline__ unsigned pack2<__nv_bfloat16>(float x, float y) {
-    __nv_bfloat162 h = __floats2bfloat162_rn(x, y);
-    return *reinterpret_cast<unsigned *>(&h);
-}
-
-__device__ __forceinline__ float fast_exp2(float x) { /* ex2.approx: exp2(-inf) = 0 */
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
-}
 
 /* Keys [kb, kb + 64) of KV head kvh into Ks/Vs (cp.async; zeros at keys >= kv_end). */
 template <typename T, int HD, int NW>
@@ -188,6 +130,50 @@ __device__ __forceinline__ void fa_dequant_tile(const unsigned char *raw, const 
         T *dst = (jj < FA_BN ? Ks : Vs) + j * LD + c * 16;
         *reinterpret_cast<uint4 *>(dst) = pack8<T>(f);
         *reinterpret_cast<uint4 *>(dst + 8) = pack8<T>(f + 8);
+    }
+}
+
+/* A block's rows out (this lane's rows ra, ra + 8 of the tile at v0; O(dt, e): its accumulator
+ * of columns 8 dt .. 8 dt + 7, fragment element e): normalised into p.out, or with key splits
+ * as partials (o unnormalised, m, l) into p.work. */
+template <typename T, int HD, bool DEC, typename OF>
+__device__ __forceinline__ void fa_store(const fa_params &p, int kvh, int v0, int nv, int ra, int ta, OF O, float m_a,
+                                         float m_b, float l_a, float l_b) {
+    l_a += __shfl_xor_sync(0xffffffffu, l_a, 1);
+    l_a += __shfl_xor_sync(0xffffffffu, l_a, 2);
+    l_b += __shfl_xor_sync(0xffffffffu, l_b, 1);
+    l_b += __shfl_xor_sync(0xffffffffu, l_b, 2);
+    const float ia = 1.0f / l_a, ib = 1.0f / l_b; /* l >= 1: each row's maximum has weight 1 */
+    const int va = v0 + ra, vb = va + 8;
+    if (p.splits > 1) { /* partials of this split (m = -inf, l = 0: no keys) */
+        /* [row][head][split]: decode rows are the step's rows, prefill rows the run's */
+        const size_t S = (size_t)p.splits, W = HD + 2, r0 = DEC ? p.row0 : 0, sp = DEC ? blockIdx.x : blockIdx.z;
+        if (va < nv) {
+            float *w = p.work + (((r0 + va / p.G) * p.nh + (size_t)kvh * p.G + va % p.G) * S + sp) * W;
+#pragma unroll
+            for (int dt = 0; dt < HD / 8; dt++) w[dt * 8 + 2 * ta] = O(dt, 0), w[dt * 8 + 2 * ta + 1] = O(dt, 1);
+            if (ta == 0) w[HD] = m_a, w[HD + 1] = l_a;
+        }
+        if (vb < nv) {
+            float *w = p.work + (((r0 + vb / p.G) * p.nh + (size_t)kvh * p.G + vb % p.G) * S + sp) * W;
+#pragma unroll
+            for (int dt = 0; dt < HD / 8; dt++) w[dt * 8 + 2 * ta] = O(dt, 2), w[dt * 8 + 2 * ta + 1] = O(dt, 3);
+            if (ta == 0) w[HD] = m_b, w[HD + 1] = l_b;
+        }
+        return;
+    }
+    T *out = (T *)p.out;
+    if (va < nv) {
+        T *dst = out + ((size_t)(p.row0 + va / p.G) * p.nh + (size_t)kvh * p.G + va % p.G) * HD + 2 * ta;
+#pragma unroll
+        for (int dt = 0; dt < HD / 8; dt++)
+            *reinterpret_cast<unsigned *>(dst + dt * 8) = pack2<T>(O(dt, 0) * ia, O(dt, 1) * ia);
+    }
+    if (vb < nv) {
+        T *dst = out + ((size_t)(p.row0 + vb / p.G) * p.nh + (size_t)kvh * p.G + vb % p.G) * HD + 2 * ta;
+#pragma unroll
+        for (int dt = 0; dt < HD / 8; dt++)
+            *reinterpret_cast<unsigned *>(dst + dt * 8) = pack2<T>(O(dt, 2) * ib, O(dt, 3) * ib);
     }
 }
 
@@ -337,42 +323,213 @@ __global__ void __launch_bounds__(NW * 32, HD == 64 ? 2 : 1) fa_prefill_kernel(f
         __syncthreads(); /* every warp is done with this stage before the next load refills it */
     }
     pdl_trigger();
-    l_a += __shfl_xor_sync(0xffffffffu, l_a, 1);
-    l_a += __shfl_xor_sync(0xffffffffu, l_a, 2);
-    l_b += __shfl_xor_sync(0xffffffffu, l_b, 1);
-    l_b += __shfl_xor_sync(0xffffffffu, l_b, 2);
-    const float ia = 1.0f / l_a, ib = 1.0f / l_b; /* l >= 1: each row's maximum has weight 1 */
-    const int va = v0 + ra, vb = va + 8;
-    if (p.splits > 1) { /* partials of this split (m = -inf, l = 0: no keys) */
-        /* [row][head][split]: decode rows are the step's rows, prefill rows the run's */
-        const size_t S = (size_t)p.splits, W = HD + 2, r0 = DEC ? p.row0 : 0, sp = DEC ? blockIdx.x : blockIdx.z;
-        if (va < nv) {
-            float *w = p.work + (((r0 + va / p.G) * p.nh + (size_t)kvh * p.G + va % p.G) * S + sp) * W;
+    fa_store<T, HD, DEC>(p, kvh, v0, nv, ra, ta, [&](int dt, int e) { return o[dt][e]; }, m_a, m_b, l_a, l_b);
+}
+
+/* ---- Hopper (sm_90a): the same computation on warpgroup products --------------------------------
+ *
+ * Two warpgroups, 64 rows each (BM = 128 rows of (position, query head) pairs, as above), walk
+ * BN-key tiles (128 for hd 64, 64 for hd 128) brought in by cp.async three stages deep (two
+ * tiles in flight while one is used), gathered through the block table into 128-byte-swizzled
+ * [hd / 64][BN][64] layouts: K is the K-major B operand of S = Q K^T, V the MN-major
+ * (transposed) B operand of O += P V, both read by the tensor cores straight from shared
+ * memory (no ldmatrix). Q (loaded once through shared memory and ldmatrix) and P (the S
+ * accumulators rounded to the dtype: their layout is the A fragment layout) are register
+ * operands. Online softmax and the causal mask (diagonal tiles only) as in fa_prefill_kernel;
+ * the two warpgroups run independently between block barriers, so one's softmax overlaps the
+ * other's products. Rows out through fa_store, with the same key splits and merge. */
+template <int HD>
+struct wg_layout {
+    static const int BM = 128;
+    static const int BN = HD == 64 ? 128 : 64;
+    static const int ST = 3;
+    static const int LDQ = HD + 8;
+    static const int TILE = BN * HD * 2;          /* bytes of K (and of V) per stage */
+    static const int Q = ST * 2 * TILE;           /* [BM][LDQ] elements after the stages */
+    static const int BYTES = Q + BM * LDQ * 2 + 1024; /* + slack to align the stages to 1024 */
+};
+
+template <typename T> struct wg_ops;
+template <> struct wg_ops<__half> {
+    static __device__ __forceinline__ void s64(float (&d)[32], const unsigned (&a)[4], uint64_t b, int sc) {
+        wg_mma_n64_f16(d, a, b, sc);
+    }
+    static __device__ __forceinline__ void s128(float (&d)[64], const unsigned (&a)[4], uint64_t b, int sc) {
+        wg_mma_n128_f16(d, a, b, sc);
+    }
+    static __device__ __forceinline__ void v64(float (&d)[32], const unsigned (&a)[4], uint64_t b) {
+        wg_mma_n64_f16_t(d, a, b, 1);
+    }
+};
+template <> struct wg_ops<__nv_bfloat16> {
+    static __device__ __forceinline__ void s64(float (&d)[32], const unsigned (&a)[4], uint64_t b, int sc) {
+        wg_mma_n64_bf16(d, a, b, sc);
+    }
+    static __device__ __forceinline__ void s128(float (&d)[64], const unsigned (&a)[4], uint64_t b, int sc) {
+        wg_mma_n128_bf16(d, a, b, sc);
+    }
+    static __device__ __forceinline__ void v64(float (&d)[32], const unsigned (&a)[4], uint64_t b) {
+        wg_mma_n64_bf16_t(d, a, b, 1);
+    }
+};
+
+/* Keys [kb, kb + BN) of KV head kvh into the swizzled K / V tiles (zeros at keys >= kv_end):
+ * 16-byte chunk c of key j lands at (c / 8) BN 128 + 128 j + 16 ((c % 8) ^ (j % 8)). */
+template <typename T, int HD>
+__device__ __forceinline__ void wg_load_tile(const fa_params &p, const int *tbl, int kvh, int kb, int kv_end,
+                                             unsigned char *Ks, unsigned char *Vs) {
+    typedef wg_layout<HD> LY;
+    const int CH = HD / 8;
 #pragma unroll
-            for (int dt = 0; dt < HD / 8; dt++) w[dt * 8 + 2 * ta] = o[dt][0], w[dt * 8 + 2 * ta + 1] = o[dt][1];
-            if (ta == 0) w[HD] = m_a, w[HD + 1] = l_a;
+    for (int i = 0; i < LY::BN * CH / 256; i++) {
+        const int idx = (int)threadIdx.x + i * 256, j = idx / CH, c = idx % CH, key = kb + j;
+        const T *ks = (const T *)p.kp, *vs = (const T *)p.vp;
+        int n = 0;
+        if (key < kv_end) {
+            const size_t off = ((size_t)tbl[key / p.ps] * p.ps + key % p.ps) * p.nkv * HD + (size_t)kvh * HD + c * 8;
+            ks += off, vs += off, n = 16;
         }
-        if (vb < nv) {
-            float *w = p.work + (((r0 + vb / p.G) * p.nh + (size_t)kvh * p.G + vb % p.G) * S + sp) * W;
+        const int at = (c >> 3) * LY::BN * 128 + j * 128 + (((c & 7) ^ (j & 7)) << 4);
+        cp_async16(Ks + at, ks, n);
+        cp_async16(Vs + at, vs, n);
+    }
+}
+
+template <typename T, int HD>
+__global__ void __launch_bounds__(256, 1) fa_wg_kernel(fa_params p) {
+    typedef wg_layout<HD> LY;
+    constexpr int BM = LY::BM, BN = LY::BN, LDQ = LY::LDQ, ST = LY::ST;
+    extern __shared__ __align__(128) unsigned char fa_smem[];
+    unsigned char *sm = fa_smem + ((1024 - (smem_u32(fa_smem) & 1023)) & 1023); /* stages 1024-aligned */
+    T *Qs = (T *)(sm + LY::Q);
+    const int kvh = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    pdl_wait();
+    const int n_tiles_q = (p.n_q * p.G + BM - 1) / BM;
+    const int v0 = (n_tiles_q - 1 - (int)blockIdx.x) * BM; /* the longest tiles first */
+    int k0 = 0, k1 = p.q_pos0 + min(p.n_q * p.G - 1, v0 + BM - 1) / p.G + 1;
+    if (p.splits > 1) { /* split blockIdx.z of the block's key tiles */
+        const int per_t = ((k1 + BN - 1) / BN + p.splits - 1) / p.splits;
+        k0 = min(k1, (int)blockIdx.z * per_t * BN), k1 = min(k1, k0 + per_t * BN);
+    }
+    const int nv = p.n_q * p.G, pos_lo = p.q_pos0 + v0 / p.G;
+    const int kv_end = k1, t0 = k0 / BN, n_tiles = k1 > k0 ? (k1 + BN - 1) / BN : t0;
+    const int n_full = (pos_lo + 1) / BN;
+    const int *tbl = p.bt + (size_t)p.row_bt[p.row0] * p.max_blocks;
+    for (int i = 0; i < ST - 1; i++) {
+        if (t0 + i < n_tiles)
+            wg_load_tile<T, HD>(p, tbl, kvh, (t0 + i) * BN, kv_end, sm + i * 2 * LY::TILE, sm + (i * 2 + 1) * LY::TILE);
+        cp_async_commit();
+    }
+    for (int idx = threadIdx.x; idx < BM * HD / 8; idx += 256) { /* Q rows, scaled into the exp2 domain */
+        const int r = idx / (HD / 8), c = idx % (HD / 8), v = v0 + r;
+        float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        if (v < nv) {
+            const float4 *src = reinterpret_cast<const float4 *>(
+                p.q + ((size_t)(p.row0 + v / p.G) * p.nh + (size_t)kvh * p.G + v % p.G) * HD + c * 8);
+            const float4 a = src[0], b = src[1];
+            f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
 #pragma unroll
-            for (int dt = 0; dt < HD / 8; dt++) w[dt * 8 + 2 * ta] = o[dt][2], w[dt * 8 + 2 * ta + 1] = o[dt][3];
-            if (ta == 0) w[HD] = m_b, w[HD + 1] = l_b;
+            for (int j = 0; j < 8; j++) f[j] *= p.scale_log2;
         }
-        return;
+        *reinterpret_cast<uint4 *>(Qs + r * LDQ + c * 8) = pack8<T>(f);
     }
-    T *out = (T *)p.out;
-    if (va < nv) {
-        T *dst = out + ((size_t)(p.row0 + va / p.G) * p.nh + (size_t)kvh * p.G + va % p.G) * HD + 2 * ta;
+    __syncthreads();
+    unsigned qf[HD / 16][4];
 #pragma unroll
-        for (int dt = 0; dt < HD / 8; dt++)
-            *reinterpret_cast<unsigned *>(dst + dt * 8) = pack2<T>(o[dt][0] * ia, o[dt][1] * ia);
-    }
-    if (vb < nv) {
-        T *dst = out + ((size_t)(p.row0 + vb / p.G) * p.nh + (size_t)kvh * p.G + vb % p.G) * HD + 2 * ta;
+    for (int kk = 0; kk < HD / 16; kk++)
+        ldsm_x4(qf[kk], Qs + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LDQ + kk * 16 + (lane >> 4) * 8);
+    const int ra = warp * 16 + (lane >> 2), ta = lane & 3;
+    const int pos_a = p.q_pos0 + min(v0 + ra, nv - 1) / p.G, pos_b = p.q_pos0 + min(v0 + ra + 8, nv - 1) / p.G;
+    float o[HD / 64][32];
 #pragma unroll
-        for (int dt = 0; dt < HD / 8; dt++)
-            *reinterpret_cast<unsigned *>(dst + dt * 8) = pack2<T>(o[dt][2] * ib, o[dt][3] * ib);
+    for (int nb = 0; nb < HD / 64; nb++)
+#pragma unroll
+        for (int i = 0; i < 32; i++) o[nb][i] = 0.0f;
+    float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
+    for (int j = t0; j < n_tiles; j++) {
+        const int st = (j - t0) % ST, kb = j * BN;
+        cp_async_wait<ST - 2>(); /* this thread's copies of tile j have landed */
+        wg_fence_proxy();        /* ... and are visible to the tensor cores' reads */
+        __syncthreads();         /* every thread's; and every warpgroup is done with tile j - 1 */
+        if (j + ST - 1 < n_tiles) {
+            const int ns = (j + ST - 1 - t0) % ST;
+            wg_load_tile<T, HD>(p, tbl, kvh, kb + (ST - 1) * BN, kv_end, sm + ns * 2 * LY::TILE,
+                                sm + (ns * 2 + 1) * LY::TILE);
+        }
+        cp_async_commit();
+        const unsigned ka = smem_u32(sm + st * 2 * LY::TILE), va_ = ka + LY::TILE;
+        /* S = Q K^T: 64 rows x BN keys per warpgroup */
+        float s[BN / 2];
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++) {
+            const uint64_t d = wg_desc(ka + (kk >> 2) * BN * 128 + (kk & 3) * 32, 16, 1024);
+            if constexpr (BN == 128) wg_ops<T>::s128(s, qf[kk], d, kk > 0);
+            else wg_ops<T>::s64(s, qf[kk], d, kk > 0);
+        }
+        wg_commit();
+        wg_wait<0>();
+#pragma unroll
+        for (int i = 0; i < BN / 2; i++) wg_reg_fence(s[i]);
+        if (j >= n_full) { /* diagonal tiles: keys past a row's position do not exist for it */
+#pragma unroll
+            for (int nt = 0; nt < BN / 8; nt++) {
+                const int key = kb + nt * 8 + 2 * ta;
+                if (key > pos_a) s[4 * nt] = -INFINITY;
+                if (key + 1 > pos_a) s[4 * nt + 1] = -INFINITY;
+                if (key > pos_b) s[4 * nt + 2] = -INFINITY;
+                if (key + 1 > pos_b) s[4 * nt + 3] = -INFINITY;
+            }
+        }
+        float mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+        for (int nt = 0; nt < BN / 8; nt++) {
+            mx_a = fmaxf(mx_a, fmaxf(s[4 * nt], s[4 * nt + 1]));
+            mx_b = fmaxf(mx_b, fmaxf(s[4 * nt + 2], s[4 * nt + 3]));
+        }
+        mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 1));
+        mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
+        mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
+        mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
+        const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b); /* -inf: no key yet (a split) */
+        const float al_a = fast_exp2(m_a - (mn_a == -INFINITY ? 0.0f : mn_a));
+        const float al_b = fast_exp2(m_b - (mn_b == -INFINITY ? 0.0f : mn_b));
+        m_a = mn_a, m_b = mn_b;
+        const float sa = mn_a == -INFINITY ? 0.0f : mn_a, sb = mn_b == -INFINITY ? 0.0f : mn_b;
+        float sum_a = 0.0f, sum_b = 0.0f;
+        unsigned pf[BN / 16][4];
+#pragma unroll
+        for (int nt = 0; nt < BN / 8; nt++) {
+            const float e0 = fast_exp2(s[4 * nt] - sa), e1 = fast_exp2(s[4 * nt + 1] - sa);
+            const float e2 = fast_exp2(s[4 * nt + 2] - sb), e3 = fast_exp2(s[4 * nt + 3] - sb);
+            sum_a += e0 + e1, sum_b += e2 + e3;
+            pf[nt / 2][(nt & 1) * 2] = pack2<T>(e0, e1);
+            pf[nt / 2][(nt & 1) * 2 + 1] = pack2<T>(e2, e3);
+        }
+        l_a = l_a * al_a + sum_a, l_b = l_b * al_b + sum_b;
+#pragma unroll
+        for (int nb = 0; nb < HD / 64; nb++)
+#pragma unroll
+            for (int i = 0; i < 32; i += 4)
+                o[nb][i] *= al_a, o[nb][i + 1] *= al_a, o[nb][i + 2] *= al_b, o[nb][i + 3] *= al_b;
+        /* O += P V: V (keys x hd) is MN-major: 16 keys = two 8-row atoms 1024 bytes apart */
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++)
+#pragma unroll
+            for (int nb = 0; nb < HD / 64; nb++)
+                wg_ops<T>::v64(o[nb], pf[kk], wg_desc(va_ + nb * BN * 128 + kk * 2048, 1024, 1024));
+        wg_commit();
+        wg_wait<0>();
+#pragma unroll
+        for (int nb = 0; nb < HD / 64; nb++)
+#pragma unroll
+            for (int i = 0; i < 32; i++) wg_reg_fence(o[nb][i]);
     }
+    cp_async_wait<0>();
+    pdl_trigger();
+    fa_store<T, HD, false>(p, kvh, v0, nv, ra, ta, [&](int dt, int e) { return o[dt >> 3][4 * (dt & 7) + e]; }, m_a,
+                           m_b, l_a, l_b);
 }
 
 template <typename T>
@@ -400,6 +557,15 @@ static int fa_pf_splits(const llt_cuda_ctx *c, int blocks, int slots_per_sm, int
     return tiles / best >= 1 ? best : 1;
 }
 
+/* With key splits: the partials of the launch's rows merged into p.out. */
+template <typename T, int HD>
+llt_status fa_merge_launch(llt_cuda_ctx *c, const fa_params &p, llt_error *err) {
+    if (p.splits == 1) return LLT_OK;
+    T *out = (T *)p.out + (size_t)p.row0 * p.nh * HD;
+    return llt_launch(c, fa_merge_kernel<T>, dim3((unsigned)(p.n_q * p.nh)), dim3(128), 0, err, (const float *)p.work,
+                      out, p.nh, HD, p.splits);
+}
+
 template <typename T, int HD, int NW, bool K8>
 llt_status fa_launch(llt_cuda_ctx *c, fa_params p, llt_error *err) {
     typedef fa_layout<HD, NW, K8> LY;
@@ -413,10 +579,19 @@ llt_status fa_launch(llt_cuda_ctx *c, fa_params p, llt_error *err) {
     }
     LLT_TRY(llt_launch(c, kern, dim3((unsigned)bx, (unsigned)p.nkv, (unsigned)p.splits), dim3(NW * 32), LY::BYTES, err,
                        p));
-    if (p.splits == 1) return LLT_OK;
-    T *out = (T *)p.out + (size_t)p.row0 * p.nh * HD;
-    return llt_launch(c, fa_merge_kernel<T>, dim3((unsigned)(p.n_q * p.nh)), dim3(128), 0, err, (const float *)p.work,
-                      out, p.nh, HD, p.splits);
+    return fa_merge_launch<T, HD>(c, p, err);
+}
+
+/* The Hopper kernel (one 256-thread block per SM: its registers) */
+template <typename T, int HD>
+llt_status fa_wg_launch(llt_cuda_ctx *c, fa_params p, llt_error *err) {
+    typedef wg_layout<HD> LY;
+    void (*kern)(fa_params) = fa_wg_kernel<T, HD>;
+    LLT_TRY(llt_smem_optin(c, kern, LY::BYTES, err));
+    const int bx = (p.n_q * p.G + LY::BM - 1) / LY::BM, tiles = (p.q_pos0 + p.n_q + LY::BN - 1) / LY::BN;
+    if (p.work) p.splits = fa_pf_splits(c, bx * p.nkv, 1, tiles, p.q_pos0 + p.n_q >= FA_DEEP);
+    LLT_TRY(llt_launch(c, kern, dim3((unsigned)bx, (unsigned)p.nkv, (unsigned)p.splits), dim3(256), LY::BYTES, err, p));
+    return fa_merge_launch<T, HD>(c, p, err);
 }
 
 /* Split partials -> out: one block per (row, head); weights 2^(m_s - M) in shared memory. */
@@ -477,6 +652,18 @@ extern "C" bool llt_cuda_flash_prefill_covers(const llt_cuda_attn *a) {
     return !(v && strcmp(v, "v1") == 0); /* v1: the WMMA kernel (comparisons) */
 }
 
+/* The warpgroup kernel: f16 / bf16 caches of head_dim 64 / 128 on an sm_90 device (its sm_90a
+ * code; the PTX target has none), unless LLT_CUDA_PREFILL=mma asks for the mma.sync kernel. */
+static bool fa_wg_ok(const llt_cuda_ctx *c, const llt_cuda_attn *a) {
+    const char *v = getenv("LLT_CUDA_PREFILL");
+    if (a->kv_f8 || (a->hd != 64 && a->hd != 128) || (v && strcmp(v, "mma") == 0)) return false;
+    int major = 0, minor = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, c->device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, c->device) != cudaSuccess)
+        return false;
+    return major == 9 && minor == 0;
+}
+
 static fa_params fa_params_of(const llt_cuda_attn *a) {
     fa_params p;
     memset(&p, 0, sizeof p);
@@ -505,6 +692,11 @@ extern "C" llt_status llt_cuda_flash_prefill(llt_cuda_ctx *c, const llt_cuda_att
     const char *w = getenv("LLT_CUDA_PREFILL_WARPS");
     const int nw = w && atoi(w) > 0 ? atoi(w) : a->hd == 128 || (a->hd == 64 && q_pos0 + n_q >= FA_DEEP) ? 8 : 4;
     const bool k8 = a->kv_f8;
+    if (fa_wg_ok(c, a) && !w) /* Hopper; LLT_CUDA_PREFILL_WARPS (the mma.sync kernel's tiles) forces that kernel */
+        return a->dtype == LLT_DTYPE_BF16 ? (a->hd == 64 ? fa_wg_launch<__nv_bfloat16, 64>(c, p, err)
+                                                          : fa_wg_launch<__nv_bfloat16, 128>(c, p, err))
+                                          : (a->hd == 64 ? fa_wg_launch<__half, 64>(c, p, err)
+                                                          : fa_wg_launch<__half, 128>(c, p, err));
     if (a->dtype == LLT_DTYPE_BF16)
         return a->hd == 32   ? fa_pick_warps<__nv_bfloat16, 32>(c, p, nw, k8, err)
                : a->hd == 64 ? fa_pick_warps<__nv_bfloat16, 64>(c, p, nw, k8, err)
@@ -514,30 +706,14 @@ extern "C" llt_status llt_cuda_flash_prefill(llt_cuda_ctx *c, const llt_cuda_att
                          : fa_pick_warps<__half, 128>(c, p, nw, k8, err);
 }
 
-extern "C" int32_t llt_cuda_attn_long_splits(const llt_cuda_ctx *c, int32_t rows, int32_t n_kv) {
-    /* about 4 one-warp blocks per SM; rows * splits <= 2 * n_sm keeps the workspace of
-     * llt_cuda_attn_work_floats(rows, llt_cuda_attn_splits(...)) sizes enough */
-    const char *v = getenv("LLT_CUDA_ATTN_LONG_SPB"); /* one-warp blocks per SM (default 4, measured) */
-    const int64_t spb = v && atoi(v) > 0 ? atoi(v) : 4;
-    int64_t s = spb * (int64_t)c->n_sm / ((int64_t)n_kv * (rows > 0 ? rows : 1));
-    int64_t cap = 2 * (int64_t)c->n_sm / (rows > 0 ? rows : 1);
-    if (s > cap) s = cap;
-    return (int32_t)(s < 1 ? 1 : s > (int64_t)FA_MAX_SPLITS ? (int64_t)FA_MAX_SPLITS : s);
-}
-
-extern "C" int32_t llt_cuda_attn_long_keys(void) {
-    const char *v = getenv("LLT_CUDA_ATTN_LONG");
-    return v && atoi(v) > 0 ? atoi(v) : 8192;
-}
-
-extern "C" bool llt_cuda_flash_decode_covers(const llt_cuda_attn *a) {
-    return llt_cuda_flash_prefill_covers(a) && a->n_heads / a->n_kv <= 16 &&
-           (a->kv_f8 || a->max_len >= llt_cuda_attn_long_keys()) && a->work != NULL;
-}
-
-extern "C" llt_status llt_cuda_flash_decode(llt_cuda_ctx *c, const llt_cuda_attn *a, llt_error *err) {
+extern "C" llt_status llt_cuda_flash_decode_v1(llt_cuda_ctx *c, const llt_cuda_attn *a, llt_error *err) {
     fa_params p = fa_params_of(a);
-    p.splits = llt_cuda_attn_long_splits(c, a->rows, a->n_kv);
+    /* 4 one-warp blocks per SM (measured in run 1): twice the splits of the 4-warp kernel,
+     * within rows * splits <= 2 * SMs (the model's workspace; test_cuda_ops sizes for twice
+     * llt_cuda_attn_long_splits) */
+    const int r = a->rows > 0 ? a->rows : 1, cap = 2 * c->n_sm / r;
+    p.splits = 2 * llt_cuda_attn_long_splits(c, a->rows, a->n_kv);
+    p.splits = p.splits > cap ? cap : p.splits < 1 ? 1 : p.splits > FA_MAX_SPLITS ? FA_MAX_SPLITS : p.splits;
     const bool k8 = a->kv_f8;
     if (a->dtype == LLT_DTYPE_BF16)
         return a->hd == 32   ? fa_decode_k8<__nv_bfloat16, 32>(c, p, a->rows, k8, err)

@@ -1,0 +1,459 @@
+/* flash_decode.cu: decode attention at long depth (issue 19), flash-decoding on the tensor
+ * cores over the paged KV cache (f16 / bf16 or e4m3 pages).
+ *
+ * At batch 1 a 32k-token layer of llama3.2-1b holds 64 MiB of K/V (f16) and its arithmetic is
+ * 4 FLOPs per byte: the kernel is a stream of K/V bytes, and what limits it is how many bytes
+ * are in flight per SM. Grid (splits, KV head, row) of FD_NW-warp blocks; a block owns a
+ * contiguous run of BN-key tiles and its warps take them in turn (warp w: tiles w, w + NW,
+ * ...). Each warp is its own pipeline: FD_ST (f16) or FD_ST8 (f8) shared-memory stages filled
+ * by cp.async, so FD_ST - 1 tiles are in flight while it computes one, and no block barrier
+ * runs in the loop (only __syncwarp). A tile is BN * hd = 2048 elements of K and of V (BN 32
+ * for hd 32 / 64, 16 for hd 128): 8 KB per stage in f16. The G query heads of the KV head are
+ * the rows of an m16 tile (Q fragments built straight from the float32 q, pre-scaled into the
+ * exp2 domain): S = Q K^T and O += P V by mma.sync m16n8k16 with ldmatrix, online softmax in
+ * registers as in flash_prefill.cu. Keys: lane l < BN computes the address of key l of the
+ * tile (block-table lookup, one per key and lane, for the next tile one iteration ahead) and
+ * the copy loop takes it by shuffle. An f8 tile lands raw (e4m3 rows and their float32
+ * scales) and is converted into the dtype in the warp's own K / V tile: K unscaled (exact:
+ * e4m3 values are f16 and bf16 values) with its scale applied to the float32 scores, V
+ * scaled in float32.
+ *
+ * The warps' partials (o, m, l) merge through shared memory; with several splits the block
+ * writes one partial per (row, head) and the last block of a (row, KV head) to arrive (a
+ * counter, left at zero) merges the splits: no second kernel.
+ *
+ * Before the PDL wait a warp issues the copies of its first tiles whose keys all lie below
+ * the first position this step writes into the row's sequence (the minimum pos over rows
+ * with the same block table): those K/V rows were written by earlier steps, and pos, row_bt
+ * and the block table are step inputs copied before the step's first kernel (the rule of the
+ * cluster kernel in page_attention.cu). */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda_fp8.h>
+
+#include "backend/cuda/flash_common.cuh"
+#include "backend/cuda/flash_prefill.cuh"
+extern "C" {
+#include "kv/paged_cache.h"
+}
+
+namespace {
+
+enum { FD_NW = 4, FD_ST = 3, FD_ST8 = 4, FD_MAX_SPLITS = 256 };
+
+struct fd_params {
+    const float *q; /* [rows, nh, hd] float32 */
+    void *out;      /* [rows, nh * hd] dtype */
+    const unsigned char *kp, *vp;
+    const int *bt, *row_bt, *pos;
+    int nh, nkv, G, ps, ps_shift, max_blocks, splits;
+    float scale_log2;
+    float *work;                  /* partials [rows][nh][splits][hd + 2]: o unnormalised, then m, l */
+    unsigned int *counters;       /* [rows][nkv], zero between launches */
+    long long page_bytes, sc_off; /* f8 pools: bytes per page, offset of the scales in a page */
+};
+
+template <int HD, bool K8> struct fd_layout {
+    static const int BN = HD >= 128 ? 16 : 32;       /* keys per tile */
+    static const int LD = HD + 8;                    /* elements per smem row (16 bytes of padding) */
+    static const int TILE = 2 * BN * LD * 2;         /* K then V in the dtype, bytes */
+    static const int RAW = 2 * BN * HD + 2 * BN * 4; /* f8: K, V rows, then K, V scales */
+    static const int ST = K8 ? FD_ST8 : FD_ST;       /* stages per warp */
+    static const int WARP = K8 ? ST * RAW + TILE : ST * TILE; /* bytes per warp */
+    static const int MERGE = FD_NW * 16 * (HD + 2) * 4 > 3 * 16 * FD_MAX_SPLITS * 4
+                                 ? FD_NW * 16 * (HD + 2) * 4
+                                 : 3 * 16 * FD_MAX_SPLITS * 4;
+    static const int BYTES = FD_NW * WARP > MERGE ? FD_NW *WARP : MERGE;
+};
+
+__device__ __forceinline__ int warp_min_int(int v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = min(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* Two e4m3 values -> two elements of T, exactly (e4m3 values are f16 and bf16 values). */
+template <typename T> __device__ __forceinline__ unsigned e4m3x2_to(unsigned short b);
+template <> __device__ __forceinline__ unsigned e4m3x2_to<__half>(unsigned short b) {
+    const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)b, __NV_E4M3);
+    return (unsigned)h.x | ((unsigned)h.y << 16);
+}
+template <> __device__ __forceinline__ unsigned e4m3x2_to<__nv_bfloat16>(unsigned short b) {
+    const float2 t = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)b, __NV_E4M3)));
+    return pack2<__nv_bfloat16>(t.x, t.y);
+}
+
+/* 16 e4m3 values -> 16 elements of T at dst: exact (K), or times the row's scale s in float32 (V). */
+template <typename T, bool SCALE> __device__ __forceinline__ void fd_cvt16(const uint4 &u, float s, T *dst) {
+    const unsigned short *b = reinterpret_cast<const unsigned short *>(&u);
+    unsigned w[8];
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        if (SCALE) {
+            const float2 t =
+                __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)b[i], __NV_E4M3)));
+            w[i] = pack2<T>(t.x * s, t.y * s);
+        } else {
+            w[i] = e4m3x2_to<T>(b[i]);
+        }
+    }
+    *reinterpret_cast<uint4 *>(dst) = make_uint4(w[0], w[1], w[2], w[3]);
+    *reinterpret_cast<uint4 *>(dst + 8) = make_uint4(w[4], w[5], w[6], w[7]);
+}
+
+template <typename T, int HD, bool K8> __global__ void __launch_bounds__(FD_NW * 32) fd_kernel(fd_params p) {
+    typedef fd_layout<HD, K8> LY;
+    const int BN = LY::BN, LD = LY::LD, ST = LY::ST;
+    extern __shared__ __align__(128) unsigned char fd_smem[];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tid = threadIdx.x;
+    const int sp = blockIdx.x, kvh = blockIdx.y, r = blockIdx.z;
+    unsigned char *ws = fd_smem + warp * LY::WARP;
+    /* step inputs (no kernel of the step writes them) */
+    const int pos = p.pos[r], L = pos + 1, bti = p.row_bt[r];
+    const int *tbl = p.bt + (size_t)bti * p.max_blocks;
+    int first = pos; /* the first key this step writes into the sequence */
+    for (int i = lane; i < (int)gridDim.z; i += 32)
+        if (p.row_bt[i] == bti) first = min(first, p.pos[i]);
+    first = warp_min_int(first);
+    const int nt = (L + BN - 1) / BN, per = (nt + p.splits - 1) / p.splits;
+    const int t0 = min(nt, sp * per), t1 = min(nt, t0 + per);
+    const int my_n = t1 - t0 > warp ? (t1 - t0 - warp + FD_NW - 1) / FD_NW : 0; /* this warp's tiles */
+    /* lane l < BN: byte offset of key l of tile t in the K (= V) pool, -1 past the end; f8: also
+     * the offset of its scale */
+    auto key_off = [&](int i, long long &so) -> long long {
+        const int key = (t0 + warp + i * FD_NW) * BN + lane;
+        so = -1;
+        if (i >= my_n || lane >= BN || key >= L) return -1;
+        const int pg = p.ps_shift >= 0 ? key >> p.ps_shift : key / p.ps, in = key - pg * p.ps;
+        const long long page = tbl[pg];
+        if (K8) {
+            const long long row = (long long)in * p.nkv + kvh;
+            so = page * p.page_bytes + p.sc_off + row * 4;
+            return page * p.page_bytes + row * HD;
+        }
+        return ((page * p.ps + in) * p.nkv + kvh) * HD * 2;
+    };
+    auto issue =
+        [&](int i, long long off,
+            long long so) { /* tile i of this warp into stage i % ST */
+                            if (K8) {
+                                unsigned char *raw = ws + (i % ST) * LY::RAW;
+                                const int CH = HD / 16;
+#pragma unroll
+                                for (int c4 = 0; c4 < BN * CH / 32; c4++) {
+                                    const int idx = lane + 32 * c4, j = idx / CH, c = idx % CH;
+                                    const long long o = __shfl_sync(0xffffffffu, off, j);
+                                    const long long at = o >= 0 ? o + c * 16 : 0;
+                                    cp_async16(raw + j * HD + c * 16, p.kp + at, o >= 0 ? 16 : 0);
+                                    cp_async16(raw + (BN + j) * HD + c * 16, p.vp + at, o >= 0 ? 16 : 0);
+                                }
+                                float *sc = (float *)(raw + 2 * BN * HD);
+                                if (lane < BN) {
+                                    cp_async4(sc + lane, p.kp + (so >= 0 ? so : 0), so >= 0 ? 4 : 0);
+                                    cp_async4(sc + BN + lane, p.vp + (so >= 0 ? so : 0), so >= 0 ? 4 : 0);
+                                }
+                            } else {
+                                T *Ks = (T *)(ws + (i % ST) * LY::TILE), *Vs = Ks + BN * LD;
+                                const int CH = HD / 8;
+#pragma unroll
+                                for (int c4 = 0; c4 < BN * CH / 32; c4++) {
+                                    const int idx = lane + 32 * c4, j = idx / CH, c = idx % CH;
+                                    const long long o = __shfl_sync(0xffffffffu, off, j);
+                                    const long long at = o >= 0 ? o + c * 16 : 0;
+                                    cp_async16(Ks + j * LD + c * 8, p.kp + at, o >= 0 ? 16 : 0);
+                                    cp_async16(Vs + j * LD + c * 8, p.vp + at, o >= 0 ? 16 : 0);
+                                }
+                            }
+        };
+    /* prologue: ST - 1 groups (empty past the warp's tiles); before the wait only tiles
+     * whose keys all precede `first` */
+    long long so_n, off_n = key_off(0, so_n);
+    int i_pre = 0;
+    for (; i_pre < ST - 1 && i_pre < my_n && (t0 + warp + i_pre * FD_NW + 1) * BN <= first; i_pre++) {
+        issue(i_pre, off_n, so_n);
+        cp_async_commit();
+        off_n = key_off(i_pre + 1, so_n);
+    }
+    pdl_wait();
+    for (int i = i_pre; i < ST - 1; i++) {
+        if (i < my_n) issue(i, off_n, so_n);
+        cp_async_commit();
+        off_n = key_off(i + 1, so_n);
+    }
+    /* Q fragments (m16n8k16 A: rows g = lane / 4 and g + 8, columns 2 (lane % 4) + {0, 1, 8, 9}) */
+    const int ga = lane >> 2, ta = lane & 3;
+    unsigned qf[HD / 16][4];
+    {
+        const float *qa = p.q + ((size_t)r * p.nh + (size_t)kvh * p.G + ga) * HD;
+        const float *qb = qa + 8 * HD;
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++) {
+            float2 a0 = make_float2(0, 0), a2 = a0, b0 = a0, b2 = a0;
+            if (ga < p.G)
+                a0 = *(const float2 *)(qa + kk * 16 + 2 * ta),
+                a2 = *(const float2 *)(qa + kk * 16 + 8 + 2 * ta);
+            if (ga + 8 < p.G)
+                b0 = *(const float2 *)(qb + kk * 16 + 2 * ta),
+                b2 = *(const float2 *)(qb + kk * 16 + 8 + 2 * ta);
+            const float s = p.scale_log2;
+            qf[kk][0] = pack2<T>(a0.x * s, a0.y * s), qf[kk][1] = pack2<T>(b0.x * s, b0.y * s);
+            qf[kk][2] = pack2<T>(a2.x * s, a2.y * s), qf[kk][3] = pack2<T>(b2.x * s, b2.y * s);
+        }
+    }
+    float o[HD / 8][4];
+#pragma unroll
+    for (int i = 0; i < HD / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+    float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
+    for (int i = 0; i < my_n; i++) {
+        cp_async_wait<ST - 2>(); /* tile i has landed (this lane's copies) */
+        __syncwarp();            /* ... and every lane's; stage (i - 1) % ST is free */
+        if (i + ST - 1 < my_n) issue(i + ST - 1, off_n, so_n);
+        cp_async_commit();
+        off_n = key_off(i + ST, so_n);
+        const int kb = (t0 + warp + i * FD_NW) * BN;
+        T *Ks, *Vs;
+        const float *sk = NULL;
+        if (K8) {
+            const unsigned char *raw = ws + (i % ST) * LY::RAW;
+            sk = (const float *)(raw + 2 * BN * HD);
+            Ks = (T *)(ws + ST * LY::RAW), Vs = Ks + BN * LD;
+            const int CH = HD / 16;
+#pragma unroll
+            for (int c4 = 0; c4 < 2 * BN * CH / 32; c4++) {
+                const int idx = lane + 32 * c4, jj = idx / CH, c = idx % CH,
+                          j = jj % BN; /* K rows, then V rows */
+                const uint4 u = *reinterpret_cast<const uint4 *>(raw + jj * HD + c * 16);
+                if (jj < BN)
+                    fd_cvt16<T, false>(u, 1.0f, Ks + j * LD + c * 16);
+                else
+                    fd_cvt16<T, true>(u, sk[BN + j], Vs + j * LD + c * 16);
+            }
+            __syncwarp();
+        } else {
+            Ks = (T *)(ws + (i % ST) * LY::TILE), Vs = Ks + BN * LD;
+        }
+        /* S = Q K^T: 16 rows x BN keys */
+        float s[BN / 8][4];
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+        for (int np = 0; np < BN / 16; np++)
+#pragma unroll
+            for (int kk = 0; kk < HD / 16; kk++) {
+                unsigned b[4];
+                ldsm_x4(b,
+                        Ks + (np * 16 + (lane & 7) + (lane >> 4) * 8) * LD + kk * 16 + ((lane >> 3) & 1) * 8);
+                mma16816<T>(s[2 * np], qf[kk], b[0], b[1]);
+                mma16816<T>(s[2 * np + 1], qf[kk], b[2], b[3]);
+            }
+        if (K8) { /* K's scales on the scores */
+#pragma unroll
+            for (int nt = 0; nt < BN / 8; nt++) {
+                const float k0 = sk[nt * 8 + 2 * ta], k1 = sk[nt * 8 + 2 * ta + 1];
+                s[nt][0] *= k0, s[nt][1] *= k1, s[nt][2] *= k0, s[nt][3] *= k1;
+            }
+        }
+        if (kb + BN > L) { /* the row's last tile: keys past its position do not exist */
+#pragma unroll
+            for (int nt = 0; nt < BN / 8; nt++) {
+                const int key = kb + nt * 8 + 2 * ta;
+                if (key >= L) s[nt][0] = s[nt][2] = -INFINITY;
+                if (key + 1 >= L) s[nt][1] = s[nt][3] = -INFINITY;
+            }
+        }
+        /* online softmax; key kb is always visible, so the maxima are finite from here on */
+        float mx_a = m_a, mx_b = m_b;
+#pragma unroll
+        for (int nt = 0; nt < BN / 8; nt++) {
+            mx_a = fmaxf(mx_a, fmaxf(s[nt][0], s[nt][1]));
+            mx_b = fmaxf(mx_b, fmaxf(s[nt][2], s[nt][3]));
+        }
+        mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 1));
+        mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
+        mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
+        mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
+        const float al_a = fast_exp2(m_a - mx_a), al_b = fast_exp2(m_b - mx_b);
+        m_a = mx_a, m_b = mx_b;
+        float sum_a = 0.0f, sum_b = 0.0f;
+        unsigned pf[BN / 16][4];
+#pragma unroll
+        for (int nt = 0; nt < BN / 8; nt++) {
+            const float e0 = fast_exp2(s[nt][0] - mx_a), e1 = fast_exp2(s[nt][1] - mx_a);
+            const float e2 = fast_exp2(s[nt][2] - mx_b), e3 = fast_exp2(s[nt][3] - mx_b);
+            sum_a += e0 + e1, sum_b += e2 + e3;
+            pf[nt / 2][(nt & 1) * 2] = pack2<T>(e0, e1);
+            pf[nt / 2][(nt & 1) * 2 + 1] = pack2<T>(e2, e3);
+        }
+        l_a = l_a * al_a + sum_a, l_b = l_b * al_b + sum_b;
+#pragma unroll
+        for (int dt = 0; dt < HD / 8; dt++)
+            o[dt][0] *= al_a, o[dt][1] *= al_a, o[dt][2] *= al_b, o[dt][3] *= al_b;
+            /* O += P V */
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++)
+#pragma unroll
+            for (int dp = 0; dp < HD / 16; dp++) {
+                unsigned b[4];
+                ldsm_x4_t(b, Vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + dp * 16 +
+                                 (lane >> 4) * 8);
+                mma16816<T>(o[2 * dp], pf[kk], b[0], b[1]);
+                mma16816<T>(o[2 * dp + 1], pf[kk], b[2], b[3]);
+            }
+        if (K8) __syncwarp(); /* the dequantised tile is rewritten next iteration */
+    }
+    cp_async_wait<0>();
+    pdl_trigger();
+    l_a += __shfl_xor_sync(0xffffffffu, l_a, 1);
+    l_a += __shfl_xor_sync(0xffffffffu, l_a, 2);
+    l_b += __shfl_xor_sync(0xffffffffu, l_b, 1);
+    l_b += __shfl_xor_sync(0xffffffffu, l_b, 2);
+    __syncthreads(); /* every warp is done with its stages: they become the merge area */
+    float *mo = (float *)fd_smem, *mml = mo + FD_NW * 16 * HD; /* [NW][16][HD], [NW][16][m, l] */
+    {
+        float *oa = mo + (warp * 16 + ga) * HD + 2 * ta, *ob = oa + 8 * HD;
+#pragma unroll
+        for (int dt = 0; dt < HD / 8; dt++) {
+            oa[dt * 8] = o[dt][0], oa[dt * 8 + 1] = o[dt][1];
+            ob[dt * 8] = o[dt][2], ob[dt * 8 + 1] = o[dt][3];
+        }
+        if (ta == 0) {
+            mml[(warp * 16 + ga) * 2] = m_a, mml[(warp * 16 + ga) * 2 + 1] = l_a;
+            mml[(warp * 16 + ga + 8) * 2] = m_b, mml[(warp * 16 + ga + 8) * 2 + 1] = l_b;
+        }
+    }
+    __syncthreads();
+    const int G = p.G;
+    const size_t S = (size_t)p.splits, W = HD + 2, head0 = (size_t)r * p.nh + (size_t)kvh * G;
+    for (int e = tid; e < G * HD; e += FD_NW * 32) {
+        const int g = e / HD, d = e - g * HD;
+        float M = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < FD_NW; w++)
+            if (mml[(w * 16 + g) * 2 + 1] > 0.0f) M = fmaxf(M, mml[(w * 16 + g) * 2]);
+        float acc = 0.0f, Ls = 0.0f;
+#pragma unroll
+        for (int w = 0; w < FD_NW; w++) {
+            const float l = mml[(w * 16 + g) * 2 + 1];
+            const float f = l > 0.0f ? fast_exp2(mml[(w * 16 + g) * 2] - M) : 0.0f;
+            acc = fmaf(f, mo[(w * 16 + g) * HD + d], acc), Ls = fmaf(f, l, Ls);
+        }
+        if (S == 1) {
+            ((T *)p.out)[(head0 + g) * HD + d] =
+                from_f32<T>(acc / Ls); /* Ls >= 1: key 0 is in the one split */
+        } else {
+            float *wp = p.work + ((head0 + g) * S + sp) * W;
+            wp[d] = acc;
+            if (d == 0) wp[HD] = M, wp[HD + 1] = Ls;
+        }
+    }
+    if (S == 1) return;
+    /* the last block of (row, kv head) to arrive merges the splits */
+    __shared__ int fd_last;
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) {
+        unsigned int *cnt = p.counters + (size_t)r * p.nkv + kvh;
+        fd_last = atomicAdd(cnt, 1u) == (unsigned)S - 1;
+        if (fd_last) *cnt = 0; /* ready for the next launch */
+    }
+    __syncthreads();
+    if (!fd_last) return;
+    __threadfence();
+    /* in parallel: (m, l) of every (head, split) into shared memory, then each head's weights
+     * 2^(m_s - M) / L (a warp per head), then each output element as one sum of independent
+     * loads (an empty split has o = 0 and weight 0) */
+    float *ms = (float *)fd_smem, *ls = ms + G * S, *wt = ls + G * S; /* [G][S] each */
+    for (int e = tid; e < G * (int)S; e += FD_NW * 32) {
+        const float *wp = p.work + ((head0 + e / S) * S + e % S) * W;
+        ms[e] = __ldcg(wp + HD), ls[e] = __ldcg(wp + HD + 1);
+    }
+    __syncthreads();
+    for (int g = warp; g < G; g += FD_NW) {
+        float M = -INFINITY, Ls = 0.0f;
+        for (int s2 = lane; s2 < (int)S; s2 += 32)
+            if (ls[g * S + s2] > 0.0f) M = fmaxf(M, ms[g * S + s2]);
+        M = warp_max(M);
+        for (int s2 = lane; s2 < (int)S; s2 += 32)
+            if (ls[g * S + s2] > 0.0f) Ls += ls[g * S + s2] * fast_exp2(ms[g * S + s2] - M);
+        Ls = warp_sum(Ls); /* >= 1: the split holding the maximum has weight 1 */
+        for (int s2 = lane; s2 < (int)S; s2 += 32)
+            wt[g * S + s2] = ls[g * S + s2] > 0.0f ? fast_exp2(ms[g * S + s2] - M) / Ls : 0.0f;
+    }
+    __syncthreads();
+    for (int e = tid; e < G * HD; e += FD_NW * 32) {
+        const int g = e / HD, d = e - g * HD;
+        const float *wp = p.work + (head0 + g) * S * W + d, *w = wt + g * S;
+        float acc = 0.0f;
+#pragma unroll 8
+        for (int s2 = 0; s2 < (int)S; s2++) acc = fmaf(w[s2], __ldcg(wp + s2 * W), acc);
+        ((T *)p.out)[(head0 + g) * HD + d] = from_f32<T>(acc);
+    }
+}
+
+template <typename T, int HD, bool K8>
+llt_status fd_launch(llt_cuda_ctx *c, const fd_params &p, int rows, llt_error *err) {
+    typedef fd_layout<HD, K8> LY;
+    void (*kern)(fd_params) = fd_kernel<T, HD, K8>;
+    LLT_TRY(llt_smem_optin(c, kern, LY::BYTES, err));
+    return llt_launch(c, kern, dim3((unsigned)p.splits, (unsigned)p.nkv, (unsigned)rows), dim3(FD_NW * 32),
+                      LY::BYTES, err, p);
+}
+
+template <typename T, int HD>
+llt_status fd_k8(llt_cuda_ctx *c, const fd_params &p, int rows, bool k8, llt_error *err) {
+    return k8 ? fd_launch<T, HD, true>(c, p, rows, err) : fd_launch<T, HD, false>(c, p, rows, err);
+}
+
+} // namespace
+
+extern "C" int32_t llt_cuda_attn_long_splits(const llt_cuda_ctx *c, int32_t rows, int32_t n_kv) {
+    /* FD_NW-warp blocks, LLT_CUDA_ATTN_LONG_SPB per SM (default 2: two blocks' stages fit the
+     * shared memory); rows * splits <= 2 * n_sm keeps the workspace of
+     * llt_cuda_attn_work_floats(rows, llt_cuda_attn_splits(...)) sizes enough */
+    const char *v = getenv("LLT_CUDA_ATTN_LONG_SPB");
+    const int64_t spb = v && atoi(v) > 0 ? atoi(v) : 2, r = rows > 0 ? rows : 1;
+    int64_t s = spb * (int64_t)c->n_sm / ((int64_t)n_kv * r);
+    const int64_t cap = 2 * (int64_t)c->n_sm / r;
+    if (s > cap) s = cap;
+    return (int32_t)(s < 1 ? 1 : s > (int64_t)FD_MAX_SPLITS ? (int64_t)FD_MAX_SPLITS : s);
+}
+
+extern "C" int32_t llt_cuda_attn_long_keys(void) {
+    const char *v = getenv("LLT_CUDA_ATTN_LONG");
+    return v && atoi(v) > 0 ? atoi(v) : 8192;
+}
+
+extern "C" bool llt_cuda_flash_decode_covers(const llt_cuda_attn *a) {
+    return llt_cuda_flash_prefill_covers(a) && a->n_heads / a->n_kv <= 16 &&
+           (a->kv_f8 || a->max_len >= llt_cuda_attn_long_keys()) && a->work != NULL && a->counters != NULL;
+}
+
+extern "C" llt_status llt_cuda_flash_decode(llt_cuda_ctx *c, const llt_cuda_attn *a, llt_error *err) {
+    const char *v = getenv("LLT_CUDA_DECODE_LONG");
+    if (v && strcmp(v, "v1") == 0) return llt_cuda_flash_decode_v1(c, a, err);
+    fd_params p;
+    memset(&p, 0, sizeof p);
+    p.q = a->q, p.out = a->out, p.kp = (const unsigned char *)a->k_pool,
+    p.vp = (const unsigned char *)a->v_pool;
+    p.bt = a->bt, p.row_bt = a->row_bt, p.pos = a->pos;
+    p.nh = a->n_heads, p.nkv = a->n_kv, p.G = a->n_heads / a->n_kv, p.ps = a->page_size,
+    p.max_blocks = a->max_blocks;
+    p.ps_shift = -1;
+    for (int s = 0; s < 31; s++)
+        if ((1 << s) == a->page_size) p.ps_shift = s;
+    const float scale = a->scale > 0 ? a->scale : 1.0f / sqrtf((float)a->hd);
+    p.scale_log2 = scale * 1.4426950408889634f;
+    p.splits = llt_cuda_attn_long_splits(c, a->rows, a->n_kv);
+    p.work = a->work, p.counters = a->counters;
+    p.page_bytes = (long long)llt_kv_f8_page_bytes(a->page_size, a->n_kv, a->hd);
+    p.sc_off = (long long)llt_kv_f8_scales_offset(a->page_size, a->n_kv, a->hd);
+    const bool k8 = a->kv_f8;
+    if (a->dtype == LLT_DTYPE_BF16)
+        return a->hd == 32   ? fd_k8<__nv_bfloat16, 32>(c, p, a->rows, k8, err)
+               : a->hd == 64 ? fd_k8<__nv_bfloat16, 64>(c, p, a->rows, k8, err)
+                             : fd_k8<__nv_bfloat16, 128>(c, p, a->rows, k8, err);
+    return a->hd == 32   ? fd_k8<__half, 32>(c, p, a->rows, k8, err)
+           : a->hd == 64 ? fd_k8<__half, 64>(c, p, a->rows, k8, err)
+                         : fd_k8<__half, 128>(c, p, a->rows, k8, err);
+}
