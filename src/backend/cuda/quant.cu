@@ -13,7 +13,7 @@
  *     sum_i w_i x_i ~ s dx (254 sum_i q_i h_i + sum_i q_i l_i) - bias dx sum_i (254 h_i + l_i),
  * the sums over q being four dp4a instructions per run and part (half a dp4a per weight, where
  * the float version needed three instructions). x is rounded to
- * 1/64516 of its group's largest |x|: decode logits within 4e-4 of the largest logit on the
+ * 1/64516 of its group's largest |x|: decode logits within 4.3e-4 of the largest logit on the
  * llama-quantize fixtures (one part, 1/254, gave 1.2-1.6e-2 against the bound 2e-2 for 5 %
  * more speed: LLT_CUDA_QTMA_XPARTS=1). A warp owns 2 rows (a gate/up or rotary pair) sharing
  * each x read; the epilogues (residual add, SwiGLU, rotary + KV write) are the float GEMV's
