@@ -53,7 +53,8 @@ static double check_product(const float *x, const float *w, const float *y, int6
 static const int64_t k_shapes[][3] = {/* n tokens, rows, cols */
                                       {1, 1, 1},   {1, 7, 5},   {2, 9, 8},    {3, 13, 17},
                                       {4, 5, 33},  {5, 67, 31}, {9, 33, 129}, {1, 130, 1000},
-                                      {17, 6, 64}, {70, 11, 40}, {12, 48, 96}, {100, 35, 90}};
+                                      {17, 6, 64}, {70, 11, 40}, {12, 48, 96}, {100, 35, 90},
+                                      {530, 37, 50}}; /* past a 512-token panel block */
 
 static void test_gemm_f32(void) {
     for (size_t s = 0; s < sizeof k_shapes / sizeof k_shapes[0]; s++) {

@@ -25,8 +25,10 @@
 #            builds only the shared library (or uses LLT_GPU_PREBUILT/libllama_triton.so)
 #   serve    `llama-triton serve` under load (issue 13): llama3-8b-shaped random f16 weights with the
 #            Llama 3 tokenizer, bench/serve_load.py at concurrency SERVE_CONC (1,16,64,256;
-#            SERVE_INPUT prompt tokens (1024), 128 generated; SERVE_PEAK=INPUT:CONC adds a level; SERVE_PARALLEL,
-#            SERVE_STEP, SERVE_PAGES: the server's --parallel, --max-step-tokens, --max_pages), beside `llama-triton bench` -b 1 and -b 64 of the
+#            SERVE_INPUT prompt tokens (1024), 128 generated; SERVE_CONC="" skips them; SERVE_PEAK="INPUT:CONC ..."
+#            adds levels for the peak output rate, each SERVE_PEAK_REQUESTS requests (default 2 x CONC) from
+#            SERVE_PROCS client processes (4); SERVE_PARALLEL,
+#            SERVE_STEP, SERVE_PAGES, SERVE_HTTP_THREADS: the server's --parallel, --max-step-tokens, --max_pages, --http-threads), beside `llama-triton bench` -b 1 and -b 64 of the
 #            same shape (logs: serve.log, serve_load.jsonl, bench.jsonl); needs libmicrohttpd and
 #            PCRE2 (the Llama 3 tokenizer), which the image lacks: LLT_MHD_ROOT and LLT_PCRE2_ROOT
 #            name unpacked Debian packages (dpkg -x of libmicrohttpd-dev + libmicrohttpd12,
@@ -267,12 +269,13 @@ run_serve() {
   local log=$OUT/serve.log tok=tests/fixtures/tokenizers/llama3/tokenizer.model port="" pid
   : >"$OUT/bench.jsonl"
   for b in ${SERVE_BENCH_B:-1 64}; do
-    "$BIN/llama-triton" bench --shape llama3-8b --device cuda -p 1024 -n 128 -b $b --reps "${REPS:-3}" --json \
+    "$BIN/llama-triton" bench --shape llama3-8b --device cuda -p "${SERVE_BENCH_P:-1024}" -n 128 -b $b --reps "${REPS:-3}" --json \
       >>"$OUT/bench.jsonl" 2>>"$log"
     note "bench llama3-8b -b $b: $(tail -1 "$OUT/bench.jsonl")"
   done
   "$BIN/llama-triton" serve --shape llama3-8b --tokenizer "$tok" --device cuda --port 0 --parallel "${SERVE_PARALLEL:-256}" \
-    --ctx 1280 --max_pages "${SERVE_PAGES:-21000}" --max-step-tokens "${SERVE_STEP:-2048}" --max-queue 2048 --timeout 0 >"$OUT/serve-stderr.log" 2>&1 &
+    --ctx 1280 --max_pages "${SERVE_PAGES:-21000}" --max-step-tokens "${SERVE_STEP:-2048}" --max-queue 4096 --timeout 0 \
+    --http-threads "${SERVE_HTTP_THREADS:-4}" --max-connections 4096 >"$OUT/serve-stderr.log" 2>&1 &
   pid=$!
   for _ in $(seq 600); do
     port=$(grep -o 'ready on http://127.0.0.1:[0-9]*' "$OUT/serve-stderr.log" | grep -o '[0-9]*$')
@@ -282,14 +285,19 @@ run_serve() {
   done
   if [ -z "$port" ]; then note "serve did not start"; tail -20 "$OUT/serve-stderr.log"; kill $pid 2>/dev/null; return 1; fi
   note "== serve ready on port $port"
-  PYTHONUNBUFFERED=1 python3 bench/serve_load.py --url "http://127.0.0.1:$port" --concurrency "${SERVE_CONC:-1,16,64,256}" \
-    --input "${SERVE_INPUT:-1024}" --output 128 --max-id 128000 --json >"$OUT/serve_load.jsonl" 2>>"$log"
-  tail -8 "$log" | tee -a "$SUMMARY"
-  if [ -n "${SERVE_PEAK:-}" ]; then # "INPUT:CONC": a short-prompt level for the peak output rate
-    PYTHONUNBUFFERED=1 python3 bench/serve_load.py --url "http://127.0.0.1:$port" --concurrency "${SERVE_PEAK#*:}" \
-      --input "${SERVE_PEAK%%:*}" --output 128 --max-id 128000 --json >>"$OUT/serve_load.jsonl" 2>>"$log"
-    tail -3 "$log" | tee -a "$SUMMARY"
+  : >"$OUT/serve_load.jsonl"
+  if [ -n "${SERVE_CONC-1,16,64,256}" ]; then
+    PYTHONUNBUFFERED=1 python3 bench/serve_load.py --url "http://127.0.0.1:$port" --concurrency "${SERVE_CONC-1,16,64,256}" \
+      --input "${SERVE_INPUT:-1024}" --output 128 --max-id 128000 --json >>"$OUT/serve_load.jsonl" 2>>"$log"
+    tail -8 "$log" | tee -a "$SUMMARY"
   fi
+  local lv
+  for lv in ${SERVE_PEAK:-}; do # "INPUT:CONC": short-prompt levels for the peak output rate
+    PYTHONUNBUFFERED=1 python3 bench/serve_load.py --url "http://127.0.0.1:$port" --concurrency "${lv#*:}" \
+      --requests "${SERVE_PEAK_REQUESTS:-0}" --procs "${SERVE_PROCS:-4}" --input "${lv%%:*}" --output 128 --max-id 128000 --json \
+      >>"$OUT/serve_load.jsonl" 2>>"$log"
+    tail -3 "$log" | tee -a "$SUMMARY"
+  done
   python3 -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:$port/metrics').read().decode())" |
     grep -E "^llt_(kv_pages|prefix|requests_total|generation|requests_in)" >>"$log"
   kill -TERM $pid; wait $pid; note "serve exit status $?"

@@ -100,7 +100,8 @@ def test_load_64_streaming_clients():
 
 def test_serve_load_script():
     """bench/serve_load.py against a random-weight shape with a borrowed tokenizer (what the GPU
-    benchmark runs with llama3-8b): exact output lengths (ignore_eos), no errors, sane numbers."""
+    benchmark runs with llama3-8b): exact output lengths (ignore_eos), no errors, sane numbers,
+    also with the clients split over two processes."""
     import json
     import subprocess
     import sys
@@ -110,10 +111,11 @@ def test_serve_load_script():
                                                            str(REPO / "models" / "stories260K.gguf"))) as s:
         r = subprocess.run([sys.executable, str(REPO / "bench" / "serve_load.py"), "--url", s.url,
                             "--input", "40", "--output", "12", "--concurrency", "1,4", "--requests", "8",
-                            "--max-id", "500", "--json"], capture_output=True, text=True, timeout=120)
+                            "--max-id", "500", "--procs", "2", "--json"], capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
     rows = [json.loads(l) for l in r.stdout.splitlines()]
     assert [x["concurrency"] for x in rows] == [1, 4]
     for x in rows:
         assert x["errors"] == 0 and x["requests"] == 8 and x["output_tokens"] == 8 * 12, x
+        assert x["procs"] == min(2, x["concurrency"]), x  # level 4: two processes, samples merged
         assert x["output_tok_s"] > 0 and x["ttft_p50_ms"] > 0

@@ -129,8 +129,10 @@ AVX2_INLINE void rows_dot(llt_dtype dt, const llt_weight *w, const float *x, flo
 /* Many tokens (prefill): the classic outer-product kernel. A panel of PANEL_ROWS weight rows
  * x K_BLOCK columns is converted once to float32 and transposed, p[k][16], so that each step
  * is 2 panel loads + T broadcasts of x for 2*T FMAs, all accumulators in registers. The panel
- * (16 KiB) stays in L1, the x block (TOK_BLOCK x cols floats, 1 MiB at 4096) in L2. */
-enum { PANEL_ROWS = 16, K_BLOCK = 256, TOK_BLOCK = 64, MIN_TOKENS_PANEL = LLT_MATMUL_MIN_PANEL_TOKENS };
+ * (16 KiB) stays in L1; a panel is packed once per TOK_BLOCK tokens, whose K_BLOCK-column slice
+ * of x (TOK_BLOCK KiB) streams from L2: packing is a transpose with conversion, costly beside
+ * 2 FMAs per element and token when the token block is short (64 tokens: 1/3 of the time). */
+enum { PANEL_ROWS = 16, K_BLOCK = 256, TOK_BLOCK = 256, MIN_TOKENS_PANEL = LLT_MATMUL_MIN_PANEL_TOKENS };
 
 /* 8x8 transpose of float32 in registers (unpack, shuffle, lane permute). */
 AVX2_INLINE void transpose8(__m256 r[8]) {

@@ -25,7 +25,8 @@
 #define AVX512_INLINE static inline __attribute__((always_inline, target(AVX512_TARGET)))
 
 enum { MAX_R = 8, MAX_T = 2 };                            /* decode tile */
-enum { PANEL_ROWS = 32, K_BLOCK = 256, TOK_BLOCK = 96, PANEL_T = 12 }; /* prefill */
+/* prefill: a 32 KiB panel packed once per 512 tokens (see matmul.c; x's slice: 512 KiB of L2) */
+enum { PANEL_ROWS = 32, K_BLOCK = 256, TOK_BLOCK = 512, PANEL_T = 12 };
 
 static inline int64_t elem_bytes(llt_dtype dt) { return dt == LLT_DTYPE_F32 ? 4 : 2; }
 
