@@ -39,6 +39,7 @@ static const bench_shape k_shapes[] = {
     {"llama3.2-1b", 2048, 8192, 16, 32, 8, 128256, 131072, 500000.0f, true, 32.0f}, /* Llama 3.2's 128k */
     {"llama2-7b", 4096, 11008, 32, 32, 32, 32000, 4096, 10000.0f, false, 0.0f},
     {"llama3-8b", 4096, 14336, 32, 32, 8, 128256, 8192, 500000.0f, false, 0.0f},
+    {"llama3.1-8b", 4096, 14336, 32, 32, 8, 128256, 131072, 500000.0f, false, 8.0f}, /* Llama 3.1's 128k */
     {"llama2-70b", 8192, 28672, 80, 64, 8, 32000, 4096, 10000.0f, false, 0.0f},
 };
 
@@ -328,7 +329,7 @@ static void report(const llt_model *m, const bench_args *a, bench_result *r) {
 static void usage(FILE *f) {
     fputs("usage: llama-triton bench (MODEL | --shape NAME) [options]\n"
           "  --shape NAME     random weights of a built-in shape: tiny, tinyllama-1.1b, llama3.2-1b,\n"
-          "                   llama2-7b, llama3-8b, llama2-70b\n"
+          "                   llama2-7b, llama3-8b, llama3.1-8b (128k context), llama2-70b\n"
           "  -p N             prompt tokens (default 512)\n"
           "  -n N             generated tokens after the prompt (default 128)\n"
           "  -b N             sequences generated at once (default 1)\n"

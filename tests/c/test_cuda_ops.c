@@ -602,7 +602,10 @@ static void test_flash_shapes(void) {
         float *dec = NULL, *pf = NULL;
         double e8 = 0;
         uint64_t keep = g_rng;
+        if (i >= 3) /* the two-stage f8 decode kernel, three blocks an SM */
+            setenv("LLT_CUDA_DECODE_F8ST", "2", 1), setenv("LLT_CUDA_ATTN_LONG_SPB", "3", 1);
         attn_run_kv(k_dts[i % 2], &ac, ps, true, &dec, &pf, &e8);
+        unsetenv("LLT_CUDA_DECODE_F8ST"), unsetenv("LLT_CUDA_ATTN_LONG_SPB");
         g_rng = keep;
         fprintf(stderr, "  f8 cache %s heads %d/%d hd %d L %d: prefill output vs the unquantised cache %.3g\n",
                 llt_dtype_name(k_dts[i % 2]), G * nkv, nkv, hd, L, e8);
@@ -621,6 +624,26 @@ static void test_flash_shapes(void) {
         setenv(i < 3 ? "LLT_CUDA_PREFILL" : "LLT_CUDA_PREFILL_SPLITS", i < 3 ? "mma" : (i == 3 ? "2" : "3"), 1);
         attn_run(k_dts[i % 2], &ac, ps, &dec, &pf);
         unsetenv("LLT_CUDA_PREFILL");
+        unsetenv("LLT_CUDA_PREFILL_SPLITS");
+        g_rng = keep;
+        free(dec), free(pf);
+    }
+    /* both warpgroup kernels by name (LLT_CUDA_PREFILL_WG: ovl, softmax overlapped with the
+     * P V product, and sync) on random shapes of many key tiles (causal diagonals, GQA rows
+     * past a tile, 16 to 4000 keys), then with forced key splits (tiles of a split that start
+     * past a row's position: rows with no key yet) */
+    static const char *wg_kinds[2] = {"ovl", "sync"};
+    for (int i = 0; i < (san ? 4 : 16); i++) {
+        int hd = hds[i % 2], G = groups[(i / 2) % 3], nkv = 1 + (i / 4) % 2, ps = pss[i % 3];
+        int L = 16 + (int)frand(0, san ? 600 : 4000), n_q = 1 + (int)frand(0, L < 500 ? L : 500);
+        if (n_q > L) n_q = L;
+        attn_case ac = {G * nkv, nkv, hd, L, n_q};
+        float *dec = NULL, *pf = NULL;
+        uint64_t keep = g_rng;
+        setenv("LLT_CUDA_PREFILL_WG", wg_kinds[(i / 2) % 2], 1);
+        if (i >= (san ? 2 : 10)) setenv("LLT_CUDA_PREFILL_SPLITS", i % 3 ? "3" : "2", 1);
+        attn_run(k_dts[(i / 4) % 2], &ac, ps, &dec, &pf);
+        unsetenv("LLT_CUDA_PREFILL_WG");
         unsetenv("LLT_CUDA_PREFILL_SPLITS");
         g_rng = keep;
         free(dec), free(pf);
@@ -670,6 +693,14 @@ static void test_flash_shapes(void) {
     free(dec), free(pf);
     unsetenv("LLT_CUDA_PREFILL_SPLITS");
     unsetenv("LLT_CUDA_PREFILL_WARPS");
+    /* the deep chunk through each warpgroup kernel by name (default splits), hd 64 and 128 */
+    const attn_case deep128 = {8, 2, 128, 4700, 512};
+    for (int i = 0; i < 4; i++) {
+        setenv("LLT_CUDA_PREFILL_WG", wg_kinds[i % 2], 1);
+        attn_run(k_dts[i / 2], i / 2 ? &deep128 : &deep, 16 << (i % 3), &dec, &pf);
+        free(dec), free(pf);
+    }
+    unsetenv("LLT_CUDA_PREFILL_WG");
     /* long contexts: 32k + 37 and 131072 keys (the llama3.2-1b context) */
     const attn_case longs[] = {{4, 1, 64, 32805, 9}, {8, 1, 128, 40001, 3}, {8, 1, 64, 131072, 5}};
     for (size_t i = 0; i < sizeof longs / sizeof longs[0]; i++) {
@@ -820,6 +851,11 @@ static void test_flash_speed(void) {
             setenv("LLT_CUDA_PREFILL", "mma", 1); /* the mma.sync kernel (the default before sm_90a) */
             double tm = time_median(run_prefill, &a, (void *)&q_pos0, 5);
             unsetenv("LLT_CUDA_PREFILL");
+            setenv("LLT_CUDA_PREFILL_WG", "ovl", 1); /* the warpgroup kernels by name */
+            double two = time_median(run_prefill, &a, (void *)&q_pos0, 7);
+            setenv("LLT_CUDA_PREFILL_WG", "sync", 1);
+            double tws = time_median(run_prefill, &a, (void *)&q_pos0, 7);
+            unsetenv("LLT_CUDA_PREFILL_WG");
             setenv("LLT_CUDA_PREFILL", "v1", 1);
             double tv = D <= 4096 ? time_median(run_prefill, &a, (void *)&q_pos0, 3) : 0;
             unsetenv("LLT_CUDA_PREFILL");
@@ -838,6 +874,9 @@ static void test_flash_speed(void) {
             double tl1 = time_median(run_decode_n, &a, NULL, 5) / FD_REPS;
             unsetenv("LLT_CUDA_ATTN_LONG_SPB");
             double td8 = time_median(run_decode_n, &a8, NULL, 7) / FD_REPS;
+            setenv("LLT_CUDA_DECODE_F8ST", "2", 1), setenv("LLT_CUDA_ATTN_LONG_SPB", "3", 1);
+            double td8b = time_median(run_decode_n, &a8, NULL, 7) / FD_REPS;
+            unsetenv("LLT_CUDA_DECODE_F8ST"), unsetenv("LLT_CUDA_ATTN_LONG_SPB");
             setenv("LLT_CUDA_DECODE_LONG", "v1", 1);
             double tv1 = time_median(run_decode_n, &a, NULL, 5) / FD_REPS;
             double tv8 = time_median(run_decode_n, &a8, NULL, 5) / FD_REPS;
@@ -845,15 +884,17 @@ static void test_flash_speed(void) {
             double kv_bytes = 2.0 * D * nkv * hd * 2, kv8 = 2.0 * D * nkv * (hd + 4);
             fprintf(stderr,
                     "  attention speed hd %d heads 32/8 depth %6d: prefill chunk of 512 %.3f ms = %.1f TFLOP/s "
-                    "(%.1f %% of 790; key splits auto %.1f; mma.sync kernel %.1f; WMMA v1 %.1f; f8 cache %.1f)\n",
-                    hd, D, tf * 1e3, flops / tf / 1e12, 100 * flops / tf / 790e12, flops / t1 / 1e12,
+                    "(%.1f %% of 790; wgmma ovl %.1f, sync %.1f; key splits auto %.1f; mma.sync kernel %.1f; "
+                    "WMMA v1 %.1f; f8 cache %.1f)\n",
+                    hd, D, tf * 1e3, flops / tf / 1e12, 100 * flops / tf / 790e12, flops / two / 1e12,
+                    flops / tws / 1e12, flops / t1 / 1e12,
                     flops / tm / 1e12, tv > 0 ? flops / tv / 1e12 : 0, flops / t8 / 1e12);
             fprintf(stderr,
                     "  decode speed hd %d heads 32/8 depth %6d: cluster %.1f us = %.0f GB/s of K/V; long kernel "
-                    "%.1f us = %.0f GB/s (1 block/SM %.1f us), f8 %.1f us = %.0f GB/s; v1 %.1f us = %.0f GB/s, "
-                    "v1 f8 %.1f us\n",
+                    "%.1f us = %.0f GB/s (1 block/SM %.1f us), f8 %.1f us = %.0f GB/s (2 stages, 3 blocks/SM "
+                    "%.1f us); v1 %.1f us = %.0f GB/s, v1 f8 %.1f us\n",
                     hd, D, td * 1e6, kv_bytes / td / 1e9, tl * 1e6, kv_bytes / tl / 1e9, tl1 * 1e6, td8 * 1e6,
-                    kv8 / td8 / 1e9, tv1 * 1e6, kv_bytes / tv1 / 1e9, tv8 * 1e6);
+                    kv8 / td8 / 1e9, td8b * 1e6, tv1 * 1e6, kv_bytes / tv1 / 1e9, tv8 * 1e6);
         }
         void *ptrs[] = {dk, dv, dbt, drbt, dpos, dq, dout, work, cnt, dk8, dv8, pfw};
         for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dfree(ptrs[i]);

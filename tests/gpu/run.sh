@@ -50,7 +50,8 @@
 #            sanitizer.log; LONGCTX_PS="P..." also benches under LONGCTX_PS_ENV (default
 #            LLT_CUDA_PREFILL_SPLITS=auto; label LONGCTX_PS_LABEL), LONGCTX_ATTN_ENV="VAR=x ..."
 #            times the kernels once more under those switches; LONGCTX_8B="P..." benches the
-#            llama3-8b shape (label 8b)
+#            llama3.1-8b shape (llama3-8b with Llama 3.1's 128k context; label 8b), LONGCTX_8BS="P..."
+#            that shape under LONGCTX_PS_ENV
 #   multi    the multi-GPU layer split (needs 2 GPUs for all of it): test_cuda_multi on both
 #            GPUs while test_cuda_model / test_cuda_ops run side by side one per GPU, then
 #            llama2-7b on one GPU, split over cuda:0,cuda:0 and over cuda:0,cuda:1, then
@@ -315,7 +316,7 @@ run_device() {
 # ---- long context (issue 19) --------------------------------------------------------------------
 bench_ctx() { # label (f8*: an f8 KV cache; 8b*: the llama3-8b shape, else llama3.2-1b), P, extra env...
   local label=$1 p=$2 line kv="" shape=llama3.2-1b; shift 2
-  case $label in f8*) kv="--kv_dtype f8" ;; 8b*) shape=llama3-8b ;; esac
+  case $label in f8*) kv="--kv_dtype f8" ;; 8b*) shape=llama3.1-8b ;; esac
   in_budget "bench $label p$p" || return
   echo "---- $label p$p $*" >>"$OUT/bench.log"
   line=$(env "$@" timeout 200 "$BIN/llama-triton" bench --shape $shape --device cuda --dtype f16 $kv -p "$p" \
@@ -343,6 +344,7 @@ run_longctx() {
   for p in ${LONGCTX_P8-512 32768 130944}; do bench_ctx f8 "$p"; done
   for p in ${LONGCTX_PS-}; do bench_ctx "${LONGCTX_PS_LABEL:-splits-auto}" "$p" ${LONGCTX_PS_ENV:-LLT_CUDA_PREFILL_SPLITS=auto}; done
   for p in ${LONGCTX_8B-}; do bench_ctx 8b "$p"; done
+  for p in ${LONGCTX_8BS-}; do bench_ctx "8b-${LONGCTX_PS_LABEL:-splits-auto}" "$p" ${LONGCTX_PS_ENV:-LLT_CUDA_PREFILL_SPLITS=auto}; done
   [ -n "${LONGCTX_CMP-1}" ] && bench_ctx prefill-v1 16384 LLT_CUDA_PREFILL=v1
   [ -n "${LONGCTX_CMP-1}" ] && bench_ctx cluster-decode 32768 LLT_CUDA_ATTN_LONG=1000000000
   grep -iE "error|fail" "$OUT/bench.log" | head -5 >>"$SUMMARY"

@@ -54,12 +54,12 @@ struct fd_params {
     long long page_bytes, sc_off; /* f8 pools: bytes per page, offset of the scales in a page */
 };
 
-template <int HD, bool K8> struct fd_layout {
+template <int HD, bool K8, int ST8 = FD_ST8> struct fd_layout {
     static const int BN = HD >= 128 ? 16 : 32;       /* keys per tile */
     static const int LD = HD + 8;                    /* elements per smem row (16 bytes of padding) */
     static const int TILE = 2 * BN * LD * 2;         /* K then V in the dtype, bytes */
     static const int RAW = 2 * BN * HD + 2 * BN * 4; /* f8: K, V rows, then K, V scales */
-    static const int ST = K8 ? FD_ST8 : FD_ST;       /* stages per warp */
+    static const int ST = K8 ? ST8 : FD_ST;          /* stages per warp */
     static const int WARP = K8 ? ST * RAW + TILE : ST * TILE; /* bytes per warp */
     static const int MERGE = FD_NW * 16 * (HD + 2) * 4 > 3 * 16 * FD_MAX_SPLITS * 4
                                  ? FD_NW * 16 * (HD + 2) * 4
@@ -102,8 +102,9 @@ template <typename T, bool SCALE> __device__ __forceinline__ void fd_cvt16(const
     *reinterpret_cast<uint4 *>(dst + 8) = make_uint4(w[4], w[5], w[6], w[7]);
 }
 
-template <typename T, int HD, bool K8> __global__ void __launch_bounds__(FD_NW * 32) fd_kernel(fd_params p) {
-    typedef fd_layout<HD, K8> LY;
+template <typename T, int HD, bool K8, int ST8>
+__global__ void __launch_bounds__(FD_NW * 32) fd_kernel(fd_params p) {
+    typedef fd_layout<HD, K8, ST8> LY;
     const int BN = LY::BN, LD = LY::LD, ST = LY::ST;
     extern __shared__ __align__(128) unsigned char fd_smem[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tid = threadIdx.x;
@@ -364,9 +365,10 @@ template <typename T, int HD, bool K8> __global__ void __launch_bounds__(FD_NW *
      * 2^(m_s - M) / L (a warp per head), then each output element as one sum of independent
      * loads (an empty split has o = 0 and weight 0) */
     float *ms = (float *)fd_smem, *ls = ms + G * S, *wt = ls + G * S; /* [G][S] each */
-    for (int e = tid; e < G * (int)S; e += FD_NW * 32) {
-        const float *wp = p.work + ((head0 + e / S) * S + e % S) * W;
-        ms[e] = __ldcg(wp + HD), ls[e] = __ldcg(wp + HD + 1);
+#pragma unroll 2
+    for (int e = tid; e < G * (int)S; e += FD_NW * 32) { /* (m, l): one 8-byte load (W and HD are even) */
+        const float2 ml = __ldcg(reinterpret_cast<const float2 *>(p.work + ((head0 + e / S) * S + e % S) * W + HD));
+        ms[e] = ml.x, ls[e] = ml.y;
     }
     __syncthreads();
     for (int g = warp; g < G; g += FD_NW) {
@@ -381,28 +383,36 @@ template <typename T, int HD, bool K8> __global__ void __launch_bounds__(FD_NW *
             wt[g * S + s2] = ls[g * S + s2] > 0.0f ? fast_exp2(ms[g * S + s2] - M) / Ls : 0.0f;
     }
     __syncthreads();
-    for (int e = tid; e < G * HD; e += FD_NW * 32) {
-        const int g = e / HD, d = e - g * HD;
+    for (int e = tid; e < G * HD / 2; e += FD_NW * 32) { /* two elements a thread, 16 loads in flight */
+        const int g = e / (HD / 2), d = 2 * (e - g * (HD / 2));
         const float *wp = p.work + (head0 + g) * S * W + d, *w = wt + g * S;
-        float acc = 0.0f;
-#pragma unroll 8
-        for (int s2 = 0; s2 < (int)S; s2++) acc = fmaf(w[s2], __ldcg(wp + s2 * W), acc);
-        ((T *)p.out)[(head0 + g) * HD + d] = from_f32<T>(acc);
+        float a0 = 0.0f, a1 = 0.0f;
+#pragma unroll 16
+        for (int s2 = 0; s2 < (int)S; s2++) {
+            const float2 x = __ldcg(reinterpret_cast<const float2 *>(wp + s2 * W));
+            a0 = fmaf(w[s2], x.x, a0), a1 = fmaf(w[s2], x.y, a1);
+        }
+        *reinterpret_cast<unsigned *>((T *)p.out + (head0 + g) * HD + d) = pack2<T>(a0, a1);
     }
 }
 
-template <typename T, int HD, bool K8>
+template <typename T, int HD, bool K8, int ST8>
 llt_status fd_launch(llt_cuda_ctx *c, const fd_params &p, int rows, llt_error *err) {
-    typedef fd_layout<HD, K8> LY;
-    void (*kern)(fd_params) = fd_kernel<T, HD, K8>;
+    typedef fd_layout<HD, K8, ST8> LY;
+    void (*kern)(fd_params) = fd_kernel<T, HD, K8, ST8>;
     LLT_TRY(llt_smem_optin(c, kern, LY::BYTES, err));
     return llt_launch(c, kern, dim3((unsigned)p.splits, (unsigned)p.nkv, (unsigned)rows), dim3(FD_NW * 32),
                       LY::BYTES, err, p);
 }
 
+/* f8: LLT_CUDA_DECODE_F8ST=2 takes two stages a warp (72 KB a block: three blocks fit an SM,
+ * with LLT_CUDA_ATTN_LONG_SPB=3 as many splits) instead of four (an experiment: the f8 tile
+ * is converted by its warp, and more warps an SM hide more of that chain) */
 template <typename T, int HD>
 llt_status fd_k8(llt_cuda_ctx *c, const fd_params &p, int rows, bool k8, llt_error *err) {
-    return k8 ? fd_launch<T, HD, true>(c, p, rows, err) : fd_launch<T, HD, false>(c, p, rows, err);
+    if (!k8) return fd_launch<T, HD, false, FD_ST8>(c, p, rows, err);
+    const char *v = getenv("LLT_CUDA_DECODE_F8ST");
+    return v && atoi(v) == 2 ? fd_launch<T, HD, true, 2>(c, p, rows, err) : fd_launch<T, HD, true, FD_ST8>(c, p, rows, err);
 }
 
 } // namespace

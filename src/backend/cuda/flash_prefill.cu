@@ -532,6 +532,219 @@ __global__ void __launch_bounds__(256, 1) fa_wg_kernel(fa_params p) {
                            m_b, l_a, l_b);
 }
 
+/* ---- Hopper, softmax under the tensor cores (LLT_CUDA_PREFILL_WG=ovl) -----------------------------
+ *
+ * FlashAttention-3's in-warpgroup pipelining on the kernel above: iteration j rescales O by
+ * tile j - 1's correction, issues S_j = Q K_j^T and then O += P_{j-1} V_{j-1}, waits for S_j
+ * only (wgmma.wait_group 1: every group but the newest, P V, complete), and computes tile j's
+ * mask, maximum and exponentials (in place, float32) while the tensor cores run P V; then it
+ * waits for that too (wait_group 0) and only then rounds the exponentials into P_j, the A
+ * operand of the next P V. The rules that keep it correct:
+ * - no register of an in-flight product is read or written: O only between a wait_group 0 and
+ *   the next issue, P only after the wait that completes the P V reading it;
+ * - no stage is refilled while a product may read it: at iteration j's barrier every product of
+ *   iteration j - 1 is complete (each ends with wait_group 0), and iteration j reads K_j and
+ *   V_{j-1}; so tile j + ST - 2 goes into the stage of tile j - 2 (ST stages, ST - 2 tiles
+ *   ahead: ST = 4 keeps two tiles in flight, as the synchronous kernel's three stages do);
+ * - the cp.async groups: ST - 2 in the prologue, one per iteration (empty past the end), so
+ *   tile j has landed once at most ST - 3 groups are pending. */
+template <int HD>
+struct wg_ovl_layout {
+    static const int BM = 128;
+    static const int BN = wg_layout<HD>::BN;
+    static const int ST = 4;
+    static const int LDQ = HD + 8;
+    static const int TILE = BN * HD * 2;
+    static const int Q = ST * 2 * TILE;
+    static const int BYTES = Q + BM * LDQ * 2 + 1024;
+};
+
+template <typename T, int HD>
+__global__ void __launch_bounds__(256, 1) fa_wg_ovl_kernel(fa_params p) {
+    typedef wg_ovl_layout<HD> LY;
+    constexpr int BM = LY::BM, BN = LY::BN, LDQ = LY::LDQ, ST = LY::ST;
+    extern __shared__ __align__(128) unsigned char fa_smem[];
+    unsigned char *sm = fa_smem + ((1024 - (smem_u32(fa_smem) & 1023)) & 1023); /* stages 1024-aligned */
+    T *Qs = (T *)(sm + LY::Q);
+    const int kvh = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    pdl_wait();
+    const int n_tiles_q = (p.n_q * p.G + BM - 1) / BM;
+    const int v0 = (n_tiles_q - 1 - (int)blockIdx.x) * BM; /* the longest tiles first */
+    int k0 = 0, k1 = p.q_pos0 + min(p.n_q * p.G - 1, v0 + BM - 1) / p.G + 1;
+    if (p.splits > 1) { /* split blockIdx.z of the block's key tiles */
+        const int per_t = ((k1 + BN - 1) / BN + p.splits - 1) / p.splits;
+        k0 = min(k1, (int)blockIdx.z * per_t * BN), k1 = min(k1, k0 + per_t * BN);
+    }
+    const int nv = p.n_q * p.G, pos_lo = p.q_pos0 + v0 / p.G;
+    const int kv_end = k1, t0 = k0 / BN, n_tiles = k1 > k0 ? (k1 + BN - 1) / BN : t0;
+    const int n_full = (pos_lo + 1) / BN;
+    const int *tbl = p.bt + (size_t)p.row_bt[p.row0] * p.max_blocks;
+    for (int i = 0; i < ST - 2; i++) {
+        if (t0 + i < n_tiles)
+            wg_load_tile<T, HD>(p, tbl, kvh, (t0 + i) * BN, kv_end, sm + i * 2 * LY::TILE, sm + (i * 2 + 1) * LY::TILE);
+        cp_async_commit();
+    }
+    for (int idx = threadIdx.x; idx < BM * HD / 8; idx += 256) { /* Q rows, scaled into the exp2 domain */
+        const int r = idx / (HD / 8), c = idx % (HD / 8), v = v0 + r;
+        float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        if (v < nv) {
+            const float4 *src = reinterpret_cast<const float4 *>(
+                p.q + ((size_t)(p.row0 + v / p.G) * p.nh + (size_t)kvh * p.G + v % p.G) * HD + c * 8);
+            const float4 a = src[0], b = src[1];
+            f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+#pragma unroll
+            for (int j = 0; j < 8; j++) f[j] *= p.scale_log2;
+        }
+        *reinterpret_cast<uint4 *>(Qs + r * LDQ + c * 8) = pack8<T>(f);
+    }
+    __syncthreads();
+    unsigned qf[HD / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; kk++)
+        ldsm_x4(qf[kk], Qs + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LDQ + kk * 16 + (lane >> 4) * 8);
+    const int ra = warp * 16 + (lane >> 2), ta = lane & 3;
+    const int pos_a = p.q_pos0 + min(v0 + ra, nv - 1) / p.G, pos_b = p.q_pos0 + min(v0 + ra + 8, nv - 1) / p.G;
+    float o[HD / 64][32];
+#pragma unroll
+    for (int nb = 0; nb < HD / 64; nb++)
+#pragma unroll
+        for (int i = 0; i < 32; i++) o[nb][i] = 0.0f;
+    float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
+    unsigned pf[BN / 16][4]; /* P of the previous tile: the A operand of its P V product */
+    float s[BN / 2];
+    /* tile j's stage landed and visible; every product of the previous iteration complete;
+     * tile j + ST - 2 requested into the stage of tile j - 2 */
+    auto top = [&](int j) {
+        cp_async_wait<ST - 3>(); /* this thread's copies of tile j have landed */
+        wg_fence_proxy();        /* ... and are visible to the tensor cores' reads */
+        __syncthreads();         /* every thread's; every product of iteration j - 1 is complete */
+        if (j + ST - 2 < n_tiles) {
+            const int ns = (j + ST - 2 - t0) % ST;
+            wg_load_tile<T, HD>(p, tbl, kvh, (j + ST - 2) * BN, kv_end, sm + ns * 2 * LY::TILE,
+                                sm + (ns * 2 + 1) * LY::TILE);
+        }
+        cp_async_commit();
+    };
+    auto issue_s = [&](int j) { /* S = Q K_j^T: 64 rows x BN keys per warpgroup */
+        const unsigned ka = smem_u32(sm + ((j - t0) % ST) * 2 * LY::TILE);
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++) {
+            const uint64_t d = wg_desc(ka + (kk >> 2) * BN * 128 + (kk & 3) * 32, 16, 1024);
+            if constexpr (BN == 128) wg_ops<T>::s128(s, qf[kk], d, kk > 0);
+            else wg_ops<T>::s64(s, qf[kk], d, kk > 0);
+        }
+        wg_commit();
+    };
+    auto issue_pv = [&](int j) { /* O += P V_j (pf: P_j) */
+        const unsigned vp = smem_u32(sm + ((j - t0) % ST) * 2 * LY::TILE) + LY::TILE;
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++)
+#pragma unroll
+            for (int nb = 0; nb < HD / 64; nb++)
+                wg_ops<T>::v64(o[nb], pf[kk], wg_desc(vp + nb * BN * 128 + kk * 2048, 1024, 1024));
+        wg_commit();
+    };
+    /* mask (diagonal tiles), running max and sum; the exponentials in place in s (float32);
+     * the correction of O for this tile into al */
+    float al_a = 0.0f, al_b = 0.0f;
+    auto softmax = [&](int j) {
+#pragma unroll
+        for (int i = 0; i < BN / 2; i++) wg_reg_fence(s[i]);
+        if (j >= n_full) { /* keys past a row's position do not exist for it */
+            const int kb = j * BN;
+#pragma unroll
+            for (int nt = 0; nt < BN / 8; nt++) {
+                const int key = kb + nt * 8 + 2 * ta;
+                if (key > pos_a) s[4 * nt] = -INFINITY;
+                if (key + 1 > pos_a) s[4 * nt + 1] = -INFINITY;
+                if (key > pos_b) s[4 * nt + 2] = -INFINITY;
+                if (key + 1 > pos_b) s[4 * nt + 3] = -INFINITY;
+            }
+        }
+        float mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+        for (int nt = 0; nt < BN / 8; nt++) {
+            mx_a = fmaxf(mx_a, fmaxf(s[4 * nt], s[4 * nt + 1]));
+            mx_b = fmaxf(mx_b, fmaxf(s[4 * nt + 2], s[4 * nt + 3]));
+        }
+        mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 1));
+        mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
+        mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
+        mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
+        const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b); /* -inf: no key yet (a split) */
+        al_a = fast_exp2(m_a - (mn_a == -INFINITY ? 0.0f : mn_a));
+        al_b = fast_exp2(m_b - (mn_b == -INFINITY ? 0.0f : mn_b));
+        m_a = mn_a, m_b = mn_b;
+        const float sa = mn_a == -INFINITY ? 0.0f : mn_a, sb = mn_b == -INFINITY ? 0.0f : mn_b;
+        float sum_a = 0.0f, sum_b = 0.0f;
+#pragma unroll
+        for (int nt = 0; nt < BN / 8; nt++) {
+            s[4 * nt] = fast_exp2(s[4 * nt] - sa), s[4 * nt + 1] = fast_exp2(s[4 * nt + 1] - sa);
+            s[4 * nt + 2] = fast_exp2(s[4 * nt + 2] - sb), s[4 * nt + 3] = fast_exp2(s[4 * nt + 3] - sb);
+            sum_a += s[4 * nt] + s[4 * nt + 1], sum_b += s[4 * nt + 2] + s[4 * nt + 3];
+        }
+        l_a = l_a * al_a + sum_a, l_b = l_b * al_b + sum_b;
+    };
+    /* P (the exponentials rounded to T) into pf, the A operand of the next P V: only once no
+     * product reads pf. Converting here and not inside the softmax matters: ptxas gives P_j
+     * the registers of P_{j-1} (an empty asm cannot keep P_{j-1} alive at the PTX level), so
+     * the first conversion must wait for P_{j-1} V_{j-1}; interleaved with the exponentials,
+     * that wait was scheduled before all of them (seen in the SASS: nothing overlapped). */
+    auto pack_p = [&]() {
+#pragma unroll
+        for (int nt = 0; nt < BN / 8; nt++) {
+            pf[nt / 2][(nt & 1) * 2] = pack2<T>(s[4 * nt], s[4 * nt + 1]);
+            pf[nt / 2][(nt & 1) * 2 + 1] = pack2<T>(s[4 * nt + 2], s[4 * nt + 3]);
+        }
+    };
+    auto fence_o = [&]() { /* after the wait that completes P V: O is ours again */
+#pragma unroll
+        for (int nb = 0; nb < HD / 64; nb++)
+#pragma unroll
+            for (int i = 0; i < 32; i++) wg_reg_fence(o[nb][i]);
+    };
+    auto rescale_o = [&]() { /* O (tiles before the previous one) to the previous tile's maximum */
+#pragma unroll
+        for (int nb = 0; nb < HD / 64; nb++)
+#pragma unroll
+            for (int i = 0; i < 32; i += 4)
+                o[nb][i] *= al_a, o[nb][i + 1] *= al_a, o[nb][i + 2] *= al_b, o[nb][i + 3] *= al_b;
+    };
+    if (t0 < n_tiles) { /* the first tile: S alone */
+        top(t0);
+        wg_fence();
+        issue_s(t0);
+        wg_wait<0>();
+        softmax(t0);
+        pack_p();
+    }
+    for (int j = t0 + 1; j < n_tiles; j++) {
+        top(j);
+        rescale_o();     /* by tile j - 1's correction (O holds tiles < j - 1: nothing in flight) */
+        fence_o();       /* ... before the wgmma fence (else the compiler sinks it to the P V) */
+        wg_fence();
+        issue_s(j);      /* S_j ... */
+        issue_pv(j - 1); /* ... then O += P_{j-1} V_{j-1} behind it on the tensor cores */
+        wg_wait<1>();    /* S_j complete; P V may still run */
+        softmax(j);      /* under P V: touches neither O nor P_{j-1} */
+        wg_wait<0>();    /* P_{j-1} V_{j-1} complete: O and pf are free */
+        fence_o();
+        pack_p();
+    }
+    if (t0 < n_tiles) { /* the last tile's P V (its stage is not refilled: no loads are left) */
+        rescale_o();
+        fence_o();
+        wg_fence();
+        issue_pv(n_tiles - 1);
+        wg_wait<0>();
+        fence_o();
+    }
+    cp_async_wait<0>();
+    pdl_trigger();
+    fa_store<T, HD, false>(p, kvh, v0, nv, ra, ta, [&](int dt, int e) { return o[dt >> 3][4 * (dt & 7) + e]; }, m_a,
+                           m_b, l_a, l_b);
+}
+
 template <typename T>
 __global__ void __launch_bounds__(128) fa_merge_kernel(const float *work, T *out, int nh, int hd, int S);
 
@@ -592,6 +805,28 @@ llt_status fa_wg_launch(llt_cuda_ctx *c, fa_params p, llt_error *err) {
     if (p.work) p.splits = fa_pf_splits(c, bx * p.nkv, 1, tiles, p.q_pos0 + p.n_q >= FA_DEEP);
     LLT_TRY(llt_launch(c, kern, dim3((unsigned)bx, (unsigned)p.nkv, (unsigned)p.splits), dim3(256), LY::BYTES, err, p));
     return fa_merge_launch<T, HD>(c, p, err);
+}
+
+/* The overlapped Hopper kernel (LLT_CUDA_PREFILL_WG=ovl; =sync: fa_wg_kernel) */
+template <typename T, int HD>
+llt_status fa_wg_ovl_launch(llt_cuda_ctx *c, fa_params p, llt_error *err) {
+    typedef wg_ovl_layout<HD> LY;
+    void (*kern)(fa_params) = fa_wg_ovl_kernel<T, HD>;
+    LLT_TRY(llt_smem_optin(c, kern, LY::BYTES, err));
+    const int bx = (p.n_q * p.G + LY::BM - 1) / LY::BM, tiles = (p.q_pos0 + p.n_q + LY::BN - 1) / LY::BN;
+    if (p.work) p.splits = fa_pf_splits(c, bx * p.nkv, 1, tiles, p.q_pos0 + p.n_q >= FA_DEEP);
+    LLT_TRY(llt_launch(c, kern, dim3((unsigned)bx, (unsigned)p.nkv, (unsigned)p.splits), dim3(256), LY::BYTES, err, p));
+    return fa_merge_launch<T, HD>(c, p, err);
+}
+
+static bool fa_wg_overlap(void) {
+    const char *v = getenv("LLT_CUDA_PREFILL_WG");
+    return v && strcmp(v, "ovl") == 0;
+}
+
+template <typename T, int HD>
+llt_status fa_wg_pick(llt_cuda_ctx *c, const fa_params &p, llt_error *err) {
+    return fa_wg_overlap() ? fa_wg_ovl_launch<T, HD>(c, p, err) : fa_wg_launch<T, HD>(c, p, err);
 }
 
 /* Split partials -> out: one block per (row, head); weights 2^(m_s - M) in shared memory. */
@@ -693,10 +928,10 @@ extern "C" llt_status llt_cuda_flash_prefill(llt_cuda_ctx *c, const llt_cuda_att
     const int nw = w && atoi(w) > 0 ? atoi(w) : a->hd == 128 || (a->hd == 64 && q_pos0 + n_q >= FA_DEEP) ? 8 : 4;
     const bool k8 = a->kv_f8;
     if (fa_wg_ok(c, a) && !w) /* Hopper; LLT_CUDA_PREFILL_WARPS (the mma.sync kernel's tiles) forces that kernel */
-        return a->dtype == LLT_DTYPE_BF16 ? (a->hd == 64 ? fa_wg_launch<__nv_bfloat16, 64>(c, p, err)
-                                                          : fa_wg_launch<__nv_bfloat16, 128>(c, p, err))
-                                          : (a->hd == 64 ? fa_wg_launch<__half, 64>(c, p, err)
-                                                          : fa_wg_launch<__half, 128>(c, p, err));
+        return a->dtype == LLT_DTYPE_BF16 ? (a->hd == 64 ? fa_wg_pick<__nv_bfloat16, 64>(c, p, err)
+                                                          : fa_wg_pick<__nv_bfloat16, 128>(c, p, err))
+                                          : (a->hd == 64 ? fa_wg_pick<__half, 64>(c, p, err)
+                                                          : fa_wg_pick<__half, 128>(c, p, err));
     if (a->dtype == LLT_DTYPE_BF16)
         return a->hd == 32   ? fa_pick_warps<__nv_bfloat16, 32>(c, p, nw, k8, err)
                : a->hd == 64 ? fa_pick_warps<__nv_bfloat16, 64>(c, p, nw, k8, err)
