@@ -19,7 +19,8 @@
 #      "q4_k q8_0 f16"), REPS (default 3), SKIP_SAN=1, SKIP_TESTS=1, VARIANTS, VSHAPE, VDTYPE,
 #      VTESTS=1 (kernel cases under each variant), NCU, NCU_SHAPE, NCU_DTYPE, TEST_TIMEOUT,
 #      FALLBACK=1 (test_cuda_quant failed: the rest with LLT_CUDA_QTMA=0, no sanitizer, no ncu),
-#      BATCH=N (bench -b N -n 64 of BDTYPES), VTESTS_ONLY (cases under each variant)
+#      BATCH=N (bench -b N -n 64 of BDTYPES under each of BENVS), VTESTS_ONLY (cases under each variant),
+#      SAN_ENVS (settings for the sanitizer runs, "-" none)
 set -u
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
@@ -101,16 +102,19 @@ for v in ${VARIANTS:-}; do
       --device cuda -p 512 -n 128 --reps "$REPS" >/tmp/bench.log 2>&1
     rc=$?
     { echo "## variant $v $sh $dt"; cat /tmp/bench.log; } >>"$B"
-    note "variant $v ($sh $dt) rc $rc: $(grep -E "tg128" /tmp/bench.log | tr -s ' ')"
+    note "variant $v ($sh $dt) rc $rc: $(grep -E "pp512|tg128" /tmp/bench.log | tr -s ' ' | tr '\n' ';')"
   done
 done
-if [ -n "${BATCH:-}" ]; then # batched decode: BATCH sequences, BDTYPES (default "q4_k f16")
-  for dt in ${BDTYPES:-q4_k f16}; do
-    XDG_CACHE_HOME=/tmp/llt-cache timeout 200 $BIN/llama-triton bench --shape ${VSHAPE:-llama2-7b} --dtype "$dt" \
-      --device cuda -p 512 -n 64 -b "$BATCH" --reps 2 >/tmp/bench.log 2>&1
-    rc=$?
-    { echo "## batch $BATCH ${VSHAPE:-llama2-7b} $dt"; cat /tmp/bench.log; } >>"$B"
-    note "batch $BATCH $dt rc $rc: $(grep -E "tg64" /tmp/bench.log | tr -s ' ')"
+if [ -n "${BATCH:-}" ]; then # batched decode: BATCH sequences, BDTYPES (default "q4_k f16") under BENVS
+  for v in ${BENVS:--}; do   # settings as in NCU_ENVS ("-" none; comma lists)
+    envs=$(echo "$v" | tr ',' ' '); [ "$v" = "-" ] && envs=""
+    for dt in ${BDTYPES:-q4_k f16}; do
+      env $envs XDG_CACHE_HOME=/tmp/llt-cache timeout 200 $BIN/llama-triton bench --shape ${VSHAPE:-llama2-7b} --dtype "$dt" \
+        --device cuda -p 512 -n 64 -b "$BATCH" --reps 2 >/tmp/bench.log 2>&1
+      rc=$?
+      { echo "## batch $BATCH ${VSHAPE:-llama2-7b} $dt [$v]"; cat /tmp/bench.log; } >>"$B"
+      note "batch $BATCH $dt [$v] rc $rc: $(grep -E "pp512|tg64" /tmp/bench.log | tr -s ' ' | tr '\n' ';')"
+    done
   done
 fi
 if [ -n "${NCU:-}" ]; then
@@ -132,9 +136,14 @@ if [ -n "${NCU:-}" ]; then
   done
 fi
 if [ -z "${SKIP_SAN:-}" ]; then
-  t1=$(date +%s)
-  LLT_TEST_ONLY=${SAN_ONLY:-test_ops} XDG_CACHE_HOME=/tmp/llt-cache-san timeout ${SAN_TIMEOUT:-300} compute-sanitizer \
-    --tool memcheck --error-exitcode 9 $BIN/test_cuda_quant >"$OUT/sanitizer.log" 2>&1
-  note "compute-sanitizer memcheck test_cuda_quant rc $? ($(( $(date +%s) - t1 )) s): $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer.log" | tail -1)"
-  grep -m5 -E "Invalid|out of bounds|CHECK failed" "$OUT/sanitizer.log" | tee -a "$S"
+  n=0
+  for v in ${SAN_ENVS:--}; do
+    envs=$(echo "$v" | tr ',' ' '); [ "$v" = "-" ] && envs=""
+    t1=$(date +%s)
+    env $envs LLT_TEST_ONLY=${SAN_ONLY:-test_ops} XDG_CACHE_HOME=/tmp/llt-cache-san timeout ${SAN_TIMEOUT:-300} compute-sanitizer \
+      --tool memcheck --error-exitcode 9 $BIN/test_cuda_quant >"$OUT/sanitizer-$n.log" 2>&1
+    note "compute-sanitizer memcheck test_cuda_quant [$v] rc $? ($(( $(date +%s) - t1 )) s): $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-$n.log" | tail -1)"
+    grep -m5 -E "Invalid|out of bounds|CHECK failed" "$OUT/sanitizer-$n.log" | tee -a "$S"
+    n=$((n + 1))
+  done
 fi

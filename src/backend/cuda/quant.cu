@@ -566,6 +566,9 @@ struct qtma_geo {
     int pp, mp;      /* stage bytes for one row's payload, one row's scales */
     int stage, S;    /* bytes per stage (2 pp + 2 mp), stages per warp */
     int two;         /* x as two int8 parts (else one: 1/254 of a group's largest |x|) */
+    int xb;          /* bytes of x in shared memory (parts and group scales), then the reduction scratch */
+    int ring;        /* offset of the rings (after the barriers) */
+    int nup;         /* v2: lane units per x plane (k / unit elements, rounded up to 8) */
 };
 
 __device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
@@ -654,22 +657,198 @@ __device__ __forceinline__ void qpiece_issue(const qcursor &c, const qtma_geo &g
     }
 }
 
-/* Shared memory: x parts and groups, the reduction scratch, the barriers, then the rings. */
-static __host__ __device__ inline size_t qtma_ring_off(int k, int n_stages) {
-    const size_t a = qgemv_smem(k) + (size_t)n_stages * 8;
+/* Shared memory: x parts and groups (xb bytes), the reduction scratch, the barriers, then the
+ * rings. */
+static __host__ __device__ inline size_t qtma_ring_off(int xb, int n_stages) {
+    const size_t a = (size_t)xb + 32 * sizeof(float) + (size_t)n_stages * 8;
     return (a + 127) & ~(size_t)127;
 }
 
-template <int TYPE, int PRO, int EPI>
+/* ---- v2 (Q4_K, Q8_0): a lane takes a whole unit (a Q4_K sub-block pair, 64 weights in 32
+ * payload bytes, one scale decode; a Q8_0 block), x quantised per group of 32 (a Q4_K
+ * sub-block, a Q8_0 block: one dx per dot), and x laid out so that the lanes' reads do not
+ * share banks: the u-th unit's q-th piece of 16 elements sits at piece slot q * nup + u
+ * (planes of nup units, nup a multiple of 8), so the 8 lanes of a quarter-warp read 8
+ * consecutive slots. The payload of a unit is two 16-byte halves, 32 bytes apart between
+ * lanes: lanes with bit 2 set read their second half first (x pieces to match), so that a
+ * quarter-warp's reads fall on distinct banks too. Q4_K high nibbles stay in place (16 q): the
+ * 1/16 goes into the scale. Q8_0 quants are signed: no bias term. Group scales per group of 32:
+ * (dx, dx * isum) floats. */
+template <int TYPE>
+__host__ __device__ constexpr int v2_ppu() { /* pieces of 16 elements per unit */
+    return TYPE == LLT_DTYPE_Q4_K ? 4 : 2;
+}
+template <int TYPE>
+__host__ __device__ constexpr bool v2_has() {
+    return TYPE == LLT_DTYPE_Q4_K || TYPE == LLT_DTYPE_Q8_0;
+}
+static inline int v2_nup(int k, int ppu) { return (k / (16 * ppu) + 7) & ~7; }
+static inline int v2_xbytes(int k, int ppu) { return 2 * ppu * v2_nup(k, ppu) * 16 + (k / 32) * 8; }
+
+/* 8 ints in [-128, 127] as 8 bytes */
+__device__ __forceinline__ uint2 pack8_s8(const int (&v)[8]) {
+    unsigned w[2];
+#pragma unroll
+    for (int e = 0; e < 2; e++)
+        w[e] = __byte_perm(__byte_perm((unsigned)v[4 * e], (unsigned)v[4 * e + 1], 0x0040),
+                           __byte_perm((unsigned)v[4 * e + 2], (unsigned)v[4 * e + 3], 0x0040), 0x5410);
+    return make_uint2(w[0], w[1]);
+}
+
+/* The v2 prologue: four threads per group of 32 (8 elements each), planes h then l. */
+template <int PRO, int PPU>
+__device__ __forceinline__ void stage_x32(const gemv_params &p, uint8_t *xs, float2 *xg, float *red, int nup,
+                                          bool two) {
+    const float *xf = NULL;
+    float inv = 1.0f;
+    if (PRO == PRO_NORM) {
+        xf = (const float *)p.x + (size_t)(p.x_rows ? p.x_rows[0] : 0) * p.ldx;
+        float ss = 0.0f;
+        for (int i = threadIdx.x; i < p.k / 4; i += blockDim.x) {
+            float4 v = reinterpret_cast<const float4 *>(xf)[i];
+            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        }
+        inv = rsqrtf(block_sum(ss, red) / (float)p.k + p.eps);
+    }
+    const int nt = p.k / 8, plane = PPU * nup * 16;
+    for (int base = 0; base < nt; base += blockDim.x) { /* whole warps iterate together */
+        const int t = base + (int)threadIdx.x, G = t >> 2, sub = t & 3;
+        const bool ok = t < nt;
+        float f[8];
+#pragma unroll
+        for (int e = 0; e < 8; e++) f[e] = 0.0f;
+        if (ok) {
+            if (PRO == PRO_NORM) {
+                const float4 *a = reinterpret_cast<const float4 *>(xf + 8 * t);
+                const float4 *w = reinterpret_cast<const float4 *>(p.norm_w + 8 * t);
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const float4 v = a[e], nw = w[e];
+                    f[4 * e] = v.x * inv * nw.x, f[4 * e + 1] = v.y * inv * nw.y;
+                    f[4 * e + 2] = v.z * inv * nw.z, f[4 * e + 3] = v.w * inv * nw.w;
+                }
+            } else {
+                unpack8<__half>(reinterpret_cast<const uint4 *>((const __half *)p.x)[t], f);
+            }
+        }
+        float amax = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 8; e++) amax = fmaxf(amax, fabsf(f[e]));
+        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+        const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        int qh[8], ql[8], s = 0;
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            const float v = f[e] * id;
+            qh[e] = __float2int_rn(v);
+            ql[e] = two ? max(-127, min(127, __float2int_rn((v - (float)qh[e]) * 254.0f))) : 0;
+            s += 254 * qh[e] + ql[e];
+        }
+        s += __shfl_xor_sync(0xffffffffu, s, 1);
+        s += __shfl_xor_sync(0xffffffffu, s, 2);
+        if (ok) {
+            const int piece = 2 * G + (sub >> 1), u = piece / PPU, q = piece % PPU;
+            uint8_t *d = xs + ((size_t)q * nup + u) * 16 + 8 * (sub & 1);
+            *reinterpret_cast<uint2 *>(d) = pack8_s8(qh);
+            *reinterpret_cast<uint2 *>(d + plane) = pack8_s8(ql);
+            if (sub == 0) {
+                const float dx = amax / (127.0f * 254.0f);
+                xg[G] = make_float2(dx, dx * (float)s);
+            }
+        }
+    }
+}
+
+__device__ __forceinline__ int dp4a_ss(unsigned a, unsigned b, int c) {
+    int d;
+    asm("dp4a.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+}
+template <bool SIGNED>
+__device__ __forceinline__ int dot16(const uint4 &q, const uint4 &x, int c) {
+    if (SIGNED) {
+        c = dp4a_ss(q.x, x.x, c), c = dp4a_ss(q.y, x.y, c), c = dp4a_ss(q.z, x.z, c);
+        return dp4a_ss(q.w, x.w, c);
+    }
+    c = dp4a_us(q.x, x.x, c), c = dp4a_us(q.y, x.y, c), c = dp4a_us(q.z, x.z, c);
+    return dp4a_us(q.w, x.w, c);
+}
+__device__ __forceinline__ uint4 and4(const uint4 &v, unsigned m) {
+    return make_uint4(v.x & m, v.y & m, v.z & m, v.w & m);
+}
+
+/* acc[r] += the item's units . x: R rows whose piece payloads start at pay[r] and scales at
+ * meta[r] (shared memory), nu units, the first of them unit ub of the row. */
+template <int TYPE, int R>
+__device__ __forceinline__ void v2_dot_item(const uint8_t *const (&pay)[R], const uint8_t *const (&meta)[R], int nu,
+                                            int ub, const uint8_t *xs, const float2 *xg, int nup, bool two,
+                                            int lane, float (&acc)[R]) {
+    constexpr int PPU = v2_ppu<TYPE>();
+    const int plane = PPU * nup * 16, sw = (lane >> 2) & 1;
+    const uint4 *xh = reinterpret_cast<const uint4 *>(xs), *xl = reinterpret_cast<const uint4 *>(xs + plane);
+    for (int u = lane; u < nu; u += 32) {
+        const int ug = ub + u;
+        if (TYPE == LLT_DTYPE_Q8_0) {
+            const uint4 h0 = xh[sw * nup + ug], h1 = xh[(sw ^ 1) * nup + ug];
+            uint4 l0 = make_uint4(0, 0, 0, 0), l1 = l0;
+            if (two) l0 = xl[sw * nup + ug], l1 = xl[(sw ^ 1) * nup + ug];
+            const float dx = xg[ug].x;
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                const uint8_t *pw = pay[r] + 32 * u;
+                const uint4 w0 = *reinterpret_cast<const uint4 *>(pw + 16 * sw);
+                const uint4 w1 = *reinterpret_cast<const uint4 *>(pw + 16 * (sw ^ 1));
+                const float d = h2f_bits(*reinterpret_cast<const unsigned short *>(meta[r] + 2 * u));
+                int D = 254 * dot16<true>(w1, h1, dot16<true>(w0, h0, 0));
+                if (two) D += dot16<true>(w1, l1, dot16<true>(w0, l0, 0));
+                acc[r] = fmaf(d * dx, (float)D, acc[r]);
+            }
+        } else { /* Q4_K: unit = sub-blocks 2g (low nibbles: pieces 0, 1) and 2g + 1 (high: 2, 3) */
+            const int bl = u >> 2, g = u & 3;
+            const uint4 ha = xh[sw * nup + ug], hb = xh[(2 + sw) * nup + ug];
+            const uint4 hc = xh[(sw ^ 1) * nup + ug], hd = xh[(3 - sw) * nup + ug];
+            uint4 la = make_uint4(0, 0, 0, 0), lb = la, lc = la, ld = la;
+            if (two) la = xl[sw * nup + ug], lb = xl[(2 + sw) * nup + ug], lc = xl[(sw ^ 1) * nup + ug], ld = xl[(3 - sw) * nup + ug];
+            const float4 gs = reinterpret_cast<const float4 *>(xg)[ug]; /* (dx, fsum) of both sub-blocks */
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                const uint8_t *pw = pay[r] + 128 * bl + 32 * g;
+                const uint4 w0 = *reinterpret_cast<const uint4 *>(pw + 16 * sw);
+                const uint4 w1 = *reinterpret_cast<const uint4 *>(pw + 16 * (sw ^ 1));
+                const uint4 hdr = *reinterpret_cast<const uint4 *>(meta[r] + 16 * bl);
+                const uint4 a0 = and4(w0, 0x0f0f0f0fu), a1 = and4(w1, 0x0f0f0f0fu);
+                const uint4 b0 = and4(w0, 0xf0f0f0f0u), b1 = and4(w1, 0xf0f0f0f0u);
+                int Dlo = 254 * dot16<false>(a1, hc, dot16<false>(a0, ha, 0));
+                int Dhi = 254 * dot16<false>(b1, hd, dot16<false>(b0, hb, 0));
+                if (two) {
+                    Dlo += dot16<false>(a1, lc, dot16<false>(a0, la, 0));
+                    Dhi += dot16<false>(b1, ld, dot16<false>(b0, lb, 0));
+                }
+                int s0, s1, m0, m1;
+                k_scale_min2(hdr.y, hdr.z, hdr.w, g, s0, s1, m0, m1);
+                const float d = h2f_bits(hdr.x & 0xffffu), dmin = h2f_bits(hdr.x >> 16);
+                float t = fmaf(d * (float)s0 * gs.x, (float)Dlo, acc[r]);
+                t = fmaf(d * (float)s1 * (0.0625f * gs.z), (float)Dhi, t);
+                t = fmaf(-dmin * (float)m0, gs.y, t);
+                acc[r] = fmaf(-dmin * (float)m1, gs.w, t);
+            }
+        }
+    }
+}
+
+template <int TYPE, int PRO, int EPI, bool V2>
 __global__ void __launch_bounds__(512) qgemv_tma_kernel(const gemv_params p, const llt_cuda_qmat q, const qtma_geo g) {
     extern __shared__ __align__(16) unsigned char smem[];
     int8_t *xq = reinterpret_cast<int8_t *>(smem);
-    int2 *xg = reinterpret_cast<int2 *>(smem + 2 * (size_t)p.k);
-    float *red = reinterpret_cast<float *>(smem + 2 * (size_t)p.k + (size_t)(p.k / 16) * 8);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    int2 *xg = reinterpret_cast<int2 *>(smem + 2 * (size_t)p.k); /* v1 */
+    float2 *xg2 = reinterpret_cast<float2 *>(smem + g.xb - (p.k / 32) * 8); /* v2 */
+    float *red = reinterpret_cast<float *>(smem + g.xb);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int S = g.S;
     unsigned long long *bars = reinterpret_cast<unsigned long long *>(red + 32) + warp * S;
-    uint8_t *ring = smem + qtma_ring_off(p.k, nw * S) + (size_t)warp * S * g.stage;
+    uint8_t *ring = smem + g.ring + (size_t)warp * S * g.stage;
+    const int nw = blockDim.x >> 5;
     const int gw = (int)blockIdx.x * nw + warp, GW = (int)gridDim.x * nw, npairs = p.n / 2;
     const int n_items = gw < npairs ? ((npairs - 1 - gw) / GW + 1) * g.np : 0;
     const uint32_t bar0 = smem_u32(bars);
@@ -689,7 +868,8 @@ __global__ void __launch_bounds__(512) qgemv_tma_kernel(const gemv_params p, con
     /* the grid is one wave: the next kernel's blocks may come in and request their weights */
     if (p.early_trigger) pdl_trigger();
     const bool two = g.two;
-    stage_xq<PRO>(p, xq, xg, red, two);
+    if constexpr (V2) stage_x32<PRO, v2_ppu<TYPE>()>(p, reinterpret_cast<uint8_t *>(xq), xg2, red, g.nup, two);
+    else stage_xq<PRO>(p, xq, xg, red, two);
     __syncthreads();
     constexpr qgeo G = geo_of(TYPE);
     constexpr int U = 2; /* chunks per row read from shared memory before the first use */
@@ -705,6 +885,12 @@ __global__ void __launch_bounds__(512) qgemv_tma_kernel(const gemv_params p, con
         const qrow rs[QR] = {{TYPE, sp, sp + 2 * g.pp + moff[0]}, {TYPE, sp + g.pp, sp + 2 * g.pp + g.mp + moff[1]}};
         const int nch = nbk * G.chunks, cb = b0 * G.chunks;
         mbar_wait(bar0 + 8 * st, (uint32_t)ph);
+        if constexpr (V2) {
+            const uint8_t *const pays[QR] = {rs[0].pay, rs[1].pay}, *const metas[QR] = {rs[0].meta, rs[1].meta};
+            constexpr int UPB = TYPE == LLT_DTYPE_Q4_K ? 4 : 1; /* units per block */
+            v2_dot_item<TYPE, QR>(pays, metas, nbk * UPB, b0 * UPB, reinterpret_cast<const uint8_t *>(xq), xg2, g.nup,
+                                  two, lane, acc);
+        } else
         for (int c0 = lane; c0 < nch; c0 += 32 * U) {
             qraw raw[U][QR];
 #pragma unroll
@@ -754,7 +940,19 @@ static qtma_geo qtma_geo_of(int type, int k, int piece, int stages) {
     g.stage = 2 * g.pp + 2 * g.mp;
     g.S = stages;
     g.two = 1;
+    g.nup = 0;
+    g.xb = (int)(2 * (size_t)k + (size_t)(k / 16) * 8);
+    g.ring = 0;
     return g;
+}
+
+/* v2's x layout for a matrix of type with w warps of S stages (a v1 geometry otherwise). */
+static void qtma_geo_x(qtma_geo &g, int type, int k, bool v2, int warps) {
+    if (v2) {
+        const int ppu = type == LLT_DTYPE_Q4_K ? 4 : 2;
+        g.nup = v2_nup(k, ppu), g.xb = v2_xbytes(k, ppu);
+    }
+    g.ring = (int)qtma_ring_off(g.xb, warps * g.S);
 }
 
 typedef void (*qgemv_fn)(const gemv_params, const llt_cuda_qmat, const int);
@@ -770,7 +968,14 @@ struct qgemv_tma {
     template <int TYPE, int PRO, int EPI>
     static qtma_fn get() {
         if constexpr (TYPE < 0) return NULL;
-        else return qgemv_tma_kernel<TYPE, PRO, EPI>;
+        else return qgemv_tma_kernel<TYPE, PRO, EPI, false>;
+    }
+};
+struct qgemv_tma2 {
+    template <int TYPE, int PRO, int EPI>
+    static qtma_fn get() {
+        if constexpr (TYPE < 0 || !v2_has<TYPE>()) return NULL;
+        else return qgemv_tma_kernel<TYPE, PRO, EPI, true>;
     }
 };
 
@@ -843,13 +1048,17 @@ static llt_status qgemv_launch(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_er
     static const int t_parts = env_int("LLT_CUDA_QTMA_XPARTS", 2, 1, 2);
     static const int t_bps = env_int("LLT_CUDA_QTMA_BPS", 1, 1, 8);
     static const int t_early = env_int("LLT_CUDA_QTMA_EARLY", 1, 0, 1);
+    /* v2 (Q4_K, Q8_0): a lane per sub-block pair / block, bank-conflict-free x */
+    static const int t_v2 = env_int("LLT_CUDA_QTMA_V2", 0, 0, 1);
     const int combo = combo_of(a), type = qmat_type(a->qw);
     if (tma && type >= 0) {
         qtma_geo g = qtma_geo_of(type, a->k, t_piece, t_stages);
         g.two = t_parts == 2;
-        const size_t smem = qtma_ring_off(a->k, t_warps * g.S) + (size_t)t_warps * g.S * g.stage;
+        const bool v2 = t_v2 && (type == LLT_DTYPE_Q4_K || type == LLT_DTYPE_Q8_0) && a->k % 64 == 0;
+        qtma_geo_x(g, type, a->k, v2, t_warps);
+        const size_t smem = (size_t)g.ring + (size_t)t_warps * g.S * g.stage;
         if (smem <= c->smem_optin) {
-            qtma_fn fn = qgemv_pick<qgemv_tma>(type, combo);
+            qtma_fn fn = v2 ? qgemv_pick<qgemv_tma2>(type, combo) : qgemv_pick<qgemv_tma>(type, combo);
             LLT_TRY(llt_smem_optin(c, fn, smem, err));
             const int pairs = a->n / 2, need = (pairs + t_warps - 1) / t_warps;
             const int blocks = need < t_bps * c->n_sm ? need : t_bps * c->n_sm;
@@ -1022,23 +1231,52 @@ extern "C" llt_status llt_cuda_q_fill_random(llt_cuda_ctx *c, const llt_cuda_qse
 
 /* ---- the linear layer ------------------------------------------------------------------------ */
 
-/* Larger m: dequantise into the scratch (row chunks that fit it) and run the float BLAS path. */
+/* Larger m: dequantise into the scratch (row chunks that fit it) and multiply by cuBLASLt. The
+ * RMSNorm prologue runs once; each chunk's product lands in its columns of y (STORE / ADD) or
+ * of tmp_y (SWIGLU, QKV), whose epilogue then runs once over all of them. LLT_CUDA_QDEQ_KB caps
+ * a chunk (KB of dequantised weights): a chunk that fits the L2 is read back by cuBLASLt from
+ * there instead of from DRAM (0: the whole scratch, i.e. whole matrices). */
 static llt_status qlinear_blas(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_error *err) {
-    const size_t row_bytes = (size_t)a->k * 2;
+    static const int chunk_kb = env_int("LLT_CUDA_QDEQ_KB", 0, 0, 1 << 22);
+    const size_t esz = a->dtype == LLT_DTYPE_F32 ? 4 : 2, row_bytes = (size_t)a->k * esz;
     LLT_CHECK(a->deq && a->deq_bytes >= row_bytes * 2, err, LLT_ERR_INVALID_ARG,
               "cuda quant linear: no dequantisation scratch for m %d (n %d, k %d)", a->m, a->n, a->k);
-    int32_t per = (int32_t)(a->deq_bytes / row_bytes);
-    if (a->out != LLT_LIN_OUT_STORE && a->out != LLT_LIN_OUT_ADD)
-        LLT_CHECK(per >= a->n, err, LLT_ERR_INVALID_ARG,
-                  "cuda quant linear: scratch of %zu bytes < the %d x %d matrix a fused output needs",
-                  a->deq_bytes, a->n, a->k);
-    for (int32_t r0 = 0; r0 < a->n; r0 += per) {
-        int32_t rows = a->n - r0 < per ? a->n - r0 : per;
-        LLT_TRY(llt_cuda_q_dequant(c, a->qw, r0, rows, a->dtype, a->deq, err));
-        llt_cuda_linear f = *a;
-        f.qw = NULL, f.w = a->deq, f.n = rows, f.y = a->y ? a->y + r0 : NULL;
-        LLT_TRY(llt_cuda_linear_run(c, &f, LLT_CUDA_PATH_BLAS, err));
+    size_t cap = a->deq_bytes;
+    if (chunk_kb > 0 && (size_t)chunk_kb * 1024 < cap) cap = (size_t)chunk_kb * 1024;
+    int32_t per = (int32_t)(cap / row_bytes);
+    per = per >= 128 ? per & ~63 : per & ~1; /* even (gate/up pairs), 128-byte column offsets */
+    if (per < 2) per = 2;
+    const bool fused = a->out == LLT_LIN_OUT_SWIGLU || a->out == LLT_LIN_OUT_QKV;
+    if (fused) LLT_CHECK(a->tmp_y, err, LLT_ERR_INVALID_ARG, "cuda quant linear: SWIGLU / QKV need tmp_y");
+    const void *x = a->x;
+    int32_t ldx = a->ldx;
+    if (a->in == LLT_LIN_IN_NORM) {
+        LLT_CHECK(a->tmp_x && a->ldx >= a->k, err, LLT_ERR_INVALID_ARG,
+                  "cuda quant linear: NORM input needs tmp_x (ldx %d, k %d)", a->ldx, a->k);
+        LLT_TRY(llt_cuda_rmsnorm(c, a->dtype, (float *)a->x, NULL, a->x_rows, a->norm_w, a->tmp_x, a->m, a->k,
+                                 a->eps, err));
+        x = a->tmp_x, ldx = a->k;
     }
+    for (int32_t r0 = 0; r0 < a->n; r0 += per) {
+        const int32_t rows = a->n - r0 < per ? a->n - r0 : per;
+        LLT_TRY(llt_cuda_q_dequant(c, a->qw, r0, rows, a->dtype, a->deq, err));
+        if (a->out == LLT_LIN_OUT_SWIGLU)
+            LLT_TRY(llt_cuda_blas(c, a->dtype, a->deq, rows, a->k, x, ldx, a->m, (char *)a->tmp_y + (size_t)r0 * esz,
+                                  a->n, a->dtype, 0.0f, err));
+        else if (a->out == LLT_LIN_OUT_QKV)
+            LLT_TRY(llt_cuda_blas(c, a->dtype, a->deq, rows, a->k, x, ldx, a->m, (float *)a->tmp_y + r0, a->n,
+                                  LLT_DTYPE_F32, 0.0f, err));
+        else
+            LLT_TRY(llt_cuda_blas(c, a->dtype, a->deq, rows, a->k, x, ldx, a->m, a->y + r0, a->ldy, LLT_DTYPE_F32,
+                                  a->out == LLT_LIN_OUT_ADD ? 1.0f : 0.0f, err));
+    }
+    if (a->out == LLT_LIN_OUT_SWIGLU) return llt_cuda_swiglu(c, a->dtype, a->tmp_y, a->n, a->o, a->ldo, a->m, a->n / 2, err);
+    if (a->out == LLT_LIN_OUT_QKV)
+        return llt_cuda_rope_kv(c, a->dtype, (const float *)a->tmp_y, a->n, a->m, a->q_rows / a->head_dim,
+                                a->kv_rows / a->head_dim, a->head_dim, a->pos, a->slot, a->rope_cos, a->rope_sin, a->q,
+                                a->k_pool, a->v_pool, err);
+    LLT_CHECK(a->out == LLT_LIN_OUT_STORE || a->out == LLT_LIN_OUT_ADD, err, LLT_ERR_INVALID_ARG,
+              "cuda quant linear: unknown output mode %d", (int)a->out);
     return LLT_OK;
 }
 
