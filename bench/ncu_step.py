@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Summarises an Nsight Compute CSV (`ncu --csv --print-units base --metrics
 gpu__time_duration.sum,dram__bytes_read.sum,...`) of decode steps: per kernel (name up to its template arguments'
-first 60 characters) the launches, mean time, mean DRAM bytes read and the rate; then the
+first 60 characters) the launches, mean time, mean DRAM bytes read and written, the read rate; then the
 totals per layer-kernel group. Kernels run one at a time under ncu, so the times are each
 kernel alone (no PDL overlap, cold start included). usage: ncu_step.py FILE.csv"""
 import csv
@@ -40,9 +40,10 @@ def main(path):
     tt = sum(a[1] for a in agg.values())
     tb = sum(a[2] for a in agg.values())
     print(f"{len(kern)} kernels, {tt * 1e6:.1f} us, {tb / 1e6:.1f} MB read ({tb / tt / 1e9:.0f} GB/s over kernel time)")
-    print(f"{'kernel':60s} {'n':>4s} {'us/launch':>9s} {'MB read':>8s} {'GB/s':>6s} {'% time':>6s} {'IPC':>5s} {'occ%':>5s}")
+    print(f"{'kernel':60s} {'n':>4s} {'us/launch':>9s} {'MB read':>8s} {'MB wr':>8s} {'GB/s':>6s} {'% time':>6s} {'IPC':>5s} "
+          f"{'occ%':>5s}")
     for short, (n, t, r, w, ipc, occ) in sorted(agg.items(), key=lambda kv: -kv[1][1]):
-        print(f"{short[:60]:60s} {n:4d} {t / n * 1e6:9.2f} {r / n / 1e6:8.2f} {r / t / 1e9 if t else 0:6.0f} "
+        print(f"{short[:60]:60s} {n:4d} {t / n * 1e6:9.2f} {r / n / 1e6:8.2f} {w / n / 1e6:8.2f} {r / t / 1e9 if t else 0:6.0f} "
               f"{100 * t / tt:6.1f} {ipc / n:5.2f} {occ / n:5.1f}")
     return 0
 
