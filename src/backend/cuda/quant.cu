@@ -1049,7 +1049,7 @@ static llt_status qgemv_launch(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_er
     static const int t_bps = env_int("LLT_CUDA_QTMA_BPS", 1, 1, 8);
     static const int t_early = env_int("LLT_CUDA_QTMA_EARLY", 1, 0, 1);
     /* v2 (Q4_K, Q8_0): a lane per sub-block pair / block, bank-conflict-free x */
-    static const int t_v2 = env_int("LLT_CUDA_QTMA_V2", 0, 0, 1);
+    static const int t_v2 = env_int("LLT_CUDA_QTMA_V2", 1, 0, 1);
     const int combo = combo_of(a), type = qmat_type(a->qw);
     if (tma && type >= 0) {
         qtma_geo g = qtma_geo_of(type, a->k, t_piece, t_stages);
