@@ -134,13 +134,14 @@ static double worst_err(const float *got, const double *ref, const double *mag, 
 }
 
 /* STORE / ADD (ACT input) and NORM + STORE through each path for one type. */
-static void check_plain(llt_dtype t, int n, int k) {
+static const int k_ms[] = {1, 2, 4, 8};
+
+static void check_plain_ms(llt_dtype t, int n, int k, const int *ms, int nms) {
     uint8_t *hb = rand_blocks(t, n, k);
     llt_cuda_qmat q = {n, k, 1, 0, {dev_seg(t, hb, n, k)}};
     llt_weight w = {.dtype = t, .rows = n, .cols = k, .data = hb};
     void *deq = dev_alloc((size_t)n * k * 2);
-    static const int ms[] = {1, 2, 4, 8};
-    for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
+    for (int mi = 0; mi < nms; mi++) {
         const int m = ms[mi];
         float *x = malloc((size_t)m * k * 4), *nw = malloc((size_t)k * 4), *xn = malloc((size_t)m * k * 4);
         for (int64_t i = 0; i < (int64_t)m * k; i++) x[i] = round_f16(frand(-1, 1));
@@ -185,6 +186,8 @@ static void check_plain(llt_dtype t, int n, int k) {
     llt_cuda_release(g_ctx, q.seg[0].pay), llt_cuda_release(g_ctx, q.seg[0].meta), llt_cuda_release(g_ctx, deq);
     free(hb);
 }
+
+static void check_plain(llt_dtype t, int n, int k) { check_plain_ms(t, n, k, k_ms, 4); }
 
 /* SwiGLU over interleaved (gate, up) segments of two types; act = silu(gate) * up in f16. */
 static void check_swiglu(llt_dtype tg, llt_dtype tu, int rows, int k, int m) {
@@ -277,6 +280,14 @@ static void test_ops(void) {
     check_swiglu(LLT_DTYPE_Q4_K, LLT_DTYPE_Q6_K, 48, 512, 1);
     check_swiglu(LLT_DTYPE_Q8_0, LLT_DTYPE_Q5_0, 48, 512, 4);
     check_swiglu(LLT_DTYPE_Q4_K, LLT_DTYPE_Q6_K, 48, 512, 8);
+    /* batches up to 64 token rows (LLT_CUDA_QMMA: Q4_K on tensor cores; partial token tiles,
+     * rows past n, k split over blocks with atomic adds, k of a 7B FFN row) */
+    static const int mb[] = {3, 17, 64};
+    check_plain_ms(LLT_DTYPE_Q4_K, 200, 1024, mb, 3);
+    check_plain_ms(LLT_DTYPE_Q4_K, 48, 11008, mb + 2, 1);
+    check_plain_ms(LLT_DTYPE_Q8_0, 64, 512, mb + 2, 1);
+    check_swiglu(LLT_DTYPE_Q4_K, LLT_DTYPE_Q4_K, 80, 768, 64);
+    check_swiglu(LLT_DTYPE_Q4_K, LLT_DTYPE_Q4_K, 48, 512, 5);
 }
 
 /* ---- 2. models ------------------------------------------------------------------------------ */

@@ -1312,6 +1312,231 @@ extern "C" llt_status llt_cuda_q_fill_random(llt_cuda_ctx *c, const llt_cuda_qse
     return LLT_OK;
 }
 
+/* ---- small batches on tensor cores (Q4_K, m = 2..64) ------------------------------------------ */
+
+/* y[t][r] = W[r] . x[t] for up to 64 token rows without a dequantised copy of W (the BLAS path
+ * writes and re-reads 3.5x the block bytes as f16 per step). A warp owns 16 rows and decodes its
+ * Q4_K blocks straight into mma.sync m16n8k16 A fragments (f16: 1024 + q by a byte permute,
+ * minus 1024, times the sub-block scale minus the min, two elements per instruction); x comes
+ * into shared memory one super-block (256 k) of every token at a time by cp.async, QMMA_STAGES
+ * deep, and is the B operand (8 tokens per mma). The k order inside a super-block is permuted
+ * (the dot product does not care): for mma s (0..15) the lane quad t holds elements
+ * 64 t + 4 s + {0, 1} (slots 2t, 2t+1) and + {2, 3} (slots 2t+8, 2t+9), so lane quad t needs
+ * exactly payload chunks 2t, 2t+1 of each of its two rows (sub-blocks 2t: low nibbles, 2t+1:
+ * high nibbles) and 16 contiguous x bytes per token and pair of mmas. x units are swizzled so
+ * that those 16-byte reads are free of bank conflicts. Rows of few blocks (n <= 4096) split k
+ * over blockIdx.y and add into a float32 output with atomics (zeroed first unless ADD). */
+#define QMMA_WARPS 8
+#define QMMA_STAGES 3
+
+__device__ __forceinline__ void qm_cp16(unsigned dst, const void *src) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+}
+__device__ __forceinline__ void qm_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void qm_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+__device__ __forceinline__ void qm_mma(float (&d)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
+                                       unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                 "{%0, %1, %2, %3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ unsigned h2_bits(__half2 h) { return *reinterpret_cast<unsigned *>(&h); }
+__device__ __forceinline__ __half2 bits_h2(unsigned u) { return *reinterpret_cast<__half2 *>(&u); }
+
+/* four nibbles (one per byte of nib, high bits clear) -> f16 pairs s q - b of bytes (0, 1), (2, 3) */
+__device__ __forceinline__ void q4_pairs(unsigned nib, __half2 s, __half2 nb, unsigned &p01, unsigned &p23) {
+    const __half2 k1024 = bits_h2(0x64006400u);
+    const __half2 a = __hsub2(bits_h2(__byte_perm(nib, 0x64646464u, 0x4140)), k1024);
+    const __half2 b = __hsub2(bits_h2(__byte_perm(nib, 0x64646464u, 0x4342)), k1024);
+    p01 = h2_bits(__hfma2(a, s, nb)), p23 = h2_bits(__hfma2(b, s, nb));
+}
+
+struct qm_raw { /* one row's share of a super-block for lane quad t */
+    uint4 p0, p1, meta;
+};
+__device__ __forceinline__ qm_raw qm_load(const uint8_t *pay, const uint8_t *meta, int kb, int t) {
+    qm_raw r;
+    const uint8_t *pb = pay + (size_t)kb * 128 + 32 * t;
+    r.p0 = ld_stream16(pb), r.p1 = ld_stream16(pb + 16);
+    r.meta = __ldg(reinterpret_cast<const uint4 *>(meta + (size_t)kb * 16));
+    return r;
+}
+
+struct qm_args {
+    const __half *x;
+    int ldx, m, kb_per; /* super-blocks per split */
+    void *y;
+    int ldy;
+    int half_out, add, atomic;
+};
+
+template <int NT>
+__global__ void __launch_bounds__(32 * QMMA_WARPS, 2) q4k_mma_kernel(const llt_cuda_qmat q, const qm_args a) {
+    extern __shared__ __align__(16) uint8_t qm_smem[];
+    constexpr int TOK = 8 * NT, STAGE = TOK * 512;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int n = q.n, nkb = q.k / 256;
+    const int kb0 = blockIdx.y * a.kb_per, kb1 = min(nkb, kb0 + a.kb_per);
+    const int r0 = blockIdx.x * (16 * QMMA_WARPS) + warp * 16;
+    const qrow wa = row_of(q, min(r0 + g, n - 1)), wb = row_of(q, min(r0 + g + 8, n - 1));
+    const bool live = r0 < n; /* whole warps past n only stage x */
+    const unsigned sbase = (unsigned)__cvta_generic_to_shared(qm_smem);
+    qm_raw cur[2];
+    if (live && kb0 < kb1) cur[0] = qm_load(wa.pay, wa.meta, kb0, t), cur[1] = qm_load(wb.pay, wb.meta, kb0, t);
+    pdl_wait(); /* x (and y for ADD) come from the previous kernel */
+    auto stage = [&](int kb, int buf) {
+        for (int u = tid; u < TOK * 32; u += 32 * QMMA_WARPS) {
+            const int tok = u >> 5, v = u & 31, vt = v >> 3;
+            const int p = (vt << 3) | ((v & 7) ^ vt ^ ((tok & 1) << 2));
+            const __half *src = a.x + (size_t)min(tok, a.m - 1) * a.ldx + (size_t)kb * 256 + v * 8;
+            qm_cp16(sbase + buf * STAGE + tok * 512 + p * 16, src);
+        }
+    };
+#pragma unroll
+    for (int s = 0; s < QMMA_STAGES - 1; s++) {
+        if (kb0 + s < kb1) stage(kb0 + s, s);
+        qm_commit();
+    }
+    float acc[NT][4];
+#pragma unroll
+    for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+    for (int kb = kb0; kb < kb1; kb++) {
+        const int i = kb - kb0;
+        qm_wait<QMMA_STAGES - 2>();
+        __syncthreads(); /* stage i landed for all; stage i - 1 is free */
+        if (kb + QMMA_STAGES - 1 < kb1) stage(kb + QMMA_STAGES - 1, (i + QMMA_STAGES - 1) % QMMA_STAGES);
+        qm_commit();
+        if (!live) continue;
+        qm_raw nxt[2];
+        if (kb + 1 < kb1) nxt[0] = qm_load(wa.pay, wa.meta, kb + 1, t), nxt[1] = qm_load(wb.pay, wb.meta, kb + 1, t);
+        __half2 sl[2], bl[2], sh[2], bh[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const uint4 mt = cur[r].meta;
+            int s0, s1, m0, m1;
+            k_scale_min2(mt.y, mt.z, mt.w, t, s0, s1, m0, m1);
+            const float d = h2f_bits(mt.x & 0xffffu), dm = h2f_bits(mt.x >> 16);
+            sl[r] = __float2half2_rn(d * (float)s0), bl[r] = __float2half2_rn(-dm * (float)m0);
+            sh[r] = __float2half2_rn(d * (float)s1), bh[r] = __float2half2_rn(-dm * (float)m1);
+        }
+        const uint8_t *xs = qm_smem + (i % QMMA_STAGES) * STAGE + g * 512;
+#pragma unroll
+        for (int u = 0; u < 8; u++) { /* mmas 2u, 2u + 1: elements 64 t + 8 u + [0, 8) */
+            uint4 bq[NT];
+            const int p = (t << 3) | (u ^ t ^ ((g & 1) << 2));
+#pragma unroll
+            for (int j = 0; j < NT; j++) bq[j] = *reinterpret_cast<const uint4 *>(xs + j * 8 * 512 + p * 16);
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int s = 2 * u + h, wi = s & 7; /* word wi of chunks 2t, 2t + 1 */
+                unsigned a01[2], a23[2];
+#pragma unroll
+                for (int r = 0; r < 2; r++) {
+                    const uint4 &pc = wi < 4 ? cur[r].p0 : cur[r].p1;
+                    const unsigned w = (wi & 3) == 0 ? pc.x : (wi & 3) == 1 ? pc.y : (wi & 3) == 2 ? pc.z : pc.w;
+                    if (s < 8) q4_pairs(w & 0x0f0f0f0fu, sl[r], bl[r], a01[r], a23[r]);
+                    else q4_pairs((w >> 4) & 0x0f0f0f0fu, sh[r], bh[r], a01[r], a23[r]);
+                }
+#pragma unroll
+                for (int j = 0; j < NT; j++)
+                    qm_mma(acc[j], a01[0], a01[1], a23[0], a23[1], h ? bq[j].z : bq[j].x, h ? bq[j].w : bq[j].y);
+            }
+        }
+        if (kb + 1 < kb1) cur[0] = nxt[0], cur[1] = nxt[1];
+    }
+    qm_wait<0>();
+    if (live) {
+#pragma unroll
+        for (int j = 0; j < NT; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int tok = 8 * j + 2 * t + (e & 1), row = r0 + g + 8 * (e >> 1);
+                if (tok >= a.m || row >= n) continue;
+                const size_t o = (size_t)tok * a.ldy + row;
+                if (a.half_out) reinterpret_cast<__half *>(a.y)[o] = __float2half_rn(acc[j][e]);
+                else if (a.atomic) atomicAdd(reinterpret_cast<float *>(a.y) + o, acc[j][e]);
+                else if (a.add) reinterpret_cast<float *>(a.y)[o] += acc[j][e];
+                else reinterpret_cast<float *>(a.y)[o] = acc[j][e];
+            }
+    }
+    pdl_trigger();
+}
+
+/* Whether the tensor-core kernel takes this layer: every segment Q4_K, f16 compute, m <= the cap,
+ * 16-byte aligned rows of x. LLT_CUDA_QMMA=0 off, LLT_CUDA_QMMA_MAXM: the largest m. */
+static bool qmma_ok(const llt_cuda_linear *a) {
+    static const int on = env_int("LLT_CUDA_QMMA", 0, 0, 1), maxm = env_int("LLT_CUDA_QMMA_MAXM", 64, 2, 64);
+    if (!on || a->dtype != LLT_DTYPE_F16 || a->m < 2 || a->m > maxm || a->k % 256 != 0) return false;
+    for (int s = 0; s < a->qw->n_seg; s++)
+        if (a->qw->seg[s].type != LLT_DTYPE_Q4_K) return false;
+    if (a->in == LLT_LIN_IN_NORM) return a->tmp_x != NULL;
+    return (uintptr_t)a->x % 16 == 0 && a->ldx % 8 == 0;
+}
+
+/* y (float32, or f16 when half_out) [m, ldy] (=, or += when add) x [m, ldx] . rows of a->qw */
+static llt_status qmma_run(llt_cuda_ctx *c, const llt_cuda_linear *a, const void *x, int32_t ldx, void *y,
+                           int32_t ldy, bool half_out, bool add, llt_error *err) {
+    static const int force_split = env_int("LLT_CUDA_QMMA_SPLIT", 0, 0, 64);
+    const int nt = a->m <= 8 ? 1 : a->m <= 16 ? 2 : a->m <= 32 ? 4 : 8;
+    const int nkb = a->k / 256, bx = (a->n + 16 * QMMA_WARPS - 1) / (16 * QMMA_WARPS);
+    int split = 1;
+    if (!half_out) {
+        if (force_split) split = force_split;
+        else
+            while (bx * split < c->n_sm && nkb / (2 * split) >= 4) split *= 2;
+        if (split > nkb) split = nkb;
+    }
+    const int per = (nkb + split - 1) / split;
+    split = (nkb + per - 1) / per;
+    if (split > 1 && !add) {
+        if (ldy == a->n) CUDA_TRY(cudaMemsetAsync(y, 0, (size_t)a->m * a->n * 4, c->stream), err);
+        else CUDA_TRY(cudaMemset2DAsync(y, (size_t)ldy * 4, 0, (size_t)a->n * 4, (size_t)a->m, c->stream), err);
+    }
+    const qm_args qa = {(const __half *)x, ldx, a->m, per, y, ldy, half_out ? 1 : 0, add ? 1 : 0, split > 1 ? 1 : 0};
+    const size_t smem = (size_t)QMMA_STAGES * 8 * nt * 512;
+    const dim3 grid((unsigned)bx, (unsigned)split), block(32 * QMMA_WARPS);
+#define QMMA_GO(NT)                                                                                                    \
+    do {                                                                                                               \
+        LLT_TRY(llt_smem_optin(c, q4k_mma_kernel<NT>, smem, err));                                                     \
+        return llt_launch(c, q4k_mma_kernel<NT>, grid, block, smem, err, *a->qw, qa);                                  \
+    } while (0)
+    switch (nt) {
+    case 1: QMMA_GO(1);
+    case 2: QMMA_GO(2);
+    case 4: QMMA_GO(4);
+    default: QMMA_GO(8);
+    }
+#undef QMMA_GO
+}
+
+static llt_status qlinear_mma(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_error *err) {
+    const void *x = a->x;
+    int32_t ldx = a->ldx;
+    if (a->in == LLT_LIN_IN_NORM) {
+        LLT_CHECK(a->ldx >= a->k, err, LLT_ERR_INVALID_ARG, "cuda quant linear: NORM input, ldx %d < k %d", a->ldx,
+                  a->k);
+        LLT_TRY(llt_cuda_rmsnorm(c, a->dtype, (float *)a->x, NULL, a->x_rows, a->norm_w, a->tmp_x, a->m, a->k,
+                                 a->eps, err));
+        x = a->tmp_x, ldx = a->k;
+    }
+    if (a->out == LLT_LIN_OUT_SWIGLU) {
+        LLT_CHECK(a->tmp_y, err, LLT_ERR_INVALID_ARG, "cuda quant linear: SWIGLU needs tmp_y");
+        LLT_TRY(qmma_run(c, a, x, ldx, a->tmp_y, a->n, true, false, err));
+        return llt_cuda_swiglu(c, a->dtype, a->tmp_y, a->n, a->o, a->ldo, a->m, a->n / 2, err);
+    }
+    if (a->out == LLT_LIN_OUT_QKV) {
+        LLT_CHECK(a->tmp_y, err, LLT_ERR_INVALID_ARG, "cuda quant linear: QKV needs tmp_y");
+        LLT_TRY(qmma_run(c, a, x, ldx, a->tmp_y, a->n, false, false, err));
+        return llt_cuda_rope_kv(c, a->dtype, (const float *)a->tmp_y, a->n, a->m, a->q_rows / a->head_dim,
+                                a->kv_rows / a->head_dim, a->head_dim, a->pos, a->slot, a->rope_cos, a->rope_sin, a->q,
+                                a->k_pool, a->v_pool, err);
+    }
+    LLT_CHECK(a->out == LLT_LIN_OUT_STORE || a->out == LLT_LIN_OUT_ADD, err, LLT_ERR_INVALID_ARG,
+              "cuda quant linear: unknown output mode %d", (int)a->out);
+    return qmma_run(c, a, x, ldx, a->y, a->ldy, false, a->out == LLT_LIN_OUT_ADD, err);
+}
+
 /* ---- the linear layer ------------------------------------------------------------------------ */
 
 /* Larger m: dequantise into the scratch (row chunks that fit it) and multiply by cuBLASLt. The
@@ -1375,6 +1600,6 @@ extern "C" llt_status llt_cuda_qlinear_run(llt_cuda_ctx *c, const llt_cuda_linea
     if (path == LLT_CUDA_PATH_GEMV && !gemv)
         return llt_err_set(err, LLT_ERR_UNSUPPORTED, "cuda quant linear: no GEMV for m %d, k %d, %s", a->m, a->k,
                            llt_dtype_name(a->dtype));
-    if (path == LLT_CUDA_PATH_BLAS || !gemv) return qlinear_blas(c, a, err);
+    if (path == LLT_CUDA_PATH_BLAS || !gemv) return !gemv && qmma_ok(a) ? qlinear_mma(c, a, err) : qlinear_blas(c, a, err);
     return qgemv_launch(c, a, err);
 }
