@@ -30,7 +30,7 @@ note "== $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,
 note "commit $(cat COMMIT 2>/dev/null || git rev-parse --short HEAD); $(date -u +%FT%TZ)"
 n=0
 for v in ${TENVS:--}; do
-  env $(envs_of "$v") timeout 240 $BIN/test_cuda_quant >"$L/tq-$n.log" 2>&1
+  env $(envs_of "$v") timeout ${TEST_TIMEOUT:-60} $BIN/test_cuda_quant >"$L/tq-$n.log" 2>&1
   note "test_cuda_quant [$v] rc $?: $(tail -1 "$L/tq-$n.log")"
   grep -m6 "CHECK failed" "$L/tq-$n.log" | tee -a "$S"
   grep -E "(decode|prefill) *:" "$L/tq-$n.log" | sed -E 's/ *([A-Za-z0-9_]+) +(prefill|decode) *: logits rel err ([0-9.e-]+).*/\1 \2 \3;/' \
@@ -38,18 +38,18 @@ for v in ${TENVS:--}; do
   n=$((n + 1))
 done
 if [ -x $BIN/test_cuda_model ]; then
-  timeout 240 $BIN/test_cuda_model >"$L/tm.log" 2>&1
+  timeout ${TEST_TIMEOUT:-60} $BIN/test_cuda_model >"$L/tm.log" 2>&1
   note "test_cuda_model rc $?: $(tail -1 "$L/tm.log")"
 fi
 if [ -x $BIN/test_cuda_ops ]; then
-  LLT_TEST_ONLY=test_linear,test_qkv,test_swiglu_embed timeout 240 $BIN/test_cuda_ops >"$L/to.log" 2>&1
+  LLT_TEST_ONLY=test_linear,test_qkv,test_swiglu_embed timeout ${TEST_TIMEOUT:-60} $BIN/test_cuda_ops >"$L/to.log" 2>&1
   note "test_cuda_ops (linear, qkv, swiglu) rc $?: $(tail -1 "$L/to.log")"
 fi
 B=$L/bench.txt
 : >"$B"
 bench() { # label envs args...
   local label=$1 envs=$2; shift 2
-  env $(envs_of "$envs") timeout 200 $BIN/llama-triton bench --shape "$SHAPE" --device cuda "$@" >/tmp/bench.log 2>&1
+  env $(envs_of "$envs") timeout ${BENCH_TIMEOUT:-90} $BIN/llama-triton bench --shape "$SHAPE" --device cuda "$@" >/tmp/bench.log 2>&1
   local rc=$?
   { echo "## $label [$envs] $*"; cat /tmp/bench.log; } >>"$B"
   note "$label [$envs] rc $rc: $(grep -E "^ *(pp|tg)[0-9]" /tmp/bench.log | tr -s ' ' | tr '\n' ';')"
