@@ -190,12 +190,12 @@ static void check_plain_ms(llt_dtype t, int n, int k, const int *ms, int nms) {
 static void check_plain(llt_dtype t, int n, int k) { check_plain_ms(t, n, k, k_ms, 4); }
 
 /* SwiGLU over interleaved (gate, up) segments of two types; act = silu(gate) * up in f16. */
-static void check_swiglu(llt_dtype tg, llt_dtype tu, int rows, int k, int m) {
+static void check_swiglu_x(llt_dtype tg, llt_dtype tu, int rows, int k, int m, float xs) {
     uint8_t *hg = rand_blocks(tg, rows, k), *hu = rand_blocks(tu, rows, k);
     llt_cuda_qmat q = {2 * rows, k, 2, 1, {dev_seg(tg, hg, rows, k), dev_seg(tu, hu, rows, k)}};
     llt_weight wg = {.dtype = tg, .rows = rows, .cols = k, .data = hg}, wu = {.dtype = tu, .rows = rows, .cols = k, .data = hu};
     float *x = malloc((size_t)m * k * 4);
-    for (int64_t i = 0; i < (int64_t)m * k; i++) x[i] = round_f16(frand(-1, 1));
+    for (int64_t i = 0; i < (int64_t)m * k; i++) x[i] = round_f16(frand(-xs, xs));
     const int n = 2 * rows;
     double *ref = malloc((size_t)m * n * 8), *mag = malloc((size_t)m * n * 8);
     cpu_ref(&wg, &wu, x, m, n, ref, mag);
@@ -229,6 +229,8 @@ static void check_swiglu(llt_dtype tg, llt_dtype tu, int rows, int k, int m) {
     llt_cuda_release(g_ctx, a.tmp_y);
     for (int s = 0; s < 2; s++) llt_cuda_release(g_ctx, q.seg[s].pay), llt_cuda_release(g_ctx, q.seg[s].meta);
 }
+
+static void check_swiglu(llt_dtype tg, llt_dtype tu, int rows, int k, int m) { check_swiglu_x(tg, tu, rows, k, m, 1.0f); }
 
 /* Two stacked segments of different types (QKV with V in another type: the GEMV that finds each
  * warp's type at run time), m = 1, plain store. */
@@ -286,8 +288,10 @@ static void test_ops(void) {
     check_plain_ms(LLT_DTYPE_Q4_K, 200, 1024, mb, 3);
     check_plain_ms(LLT_DTYPE_Q4_K, 48, 11008, mb + 2, 1);
     check_plain_ms(LLT_DTYPE_Q8_0, 64, 512, mb + 2, 1);
-    check_swiglu(LLT_DTYPE_Q4_K, LLT_DTYPE_Q4_K, 80, 768, 64);
-    check_swiglu(LLT_DTYPE_Q4_K, LLT_DTYPE_Q4_K, 48, 512, 5);
+    /* x small enough that silu(gate) up of two Q4_K products stays inside f16 (|w| reaches 50) */
+    check_swiglu_x(LLT_DTYPE_Q4_K, LLT_DTYPE_Q4_K, 80, 768, 64, 0.03f);
+    check_swiglu_x(LLT_DTYPE_Q4_K, LLT_DTYPE_Q4_K, 48, 512, 5, 0.03f);
+    check_swiglu_x(LLT_DTYPE_Q4_K, LLT_DTYPE_Q4_K, 64, 4096, 33, 0.01f); /* k split: float32 product */
 }
 
 /* ---- 2. models ------------------------------------------------------------------------------ */

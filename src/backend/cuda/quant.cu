@@ -1328,6 +1328,7 @@ extern "C" llt_status llt_cuda_q_fill_random(llt_cuda_ctx *c, const llt_cuda_qse
  * over blockIdx.y and add into a float32 output with atomics (zeroed first unless ADD). */
 #define QMMA_WARPS 8
 #define QMMA_STAGES 3
+#define QM_AHEAD 4
 
 __device__ __forceinline__ void qm_cp16(unsigned dst, const void *src) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
@@ -1384,6 +1385,12 @@ __global__ void __launch_bounds__(32 * QMMA_WARPS, 2) q4k_mma_kernel(const llt_c
     const unsigned sbase = (unsigned)__cvta_generic_to_shared(qm_smem);
     qm_raw cur[2];
     if (live && kb0 < kb1) cur[0] = qm_load(wa.pay, wa.meta, kb0, t), cur[1] = qm_load(wb.pay, wb.meta, kb0, t);
+    /* the register loads run one super-block ahead; the L2 gets the payload QM_AHEAD ahead (a
+     * lane quad's 128 bytes of a row are one line; t = 1 asks for the scales) */
+    const uint8_t *pf = t == 0 ? wa.pay : t == 1 ? wa.meta : t == 2 ? wb.pay : wb.meta;
+    const int pfs = (t & 1) ? 16 : 128;
+    if (live)
+        for (int kb = kb0 + 1; kb < kb0 + QM_AHEAD && kb < kb1; kb++) prefetch_l2(pf + (size_t)kb * pfs);
     pdl_wait(); /* x (and y for ADD) come from the previous kernel */
     auto stage = [&](int kb, int buf) {
         for (int u = tid; u < TOK * 32; u += 32 * QMMA_WARPS) {
@@ -1408,6 +1415,7 @@ __global__ void __launch_bounds__(32 * QMMA_WARPS, 2) q4k_mma_kernel(const llt_c
         if (kb + QMMA_STAGES - 1 < kb1) stage(kb + QMMA_STAGES - 1, (i + QMMA_STAGES - 1) % QMMA_STAGES);
         qm_commit();
         if (!live) continue;
+        if (kb + QM_AHEAD < kb1) prefetch_l2(pf + (size_t)(kb + QM_AHEAD) * pfs);
         qm_raw nxt[2];
         if (kb + 1 < kb1) nxt[0] = qm_load(wa.pay, wa.meta, kb + 1, t), nxt[1] = qm_load(wb.pay, wb.meta, kb + 1, t);
         __half2 sl[2], bl[2], sh[2], bh[2];
@@ -1466,7 +1474,7 @@ __global__ void __launch_bounds__(32 * QMMA_WARPS, 2) q4k_mma_kernel(const llt_c
 /* Whether the tensor-core kernel takes this layer: every segment Q4_K, f16 compute, m <= the cap,
  * 16-byte aligned rows of x. LLT_CUDA_QMMA=0 off, LLT_CUDA_QMMA_MAXM: the largest m. */
 static bool qmma_ok(const llt_cuda_linear *a) {
-    static const int on = env_int("LLT_CUDA_QMMA", 0, 0, 1), maxm = env_int("LLT_CUDA_QMMA_MAXM", 64, 2, 64);
+    static const int on = env_int("LLT_CUDA_QMMA", 1, 0, 1), maxm = env_int("LLT_CUDA_QMMA_MAXM", 64, 2, 64);
     if (!on || a->dtype != LLT_DTYPE_F16 || a->m < 2 || a->m > maxm || a->k % 256 != 0) return false;
     for (int s = 0; s < a->qw->n_seg; s++)
         if (a->qw->seg[s].type != LLT_DTYPE_Q4_K) return false;
@@ -1474,19 +1482,47 @@ static bool qmma_ok(const llt_cuda_linear *a) {
     return (uintptr_t)a->x % 16 == 0 && a->ldx % 8 == 0;
 }
 
-/* y (float32, or f16 when half_out) [m, ldy] (=, or += when add) x [m, ldx] . rows of a->qw */
+/* Blocks along k for n rows. Cost model, in super-blocks of one block's work: a block alone on
+ * an SM runs at ~60 % of what two resident blocks get out of it, so a grid of B blocks takes
+ * (per + 0.5) x (B <= SMs ? 1.6 : ceil(B / SMs)), the 0.5 for a block's pipeline start and
+ * atomics. E.g. a 7B gate/up (172 row blocks) takes 2 splits, O (32) 8, QKV (96) 4, the head 1.
+ * LLT_CUDA_QMMA_SPLIT forces one. */
+static int qmma_split(const llt_cuda_ctx *c, int32_t n, int32_t k) {
+    static const int force = env_int("LLT_CUDA_QMMA_SPLIT", 0, 0, 64);
+    const int nkb = k / 256, bx = (n + 16 * QMMA_WARPS - 1) / (16 * QMMA_WARPS);
+    if (force) return force < nkb ? force : nkb;
+    int best = 1;
+    double bc = 1e30;
+    for (int s = 1; s <= 16 && s <= nkb; s++) {
+        const int per = (nkb + s - 1) / s;
+        if ((nkb + per - 1) / per != s) continue;
+        const int b = bx * s;
+        const double cost = (per + 0.5) * (b <= c->n_sm ? 1.6 : (double)((b + c->n_sm - 1) / c->n_sm));
+        if (cost < bc) bc = cost, best = s;
+    }
+    return best;
+}
+
+/* o [m, ldo] (f16) = silu(gate) * up from the float32 product [m, n] (columns gate_i, up_i) */
+__global__ void qm_swiglu_kernel(const float *gu, int n, __half *o, int ldo, int m) {
+    pdl_wait();
+    const int inter = n / 2;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < m * inter; i += gridDim.x * blockDim.x) {
+        const int t = i / inter, j = i - t * inter;
+        const float2 v = reinterpret_cast<const float2 *>(gu + (size_t)t * n)[j];
+        o[(size_t)t * ldo + j] = __float2half_rn(v.x / (1.0f + __expf(-v.x)) * v.y);
+    }
+    pdl_trigger();
+}
+
+/* y (float32, or f16 when half_out) [m, ldy] (=, or += when add) x [m, ldx] . rows of a->qw,
+ * k split into `split` ranges (float32 outputs only) */
 static llt_status qmma_run(llt_cuda_ctx *c, const llt_cuda_linear *a, const void *x, int32_t ldx, void *y,
-                           int32_t ldy, bool half_out, bool add, llt_error *err) {
-    static const int force_split = env_int("LLT_CUDA_QMMA_SPLIT", 0, 0, 64);
+                           int32_t ldy, bool half_out, bool add, int split, llt_error *err) {
     const int nt = a->m <= 8 ? 1 : a->m <= 16 ? 2 : a->m <= 32 ? 4 : 8;
     const int nkb = a->k / 256, bx = (a->n + 16 * QMMA_WARPS - 1) / (16 * QMMA_WARPS);
-    int split = 1;
-    if (!half_out) {
-        if (force_split) split = force_split;
-        else
-            while (bx * split < c->n_sm && nkb / (2 * split) >= 4) split *= 2;
-        if (split > nkb) split = nkb;
-    }
+    if (half_out || split < 1) split = 1;
+    if (split > nkb) split = nkb;
     const int per = (nkb + split - 1) / split;
     split = (nkb + per - 1) / per;
     if (split > 1 && !add) {
@@ -1520,21 +1556,29 @@ static llt_status qlinear_mma(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_err
                                  a->eps, err));
         x = a->tmp_x, ldx = a->k;
     }
+    const int split = qmma_split(c, a->n, a->k);
     if (a->out == LLT_LIN_OUT_SWIGLU) {
+        /* split: the float32 product in the dequantisation scratch (unused on this path) */
+        if (split > 1 && a->deq && a->deq_bytes >= (size_t)a->m * a->n * 4 && a->n % 2 == 0) {
+            LLT_TRY(qmma_run(c, a, x, ldx, a->deq, a->n, false, false, split, err));
+            const int tot = a->m * (a->n / 2), blocks = (tot + 255) / 256 < 4096 ? (tot + 255) / 256 : 4096;
+            return llt_launch(c, qm_swiglu_kernel, dim3((unsigned)blocks), dim3(256), 0, err, (const float *)a->deq,
+                              (int)a->n, (__half *)a->o, (int)a->ldo, (int)a->m);
+        }
         LLT_CHECK(a->tmp_y, err, LLT_ERR_INVALID_ARG, "cuda quant linear: SWIGLU needs tmp_y");
-        LLT_TRY(qmma_run(c, a, x, ldx, a->tmp_y, a->n, true, false, err));
+        LLT_TRY(qmma_run(c, a, x, ldx, a->tmp_y, a->n, true, false, 1, err));
         return llt_cuda_swiglu(c, a->dtype, a->tmp_y, a->n, a->o, a->ldo, a->m, a->n / 2, err);
     }
     if (a->out == LLT_LIN_OUT_QKV) {
         LLT_CHECK(a->tmp_y, err, LLT_ERR_INVALID_ARG, "cuda quant linear: QKV needs tmp_y");
-        LLT_TRY(qmma_run(c, a, x, ldx, a->tmp_y, a->n, false, false, err));
+        LLT_TRY(qmma_run(c, a, x, ldx, a->tmp_y, a->n, false, false, split, err));
         return llt_cuda_rope_kv(c, a->dtype, (const float *)a->tmp_y, a->n, a->m, a->q_rows / a->head_dim,
                                 a->kv_rows / a->head_dim, a->head_dim, a->pos, a->slot, a->rope_cos, a->rope_sin, a->q,
                                 a->k_pool, a->v_pool, err);
     }
     LLT_CHECK(a->out == LLT_LIN_OUT_STORE || a->out == LLT_LIN_OUT_ADD, err, LLT_ERR_INVALID_ARG,
               "cuda quant linear: unknown output mode %d", (int)a->out);
-    return qmma_run(c, a, x, ldx, a->y, a->ldy, false, a->out == LLT_LIN_OUT_ADD, err);
+    return qmma_run(c, a, x, ldx, a->y, a->ldy, false, a->out == LLT_LIN_OUT_ADD, split, err);
 }
 
 /* ---- the linear layer ------------------------------------------------------------------------ */
