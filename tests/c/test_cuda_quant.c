@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "testlib.h"
 
@@ -266,6 +267,44 @@ static void check_stacked(llt_dtype ta, int na, llt_dtype tb, int nb, int k) {
 static const llt_dtype k_types[] = {LLT_DTYPE_Q8_0, LLT_DTYPE_Q4_0, LLT_DTYPE_Q4_1, LLT_DTYPE_Q5_0,
                                     LLT_DTYPE_Q4_K, LLT_DTYPE_Q5_K, LLT_DTYPE_Q6_K};
 
+/* The dequantisation kernel alone (prefill / batched scratch, f16) against the CPU's
+ * dequantisation of the same blocks, rows [row0, row0 + rows) of a plain or interleaved
+ * matrix. Bound per element: 2^-9 of the largest |w| of its 256-element window (the f16
+ * result, and for Q4_K / Q6_K the scale and min, rounded to f16: at most four f16 roundings
+ * of quantities no larger than the window's largest |w| and 15 s). */
+static void check_dequant(llt_dtype ta, llt_dtype tb, int n, int k, int row0, int rows) {
+    const int il = ta != tb, na = il ? n / 2 : n;
+    uint8_t *ha = rand_blocks(ta, na, k), *hb = il ? rand_blocks(tb, n - na, k) : NULL;
+    llt_cuda_qmat q = {n, k, il ? 2 : 1, il, {dev_seg(ta, ha, na, k)}};
+    if (il) q.seg[1] = dev_seg(tb, hb, n - na, k);
+    float *fa = malloc((size_t)na * k * 4), *fb = il ? malloc((size_t)(n - na) * k * 4) : NULL;
+    llt_dequantize(ta, ha, fa, (int64_t)na * k, NULL);
+    if (il) llt_dequantize(tb, hb, fb, (int64_t)(n - na) * k, NULL);
+    void *d = dev_alloc((size_t)rows * k * 2);
+    llt_error err = {0};
+    CHECK_OK(llt_cuda_q_dequant(g_ctx, &q, row0, rows, LLT_DTYPE_F16, d, &err), &err);
+    float *got = host_f(LLT_DTYPE_F16, d, (int64_t)rows * k);
+    int bad = 0;
+    for (int r = 0; r < rows && bad < 5; r++) {
+        const int v = row0 + r;
+        const float *ref = il ? (v % 2 ? fb : fa) + (int64_t)(v / 2) * k : fa + (int64_t)v * k;
+        for (int w = 0; w < k; w += 256) {
+            float amax = 0;
+            for (int i = w; i < w + 256 && i < k; i++) amax = fmaxf(amax, fabsf(ref[i]));
+            for (int i = w; i < w + 256 && i < k; i++) {
+                const float g = got[(int64_t)r * k + i];
+                if (!(fabsf(g - ref[i]) <= amax / 512 + 1e-30f) && bad++ < 5)
+                    CHECK_MSG(0, "dequant %s/%s n %d k %d row %d col %d: %g, reference %g (window max %g)",
+                              llt_dtype_name(ta), llt_dtype_name(tb), n, k, v, i, g, ref[i], amax);
+            }
+        }
+    }
+    CHECK(bad == 0);
+    free(got), free(fa), free(fb), free(ha), free(hb);
+    llt_cuda_release(g_ctx, d);
+    for (int sg = 0; sg < q.n_seg; sg++) llt_cuda_release(g_ctx, q.seg[sg].pay), llt_cuda_release(g_ctx, q.seg[sg].meta);
+}
+
 static void test_ops(void) {
     for (size_t i = 0; i < sizeof k_types / sizeof k_types[0]; i++) {
         check_plain(k_types[i], 70, 512);  /* n not a multiple of a block's rows */
@@ -292,6 +331,59 @@ static void test_ops(void) {
     check_swiglu_x(LLT_DTYPE_Q4_K, LLT_DTYPE_Q4_K, 80, 768, 64, 0.03f);
     check_swiglu_x(LLT_DTYPE_Q4_K, LLT_DTYPE_Q4_K, 48, 512, 5, 0.03f);
     check_swiglu_x(LLT_DTYPE_Q4_K, LLT_DTYPE_Q4_K, 64, 4096, 33, 0.01f); /* k split: float32 product */
+    /* the dequantisation kernel (prefill scratch) alone, every type; rows from an offset, k not a
+     * multiple of 256 (Q8_0, Q4_0), interleaved segments of two types; and m past the small-batch
+     * kernel (dequantise + cuBLASLt) */
+    for (size_t i = 0; i < sizeof k_types / sizeof k_types[0]; i++) {
+        check_dequant(k_types[i], k_types[i], 70, 1280, 0, 70);
+        check_dequant(k_types[i], k_types[i], 41, 11008, 5, 33);
+    }
+    check_dequant(LLT_DTYPE_Q8_0, LLT_DTYPE_Q8_0, 24, 96, 3, 20);
+    check_dequant(LLT_DTYPE_Q4_0, LLT_DTYPE_Q4_0, 24, 160, 0, 24);
+    check_dequant(LLT_DTYPE_Q4_K, LLT_DTYPE_Q6_K, 64, 768, 2, 60);
+    check_dequant(LLT_DTYPE_Q8_0, LLT_DTYPE_Q4_K, 32, 512, 0, 32);
+    static const int mbig[] = {80};
+    check_plain_ms(LLT_DTYPE_Q4_K, 70, 512, mbig, 1);
+    check_plain_ms(LLT_DTYPE_Q6_K, 40, 1024, mbig, 1);
+    check_plain_ms(LLT_DTYPE_Q8_0, 40, 1024, mbig, 1);
+}
+
+/* LLT_TEST_ONLY=bench_dequant: the dequantisation kernel's time on 7B-shaped matrices of random
+ * device blocks (not a check: prints us and GB/s of payload + scales read and f16 written). */
+static void bench_dequant(void) {
+    static const llt_dtype ts[] = {LLT_DTYPE_Q4_K, LLT_DTYPE_Q6_K, LLT_DTYPE_Q8_0};
+    static const int shp[][2] = {{22016, 4096}, {4096, 11008}, {12288, 4096}};
+    for (size_t ti = 0; ti < 3; ti++)
+        for (int si = 0; si < 3; si++) {
+            const llt_dtype t = ts[ti];
+            const int n = shp[si][0], k = shp[si][1];
+            const llt_dtype_info *di = llt_dtype_get(t);
+            const int64_t nb = (int64_t)n * k / di->block_elems;
+            llt_cuda_qseg sg = {t, n, dev_alloc((size_t)nb * llt_cuda_q_pay_bytes(t)),
+                                dev_alloc((size_t)nb * llt_cuda_q_meta_bytes(t) + LLT_CUDA_Q_META_SLACK)};
+            llt_error err = {0};
+            CHECK_OK(llt_cuda_q_fill_random(g_ctx, &sg, k, 7, 1.0f, &err), &err);
+            llt_cuda_qmat q = {n, k, 1, 0, {sg}};
+            void *d = dev_alloc((size_t)n * k * 2);
+            const int reps = 20;
+            double t0 = 0;
+            for (int it = 0; it < reps + 3; it++) {
+                if (it == 3) {
+                    CHECK_OK(llt_cuda_sync(g_ctx, &err), &err);
+                    struct timespec ts0;
+                    clock_gettime(CLOCK_MONOTONIC, &ts0);
+                    t0 = ts0.tv_sec + 1e-9 * ts0.tv_nsec;
+                }
+                CHECK_OK(llt_cuda_q_dequant(g_ctx, &q, 0, n, LLT_DTYPE_F16, d, &err), &err);
+            }
+            CHECK_OK(llt_cuda_sync(g_ctx, &err), &err);
+            struct timespec ts1;
+            clock_gettime(CLOCK_MONOTONIC, &ts1);
+            const double us = (ts1.tv_sec + 1e-9 * ts1.tv_nsec - t0) / reps * 1e6;
+            const double bytes = (double)nb * di->block_bytes + (double)n * k * 2;
+            printf("bench_dequant %s n %d k %d: %.1f us, %.0f GB/s\n", llt_dtype_name(t), n, k, us, bytes / us / 1e3);
+            llt_cuda_release(g_ctx, d), llt_cuda_release(g_ctx, sg.pay), llt_cuda_release(g_ctx, sg.meta);
+        }
 }
 
 /* ---- 2. models ------------------------------------------------------------------------------ */
@@ -366,6 +458,7 @@ int main(void) {
     const char *only = getenv("LLT_TEST_ONLY");
     if (!only || strstr(only, "test_ops")) RUN(test_ops);
     if (!only || strstr(only, "test_models")) RUN(test_models);
+    if (only && strstr(only, "bench_dequant")) RUN(bench_dequant);
     llt_cuda_ctx_free(g_ctx);
     return tl_done("test_cuda_quant");
 }

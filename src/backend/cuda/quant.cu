@@ -1202,12 +1202,145 @@ __global__ void __launch_bounds__(256) q_dequant2_kernel(const llt_cuda_qmat q, 
     pdl_trigger();
 }
 
+__device__ __forceinline__ unsigned h2_bits(__half2 h) { return *reinterpret_cast<unsigned *>(&h); }
+__device__ __forceinline__ __half2 bits_h2(unsigned u) { return *reinterpret_cast<__half2 *>(&u); }
+
+/* four nibbles (one per byte of nib, high bits clear) -> f16 pairs s q - b of bytes (0, 1), (2, 3) */
+__device__ __forceinline__ void q4_pairs(unsigned nib, __half2 s, __half2 nb, unsigned &p01, unsigned &p23) {
+    const __half2 k1024 = bits_h2(0x64006400u);
+    const __half2 a = __hsub2(bits_h2(__byte_perm(nib, 0x64646464u, 0x4140)), k1024);
+    const __half2 b = __hsub2(bits_h2(__byte_perm(nib, 0x64646464u, 0x4342)), k1024);
+    p01 = h2_bits(__hfma2(a, s, nb)), p23 = h2_bits(__hfma2(b, s, nb));
+}
+
+/* v3 (f16 scratch; Q4_K, Q6_K, Q8_0): a warp per row; lane L makes elements [8 L, 8 L + 8) of
+ * every 256-element window of the row (a super-block, or 8 Q8_0 blocks) and writes them with
+ * one 16-byte store, so that each store instruction of the warp covers 512 contiguous bytes
+ * (v1 / v2: a lane's two runs 64 bytes apart, half a sector per instruction); the weights are
+ * made two at a time in f16x2 (1024 + q by a byte permute, minus 1024 + bias, times the scale:
+ * 3 instructions per pair, v1 7 in float32); U windows' loads are issued before any is used.
+ * Q4_K rounds s and the min to f16 before the fma (as the small-batch kernel does), Q6_K the
+ * sub-block scale; Q8_0 is exact to f16's rounding of q d. */
+__device__ __forceinline__ uint2 ld_stream8(const void *p) {
+    uint2 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "l"(p));
+    return v;
+}
+/* bytes of q (each < 2048 - c after adding) -> f16 pairs (q - c) s of bytes (0, 1), (2, 3) */
+__device__ __forceinline__ void qi_pairs(unsigned q, __half2 kc, __half2 s, unsigned &p01, unsigned &p23) {
+    p01 = h2_bits(__hmul2(__hsub2(bits_h2(__byte_perm(q, 0x64646464u, 0x4140)), kc), s));
+    p23 = h2_bits(__hmul2(__hsub2(bits_h2(__byte_perm(q, 0x64646464u, 0x4342)), kc), s));
+}
+struct qd3_raw {
+    uint2 a, b;     /* payload bytes (Q6_K: ql in a, qh in b) */
+    unsigned m[4];  /* scales as needed */
+};
+template <int TYPE>
+__device__ __forceinline__ qd3_raw qd3_load(const qrow &qr, int w, int lane, int k) {
+    qd3_raw r;
+    if (TYPE == LLT_DTYPE_Q4_K) {
+        const int g = lane >> 3, i = lane & 3;
+        r.a = ld_stream8(qr.pay + (size_t)w * 128 + 32 * g + 8 * i);
+        const uint4 h = __ldg(reinterpret_cast<const uint4 *>(qr.meta + (size_t)w * 16));
+        r.m[0] = h.x, r.m[1] = h.y, r.m[2] = h.z, r.m[3] = h.w;
+    } else if (TYPE == LLT_DTYPE_Q6_K) {
+        const int h = lane >> 4, Q = (lane >> 2) & 3, l0 = 8 * (lane & 3);
+        const uint8_t *pb = qr.pay + (size_t)w * 192, *mb = qr.meta + (size_t)w * 18;
+        r.a = ld_stream8(pb + 64 * h + 32 * (Q & 1) + l0);
+        r.b = ld_stream8(pb + 128 + 32 * h + l0);
+        r.m[0] = __ldg(mb + 8 * h + (l0 >> 4) + 2 * Q);
+        r.m[1] = __ldg(reinterpret_cast<const unsigned short *>(mb + 16));
+    } else { /* Q8_0: block 8 w + lane / 4, its bytes [8 (lane & 3), + 8) */
+        const int b = 8 * w + (lane >> 2);
+        if (32 * b < k) {
+            r.a = ld_stream8(qr.pay + (size_t)b * 32 + 8 * (lane & 3));
+            r.m[0] = __ldg(reinterpret_cast<const unsigned short *>(qr.meta + (size_t)b * 2));
+        }
+    }
+    return r;
+}
+template <int TYPE>
+__device__ __forceinline__ uint4 qd3_decode(const qd3_raw &r, int lane) {
+    uint4 o;
+    if (TYPE == LLT_DTYPE_Q4_K) {
+        const int g = lane >> 3, hi = (lane >> 2) & 1;
+        int s0, s1, m0, m1;
+        k_scale_min2(r.m[1], r.m[2], r.m[3], g, s0, s1, m0, m1);
+        const float d = h2f_bits(r.m[0] & 0xffffu), dm = h2f_bits(r.m[0] >> 16);
+        const __half2 s = __float2half2_rn(d * (float)(hi ? s1 : s0)), nb = __float2half2_rn(-dm * (float)(hi ? m1 : m0));
+        const unsigned sh = 4 * hi;
+        q4_pairs((r.a.x >> sh) & 0x0f0f0f0fu, s, nb, o.x, o.y);
+        q4_pairs((r.a.y >> sh) & 0x0f0f0f0fu, s, nb, o.z, o.w);
+    } else if (TYPE == LLT_DTYPE_Q6_K) {
+        const int Q = (lane >> 2) & 3;
+        const unsigned sl = 4 * (Q >> 1), sh = 2 * Q;
+        const __half2 s = __float2half2_rn(h2f_bits(r.m[1]) * (float)(int8_t)r.m[0]);
+        const __half2 kc = bits_h2(0x64206420u); /* 1024 + 32 */
+        qi_pairs(((r.a.x >> sl) & 0x0f0f0f0fu) | (((r.b.x >> sh) & 0x03030303u) << 4), kc, s, o.x, o.y);
+        qi_pairs(((r.a.y >> sl) & 0x0f0f0f0fu) | (((r.b.y >> sh) & 0x03030303u) << 4), kc, s, o.z, o.w);
+    } else {
+        const __half2 s = bits_h2(r.m[0] | r.m[0] << 16), kc = bits_h2(0x64806480u); /* 1024 + 128 */
+        qi_pairs(r.a.x ^ 0x80808080u, kc, s, o.x, o.y);
+        qi_pairs(r.a.y ^ 0x80808080u, kc, s, o.z, o.w);
+    }
+    return o;
+}
+template <int TYPE>
+__device__ __forceinline__ void q_dequant3_row(const qrow &qr, int k, __half *out, int lane) {
+    constexpr int U = TYPE == LLT_DTYPE_Q8_0 ? 8 : 4;
+    const int nw = (k + 255) / 256;
+    for (int w0 = 0; w0 < nw; w0 += U) {
+        qd3_raw raw[U];
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            if (w0 + u < nw) raw[u] = qd3_load<TYPE>(qr, w0 + u, lane, k);
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int e = 256 * (w0 + u) + 8 * lane;
+            if (w0 + u < nw && e < k) *reinterpret_cast<uint4 *>(out + e) = qd3_decode<TYPE>(raw[u], lane);
+        }
+    }
+}
+__global__ void __launch_bounds__(256) q_dequant3_kernel(const llt_cuda_qmat q, int row0, int rows, __half *dst) {
+    pdl_wait();
+    const int lane = threadIdx.x & 31;
+    const int W = (int)(gridDim.x * blockDim.x) >> 5;
+    for (int r = (int)(blockIdx.x * blockDim.x + threadIdx.x) >> 5; r < rows; r += W) {
+        const qrow qr = row_of(q, row0 + r);
+        __half *out = dst + (size_t)r * q.k;
+        switch (qr.type) {
+        case LLT_DTYPE_Q4_K: q_dequant3_row<LLT_DTYPE_Q4_K>(qr, q.k, out, lane); break;
+        case LLT_DTYPE_Q6_K: q_dequant3_row<LLT_DTYPE_Q6_K>(qr, q.k, out, lane); break;
+        default: q_dequant3_row<LLT_DTYPE_Q8_0>(qr, q.k, out, lane); break;
+        }
+    }
+    pdl_trigger();
+}
+template <typename T> struct qd3_half { static constexpr bool v = false; };
+template <> struct qd3_half<__half> { static constexpr bool v = true; };
+/* every segment of a type v3 decodes */
+static bool qdeq3_types(const llt_cuda_qmat *q) {
+    for (int s = 0; s < q->n_seg; s++) {
+        const llt_dtype t = q->seg[s].type;
+        if (t != LLT_DTYPE_Q4_K && t != LLT_DTYPE_Q6_K && t != LLT_DTYPE_Q8_0) return false;
+    }
+    return q->k % 32 == 0;
+}
+
 template <typename T>
 static llt_status q_dequant_t(llt_cuda_ctx *c, const llt_cuda_qmat *q, int32_t row0, int32_t rows, T *dst,
                               llt_error *err) {
     /* LLT_CUDA_QDEQ_V2: the warp-per-row kernel with that many blocks of 8 warps per SM at most */
     static const int v2 = env_int("LLT_CUDA_QDEQ_V2", 0, 0, 16);
+    /* LLT_CUDA_QDEQ_V3: blocks of 8 warps per SM for the v3 kernel (f16 scratch, Q4_K / Q6_K /
+     * Q8_0 matrices); 0 = off */
+    static const int v3 = env_int("LLT_CUDA_QDEQ_V3", 4, 0, 16);
     if (rows <= 0) return LLT_OK;
+    if (v3 && qd3_half<T>::v && qdeq3_types(q)) {
+        const int need = (rows + 7) / 8, cap = v3 * c->n_sm;
+        return llt_launch(c, q_dequant3_kernel, dim3((unsigned)(need < cap ? need : cap)), dim3(256), 0, err, *q,
+                          (int)row0, (int)rows, reinterpret_cast<__half *>(dst));
+    }
     if (v2) {
         const int need = (rows + 7) / 8, cap = v2 * c->n_sm;
         return llt_launch(c, q_dequant2_kernel<T>, dim3((unsigned)(need < cap ? need : cap)), dim3(256), 0, err, *q,
@@ -1342,16 +1475,6 @@ __device__ __forceinline__ void qm_mma(float (&d)[4], unsigned a0, unsigned a1, 
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
-__device__ __forceinline__ unsigned h2_bits(__half2 h) { return *reinterpret_cast<unsigned *>(&h); }
-__device__ __forceinline__ __half2 bits_h2(unsigned u) { return *reinterpret_cast<__half2 *>(&u); }
-
-/* four nibbles (one per byte of nib, high bits clear) -> f16 pairs s q - b of bytes (0, 1), (2, 3) */
-__device__ __forceinline__ void q4_pairs(unsigned nib, __half2 s, __half2 nb, unsigned &p01, unsigned &p23) {
-    const __half2 k1024 = bits_h2(0x64006400u);
-    const __half2 a = __hsub2(bits_h2(__byte_perm(nib, 0x64646464u, 0x4140)), k1024);
-    const __half2 b = __hsub2(bits_h2(__byte_perm(nib, 0x64646464u, 0x4342)), k1024);
-    p01 = h2_bits(__hfma2(a, s, nb)), p23 = h2_bits(__hfma2(b, s, nb));
-}
 
 struct qm_raw { /* one row's share of a super-block for lane quad t */
     uint4 p0, p1, meta;
@@ -1372,25 +1495,35 @@ struct qm_args {
     int half_out, add, atomic;
 };
 
-template <int NT>
-__global__ void __launch_bounds__(32 * QMMA_WARPS, 2) q4k_mma_kernel(const llt_cuda_qmat q, const qm_args a) {
+/* RW row tiles of 16 per warp: RW = 2 reuses each x fragment read from shared memory for two
+ * tiles (half the shared-memory reads per mma; one block per SM for the registers). */
+template <int NT, int RW>
+__global__ void __launch_bounds__(32 * QMMA_WARPS, RW == 1 ? 2 : 1) q4k_mma_kernel(const llt_cuda_qmat q, const qm_args a) {
     extern __shared__ __align__(16) uint8_t qm_smem[];
-    constexpr int TOK = 8 * NT, STAGE = TOK * 512;
+    constexpr int TOK = 8 * NT, STAGE = TOK * 512, RR = 2 * RW;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     const int n = q.n, nkb = q.k / 256;
     const int kb0 = blockIdx.y * a.kb_per, kb1 = min(nkb, kb0 + a.kb_per);
-    const int r0 = blockIdx.x * (16 * QMMA_WARPS) + warp * 16;
-    const qrow wa = row_of(q, min(r0 + g, n - 1)), wb = row_of(q, min(r0 + g + 8, n - 1));
+    const int r0 = blockIdx.x * (16 * RW * QMMA_WARPS) + warp * 16 * RW;
+    qrow wr[RR]; /* rows r0 + 16 (i / 2) + g + 8 (i & 1) */
+#pragma unroll
+    for (int i = 0; i < RR; i++) wr[i] = row_of(q, min(r0 + 16 * (i >> 1) + g + 8 * (i & 1), n - 1));
     const bool live = r0 < n; /* whole warps past n only stage x */
     const unsigned sbase = (unsigned)__cvta_generic_to_shared(qm_smem);
-    qm_raw cur[2];
-    if (live && kb0 < kb1) cur[0] = qm_load(wa.pay, wa.meta, kb0, t), cur[1] = qm_load(wb.pay, wb.meta, kb0, t);
+    qm_raw cur[RR];
+    if (live && kb0 < kb1)
+#pragma unroll
+        for (int i = 0; i < RR; i++) cur[i] = qm_load(wr[i].pay, wr[i].meta, kb0, t);
     /* the register loads run one super-block ahead; the L2 gets the payload QM_AHEAD ahead (a
      * lane quad's 128 bytes of a row are one line; t = 1 asks for the scales) */
-    const uint8_t *pf = t == 0 ? wa.pay : t == 1 ? wa.meta : t == 2 ? wb.pay : wb.meta;
+    const qrow pr = (t >> 1) ? wr[1] : wr[0], pr2 = (t >> 1) ? wr[RR - 1] : wr[RR - 2];
+    const uint8_t *pf = (t & 1) ? pr.meta : pr.pay, *pf2 = (t & 1) ? pr2.meta : pr2.pay;
     const int pfs = (t & 1) ? 16 : 128;
     if (live)
-        for (int kb = kb0 + 1; kb < kb0 + QM_AHEAD && kb < kb1; kb++) prefetch_l2(pf + (size_t)kb * pfs);
+        for (int kb = kb0 + 1; kb < kb0 + QM_AHEAD && kb < kb1; kb++) {
+            prefetch_l2(pf + (size_t)kb * pfs);
+            if (RW == 2) prefetch_l2(pf2 + (size_t)kb * pfs);
+        }
     pdl_wait(); /* x (and y for ADD) come from the previous kernel */
     auto stage = [&](int kb, int buf) {
         for (int u = tid; u < TOK * 32; u += 32 * QMMA_WARPS) {
@@ -1405,9 +1538,11 @@ __global__ void __launch_bounds__(32 * QMMA_WARPS, 2) q4k_mma_kernel(const llt_c
         if (kb0 + s < kb1) stage(kb0 + s, s);
         qm_commit();
     }
-    float acc[NT][4];
+    float acc[RW][NT][4];
 #pragma unroll
-    for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+    for (int w = 0; w < RW; w++)
+#pragma unroll
+        for (int j = 0; j < NT; j++) acc[w][j][0] = acc[w][j][1] = acc[w][j][2] = acc[w][j][3] = 0.0f;
     for (int kb = kb0; kb < kb1; kb++) {
         const int i = kb - kb0;
         qm_wait<QMMA_STAGES - 2>();
@@ -1415,12 +1550,17 @@ __global__ void __launch_bounds__(32 * QMMA_WARPS, 2) q4k_mma_kernel(const llt_c
         if (kb + QMMA_STAGES - 1 < kb1) stage(kb + QMMA_STAGES - 1, (i + QMMA_STAGES - 1) % QMMA_STAGES);
         qm_commit();
         if (!live) continue;
-        if (kb + QM_AHEAD < kb1) prefetch_l2(pf + (size_t)(kb + QM_AHEAD) * pfs);
-        qm_raw nxt[2];
-        if (kb + 1 < kb1) nxt[0] = qm_load(wa.pay, wa.meta, kb + 1, t), nxt[1] = qm_load(wb.pay, wb.meta, kb + 1, t);
-        __half2 sl[2], bl[2], sh[2], bh[2];
+        if (kb + QM_AHEAD < kb1) {
+            prefetch_l2(pf + (size_t)(kb + QM_AHEAD) * pfs);
+            if (RW == 2) prefetch_l2(pf2 + (size_t)(kb + QM_AHEAD) * pfs);
+        }
+        qm_raw nxt[RR];
+        if (kb + 1 < kb1)
 #pragma unroll
-        for (int r = 0; r < 2; r++) {
+            for (int r = 0; r < RR; r++) nxt[r] = qm_load(wr[r].pay, wr[r].meta, kb + 1, t);
+        __half2 sl[RR], bl[RR], sh[RR], bh[RR];
+#pragma unroll
+        for (int r = 0; r < RR; r++) {
             const uint4 mt = cur[r].meta;
             int s0, s1, m0, m1;
             k_scale_min2(mt.y, mt.z, mt.w, t, s0, s1, m0, m1);
@@ -1438,35 +1578,42 @@ __global__ void __launch_bounds__(32 * QMMA_WARPS, 2) q4k_mma_kernel(const llt_c
 #pragma unroll
             for (int h = 0; h < 2; h++) {
                 const int s = 2 * u + h, wi = s & 7; /* word wi of chunks 2t, 2t + 1 */
-                unsigned a01[2], a23[2];
+                unsigned a01[RR], a23[RR];
 #pragma unroll
-                for (int r = 0; r < 2; r++) {
+                for (int r = 0; r < RR; r++) {
                     const uint4 &pc = wi < 4 ? cur[r].p0 : cur[r].p1;
                     const unsigned w = (wi & 3) == 0 ? pc.x : (wi & 3) == 1 ? pc.y : (wi & 3) == 2 ? pc.z : pc.w;
                     if (s < 8) q4_pairs(w & 0x0f0f0f0fu, sl[r], bl[r], a01[r], a23[r]);
                     else q4_pairs((w >> 4) & 0x0f0f0f0fu, sh[r], bh[r], a01[r], a23[r]);
                 }
 #pragma unroll
-                for (int j = 0; j < NT; j++)
-                    qm_mma(acc[j], a01[0], a01[1], a23[0], a23[1], h ? bq[j].z : bq[j].x, h ? bq[j].w : bq[j].y);
+                for (int w = 0; w < RW; w++)
+#pragma unroll
+                    for (int j = 0; j < NT; j++)
+                        qm_mma(acc[w][j], a01[2 * w], a01[2 * w + 1], a23[2 * w], a23[2 * w + 1], h ? bq[j].z : bq[j].x,
+                               h ? bq[j].w : bq[j].y);
             }
         }
-        if (kb + 1 < kb1) cur[0] = nxt[0], cur[1] = nxt[1];
+        if (kb + 1 < kb1)
+#pragma unroll
+            for (int r = 0; r < RR; r++) cur[r] = nxt[r];
     }
     qm_wait<0>();
     if (live) {
 #pragma unroll
-        for (int j = 0; j < NT; j++)
+        for (int w = 0; w < RW; w++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int tok = 8 * j + 2 * t + (e & 1), row = r0 + g + 8 * (e >> 1);
-                if (tok >= a.m || row >= n) continue;
-                const size_t o = (size_t)tok * a.ldy + row;
-                if (a.half_out) reinterpret_cast<__half *>(a.y)[o] = __float2half_rn(acc[j][e]);
-                else if (a.atomic) atomicAdd(reinterpret_cast<float *>(a.y) + o, acc[j][e]);
-                else if (a.add) reinterpret_cast<float *>(a.y)[o] += acc[j][e];
-                else reinterpret_cast<float *>(a.y)[o] = acc[j][e];
-            }
+            for (int j = 0; j < NT; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int tok = 8 * j + 2 * t + (e & 1), row = r0 + 16 * w + g + 8 * (e >> 1);
+                    if (tok >= a.m || row >= n) continue;
+                    const size_t o = (size_t)tok * a.ldy + row;
+                    if (a.half_out) reinterpret_cast<__half *>(a.y)[o] = __float2half_rn(acc[w][j][e]);
+                    else if (a.atomic) atomicAdd(reinterpret_cast<float *>(a.y) + o, acc[w][j][e]);
+                    else if (a.add) reinterpret_cast<float *>(a.y)[o] += acc[w][j][e];
+                    else reinterpret_cast<float *>(a.y)[o] = acc[w][j][e];
+                }
     }
     pdl_trigger();
 }
@@ -1487,9 +1634,9 @@ static bool qmma_ok(const llt_cuda_linear *a) {
  * (per + 0.5) x (B <= SMs ? 1.6 : ceil(B / SMs)), the 0.5 for a block's pipeline start and
  * atomics. E.g. a 7B gate/up (172 row blocks) takes 2 splits, O (32) 8, QKV (96) 4, the head 1.
  * LLT_CUDA_QMMA_SPLIT forces one. */
-static int qmma_split(const llt_cuda_ctx *c, int32_t n, int32_t k) {
+static int qmma_split(const llt_cuda_ctx *c, int32_t n, int32_t k, int rw) {
     static const int force = env_int("LLT_CUDA_QMMA_SPLIT", 0, 0, 64);
-    const int nkb = k / 256, bx = (n + 16 * QMMA_WARPS - 1) / (16 * QMMA_WARPS);
+    const int nkb = k / 256, bx = (n + 16 * rw * QMMA_WARPS - 1) / (16 * rw * QMMA_WARPS);
     if (force) return force < nkb ? force : nkb;
     int best = 1;
     double bc = 1e30;
@@ -1497,7 +1644,8 @@ static int qmma_split(const llt_cuda_ctx *c, int32_t n, int32_t k) {
         const int per = (nkb + s - 1) / s;
         if ((nkb + per - 1) / per != s) continue;
         const int b = bx * s;
-        const double cost = (per + 0.5) * (b <= c->n_sm ? 1.6 : (double)((b + c->n_sm - 1) / c->n_sm));
+        const double waves = (double)((b + c->n_sm - 1) / c->n_sm);
+        const double cost = (per + 0.5) * (rw == 2 ? waves : b <= c->n_sm ? 1.6 : waves);
         if (cost < bc) bc = cost, best = s;
     }
     return best;
@@ -1517,10 +1665,16 @@ __global__ void qm_swiglu_kernel(const float *gu, int n, __half *o, int ldo, int
 
 /* y (float32, or f16 when half_out) [m, ldy] (=, or += when add) x [m, ldx] . rows of a->qw,
  * k split into `split` ranges (float32 outputs only) */
+/* row tiles per warp for m token rows: LLT_CUDA_QMMA_RW=2 takes two for m > 32 */
+static int qmma_rw(int32_t m) {
+    static const int rw = env_int("LLT_CUDA_QMMA_RW", 1, 1, 2);
+    return m > 32 ? rw : 1;
+}
+
 static llt_status qmma_run(llt_cuda_ctx *c, const llt_cuda_linear *a, const void *x, int32_t ldx, void *y,
                            int32_t ldy, bool half_out, bool add, int split, llt_error *err) {
-    const int nt = a->m <= 8 ? 1 : a->m <= 16 ? 2 : a->m <= 32 ? 4 : 8;
-    const int nkb = a->k / 256, bx = (a->n + 16 * QMMA_WARPS - 1) / (16 * QMMA_WARPS);
+    const int nt = a->m <= 8 ? 1 : a->m <= 16 ? 2 : a->m <= 32 ? 4 : 8, rw = qmma_rw(a->m);
+    const int nkb = a->k / 256, bx = (a->n + 16 * rw * QMMA_WARPS - 1) / (16 * rw * QMMA_WARPS);
     if (half_out || split < 1) split = 1;
     if (split > nkb) split = nkb;
     const int per = (nkb + split - 1) / split;
@@ -1532,16 +1686,18 @@ static llt_status qmma_run(llt_cuda_ctx *c, const llt_cuda_linear *a, const void
     const qm_args qa = {(const __half *)x, ldx, a->m, per, y, ldy, half_out ? 1 : 0, add ? 1 : 0, split > 1 ? 1 : 0};
     const size_t smem = (size_t)QMMA_STAGES * 8 * nt * 512;
     const dim3 grid((unsigned)bx, (unsigned)split), block(32 * QMMA_WARPS);
-#define QMMA_GO(NT)                                                                                                    \
+#define QMMA_GO(NT, RW)                                                                                                \
     do {                                                                                                               \
-        LLT_TRY(llt_smem_optin(c, q4k_mma_kernel<NT>, smem, err));                                                     \
-        return llt_launch(c, q4k_mma_kernel<NT>, grid, block, smem, err, *a->qw, qa);                                  \
+        LLT_TRY(llt_smem_optin(c, q4k_mma_kernel<NT, RW>, smem, err));                                                 \
+        return llt_launch(c, q4k_mma_kernel<NT, RW>, grid, block, smem, err, *a->qw, qa);                              \
     } while (0)
     switch (nt) {
-    case 1: QMMA_GO(1);
-    case 2: QMMA_GO(2);
-    case 4: QMMA_GO(4);
-    default: QMMA_GO(8);
+    case 1: QMMA_GO(1, 1);
+    case 2: QMMA_GO(2, 1);
+    case 4: QMMA_GO(4, 1);
+    default:
+        if (rw == 2) QMMA_GO(8, 2);
+        QMMA_GO(8, 1);
     }
 #undef QMMA_GO
 }
@@ -1556,7 +1712,7 @@ static llt_status qlinear_mma(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_err
                                  a->eps, err));
         x = a->tmp_x, ldx = a->k;
     }
-    const int split = qmma_split(c, a->n, a->k);
+    const int split = qmma_split(c, a->n, a->k, qmma_rw(a->m));
     if (a->out == LLT_LIN_OUT_SWIGLU) {
         /* split: the float32 product in the dequantisation scratch (unused on this path) */
         if (split > 1 && a->deq && a->deq_bytes >= (size_t)a->m * a->n * 4 && a->n % 2 == 0) {
