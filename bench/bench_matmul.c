@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "backend/cpu/ops.h"
+#include "base/dtype.h"
 #include "base/log.h"
 #include "base/threadpool.h"
 
@@ -66,6 +67,22 @@ static const char *dt_name(llt_dtype d) {
     return d == LLT_DTYPE_F32 ? "f32" : d == LLT_DTYPE_F16 ? "f16" : "bf16";
 }
 
+/* bytes of weights as dt: values in [-0.05, 0.05], never subnormal. Filling with arbitrary bytes
+ * made some BF16 (and F32) elements subnormal, and x86 cores without fast subnormal handling
+ * (Intel's) take a microcode assist per such FMA: the "emulated" BF16 rate of 1.2 GB/s on the
+ * GPU machine's Xeon was that, not the shift that widens BF16. */
+static void fill_weights(llt_dtype dt, uint8_t *buf, int64_t bytes) {
+    int64_t n = bytes / (dt == LLT_DTYPE_F32 ? 4 : 2);
+    for (int64_t i = 0; i < n; i++) {
+        float v = (float)((i * 7919) % 2001 - 1000) * 5e-5f;
+        if (dt == LLT_DTYPE_F32) memcpy(buf + 4 * i, &v, 4);
+        else {
+            uint16_t h = dt == LLT_DTYPE_F16 ? llt_f32_to_f16(v) : llt_f32_to_bf16(v);
+            memcpy(buf + 2 * i, &h, 2);
+        }
+    }
+}
+
 static void report_flops(const char *what, double *gf, int reps) {
     qsort(gf, (size_t)reps, sizeof *gf, cmp_double);
     printf("%-24s median %7.1f GFLOP/s best %7.1f GFLOP/s\n", what, gf[reps / 2], gf[reps - 1]);
@@ -73,7 +90,7 @@ static void report_flops(const char *what, double *gf, int reps) {
 
 /* The prefill product y[pn, prow] = x[pn, cols] W[prow, cols]^T in GFLOP/s: ours per dtype and
  * ISA, and OpenBLAS's sgemm on the same f32 weight when built with it (LLT_BENCH_OPENBLAS). */
-static void prefill_rates(llt_threadpool *pool, int64_t pn, int64_t prow, int64_t cols, const uint8_t *wbuf,
+static void prefill_rates(llt_threadpool *pool, int64_t pn, int64_t prow, int64_t cols, uint8_t *wbuf,
                           double *gf, int reps) {
     float *px = malloc((size_t)(pn * cols) * 4), *py = malloc((size_t)(pn * prow) * 4);
     if (!px || !py) {
@@ -83,7 +100,8 @@ static void prefill_rates(llt_threadpool *pool, int64_t pn, int64_t prow, int64_
     for (int64_t i = 0; i < pn * cols; i++) px[i] = 1.0f / (float)(i % 97 + 1);
     const double flop = 2.0 * (double)(pn * prow * cols);
     char what[48];
-    for (int d = 0; d < 3; d++)
+    for (int d = 0; d < 3; d++) {
+        fill_weights(dts[d], wbuf, prow * cols * 4);
         for (int isa = LLT_CPU_ISA_AVX2; isa <= LLT_CPU_ISA_AVX512; isa++) {
             if (llt_cpu_isa_resolve((llt_cpu_isa)isa) != (llt_cpu_isa)isa) continue;
             llt_weight w = {.dtype = dts[d], .rows = prow, .cols = cols, .data = (void *)wbuf};
@@ -97,7 +115,9 @@ static void prefill_rates(llt_threadpool *pool, int64_t pn, int64_t prow, int64_
                      dt_name(dts[d]), isa_names[isa]);
             report_flops(what, gf, reps);
         }
+    }
 #ifdef LLT_BENCH_OPENBLAS
+    fill_weights(LLT_DTYPE_F32, wbuf, prow * cols * 4);
     openblas_set_num_threads(g_threads);
     for (int r = -1; r < reps; r++) {
         double t0 = now();
@@ -126,7 +146,7 @@ int main(int argc, char **argv) {
     float *x = malloc(cols * 4), *y = malloc((size_t)(bytes / 2 / cols) * 4);
     double *gbs = malloc((size_t)reps * sizeof *gbs);
     if (!a || !b || !x || !y || !gbs) return 1;
-    for (int64_t i = 0; i < bytes; i++) a[i] = (uint8_t)(i * 7 + 1) & 0x3f; /* small finite values */
+    fill_weights(LLT_DTYPE_F32, a, bytes);
     memset(b, 0, (size_t)bytes);
     for (int64_t i = 0; i < cols; i++) x[i] = 1.0f / (float)(i + 1);
     printf("# %d threads, %lld MB, %d reps, %s time\n", llt_pool_size(pool), (long long)(bytes >> 20), reps,
@@ -138,7 +158,8 @@ int main(int argc, char **argv) {
         if (r >= 0) gbs[r] = 2.0 * (double)bytes / (now() - t0) / 1e9;
     }
     report("copy", gbs, reps);
-    for (int d = 0; d < 3; d++)
+    for (int d = 0; d < 3; d++) {
+        fill_weights(dts[d], a, bytes);
         for (int isa = LLT_CPU_ISA_SCALAR; isa <= LLT_CPU_ISA_AVX512; isa++) {
             if (llt_cpu_isa_resolve((llt_cpu_isa)isa) != (llt_cpu_isa)isa) continue;
             int64_t es = dts[d] == LLT_DTYPE_F32 ? 4 : 2, rows = bytes / es / cols;
@@ -153,6 +174,7 @@ int main(int argc, char **argv) {
             snprintf(what, sizeof what, "%s %s", dt_name(dts[d]), isa_names[isa]);
             report(what, gbs, reps);
         }
+    }
     /* prefill: compute bound; 128 tokens through a weight in cache, 512 through one past it */
     prefill_rates(pool, 128, 2048, cols, a, gbs, reps);
     if (bytes >= (int64_t)4096 * 4096 * 4) prefill_rates(pool, 512, 4096, 4096, a, gbs, reps);

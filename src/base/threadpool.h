@@ -22,8 +22,12 @@ void llt_pool_for(llt_threadpool *p, int64_t n, llt_pool_fn fn, void *ctx);
  * threads may meet at llt_pool_barrier inside fn. One dispatch for a whole decode step. */
 typedef void (*llt_pool_task)(void *ctx, int32_t thread, int32_t n_threads);
 void llt_pool_run(llt_threadpool *p, llt_pool_task fn, void *ctx);
-/* Inside llt_pool_run only, called by every thread the same number of times: returns when all
- * threads have arrived (spins briefly, then sleeps). No-op for a NULL or 1-thread pool. */
+/* The same on threads 0..n_threads-1 only (clamped to 1..pool size; 1 runs inline): fn sees
+ * n_threads, and llt_pool_barrier counts only these. For work too small to feed every thread. */
+void llt_pool_run_n(llt_threadpool *p, int32_t n_threads, llt_pool_task fn, void *ctx);
+/* Inside llt_pool_run(_n) only, called by every thread of the run the same number of times:
+ * returns when all have arrived (polls for up to LLT_POOL_SPIN_US, default 2000, yielding the
+ * CPU between polls after 20 us, then sleeps). No-op for a NULL pool or a run of 1 thread. */
 void llt_pool_barrier(llt_threadpool *p);
 
 #endif

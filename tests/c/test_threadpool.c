@@ -175,7 +175,8 @@ static void test_create(void) {
 /* llt_pool_run + llt_pool_barrier: every thread runs once with its own index, and no thread
  * leaves a barrier before all arrived: in round r each thread writes slot[thread] = r, and after
  * the barrier every slot must read r (a thread that ran ahead would have written r + 1, one that
- * lagged would still read r - 1). Some rounds make one thread slow, so others must sleep. */
+ * lagged would still read r - 1). Some rounds make one thread slow, so others must sleep.
+ * llt_pool_run_n on fewer threads: only those run, and the barrier waits for those only. */
 enum { BAR_ROUNDS = 3000, BAR_MAX = 8 };
 typedef struct bar_ctx {
     llt_threadpool *p;
@@ -187,7 +188,7 @@ static void bar_task(void *vctx, int32_t thread, int32_t n_threads) {
     bar_ctx *c = vctx;
     atomic_fetch_add(&c->ran[thread], 1);
     for (int r = 1; r <= BAR_ROUNDS; r++) {
-        if (r % 500 == thread) usleep(2000); /* one laggard: the others spin out and sleep */
+        if (r % 500 == thread) usleep(5000); /* one laggard: the others poll out (2 ms) and sleep */
         atomic_store(&c->slot[thread], r);
         llt_pool_barrier(c->p);
         for (int t = 0; t < n_threads; t++)
@@ -206,6 +207,12 @@ static void test_barrier(void) {
         llt_pool_run(c.p, bar_task, &c); /* the barrier state carries over between runs */
         CHECK_MSG(atomic_load(&c.bad) == 0, "%d threads: %d slots read out of round", n, atomic_load(&c.bad));
         for (int t = 0; t < n; t++) CHECK(atomic_load(&c.ran[t]) == 2);
+        if (n > 1) { /* a run on fewer threads than the pool has: its barriers count only those */
+            llt_pool_run_n(c.p, n - 1, bar_task, &c);
+            llt_pool_run(c.p, bar_task, &c);
+            CHECK_MSG(atomic_load(&c.bad) == 0, "run of %d of %d threads: slots out of round", n - 1, n);
+            for (int t = 0; t < n; t++) CHECK(atomic_load(&c.ran[t]) == (t < n - 1 ? 4 : 3));
+        }
         llt_pool_free(c.p);
     }
     llt_pool_barrier(NULL); /* no pool: no-op */
