@@ -6,7 +6,10 @@
  * dot-product kernel that reads a single bit wrongly moves the logits by far more than the
  * tolerance. Tolerance: 1e-4 of the largest reference logit (the CPU kernels keep the
  * activations in float32, as for float weights); the top-1 token must match wherever the
- * reference's top-1/top-2 gap exceeds that tolerance. The kernels
+ * reference's top-1/top-2 gap exceeds that tolerance. That teacher-forced forward is one prefill
+ * step (float activations); decoding the same tokens one at a time runs the decode kernels,
+ * which on Q8_0 / Q4_K / Q6_K quantise the activations to 16 bits (quant_dot_int.c): the issue's
+ * 1e-3 for such kernels, and the same top-1 rule at 1e-3. The kernels
  * themselves (scalar and SIMD) are compared block by block in test_quant_dot. */
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +67,18 @@ static void check_type(const char *type) {
         int bad = top1_mismatches(logits, lg->data, T, V, 1e-4);
         CHECK_MSG(bad == 0, "%s: %d positions with a different top-1", type, bad);
         fprintf(stderr, "  %-7s logits rel err %.2g (of 1e-4)\n", type, err);
+        /* one token a step: the decode kernels */
+        int32_t seq = -1, rows = 0;
+        CHECK_OK(llt_kv_seq_create(llt_model_kv_cache(m), &seq, &e), &e);
+        for (int32_t i = 0; i < T; i++) {
+            llt_batch b = {1, &tok[i], &seq, NULL};
+            CHECK_OK(llt_model_decode(m, &b, logits + (int64_t)i * V, &rows, &e), &e);
+        }
+        double derr = tl_rel_err(logits, lg->data, (size_t)T * V);
+        CHECK_MSG(derr <= 1e-3, "%s: decode logits rel err %.3g > 1e-3", type, derr);
+        bad = top1_mismatches(logits, lg->data, T, V, 1e-3);
+        CHECK_MSG(bad == 0, "%s: decode: %d positions with a different top-1", type, bad);
+        fprintf(stderr, "  %-7s decode logits rel err %.2g (of 1e-3)\n", type, derr);
         /* the matrices stay as the file stores them, in the mmap: no float copy */
         const llt_tensor *wq = llt_tensors_find(&m->tensors, "blk.0.attn_q.weight");
         CHECK(wq && !wq->owned && m->layers[0].wq.data == wq->data && m->layers[0].wq.dtype == wq->dtype &&

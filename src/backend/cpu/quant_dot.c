@@ -5,14 +5,17 @@
  * a 4.5-bit block is 7x fewer bytes than float32. Each block is decoded once into a float tile
  * in L1 (SIMD unpacking of nibbles / high bits / 6-bit scales, scales applied in float), then
  * dotted with every token of the chunk, so prefill pays the decode once per block and token
- * block, not per token. Activations stay float32 (no 8-bit activation quantisation): the error
- * is float32 accumulation only, the same 1e-4 tolerance as float weights.
+ * block, not per token. Activations stay float32 here: the error is float32 accumulation only,
+ * the same 1e-4 tolerance as float weights. Decode (at most QINT_MAX_TOKENS tokens) on Q8_0,
+ * Q4_K and Q6_K goes to quant_dot_int.c instead: 16-bit activations, integer dot products.
  *
  * Variants, picked at run time: scalar (the reference: base/quant.c's decoders + a plain
  * dot), AVX2+FMA+F16C (SIMD decoders, 8-wide dots), AVX-512F/BW (the same decoders, 16-wide
  * dots). Rows, never the reduction, are split over threads by the caller (matmul.c), so the
  * result does not depend on the thread count. */
 #include "backend/cpu/quant_dot.h"
+
+#include "backend/cpu/quant_dot_int.h"
 
 #include <string.h>
 
@@ -275,6 +278,10 @@ llt_quant_isa llt_cpu_quant_isa(llt_quant_isa want) {
 
 void llt_cpu_quant_rows(const llt_weight *w, const float *x, int64_t n, float *y, int64_t r0, int64_t r1,
                         llt_quant_isa isa) {
+    if (isa != LLT_QUANT_ISA_SCALAR && llt_cpu_qint_applies(w->dtype, w->cols, n)) { /* decode: integer */
+        llt_cpu_qint_rows(w, x, n, y, r0, r1, isa == LLT_QUANT_ISA_AVX512);
+        return;
+    }
     switch (isa) {
 #ifdef QD_X86
     case LLT_QUANT_ISA_AVX512: rows_avx512(w, x, n, y, r0, r1); return;
