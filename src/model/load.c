@@ -72,10 +72,45 @@ static llt_status convert_blocks(llt_dtype from, const void *src, llt_dtype dt, 
     return LLT_OK;
 }
 
+/* One tensor's conversion split over the pool: each thread converts (and so first touches)
+ * its share of the elements, which is about the share of rows it multiplies later (pages land
+ * on that thread's memory node, and loading is T times faster). */
+typedef struct convert_job {
+    llt_dtype from, to;
+    const void *src;
+    void *dst;
+    int64_t n;
+    llt_status status[64]; /* per chunk (the pool's chunks are capped to 64 below) */
+    llt_error err[64];
+} convert_job;
+
+static void convert_part(void *ctx, int64_t begin, int64_t end, int32_t thread) {
+    convert_job *j = ctx;
+    (void)thread;
+    for (int64_t c = begin; c < end; c++) {
+        int64_t e0 = j->n * c / 64, e1 = j->n * (c + 1) / 64;
+        size_t fb = llt_dtype_get(j->from)->block_bytes, db = llt_dtype_get(j->to)->block_bytes;
+        j->status[c] = convert_blocks(j->from, (const uint8_t *)j->src + (size_t)e0 * fb, j->to,
+                                      (uint8_t *)j->dst + (size_t)e0 * db, e1 - e0, &j->err[c]);
+    }
+}
+
+static llt_status convert_one(llt_threadpool *pool, llt_tensor *t, llt_dtype dt, void *d, llt_error *err) {
+    convert_job *j = calloc(1, sizeof *j);
+    if (!j) return llt_err_set(err, LLT_ERR_NOMEM, "tensor '%s': out of memory converting", t->name);
+    *j = (convert_job){.from = t->dtype, .to = dt, .src = t->data, .dst = d, .n = llt_tensor_numel(t)};
+    llt_pool_for(pool, 64, convert_part, j); /* float dtypes only: any element split is exact */
+    llt_status s = LLT_OK;
+    for (int c = 0; c < 64 && s == LLT_OK; c++)
+        if (j->status[c] != LLT_OK) s = j->status[c], *err = j->err[c];
+    free(j);
+    return s;
+}
+
 /* CPU compute dtype: converts every float tensor to dt into owned buffers (--dtype f16 / bf16
  * on an f32 checkpoint halves the bytes each token reads; the f32 file stays mapped, unread
  * after this, so the process holds the 16-bit weights only). */
-static llt_status convert_tensors(llt_tensor_table *tt, llt_dtype dt, llt_error *err) {
+static llt_status convert_tensors(llt_tensor_table *tt, llt_dtype dt, llt_threadpool *pool, llt_error *err) {
     uint64_t total = 0, done = 0;
     for (size_t i = 0; i < tt->n; i++) total += tt->t[i].nbytes;
     llt_progress prog;
@@ -88,7 +123,7 @@ static llt_status convert_tensors(llt_tensor_table *tt, llt_dtype dt, llt_error 
             continue;
         int64_t n = llt_tensor_numel(t);
         void *d = malloc((size_t)n * llt_dtype_get(dt)->block_bytes);
-        llt_status s = d ? convert_blocks(t->dtype, t->data, dt, d, n, err)
+        llt_status s = d ? convert_one(pool, t, dt, d, err)
                          : llt_err_set(err, LLT_ERR_NOMEM, "tensor '%s': out of memory converting to %s",
                                        t->name, llt_dtype_name(dt));
         if (s != LLT_OK) {
@@ -147,13 +182,13 @@ llt_status llt_model_finish(llt_model *m, llt_tensor_names names, const llt_load
      * LLT_CUDA_QUANT=0 makes the CUDA backend dequantise at load instead (for comparisons) */
     const char *cq = getenv("LLT_CUDA_QUANT");
     m->keep_quant = cpu || !(cq && strcmp(cq, "0") == 0);
+    LLT_TRY(llt_pool_create(opts->n_threads, &m->pool, err));
+    m->n_threads = llt_pool_size(m->pool);
     if (cpu && (opts->dtype == LLT_DTYPE_F32 || opts->dtype == LLT_DTYPE_F16 || opts->dtype == LLT_DTYPE_BF16))
-        LLT_TRY(convert_tensors(&m->tensors, opts->dtype, err));
+        LLT_TRY(convert_tensors(&m->tensors, opts->dtype, m->pool, err));
     for (int32_t i = 0; m->tok && i < m->cfg.n_eos && i < LLT_MAX_EOS; i++) /* generation_config's list */
         llt_tok_add_eog(m->tok, m->cfg.eos_token_ids[i]);
     LLT_TRY(llt_weights_bind(m, names, err));
-    LLT_TRY(llt_pool_create(opts->n_threads, &m->pool, err));
-    m->n_threads = llt_pool_size(m->pool);
     llt_status s = m->backend->init(m, opts, err);
     if (s != LLT_OK) m->backend = NULL; /* nothing for free() to undo */
     return s;
