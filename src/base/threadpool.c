@@ -320,8 +320,16 @@ static void run_one(void *ctx, int64_t begin, int64_t end, int32_t thread) {
 void llt_pool_run_n(llt_threadpool *p, int32_t n_threads, llt_pool_task fn, void *ctx) {
     int32_t n = n_threads < 1 ? 1 : n_threads > llt_pool_size(p) ? llt_pool_size(p) : n_threads;
     run_ctx r = {fn, ctx, n};
-    if (n == 1) fn(ctx, 0, 1);
-    else dispatch(p, n, n, run_one, &r);
+    if (!p || p->n_threads == 1) {
+        fn(ctx, 0, 1);
+    } else if (n == 1) { /* inline, but as a run of 1 thread: its barriers return at once */
+        pthread_mutex_lock(&p->call_mu);
+        p->n_active = 1;
+        fn(ctx, 0, 1);
+        pthread_mutex_unlock(&p->call_mu);
+    } else {
+        dispatch(p, n, n, run_one, &r);
+    }
 }
 
 void llt_pool_run(llt_threadpool *p, llt_pool_task fn, void *ctx) { llt_pool_run_n(p, llt_pool_size(p), fn, ctx); }
