@@ -36,7 +36,8 @@
  * at once). */
 #define POOL_SPIN_NS 2000000
 #define POOL_SPIN_OVERSUBSCRIBED_NS 50000
-#define POOL_YIELD_NS 20000 /* pure pause polling this long, then sched_yield between polls */
+#define POOL_YIELD_NS 20000 /* pure pause polling this long, then sched_yield between polls
+                             * (LLT_POOL_YIELD_US overrides) */
 
 typedef struct worker {
     llt_threadpool *pool;
@@ -52,7 +53,7 @@ typedef struct wait_word {
 struct llt_threadpool {
     int32_t n_threads;           /* including the caller */
     int32_t n_started;           /* workers running (n_threads - 1 once created) */
-    int64_t spin_ns;
+    int64_t spin_ns, yield_ns;
     pthread_t *threads;
     worker *workers;
     pthread_mutex_t call_mu;     /* one dispatch at a time */
@@ -120,7 +121,7 @@ static bool spin_wait(const llt_threadpool *p, wait_word *w, unsigned seen) {
             int64_t t = now_ns();
             if (!t0) t0 = t;
             if (t - t0 >= p->spin_ns) return false;
-            if (t - t0 >= POOL_YIELD_NS) sched_yield();
+            if (t - t0 >= p->yield_ns) sched_yield();
         }
         cpu_relax();
     }
@@ -211,9 +212,9 @@ static int32_t online_cores(void) {
     return n < 1 ? 1 : n > POOL_MAX_THREADS ? POOL_MAX_THREADS : (int32_t)n;
 }
 
-static int64_t spin_ns_for(int32_t n_threads) {
-    int64_t dflt = n_threads > online_cores() ? POOL_SPIN_OVERSUBSCRIBED_NS : POOL_SPIN_NS;
-    const char *v = getenv("LLT_POOL_SPIN_US");
+/* Microseconds from the environment variable name as nanoseconds, else dflt. */
+static int64_t env_us(const char *name, int64_t dflt) {
+    const char *v = getenv(name);
     if (!v || !*v) return dflt;
     char *end;
     long us = strtol(v, &end, 10);
@@ -249,7 +250,8 @@ llt_status llt_pool_create(int32_t n_threads, llt_threadpool **out, llt_error *e
     memset(p, 0, sizeof *p);
     p->n_threads = n_threads ? n_threads : online_cores();
     p->n_active = p->n_threads;
-    p->spin_ns = spin_ns_for(p->n_threads);
+    p->spin_ns = env_us("LLT_POOL_SPIN_US", p->n_threads > online_cores() ? POOL_SPIN_OVERSUBSCRIBED_NS : POOL_SPIN_NS);
+    p->yield_ns = env_us("LLT_POOL_YIELD_US", POOL_YIELD_NS);
     pthread_mutex_init(&p->call_mu, NULL);
 #ifndef __linux__
     pthread_mutex_init(&p->mu, NULL);

@@ -27,7 +27,8 @@ void llt_pool_run(llt_threadpool *p, llt_pool_task fn, void *ctx);
 void llt_pool_run_n(llt_threadpool *p, int32_t n_threads, llt_pool_task fn, void *ctx);
 /* Inside llt_pool_run(_n) only, called by every thread of the run the same number of times:
  * returns when all have arrived (polls for up to LLT_POOL_SPIN_US, default 2000, yielding the
- * CPU between polls after 20 us, then sleeps). No-op for a NULL pool or a run of 1 thread. */
+ * CPU between polls after LLT_POOL_YIELD_US, default 20, then sleeps). No-op for a NULL pool
+ * or a run of 1 thread. */
 void llt_pool_barrier(llt_threadpool *p);
 
 #endif
