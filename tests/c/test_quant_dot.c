@@ -4,7 +4,7 @@
  * test_quant_blocks.py and test_quant_models.c). Random blocks: random quants, high bits and
  * packed scales, f16 scales drawn from a sane range; row counts and token counts that are not
  * multiples of the kernels' tiles. Tolerance: 1e-5 of sum |w| |x| (float32 accumulation).
- * Decode products on Q8_0 / Q4_K / Q6_K (at most QINT_MAX_TOKENS tokens) quantise x to 16 bits
+ * Decode products (at most QINT_MAX_TOKENS tokens) quantise x to 16 bits
  * per 32 elements (quant_dot_int.c): those are held to 1e-5 against x as quantised (the integer
  * arithmetic is exact), and to the quantisation's own bound against x itself. */
 #include <math.h>

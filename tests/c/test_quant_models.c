@@ -8,7 +8,7 @@
  * activations in float32, as for float weights); the top-1 token must match wherever the
  * reference's top-1/top-2 gap exceeds that tolerance. That teacher-forced forward is one prefill
  * step (float activations); decoding the same tokens one at a time runs the decode kernels,
- * which on Q8_0 / Q4_K / Q6_K quantise the activations to 16 bits (quant_dot_int.c): the issue's
+ * which quantise the activations to 16 bits (quant_dot_int.c): the issue's
  * 1e-3 for such kernels, and the same top-1 rule at 1e-3. The kernels
  * themselves (scalar and SIMD) are compared block by block in test_quant_dot. */
 #include <stdlib.h>

@@ -6,8 +6,8 @@
  * in L1 (SIMD unpacking of nibbles / high bits / 6-bit scales, scales applied in float), then
  * dotted with every token of the chunk, so prefill pays the decode once per block and token
  * block, not per token. Activations stay float32 here: the error is float32 accumulation only,
- * the same 1e-4 tolerance as float weights. Decode (at most QINT_MAX_TOKENS tokens) on Q8_0,
- * Q4_K and Q6_K goes to quant_dot_int.c instead: 16-bit activations, integer dot products.
+ * the same 1e-4 tolerance as float weights. Decode (at most QINT_MAX_TOKENS tokens) goes to
+ * quant_dot_int.c instead: 16-bit activations, integer dot products.
  *
  * Variants, picked at run time: scalar (the reference: base/quant.c's decoders + a plain
  * dot), AVX2+FMA+F16C (SIMD decoders, 8-wide dots), AVX-512F/BW (the same decoders, 16-wide

@@ -1,6 +1,8 @@
-/* quant_dot_int.c: decode products on GGML blocks (Q8_0, Q4_K, Q6_K) in integer arithmetic:
+/* quant_dot_int.c: decode products on GGML blocks (Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K, Q6_K) in
+ * integer arithmetic:
  * the activations quantised to 16 bits per 32 elements, the blocks' quants widened to 16 bits
- * in registers, integer multiply-adds, one float FMA per 32 weights by the two scales.
+ * in registers, integer multiply-adds, one float FMA per 32 weights by the two scales (offsets:
+ * Q4_1's m and the K types' mins times the block's sum of x, kept beside each x block).
  *
  * Why: decoding a block to a float tile and then running float FMAs (quant_dot.c) costs more
  * per weight than the bytes it saves: the CPU block kernels ran at 16-26 % of the copy
@@ -118,35 +120,78 @@ AVX2_INLINE void widen_u8(__m256i q, __m256i w[2]) {
     w[1] = _mm256_cvtepu8_epi16(_mm256_extracti128_si256(q, 1));
 }
 
+/* 16 bytes of nibbles -> 32 bytes in element order: low nibbles (0..15), then high nibbles. */
+AVX2_INLINE __m256i nibbles32(const uint8_t *qs) {
+    __m128i v = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0f);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+}
+
+/* Bit i of a 32-bit word -> byte i as 0x10 or 0 (Q5_0's fifth bits). */
+AVX2_INLINE __m256i bits_to_0x10(uint32_t qh) {
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303ll, 0x0202020202020202ll,
+                                           0x0101010101010101ll, 0x0000000000000000ll);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), shuf); /* byte i = byte i/8 of qh */
+    v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+}
+
+/* A 32-element block (Q8_0, Q4_0, Q4_1, Q5_0; T a constant): its quants as int16 and its
+ * scale d, and Q4_1's offset m (w = d q + m; the others m = 0, their offset folded into q). */
+AVX2_INLINE void b32_quants(llt_dtype T, const uint8_t *s, __m256i q[2], float *d, float *m) {
+    *d = h2f(s), *m = 0.0f;
+    if (T == LLT_DTYPE_Q8_0) {
+        widen_s8(_mm256_loadu_si256((const __m256i *)(s + 2)), q);
+    } else if (T == LLT_DTYPE_Q4_0) {
+        widen_s8(_mm256_sub_epi8(nibbles32(s + 2), _mm256_set1_epi8(8)), q);
+    } else if (T == LLT_DTYPE_Q4_1) {
+        *m = h2f(s + 2);
+        widen_u8(nibbles32(s + 4), q);
+    } else { /* Q5_0 */
+        uint32_t qh;
+        memcpy(&qh, s + 2, 4);
+        __m256i v = _mm256_or_si256(nibbles32(s + 6), bits_to_0x10(qh));
+        widen_s8(_mm256_sub_epi8(v, _mm256_set1_epi8(16)), q);
+    }
+}
+
+static inline int b32_bytes(llt_dtype T) {
+    return T == LLT_DTYPE_Q8_0 ? 34 : T == LLT_DTYPE_Q4_0 ? 18 : T == LLT_DTYPE_Q4_1 ? 20 : 22;
+}
+
 #define KERNEL_FN(TARGET) static inline __attribute__((always_inline, target(TARGET)))
 
-/* The kernels over rows [r0, r1) x n tokens, two accumulator chains per token (an FMA's
- * latency would otherwise bound a block's time), instantiated twice: DOT32(w, xb) is the 8 int32
- * partial sums of 32 int16 weights w[2] times the block's 32 int16 activations, by two
- * vpmaddwd + an add, or by two vpdpwssd. */
+/* The kernels over one row x n tokens (T and n constants), two accumulator chains per token
+ * (an FMA's latency would otherwise bound a block's time), instantiated twice: DOT32(w, xq) is
+ * the 8 int32 partial sums of 32 int16 weights w[2] times a block's 32 int16 activations, by
+ * two vpmaddwd + an add, or by two vpdpwssd. */
 #define QI_KERNELS(SUFFIX, TARGET, DOT32)                                                             \
-    KERNEL_FN(TARGET) void q8_0_##SUFFIX(const uint8_t *w, int64_t nb, const xq16 *x, int64_t ldx,      \
-                                         const int n, float *y) {                                     \
+    KERNEL_FN(TARGET) void b32_##SUFFIX(const llt_dtype T, const uint8_t *w, int64_t nb, const xq16 *x, \
+                                        int64_t ldx, const int n, float *y) {                         \
         __m256 acc[QINT_MAX_TOKENS][2];                                                               \
+        float offs[QINT_MAX_TOKENS] = {0}; /* Q4_1: sum of m * sum(x) */                            \
         for (int t = 0; t < n; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();                      \
-        for (int64_t b = 0; b < nb; b++, w += 34) {                                                   \
+        for (int64_t b = 0; b < nb; b++, w += b32_bytes(T)) {                                         \
             __m256i q[2];                                                                             \
-            widen_s8(_mm256_loadu_si256((const __m256i *)(w + 2)), q);                                \
-            float d = h2f(w);                                                                         \
+            float d, m;                                                                               \
+            b32_quants(T, w, q, &d, &m);                                                              \
             for (int t = 0; t < n; t++) {                                                             \
                 const int64_t xb = t * ldx + b;                                                       \
                 acc[t][b & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT32(q, x->q + 32 * xb)),         \
                                                 _mm256_set1_ps(d * x->d[xb]), acc[t][b & 1]);         \
+                if (T == LLT_DTYPE_Q4_1) offs[t] += m * x->s[xb];                                     \
             }                                                                                         \
         }                                                                                             \
-        for (int t = 0; t < n; t++) y[t] = hsum8(_mm256_add_ps(acc[t][0], acc[t][1]));                \
+        for (int t = 0; t < n; t++) y[t] = hsum8(_mm256_add_ps(acc[t][0], acc[t][1])) + offs[t];      \
     }                                                                                                 \
-    KERNEL_FN(TARGET) void q4_k_##SUFFIX(const uint8_t *w, int64_t nb, const xq16 *x, int64_t ldx,      \
-                                         const int n, float *y) {                                     \
+    /* Q4_K and Q5_K (T): 8 sub-blocks of 32 with 6-bit scales and mins, w = d sc q - dmin mn */     \
+    KERNEL_FN(TARGET) void k45_##SUFFIX(const llt_dtype T, const uint8_t *w, int64_t nb, const xq16 *x, \
+                                        int64_t ldx, const int n, float *y) {                         \
+        const bool q5 = T == LLT_DTYPE_Q5_K;                                                          \
         __m256 acc[QINT_MAX_TOKENS][2], mins[QINT_MAX_TOKENS];                                        \
-        const __m256i m4 = _mm256_set1_epi8(0x0f);                                                    \
+        const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);                         \
         for (int t = 0; t < n; t++) acc[t][0] = acc[t][1] = mins[t] = _mm256_setzero_ps();            \
-        for (int64_t b = 0; b < nb; b++, w += 144) {                                                  \
+        for (int64_t b = 0; b < nb; b++, w += q5 ? 176 : 144) {                                       \
             __m256 sc, mn, f[QINT_MAX_TOKENS]; /* f: d * scale_j * x's scale_j, j = 0..7 */          \
             k_scales(w + 4, &sc, &mn);                                                                \
             sc = _mm256_mul_ps(sc, _mm256_set1_ps(h2f(w)));                                           \
@@ -155,10 +200,17 @@ AVX2_INLINE void widen_u8(__m256i q, __m256i w[2]) {
                 f[t] = _mm256_mul_ps(sc, _mm256_loadu_ps(x->d + t * ldx + 8 * b));                    \
                 mins[t] = _mm256_fmadd_ps(mn, _mm256_loadu_ps(x->s + t * ldx + 8 * b), mins[t]);      \
             }                                                                                         \
+            const uint8_t *qs = w + (q5 ? 48 : 16);                                                   \
+            const __m256i qh = q5 ? _mm256_loadu_si256((const __m256i *)(w + 16)) : _mm256_setzero_si256(); \
             for (int g = 0; g < 4; g++) {                                                             \
-                __m256i v = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * g)), lo[2], hi[2];     \
-                widen_u8(_mm256_and_si256(v, m4), lo);                                                \
-                widen_u8(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), hi);                          \
+                __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * g)), lo[2], hi[2];         \
+                __m256i l8 = _mm256_and_si256(v, m4), h8 = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4); \
+                if (q5) { /* bit j of qh[l]: bit 4 of sub-block j's element l */                     \
+                    l8 = _mm256_or_si256(l8, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), one), 4)); \
+                    h8 = _mm256_or_si256(h8, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g + 1), one), 4)); \
+                }                                                                                     \
+                widen_u8(l8, lo);                                                                     \
+                widen_u8(h8, hi);                                                                     \
                 const __m256i j0 = _mm256_set1_epi32(2 * g), j1 = _mm256_set1_epi32(2 * g + 1);       \
                 for (int t = 0; t < n; t++) {                                                         \
                     const int16_t *xq = x->q + 32 * (t * ldx + 8 * b + 2 * g);                        \
@@ -201,8 +253,12 @@ AVX2_INLINE void widen_u8(__m256i q, __m256i w[2]) {
         for (int64_t r = r0; r < r1; r++) {                                                           \
             const uint8_t *wr = (const uint8_t *)w->data + r * row_bytes;                            \
             switch (w->dtype) {                                                                       \
-            case LLT_DTYPE_Q8_0: q8_0_##SUFFIX(wr, nb, x, ldx, n, out); break;                        \
-            case LLT_DTYPE_Q4_K: q4_k_##SUFFIX(wr, nb, x, ldx, n, out); break;                        \
+            case LLT_DTYPE_Q8_0: b32_##SUFFIX(LLT_DTYPE_Q8_0, wr, nb, x, ldx, n, out); break;          \
+            case LLT_DTYPE_Q4_0: b32_##SUFFIX(LLT_DTYPE_Q4_0, wr, nb, x, ldx, n, out); break;          \
+            case LLT_DTYPE_Q4_1: b32_##SUFFIX(LLT_DTYPE_Q4_1, wr, nb, x, ldx, n, out); break;          \
+            case LLT_DTYPE_Q5_0: b32_##SUFFIX(LLT_DTYPE_Q5_0, wr, nb, x, ldx, n, out); break;          \
+            case LLT_DTYPE_Q4_K: k45_##SUFFIX(LLT_DTYPE_Q4_K, wr, nb, x, ldx, n, out); break;          \
+            case LLT_DTYPE_Q5_K: k45_##SUFFIX(LLT_DTYPE_Q5_K, wr, nb, x, ldx, n, out); break;          \
             default: q6_k_##SUFFIX(wr, nb, x, ldx, n, out); break;                                    \
             }                                                                                         \
             for (int t = 0; t < n; t++) y[t * w->rows + r] = out[t];                                  \
@@ -238,7 +294,9 @@ static bool has_vnni(void) {
 }
 
 bool llt_cpu_qint_applies(llt_dtype t, int64_t cols, int64_t n) {
-    if (t != LLT_DTYPE_Q8_0 && t != LLT_DTYPE_Q4_K && t != LLT_DTYPE_Q6_K) return false;
+    if (t != LLT_DTYPE_Q8_0 && t != LLT_DTYPE_Q4_0 && t != LLT_DTYPE_Q4_1 && t != LLT_DTYPE_Q5_0 &&
+        t != LLT_DTYPE_Q4_K && t != LLT_DTYPE_Q5_K && t != LLT_DTYPE_Q6_K)
+        return false;
     if (n < 1 || n > QINT_MAX_TOKENS || n * cols / 32 > QINT_MAX_BLOCKS || !llt_cpu_has_avx2()) return false;
     const char *e = getenv("LLT_CPU_QUANT_INT"); /* "0": float activations everywhere */
     return !(e && e[0] == '0' && e[1] == 0);

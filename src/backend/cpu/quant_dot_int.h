@@ -1,5 +1,6 @@
-/* quant_dot_int.h: decode products on Q8_0 / Q4_K / Q6_K blocks in integer arithmetic, the
- * activations quantised to 16 bits (quant_dot_int.c); quant_dot.c routes to them. */
+/* quant_dot_int.h: decode products on GGML blocks (every type quant_dot.c computes on) in
+ * integer arithmetic, the activations quantised to 16 bits (quant_dot_int.c); quant_dot.c
+ * routes to them. */
 #ifndef LLT_BACKEND_CPU_QUANT_DOT_INT_H
 #define LLT_BACKEND_CPU_QUANT_DOT_INT_H
 
