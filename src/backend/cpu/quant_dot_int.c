@@ -68,14 +68,20 @@ static __attribute__((target(QI_AVX2))) void quantize_x(const float *x, int64_t 
         }
         float amax = hmax8(m), d = amax / 32767.0f;
         __m256 id = _mm256_set1_ps(amax > 0.0f ? 32767.0f / amax : 0.0f);
-        __m256i sum = _mm256_setzero_si256();
+        __m256i p[2]; /* int16, elements 0..15 and 16..31 */
         for (int h = 0; h < 2; h++) { /* packs work per 128-bit lane: the permute restores order */
             __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(v[2 * h], id)); /* nearest even */
             __m256i c = _mm256_cvtps_epi32(_mm256_mul_ps(v[2 * h + 1], id));
-            __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, c), 0xd8);
-            _mm256_storeu_si256((__m256i *)(out->q + 32 * (b0 + b) + 16 * h), p);
-            sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+            p[h] = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, c), 0xd8);
         }
+        /* stored as the even elements, then the odd ones (see widen_s8) */
+        __m256i ev = _mm256_packs_epi32(_mm256_srai_epi32(_mm256_slli_epi32(p[0], 16), 16),
+                                        _mm256_srai_epi32(_mm256_slli_epi32(p[1], 16), 16));
+        __m256i od = _mm256_packs_epi32(_mm256_srai_epi32(p[0], 16), _mm256_srai_epi32(p[1], 16));
+        ev = _mm256_permute4x64_epi64(ev, 0xd8), od = _mm256_permute4x64_epi64(od, 0xd8);
+        _mm256_storeu_si256((__m256i *)(out->q + 32 * (b0 + b)), ev);
+        _mm256_storeu_si256((__m256i *)(out->q + 32 * (b0 + b) + 16), od);
+        __m256i sum = _mm256_add_epi32(_mm256_madd_epi16(ev, _mm256_set1_epi16(1)), _mm256_madd_epi16(od, _mm256_set1_epi16(1)));
         out->d[b0 + b] = d;
         out->s[b0 + b] = d * (float)hsum8i(sum);
     }
@@ -110,14 +116,17 @@ AVX2_INLINE __m256i q6_quants(const uint8_t *s, int h, int k) {
     return _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), _mm256_set1_epi8(32));
 }
 
-/* 32 bytes -> two vectors of 16 int16 (elements 0..15, 16..31), signed or unsigned. */
+/* 32 bytes (elements 0..31) -> two vectors of 16 int16: the even elements, then the odd ones,
+ * signed or unsigned. Shifts within 16-bit lanes: no shuffle-port instruction (a widening
+ * vpmovsxbw would be one per 16 weights, and Intel cores have one port for those). x blocks are
+ * stored in the same order (quantize_x), so pairs of products meet the right activations. */
 AVX2_INLINE void widen_s8(__m256i q, __m256i w[2]) {
-    w[0] = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(q));
-    w[1] = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(q, 1));
+    w[0] = _mm256_srai_epi16(_mm256_slli_epi16(q, 8), 8);
+    w[1] = _mm256_srai_epi16(q, 8);
 }
 AVX2_INLINE void widen_u8(__m256i q, __m256i w[2]) {
-    w[0] = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(q));
-    w[1] = _mm256_cvtepu8_epi16(_mm256_extracti128_si256(q, 1));
+    w[0] = _mm256_and_si256(q, _mm256_set1_epi16(0x00ff));
+    w[1] = _mm256_srli_epi16(q, 8);
 }
 
 /* 16 bytes of nibbles -> 32 bytes in element order: low nibbles (0..15), then high nibbles. */
@@ -232,10 +241,13 @@ static inline int b32_bytes(llt_dtype T) {
             float d = h2f(w + 208);                                                                   \
             for (int h = 0; h < 2; h++)                                                               \
                 for (int k = 0; k < 4; k++) {                                                         \
-                    __m256i q[2]; /* each half of 16 times its scale: at most 32 x 128 */             \
+                    __m256i q[2]; /* each half of 16 times its scale: at most 32 x 128; in both the \
+                                   * even and the odd vector lanes 0..7 are elements 0..15 */       \
                     widen_s8(q6_quants(w, h, k), q);                                                  \
-                    q[0] = _mm256_mullo_epi16(q[0], _mm256_set1_epi16(scales[8 * h + 2 * k]));        \
-                    q[1] = _mm256_mullo_epi16(q[1], _mm256_set1_epi16(scales[8 * h + 2 * k + 1]));    \
+                    const __m256i sv = _mm256_set_m128i(_mm_set1_epi16(scales[8 * h + 2 * k + 1]),    \
+                                                        _mm_set1_epi16(scales[8 * h + 2 * k]));       \
+                    q[0] = _mm256_mullo_epi16(q[0], sv);                                              \
+                    q[1] = _mm256_mullo_epi16(q[1], sv);                                              \
                     for (int t = 0; t < n; t++) {                                                     \
                         const int64_t xb = t * ldx + 8 * b + 4 * h + k;                               \
                         acc[t][k & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT32(q, x->q + 32 * xb)),  \
