@@ -25,15 +25,15 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-#define QI_AVX2 "avx2,fma,f16c"
-#define QI_VNNI "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
+#define QI_AVX2     "avx2,fma,f16c"
+#define QI_VNNI     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
 #define AVX2_INLINE static inline __attribute__((always_inline, target(QI_AVX2)))
 
 /* x quantised, block b of token t at t * ldx + b (ldx = cols / 32) */
 typedef struct xq16 {
-    int16_t *q;     /* [blocks][32] */
-    float *d;       /* [blocks] scale */
-    float *s;       /* [blocks] d * sum(q): the block's sum of x, for Q4_K's mins */
+    int16_t *q; /* [blocks][32] */
+    float *d;   /* [blocks] scale */
+    float *s;   /* [blocks] d * sum(q): the block's sum of x, for Q4_K's mins */
 } xq16;
 
 enum { QINT_MAX_BLOCKS = 1024 }; /* 72 KiB of quantised x on the stack: 1 token up to 32768 columns */
@@ -58,7 +58,8 @@ AVX2_INLINE int hsum8i(__m256i v) {
 }
 
 /* x[0, k) -> k/32 blocks from block b0 of out (k a multiple of 32). */
-static __attribute__((target(QI_AVX2))) void quantize_x(const float *x, int64_t k, const xq16 *out, int64_t b0) {
+static __attribute__((target(QI_AVX2))) void quantize_x(const float *x, int64_t k, const xq16 *out,
+                                                        int64_t b0) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int64_t b = 0; b < k / 32; b++) {
         __m256 v[4], m = _mm256_setzero_ps();
@@ -68,7 +69,7 @@ static __attribute__((target(QI_AVX2))) void quantize_x(const float *x, int64_t 
         }
         float amax = hmax8(m), d = amax / 32767.0f;
         __m256 id = _mm256_set1_ps(amax > 0.0f ? 32767.0f / amax : 0.0f);
-        __m256i p[2]; /* int16, elements 0..15 and 16..31 */
+        __m256i p[2];                 /* int16, elements 0..15 and 16..31 */
         for (int h = 0; h < 2; h++) { /* packs work per 128-bit lane: the permute restores order */
             __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(v[2 * h], id)); /* nearest even */
             __m256i c = _mm256_cvtps_epi32(_mm256_mul_ps(v[2 * h + 1], id));
@@ -81,7 +82,8 @@ static __attribute__((target(QI_AVX2))) void quantize_x(const float *x, int64_t 
         ev = _mm256_permute4x64_epi64(ev, 0xd8), od = _mm256_permute4x64_epi64(od, 0xd8);
         _mm256_storeu_si256((__m256i *)(out->q + 32 * (b0 + b)), ev);
         _mm256_storeu_si256((__m256i *)(out->q + 32 * (b0 + b) + 16), od);
-        __m256i sum = _mm256_add_epi32(_mm256_madd_epi16(ev, _mm256_set1_epi16(1)), _mm256_madd_epi16(od, _mm256_set1_epi16(1)));
+        __m256i sum = _mm256_add_epi32(_mm256_madd_epi16(ev, _mm256_set1_epi16(1)),
+                                       _mm256_madd_epi16(od, _mm256_set1_epi16(1)));
         out->d[b0 + b] = d;
         out->s[b0 + b] = d * (float)hsum8i(sum);
     }
@@ -137,8 +139,8 @@ AVX2_INLINE __m256i nibbles32(const uint8_t *qs) {
 
 /* Bit i of a 32-bit word -> byte i as 0x10 or 0 (Q5_0's fifth bits). */
 AVX2_INLINE __m256i bits_to_0x10(uint32_t qh) {
-    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303ll, 0x0202020202020202ll,
-                                           0x0101010101010101ll, 0x0000000000000000ll);
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303ll, 0x0202020202020202ll, 0x0101010101010101ll,
+                                           0x0000000000000000ll);
     const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
     __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), shuf); /* byte i = byte i/8 of qh */
     v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
@@ -174,125 +176,152 @@ static inline int b32_bytes(llt_dtype T) {
  * (an FMA's latency would otherwise bound a block's time), instantiated twice: DOT32(w, xq) is
  * the 8 int32 partial sums of 32 int16 weights w[2] times a block's 32 int16 activations, by
  * two vpmaddwd + an add, or by two vpdpwssd. */
-#define QI_KERNELS(SUFFIX, TARGET, DOT32)                                                             \
-    KERNEL_FN(TARGET) void b32_##SUFFIX(const llt_dtype T, const uint8_t *w, int64_t nb, const xq16 *x, \
-                                        int64_t ldx, const int n, float *y) {                         \
-        __m256 acc[QINT_MAX_TOKENS][2];                                                               \
-        float offs[QINT_MAX_TOKENS] = {0}; /* Q4_1: sum of m * sum(x) */                            \
-        for (int t = 0; t < n; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();                      \
-        for (int64_t b = 0; b < nb; b++, w += b32_bytes(T)) {                                         \
-            __m256i q[2];                                                                             \
-            float d, m;                                                                               \
-            b32_quants(T, w, q, &d, &m);                                                              \
-            for (int t = 0; t < n; t++) {                                                             \
-                const int64_t xb = t * ldx + b;                                                       \
-                acc[t][b & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT32(q, x->q + 32 * xb)),         \
-                                                _mm256_set1_ps(d * x->d[xb]), acc[t][b & 1]);         \
-                if (T == LLT_DTYPE_Q4_1) offs[t] += m * x->s[xb];                                     \
-            }                                                                                         \
-        }                                                                                             \
-        for (int t = 0; t < n; t++) y[t] = hsum8(_mm256_add_ps(acc[t][0], acc[t][1])) + offs[t];      \
-    }                                                                                                 \
-    /* Q4_K and Q5_K (T): 8 sub-blocks of 32 with 6-bit scales and mins, w = d sc q - dmin mn */     \
-    KERNEL_FN(TARGET) void k45_##SUFFIX(const llt_dtype T, const uint8_t *w, int64_t nb, const xq16 *x, \
-                                        int64_t ldx, const int n, float *y) {                         \
-        const bool q5 = T == LLT_DTYPE_Q5_K;                                                          \
-        __m256 acc[QINT_MAX_TOKENS][2], mins[QINT_MAX_TOKENS];                                        \
-        const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);                         \
-        for (int t = 0; t < n; t++) acc[t][0] = acc[t][1] = mins[t] = _mm256_setzero_ps();            \
-        for (int64_t b = 0; b < nb; b++, w += q5 ? 176 : 144) {                                       \
-            __m256 sc, mn, f[QINT_MAX_TOKENS]; /* f: d * scale_j * x's scale_j, j = 0..7 */          \
-            k_scales(w + 4, &sc, &mn);                                                                \
-            sc = _mm256_mul_ps(sc, _mm256_set1_ps(h2f(w)));                                           \
-            mn = _mm256_mul_ps(mn, _mm256_set1_ps(h2f(w + 2)));                                       \
-            for (int t = 0; t < n; t++) {                                                             \
-                f[t] = _mm256_mul_ps(sc, _mm256_loadu_ps(x->d + t * ldx + 8 * b));                    \
-                mins[t] = _mm256_fmadd_ps(mn, _mm256_loadu_ps(x->s + t * ldx + 8 * b), mins[t]);      \
-            }                                                                                         \
-            const uint8_t *qs = w + (q5 ? 48 : 16);                                                   \
-            const __m256i qh = q5 ? _mm256_loadu_si256((const __m256i *)(w + 16)) : _mm256_setzero_si256(); \
-            for (int g = 0; g < 4; g++) {                                                             \
-                __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * g)), lo[2], hi[2];         \
-                __m256i l8 = _mm256_and_si256(v, m4), h8 = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4); \
-                if (q5) { /* bit j of qh[l]: bit 4 of sub-block j's element l */                     \
-                    l8 = _mm256_or_si256(l8, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), one), 4)); \
-                    h8 = _mm256_or_si256(h8, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g + 1), one), 4)); \
-                }                                                                                     \
-                widen_u8(l8, lo);                                                                     \
-                widen_u8(h8, hi);                                                                     \
-                const __m256i j0 = _mm256_set1_epi32(2 * g), j1 = _mm256_set1_epi32(2 * g + 1);       \
-                for (int t = 0; t < n; t++) {                                                         \
-                    const int16_t *xq = x->q + 32 * (t * ldx + 8 * b + 2 * g);                        \
-                    acc[t][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT32(lo, xq)),                    \
-                                                _mm256_permutevar8x32_ps(f[t], j0), acc[t][0]);       \
-                    acc[t][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT32(hi, xq + 32)),               \
-                                                _mm256_permutevar8x32_ps(f[t], j1), acc[t][1]);       \
-                }                                                                                     \
-            }                                                                                         \
-        }                                                                                             \
-        for (int t = 0; t < n; t++) y[t] = hsum8(_mm256_add_ps(acc[t][0], acc[t][1])) - hsum8(mins[t]); \
-    }                                                                                                 \
-    KERNEL_FN(TARGET) void q6_k_##SUFFIX(const uint8_t *w, int64_t nb, const xq16 *x, int64_t ldx,      \
-                                         const int n, float *y) {                                     \
-        __m256 acc[QINT_MAX_TOKENS][2];                                                               \
-        for (int t = 0; t < n; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();                      \
-        for (int64_t b = 0; b < nb; b++, w += 210) {                                                  \
-            const int8_t *scales = (const int8_t *)(w + 192);                                         \
-            float d = h2f(w + 208);                                                                   \
-            for (int h = 0; h < 2; h++)                                                               \
-                for (int k = 0; k < 4; k++) {                                                         \
-                    __m256i q[2]; /* each half of 16 times its scale: at most 32 x 128; in both the \
-                                   * even and the odd vector lanes 0..7 are elements 0..15 */       \
-                    widen_s8(q6_quants(w, h, k), q);                                                  \
-                    const __m256i sv = _mm256_set_m128i(_mm_set1_epi16(scales[8 * h + 2 * k + 1]),    \
-                                                        _mm_set1_epi16(scales[8 * h + 2 * k]));       \
-                    q[0] = _mm256_mullo_epi16(q[0], sv);                                              \
-                    q[1] = _mm256_mullo_epi16(q[1], sv);                                              \
-                    for (int t = 0; t < n; t++) {                                                     \
-                        const int64_t xb = t * ldx + 8 * b + 4 * h + k;                               \
-                        acc[t][k & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT32(q, x->q + 32 * xb)),  \
-                                                        _mm256_set1_ps(d * x->d[xb]), acc[t][k & 1]); \
-                    }                                                                                 \
-                }                                                                                     \
-        }                                                                                             \
-        for (int t = 0; t < n; t++) y[t] = hsum8(_mm256_add_ps(acc[t][0], acc[t][1]));                \
-    }                                                                                                 \
-    KERNEL_FN(TARGET) void rows_n_##SUFFIX(const llt_weight *w, const xq16 *x, int64_t ldx, const int n, \
-                                           float *y, int64_t r0, int64_t r1) {                        \
-        const llt_dtype_info *di = llt_dtype_get(w->dtype);                                          \
-        const int64_t nb = w->cols / di->block_elems, row_bytes = nb * di->block_bytes;               \
-        float out[QINT_MAX_TOKENS];                                                                   \
-        for (int64_t r = r0; r < r1; r++) {                                                           \
-            const uint8_t *wr = (const uint8_t *)w->data + r * row_bytes;                            \
-            switch (w->dtype) {                                                                       \
-            case LLT_DTYPE_Q8_0: b32_##SUFFIX(LLT_DTYPE_Q8_0, wr, nb, x, ldx, n, out); break;          \
-            case LLT_DTYPE_Q4_0: b32_##SUFFIX(LLT_DTYPE_Q4_0, wr, nb, x, ldx, n, out); break;          \
-            case LLT_DTYPE_Q4_1: b32_##SUFFIX(LLT_DTYPE_Q4_1, wr, nb, x, ldx, n, out); break;          \
-            case LLT_DTYPE_Q5_0: b32_##SUFFIX(LLT_DTYPE_Q5_0, wr, nb, x, ldx, n, out); break;          \
-            case LLT_DTYPE_Q4_K: k45_##SUFFIX(LLT_DTYPE_Q4_K, wr, nb, x, ldx, n, out); break;          \
-            case LLT_DTYPE_Q5_K: k45_##SUFFIX(LLT_DTYPE_Q5_K, wr, nb, x, ldx, n, out); break;          \
-            default: q6_k_##SUFFIX(wr, nb, x, ldx, n, out); break;                                    \
-            }                                                                                         \
-            for (int t = 0; t < n; t++) y[t * w->rows + r] = out[t];                                  \
-        }                                                                                             \
-    }                                                                                                 \
-    /* the token count as a constant: the accumulators stay in registers */                          \
-    static __attribute__((target(TARGET))) void rows_##SUFFIX(const llt_weight *w, const xq16 *x,    \
-                                                              int64_t ldx, int n, float *y, int64_t r0, \
-                                                              int64_t r1) {                           \
-        switch (n) {                                                                                  \
-        case 1: rows_n_##SUFFIX(w, x, ldx, 1, y, r0, r1); break;                                      \
-        case 2: rows_n_##SUFFIX(w, x, ldx, 2, y, r0, r1); break;                                      \
-        case 3: rows_n_##SUFFIX(w, x, ldx, 3, y, r0, r1); break;                                      \
-        default: rows_n_##SUFFIX(w, x, ldx, 4, y, r0, r1); break;                                     \
-        }                                                                                             \
+#define QI_KERNELS(SUFFIX, TARGET, DOT32)                                                                    \
+    KERNEL_FN(TARGET)                                                                                        \
+    void b32_##SUFFIX(const llt_dtype T, const uint8_t *w, int64_t nb, const xq16 *x, int64_t ldx,           \
+                      const int n, float *y) {                                                               \
+        __m256 acc[QINT_MAX_TOKENS][2];                                                                      \
+        float offs[QINT_MAX_TOKENS] = {0}; /* Q4_1: sum of m * sum(x) */                                     \
+        for (int t = 0; t < n; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();                             \
+        for (int64_t b = 0; b < nb; b++, w += b32_bytes(T)) {                                                \
+            __m256i q[2];                                                                                    \
+            float d, m;                                                                                      \
+            b32_quants(T, w, q, &d, &m);                                                                     \
+            for (int t = 0; t < n; t++) {                                                                    \
+                const int64_t xb = t * ldx + b;                                                              \
+                acc[t][b & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT32(q, x->q + 32 * xb)),                \
+                                                _mm256_set1_ps(d * x->d[xb]), acc[t][b & 1]);                \
+                if (T == LLT_DTYPE_Q4_1) offs[t] += m * x->s[xb];                                            \
+            }                                                                                                \
+        }                                                                                                    \
+        for (int t = 0; t < n; t++) y[t] = hsum8(_mm256_add_ps(acc[t][0], acc[t][1])) + offs[t];             \
+    }                                                                                                        \
+    /* Q4_K and Q5_K (T): 8 sub-blocks of 32 with 6-bit scales and mins, w = d sc q - dmin mn */             \
+    KERNEL_FN(TARGET)                                                                                        \
+    void k45_##SUFFIX(const llt_dtype T, const uint8_t *w, int64_t nb, const xq16 *x, int64_t ldx,           \
+                      const int n, float *y) {                                                               \
+        const bool q5 = T == LLT_DTYPE_Q5_K;                                                                 \
+        __m256 acc[QINT_MAX_TOKENS][2], mins[QINT_MAX_TOKENS];                                               \
+        const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);                                \
+        for (int t = 0; t < n; t++) acc[t][0] = acc[t][1] = mins[t] = _mm256_setzero_ps();                   \
+        for (int64_t b = 0; b < nb; b++, w += q5 ? 176 : 144) {                                              \
+            __m256 sc, mn, f[QINT_MAX_TOKENS]; /* f: d * scale_j * x's scale_j, j = 0..7 */                  \
+            k_scales(w + 4, &sc, &mn);                                                                       \
+            sc = _mm256_mul_ps(sc, _mm256_set1_ps(h2f(w)));                                                  \
+            mn = _mm256_mul_ps(mn, _mm256_set1_ps(h2f(w + 2)));                                              \
+            for (int t = 0; t < n; t++) {                                                                    \
+                f[t] = _mm256_mul_ps(sc, _mm256_loadu_ps(x->d + t * ldx + 8 * b));                           \
+                mins[t] = _mm256_fmadd_ps(mn, _mm256_loadu_ps(x->s + t * ldx + 8 * b), mins[t]);             \
+            }                                                                                                \
+            const uint8_t *qs = w + (q5 ? 48 : 16);                                                          \
+            const __m256i qh = q5 ? _mm256_loadu_si256((const __m256i *)(w + 16)) : _mm256_setzero_si256();  \
+            for (int g = 0; g < 4; g++) {                                                                    \
+                __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * g)), lo[2], hi[2];                \
+                __m256i l8 = _mm256_and_si256(v, m4), h8 = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);    \
+                if (q5) { /* bit j of qh[l]: bit 4 of sub-block j's element l */                             \
+                    l8 = _mm256_or_si256(                                                                    \
+                        l8, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), one), 4));      \
+                    h8 = _mm256_or_si256(                                                                    \
+                        h8, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g + 1), one), 4));  \
+                }                                                                                            \
+                widen_u8(l8, lo);                                                                            \
+                widen_u8(h8, hi);                                                                            \
+                const __m256i j0 = _mm256_set1_epi32(2 * g), j1 = _mm256_set1_epi32(2 * g + 1);              \
+                for (int t = 0; t < n; t++) {                                                                \
+                    const int16_t *xq = x->q + 32 * (t * ldx + 8 * b + 2 * g);                               \
+                    acc[t][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT32(lo, xq)),                           \
+                                                _mm256_permutevar8x32_ps(f[t], j0), acc[t][0]);              \
+                    acc[t][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT32(hi, xq + 32)),                      \
+                                                _mm256_permutevar8x32_ps(f[t], j1), acc[t][1]);              \
+                }                                                                                            \
+            }                                                                                                \
+        }                                                                                                    \
+        for (int t = 0; t < n; t++) y[t] = hsum8(_mm256_add_ps(acc[t][0], acc[t][1])) - hsum8(mins[t]);      \
+    }                                                                                                        \
+    KERNEL_FN(TARGET)                                                                                        \
+    void q6_k_##SUFFIX(const uint8_t *w, int64_t nb, const xq16 *x, int64_t ldx, const int n, float *y) {    \
+        __m256 acc[QINT_MAX_TOKENS][2];                                                                      \
+        for (int t = 0; t < n; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();                             \
+        for (int64_t b = 0; b < nb; b++, w += 210) {                                                         \
+            const int8_t *scales = (const int8_t *)(w + 192);                                                \
+            float d = h2f(w + 208);                                                                          \
+            for (int h = 0; h < 2; h++)                                                                      \
+                for (int k = 0; k < 4; k++) {                                                                \
+                    __m256i q[2]; /* each half of 16 times its scale: at most 32 x 128; in both the          \
+                                   * even and the odd vector lanes 0..7 are elements 0..15 */                \
+                    widen_s8(q6_quants(w, h, k), q);                                                         \
+                    const __m256i sv = _mm256_set_m128i(_mm_set1_epi16(scales[8 * h + 2 * k + 1]),           \
+                                                        _mm_set1_epi16(scales[8 * h + 2 * k]));              \
+                    q[0] = _mm256_mullo_epi16(q[0], sv);                                                     \
+                    q[1] = _mm256_mullo_epi16(q[1], sv);                                                     \
+                    for (int t = 0; t < n; t++) {                                                            \
+                        const int64_t xb = t * ldx + 8 * b + 4 * h + k;                                      \
+                        acc[t][k & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT32(q, x->q + 32 * xb)),        \
+                                                        _mm256_set1_ps(d * x->d[xb]), acc[t][k & 1]);        \
+                    }                                                                                        \
+                }                                                                                            \
+        }                                                                                                    \
+        for (int t = 0; t < n; t++) y[t] = hsum8(_mm256_add_ps(acc[t][0], acc[t][1]));                       \
+    }                                                                                                        \
+    KERNEL_FN(TARGET)                                                                                        \
+    void rows_n_##SUFFIX(const llt_weight *w, const xq16 *x, int64_t ldx, const int n, float *y, int64_t r0, \
+                         int64_t r1) {                                                                       \
+        const llt_dtype_info *di = llt_dtype_get(w->dtype);                                                  \
+        const int64_t nb = w->cols / di->block_elems, row_bytes = nb * di->block_bytes;                      \
+        float out[QINT_MAX_TOKENS];                                                                          \
+        for (int64_t r = r0; r < r1; r++) {                                                                  \
+            const uint8_t *wr = (const uint8_t *)w->data + r * row_bytes;                                    \
+            switch (w->dtype) {                                                                              \
+            case LLT_DTYPE_Q8_0:                                                                             \
+                b32_##SUFFIX(LLT_DTYPE_Q8_0, wr, nb, x, ldx, n, out);                                        \
+                break;                                                                                       \
+            case LLT_DTYPE_Q4_0:                                                                             \
+                b32_##SUFFIX(LLT_DTYPE_Q4_0, wr, nb, x, ldx, n, out);                                        \
+                break;                                                                                       \
+            case LLT_DTYPE_Q4_1:                                                                             \
+                b32_##SUFFIX(LLT_DTYPE_Q4_1, wr, nb, x, ldx, n, out);                                        \
+                break;                                                                                       \
+            case LLT_DTYPE_Q5_0:                                                                             \
+                b32_##SUFFIX(LLT_DTYPE_Q5_0, wr, nb, x, ldx, n, out);                                        \
+                break;                                                                                       \
+            case LLT_DTYPE_Q4_K:                                                                             \
+                k45_##SUFFIX(LLT_DTYPE_Q4_K, wr, nb, x, ldx, n, out);                                        \
+                break;                                                                                       \
+            case LLT_DTYPE_Q5_K:                                                                             \
+                k45_##SUFFIX(LLT_DTYPE_Q5_K, wr, nb, x, ldx, n, out);                                        \
+                break;                                                                                       \
+            default:                                                                                         \
+                q6_k_##SUFFIX(wr, nb, x, ldx, n, out);                                                       \
+                break;                                                                                       \
+            }                                                                                                \
+            for (int t = 0; t < n; t++) y[t * w->rows + r] = out[t];                                         \
+        }                                                                                                    \
+    }                                                                                                        \
+    /* the token count as a constant: the accumulators stay in registers */                                  \
+    static __attribute__((target(TARGET))) void rows_##SUFFIX(                                               \
+        const llt_weight *w, const xq16 *x, int64_t ldx, int n, float *y, int64_t r0, int64_t r1) {          \
+        switch (n) {                                                                                         \
+        case 1:                                                                                              \
+            rows_n_##SUFFIX(w, x, ldx, 1, y, r0, r1);                                                        \
+            break;                                                                                           \
+        case 2:                                                                                              \
+            rows_n_##SUFFIX(w, x, ldx, 2, y, r0, r1);                                                        \
+            break;                                                                                           \
+        case 3:                                                                                              \
+            rows_n_##SUFFIX(w, x, ldx, 3, y, r0, r1);                                                        \
+            break;                                                                                           \
+        default:                                                                                             \
+            rows_n_##SUFFIX(w, x, ldx, 4, y, r0, r1);                                                        \
+            break;                                                                                           \
+        }                                                                                                    \
     }
 
 AVX2_INLINE __m256i dot32_avx2(const __m256i w[2], const int16_t *xq) {
     __m256i x0 = _mm256_loadu_si256((const __m256i *)xq), x1 = _mm256_loadu_si256((const __m256i *)(xq + 16));
     return _mm256_add_epi32(_mm256_madd_epi16(w[0], x0), _mm256_madd_epi16(w[1], x1));
 }
-static inline __attribute__((always_inline, target(QI_VNNI))) __m256i dot32_vnni(const __m256i w[2], const int16_t *xq) {
+static inline __attribute__((always_inline, target(QI_VNNI))) __m256i dot32_vnni(const __m256i w[2],
+                                                                                 const int16_t *xq) {
     __m256i x0 = _mm256_loadu_si256((const __m256i *)xq), x1 = _mm256_loadu_si256((const __m256i *)(xq + 16));
     return _mm256_dpwssd_epi32(_mm256_madd_epi16(w[0], x0), w[1], x1);
 }
@@ -321,8 +350,10 @@ void llt_cpu_qint_rows(const llt_weight *w, const float *x, int64_t n, float *y,
     const xq16 xq = {q, d, s};
     const int64_t ldx = w->cols / 32;
     for (int64_t t = 0; t < n; t++) quantize_x(x + t * w->cols, w->cols, &xq, t * ldx);
-    if (vnni && has_vnni()) rows_vnni(w, &xq, ldx, (int)n, y, r0, r1);
-    else rows_avx2(w, &xq, ldx, (int)n, y, r0, r1);
+    if (vnni && has_vnni())
+        rows_vnni(w, &xq, ldx, (int)n, y, r0, r1);
+    else
+        rows_avx2(w, &xq, ldx, (int)n, y, r0, r1);
 }
 
 #else
