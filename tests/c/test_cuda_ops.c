@@ -628,11 +628,11 @@ static void test_flash_shapes(void) {
         g_rng = keep;
         free(dec), free(pf);
     }
-    /* both warpgroup kernels by name (LLT_CUDA_PREFILL_WG: ovl, softmax overlapped with the
-     * P V product, and sync) on random shapes of many key tiles (causal diagonals, GQA rows
+    /* the warpgroup kernels by name (LLT_CUDA_PREFILL_WG: ovl, softmax overlapped with the
+     * P V product, sync, and pp, the warpgroups in ping-pong) on random shapes of many key tiles (causal diagonals, GQA rows
      * past a tile, 16 to 4000 keys), then with forced key splits (tiles of a split that start
      * past a row's position: rows with no key yet) */
-    static const char *wg_kinds[2] = {"ovl", "sync"};
+    static const char *wg_kinds[3] = {"ovl", "sync", "pp"};
     for (int i = 0; i < (san ? 4 : 16); i++) {
         int hd = hds[i % 2], G = groups[(i / 2) % 3], nkv = 1 + (i / 4) % 2, ps = pss[i % 3];
         int L = 16 + (int)frand(0, san ? 600 : 4000), n_q = 1 + (int)frand(0, L < 500 ? L : 500);
@@ -640,7 +640,7 @@ static void test_flash_shapes(void) {
         attn_case ac = {G * nkv, nkv, hd, L, n_q};
         float *dec = NULL, *pf = NULL;
         uint64_t keep = g_rng;
-        setenv("LLT_CUDA_PREFILL_WG", wg_kinds[(i / 2) % 2], 1);
+        setenv("LLT_CUDA_PREFILL_WG", wg_kinds[(i / 2) % 3], 1);
         if (i >= (san ? 2 : 10)) setenv("LLT_CUDA_PREFILL_SPLITS", i % 3 ? "3" : "2", 1);
         attn_run(k_dts[(i / 4) % 2], &ac, ps, &dec, &pf);
         unsetenv("LLT_CUDA_PREFILL_WG");
@@ -695,9 +695,9 @@ static void test_flash_shapes(void) {
     unsetenv("LLT_CUDA_PREFILL_WARPS");
     /* the deep chunk through each warpgroup kernel by name (default splits), hd 64 and 128 */
     const attn_case deep128 = {8, 2, 128, 4700, 512};
-    for (int i = 0; i < 4; i++) {
-        setenv("LLT_CUDA_PREFILL_WG", wg_kinds[i % 2], 1);
-        attn_run(k_dts[i / 2], i / 2 ? &deep128 : &deep, 16 << (i % 3), &dec, &pf);
+    for (int i = 0; i < 6; i++) {
+        setenv("LLT_CUDA_PREFILL_WG", wg_kinds[i % 3], 1);
+        attn_run(k_dts[i / 3], i / 3 ? &deep128 : &deep, 16 << (i % 3), &dec, &pf);
         free(dec), free(pf);
     }
     unsetenv("LLT_CUDA_PREFILL_WG");
@@ -750,6 +750,103 @@ static void test_kv_store_f8(void) {
         for (size_t i = 0; i < 5; i++) dfree(ptrs[i]);
         free(k), free(v), free(hk), free(hv), free(gk), free(gv), free(zero);
     }
+}
+
+/* QKV into an f8 cache: the staged K/V rows (dtype) against norm -> gemm -> rotary as in
+ * qkv_check (3u), and the e4m3 pages byte for byte against the host's quantisation of those
+ * staged rows (f8_row), untouched slots as they were; fused: the float GEMV's epilogue (the
+ * counters must be left at zero), else the store kernel after the product. */
+static void qkv_f8_check(llt_dtype dt, int m, int k, int nh, int nkv, int hd, llt_cuda_path path, bool fused) {
+    const int qr = nh * hd, kvr = nkv * hd, n = qr + 2 * kvr, max_pos = 300, ps = 16, pages = 4;
+    const size_t pb = llt_kv_f8_page_bytes(ps, nkv, hd), so = llt_kv_f8_scales_offset(ps, nkv, hd);
+    float *w = rand_vec((int64_t)n * k, -1.0f / sqrtf(k), 1.0f / sqrtf(k));
+    round_vec(dt, w, (int64_t)n * k);
+    float *x = rand_vec((int64_t)m * k, -2, 2), *nw = rand_vec(k, 0.5f, 1.5f);
+    float *xin = malloc((size_t)m * k * 4), *ref = malloc((size_t)m * n * 4);
+    llt_rmsnorm_f32(x, nw, xin, m, k, 1e-6f);
+    round_vec(dt, xin, (int64_t)m * k);
+    llt_gemm_f32(xin, w, ref, m, n, k);
+    float *sn = malloc((size_t)max_pos * hd / 2 * 4), *cs = malloc((size_t)max_pos * hd / 2 * 4);
+    llt_error err = {0};
+    CHECK_OK(llt_rotary_build(10000.0f, hd, max_pos, sn, cs, &err), &err);
+    int32_t pos[4], slot8[4], ident[4] = {0, 1, 2, 3}, cnt[4 * 2 * 8];
+    for (int t = 0; t < m; t++) {
+        pos[t] = (int32_t)frand(0, max_pos - 1), slot8[t] = (t * 37 + 5) % (pages * ps);
+        llt_rotary_apply(ref + (size_t)t * n + qr, nkv, hd, sn, cs, pos[t]);
+    }
+    uint8_t *hk = malloc(pages * pb), *hv = malloc(pages * pb);
+    for (size_t i = 0; i < pages * pb; i++) hk[i] = (uint8_t)(i * 7 + 1), hv[i] = (uint8_t)(i * 11 + 3);
+    void *dw = dev_from(dt, w, (int64_t)n * k), *dx = dev_from(LLT_DTYPE_F32, x, (int64_t)m * k);
+    void *dnw = dev_from(LLT_DTYPE_F32, nw, k), *dq = dev_nan(LLT_DTYPE_F32, (int64_t)m * qr);
+    void *dk = dev_nan(dt, (int64_t)m * kvr), *dv = dev_nan(dt, (int64_t)m * kvr);
+    void *dsn = dev_from(LLT_DTYPE_F32, sn, (int64_t)max_pos * hd / 2), *dcs = dev_from(LLT_DTYPE_F32, cs, (int64_t)max_pos * hd / 2);
+    void *dpos = dev_alloc(16), *did = dev_alloc(16), *dslot = dev_alloc(16), *dcnt = dev_alloc(sizeof cnt);
+    void *d8k = dev_alloc(pages * pb), *d8v = dev_alloc(pages * pb);
+    memset(cnt, 0, sizeof cnt);
+    CHECK_OK(llt_cuda_upload(g_ctx, dpos, pos, (size_t)m * 4, &err), &err);
+    CHECK_OK(llt_cuda_upload(g_ctx, did, ident, sizeof ident, &err), &err);
+    CHECK_OK(llt_cuda_upload(g_ctx, dslot, slot8, (size_t)m * 4, &err), &err);
+    CHECK_OK(llt_cuda_upload(g_ctx, dcnt, cnt, sizeof cnt, &err), &err);
+    CHECK_OK(llt_cuda_upload(g_ctx, d8k, hk, pages * pb, &err), &err);
+    CHECK_OK(llt_cuda_upload(g_ctx, d8v, hv, pages * pb, &err), &err);
+    void *tx = dev_alloc((size_t)m * k * 2), *ty = dev_alloc((size_t)m * n * 4);
+    llt_cuda_linear a = {.dtype = dt, .w = dw, .n = n, .k = k, .m = m, .in = LLT_LIN_IN_NORM, .x = dx, .ldx = k,
+                         .norm_w = dnw, .eps = 1e-6f, .out = LLT_LIN_OUT_QKV, .q = dq, .q_rows = qr,
+                         .kv_rows = kvr, .head_dim = hd, .k_pool = dk, .v_pool = dv, .slot = did,
+                         .pos = dpos, .rope_cos = dcs, .rope_sin = dsn, .tmp_x = tx, .tmp_y = ty,
+                         .k8_pool = d8k, .v8_pool = d8v, .slot8 = dslot, .page_size8 = ps,
+                         .cnt8 = fused ? dcnt : NULL};
+    CHECK_OK(llt_cuda_linear_run(g_ctx, &a, path, &err), &err);
+    float *kg = host_from(dt, dk, (int64_t)m * kvr), *vg = host_from(dt, dv, (int64_t)m * kvr);
+    float *kref = malloc((size_t)m * kvr * 4), *vref = malloc((size_t)m * kvr * 4);
+    for (int t = 0; t < m; t++) {
+        memcpy(kref + (size_t)t * kvr, ref + (size_t)t * n + qr, (size_t)kvr * 4);
+        memcpy(vref + (size_t)t * kvr, ref + (size_t)t * n + qr + kvr, (size_t)kvr * 4);
+        for (int h = 0; h < nkv; h++) { /* the expected pages: the staged rows quantised */
+            size_t at = (size_t)(slot8[t] / ps) * pb, row = (size_t)(slot8[t] % ps) * nkv + h;
+            float kk[128], vv[128];
+            memcpy(kk, kg + (size_t)t * kvr + (size_t)h * hd, (size_t)hd * 4);
+            memcpy(vv, vg + (size_t)t * kvr + (size_t)h * hd, (size_t)hd * 4);
+            f8_row(kk, hd, hk + at + row * hd, (float *)(hk + at + so) + row);
+            f8_row(vv, hd, hv + at + row * hd, (float *)(hv + at + so) + row);
+        }
+    }
+    double ek = tl_rel_err(kg, kref, (size_t)m * kvr), ev = tl_rel_err(vg, vref, (size_t)m * kvr);
+    uint8_t *gk = malloc(pages * pb), *gv = malloc(pages * pb);
+    CHECK_OK(llt_cuda_download(g_ctx, gk, d8k, pages * pb, &err), &err);
+    CHECK_OK(llt_cuda_download(g_ctx, gv, d8v, pages * pb, &err), &err);
+    CHECK_OK(llt_cuda_download(g_ctx, cnt, dcnt, sizeof cnt, &err), &err);
+    size_t diff = 0, left = 0;
+    for (size_t i = 0; i < pages * pb; i++) diff += (gk[i] != hk[i]) + (gv[i] != hv[i]);
+    for (size_t i = 0; i < sizeof cnt / 4; i++) left += cnt[i] != 0;
+    CHECK_MSG(ek <= 3 * unit(dt) && ev <= 3 * unit(dt) && diff == 0 && left == 0,
+              "qkv f8 %s m %d k %d heads %d/%d hd %d path %s %s: staged k %.3g v %.3g, %zu page bytes differ, "
+              "%zu counters not zero",
+              llt_dtype_name(dt), m, k, nh, nkv, hd, path_name(path), fused ? "fused" : "store kernel", ek, ev, diff,
+              left);
+    void *ptrs[] = {dw, dx, dnw, dq, dk, dv, dsn, dcs, dpos, did, dslot, dcnt, d8k, d8v, tx, ty};
+    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dfree(ptrs[i]);
+    free(w), free(x), free(nw), free(xin), free(ref), free(sn), free(cs), free(hk), free(hv), free(kg), free(vg);
+    free(kref), free(vref), free(gk), free(gv);
+}
+
+static void test_qkv_f8(void) {
+    const int shapes[][5] = {{1, 64, 8, 2, 64}, {2, 128, 4, 1, 128}, {4, 256, 8, 8, 32}, {3, 512, 8, 2, 64},
+                             {1, 2048, 32, 8, 64}};
+    const size_t n_shapes = getenv("LLT_SANITIZER") ? 3 : sizeof shapes / sizeof shapes[0];
+    for (int d = 0; d < 2; d++)
+        for (size_t i = 0; i < n_shapes; i++) {
+            const int *s = shapes[i];
+            g_rng = 97 + 13 * i + d;
+            qkv_f8_check(k_dts[d], s[0], s[1], s[2], s[3], s[4], LLT_CUDA_PATH_AUTO, true);
+            qkv_f8_check(k_dts[d], s[0], s[1], s[2], s[3], s[4], LLT_CUDA_PATH_BLAS, true);
+            qkv_f8_check(k_dts[d], s[0], s[1], s[2], s[3], s[4], LLT_CUDA_PATH_GEMV, false);
+            for (int cfg = 0; cfg < llt_cuda_gemv_configs(); cfg++) { /* every configuration, fused */
+                llt_cuda_set_gemv_config(g_ctx, cfg);
+                qkv_f8_check(k_dts[d], s[0], s[1], s[2], s[3], s[4], LLT_CUDA_PATH_GEMV, true);
+            }
+            llt_cuda_set_gemv_config(g_ctx, 0);
+        }
 }
 
 /* LLT_ATTN_SPEED=1: prefill attention TFLOP/s on the llama3.2-1b / llama3-8b head shapes
@@ -851,7 +948,7 @@ static void test_flash_speed(void) {
             setenv("LLT_CUDA_PREFILL", "mma", 1); /* the mma.sync kernel (the default before sm_90a) */
             double tm = time_median(run_prefill, &a, (void *)&q_pos0, 5);
             unsetenv("LLT_CUDA_PREFILL");
-            setenv("LLT_CUDA_PREFILL_WG", "ovl", 1); /* the warpgroup kernels by name */
+            setenv("LLT_CUDA_PREFILL_WG", "pp", 1); /* the warpgroup kernels by name */
             double two = time_median(run_prefill, &a, (void *)&q_pos0, 7);
             setenv("LLT_CUDA_PREFILL_WG", "sync", 1);
             double tws = time_median(run_prefill, &a, (void *)&q_pos0, 7);
@@ -870,31 +967,30 @@ static void test_flash_speed(void) {
             double td = time_median(run_decode_n, &a, NULL, 5) / FD_REPS;
             a.max_len = D, a8.max_len = D;
             double tl = time_median(run_decode_n, &a, NULL, 7) / FD_REPS;
-            setenv("LLT_CUDA_ATTN_LONG_SPB", "1", 1);
+            setenv("LLT_CUDA_DECODE_MERGE", "v0", 1); /* the general merge of the splits */
             double tl1 = time_median(run_decode_n, &a, NULL, 5) / FD_REPS;
-            unsetenv("LLT_CUDA_ATTN_LONG_SPB");
+            unsetenv("LLT_CUDA_DECODE_MERGE");
             double td8 = time_median(run_decode_n, &a8, NULL, 7) / FD_REPS;
             setenv("LLT_CUDA_DECODE_F8ST", "2", 1), setenv("LLT_CUDA_ATTN_LONG_SPB", "3", 1);
             double td8b = time_median(run_decode_n, &a8, NULL, 7) / FD_REPS;
             unsetenv("LLT_CUDA_DECODE_F8ST"), unsetenv("LLT_CUDA_ATTN_LONG_SPB");
-            setenv("LLT_CUDA_DECODE_LONG", "v1", 1);
-            double tv1 = time_median(run_decode_n, &a, NULL, 5) / FD_REPS;
-            double tv8 = time_median(run_decode_n, &a8, NULL, 5) / FD_REPS;
-            unsetenv("LLT_CUDA_DECODE_LONG");
+            setenv("LLT_CUDA_DECODE_MERGE", "v0", 1);
+            double tv1 = time_median(run_decode_n, &a8, NULL, 5) / FD_REPS;
+            unsetenv("LLT_CUDA_DECODE_MERGE");
             double kv_bytes = 2.0 * D * nkv * hd * 2, kv8 = 2.0 * D * nkv * (hd + 4);
             fprintf(stderr,
                     "  attention speed hd %d heads 32/8 depth %6d: prefill chunk of 512 %.3f ms = %.1f TFLOP/s "
-                    "(%.1f %% of 790; wgmma ovl %.1f, sync %.1f; key splits auto %.1f; mma.sync kernel %.1f; "
+                    "(%.1f %% of 790; wgmma pp %.1f, sync %.1f; key splits auto %.1f; mma.sync kernel %.1f; "
                     "WMMA v1 %.1f; f8 cache %.1f)\n",
                     hd, D, tf * 1e3, flops / tf / 1e12, 100 * flops / tf / 790e12, flops / two / 1e12,
                     flops / tws / 1e12, flops / t1 / 1e12,
                     flops / tm / 1e12, tv > 0 ? flops / tv / 1e12 : 0, flops / t8 / 1e12);
             fprintf(stderr,
                     "  decode speed hd %d heads 32/8 depth %6d: cluster %.1f us = %.0f GB/s of K/V; long kernel "
-                    "%.1f us = %.0f GB/s (1 block/SM %.1f us), f8 %.1f us = %.0f GB/s (2 stages, 3 blocks/SM "
-                    "%.1f us); v1 %.1f us = %.0f GB/s, v1 f8 %.1f us\n",
+                    "%.1f us = %.0f GB/s (general merge %.1f us), f8 %.1f us = %.0f GB/s (2 stages, 3 blocks/SM "
+                    "%.1f us; general merge %.1f us)\n",
                     hd, D, td * 1e6, kv_bytes / td / 1e9, tl * 1e6, kv_bytes / tl / 1e9, tl1 * 1e6, td8 * 1e6,
-                    kv8 / td8 / 1e9, td8b * 1e6, tv1 * 1e6, kv_bytes / tv1 / 1e9, tv8 * 1e6);
+                    kv8 / td8 / 1e9, td8b * 1e6, tv1 * 1e6);
         }
         void *ptrs[] = {dk, dv, dbt, drbt, dpos, dq, dout, work, cnt, dk8, dv8, pfw};
         for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dfree(ptrs[i]);
@@ -1012,6 +1108,7 @@ int main(void) {
     RUN_IF(test_attention);
     RUN_IF(test_flash_shapes);
     RUN_IF(test_kv_store_f8);
+    RUN_IF(test_qkv_f8);
     RUN_IF(test_flash_speed);
     RUN_IF(test_argmax);
     RUN_IF(test_sample);

@@ -137,6 +137,15 @@ typedef struct llt_cuda_linear {
     const llt_cuda_qmat *qw;
     void *deq;
     size_t deq_bytes;
+    /* QKV into an f8 KV cache: k8_pool / v8_pool non-NULL hold e4m3 pages (kv/paged_cache.h
+     * layout, page_size8 tokens a page); k_pool / v_pool then stage the rows [m, kv_rows] (dtype,
+     * slot = identity) and the run quantises them into the pages at slot8[t] (device [m]): in the
+     * float GEMV's epilogue when cnt8 (device int32 [4, kv heads, 2], zeroed, left at zero) is
+     * given, else by llt_cuda_kv_store_f8 after the product. */
+    void *k8_pool, *v8_pool;
+    const int32_t *slot8;
+    int32_t page_size8;
+    int32_t *cnt8;
 } llt_cuda_linear;
 
 /* quant.cu: llt_cuda_linear_run for a->qw. */

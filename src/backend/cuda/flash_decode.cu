@@ -52,6 +52,7 @@ struct fd_params {
     float *work;                  /* partials [rows][nh][splits][hd + 2]: o unnormalised, then m, l */
     unsigned int *counters;       /* [rows][nkv], zero between launches */
     long long page_bytes, sc_off; /* f8 pools: bytes per page, offset of the scales in a page */
+    int merge_smem;               /* the last block merges from shared memory where it fits (fd_merge_smem) */
 };
 
 template <int HD, bool K8, int ST8 = FD_ST8> struct fd_layout {
@@ -100,6 +101,54 @@ template <typename T, bool SCALE> __device__ __forceinline__ void fd_cvt16(const
     }
     *reinterpret_cast<uint4 *>(dst) = make_uint4(w[0], w[1], w[2], w[3]);
     *reinterpret_cast<uint4 *>(dst + 8) = make_uint4(w[4], w[5], w[6], w[7]);
+}
+
+/* The last block's merge when every partial of its (row, kv head) fits in shared memory: the
+ * G heads' partials [G][S][HD + 2] (contiguous in the workspace) come in with one batch of
+ * independent loads per thread (FD_MB in flight: one L2 round trip for hd 64, S 33, G 4), then
+ * each head's weights 2^(m_s - M) / L (a warp per head), then the sums from shared memory. The
+ * general merge below waits for (m, l) first and then streams o 16 loads at a time: three more
+ * L2 round trips in the tail of every launch. */
+enum { FD_MB = 40 };
+template <typename T, int HD>
+__device__ __forceinline__ void fd_merge_smem(const fd_params &p, size_t head0, int S, unsigned char *smem) {
+    const int W = HD + 2, G = p.G, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int n2 = G * S * W / 2; /* float2s (W even) */
+    float *pw = (float *)smem, *wt = pw + G * S * W;
+    const float2 *src = reinterpret_cast<const float2 *>(p.work + head0 * S * W);
+    for (int e0 = tid; e0 < n2; e0 += FD_MB * FD_NW * 32) {
+        float2 v[FD_MB];
+#pragma unroll
+        for (int j = 0; j < FD_MB; j++)
+            if (e0 + j * FD_NW * 32 < n2) v[j] = __ldcg(src + e0 + j * FD_NW * 32);
+#pragma unroll
+        for (int j = 0; j < FD_MB; j++)
+            if (e0 + j * FD_NW * 32 < n2) reinterpret_cast<float2 *>(pw)[e0 + j * FD_NW * 32] = v[j];
+    }
+    __syncthreads();
+    for (int g = warp; g < G; g += FD_NW) {
+        const float *ml = pw + (size_t)g * S * W + HD;
+        float M = -INFINITY, Ls = 0.0f;
+        for (int s2 = lane; s2 < S; s2 += 32)
+            if (ml[s2 * W + 1] > 0.0f) M = fmaxf(M, ml[s2 * W]);
+        M = warp_max(M);
+        for (int s2 = lane; s2 < S; s2 += 32)
+            if (ml[s2 * W + 1] > 0.0f) Ls += ml[s2 * W + 1] * fast_exp2(ml[s2 * W] - M);
+        Ls = warp_sum(Ls); /* >= 1: the split holding the maximum has weight 1 */
+        for (int s2 = lane; s2 < S; s2 += 32)
+            wt[g * S + s2] = ml[s2 * W + 1] > 0.0f ? fast_exp2(ml[s2 * W] - M) / Ls : 0.0f;
+    }
+    __syncthreads();
+    for (int e = tid; e < G * HD / 2; e += FD_NW * 32) {
+        const int g = e / (HD / 2), d = 2 * (e - g * (HD / 2));
+        const float *o = pw + (size_t)g * S * W + d, *w = wt + g * S;
+        float a0 = 0.0f, a1 = 0.0f;
+        for (int s2 = 0; s2 < S; s2++) {
+            const float2 x = *reinterpret_cast<const float2 *>(o + s2 * W);
+            a0 = fmaf(w[s2], x.x, a0), a1 = fmaf(w[s2], x.y, a1);
+        }
+        *reinterpret_cast<unsigned *>((T *)p.out + (head0 + g) * HD + d) = pack2<T>(a0, a1);
+    }
 }
 
 template <typename T, int HD, bool K8, int ST8>
@@ -361,6 +410,10 @@ __global__ void __launch_bounds__(FD_NW * 32) fd_kernel(fd_params p) {
     __syncthreads();
     if (!fd_last) return;
     __threadfence();
+    if (p.merge_smem && G * (int)S * (int)W + G * (int)S <= LY::BYTES / 4) {
+        fd_merge_smem<T, HD>(p, head0, (int)S, fd_smem);
+        return;
+    }
     /* in parallel: (m, l) of every (head, split) into shared memory, then each head's weights
      * 2^(m_s - M) / L (a warp per head), then each output element as one sum of independent
      * loads (an empty split has o = 0 and weight 0) */
@@ -456,6 +509,8 @@ extern "C" llt_status llt_cuda_flash_decode(llt_cuda_ctx *c, const llt_cuda_attn
     p.scale_log2 = scale * 1.4426950408889634f;
     p.splits = llt_cuda_attn_long_splits(c, a->rows, a->n_kv);
     p.work = a->work, p.counters = a->counters;
+    const char *mv = getenv("LLT_CUDA_DECODE_MERGE"); /* "v0": the general merge always (comparison) */
+    p.merge_smem = !(mv && strcmp(mv, "v0") == 0);
     p.page_bytes = (long long)llt_kv_f8_page_bytes(a->page_size, a->n_kv, a->hd);
     p.sc_off = (long long)llt_kv_f8_scales_offset(a->page_size, a->n_kv, a->hd);
     const bool k8 = a->kv_f8;

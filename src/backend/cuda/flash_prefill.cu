@@ -395,7 +395,18 @@ __device__ __forceinline__ void wg_load_tile(const fa_params &p, const int *tbl,
     }
 }
 
-template <typename T, int HD>
+/* Named barrier 1 between the two warpgroups (256 threads: one arrives, the other waits). */
+__device__ __forceinline__ void wg_bar_sync1() { asm volatile("bar.sync 1, 256;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_bar_arrive1() { asm volatile("bar.arrive 1, 256;\n" ::: "memory"); }
+
+/* PP (LLT_CUDA_PREFILL_WG=pp): ping-pong between the warpgroups. Without it both issue S = Q K^T
+ * together, both run the softmax together (tensor cores idle), both issue P V together. With
+ * it warpgroup 1 issues its S only after warpgroup 0 has issued its own (named barrier 1), so
+ * the tensor cores finish warpgroup 0's S first: its softmax runs under warpgroup 1's S, and
+ * warpgroup 1's softmax under warpgroup 0's P V. Each warpgroup's own order stays synchronous
+ * (no register is read while a product writes it), which is what ptxas kept the in-warpgroup
+ * overlap (fa_wg_ovl_kernel) from doing. */
+template <typename T, int HD, bool PP>
 __global__ void __launch_bounds__(256, 1) fa_wg_kernel(fa_params p) {
     typedef wg_layout<HD> LY;
     constexpr int BM = LY::BM, BN = LY::BN, LDQ = LY::LDQ, ST = LY::ST;
@@ -460,6 +471,7 @@ __global__ void __launch_bounds__(256, 1) fa_wg_kernel(fa_params p) {
         const unsigned ka = smem_u32(sm + st * 2 * LY::TILE), va_ = ka + LY::TILE;
         /* S = Q K^T: 64 rows x BN keys per warpgroup */
         float s[BN / 2];
+        if (PP && warp >= 4) wg_bar_sync1(); /* after warpgroup 0's S is issued */
         wg_fence();
 #pragma unroll
         for (int kk = 0; kk < HD / 16; kk++) {
@@ -468,6 +480,7 @@ __global__ void __launch_bounds__(256, 1) fa_wg_kernel(fa_params p) {
             else wg_ops<T>::s64(s, qf[kk], d, kk > 0);
         }
         wg_commit();
+        if (PP && warp < 4) wg_bar_arrive1();
         wg_wait<0>();
 #pragma unroll
         for (int i = 0; i < BN / 2; i++) wg_reg_fence(s[i]);
@@ -796,10 +809,10 @@ llt_status fa_launch(llt_cuda_ctx *c, fa_params p, llt_error *err) {
 }
 
 /* The Hopper kernel (one 256-thread block per SM: its registers) */
-template <typename T, int HD>
+template <typename T, int HD, bool PP>
 llt_status fa_wg_launch(llt_cuda_ctx *c, fa_params p, llt_error *err) {
     typedef wg_layout<HD> LY;
-    void (*kern)(fa_params) = fa_wg_kernel<T, HD>;
+    void (*kern)(fa_params) = fa_wg_kernel<T, HD, PP>;
     LLT_TRY(llt_smem_optin(c, kern, LY::BYTES, err));
     const int bx = (p.n_q * p.G + LY::BM - 1) / LY::BM, tiles = (p.q_pos0 + p.n_q + LY::BN - 1) / LY::BN;
     if (p.work) p.splits = fa_pf_splits(c, bx * p.nkv, 1, tiles, p.q_pos0 + p.n_q >= FA_DEEP);
@@ -819,14 +832,18 @@ llt_status fa_wg_ovl_launch(llt_cuda_ctx *c, fa_params p, llt_error *err) {
     return fa_merge_launch<T, HD>(c, p, err);
 }
 
-static bool fa_wg_overlap(void) {
+/* LLT_CUDA_PREFILL_WG: "ovl" (in-warpgroup overlap), "pp" (ping-pong), else "sync" */
+static int fa_wg_kind(void) {
     const char *v = getenv("LLT_CUDA_PREFILL_WG");
-    return v && strcmp(v, "ovl") == 0;
+    return v && strcmp(v, "ovl") == 0 ? 1 : v && strcmp(v, "pp") == 0 ? 2 : 0;
 }
 
 template <typename T, int HD>
 llt_status fa_wg_pick(llt_cuda_ctx *c, const fa_params &p, llt_error *err) {
-    return fa_wg_overlap() ? fa_wg_ovl_launch<T, HD>(c, p, err) : fa_wg_launch<T, HD>(c, p, err);
+    const int k = fa_wg_kind();
+    return k == 1 ? fa_wg_ovl_launch<T, HD>(c, p, err)
+           : k == 2 ? fa_wg_launch<T, HD, true>(c, p, err)
+                    : fa_wg_launch<T, HD, false>(c, p, err);
 }
 
 /* Split partials -> out: one block per (row, head); weights 2^(m_s - M) in shared memory. */

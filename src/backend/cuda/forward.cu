@@ -109,6 +109,11 @@ static llt_status alloc_dev(llt_model *m, cuda_state *st, int d, llt_error *err)
         LLT_TRY(dalloc(st, d, R * kvr * es, &b->vst, err));
         LLT_TRY(dalloc(st, d, R * 4, (void **)&b->ident, err));
         LLT_TRY(llt_cuda_upload(st->ctx[d], b->ident, ident, sizeof ident, err));
+        const char *fe = getenv("LLT_CUDA_KV8_FUSE");
+        if (!(fe && strcmp(fe, "0") == 0)) {
+            LLT_TRY(dalloc(st, d, 4 * 2 * (size_t)c->n_kv_heads * 4, (void **)&b->kv8_cnt, err));
+            CUDA_TRY(cudaMemset(b->kv8_cnt, 0, 4 * 2 * (size_t)c->n_kv_heads * 4), err);
+        }
     }
     CUDA_TRY(cudaEventCreateWithFlags(&b->done, cudaEventDisableTiming), err);
     return LLT_OK;
@@ -150,7 +155,7 @@ static void dev_free(cuda_state *st, int d) {
     cudaSetDevice(st->ctx[d]->device);
     cudaStreamSynchronize(st->ctx[d]->stream);
     void *dev[] = {b->x, b->xn, b->qkv, b->q, b->att, b->gu, b->act, b->attn_work, b->attn_cnt, b->step_d,
-                   b->rope_cos, b->rope_sin, b->kst, b->vst, b->ident, b->attn_pf};
+                   b->rope_cos, b->rope_sin, b->kst, b->vst, b->ident, b->kv8_cnt, b->attn_pf};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i]) cudaFree(dev[i]);
     if (b->x_host) cudaFreeHost(b->x_host);
@@ -346,11 +351,11 @@ static llt_status attn_block(llt_model *m, cuda_state *st, const chunk *ch, cons
     a.k_pool = m->kv->k_pool[l], a.v_pool = m->kv->v_pool[l], a.slot = v->slot, a.pos = v->pos;
     a.rope_cos = b->rope_cos, a.rope_sin = b->rope_sin, a.tmp_x = b->xn, a.tmp_y = b->qkv;
     lin_blocks(&a, st->lw[l].qkv_q, b);
-    if (st->kv_f8) a.k_pool = b->kst, a.v_pool = b->vst, a.slot = b->ident; /* staged, then quantised */
+    if (st->kv_f8) { /* staged, then quantised (in the GEMV's epilogue or by the store kernel) */
+        a.k8_pool = a.k_pool, a.v8_pool = a.v_pool, a.slot8 = v->slot, a.page_size8 = m->kv->o.page_size;
+        a.cnt8 = b->kv8_cnt, a.k_pool = b->kst, a.v_pool = b->vst, a.slot = b->ident;
+    }
     LLT_TRY(llt_cuda_linear_run(x, &a, LLT_CUDA_PATH_AUTO, err));
-    if (st->kv_f8)
-        LLT_TRY(llt_cuda_kv_store_f8(x, st->dt, b->kst, b->vst, v->slot, ch->nr, c->n_kv_heads, hd,
-                                     m->kv->o.page_size, m->kv->k_pool[l], m->kv->v_pool[l], err));
     llt_cuda_attn at;
     memset(&at, 0, sizeof at);
     at.dtype = st->dt, at.q = b->q, at.out = b->att, at.k_pool = m->kv->k_pool[l], at.v_pool = m->kv->v_pool[l];

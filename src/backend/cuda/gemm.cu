@@ -17,6 +17,9 @@
 #include <string.h>
 
 #include "backend/cuda/gemv_parts.cuh"
+extern "C" {
+#include "kv/paged_cache.h"
+}
 
 /* ---- the kernel ------------------------------------------------------------------------ */
 
@@ -133,6 +136,7 @@ __global__ void __launch_bounds__(256) gemv_kernel(const gemv_params p) {
             for (int t = 0; t < NT; t++)
                 if (lane == (r / 2) * NT + t && t < p.m && row0 + r + 1 < p.n)
                     gemv_store2<T, EPI>(p, row0 + r, t, acc[r][t], acc[r + 1][t], pre);
+        if (EPI == EPI_QKV && p.k8) qkv_f8_finish<T, NT, R>(p, row0, lane);
     }
 }
 
@@ -515,8 +519,19 @@ static llt_status check_linear(const llt_cuda_linear *a, llt_error *err) {
     return LLT_OK;
 }
 
-extern "C" llt_status llt_cuda_linear_run(llt_cuda_ctx *c, const llt_cuda_linear *a,
-                                          llt_cuda_path path, llt_error *err) {
+/* f8 KV cache (a->k8_pool): the float GEMV quantises in its QKV epilogue when a->cnt8 is given
+ * and every warp's rows lie in one kv head (hd a multiple of 4, the largest R); *fused says so. */
+static void kv8_fuse(const llt_cuda_linear *a, gemv_params *p, bool *fused) {
+    if (!a->k8_pool || !a->cnt8 || a->out != LLT_LIN_OUT_QKV || a->head_dim % 4 != 0) return;
+    p->k8 = a->k8_pool, p->v8 = a->v8_pool, p->slot8 = a->slot8, p->cnt8 = a->cnt8, p->ps8 = a->page_size8;
+    const int nkv = a->kv_rows / a->head_dim;
+    p->pb8 = (long long)llt_kv_f8_page_bytes(a->page_size8, nkv, a->head_dim);
+    p->so8 = (long long)llt_kv_f8_scales_offset(a->page_size8, nkv, a->head_dim);
+    *fused = true;
+}
+
+static llt_status linear_dispatch(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_cuda_path path, bool *fused,
+                                  llt_error *err) {
     if (a->qw) return llt_cuda_qlinear_run(c, a, path, err); /* GGML blocks: quant.cu */
     LLT_TRY(check_linear(a, err));
     bool fits = gemv_fits(c, a);
@@ -529,7 +544,19 @@ extern "C" llt_status llt_cuda_linear_run(llt_cuda_ctx *c, const llt_cuda_linear
     int choice = c->gemv_cfg;
     if (path == LLT_CUDA_PATH_AUTO) LLT_TRY(choose_path(c, a, combo_of(a), &choice, err));
     if (choice == PATH_BLAS) return linear_blas(c, a, err);
-    return gemv_launch(c, a->dtype, choice, combo_of(a), gemv_params_of(a), err);
+    gemv_params p = gemv_params_of(a);
+    kv8_fuse(a, &p, fused);
+    return gemv_launch(c, a->dtype, choice, combo_of(a), p, err);
+}
+
+extern "C" llt_status llt_cuda_linear_run(llt_cuda_ctx *c, const llt_cuda_linear *a,
+                                          llt_cuda_path path, llt_error *err) {
+    bool fused = false;
+    LLT_TRY(linear_dispatch(c, a, path, &fused, err));
+    if (!a->k8_pool || a->out != LLT_LIN_OUT_QKV || fused) return LLT_OK;
+    /* the paths that only staged the f8 cache's rows: the store kernel quantises them */
+    return llt_cuda_kv_store_f8(c, a->dtype, a->k_pool, a->v_pool, a->slot8, a->m, a->kv_rows / a->head_dim,
+                                a->head_dim, a->page_size8, a->k8_pool, a->v8_pool, err);
 }
 
 extern "C" int llt_cuda_gemv_configs(void) { return N_CFG; }

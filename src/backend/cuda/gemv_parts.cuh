@@ -5,6 +5,7 @@
 #ifndef LLT_BACKEND_CUDA_GEMV_PARTS_CUH
 #define LLT_BACKEND_CUDA_GEMV_PARTS_CUH
 
+#include "backend/cuda/kv_fp8.cuh"
 #include "backend/cuda/ops.cuh"
 
 enum { PRO_ACT = 0, PRO_NORM = 1 };
@@ -33,6 +34,14 @@ struct gemv_params {
     int ks;            /* k slices per row group (split-K inside the block) */
     int prefetch;      /* before the PDL wait: 2 first loads into registers, 1 into L2, 0 none */
     int early_trigger; /* let the next kernel launch at our start (else after the main loop) */
+    /* f8 KV cache, fused (float GEMV's QKV; k8 NULL otherwise): kc / vc, slot stage the K/V rows
+     * by token; the warp that completes a (token, kv head) row quantises it into the e4m3 pages
+     * k8 / v8 at slot8[t] (qkv_f8_finish) */
+    void *k8, *v8;
+    const int *slot8;
+    int *cnt8; /* [GEMV_MAX_M][kv heads][2] rows counted, left at zero */
+    int ps8;
+    long long pb8, so8; /* bytes per page, offset of the scales in a page */
 };
 
 /* ---- prologue: x rows -> shared memory xs [NT][k] (dtype) ---------------------------- */
@@ -136,6 +145,35 @@ __device__ __forceinline__ void gemv_store2(const gemv_params &p, int row, int t
     int col = row - p.q_rows - (is_k ? 0 : p.kv_rows);
     T *dst = (T *)(is_k ? p.kc : p.vc) + (size_t)pre.slot * p.kv_rows + col;
     dst[0] = from_f32<T>(a), dst[1] = from_f32<T>(b);
+}
+
+/* After gemv_store2 (p.k8 set): a warp's R staged rows lie in one kv head (R divides hd); it
+ * counts them per (token, head, K or V) and the warp that brings the count to hd quantises the
+ * row (kv_fp8.cuh) and zeroes the counter: the f8 store without a kernel of its own. Fence
+ * before the count (the staged values visible to the last warp), fence after it (threadfence
+ * reduction). */
+template <typename T, int NT, int R>
+__device__ __forceinline__ void qkv_f8_finish(const gemv_params &p, int row0, int lane) {
+    if (row0 < p.q_rows || row0 >= p.n) return;
+    const bool is_k = row0 < p.q_rows + p.kv_rows;
+    const int col = row0 - p.q_rows - (is_k ? 0 : p.kv_rows), h = col / p.hd, nkv = p.kv_rows / p.hd;
+    __threadfence();
+    __syncwarp();
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        if (t >= p.m) break;
+        int *cnt = p.cnt8 + (t * nkv + h) * 2 + (is_k ? 0 : 1), old = 0;
+        if (lane == 0) old = atomicAdd(cnt, R);
+        old = __shfl_sync(0xffffffffu, old, 0);
+        if (old + R != p.hd) continue;
+        __threadfence();
+        const int s = p.slot8[t];
+        unsigned char *page = (unsigned char *)(is_k ? p.k8 : p.v8) + (size_t)(s / p.ps8) * p.pb8;
+        const size_t row = (size_t)(s % p.ps8) * nkv + h;
+        kv8_row<T>((const T *)(is_k ? p.kc : p.vc) + (size_t)t * p.kv_rows + (size_t)h * p.hd, p.hd,
+                   page + row * p.hd, (float *)(page + p.so8) + row);
+        if (lane == 0) *cnt = 0;
+    }
 }
 
 __device__ __forceinline__ void prefetch_l1(const void *p) {

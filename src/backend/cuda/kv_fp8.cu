@@ -4,27 +4,15 @@
  * [rows, n_kv, hd] instead of the pools; this kernel then quantises each (row, kv head) of
  * hd elements with its own scale, amax / 448 (e4m3's largest finite value; 1 for an all-zero
  * row), and stores the e4m3 bytes and the float32 scale into the row's cache slot (the page
- * layout of kv/paged_cache.h). One warp per (row, kv head). */
-#include <cuda_fp8.h>
-
+ * layout of kv/paged_cache.h). One warp per (row, kv head). The float GEMV fuses the same
+ * quantisation into its QKV epilogue (gemv_parts.cuh); this kernel serves the other paths. */
+#include "backend/cuda/kv_fp8.cuh"
 #include "backend/cuda/ops.cuh"
 extern "C" {
 #include "kv/paged_cache.h"
 }
 
 namespace {
-
-template <typename T>
-__device__ __forceinline__ void kv8_row(const T *src, int hd, unsigned char *dst, float *scale) {
-    const int lane = threadIdx.x & 31;
-    float amax = 0.0f;
-    for (int d = lane; d < hd; d += 32) amax = fmaxf(amax, fabsf(to_f32<T>(src[d])));
-    amax = warp_max(amax);
-    const float s = amax > 0.0f ? __fdiv_rn(amax, 448.0f) : 1.0f; /* IEEE division (the build uses fast math) */
-    for (int d = lane; d < hd; d += 32)
-        dst[d] = (unsigned char)__nv_cvt_float_to_fp8(__fdiv_rn(to_f32<T>(src[d]), s), __NV_SATFINITE, __NV_E4M3);
-    if (lane == 0) *scale = s;
-}
 
 template <typename T>
 __global__ void __launch_bounds__(32) kv8_store_kernel(const T *k, const T *v, const int *slot, unsigned char *kp,

@@ -75,6 +75,9 @@ typedef struct cuda_dev_buf {
     cudaEvent_t done;             /* recorded on this device's stream after its segment */
     void *kst, *vst;              /* f8 cache: [rows, n_kv, hd] (dtype) K/V of the step before quantisation */
     int32_t *ident;               /* f8 cache: [rows] 0, 1, ...: staging slots */
+    int32_t *kv8_cnt;             /* f8 cache: [4, n_kv, 2] counters of the QKV GEMV's fused store
+                                   * (zero between launches); NULL: LLT_CUDA_KV8_FUSE=0, the
+                                   * separate store kernel */
 } cuda_dev_buf;
 
 typedef struct cuda_state {
