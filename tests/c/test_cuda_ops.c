@@ -587,9 +587,7 @@ static void test_flash_shapes(void) {
         attn_case ac = {G * nkv, nkv, hd, L, n_q};
         float *dec = NULL, *pf = NULL;
         uint64_t keep = g_rng;
-        if (i % 4 == 0) setenv("LLT_CUDA_DECODE_BN16", "1", 1); /* hd 64 decode: 16-key tiles, 6 stages */
         attn_run(k_dts[i % 2], &ac, ps, &dec, &pf);
-        unsetenv("LLT_CUDA_DECODE_BN16");
         g_rng = keep; /* attn_run reseeds its queries */
         free(dec), free(pf);
     }
@@ -976,9 +974,9 @@ static void test_flash_speed(void) {
             setenv("LLT_CUDA_DECODE_F8ST", "2", 1), setenv("LLT_CUDA_ATTN_LONG_SPB", "3", 1);
             double td8b = time_median(run_decode_n, &a8, NULL, 7) / FD_REPS;
             unsetenv("LLT_CUDA_DECODE_F8ST"), unsetenv("LLT_CUDA_ATTN_LONG_SPB");
-            setenv("LLT_CUDA_DECODE_BN16", "1", 1);
-            double tv1 = time_median(run_decode_n, &a, NULL, 7) / FD_REPS;
-            unsetenv("LLT_CUDA_DECODE_BN16");
+            setenv("LLT_CUDA_DECODE_MERGE", "v0", 1);
+            double tv1 = time_median(run_decode_n, &a8, NULL, 5) / FD_REPS;
+            unsetenv("LLT_CUDA_DECODE_MERGE");
             double kv_bytes = 2.0 * D * nkv * hd * 2, kv8 = 2.0 * D * nkv * (hd + 4);
             fprintf(stderr,
                     "  attention speed hd %d heads 32/8 depth %6d: prefill chunk of 512 %.3f ms = %.1f TFLOP/s "
@@ -989,10 +987,10 @@ static void test_flash_speed(void) {
                     flops / tm / 1e12, tv > 0 ? flops / tv / 1e12 : 0, flops / t8 / 1e12);
             fprintf(stderr,
                     "  decode speed hd %d heads 32/8 depth %6d: cluster %.1f us = %.0f GB/s of K/V; long kernel "
-                    "%.1f us = %.0f GB/s (general merge %.1f us; 16-key tiles, 6 stages %.1f us), f8 %.1f us = %.0f GB/s "
-                    "(2 stages, 3 blocks/SM %.1f us)\n",
-                    hd, D, td * 1e6, kv_bytes / td / 1e9, tl * 1e6, kv_bytes / tl / 1e9, tl1 * 1e6, tv1 * 1e6,
-                    td8 * 1e6, kv8 / td8 / 1e9, td8b * 1e6);
+                    "%.1f us = %.0f GB/s (general merge %.1f us), f8 %.1f us = %.0f GB/s (2 stages, 3 blocks/SM "
+                    "%.1f us; general merge %.1f us)\n",
+                    hd, D, td * 1e6, kv_bytes / td / 1e9, tl * 1e6, kv_bytes / tl / 1e9, tl1 * 1e6, td8 * 1e6,
+                    kv8 / td8 / 1e9, td8b * 1e6, tv1 * 1e6);
         }
         void *ptrs[] = {dk, dv, dbt, drbt, dpos, dq, dout, work, cnt, dk8, dv8, pfw};
         for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dfree(ptrs[i]);

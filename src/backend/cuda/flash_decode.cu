@@ -55,15 +55,12 @@ struct fd_params {
     int merge_smem;               /* the last block merges from shared memory where it fits (fd_merge_smem) */
 };
 
-/* B16 (f16 / bf16 pages, LLT_CUDA_DECODE_BN16=1): 16-key tiles at hd 64 too, six stages in the
- * shared memory of three 32-key ones: five tiles in flight a warp instead of two (4.5 of 7 KB
- * of the stages' bytes on the way instead of 18 of 27) */
-template <int HD, bool K8, int ST8 = FD_ST8, bool B16 = false> struct fd_layout {
-    static const int BN = HD >= 128 || B16 ? 16 : 32; /* keys per tile */
+template <int HD, bool K8, int ST8 = FD_ST8> struct fd_layout {
+    static const int BN = HD >= 128 ? 16 : 32;       /* keys per tile */
     static const int LD = HD + 8;                    /* elements per smem row (16 bytes of padding) */
     static const int TILE = 2 * BN * LD * 2;         /* K then V in the dtype, bytes */
     static const int RAW = 2 * BN * HD + 2 * BN * 4; /* f8: K, V rows, then K, V scales */
-    static const int ST = K8 ? ST8 : B16 && HD < 128 ? 2 * FD_ST : FD_ST; /* stages per warp */
+    static const int ST = K8 ? ST8 : FD_ST;          /* stages per warp */
     static const int WARP = K8 ? ST * RAW + TILE : ST * TILE; /* bytes per warp */
     static const int MERGE = FD_NW * 16 * (HD + 2) * 4 > 3 * 16 * FD_MAX_SPLITS * 4
                                  ? FD_NW * 16 * (HD + 2) * 4
@@ -154,9 +151,9 @@ __device__ __forceinline__ void fd_merge_smem(const fd_params &p, size_t head0, 
     }
 }
 
-template <typename T, int HD, bool K8, int ST8, bool B16>
+template <typename T, int HD, bool K8, int ST8>
 __global__ void __launch_bounds__(FD_NW * 32) fd_kernel(fd_params p) {
-    typedef fd_layout<HD, K8, ST8, B16> LY;
+    typedef fd_layout<HD, K8, ST8> LY;
     const int BN = LY::BN, LD = LY::LD, ST = LY::ST;
     extern __shared__ __align__(128) unsigned char fd_smem[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tid = threadIdx.x;
@@ -452,10 +449,10 @@ __global__ void __launch_bounds__(FD_NW * 32) fd_kernel(fd_params p) {
     }
 }
 
-template <typename T, int HD, bool K8, int ST8, bool B16 = false>
+template <typename T, int HD, bool K8, int ST8>
 llt_status fd_launch(llt_cuda_ctx *c, const fd_params &p, int rows, llt_error *err) {
-    typedef fd_layout<HD, K8, ST8, B16> LY;
-    void (*kern)(fd_params) = fd_kernel<T, HD, K8, ST8, B16>;
+    typedef fd_layout<HD, K8, ST8> LY;
+    void (*kern)(fd_params) = fd_kernel<T, HD, K8, ST8>;
     LLT_TRY(llt_smem_optin(c, kern, LY::BYTES, err));
     return llt_launch(c, kern, dim3((unsigned)p.splits, (unsigned)p.nkv, (unsigned)rows), dim3(FD_NW * 32),
                       LY::BYTES, err, p);
@@ -466,11 +463,7 @@ llt_status fd_launch(llt_cuda_ctx *c, const fd_params &p, int rows, llt_error *e
  * is converted by its warp, and more warps an SM hide more of that chain) */
 template <typename T, int HD>
 llt_status fd_k8(llt_cuda_ctx *c, const fd_params &p, int rows, bool k8, llt_error *err) {
-    if (!k8) {
-        const char *b = getenv("LLT_CUDA_DECODE_BN16");
-        return b && strcmp(b, "1") == 0 && HD == 64 ? fd_launch<T, HD, false, FD_ST8, true>(c, p, rows, err)
-                                                    : fd_launch<T, HD, false, FD_ST8>(c, p, rows, err);
-    }
+    if (!k8) return fd_launch<T, HD, false, FD_ST8>(c, p, rows, err);
     const char *v = getenv("LLT_CUDA_DECODE_F8ST");
     return v && atoi(v) == 2 ? fd_launch<T, HD, true, 2>(c, p, rows, err) : fd_launch<T, HD, true, FD_ST8>(c, p, rows, err);
 }
