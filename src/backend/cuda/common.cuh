@@ -167,6 +167,17 @@ __device__ __forceinline__ void pdl_trigger(void) {
 #endif
 }
 
+/* A release + acquire fence at GPU scope: what "the last block to count merges" needs (writes
+ * before it visible to a thread that observes a later atomic and fences in turn); lighter than
+ * __threadfence(), which is fence.sc.gpu (also orders every such fence globally). */
+__device__ __forceinline__ void fence_acq_rel_gpu(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+    asm volatile("fence.acq_rel.gpu;" ::: "memory");
+#else
+    __threadfence();
+#endif
+}
+
 /* ---- elements ----------------------------------------------------------------------- */
 
 template <typename T> __device__ __forceinline__ float to_f32(T v);

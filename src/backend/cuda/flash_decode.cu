@@ -53,6 +53,7 @@ struct fd_params {
     unsigned int *counters;       /* [rows][nkv], zero between launches */
     long long page_bytes, sc_off; /* f8 pools: bytes per page, offset of the scales in a page */
     int merge_smem;               /* the last block merges from shared memory where it fits (fd_merge_smem) */
+    int fence_sc;                 /* LLT_CUDA_FENCE=sc: __threadfence around the counter (else acq_rel) */
 };
 
 template <int HD, bool K8, int ST8 = FD_ST8> struct fd_layout {
@@ -400,7 +401,8 @@ __global__ void __launch_bounds__(FD_NW * 32) fd_kernel(fd_params p) {
     if (S == 1) return;
     /* the last block of (row, kv head) to arrive merges the splits */
     __shared__ int fd_last;
-    __threadfence();
+    if (p.fence_sc) __threadfence();
+    else fence_acq_rel_gpu();
     __syncthreads();
     if (tid == 0) {
         unsigned int *cnt = p.counters + (size_t)r * p.nkv + kvh;
@@ -409,7 +411,8 @@ __global__ void __launch_bounds__(FD_NW * 32) fd_kernel(fd_params p) {
     }
     __syncthreads();
     if (!fd_last) return;
-    __threadfence();
+    if (p.fence_sc) __threadfence();
+    else fence_acq_rel_gpu();
     if (p.merge_smem && G * (int)S * (int)W + G * (int)S <= LY::BYTES / 4) {
         fd_merge_smem<T, HD>(p, head0, (int)S, fd_smem);
         return;
@@ -511,6 +514,8 @@ extern "C" llt_status llt_cuda_flash_decode(llt_cuda_ctx *c, const llt_cuda_attn
     p.work = a->work, p.counters = a->counters;
     const char *mv = getenv("LLT_CUDA_DECODE_MERGE"); /* "v0": the general merge always (comparison) */
     p.merge_smem = !(mv && strcmp(mv, "v0") == 0);
+    const char *fv = getenv("LLT_CUDA_FENCE");
+    p.fence_sc = fv && strcmp(fv, "sc") == 0;
     p.page_bytes = (long long)llt_kv_f8_page_bytes(a->page_size, a->n_kv, a->hd);
     p.sc_off = (long long)llt_kv_f8_scales_offset(a->page_size, a->n_kv, a->hd);
     const bool k8 = a->kv_f8;

@@ -151,13 +151,13 @@ __device__ __forceinline__ void gemv_store2(const gemv_params &p, int row, int t
  * counts them per (token, head, K or V) and the warp that brings the count to hd quantises the
  * row (kv_fp8.cuh) and zeroes the counter: the f8 store without a kernel of its own. Fence
  * before the count (the staged values visible to the last warp), fence after it (threadfence
- * reduction). */
+ * reduction, with release / acquire fences). */
 template <typename T, int NT, int R>
 __device__ __forceinline__ void qkv_f8_finish(const gemv_params &p, int row0, int lane) {
     if (row0 < p.q_rows || row0 >= p.n) return;
     const bool is_k = row0 < p.q_rows + p.kv_rows;
     const int col = row0 - p.q_rows - (is_k ? 0 : p.kv_rows), h = col / p.hd, nkv = p.kv_rows / p.hd;
-    __threadfence();
+    fence_acq_rel_gpu();
     __syncwarp();
 #pragma unroll
     for (int t = 0; t < NT; t++) {
@@ -166,7 +166,7 @@ __device__ __forceinline__ void qkv_f8_finish(const gemv_params &p, int row0, in
         if (lane == 0) old = atomicAdd(cnt, R);
         old = __shfl_sync(0xffffffffu, old, 0);
         if (old + R != p.hd) continue;
-        __threadfence();
+        fence_acq_rel_gpu();
         const int s = p.slot8[t];
         unsigned char *page = (unsigned char *)(is_k ? p.k8 : p.v8) + (size_t)(s / p.ps8) * p.pb8;
         const size_t row = (size_t)(s % p.ps8) * nkv + h;
