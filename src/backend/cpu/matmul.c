@@ -8,6 +8,7 @@
  * L2 while the rows stream past. Variants: scalar (the reference) and AVX2 here, AVX-512 in
  * matmul_avx512.c; llt_cpu_matmul_part is one thread's share inside a pool-wide step (the CPU
  * forward dispatches once per step, see forward.c), with an epilogue per finished row range. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/cpu/matmul_kernels.h"
@@ -274,7 +275,19 @@ static llt_rows_fn rows_kernel(llt_cpu_isa isa) {
     return rows_scalar;
 }
 
+/* AUTO follows LLT_CPU_ISA (scalar, avx2, avx512) when set: the whole program on a narrower
+ * variant, e.g. the AVX2 kernels (BF16 widened by a shift, as on AVX-512 F) on an AVX-512 machine. */
+static llt_cpu_isa isa_from_env(void) {
+    const char *e = getenv("LLT_CPU_ISA");
+    if (!e) return LLT_CPU_ISA_AUTO;
+    if (strcmp(e, "scalar") == 0) return LLT_CPU_ISA_SCALAR;
+    if (strcmp(e, "avx2") == 0) return LLT_CPU_ISA_AVX2;
+    if (strcmp(e, "avx512") == 0) return LLT_CPU_ISA_AVX512;
+    return LLT_CPU_ISA_AUTO;
+}
+
 llt_cpu_isa llt_cpu_isa_resolve(llt_cpu_isa want) {
+    if (want == LLT_CPU_ISA_AUTO) want = isa_from_env();
     if ((want == LLT_CPU_ISA_AUTO || want == LLT_CPU_ISA_AVX512) && llt_cpu_has_avx512()) return LLT_CPU_ISA_AVX512;
     if (want != LLT_CPU_ISA_SCALAR && llt_cpu_has_avx2()) return LLT_CPU_ISA_AVX2;
     return LLT_CPU_ISA_SCALAR;
@@ -288,6 +301,9 @@ static void rows_any(llt_rows_fn rows, const llt_weight *w, const float *x, int6
         return;
     }
     llt_quant_isa q = rows == rows_scalar ? LLT_QUANT_ISA_SCALAR : llt_cpu_quant_isa(LLT_QUANT_ISA_AUTO);
+#ifdef LLT_X86
+    if (rows == rows_avx2) q = llt_cpu_quant_isa(LLT_QUANT_ISA_AVX2); /* the same width as the float kernels */
+#endif
     llt_cpu_quant_rows(w, x, n, y, r0, r1, q);
 }
 

@@ -45,8 +45,8 @@ typedef enum llt_cpu_isa {
     LLT_CPU_ISA_AVX2,
     LLT_CPU_ISA_AVX512
 } llt_cpu_isa;
-/* The variant `want` runs as on this CPU: AUTO = the widest; one the CPU lacks falls back to
- * the next narrower (AVX512 -> AVX2 -> SCALAR). */
+/* The variant `want` runs as on this CPU: AUTO = the widest, or LLT_CPU_ISA (scalar, avx2,
+ * avx512) when set; one the CPU lacks falls back to the next narrower (AVX512 -> AVX2 -> SCALAR). */
 llt_cpu_isa llt_cpu_isa_resolve(llt_cpu_isa want);
 /* Same as llt_cpu_matmul_multi with an explicit variant. */
 void llt_cpu_matmul_isa(llt_threadpool *pool, const llt_matmul_job *jobs, int n_jobs,
