@@ -1493,18 +1493,18 @@ struct qm_args {
     void *y;
     int ldy;
     int half_out, add, atomic;
+    int units; /* > 0: stream-K, block b takes work units [b U / G, (b + 1) U / G) of U = row blocks x super-blocks */
 };
 
 /* RW row tiles of 16 per warp: RW = 2 reuses each x fragment read from shared memory for two
  * tiles (half the shared-memory reads per mma; one block per SM for the registers). */
-template <int NT, int RW>
-__global__ void __launch_bounds__(32 * QMMA_WARPS, RW == 1 ? 2 : 1) q4k_mma_kernel(const llt_cuda_qmat q, const qm_args a) {
-    extern __shared__ __align__(16) uint8_t qm_smem[];
+template <int NT, int RW, bool PF>
+__device__ __forceinline__ void qm_segment(const llt_cuda_qmat &q, const qm_args &a, uint8_t *qm_smem, int rb, int kb0,
+                                           int kb1, bool first) {
     constexpr int TOK = 8 * NT, STAGE = TOK * 512, RR = 2 * RW;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-    const int n = q.n, nkb = q.k / 256;
-    const int kb0 = blockIdx.y * a.kb_per, kb1 = min(nkb, kb0 + a.kb_per);
-    const int r0 = blockIdx.x * (16 * RW * QMMA_WARPS) + warp * 16 * RW;
+    const int n = q.n;
+    const int r0 = rb * (16 * RW * QMMA_WARPS) + warp * 16 * RW;
     qrow wr[RR]; /* rows r0 + 16 (i / 2) + g + 8 (i & 1) */
 #pragma unroll
     for (int i = 0; i < RR; i++) wr[i] = row_of(q, min(r0 + 16 * (i >> 1) + g + 8 * (i & 1), n - 1));
@@ -1524,7 +1524,7 @@ __global__ void __launch_bounds__(32 * QMMA_WARPS, RW == 1 ? 2 : 1) q4k_mma_kern
             prefetch_l2(pf + (size_t)kb * pfs);
             if (RW == 2) prefetch_l2(pf2 + (size_t)kb * pfs);
         }
-    pdl_wait(); /* x (and y for ADD) come from the previous kernel */
+    if (first) pdl_wait(); /* x (and y for ADD) come from the previous kernel */
     auto stage = [&](int kb, int buf) {
         for (int u = tid; u < TOK * 32; u += 32 * QMMA_WARPS) {
             const int tok = u >> 5, v = u & 31, vt = v >> 3;
@@ -1555,7 +1555,10 @@ __global__ void __launch_bounds__(32 * QMMA_WARPS, RW == 1 ? 2 : 1) q4k_mma_kern
             if (RW == 2) prefetch_l2(pf2 + (size_t)(kb + QM_AHEAD) * pfs);
         }
         qm_raw nxt[RR];
-        if (kb + 1 < kb1)
+        if (!PF && kb > kb0)
+#pragma unroll
+            for (int r = 0; r < RR; r++) cur[r] = qm_load(wr[r].pay, wr[r].meta, kb, t);
+        if (PF && kb + 1 < kb1)
 #pragma unroll
             for (int r = 0; r < RR; r++) nxt[r] = qm_load(wr[r].pay, wr[r].meta, kb + 1, t);
         __half2 sl[RR], bl[RR], sh[RR], bh[RR];
@@ -1594,11 +1597,12 @@ __global__ void __launch_bounds__(32 * QMMA_WARPS, RW == 1 ? 2 : 1) q4k_mma_kern
                                h ? bq[j].w : bq[j].y);
             }
         }
-        if (kb + 1 < kb1)
+        if (PF && kb + 1 < kb1)
 #pragma unroll
             for (int r = 0; r < RR; r++) cur[r] = nxt[r];
     }
     qm_wait<0>();
+    __syncthreads(); /* the stages are free for the next segment */
     if (live) {
 #pragma unroll
         for (int w = 0; w < RW; w++)
@@ -1614,6 +1618,25 @@ __global__ void __launch_bounds__(32 * QMMA_WARPS, RW == 1 ? 2 : 1) q4k_mma_kern
                     else if (a.add) reinterpret_cast<float *>(a.y)[o] += acc[w][j][e];
                     else reinterpret_cast<float *>(a.y)[o] = acc[w][j][e];
                 }
+    }
+}
+
+template <int NT, int RW, bool PF>
+__global__ void __launch_bounds__(32 * QMMA_WARPS, RW == 1 ? 2 : 1) q4k_mma_kernel(const llt_cuda_qmat q, const qm_args a) {
+    extern __shared__ __align__(16) uint8_t qm_smem[];
+    const int nkb = q.k / 256;
+    if (a.units <= 0) {
+        const int kb0 = blockIdx.y * a.kb_per;
+        qm_segment<NT, RW, PF>(q, a, qm_smem, blockIdx.x, kb0, min(nkb, kb0 + a.kb_per), true);
+    } else {
+        const long long U = a.units, G = gridDim.x;
+        int u = (int)(U * blockIdx.x / G);
+        const int u1 = (int)(U * (blockIdx.x + 1) / G);
+        for (bool first = true; u < u1; first = false) {
+            const int rb = u / nkb, kb0 = u - rb * nkb, kb1 = min(nkb, kb0 + (u1 - u));
+            qm_segment<NT, RW, PF>(q, a, qm_smem, rb, kb0, kb1, first);
+            u += kb1 - kb0;
+        }
     }
     pdl_trigger();
 }
@@ -1663,41 +1686,58 @@ __global__ void qm_swiglu_kernel(const float *gu, int n, __half *o, int ldo, int
     pdl_trigger();
 }
 
-/* y (float32, or f16 when half_out) [m, ldy] (=, or += when add) x [m, ldx] . rows of a->qw,
- * k split into `split` ranges (float32 outputs only) */
 /* row tiles per warp for m token rows: LLT_CUDA_QMMA_RW=2 takes two for m > 32 */
 static int qmma_rw(int32_t m) {
     static const int rw = env_int("LLT_CUDA_QMMA_RW", 1, 1, 2);
     return m > 32 ? rw : 1;
 }
 
+/* Stream-K (LLT_CUDA_QMMA_SK=1): one wave of blocks (2 per SM, 1 with two row tiles) shares the
+ * row blocks x super-blocks evenly, each adding its partial sums with atomics, so that no
+ * partial wave of k splits is left (Nsight Compute: the split grids ran 1.30 / 1.45 waves for a
+ * 7B gate/up / QKV at m = 64). Returns the grid, 0 when off. */
+static int qmma_sk(const llt_cuda_ctx *c, int32_t n, int32_t k, int rw) {
+    static const int on = env_int("LLT_CUDA_QMMA_SK", 0, 0, 1);
+    if (!on) return 0;
+    const int bx = (n + 16 * rw * QMMA_WARPS - 1) / (16 * rw * QMMA_WARPS), units = bx * (k / 256);
+    const int slots = (rw == 1 ? 2 : 1) * c->n_sm;
+    return units < slots ? units : slots;
+}
+
+/* y (float32, or f16 when half_out) [m, ldy] (=, or += when add) x [m, ldx] . rows of a->qw,
+ * k split into `split` ranges, or stream-K over sk blocks (float32 outputs only) */
 static llt_status qmma_run(llt_cuda_ctx *c, const llt_cuda_linear *a, const void *x, int32_t ldx, void *y,
-                           int32_t ldy, bool half_out, bool add, int split, llt_error *err) {
+                           int32_t ldy, bool half_out, bool add, int split, int sk, llt_error *err) {
     const int nt = a->m <= 8 ? 1 : a->m <= 16 ? 2 : a->m <= 32 ? 4 : 8, rw = qmma_rw(a->m);
     const int nkb = a->k / 256, bx = (a->n + 16 * rw * QMMA_WARPS - 1) / (16 * rw * QMMA_WARPS);
-    if (half_out || split < 1) split = 1;
+    static const int pf = env_int("LLT_CUDA_QMMA_PF", 1, 0, 1);
+    if (half_out) split = 1, sk = 0;
+    if (split < 1) split = 1;
     if (split > nkb) split = nkb;
     const int per = (nkb + split - 1) / split;
     split = (nkb + per - 1) / per;
-    if (split > 1 && !add) {
+    const bool atomic = split > 1 || sk > 0;
+    if (atomic && !add) {
         if (ldy == a->n) CUDA_TRY(cudaMemsetAsync(y, 0, (size_t)a->m * a->n * 4, c->stream), err);
         else CUDA_TRY(cudaMemset2DAsync(y, (size_t)ldy * 4, 0, (size_t)a->n * 4, (size_t)a->m, c->stream), err);
     }
-    const qm_args qa = {(const __half *)x, ldx, a->m, per, y, ldy, half_out ? 1 : 0, add ? 1 : 0, split > 1 ? 1 : 0};
+    const qm_args qa = {(const __half *)x, ldx,       a->m,          per,           y, ldy, half_out ? 1 : 0,
+                        add ? 1 : 0,       atomic ? 1 : 0, sk > 0 ? bx * nkb : 0};
     const size_t smem = (size_t)QMMA_STAGES * 8 * nt * 512;
-    const dim3 grid((unsigned)bx, (unsigned)split), block(32 * QMMA_WARPS);
-#define QMMA_GO(NT, RW)                                                                                                \
+    const dim3 grid(sk > 0 ? (unsigned)sk : (unsigned)bx, sk > 0 ? 1u : (unsigned)split), block(32 * QMMA_WARPS);
+#define QMMA_GO(NT, RW, PF)                                                                                            \
     do {                                                                                                               \
-        LLT_TRY(llt_smem_optin(c, q4k_mma_kernel<NT, RW>, smem, err));                                                 \
-        return llt_launch(c, q4k_mma_kernel<NT, RW>, grid, block, smem, err, *a->qw, qa);                              \
+        LLT_TRY(llt_smem_optin(c, q4k_mma_kernel<NT, RW, PF>, smem, err));                                             \
+        return llt_launch(c, q4k_mma_kernel<NT, RW, PF>, grid, block, smem, err, *a->qw, qa);                          \
     } while (0)
     switch (nt) {
-    case 1: QMMA_GO(1, 1);
-    case 2: QMMA_GO(2, 1);
-    case 4: QMMA_GO(4, 1);
+    case 1: QMMA_GO(1, 1, true);
+    case 2: QMMA_GO(2, 1, true);
+    case 4: QMMA_GO(4, 1, true);
     default:
-        if (rw == 2) QMMA_GO(8, 2);
-        QMMA_GO(8, 1);
+        if (rw == 2) QMMA_GO(8, 2, true);
+        if (!pf) QMMA_GO(8, 1, false); /* LLT_CUDA_QMMA_PF=0: no register copy of the next super-block (128 registers) */
+        QMMA_GO(8, 1, true);
     }
 #undef QMMA_GO
 }
@@ -1712,29 +1752,29 @@ static llt_status qlinear_mma(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_err
                                  a->eps, err));
         x = a->tmp_x, ldx = a->k;
     }
-    const int split = qmma_split(c, a->n, a->k, qmma_rw(a->m));
+    const int rw = qmma_rw(a->m), split = qmma_split(c, a->n, a->k, rw), sk = qmma_sk(c, a->n, a->k, rw);
     if (a->out == LLT_LIN_OUT_SWIGLU) {
         /* split: the float32 product in the dequantisation scratch (unused on this path) */
-        if (split > 1 && a->deq && a->deq_bytes >= (size_t)a->m * a->n * 4 && a->n % 2 == 0) {
-            LLT_TRY(qmma_run(c, a, x, ldx, a->deq, a->n, false, false, split, err));
+        if ((split > 1 || sk > 0) && a->deq && a->deq_bytes >= (size_t)a->m * a->n * 4 && a->n % 2 == 0) {
+            LLT_TRY(qmma_run(c, a, x, ldx, a->deq, a->n, false, false, split, sk, err));
             const int tot = a->m * (a->n / 2), blocks = (tot + 255) / 256 < 4096 ? (tot + 255) / 256 : 4096;
             return llt_launch(c, qm_swiglu_kernel, dim3((unsigned)blocks), dim3(256), 0, err, (const float *)a->deq,
                               (int)a->n, (__half *)a->o, (int)a->ldo, (int)a->m);
         }
         LLT_CHECK(a->tmp_y, err, LLT_ERR_INVALID_ARG, "cuda quant linear: SWIGLU needs tmp_y");
-        LLT_TRY(qmma_run(c, a, x, ldx, a->tmp_y, a->n, true, false, 1, err));
+        LLT_TRY(qmma_run(c, a, x, ldx, a->tmp_y, a->n, true, false, 1, 0, err));
         return llt_cuda_swiglu(c, a->dtype, a->tmp_y, a->n, a->o, a->ldo, a->m, a->n / 2, err);
     }
     if (a->out == LLT_LIN_OUT_QKV) {
         LLT_CHECK(a->tmp_y, err, LLT_ERR_INVALID_ARG, "cuda quant linear: QKV needs tmp_y");
-        LLT_TRY(qmma_run(c, a, x, ldx, a->tmp_y, a->n, false, false, split, err));
+        LLT_TRY(qmma_run(c, a, x, ldx, a->tmp_y, a->n, false, false, split, sk, err));
         return llt_cuda_rope_kv(c, a->dtype, (const float *)a->tmp_y, a->n, a->m, a->q_rows / a->head_dim,
                                 a->kv_rows / a->head_dim, a->head_dim, a->pos, a->slot, a->rope_cos, a->rope_sin, a->q,
                                 a->k_pool, a->v_pool, err);
     }
     LLT_CHECK(a->out == LLT_LIN_OUT_STORE || a->out == LLT_LIN_OUT_ADD, err, LLT_ERR_INVALID_ARG,
               "cuda quant linear: unknown output mode %d", (int)a->out);
-    return qmma_run(c, a, x, ldx, a->y, a->ldy, false, a->out == LLT_LIN_OUT_ADD, split, err);
+    return qmma_run(c, a, x, ldx, a->y, a->ldy, false, a->out == LLT_LIN_OUT_ADD, split, sk, err);
 }
 
 /* ---- the linear layer ------------------------------------------------------------------------ */
