@@ -1625,18 +1625,20 @@ template <int NT, int RW, bool PF>
 __global__ void __launch_bounds__(32 * QMMA_WARPS, RW == 1 ? 2 : 1) q4k_mma_kernel(const llt_cuda_qmat q, const qm_args a) {
     extern __shared__ __align__(16) uint8_t qm_smem[];
     const int nkb = q.k / 256;
+    /* work units u = row block x nkb + super-block: this block's [u, u1), one segment per row
+     * block it touches (one call site: the segment is inlined once) */
+    int u, u1;
     if (a.units <= 0) {
         const int kb0 = blockIdx.y * a.kb_per;
-        qm_segment<NT, RW, PF>(q, a, qm_smem, blockIdx.x, kb0, min(nkb, kb0 + a.kb_per), true);
+        u = blockIdx.x * nkb + kb0, u1 = blockIdx.x * nkb + min(nkb, kb0 + a.kb_per);
     } else {
         const long long U = a.units, G = gridDim.x;
-        int u = (int)(U * blockIdx.x / G);
-        const int u1 = (int)(U * (blockIdx.x + 1) / G);
-        for (bool first = true; u < u1; first = false) {
-            const int rb = u / nkb, kb0 = u - rb * nkb, kb1 = min(nkb, kb0 + (u1 - u));
-            qm_segment<NT, RW, PF>(q, a, qm_smem, rb, kb0, kb1, first);
-            u += kb1 - kb0;
-        }
+        u = (int)(U * blockIdx.x / G), u1 = (int)(U * (blockIdx.x + 1) / G);
+    }
+    for (bool first = true; u < u1; first = false) {
+        const int rb = u / nkb, kb0 = u - rb * nkb, kb1 = min(nkb, kb0 + (u1 - u));
+        qm_segment<NT, RW, PF>(q, a, qm_smem, rb, kb0, kb1, first);
+        u += kb1 - kb0;
     }
     pdl_trigger();
 }
@@ -1692,13 +1694,14 @@ static int qmma_rw(int32_t m) {
     return m > 32 ? rw : 1;
 }
 
-/* Stream-K (LLT_CUDA_QMMA_SK=1): one wave of blocks (2 per SM, 1 with two row tiles) shares the
- * row blocks x super-blocks evenly, each adding its partial sums with atomics, so that no
- * partial wave of k splits is left (Nsight Compute: the split grids ran 1.30 / 1.45 waves for a
- * 7B gate/up / QKV at m = 64). Returns the grid, 0 when off. */
-static int qmma_sk(const llt_cuda_ctx *c, int32_t n, int32_t k, int rw) {
-    static const int on = env_int("LLT_CUDA_QMMA_SK", 0, 0, 1);
-    if (!on) return 0;
+/* Stream-K (m > 32 by default; LLT_CUDA_QMMA_SK=0 never, =1 every m): one wave of blocks (2 per
+ * SM, 1 with two row tiles) shares the row blocks x super-blocks evenly, each adding its partial
+ * sums with atomics, so that no partial wave of k splits is left (Nsight Compute: the split
+ * grids ran 1.30 / 1.45 waves for a 7B gate/up / QKV at m = 64). Returns the grid, 0 when off. */
+static int qmma_sk(const llt_cuda_ctx *c, int32_t m, int32_t n, int32_t k, int rw) {
+    /* default: m > 32 (measured: 64 sequences faster, 16 slower); 0 never, 1 every m */
+    static const int on = env_int("LLT_CUDA_QMMA_SK", -1, -1, 1);
+    if (on == 0 || (on < 0 && m <= 32)) return 0;
     const int bx = (n + 16 * rw * QMMA_WARPS - 1) / (16 * rw * QMMA_WARPS), units = bx * (k / 256);
     const int slots = (rw == 1 ? 2 : 1) * c->n_sm;
     return units < slots ? units : slots;
@@ -1710,7 +1713,7 @@ static llt_status qmma_run(llt_cuda_ctx *c, const llt_cuda_linear *a, const void
                            int32_t ldy, bool half_out, bool add, int split, int sk, llt_error *err) {
     const int nt = a->m <= 8 ? 1 : a->m <= 16 ? 2 : a->m <= 32 ? 4 : 8, rw = qmma_rw(a->m);
     const int nkb = a->k / 256, bx = (a->n + 16 * rw * QMMA_WARPS - 1) / (16 * rw * QMMA_WARPS);
-    static const int pf = env_int("LLT_CUDA_QMMA_PF", 1, 0, 1);
+    static const int pf = env_int("LLT_CUDA_QMMA_PF", 0, 0, 1);
     if (half_out) split = 1, sk = 0;
     if (split < 1) split = 1;
     if (split > nkb) split = nkb;
@@ -1736,8 +1739,8 @@ static llt_status qmma_run(llt_cuda_ctx *c, const llt_cuda_linear *a, const void
     case 4: QMMA_GO(4, 1, true);
     default:
         if (rw == 2) QMMA_GO(8, 2, true);
-        if (!pf) QMMA_GO(8, 1, false); /* LLT_CUDA_QMMA_PF=0: no register copy of the next super-block (128 registers) */
-        QMMA_GO(8, 1, true);
+        if (pf) QMMA_GO(8, 1, true); /* LLT_CUDA_QMMA_PF=1: a register copy of the next super-block (spills at 128) */
+        QMMA_GO(8, 1, false);
     }
 #undef QMMA_GO
 }
@@ -1752,7 +1755,7 @@ static llt_status qlinear_mma(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_err
                                  a->eps, err));
         x = a->tmp_x, ldx = a->k;
     }
-    const int rw = qmma_rw(a->m), split = qmma_split(c, a->n, a->k, rw), sk = qmma_sk(c, a->n, a->k, rw);
+    const int rw = qmma_rw(a->m), split = qmma_split(c, a->n, a->k, rw), sk = qmma_sk(c, a->m, a->n, a->k, rw);
     if (a->out == LLT_LIN_OUT_SWIGLU) {
         /* split: the float32 product in the dequantisation scratch (unused on this path) */
         if ((split > 1 || sk > 0) && a->deq && a->deq_bytes >= (size_t)a->m * a->n * 4 && a->n % 2 == 0) {
