@@ -1498,7 +1498,7 @@ struct qm_args {
 
 /* RW row tiles of 16 per warp: RW = 2 reuses each x fragment read from shared memory for two
  * tiles (half the shared-memory reads per mma; one block per SM for the registers). */
-template <int NT, int RW, bool PF>
+template <int NT, int RW, bool PF, bool BH>
 __device__ __forceinline__ void qm_segment(const llt_cuda_qmat &q, const qm_args &a, uint8_t *qm_smem, int rb, int kb0,
                                            int kb1, bool first) {
     constexpr int TOK = 8 * NT, STAGE = TOK * 512, RR = 2 * RW;
@@ -1574,27 +1574,37 @@ __device__ __forceinline__ void qm_segment(const llt_cuda_qmat &q, const qm_args
         const uint8_t *xs = qm_smem + (i % QMMA_STAGES) * STAGE + g * 512;
 #pragma unroll
         for (int u = 0; u < 8; u++) { /* mmas 2u, 2u + 1: elements 64 t + 8 u + [0, 8) */
-            uint4 bq[NT];
             const int p = (t << 3) | (u ^ t ^ ((g & 1) << 2));
-#pragma unroll
-            for (int j = 0; j < NT; j++) bq[j] = *reinterpret_cast<const uint4 *>(xs + j * 8 * 512 + p * 16);
+            unsigned a01[2][RR], a23[2][RR]; /* both mmas' A fragments first */
 #pragma unroll
             for (int h = 0; h < 2; h++) {
                 const int s = 2 * u + h, wi = s & 7; /* word wi of chunks 2t, 2t + 1 */
-                unsigned a01[RR], a23[RR];
 #pragma unroll
                 for (int r = 0; r < RR; r++) {
                     const uint4 &pc = wi < 4 ? cur[r].p0 : cur[r].p1;
                     const unsigned w = (wi & 3) == 0 ? pc.x : (wi & 3) == 1 ? pc.y : (wi & 3) == 2 ? pc.z : pc.w;
-                    if (s < 8) q4_pairs(w & 0x0f0f0f0fu, sl[r], bl[r], a01[r], a23[r]);
-                    else q4_pairs((w >> 4) & 0x0f0f0f0fu, sh[r], bh[r], a01[r], a23[r]);
+                    if (s < 8) q4_pairs(w & 0x0f0f0f0fu, sl[r], bl[r], a01[h][r], a23[h][r]);
+                    else q4_pairs((w >> 4) & 0x0f0f0f0fu, sh[r], bh[r], a01[h][r], a23[h][r]);
                 }
+            }
+            /* BH: x fragments in two halves of the token tiles (half the registers for them;
+             * the empty asm keeps the second half's reads after the first half's mmas) */
+            constexpr int JN = BH ? NT / 2 : NT;
 #pragma unroll
-                for (int w = 0; w < RW; w++)
+            for (int jh = 0; jh < NT / JN; jh++) {
+                uint4 bq[JN];
 #pragma unroll
-                    for (int j = 0; j < NT; j++)
-                        qm_mma(acc[w][j], a01[2 * w], a01[2 * w + 1], a23[2 * w], a23[2 * w + 1], h ? bq[j].z : bq[j].x,
-                               h ? bq[j].w : bq[j].y);
+                for (int jj = 0; jj < JN; jj++)
+                    bq[jj] = *reinterpret_cast<const uint4 *>(xs + (jh * JN + jj) * 8 * 512 + p * 16);
+#pragma unroll
+                for (int h = 0; h < 2; h++)
+#pragma unroll
+                    for (int w = 0; w < RW; w++)
+#pragma unroll
+                        for (int jj = 0; jj < JN; jj++)
+                            qm_mma(acc[w][jh * JN + jj], a01[h][2 * w], a01[h][2 * w + 1], a23[h][2 * w],
+                                   a23[h][2 * w + 1], h ? bq[jj].z : bq[jj].x, h ? bq[jj].w : bq[jj].y);
+                if (BH) asm volatile("" ::: "memory");
             }
         }
         if (PF && kb + 1 < kb1)
@@ -1621,12 +1631,18 @@ __device__ __forceinline__ void qm_segment(const llt_cuda_qmat &q, const qm_args
     }
 }
 
-template <int NT, int RW, bool PF>
+template <int NT, int RW, bool PF, bool BH>
 __global__ void __launch_bounds__(32 * QMMA_WARPS, RW == 1 ? 2 : 1) q4k_mma_kernel(const llt_cuda_qmat q, const qm_args a) {
     extern __shared__ __align__(16) uint8_t qm_smem[];
     const int nkb = q.k / 256;
+    if (NT < 8 && a.units <= 0) { /* one k split (measured faster at m 16 than through the loop) */
+        const int kb0 = blockIdx.y * a.kb_per;
+        qm_segment<NT, RW, PF, BH>(q, a, qm_smem, blockIdx.x, kb0, min(nkb, kb0 + a.kb_per), true);
+        pdl_trigger();
+        return;
+    }
     /* work units u = row block x nkb + super-block: this block's [u, u1), one segment per row
-     * block it touches (one call site: the segment is inlined once) */
+     * block it touches */
     int u, u1;
     if (a.units <= 0) {
         const int kb0 = blockIdx.y * a.kb_per;
@@ -1637,7 +1653,7 @@ __global__ void __launch_bounds__(32 * QMMA_WARPS, RW == 1 ? 2 : 1) q4k_mma_kern
     }
     for (bool first = true; u < u1; first = false) {
         const int rb = u / nkb, kb0 = u - rb * nkb, kb1 = min(nkb, kb0 + (u1 - u));
-        qm_segment<NT, RW, PF>(q, a, qm_smem, rb, kb0, kb1, first);
+        qm_segment<NT, RW, PF, BH>(q, a, qm_smem, rb, kb0, kb1, first);
         u += kb1 - kb0;
     }
     pdl_trigger();
@@ -1713,7 +1729,7 @@ static llt_status qmma_run(llt_cuda_ctx *c, const llt_cuda_linear *a, const void
                            int32_t ldy, bool half_out, bool add, int split, int sk, llt_error *err) {
     const int nt = a->m <= 8 ? 1 : a->m <= 16 ? 2 : a->m <= 32 ? 4 : 8, rw = qmma_rw(a->m);
     const int nkb = a->k / 256, bx = (a->n + 16 * rw * QMMA_WARPS - 1) / (16 * rw * QMMA_WARPS);
-    static const int pf = env_int("LLT_CUDA_QMMA_PF", 0, 0, 1);
+    static const int pf = env_int("LLT_CUDA_QMMA_PF", 0, 0, 1), bh = env_int("LLT_CUDA_QMMA_BH", 0, 0, 1);
     if (half_out) split = 1, sk = 0;
     if (split < 1) split = 1;
     if (split > nkb) split = nkb;
@@ -1728,19 +1744,20 @@ static llt_status qmma_run(llt_cuda_ctx *c, const llt_cuda_linear *a, const void
                         add ? 1 : 0,       atomic ? 1 : 0, sk > 0 ? bx * nkb : 0};
     const size_t smem = (size_t)QMMA_STAGES * 8 * nt * 512;
     const dim3 grid(sk > 0 ? (unsigned)sk : (unsigned)bx, sk > 0 ? 1u : (unsigned)split), block(32 * QMMA_WARPS);
-#define QMMA_GO(NT, RW, PF)                                                                                            \
+#define QMMA_GO(NT, RW, PF, BH)                                                                                        \
     do {                                                                                                               \
-        LLT_TRY(llt_smem_optin(c, q4k_mma_kernel<NT, RW, PF>, smem, err));                                             \
-        return llt_launch(c, q4k_mma_kernel<NT, RW, PF>, grid, block, smem, err, *a->qw, qa);                          \
+        LLT_TRY(llt_smem_optin(c, q4k_mma_kernel<NT, RW, PF, BH>, smem, err));                                         \
+        return llt_launch(c, q4k_mma_kernel<NT, RW, PF, BH>, grid, block, smem, err, *a->qw, qa);                      \
     } while (0)
     switch (nt) {
-    case 1: QMMA_GO(1, 1, true);
-    case 2: QMMA_GO(2, 1, true);
-    case 4: QMMA_GO(4, 1, true);
+    case 1: QMMA_GO(1, 1, true, false);
+    case 2: QMMA_GO(2, 1, true, false);
+    case 4: QMMA_GO(4, 1, true, false);
     default:
-        if (rw == 2) QMMA_GO(8, 2, true);
-        if (pf) QMMA_GO(8, 1, true); /* LLT_CUDA_QMMA_PF=1: a register copy of the next super-block (spills at 128) */
-        QMMA_GO(8, 1, false);
+        if (rw == 2) QMMA_GO(8, 2, true, false);
+        if (pf) QMMA_GO(8, 1, true, false); /* LLT_CUDA_QMMA_PF=1: a register copy of the next super-block (spills at 128) */
+        if (bh) QMMA_GO(8, 1, false, true); /* LLT_CUDA_QMMA_BH=1: x fragments in two halves */
+        QMMA_GO(8, 1, false, false);
     }
 #undef QMMA_GO
 }
