@@ -1498,13 +1498,13 @@ struct qm_args {
 
 /* RW row tiles of 16 per warp: RW = 2 reuses each x fragment read from shared memory for two
  * tiles (half the shared-memory reads per mma; one block per SM for the registers). */
-template <int NT, int RW, bool PF, bool BH>
+template <int NT, int RW, bool PF, bool BH, int W>
 __device__ __forceinline__ void qm_segment(const llt_cuda_qmat &q, const qm_args &a, uint8_t *qm_smem, int rb, int kb0,
                                            int kb1, bool first) {
     constexpr int TOK = 8 * NT, STAGE = TOK * 512, RR = 2 * RW;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     const int n = q.n;
-    const int r0 = rb * (16 * RW * QMMA_WARPS) + warp * 16 * RW;
+    const int r0 = rb * (16 * RW * W) + warp * 16 * RW;
     qrow wr[RR]; /* rows r0 + 16 (i / 2) + g + 8 (i & 1) */
 #pragma unroll
     for (int i = 0; i < RR; i++) wr[i] = row_of(q, min(r0 + 16 * (i >> 1) + g + 8 * (i & 1), n - 1));
@@ -1526,7 +1526,7 @@ __device__ __forceinline__ void qm_segment(const llt_cuda_qmat &q, const qm_args
         }
     if (first) pdl_wait(); /* x (and y for ADD) come from the previous kernel */
     auto stage = [&](int kb, int buf) {
-        for (int u = tid; u < TOK * 32; u += 32 * QMMA_WARPS) {
+        for (int u = tid; u < TOK * 32; u += 32 * W) {
             const int tok = u >> 5, v = u & 31, vt = v >> 3;
             const int p = (vt << 3) | ((v & 7) ^ vt ^ ((tok & 1) << 2));
             const __half *src = a.x + (size_t)min(tok, a.m - 1) * a.ldx + (size_t)kb * 256 + v * 8;
@@ -1631,13 +1631,14 @@ __device__ __forceinline__ void qm_segment(const llt_cuda_qmat &q, const qm_args
     }
 }
 
-template <int NT, int RW, bool PF, bool BH>
-__global__ void __launch_bounds__(32 * QMMA_WARPS, RW == 1 ? 2 : 1) q4k_mma_kernel(const llt_cuda_qmat q, const qm_args a) {
+/* W warps a block: 8 (two blocks per SM at RW = 1: 128 registers), or 12 (one block: 168) */
+template <int NT, int RW, bool PF, bool BH, int W>
+__global__ void __launch_bounds__(32 * W, RW == 1 && W == 8 ? 2 : 1) q4k_mma_kernel(const llt_cuda_qmat q, const qm_args a) {
     extern __shared__ __align__(16) uint8_t qm_smem[];
     const int nkb = q.k / 256;
     if (NT < 8 && a.units <= 0) { /* one k split (measured faster at m 16 than through the loop) */
         const int kb0 = blockIdx.y * a.kb_per;
-        qm_segment<NT, RW, PF, BH>(q, a, qm_smem, blockIdx.x, kb0, min(nkb, kb0 + a.kb_per), true);
+        qm_segment<NT, RW, PF, BH, W>(q, a, qm_smem, blockIdx.x, kb0, min(nkb, kb0 + a.kb_per), true);
         pdl_trigger();
         return;
     }
@@ -1653,7 +1654,7 @@ __global__ void __launch_bounds__(32 * QMMA_WARPS, RW == 1 ? 2 : 1) q4k_mma_kern
     }
     for (bool first = true; u < u1; first = false) {
         const int rb = u / nkb, kb0 = u - rb * nkb, kb1 = min(nkb, kb0 + (u1 - u));
-        qm_segment<NT, RW, PF, BH>(q, a, qm_smem, rb, kb0, kb1, first);
+        qm_segment<NT, RW, PF, BH, W>(q, a, qm_smem, rb, kb0, kb1, first);
         u += kb1 - kb0;
     }
     pdl_trigger();
@@ -1677,7 +1678,7 @@ static bool qmma_ok(const llt_cuda_linear *a) {
  * LLT_CUDA_QMMA_SPLIT forces one. */
 static int qmma_split(const llt_cuda_ctx *c, int32_t n, int32_t k, int rw) {
     static const int force = env_int("LLT_CUDA_QMMA_SPLIT", 0, 0, 64);
-    const int nkb = k / 256, bx = (n + 16 * rw * QMMA_WARPS - 1) / (16 * rw * QMMA_WARPS);
+    const int nkb = k / 256, bx = (n + 16 * rw * QMMA_WARPS - 1) / (16 * rw * QMMA_WARPS); /* k splits: 8 warps */
     if (force) return force < nkb ? force : nkb;
     int best = 1;
     double bc = 1e30;
@@ -1709,17 +1710,22 @@ static int qmma_rw(int32_t m) {
     static const int rw = env_int("LLT_CUDA_QMMA_RW", 1, 1, 2);
     return m > 32 ? rw : 1;
 }
+/* warps a block: LLT_CUDA_QMMA_W=12 takes 12 (one block per SM, no spills) at m > 32 with stream-K */
+static int qmma_warps(int32_t m, int rw) {
+    static const int w = env_int("LLT_CUDA_QMMA_W", 8, 8, 12);
+    return m > 32 && rw == 1 && w == 12 ? 12 : 8;
+}
 
 /* Stream-K (m > 32 by default; LLT_CUDA_QMMA_SK=0 never, =1 every m): one wave of blocks (2 per
  * SM, 1 with two row tiles) shares the row blocks x super-blocks evenly, each adding its partial
  * sums with atomics, so that no partial wave of k splits is left (Nsight Compute: the split
  * grids ran 1.30 / 1.45 waves for a 7B gate/up / QKV at m = 64). Returns the grid, 0 when off. */
-static int qmma_sk(const llt_cuda_ctx *c, int32_t m, int32_t n, int32_t k, int rw) {
+static int qmma_sk(const llt_cuda_ctx *c, int32_t m, int32_t n, int32_t k, int rw, int wp) {
     /* default: m > 32 (measured: 64 sequences faster, 16 slower); 0 never, 1 every m */
     static const int on = env_int("LLT_CUDA_QMMA_SK", -1, -1, 1);
     if (on == 0 || (on < 0 && m <= 32)) return 0;
-    const int bx = (n + 16 * rw * QMMA_WARPS - 1) / (16 * rw * QMMA_WARPS), units = bx * (k / 256);
-    const int slots = (rw == 1 ? 2 : 1) * c->n_sm;
+    const int bx = (n + 16 * rw * wp - 1) / (16 * rw * wp), units = bx * (k / 256);
+    const int slots = (rw == 1 && wp == 8 ? 2 : 1) * c->n_sm;
     return units < slots ? units : slots;
 }
 
@@ -1728,7 +1734,8 @@ static int qmma_sk(const llt_cuda_ctx *c, int32_t m, int32_t n, int32_t k, int r
 static llt_status qmma_run(llt_cuda_ctx *c, const llt_cuda_linear *a, const void *x, int32_t ldx, void *y,
                            int32_t ldy, bool half_out, bool add, int split, int sk, llt_error *err) {
     const int nt = a->m <= 8 ? 1 : a->m <= 16 ? 2 : a->m <= 32 ? 4 : 8, rw = qmma_rw(a->m);
-    const int nkb = a->k / 256, bx = (a->n + 16 * rw * QMMA_WARPS - 1) / (16 * rw * QMMA_WARPS);
+    const int wp = sk > 0 && !half_out ? qmma_warps(a->m, rw) : 8;
+    const int nkb = a->k / 256, bx = (a->n + 16 * rw * wp - 1) / (16 * rw * wp);
     static const int pf = env_int("LLT_CUDA_QMMA_PF", 0, 0, 1), bh = env_int("LLT_CUDA_QMMA_BH", 0, 0, 1);
     if (half_out) split = 1, sk = 0;
     if (split < 1) split = 1;
@@ -1743,21 +1750,22 @@ static llt_status qmma_run(llt_cuda_ctx *c, const llt_cuda_linear *a, const void
     const qm_args qa = {(const __half *)x, ldx,       a->m,          per,           y, ldy, half_out ? 1 : 0,
                         add ? 1 : 0,       atomic ? 1 : 0, sk > 0 ? bx * nkb : 0};
     const size_t smem = (size_t)QMMA_STAGES * 8 * nt * 512;
-    const dim3 grid(sk > 0 ? (unsigned)sk : (unsigned)bx, sk > 0 ? 1u : (unsigned)split), block(32 * QMMA_WARPS);
-#define QMMA_GO(NT, RW, PF, BH)                                                                                        \
+    const dim3 grid(sk > 0 ? (unsigned)sk : (unsigned)bx, sk > 0 ? 1u : (unsigned)split), block(32 * wp);
+#define QMMA_GO(NT, RW, PF, BH, W)                                                                                     \
     do {                                                                                                               \
-        LLT_TRY(llt_smem_optin(c, q4k_mma_kernel<NT, RW, PF, BH>, smem, err));                                         \
-        return llt_launch(c, q4k_mma_kernel<NT, RW, PF, BH>, grid, block, smem, err, *a->qw, qa);                      \
+        LLT_TRY(llt_smem_optin(c, q4k_mma_kernel<NT, RW, PF, BH, W>, smem, err));                                      \
+        return llt_launch(c, q4k_mma_kernel<NT, RW, PF, BH, W>, grid, block, smem, err, *a->qw, qa);                   \
     } while (0)
     switch (nt) {
-    case 1: QMMA_GO(1, 1, true, false);
-    case 2: QMMA_GO(2, 1, true, false);
-    case 4: QMMA_GO(4, 1, true, false);
+    case 1: QMMA_GO(1, 1, true, false, 8);
+    case 2: QMMA_GO(2, 1, true, false, 8);
+    case 4: QMMA_GO(4, 1, true, false, 8);
     default:
-        if (rw == 2) QMMA_GO(8, 2, true, false);
-        if (pf) QMMA_GO(8, 1, true, false); /* LLT_CUDA_QMMA_PF=1: a register copy of the next super-block (spills at 128) */
-        if (bh) QMMA_GO(8, 1, false, true); /* LLT_CUDA_QMMA_BH=1: x fragments in two halves */
-        QMMA_GO(8, 1, false, false);
+        if (rw == 2) QMMA_GO(8, 2, true, false, 8);
+        if (wp == 12) QMMA_GO(8, 1, false, false, 12);
+        if (pf) QMMA_GO(8, 1, true, false, 8); /* LLT_CUDA_QMMA_PF=1: a register copy of the next super-block (spills at 128) */
+        if (bh) QMMA_GO(8, 1, false, true, 8); /* LLT_CUDA_QMMA_BH=1: x fragments in two halves */
+        QMMA_GO(8, 1, false, false, 8);
     }
 #undef QMMA_GO
 }
@@ -1772,7 +1780,8 @@ static llt_status qlinear_mma(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_err
                                  a->eps, err));
         x = a->tmp_x, ldx = a->k;
     }
-    const int rw = qmma_rw(a->m), split = qmma_split(c, a->n, a->k, rw), sk = qmma_sk(c, a->m, a->n, a->k, rw);
+    const int rw = qmma_rw(a->m), split = qmma_split(c, a->n, a->k, rw);
+    const int sk = qmma_sk(c, a->m, a->n, a->k, rw, qmma_warps(a->m, rw));
     if (a->out == LLT_LIN_OUT_SWIGLU) {
         /* split: the float32 product in the dequantisation scratch (unused on this path) */
         if ((split > 1 || sk > 0) && a->deq && a->deq_bytes >= (size_t)a->m * a->n * 4 && a->n % 2 == 0) {
