@@ -13,9 +13,9 @@
 #            128 tokens decoded at depth P) beside llama-bench's prefill (`-p P -n 0 -d 0
 #            -ub 2048`) and decode after depth (`-p 0 -n 128 -d P -ub 2048`); ANCHOR_KV8=1 adds
 #            ours with the f8 KV cache
-#   all      both
+#   all      both (long context first)
 # env: LCPP      llama.cpp binaries: a folder with bin/llama-bench, bin/llama-quantize (and
-#                optionally bin/llama-batched-bench) and gguf-py/; or LCPP_TAR, a .tar.xz of such
+#                optionally bin/llama-batched-bench; shared libraries beside them) and gguf-py/; or LCPP_TAR, a .tar.xz of such
 #                a folder named lcpp/, unpacked under /tmp (default /tmp/lcpp)
 #      SHARED    the anchors' folder holding make_gguf.py (default ../shared/anchors, else
 #                .gpu-coord/shared/anchors)
@@ -42,6 +42,10 @@ if [ -n "${LCPP_TAR:-}" ] && [ ! -x /tmp/lcpp/bin/llama-bench ]; then
 fi
 LCPP=${LCPP:-/tmp/lcpp}
 [ -x "$LCPP/bin/llama-bench" ] || { say "no llama-bench under $LCPP/bin (set LCPP or LCPP_TAR)"; exit 2; }
+export LD_LIBRARY_PATH=$LCPP/bin:$LD_LIBRARY_PATH # a shared-library build keeps libggml*/libllama* beside the tools
+if ldd "$LCPP/bin/llama-bench" | grep -q "not found"; then
+  say "llama-bench misses libraries:"; ldd "$LCPP/bin/llama-bench" | grep "not found" | tee -a "$LOG" >&2; exit 2
+fi
 if [ -z "${SHARED:-}" ]; then
   if [ -f ../shared/anchors/make_gguf.py ]; then SHARED=../shared/anchors; else SHARED=.gpu-coord/shared/anchors; fi
 fi
@@ -141,7 +145,7 @@ run_longctx() {
 case "$MODE" in
   quant) run_quant ;;
   longctx) run_longctx ;;
-  all) run_quant; run_longctx ;;
+  all) run_longctx; run_quant ;;
   *) echo "usage: tests/gpu/anchor.sh [quant|longctx|all]" >&2; exit 2 ;;
 esac
 
