@@ -891,8 +891,60 @@ static llt_status run_decode_n(llt_cuda_attn *a, void *arg) {
     return st;
 }
 
+/* LLT_ATTN_SPEED=decode: the long decode kernel alone under the caller's environment, batch 1,
+ * f16 cache, depths 16384, 32768, 131072 (LLT_ATTN_SPEED_DEPTH: one), hd 64 and 128
+ * (LLT_ATTN_SPEED_HD: one) */
+static void test_decode_speed(void) {
+    static const int depths[3] = {16384, 32768, 131072};
+    const int nh = 32, nkv = 8, ps = 16, blocks = 131072 / ps;
+    const char *dv_ = getenv("LLT_ATTN_SPEED_DEPTH"), *hv = getenv("LLT_ATTN_SPEED_HD");
+    llt_error err = {0};
+    for (int h = 0; h < 2; h++) {
+        const int hd = h ? 128 : 64;
+        if (hv && atoi(hv) != hd) continue;
+        const int64_t pool = (int64_t)131072 * nkv * hd, piece = 1 << 22;
+        void *dk = dev_alloc((size_t)pool * 2), *dv = dev_alloc((size_t)pool * 2);
+        g_rng = 7;
+        float *r = rand_vec(piece, -1, 1);
+        for (int64_t off = 0; off < pool; off += piece) {
+            int64_t n = pool - off < piece ? pool - off : piece;
+            CHECK_OK(llt_cuda_upload_convert(g_ctx, LLT_DTYPE_F16, (char *)dk + off * 2, LLT_DTYPE_F32, r, n, &err), &err);
+            CHECK_OK(llt_cuda_upload_convert(g_ctx, LLT_DTYPE_F16, (char *)dv + off * 2, LLT_DTYPE_F32, r + 1, n - 1, &err), &err);
+        }
+        free(r);
+        int32_t *bt = malloc((size_t)blocks * 4), zero = 0;
+        for (int b = 0; b < blocks; b++) bt[b] = (b * 7919) % blocks; /* scattered pages */
+        void *dbt = dev_alloc((size_t)blocks * 4), *drbt = dev_alloc(4), *dpos = dev_alloc(4);
+        CHECK_OK(llt_cuda_upload(g_ctx, dbt, bt, (size_t)blocks * 4, &err), &err);
+        CHECK_OK(llt_cuda_upload(g_ctx, drbt, &zero, 4, &err), &err);
+        float *q = rand_vec((int64_t)nh * hd, -1, 1);
+        void *dq = dev_from(LLT_DTYPE_F32, q, (int64_t)nh * hd), *dout = dev_alloc((size_t)nh * hd * 2);
+        void *work = dev_alloc((size_t)llt_cuda_attn_work_floats(1, 256, nh, hd) * 4), *cnt = dev_alloc((size_t)nkv * 4);
+        int32_t zk[8] = {0};
+        CHECK_OK(llt_cuda_upload(g_ctx, cnt, zk, (size_t)nkv * 4, &err), &err);
+        for (int di = 0; di < 3; di++) {
+            const int D = depths[di], last = D - 1;
+            if (dv_ && atoi(dv_) != D) continue;
+            CHECK_OK(llt_cuda_upload(g_ctx, dpos, &last, 4, &err), &err);
+            llt_cuda_attn a = {.dtype = LLT_DTYPE_F16, .q = dq, .out = dout, .k_pool = dk, .v_pool = dv, .bt = dbt,
+                               .row_bt = drbt, .pos = dpos, .rows = 1, .n_heads = nh, .n_kv = nkv, .hd = hd,
+                               .page_size = ps, .max_blocks = blocks, .work = work, .counters = cnt, .max_len = D};
+            double tl = time_median(run_decode_n, &a, NULL, 9) / FD_REPS, kv_bytes = 2.0 * D * nkv * hd * 2;
+            fprintf(stderr, "  decode only hd %d heads 32/8 depth %6d: long kernel %.2f us = %.0f GB/s\n", hd, D,
+                    tl * 1e6, kv_bytes / tl / 1e9);
+        }
+        void *ptrs[] = {dk, dv, dbt, drbt, dpos, dq, dout, work, cnt};
+        for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dfree(ptrs[i]);
+        free(bt), free(q);
+    }
+}
+
 static void test_flash_speed(void) {
     if (!getenv("LLT_ATTN_SPEED")) return;
+    if (strcmp(getenv("LLT_ATTN_SPEED"), "decode") == 0) {
+        test_decode_speed();
+        return;
+    }
     static const int depths[5] = {512, 4096, 16384, 32768, 131072};
     const int nh = 32, nkv = 8, ps = 16, Lmax = 131072, blocks = Lmax / ps, n_q = 512;
     llt_error err = {0};
