@@ -65,6 +65,19 @@ bool cli_take_float(int argc, char **argv, int *i, double lo, double hi, double 
     return true;
 }
 
+bool cli_take_kv_dtype(int argc, char **argv, int *i, llt_dtype *out) {
+    const char *flag = argv[*i], *v;
+    if (!cli_take(argc, argv, i, &v)) return false;
+    llt_dtype t;
+    if (!llt_dtype_from_name(v, &t) ||
+        (t != LLT_DTYPE_F16 && t != LLT_DTYPE_BF16 && t != LLT_DTYPE_F32 && t != LLT_DTYPE_F8_E4M3)) {
+        cli_usage_error("%s expects f16, bf16, f32 or f8, got '%s'", flag, v);
+        return false;
+    }
+    *out = t;
+    return true;
+}
+
 bool cli_parse_ids(const char *s, int32_t **ids, size_t *n) {
     size_t cap = 16, k = 0;
     int32_t *v = malloc(cap * sizeof *v);

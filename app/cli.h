@@ -33,6 +33,15 @@ bool cli_flag_is(const char *arg, const char *name, const char *alt);
 bool cli_take(int argc, char **argv, int *i, const char **out);
 bool cli_take_int(int argc, char **argv, int *i, int64_t lo, int64_t hi, int64_t *out);
 bool cli_take_float(int argc, char **argv, int *i, double lo, double hi, double *out);
+/* --kv_dtype T: f16, bf16, f32 or f8 (float8 e4m3; aliases as llt_dtype_from_name) into *out.
+ * Whether the backend holds it is checked at load (llt_load_opts.kv_dtype). */
+bool cli_take_kv_dtype(int argc, char **argv, int *i, llt_dtype *out);
+/* KV cache help line shared by the commands that load a model. */
+#define CLI_KV_DTYPE_HELP                                                                          \
+    "  --kv_dtype T          KV cache dtype: f16, bf16, f32, or f8 (float8 e4m3 with a scale per\n" \
+    "                        token and kv head; CUDA). The CPU cache holds f32/f16/bf16, the CUDA\n" \
+    "                        cache the compute dtype or f8 (default: the model's config, else\n"  \
+    "                        f32 on the CPU and the compute dtype on CUDA)\n"
 /* "1,2,3" -> ids (malloc'd); false + message on a bad list. */
 bool cli_parse_ids(const char *s, int32_t **ids, size_t *n);
 /* --- multi-GPU flags (cli_devices.c) ---

@@ -1,6 +1,7 @@
 /* cmd_bench.c: `llama-triton bench (MODEL | --shape NAME) [-p 512] [-n 128] [-b 1]
  *               [--device auto|cpu|cuda|cuda:0,cuda:1] [--layer_split A,B] [--max_pages N]
  *               [--dtype f16] [--kv_dtype f8] [--reps 5] [--threads N] [--json]`
+ * (--kv_dtype: the KV cache dtype of a model file or a --shape, llt_load_opts.kv_dtype)
  *
  * Per rep: prompt processing (pp) = one sequence's p random tokens prefilled in batches;
  * generation (tg) = n steps after that prompt, each a batch of one token for each of b
@@ -20,6 +21,7 @@
 #include "base/quant.h"
 #include "base/threadpool.h"
 #include "cli.h"
+#include "kv/paged_cache.h"
 #include "model/model.h"
 #ifdef LLT_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
@@ -49,7 +51,7 @@ typedef struct bench_args {
     int32_t split[LLT_MAX_DEVICES];
     int n_split;
     llt_dtype dtype;
-    llt_dtype kv_dtype; /* --shape models: the config's kv_dtype (COUNT: the default) */
+    llt_dtype kv_dtype; /* KV cache dtype (COUNT: the model's config / the backend's default) */
     bool json;
 } bench_args;
 
@@ -175,22 +177,16 @@ static int check_memory(const bench_shape *s, llt_dtype dt) {
 
 bool cli_shape_known(const char *name) { return find_shape(name) != NULL; }
 
-/* kv_dtype: the config's KV cache dtype (COUNT: the default). */
-static llt_status random_model(const char *shape, const llt_load_opts *o, llt_dtype kv_dtype, llt_model **m,
-                               llt_error *err) {
+/* o->kv_dtype sets the KV cache dtype, as for a model file. */
+llt_status cli_random_model(const char *shape, const llt_load_opts *o, llt_model **m, llt_error *err) {
     const bench_shape *s = find_shape(shape);
     LLT_CHECK(s, err, LLT_ERR_INVALID_ARG, "unknown shape '%s'", shape);
     llt_config c = shape_config(s);
-    if (kv_dtype != LLT_DTYPE_COUNT) c.kv_dtype = kv_dtype;
 #ifdef LLT_HAVE_CUDA
     if (o->device && strncmp(o->device, "cuda", 4) == 0)
         return llt_cuda_model_random(&c, 1234, o, m, err); /* generated on the device */
 #endif
     return llt_model_random(&c, 1234, o, m, err);
-}
-
-llt_status cli_random_model(const char *shape, const llt_load_opts *o, llt_model **m, llt_error *err) {
-    return random_model(shape, o, LLT_DTYPE_COUNT, m, err);
 }
 
 static llt_status make_model(const bench_args *a, llt_model **m, llt_error *err) {
@@ -203,8 +199,9 @@ static llt_status make_model(const bench_args *a, llt_model **m, llt_error *err)
     o.max_seqs = (int32_t)a->b;
     o.max_pages = (int32_t)(a->max_pages ? a->max_pages : a->b * ((a->p + a->n + 15) / 16 + 1));
     o.layer_split = a->n_split ? a->split : NULL;
+    o.kv_dtype = a->kv_dtype;
     if (a->model) return llt_model_load(a->model, &o, m, err);
-    return random_model(a->shape, &o, a->kv_dtype, m, err);
+    return cli_random_model(a->shape, &o, m, err);
 }
 
 /* ---- timing ---------------------------------------------------------------------------------- */
@@ -294,24 +291,22 @@ static void report(const llt_model *m, const bench_args *a, bench_result *r) {
     double gbps = r->weight_bytes * tg / (double)a->b / 1e9; /* steps/s x bytes per step */
     double frac = r->copy_gbps > 0 ? gbps / r->copy_gbps : 0;
     const char *what = a->model ? a->model : a->shape;
-    const char *dt = llt_dtype_name(m->layers[0].wq.dtype);
-    char label[64];
-    snprintf(label, sizeof label, "%s weights", dt);
+    /* weights: as held (CPU: after any --dtype conversion; blocks stay blocks); dt: compute */
+    const char *wt = llt_dtype_name(m->layers[0].wq.dtype), *dt = wt;
+    const char *kv = m->kv ? llt_dtype_name(m->kv->o.kv_dtype) : "none";
 #ifdef LLT_HAVE_CUDA
-    if (on_cuda(a)) { /* the compute dtype; block weights on the GPU: both */
-        dt = llt_dtype_name(llt_cuda_model_dtype(m));
-        if (llt_dtype_is_block(m->layers[0].wq.dtype))
-            snprintf(label, sizeof label, "%s block weights, %s compute", llt_dtype_name(m->layers[0].wq.dtype), dt);
-        else
-            snprintf(label, sizeof label, "%s weights", dt);
-    }
+    if (on_cuda(a)) wt = llt_dtype_name(llt_cuda_model_weights_dtype(m)), dt = llt_dtype_name(llt_cuda_model_dtype(m));
 #endif
+    char label[96];
+    if (strcmp(wt, dt) == 0) snprintf(label, sizeof label, "%s weights, KV cache %s", wt, kv);
+    else snprintf(label, sizeof label, "%s block weights, %s compute, KV cache %s", wt, dt, kv);
     if (a->json) {
-        printf("{\"model\": \"%s\", \"device\": \"%s\", \"dtype\": \"%s\", \"threads\": %d, \"p\": %lld, \"n\": %lld, "
+        printf("{\"model\": \"%s\", \"device\": \"%s\", \"weights\": \"%s\", \"dtype\": \"%s\", \"kv_dtype\": \"%s\", "
+               "\"threads\": %d, \"p\": %lld, \"n\": %lld, "
                "\"b\": %lld, \"reps\": %lld, \"pp_tok_s\": {\"median\": %.2f, \"min\": %.2f, \"max\": %.2f}, "
                "\"tg_tok_s\": {\"median\": %.2f, \"min\": %.2f, \"max\": %.2f}, \"weight_bytes_per_step\": %.0f, "
                "\"weight_bytes_per_token\": %.0f, \"tg_gb_s\": %.3f, \"copy_gb_s\": %.3f, \"fraction_of_copy\": %.4f}\n",
-               what, a->device, dt, (int)m->n_threads, (long long)a->p, (long long)a->n, (long long)a->b,
+               what, a->device, wt, dt, kv, (int)m->n_threads, (long long)a->p, (long long)a->n, (long long)a->b,
                (long long)a->reps, pp, pp_lo, pp_hi, tg, tg_lo, tg_hi, r->weight_bytes, r->weight_bytes / a->b, gbps,
                r->copy_gbps, frac);
         return;
@@ -341,10 +336,15 @@ static void usage(FILE *f) {
           "  --max_pages N    KV cache pages of 16 tokens (default: enough for b x (p + n))\n"
           "  --dtype T        f16, bf16, f32, or GGML blocks q8_0|q4_0|q4_1|q5_0|q4_k|q5_k|q6_k (random\n"
           "                   blocks made where the weights live; default f16)\n"
-          "  --kv_dtype T     --shape models: KV cache dtype, f8 = float8 e4m3 with a scale per token\n"
-          "                   and kv head (CUDA; default: the compute dtype)\n"
+          "  --kv_dtype T     KV cache dtype (a model file or --shape): f16, bf16, f32, or f8 = float8\n"
+          "                   e4m3 with a scale per token and kv head (CUDA); the CUDA cache holds the\n"
+          "                   compute dtype or f8 (default: the model's config, else f32 on the CPU,\n"
+          "                   the compute dtype on CUDA)\n"
           "  --threads N      CPU threads (default: all cores)\n"
-          "  --json           one JSON object on stdout\n",
+          "  --json           one JSON object on stdout: \"weights\" is the type the weights are held\n"
+          "                   in (a GGML block type or f32/f16/bf16, on every device), \"dtype\" the\n"
+          "                   compute dtype (CUDA: f16/bf16; the CPU computes on the weights as held,\n"
+          "                   so there it equals \"weights\"), \"kv_dtype\" the KV cache's\n",
           f);
 }
 
@@ -368,14 +368,7 @@ static int parse_flag(int argc, char **argv, int *i, bench_args *a) {
             return 0;
         return cli_usage_error("--dtype expects f16, bf16, f32, q8_0, q4_0, q4_1, q5_0, q4_k, q5_k or q6_k, got '%s'", v);
     }
-    if (cli_flag_is(f, "--kv_dtype", "--kv-dtype")) {
-        if (!cli_take(argc, argv, i, &v)) return 2;
-        if (llt_dtype_from_name(v, &a->kv_dtype) &&
-            (a->kv_dtype == LLT_DTYPE_F16 || a->kv_dtype == LLT_DTYPE_BF16 || a->kv_dtype == LLT_DTYPE_F32 ||
-             a->kv_dtype == LLT_DTYPE_F8_E4M3))
-            return 0;
-        return cli_usage_error("--kv_dtype expects f16, bf16, f32 or f8, got '%s'", v);
-    }
+    if (cli_flag_is(f, "--kv_dtype", "--kv-dtype")) return cli_take_kv_dtype(argc, argv, i, &a->kv_dtype) ? 0 : 2;
     return cli_usage_error("unknown flag '%s'", f);
 }
 
@@ -392,8 +385,6 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     }
     if (!a->model == !a->shape) return cli_usage_error("bench needs a MODEL or --shape NAME (one of them)");
     if (a->shape && !find_shape(a->shape)) return cli_usage_error("unknown shape '%s' (see --help)", a->shape);
-    if (a->model && a->kv_dtype != LLT_DTYPE_COUNT)
-        return cli_usage_error("--kv_dtype applies to --shape models (a model file's config sets kv_dtype)");
     if (!cli_check_split(a->device, a->n_split)) return 2;
     return -1;
 }

@@ -21,6 +21,7 @@ static void usage(FILE *f) {
           "  --threads N           CPU threads (default: all cores)\n"
           "  --device D            cpu (default: float32, what oracles compare with), auto, cuda[:N]\n"
           "  --no-cache            Hugging Face folders: do not write the converted cache\n"
+          CLI_KV_DTYPE_HELP
           "  -h, --help            this help\n", f);
 }
 
@@ -61,6 +62,7 @@ static int parse_one(int argc, char **argv, int *i, logits_args *a) {
         a->load.n_threads = (int32_t)x;
         return -1;
     }
+    if (cli_flag_is(f, "--kv_dtype", "--kv-dtype")) return cli_take_kv_dtype(argc, argv, i, &a->load.kv_dtype) ? -1 : 2;
     if (strcmp(f, "--hidden") == 0) return a->hidden = true, -1;
     if (strcmp(f, "--no-cache") == 0) return a->load.no_cache = true, -1;
     if (f[0] == '-' && f[1]) return cli_usage_error("logits: unknown option '%s'", f);

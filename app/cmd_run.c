@@ -27,6 +27,7 @@ static void usage(FILE *f) {
           "                        GPU when there is one and the build has CUDA, else cpu)\n"
           "  --layer_split A,B,..  layers per listed GPU (default: in proportion to free memory)\n"
           "  --dtype f16|bf16|f32  compute dtype of the weights (default: the checkpoint's)\n"
+          CLI_KV_DTYPE_HELP
           "  --page_size N         KV cache tokens per page (default 16)\n"
           "  --max_pages N         KV cache pages (default: enough for the context)\n"
           "  --prompts-file F      one prompt per line, printed as JSON lines (with --parallel N)\n"
@@ -120,6 +121,7 @@ static int parse_string_flag(int argc, char **argv, int *i, run_args *a) {
         cli_usage_error("--fmt expects triton, hf or gguf, got '%s'", v);
         return -1;
     }
+    if (cli_flag_is(f, "--kv_dtype", "--kv-dtype")) return cli_take_kv_dtype(argc, argv, i, &a->load.kv_dtype) ? 1 : -1;
     if (cli_flag_is(f, "--dtype", NULL)) {
         if (!cli_take(argc, argv, i, &v)) return -1;
         llt_dtype dt;

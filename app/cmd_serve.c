@@ -17,6 +17,7 @@ static void usage(FILE *f) {
           "  --device D            auto, cpu, cuda, cuda:N, cuda:0,cuda:1 (default: the model's, else auto:\n"
           "                        the first GPU when there is one and the build has CUDA, else cpu)\n"
           "  --dtype f16|bf16|f32  compute dtype of the weights\n"
+          CLI_KV_DTYPE_HELP
           "  --threads N           CPU threads (default: all cores)\n"
           "  --parallel N          sequences generated at once (default 8)\n"
           "  --ctx N               context per request in tokens (default: the model's)\n"
@@ -88,6 +89,7 @@ static int other_flag(int argc, char **argv, int *i, srv_opts *o, char **key_buf
     if (cli_flag_is(f, "--chat-template", "--chat_template")) return cli_take(argc, argv, i, &o->chat_template) ? 1 : -1;
     if (cli_flag_is(f, "--model-name", "--model_name")) return cli_take(argc, argv, i, &o->model_name) ? 1 : -1;
     if (cli_flag_is(f, "--no-prefix-cache", NULL)) return o->prefix_cache = false, 1;
+    if (cli_flag_is(f, "--kv_dtype", "--kv-dtype")) return cli_take_kv_dtype(argc, argv, i, &o->load.kv_dtype) ? 1 : -1;
     if (cli_flag_is(f, "--timeout", NULL) || cli_flag_is(f, "--drain", NULL)) {
         if (!cli_take_float(argc, argv, i, 0, 1e7, &d)) return -1;
         *(strcmp(f, "--timeout") == 0 ? &o->timeout_s : &o->drain_s) = d;

@@ -110,7 +110,7 @@ typedef struct llt_config {
     float rms_norm_eps;
     int32_t page_size;            /* tokens per KV page */
     int32_t max_pages;            /* pages in the pool; 0 = enough for max context of one sequence */
-    llt_dtype kv_dtype;           /* F32, F16 or BF16 */
+    llt_dtype kv_dtype;           /* F32, F16, BF16 or F8_E4M3 (CUDA); llt_load_opts.kv_dtype overrides */
     llt_dtype dtype;              /* the checkpoint's weight dtype (torch_dtype) */
     int32_t bos_token_id;         /* -1 when absent */
     int32_t eos_token_id;         /* the first of eos_token_ids; -1 when absent */
@@ -201,6 +201,11 @@ typedef struct llt_load_opts {
     const int32_t *layer_split; /* layers per listed device (one entry each), or NULL = in
                                  * proportion to each GPU's free memory */
     bool no_cache;          /* HF: do not write the converted native cache */
+    llt_dtype kv_dtype;     /* KV cache dtype: F32, F16, BF16 or F8_E4M3 (e4m3 with a scale per
+                             * token and kv head; the CUDA backend only); LLT_DTYPE_COUNT
+                             * (default) = the config's. The CPU cache holds F32/F16/BF16; the
+                             * CUDA cache holds the compute dtype or F8_E4M3. Anything else is
+                             * refused at load (LLT_ERR_INVALID_ARG / LLT_ERR_UNSUPPORTED). */
 } llt_load_opts;
 
 void llt_load_opts_init(llt_load_opts *o);

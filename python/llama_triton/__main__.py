@@ -40,6 +40,8 @@ def build_parser(prog="python -m llama_triton"):
                     type=lambda v: [int(x) for x in v.split(",")],
                     help="layers per listed GPU, e.g. 20,12 (default: in proportion to free memory)")
     ap.add_argument("--dtype", default=None, help="f16|bf16|f32: compute dtype (default: the checkpoint's)")
+    ap.add_argument("--kv_dtype", "--kv-dtype", dest="kv_dtype", default=None,
+                    help="f16|bf16|f32|f8: KV cache dtype (f8 = e4m3, CUDA; default: the config's)")
     ap.add_argument("--page_size", type=int, default=0, help="KV cache tokens per page (default 16)")
     ap.add_argument("--max_pages", type=int, default=0, help="KV cache pages (default: enough for the context)")
     ap.add_argument("--parallel", type=int, default=1, help="sequences generated at once with --prompts-file")
@@ -105,7 +107,7 @@ def main(argv=None, prog="python -m llama_triton", prefix=""):
         with LlamaGenerator(args.model, fmt=args.fmt, device=args.device, dtype=args.dtype,
                             max_seqs=max(1, args.parallel), n_threads=args.threads,
                             page_size=args.page_size, max_pages=args.max_pages,
-                            layer_split=args.layer_split) as gen:
+                            layer_split=args.layer_split, kv_dtype=args.kv_dtype) as gen:
             load_s = time.perf_counter() - t0
             if prompts is not None:
                 _run_batch(gen, prompts, args.parallel, sample)

@@ -86,6 +86,7 @@ class LoadOpts(C.Structure):
         ("max_seqs", C.c_int32),
         ("layer_split", C.POINTER(C.c_int32)),
         ("no_cache", C.c_bool),
+        ("kv_dtype", c_enum),
     ]
 
 
@@ -206,6 +207,11 @@ class CudaLinear(C.Structure):
         ("qw", C.c_void_p),         # GGML-block weights (quant.cu); NULL: w in dtype
         ("deq", C.c_void_p),
         ("deq_bytes", C.c_size_t),
+        ("k8_pool", C.c_void_p),    # QKV into an f8 KV cache (NULL: k_pool / v_pool are the pages)
+        ("v8_pool", C.c_void_p),
+        ("slot8", C.c_void_p),
+        ("page_size8", C.c_int32),
+        ("cnt8", C.c_void_p),
     ]
 
 

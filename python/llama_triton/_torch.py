@@ -101,6 +101,8 @@ def dtype_name(dtype, what="dtype"):
     t = loaded()
     if t is not None and isinstance(dtype, t.dtype):
         names = {t.float32: "f32", t.float16: "f16", t.bfloat16: "bf16", t.float64: "f64"}
+        if hasattr(t, "float8_e4m3fn"):  # an f8 KV cache (kv_dtype)
+            names[t.float8_e4m3fn] = "f8_e4m3"
         if dtype not in names:
             raise InvalidArgumentError("%s: expected a float dtype, got %s" % (what, dtype))
         return names[dtype]

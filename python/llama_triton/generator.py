@@ -36,7 +36,7 @@ class LlamaGenerator:
     dtype: compute dtype ("bfloat16", "f16", ...); a Hugging Face folder's converted cache is
     written in it. max_seqs: sequence slots of the model's KV cache, the most prompts
     generate_batch runs at once (its `parallel` is clamped to it). Other keywords go to
-    LlamaTritonModel (n_threads, page_size, max_pages, ...)."""
+    LlamaTritonModel (n_threads, page_size, max_pages, kv_dtype, ...)."""
 
     def __init__(self, model_dir, device="cuda", *, fmt=None, dtype=None, max_seqs=8, **load_options):
         self.model = LlamaTritonModel(model_dir, device=device, fmt=fmt, dtype=dtype,

@@ -29,8 +29,9 @@ def device_string(device):
 
 
 def load_opts(fmt=None, device=None, dtype=None, n_threads=0, page_size=0, max_pages=0,
-              max_seqs=0, layer_split=None, no_cache=False):
-    """An llt_load_opts from keyword values; returns (opts, objects to keep alive)."""
+              max_seqs=0, layer_split=None, no_cache=False, kv_dtype=None):
+    """An llt_load_opts from keyword values; returns (opts, objects to keep alive).
+    kv_dtype None keeps the config's (the C library checks the value against the backend)."""
     o = S.LoadOpts()
     lib().fn("llt_load_opts_init")(C.byref(o))
     key = fmt.lower() if isinstance(fmt, str) else fmt
@@ -45,6 +46,8 @@ def load_opts(fmt=None, device=None, dtype=None, n_threads=0, page_size=0, max_p
         o.device = None  # NULL: the config's "devices", else auto (first GPU, else cpu)
     if dtype is not None:
         o.dtype = _dtype.code(_torch.dtype_name(dtype), "dtype")
+    if kv_dtype is not None:
+        o.kv_dtype = _dtype.code(_torch.dtype_name(kv_dtype, "kv_dtype"), "kv_dtype")
     for name, v in (("n_threads", n_threads), ("page_size", page_size),
                     ("max_pages", max_pages), ("max_seqs", max_seqs)):
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**31:
@@ -70,17 +73,20 @@ class LlamaTritonModel(Handle):
     whose layers are split contiguously, by layer_split=[20, 12] or in proportion to each
     GPU's free memory; None = the model's configured devices, else the CPU.
     fmt: None/"auto", "gguf", "hf", "triton". dtype: compute dtype ("f32", "f16", "bf16",
-    "bfloat16", torch.bfloat16; None = the checkpoint's). no_cache: for Hugging Face folders,
-    do not write the converted native cache."""
+    "bfloat16", torch.bfloat16; None = the checkpoint's). kv_dtype: the KV cache's dtype
+    ("f32", "f16", "bf16", or "f8" = e4m3 with a scale per token and kv head, CUDA only; the
+    CUDA cache holds the compute dtype or f8; None = the config's); config.kv_dtype then
+    reports it. no_cache: for Hugging Face folders, do not write the converted native cache."""
 
     _free_name = "llt_model_free"
 
     def __init__(self, cfg, device=_device.DEFAULT, *, fmt=None, dtype=None, n_threads=0, seed=0,
-                 page_size=0, max_pages=0, max_seqs=0, layer_split=None, no_cache=False):
+                 page_size=0, max_pages=0, max_seqs=0, layer_split=None, no_cache=False,
+                 kv_dtype=None):
         device = _device.resolve(device)
         self._load_kw = dict(fmt=fmt, device=device, dtype=dtype, n_threads=n_threads,
                              page_size=page_size, max_pages=max_pages, max_seqs=max_seqs,
-                             layer_split=layer_split, no_cache=no_cache)
+                             layer_split=layer_split, no_cache=no_cache, kv_dtype=kv_dtype)
         opts, keep = load_opts(**self._load_kw)
         ptr = C.c_void_p()
         if isinstance(cfg, LlamaConfig):

@@ -47,7 +47,7 @@ static const abi_entry k_abi[] = {
     ABI_FIELD(llt_load_opts, dtype), ABI_FIELD(llt_load_opts, n_threads),
     ABI_FIELD(llt_load_opts, page_size), ABI_FIELD(llt_load_opts, max_pages),
     ABI_FIELD(llt_load_opts, max_seqs), ABI_FIELD(llt_load_opts, layer_split),
-    ABI_FIELD(llt_load_opts, no_cache),
+    ABI_FIELD(llt_load_opts, no_cache), ABI_FIELD(llt_load_opts, kv_dtype),
 
     ABI_SIZE(llt_batch),
     ABI_FIELD(llt_batch, n_tokens), ABI_FIELD(llt_batch, tokens),
@@ -115,6 +115,8 @@ static const abi_entry k_abi[] = {
     ABI_FIELD(llt_cuda_linear, rope_cos), ABI_FIELD(llt_cuda_linear, rope_sin),
     ABI_FIELD(llt_cuda_linear, tmp_x), ABI_FIELD(llt_cuda_linear, tmp_y),
     ABI_FIELD(llt_cuda_linear, qw), ABI_FIELD(llt_cuda_linear, deq), ABI_FIELD(llt_cuda_linear, deq_bytes),
+    ABI_FIELD(llt_cuda_linear, k8_pool), ABI_FIELD(llt_cuda_linear, v8_pool), ABI_FIELD(llt_cuda_linear, slot8),
+    ABI_FIELD(llt_cuda_linear, page_size8), ABI_FIELD(llt_cuda_linear, cnt8),
 };
 
 static const abi_entry *abi_find(const char *type, const char *field) {

@@ -3,7 +3,7 @@
  *
  * model.json uses the specification's attribute names: n_layers, n_heads, n_kv_heads,
  * hidden_size, intermediate_size, vocab_size, max_position_embeddings, rope_freq_base,
- * rope_freq_scale, page_size, max_pages, kv_dtype ("float32" / "float16" / "bfloat16"),
+ * rope_freq_scale, page_size, max_pages, kv_dtype ("float32" / "float16" / "bfloat16" / "float8_e4m3"),
  * bos_token_id, eos_token_id (an int, or a list when there are several), pad_token_id (null
  * when absent), tie_weights, devices (list of strings); plus rms_norm_eps, head_dim, dtype,
  * rope_scaling {type: none|linear|llama3, factor, low_freq_factor, high_freq_factor,

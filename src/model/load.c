@@ -27,6 +27,7 @@ void llt_load_opts_init(llt_load_opts *o) {
     o->format = LLT_FORMAT_AUTO;
     o->device = NULL; /* the config's devices, else auto */
     o->dtype = LLT_DTYPE_COUNT;
+    o->kv_dtype = LLT_DTYPE_COUNT; /* the config's */
 }
 
 /* ---- KV cache geometry ------------------------------------------------------------------ */
@@ -44,6 +45,15 @@ void llt_model_kv_opts(const llt_model *m, const llt_load_opts *o, llt_kv_cache_
     *out = (llt_kv_cache_opts){.n_layers = c->n_layers, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim,
                                .page_size = page, .max_pages = pages, .max_seqs = seqs,
                                .kv_dtype = c->kv_dtype};
+}
+
+llt_status llt_model_set_kv_dtype(llt_model *m, const llt_load_opts *o, llt_error *err) {
+    if (!o || o->kv_dtype == LLT_DTYPE_COUNT) return LLT_OK;
+    const llt_dtype t = o->kv_dtype;
+    LLT_CHECK(t == LLT_DTYPE_F32 || t == LLT_DTYPE_F16 || t == LLT_DTYPE_BF16 || t == LLT_DTYPE_F8_E4M3, err,
+              LLT_ERR_INVALID_ARG, "kv_dtype %s: a KV cache holds f32, f16, bf16 or f8_e4m3", llt_dtype_name(t));
+    m->cfg.kv_dtype = t;
+    return LLT_OK;
 }
 
 int32_t llt_model_max_ctx(const llt_model *m) {
@@ -178,6 +188,7 @@ llt_status llt_model_finish(llt_model *m, llt_tensor_names names, const llt_load
     m->backend = llt_backend_select(opts->device, err);
     if (!m->backend) return err->status;
     bool cpu = m->backend == &llt_backend_cpu;
+    LLT_TRY(llt_model_set_kv_dtype(m, opts, err)); /* a bad value fails before any work */
     /* both backends compute on GGML blocks (backend/cpu/quant_dot.c, backend/cuda/quant.cu);
      * LLT_CUDA_QUANT=0 makes the CUDA backend dequantise at load instead (for comparisons) */
     const char *cq = getenv("LLT_CUDA_QUANT");
@@ -241,9 +252,13 @@ llt_status llt_model_load(const char *path, const llt_load_opts *opts, llt_model
         if (err && !strstr(err->msg, path)) llt_err_wrap(err, s, "%s: ", path);
         return s;
     }
-    LLT_INFO("loaded %s in %.2f s (%d layers, hidden %d, vocab %d, %d threads) on %s: %s%s%s", path,
+    /* the KV dtype when it is not the backend's default: asked for, or the config's f8 */
+    char kv_note[48] = "";
+    if (m->kv && (opts->kv_dtype != LLT_DTYPE_COUNT || m->kv->o.kv_dtype == LLT_DTYPE_F8_E4M3))
+        snprintf(kv_note, sizeof kv_note, "; KV cache %s", llt_dtype_name(m->kv->o.kv_dtype));
+    LLT_INFO("loaded %s in %.2f s (%d layers, hidden %d, vocab %d, %d threads) on %s: %s%s%s%s", path,
              llt_time_now() - t0, (int)m->cfg.n_layers, (int)m->cfg.hidden_size, (int)m->cfg.vocab_size,
-             (int)m->n_threads, m->device, m->device_why, m->quant_note[0] ? "; " : "", m->quant_note);
+             (int)m->n_threads, m->device, m->device_why, m->quant_note[0] ? "; " : "", m->quant_note, kv_note);
     *out = m;
     return LLT_OK;
 }

@@ -79,6 +79,12 @@ const char *llt_weights_layer_name(llt_tensor_names names, int field, int32_t la
 llt_status llt_model_finish(llt_model *m, llt_tensor_names names, const llt_load_opts *opts,
                             llt_error *err);
 
+/* opts->kv_dtype (the load's KV cache dtype override) into m->cfg.kv_dtype, so that the
+ * config reports the cache's dtype; LLT_DTYPE_COUNT (or opts NULL) keeps the config's. A dtype
+ * no KV cache holds (not f32, f16, bf16 or f8_e4m3) is LLT_ERR_INVALID_ARG; whether the
+ * backend holds it is the backend's check (cpu_init, the CUDA kv_create). */
+llt_status llt_model_set_kv_dtype(llt_model *m, const llt_load_opts *opts, llt_error *err);
+
 /* The KV cache geometry for m under opts (page_size: opts, else cfg, else 16; max_seqs: opts,
  * else 1; max_pages: opts, else cfg, else enough for max_seqs sequences of
  * min(max_position_embeddings, 4096) tokens; kv_dtype from cfg). Backends create the cache in

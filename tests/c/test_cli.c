@@ -151,6 +151,55 @@ static void test_bench(void) {
     free_result(&r);
 }
 
+/* --kv_dtype on every command that loads a model: the cache gets it (the load line says so),
+ * a bad value is a usage error naming the flag, f8 on the CPU a runtime error naming the CPU
+ * backend; the bench's JSON names the weights' type, the compute dtype and the KV dtype. */
+static void test_kv_dtype_flags(void) {
+    char args[1024];
+    snprintf(args, sizeof args, "'%s' -p Once -n 6 --temperature 0 --device cpu --kv-dtype bf16", model());
+    cli_result r = run_cli(args);
+    CHECK_MSG(r.code == 0 && strstr(r.out, "upon a time") && strstr(r.err, "; KV cache bf16"), "run: %s / %s", r.out,
+              r.err);
+    free_result(&r);
+    snprintf(args, sizeof args, "'%s' -p Once -n 6 --temperature 0 --device cpu", model());
+    r = run_cli(args);
+    CHECK_MSG(r.code == 0 && !strstr(r.err, "KV cache"), "default run: %s", r.err); /* the default: not named */
+    free_result(&r);
+    const char *cmds[5] = {"", "chat", "bench", "logits --ids 1,2", "serve"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(args, sizeof args, "%s '%s' --device cpu --kv_dtype q8_0", cmds[i], model());
+        r = run_cli(args);
+        CHECK_MSG(r.code == 2 && strstr(r.err, "--kv_dtype expects f16, bf16, f32 or f8, got 'q8_0'"), "%s: %d %s",
+                  cmds[i], r.code, r.err);
+        free_result(&r);
+        snprintf(args, sizeof args, "%s --help", cmds[i][0] ? cmds[i] : "run");
+        if (i == 3) snprintf(args, sizeof args, "logits --help");
+        r = run_cli(args);
+        CHECK_MSG(r.code == 0 && (i == 1 || strstr(r.out, "--kv_dtype")), "%s --help: %s", cmds[i], r.out);
+        free_result(&r);
+    }
+    snprintf(args, sizeof args, "'%s' -n 2 --device cpu --kv_dtype f8", model());
+    r = run_cli(args);
+    CHECK_MSG(r.code == 1 && strstr(r.err, "cpu backend: kv_dtype f8_e4m3"), "f8 on the cpu: %d %s", r.code, r.err);
+    free_result(&r);
+    snprintf(args, sizeof args, "logits '%s' --ids 1,2 --kv_dtype f16", model());
+    r = run_cli(args);
+    CHECK_MSG(r.code == 0 && r.out[0] == '[' && strstr(r.err, "KV cache f16"), "logits: %s", r.err);
+    free_result(&r);
+    /* bench on a file (not only --shape); a GGML-block file names its block type as "weights" */
+    snprintf(args, sizeof args, "bench '%s' -p 4 -n 2 --reps 1 --device cpu --kv_dtype bf16 --json",
+             tl_fixture("quant/qtiny-Q4_K_M.gguf"));
+    r = run_cli(args);
+    CHECK_MSG(r.code == 0 && strstr(r.out, "\"weights\": \"q4_k\"") && strstr(r.out, "\"kv_dtype\": \"bf16\"") &&
+                  strstr(r.out, "\"dtype\": \"q4_k\""),
+              "bench file json: %s / %s", r.out, r.err);
+    free_result(&r);
+    r = run_cli("bench --shape tiny -p 4 -n 2 --reps 1 --threads 1 --device cpu --dtype bf16 --kv_dtype f16 --json");
+    CHECK_MSG(r.code == 0 && strstr(r.out, "\"weights\": \"bf16\"") && strstr(r.out, "\"kv_dtype\": \"f16\""),
+              "bench shape json: %s / %s", r.out, r.err);
+    free_result(&r);
+}
+
 /* Multi-GPU flags: parsed strictly, checked against the device list (runs need no GPU). */
 static void test_split_flags(void) {
     char args[1024];
@@ -184,5 +233,6 @@ int main(void) {
     RUN(test_usage_errors);
     RUN(test_help_and_runtime_errors);
     RUN(test_bench);
+    RUN(test_kv_dtype_flags);
     return tl_done("test_cli");
 }

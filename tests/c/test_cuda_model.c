@@ -373,6 +373,46 @@ static void test_pool_full(void) {
     llt_model_free(m);
 }
 
+/* llt_load_opts.kv_dtype on CUDA (bf16 compute): f8 and the compute dtype reach the cache and
+ * the config, and the option wins over LLT_CUDA_KV; f16 or f32 pages are not a CUDA cache of
+ * bf16 compute: refused, naming both dtypes (never silently the compute dtype). */
+static void test_kv_dtype_option(void) {
+    llt_config c;
+    llt_config_init(&c);
+    c.n_layers = 2, c.n_heads = 8, c.n_kv_heads = 2, c.hidden_size = 256, c.intermediate_size = 688;
+    c.vocab_size = 1000, c.head_dim = 32, c.max_position_embeddings = 256;
+    const llt_dtype asked[4] = {LLT_DTYPE_F8_E4M3, LLT_DTYPE_BF16, LLT_DTYPE_F16, LLT_DTYPE_F32};
+    setenv("LLT_CUDA_KV", "f8", 1);
+    for (int i = 0; i < 4; i++) {
+        llt_load_opts o;
+        llt_load_opts_init(&o);
+        o.device = "cuda", o.dtype = LLT_DTYPE_BF16, o.kv_dtype = asked[i];
+        llt_model *m = NULL;
+        llt_error err = {0};
+        llt_status s = llt_cuda_model_random(&c, 7, &o, &m, &err);
+        if (i >= 2) {
+            char want[64];
+            snprintf(want, sizeof want, "kv_dtype %s with bf16 compute", llt_dtype_name(asked[i]));
+            CHECK_ERR(s, LLT_ERR_UNSUPPORTED, &err, want);
+            continue;
+        }
+        CHECK_OK(s, &err);
+        if (!m) continue;
+        CHECK_MSG(llt_model_kv_cache(m)->o.kv_dtype == asked[i] && llt_model_config(m)->kv_dtype == asked[i],
+                  "kv_dtype %s asked: cache %s, config %s", llt_dtype_name(asked[i]),
+                  llt_dtype_name(llt_model_kv_cache(m)->o.kv_dtype), llt_dtype_name(llt_model_config(m)->kv_dtype));
+        int32_t ids[5] = {1, 5, 9, 999, 0};
+        float *lg = forward(m, ids, 5);
+        bool finite = lg != NULL;
+        for (int j = 0; lg && j < 5 * 1000; j++) finite &= isfinite(lg[j]);
+        CHECK_MSG(finite, "kv_dtype %s: logits not finite", llt_dtype_name(asked[i]));
+        CHECK(llt_cuda_model_weights_dtype(m) == LLT_DTYPE_BF16);
+        free(lg);
+        llt_model_free(m);
+    }
+    unsetenv("LLT_CUDA_KV");
+}
+
 static void test_random_on_device(void) {
     llt_config c;
     llt_config_init(&c);
@@ -595,6 +635,7 @@ int main(void) {
     RUN(test_mixed_steps);
     RUN(test_sched_greedy_ids);
     RUN(test_random_on_device);
+    RUN(test_kv_dtype_option);
     return tl_done("test_cuda_model");
 }
 #endif

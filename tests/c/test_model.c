@@ -137,6 +137,55 @@ static void test_dtype_conversion(void) {
     llt_model_free(m32), llt_model_free(m16), llt_model_free(mb);
 }
 
+/* llt_load_opts.kv_dtype on the CPU: f16 / bf16 reach the cache and the config (the default
+ * keeps the config's f32); their logits stay close to the f32 cache's (K/V rounded to 2^-11 /
+ * 2^-8 relative: well under 5 % of the logits' range on stories260K); q8_0 (no KV cache holds
+ * it) is an invalid argument; f8_e4m3 (a CUDA cache) is refused naming the CPU backend. */
+static llt_model *load_kv(llt_dtype kv, llt_status want, const char *needle) {
+    llt_load_opts o;
+    llt_load_opts_init(&o);
+    o.device = "cpu", o.kv_dtype = kv;
+    llt_model *m = NULL;
+    llt_error err = {0};
+    llt_status s = llt_model_load(model_path(), &o, &m, &err);
+    if (want == LLT_OK) CHECK_OK(s, &err);
+    else CHECK_ERR(s, want, &err, needle);
+    CHECK(want == LLT_OK || m == NULL);
+    return m;
+}
+
+static void test_kv_dtype_option(void) {
+    llt_load_opts o;
+    llt_load_opts_init(&o);
+    CHECK(o.kv_dtype == LLT_DTYPE_COUNT); /* the config's */
+    llt_model *m32 = load_kv(LLT_DTYPE_COUNT, LLT_OK, NULL);
+    llt_model *m16 = load_kv(LLT_DTYPE_F16, LLT_OK, NULL), *mb = load_kv(LLT_DTYPE_BF16, LLT_OK, NULL);
+    CHECK(load_kv(LLT_DTYPE_Q8_0, LLT_ERR_INVALID_ARG, "kv_dtype q8_0") == NULL);
+    CHECK(load_kv(LLT_DTYPE_F8_E4M3, LLT_ERR_UNSUPPORTED, "cpu backend: kv_dtype f8_e4m3") == NULL);
+    if (!m32 || !m16 || !mb) goto done;
+    CHECK(llt_model_kv_cache(m32)->o.kv_dtype == LLT_DTYPE_F32 && llt_model_config(m32)->kv_dtype == LLT_DTYPE_F32);
+    CHECK(llt_model_kv_cache(m16)->o.kv_dtype == LLT_DTYPE_F16 && llt_model_config(m16)->kv_dtype == LLT_DTYPE_F16);
+    CHECK(llt_model_kv_cache(mb)->o.kv_dtype == LLT_DTYPE_BF16 && llt_model_config(mb)->kv_dtype == LLT_DTYPE_BF16);
+    CHECK(llt_model_kv_cache(m16)->page_bytes * 2 == llt_model_kv_cache(m32)->page_bytes);
+    const int32_t ids[12] = {1, 403, 407, 261, 378, 324, 426, 267, 360, 283, 372, 290};
+    float a[12 * 512], b[12 * 512], c[12 * 512];
+    llt_error err = {0};
+    CHECK_OK(llt_model_forward(m32, ids, 12, a, NULL, NULL, &err), &err);
+    CHECK_OK(llt_model_forward(m16, ids, 12, b, NULL, NULL, &err), &err);
+    CHECK_OK(llt_model_forward(mb, ids, 12, c, NULL, NULL, &err), &err);
+    double e16 = tl_rel_err(b, a, 12 * 512), eb = tl_rel_err(c, a, 12 * 512);
+    CHECK_MSG(e16 > 0 && e16 < 5e-3 && eb > 0 && eb < 5e-2, "kv f16 %.3g kv bf16 %.3g", e16, eb);
+    /* random weights take the option too (llt_model_random -> llt_model_finish) */
+    llt_config cfg = *llt_model_config(m32);
+    o.device = "cpu", o.kv_dtype = LLT_DTYPE_BF16;
+    llt_model *r = NULL;
+    CHECK_OK(llt_model_random(&cfg, 3, &o, &r, &err), &err);
+    CHECK(r && llt_model_kv_cache(r)->o.kv_dtype == LLT_DTYPE_BF16);
+    llt_model_free(r);
+done:
+    llt_model_free(m32), llt_model_free(m16), llt_model_free(mb);
+}
+
 /* ---- damaged files ---------------------------------------------------------------------- */
 
 static const char *patched_copy(const char *name, const char *find, const char *repl, int swap_dims) {
@@ -366,6 +415,7 @@ int main(void) {
     RUN(test_batch_matches_single);
     RUN(test_pool_full);
     RUN(test_dtype_conversion);
+    RUN(test_kv_dtype_option);
     RUN(test_damaged_models);
     RUN(test_bind_names);
     RUN(test_random_models);

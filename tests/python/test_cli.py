@@ -70,7 +70,8 @@ def test_prompt_file_flags_and_unlimited_tokens(tmp_path):
                  ("-p", "Lily", "-n", -1, "--temperature", 0, "--page_size", 8),
                  ("-p", "Tom", "--no-bos", "-n", 5, "--temperature", 0, "--threads", 1),
                  ("-p", "<s>Tom", "--parse-special", "-n", 5, "--top_k", 3, "--top_p", 0.5,
-                  "--seed", 7, "--max_pages", 64)):
+                  "--seed", 7, "--max_pages", 64),
+                 ("-p", "Lily", "-n", 20, "--temperature", 0, "--kv_dtype", "bf16", "--device", "cpu")):
         c, py = _both(STORIES, *args)
         assert c.returncode == 0 and py.returncode == 0, (args, c.stderr, py.stderr)
         assert py.stdout == c.stdout, args

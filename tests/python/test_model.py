@@ -156,6 +156,31 @@ def test_errors(tmp_path):
                 m.forward(bad)
 
 
+@needs(*LOAD)
+def test_kv_cache_dtype_option(np):
+    # kv_dtype reaches the cache and the config; f16 / bf16 K and V move the logits a little
+    # (2^-11 / 2^-8 relative rounding: well under 5e-3 / 5e-2 of their range here)
+    ids = [1, 403, 407, 261, 378, 324, 426, 267, 360, 283]
+    with L.LlamaTritonModel(STORIES, device="cpu") as m:
+        assert m.config.kv_dtype == "f32"  # the config's: the default
+        ref = m.forward(ids).astype(np.float64)
+    for kv, name, tol in (("f16", "f16", 5e-3), ("bfloat16", "bf16", 5e-2)):
+        with L.LlamaTritonModel(STORIES, device="cpu", kv_dtype=kv) as m:
+            assert m.config.kv_dtype == name
+            got = m.forward(ids)
+        err = float(np.max(np.abs(got - ref))) / float(np.max(np.abs(ref)))
+        assert 0 < err < tol, (kv, err)
+    with L.LlamaGenerator(STORIES, device="cpu", kv_dtype="bf16", max_seqs=1) as g:
+        assert g.model.config.kv_dtype == "bf16"
+    with pytest.raises(L.InvalidArgumentError, match="kv_dtype q8_0"):
+        L.LlamaTritonModel(STORIES, device="cpu", kv_dtype="q8_0")
+    with pytest.raises(L.InvalidArgumentError, match="kv_dtype"):
+        L.LlamaTritonModel(STORIES, device="cpu", kv_dtype="f12")
+    # e4m3 pages are a CUDA cache: the CPU refuses them, by name
+    with pytest.raises(L.UnsupportedError, match="cpu backend: kv_dtype f8_e4m3"):
+        L.LlamaTritonModel(STORIES, device="cpu", kv_dtype="f8")
+
+
 @needs("llt_config_init", "llt_model_random")
 def test_random_model_errors():
     cfg = L.LlamaConfig(n_layers=1, n_heads=3, n_kv_heads=2, hidden_size=30, vocab_size=10,

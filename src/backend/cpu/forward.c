@@ -88,6 +88,10 @@ static llt_status state_alloc(llt_model *m, cpu_state **out, llt_error *err) {
 static llt_status cpu_init(llt_model *m, const llt_load_opts *o, llt_error *err) {
     llt_kv_cache_opts ko;
     llt_model_kv_opts(m, o, &ko);
+    /* e4m3 pages are written and read by the CUDA kernels only (kv/paged_cache.h) */
+    LLT_CHECK(ko.kv_dtype != LLT_DTYPE_F8_E4M3, err, LLT_ERR_UNSUPPORTED,
+              "cpu backend: kv_dtype f8_e4m3 is a CUDA KV cache (the CPU cache holds f32, f16 or bf16; "
+              "use kv_dtype f16 or bf16, or a CUDA device)");
     LLT_TRY(llt_kv_cache_create_with(&ko, NULL, &m->kv, err));
     cpu_state *s = NULL;
     llt_status st = state_alloc(m, &s, err);

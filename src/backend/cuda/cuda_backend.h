@@ -268,6 +268,9 @@ uint64_t llt_cuda_model_weight_bytes(const llt_model *m);
 uint64_t llt_cuda_model_resident_bytes(const llt_model *m);
 /* The model's compute dtype on the device. */
 llt_dtype llt_cuda_model_dtype(const llt_model *m);
+/* The type the weights are held in on the device, as layer 0's wq: its GGML block type when
+ * kept as blocks, else the compute dtype (LLT_DTYPE_COUNT when not a CUDA model). */
+llt_dtype llt_cuda_model_weights_dtype(const llt_model *m);
 /* Where entry d of the model's device list ("cuda:0,cuda:1": d = 0, 1) holds what (the
  * multi-GPU layer split; also reported on stderr at load). */
 typedef struct llt_cuda_mem {

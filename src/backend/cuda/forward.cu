@@ -193,7 +193,15 @@ static llt_status kv_create(llt_model *m, cuda_state *st, const llt_load_opts *o
     llt_kv_cache_opts ko;
     llt_model_kv_opts(m, o, &ko);
     const char *e = getenv("LLT_CUDA_KV");
-    st->kv_f8 = m->cfg.kv_dtype == LLT_DTYPE_F8_E4M3 || (e && (strcmp(e, "f8") == 0 || strcmp(e, "f8_e4m3") == 0));
+    const llt_dtype asked = o ? o->kv_dtype : LLT_DTYPE_COUNT; /* the load's kv_dtype, over the env */
+    /* the cache holds the compute dtype or e4m3: another dtype asked for is refused, not ignored */
+    LLT_CHECK(asked == LLT_DTYPE_COUNT || asked == LLT_DTYPE_F8_E4M3 || asked == st->dt, err, LLT_ERR_UNSUPPORTED,
+              "cuda backend: kv_dtype %s with %s compute (the CUDA KV cache holds the compute dtype or "
+              "f8_e4m3: use kv_dtype %s or f8, or compute dtype %s)",
+              llt_dtype_name(asked), llt_dtype_name(st->dt), llt_dtype_name(st->dt), llt_dtype_name(asked));
+    st->kv_f8 = asked != LLT_DTYPE_COUNT
+                    ? asked == LLT_DTYPE_F8_E4M3
+                    : m->cfg.kv_dtype == LLT_DTYPE_F8_E4M3 || (e && (strcmp(e, "f8") == 0 || strcmp(e, "f8_e4m3") == 0));
     const int32_t G = m->cfg.n_heads / m->cfg.n_kv_heads;
     LLT_CHECK(!st->kv_f8 || ((ko.head_dim == 32 || ko.head_dim == 64 || ko.head_dim == 128) && G <= 16), err,
               LLT_ERR_UNSUPPORTED, "cuda backend: an f8 KV cache needs head_dim 32, 64 or 128 (got %d) and at most 16 query heads per kv "
@@ -681,6 +689,13 @@ extern "C" llt_dtype llt_cuda_model_dtype(const llt_model *m) {
     return ((const cuda_state *)m->backend_state)->dt;
 }
 
+extern "C" llt_dtype llt_cuda_model_weights_dtype(const llt_model *m) {
+    if (!m || m->backend != &llt_backend_cuda || !m->backend_state) return LLT_DTYPE_COUNT;
+    const cuda_state *st = (const cuda_state *)m->backend_state;
+    /* qmats[0]: layer 0's (wq, wk, wv), n_seg > 0 when kept as blocks (weights.cu) */
+    return st->qmats && st->qmats[0].n_seg > 0 ? st->qmats[0].seg[0].type : st->dt;
+}
+
 extern "C" uint64_t llt_cuda_model_weight_bytes(const llt_model *m) {
     const cuda_state *st = m->backend == &llt_backend_cuda ? (const cuda_state *)m->backend_state : NULL;
     if (st && st->step_bytes) return st->step_bytes; /* as stored: GGML blocks count their real bytes */
@@ -745,6 +760,7 @@ extern "C" llt_status llt_cuda_model_random(const llt_config *cfg, uint64_t seed
     const llt_dtype wdt = llt_dtype_is_block(o2.dtype) ? o2.dtype : LLT_DTYPE_COUNT;
     if (wdt != LLT_DTYPE_COUNT) o2.dtype = LLT_DTYPE_COUNT, m->keep_quant = true, m->cfg.dtype = wdt;
     if (s == LLT_OK) s = pick_dtype(m, &o2, &dt, err);
+    if (s == LLT_OK) s = llt_model_set_kv_dtype(m, &o2, err);
     if (s == LLT_OK) {
         random_descs(m, dt, wdt);
         snprintf(m->path, sizeof m->path, "random:%llu", (unsigned long long)seed);
