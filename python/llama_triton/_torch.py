@@ -96,12 +96,13 @@ class CudaView:
         return out.view(t.bfloat16) if self._dtype_name == "bf16" else out
 
 
-def dtype_name(dtype, what="dtype"):
-    """Our dtype name of a torch dtype (or pass through a name / numpy dtype)."""
+def dtype_name(dtype, what="dtype", f8=False):
+    """Our dtype name of a torch dtype (or pass through a name / numpy dtype). f8: also
+    torch.float8_e4m3fn (a KV cache dtype, never a compute dtype)."""
     t = loaded()
     if t is not None and isinstance(dtype, t.dtype):
         names = {t.float32: "f32", t.float16: "f16", t.bfloat16: "bf16", t.float64: "f64"}
-        if hasattr(t, "float8_e4m3fn"):  # an f8 KV cache (kv_dtype)
+        if f8 and hasattr(t, "float8_e4m3fn"):
             names[t.float8_e4m3fn] = "f8_e4m3"
         if dtype not in names:
             raise InvalidArgumentError("%s: expected a float dtype, got %s" % (what, dtype))

@@ -47,7 +47,7 @@ def load_opts(fmt=None, device=None, dtype=None, n_threads=0, page_size=0, max_p
     if dtype is not None:
         o.dtype = _dtype.code(_torch.dtype_name(dtype), "dtype")
     if kv_dtype is not None:
-        o.kv_dtype = _dtype.code(_torch.dtype_name(kv_dtype, "kv_dtype"), "kv_dtype")
+        o.kv_dtype = _dtype.code(_torch.dtype_name(kv_dtype, "kv_dtype", f8=True), "kv_dtype")
     for name, v in (("n_threads", n_threads), ("page_size", page_size),
                     ("max_pages", max_pages), ("max_seqs", max_seqs)):
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**31:
