@@ -231,3 +231,13 @@ def test_prefix_cache_hits(client):
     b = complete(client, prompt=long, max_tokens=10, temperature=0)["choices"][0]["text"]
     assert a == b == cli_greedy(long, 10)
     assert metrics(client)["llt_prefix_cache_hit_tokens_total"] >= before + 16
+
+
+def test_kv_dtype_flag():
+    # --kv_dtype reaches the server's cache: its load line says so, and greedy text equals the
+    # CLI's with the same cache dtype
+    with Server("--parallel", "2", "--kv_dtype", "bf16", "--device", "cpu") as s:
+        assert "; KV cache bf16" in s.log()
+        want = cli_greedy(PROMPTS[0], 30, extra=("--kv_dtype", "bf16", "--device", "cpu"))
+        with httpx.Client(base_url=s.url, timeout=60) as c:
+            assert complete(c, prompt=PROMPTS[0], max_tokens=30, temperature=0)["choices"][0]["text"] == want
