@@ -181,25 +181,50 @@ static void test_linear(void) {
         }
 }
 
+/* The QKV product's host side (m <= 4 tokens, n = (nh + 2 nkv) hd rows): random weights
+ * rounded to dt, input x and norm weights nw, the rotary tables (sn, cs) for QKV_MAX_POS
+ * positions, a random position per token, and ref = norm -> gemm with Q and K rotated there. */
+enum { QKV_MAX_POS = 300 };
+typedef struct qkv_ref {
+    float *w, *x, *nw, *ref, *sn, *cs;
+    int32_t pos[4];
+} qkv_ref;
+
+static void qkv_ref_make(qkv_ref *r, llt_dtype dt, int m, int k, int nh, int nkv, int hd) {
+    const int qr = nh * hd, n = qr + 2 * nkv * hd;
+    r->w = rand_vec((int64_t)n * k, -1.0f / sqrtf(k), 1.0f / sqrtf(k));
+    round_vec(dt, r->w, (int64_t)n * k);
+    r->x = rand_vec((int64_t)m * k, -2, 2), r->nw = rand_vec(k, 0.5f, 1.5f);
+    float *xin = malloc((size_t)m * k * 4);
+    r->ref = malloc((size_t)m * n * 4);
+    llt_rmsnorm_f32(r->x, r->nw, xin, m, k, 1e-6f);
+    round_vec(dt, xin, (int64_t)m * k);
+    llt_gemm_f32(xin, r->w, r->ref, m, n, k);
+    free(xin);
+    r->sn = malloc((size_t)QKV_MAX_POS * hd / 2 * 4), r->cs = malloc((size_t)QKV_MAX_POS * hd / 2 * 4);
+    llt_error err = {0};
+    CHECK_OK(llt_rotary_build(10000.0f, hd, QKV_MAX_POS, r->sn, r->cs, &err), &err);
+    for (int t = 0; t < m; t++) {
+        r->pos[t] = (int32_t)frand(0, QKV_MAX_POS - 1);
+        llt_rotary_apply(r->ref + (size_t)t * n, nh, hd, r->sn, r->cs, r->pos[t]);
+        llt_rotary_apply(r->ref + (size_t)t * n + qr, nkv, hd, r->sn, r->cs, r->pos[t]);
+    }
+}
+
+static void qkv_ref_free(qkv_ref *r) {
+    free(r->w), free(r->x), free(r->nw), free(r->ref), free(r->sn), free(r->cs);
+}
+
 /* QKV with rotary and the KV write, against norm -> gemm -> llt_rotary_apply. */
 static void qkv_check(llt_dtype dt, int m, int k, int nh, int nkv, int hd, llt_cuda_path path) {
-    const int qr = nh * hd, kvr = nkv * hd, n = qr + 2 * kvr, max_pos = 300, slots = 16;
-    float *w = rand_vec((int64_t)n * k, -1.0f / sqrtf(k), 1.0f / sqrtf(k));
-    round_vec(dt, w, (int64_t)n * k);
-    float *x = rand_vec((int64_t)m * k, -2, 2), *nw = rand_vec(k, 0.5f, 1.5f);
-    float *xin = malloc((size_t)m * k * 4), *ref = malloc((size_t)m * n * 4);
-    llt_rmsnorm_f32(x, nw, xin, m, k, 1e-6f);
-    round_vec(dt, xin, (int64_t)m * k);
-    llt_gemm_f32(xin, w, ref, m, n, k);
-    float *sn = malloc((size_t)max_pos * hd / 2 * 4), *cs = malloc((size_t)max_pos * hd / 2 * 4);
+    const int qr = nh * hd, kvr = nkv * hd, n = qr + 2 * kvr, max_pos = QKV_MAX_POS, slots = 16;
+    qkv_ref R;
+    qkv_ref_make(&R, dt, m, k, nh, nkv, hd);
+    float *w = R.w, *x = R.x, *nw = R.nw, *ref = R.ref, *sn = R.sn, *cs = R.cs;
+    const int32_t *pos = R.pos;
     llt_error err = {0};
-    CHECK_OK(llt_rotary_build(10000.0f, hd, max_pos, sn, cs, &err), &err);
-    int32_t pos[4], slot[4];
-    for (int t = 0; t < m; t++) {
-        pos[t] = (int32_t)frand(0, max_pos - 1), slot[t] = (t * 5 + 3) % slots;
-        llt_rotary_apply(ref + (size_t)t * n, nh, hd, sn, cs, pos[t]);
-        llt_rotary_apply(ref + (size_t)t * n + qr, nkv, hd, sn, cs, pos[t]);
-    }
+    int32_t slot[4];
+    for (int t = 0; t < m; t++) slot[t] = (t * 5 + 3) % slots;
     void *dw = dev_from(dt, w, (int64_t)n * k), *dx = dev_from(LLT_DTYPE_F32, x, (int64_t)m * k);
     void *dnw = dev_from(LLT_DTYPE_F32, nw, k), *dq = dev_nan(LLT_DTYPE_F32, (int64_t)m * qr);
     void *dk = dev_nan(dt, (int64_t)slots * kvr), *dv = dev_nan(dt, (int64_t)slots * kvr);
@@ -240,8 +265,8 @@ static void qkv_check(llt_dtype dt, int m, int k, int nh, int nkv, int hd, llt_c
               nkv, hd, path_name(path), eq, ek, ev);
     void *ptrs[] = {dw, dx, dnw, dq, dk, dv, dsn, dcs, dpos, dslot, tx, ty};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dfree(ptrs[i]);
-    free(w), free(x), free(nw), free(xin), free(ref), free(sn), free(cs), free(q), free(kp), free(vp);
-    free(qref), free(kg), free(kref), free(vg), free(vref);
+    qkv_ref_free(&R);
+    free(q), free(kp), free(vp), free(qref), free(kg), free(kref), free(vg), free(vref);
 }
 
 static void test_qkv(void) {
@@ -757,23 +782,15 @@ static void test_kv_store_f8(void) {
  * staged rows (f8_row), untouched slots as they were; fused: the float GEMV's epilogue (the
  * counters must be left at zero), else the store kernel after the product. */
 static void qkv_f8_check(llt_dtype dt, int m, int k, int nh, int nkv, int hd, llt_cuda_path path, bool fused) {
-    const int qr = nh * hd, kvr = nkv * hd, n = qr + 2 * kvr, max_pos = 300, ps = 16, pages = 4;
+    const int qr = nh * hd, kvr = nkv * hd, n = qr + 2 * kvr, max_pos = QKV_MAX_POS, ps = 16, pages = 4;
     const size_t pb = llt_kv_f8_page_bytes(ps, nkv, hd), so = llt_kv_f8_scales_offset(ps, nkv, hd);
-    float *w = rand_vec((int64_t)n * k, -1.0f / sqrtf(k), 1.0f / sqrtf(k));
-    round_vec(dt, w, (int64_t)n * k);
-    float *x = rand_vec((int64_t)m * k, -2, 2), *nw = rand_vec(k, 0.5f, 1.5f);
-    float *xin = malloc((size_t)m * k * 4), *ref = malloc((size_t)m * n * 4);
-    llt_rmsnorm_f32(x, nw, xin, m, k, 1e-6f);
-    round_vec(dt, xin, (int64_t)m * k);
-    llt_gemm_f32(xin, w, ref, m, n, k);
-    float *sn = malloc((size_t)max_pos * hd / 2 * 4), *cs = malloc((size_t)max_pos * hd / 2 * 4);
+    qkv_ref R;
+    qkv_ref_make(&R, dt, m, k, nh, nkv, hd);
+    float *w = R.w, *x = R.x, *nw = R.nw, *ref = R.ref, *sn = R.sn, *cs = R.cs;
+    const int32_t *pos = R.pos;
     llt_error err = {0};
-    CHECK_OK(llt_rotary_build(10000.0f, hd, max_pos, sn, cs, &err), &err);
-    int32_t pos[4], slot8[4], ident[4] = {0, 1, 2, 3}, cnt[4 * 2 * 8];
-    for (int t = 0; t < m; t++) {
-        pos[t] = (int32_t)frand(0, max_pos - 1), slot8[t] = (t * 37 + 5) % (pages * ps);
-        llt_rotary_apply(ref + (size_t)t * n + qr, nkv, hd, sn, cs, pos[t]);
-    }
+    int32_t slot8[4], ident[4] = {0, 1, 2, 3}, cnt[4 * 2 * 8];
+    for (int t = 0; t < m; t++) slot8[t] = (t * 37 + 5) % (pages * ps);
     uint8_t *hk = malloc(pages * pb), *hv = malloc(pages * pb);
     for (size_t i = 0; i < pages * pb; i++) hk[i] = (uint8_t)(i * 7 + 1), hv[i] = (uint8_t)(i * 11 + 3);
     void *dw = dev_from(dt, w, (int64_t)n * k), *dx = dev_from(LLT_DTYPE_F32, x, (int64_t)m * k);
@@ -826,8 +843,8 @@ static void qkv_f8_check(llt_dtype dt, int m, int k, int nh, int nkv, int hd, ll
               left);
     void *ptrs[] = {dw, dx, dnw, dq, dk, dv, dsn, dcs, dpos, did, dslot, dcnt, d8k, d8v, tx, ty};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dfree(ptrs[i]);
-    free(w), free(x), free(nw), free(xin), free(ref), free(sn), free(cs), free(hk), free(hv), free(kg), free(vg);
-    free(kref), free(vref), free(gk), free(gv);
+    qkv_ref_free(&R);
+    free(hk), free(hv), free(kg), free(vg), free(kref), free(vref), free(gk), free(gv);
 }
 
 static void test_qkv_f8(void) {
