@@ -8,7 +8,8 @@
 #            `bench FILE --device cuda -p 512 -n 128` (and -b ANCHOR_B, default 64, if set) beside
 #            `llama-bench -m FILE -ngl 99 -fa 1 -p 512 -n 128` (and llama-batched-bench at ANCHOR_B
 #            sequences of 512 + 128 tokens, when it was built)
-#   longctx  one f16 GGUF of ANCHOR_LSHAPE (llama3.2-1b, 131072 context); for P in ANCHOR_LP
+#   longctx  an f16 GGUF of each shape in ANCHOR_LSHAPE (llama3.2-1b, 131072 context; also
+#            llama3.1-8b: llama3-8b with a 131072 context), deleted after use unless ANCHOR_KEEP; for P in ANCHOR_LP
 #            (512 16384 32768): ours `bench FILE -p P -n 128` (prefill from an empty cache, then
 #            128 tokens decoded at depth P) beside llama-bench's prefill (`-p P -n 0 -d 0
 #            -ub 2048`) and decode after depth (`-p 0 -n 128 -d P -ub 2048`); ANCHOR_KV8=1 adds
@@ -66,7 +67,11 @@ gguf_f16() { # shape -> path of a random f16 GGUF (made once)
   local f=$WORK/$1-f16.gguf
   if [ ! -s "$f" ]; then
     say "make_gguf $1"
-    PYTHONPATH=$LCPP/gguf-py${PYTHONPATH:+:$PYTHONPATH} python3 "$SHARED/make_gguf.py" "$1" "$f.tmp" f16 >>"$LOG" 2>&1 \
+    # llama3.1-8b: llama3-8b's tensors with Llama 3.1's 131072-token context (not in make_gguf.py's table)
+    PYTHONPATH=$LCPP/gguf-py:$SHARED${PYTHONPATH:+:$PYTHONPATH} python3 -c 'import sys, make_gguf as m
+m.SHAPES["llama3.1-8b"] = m.SHAPES["llama3-8b"][:6] + (131072,) + m.SHAPES["llama3-8b"][7:]
+sys.argv = ["make_gguf.py"] + sys.argv[1:]
+m.main()' "$1" "$f.tmp" f16 >>"$LOG" 2>&1 \
       && mv "$f.tmp" "$f" || { say "make_gguf $1 failed"; rm -f "$f.tmp"; return 1; }
   fi
   echo "$f"
@@ -130,8 +135,9 @@ print(v[-1]["speed_tg"] if v else "null")')
 }
 
 run_longctx() {
-  local s=${ANCHOR_LSHAPE:-llama3.2-1b} f p
-  f=$(gguf_f16 "$s") || return
+  local s f p
+  for s in ${ANCHOR_LSHAPE:-llama3.2-1b}; do
+  f=$(gguf_f16 "$s") || continue
   for p in ${ANCHOR_LP:-512 16384 32768}; do
     say "$s P=$p: ours"
     ours "$f" "$p" -p "$p" -n 128
@@ -139,6 +145,8 @@ run_longctx() {
     say "$s P=$p: llama.cpp"
     lcpp "$f" "pp_$p" -p "$p" -n 0 -d 0 -ub 2048
     lcpp "$f" "tg_$p" -p 0 -n 128 -d "$p" -ub 2048
+  done
+  [ -n "${ANCHOR_KEEP:-}" ] || rm -f "$f" # an 8B f16 file is 16 GB of the machine's 64 GB disk
   done
 }
 
