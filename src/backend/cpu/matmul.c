@@ -8,6 +8,7 @@
  * L2 while the rows stream past. Variants: scalar (the reference) and AVX2 here, AVX-512 in
  * matmul_avx512.c; llt_cpu_matmul_part is one thread's share inside a pool-wide step (the CPU
  * forward dispatches once per step, see forward.c), with an epilogue per finished row range. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -258,12 +259,20 @@ static AVX2_FN void rows_avx2(const llt_weight *w, const float *x, int64_t n, fl
 
 /* AVX2 + FMA + F16C, the set every x86 SIMD kernel here is compiled for. F16C is read from
  * CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does not know "f16c"; the AVX2
- * check already covers the OS saving the YMM registers. */
+ * check already covers the OS saving the YMM registers. The answer is kept after the first
+ * call (a fact of the machine, not state): CPUID traps to the hypervisor in a VM, 7 us each on
+ * the dev VM, and the decode step asks once per product and thread (~60 times a token). */
 bool llt_cpu_has_avx2(void) {
 #ifdef LLT_X86
-    unsigned a, b, c, d;
-    bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
-    return f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    static atomic_int known; /* 0 unknown, 1 no, 2 yes; racing first calls store the same */
+    int v = atomic_load_explicit(&known, memory_order_relaxed);
+    if (!v) {
+        unsigned a, b, c, d;
+        bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+        v = f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 2 : 1;
+        atomic_store_explicit(&known, v, memory_order_relaxed);
+    }
+    return v == 2;
 #else
     return false;
 #endif
