@@ -654,10 +654,11 @@ static void test_flash_shapes(void) {
         free(dec), free(pf);
     }
     /* the warpgroup kernels by name (LLT_CUDA_PREFILL_WG: ovl, softmax overlapped with the
-     * P V product, sync, and pp, the warpgroups in ping-pong) on random shapes of many key tiles (causal diagonals, GQA rows
-     * past a tile, 16 to 4000 keys), then with forced key splits (tiles of a split that start
-     * past a row's position: rows with no key yet) */
-    static const char *wg_kinds[3] = {"ovl", "sync", "pp"};
+     * P V product, sync, pp, the warpgroups in ping-pong, and ws, warp-specialised with a producer
+     * warpgroup) on random shapes of many key tiles (causal diagonals, GQA rows past a tile, 16
+     * to 4000 keys), then with forced key splits (tiles of a split that start past a row's
+     * position: rows with no key yet) */
+    static const char *wg_kinds[4] = {"ovl", "sync", "pp", "ws"};
     for (int i = 0; i < (san ? 4 : 16); i++) {
         int hd = hds[i % 2], G = groups[(i / 2) % 3], nkv = 1 + (i / 4) % 2, ps = pss[i % 3];
         int L = 16 + (int)frand(0, san ? 600 : 4000), n_q = 1 + (int)frand(0, L < 500 ? L : 500);
@@ -665,10 +666,12 @@ static void test_flash_shapes(void) {
         attn_case ac = {G * nkv, nkv, hd, L, n_q};
         float *dec = NULL, *pf = NULL;
         uint64_t keep = g_rng;
-        setenv("LLT_CUDA_PREFILL_WG", wg_kinds[(i / 2) % 3], 1);
+        setenv("LLT_CUDA_PREFILL_WG", wg_kinds[(san ? i : i / 2) % 4], 1);
+        if (i % 8 == 7) setenv("LLT_CUDA_PREFILL_WS_ST", "2", 1); /* ws at hd 128: two stages (default three) */
         if (i >= (san ? 2 : 10)) setenv("LLT_CUDA_PREFILL_SPLITS", i % 3 ? "3" : "2", 1);
         attn_run(k_dts[(i / 4) % 2], &ac, ps, &dec, &pf);
         unsetenv("LLT_CUDA_PREFILL_WG");
+        unsetenv("LLT_CUDA_PREFILL_WS_ST");
         unsetenv("LLT_CUDA_PREFILL_SPLITS");
         g_rng = keep;
         free(dec), free(pf);
@@ -720,9 +723,9 @@ static void test_flash_shapes(void) {
     unsetenv("LLT_CUDA_PREFILL_WARPS");
     /* the deep chunk through each warpgroup kernel by name (default splits), hd 64 and 128 */
     const attn_case deep128 = {8, 2, 128, 4700, 512};
-    for (int i = 0; i < 6; i++) {
-        setenv("LLT_CUDA_PREFILL_WG", wg_kinds[i % 3], 1);
-        attn_run(k_dts[i / 3], i / 3 ? &deep128 : &deep, 16 << (i % 3), &dec, &pf);
+    for (int i = 0; i < 8; i++) {
+        setenv("LLT_CUDA_PREFILL_WG", wg_kinds[i % 4], 1);
+        attn_run(k_dts[i / 4], i / 4 ? &deep128 : &deep, 16 << (i % 3), &dec, &pf);
         free(dec), free(pf);
     }
     unsetenv("LLT_CUDA_PREFILL_WG");
@@ -1021,6 +1024,11 @@ static void test_flash_speed(void) {
             double two = time_median(run_prefill, &a, (void *)&q_pos0, 7);
             setenv("LLT_CUDA_PREFILL_WG", "sync", 1);
             double tws = time_median(run_prefill, &a, (void *)&q_pos0, 7);
+            setenv("LLT_CUDA_PREFILL_WG", "ws", 1); /* warp-specialised (the default); hd 128 also with 2 stages */
+            double tsp = time_median(run_prefill, &a, (void *)&q_pos0, 7);
+            setenv("LLT_CUDA_PREFILL_WS_ST", "2", 1);
+            double tsp2 = hd == 128 ? time_median(run_prefill, &a, (void *)&q_pos0, 7) : 0;
+            unsetenv("LLT_CUDA_PREFILL_WS_ST");
             unsetenv("LLT_CUDA_PREFILL_WG");
             setenv("LLT_CUDA_PREFILL", "v1", 1);
             double tv = D <= 4096 ? time_median(run_prefill, &a, (void *)&q_pos0, 3) : 0;
@@ -1049,10 +1057,11 @@ static void test_flash_speed(void) {
             double kv_bytes = 2.0 * D * nkv * hd * 2, kv8 = 2.0 * D * nkv * (hd + 4);
             fprintf(stderr,
                     "  attention speed hd %d heads 32/8 depth %6d: prefill chunk of 512 %.3f ms = %.1f TFLOP/s "
-                    "(%.1f %% of 790; wgmma pp %.1f, sync %.1f; key splits auto %.1f; mma.sync kernel %.1f; "
-                    "WMMA v1 %.1f; f8 cache %.1f)\n",
+                    "(%.1f %% of 790; wgmma pp %.1f, sync %.1f, ws %.1f (%.1f %%), ws 2 stages %.1f; key splits "
+                    "auto %.1f; mma.sync kernel %.1f; WMMA v1 %.1f; f8 cache %.1f)\n",
                     hd, D, tf * 1e3, flops / tf / 1e12, 100 * flops / tf / 790e12, flops / two / 1e12,
-                    flops / tws / 1e12, flops / t1 / 1e12,
+                    flops / tws / 1e12, flops / tsp / 1e12, 100 * flops / tsp / 790e12,
+                    tsp2 > 0 ? flops / tsp2 / 1e12 : 0, flops / t1 / 1e12,
                     flops / tm / 1e12, tv > 0 ? flops / tv / 1e12 : 0, flops / t8 / 1e12);
             fprintf(stderr,
                     "  decode speed hd %d heads 32/8 depth %6d: cluster %.1f us = %.0f GB/s of K/V; long kernel "

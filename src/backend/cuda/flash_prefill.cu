@@ -1,7 +1,8 @@
 /* flash_prefill.cu: causal prefill attention over the paged KV cache, FlashAttention-2 style
  * on the tensor cores (mma.sync m16n8k16 + ldmatrix; sm_80 and later, so the PTX target runs
- * it on any such GPU). On sm_90 the warpgroup (wgmma) version further down (fa_wg_kernel)
- * takes f16 / bf16 caches of head_dim 64 / 128.
+ * it on any such GPU). On sm_90 the warp-specialised warpgroup (wgmma) version further down
+ * (fa_ws_kernel; fa_wg_kernel and two variants behind LLT_CUDA_PREFILL_WG) takes f16 / bf16
+ * caches of head_dim 64 / 128.
  *
  * Rows of the tile are (position, query head) pairs of one KV head: vrow v = i * G + g for
  * query i of the run and head g of the G heads that share the KV head, so one K/V tile in
@@ -360,6 +361,9 @@ template <> struct wg_ops<__half> {
     static __device__ __forceinline__ void v64(float (&d)[32], const unsigned (&a)[4], uint64_t b) {
         wg_mma_n64_f16_t(d, a, b, 1);
     }
+    static __device__ __forceinline__ void ss128(float (&d)[64], uint64_t a, uint64_t b, int sc) {
+        wg_mma_ss_n128_f16(d, a, b, sc);
+    }
 };
 template <> struct wg_ops<__nv_bfloat16> {
     static __device__ __forceinline__ void s64(float (&d)[32], const unsigned (&a)[4], uint64_t b, int sc) {
@@ -370,6 +374,9 @@ template <> struct wg_ops<__nv_bfloat16> {
     }
     static __device__ __forceinline__ void v64(float (&d)[32], const unsigned (&a)[4], uint64_t b) {
         wg_mma_n64_bf16_t(d, a, b, 1);
+    }
+    static __device__ __forceinline__ void ss128(float (&d)[64], uint64_t a, uint64_t b, int sc) {
+        wg_mma_ss_n128_bf16(d, a, b, sc);
     }
 };
 
@@ -758,6 +765,255 @@ __global__ void __launch_bounds__(256, 1) fa_wg_ovl_kernel(fa_params p) {
                            m_b, l_a, l_b);
 }
 
+/* ---- Hopper, warp-specialised (LLT_CUDA_PREFILL_WG=ws): FlashAttention-3's structure ------------
+ *
+ * 384 threads: warpgroup 0 is the producer, warpgroups 1 and 2 the consumers (64 rows each of the
+ * block's BM = 128). The producer hands most of its registers to the consumers (setmaxnreg) and
+ * gathers 128-key tiles of K and V through the block table with cp.async into an ST-stage ring
+ * (the same swizzled layout as fa_wg_kernel); each stage's K and V have their own mbarriers:
+ * "full" completes when the producer's 128 threads' copies have landed
+ * (cp.async.mbarrier.arrive.noinc), "empty" when the 8 consumer warps are done reading it. No
+ * block-wide barrier inside the loop. Q is staged once in shared memory (swizzled, the A
+ * operand of S = Q K^T from a descriptor: no registers).
+ *
+ * Each consumer works in rounds: round j issues O += P_{j-1} V_{j-1} and S_j = Q K_j^T, waits
+ * for both, frees V_{j-1} and K_j, then runs tile j's softmax (mask on diagonal tiles only, max,
+ * O rescaled, exponentials, P_j rounded into registers). The two consumers take turns issuing
+ * (named barriers 1 and 2, FA3's ping-pong): one's softmax runs under the other's products, and
+ * no register is touched while a product of its own warpgroup is in flight (what ptxas kept the
+ * in-warpgroup overlap, fa_wg_ovl_kernel, from doing). K_j is freed a round before V_j, so with
+ * two stages the producer still has a whole round of slack for each. */
+template <int HD, int ST_>
+struct ws_layout {
+    static const int BM = 128, BN = 128, ST = ST_;
+    static const int TILE = BN * HD * 2;  /* bytes of K (or V) per stage: K of stage s at 2 s TILE, V after it */
+    static const int QW = 64 * HD * 2;    /* bytes of one consumer's Q rows */
+    static const int Q = ST * 2 * TILE;   /* [2 consumers][hd / 64][64 rows][128 bytes], swizzled */
+    static const int BAR = Q + 2 * QW;    /* full K [ST], full V [ST], empty K [ST], empty V [ST] */
+    static const int BYTES = BAR + 4 * ST * 8 + 1024; /* + slack to align to 1024 */
+};
+
+/* The producer's share of a 128-key tile. Thread tid copies 16-byte chunk c = tid % CH (CH =
+ * hd / 8) of keys j0 + R i (j0 = tid / CH, R = 128 / CH, i < CH): a warp covers 32 keys, and
+ * lane l finds the pool row of one of them (ws_row: Q = 32 / CH; key Q w + l % Q + R (l / Q) of
+ * warp w), one block-table load per lane and tile, issued a tile ahead; ws_copy hands each
+ * thread its rows by shuffles and issues the copies (zeros at keys >= kv_end) into the swizzled
+ * tile: chunk c of key j at (c / 8) 128 128 + 128 j + 16 ((c % 8) ^ (j % 8)). (A load per key
+ * inside the copy loop, each waited for before the next, left the producer far behind.) */
+template <int HD>
+__device__ __forceinline__ int ws_row(const fa_params &p, const int *tbl, int kb, int kv_end, int w, int lane,
+                                      int lps) {
+    constexpr int Q = 32 / (HD / 8), R = 128 / (HD / 8);
+    const int key = min(kb + Q * w + lane % Q + R * (lane / Q), kv_end - 1), pg = lps >= 0 ? key >> lps : key / p.ps;
+    return tbl[pg] * p.ps + (key - pg * p.ps);
+}
+template <typename T, int HD>
+__device__ __forceinline__ void ws_copy(const T *src, size_t rs, int row_l, int n_valid, int q, unsigned char *dst) {
+    constexpr int CH = HD / 8, Q = 32 / CH, R = 128 / CH;
+#pragma unroll
+    for (int i = 0; i < CH; i++) {
+        const int row = __shfl_sync(0xffffffffu, row_l, i * Q + q);
+        cp_async16(dst + i * R * 128, src + (size_t)row * rs, R * i < n_valid ? 16 : 0);
+    }
+}
+
+template <typename T, int HD, int ST>
+__global__ void __launch_bounds__(384, 1) fa_ws_kernel(fa_params p) {
+#if WG_ENABLED
+    typedef ws_layout<HD, ST> LY;
+    constexpr int BM = LY::BM, BN = LY::BN, TILE = LY::TILE;
+    extern __shared__ __align__(128) unsigned char fa_smem[];
+    unsigned char *sm = fa_smem + ((1024 - (smem_u32(fa_smem) & 1023)) & 1023); /* stages 1024-aligned */
+    uint64_t *full_k = (uint64_t *)(sm + LY::BAR), *full_v = full_k + ST, *empty_k = full_k + 2 * ST,
+             *empty_v = full_k + 3 * ST;
+    const int kvh = blockIdx.y, wg = threadIdx.x >> 7, tid = threadIdx.x & 127;
+    if (threadIdx.x == 0)
+        for (int s = 0; s < ST; s++)
+            mb_init(full_k + s, 128), mb_init(full_v + s, 128), mb_init(empty_k + s, 8), mb_init(empty_v + s, 8);
+    __syncthreads();
+    pdl_wait();
+    const int n_tiles_q = (p.n_q * p.G + BM - 1) / BM;
+    const int v0 = (n_tiles_q - 1 - (int)blockIdx.x) * BM; /* the longest tiles first */
+    int k0 = 0, k1 = p.q_pos0 + min(p.n_q * p.G - 1, v0 + BM - 1) / p.G + 1;
+    if (p.splits > 1) { /* split blockIdx.z of the block's key tiles */
+        const int per_t = ((k1 + BN - 1) / BN + p.splits - 1) / p.splits;
+        k0 = min(k1, (int)blockIdx.z * per_t * BN), k1 = min(k1, k0 + per_t * BN);
+    }
+    const int nv = p.n_q * p.G, kv_end = k1, t0 = k0 / BN, n_tiles = k1 > k0 ? (k1 + BN - 1) / BN : t0;
+    const int *tbl = p.bt + (size_t)p.row_bt[p.row0] * p.max_blocks;
+    if (wg == 0) { /* the producer */
+        wg_regs_dec<56>();
+        constexpr int CH = HD / 8;
+        const int c = tid % CH, j0 = tid / CH, pw = tid >> 5, lane = tid & 31;
+        const int lps = (p.ps & (p.ps - 1)) == 0 ? __ffs(p.ps) - 1 : -1;
+        const size_t rs = (size_t)p.nkv * HD, col = (size_t)kvh * HD + c * 8;
+        const int at = (c >> 3) * 128 * 128 + j0 * 128 + (((c & 7) ^ (j0 & 7)) << 4); /* R: a multiple of 8 */
+        int row = t0 < n_tiles ? ws_row<HD>(p, tbl, t0 * BN, kv_end, pw, lane, lps) : 0;
+        for (int j = t0; j < n_tiles; j++) {
+            const int s = (j - t0) % ST, n_valid = kv_end - j * BN - j0;
+            const unsigned ph = ((j - t0) / ST) & 1;
+            const int next = j + 1 < n_tiles ? ws_row<HD>(p, tbl, (j + 1) * BN, kv_end, pw, lane, lps) : 0;
+            mb_wait(empty_k + s, ph ^ 1);
+            ws_copy<T, HD>((const T *)p.kp + col, rs, row, n_valid, lane / CH, sm + 2 * s * TILE + at);
+            mb_cp_async_arrive(full_k + s);
+            mb_wait(empty_v + s, ph ^ 1);
+            ws_copy<T, HD>((const T *)p.vp + col, rs, row, n_valid, lane / CH, sm + (2 * s + 1) * TILE + at);
+            mb_cp_async_arrive(full_v + s);
+            row = next;
+        }
+        cp_async_wait_all();
+    } else { /* the consumers */
+        wg_regs_inc<224>();
+        const int w = wg - 1, cw = (threadIdx.x >> 5) - 4, lane = threadIdx.x & 31;
+        const bool any = t0 < n_tiles;
+        if (any && w == 1) nb_arrive(1, 256); /* consumer 0 issues first */
+        unsigned char *Qw = sm + LY::Q + w * LY::QW;
+        for (int idx = tid; idx < 64 * HD / 8; idx += 128) { /* this consumer's Q rows, scaled into the exp2 domain */
+            const int r = idx / (HD / 8), c = idx % (HD / 8), v = v0 + 64 * w + r;
+            float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            if (v < nv) {
+                const float4 *src = reinterpret_cast<const float4 *>(
+                    p.q + ((size_t)(p.row0 + v / p.G) * p.nh + (size_t)kvh * p.G + v % p.G) * HD + c * 8);
+                const float4 a = src[0], b = src[1];
+                f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+#pragma unroll
+                for (int i = 0; i < 8; i++) f[i] *= p.scale_log2;
+            }
+            *reinterpret_cast<uint4 *>(Qw + (c >> 3) * 64 * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4)) = pack8<T>(f);
+        }
+        wg_fence_proxy(); /* Q (ordinary stores) -> the tensor cores' reads */
+        nb_sync(3 + w, 128);
+        const int ra = cw * 16 + (lane >> 2), ta = lane & 3; /* this lane's rows of the block: ra, ra + 8 */
+        const int pos_a = p.q_pos0 + min(v0 + ra, nv - 1) / p.G, pos_b = p.q_pos0 + min(v0 + ra + 8, nv - 1) / p.G;
+        const int n_full = (p.q_pos0 + min(v0 + 64 * w, nv - 1) / p.G + 1) / BN; /* tiles every row of ours sees whole */
+        const unsigned qa = smem_u32(Qw);
+        float o[HD / 64][32];
+#pragma unroll
+        for (int nb = 0; nb < HD / 64; nb++)
+#pragma unroll
+            for (int i = 0; i < 32; i++) o[nb][i] = 0.0f;
+        float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
+        float s[BN / 2];
+        unsigned pf[BN / 16][4]; /* P of the previous tile: the A operand of its P V */
+        auto wait_k = [&](int j) { mb_wait(full_k + (j - t0) % ST, ((j - t0) / ST) & 1); };
+        auto wait_v = [&](int j) { mb_wait(full_v + (j - t0) % ST, ((j - t0) / ST) & 1); };
+        auto issue_s = [&](int j) {
+            const unsigned ka = smem_u32(sm + 2 * ((j - t0) % ST) * TILE);
+#pragma unroll
+            for (int kk = 0; kk < HD / 16; kk++)
+                wg_ops<T>::ss128(s, wg_desc(qa + (kk >> 2) * 64 * 128 + (kk & 3) * 32, 16, 1024),
+                                 wg_desc(ka + (kk >> 2) * BN * 128 + (kk & 3) * 32, 16, 1024), kk > 0);
+        };
+        auto issue_pv = [&](int j) { /* O += P V_j (pf: P_j); V (keys x hd) MN-major: 16 keys = two 8-row atoms */
+            const unsigned va = smem_u32(sm + (2 * ((j - t0) % ST) + 1) * TILE);
+#pragma unroll
+            for (int kk = 0; kk < BN / 16; kk++)
+#pragma unroll
+                for (int nb = 0; nb < HD / 64; nb++)
+                    wg_ops<T>::v64(o[nb], pf[kk], wg_desc(va + nb * BN * 128 + kk * 2048, 1024, 1024));
+        };
+        auto fence_acc = [&]() { /* after wait_group 0: the accumulators are ours again */
+#pragma unroll
+            for (int i = 0; i < BN / 2; i++) wg_reg_fence(s[i]);
+#pragma unroll
+            for (int nb = 0; nb < HD / 64; nb++)
+#pragma unroll
+                for (int i = 0; i < 32; i++) wg_reg_fence(o[nb][i]);
+        };
+        auto release = [&](uint64_t *b, int j) { /* this warp is done reading tile j's stage of b */
+            __syncwarp();
+            if (lane == 0) mb_arrive(b + (j - t0) % ST);
+        };
+        auto softmax = [&](int j) { /* tile j: mask, maxima, O rescaled, exponentials -> pf, sums */
+            if (j >= n_full) { /* diagonal tiles: keys past a row's position do not exist for it */
+                const int kb = j * BN;
+#pragma unroll
+                for (int nt = 0; nt < BN / 8; nt++) {
+                    const int key = kb + nt * 8 + 2 * ta;
+                    if (key > pos_a) s[4 * nt] = -INFINITY;
+                    if (key + 1 > pos_a) s[4 * nt + 1] = -INFINITY;
+                    if (key > pos_b) s[4 * nt + 2] = -INFINITY;
+                    if (key + 1 > pos_b) s[4 * nt + 3] = -INFINITY;
+                }
+            }
+            float mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+            for (int nt = 0; nt < BN / 8; nt++) {
+                mx_a = fmaxf(mx_a, fmaxf(s[4 * nt], s[4 * nt + 1]));
+                mx_b = fmaxf(mx_b, fmaxf(s[4 * nt + 2], s[4 * nt + 3]));
+            }
+            mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 1));
+            mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
+            mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
+            mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
+            const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b); /* -inf: no key yet (a split) */
+            const float al_a = fast_exp2(m_a - (mn_a == -INFINITY ? 0.0f : mn_a));
+            const float al_b = fast_exp2(m_b - (mn_b == -INFINITY ? 0.0f : mn_b));
+            m_a = mn_a, m_b = mn_b;
+            const float sa = mn_a == -INFINITY ? 0.0f : mn_a, sb = mn_b == -INFINITY ? 0.0f : mn_b;
+            float sum_a = 0.0f, sum_b = 0.0f;
+#pragma unroll
+            for (int nt = 0; nt < BN / 8; nt++) {
+                const float e0 = fast_exp2(s[4 * nt] - sa), e1 = fast_exp2(s[4 * nt + 1] - sa);
+                const float e2 = fast_exp2(s[4 * nt + 2] - sb), e3 = fast_exp2(s[4 * nt + 3] - sb);
+                sum_a += e0 + e1, sum_b += e2 + e3;
+                pf[nt / 2][(nt & 1) * 2] = pack2<T>(e0, e1);
+                pf[nt / 2][(nt & 1) * 2 + 1] = pack2<T>(e2, e3);
+            }
+            l_a = l_a * al_a + sum_a, l_b = l_b * al_b + sum_b;
+#pragma unroll
+            for (int nb = 0; nb < HD / 64; nb++)
+#pragma unroll
+                for (int i = 0; i < 32; i += 4)
+                    o[nb][i] *= al_a, o[nb][i + 1] *= al_a, o[nb][i + 2] *= al_b, o[nb][i + 3] *= al_b;
+        };
+        if (any) { /* round t0: S alone */
+            wait_k(t0);
+            wg_fence_proxy();
+            nb_sync(1 + w, 256);
+            wg_fence();
+            issue_s(t0);
+            wg_commit();
+            nb_arrive(2 - w, 256);
+            wg_wait<0>();
+            fence_acc();
+            release(empty_k, t0);
+            softmax(t0);
+        }
+        for (int j = t0 + 1; j < n_tiles; j++) { /* round j: P_{j-1} V_{j-1} and S_j */
+            wait_k(j);
+            wait_v(j - 1);
+            wg_fence_proxy();
+            nb_sync(1 + w, 256);
+            wg_fence();
+            issue_pv(j - 1);
+            issue_s(j);
+            wg_commit();
+            nb_arrive(2 - w, 256);
+            wg_wait<0>();
+            fence_acc();
+            release(empty_v, j - 1);
+            release(empty_k, j);
+            softmax(j);
+        }
+        if (any) { /* the last round: P V of the last tile (consumer 1 hands no turn on: none is left) */
+            wait_v(n_tiles - 1);
+            wg_fence_proxy();
+            nb_sync(1 + w, 256);
+            wg_fence();
+            issue_pv(n_tiles - 1);
+            wg_commit();
+            if (w == 0) nb_arrive(2, 256);
+            wg_wait<0>();
+            fence_acc();
+        }
+        pdl_trigger();
+        fa_store<T, HD, false>(p, kvh, v0, nv, ra, ta, [&](int dt, int e) { return o[dt >> 3][4 * (dt & 7) + e]; }, m_a,
+                               m_b, l_a, l_b);
+    }
+#endif
+}
+
 template <typename T>
 __global__ void __launch_bounds__(128) fa_merge_kernel(const float *work, T *out, int nh, int hd, int S);
 
@@ -832,16 +1088,42 @@ llt_status fa_wg_ovl_launch(llt_cuda_ctx *c, fa_params p, llt_error *err) {
     return fa_merge_launch<T, HD>(c, p, err);
 }
 
-/* LLT_CUDA_PREFILL_WG: "ovl" (in-warpgroup overlap), "pp" (ping-pong), else "sync" */
+/* The warp-specialised Hopper kernel (LLT_CUDA_PREFILL_WG=ws): ST stages of 128 keys */
+template <typename T, int HD, int ST>
+llt_status fa_ws_launch(llt_cuda_ctx *c, fa_params p, llt_error *err) {
+    typedef ws_layout<HD, ST> LY;
+    void (*kern)(fa_params) = fa_ws_kernel<T, HD, ST>;
+    LLT_TRY(llt_smem_optin(c, kern, LY::BYTES, err));
+    const int bx = (p.n_q * p.G + LY::BM - 1) / LY::BM, tiles = (p.q_pos0 + p.n_q + LY::BN - 1) / LY::BN;
+    if (p.work) p.splits = fa_pf_splits(c, bx * p.nkv, 1, tiles, p.q_pos0 + p.n_q >= FA_DEEP);
+    LLT_TRY(llt_launch(c, kern, dim3((unsigned)bx, (unsigned)p.nkv, (unsigned)p.splits), dim3(384), LY::BYTES, err, p));
+    return fa_merge_launch<T, HD>(c, p, err);
+}
+
+/* LLT_CUDA_PREFILL_WG: "sync" (fa_wg_kernel), "ovl" (in-warpgroup overlap), "pp" (ping-pong);
+ * unset or anything else: "ws", the warp-specialised kernel (bench/RESULTS.md, issue 19 run 9:
+ * 1.7x "sync" at hd 128, 1.6x at hd 64, on a 512-row chunk at depth 32768) */
 static int fa_wg_kind(void) {
     const char *v = getenv("LLT_CUDA_PREFILL_WG");
-    return v && strcmp(v, "ovl") == 0 ? 1 : v && strcmp(v, "pp") == 0 ? 2 : 0;
+    if (!v) return 3;
+    return strcmp(v, "ovl") == 0 ? 1 : strcmp(v, "pp") == 0 ? 2 : strcmp(v, "sync") == 0 ? 0 : 3;
+}
+
+/* the warp-specialised kernel's stages: 4 for hd 64 (32 KB each), 3 for hd 128 (64 KB each,
+ * 225 KB of shared memory in all; run 9: 505 TFLOP/s at depth 32768 against 461 with 2);
+ * LLT_CUDA_PREFILL_WS_ST=2 takes 2 at hd 128 */
+template <typename T, int HD>
+llt_status fa_ws_pick(llt_cuda_ctx *c, const fa_params &p, llt_error *err) {
+    if constexpr (HD == 64) return fa_ws_launch<T, 64, 4>(c, p, err);
+    const char *v = getenv("LLT_CUDA_PREFILL_WS_ST");
+    return v && atoi(v) == 2 ? fa_ws_launch<T, 128, 2>(c, p, err) : fa_ws_launch<T, 128, 3>(c, p, err);
 }
 
 template <typename T, int HD>
 llt_status fa_wg_pick(llt_cuda_ctx *c, const fa_params &p, llt_error *err) {
     const int k = fa_wg_kind();
     return k == 1 ? fa_wg_ovl_launch<T, HD>(c, p, err)
+           : k == 3 ? fa_ws_pick<T, HD>(c, p, err)
            : k == 2 ? fa_wg_launch<T, HD, true>(c, p, err)
                     : fa_wg_launch<T, HD, false>(c, p, err);
 }
