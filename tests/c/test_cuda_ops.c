@@ -619,24 +619,6 @@ static void test_flash_shapes(void) {
     /* the f8 cache: against the CPU op on the dequantised values (bound in attn_run_kv), and
      * its error against the unquantised cache measured (e4m3 keeps 3 mantissa bits: about
      * 2^-5 relative per element; a bound of 2^-3 on the output only catches a broken path) */
-    for (int i = 0; i < (san ? 2 : 6); i++) {
-        int hd = hds[i % 2], G = groups[i % 3], nkv = 1 + i % 2, ps = pss[i % 3];
-        int L = 1 + (int)frand(0, san ? 300 : 5000), n_q = 1 + (int)frand(0, 100);
-        if (n_q > L) n_q = L;
-        attn_case ac = {G * nkv, nkv, hd, L, n_q};
-        float *dec = NULL, *pf = NULL;
-        double e8 = 0;
-        uint64_t keep = g_rng;
-        if (i >= 3) /* the two-stage f8 decode kernel, three blocks an SM */
-            setenv("LLT_CUDA_DECODE_F8ST", "2", 1), setenv("LLT_CUDA_ATTN_LONG_SPB", "3", 1);
-        attn_run_kv(k_dts[i % 2], &ac, ps, true, &dec, &pf, &e8);
-        unsetenv("LLT_CUDA_DECODE_F8ST"), unsetenv("LLT_CUDA_ATTN_LONG_SPB");
-        g_rng = keep;
-        fprintf(stderr, "  f8 cache %s heads %d/%d hd %d L %d: prefill output vs the unquantised cache %.3g\n",
-                llt_dtype_name(k_dts[i % 2]), G * nkv, nkv, hd, L, e8);
-        CHECK_MSG(e8 < 0.125, "f8 cache error %.3g", e8);
-        free(dec), free(pf);
-    }
     /* the mma.sync prefill kernel on random shapes (on sm_90 the warpgroup kernel is the
      * default for hd 64 / 128), and the warpgroup kernel with forced key splits */
     for (int i = 0; i < (san ? 2 : 6); i++) {
@@ -735,6 +717,67 @@ static void test_flash_shapes(void) {
         attn_run(k_dts[i % 2], &longs[i], pss[i], &dec, &pf);
         free(dec), free(pf);
     }
+}
+
+/* The long decode kernel's variants (flash_decode.cu) on random shapes against the CPU op
+ * (bounds in attn_run_kv): the f8 cache's kernels, then both block shapes; 32k keys once each
+ * (the f8 kernels, 4-warp blocks; test_flash_shapes has the default's). */
+static void test_flash_decode(void) {
+    static const int hds[2] = {64, 128}, groups[3] = {1, 4, 8}, pss[3] = {16, 32, 64};
+    const bool san = getenv("LLT_SANITIZER") != NULL;
+    g_rng = 5151;
+    /* f8 decode variants: 0-2 and 7 the default (e4m3 converted in registers, four stages a
+     * warp, five at hd 128; 2 and 7 hd 32), 3 hd 128 with four stages, 4 hd 64 with five and
+     * three blocks an SM, 5 / 6 the tile staged through shared memory (four stages; two
+     * stages and three blocks an SM) */
+    for (int i = 0; i < (san ? 3 : 8); i++) {
+        int hd = i == 2 || i == 7 ? 32 : hds[i % 2], G = groups[i % 3], nkv = 1 + i % 2, ps = pss[i % 3];
+        int L = 1 + (int)frand(0, san ? 300 : 5000), n_q = 1 + (int)frand(0, 100);
+        if (n_q > L) n_q = L;
+        attn_case ac = {G * nkv, nkv, hd, L, n_q};
+        float *dec = NULL, *pf = NULL;
+        double e8 = 0;
+        uint64_t keep = g_rng;
+        if (i == 3 || i == 4) setenv("LLT_CUDA_DECODE_F8ST", i == 3 ? "4" : "5", 1);
+        if (i == 4 || i == 6) setenv("LLT_CUDA_ATTN_LONG_SPB", "3", 1);
+        if (i == 6) setenv("LLT_CUDA_DECODE_F8ST", "2", 1);
+        if (i == 5 || i == 6) setenv("LLT_CUDA_DECODE_F8", "stage", 1);
+        attn_run_kv(k_dts[i % 2], &ac, ps, true, &dec, &pf, &e8);
+        unsetenv("LLT_CUDA_DECODE_F8ST"), unsetenv("LLT_CUDA_ATTN_LONG_SPB"), unsetenv("LLT_CUDA_DECODE_F8");
+        g_rng = keep;
+        fprintf(stderr, "  f8 cache %s heads %d/%d hd %d L %d: prefill output vs the unquantised cache %.3g\n",
+                llt_dtype_name(k_dts[i % 2]), G * nkv, nkv, hd, L, e8);
+        CHECK_MSG(e8 < 0.125, "f8 cache error %.3g", e8);
+        free(dec), free(pf);
+    }
+    /* the long decode kernel's block shapes by name (LLT_CUDA_DECODE_NW: one 8-warp block an
+     * SM, the default, or two 4-warp blocks; attn_run forces the long kernel for every length) */
+    for (int i = 0; i < (san ? 4 : 8); i++) {
+        setenv("LLT_CUDA_DECODE_NW", (i / 2) % 2 ? "8" : "4", 1);
+        int hd = i % 3 == 2 ? 32 : hds[i % 2], G = groups[i % 3], nkv = 1 + i % 2, ps = pss[(i + 2) % 3];
+        int L = 1 + (int)frand(0, san ? 300 : 3000), n_q = 1 + (int)frand(0, 50);
+        if (n_q > L) n_q = L;
+        attn_case ac = {G * nkv, nkv, hd, L, n_q};
+        float *dec = NULL, *pf = NULL;
+        uint64_t keep = g_rng;
+        attn_run(k_dts[i % 2], &ac, ps, &dec, &pf);
+        g_rng = keep;
+        free(dec), free(pf);
+    }
+    unsetenv("LLT_CUDA_DECODE_NW");
+    if (san) return;
+    const attn_case l8 = {4, 1, 64, 32805, 9}, l16 = {8, 1, 128, 40001, 3};
+    float *dec = NULL, *pf = NULL;
+    attn_run_kv(LLT_DTYPE_F16, &l8, 16, true, &dec, &pf, NULL);
+    free(dec), free(pf);
+    setenv("LLT_CUDA_DECODE_F8", "stage", 1);
+    attn_run_kv(LLT_DTYPE_BF16, &l8, 32, true, &dec, &pf, NULL);
+    unsetenv("LLT_CUDA_DECODE_F8");
+    free(dec), free(pf);
+    setenv("LLT_CUDA_DECODE_NW", "4", 1);
+    attn_run(LLT_DTYPE_BF16, &l16, 32, &dec, &pf);
+    unsetenv("LLT_CUDA_DECODE_NW");
+    free(dec), free(pf);
 }
 
 /* The f8 store kernel against the host's quantisation of the same (dtype-rounded) rows: the
@@ -911,9 +954,29 @@ static llt_status run_decode_n(llt_cuda_attn *a, void *arg) {
     return st;
 }
 
+/* Rotating block tables: launch i of FD_REPS reads the pages of table i % FD_ROT, disjoint
+ * page sets where the pool holds them (depth <= pool / FD_ROT), so back-to-back launches read
+ * from HBM as the model's layers do, not from the previous launch's lines in L2 (50 MB: an f8
+ * layer of 32k keys would fit). */
+enum { FD_ROT = 4 };
+typedef struct fd_rot {
+    const int32_t *bt;
+    int stride; /* table entries between rotations */
+} fd_rot;
+static llt_status run_decode_rot(llt_cuda_attn *a, void *arg) {
+    const fd_rot *r = arg;
+    llt_status st = LLT_OK;
+    for (int i = 0; i < FD_REPS && st == LLT_OK; i++) {
+        a->bt = r->bt + (size_t)(i % FD_ROT) * r->stride;
+        st = run_decode(a, NULL);
+    }
+    return st;
+}
+
 /* LLT_ATTN_SPEED=decode: the long decode kernel alone under the caller's environment, batch 1,
- * f16 cache, depths 16384, 32768, 131072 (LLT_ATTN_SPEED_DEPTH: one), hd 64 and 128
- * (LLT_ATTN_SPEED_HD: one) */
+ * f16 and f8 caches, depths 16384, 32768, 131072 (LLT_ATTN_SPEED_DEPTH: one), hd 64 and 128
+ * (LLT_ATTN_SPEED_HD: one); "hot": the same pages every launch (the figures before run 8),
+ * "cold": rotating tables (fd_rot) */
 static void test_decode_speed(void) {
     static const int depths[3] = {16384, 32768, 131072};
     const int nh = 32, nkv = 8, ps = 16, blocks = 131072 / ps;
@@ -932,10 +995,24 @@ static void test_decode_speed(void) {
             CHECK_OK(llt_cuda_upload_convert(g_ctx, LLT_DTYPE_F16, (char *)dv + off * 2, LLT_DTYPE_F32, r + 1, n - 1, &err), &err);
         }
         free(r);
-        int32_t *bt = malloc((size_t)blocks * 4), zero = 0;
-        for (int b = 0; b < blocks; b++) bt[b] = (b * 7919) % blocks; /* scattered pages */
-        void *dbt = dev_alloc((size_t)blocks * 4), *drbt = dev_alloc(4), *dpos = dev_alloc(4);
-        CHECK_OK(llt_cuda_upload(g_ctx, dbt, bt, (size_t)blocks * 4, &err), &err);
+        /* f8 pools: 64 pages of random e4m3 values (NaN codes avoided), scale 1/16, repeated */
+        const size_t pb8 = llt_kv_f8_page_bytes(ps, nkv, hd), so8 = llt_kv_f8_scales_offset(ps, nkv, hd);
+        uint8_t *tmpl8 = malloc(64 * pb8);
+        for (size_t pg = 0; pg < 64; pg++) {
+            for (size_t i = 0; i < so8; i++) tmpl8[pg * pb8 + i] = llt_f32_to_e4m3(frand(-448, 448));
+            for (size_t i = 0; i < (pb8 - so8) / 4; i++) ((float *)(tmpl8 + pg * pb8 + so8))[i] = 1.0f / 16;
+        }
+        void *dk8 = dev_alloc((size_t)blocks * pb8), *dv8 = dev_alloc((size_t)blocks * pb8);
+        for (int pg = 0; pg < blocks; pg += 64) {
+            CHECK_OK(llt_cuda_upload(g_ctx, (char *)dk8 + (size_t)pg * pb8, tmpl8, 64 * pb8, &err), &err);
+            CHECK_OK(llt_cuda_upload(g_ctx, (char *)dv8 + (size_t)pg * pb8, tmpl8, 64 * pb8, &err), &err);
+        }
+        free(tmpl8);
+        /* FD_ROT tables back to back: entry i is page (i * 7919) mod blocks (scattered pages) */
+        int32_t *bt = malloc((size_t)FD_ROT * blocks * 4), zero = 0;
+        for (int b = 0; b < FD_ROT * blocks; b++) bt[b] = (int32_t)(((int64_t)b * 7919) % blocks);
+        void *dbt = dev_alloc((size_t)FD_ROT * blocks * 4), *drbt = dev_alloc(4), *dpos = dev_alloc(4);
+        CHECK_OK(llt_cuda_upload(g_ctx, dbt, bt, (size_t)FD_ROT * blocks * 4, &err), &err);
         CHECK_OK(llt_cuda_upload(g_ctx, drbt, &zero, 4, &err), &err);
         float *q = rand_vec((int64_t)nh * hd, -1, 1);
         void *dq = dev_from(LLT_DTYPE_F32, q, (int64_t)nh * hd), *dout = dev_alloc((size_t)nh * hd * 2);
@@ -949,11 +1026,21 @@ static void test_decode_speed(void) {
             llt_cuda_attn a = {.dtype = LLT_DTYPE_F16, .q = dq, .out = dout, .k_pool = dk, .v_pool = dv, .bt = dbt,
                                .row_bt = drbt, .pos = dpos, .rows = 1, .n_heads = nh, .n_kv = nkv, .hd = hd,
                                .page_size = ps, .max_blocks = blocks, .work = work, .counters = cnt, .max_len = D};
+            llt_cuda_attn a8 = a;
+            a8.k_pool = dk8, a8.v_pool = dv8, a8.kv_f8 = true;
+            fd_rot rot = {.bt = dbt, .stride = D / ps * FD_ROT <= blocks ? D / ps : 0};
             double tl = time_median(run_decode_n, &a, NULL, 9) / FD_REPS, kv_bytes = 2.0 * D * nkv * hd * 2;
-            fprintf(stderr, "  decode only hd %d heads 32/8 depth %6d: long kernel %.2f us = %.0f GB/s\n", hd, D,
-                    tl * 1e6, kv_bytes / tl / 1e9);
+            double tc = time_median(run_decode_rot, &a, &rot, 9) / FD_REPS;
+            a.bt = dbt;
+            double t8 = time_median(run_decode_n, &a8, NULL, 9) / FD_REPS, kv8 = 2.0 * D * nkv * (hd + 4);
+            double t8c = time_median(run_decode_rot, &a8, &rot, 9) / FD_REPS;
+            fprintf(stderr,
+                    "  decode only hd %d heads 32/8 depth %6d: long kernel f16 %.2f us = %.0f GB/s (hot), %.2f us = "
+                    "%.0f GB/s (cold); f8 %.2f us = %.0f GB/s (hot), %.2f us = %.0f GB/s (cold)\n",
+                    hd, D, tl * 1e6, kv_bytes / tl / 1e9, tc * 1e6, kv_bytes / tc / 1e9, t8 * 1e6, kv8 / t8 / 1e9,
+                    t8c * 1e6, kv8 / t8c / 1e9);
         }
-        void *ptrs[] = {dk, dv, dbt, drbt, dpos, dq, dout, work, cnt};
+        void *ptrs[] = {dk, dv, dbt, drbt, dpos, dq, dout, work, cnt, dk8, dv8};
         for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dfree(ptrs[i]);
         free(bt), free(q);
     }
@@ -1049,8 +1136,9 @@ static void test_flash_speed(void) {
             unsetenv("LLT_CUDA_FENCE");
             double td8 = time_median(run_decode_n, &a8, NULL, 7) / FD_REPS;
             setenv("LLT_CUDA_DECODE_F8ST", "2", 1), setenv("LLT_CUDA_ATTN_LONG_SPB", "3", 1);
+            setenv("LLT_CUDA_DECODE_F8", "stage", 1); /* the staged kernel's two-stage variant */
             double td8b = time_median(run_decode_n, &a8, NULL, 7) / FD_REPS;
-            unsetenv("LLT_CUDA_DECODE_F8ST"), unsetenv("LLT_CUDA_ATTN_LONG_SPB");
+            unsetenv("LLT_CUDA_DECODE_F8ST"), unsetenv("LLT_CUDA_ATTN_LONG_SPB"), unsetenv("LLT_CUDA_DECODE_F8");
             setenv("LLT_CUDA_DECODE_MERGE", "v0", 1);
             double tv1 = time_median(run_decode_n, &a8, NULL, 5) / FD_REPS;
             unsetenv("LLT_CUDA_DECODE_MERGE");
@@ -1065,7 +1153,7 @@ static void test_flash_speed(void) {
                     flops / tm / 1e12, tv > 0 ? flops / tv / 1e12 : 0, flops / t8 / 1e12);
             fprintf(stderr,
                     "  decode speed hd %d heads 32/8 depth %6d: cluster %.1f us = %.0f GB/s of K/V; long kernel "
-                    "%.1f us = %.0f GB/s (fence.sc %.1f us), f8 %.1f us = %.0f GB/s (2 stages, 3 blocks/SM "
+                    "%.1f us = %.0f GB/s (fence.sc %.1f us), f8 %.1f us = %.0f GB/s (staged, 2 stages, 3 blocks/SM "
                     "%.1f us; general merge %.1f us)\n",
                     hd, D, td * 1e6, kv_bytes / td / 1e9, tl * 1e6, kv_bytes / tl / 1e9, tl1 * 1e6, td8 * 1e6,
                     kv8 / td8 / 1e9, td8b * 1e6, tv1 * 1e6);
@@ -1185,6 +1273,7 @@ int main(void) {
     RUN_IF(test_swiglu_embed);
     RUN_IF(test_attention);
     RUN_IF(test_flash_shapes);
+    RUN_IF(test_flash_decode);
     RUN_IF(test_kv_store_f8);
     RUN_IF(test_qkv_f8);
     RUN_IF(test_flash_speed);

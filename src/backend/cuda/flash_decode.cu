@@ -3,20 +3,24 @@
  *
  * At batch 1 a 32k-token layer of llama3.2-1b holds 64 MiB of K/V (f16) and its arithmetic is
  * 4 FLOPs per byte: the kernel is a stream of K/V bytes, and what limits it is how many bytes
- * are in flight per SM. Grid (splits, KV head, row) of FD_NW-warp blocks; a block owns a
- * contiguous run of BN-key tiles and its warps take them in turn (warp w: tiles w, w + NW,
- * ...). Each warp is its own pipeline: FD_ST (f16) or FD_ST8 (f8) shared-memory stages filled
- * by cp.async, so FD_ST - 1 tiles are in flight while it computes one, and no block barrier
- * runs in the loop (only __syncwarp). A tile is BN * hd = 2048 elements of K and of V (BN 32
- * for hd 32 / 64, 16 for hd 128): 8 KB per stage in f16. The G query heads of the KV head are
- * the rows of an m16 tile (Q fragments built straight from the float32 q, pre-scaled into the
- * exp2 domain): S = Q K^T and O += P V by mma.sync m16n8k16 with ldmatrix, online softmax in
- * registers as in flash_prefill.cu. Keys: lane l < BN computes the address of key l of the
- * tile (block-table lookup, one per key and lane, for the next tile one iteration ahead) and
- * the copy loop takes it by shuffle. An f8 tile lands raw (e4m3 rows and their float32
- * scales) and is converted into the dtype in the warp's own K / V tile: K unscaled (exact:
- * e4m3 values are f16 and bf16 values) with its scale applied to the float32 scores, V
- * scaled in float32.
+ * are in flight per SM. Grid (splits, KV head, row) of NW-warp blocks (f16 / bf16 pages: one
+ * 8-warp block an SM; f8: two 4-warp blocks); a block owns a contiguous run of BN-key tiles and
+ * its warps take them in turn (warp w: tiles w, w + NW, ...). Each warp is its own pipeline: ST
+ * shared-memory stages filled by cp.async, so ST - 1 tiles are in flight while it computes one,
+ * and no block barrier runs in the loop (only __syncwarp). A tile is BN * hd = 2048 elements of
+ * K and of V (BN 32 for hd 32 / 64, 16 for hd 128): 8 KB per stage in f16. The G query heads of
+ * the KV head are the rows of an m16 tile (Q fragments built straight from the float32 q,
+ * pre-scaled into the exp2 domain): S = Q K^T and O += P V by mma.sync m16n8k16, online softmax
+ * in registers as in flash_prefill.cu. Keys: lane l < BN looks up the page of key l of a tile in
+ * the block table FD_LA tiles before the tile is issued, and the copy loop takes the row
+ * offsets by shuffle.
+ *
+ * f8 tiles land raw (e4m3 rows and their float32 scales). FD_F8_REG (default) feeds the tensor
+ * cores from registers: the head dimension is permuted so that a lane's operands are
+ * contiguous bytes of its keys' rows, converted with packed cvt (fd_q_frags, fd_s_f8,
+ * fd_pv_f8); K's scales go on the scores, V's on P. FD_F8_STAGE (LLT_CUDA_DECODE_F8=stage)
+ * converts the tile into the dtype in the warp's own K / V tile first (K unscaled, V scaled in
+ * float32) and reads it with ldmatrix as the dtype path does.
  *
  * The warps' partials (o, m, l) merge through shared memory; with several splits the block
  * writes one partial per (row, head) and the last block of a (row, KV head) to arrive (a
@@ -40,7 +44,10 @@ extern "C" {
 
 namespace {
 
-enum { FD_NW = 4, FD_ST = 3, FD_ST8 = 4, FD_MAX_SPLITS = 256 };
+enum { FD_ST = 3, FD_ST8 = 4, FD_MAX_SPLITS = 256, FD_LA = 4 };
+/* how a kernel reads its pages: the dtype (FD_KV), e4m3 staged through a converted tile
+ * (FD_F8_STAGE, LLT_CUDA_DECODE_F8=stage), e4m3 converted in registers (FD_F8_REG) */
+enum { FD_KV = 0, FD_F8_STAGE = 1, FD_F8_REG = 2 };
 
 struct fd_params {
     const float *q; /* [rows, nh, hd] float32 */
@@ -56,17 +63,21 @@ struct fd_params {
     int fence_sc;                 /* LLT_CUDA_FENCE=sc: __threadfence around the counter (else acq_rel) */
 };
 
-template <int HD, bool K8, int ST8 = FD_ST8> struct fd_layout {
+template <int HD, int KM, int ST8, int NW> struct fd_layout {
     static const int BN = HD >= 128 ? 16 : 32;       /* keys per tile */
     static const int LD = HD + 8;                    /* elements per smem row (16 bytes of padding) */
     static const int TILE = 2 * BN * LD * 2;         /* K then V in the dtype, bytes */
-    static const int RAW = 2 * BN * HD + 2 * BN * 4; /* f8: K, V rows, then K, V scales */
-    static const int ST = K8 ? ST8 : FD_ST;          /* stages per warp */
-    static const int WARP = K8 ? ST * RAW + TILE : ST * TILE; /* bytes per warp */
-    static const int MERGE = FD_NW * 16 * (HD + 2) * 4 > 3 * 16 * FD_MAX_SPLITS * 4
-                                 ? FD_NW * 16 * (HD + 2) * 4
-                                 : 3 * 16 * FD_MAX_SPLITS * 4;
-    static const int BYTES = FD_NW * WARP > MERGE ? FD_NW *WARP : MERGE;
+    static const int RAW = 2 * BN * HD + 2 * BN * 4; /* f8 staged: K, V rows, then K, V scales */
+    /* f8 in registers: K rows of KSTR bytes, V rows of VSTR, then K, V scales (strides that
+     * keep the fragment loads free of bank conflicts) */
+    static const int KSTR = HD >= 128 ? HD + 16 : HD, VSTR = HD + 16;
+    static const int RAW2 = BN * KSTR + BN * VSTR + 2 * BN * 4;
+    static const int ST = KM != FD_KV ? ST8 : FD_ST; /* stages per warp */
+    static const int WARP = KM == FD_F8_STAGE ? ST * RAW + TILE : KM == FD_F8_REG ? ST * RAW2 : ST * TILE;
+    static const int MO = HD + 8; /* floats per row of the warps' partials (fewer bank conflicts) */
+    static const int MERGE = NW * 16 * (MO + 2) * 4 > 3 * 16 * FD_MAX_SPLITS * 4 ? NW * 16 * (MO + 2) * 4
+                                                                                : 3 * 16 * FD_MAX_SPLITS * 4;
+    static const int BYTES = NW * WARP > MERGE ? NW * WARP : MERGE;
 };
 
 __device__ __forceinline__ int warp_min_int(int v) {
@@ -104,6 +115,30 @@ template <typename T, bool SCALE> __device__ __forceinline__ void fd_cvt16(const
     *reinterpret_cast<uint4 *>(dst + 8) = make_uint4(w[4], w[5], w[6], w[7]);
 }
 
+/* Four e4m3 values (one 32-bit word, lowest byte first) -> two pairs of T: bytes 0, 1 into lo,
+ * 2, 3 into hi, exactly (cvt.rn.f16x2.e4m3x2 on sm_89 and later; bf16 through float32). */
+template <typename T> __device__ __forceinline__ void e4m3x4_to(unsigned w, unsigned &lo, unsigned &hi);
+template <> __device__ __forceinline__ void e4m3x4_to<__half>(unsigned w, unsigned &lo, unsigned &hi) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+    asm("{\n.reg .b16 l, h;\nmov.b32 {l, h}, %2;\ncvt.rn.f16x2.e4m3x2 %0, l;\ncvt.rn.f16x2.e4m3x2 %1, h;\n}\n"
+        : "=r"(lo), "=r"(hi)
+        : "r"(w));
+#else
+    lo = e4m3x2_to<__half>((unsigned short)(w & 0xffffu)), hi = e4m3x2_to<__half>((unsigned short)(w >> 16));
+#endif
+}
+template <> __device__ __forceinline__ void e4m3x4_to<__nv_bfloat16>(unsigned w, unsigned &lo, unsigned &hi) {
+    unsigned a, b;
+    e4m3x4_to<__half>(w, a, b);
+    const float2 fa = __half22float2(*reinterpret_cast<const __half2 *>(&a));
+    const float2 fb = __half22float2(*reinterpret_cast<const __half2 *>(&b));
+    lo = pack2<__nv_bfloat16>(fa.x, fa.y), hi = pack2<__nv_bfloat16>(fb.x, fb.y);
+}
+
+/* f8 in registers: P carries V's scales times FD_PV (a power of two that keeps P * scale in
+ * f16's normal range for rows of small values); o is divided by it once after the loop. */
+#define FD_PV 256.0f
+
 /* The last block's merge when every partial of its (row, kv head) fits in shared memory: the
  * G heads' partials [G][S][HD + 2] (contiguous in the workspace) come in with one batch of
  * independent loads per thread (FD_MB in flight: one L2 round trip for hd 64, S 33, G 4), then
@@ -111,23 +146,23 @@ template <typename T, bool SCALE> __device__ __forceinline__ void fd_cvt16(const
  * general merge below waits for (m, l) first and then streams o 16 loads at a time: three more
  * L2 round trips in the tail of every launch. */
 enum { FD_MB = 40 };
-template <typename T, int HD>
+template <typename T, int HD, int NW>
 __device__ __forceinline__ void fd_merge_smem(const fd_params &p, size_t head0, int S, unsigned char *smem) {
     const int W = HD + 2, G = p.G, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int n2 = G * S * W / 2; /* float2s (W even) */
     float *pw = (float *)smem, *wt = pw + G * S * W;
     const float2 *src = reinterpret_cast<const float2 *>(p.work + head0 * S * W);
-    for (int e0 = tid; e0 < n2; e0 += FD_MB * FD_NW * 32) {
+    for (int e0 = tid; e0 < n2; e0 += FD_MB * NW * 32) {
         float2 v[FD_MB];
 #pragma unroll
         for (int j = 0; j < FD_MB; j++)
-            if (e0 + j * FD_NW * 32 < n2) v[j] = __ldcg(src + e0 + j * FD_NW * 32);
+            if (e0 + j * NW * 32 < n2) v[j] = __ldcg(src + e0 + j * NW * 32);
 #pragma unroll
         for (int j = 0; j < FD_MB; j++)
-            if (e0 + j * FD_NW * 32 < n2) reinterpret_cast<float2 *>(pw)[e0 + j * FD_NW * 32] = v[j];
+            if (e0 + j * NW * 32 < n2) reinterpret_cast<float2 *>(pw)[e0 + j * NW * 32] = v[j];
     }
     __syncthreads();
-    for (int g = warp; g < G; g += FD_NW) {
+    for (int g = warp; g < G; g += NW) {
         const float *ml = pw + (size_t)g * S * W + HD;
         float M = -INFINITY, Ls = 0.0f;
         for (int s2 = lane; s2 < S; s2 += 32)
@@ -140,7 +175,7 @@ __device__ __forceinline__ void fd_merge_smem(const fd_params &p, size_t head0, 
             wt[g * S + s2] = ml[s2 * W + 1] > 0.0f ? fast_exp2(ml[s2 * W] - M) / Ls : 0.0f;
     }
     __syncthreads();
-    for (int e = tid; e < G * HD / 2; e += FD_NW * 32) {
+    for (int e = tid; e < G * HD / 2; e += NW * 32) {
         const int g = e / (HD / 2), d = 2 * (e - g * (HD / 2));
         const float *o = pw + (size_t)g * S * W + d, *w = wt + g * S;
         float a0 = 0.0f, a1 = 0.0f;
@@ -152,10 +187,111 @@ __device__ __forceinline__ void fd_merge_smem(const fd_params &p, size_t head0, 
     }
 }
 
-template <typename T, int HD, bool K8, int ST8>
-__global__ void __launch_bounds__(FD_NW * 32) fd_kernel(fd_params p) {
-    typedef fd_layout<HD, K8, ST8> LY;
+/* FD_F8_REG's Q fragments: the head dimension is permuted (the sum over it does not care) so
+ * that lane (g, t)'s K operands of a key are the HD / 4 contiguous bytes [t HD / 4, (t + 1) HD / 4)
+ * of its row: byte 4 kk + j of that run is the m16n8k16 k index 2t + j (j < 2) or 2t + 8 + j - 2
+ * of k-step kk, so one shared load and HD / 8 packed conversions give every b register. */
+template <typename T, int HD, int KM>
+__device__ __forceinline__ void fd_q_frags(const fd_params &p, int r, int kvh, int lane, unsigned (&qf)[HD / 16][4]) {
+    const int ga = lane >> 2, ta = lane & 3;
+    const float *qa = p.q + ((size_t)r * p.nh + (size_t)kvh * p.G + ga) * HD;
+    const float *qb = qa + 8 * HD;
+    const float s = p.scale_log2;
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; kk++) {
+        float2 a0 = make_float2(0, 0), a2 = a0, b0 = a0, b2 = a0;
+        if (KM == FD_F8_REG) {
+            const int d = ta * (HD / 4) + 4 * kk;
+            if (ga < p.G) {
+                const float4 x = *(const float4 *)(qa + d);
+                a0 = make_float2(x.x, x.y), a2 = make_float2(x.z, x.w);
+            }
+            if (ga + 8 < p.G) {
+                const float4 x = *(const float4 *)(qb + d);
+                b0 = make_float2(x.x, x.y), b2 = make_float2(x.z, x.w);
+            }
+        } else { /* A: rows g = lane / 4 and g + 8, columns 2 (lane % 4) + {0, 1, 8, 9} */
+            if (ga < p.G)
+                a0 = *(const float2 *)(qa + kk * 16 + 2 * ta), a2 = *(const float2 *)(qa + kk * 16 + 8 + 2 * ta);
+            if (ga + 8 < p.G)
+                b0 = *(const float2 *)(qb + kk * 16 + 2 * ta), b2 = *(const float2 *)(qb + kk * 16 + 8 + 2 * ta);
+        }
+        qf[kk][0] = pack2<T>(a0.x * s, a0.y * s), qf[kk][1] = pack2<T>(b0.x * s, b0.y * s);
+        qf[kk][2] = pack2<T>(a2.x * s, a2.y * s), qf[kk][3] = pack2<T>(b2.x * s, b2.y * s);
+    }
+}
+
+/* FD_F8_REG: S (16 rows x BN keys) = Q K^T straight from the e4m3 rows of the stage (key
+ * nt * 8 + g for lane (g, t): HD / 4 bytes, see fd_q_frags), unscaled. */
+template <typename T, int HD, int BN, int KSTR>
+__device__ __forceinline__ void fd_s_f8(const unsigned char *Kr, int lane, const unsigned (&qf)[HD / 16][4],
+                                        float (&s)[BN / 8][4]) {
+    const int ga = lane >> 2, ta = lane & 3;
+#pragma unroll
+    for (int nt = 0; nt < BN / 8; nt++) {
+        const unsigned char *kr = Kr + (nt * 8 + ga) * KSTR + ta * (HD / 4);
+        unsigned kw[HD / 16];
+        if (HD >= 64) {
+#pragma unroll
+            for (int c = 0; c < HD / 64; c++) {
+                const uint4 u = *reinterpret_cast<const uint4 *>(kr + 16 * c);
+                kw[4 * c] = u.x, kw[4 * c + 1] = u.y, kw[4 * c + 2] = u.z, kw[4 * c + 3] = u.w;
+            }
+        } else {
+            const uint2 u = *reinterpret_cast<const uint2 *>(kr);
+            kw[0] = u.x, kw[1] = u.y;
+        }
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++) {
+            unsigned b0, b1;
+            e4m3x4_to<T>(kw[kk], b0, b1);
+            mma16816<T>(s[nt], qf[kk], b0, b1);
+        }
+    }
+}
+
+/* FD_F8_REG: O += P V straight from the e4m3 rows: the output columns are permuted too (lane
+ * (g, t)'s B operand column n of n-tile dt is head dimension n HD / 8 + dt), so a lane reads
+ * HD / 8 contiguous bytes of each of its four keys 2t, 2t + 1, 2t + 8, 2t + 9 and pairs them
+ * with byte permutes. P already carries V's scales. */
+template <typename T, int HD, int BN, int VSTR>
+__device__ __forceinline__ void fd_pv_f8(const unsigned char *Vr, int lane, const unsigned (&pf)[BN / 16][4],
+                                         float (&o)[HD / 8][4]) {
+    const int ga = lane >> 2, ta = lane & 3, VB = HD / 8;
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; kk++) {
+        unsigned vw[4][VB / 4];
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const unsigned char *vr = Vr + (kk * 16 + 2 * ta + (k & 1) + (k >> 1) * 8) * VSTR + ga * VB;
+            if (VB == 16) {
+                const uint4 u = *reinterpret_cast<const uint4 *>(vr);
+                vw[k][0] = u.x, vw[k][1 % (VB / 4)] = u.y, vw[k][2 % (VB / 4)] = u.z, vw[k][3 % (VB / 4)] = u.w;
+            } else if (VB == 8) {
+                const uint2 u = *reinterpret_cast<const uint2 *>(vr);
+                vw[k][0] = u.x, vw[k][1 % (VB / 4)] = u.y;
+            } else {
+                vw[k][0] = *reinterpret_cast<const unsigned *>(vr);
+            }
+        }
+#pragma unroll
+        for (int w = 0; w < VB / 4; w++) {
+            unsigned b0[4], b1[4];
+            e4m3x4_to<T>(__byte_perm(vw[0][w], vw[1][w], 0x5140), b0[0], b0[1]);
+            e4m3x4_to<T>(__byte_perm(vw[0][w], vw[1][w], 0x7362), b0[2], b0[3]);
+            e4m3x4_to<T>(__byte_perm(vw[2][w], vw[3][w], 0x5140), b1[0], b1[1]);
+            e4m3x4_to<T>(__byte_perm(vw[2][w], vw[3][w], 0x7362), b1[2], b1[3]);
+#pragma unroll
+            for (int j = 0; j < 4; j++) mma16816<T>(o[4 * w + j], pf[kk], b0[j], b1[j]);
+        }
+    }
+}
+
+template <typename T, int HD, int KM, int ST8, int NW>
+__global__ void __launch_bounds__(NW * 32) fd_kernel(fd_params p) {
+    typedef fd_layout<HD, KM, ST8, NW> LY;
     const int BN = LY::BN, LD = LY::LD, ST = LY::ST;
+    const bool K8 = KM != FD_KV;
     extern __shared__ __align__(128) unsigned char fd_smem[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tid = threadIdx.x;
     const int sp = blockIdx.x, kvh = blockIdx.y, r = blockIdx.z;
@@ -169,89 +305,89 @@ __global__ void __launch_bounds__(FD_NW * 32) fd_kernel(fd_params p) {
     first = warp_min_int(first);
     const int nt = (L + BN - 1) / BN, per = (nt + p.splits - 1) / p.splits;
     const int t0 = min(nt, sp * per), t1 = min(nt, t0 + per);
-    const int my_n = t1 - t0 > warp ? (t1 - t0 - warp + FD_NW - 1) / FD_NW : 0; /* this warp's tiles */
-    /* lane l < BN: byte offset of key l of tile t in the K (= V) pool, -1 past the end; f8: also
-     * the offset of its scale */
-    auto key_off = [&](int i, long long &so) -> long long {
-        const int key = (t0 + warp + i * FD_NW) * BN + lane;
-        so = -1;
+    const int my_n = t1 - t0 > warp ? (t1 - t0 - warp + NW - 1) / NW : 0; /* this warp's tiles */
+    /* lane l < BN: the page of key l of this warp's tile i (from the block table), -1 past the
+     * end; read FD_LA tiles before the tile is issued (pq below: the lookups of several tiles in
+     * flight at once, none of them on the loop's critical path) */
+    auto key_page = [&](int i) -> int {
+        const int key = (t0 + warp + i * NW) * BN + lane;
         if (i >= my_n || lane >= BN || key >= L) return -1;
-        const int pg = p.ps_shift >= 0 ? key >> p.ps_shift : key / p.ps, in = key - pg * p.ps;
-        const long long page = tbl[pg];
+        return tbl[p.ps_shift >= 0 ? key >> p.ps_shift : key / p.ps];
+    };
+    /* byte offset of that key's row in the K (= V) pool, -1 past the end; f8: also the offset
+     * of its scale */
+    auto key_off = [&](int i, int page, long long &so) -> long long {
+        so = -1;
+        if (page < 0) return -1;
+        const int key = (t0 + warp + i * NW) * BN + lane;
+        const int in = p.ps_shift >= 0 ? key & (p.ps - 1) : key % p.ps;
         if (K8) {
             const long long row = (long long)in * p.nkv + kvh;
-            so = page * p.page_bytes + p.sc_off + row * 4;
-            return page * p.page_bytes + row * HD;
+            so = (long long)page * p.page_bytes + p.sc_off + row * 4;
+            return (long long)page * p.page_bytes + row * HD;
         }
-        return ((page * p.ps + in) * p.nkv + kvh) * HD * 2;
+        return (((long long)page * p.ps + in) * p.nkv + kvh) * HD * 2;
     };
-    auto issue =
-        [&](int i, long long off,
-            long long so) { /* tile i of this warp into stage i % ST */
-                            if (K8) {
-                                unsigned char *raw = ws + (i % ST) * LY::RAW;
-                                const int CH = HD / 16;
+    auto issue = [&](int i, long long off, long long so) { /* tile i of this warp into stage i % ST */
+        if (K8) {
+            const bool reg = KM == FD_F8_REG;
+            unsigned char *raw = ws + (i % ST) * (reg ? LY::RAW2 : LY::RAW);
+            unsigned char *kd = raw, *vd = raw + BN * (reg ? LY::KSTR : HD);
+            const int ks = reg ? LY::KSTR : HD, vs = reg ? LY::VSTR : HD;
+            const int CH = HD / 16;
 #pragma unroll
-                                for (int c4 = 0; c4 < BN * CH / 32; c4++) {
-                                    const int idx = lane + 32 * c4, j = idx / CH, c = idx % CH;
-                                    const long long o = __shfl_sync(0xffffffffu, off, j);
-                                    const long long at = o >= 0 ? o + c * 16 : 0;
-                                    cp_async16(raw + j * HD + c * 16, p.kp + at, o >= 0 ? 16 : 0);
-                                    cp_async16(raw + (BN + j) * HD + c * 16, p.vp + at, o >= 0 ? 16 : 0);
-                                }
-                                float *sc = (float *)(raw + 2 * BN * HD);
-                                if (lane < BN) {
-                                    cp_async4(sc + lane, p.kp + (so >= 0 ? so : 0), so >= 0 ? 4 : 0);
-                                    cp_async4(sc + BN + lane, p.vp + (so >= 0 ? so : 0), so >= 0 ? 4 : 0);
-                                }
-                            } else {
-                                T *Ks = (T *)(ws + (i % ST) * LY::TILE), *Vs = Ks + BN * LD;
-                                const int CH = HD / 8;
+            for (int c4 = 0; c4 < BN * CH / 32; c4++) {
+                const int idx = lane + 32 * c4, j = idx / CH, c = idx % CH;
+                const long long o = __shfl_sync(0xffffffffu, off, j);
+                const long long at = o >= 0 ? o + c * 16 : 0;
+                cp_async16(kd + j * ks + c * 16, p.kp + at, o >= 0 ? 16 : 0);
+                cp_async16(vd + j * vs + c * 16, p.vp + at, o >= 0 ? 16 : 0);
+            }
+            float *sc = (float *)(vd + BN * vs);
+            if (lane < BN) {
+                cp_async4(sc + lane, p.kp + (so >= 0 ? so : 0), so >= 0 ? 4 : 0);
+                cp_async4(sc + BN + lane, p.vp + (so >= 0 ? so : 0), so >= 0 ? 4 : 0);
+            }
+        } else {
+            T *Ks = (T *)(ws + (i % ST) * LY::TILE), *Vs = Ks + BN * LD;
+            const int CH = HD / 8;
 #pragma unroll
-                                for (int c4 = 0; c4 < BN * CH / 32; c4++) {
-                                    const int idx = lane + 32 * c4, j = idx / CH, c = idx % CH;
-                                    const long long o = __shfl_sync(0xffffffffu, off, j);
-                                    const long long at = o >= 0 ? o + c * 16 : 0;
-                                    cp_async16(Ks + j * LD + c * 8, p.kp + at, o >= 0 ? 16 : 0);
-                                    cp_async16(Vs + j * LD + c * 8, p.vp + at, o >= 0 ? 16 : 0);
-                                }
-                            }
-        };
+            for (int c4 = 0; c4 < BN * CH / 32; c4++) {
+                const int idx = lane + 32 * c4, j = idx / CH, c = idx % CH;
+                const long long o = __shfl_sync(0xffffffffu, off, j);
+                const long long at = o >= 0 ? o + c * 16 : 0;
+                cp_async16(Ks + j * LD + c * 8, p.kp + at, o >= 0 ? 16 : 0);
+                cp_async16(Vs + j * LD + c * 8, p.vp + at, o >= 0 ? 16 : 0);
+            }
+        }
+    };
+    /* pq[j]: the page of tile (next to issue) + j; issue_next() issues it and looks up the page
+     * FD_LA tiles further */
+    int pq[FD_LA];
+#pragma unroll
+    for (int j = 0; j < FD_LA; j++) pq[j] = key_page(j);
+    auto issue_next = [&](int i) {
+        long long so, off = key_off(i, pq[0], so);
+        if (i < my_n) issue(i, off, so);
+#pragma unroll
+        for (int j = 0; j < FD_LA - 1; j++) pq[j] = pq[j + 1];
+        pq[FD_LA - 1] = key_page(i + FD_LA);
+    };
     /* prologue: ST - 1 groups (empty past the warp's tiles); before the wait only tiles
      * whose keys all precede `first` */
-    long long so_n, off_n = key_off(0, so_n);
     int i_pre = 0;
-    for (; i_pre < ST - 1 && i_pre < my_n && (t0 + warp + i_pre * FD_NW + 1) * BN <= first; i_pre++) {
-        issue(i_pre, off_n, so_n);
+    for (; i_pre < ST - 1 && i_pre < my_n && (t0 + warp + i_pre * NW + 1) * BN <= first; i_pre++) {
+        issue_next(i_pre);
         cp_async_commit();
-        off_n = key_off(i_pre + 1, so_n);
     }
     pdl_wait();
     for (int i = i_pre; i < ST - 1; i++) {
-        if (i < my_n) issue(i, off_n, so_n);
+        issue_next(i);
         cp_async_commit();
-        off_n = key_off(i + 1, so_n);
     }
-    /* Q fragments (m16n8k16 A: rows g = lane / 4 and g + 8, columns 2 (lane % 4) + {0, 1, 8, 9}) */
     const int ga = lane >> 2, ta = lane & 3;
     unsigned qf[HD / 16][4];
-    {
-        const float *qa = p.q + ((size_t)r * p.nh + (size_t)kvh * p.G + ga) * HD;
-        const float *qb = qa + 8 * HD;
-#pragma unroll
-        for (int kk = 0; kk < HD / 16; kk++) {
-            float2 a0 = make_float2(0, 0), a2 = a0, b0 = a0, b2 = a0;
-            if (ga < p.G)
-                a0 = *(const float2 *)(qa + kk * 16 + 2 * ta),
-                a2 = *(const float2 *)(qa + kk * 16 + 8 + 2 * ta);
-            if (ga + 8 < p.G)
-                b0 = *(const float2 *)(qb + kk * 16 + 2 * ta),
-                b2 = *(const float2 *)(qb + kk * 16 + 8 + 2 * ta);
-            const float s = p.scale_log2;
-            qf[kk][0] = pack2<T>(a0.x * s, a0.y * s), qf[kk][1] = pack2<T>(b0.x * s, b0.y * s);
-            qf[kk][2] = pack2<T>(a2.x * s, a2.y * s), qf[kk][3] = pack2<T>(b2.x * s, b2.y * s);
-        }
-    }
+    fd_q_frags<T, HD, KM>(p, r, kvh, lane, qf);
     float o[HD / 8][4];
 #pragma unroll
     for (int i = 0; i < HD / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
@@ -259,13 +395,16 @@ __global__ void __launch_bounds__(FD_NW * 32) fd_kernel(fd_params p) {
     for (int i = 0; i < my_n; i++) {
         cp_async_wait<ST - 2>(); /* tile i has landed (this lane's copies) */
         __syncwarp();            /* ... and every lane's; stage (i - 1) % ST is free */
-        if (i + ST - 1 < my_n) issue(i + ST - 1, off_n, so_n);
+        issue_next(i + ST - 1); /* nothing past the warp's tiles */
         cp_async_commit();
-        off_n = key_off(i + ST, so_n);
-        const int kb = (t0 + warp + i * FD_NW) * BN;
-        T *Ks, *Vs;
+        const int kb = (t0 + warp + i * NW) * BN;
+        T *Ks = NULL, *Vs = NULL;
+        const unsigned char *Kr = NULL, *Vr = NULL;
         const float *sk = NULL;
-        if (K8) {
+        if (KM == FD_F8_REG) {
+            Kr = ws + (i % ST) * LY::RAW2, Vr = Kr + BN * LY::KSTR;
+            sk = (const float *)(Vr + BN * LY::VSTR);
+        } else if (KM == FD_F8_STAGE) {
             const unsigned char *raw = ws + (i % ST) * LY::RAW;
             sk = (const float *)(raw + 2 * BN * HD);
             Ks = (T *)(ws + ST * LY::RAW), Vs = Ks + BN * LD;
@@ -288,21 +427,25 @@ __global__ void __launch_bounds__(FD_NW * 32) fd_kernel(fd_params p) {
         float s[BN / 8][4];
 #pragma unroll
         for (int j = 0; j < BN / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+        if (KM == FD_F8_REG) {
+            fd_s_f8<T, HD, BN, LY::KSTR>(Kr, lane, qf, s);
+        } else {
 #pragma unroll
-        for (int np = 0; np < BN / 16; np++)
+            for (int np = 0; np < BN / 16; np++)
 #pragma unroll
-            for (int kk = 0; kk < HD / 16; kk++) {
-                unsigned b[4];
-                ldsm_x4(b,
-                        Ks + (np * 16 + (lane & 7) + (lane >> 4) * 8) * LD + kk * 16 + ((lane >> 3) & 1) * 8);
-                mma16816<T>(s[2 * np], qf[kk], b[0], b[1]);
-                mma16816<T>(s[2 * np + 1], qf[kk], b[2], b[3]);
-            }
+                for (int kk = 0; kk < HD / 16; kk++) {
+                    unsigned b[4];
+                    ldsm_x4(b, Ks + (np * 16 + (lane & 7) + (lane >> 4) * 8) * LD + kk * 16 +
+                                   ((lane >> 3) & 1) * 8);
+                    mma16816<T>(s[2 * np], qf[kk], b[0], b[1]);
+                    mma16816<T>(s[2 * np + 1], qf[kk], b[2], b[3]);
+                }
+        }
         if (K8) { /* K's scales on the scores */
 #pragma unroll
             for (int nt = 0; nt < BN / 8; nt++) {
-                const float k0 = sk[nt * 8 + 2 * ta], k1 = sk[nt * 8 + 2 * ta + 1];
-                s[nt][0] *= k0, s[nt][1] *= k1, s[nt][2] *= k0, s[nt][3] *= k1;
+                const float2 k2 = *reinterpret_cast<const float2 *>(sk + nt * 8 + 2 * ta);
+                s[nt][0] *= k2.x, s[nt][1] *= k2.y, s[nt][2] *= k2.x, s[nt][3] *= k2.y;
             }
         }
         if (kb + BN > L) { /* the row's last tile: keys past its position do not exist */
@@ -333,25 +476,36 @@ __global__ void __launch_bounds__(FD_NW * 32) fd_kernel(fd_params p) {
             const float e0 = fast_exp2(s[nt][0] - mx_a), e1 = fast_exp2(s[nt][1] - mx_a);
             const float e2 = fast_exp2(s[nt][2] - mx_b), e3 = fast_exp2(s[nt][3] - mx_b);
             sum_a += e0 + e1, sum_b += e2 + e3;
-            pf[nt / 2][(nt & 1) * 2] = pack2<T>(e0, e1);
-            pf[nt / 2][(nt & 1) * 2 + 1] = pack2<T>(e2, e3);
+            if (KM == FD_F8_REG) { /* V's scales (times FD_PV) on P */
+                float2 v2 = *reinterpret_cast<const float2 *>(sk + BN + nt * 8 + 2 * ta);
+                v2.x *= FD_PV, v2.y *= FD_PV;
+                pf[nt / 2][(nt & 1) * 2] = pack2<T>(e0 * v2.x, e1 * v2.y);
+                pf[nt / 2][(nt & 1) * 2 + 1] = pack2<T>(e2 * v2.x, e3 * v2.y);
+            } else {
+                pf[nt / 2][(nt & 1) * 2] = pack2<T>(e0, e1);
+                pf[nt / 2][(nt & 1) * 2 + 1] = pack2<T>(e2, e3);
+            }
         }
         l_a = l_a * al_a + sum_a, l_b = l_b * al_b + sum_b;
 #pragma unroll
         for (int dt = 0; dt < HD / 8; dt++)
             o[dt][0] *= al_a, o[dt][1] *= al_a, o[dt][2] *= al_b, o[dt][3] *= al_b;
-            /* O += P V */
+        /* O += P V */
+        if (KM == FD_F8_REG) {
+            fd_pv_f8<T, HD, BN, LY::VSTR>(Vr, lane, pf, o);
+        } else {
 #pragma unroll
-        for (int kk = 0; kk < BN / 16; kk++)
+            for (int kk = 0; kk < BN / 16; kk++)
 #pragma unroll
-            for (int dp = 0; dp < HD / 16; dp++) {
-                unsigned b[4];
-                ldsm_x4_t(b, Vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + dp * 16 +
-                                 (lane >> 4) * 8);
-                mma16816<T>(o[2 * dp], pf[kk], b[0], b[1]);
-                mma16816<T>(o[2 * dp + 1], pf[kk], b[2], b[3]);
-            }
-        if (K8) __syncwarp(); /* the dequantised tile is rewritten next iteration */
+                for (int dp = 0; dp < HD / 16; dp++) {
+                    unsigned b[4];
+                    ldsm_x4_t(b, Vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + dp * 16 +
+                                     (lane >> 4) * 8);
+                    mma16816<T>(o[2 * dp], pf[kk], b[0], b[1]);
+                    mma16816<T>(o[2 * dp + 1], pf[kk], b[2], b[3]);
+                }
+        }
+        if (KM == FD_F8_STAGE) __syncwarp(); /* the dequantised tile is rewritten next iteration */
     }
     cp_async_wait<0>();
     pdl_trigger();
@@ -360,13 +514,22 @@ __global__ void __launch_bounds__(FD_NW * 32) fd_kernel(fd_params p) {
     l_b += __shfl_xor_sync(0xffffffffu, l_b, 1);
     l_b += __shfl_xor_sync(0xffffffffu, l_b, 2);
     __syncthreads(); /* every warp is done with its stages: they become the merge area */
-    float *mo = (float *)fd_smem, *mml = mo + FD_NW * 16 * HD; /* [NW][16][HD], [NW][16][m, l] */
+    const int MO = LY::MO;
+    float *mo = (float *)fd_smem, *mml = mo + NW * 16 * MO; /* [NW][16][MO], [NW][16][m, l] */
     {
-        float *oa = mo + (warp * 16 + ga) * HD + 2 * ta, *ob = oa + 8 * HD;
+        float *oa = mo + (warp * 16 + ga) * MO, *ob = oa + 8 * MO;
+        const float f = KM == FD_F8_REG ? 1.0f / FD_PV : 1.0f;
 #pragma unroll
         for (int dt = 0; dt < HD / 8; dt++) {
-            oa[dt * 8] = o[dt][0], oa[dt * 8 + 1] = o[dt][1];
-            ob[dt * 8] = o[dt][2], ob[dt * 8 + 1] = o[dt][3];
+            /* accumulator columns 2t, 2t + 1 of n-tile dt; FD_F8_REG: head dimension n HD / 8 + dt */
+            if (KM == FD_F8_REG) {
+                const int c0 = 2 * ta * (HD / 8) + dt, c1 = c0 + HD / 8;
+                oa[c0] = o[dt][0] * f, oa[c1] = o[dt][1] * f;
+                ob[c0] = o[dt][2] * f, ob[c1] = o[dt][3] * f;
+            } else {
+                *reinterpret_cast<float2 *>(oa + dt * 8 + 2 * ta) = make_float2(o[dt][0], o[dt][1]);
+                *reinterpret_cast<float2 *>(ob + dt * 8 + 2 * ta) = make_float2(o[dt][2], o[dt][3]);
+            }
         }
         if (ta == 0) {
             mml[(warp * 16 + ga) * 2] = m_a, mml[(warp * 16 + ga) * 2 + 1] = l_a;
@@ -376,18 +539,18 @@ __global__ void __launch_bounds__(FD_NW * 32) fd_kernel(fd_params p) {
     __syncthreads();
     const int G = p.G;
     const size_t S = (size_t)p.splits, W = HD + 2, head0 = (size_t)r * p.nh + (size_t)kvh * G;
-    for (int e = tid; e < G * HD; e += FD_NW * 32) {
+    for (int e = tid; e < G * HD; e += NW * 32) {
         const int g = e / HD, d = e - g * HD;
         float M = -INFINITY;
 #pragma unroll
-        for (int w = 0; w < FD_NW; w++)
+        for (int w = 0; w < NW; w++)
             if (mml[(w * 16 + g) * 2 + 1] > 0.0f) M = fmaxf(M, mml[(w * 16 + g) * 2]);
         float acc = 0.0f, Ls = 0.0f;
 #pragma unroll
-        for (int w = 0; w < FD_NW; w++) {
+        for (int w = 0; w < NW; w++) {
             const float l = mml[(w * 16 + g) * 2 + 1];
             const float f = l > 0.0f ? fast_exp2(mml[(w * 16 + g) * 2] - M) : 0.0f;
-            acc = fmaf(f, mo[(w * 16 + g) * HD + d], acc), Ls = fmaf(f, l, Ls);
+            acc = fmaf(f, mo[(w * 16 + g) * MO + d], acc), Ls = fmaf(f, l, Ls);
         }
         if (S == 1) {
             ((T *)p.out)[(head0 + g) * HD + d] =
@@ -414,7 +577,7 @@ __global__ void __launch_bounds__(FD_NW * 32) fd_kernel(fd_params p) {
     if (p.fence_sc) __threadfence();
     else fence_acq_rel_gpu();
     if (p.merge_smem && G * (int)S * (int)W + G * (int)S <= LY::BYTES / 4) {
-        fd_merge_smem<T, HD>(p, head0, (int)S, fd_smem);
+        fd_merge_smem<T, HD, NW>(p, head0, (int)S, fd_smem);
         return;
     }
     /* in parallel: (m, l) of every (head, split) into shared memory, then each head's weights
@@ -422,12 +585,12 @@ __global__ void __launch_bounds__(FD_NW * 32) fd_kernel(fd_params p) {
      * loads (an empty split has o = 0 and weight 0) */
     float *ms = (float *)fd_smem, *ls = ms + G * S, *wt = ls + G * S; /* [G][S] each */
 #pragma unroll 2
-    for (int e = tid; e < G * (int)S; e += FD_NW * 32) { /* (m, l): one 8-byte load (W and HD are even) */
+    for (int e = tid; e < G * (int)S; e += NW * 32) { /* (m, l): one 8-byte load (W and HD are even) */
         const float2 ml = __ldcg(reinterpret_cast<const float2 *>(p.work + ((head0 + e / S) * S + e % S) * W + HD));
         ms[e] = ml.x, ls[e] = ml.y;
     }
     __syncthreads();
-    for (int g = warp; g < G; g += FD_NW) {
+    for (int g = warp; g < G; g += NW) {
         float M = -INFINITY, Ls = 0.0f;
         for (int s2 = lane; s2 < (int)S; s2 += 32)
             if (ls[g * S + s2] > 0.0f) M = fmaxf(M, ms[g * S + s2]);
@@ -439,7 +602,7 @@ __global__ void __launch_bounds__(FD_NW * 32) fd_kernel(fd_params p) {
             wt[g * S + s2] = ls[g * S + s2] > 0.0f ? fast_exp2(ms[g * S + s2] - M) / Ls : 0.0f;
     }
     __syncthreads();
-    for (int e = tid; e < G * HD / 2; e += FD_NW * 32) { /* two elements a thread, 16 loads in flight */
+    for (int e = tid; e < G * HD / 2; e += NW * 32) { /* two elements a thread, 16 loads in flight */
         const int g = e / (HD / 2), d = 2 * (e - g * (HD / 2));
         const float *wp = p.work + (head0 + g) * S * W + d, *w = wt + g * S;
         float a0 = 0.0f, a1 = 0.0f;
@@ -452,37 +615,63 @@ __global__ void __launch_bounds__(FD_NW * 32) fd_kernel(fd_params p) {
     }
 }
 
-template <typename T, int HD, bool K8, int ST8>
-llt_status fd_launch(llt_cuda_ctx *c, const fd_params &p, int rows, llt_error *err) {
-    typedef fd_layout<HD, K8, ST8> LY;
-    void (*kern)(fd_params) = fd_kernel<T, HD, K8, ST8>;
-    LLT_TRY(llt_smem_optin(c, kern, LY::BYTES, err));
-    return llt_launch(c, kern, dim3((unsigned)p.splits, (unsigned)p.nkv, (unsigned)rows), dim3(FD_NW * 32),
+/* Splits of a decode launch: spb blocks an SM over the KV heads and rows, at most 2 n_sm / rows
+ * (the workspace of llt_cuda_attn_work_floats(rows, ...) covers rows * splits <= 2 n_sm) */
+static int fd_splits(const llt_cuda_ctx *c, int rows, int n_kv, int spb) {
+    const int64_t r = rows > 0 ? rows : 1;
+    int64_t s = spb * (int64_t)c->n_sm / ((int64_t)n_kv * r);
+    const int64_t cap = 2 * (int64_t)c->n_sm / r;
+    if (s > cap) s = cap;
+    return (int)(s < 1 ? 1 : s > (int64_t)FD_MAX_SPLITS ? (int64_t)FD_MAX_SPLITS : s);
+}
+
+/* LLT_CUDA_ATTN_LONG_SPB: blocks an SM that the splits assume (default def) */
+static int fd_spb(int def) {
+    const char *v = getenv("LLT_CUDA_ATTN_LONG_SPB");
+    return v && atoi(v) > 0 ? atoi(v) : def;
+}
+
+template <typename T, int HD, int KM, int ST8, int NW>
+llt_status fd_launch(llt_cuda_ctx *c, fd_params p, int rows, int spb, llt_error *err) {
+    typedef fd_layout<HD, KM, ST8, NW> LY;
+    void (*kern)(fd_params) = fd_kernel<T, HD, KM, ST8, NW>;
+    LLT_TRY(llt_smem_optin(c, kern, LY::BYTES + 16, err)); /* + the static fd_last: past 48 KB needs the opt-in */
+    p.splits = fd_splits(c, rows, p.nkv, fd_spb(spb));
+    return llt_launch(c, kern, dim3((unsigned)p.splits, (unsigned)p.nkv, (unsigned)rows), dim3(NW * 32),
                       LY::BYTES, err, p);
 }
 
-/* f8: LLT_CUDA_DECODE_F8ST=2 takes two stages a warp (72 KB a block: three blocks fit an SM,
- * with LLT_CUDA_ATTN_LONG_SPB=3 as many splits) instead of four (an experiment: the f8 tile
- * is converted by its warp, and more warps an SM hide more of that chain) */
+/* The variants (env switches, for comparisons):
+ *  - f16 / bf16 pages: one 8-warp block an SM (default); LLT_CUDA_DECODE_NW=4: two 4-warp
+ *    blocks an SM (the earlier default: the same warps and bytes in flight, twice the blocks
+ *    and partials);
+ *  - f8 pages: converted in registers with FD_ST8 stages a warp, two blocks an SM (default);
+ *    LLT_CUDA_DECODE_F8ST=5: five stages; LLT_CUDA_DECODE_F8=stage: the tile converted into a
+ *    dtype tile in shared memory first (the earlier kernel; F8ST=2: two stages a warp, for
+ *    three blocks an SM with LLT_CUDA_ATTN_LONG_SPB=3). */
 template <typename T, int HD>
-llt_status fd_k8(llt_cuda_ctx *c, const fd_params &p, int rows, bool k8, llt_error *err) {
-    if (!k8) return fd_launch<T, HD, false, FD_ST8>(c, p, rows, err);
-    const char *v = getenv("LLT_CUDA_DECODE_F8ST");
-    return v && atoi(v) == 2 ? fd_launch<T, HD, true, 2>(c, p, rows, err) : fd_launch<T, HD, true, FD_ST8>(c, p, rows, err);
+llt_status fd_pick(llt_cuda_ctx *c, const fd_params &p, int rows, bool k8, llt_error *err) {
+    if (!k8) {
+        const char *v = getenv("LLT_CUDA_DECODE_NW");
+        if (v && atoi(v) == 4) return fd_launch<T, HD, FD_KV, FD_ST8, 4>(c, p, rows, 2, err);
+        return fd_launch<T, HD, FD_KV, FD_ST8, 8>(c, p, rows, 1, err);
+    }
+    const char *sv = getenv("LLT_CUDA_DECODE_F8ST"), *mv = getenv("LLT_CUDA_DECODE_F8");
+    const int st = sv ? atoi(sv) : FD_ST8;
+    if (mv && strcmp(mv, "stage") == 0)
+        return st == 2 ? fd_launch<T, HD, FD_F8_STAGE, 2, 4>(c, p, rows, 2, err)
+                       : fd_launch<T, HD, FD_F8_STAGE, FD_ST8, 4>(c, p, rows, 2, err);
+    const int st_def = HD >= 128 ? 5 : FD_ST8; /* hd 128: 16-key tiles, more of them in flight */
+    return (sv ? st : st_def) == 5 ? fd_launch<T, HD, FD_F8_REG, 5, 4>(c, p, rows, 2, err)
+                                   : fd_launch<T, HD, FD_F8_REG, FD_ST8, 4>(c, p, rows, 2, err);
 }
 
 } // namespace
 
 extern "C" int32_t llt_cuda_attn_long_splits(const llt_cuda_ctx *c, int32_t rows, int32_t n_kv) {
-    /* FD_NW-warp blocks, LLT_CUDA_ATTN_LONG_SPB per SM (default 2: two blocks' stages fit the
-     * shared memory); rows * splits <= 2 * n_sm keeps the workspace of
-     * llt_cuda_attn_work_floats(rows, llt_cuda_attn_splits(...)) sizes enough */
-    const char *v = getenv("LLT_CUDA_ATTN_LONG_SPB");
-    const int64_t spb = v && atoi(v) > 0 ? atoi(v) : 2, r = rows > 0 ? rows : 1;
-    int64_t s = spb * (int64_t)c->n_sm / ((int64_t)n_kv * r);
-    const int64_t cap = 2 * (int64_t)c->n_sm / r;
-    if (s > cap) s = cap;
-    return (int32_t)(s < 1 ? 1 : s > (int64_t)FD_MAX_SPLITS ? (int64_t)FD_MAX_SPLITS : s);
+    /* 4-warp blocks, LLT_CUDA_ATTN_LONG_SPB per SM (default 2: two blocks' stages fit the
+     * shared memory); at most 2 n_sm / rows (fd_splits) */
+    return fd_splits(c, rows, n_kv, fd_spb(2));
 }
 
 extern "C" int32_t llt_cuda_attn_long_keys(void) {
@@ -510,7 +699,6 @@ extern "C" llt_status llt_cuda_flash_decode(llt_cuda_ctx *c, const llt_cuda_attn
         if ((1 << s) == a->page_size) p.ps_shift = s;
     const float scale = a->scale > 0 ? a->scale : 1.0f / sqrtf((float)a->hd);
     p.scale_log2 = scale * 1.4426950408889634f;
-    p.splits = llt_cuda_attn_long_splits(c, a->rows, a->n_kv);
     p.work = a->work, p.counters = a->counters;
     const char *mv = getenv("LLT_CUDA_DECODE_MERGE"); /* "v0": the general merge always (comparison) */
     p.merge_smem = !(mv && strcmp(mv, "v0") == 0);
@@ -520,10 +708,10 @@ extern "C" llt_status llt_cuda_flash_decode(llt_cuda_ctx *c, const llt_cuda_attn
     p.sc_off = (long long)llt_kv_f8_scales_offset(a->page_size, a->n_kv, a->hd);
     const bool k8 = a->kv_f8;
     if (a->dtype == LLT_DTYPE_BF16)
-        return a->hd == 32   ? fd_k8<__nv_bfloat16, 32>(c, p, a->rows, k8, err)
-               : a->hd == 64 ? fd_k8<__nv_bfloat16, 64>(c, p, a->rows, k8, err)
-                             : fd_k8<__nv_bfloat16, 128>(c, p, a->rows, k8, err);
-    return a->hd == 32   ? fd_k8<__half, 32>(c, p, a->rows, k8, err)
-           : a->hd == 64 ? fd_k8<__half, 64>(c, p, a->rows, k8, err)
-                         : fd_k8<__half, 128>(c, p, a->rows, k8, err);
+        return a->hd == 32   ? fd_pick<__nv_bfloat16, 32>(c, p, a->rows, k8, err)
+               : a->hd == 64 ? fd_pick<__nv_bfloat16, 64>(c, p, a->rows, k8, err)
+                             : fd_pick<__nv_bfloat16, 128>(c, p, a->rows, k8, err);
+    return a->hd == 32   ? fd_pick<__half, 32>(c, p, a->rows, k8, err)
+           : a->hd == 64 ? fd_pick<__half, 64>(c, p, a->rows, k8, err)
+                         : fd_pick<__half, 128>(c, p, a->rows, k8, err);
 }
