@@ -202,6 +202,8 @@ static llt_status kv_create(llt_model *m, cuda_state *st, const llt_load_opts *o
     st->kv_f8 = asked != LLT_DTYPE_COUNT
                     ? asked == LLT_DTYPE_F8_E4M3
                     : m->cfg.kv_dtype == LLT_DTYPE_F8_E4M3 || (e && (strcmp(e, "f8") == 0 || strcmp(e, "f8_e4m3") == 0));
+    const char *qd = getenv("LLT_CUDA_QDUP");
+    st->qdup = qd && *qd ? atoi(qd) : 0;
     const int32_t G = m->cfg.n_heads / m->cfg.n_kv_heads;
     LLT_CHECK(!st->kv_f8 || ((ko.head_dim == 32 || ko.head_dim == 64 || ko.head_dim == 128) && G <= 16), err,
               LLT_ERR_UNSUPPORTED, "cuda backend: an f8 KV cache needs head_dim 32, 64 or 128 (got %d) and at most 16 query heads per kv "
@@ -364,6 +366,7 @@ static llt_status attn_block(llt_model *m, cuda_state *st, const chunk *ch, cons
         a.cnt8 = b->kv8_cnt, a.k_pool = b->kst, a.v_pool = b->vst, a.slot = b->ident;
     }
     LLT_TRY(llt_cuda_linear_run(x, &a, LLT_CUDA_PATH_AUTO, err));
+    if (st->qdup & 1) LLT_TRY(llt_cuda_linear_run(x, &a, LLT_CUDA_PATH_AUTO, err));
     llt_cuda_attn at;
     memset(&at, 0, sizeof at);
     at.dtype = st->dt, at.q = b->q, at.out = b->att, at.k_pool = m->kv->k_pool[l], at.v_pool = m->kv->v_pool[l];
@@ -395,6 +398,7 @@ static llt_status attn_block(llt_model *m, cuda_state *st, const chunk *ch, cons
     o.w = st->lw[l].wo, o.n = H, o.k = qr, o.in = LLT_LIN_IN_ACT, o.x = b->att, o.ldx = qr;
     o.out = LLT_LIN_OUT_ADD, o.y = b->x, o.ldy = H;
     lin_blocks(&o, st->lw[l].wo_q, b);
+    if (st->qdup & 2) LLT_TRY(llt_cuda_linear_run(x, &o, LLT_CUDA_PATH_AUTO, err));
     return llt_cuda_linear_run(x, &o, LLT_CUDA_PATH_AUTO, err);
 }
 
@@ -409,10 +413,12 @@ static llt_status ffn_block(llt_model *m, cuda_state *st, const chunk *ch, int d
     a.out = LLT_LIN_OUT_SWIGLU, a.o = b->act, a.ldo = I, a.tmp_x = b->xn, a.tmp_y = b->gu;
     lin_blocks(&a, st->lw[l].gu_q, b);
     LLT_TRY(llt_cuda_linear_run(x, &a, LLT_CUDA_PATH_AUTO, err));
+    if (st->qdup & 4) LLT_TRY(llt_cuda_linear_run(x, &a, LLT_CUDA_PATH_AUTO, err));
     llt_cuda_linear dn = lin_base(st, ch->nr);
     dn.w = st->lw[l].down, dn.n = H, dn.k = I, dn.in = LLT_LIN_IN_ACT, dn.x = b->act, dn.ldx = I;
     dn.out = LLT_LIN_OUT_ADD, dn.y = b->x, dn.ldy = H;
     lin_blocks(&dn, st->lw[l].down_q, b);
+    if (st->qdup & 8) LLT_TRY(llt_cuda_linear_run(x, &dn, LLT_CUDA_PATH_AUTO, err));
     return llt_cuda_linear_run(x, &dn, LLT_CUDA_PATH_AUTO, err);
 }
 

@@ -118,6 +118,9 @@ typedef struct cuda_state {
     uint64_t graph_tick;
     bool use_graphs;
     bool kv_f8;                   /* e4m3 KV pages (cfg kv_dtype float8_e4m3 or LLT_CUDA_KV=f8) */
+    int32_t qdup;                 /* measurement only (LLT_CUDA_QDUP, wrong results): bit 0 runs each
+                                   * layer's QKV twice, bit 1 O, 2 gate/up, 3 down: the in-step cost
+                                   * of one more launch (bench/RESULTS.md, issue 20) */
 } cuda_state;
 
 /* weights.cu */

@@ -569,6 +569,8 @@ struct qtma_geo {
     int xb;          /* bytes of x in shared memory (parts and group scales), then the reduction scratch */
     int ring;        /* offset of the rings (after the barriers) */
     int nup;         /* v2: lane units per x plane (k / unit elements, rounded up to 8) */
+    int abl;         /* measurement only (LLT_CUDA_QTMA_ABL, wrong results): bit 0 skips the dot
+                      * products, bit 1 the x prologue (bench/RESULTS.md, issue 20) */
 };
 
 __device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
@@ -893,7 +895,8 @@ __global__ void __launch_bounds__(512) qgemv_tma_kernel(const gemv_params p, con
     /* the grid is one wave: the next kernel's blocks may come in and request their weights */
     if (p.early_trigger) pdl_trigger();
     const bool two = g.two;
-    if constexpr (V2) stage_x32<PRO, v2_ppu<TYPE>()>(p, reinterpret_cast<uint8_t *>(xq), xg2, red, g.nup, two, nw0);
+    if (g.abl & 2) {
+    } else if constexpr (V2) stage_x32<PRO, v2_ppu<TYPE>()>(p, reinterpret_cast<uint8_t *>(xq), xg2, red, g.nup, two, nw0);
     else stage_xq<PRO>(p, xq, xg, red, two);
     __syncthreads();
     constexpr qgeo G = geo_of(TYPE);
@@ -910,7 +913,8 @@ __global__ void __launch_bounds__(512) qgemv_tma_kernel(const gemv_params p, con
         const qrow rs[QR] = {{TYPE, sp, sp + 2 * g.pp + moff[0]}, {TYPE, sp + g.pp, sp + 2 * g.pp + g.mp + moff[1]}};
         const int nch = nbk * G.chunks, cb = b0 * G.chunks;
         mbar_wait(bar0 + 8 * st, (uint32_t)ph);
-        if constexpr (V2) {
+        if (g.abl & 1) {
+        } else if constexpr (V2) {
             const uint8_t *const pays[QR] = {rs[0].pay, rs[1].pay}, *const metas[QR] = {rs[0].meta, rs[1].meta};
             constexpr int UPB = TYPE == LLT_DTYPE_Q4_K ? 4 : 1; /* units per block */
             v2_dot_item<TYPE, QR>(pays, metas, nbk * UPB, b0 * UPB, reinterpret_cast<const uint8_t *>(xq), xg2, g.nup,
@@ -965,7 +969,7 @@ static qtma_geo qtma_geo_of(int type, int k, int piece, int stages) {
     g.stage = 2 * g.pp + 2 * g.mp;
     g.S = stages;
     g.two = 1;
-    g.nup = 0;
+    g.nup = 0, g.abl = 0;
     g.xb = (int)(2 * (size_t)k + (size_t)(k / 16) * 8);
     g.ring = 0;
     return g;
@@ -1075,10 +1079,11 @@ static llt_status qgemv_launch(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_er
     static const int t_early = env_int("LLT_CUDA_QTMA_EARLY", 1, 0, 1);
     /* v2 (Q4_K, Q8_0): a lane per sub-block pair / block, bank-conflict-free x */
     static const int t_v2 = env_int("LLT_CUDA_QTMA_V2", 1, 0, 1);
+    static const int t_abl = env_int("LLT_CUDA_QTMA_ABL", 0, 0, 3);
     const int combo = combo_of(a), type = qmat_type(a->qw);
     if (tma && type >= 0) {
         qtma_geo g = qtma_geo_of(type, a->k, t_piece, t_stages);
-        g.two = t_parts == 2;
+        g.two = t_parts == 2, g.abl = t_abl;
         const bool v2 = t_v2 && (type == LLT_DTYPE_Q4_K || type == LLT_DTYPE_Q8_0) && a->k % 64 == 0;
         qtma_geo_x(g, type, a->k, v2, t_warps);
         const size_t smem = (size_t)g.ring + (size_t)t_warps * g.S * g.stage;
