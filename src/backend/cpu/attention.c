@@ -36,6 +36,20 @@ static const float *page_rows(const kv_view *w, const llt_attn_kernels *kn, cons
     return buf;
 }
 
+/* Asks for rows [0, cnt) of kv head g in page `page` of K and V ahead of use: a head's rows are
+ * head_dim elements at a stride of a whole position (all kv heads), a pattern the hardware
+ * prefetcher does not follow from one page to the next, and the weights streaming past between
+ * two layers' attention have pushed the cache out of L2. */
+static void prefetch_page(const kv_view *w, int32_t page, int32_t g, int32_t cnt) {
+    int64_t es = w->dtype == LLT_DTYPE_F32 ? 4 : 2, row = (int64_t)w->n_kv_heads * w->head_dim * es;
+    int64_t base = (int64_t)page * w->page_size * row + (int64_t)g * w->head_dim * es, len = w->head_dim * es;
+    for (int32_t j = 0; j < cnt; j++)
+        for (int64_t o = 0; o < len; o += 64) {
+            __builtin_prefetch((const char *)w->k + base + j * row + o);
+            __builtin_prefetch((const char *)w->v + base + j * row + o);
+        }
+}
+
 /* Scratch layout: kbuf [page_size, head_dim], vbuf [page_size, head_dim],
  * m [n_heads], l [n_heads], scores [n_heads, score_stride(page_size)]. */
 static int64_t scratch_floats(int32_t page_size, int32_t head_dim, int32_t n_heads) {
@@ -56,9 +70,12 @@ static void attend_group(const kv_view *w, const llt_attn_kernels *kn, int32_t g
                        m + 2 * G, out};
     for (int32_t h = 0; h < G; h++) p.m[h] = -INFINITY, p.l[h] = 0;
     for (int64_t i = 0; i < (int64_t)G * d; i++) out[i] = 0;
+    prefetch_page(w, w->blocks[0], g, n_keys < ps ? n_keys : ps);
     for (int32_t start = 0; start < n_keys; start += ps) {
         int32_t page = w->blocks[start / ps];
         p.cnt = n_keys - start < ps ? n_keys - start : ps;
+        if (start + ps < n_keys) /* the next page while this one is computed */
+            prefetch_page(w, w->blocks[start / ps + 1], g, n_keys - start - ps < ps ? n_keys - start - ps : ps);
         p.k = page_rows(w, kn, w->k, page, g, p.cnt, kbuf, &p.ks);
         p.v = page_rows(w, kn, w->v, page, g, p.cnt, vbuf, &p.vs);
         kn->page(&p);
