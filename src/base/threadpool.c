@@ -50,6 +50,11 @@ typedef struct wait_word {
     atomic_int sleepers;
 } wait_word;
 
+/* A thread's share of the current split: tag (24 bits) | next (20) | end (20), in units. */
+typedef struct share_word {
+    alignas(64) _Atomic uint64_t w;
+} share_word;
+
 struct llt_threadpool {
     int32_t n_threads;           /* including the caller */
     int32_t n_started;           /* workers running (n_threads - 1 once created) */
@@ -71,6 +76,7 @@ struct llt_threadpool {
     wait_word pending;           /* workers still running the current dispatch */
     alignas(64) atomic_int bar_count; /* arrivals of the current barrier round */
     wait_word bar_gen;           /* barrier rounds completed */
+    share_word *shares;          /* [n_threads], llt_pool_share_next */
 };
 
 static inline void cpu_relax(void) {
@@ -181,6 +187,11 @@ static void wait_done(llt_threadpool *p) {
     while ((left = atomic_load_explicit(&p->pending.word, memory_order_acquire)) != 0) wait_change(p, &p->pending, left);
 }
 
+/* Before a dispatch (under call_mu): no share word holds a tag (llt_pool_share_next's tags count from 0 in each run). */
+static void shares_reset(llt_threadpool *p, int32_t n) {
+    for (int32_t i = 0; i < n; i++) atomic_store_explicit(&p->shares[i].w, UINT64_MAX, memory_order_relaxed);
+}
+
 /* Runs fn over [0, n) on threads 0..active-1 (chunk i of active on thread i). */
 static void dispatch(llt_threadpool *p, int64_t n, int32_t active, llt_pool_fn fn, void *ctx) {
     pthread_mutex_lock(&p->call_mu);
@@ -188,6 +199,7 @@ static void dispatch(llt_threadpool *p, int64_t n, int32_t active, llt_pool_fn f
     p->ctx = ctx;
     p->n = n;
     p->n_active = active;
+    shares_reset(p, active); /* published with the job */
     atomic_store_explicit(&p->pending.word, (unsigned)(p->n_threads - 1), memory_order_relaxed);
     atomic_fetch_add(&p->gen.word, 1); /* publishes the job (sequentially consistent) */
     wake_sleepers(p, &p->gen);
@@ -224,7 +236,9 @@ static int64_t env_us(const char *name, int64_t dflt) {
 static llt_status start_workers(llt_threadpool *p, llt_error *err) {
     p->threads = calloc((size_t)p->n_threads, sizeof *p->threads);
     p->workers = calloc((size_t)p->n_threads, sizeof *p->workers);
-    if (!p->threads || !p->workers) return llt_err_set(err, LLT_ERR_NOMEM, "thread pool: out of memory");
+    p->shares = aligned_alloc(64, (size_t)p->n_threads * sizeof *p->shares);
+    if (!p->threads || !p->workers || !p->shares) return llt_err_set(err, LLT_ERR_NOMEM, "thread pool: out of memory");
+    for (int32_t i = 0; i < p->n_threads; i++) atomic_init(&p->shares[i].w, UINT64_MAX); /* no tag matches */
     for (int32_t i = 1; i < p->n_threads; i++) {
         p->workers[i] = (worker){p, i};
         if (pthread_create(&p->threads[i], NULL, worker_main, &p->workers[i]) != 0)
@@ -284,6 +298,7 @@ void llt_pool_free(llt_threadpool *p) {
     pthread_mutex_destroy(&p->call_mu);
     free(p->threads);
     free(p->workers);
+    free(p->shares);
     free(p);
 }
 
@@ -294,7 +309,7 @@ int32_t llt_pool_size(const llt_threadpool *p) { return p ? p->n_threads : 1; }
 /* The last of the dispatch's threads to arrive starts the next round; the others wait on the
  * round counter. bar_count is reset before the round is bumped, and no thread can arrive at
  * the next round before it sees the bump. */
-void llt_pool_barrier(llt_threadpool *p) {
+void llt_pool_barrier_idle(llt_threadpool *p, bool (*idle)(void *ctx), void *ctx) {
     if (!p || p->n_active <= 1) return;
     unsigned g = atomic_load_explicit(&p->bar_gen.word, memory_order_acquire);
     if (atomic_fetch_add_explicit(&p->bar_count, 1, memory_order_acq_rel) == p->n_active - 1) {
@@ -303,8 +318,12 @@ void llt_pool_barrier(llt_threadpool *p) {
         wake_sleepers(p, &p->bar_gen);
         return;
     }
+    if (idle)
+        while (atomic_load_explicit(&p->bar_gen.word, memory_order_acquire) == g && idle(ctx)) {}
     wait_change(p, &p->bar_gen, g);
 }
+
+void llt_pool_barrier(llt_threadpool *p) { llt_pool_barrier_idle(p, NULL, NULL); }
 
 typedef struct run_ctx {
     llt_pool_task fn;
@@ -323,10 +342,12 @@ void llt_pool_run_n(llt_threadpool *p, int32_t n_threads, llt_pool_task fn, void
     int32_t n = n_threads < 1 ? 1 : n_threads > llt_pool_size(p) ? llt_pool_size(p) : n_threads;
     run_ctx r = {fn, ctx, n};
     if (!p || p->n_threads == 1) {
+        if (p) shares_reset(p, 1);
         fn(ctx, 0, 1);
     } else if (n == 1) { /* inline, but as a run of 1 thread: its barriers return at once */
         pthread_mutex_lock(&p->call_mu);
         p->n_active = 1;
+        shares_reset(p, 1);
         fn(ctx, 0, 1);
         pthread_mutex_unlock(&p->call_mu);
     } else {
@@ -335,3 +356,54 @@ void llt_pool_run_n(llt_threadpool *p, int32_t n_threads, llt_pool_task fn, void
 }
 
 void llt_pool_run(llt_threadpool *p, llt_pool_task fn, void *ctx) { llt_pool_run_n(p, llt_pool_size(p), fn, ctx); }
+
+/* ---- work sharing with stealing ------------------------------------------------------------ */
+
+enum { SHARE_UNIT_BITS = 20, SHARE_TAG_BITS = 24 };
+#define SHARE_MASK ((UINT64_C(1) << SHARE_UNIT_BITS) - 1)
+#define SHARE_TAG_MAX ((1u << SHARE_TAG_BITS) - 2) /* all ones: the reset word's tag */
+
+static uint64_t share_pack(uint32_t tag, int64_t next, int64_t end) {
+    return (uint64_t)(tag & ((1u << SHARE_TAG_BITS) - 1)) << (2 * SHARE_UNIT_BITS) | (uint64_t)next << SHARE_UNIT_BITS |
+           (uint64_t)end;
+}
+
+/* Thread v's word for split `tag`: set to v's static share by whichever thread reads it first
+ * (a word of an older split or of the reset before the run). */
+static uint64_t share_load(llt_threadpool *p, int32_t v, uint32_t tag, int64_t n) {
+    uint64_t w = atomic_load_explicit(&p->shares[v].w, memory_order_acquire);
+    const uint64_t want = tag & ((1u << SHARE_TAG_BITS) - 1);
+    while ((w >> (2 * SHARE_UNIT_BITS)) != want) {
+        int64_t b, e;
+        chunk(n, v, p->n_active, &b, &e);
+        uint64_t f = share_pack(tag, b, e);
+        if (atomic_compare_exchange_weak(&p->shares[v].w, &w, f)) return f;
+    }
+    return w;
+}
+
+bool llt_pool_share_ok(const llt_threadpool *p, int64_t n_units, uint32_t tag) {
+    return p && n_units >= 0 && n_units < (int64_t)SHARE_MASK && tag <= SHARE_TAG_MAX;
+}
+
+bool llt_pool_share_next(llt_threadpool *p, int32_t thread, uint32_t tag, int64_t n_units, int64_t chunk,
+                         int64_t *begin, int64_t *end) {
+    const int32_t t = p->n_active;
+    if (chunk < 1) chunk = 1;
+    for (int32_t k = 0; k < t; k++) { /* own share first (k = 0, from the front), then the others' backs */
+        const int32_t v = (thread + k) % t;
+        uint64_t w = share_load(p, v, tag, n_units);
+        for (;;) {
+            int64_t next = (int64_t)(w >> SHARE_UNIT_BITS & SHARE_MASK), e = (int64_t)(w & SHARE_MASK);
+            if (next >= e) break;
+            int64_t take = e - next < chunk ? e - next : chunk;
+            uint64_t nw = k == 0 ? share_pack(tag, next + take, e) : share_pack(tag, next, e - take);
+            if (atomic_compare_exchange_weak(&p->shares[v].w, &w, nw)) {
+                *begin = k == 0 ? next : e - take;
+                *end = k == 0 ? next + take : e;
+                return true;
+            }
+        }
+    }
+    return false;
+}

@@ -30,5 +30,21 @@ void llt_pool_run_n(llt_threadpool *p, int32_t n_threads, llt_pool_task fn, void
  * CPU between polls after LLT_POOL_YIELD_US, default 20, then sleeps). No-op for a NULL pool
  * or a run of 1 thread. */
 void llt_pool_barrier(llt_threadpool *p);
+/* The same, and while this thread waits for the others it calls idle(ctx) between polls until
+ * idle returns false (a thread that arrives early prefetches what it reads next). */
+void llt_pool_barrier_idle(llt_threadpool *p, bool (*idle)(void *ctx), void *ctx);
+
+/* Work sharing with stealing, inside llt_pool_run(_n): n_units split statically over the run's
+ * threads (thread i owns chunk i of n_units, as llt_pool_for splits); each call hands `thread` the next `chunk` units
+ * from the front of its own share, and once that is empty up to `chunk` from the back of
+ * another thread's (threads that finish early help a late one instead of waiting at the next
+ * barrier). Returns false when nothing is left anywhere. `tag` names one split: 0, 1, 2, ...
+ * in the order of the run's splits, the same on every thread; the threads meet at a barrier
+ * between two splits. llt_pool_share_ok says whether a split can be shared (n_units below
+ * 2^20, tag below 2^24 - 1). Which thread runs a unit must not change its result: the caller's
+ * guarantee (forward.c splits rows, each computed whole by one thread). */
+bool llt_pool_share_ok(const llt_threadpool *p, int64_t n_units, uint32_t tag);
+bool llt_pool_share_next(llt_threadpool *p, int32_t thread, uint32_t tag, int64_t n_units, int64_t chunk,
+                         int64_t *begin, int64_t *end);
 
 #endif

@@ -1,6 +1,7 @@
 /* test_threadpool.c: llt_pool_for covers [0, n) exactly once, in contiguous chunks, with
  * valid thread indices, across many back-to-back dispatches (lost wake-ups would hang or
- * skip work) and from concurrent callers. Also reports the per-dispatch overhead. */
+ * skip work) and from concurrent callers; llt_pool_share_next hands out every unit once.
+ * Also reports the per-dispatch overhead. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -220,6 +221,63 @@ static void test_barrier(void) {
     llt_pool_barrier(NULL); /* no pool: no-op */
 }
 
+/* llt_pool_share_next: every unit of every split claimed exactly once, also when one thread
+ * is late (the others must take its units: the test sleeps in thread 1's first claim), over
+ * many splits of a run and several runs; the idle callback of a barrier runs only while the
+ * thread waits. */
+enum { SHARE_SPLITS = 200, SHARE_UNITS = 997 };
+typedef struct share_ctx {
+    llt_threadpool *p;
+    atomic_int hits[SHARE_SPLITS][SHARE_UNITS];
+    atomic_int stolen, idle_calls;
+    int64_t chunk;
+} share_ctx;
+
+static bool count_idle(void *ctx) {
+    atomic_fetch_add(&((share_ctx *)ctx)->idle_calls, 1);
+    return false;
+}
+
+static void share_task(void *vctx, int32_t thread, int32_t n_threads) {
+    share_ctx *c = vctx;
+    for (uint32_t tag = 0; tag < SHARE_SPLITS; tag++) {
+        int64_t b, e, base = SHARE_UNITS / n_threads, rem = SHARE_UNITS % n_threads;
+        int64_t own_b = base * thread + (thread < rem ? thread : rem), own_e = own_b + base + (thread < rem);
+        bool first = true;
+        while (llt_pool_share_next(c->p, thread, tag, SHARE_UNITS, c->chunk, &b, &e)) {
+            if (first && thread == 1 && tag % 50 == 0) usleep(3000);
+            if (b < own_b || e > own_e) atomic_fetch_add(&c->stolen, 1);
+            first = false;
+            for (int64_t i = b; i < e; i++) atomic_fetch_add(&c->hits[tag][i], 1);
+        }
+        llt_pool_barrier_idle(c->p, count_idle, c);
+    }
+}
+
+static void test_share(void) {
+    static const int32_t sizes[] = {1, 2, 3, 8};
+    static share_ctx c;
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+        for (int64_t chunk = 1; chunk <= 64; chunk *= 8) {
+            memset(&c, 0, sizeof c);
+            c.chunk = chunk;
+            CHECK_OK(llt_pool_create(sizes[si], &c.p, NULL), NULL);
+            if (!c.p) return;
+            CHECK(llt_pool_share_ok(c.p, SHARE_UNITS, SHARE_SPLITS) && !llt_pool_share_ok(c.p, 1 << 20, 0));
+            for (int run = 0; run < 3; run++) { /* tags start again at 0 in every run */
+                llt_pool_run(c.p, share_task, &c);
+                int bad = 0;
+                for (int t = 0; t < SHARE_SPLITS; t++)
+                    for (int i = 0; i < SHARE_UNITS; i++) bad += atomic_load(&c.hits[t][i]) != run + 1;
+                CHECK_MSG(bad == 0, "%d threads, chunk %lld, run %d: %d units not claimed exactly once", sizes[si],
+                          (long long)chunk, run, bad);
+            }
+            if (sizes[si] > 1) CHECK_MSG(atomic_load(&c.stolen) > 0, "%d threads: no unit taken from the late thread", sizes[si]);
+            if (sizes[si] == 1) CHECK(atomic_load(&c.idle_calls) == 0);
+            llt_pool_free(c.p);
+        }
+}
+
 int main(void) {
     RUN(test_cover);
     RUN(test_chunks);
@@ -227,5 +285,6 @@ int main(void) {
     RUN(test_concurrent_callers);
     RUN(test_create);
     RUN(test_barrier);
+    RUN(test_share);
     return tl_done("test_threadpool");
 }
