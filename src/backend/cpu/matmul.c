@@ -354,6 +354,67 @@ void llt_cpu_matmul_part(const llt_matmul_job *jobs, int n_jobs, const float *x,
     if (begin < end) run_units(jobs, n_jobs, x, n, rows_kernel(llt_cpu_isa_resolve(isa)), begin, end);
 }
 
+/* Bytes [0, n) of rows [r0, r1) of w: NULL when the rows have no whole byte count. */
+static const uint8_t *rows_bytes(const llt_weight *w, int64_t r0, int64_t r1, int64_t *n) {
+    uint64_t row = 0;
+    if (r0 >= r1 || !llt_dtype_nbytes(w->dtype, (uint64_t)w->cols, &row)) return NULL;
+    *n = (r1 - r0) * (int64_t)row;
+    return (const uint8_t *)w->data + r0 * (int64_t)row;
+}
+
+const void *llt_cpu_matmul_part_start(const llt_matmul_job *jobs, int n_jobs, int32_t thread, int32_t n_threads,
+                                      int64_t *bytes) {
+    int64_t units = 0;
+    for (int j = 0; j < n_jobs; j++) units += job_units(&jobs[j]);
+    int64_t base = units / n_threads, rem = units % n_threads;
+    int64_t begin = base * thread + (thread < rem ? thread : rem), end = begin + base + (thread < rem ? 1 : 0);
+    int64_t unit0 = 0; /* first unit of job j */
+    for (int j = 0; j < n_jobs && begin < end; j++) {
+        int64_t n = job_units(&jobs[j]);
+        if (begin < unit0 + n) {
+            int64_t r0 = (begin - unit0) * UNIT_ROWS, r1 = (end - unit0) * UNIT_ROWS;
+            return rows_bytes(jobs[j].w, r0, r1 < jobs[j].w->rows ? r1 : jobs[j].w->rows, bytes);
+        }
+        unit0 += n;
+    }
+    return NULL;
+}
+
+const void *llt_cpu_matmul_rows_start(const llt_weight *w, int64_t r0, int64_t r1, int64_t *bytes) {
+    return rows_bytes(w, r0, r1, bytes);
+}
+
+void llt_cpu_matmul_rows(const llt_matmul_job *job, const float *x, int64_t n, llt_cpu_isa isa, int64_t r0,
+                         int64_t r1) {
+    if (n <= 0 || r0 >= r1) return;
+    llt_rows_fn rows = rows_kernel(llt_cpu_isa_resolve(isa));
+    rows_any(rows, job->w, x, n, job->y, r0, r1);
+    if (job->w2) rows_any(rows, job->w2, x, n, job->y2, r0, r1);
+    if (job->epilogue) job->epilogue(job->epi_ctx, r0, r1);
+}
+
+/* Weight bytes a thread claims at a time in llt_cpu_matmul_shared: small enough that the last
+ * claims even out the threads' finish, large enough that the claims (one atomic each) and
+ * the kernel's restarts cost nothing (8 units of 768 float32 columns). */
+enum { SHARE_CLAIM_BYTES = 96 * 1024 };
+
+void llt_cpu_matmul_shared(llt_threadpool *pool, uint32_t tag, const llt_matmul_job *jobs, int n_jobs,
+                           const float *x, int64_t n, llt_cpu_isa isa, int32_t thread, int32_t n_threads) {
+    if (n_jobs <= 0 || n <= 0) return;
+    int64_t units = 0, unit_bytes = 0;
+    for (int j = 0; j < n_jobs; j++) units += job_units(&jobs[j]);
+    if (n_threads <= 1 || !llt_pool_share_ok(pool, units, tag) || !rows_bytes(jobs[0].w, 0, UNIT_ROWS, &unit_bytes)) {
+        llt_cpu_matmul_part(jobs, n_jobs, x, n, isa, thread, n_threads);
+        return;
+    }
+    unit_bytes *= jobs[0].w2 ? 2 : 1;
+    int64_t claim = SHARE_CLAIM_BYTES / unit_bytes, b, e;
+    if (llt_cpu_quant_supported(jobs[0].w->dtype) && claim < units / (4 * n_threads))
+        claim = units / (4 * n_threads); /* each call quantises x first (quant_dot_int.c): few claims */
+    llt_rows_fn rows = rows_kernel(llt_cpu_isa_resolve(isa));
+    while (llt_pool_share_next(pool, thread, tag, units, claim, &b, &e)) run_units(jobs, n_jobs, x, n, rows, b, e);
+}
+
 typedef struct matmul_ctx {
     const llt_matmul_job *jobs;
     int n_jobs;

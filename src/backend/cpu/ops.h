@@ -56,6 +56,23 @@ void llt_cpu_matmul_isa(llt_threadpool *pool, const llt_matmul_job *jobs, int n_
  * its value. */
 void llt_cpu_matmul_part(const llt_matmul_job *jobs, int n_jobs, const float *x, int64_t n,
                          llt_cpu_isa isa, int32_t thread, int32_t n_threads);
+/* The same share of rows, but threads that run out take claims left in the others' shares
+ * (llt_pool_share_next, split `tag` of the run; rows are computed whole by one thread, so the
+ * result is the same): for the decode step, where a barrier follows each product. Falls back to
+ * llt_cpu_matmul_part where the pool cannot share the split. */
+void llt_cpu_matmul_shared(llt_threadpool *pool, uint32_t tag, const llt_matmul_job *jobs, int n_jobs,
+                           const float *x, int64_t n, llt_cpu_isa isa, int32_t thread, int32_t n_threads);
+/* Rows [r0, r1) of one job (and its epilogue on them), on the calling thread: a thread's own
+ * slice when the split follows something other than rows (forward.c's head groups). */
+void llt_cpu_matmul_rows(const llt_matmul_job *job, const float *x, int64_t n, llt_cpu_isa isa, int64_t r0,
+                         int64_t r1);
+/* Where a thread's reads of the weights will start: the first byte of its share in
+ * llt_cpu_matmul_part (or of rows [r0, r1) of w), and in *bytes how many follow contiguously
+ * in that job's rows; NULL if it has none. For prefetching the next product's rows while the
+ * thread waits for the others. */
+const void *llt_cpu_matmul_part_start(const llt_matmul_job *jobs, int n_jobs, int32_t thread, int32_t n_threads,
+                                      int64_t *bytes);
+const void *llt_cpu_matmul_rows_start(const llt_weight *w, int64_t r0, int64_t r1, int64_t *bytes);
 bool llt_cpu_has_avx2(void);
 bool llt_cpu_has_avx512(void); /* F + BW, and the AVX2 set */
 
