@@ -16,6 +16,7 @@
 #include "backend/backend.h"
 #include "backend/cpu/attention.h"
 #include "backend/cpu/ops.h"
+#include "backend/cpu/quant_dot.h"
 #include "base/dtype.h"
 #include "base/threadpool.h"
 #include "kv/paged_cache.h"
@@ -139,10 +140,16 @@ static void norm_rows(const float *x, const llt_weight *w, float *y, int32_t nr,
 
 /* ---- one chunk as one pool dispatch ------------------------------------------------------
  * Every thread runs the whole chunk (step_task) and takes its share of each op; the threads
- * meet at a barrier wherever an op reads what others wrote (5 per layer). The small ops ride
- * on the products: each thread normalises the rows itself into its own xb (RMSNorm is O(H)
- * per row, cheaper than a barrier), and a product's epilogue applies rotary and writes K/V,
- * SwiGLU, or the residual add to the rows that thread just computed. */
+ * meet at a barrier wherever an op reads what others wrote. The small ops ride on the
+ * products: each thread normalises the rows itself into its own xb (RMSNorm is O(H) per row,
+ * cheaper than a barrier), and a product's epilogue applies rotary and writes K/V, SwiGLU, or
+ * the residual add to the rows that thread just computed. Q, K, V and attention go by head
+ * groups (a kv head with its query heads, whole on one thread: no barrier between them), so a
+ * layer has 4 barriers (5 when the groups do not split evenly: rows of Q/K/V, then (row, kv
+ * head) units of attention). What keeps the memory busy up to each barrier: a thread that runs
+ * out of rows takes claims left in the others' shares (llt_pool_share_next; a row is computed
+ * whole by one thread, so the result is the same), and one that waits anyway prefetches the
+ * start of its next rows. */
 
 typedef struct step {
     llt_model *m;
@@ -153,6 +160,9 @@ typedef struct step {
     llt_cpu_isa isa;   /* resolved once */
     float *logits, *hidden, *final_norm;
     int32_t out_row, n_threads;
+    bool by_groups;    /* Q/K/V and attention split by head groups (qkv_attention_groups) */
+    bool steal;        /* threads that finish a product early take rows left to the others */
+    int64_t prefetch_bytes; /* per thread and barrier (barrier_then) */
 } step;
 
 /* An epilogue's view: the step and the layer. */
@@ -164,6 +174,39 @@ typedef struct epi {
 static void barrier(const step *st) {
     if (st->n_threads > 1) llt_pool_barrier(st->m->pool);
 }
+
+/* A thread that reaches a barrier before the others asks for the first bytes it reads after
+ * it (the start of its rows of the next product), PREFETCH_LINES a poll, up to prefetch_bytes:
+ * the memory would otherwise idle while the last thread finishes, and the next product starts
+ * on warm lines. */
+enum { PREFETCH_LINES = 16 };
+typedef struct ahead {
+    const char *p;
+    int64_t left;
+} ahead;
+
+static bool prefetch_some(void *vctx) {
+    ahead *a = vctx;
+    for (int i = 0; i < PREFETCH_LINES && a->left > 0; i++, a->p += 64, a->left -= 64) __builtin_prefetch(a->p, 0, 2);
+    return a->left > 0;
+}
+
+/* The barrier, prefetching bytes [0, min(bytes, prefetch_bytes)) of next while waiting. */
+static void barrier_then(const step *st, const void *next, int64_t bytes) {
+    if (st->n_threads <= 1) return;
+    ahead a = {next, next ? (bytes < st->prefetch_bytes ? bytes : st->prefetch_bytes) : 0};
+    llt_pool_barrier_idle(st->m->pool, a.left > 0 ? prefetch_some : NULL, &a);
+}
+
+/* This thread's rows of a product: shared (llt_cpu_matmul_shared) or its static part. */
+static void matmul(const step *st, uint32_t tag, const llt_matmul_job *jobs, int n_jobs, const float *x, int64_t n,
+                   llt_cpu_isa isa, int32_t thread, int32_t nt) {
+    if (st->steal) llt_cpu_matmul_shared(st->m->pool, tag, jobs, n_jobs, x, n, isa, thread, nt);
+    else llt_cpu_matmul_part(jobs, n_jobs, x, n, isa, thread, nt);
+}
+
+/* Where this thread's reads of layer l's first product start (after the last layer: the head). */
+static const void *layer_start(const step *st, int32_t l, int32_t thread, int64_t *bytes);
 
 static void epi_rope_q(void *vctx, int64_t r0, int64_t r1) {
     const epi *e = vctx;
@@ -218,31 +261,101 @@ static void attention_part(const step *st, int32_t l, int32_t thread) {
     if (b < e) llt_cpu_attention_task(&ax, b, e, thread);
 }
 
-static void layer_part(const step *st, int32_t l, float *xb, int32_t thread) {
+/* Head groups [g0, g1) (a kv head and the query heads that share it) whole on this thread:
+ * their Q, K, V rows (rotary, K/V into the cache), then their attention for every row of the
+ * chunk. Nothing here reads what another thread writes (a group's keys are written and read
+ * by its thread only), so the layer needs no barrier between the products and attention. */
+/* The next groups for this thread: shared (stealing) or, with st->steal off, its static chunk
+ * once (*g0 = -1 on the first call). */
+static bool next_groups(const step *st, int32_t thread, uint32_t tag, int64_t nkv, int64_t *g0, int64_t *g1) {
+    if (st->steal) return llt_pool_share_next(st->m->pool, thread, tag, nkv, 1, g0, g1);
+    if (*g0 >= 0) return false;
+    int64_t base = nkv / st->n_threads, rem = nkv % st->n_threads;
+    *g0 = base * thread + (thread < rem ? thread : rem), *g1 = *g0 + base + (thread < rem ? 1 : 0);
+    return *g0 < *g1;
+}
+
+static void qkv_attention_groups(const step *st, int32_t l, const float *xb, int32_t thread, epi *e, uint32_t tag) {
+    const llt_config *c = &st->m->cfg;
+    const llt_layer *L = &st->m->layers[l];
+    cpu_state *s = st->s;
+    const int32_t nkv = c->n_kv_heads, G = c->n_heads / nkv, d = c->head_dim, nr = st->ch->nr;
+    llt_matmul_job q = {.w = &L->wq, .y = s->q, .epilogue = epi_rope_q, .epi_ctx = e},
+                   k = {.w = &L->wk, .y = s->k, .epilogue = epi_rope_k, .epi_ctx = e},
+                   v = {.w = &L->wv, .y = s->v, .epilogue = epi_write_v, .epi_ctx = e};
+    llt_attn_ctx ax = st->ax;
+    ax.layer = l;
+    int64_t g0 = -1, g1; /* groups a thread that is done takes from one that is late, one at a time */
+    while (next_groups(st, thread, tag, nkv, &g0, &g1)) {
+        llt_cpu_matmul_rows(&q, xb, nr, st->isa, g0 * G * d, g1 * G * d);
+        llt_cpu_matmul_rows(&k, xb, nr, st->isa, g0 * d, g1 * d);
+        llt_cpu_matmul_rows(&v, xb, nr, st->isa, g0 * d, g1 * d);
+        for (int32_t r = 0; r < nr; r++) llt_cpu_attention_task(&ax, r * nkv + g0, r * nkv + g1, thread);
+    }
+}
+
+/* Q, K, V of layer l with their epilogues (the split by rows). */
+static void qkv_jobs(const step *st, int32_t l, epi *e, llt_matmul_job qkv[3]) {
+    const llt_layer *L = &st->m->layers[l];
+    qkv[0] = (llt_matmul_job){.w = &L->wq, .y = st->s->q, .epilogue = epi_rope_q, .epi_ctx = e};
+    qkv[1] = (llt_matmul_job){.w = &L->wk, .y = st->s->k, .epilogue = epi_rope_k, .epi_ctx = e};
+    qkv[2] = (llt_matmul_job){.w = &L->wv, .y = st->s->v, .epilogue = epi_write_v, .epi_ctx = e};
+}
+
+/* tag: the run's next split (llt_pool_share_next), the same count on every thread. */
+static void layer_part(const step *st, int32_t l, float *xb, int32_t thread, uint32_t *tag) {
     const llt_model *m = st->m;
     const llt_config *c = &m->cfg;
     const llt_layer *L = &m->layers[l];
     cpu_state *s = st->s;
     const int32_t nr = st->ch->nr, nt = st->n_threads;
     epi e = {st, l};
-    norm_rows(s->x, &L->attn_norm, xb, nr, c->hidden_size, c->rms_norm_eps);
-    llt_matmul_job qkv[3] = {{.w = &L->wq, .y = s->q, .epilogue = epi_rope_q, .epi_ctx = &e},
-                             {.w = &L->wk, .y = s->k, .epilogue = epi_rope_k, .epi_ctx = &e},
-                             {.w = &L->wv, .y = s->v, .epilogue = epi_write_v, .epi_ctx = &e}};
-    llt_cpu_matmul_part(qkv, 3, xb, nr, st->isa, thread, nt);
-    barrier(st);
-    attention_part(st, l, thread);
-    barrier(st);
     llt_matmul_job wo = {.w = &L->wo, .y = s->ob, .epilogue = epi_residual, .epi_ctx = &e};
-    llt_cpu_matmul_part(&wo, 1, s->att, nr, st->isa, thread, nt);
-    barrier(st);
-    norm_rows(s->x, &L->ffn_norm, xb, nr, c->hidden_size, c->rms_norm_eps);
     llt_matmul_job gu = {.w = &L->w_gate, .y = s->hb, .w2 = &L->w_up, .y2 = s->hb2, .epilogue = epi_swiglu, .epi_ctx = &e};
-    llt_cpu_matmul_part(&gu, 1, xb, nr, st->isa, thread, nt);
-    barrier(st);
     llt_matmul_job down = {.w = &L->w_down, .y = s->ob, .epilogue = epi_residual, .epi_ctx = &e};
-    llt_cpu_matmul_part(&down, 1, s->hb, nr, st->isa, thread, nt);
-    barrier(st);
+    int64_t n = 0;
+    const void *next;
+    norm_rows(s->x, &L->attn_norm, xb, nr, c->hidden_size, c->rms_norm_eps);
+    if (st->by_groups) {
+        qkv_attention_groups(st, l, xb, thread, &e, (*tag)++);
+    } else {
+        llt_matmul_job qkv[3];
+        qkv_jobs(st, l, &e, qkv);
+        matmul(st, (*tag)++, qkv, 3, xb, nr, st->isa, thread, nt);
+        barrier(st);
+        attention_part(st, l, thread);
+    }
+    next = llt_cpu_matmul_part_start(&wo, 1, thread, nt, &n);
+    barrier_then(st, next, n);
+    matmul(st, (*tag)++, &wo, 1, s->att, nr, st->isa, thread, nt);
+    next = llt_cpu_matmul_part_start(&gu, 1, thread, nt, &n);
+    barrier_then(st, next, n);
+    norm_rows(s->x, &L->ffn_norm, xb, nr, c->hidden_size, c->rms_norm_eps);
+    matmul(st, (*tag)++, &gu, 1, xb, nr, st->isa, thread, nt);
+    next = llt_cpu_matmul_part_start(&down, 1, thread, nt, &n);
+    barrier_then(st, next, n);
+    matmul(st, (*tag)++, &down, 1, s->hb, nr, st->isa, thread, nt);
+    next = layer_start(st, l + 1, thread, &n);
+    barrier_then(st, next, n);
+}
+
+static const void *layer_start(const step *st, int32_t l, int32_t thread, int64_t *bytes) {
+    const llt_model *m = st->m;
+    if (l >= m->cfg.n_layers) {
+        llt_matmul_job head = {.w = &m->output};
+        return st->logits ? llt_cpu_matmul_part_start(&head, 1, thread, st->n_threads, bytes) : NULL;
+    }
+    if (st->by_groups) {
+        const int32_t nkv = m->cfg.n_kv_heads, rows = m->cfg.n_heads / nkv * m->cfg.head_dim;
+        int64_t g0 = -1, g1; /* the static chunk: where stealing starts too */
+        step plain = *st;
+        plain.steal = false;
+        next_groups(&plain, thread, 0, nkv, &g0, &g1);
+        return llt_cpu_matmul_rows_start(&m->layers[l].wq, g0 * rows, g1 * rows, bytes);
+    }
+    llt_matmul_job qkv[3];
+    qkv_jobs(st, l, NULL, qkv);
+    return llt_cpu_matmul_part_start(qkv, 3, thread, st->n_threads, bytes);
 }
 
 /* Positions and per-chunk attention descriptors of rows [r0, r0 + nr). */
@@ -266,7 +379,7 @@ static bool wants_logits(const llt_batch *b, int32_t i) {
 
 /* Final norm (each thread into its own xb), the wanted rows compacted to the front of xb, in
  * order, and this thread's share of the head's rows. */
-static void head_part(const step *st, float *xb, int32_t thread) {
+static void head_part(const step *st, float *xb, int32_t thread, uint32_t tag) {
     const llt_model *m = st->m;
     const int64_t H = m->cfg.hidden_size;
     const chunk *ch = st->ch;
@@ -280,19 +393,26 @@ static void head_part(const step *st, float *xb, int32_t thread) {
         }
     if (!n || !st->logits) return;
     llt_matmul_job head = {.w = &m->output, .y = st->logits + (int64_t)st->out_row * m->cfg.vocab_size};
-    llt_cpu_matmul_part(&head, 1, xb, n, st->isa, thread, st->n_threads);
+    matmul(st, tag, &head, 1, xb, n, st->isa, thread, st->n_threads);
 }
 
 static void step_task(void *vctx, int32_t thread, int32_t n_threads) {
     const step *st = vctx;
     const int64_t H = st->m->cfg.hidden_size;
     float *xb = st->s->xb + (int64_t)thread * CHUNK_ROWS * H;
+    uint32_t tag = 0;
     for (int32_t l = 0; l < st->m->cfg.n_layers; l++) {
-        layer_part(st, l, xb, thread);
-        if (st->hidden && thread == 0) /* x is next written after two more barriers */
+        layer_part(st, l, xb, thread, &tag);
+        if (st->hidden && thread == 0) /* x is next written after another barrier */
             memcpy(st->hidden + ((int64_t)l * st->b->n_tokens + st->ch->r0) * H, st->s->x, (size_t)(st->ch->nr * H) * 4);
     }
-    head_part(st, xb, thread);
+    head_part(st, xb, thread, tag);
+    if (thread > 0) { /* while the caller samples: the start of this thread's next step, likely the same rows */
+        int64_t n = 0;
+        const void *next = layer_start(st, 0, thread, &n);
+        ahead a = {next, next ? (n < st->prefetch_bytes ? n : st->prefetch_bytes) : 0};
+        while (prefetch_some(&a)) {}
+    }
     (void)n_threads;
 }
 
@@ -309,6 +429,23 @@ static int32_t chunk_threads(const llt_model *m, int32_t nr) {
     return want < 1 ? 1 : want < have ? (int32_t)want : (int32_t)have;
 }
 
+/* Environment switches, for measuring each part's worth (each on unless set to 0):
+ * LLT_CPU_HEAD_GROUPS (Q/K/V + attention by head groups), LLT_CPU_STEAL (stealing rows and
+ * groups), LLT_CPU_PREFETCH_KB (prefetch budget at a barrier, default 256). */
+static int64_t env_int(const char *name, int64_t dflt) {
+    const char *v = getenv(name);
+    return v && *v ? atoll(v) : dflt;
+}
+
+static void step_options(const llt_model *m, step *st) {
+    const int32_t nkv = m->cfg.n_kv_heads, nt = st->n_threads;
+    st->steal = m->pool && llt_pool_share_ok(m->pool, nkv, 0) && env_int("LLT_CPU_STEAL", 1) != 0;
+    /* by head groups when every thread gets its groups (even split, or enough to even out) */
+    st->by_groups = (nkv % nt == 0 || (st->steal && nkv >= 4 * nt)) && env_int("LLT_CPU_HEAD_GROUPS", 1) != 0 &&
+                    !llt_cpu_quant_supported(m->layers[0].wq.dtype); /* block kernels quantise x per call */
+    st->prefetch_bytes = env_int("LLT_CPU_PREFETCH_KB", 256) * 1024;
+}
+
 static llt_status run_chunk(llt_model *m, const llt_batch *b, const chunk *ch, float *logits,
                             int32_t *out_row, float *hidden, float *final_norm, llt_error *err) {
     cpu_state *s = m->backend_state;
@@ -321,6 +458,7 @@ static llt_status run_chunk(llt_model *m, const llt_batch *b, const chunk *ch, f
                            .scratch = s->attn_scratch, .scratch_stride = s->attn_stride, .row_seq = s->row_seq};
     LLT_TRY(llt_cpu_attention_prepare(&st.ax, err));
     st.n_threads = chunk_threads(m, ch->nr);
+    step_options(m, &st);
     llt_pool_run_n(m->pool, st.n_threads, step_task, &st);
     for (int32_t r = 0; r < ch->nr; r++) *out_row += wants_logits(b, ch->r0 + r);
     return LLT_OK;
