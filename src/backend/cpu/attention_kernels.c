@@ -172,17 +172,31 @@ AVX2_INLINE void softmax_head(const llt_attn_page *p, int32_t h) {
     p->l[h] += hsum8(sum);
 }
 
+/* acc[i0 .. i0 + 8 W) += sum_j s[j] v_j[...]: W slices of 8 in registers while the page's keys
+ * pass, W independent FMA chains (one chain per slice, 16 keys long, made this loop wait on
+ * the FMA latency: 4 cycles a key and slice). Each element still sums over j in order. */
+AVX2_INLINE void pv_slices(const llt_attn_page *p, const float *s, float *acc, int32_t i0, const int W) {
+    __m256 a[8];
+#pragma GCC unroll 8
+    for (int w = 0; w < W; w++) a[w] = _mm256_loadu_ps(acc + i0 + 8 * w);
+    for (int32_t j = 0; j < p->cnt; j++) {
+        const __m256 sj = _mm256_set1_ps(s[j]);
+        const float *v = p->v + j * p->vs + i0;
+#pragma GCC unroll 8
+        for (int w = 0; w < W; w++) a[w] = _mm256_fmadd_ps(sj, _mm256_loadu_ps(v + 8 * w), a[w]);
+    }
+#pragma GCC unroll 8
+    for (int w = 0; w < W; w++) _mm256_storeu_ps(acc + i0 + 8 * w, a[w]);
+}
+
 static AVX2_FN void page_avx2(const llt_attn_page *p) {
     for (int32_t h = 0; h < p->G; h++) {
         softmax_head(p, h);
         const float *s = p->s + (int64_t)h * p->s_stride;
         float *acc = p->acc + (int64_t)h * p->d;
-        for (int32_t i = 0; i < p->d; i += 8) { /* this slice stays in a register */
-            __m256 a = _mm256_loadu_ps(acc + i);
-            for (int32_t j = 0; j < p->cnt; j++)
-                a = _mm256_fmadd_ps(_mm256_set1_ps(s[j]), _mm256_loadu_ps(p->v + j * p->vs + i), a);
-            _mm256_storeu_ps(acc + i, a);
-        }
+        int32_t i = 0;
+        for (; i + 64 <= p->d; i += 64) pv_slices(p, s, acc, i, 8);
+        for (; i < p->d; i += 8) pv_slices(p, s, acc, i, 1);
     }
 }
 
