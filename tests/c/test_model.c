@@ -391,8 +391,10 @@ static void test_thread_count_independent(void) {
     c.n_layers = 3, c.n_heads = 8, c.n_kv_heads = 2, c.hidden_size = 256, c.intermediate_size = 684;
     c.vocab_size = TI_VOCAB, c.max_position_embeddings = 64, c.head_dim = 32;
     static const int32_t threads[] = {1, 2, 3, 4, 7};
+    for (int steal = 0; steal < 2; steal++) /* also with stealing rows (forward.c, LLT_CPU_STEAL) */
     for (int dt = LLT_DTYPE_F32; dt <= LLT_DTYPE_BF16; dt++)
         for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+            setenv("LLT_CPU_STEAL", steal ? "1" : "0", 1);
             llt_load_opts o;
             llt_load_opts_init(&o);
             o.dtype = (llt_dtype)dt, o.n_threads = threads[t], o.max_seqs = 2;
@@ -406,6 +408,7 @@ static void test_thread_count_independent(void) {
                           llt_dtype_name((llt_dtype)dt), threads[t]);
             llt_model_free(m);
         }
+    unsetenv("LLT_CPU_STEAL");
     CHECK(isfinite(ref[0]) && ref[0] != ref[1]);
     free(ref), free(got);
 }

@@ -146,10 +146,10 @@ static void norm_rows(const float *x, const llt_weight *w, float *y, int32_t nr,
  * the residual add to the rows that thread just computed. Q, K, V and attention go by head
  * groups (a kv head with its query heads, whole on one thread: no barrier between them), so a
  * layer has 4 barriers (5 when the groups do not split evenly: rows of Q/K/V, then (row, kv
- * head) units of attention). What keeps the memory busy up to each barrier: a thread that runs
- * out of rows takes claims left in the others' shares (llt_pool_share_next; a row is computed
- * whole by one thread, so the result is the same), and one that waits anyway prefetches the
- * start of its next rows. */
+ * head) units of attention). What keeps the memory busy up to each barrier: a thread that
+ * waits prefetches the start of its next rows; with LLT_CPU_STEAL=1 one that runs out of rows
+ * takes claims left in the others' shares instead (llt_pool_share_next; a row is computed
+ * whole by one thread, so the result is the same). */
 
 typedef struct step {
     llt_model *m;
@@ -430,8 +430,8 @@ static int32_t chunk_threads(const llt_model *m, int32_t nr) {
 }
 
 /* Environment switches, for measuring each part's worth (each on unless set to 0):
- * LLT_CPU_HEAD_GROUPS (Q/K/V + attention by head groups), LLT_CPU_STEAL (stealing rows and
- * groups), LLT_CPU_PREFETCH_KB (prefetch budget at a barrier, default 256). */
+ * LLT_CPU_HEAD_GROUPS (Q/K/V + attention by head groups), LLT_CPU_PREFETCH_KB (prefetch budget
+ * at a barrier, default 256); LLT_CPU_STEAL=1 turns stealing rows and groups on. */
 static int64_t env_int(const char *name, int64_t dflt) {
     const char *v = getenv(name);
     return v && *v ? atoll(v) : dflt;
@@ -439,7 +439,10 @@ static int64_t env_int(const char *name, int64_t dflt) {
 
 static void step_options(const llt_model *m, step *st) {
     const int32_t nkv = m->cfg.n_kv_heads, nt = st->n_threads;
-    st->steal = m->pool && llt_pool_share_ok(m->pool, nkv, 0) && env_int("LLT_CPU_STEAL", 1) != 0;
+    /* off by default: on the dev VM the step ran 1-2 % slower with it when the machine was
+     * otherwise idle (threads that stream at the same rate finish together anyway, and the one
+     * that waits prefetches instead), 6 % faster while other jobs took the processors */
+    st->steal = m->pool && llt_pool_share_ok(m->pool, nkv, 0) && env_int("LLT_CPU_STEAL", 0) != 0;
     /* by head groups when every thread gets its groups (even split, or enough to even out) */
     st->by_groups = (nkv % nt == 0 || (st->steal && nkv >= 4 * nt)) && env_int("LLT_CPU_HEAD_GROUPS", 1) != 0 &&
                     !llt_cpu_quant_supported(m->layers[0].wq.dtype); /* block kernels quantise x per call */
