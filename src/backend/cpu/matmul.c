@@ -114,18 +114,16 @@ AVX2_INLINE void dot_tile(llt_dtype dt, const int R, const int T, const uint8_t 
         }
 }
 
-/* Rows [r0, r1) x tokens [t0, t1), few tokens: 8 (one token) or 4 rows at a time stay in L1
- * while each token passes, the next tile's rows prefetched. This is the bandwidth-bound case:
- * the weights stream from memory exactly once (8 streams: 1 thread f16 / bf16 13-15 -> 19-21
- * GB/s on Zen 5 against 4 rows without prefetch). */
+/* Rows [r0, r1) x tokens [t0, t1), few tokens: one token row after row (one stream in address
+ * order; 8-row tiles, 8 interleaved streams, measured slower on the dev VM, see matmul_avx512.c),
+ * 2-5 tokens 4 rows at a time in L1 while each token passes, the next tile's rows prefetched.
+ * This is the bandwidth-bound case: the weights stream from memory exactly once. */
 AVX2_INLINE void rows_dot(llt_dtype dt, const llt_weight *w, const float *x, float *y, int64_t r0,
                           int64_t r1, int64_t t0, int64_t t1) {
     const int64_t k = w->cols, ldy = w->rows, ldw = k * (dt == LLT_DTYPE_F32 ? 4 : 2);
     const uint8_t *base = w->data;
     int64_t r = r0;
-    if (t1 - t0 == 1) /* one token: 8 rows a tile, 8 load streams in flight (as on AVX-512) */
-        for (; r + 8 <= r1; r += 8) dot_tile(dt, 8, 1, base + r * ldw, ldw, x + t0 * k, k, k, y + t0 * ldy + r, ldy);
-    for (; r + 4 <= r1; r += 4) {
+    for (; t1 - t0 > 1 && r + 4 <= r1; r += 4) { /* one token: row after row (matmul_avx512.c, rows_dot) */
         int64_t t = t0;
         for (; t + 2 <= t1; t += 2) dot_tile(dt, 4, 2, base + r * ldw, ldw, x + t * k, k, k, y + t * ldy + r, ldy);
         if (t < t1) dot_tile(dt, 4, 1, base + r * ldw, ldw, x + t * k, k, k, y + t * ldy + r, ldy);
