@@ -2,10 +2,11 @@
  * memory rates, so a kernel is judged against the ceiling of the machine it runs on.
  * Built and run by bench/cpu_decode.sh.
  *
- * usage: bench_matmul THREADS [MB] [REPS] [cpu]
+ * usage: bench_matmul THREADS [MB] [REPS] [cpu|copy]
  * With "cpu", times are the process's CPU seconds divided by THREADS instead of wall seconds:
  * on a machine shared with other jobs that removes the time spent descheduled (not the
- * memory traffic of the others).
+ * memory traffic of the others). With "copy", only the copy line (cpu_decode.sh measures it
+ * beside each run of ours: a host whose memory others use moves it from minute to minute).
  * For a weight of MB megabytes (default 256, past any cache) and 1 token, prints per line the
  * median and best of REPS runs in GB/s:
  *   copy      memcpy over the threads, bytes read + written (what `llama-triton bench` calls the
@@ -137,6 +138,7 @@ int main(int argc, char **argv) {
     int64_t bytes = (argc > 2 ? atoll(argv[2]) : 256) << 20;
     int reps = argc > 3 ? atoi(argv[3]) : 9;
     g_cpu_clock = argc > 4 && strcmp(argv[4], "cpu") == 0;
+    const bool copy_only = argc > 4 && strcmp(argv[4], "copy") == 0;
     if (reps < 1 || reps > 1000 || bytes <= 0) return fprintf(stderr, "bad MB or REPS\n"), 2;
     llt_threadpool *pool = NULL;
     if (llt_pool_create(threads, &pool, NULL) != LLT_OK) return 1;
@@ -158,6 +160,7 @@ int main(int argc, char **argv) {
         if (r >= 0) gbs[r] = 2.0 * (double)bytes / (now() - t0) / 1e9;
     }
     report("copy", gbs, reps);
+    if (copy_only) return 0;
     for (int d = 0; d < 3; d++) {
         fill_weights(dts[d], a, bytes);
         for (int isa = LLT_CPU_ISA_SCALAR; isa <= LLT_CPU_ISA_AVX512; isa++) {

@@ -10,7 +10,10 @@
 # programs run alternately REPS times (A B A B ...: a drift of the machine's speed hits both),
 # each generating 256 tokens greedily from "Once upon a time"; printed: the median tokens/s of
 # each, the median of the per-pair ratios, and min..max. Our bf16 row reads the same f32 file
-# with --dtype bf16 (weights converted on load, half the bytes).
+# with --dtype bf16 (weights converted on load, half the bytes). Before each run of ours the
+# copy bandwidth is measured again, and each row ends with ours' weight stream (GB/s) and its
+# fraction of that copy figure (issue 14's "% of the copy bandwidth", robust to a host whose
+# memory bandwidth drifts between the first measurement and the last row).
 # Runs on the CPU (--device cpu) also where a GPU is present.
 # Env: REPS (default 5), MODELS (default "stories15M stories110M"), BUILD (default build),
 #      WORK, SHARED (default ../shared), PYTHON (one with numpy; default /usr/bin/python3).
@@ -68,18 +71,29 @@ theirs() { # model threads -> tokens/s
         sed -n 's/^achieved tok\/s: \([0-9.]*\)/\1/p'
 }
 
-printf "%-12s %-5s %-7s %-14s %-14s %-10s %s\n" model dtype threads "ours tok/s" "llama2.c f32" "ratio" "ratio min..max"
+copy_now() { "$WORK/bench_matmul" "$1" 256 3 copy | awk '/^copy/ {print $3}'; }
+
+# ours GB/s: weight bytes (the f32 file's size, half for bf16) x tok/s; "of copy": that over a
+# copy figure measured just before the same run (median over the reps)
+printf "%-12s %-5s %-7s %-11s %-13s %-7s %-15s %-9s %-8s %s\n" model dtype threads "ours tok/s" "llama2.c f32" \
+    "ratio" "ratio min..max" "ours GB/s" "copy" "of copy"
 for m in $MODELS; do
+    fbytes=$(stat -c %s "$WORK/$m.gguf")
     for dt in f32 bf16; do
+        wbytes=$fbytes
+        [ "$dt" = f32 ] || wbytes=$((fbytes / 2))
         for t in "${THREADS[@]}"; do
-            : >"$WORK/a"; : >"$WORK/b"; : >"$WORK/r"
+            : >"$WORK/a"; : >"$WORK/b"; : >"$WORK/r"; : >"$WORK/g"; : >"$WORK/c"; : >"$WORK/p"
             for ((i = 0; i < REPS; i++)); do
-                x=$(ours "$m" "$t" "$dt"); y=$(theirs "$m" "$t")
-                echo "$x" >>"$WORK/a"; echo "$y" >>"$WORK/b"
+                c=$(copy_now "$t"); x=$(ours "$m" "$t" "$dt"); y=$(theirs "$m" "$t")
+                echo "$x" >>"$WORK/a"; echo "$y" >>"$WORK/b"; echo "$c" >>"$WORK/c"
                 awk -v x="$x" -v y="$y" 'BEGIN {printf "%.3f\n", x / y}' >>"$WORK/r"
+                awk -v x="$x" -v w="$wbytes" 'BEGIN {printf "%.2f\n", x * w / 1e9}' >>"$WORK/g"
+                awk -v x="$x" -v w="$wbytes" -v c="$c" 'BEGIN {printf "%.1f\n", 100 * x * w / 1e9 / c}' >>"$WORK/p"
             done
-            printf "%-12s %-5s %-7s %-14s %-14s %-10s %s\n" "$m" "$dt" "$t" "$(median <"$WORK/a")" \
-                "$(median <"$WORK/b")" "$(median <"$WORK/r")" "$(range <"$WORK/r")"
+            printf "%-12s %-5s %-7s %-11s %-13s %-7s %-15s %-9s %-8s %s\n" "$m" "$dt" "$t" "$(median <"$WORK/a")" \
+                "$(median <"$WORK/b")" "$(median <"$WORK/r")" "$(range <"$WORK/r")" "$(median <"$WORK/g")" \
+                "$(median <"$WORK/c")" "$(median <"$WORK/p") % ($(range <"$WORK/p"))"
         done
     done
 done
