@@ -243,21 +243,24 @@ static inline int b32_bytes(llt_dtype T) {
         __m256 acc[QINT_MAX_TOKENS][2];                                                                      \
         for (int t = 0; t < n; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();                             \
         for (int64_t b = 0; b < nb; b++, w += 210) {                                                         \
-            const int8_t *scales = (const int8_t *)(w + 192);                                                \
-            float d = h2f(w + 208);                                                                          \
+            float sf[16]; /* d * scale_i: each 16 elements' scale, applied to their dot in float */          \
+            const __m128i s8 = _mm_loadu_si128((const __m128i *)(w + 192));                                  \
+            const __m256 dv = _mm256_set1_ps(h2f(w + 208));                                                  \
+            _mm256_storeu_ps(sf, _mm256_mul_ps(dv, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s8))));           \
+            _mm256_storeu_ps(sf + 8,                                                                         \
+                             _mm256_mul_ps(dv, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(s8, 8))))); \
             for (int h = 0; h < 2; h++)                                                                      \
                 for (int k = 0; k < 4; k++) {                                                                \
-                    __m256i q[2]; /* each half of 16 times its scale: at most 32 x 128; in both the          \
-                                   * even and the odd vector lanes 0..7 are elements 0..15 */                \
+                    __m256i q[2]; /* in both the even and the odd vector lanes 0..3 of the dot are           \
+                                   * elements 0..15, lanes 4..7 elements 16..31 */                          \
                     widen_s8(q6_quants(w, h, k), q);                                                         \
-                    const __m256i sv = _mm256_set_m128i(_mm_set1_epi16(scales[8 * h + 2 * k + 1]),           \
-                                                        _mm_set1_epi16(scales[8 * h + 2 * k]));              \
-                    q[0] = _mm256_mullo_epi16(q[0], sv);                                                     \
-                    q[1] = _mm256_mullo_epi16(q[1], sv);                                                     \
+                    const int j = 8 * h + 2 * k;                                                             \
+                    const __m256 fv = _mm256_set_m128(_mm_set1_ps(sf[j + 1]), _mm_set1_ps(sf[j]));            \
                     for (int t = 0; t < n; t++) {                                                            \
                         const int64_t xb = t * ldx + 8 * b + 4 * h + k;                                      \
                         acc[t][k & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT32(q, x->q + 32 * xb)),        \
-                                                        _mm256_set1_ps(d * x->d[xb]), acc[t][k & 1]);        \
+                                                        _mm256_mul_ps(fv, _mm256_set1_ps(x->d[xb])),         \
+                                                        acc[t][k & 1]);                                      \
                     }                                                                                        \
                 }                                                                                            \
         }                                                                                                    \
