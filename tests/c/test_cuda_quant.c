@@ -327,6 +327,15 @@ static void test_ops(void) {
     check_plain_ms(LLT_DTYPE_Q4_K, 200, 1024, mb, 3);
     check_plain_ms(LLT_DTYPE_Q4_K, 48, 11008, mb + 2, 1);
     check_plain_ms(LLT_DTYPE_Q8_0, 64, 512, mb + 2, 1);
+    /* the same kernel over Q8_0 / Q6_K blocks (LLT_CUDA_QMMA_TYPES=q4_k,q8_0,q6_k; otherwise the
+     * BLAS path): every token tile count, the direct k split and stream-K, k of a 7B FFN row */
+    static const int mq[] = {2, 7, 32, 64};
+    check_plain_ms(LLT_DTYPE_Q8_0, 200, 1024, mq, 4);
+    check_plain_ms(LLT_DTYPE_Q6_K, 200, 1024, mq, 4);
+    check_plain_ms(LLT_DTYPE_Q8_0, 48, 11008, mq + 3, 1);
+    check_plain_ms(LLT_DTYPE_Q6_K, 48, 11008, mq + 3, 1);
+    check_swiglu_x(LLT_DTYPE_Q8_0, LLT_DTYPE_Q8_0, 64, 4096, 33, 0.01f);
+    check_swiglu_x(LLT_DTYPE_Q6_K, LLT_DTYPE_Q6_K, 48, 512, 5, 0.03f);
     /* x small enough that silu(gate) up of two Q4_K products stays inside f16 (|w| reaches 50) */
     check_swiglu_x(LLT_DTYPE_Q4_K, LLT_DTYPE_Q4_K, 80, 768, 64, 0.03f);
     check_swiglu_x(LLT_DTYPE_Q4_K, LLT_DTYPE_Q4_K, 48, 512, 5, 0.03f);

@@ -1450,7 +1450,7 @@ extern "C" llt_status llt_cuda_q_fill_random(llt_cuda_ctx *c, const llt_cuda_qse
     return LLT_OK;
 }
 
-/* ---- small batches on tensor cores (Q4_K, m = 2..64) ------------------------------------------ */
+/* ---- small batches on tensor cores (Q4_K; Q8_0, Q6_K by LLT_CUDA_QMMA_TYPES; m = 2..64) ------- */
 
 /* y[t][r] = W[r] . x[t] for up to 64 token rows without a dequantised copy of W (the BLAS path
  * writes and re-reads 3.5x the block bytes as f16 per step). A warp owns 16 rows and decodes its
@@ -1462,7 +1462,8 @@ extern "C" llt_status llt_cuda_q_fill_random(llt_cuda_ctx *c, const llt_cuda_qse
  * 64 t + 4 s + {0, 1} (slots 2t, 2t+1) and + {2, 3} (slots 2t+8, 2t+9), so lane quad t needs
  * exactly payload chunks 2t, 2t+1 of each of its two rows (sub-blocks 2t: low nibbles, 2t+1:
  * high nibbles) and 16 contiguous x bytes per token and pair of mmas. x units are swizzled so
- * that those 16-byte reads are free of bank conflicts. Rows of few blocks (n <= 4096) split k
+ * that those 16-byte reads are free of bank conflicts. Q8_0 and Q6_K fill the same fragments
+ * through their own block decoders (qmd below: the kernel body is one template). Rows of few blocks (n <= 4096) split k
  * over blockIdx.y and add into a float32 output with atomics (zeroed first unless ADD). */
 #define QMMA_WARPS 8
 #define QMMA_STAGES 3
@@ -1481,16 +1482,119 @@ __device__ __forceinline__ void qm_mma(float (&d)[4], unsigned a0, unsigned a1, 
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-struct qm_raw { /* one row's share of a super-block for lane quad t */
-    uint4 p0, p1, meta;
+/* Block decoders of the small-batch kernel: lane quad t of a warp holds elements [64 t, 64 t + 64)
+ * of every 256-element window (a super-block, or 8 Q8_0 blocks) of its two rows; for mma s
+ * (0..15) it needs the f16 pairs of elements 64 t + 4 s + {0, 1} (a01) and + {2, 3} (a23).
+ * raw: one row's loads for a window (issued before any use); sc: its scales as f16 pairs;
+ * PAY / META: bytes of a window; pf: what lane quad t asks the L2 for (t & 1: the second line). */
+template <int TYPE> struct qmd;
+template <> struct qmd<LLT_DTYPE_Q4_K> { /* chunk t of the payload: sub-blocks 2t (low nibbles), 2t + 1 */
+    static constexpr int PAY = 128, META = 16;
+    struct raw {
+        uint4 p0, p1, meta;
+    };
+    struct sc {
+        __half2 sl, bl, sh, bh;
+    };
+    static __device__ __forceinline__ raw load(const uint8_t *pay, const uint8_t *meta, int kb, int t) {
+        raw r;
+        const uint8_t *pb = pay + (size_t)kb * PAY + 32 * t;
+        r.p0 = ld_stream16(pb), r.p1 = ld_stream16(pb + 16);
+        r.meta = __ldg(reinterpret_cast<const uint4 *>(meta + (size_t)kb * META));
+        return r;
+    }
+    static __device__ __forceinline__ sc prep(const raw &r, int t) {
+        const uint4 mt = r.meta;
+        int s0, s1, m0, m1;
+        k_scale_min2(mt.y, mt.z, mt.w, t, s0, s1, m0, m1);
+        const float d = h2f_bits(mt.x & 0xffffu), dm = h2f_bits(mt.x >> 16);
+        return {__float2half2_rn(d * (float)s0), __float2half2_rn(-dm * (float)m0), __float2half2_rn(d * (float)s1),
+                __float2half2_rn(-dm * (float)m1)};
+    }
+    static __device__ __forceinline__ void pair(const raw &r, const sc &c, int t, int s, unsigned &a01, unsigned &a23) {
+        const int wi = s & 7; /* word wi of chunks 2t, 2t + 1 */
+        const uint4 &pc = wi < 4 ? r.p0 : r.p1;
+        const unsigned w = (wi & 3) == 0 ? pc.x : (wi & 3) == 1 ? pc.y : (wi & 3) == 2 ? pc.z : pc.w;
+        if (s < 8) q4_pairs(w & 0x0f0f0f0fu, c.sl, c.bl, a01, a23);
+        else q4_pairs((w >> 4) & 0x0f0f0f0fu, c.sh, c.bh, a01, a23);
+    }
+    static __device__ __forceinline__ const uint8_t *pf(const uint8_t *pay, const uint8_t *meta, int t, int &stride) {
+        stride = (t & 1) ? META : PAY; /* a lane quad's 128 bytes of a row are one line; t odd: the scales */
+        return (t & 1) ? meta : pay;
+    }
 };
-__device__ __forceinline__ qm_raw qm_load(const uint8_t *pay, const uint8_t *meta, int kb, int t) {
-    qm_raw r;
-    const uint8_t *pb = pay + (size_t)kb * 128 + 32 * t;
-    r.p0 = ld_stream16(pb), r.p1 = ld_stream16(pb + 16);
-    r.meta = __ldg(reinterpret_cast<const uint4 *>(meta + (size_t)kb * 16));
-    return r;
-}
+template <> struct qmd<LLT_DTYPE_Q8_0> { /* blocks 2t (mmas 0..7) and 2t + 1 (8..15) of the window */
+    static constexpr int PAY = 256, META = 16;
+    struct raw {
+        uint4 p[4];
+        unsigned d; /* the two blocks' f16 scales */
+    };
+    struct sc {
+        __half2 d0, d1;
+    };
+    static __device__ __forceinline__ raw load(const uint8_t *pay, const uint8_t *meta, int kb, int t) {
+        raw r;
+        const uint8_t *pb = pay + (size_t)kb * PAY + 64 * t;
+#pragma unroll
+        for (int i = 0; i < 4; i++) r.p[i] = ld_stream16(pb + 16 * i);
+        r.d = __ldg(reinterpret_cast<const unsigned *>(meta + (size_t)kb * META + 4 * t));
+        return r;
+    }
+    static __device__ __forceinline__ sc prep(const raw &r, int) {
+        return {bits_h2((r.d & 0xffffu) | r.d << 16), bits_h2((r.d >> 16) | (r.d & 0xffff0000u))};
+    }
+    static __device__ __forceinline__ void pair(const raw &r, const sc &c, int, int s, unsigned &a01, unsigned &a23) {
+        const uint4 &pc = r.p[s >> 2];
+        const unsigned w = (s & 3) == 0 ? pc.x : (s & 3) == 1 ? pc.y : (s & 3) == 2 ? pc.z : pc.w;
+        qi_pairs(w ^ 0x80808080u, bits_h2(0x64806480u), s < 8 ? c.d0 : c.d1, a01, a23); /* 1024 + 128 */
+    }
+    static __device__ __forceinline__ const uint8_t *pf(const uint8_t *pay, const uint8_t *, int t, int &stride) {
+        stride = PAY; /* the window's two payload lines (the scales: one line per 8 windows) */
+        return pay + 128 * (t & 1);
+    }
+};
+template <> struct qmd<LLT_DTYPE_Q6_K> { /* half h = t / 2: ql bytes [64 h, + 64) (t odd: high
+                                          * nibbles), qh bytes [32 h, + 32) (bits 4 (t & 1) + 2 (s >= 8)) */
+    static constexpr int PAY = 192, META = 18;
+    struct raw {
+        uint4 l[4], h[2];
+        unsigned s4, d; /* 4 int8 sub-block scales [8 h + 4 (t & 1), + 4), d */
+    };
+    struct sc {
+        __half2 s[4];
+    };
+    static __device__ __forceinline__ raw load(const uint8_t *pay, const uint8_t *meta, int kb, int t) {
+        raw r;
+        const int h = t >> 1;
+        const uint8_t *pb = pay + (size_t)kb * PAY, *mb = meta + (size_t)kb * META;
+#pragma unroll
+        for (int i = 0; i < 4; i++) r.l[i] = ld_stream16(pb + 64 * h + 16 * i);
+        r.h[0] = ld_stream16(pb + 128 + 32 * h), r.h[1] = ld_stream16(pb + 144 + 32 * h);
+        const unsigned short *ms = reinterpret_cast<const unsigned short *>(mb + 8 * h + 4 * (t & 1)); /* 2-aligned */
+        r.s4 = __ldg(ms) | (unsigned)__ldg(ms + 1) << 16;
+        r.d = __ldg(reinterpret_cast<const unsigned short *>(mb + 16));
+        return r;
+    }
+    static __device__ __forceinline__ sc prep(const raw &r, int) {
+        const float d = h2f_bits(r.d);
+        sc c;
+#pragma unroll
+        for (int i = 0; i < 4; i++) c.s[i] = __float2half2_rn(d * (float)(int8_t)(r.s4 >> 8 * i));
+        return c;
+    }
+    static __device__ __forceinline__ void pair(const raw &r, const sc &c, int t, int s, unsigned &a01, unsigned &a23) {
+        const uint4 &lc = r.l[s >> 2], &hc = r.h[(s & 7) >> 2];
+        const unsigned lw = (s & 3) == 0 ? lc.x : (s & 3) == 1 ? lc.y : (s & 3) == 2 ? lc.z : lc.w;
+        const unsigned hw = (s & 3) == 0 ? hc.x : (s & 3) == 1 ? hc.y : (s & 3) == 2 ? hc.z : hc.w;
+        const int od = t & 1;
+        const unsigned q = ((lw >> 4 * od) & 0x0f0f0f0fu) | (((hw >> (4 * od + 2 * (s >> 3))) & 0x03030303u) << 4);
+        qi_pairs(q, bits_h2(0x64206420u), c.s[2 * (s >> 3) + ((s & 7) >> 2)], a01, a23); /* 1024 + 32 */
+    }
+    static __device__ __forceinline__ const uint8_t *pf(const uint8_t *pay, const uint8_t *, int t, int &stride) {
+        stride = PAY; /* ql of half 0, then ql of half 1 + qh (the scales share the payload's line rate) */
+        return pay + 128 * (t & 1);
+    }
+};
 
 struct qm_args {
     const __half *x;
@@ -1503,7 +1607,7 @@ struct qm_args {
 
 /* RW row tiles of 16 per warp: RW = 2 reuses each x fragment read from shared memory for two
  * tiles (half the shared-memory reads per mma; one block per SM for the registers). */
-template <int NT, int RW, bool PF, bool BH, int W>
+template <int TYPE, int NT, int RW, bool PF, bool BH, int W>
 __device__ __forceinline__ void qm_segment(const llt_cuda_qmat &q, const qm_args &a, uint8_t *qm_smem, int rb, int kb0,
                                            int kb1, bool first) {
     constexpr int TOK = 8 * NT, STAGE = TOK * 512, RR = 2 * RW;
@@ -1515,15 +1619,16 @@ __device__ __forceinline__ void qm_segment(const llt_cuda_qmat &q, const qm_args
     for (int i = 0; i < RR; i++) wr[i] = row_of(q, min(r0 + 16 * (i >> 1) + g + 8 * (i & 1), n - 1));
     const bool live = r0 < n; /* whole warps past n only stage x */
     const unsigned sbase = (unsigned)__cvta_generic_to_shared(qm_smem);
-    qm_raw cur[RR];
+    using D = qmd<TYPE>;
+    typename D::raw cur[RR];
     if (live && kb0 < kb1)
 #pragma unroll
-        for (int i = 0; i < RR; i++) cur[i] = qm_load(wr[i].pay, wr[i].meta, kb0, t);
-    /* the register loads run one super-block ahead; the L2 gets the payload QM_AHEAD ahead (a
-     * lane quad's 128 bytes of a row are one line; t = 1 asks for the scales) */
+        for (int i = 0; i < RR; i++) cur[i] = D::load(wr[i].pay, wr[i].meta, kb0, t);
+    /* the register loads run one super-block ahead; the L2 gets the payload QM_AHEAD ahead (the
+     * decoder says which line lane quad t asks for) */
     const qrow pr = (t >> 1) ? wr[1] : wr[0], pr2 = (t >> 1) ? wr[RR - 1] : wr[RR - 2];
-    const uint8_t *pf = (t & 1) ? pr.meta : pr.pay, *pf2 = (t & 1) ? pr2.meta : pr2.pay;
-    const int pfs = (t & 1) ? 16 : 128;
+    int pfs;
+    const uint8_t *pf = D::pf(pr.pay, pr.meta, t, pfs), *pf2 = D::pf(pr2.pay, pr2.meta, t, pfs);
     if (live)
         for (int kb = kb0 + 1; kb < kb0 + QM_AHEAD && kb < kb1; kb++) {
             prefetch_l2(pf + (size_t)kb * pfs);
@@ -1559,39 +1664,25 @@ __device__ __forceinline__ void qm_segment(const llt_cuda_qmat &q, const qm_args
             prefetch_l2(pf + (size_t)(kb + QM_AHEAD) * pfs);
             if (RW == 2) prefetch_l2(pf2 + (size_t)(kb + QM_AHEAD) * pfs);
         }
-        qm_raw nxt[RR];
+        typename D::raw nxt[RR];
         if (!PF && kb > kb0)
 #pragma unroll
-            for (int r = 0; r < RR; r++) cur[r] = qm_load(wr[r].pay, wr[r].meta, kb, t);
+            for (int r = 0; r < RR; r++) cur[r] = D::load(wr[r].pay, wr[r].meta, kb, t);
         if (PF && kb + 1 < kb1)
 #pragma unroll
-            for (int r = 0; r < RR; r++) nxt[r] = qm_load(wr[r].pay, wr[r].meta, kb + 1, t);
-        __half2 sl[RR], bl[RR], sh[RR], bh[RR];
+            for (int r = 0; r < RR; r++) nxt[r] = D::load(wr[r].pay, wr[r].meta, kb + 1, t);
+        typename D::sc sc[RR];
 #pragma unroll
-        for (int r = 0; r < RR; r++) {
-            const uint4 mt = cur[r].meta;
-            int s0, s1, m0, m1;
-            k_scale_min2(mt.y, mt.z, mt.w, t, s0, s1, m0, m1);
-            const float d = h2f_bits(mt.x & 0xffffu), dm = h2f_bits(mt.x >> 16);
-            sl[r] = __float2half2_rn(d * (float)s0), bl[r] = __float2half2_rn(-dm * (float)m0);
-            sh[r] = __float2half2_rn(d * (float)s1), bh[r] = __float2half2_rn(-dm * (float)m1);
-        }
+        for (int r = 0; r < RR; r++) sc[r] = D::prep(cur[r], t);
         const uint8_t *xs = qm_smem + (i % QMMA_STAGES) * STAGE + g * 512;
 #pragma unroll
         for (int u = 0; u < 8; u++) { /* mmas 2u, 2u + 1: elements 64 t + 8 u + [0, 8) */
             const int p = (t << 3) | (u ^ t ^ ((g & 1) << 2));
             unsigned a01[2][RR], a23[2][RR]; /* both mmas' A fragments first */
 #pragma unroll
-            for (int h = 0; h < 2; h++) {
-                const int s = 2 * u + h, wi = s & 7; /* word wi of chunks 2t, 2t + 1 */
+            for (int h = 0; h < 2; h++)
 #pragma unroll
-                for (int r = 0; r < RR; r++) {
-                    const uint4 &pc = wi < 4 ? cur[r].p0 : cur[r].p1;
-                    const unsigned w = (wi & 3) == 0 ? pc.x : (wi & 3) == 1 ? pc.y : (wi & 3) == 2 ? pc.z : pc.w;
-                    if (s < 8) q4_pairs(w & 0x0f0f0f0fu, sl[r], bl[r], a01[h][r], a23[h][r]);
-                    else q4_pairs((w >> 4) & 0x0f0f0f0fu, sh[r], bh[r], a01[h][r], a23[h][r]);
-                }
-            }
+                for (int r = 0; r < RR; r++) D::pair(cur[r], sc[r], t, 2 * u + h, a01[h][r], a23[h][r]);
             /* BH: x fragments in two halves of the token tiles (half the registers for them;
              * the empty asm keeps the second half's reads after the first half's mmas) */
             constexpr int JN = BH ? NT / 2 : NT;
@@ -1637,13 +1728,13 @@ __device__ __forceinline__ void qm_segment(const llt_cuda_qmat &q, const qm_args
 }
 
 /* W warps a block: 8 (two blocks per SM at RW = 1: 128 registers), or 12 (one block: 168) */
-template <int NT, int RW, bool PF, bool BH, int W>
-__global__ void __launch_bounds__(32 * W, RW == 1 && W == 8 ? 2 : 1) q4k_mma_kernel(const llt_cuda_qmat q, const qm_args a) {
+template <int TYPE, int NT, int RW, bool PF, bool BH, int W>
+__global__ void __launch_bounds__(32 * W, RW == 1 && W == 8 ? 2 : 1) qmma_kernel(const llt_cuda_qmat q, const qm_args a) {
     extern __shared__ __align__(16) uint8_t qm_smem[];
     const int nkb = q.k / 256;
     if (NT < 8 && a.units <= 0) { /* one k split (measured faster at m 16 than through the loop) */
         const int kb0 = blockIdx.y * a.kb_per;
-        qm_segment<NT, RW, PF, BH, W>(q, a, qm_smem, blockIdx.x, kb0, min(nkb, kb0 + a.kb_per), true);
+        qm_segment<TYPE, NT, RW, PF, BH, W>(q, a, qm_smem, blockIdx.x, kb0, min(nkb, kb0 + a.kb_per), true);
         pdl_trigger();
         return;
     }
@@ -1659,19 +1750,41 @@ __global__ void __launch_bounds__(32 * W, RW == 1 && W == 8 ? 2 : 1) q4k_mma_ker
     }
     for (bool first = true; u < u1; first = false) {
         const int rb = u / nkb, kb0 = u - rb * nkb, kb1 = min(nkb, kb0 + (u1 - u));
-        qm_segment<NT, RW, PF, BH, W>(q, a, qm_smem, rb, kb0, kb1, first);
+        qm_segment<TYPE, NT, RW, PF, BH, W>(q, a, qm_smem, rb, kb0, kb1, first);
         u += kb1 - kb0;
     }
     pdl_trigger();
 }
 
-/* Whether the tensor-core kernel takes this layer: every segment Q4_K, f16 compute, m <= the cap,
- * 16-byte aligned rows of x. LLT_CUDA_QMMA=0 off, LLT_CUDA_QMMA_MAXM: the largest m. */
+/* The types the kernel takes (bit per llt_dtype): LLT_CUDA_QMMA_TYPES, a comma list of q4_k,
+ * q8_0, q6_k (default q4_k; the others go dequantise + cuBLASLt). */
+static unsigned qmma_types_parse(const char *v) {
+    static const llt_dtype ts[] = {LLT_DTYPE_Q4_K, LLT_DTYPE_Q8_0, LLT_DTYPE_Q6_K};
+    unsigned mask = 0;
+    while (v && *v) {
+        const size_t len = strcspn(v, ",");
+        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+            if (strlen(llt_dtype_name(ts[i])) == len && strncmp(v, llt_dtype_name(ts[i]), len) == 0) mask |= 1u << ts[i];
+        v += len + (v[len] == ',');
+    }
+    return mask;
+}
+static unsigned qmma_types(void) {
+    static const char *env = getenv("LLT_CUDA_QMMA_TYPES");
+    static const unsigned mask = qmma_types_parse(env ? env : "q4_k");
+    return mask;
+}
+
+/* Whether the tensor-core kernel takes this layer: every segment of one type the kernel takes,
+ * f16 compute, m <= the cap, 16-byte aligned rows of x. LLT_CUDA_QMMA=0 off,
+ * LLT_CUDA_QMMA_MAXM: the largest m. */
 static bool qmma_ok(const llt_cuda_linear *a) {
     static const int on = env_int("LLT_CUDA_QMMA", 1, 0, 1), maxm = env_int("LLT_CUDA_QMMA_MAXM", 64, 2, 64);
     if (!on || a->dtype != LLT_DTYPE_F16 || a->m < 2 || a->m > maxm || a->k % 256 != 0) return false;
-    for (int s = 0; s < a->qw->n_seg; s++)
-        if (a->qw->seg[s].type != LLT_DTYPE_Q4_K) return false;
+    const llt_dtype t = a->qw->seg[0].type;
+    if (t >= 32 || !(qmma_types() >> t & 1)) return false;
+    for (int s = 1; s < a->qw->n_seg; s++)
+        if (a->qw->seg[s].type != t) return false;
     if (a->in == LLT_LIN_IN_NORM) return a->tmp_x != NULL;
     return (uintptr_t)a->x % 16 == 0 && a->ldx % 8 == 0;
 }
@@ -1710,15 +1823,16 @@ __global__ void qm_swiglu_kernel(const float *gu, int n, __half *o, int ldo, int
     pdl_trigger();
 }
 
-/* row tiles per warp for m token rows: LLT_CUDA_QMMA_RW=2 takes two for m > 32 */
-static int qmma_rw(int32_t m) {
+/* row tiles per warp for m token rows: LLT_CUDA_QMMA_RW=2 takes two for m > 32 (Q4_K; the
+ * variants of this and the next two switches are compiled for Q4_K only) */
+static int qmma_rw(const llt_cuda_linear *a) {
     static const int rw = env_int("LLT_CUDA_QMMA_RW", 1, 1, 2);
-    return m > 32 ? rw : 1;
+    return a->m > 32 && a->qw->seg[0].type == LLT_DTYPE_Q4_K ? rw : 1;
 }
 /* warps a block: LLT_CUDA_QMMA_W=12 takes 12 (one block per SM, no spills) at m > 32 with stream-K */
-static int qmma_warps(int32_t m, int rw) {
+static int qmma_warps(const llt_cuda_linear *a, int rw) {
     static const int w = env_int("LLT_CUDA_QMMA_W", 8, 8, 12);
-    return m > 32 && rw == 1 && w == 12 ? 12 : 8;
+    return a->m > 32 && rw == 1 && w == 12 && a->qw->seg[0].type == LLT_DTYPE_Q4_K ? 12 : 8;
 }
 
 /* Stream-K (m > 32 by default; LLT_CUDA_QMMA_SK=0 never, =1 every m): one wave of blocks (2 per
@@ -1738,10 +1852,11 @@ static int qmma_sk(const llt_cuda_ctx *c, int32_t m, int32_t n, int32_t k, int r
  * k split into `split` ranges, or stream-K over sk blocks (float32 outputs only) */
 static llt_status qmma_run(llt_cuda_ctx *c, const llt_cuda_linear *a, const void *x, int32_t ldx, void *y,
                            int32_t ldy, bool half_out, bool add, int split, int sk, llt_error *err) {
-    const int nt = a->m <= 8 ? 1 : a->m <= 16 ? 2 : a->m <= 32 ? 4 : 8, rw = qmma_rw(a->m);
-    const int wp = sk > 0 && !half_out ? qmma_warps(a->m, rw) : 8;
+    const int nt = a->m <= 8 ? 1 : a->m <= 16 ? 2 : a->m <= 32 ? 4 : 8, rw = qmma_rw(a);
+    const int wp = sk > 0 && !half_out ? qmma_warps(a, rw) : 8;
     const int nkb = a->k / 256, bx = (a->n + 16 * rw * wp - 1) / (16 * rw * wp);
     static const int pf = env_int("LLT_CUDA_QMMA_PF", 0, 0, 1), bh = env_int("LLT_CUDA_QMMA_BH", 0, 0, 1);
+    const llt_dtype type = a->qw->seg[0].type;
     if (half_out) split = 1, sk = 0;
     if (split < 1) split = 1;
     if (split > nkb) split = nkb;
@@ -1756,22 +1871,28 @@ static llt_status qmma_run(llt_cuda_ctx *c, const llt_cuda_linear *a, const void
                         add ? 1 : 0,       atomic ? 1 : 0, sk > 0 ? bx * nkb : 0};
     const size_t smem = (size_t)QMMA_STAGES * 8 * nt * 512;
     const dim3 grid(sk > 0 ? (unsigned)sk : (unsigned)bx, sk > 0 ? 1u : (unsigned)split), block(32 * wp);
-#define QMMA_GO(NT, RW, PF, BH, W)                                                                                     \
+#define QMMA_GO(T, NT, RW, PF, BH, W)                                                                                  \
     do {                                                                                                               \
-        LLT_TRY(llt_smem_optin(c, q4k_mma_kernel<NT, RW, PF, BH, W>, smem, err));                                      \
-        return llt_launch(c, q4k_mma_kernel<NT, RW, PF, BH, W>, grid, block, smem, err, *a->qw, qa);                   \
+        LLT_TRY(llt_smem_optin(c, qmma_kernel<T, NT, RW, PF, BH, W>, smem, err));                                      \
+        return llt_launch(c, qmma_kernel<T, NT, RW, PF, BH, W>, grid, block, smem, err, *a->qw, qa);                   \
     } while (0)
-    switch (nt) {
-    case 1: QMMA_GO(1, 1, true, false, 8);
-    case 2: QMMA_GO(2, 1, true, false, 8);
-    case 4: QMMA_GO(4, 1, true, false, 8);
-    default:
-        if (rw == 2) QMMA_GO(8, 2, true, false, 8);
-        if (wp == 12) QMMA_GO(8, 1, false, false, 12);
-        if (pf) QMMA_GO(8, 1, true, false, 8); /* LLT_CUDA_QMMA_PF=1: a register copy of the next super-block (spills at 128) */
-        if (bh) QMMA_GO(8, 1, false, true, 8); /* LLT_CUDA_QMMA_BH=1: x fragments in two halves */
-        QMMA_GO(8, 1, false, false, 8);
+    /* Q8_0 / Q6_K: the default configurations only; P: a register copy of the next window at
+     * m <= 32 (Q6_K without: its 6 loads a row and window spilled 280-700 bytes with it) */
+#define QMMA_DEFAULTS(T, P)                                                                                            \
+    switch (nt) {                                                                                                      \
+    case 1: QMMA_GO(T, 1, 1, P, false, 8);                                                                             \
+    case 2: QMMA_GO(T, 2, 1, P, false, 8);                                                                             \
+    case 4: QMMA_GO(T, 4, 1, P, false, 8);                                                                             \
+    default: QMMA_GO(T, 8, 1, false, false, 8);                                                                        \
     }
+    if (type == LLT_DTYPE_Q8_0) QMMA_DEFAULTS(LLT_DTYPE_Q8_0, true);
+    if (type == LLT_DTYPE_Q6_K) QMMA_DEFAULTS(LLT_DTYPE_Q6_K, false);
+    if (nt == 8 && rw == 2) QMMA_GO(LLT_DTYPE_Q4_K, 8, 2, true, false, 8);
+    if (nt == 8 && wp == 12) QMMA_GO(LLT_DTYPE_Q4_K, 8, 1, false, false, 12);
+    if (nt == 8 && pf) QMMA_GO(LLT_DTYPE_Q4_K, 8, 1, true, false, 8); /* LLT_CUDA_QMMA_PF=1: a register copy of the next super-block (spills at 128) */
+    if (nt == 8 && bh) QMMA_GO(LLT_DTYPE_Q4_K, 8, 1, false, true, 8); /* LLT_CUDA_QMMA_BH=1: x fragments in two halves */
+    QMMA_DEFAULTS(LLT_DTYPE_Q4_K, true);
+#undef QMMA_DEFAULTS
 #undef QMMA_GO
 }
 
@@ -1785,8 +1906,8 @@ static llt_status qlinear_mma(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_err
                                  a->eps, err));
         x = a->tmp_x, ldx = a->k;
     }
-    const int rw = qmma_rw(a->m), split = qmma_split(c, a->n, a->k, rw);
-    const int sk = qmma_sk(c, a->m, a->n, a->k, rw, qmma_warps(a->m, rw));
+    const int rw = qmma_rw(a), split = qmma_split(c, a->n, a->k, rw);
+    const int sk = qmma_sk(c, a->m, a->n, a->k, rw, qmma_warps(a, rw));
     if (a->out == LLT_LIN_OUT_SWIGLU) {
         /* split: the float32 product in the dequantisation scratch (unused on this path) */
         if ((split > 1 || sk > 0) && a->deq && a->deq_bytes >= (size_t)a->m * a->n * 4 && a->n % 2 == 0) {
