@@ -327,7 +327,7 @@ static void test_ops(void) {
     check_plain_ms(LLT_DTYPE_Q4_K, 200, 1024, mb, 3);
     check_plain_ms(LLT_DTYPE_Q4_K, 48, 11008, mb + 2, 1);
     check_plain_ms(LLT_DTYPE_Q8_0, 64, 512, mb + 2, 1);
-    /* the same kernel over Q8_0 / Q6_K blocks (LLT_CUDA_QMMA_TYPES=q4_k,q8_0,q6_k; otherwise the
+    /* the same kernel over Q8_0 / Q6_K blocks (the default LLT_CUDA_QMMA_TYPES; =q4_k: the
      * BLAS path): every token tile count, the direct k split and stream-K, k of a 7B FFN row */
     static const int mq[] = {2, 7, 32, 64};
     check_plain_ms(LLT_DTYPE_Q8_0, 200, 1024, mq, 4);

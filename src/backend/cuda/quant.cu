@@ -1450,7 +1450,7 @@ extern "C" llt_status llt_cuda_q_fill_random(llt_cuda_ctx *c, const llt_cuda_qse
     return LLT_OK;
 }
 
-/* ---- small batches on tensor cores (Q4_K; Q8_0, Q6_K by LLT_CUDA_QMMA_TYPES; m = 2..64) ------- */
+/* ---- small batches on tensor cores (Q4_K, Q8_0, Q6_K: LLT_CUDA_QMMA_TYPES; m = 2..64) ------- */
 
 /* y[t][r] = W[r] . x[t] for up to 64 token rows without a dequantised copy of W (the BLAS path
  * writes and re-reads 3.5x the block bytes as f16 per step). A warp owns 16 rows and decodes its
@@ -1757,7 +1757,9 @@ __global__ void __launch_bounds__(32 * W, RW == 1 && W == 8 ? 2 : 1) qmma_kernel
 }
 
 /* The types the kernel takes (bit per llt_dtype): LLT_CUDA_QMMA_TYPES, a comma list of q4_k,
- * q8_0, q6_k (default q4_k; the others go dequantise + cuBLASLt). */
+ * q8_0, q6_k (default all three; a type left out goes dequantise + cuBLASLt above one row). At
+ * 64 sequences of llama2-7b on the H200: q8_0 5543 tok/s against 4180 by cuBLASLt, q6_k 5152
+ * against 4143 (bench/RESULTS.md, issue 20). */
 static unsigned qmma_types_parse(const char *v) {
     static const llt_dtype ts[] = {LLT_DTYPE_Q4_K, LLT_DTYPE_Q8_0, LLT_DTYPE_Q6_K};
     unsigned mask = 0;
@@ -1771,7 +1773,7 @@ static unsigned qmma_types_parse(const char *v) {
 }
 static unsigned qmma_types(void) {
     static const char *env = getenv("LLT_CUDA_QMMA_TYPES");
-    static const unsigned mask = qmma_types_parse(env ? env : "q4_k");
+    static const unsigned mask = qmma_types_parse(env ? env : "q4_k,q8_0,q6_k");
     return mask;
 }
 
