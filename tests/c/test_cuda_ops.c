@@ -658,6 +658,31 @@ static void test_flash_shapes(void) {
         g_rng = keep;
         free(dec), free(pf);
     }
+    /* the warp-specialised kernel's softmax variants (LLT_CUDA_PREFILL_WS_EXP: 0 skips O's
+     * rescale when no max moved, 1 / 2 a quarter / half of the exponentials by a polynomial)
+     * on random multi-tile shapes, f16 and bf16, hd 64 and 128, the last two with key splits
+     * (rows with no key yet: masked keys through the polynomial) */
+    static const char *ws_exps[3] = {"0", "1", "2"};
+    char ws_exp_env[16] = ""; /* a value forced from outside is put back after */
+    if (getenv("LLT_CUDA_PREFILL_WS_EXP")) snprintf(ws_exp_env, sizeof ws_exp_env, "%s", getenv("LLT_CUDA_PREFILL_WS_EXP"));
+    for (int i = 0; i < (san ? 3 : 6); i++) {
+        int hd = hds[i % 2], G = groups[i % 3], nkv = 1 + i % 2, ps = pss[(i + 2) % 3];
+        int L = 200 + (int)frand(0, san ? 600 : 4000), n_q = 1 + (int)frand(0, 500);
+        if (n_q > L) n_q = L;
+        attn_case ac = {G * nkv, nkv, hd, L, n_q};
+        float *dec = NULL, *pf = NULL;
+        uint64_t keep = g_rng;
+        setenv("LLT_CUDA_PREFILL_WG", "ws", 1);
+        setenv("LLT_CUDA_PREFILL_WS_EXP", ws_exps[i % 3], 1);
+        if (i >= 4) setenv("LLT_CUDA_PREFILL_SPLITS", "3", 1);
+        attn_run(k_dts[(i / 3) % 2], &ac, ps, &dec, &pf);
+        unsetenv("LLT_CUDA_PREFILL_WG");
+        unsetenv("LLT_CUDA_PREFILL_WS_EXP");
+        unsetenv("LLT_CUDA_PREFILL_SPLITS");
+        g_rng = keep;
+        free(dec), free(pf);
+    }
+    if (ws_exp_env[0]) setenv("LLT_CUDA_PREFILL_WS_EXP", ws_exp_env, 1);
     /* page sizes that are no power of two (the decode kernel divides instead of shifting);
      * the first long-decode version once */
     for (int i = 0; i < 2; i++) {
@@ -1100,6 +1125,23 @@ static void test_flash_speed(void) {
                                .page_size = ps, .max_blocks = blocks, .work = work, .counters = cnt,
                                .pf_work = pfw};
             double flops = 4.0 * hd * nh * ((double)n_q * q_pos0 + (double)n_q * (n_q + 1) / 2);
+            if (strcmp(getenv("LLT_ATTN_SPEED"), "wsexp") == 0) { /* the ws softmax variants only, deep */
+                if (D < 16384) continue;
+                static const char *ex[5] = {"", "0", "1", "2", ""}; /* "": the default kernel (first and last) */
+                double t[5];
+                for (int k = 0; k < 5; k++) {
+                    if (ex[k][0]) setenv("LLT_CUDA_PREFILL_WS_EXP", ex[k], 1);
+                    else unsetenv("LLT_CUDA_PREFILL_WS_EXP");
+                    t[k] = time_median(run_prefill, &a, (void *)&q_pos0, 9);
+                }
+                unsetenv("LLT_CUDA_PREFILL_WS_EXP");
+                fprintf(stderr,
+                        "  ws softmax variants hd %d depth %6d, TFLOP/s of a 512-row chunk: default %.1f / %.1f, "
+                        "WS_EXP=0 %.1f, =1 %.1f, =2 %.1f\n",
+                        hd, D, flops / t[0] / 1e12, flops / t[4] / 1e12, flops / t[1] / 1e12, flops / t[2] / 1e12,
+                        flops / t[3] / 1e12);
+                continue;
+            }
             double tf = time_median(run_prefill, &a, (void *)&q_pos0, 7);
             setenv("LLT_CUDA_PREFILL_SPLITS", "auto", 1);
             double t1 = time_median(run_prefill, &a, (void *)&q_pos0, 5);

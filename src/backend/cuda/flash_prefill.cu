@@ -817,7 +817,34 @@ __device__ __forceinline__ void ws_copy(const T *src, size_t rs, int row_l, int 
     }
 }
 
-template <typename T, int HD, int ST>
+/* LLT_CUDA_PREFILL_WS_EXP (EX >= 0; default EX = -1, unchanged): the consumers' softmax
+ * with less work for the exponential units (MUFU.EX2, 16 results a clock an SM: at hd 64 a
+ * consumer's 64 x 128 exponentials of a tile take as long as its two products). EX >= 0 skips
+ * O's rescale when no row max of the warp moved (the factors are exactly 1: FA4's trick; deep
+ * in the context the max rarely moves); EX = 1 / 2 also compute a quarter / half of the
+ * exponentials (every 4th / 2nd 8-column block, interleaved with the MUFU ones) on the FMA
+ * pipe: 2^x = 2^j 2^f, j = round(x) by the 1.5 2^23 shifter, f = x - j in [-0.5, 0.5], 2^f a
+ * degree-3 minimax polynomial (relative error 7.5e-5 in float32 over [-0.5, 0.5], below half an
+ * f16 ulp, 4.9e-4, and far below bf16's; so P rounded to the dtype moves by at most one ulp
+ * where it moved by none), j added into the exponent bits. x is clamped to -126 first: a masked
+ * key (-inf) gives 2^-126 (about 1.2e-38: 0 in f16, negligible in bf16 and in the sums) and the
+ * exponent never wraps. */
+#if WG_ENABLED /* (used only in fa_ws_kernel's sm_90a body) */
+__device__ __forceinline__ float ws_poly_exp2(float x) {
+    x = fmaxf(x, -126.0f);
+    const float t = __fadd_rn(x, 12582912.0f); /* 1.5 2^23 + round(x): round(x) in the low mantissa bits */
+    const float f = __fadd_rn(x, -__fadd_rn(t, -12582912.0f));
+    float y = __fmaf_rn(f, 0.0551716685295105f, 0.2426111251115799f);
+    y = __fmaf_rn(y, f, 0.6932609677314758f);
+    y = __fmaf_rn(y, f, 0.9999280571937561f);
+    return __uint_as_float(__float_as_uint(y) + (__float_as_uint(t) << 23)); /* + round(x) 2^23: mod 2^32 */
+}
+template <int EX> __device__ __forceinline__ float ws_exp2(int nt, float x) {
+    return (EX == 1 && (nt & 3) == 3) || (EX == 2 && (nt & 1) == 1) ? ws_poly_exp2(x) : fast_exp2(x);
+}
+#endif
+
+template <typename T, int HD, int ST, int EX = -1>
 __global__ void __launch_bounds__(384, 1) fa_ws_kernel(fa_params p) {
 #if WG_ENABLED
     typedef ws_layout<HD, ST> LY;
@@ -954,13 +981,14 @@ __global__ void __launch_bounds__(384, 1) fa_ws_kernel(fa_params p) {
             float sum_a = 0.0f, sum_b = 0.0f;
 #pragma unroll
             for (int nt = 0; nt < BN / 8; nt++) {
-                const float e0 = fast_exp2(s[4 * nt] - sa), e1 = fast_exp2(s[4 * nt + 1] - sa);
-                const float e2 = fast_exp2(s[4 * nt + 2] - sb), e3 = fast_exp2(s[4 * nt + 3] - sb);
+                const float e0 = ws_exp2<EX>(nt, s[4 * nt] - sa), e1 = ws_exp2<EX>(nt, s[4 * nt + 1] - sa);
+                const float e2 = ws_exp2<EX>(nt, s[4 * nt + 2] - sb), e3 = ws_exp2<EX>(nt, s[4 * nt + 3] - sb);
                 sum_a += e0 + e1, sum_b += e2 + e3;
                 pf[nt / 2][(nt & 1) * 2] = pack2<T>(e0, e1);
                 pf[nt / 2][(nt & 1) * 2 + 1] = pack2<T>(e2, e3);
             }
             l_a = l_a * al_a + sum_a, l_b = l_b * al_b + sum_b;
+            if (EX >= 0 && !__any_sync(0xffffffffu, al_a != 1.0f || al_b != 1.0f)) return; /* no max moved */
 #pragma unroll
             for (int nb = 0; nb < HD / 64; nb++)
 #pragma unroll
@@ -1089,10 +1117,10 @@ llt_status fa_wg_ovl_launch(llt_cuda_ctx *c, fa_params p, llt_error *err) {
 }
 
 /* The warp-specialised Hopper kernel (LLT_CUDA_PREFILL_WG=ws): ST stages of 128 keys */
-template <typename T, int HD, int ST>
+template <typename T, int HD, int ST, int EX = -1>
 llt_status fa_ws_launch(llt_cuda_ctx *c, fa_params p, llt_error *err) {
     typedef ws_layout<HD, ST> LY;
-    void (*kern)(fa_params) = fa_ws_kernel<T, HD, ST>;
+    void (*kern)(fa_params) = fa_ws_kernel<T, HD, ST, EX>;
     LLT_TRY(llt_smem_optin(c, kern, LY::BYTES, err));
     const int bx = (p.n_q * p.G + LY::BM - 1) / LY::BM, tiles = (p.q_pos0 + p.n_q + LY::BN - 1) / LY::BN;
     if (p.work) p.splits = fa_pf_splits(c, bx * p.nkv, 1, tiles, p.q_pos0 + p.n_q >= FA_DEEP);
@@ -1109,14 +1137,27 @@ static int fa_wg_kind(void) {
     return strcmp(v, "ovl") == 0 ? 1 : strcmp(v, "pp") == 0 ? 2 : strcmp(v, "sync") == 0 ? 0 : 3;
 }
 
+/* LLT_CUDA_PREFILL_WS_EXP=0|1|2 (experiment; unset: the default kernel): the softmax variants
+ * at the default stage counts (above ws_poly_exp2): 0 skips O's rescale when no max moved, 1 / 2
+ * also take a quarter / half of the exponentials on the FMA pipe */
+template <typename T, int HD, int ST>
+llt_status fa_ws_exp(llt_cuda_ctx *c, const fa_params &p, llt_error *err) {
+    const char *e = getenv("LLT_CUDA_PREFILL_WS_EXP");
+    const int ex = e && *e ? atoi(e) : -1;
+    return ex == 0   ? fa_ws_launch<T, HD, ST, 0>(c, p, err)
+           : ex == 1 ? fa_ws_launch<T, HD, ST, 1>(c, p, err)
+           : ex == 2 ? fa_ws_launch<T, HD, ST, 2>(c, p, err)
+                     : fa_ws_launch<T, HD, ST>(c, p, err);
+}
+
 /* the warp-specialised kernel's stages: 4 for hd 64 (32 KB each), 3 for hd 128 (64 KB each,
  * 225 KB of shared memory in all; run 9: 505 TFLOP/s at depth 32768 against 461 with 2);
- * LLT_CUDA_PREFILL_WS_ST=2 takes 2 at hd 128 */
+ * LLT_CUDA_PREFILL_WS_ST=2 takes 2 at hd 128 (never with LLT_CUDA_PREFILL_WS_EXP) */
 template <typename T, int HD>
 llt_status fa_ws_pick(llt_cuda_ctx *c, const fa_params &p, llt_error *err) {
-    if constexpr (HD == 64) return fa_ws_launch<T, 64, 4>(c, p, err);
+    if constexpr (HD == 64) return fa_ws_exp<T, 64, 4>(c, p, err);
     const char *v = getenv("LLT_CUDA_PREFILL_WS_ST");
-    return v && atoi(v) == 2 ? fa_ws_launch<T, 128, 2>(c, p, err) : fa_ws_launch<T, 128, 3>(c, p, err);
+    return v && atoi(v) == 2 ? fa_ws_launch<T, 128, 2>(c, p, err) : fa_ws_exp<T, 128, 3>(c, p, err);
 }
 
 template <typename T, int HD>
