@@ -658,8 +658,9 @@ static void test_flash_shapes(void) {
         g_rng = keep;
         free(dec), free(pf);
     }
-    /* the warp-specialised kernel's softmax variants (LLT_CUDA_PREFILL_WS_EXP: 0 skips O's
-     * rescale when no max moved, 1 / 2 a quarter / half of the exponentials by a polynomial)
+    /* the warp-specialised kernel's softmax variants (LLT_CUDA_PREFILL_WS_EXP: 0 keeps a row max
+     * exceeded by at most 8 and skips O's rescale when none moved, 1 / 2 also a quarter / half of
+     * the exponentials by a polynomial)
      * on random multi-tile shapes, f16 and bf16, hd 64 and 128, the last two with key splits
      * (rows with no key yet: masked keys through the polynomial) */
     static const char *ws_exps[3] = {"0", "1", "2"};

@@ -819,9 +819,10 @@ __device__ __forceinline__ void ws_copy(const T *src, size_t rs, int row_l, int 
 
 /* LLT_CUDA_PREFILL_WS_EXP (EX >= 0; default EX = -1, unchanged): the consumers' softmax
  * with less work for the exponential units (MUFU.EX2, 16 results a clock an SM: at hd 64 a
- * consumer's 64 x 128 exponentials of a tile take as long as its two products). EX >= 0 skips
- * O's rescale when no row max of the warp moved (the factors are exactly 1: FA4's trick; deep
- * in the context the max rarely moves); EX = 1 / 2 also compute a quarter / half of the
+ * consumer's 64 x 128 exponentials of a tile take as long as its two products). EX >= 0 keeps a
+ * row's running max unless the tile's exceeds it by more than 8 (log2 units: P <= 2^8, as exact
+ * relative to its dtype as P <= 1, the f32 sums far from overflow; FA4's trick) and skips O's
+ * rescale when no row max of the warp moved (the factors are exactly 1); EX = 1 / 2 also compute a quarter / half of the
  * exponentials (every 4th / 2nd 8-column block, interleaved with the MUFU ones) on the FMA
  * pipe: 2^x = 2^j 2^f, j = round(x) by the 1.5 2^23 shifter, f = x - j in [-0.5, 0.5], 2^f a
  * degree-3 minimax polynomial (relative error 7.5e-5 in float32 over [-0.5, 0.5], below half an
@@ -973,7 +974,11 @@ __global__ void __launch_bounds__(384, 1) fa_ws_kernel(fa_params p) {
             mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
             mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
             mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
-            const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b); /* -inf: no key yet (a split) */
+            float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b); /* -inf: no key yet (a split) */
+            if (EX >= 0) { /* keep a max exceeded by at most 8 (P <= 2^8; FA4): O's rescale is rare */
+                if (mx_a <= m_a + 8.0f) mn_a = m_a;
+                if (mx_b <= m_b + 8.0f) mn_b = m_b;
+            }
             const float al_a = fast_exp2(m_a - (mn_a == -INFINITY ? 0.0f : mn_a));
             const float al_b = fast_exp2(m_b - (mn_b == -INFINITY ? 0.0f : mn_b));
             m_a = mn_a, m_b = mn_b;
@@ -1138,7 +1143,8 @@ static int fa_wg_kind(void) {
 }
 
 /* LLT_CUDA_PREFILL_WS_EXP=0|1|2 (experiment; unset: the default kernel): the softmax variants
- * at the default stage counts (above ws_poly_exp2): 0 skips O's rescale when no max moved, 1 / 2
+ * at the default stage counts (above ws_poly_exp2): 0 keeps a max unless exceeded by more than
+ * 8 and skips O's rescale when no max moved, 1 / 2
  * also take a quarter / half of the exponentials on the FMA pipe */
 template <typename T, int HD, int ST>
 llt_status fa_ws_exp(llt_cuda_ctx *c, const fa_params &p, llt_error *err) {
