@@ -665,7 +665,8 @@ static void test_flash_shapes(void) {
      * (rows with no key yet: masked keys through the polynomial) */
     static const char *ws_exps[3] = {"0", "1", "2"};
     char ws_exp_env[16] = ""; /* a value forced from outside is put back after */
-    if (getenv("LLT_CUDA_PREFILL_WS_EXP")) snprintf(ws_exp_env, sizeof ws_exp_env, "%s", getenv("LLT_CUDA_PREFILL_WS_EXP"));
+    const char *ws_exp_set = getenv("LLT_CUDA_PREFILL_WS_EXP");
+    if (ws_exp_set) snprintf(ws_exp_env, sizeof ws_exp_env, "%s", ws_exp_set);
     for (int i = 0; i < (san ? 3 : 6); i++) {
         int hd = hds[i % 2], G = groups[i % 3], nkv = 1 + i % 2, ps = pss[(i + 2) % 3];
         int L = 200 + (int)frand(0, san ? 600 : 4000), n_q = 1 + (int)frand(0, 500);

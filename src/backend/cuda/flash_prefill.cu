@@ -822,9 +822,9 @@ __device__ __forceinline__ void ws_copy(const T *src, size_t rs, int row_l, int 
  * consumer's 64 x 128 exponentials of a tile take as long as its two products). EX >= 0 keeps a
  * row's running max unless the tile's exceeds it by more than 8 (log2 units: P <= 2^8, as exact
  * relative to its dtype as P <= 1, the f32 sums far from overflow; FA4's trick) and skips O's
- * rescale when no row max of the warp moved (the factors are exactly 1); EX = 1 / 2 also compute a quarter / half of the
- * exponentials (every 4th / 2nd 8-column block, interleaved with the MUFU ones) on the FMA
- * pipe: 2^x = 2^j 2^f, j = round(x) by the 1.5 2^23 shifter, f = x - j in [-0.5, 0.5], 2^f a
+ * rescale when no row max of the warp moved (the factors are exactly 1); EX = 1 / 2 also
+ * compute a quarter / half of the exponentials (every 4th / 2nd 8-column block, interleaved
+ * with the MUFU ones) on the FMA pipe: 2^x = 2^j 2^f, j = round(x) by the 1.5 2^23 shifter, f = x - j in [-0.5, 0.5], 2^f a
  * degree-3 minimax polynomial (relative error 7.5e-5 in float32 over [-0.5, 0.5], below half an
  * f16 ulp, 4.9e-4, and far below bf16's; so P rounded to the dtype moves by at most one ulp
  * where it moved by none), j added into the exponent bits. x is clamped to -126 first: a masked
@@ -1144,8 +1144,8 @@ static int fa_wg_kind(void) {
 
 /* LLT_CUDA_PREFILL_WS_EXP=0|1|2 (experiment; unset: the default kernel): the softmax variants
  * at the default stage counts (above ws_poly_exp2): 0 keeps a max unless exceeded by more than
- * 8 and skips O's rescale when no max moved, 1 / 2
- * also take a quarter / half of the exponentials on the FMA pipe */
+ * 8 and skips O's rescale when no max moved, 1 / 2 also take a quarter / half of the
+ * exponentials on the FMA pipe */
 template <typename T, int HD, int ST>
 llt_status fa_ws_exp(llt_cuda_ctx *c, const fa_params &p, llt_error *err) {
     const char *e = getenv("LLT_CUDA_PREFILL_WS_EXP");
