@@ -660,14 +660,14 @@ static void test_flash_shapes(void) {
     }
     /* the warp-specialised kernel's softmax variants (LLT_CUDA_PREFILL_WS_EXP: 0 keeps a row max
      * exceeded by at most 8 and skips O's rescale when none moved, 1 / 2 also a quarter / half of
-     * the exponentials by a polynomial)
-     * on random multi-tile shapes, f16 and bf16, hd 64 and 128, the last two with key splits
+     * the exponentials by a polynomial, -1 the plain softmax, the default at hd 64)
+     * on random multi-tile shapes, f16 and bf16, hd 64 and 128, the last three with key splits
      * (rows with no key yet: masked keys through the polynomial) */
-    static const char *ws_exps[3] = {"0", "1", "2"};
+    static const char *ws_exps[4] = {"0", "1", "2", "-1"};
     char ws_exp_env[16] = ""; /* a value forced from outside is put back after */
     const char *ws_exp_set = getenv("LLT_CUDA_PREFILL_WS_EXP");
     if (ws_exp_set) snprintf(ws_exp_env, sizeof ws_exp_env, "%s", ws_exp_set);
-    for (int i = 0; i < (san ? 3 : 6); i++) {
+    for (int i = 0; i < (san ? 4 : 8); i++) {
         int hd = hds[i % 2], G = groups[i % 3], nkv = 1 + i % 2, ps = pss[(i + 2) % 3];
         int L = 200 + (int)frand(0, san ? 600 : 4000), n_q = 1 + (int)frand(0, 500);
         if (n_q > L) n_q = L;
@@ -675,8 +675,8 @@ static void test_flash_shapes(void) {
         float *dec = NULL, *pf = NULL;
         uint64_t keep = g_rng;
         setenv("LLT_CUDA_PREFILL_WG", "ws", 1);
-        setenv("LLT_CUDA_PREFILL_WS_EXP", ws_exps[i % 3], 1);
-        if (i >= 4) setenv("LLT_CUDA_PREFILL_SPLITS", "3", 1);
+        setenv("LLT_CUDA_PREFILL_WS_EXP", ws_exps[i % 4], 1);
+        if (i >= 5) setenv("LLT_CUDA_PREFILL_SPLITS", "3", 1);
         attn_run(k_dts[(i / 3) % 2], &ac, ps, &dec, &pf);
         unsetenv("LLT_CUDA_PREFILL_WG");
         unsetenv("LLT_CUDA_PREFILL_WS_EXP");
@@ -1129,7 +1129,7 @@ static void test_flash_speed(void) {
             double flops = 4.0 * hd * nh * ((double)n_q * q_pos0 + (double)n_q * (n_q + 1) / 2);
             if (strcmp(getenv("LLT_ATTN_SPEED"), "wsexp") == 0) { /* the ws softmax variants only, deep */
                 if (D < 16384) continue;
-                static const char *ex[5] = {"", "0", "1", "2", ""}; /* "": the default kernel (first and last) */
+                static const char *ex[5] = {"-1", "0", "1", "2", ""}; /* "": the default (0 at hd 128, -1 at 64) */
                 double t[5];
                 for (int k = 0; k < 5; k++) {
                     if (ex[k][0]) setenv("LLT_CUDA_PREFILL_WS_EXP", ex[k], 1);
@@ -1138,8 +1138,8 @@ static void test_flash_speed(void) {
                 }
                 unsetenv("LLT_CUDA_PREFILL_WS_EXP");
                 fprintf(stderr,
-                        "  ws softmax variants hd %d depth %6d, TFLOP/s of a 512-row chunk: default %.1f / %.1f, "
-                        "WS_EXP=0 %.1f, =1 %.1f, =2 %.1f\n",
+                        "  ws softmax variants hd %d depth %6d, TFLOP/s of a 512-row chunk: WS_EXP=-1 %.1f, default %.1f, "
+                        "=0 %.1f, =1 %.1f, =2 %.1f\n",
                         hd, D, flops / t[0] / 1e12, flops / t[4] / 1e12, flops / t[1] / 1e12, flops / t[2] / 1e12,
                         flops / t[3] / 1e12);
                 continue;

@@ -817,7 +817,7 @@ __device__ __forceinline__ void ws_copy(const T *src, size_t rs, int row_l, int 
     }
 }
 
-/* LLT_CUDA_PREFILL_WS_EXP (EX >= 0; default EX = -1, unchanged): the consumers' softmax
+/* LLT_CUDA_PREFILL_WS_EXP (EX >= 0; EX = -1 the plain softmax; default: fa_ws_exp): the consumers' softmax
  * with less work for the exponential units (MUFU.EX2, 16 results a clock an SM: at hd 64 a
  * consumer's 64 x 128 exponentials of a tile take as long as its two products). EX >= 0 keeps a
  * row's running max unless the tile's exceeds it by more than 8 (log2 units: P <= 2^8, as exact
@@ -1142,14 +1142,16 @@ static int fa_wg_kind(void) {
     return strcmp(v, "ovl") == 0 ? 1 : strcmp(v, "pp") == 0 ? 2 : strcmp(v, "sync") == 0 ? 0 : 3;
 }
 
-/* LLT_CUDA_PREFILL_WS_EXP=0|1|2 (experiment; unset: the default kernel): the softmax variants
- * at the default stage counts (above ws_poly_exp2): 0 keeps a max unless exceeded by more than
- * 8 and skips O's rescale when no max moved, 1 / 2 also take a quarter / half of the
- * exponentials on the FMA pipe */
+/* LLT_CUDA_PREFILL_WS_EXP=-1|0|1|2: the softmax variants at the default stage counts (above
+ * ws_poly_exp2): -1 the plain softmax, 0 keeps a max unless exceeded by more than 8 and skips
+ * O's rescale when no max moved, 1 / 2 also take a quarter / half of the exponentials on the FMA
+ * pipe. Default 0 at hd 128, -1 at hd 64: on the H200 (512-row chunk, bench/RESULTS.md issue 19
+ * run 10) 0 gave hd 128 535 / 543 TFLOP/s at depth 32768 / 131072 against 510 / 515, while at
+ * hd 64 every variant was slower (1: 350 against 366; the polynomial does not pay) */
 template <typename T, int HD, int ST>
 llt_status fa_ws_exp(llt_cuda_ctx *c, const fa_params &p, llt_error *err) {
     const char *e = getenv("LLT_CUDA_PREFILL_WS_EXP");
-    const int ex = e && *e ? atoi(e) : -1;
+    const int ex = e && *e ? atoi(e) : HD == 128 ? 0 : -1;
     return ex == 0   ? fa_ws_launch<T, HD, ST, 0>(c, p, err)
            : ex == 1 ? fa_ws_launch<T, HD, ST, 1>(c, p, err)
            : ex == 2 ? fa_ws_launch<T, HD, ST, 2>(c, p, err)
