@@ -402,6 +402,34 @@ __device__ __forceinline__ void wg_load_tile(const fa_params &p, const int *tbl,
     }
 }
 
+/* A warp's S fragment of BN keys (4 values per 8 keys: rows a, a, b, b): on a diagonal tile the
+ * keys past a row's position to -inf (keys kb + 8 nt + 2 ta and the next), then the maxima of rows
+ * a and b over the lane quad (the same in every kernel on wgmma fragments: sync, ovl, ws). */
+template <int BN>
+__device__ __forceinline__ void wg_mask_max(float (&s)[BN / 2], bool diag, int kb, int ta, int pos_a, int pos_b,
+                                            float &mx_a, float &mx_b) {
+    if (diag) {
+#pragma unroll
+        for (int nt = 0; nt < BN / 8; nt++) {
+            const int key = kb + nt * 8 + 2 * ta;
+            if (key > pos_a) s[4 * nt] = -INFINITY;
+            if (key + 1 > pos_a) s[4 * nt + 1] = -INFINITY;
+            if (key > pos_b) s[4 * nt + 2] = -INFINITY;
+            if (key + 1 > pos_b) s[4 * nt + 3] = -INFINITY;
+        }
+    }
+    mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < BN / 8; nt++) {
+        mx_a = fmaxf(mx_a, fmaxf(s[4 * nt], s[4 * nt + 1]));
+        mx_b = fmaxf(mx_b, fmaxf(s[4 * nt + 2], s[4 * nt + 3]));
+    }
+    mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 1));
+    mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
+    mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
+    mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
+}
+
 /* Named barrier 1 between the two warpgroups (256 threads: one arrives, the other waits). */
 __device__ __forceinline__ void wg_bar_sync1() { asm volatile("bar.sync 1, 256;\n" ::: "memory"); }
 __device__ __forceinline__ void wg_bar_arrive1() { asm volatile("bar.arrive 1, 256;\n" ::: "memory"); }
@@ -491,26 +519,8 @@ __global__ void __launch_bounds__(256, 1) fa_wg_kernel(fa_params p) {
         wg_wait<0>();
 #pragma unroll
         for (int i = 0; i < BN / 2; i++) wg_reg_fence(s[i]);
-        if (j >= n_full) { /* diagonal tiles: keys past a row's position do not exist for it */
-#pragma unroll
-            for (int nt = 0; nt < BN / 8; nt++) {
-                const int key = kb + nt * 8 + 2 * ta;
-                if (key > pos_a) s[4 * nt] = -INFINITY;
-                if (key + 1 > pos_a) s[4 * nt + 1] = -INFINITY;
-                if (key > pos_b) s[4 * nt + 2] = -INFINITY;
-                if (key + 1 > pos_b) s[4 * nt + 3] = -INFINITY;
-            }
-        }
-        float mx_a = -INFINITY, mx_b = -INFINITY;
-#pragma unroll
-        for (int nt = 0; nt < BN / 8; nt++) {
-            mx_a = fmaxf(mx_a, fmaxf(s[4 * nt], s[4 * nt + 1]));
-            mx_b = fmaxf(mx_b, fmaxf(s[4 * nt + 2], s[4 * nt + 3]));
-        }
-        mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 1));
-        mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
-        mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
-        mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
+        float mx_a, mx_b; /* diagonal tiles: keys past a row's position do not exist for it */
+        wg_mask_max<BN>(s, j >= n_full, kb, ta, pos_a, pos_b, mx_a, mx_b);
         const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b); /* -inf: no key yet (a split) */
         const float al_a = fast_exp2(m_a - (mn_a == -INFINITY ? 0.0f : mn_a));
         const float al_b = fast_exp2(m_b - (mn_b == -INFINITY ? 0.0f : mn_b));
@@ -670,27 +680,8 @@ __global__ void __launch_bounds__(256, 1) fa_wg_ovl_kernel(fa_params p) {
     auto softmax = [&](int j) {
 #pragma unroll
         for (int i = 0; i < BN / 2; i++) wg_reg_fence(s[i]);
-        if (j >= n_full) { /* keys past a row's position do not exist for it */
-            const int kb = j * BN;
-#pragma unroll
-            for (int nt = 0; nt < BN / 8; nt++) {
-                const int key = kb + nt * 8 + 2 * ta;
-                if (key > pos_a) s[4 * nt] = -INFINITY;
-                if (key + 1 > pos_a) s[4 * nt + 1] = -INFINITY;
-                if (key > pos_b) s[4 * nt + 2] = -INFINITY;
-                if (key + 1 > pos_b) s[4 * nt + 3] = -INFINITY;
-            }
-        }
-        float mx_a = -INFINITY, mx_b = -INFINITY;
-#pragma unroll
-        for (int nt = 0; nt < BN / 8; nt++) {
-            mx_a = fmaxf(mx_a, fmaxf(s[4 * nt], s[4 * nt + 1]));
-            mx_b = fmaxf(mx_b, fmaxf(s[4 * nt + 2], s[4 * nt + 3]));
-        }
-        mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 1));
-        mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
-        mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
-        mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
+        float mx_a, mx_b; /* keys past a row's position do not exist for it */
+        wg_mask_max<BN>(s, j >= n_full, j * BN, ta, pos_a, pos_b, mx_a, mx_b);
         const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b); /* -inf: no key yet (a split) */
         al_a = fast_exp2(m_a - (mn_a == -INFINITY ? 0.0f : mn_a));
         al_b = fast_exp2(m_b - (mn_b == -INFINITY ? 0.0f : mn_b));
@@ -953,27 +944,8 @@ __global__ void __launch_bounds__(384, 1) fa_ws_kernel(fa_params p) {
             if (lane == 0) mb_arrive(b + (j - t0) % ST);
         };
         auto softmax = [&](int j) { /* tile j: mask, maxima, O rescaled, exponentials -> pf, sums */
-            if (j >= n_full) { /* diagonal tiles: keys past a row's position do not exist for it */
-                const int kb = j * BN;
-#pragma unroll
-                for (int nt = 0; nt < BN / 8; nt++) {
-                    const int key = kb + nt * 8 + 2 * ta;
-                    if (key > pos_a) s[4 * nt] = -INFINITY;
-                    if (key + 1 > pos_a) s[4 * nt + 1] = -INFINITY;
-                    if (key > pos_b) s[4 * nt + 2] = -INFINITY;
-                    if (key + 1 > pos_b) s[4 * nt + 3] = -INFINITY;
-                }
-            }
-            float mx_a = -INFINITY, mx_b = -INFINITY;
-#pragma unroll
-            for (int nt = 0; nt < BN / 8; nt++) {
-                mx_a = fmaxf(mx_a, fmaxf(s[4 * nt], s[4 * nt + 1]));
-                mx_b = fmaxf(mx_b, fmaxf(s[4 * nt + 2], s[4 * nt + 3]));
-            }
-            mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 1));
-            mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
-            mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
-            mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
+            float mx_a, mx_b; /* diagonal tiles: keys past a row's position do not exist for it */
+            wg_mask_max<BN>(s, j >= n_full, j * BN, ta, pos_a, pos_b, mx_a, mx_b);
             float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b); /* -inf: no key yet (a split) */
             if (EX >= 0) { /* keep a max exceeded by at most 8 (P <= 2^8; FA4): O's rescale is rare */
                 if (mx_a <= m_a + 8.0f) mn_a = m_a;
