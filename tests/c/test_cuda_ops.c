@@ -66,6 +66,23 @@ static void *dev_from(llt_dtype dt, const float *h, int64_t n) {
     CHECK_OK(llt_cuda_upload_convert(g_ctx, dt, d, LLT_DTYPE_F32, h, n, &err), &err);
     return d;
 }
+/* f8 K and V pools of `blocks` pages for the decode timings: 64 pages of random e4m3 values (NaN
+ * codes avoided) with scale 1/16, repeated */
+static void f8_pools_make(int ps, int nkv, int hd, int blocks, void **dk8, void **dv8) {
+    llt_error err = {0};
+    const size_t pb8 = llt_kv_f8_page_bytes(ps, nkv, hd), so8 = llt_kv_f8_scales_offset(ps, nkv, hd);
+    uint8_t *tmpl8 = malloc(64 * pb8);
+    for (size_t pg = 0; pg < 64; pg++) {
+        for (size_t i = 0; i < so8; i++) tmpl8[pg * pb8 + i] = llt_f32_to_e4m3(frand(-448, 448));
+        for (size_t i = 0; i < (pb8 - so8) / 4; i++) ((float *)(tmpl8 + pg * pb8 + so8))[i] = 1.0f / 16;
+    }
+    *dk8 = dev_alloc((size_t)blocks * pb8), *dv8 = dev_alloc((size_t)blocks * pb8);
+    for (int pg = 0; pg < blocks; pg += 64) {
+        CHECK_OK(llt_cuda_upload(g_ctx, (char *)*dk8 + (size_t)pg * pb8, tmpl8, 64 * pb8, &err), &err);
+        CHECK_OK(llt_cuda_upload(g_ctx, (char *)*dv8 + (size_t)pg * pb8, tmpl8, 64 * pb8, &err), &err);
+    }
+    free(tmpl8);
+}
 static void *dev_nan(llt_dtype dt, int64_t n) {
     float *h = malloc((size_t)n * 4);
     for (int64_t i = 0; i < n; i++) h[i] = NAN;
@@ -1022,19 +1039,8 @@ static void test_decode_speed(void) {
             CHECK_OK(llt_cuda_upload_convert(g_ctx, LLT_DTYPE_F16, (char *)dv + off * 2, LLT_DTYPE_F32, r + 1, n - 1, &err), &err);
         }
         free(r);
-        /* f8 pools: 64 pages of random e4m3 values (NaN codes avoided), scale 1/16, repeated */
-        const size_t pb8 = llt_kv_f8_page_bytes(ps, nkv, hd), so8 = llt_kv_f8_scales_offset(ps, nkv, hd);
-        uint8_t *tmpl8 = malloc(64 * pb8);
-        for (size_t pg = 0; pg < 64; pg++) {
-            for (size_t i = 0; i < so8; i++) tmpl8[pg * pb8 + i] = llt_f32_to_e4m3(frand(-448, 448));
-            for (size_t i = 0; i < (pb8 - so8) / 4; i++) ((float *)(tmpl8 + pg * pb8 + so8))[i] = 1.0f / 16;
-        }
-        void *dk8 = dev_alloc((size_t)blocks * pb8), *dv8 = dev_alloc((size_t)blocks * pb8);
-        for (int pg = 0; pg < blocks; pg += 64) {
-            CHECK_OK(llt_cuda_upload(g_ctx, (char *)dk8 + (size_t)pg * pb8, tmpl8, 64 * pb8, &err), &err);
-            CHECK_OK(llt_cuda_upload(g_ctx, (char *)dv8 + (size_t)pg * pb8, tmpl8, 64 * pb8, &err), &err);
-        }
-        free(tmpl8);
+        void *dk8, *dv8; /* f8 pools */
+        f8_pools_make(ps, nkv, hd, blocks, &dk8, &dv8);
         /* FD_ROT tables back to back: entry i is page (i * 7919) mod blocks (scattered pages) */
         int32_t *bt = malloc((size_t)FD_ROT * blocks * 4), zero = 0;
         for (int b = 0; b < FD_ROT * blocks; b++) bt[b] = (int32_t)(((int64_t)b * 7919) % blocks);
@@ -1102,19 +1108,8 @@ static void test_flash_speed(void) {
         CHECK_OK(llt_cuda_upload(g_ctx, drbt, zeros, (size_t)n_q * 4, &err), &err);
         float *q = rand_vec((int64_t)n_q * nh * hd, -1, 1);
         void *dq = dev_from(LLT_DTYPE_F32, q, (int64_t)n_q * nh * hd), *dout = dev_alloc((size_t)n_q * nh * hd * 2);
-        /* the f8 pools: 64 pages of random e4m3 values (NaN codes avoided), scale 1/16, repeated */
-        const size_t pb8 = llt_kv_f8_page_bytes(ps, nkv, hd), so8 = llt_kv_f8_scales_offset(ps, nkv, hd);
-        uint8_t *tmpl8 = malloc(64 * pb8);
-        for (size_t pg = 0; pg < 64; pg++) {
-            for (size_t i = 0; i < so8; i++) tmpl8[pg * pb8 + i] = llt_f32_to_e4m3(frand(-448, 448));
-            for (size_t i = 0; i < (pb8 - so8) / 4; i++) ((float *)(tmpl8 + pg * pb8 + so8))[i] = 1.0f / 16;
-        }
-        void *dk8 = dev_alloc((size_t)blocks * pb8), *dv8 = dev_alloc((size_t)blocks * pb8);
-        for (int pg = 0; pg < blocks; pg += 64) {
-            CHECK_OK(llt_cuda_upload(g_ctx, (char *)dk8 + (size_t)pg * pb8, tmpl8, 64 * pb8, &err), &err);
-            CHECK_OK(llt_cuda_upload(g_ctx, (char *)dv8 + (size_t)pg * pb8, tmpl8, 64 * pb8, &err), &err);
-        }
-        free(tmpl8);
+        void *dk8, *dv8; /* f8 pools */
+        f8_pools_make(ps, nkv, hd, blocks, &dk8, &dv8);
         /* 256 splits: the most llt_cuda_attn_long_splits() returns (LLT_CUDA_ATTN_LONG_SPB=8 below
          * asks for twice the default's) */
         void *work = dev_alloc((size_t)llt_cuda_attn_work_floats(1, 256, nh, hd) * 4);
