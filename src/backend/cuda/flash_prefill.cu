@@ -178,6 +178,22 @@ __device__ __forceinline__ void fa_store(const fa_params &p, int kvh, int v0, in
     }
 }
 
+/* Eight values of query row v at column chunk c (its token v / G, head kvh G + v % G), scaled
+ * into the exp2 domain and rounded to T; zeros for rows past nv. Every prefill kernel's Q load. */
+template <typename T, int HD>
+__device__ __forceinline__ uint4 fa_q8(const fa_params &p, int kvh, int v, int nv, int c) {
+    float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    if (v < nv) {
+        const float4 *src = reinterpret_cast<const float4 *>(
+            p.q + ((size_t)(p.row0 + v / p.G) * p.nh + (size_t)kvh * p.G + v % p.G) * HD + c * 8);
+        const float4 a = src[0], b = src[1];
+        f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+#pragma unroll
+        for (int j = 0; j < 8; j++) f[j] *= p.scale_log2;
+    }
+    return pack8<T>(f);
+}
+
 template <typename T, int HD, int NW, bool DEC, bool K8>
 __global__ void __launch_bounds__(NW * 32, HD == 64 ? 2 : 1) fa_prefill_kernel(fa_params p) {
     typedef fa_layout<HD, NW, K8> LY;
@@ -214,16 +230,7 @@ __global__ void __launch_bounds__(NW * 32, HD == 64 ? 2 : 1) fa_prefill_kernel(f
     /* Q rows (scaled into the exp2 domain, rounded to T) */
     for (int idx = threadIdx.x; idx < BM * HD / 8; idx += NW * 32) {
         const int r = idx / (HD / 8), c = idx % (HD / 8), v = v0 + r;
-        float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        if (v < nv) {
-            const float4 *src = reinterpret_cast<const float4 *>(
-                p.q + ((size_t)(p.row0 + v / p.G) * p.nh + (size_t)kvh * p.G + v % p.G) * HD + c * 8);
-            const float4 a = src[0], b = src[1];
-            f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
-#pragma unroll
-            for (int j = 0; j < 8; j++) f[j] *= p.scale_log2;
-        }
-        *reinterpret_cast<uint4 *>(Qs + r * LD + c * 8) = pack8<T>(f);
+        *reinterpret_cast<uint4 *>(Qs + r * LD + c * 8) = fa_q8<T, HD>(p, kvh, v, nv, c);
     }
     /* this lane's rows: A = warp * 16 + lane / 4, B = A + 8, and their positions */
     const int ra = warp * 16 + (lane >> 2), ta = lane & 3;
@@ -468,16 +475,7 @@ __global__ void __launch_bounds__(256, 1) fa_wg_kernel(fa_params p) {
     }
     for (int idx = threadIdx.x; idx < BM * HD / 8; idx += 256) { /* Q rows, scaled into the exp2 domain */
         const int r = idx / (HD / 8), c = idx % (HD / 8), v = v0 + r;
-        float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        if (v < nv) {
-            const float4 *src = reinterpret_cast<const float4 *>(
-                p.q + ((size_t)(p.row0 + v / p.G) * p.nh + (size_t)kvh * p.G + v % p.G) * HD + c * 8);
-            const float4 a = src[0], b = src[1];
-            f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
-#pragma unroll
-            for (int j = 0; j < 8; j++) f[j] *= p.scale_log2;
-        }
-        *reinterpret_cast<uint4 *>(Qs + r * LDQ + c * 8) = pack8<T>(f);
+        *reinterpret_cast<uint4 *>(Qs + r * LDQ + c * 8) = fa_q8<T, HD>(p, kvh, v, nv, c);
     }
     __syncthreads();
     unsigned qf[HD / 16][4];
@@ -616,16 +614,7 @@ __global__ void __launch_bounds__(256, 1) fa_wg_ovl_kernel(fa_params p) {
     }
     for (int idx = threadIdx.x; idx < BM * HD / 8; idx += 256) { /* Q rows, scaled into the exp2 domain */
         const int r = idx / (HD / 8), c = idx % (HD / 8), v = v0 + r;
-        float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        if (v < nv) {
-            const float4 *src = reinterpret_cast<const float4 *>(
-                p.q + ((size_t)(p.row0 + v / p.G) * p.nh + (size_t)kvh * p.G + v % p.G) * HD + c * 8);
-            const float4 a = src[0], b = src[1];
-            f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
-#pragma unroll
-            for (int j = 0; j < 8; j++) f[j] *= p.scale_log2;
-        }
-        *reinterpret_cast<uint4 *>(Qs + r * LDQ + c * 8) = pack8<T>(f);
+        *reinterpret_cast<uint4 *>(Qs + r * LDQ + c * 8) = fa_q8<T, HD>(p, kvh, v, nv, c);
     }
     __syncthreads();
     unsigned qf[HD / 16][4];
@@ -889,16 +878,8 @@ __global__ void __launch_bounds__(384, 1) fa_ws_kernel(fa_params p) {
         unsigned char *Qw = sm + LY::Q + w * LY::QW;
         for (int idx = tid; idx < 64 * HD / 8; idx += 128) { /* this consumer's Q rows, scaled into the exp2 domain */
             const int r = idx / (HD / 8), c = idx % (HD / 8), v = v0 + 64 * w + r;
-            float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            if (v < nv) {
-                const float4 *src = reinterpret_cast<const float4 *>(
-                    p.q + ((size_t)(p.row0 + v / p.G) * p.nh + (size_t)kvh * p.G + v % p.G) * HD + c * 8);
-                const float4 a = src[0], b = src[1];
-                f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
-#pragma unroll
-                for (int i = 0; i < 8; i++) f[i] *= p.scale_log2;
-            }
-            *reinterpret_cast<uint4 *>(Qw + (c >> 3) * 64 * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4)) = pack8<T>(f);
+            *reinterpret_cast<uint4 *>(Qw + (c >> 3) * 64 * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4)) =
+                fa_q8<T, HD>(p, kvh, v, nv, c);
         }
         wg_fence_proxy(); /* Q (ordinary stores) -> the tensor cores' reads */
         nb_sync(3 + w, 128);
