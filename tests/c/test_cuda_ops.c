@@ -1006,12 +1006,14 @@ enum { FD_ROT = 4 };
 typedef struct fd_rot {
     const int32_t *bt;
     int stride; /* table entries between rotations */
+    int n;      /* tables (FD_ROT; more at short depths, so that they exceed the L2) */
+    int reps;   /* launches (FD_REPS, or n where that is more) */
 } fd_rot;
 static llt_status run_decode_rot(llt_cuda_attn *a, void *arg) {
     const fd_rot *r = arg;
     llt_status st = LLT_OK;
-    for (int i = 0; i < FD_REPS && st == LLT_OK; i++) {
-        a->bt = r->bt + (size_t)(i % FD_ROT) * r->stride;
+    for (int i = 0; i < r->reps && st == LLT_OK; i++) {
+        a->bt = r->bt + (size_t)(i % r->n) * r->stride;
         st = run_decode(a, NULL);
     }
     return st;
@@ -1022,9 +1024,22 @@ static llt_status run_decode_rot(llt_cuda_attn *a, void *arg) {
  * (LLT_ATTN_SPEED_HD: one); "hot": the same pages every launch (the figures before run 8),
  * "cold": rotating tables (fd_rot) */
 static void test_decode_speed(void) {
-    static const int depths[3] = {16384, 32768, 131072};
-    const int nh = 32, nkv = 8, ps = 16, blocks = 131072 / ps;
+    int depths[16] = {16384, 32768, 131072}, n_depths = 3;
     const char *dv_ = getenv("LLT_ATTN_SPEED_DEPTH"), *hv = getenv("LLT_ATTN_SPEED_HD");
+    if (dv_) { /* a comma-separated list of depths, 1..131072 */
+        n_depths = 0;
+        for (const char *c = dv_; *c && n_depths < 16;) {
+            const int d = atoi(c);
+            if (d >= 1 && d <= 131072) depths[n_depths++] = d;
+            c = strchr(c, ',');
+            if (!c) break;
+            c++;
+        }
+    }
+    /* LLT_ATTN_SPEED_NKV: kv heads of the 32 query heads (default 8; 32: llama2-7b) */
+    const char *nv = getenv("LLT_ATTN_SPEED_NKV");
+    const int nh = 32, nkv = nv && (atoi(nv) == 1 || atoi(nv) == 4 || atoi(nv) == 32) ? atoi(nv) : 8, ps = 16,
+              blocks = 131072 / ps;
     llt_error err = {0};
     for (int h = 0; h < 2; h++) {
         const int hd = h ? 128 : 64;
@@ -1050,27 +1065,29 @@ static void test_decode_speed(void) {
         float *q = rand_vec((int64_t)nh * hd, -1, 1);
         void *dq = dev_from(LLT_DTYPE_F32, q, (int64_t)nh * hd), *dout = dev_alloc((size_t)nh * hd * 2);
         void *work = dev_alloc((size_t)llt_cuda_attn_work_floats(1, 256, nh, hd) * 4), *cnt = dev_alloc((size_t)nkv * 4);
-        int32_t zk[8] = {0};
+        int32_t zk[32] = {0};
         CHECK_OK(llt_cuda_upload(g_ctx, cnt, zk, (size_t)nkv * 4, &err), &err);
-        for (int di = 0; di < 3; di++) {
+        for (int di = 0; di < n_depths; di++) {
             const int D = depths[di], last = D - 1;
-            if (dv_ && atoi(dv_) != D) continue;
             CHECK_OK(llt_cuda_upload(g_ctx, dpos, &last, 4, &err), &err);
             llt_cuda_attn a = {.dtype = LLT_DTYPE_F16, .q = dq, .out = dout, .k_pool = dk, .v_pool = dv, .bt = dbt,
                                .row_bt = drbt, .pos = dpos, .rows = 1, .n_heads = nh, .n_kv = nkv, .hd = hd,
                                .page_size = ps, .max_blocks = blocks, .work = work, .counters = cnt, .max_len = D};
             llt_cuda_attn a8 = a;
             a8.k_pool = dk8, a8.v_pool = dv8, a8.kv_f8 = true;
-            fd_rot rot = {.bt = dbt, .stride = D / ps * FD_ROT <= blocks ? D / ps : 0};
+            fd_rot rot = {.bt = dbt, .stride = D / ps * FD_ROT <= blocks ? D / ps : 0, .n = FD_ROT, .reps = FD_REPS};
+            if (D <= 8192) { /* short depths: 64 disjoint tables (>= 64 MB at hd 64, 8 kv heads, 512 keys) */
+                rot.stride = (D + ps - 1) / ps, rot.n = 64, rot.reps = 64;
+            }
             double tl = time_median(run_decode_n, &a, NULL, 9) / FD_REPS, kv_bytes = 2.0 * D * nkv * hd * 2;
-            double tc = time_median(run_decode_rot, &a, &rot, 9) / FD_REPS;
+            double tc = time_median(run_decode_rot, &a, &rot, 9) / rot.reps;
             a.bt = dbt;
             double t8 = time_median(run_decode_n, &a8, NULL, 9) / FD_REPS, kv8 = 2.0 * D * nkv * (hd + 4);
-            double t8c = time_median(run_decode_rot, &a8, &rot, 9) / FD_REPS;
+            double t8c = time_median(run_decode_rot, &a8, &rot, 9) / rot.reps;
             fprintf(stderr,
-                    "  decode only hd %d heads 32/8 depth %6d: long kernel f16 %.2f us = %.0f GB/s (hot), %.2f us = "
+                    "  decode only hd %d heads 32/%d depth %6d: f16 %.2f us = %.0f GB/s (hot), %.2f us = "
                     "%.0f GB/s (cold); f8 %.2f us = %.0f GB/s (hot), %.2f us = %.0f GB/s (cold)\n",
-                    hd, D, tl * 1e6, kv_bytes / tl / 1e9, tc * 1e6, kv_bytes / tc / 1e9, t8 * 1e6, kv8 / t8 / 1e9,
+                    hd, nkv, D, tl * 1e6, kv_bytes / tl / 1e9, tc * 1e6, kv_bytes / tc / 1e9, t8 * 1e6, kv8 / t8 / 1e9,
                     t8c * 1e6, kv8 / t8c / 1e9);
         }
         void *ptrs[] = {dk, dv, dbt, drbt, dpos, dq, dout, work, cnt, dk8, dv8};

@@ -61,11 +61,17 @@ struct fd_params {
     long long page_bytes, sc_off; /* f8 pools: bytes per page, offset of the scales in a page */
     int merge_smem;               /* the last block merges from shared memory where it fits (fd_merge_smem) */
     int fence_sc;                 /* LLT_CUDA_FENCE=sc: __threadfence around the counter (else acq_rel) */
+    int bal;                      /* LLT_CUDA_DECODE_BAL=1: keys dealt to the warps evenly (see fd_kernel) */
+    int early;                    /* LLT_CUDA_DECODE_EARLY=1: PDL trigger right after the wait (else after the loop) */
 };
 
-template <int HD, int KM, int ST8, int NW> struct fd_layout {
+/* SW (dtype pages, hd >= 64; LLT_CUDA_DECODE_SW=1): K / V rows unpadded, the 16-byte chunk c
+ * of row j at chunk c ^ (j & 7) (ldmatrix's eight rows hit eight bank groups): a stage of 8 KB
+ * instead of 9 KB, 192 KB a block of 8 warps, which leaves room on the SM for the blocks of the
+ * kernel before (PDL: the prologue's copies start while it ends) */
+template <int HD, int KM, int ST8, int NW, int SW = 0> struct fd_layout {
     static const int BN = HD >= 128 ? 16 : 32;       /* keys per tile */
-    static const int LD = HD + 8;                    /* elements per smem row (16 bytes of padding) */
+    static const int LD = SW ? HD : HD + 8;          /* elements per smem row (16 bytes of padding) */
     static const int TILE = 2 * BN * LD * 2;         /* K then V in the dtype, bytes */
     static const int RAW = 2 * BN * HD + 2 * BN * 4; /* f8 staged: K, V rows, then K, V scales */
     /* f8 in registers: K rows of KSTR bytes, V rows of VSTR, then K, V scales (strides that
@@ -287,10 +293,12 @@ __device__ __forceinline__ void fd_pv_f8(const unsigned char *Vr, int lane, cons
     }
 }
 
-template <typename T, int HD, int KM, int ST8, int NW>
+template <typename T, int HD, int KM, int ST8, int NW, int SW>
 __global__ void __launch_bounds__(NW * 32) fd_kernel(fd_params p) {
-    typedef fd_layout<HD, KM, ST8, NW> LY;
+    typedef fd_layout<HD, KM, ST8, NW, SW> LY;
     const int BN = LY::BN, LD = LY::LD, ST = LY::ST;
+    /* element offset of 16-byte chunk c of row j in a K / V tile of the dtype */
+    auto tix = [&](int j, int c) -> int { return j * LD + (SW ? c ^ (j & 7) : c) * 8; };
     const bool K8 = KM != FD_KV;
     extern __shared__ __align__(128) unsigned char fd_smem[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tid = threadIdx.x;
@@ -303,15 +311,29 @@ __global__ void __launch_bounds__(NW * 32) fd_kernel(fd_params p) {
     for (int i = lane; i < (int)gridDim.z; i += 32)
         if (p.row_bt[i] == bti) first = min(first, p.pos[i]);
     first = warp_min_int(first);
-    const int nt = (L + BN - 1) / BN, per = (nt + p.splits - 1) / p.splits;
-    const int t0 = min(nt, sp * per), t1 = min(nt, t0 + per);
-    const int my_n = t1 - t0 > warp ? (t1 - t0 - warp + NW - 1) / NW : 0; /* this warp's tiles */
+    /* this warp's tiles: my_n of them, tile i at key kw0 + i * kstep, keys below kend.
+     * Default: the split's tiles (BN-aligned) dealt to its warps in turn (warp w: w, w + NW, ...).
+     * p.bal (LLT_CUDA_DECODE_BAL=1): the split's keys [sp L / S, (sp + 1) L / S) and the warp's
+     * share of them, contiguous, within one key of the other warps': past a multiple of
+     * splits * NW * BN keys no warp takes a whole extra tile (its last tile is partial). */
+    int kw0, kstep, kend, my_n;
+    if (p.bal) {
+        const int S = p.splits;
+        const int k0 = (int)((long long)sp * L / S), n = (int)((long long)(sp + 1) * L / S) - k0;
+        kw0 = k0 + warp * n / NW, kend = k0 + (warp + 1) * n / NW, kstep = BN;
+        my_n = (kend - kw0 + BN - 1) / BN;
+    } else {
+        const int nt = (L + BN - 1) / BN, per = (nt + p.splits - 1) / p.splits;
+        const int t0 = min(nt, sp * per), t1 = min(nt, t0 + per);
+        my_n = t1 - t0 > warp ? (t1 - t0 - warp + NW - 1) / NW : 0;
+        kw0 = (t0 + warp) * BN, kstep = NW * BN, kend = L;
+    }
     /* lane l < BN: the page of key l of this warp's tile i (from the block table), -1 past the
      * end; read FD_LA tiles before the tile is issued (pq below: the lookups of several tiles in
      * flight at once, none of them on the loop's critical path) */
     auto key_page = [&](int i) -> int {
-        const int key = (t0 + warp + i * NW) * BN + lane;
-        if (i >= my_n || lane >= BN || key >= L) return -1;
+        const int key = kw0 + i * kstep + lane;
+        if (i >= my_n || lane >= BN || key >= kend) return -1;
         return tbl[p.ps_shift >= 0 ? key >> p.ps_shift : key / p.ps];
     };
     /* byte offset of that key's row in the K (= V) pool, -1 past the end; f8: also the offset
@@ -319,7 +341,7 @@ __global__ void __launch_bounds__(NW * 32) fd_kernel(fd_params p) {
     auto key_off = [&](int i, int page, long long &so) -> long long {
         so = -1;
         if (page < 0) return -1;
-        const int key = (t0 + warp + i * NW) * BN + lane;
+        const int key = kw0 + i * kstep + lane;
         const int in = p.ps_shift >= 0 ? key & (p.ps - 1) : key % p.ps;
         if (K8) {
             const long long row = (long long)in * p.nkv + kvh;
@@ -356,8 +378,8 @@ __global__ void __launch_bounds__(NW * 32) fd_kernel(fd_params p) {
                 const int idx = lane + 32 * c4, j = idx / CH, c = idx % CH;
                 const long long o = __shfl_sync(0xffffffffu, off, j);
                 const long long at = o >= 0 ? o + c * 16 : 0;
-                cp_async16(Ks + j * LD + c * 8, p.kp + at, o >= 0 ? 16 : 0);
-                cp_async16(Vs + j * LD + c * 8, p.vp + at, o >= 0 ? 16 : 0);
+                cp_async16(Ks + tix(j, c), p.kp + at, o >= 0 ? 16 : 0);
+                cp_async16(Vs + tix(j, c), p.vp + at, o >= 0 ? 16 : 0);
             }
         }
     };
@@ -376,11 +398,12 @@ __global__ void __launch_bounds__(NW * 32) fd_kernel(fd_params p) {
     /* prologue: ST - 1 groups (empty past the warp's tiles); before the wait only tiles
      * whose keys all precede `first` */
     int i_pre = 0;
-    for (; i_pre < ST - 1 && i_pre < my_n && (t0 + warp + i_pre * NW + 1) * BN <= first; i_pre++) {
+    for (; i_pre < ST - 1 && i_pre < my_n && kw0 + i_pre * kstep + BN <= first; i_pre++) {
         issue_next(i_pre);
         cp_async_commit();
     }
     pdl_wait();
+    if (p.early) pdl_trigger(); /* the next kernel (Wo) may launch and fetch its weights now */
     for (int i = i_pre; i < ST - 1; i++) {
         issue_next(i);
         cp_async_commit();
@@ -397,7 +420,7 @@ __global__ void __launch_bounds__(NW * 32) fd_kernel(fd_params p) {
         __syncwarp();            /* ... and every lane's; stage (i - 1) % ST is free */
         issue_next(i + ST - 1); /* nothing past the warp's tiles */
         cp_async_commit();
-        const int kb = (t0 + warp + i * NW) * BN;
+        const int kb = kw0 + i * kstep;
         T *Ks = NULL, *Vs = NULL;
         const unsigned char *Kr = NULL, *Vr = NULL;
         const float *sk = NULL;
@@ -435,8 +458,7 @@ __global__ void __launch_bounds__(NW * 32) fd_kernel(fd_params p) {
 #pragma unroll
                 for (int kk = 0; kk < HD / 16; kk++) {
                     unsigned b[4];
-                    ldsm_x4(b, Ks + (np * 16 + (lane & 7) + (lane >> 4) * 8) * LD + kk * 16 +
-                                   ((lane >> 3) & 1) * 8);
+                    ldsm_x4(b, Ks + tix(np * 16 + (lane & 7) + (lane >> 4) * 8, kk * 2 + ((lane >> 3) & 1)));
                     mma16816<T>(s[2 * np], qf[kk], b[0], b[1]);
                     mma16816<T>(s[2 * np + 1], qf[kk], b[2], b[3]);
                 }
@@ -448,12 +470,12 @@ __global__ void __launch_bounds__(NW * 32) fd_kernel(fd_params p) {
                 s[nt][0] *= k2.x, s[nt][1] *= k2.y, s[nt][2] *= k2.x, s[nt][3] *= k2.y;
             }
         }
-        if (kb + BN > L) { /* the row's last tile: keys past its position do not exist */
+        if (kb + BN > kend) { /* the warp's last tile: keys past its end (or the row's) are not its */
 #pragma unroll
             for (int nt = 0; nt < BN / 8; nt++) {
                 const int key = kb + nt * 8 + 2 * ta;
-                if (key >= L) s[nt][0] = s[nt][2] = -INFINITY;
-                if (key + 1 >= L) s[nt][1] = s[nt][3] = -INFINITY;
+                if (key >= kend) s[nt][0] = s[nt][2] = -INFINITY;
+                if (key + 1 >= kend) s[nt][1] = s[nt][3] = -INFINITY;
             }
         }
         /* online softmax; key kb is always visible, so the maxima are finite from here on */
@@ -499,8 +521,7 @@ __global__ void __launch_bounds__(NW * 32) fd_kernel(fd_params p) {
 #pragma unroll
                 for (int dp = 0; dp < HD / 16; dp++) {
                     unsigned b[4];
-                    ldsm_x4_t(b, Vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + dp * 16 +
-                                     (lane >> 4) * 8);
+                    ldsm_x4_t(b, Vs + tix(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, dp * 2 + (lane >> 4)));
                     mma16816<T>(o[2 * dp], pf[kk], b[0], b[1]);
                     mma16816<T>(o[2 * dp + 1], pf[kk], b[2], b[3]);
                 }
@@ -508,7 +529,7 @@ __global__ void __launch_bounds__(NW * 32) fd_kernel(fd_params p) {
         if (KM == FD_F8_STAGE) __syncwarp(); /* the dequantised tile is rewritten next iteration */
     }
     cp_async_wait<0>();
-    pdl_trigger();
+    if (!p.early) pdl_trigger();
     l_a += __shfl_xor_sync(0xffffffffu, l_a, 1);
     l_a += __shfl_xor_sync(0xffffffffu, l_a, 2);
     l_b += __shfl_xor_sync(0xffffffffu, l_b, 1);
@@ -631,10 +652,10 @@ static int fd_spb(int def) {
     return v && atoi(v) > 0 ? atoi(v) : def;
 }
 
-template <typename T, int HD, int KM, int ST8, int NW>
+template <typename T, int HD, int KM, int ST8, int NW, int SW = 0>
 llt_status fd_launch(llt_cuda_ctx *c, fd_params p, int rows, int spb, llt_error *err) {
-    typedef fd_layout<HD, KM, ST8, NW> LY;
-    void (*kern)(fd_params) = fd_kernel<T, HD, KM, ST8, NW>;
+    typedef fd_layout<HD, KM, ST8, NW, SW> LY;
+    void (*kern)(fd_params) = fd_kernel<T, HD, KM, ST8, NW, SW>;
     LLT_TRY(llt_smem_optin(c, kern, LY::BYTES + 16, err)); /* + the static fd_last: past 48 KB needs the opt-in */
     p.splits = fd_splits(c, rows, p.nkv, fd_spb(spb));
     return llt_launch(c, kern, dim3((unsigned)p.splits, (unsigned)p.nkv, (unsigned)rows), dim3(NW * 32),
@@ -654,6 +675,8 @@ llt_status fd_pick(llt_cuda_ctx *c, const fd_params &p, int rows, bool k8, llt_e
     if (!k8) {
         const char *v = getenv("LLT_CUDA_DECODE_NW");
         if (v && atoi(v) == 4) return fd_launch<T, HD, FD_KV, FD_ST8, 4>(c, p, rows, 2, err);
+        const char *w = getenv("LLT_CUDA_DECODE_SW");
+        if (HD >= 64 && w && atoi(w) == 1) return fd_launch<T, HD, FD_KV, FD_ST8, 8, HD >= 64>(c, p, rows, 1, err);
         return fd_launch<T, HD, FD_KV, FD_ST8, 8>(c, p, rows, 1, err);
     }
     const char *sv = getenv("LLT_CUDA_DECODE_F8ST"), *mv = getenv("LLT_CUDA_DECODE_F8");
@@ -704,6 +727,10 @@ extern "C" llt_status llt_cuda_flash_decode(llt_cuda_ctx *c, const llt_cuda_attn
     p.merge_smem = !(mv && strcmp(mv, "v0") == 0);
     const char *fv = getenv("LLT_CUDA_FENCE");
     p.fence_sc = fv && strcmp(fv, "sc") == 0;
+    const char *bv = getenv("LLT_CUDA_DECODE_BAL");
+    p.bal = bv && atoi(bv) == 1;
+    const char *ev = getenv("LLT_CUDA_DECODE_EARLY");
+    p.early = ev && atoi(ev) == 1;
     p.page_bytes = (long long)llt_kv_f8_page_bytes(a->page_size, a->n_kv, a->hd);
     p.sc_off = (long long)llt_kv_f8_scales_offset(a->page_size, a->n_kv, a->hd);
     const bool k8 = a->kv_f8;
