@@ -61,14 +61,14 @@ struct fd_params {
     long long page_bytes, sc_off; /* f8 pools: bytes per page, offset of the scales in a page */
     int merge_smem;               /* the last block merges from shared memory where it fits (fd_merge_smem) */
     int fence_sc;                 /* LLT_CUDA_FENCE=sc: __threadfence around the counter (else acq_rel) */
-    int bal;                      /* LLT_CUDA_DECODE_BAL=1: keys dealt to the warps evenly (see fd_kernel) */
+    int bal;                      /* keys dealt to the warps evenly (fd_kernel; LLT_CUDA_DECODE_BAL=0: in turn) */
     int early;                    /* LLT_CUDA_DECODE_EARLY=1: PDL trigger right after the wait (else after the loop) */
 };
 
-/* SW (dtype pages, hd >= 64; LLT_CUDA_DECODE_SW=1): K / V rows unpadded, the 16-byte chunk c
- * of row j at chunk c ^ (j & 7) (ldmatrix's eight rows hit eight bank groups): a stage of 8 KB
- * instead of 9 KB, 192 KB a block of 8 warps, which leaves room on the SM for the blocks of the
- * kernel before (PDL: the prologue's copies start while it ends) */
+/* SW (dtype pages, hd >= 64; the default, LLT_CUDA_DECODE_SW=0: padded rows): K / V rows
+ * unpadded, the 16-byte chunk c of row j at chunk c ^ (j & 7) (ldmatrix's eight rows hit eight
+ * bank groups): a stage of 8 KB instead of 9 KB, 192 KB a block of 8 warps, which leaves room on
+ * the SM for the blocks of the kernel before (PDL: the prologue's copies start while it ends) */
 template <int HD, int KM, int ST8, int NW, int SW = 0> struct fd_layout {
     static const int BN = HD >= 128 ? 16 : 32;       /* keys per tile */
     static const int LD = SW ? HD : HD + 8;          /* elements per smem row (16 bytes of padding) */
@@ -312,9 +312,9 @@ __global__ void __launch_bounds__(NW * 32) fd_kernel(fd_params p) {
         if (p.row_bt[i] == bti) first = min(first, p.pos[i]);
     first = warp_min_int(first);
     /* this warp's tiles: my_n of them, tile i at key kw0 + i * kstep, keys below kend.
-     * Default: the split's tiles (BN-aligned) dealt to its warps in turn (warp w: w, w + NW, ...).
-     * p.bal (LLT_CUDA_DECODE_BAL=1): the split's keys [sp L / S, (sp + 1) L / S) and the warp's
-     * share of them, contiguous, within one key of the other warps': past a multiple of
+     * LLT_CUDA_DECODE_BAL=0: the split's tiles (BN-aligned) dealt to its warps in turn (warp w:
+     * w, w + NW, ...). p.bal (the default): the split's keys [sp L / S, (sp + 1) L / S) and the
+     * warp's share of them, contiguous, within one key of the other warps': past a multiple of
      * splits * NW * BN keys no warp takes a whole extra tile (its last tile is partial). */
     int kw0, kstep, kend, my_n;
     if (p.bal) {
@@ -676,7 +676,7 @@ llt_status fd_pick(llt_cuda_ctx *c, const fd_params &p, int rows, bool k8, llt_e
         const char *v = getenv("LLT_CUDA_DECODE_NW");
         if (v && atoi(v) == 4) return fd_launch<T, HD, FD_KV, FD_ST8, 4>(c, p, rows, 2, err);
         const char *w = getenv("LLT_CUDA_DECODE_SW");
-        if (HD >= 64 && w && atoi(w) == 1) return fd_launch<T, HD, FD_KV, FD_ST8, 8, HD >= 64>(c, p, rows, 1, err);
+        if (HD >= 64 && !(w && atoi(w) == 0)) return fd_launch<T, HD, FD_KV, FD_ST8, 8, HD >= 64>(c, p, rows, 1, err);
         return fd_launch<T, HD, FD_KV, FD_ST8, 8>(c, p, rows, 1, err);
     }
     const char *sv = getenv("LLT_CUDA_DECODE_F8ST"), *mv = getenv("LLT_CUDA_DECODE_F8");
@@ -728,7 +728,7 @@ extern "C" llt_status llt_cuda_flash_decode(llt_cuda_ctx *c, const llt_cuda_attn
     const char *fv = getenv("LLT_CUDA_FENCE");
     p.fence_sc = fv && strcmp(fv, "sc") == 0;
     const char *bv = getenv("LLT_CUDA_DECODE_BAL");
-    p.bal = bv && atoi(bv) == 1;
+    p.bal = !(bv && atoi(bv) == 0);
     const char *ev = getenv("LLT_CUDA_DECODE_EARLY");
     p.early = ev && atoi(ev) == 1;
     p.page_bytes = (long long)llt_kv_f8_page_bytes(a->page_size, a->n_kv, a->hd);
