@@ -702,6 +702,25 @@ static void test_flash_shapes(void) {
         free(dec), free(pf);
     }
     if (ws_exp_env[0]) setenv("LLT_CUDA_PREFILL_WS_EXP", ws_exp_env, 1);
+    /* the warp-specialised kernel's hd 64 variants (LLT_CUDA_PREFILL_WS_NC=3: three consumer
+     * warpgroups, 192-row blocks; _RS=1: row sums by the tensor cores; _OV=1: exponentials under the
+     * running P V) on random multi-tile shapes, f16 and bf16, the last three with key splits */
+    static const char *ws_vars[3] = {"LLT_CUDA_PREFILL_WS_NC", "LLT_CUDA_PREFILL_WS_RS", "LLT_CUDA_PREFILL_WS_OV"};
+    for (int i = 0; i < (san ? 3 : 6); i++) {
+        int G = groups[i % 3], nkv = 1 + i % 2, ps = pss[(i + 1) % 3];
+        int L = 200 + (int)frand(0, san ? 600 : 4000), n_q = 1 + (int)frand(0, 500);
+        if (n_q > L) n_q = L;
+        attn_case ac = {G * nkv, nkv, 64, L, n_q};
+        float *dec = NULL, *pf = NULL;
+        uint64_t keep = g_rng;
+        setenv(ws_vars[i % 3], i % 3 ? "1" : "3", 1);
+        if (i >= 3) setenv("LLT_CUDA_PREFILL_SPLITS", "3", 1);
+        attn_run(k_dts[i % 2], &ac, ps, &dec, &pf);
+        unsetenv(ws_vars[i % 3]);
+        unsetenv("LLT_CUDA_PREFILL_SPLITS");
+        g_rng = keep;
+        free(dec), free(pf);
+    }
     /* page sizes that are no power of two (the decode kernel divides instead of shifting);
      * the first long-decode version once */
     for (int i = 0; i < 2; i++) {
@@ -1096,6 +1115,33 @@ static void test_decode_speed(void) {
     }
 }
 
+/* LLT_ATTN_SPEED=sets: the prefill chunk at depths >= 16384 (LLT_ATTN_SPEED_HD: one hd) under each
+ * of the environment sets in LLT_ATTN_SPEED_SETS (space-separated; a set: NAME=VALUE pairs joined by
+ * commas, "-" for none), in turn A B C A B C (three rounds, median of 7 launches each); prints every
+ * round's TFLOP/s and % of 790 (the bf16 tensor-core rate measured on the H200). */
+static void speed_sets(llt_cuda_attn *a, int q_pos0, double flops, int hd, int D) {
+    char sets[512];
+    snprintf(sets, sizeof sets, "%s", getenv("LLT_ATTN_SPEED_SETS") ? getenv("LLT_ATTN_SPEED_SETS") : "-");
+    char *names[8];
+    int n = 0;
+    for (char *t = strtok(sets, " "); t && n < 8; t = strtok(NULL, " ")) names[n++] = t;
+    double tf[8][3];
+    for (int r = 0; r < 3; r++)
+        for (int k = 0; k < n; k++) {
+            char set[128], *vars[8];
+            int nv = 0;
+            snprintf(set, sizeof set, "%s", names[k]);
+            for (char *save = NULL, *v = strtok_r(set, ",", &save); v && nv < 8; v = strtok_r(NULL, ",", &save))
+                if (strchr(v, '=')) vars[nv++] = v;
+            for (int i = 0; i < nv; i++) *strchr(vars[i], '=') = 0, setenv(vars[i], vars[i] + strlen(vars[i]) + 1, 1);
+            tf[k][r] = flops / time_median(run_prefill, a, (void *)&q_pos0, 7) / 1e12;
+            for (int i = 0; i < nv; i++) unsetenv(vars[i]);
+        }
+    for (int k = 0; k < n; k++)
+        fprintf(stderr, "  sets hd %d depth %6d [%s]: %.1f %.1f %.1f TFLOP/s (best %.1f %% of 790)\n", hd, D, names[k],
+                tf[k][0], tf[k][1], tf[k][2], 100 * fmax(tf[k][0], fmax(tf[k][1], tf[k][2])) / 790);
+}
+
 static void test_flash_speed(void) {
     if (!getenv("LLT_ATTN_SPEED")) return;
     if (strcmp(getenv("LLT_ATTN_SPEED"), "decode") == 0) {
@@ -1104,6 +1150,7 @@ static void test_flash_speed(void) {
     }
     static const int depths[5] = {512, 4096, 16384, 32768, 131072};
     const int nh = 32, nkv = 8, ps = 16, Lmax = 131072, blocks = Lmax / ps, n_q = 512;
+    const char *hsel = getenv("LLT_ATTN_SPEED_HD");
     llt_error err = {0};
     for (int h = 0; h < 2; h++) {
         const int hd = h ? 128 : 64;
@@ -1139,6 +1186,11 @@ static void test_flash_speed(void) {
                                .page_size = ps, .max_blocks = blocks, .work = work, .counters = cnt,
                                .pf_work = pfw};
             double flops = 4.0 * hd * nh * ((double)n_q * q_pos0 + (double)n_q * (n_q + 1) / 2);
+            if (strcmp(getenv("LLT_ATTN_SPEED"), "sets") == 0) { /* prefill under environment sets, alternated */
+                if (D < 16384 || (hsel && atoi(hsel) != hd)) continue;
+                speed_sets(&a, q_pos0, flops, hd, D);
+                continue;
+            }
             if (strcmp(getenv("LLT_ATTN_SPEED"), "wsexp") == 0) { /* the ws softmax variants only, deep */
                 if (D < 16384) continue;
                 static const char *ex[5] = {"-1", "0", "1", "2", ""}; /* "": the default (0 at hd 128, -1 at 64) */

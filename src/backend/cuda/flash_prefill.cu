@@ -371,6 +371,9 @@ template <> struct wg_ops<__half> {
     static __device__ __forceinline__ void ss128(float (&d)[64], uint64_t a, uint64_t b, int sc) {
         wg_mma_ss_n128_f16(d, a, b, sc);
     }
+    static __device__ __forceinline__ void one8(float (&d)[4], const unsigned (&a)[4], uint64_t b) {
+        wg_mma_n8_f16(d, a, b);
+    }
 };
 template <> struct wg_ops<__nv_bfloat16> {
     static __device__ __forceinline__ void s64(float (&d)[32], const unsigned (&a)[4], uint64_t b, int sc) {
@@ -384,6 +387,9 @@ template <> struct wg_ops<__nv_bfloat16> {
     }
     static __device__ __forceinline__ void ss128(float (&d)[64], uint64_t a, uint64_t b, int sc) {
         wg_mma_ss_n128_bf16(d, a, b, sc);
+    }
+    static __device__ __forceinline__ void one8(float (&d)[4], const unsigned (&a)[4], uint64_t b) {
+        wg_mma_n8_bf16(d, a, b);
     }
 };
 
@@ -763,13 +769,14 @@ __global__ void __launch_bounds__(256, 1) fa_wg_ovl_kernel(fa_params p) {
  * no register is touched while a product of its own warpgroup is in flight (what ptxas kept the
  * in-warpgroup overlap, fa_wg_ovl_kernel, from doing). K_j is freed a round before V_j, so with
  * two stages the producer still has a whole round of slack for each. */
-template <int HD, int ST_>
+template <int HD, int ST_, int NC = 2>
 struct ws_layout {
-    static const int BM = 128, BN = 128, ST = ST_;
+    static const int BM = 64 * NC, BN = 128, ST = ST_;
     static const int TILE = BN * HD * 2;  /* bytes of K (or V) per stage: K of stage s at 2 s TILE, V after it */
     static const int QW = 64 * HD * 2;    /* bytes of one consumer's Q rows */
-    static const int Q = ST * 2 * TILE;   /* [2 consumers][hd / 64][64 rows][128 bytes], swizzled */
-    static const int BAR = Q + 2 * QW;    /* full K [ST], full V [ST], empty K [ST], empty V [ST] */
+    static const int Q = ST * 2 * TILE;   /* [NC consumers][hd / 64][64 rows][128 bytes], swizzled */
+    static const int ONES = Q + NC * QW;  /* 1024 bytes of ones (dtype): B of the row sums by MMA (RS) */
+    static const int BAR = ONES + 1024;   /* full K [ST], full V [ST], empty K [ST], empty V [ST] */
     static const int BYTES = BAR + 4 * ST * 8 + 1024; /* + slack to align to 1024 */
 };
 
@@ -825,10 +832,24 @@ template <int EX> __device__ __forceinline__ float ws_exp2(int nt, float x) {
 }
 #endif
 
-template <typename T, int HD, int ST, int EX = -1>
-__global__ void __launch_bounds__(384, 1) fa_ws_kernel(fa_params p) {
+/* NC (LLT_CUDA_PREFILL_WS_NC, hd 64): consumer warpgroups, 2 or 3 (BM = 64 NC rows a block; with 3,
+ * FlashAttention-3's hd 64 shape, 512 threads: the producer keeps 32 registers, the consumers 160;
+ * they take turns in a ring: consumer w issues once w - 1 has issued, named barrier 1 + w).
+ * RS (LLT_CUDA_PREFILL_WS_RS=1): the row sums l by the tensor cores, P against a 16 x 8 tile of
+ * ones (an m64n8k16 product beside each P V step, accumulated and rescaled with O) instead of 64
+ * FADDs a thread and tile; its sums are of P as rounded to the dtype, the weights P V uses.
+ * OV (LLT_CUDA_PREFILL_WS_OV=1): FlashAttention-3's overlap inside a warpgroup: a round issues S_j
+ * before P_{j-1} V_{j-1} as two commit groups, waits for S_j alone and runs the exponentials of
+ * tile j (in place in S) while P_{j-1} V_{j-1} is still running; then waits for it, rescales O
+ * and rounds P_j into pf (the registers P_{j-1} V_{j-1} reads: only after that wait). */
+enum { WS_NC3 = 1, WS_RS = 2, WS_OV = 4 }; /* fa_ws_kernel's V: variant bits (OV only without NC3: registers) */
+template <int B> struct ws_par { static constexpr int value = B; };
+template <typename T, int HD, int ST, int EX = -1, int V = 0>
+__global__ void __launch_bounds__(128 * ((V & WS_NC3) ? 4 : 3), 1) fa_ws_kernel(fa_params p) {
 #if WG_ENABLED
-    typedef ws_layout<HD, ST> LY;
+    constexpr int NC = (V & WS_NC3) ? 3 : 2;
+    constexpr bool RS = (V & WS_RS) != 0, OV = (V & WS_OV) != 0;
+    typedef ws_layout<HD, ST, NC> LY;
     constexpr int BM = LY::BM, BN = LY::BN, TILE = LY::TILE;
     extern __shared__ __align__(128) unsigned char fa_smem[];
     unsigned char *sm = fa_smem + ((1024 - (smem_u32(fa_smem) & 1023)) & 1023); /* stages 1024-aligned */
@@ -837,7 +858,13 @@ __global__ void __launch_bounds__(384, 1) fa_ws_kernel(fa_params p) {
     const int kvh = blockIdx.y, wg = threadIdx.x >> 7, tid = threadIdx.x & 127;
     if (threadIdx.x == 0)
         for (int s = 0; s < ST; s++)
-            mb_init(full_k + s, 128), mb_init(full_v + s, 128), mb_init(empty_k + s, 8), mb_init(empty_v + s, 8);
+            mb_init(full_k + s, 128), mb_init(full_v + s, 128), mb_init(empty_k + s, 4 * NC),
+                mb_init(empty_v + s, 4 * NC);
+    if (RS && threadIdx.x < 64) { /* the ones tile, read by the tensor cores: async proxy */
+        const unsigned one2 = pack2<T>(1.0f, 1.0f);
+        reinterpret_cast<uint4 *>(sm + LY::ONES)[threadIdx.x] = make_uint4(one2, one2, one2, one2);
+        wg_fence_proxy();
+    }
     __syncthreads();
     pdl_wait();
     const int n_tiles_q = (p.n_q * p.G + BM - 1) / BM;
@@ -850,7 +877,8 @@ __global__ void __launch_bounds__(384, 1) fa_ws_kernel(fa_params p) {
     const int nv = p.n_q * p.G, kv_end = k1, t0 = k0 / BN, n_tiles = k1 > k0 ? (k1 + BN - 1) / BN : t0;
     const int *tbl = p.bt + (size_t)p.row_bt[p.row0] * p.max_blocks;
     if (wg == 0) { /* the producer */
-        wg_regs_dec<56>();
+        if constexpr (NC == 2) wg_regs_dec<56>();
+        else wg_regs_dec<32>();
         constexpr int CH = HD / 8;
         const int c = tid % CH, j0 = tid / CH, pw = tid >> 5, lane = tid & 31;
         const int lps = (p.ps & (p.ps - 1)) == 0 ? __ffs(p.ps) - 1 : -1;
@@ -871,10 +899,12 @@ __global__ void __launch_bounds__(384, 1) fa_ws_kernel(fa_params p) {
         }
         cp_async_wait_all();
     } else { /* the consumers */
-        wg_regs_inc<224>();
+        if constexpr (NC == 2) wg_regs_inc<224>();
+        else wg_regs_inc<160>();
         const int w = wg - 1, cw = (threadIdx.x >> 5) - 4, lane = threadIdx.x & 31;
+        const int turn = 1 + w, next_turn = 1 + (w + 1) % NC; /* named barriers of the issue ring */
         const bool any = t0 < n_tiles;
-        if (any && w == 1) nb_arrive(1, 256); /* consumer 0 issues first */
+        if (any && w == NC - 1) nb_arrive(1, 256); /* consumer 0 issues first */
         unsigned char *Qw = sm + LY::Q + w * LY::QW;
         for (int idx = tid; idx < 64 * HD / 8; idx += 128) { /* this consumer's Q rows, scaled into the exp2 domain */
             const int r = idx / (HD / 8), c = idx % (HD / 8), v = v0 + 64 * w + r;
@@ -882,7 +912,7 @@ __global__ void __launch_bounds__(384, 1) fa_ws_kernel(fa_params p) {
                 fa_q8<T, HD>(p, kvh, v, nv, c);
         }
         wg_fence_proxy(); /* Q (ordinary stores) -> the tensor cores' reads */
-        nb_sync(3 + w, 128);
+        nb_sync(1 + NC + w, 128);
         const int ra = cw * 16 + (lane >> 2), ta = lane & 3; /* this lane's rows of the block: ra, ra + 8 */
         const int pos_a = p.q_pos0 + min(v0 + ra, nv - 1) / p.G, pos_b = p.q_pos0 + min(v0 + ra + 8, nv - 1) / p.G;
         const int n_full = (p.q_pos0 + min(v0 + 64 * w, nv - 1) / p.G + 1) / BN; /* tiles every row of ours sees whole */
@@ -893,6 +923,8 @@ __global__ void __launch_bounds__(384, 1) fa_ws_kernel(fa_params p) {
 #pragma unroll
             for (int i = 0; i < 32; i++) o[nb][i] = 0.0f;
         float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
+        float lsum[4] = {0.0f, 0.0f, 0.0f, 0.0f}; /* RS: the row sums by MMA (every column: the sum of its row) */
+        const uint64_t ones = wg_desc(smem_u32(sm + LY::ONES), 16, 1024);
         float s[BN / 2];
         unsigned pf[BN / 16][4]; /* P of the previous tile: the A operand of its P V */
         auto wait_k = [&](int j) { mb_wait(full_k + (j - t0) % ST, ((j - t0) / ST) & 1); };
@@ -904,13 +936,16 @@ __global__ void __launch_bounds__(384, 1) fa_ws_kernel(fa_params p) {
                 wg_ops<T>::ss128(s, wg_desc(qa + (kk >> 2) * 64 * 128 + (kk & 3) * 32, 16, 1024),
                                  wg_desc(ka + (kk >> 2) * BN * 128 + (kk & 3) * 32, 16, 1024), kk > 0);
         };
-        auto issue_pv = [&](int j) { /* O += P V_j (pf: P_j); V (keys x hd) MN-major: 16 keys = two 8-row atoms */
+        /* O += P V_j (pa: P_j); V (keys x hd) MN-major: 16 keys = two 8-row atoms */
+        auto issue_pv = [&](int j, const unsigned (&pa)[BN / 16][4]) {
             const unsigned va = smem_u32(sm + (2 * ((j - t0) % ST) + 1) * TILE);
 #pragma unroll
-            for (int kk = 0; kk < BN / 16; kk++)
+            for (int kk = 0; kk < BN / 16; kk++) {
 #pragma unroll
                 for (int nb = 0; nb < HD / 64; nb++)
-                    wg_ops<T>::v64(o[nb], pf[kk], wg_desc(va + nb * BN * 128 + kk * 2048, 1024, 1024));
+                    wg_ops<T>::v64(o[nb], pa[kk], wg_desc(va + nb * BN * 128 + kk * 2048, 1024, 1024));
+                if (RS) wg_ops<T>::one8(lsum, pa[kk], ones);
+            }
         };
         auto fence_acc = [&]() { /* after wait_group 0: the accumulators are ours again */
 #pragma unroll
@@ -919,11 +954,113 @@ __global__ void __launch_bounds__(384, 1) fa_ws_kernel(fa_params p) {
             for (int nb = 0; nb < HD / 64; nb++)
 #pragma unroll
                 for (int i = 0; i < 32; i++) wg_reg_fence(o[nb][i]);
+            if (RS)
+#pragma unroll
+                for (int i = 0; i < 4; i++) wg_reg_fence(lsum[i]);
         };
         auto release = [&](uint64_t *b, int j) { /* this warp is done reading tile j's stage of b */
             __syncwarp();
             if (lane == 0) mb_arrive(b + (j - t0) % ST);
         };
+        /* OV: P double-buffered (P_j into pv2[(j - t0) & 1] while P_{j-1} V_{j-1} reads the other), O's
+         * rescale by tile j's factors deferred to the start of round j + 1 (P_{j-1} V_{j-1} done, P_j V_j
+         * not yet issued): nothing the running product touches is written before its wait, so ptxas
+         * need not hoist that wait above the exponentials (as it did in fa_wg_ovl_kernel) */
+        unsigned pv2[OV ? 2 : 1][BN / 16][4];
+        float ov_al_a = 1.0f, ov_al_b = 1.0f; /* OV: the rescale factors of the last softmax */
+        auto softmax_e = [&](int j, unsigned (&pa)[BN / 16][4]) { /* OV: tile j -> pa, factors kept */
+            float mx_a, mx_b;
+            wg_mask_max<BN>(s, j >= n_full, j * BN, ta, pos_a, pos_b, mx_a, mx_b);
+            float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
+            if (EX >= 0) {
+                if (mx_a <= m_a + 8.0f) mn_a = m_a;
+                if (mx_b <= m_b + 8.0f) mn_b = m_b;
+            }
+            ov_al_a = fast_exp2(m_a - (mn_a == -INFINITY ? 0.0f : mn_a));
+            ov_al_b = fast_exp2(m_b - (mn_b == -INFINITY ? 0.0f : mn_b));
+            m_a = mn_a, m_b = mn_b;
+            const float sa = mn_a == -INFINITY ? 0.0f : mn_a, sb = mn_b == -INFINITY ? 0.0f : mn_b;
+            float sum_a = 0.0f, sum_b = 0.0f;
+#pragma unroll
+            for (int nt = 0; nt < BN / 8; nt++) {
+                const float e0 = ws_exp2<EX>(nt, s[4 * nt] - sa), e1 = ws_exp2<EX>(nt, s[4 * nt + 1] - sa);
+                const float e2 = ws_exp2<EX>(nt, s[4 * nt + 2] - sb), e3 = ws_exp2<EX>(nt, s[4 * nt + 3] - sb);
+                if (!RS) sum_a += e0 + e1, sum_b += e2 + e3;
+                pa[nt / 2][(nt & 1) * 2] = pack2<T>(e0, e1);
+                pa[nt / 2][(nt & 1) * 2 + 1] = pack2<T>(e2, e3);
+            }
+            if (!RS) l_a = l_a * ov_al_a + sum_a, l_b = l_b * ov_al_b + sum_b;
+        };
+        auto rescale_ov = [&]() { /* OV: O (and RS's sums) by the last softmax's factors */
+            if (EX >= 0 && !__any_sync(0xffffffffu, ov_al_a != 1.0f || ov_al_b != 1.0f)) return;
+            if (RS) lsum[0] *= ov_al_a, lsum[2] *= ov_al_b;
+#pragma unroll
+            for (int nb = 0; nb < HD / 64; nb++)
+#pragma unroll
+                for (int i = 0; i < 32; i += 4)
+                    o[nb][i] *= ov_al_a, o[nb][i + 1] *= ov_al_a, o[nb][i + 2] *= ov_al_b, o[nb][i + 3] *= ov_al_b;
+        };
+        /* OV round j (j > t0): P_{j-1} from pv2[B ^ 1], P_j into pv2[B], B = (j - t0) & 1 */
+        auto round_ov = [&](int j, auto par) {
+            constexpr int B = decltype(par)::value;
+            wait_k(j);
+            wait_v(j - 1);
+            rescale_ov();
+            wg_fence_proxy();
+            nb_sync(turn, 256);
+            wg_fence();
+            issue_s(j);
+            wg_commit();
+            issue_pv(j - 1, pv2[B ^ 1]);
+            wg_commit();
+            nb_arrive(next_turn, 256);
+            wg_wait<1>();
+#pragma unroll
+            for (int i = 0; i < BN / 2; i++) wg_reg_fence(s[i]);
+            softmax_e(j, pv2[B]);
+            if (!RS) /* a shared store of the sums (all the exponentials): ptxas keeps the wait below after it
+                      * (with nothing to order it, ptxas put that wait before the exponentials) */
+                asm volatile("st.shared.f32 [%0], %1;\n" ::"r"(smem_u32(sm + LY::ONES) + 4 * (threadIdx.x - 128)),
+                             "f"(l_a + l_b)
+                             : "memory");
+            release(empty_k, j);
+            wg_wait<0>();
+            fence_acc();
+            release(empty_v, j - 1);
+        };
+        auto last_ov = [&](auto par) { /* OV: the last round, P V of the last tile (in pv2[B]) */
+            constexpr int B = decltype(par)::value;
+            wait_v(n_tiles - 1);
+            rescale_ov();
+            wg_fence_proxy();
+            nb_sync(turn, 256);
+            wg_fence();
+            issue_pv(n_tiles - 1, pv2[B]);
+            wg_commit();
+            if (w < NC - 1) nb_arrive(next_turn, 256);
+            wg_wait<0>();
+            fence_acc();
+        };
+        if constexpr (OV) {
+            if (any) {
+                wait_k(t0);
+                wg_fence_proxy();
+                nb_sync(turn, 256);
+                wg_fence();
+                issue_s(t0);
+                wg_commit();
+                nb_arrive(next_turn, 256);
+                wg_wait<0>();
+                fence_acc();
+                release(empty_k, t0);
+                softmax_e(t0, pv2[0]);
+                int j = t0 + 1;
+                for (; j + 1 < n_tiles; j += 2) round_ov(j, ws_par<1>()), round_ov(j + 1, ws_par<0>());
+                if (j < n_tiles) round_ov(j, ws_par<1>());
+                if ((n_tiles - 1 - t0) & 1) last_ov(ws_par<1>());
+                else last_ov(ws_par<0>());
+            }
+        } else {
         auto softmax = [&](int j) { /* tile j: mask, maxima, O rescaled, exponentials -> pf, sums */
             float mx_a, mx_b; /* diagonal tiles: keys past a row's position do not exist for it */
             wg_mask_max<BN>(s, j >= n_full, j * BN, ta, pos_a, pos_b, mx_a, mx_b);
@@ -941,12 +1078,13 @@ __global__ void __launch_bounds__(384, 1) fa_ws_kernel(fa_params p) {
             for (int nt = 0; nt < BN / 8; nt++) {
                 const float e0 = ws_exp2<EX>(nt, s[4 * nt] - sa), e1 = ws_exp2<EX>(nt, s[4 * nt + 1] - sa);
                 const float e2 = ws_exp2<EX>(nt, s[4 * nt + 2] - sb), e3 = ws_exp2<EX>(nt, s[4 * nt + 3] - sb);
-                sum_a += e0 + e1, sum_b += e2 + e3;
+                if (!RS) sum_a += e0 + e1, sum_b += e2 + e3;
                 pf[nt / 2][(nt & 1) * 2] = pack2<T>(e0, e1);
                 pf[nt / 2][(nt & 1) * 2 + 1] = pack2<T>(e2, e3);
             }
-            l_a = l_a * al_a + sum_a, l_b = l_b * al_b + sum_b;
+            if (!RS) l_a = l_a * al_a + sum_a, l_b = l_b * al_b + sum_b;
             if (EX >= 0 && !__any_sync(0xffffffffu, al_a != 1.0f || al_b != 1.0f)) return; /* no max moved */
+            if (RS) lsum[0] *= al_a, lsum[2] *= al_b; /* (columns 1, 3: the same sums, unused) */
 #pragma unroll
             for (int nb = 0; nb < HD / 64; nb++)
 #pragma unroll
@@ -956,11 +1094,11 @@ __global__ void __launch_bounds__(384, 1) fa_ws_kernel(fa_params p) {
         if (any) { /* round t0: S alone */
             wait_k(t0);
             wg_fence_proxy();
-            nb_sync(1 + w, 256);
+            nb_sync(turn, 256);
             wg_fence();
             issue_s(t0);
             wg_commit();
-            nb_arrive(2 - w, 256);
+            nb_arrive(next_turn, 256);
             wg_wait<0>();
             fence_acc();
             release(empty_k, t0);
@@ -970,29 +1108,31 @@ __global__ void __launch_bounds__(384, 1) fa_ws_kernel(fa_params p) {
             wait_k(j);
             wait_v(j - 1);
             wg_fence_proxy();
-            nb_sync(1 + w, 256);
+            nb_sync(turn, 256);
             wg_fence();
-            issue_pv(j - 1);
+            issue_pv(j - 1, pf);
             issue_s(j);
             wg_commit();
-            nb_arrive(2 - w, 256);
+            nb_arrive(next_turn, 256);
             wg_wait<0>();
             fence_acc();
             release(empty_v, j - 1);
             release(empty_k, j);
             softmax(j);
         }
-        if (any) { /* the last round: P V of the last tile (consumer 1 hands no turn on: none is left) */
+        if (any) { /* the last round: P V of the last tile (the last consumer hands no turn on: none is left) */
             wait_v(n_tiles - 1);
             wg_fence_proxy();
-            nb_sync(1 + w, 256);
+            nb_sync(turn, 256);
             wg_fence();
-            issue_pv(n_tiles - 1);
+            issue_pv(n_tiles - 1, pf);
             wg_commit();
-            if (w == 0) nb_arrive(2, 256);
+            if (w < NC - 1) nb_arrive(next_turn, 256);
             wg_wait<0>();
             fence_acc();
         }
+        } /* (not OV) */
+        if (RS) l_a = 0.25f * lsum[0], l_b = 0.25f * lsum[2]; /* fa_store adds the row's 4 lanes */
         pdl_trigger();
         fa_store<T, HD, false>(p, kvh, v0, nv, ra, ta, [&](int dt, int e) { return o[dt >> 3][4 * (dt & 7) + e]; }, m_a,
                                m_b, l_a, l_b);
@@ -1074,15 +1214,17 @@ llt_status fa_wg_ovl_launch(llt_cuda_ctx *c, fa_params p, llt_error *err) {
     return fa_merge_launch<T, HD>(c, p, err);
 }
 
-/* The warp-specialised Hopper kernel (LLT_CUDA_PREFILL_WG=ws): ST stages of 128 keys */
-template <typename T, int HD, int ST, int EX = -1>
+/* The warp-specialised Hopper kernel (LLT_CUDA_PREFILL_WG=ws): ST stages of 128 keys, NC consumers */
+template <typename T, int HD, int ST, int EX = -1, int V = 0>
 llt_status fa_ws_launch(llt_cuda_ctx *c, fa_params p, llt_error *err) {
-    typedef ws_layout<HD, ST> LY;
-    void (*kern)(fa_params) = fa_ws_kernel<T, HD, ST, EX>;
+    constexpr int NC = (V & WS_NC3) ? 3 : 2;
+    typedef ws_layout<HD, ST, NC> LY;
+    void (*kern)(fa_params) = fa_ws_kernel<T, HD, ST, EX, V>;
     LLT_TRY(llt_smem_optin(c, kern, LY::BYTES, err));
     const int bx = (p.n_q * p.G + LY::BM - 1) / LY::BM, tiles = (p.q_pos0 + p.n_q + LY::BN - 1) / LY::BN;
     if (p.work) p.splits = fa_pf_splits(c, bx * p.nkv, 1, tiles, p.q_pos0 + p.n_q >= FA_DEEP);
-    LLT_TRY(llt_launch(c, kern, dim3((unsigned)bx, (unsigned)p.nkv, (unsigned)p.splits), dim3(384), LY::BYTES, err, p));
+    LLT_TRY(llt_launch(c, kern, dim3((unsigned)bx, (unsigned)p.nkv, (unsigned)p.splits), dim3(128 * (NC + 1)), LY::BYTES,
+                       err, p));
     return fa_merge_launch<T, HD>(c, p, err);
 }
 
@@ -1095,6 +1237,26 @@ static int fa_wg_kind(void) {
     return strcmp(v, "ovl") == 0 ? 1 : strcmp(v, "pp") == 0 ? 2 : strcmp(v, "sync") == 0 ? 0 : 3;
 }
 
+/* LLT_CUDA_PREFILL_WS_NC=3, LLT_CUDA_PREFILL_WS_RS=1, LLT_CUDA_PREFILL_WS_OV=1 (hd 64): fa_ws_kernel's
+ * variant bits WS_NC3, WS_RS, WS_OV */
+static int ws_variant(void) {
+    const char *n = getenv("LLT_CUDA_PREFILL_WS_NC"), *r = getenv("LLT_CUDA_PREFILL_WS_RS"),
+               *o = getenv("LLT_CUDA_PREFILL_WS_OV");
+    const int nc3 = n && atoi(n) == 3;
+    return (nc3 ? WS_NC3 : 0) | (r && atoi(r) == 1 ? WS_RS : 0) | (!nc3 && o && atoi(o) == 1 ? WS_OV : 0);
+}
+template <typename T, int HD, int ST, int EX>
+llt_status fa_ws_var(llt_cuda_ctx *c, const fa_params &p, int v, llt_error *err) {
+    switch (v) {
+    case 1: return fa_ws_launch<T, HD, ST, EX, 1>(c, p, err);
+    case 2: return fa_ws_launch<T, HD, ST, EX, 2>(c, p, err);
+    case 3: return fa_ws_launch<T, HD, ST, EX, 3>(c, p, err);
+    case 4: return fa_ws_launch<T, HD, ST, EX, 4>(c, p, err);
+    case 6: return fa_ws_launch<T, HD, ST, EX, 6>(c, p, err);
+    default: return fa_ws_launch<T, HD, ST, EX, 0>(c, p, err);
+    }
+}
+
 /* LLT_CUDA_PREFILL_WS_EXP=-1|0|1|2: the softmax variants at the default stage counts (above
  * ws_poly_exp2): -1 the plain softmax, 0 keeps a max unless exceeded by more than 8 and skips
  * O's rescale when no max moved, 1 / 2 also take a quarter / half of the exponentials on the FMA
@@ -1105,6 +1267,10 @@ template <typename T, int HD, int ST>
 llt_status fa_ws_exp(llt_cuda_ctx *c, const fa_params &p, llt_error *err) {
     const char *e = getenv("LLT_CUDA_PREFILL_WS_EXP");
     const int ex = e && *e ? atoi(e) : HD == 128 ? 0 : -1;
+    if constexpr (HD == 64) { /* fa_ws_kernel's variant bits V (EX -1 or 0 with them) */
+        const int v = ws_variant();
+        if (v) return ex == 0 ? fa_ws_var<T, HD, ST, 0>(c, p, v, err) : fa_ws_var<T, HD, ST, -1>(c, p, v, err);
+    }
     return ex == 0   ? fa_ws_launch<T, HD, ST, 0>(c, p, err)
            : ex == 1 ? fa_ws_launch<T, HD, ST, 1>(c, p, err)
            : ex == 2 ? fa_ws_launch<T, HD, ST, 2>(c, p, err)

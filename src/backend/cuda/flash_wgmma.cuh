@@ -116,6 +116,23 @@ __device__ __forceinline__ void wg_mma_n64_bf16_t(float (&d)[32], const unsigned
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(scale_d));
 #endif
 }
+/* m64n8k16, B K-major: the row sums of P against a shared-memory tile of ones (fa_ws_kernel, RS) */
+#define WG_MMA_N8(NAME, TY)                                                                              \
+    __device__ __forceinline__ void NAME(float (&d)[4], const unsigned (&a)[4], uint64_t desc) {         \
+        asm volatile("{\n.reg .pred p;\nsetp.eq.u32 p, 1, 1;\n"                                          \
+                     "wgmma.mma_async.sync.aligned.m64n8k16.f32." TY "." TY " {%0, %1, %2, %3}, "        \
+                     "{%4, %5, %6, %7}, %8, p, 1, 1, 0;\n}\n"                                          \
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                                    \
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));                           \
+    }
+#if WG_ENABLED
+WG_MMA_N8(wg_mma_n8_f16, "f16")
+WG_MMA_N8(wg_mma_n8_bf16, "bf16")
+#else
+__device__ __forceinline__ void wg_mma_n8_f16(float (&)[4], const unsigned (&)[4], uint64_t) {}
+__device__ __forceinline__ void wg_mma_n8_bf16(float (&)[4], const unsigned (&)[4], uint64_t) {}
+#endif
+#undef WG_MMA_N8
 /* The 64 float accumulators of an m64n128 product: their placeholders %0..%63 in the asm text and
  * their "+f" operands (the same in every n128 wrapper below; only the types and A differ). */
 #define WG_D64_REGS                                                                                     \
