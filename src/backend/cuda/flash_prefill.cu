@@ -832,7 +832,7 @@ template <int EX> __device__ __forceinline__ float ws_exp2(int nt, float x) {
 }
 #endif
 
-/* NC (LLT_CUDA_PREFILL_WS_NC, hd 64): consumer warpgroups, 2 or 3 (BM = 64 NC rows a block; with 3,
+/* NC (LLT_CUDA_PREFILL_WS_NC, hd 64; ws_variant): consumer warpgroups, 2 or 3 (BM = 64 NC rows a block; with 3,
  * FlashAttention-3's hd 64 shape, 512 threads: the producer keeps 32 registers, the consumers 160;
  * they take turns in a ring: consumer w issues once w - 1 has issued, named barrier 1 + w).
  * RS (LLT_CUDA_PREFILL_WS_RS=1): the row sums l by the tensor cores, P against a 16 x 8 tile of
@@ -1237,12 +1237,16 @@ static int fa_wg_kind(void) {
     return strcmp(v, "ovl") == 0 ? 1 : strcmp(v, "pp") == 0 ? 2 : strcmp(v, "sync") == 0 ? 0 : 3;
 }
 
-/* LLT_CUDA_PREFILL_WS_NC=3, LLT_CUDA_PREFILL_WS_RS=1, LLT_CUDA_PREFILL_WS_OV=1 (hd 64): fa_ws_kernel's
- * variant bits WS_NC3, WS_RS, WS_OV */
-static int ws_variant(void) {
+/* LLT_CUDA_PREFILL_WS_NC=2|3, LLT_CUDA_PREFILL_WS_RS=1, LLT_CUDA_PREFILL_WS_OV=1 (hd 64):
+ * fa_ws_kernel's variant bits WS_NC3, WS_RS, WS_OV. Three consumers by default for launches
+ * reaching WS_NC3_KEYS keys: on the H200 (512-row chunks, llama3.2-1b heads, bench/RESULTS.md
+ * issue 19) 336 / 396 / 448 TFLOP/s at depth 16384 / 32768 / 131072 against 338 / 364 / 368 with
+ * two; shallower launches keep two (not measured there, and a 192-row block wastes more rows) */
+enum { WS_NC3_KEYS = 16384 };
+static int ws_variant(const fa_params &p) {
     const char *n = getenv("LLT_CUDA_PREFILL_WS_NC"), *r = getenv("LLT_CUDA_PREFILL_WS_RS"),
                *o = getenv("LLT_CUDA_PREFILL_WS_OV");
-    const int nc3 = n && atoi(n) == 3;
+    const int nc3 = n && *n ? atoi(n) == 3 : p.q_pos0 + p.n_q >= WS_NC3_KEYS;
     return (nc3 ? WS_NC3 : 0) | (r && atoi(r) == 1 ? WS_RS : 0) | (!nc3 && o && atoi(o) == 1 ? WS_OV : 0);
 }
 template <typename T, int HD, int ST, int EX>
@@ -1268,7 +1272,7 @@ llt_status fa_ws_exp(llt_cuda_ctx *c, const fa_params &p, llt_error *err) {
     const char *e = getenv("LLT_CUDA_PREFILL_WS_EXP");
     const int ex = e && *e ? atoi(e) : HD == 128 ? 0 : -1;
     if constexpr (HD == 64) { /* fa_ws_kernel's variant bits V (EX -1 or 0 with them) */
-        const int v = ws_variant();
+        const int v = ws_variant(p);
         if (v) return ex == 0 ? fa_ws_var<T, HD, ST, 0>(c, p, v, err) : fa_ws_var<T, HD, ST, -1>(c, p, v, err);
     }
     return ex == 0   ? fa_ws_launch<T, HD, ST, 0>(c, p, err)
