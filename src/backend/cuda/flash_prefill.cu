@@ -967,12 +967,14 @@ __global__ void __launch_bounds__(128 * ((V & WS_NC3) ? 4 : 3), 1) fa_ws_kernel(
          * not yet issued): nothing the running product touches is written before its wait, so ptxas
          * need not hoist that wait above the exponentials (as it did in fa_wg_ovl_kernel) */
         unsigned pv2[OV ? 2 : 1][BN / 16][4];
-        float ov_al_a = 1.0f, ov_al_b = 1.0f; /* OV: the rescale factors of the last softmax */
-        auto softmax_e = [&](int j, unsigned (&pa)[BN / 16][4]) { /* OV: tile j -> pa, factors kept */
-            float mx_a, mx_b;
+        float ov_al_a = 1.0f, ov_al_b = 1.0f; /* the rescale factors of the last softmax */
+        /* tile j -> pa (exponentials), maxima and sums updated, O's factors kept for rescale_ov
+         * (right after, or, OV, at the start of the next round) */
+        auto softmax_e = [&](int j, unsigned (&pa)[BN / 16][4]) {
+            float mx_a, mx_b; /* diagonal tiles: keys past a row's position do not exist for it */
             wg_mask_max<BN>(s, j >= n_full, j * BN, ta, pos_a, pos_b, mx_a, mx_b);
-            float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
-            if (EX >= 0) {
+            float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b); /* -inf: no key yet (a split) */
+            if (EX >= 0) { /* keep a max exceeded by at most 8 (P <= 2^8; FA4): O's rescale is rare */
                 if (mx_a <= m_a + 8.0f) mn_a = m_a;
                 if (mx_b <= m_b + 8.0f) mn_b = m_b;
             }
@@ -991,8 +993,8 @@ __global__ void __launch_bounds__(128 * ((V & WS_NC3) ? 4 : 3), 1) fa_ws_kernel(
             }
             if (!RS) l_a = l_a * ov_al_a + sum_a, l_b = l_b * ov_al_b + sum_b;
         };
-        auto rescale_ov = [&]() { /* OV: O (and RS's sums) by the last softmax's factors */
-            if (EX >= 0 && !__any_sync(0xffffffffu, ov_al_a != 1.0f || ov_al_b != 1.0f)) return;
+        auto rescale_ov = [&]() { /* O (and RS's sums) by the last softmax's factors */
+            if (EX >= 0 && !__any_sync(0xffffffffu, ov_al_a != 1.0f || ov_al_b != 1.0f)) return; /* none moved */
             if (RS) lsum[0] *= ov_al_a, lsum[2] *= ov_al_b;
 #pragma unroll
             for (int nb = 0; nb < HD / 64; nb++)
@@ -1061,35 +1063,9 @@ __global__ void __launch_bounds__(128 * ((V & WS_NC3) ? 4 : 3), 1) fa_ws_kernel(
                 else last_ov(ws_par<0>());
             }
         } else {
-        auto softmax = [&](int j) { /* tile j: mask, maxima, O rescaled, exponentials -> pf, sums */
-            float mx_a, mx_b; /* diagonal tiles: keys past a row's position do not exist for it */
-            wg_mask_max<BN>(s, j >= n_full, j * BN, ta, pos_a, pos_b, mx_a, mx_b);
-            float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b); /* -inf: no key yet (a split) */
-            if (EX >= 0) { /* keep a max exceeded by at most 8 (P <= 2^8; FA4): O's rescale is rare */
-                if (mx_a <= m_a + 8.0f) mn_a = m_a;
-                if (mx_b <= m_b + 8.0f) mn_b = m_b;
-            }
-            const float al_a = fast_exp2(m_a - (mn_a == -INFINITY ? 0.0f : mn_a));
-            const float al_b = fast_exp2(m_b - (mn_b == -INFINITY ? 0.0f : mn_b));
-            m_a = mn_a, m_b = mn_b;
-            const float sa = mn_a == -INFINITY ? 0.0f : mn_a, sb = mn_b == -INFINITY ? 0.0f : mn_b;
-            float sum_a = 0.0f, sum_b = 0.0f;
-#pragma unroll
-            for (int nt = 0; nt < BN / 8; nt++) {
-                const float e0 = ws_exp2<EX>(nt, s[4 * nt] - sa), e1 = ws_exp2<EX>(nt, s[4 * nt + 1] - sa);
-                const float e2 = ws_exp2<EX>(nt, s[4 * nt + 2] - sb), e3 = ws_exp2<EX>(nt, s[4 * nt + 3] - sb);
-                if (!RS) sum_a += e0 + e1, sum_b += e2 + e3;
-                pf[nt / 2][(nt & 1) * 2] = pack2<T>(e0, e1);
-                pf[nt / 2][(nt & 1) * 2 + 1] = pack2<T>(e2, e3);
-            }
-            if (!RS) l_a = l_a * al_a + sum_a, l_b = l_b * al_b + sum_b;
-            if (EX >= 0 && !__any_sync(0xffffffffu, al_a != 1.0f || al_b != 1.0f)) return; /* no max moved */
-            if (RS) lsum[0] *= al_a, lsum[2] *= al_b; /* (columns 1, 3: the same sums, unused) */
-#pragma unroll
-            for (int nb = 0; nb < HD / 64; nb++)
-#pragma unroll
-                for (int i = 0; i < 32; i += 4)
-                    o[nb][i] *= al_a, o[nb][i + 1] *= al_a, o[nb][i + 2] *= al_b, o[nb][i + 3] *= al_b;
+        auto softmax = [&](int j) { /* tile j: mask, maxima, exponentials -> pf, sums, O rescaled */
+            softmax_e(j, pf);
+            rescale_ov();
         };
         if (any) { /* round t0: S alone */
             wait_k(t0);
