@@ -1043,18 +1043,21 @@ __global__ void __launch_bounds__(128 * ((V & WS_NC3) ? 4 : 3), 1) fa_ws_kernel(
             wg_wait<0>();
             fence_acc();
         };
+        auto round_first = [&]() { /* round t0: S = Q K_t0^T alone */
+            wait_k(t0);
+            wg_fence_proxy();
+            nb_sync(turn, 256);
+            wg_fence();
+            issue_s(t0);
+            wg_commit();
+            nb_arrive(next_turn, 256);
+            wg_wait<0>();
+            fence_acc();
+            release(empty_k, t0);
+        };
         if constexpr (OV) {
             if (any) {
-                wait_k(t0);
-                wg_fence_proxy();
-                nb_sync(turn, 256);
-                wg_fence();
-                issue_s(t0);
-                wg_commit();
-                nb_arrive(next_turn, 256);
-                wg_wait<0>();
-                fence_acc();
-                release(empty_k, t0);
+                round_first();
                 softmax_e(t0, pv2[0]);
                 int j = t0 + 1;
                 for (; j + 1 < n_tiles; j += 2) round_ov(j, ws_par<1>()), round_ov(j + 1, ws_par<0>());
@@ -1068,16 +1071,7 @@ __global__ void __launch_bounds__(128 * ((V & WS_NC3) ? 4 : 3), 1) fa_ws_kernel(
             rescale_ov();
         };
         if (any) { /* round t0: S alone */
-            wait_k(t0);
-            wg_fence_proxy();
-            nb_sync(turn, 256);
-            wg_fence();
-            issue_s(t0);
-            wg_commit();
-            nb_arrive(next_turn, 256);
-            wg_wait<0>();
-            fence_acc();
-            release(empty_k, t0);
+            round_first();
             softmax(t0);
         }
         for (int j = t0 + 1; j < n_tiles; j++) { /* round j: P_{j-1} V_{j-1} and S_j */
