@@ -36,6 +36,8 @@
 
 #include <cuda_fp8.h>
 
+#include <type_traits>
+
 #include "backend/cuda/flash_common.cuh"
 #include "backend/cuda/flash_prefill.cuh"
 extern "C" {
@@ -47,7 +49,7 @@ namespace {
 enum { FD_ST = 3, FD_ST8 = 4, FD_MAX_SPLITS = 256, FD_LA = 4 };
 /* how a kernel reads its pages: the dtype (FD_KV), e4m3 staged through a converted tile
  * (FD_F8_STAGE, LLT_CUDA_DECODE_F8=stage), e4m3 converted in registers (FD_F8_REG) */
-enum { FD_KV = 0, FD_F8_STAGE = 1, FD_F8_REG = 2 };
+enum { FD_KV = 0, FD_F8_STAGE = 1, FD_F8_REG = 2, FD_F8_T = 3 };
 
 struct fd_params {
     const float *q; /* [rows, nh, hd] float32 */
@@ -79,7 +81,7 @@ template <int HD, int KM, int ST8, int NW, int SW = 0> struct fd_layout {
     static const int KSTR = HD >= 128 ? HD + 16 : HD, VSTR = HD + 16;
     static const int RAW2 = BN * KSTR + BN * VSTR + 2 * BN * 4;
     static const int ST = KM != FD_KV ? ST8 : FD_ST; /* stages per warp */
-    static const int WARP = KM == FD_F8_STAGE ? ST * RAW + TILE : KM == FD_F8_REG ? ST * RAW2 : ST * TILE;
+    static const int WARP = KM == FD_F8_STAGE ? ST * RAW + TILE : KM >= FD_F8_REG ? ST * RAW2 : ST * TILE;
     static const int MO = HD + 8; /* floats per row of the warps' partials (fewer bank conflicts) */
     static const int MERGE = NW * 16 * (MO + 2) * 4 > 3 * 16 * FD_MAX_SPLITS * 4 ? NW * 16 * (MO + 2) * 4
                                                                                 : 3 * 16 * FD_MAX_SPLITS * 4;
@@ -141,6 +143,33 @@ template <> __device__ __forceinline__ void e4m3x4_to<__nv_bfloat16>(unsigned w,
     lo = pack2<__nv_bfloat16>(fa.x, fa.y), hi = pack2<__nv_bfloat16>(fb.x, fb.y);
 }
 
+/* FD_F8_REG variants (LLT_CUDA_DECODE_F8V, a bit mask; f16 compute at hd 64 / 128):
+ *  FD_V_LAZY: O and l rescaled only when a row's maximum grows by more than FD_TAU (log2
+ *    units) over the one P was taken against (P <= 2^FD_TAU; exact: m stays the reference of
+ *    every P and l), a warp-uniform branch instead of HD / 2 multiplies a tile;
+ *  FD_V_SPLIT: S's k-steps into two accumulators (two dependent mma chains of half length);
+ *  FD_V_KINT / FD_V_VINT: K's / V's e4m3 bytes turned into f16 bit patterns by integer ops
+ *    (the value times 2^-8, exact, subnormals included) instead of cvt; the 2^8 goes on q /
+ *    on the output;
+ *  FD_V_QK8 (FD_F8_T only): S^T = K Q^T on the e4m3 tensor cores (m16n8k32), K's bytes as they
+ *    are and q (times a per-head scale that puts its largest element at 448) as the sum of
+ *    three e4m3 terms q0 + q1 / 16 + q2 / 256 (each the rounded remainder of the ones before,
+ *    so q is carried to about 2^-12 of its largest element): three products, no K conversion. */
+enum { FD_V_LAZY = 1, FD_V_SPLIT = 2, FD_V_KINT = 4, FD_V_VINT = 8, FD_V_QK8 = 16 };
+#define FD_TAU 4.0f
+
+/* Four e4m3 bytes -> two f16 pairs holding value * 2^-8: e4m3's exponent and mantissa bits
+ * shifted left by 7 land in f16's with the exponent bias 15 - 7 = 8 too small; the sign bit,
+ * added to itself, carries into bit 8 and shifts to 15. */
+__device__ __forceinline__ void e4m3x4_int(unsigned w, unsigned &lo, unsigned &hi) {
+    const unsigned a = __byte_perm(w, 0u, 0x4140), b = __byte_perm(w, 0u, 0x4342);
+    lo = (a + (a & 0x00800080u)) << 7, hi = (b + (b & 0x00800080u)) << 7;
+}
+template <typename T, bool INT> __device__ __forceinline__ void e4m3x4_v(unsigned w, unsigned &lo, unsigned &hi) {
+    if (INT) e4m3x4_int(w, lo, hi);
+    else e4m3x4_to<T>(w, lo, hi);
+}
+
 /* f8 in registers: P carries V's scales times FD_PV (a power of two that keeps P * scale in
  * f16's normal range for rows of small values); o is divided by it once after the loop. */
 #define FD_PV 256.0f
@@ -198,15 +227,16 @@ __device__ __forceinline__ void fd_merge_smem(const fd_params &p, size_t head0, 
  * of its row: byte 4 kk + j of that run is the m16n8k16 k index 2t + j (j < 2) or 2t + 8 + j - 2
  * of k-step kk, so one shared load and HD / 8 packed conversions give every b register. */
 template <typename T, int HD, int KM>
-__device__ __forceinline__ void fd_q_frags(const fd_params &p, int r, int kvh, int lane, unsigned (&qf)[HD / 16][4]) {
+__device__ __forceinline__ void fd_q_frags(const fd_params &p, int r, int kvh, int lane, unsigned (&qf)[HD / 16][4],
+                                           float qmul = 1.0f) {
     const int ga = lane >> 2, ta = lane & 3;
     const float *qa = p.q + ((size_t)r * p.nh + (size_t)kvh * p.G + ga) * HD;
     const float *qb = qa + 8 * HD;
-    const float s = p.scale_log2;
+    const float s = p.scale_log2 * qmul;
 #pragma unroll
     for (int kk = 0; kk < HD / 16; kk++) {
         float2 a0 = make_float2(0, 0), a2 = a0, b0 = a0, b2 = a0;
-        if (KM == FD_F8_REG) {
+        if (KM >= FD_F8_REG) {
             const int d = ta * (HD / 4) + 4 * kk;
             if (ga < p.G) {
                 const float4 x = *(const float4 *)(qa + d);
@@ -229,7 +259,7 @@ __device__ __forceinline__ void fd_q_frags(const fd_params &p, int r, int kvh, i
 
 /* FD_F8_REG: S (16 rows x BN keys) = Q K^T straight from the e4m3 rows of the stage (key
  * nt * 8 + g for lane (g, t): HD / 4 bytes, see fd_q_frags), unscaled. */
-template <typename T, int HD, int BN, int KSTR>
+template <typename T, int HD, int BN, int KSTR, int VAR = 0>
 __device__ __forceinline__ void fd_s_f8(const unsigned char *Kr, int lane, const unsigned (&qf)[HD / 16][4],
                                         float (&s)[BN / 8][4]) {
     const int ga = lane >> 2, ta = lane & 3;
@@ -247,12 +277,15 @@ __device__ __forceinline__ void fd_s_f8(const unsigned char *Kr, int lane, const
             const uint2 u = *reinterpret_cast<const uint2 *>(kr);
             kw[0] = u.x, kw[1] = u.y;
         }
+        float s2[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
         for (int kk = 0; kk < HD / 16; kk++) {
             unsigned b0, b1;
-            e4m3x4_to<T>(kw[kk], b0, b1);
-            mma16816<T>(s[nt], qf[kk], b0, b1);
+            e4m3x4_v<T, (VAR & FD_V_KINT) != 0>(kw[kk], b0, b1);
+            if ((VAR & FD_V_SPLIT) && (kk & 1)) mma16816<T>(s2, qf[kk], b0, b1);
+            else mma16816<T>(s[nt], qf[kk], b0, b1);
         }
+        if (VAR & FD_V_SPLIT) s[nt][0] += s2[0], s[nt][1] += s2[1], s[nt][2] += s2[2], s[nt][3] += s2[3];
     }
 }
 
@@ -260,7 +293,7 @@ __device__ __forceinline__ void fd_s_f8(const unsigned char *Kr, int lane, const
  * (g, t)'s B operand column n of n-tile dt is head dimension n HD / 8 + dt), so a lane reads
  * HD / 8 contiguous bytes of each of its four keys 2t, 2t + 1, 2t + 8, 2t + 9 and pairs them
  * with byte permutes. P already carries V's scales. */
-template <typename T, int HD, int BN, int VSTR>
+template <typename T, int HD, int BN, int VSTR, int VAR = 0>
 __device__ __forceinline__ void fd_pv_f8(const unsigned char *Vr, int lane, const unsigned (&pf)[BN / 16][4],
                                          float (&o)[HD / 8][4]) {
     const int ga = lane >> 2, ta = lane & 3, VB = HD / 8;
@@ -283,17 +316,177 @@ __device__ __forceinline__ void fd_pv_f8(const unsigned char *Vr, int lane, cons
 #pragma unroll
         for (int w = 0; w < VB / 4; w++) {
             unsigned b0[4], b1[4];
-            e4m3x4_to<T>(__byte_perm(vw[0][w], vw[1][w], 0x5140), b0[0], b0[1]);
-            e4m3x4_to<T>(__byte_perm(vw[0][w], vw[1][w], 0x7362), b0[2], b0[3]);
-            e4m3x4_to<T>(__byte_perm(vw[2][w], vw[3][w], 0x5140), b1[0], b1[1]);
-            e4m3x4_to<T>(__byte_perm(vw[2][w], vw[3][w], 0x7362), b1[2], b1[3]);
+            const bool vi = (VAR & FD_V_VINT) != 0;
+            e4m3x4_v<T, vi>(__byte_perm(vw[0][w], vw[1][w], 0x5140), b0[0], b0[1]);
+            e4m3x4_v<T, vi>(__byte_perm(vw[0][w], vw[1][w], 0x7362), b0[2], b0[3]);
+            e4m3x4_v<T, vi>(__byte_perm(vw[2][w], vw[3][w], 0x5140), b1[0], b1[1]);
+            e4m3x4_v<T, vi>(__byte_perm(vw[2][w], vw[3][w], 0x7362), b1[2], b1[3]);
 #pragma unroll
             for (int j = 0; j < 4; j++) mma16816<T>(o[4 * w + j], pf[kk], b0[j], b1[j]);
         }
     }
 }
 
-template <typename T, int HD, int KM, int ST8, int NW, int SW>
+/* d (16x8 float32) += a (16x32 e4m3) b (32x8 e4m3) */
+__device__ __forceinline__ void mma_e4m3(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                 "{%0, %1, %2, %3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/* FD_V_QK8's q: lane (g, t) holds head g's HD / 4 dimensions [t HD / 4, (t + 1) HD / 4) (the
+ * permutation of fd_q_frags; word w = dimensions 4w..4w + 3, the m16n8k32 B operand of k-step
+ * kk being words 2kk, 2kk + 1) as three e4m3 terms; isg0 / isg1: the inverse scales of heads
+ * 2t, 2t + 1 (the columns of lane (g, t)'s accumulators). */
+template <int HD>
+__device__ __forceinline__ void fd_q8_frags(const fd_params &p, int r, int kvh, int lane, unsigned (&q8)[3][HD / 16],
+                                            float &isg0, float &isg1) {
+    const int ga = lane >> 2, ta = lane & 3;
+    const float *qa = p.q + ((size_t)r * p.nh + (size_t)kvh * p.G + ga) * HD + ta * (HD / 4);
+    float x[HD / 4], amax = 0.0f;
+#pragma unroll
+    for (int j = 0; j < HD / 4; j++) {
+        x[j] = ga < p.G ? qa[j] * p.scale_log2 : 0.0f;
+        amax = fmaxf(amax, fabsf(x[j]));
+    }
+    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+    const float sg = amax > 0.0f ? 448.0f / amax : 1.0f;
+#pragma unroll
+    for (int j = 0; j < HD / 4; j++) x[j] *= sg;
+#pragma unroll
+    for (int k = 0; k < 3; k++)
+#pragma unroll
+        for (int w = 0; w < HD / 16; w++) {
+            unsigned word = 0;
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const __nv_fp8_e4m3 e(x[4 * w + j]); /* nearest, saturating */
+                word |= (unsigned)e.__x << (8 * j);
+                x[4 * w + j] = (x[4 * w + j] - (float)e) * 16.0f;
+            }
+            q8[k][w] = word;
+        }
+    const float is = 1.0f / sg;
+    isg0 = __shfl_sync(0xffffffffu, is, 8 * ta), isg1 = __shfl_sync(0xffffffffu, is, 8 * ta + 4);
+}
+
+__device__ __forceinline__ unsigned movm_t(unsigned x) { /* 8x8 b16 transpose across the warp */
+    unsigned y;
+    asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(y) : "r"(x));
+    return y;
+}
+
+/* FD_F8_T (LLT_CUDA_DECODE_F8=t; G <= 8): one tile with the products transposed, so that the
+ * KV group's G <= 8 heads are the n8 side of the mma instead of 16 rows of which 12 are padding:
+ * S^T (BN keys x 8 heads) = K Q^T with K's e4m3 rows as the A operand (lane (g, t): keys g and
+ * g + 8 of each 16, the same HD / 4 bytes of a row as FD_F8_REG), q as B; O^T (HD x 8) += V^T
+ * P^T with V's bytes as A (the four keys 2t, 2t + 1, 2t + 8, 2t + 9 as FD_F8_REG, head
+ * dimension g HD / 8 + 2 dt + {0, 1} for rows g, g + 8 of m-tile dt) and P^T as B: S^T's
+ * accumulator (key g, heads 2t, 2t + 1) packed to f16 is an 8x8 fragment whose transpose
+ * (movmatrix) is B's (head g, keys 2t, 2t + 1). Half the mma and half the rescaling of
+ * FD_F8_REG; lane (g, t) keeps m and a partial l of heads 2t, 2t + 1. */
+template <typename T, int HD, int BN, int KSTR, int VSTR, int VAR>
+__device__ __forceinline__ void fd_tile_t(const unsigned char *Kr, const unsigned char *Vr, const float *sk, int lane,
+                                          int kb, int kend, const unsigned (&qf)[HD / 16][4],
+                                          float (&o)[HD / 16][4], float &m0, float &m1, float &l0, float &l1,
+                                          const unsigned (&q8)[3][HD / 16], float isg0, float isg1) {
+    const int ga = lane >> 2, ta = lane & 3;
+    constexpr int MT = BN / 16, VB = HD / 8;
+    float s[MT][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        float s2[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        s[mt][0] = s[mt][1] = s[mt][2] = s[mt][3] = 0.0f;
+        const unsigned char *k0 = Kr + (mt * 16 + ga) * KSTR + ta * (HD / 4), *k1 = k0 + 8 * KSTR;
+        unsigned kw0[HD / 16], kw1[HD / 16];
+#pragma unroll
+        for (int c = 0; c < HD / 64; c++) {
+            const uint4 u = *reinterpret_cast<const uint4 *>(k0 + 16 * c);
+            const uint4 v = *reinterpret_cast<const uint4 *>(k1 + 16 * c);
+            kw0[4 * c] = u.x, kw0[4 * c + 1] = u.y, kw0[4 * c + 2] = u.z, kw0[4 * c + 3] = u.w;
+            kw1[4 * c] = v.x, kw1[4 * c + 1] = v.y, kw1[4 * c + 2] = v.z, kw1[4 * c + 3] = v.w;
+        }
+        const float ks0 = sk[mt * 16 + ga], ks1 = sk[mt * 16 + ga + 8];
+        if (VAR & FD_V_QK8) {
+            float s3[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+            for (int kk = 0; kk < HD / 32; kk++) {
+                const unsigned a[4] = {kw0[2 * kk], kw1[2 * kk], kw0[2 * kk + 1], kw1[2 * kk + 1]};
+                mma_e4m3(s[mt], a, q8[0][2 * kk], q8[0][2 * kk + 1]);
+                mma_e4m3(s2, a, q8[1][2 * kk], q8[1][2 * kk + 1]);
+                mma_e4m3(s3, a, q8[2][2 * kk], q8[2][2 * kk + 1]);
+            }
+#pragma unroll
+            for (int i = 0; i < 4; i++) s[mt][i] = fmaf(s3[i], 1.0f / 256.0f, fmaf(s2[i], 1.0f / 16.0f, s[mt][i]));
+            s[mt][0] *= ks0 * isg0, s[mt][1] *= ks0 * isg1, s[mt][2] *= ks1 * isg0, s[mt][3] *= ks1 * isg1;
+        } else {
+#pragma unroll
+            for (int kk = 0; kk < HD / 16; kk++) {
+                unsigned a[4];
+                e4m3x4_v<T, (VAR & FD_V_KINT) != 0>(kw0[kk], a[0], a[2]);
+                e4m3x4_v<T, (VAR & FD_V_KINT) != 0>(kw1[kk], a[1], a[3]);
+                if (kk & 1) mma16816<T>(s2, a, qf[kk][0], qf[kk][2]);
+                else mma16816<T>(s[mt], a, qf[kk][0], qf[kk][2]);
+            }
+            s[mt][0] = (s[mt][0] + s2[0]) * ks0, s[mt][1] = (s[mt][1] + s2[1]) * ks0;
+            s[mt][2] = (s[mt][2] + s2[2]) * ks1, s[mt][3] = (s[mt][3] + s2[3]) * ks1;
+        }
+        if (kb + BN > kend) { /* keys past the warp's end are not its */
+            const int key = kb + mt * 16 + ga;
+            if (key >= kend) s[mt][0] = s[mt][1] = -INFINITY;
+            if (key + 8 >= kend) s[mt][2] = s[mt][3] = -INFINITY;
+        }
+    }
+    float mx0 = m0, mx1 = m1;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) mx0 = fmaxf(mx0, fmaxf(s[mt][0], s[mt][2])), mx1 = fmaxf(mx1, fmaxf(s[mt][1], s[mt][3]));
+#pragma unroll
+    for (int x = 4; x < 32; x <<= 1) {
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, x));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, x));
+    }
+    if (!(VAR & FD_V_LAZY) || __any_sync(0xffffffffu, mx0 > m0 + FD_TAU || mx1 > m1 + FD_TAU)) {
+        const float al0 = fast_exp2(m0 - mx0), al1 = fast_exp2(m1 - mx1);
+        m0 = mx0, m1 = mx1, l0 *= al0, l1 *= al1;
+#pragma unroll
+        for (int dt = 0; dt < HD / 16; dt++) o[dt][0] *= al0, o[dt][1] *= al1, o[dt][2] *= al0, o[dt][3] *= al1;
+    }
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        const float e0 = fast_exp2(s[mt][0] - m0), e1 = fast_exp2(s[mt][1] - m1);
+        const float e2 = fast_exp2(s[mt][2] - m0), e3 = fast_exp2(s[mt][3] - m1);
+        l0 += e0 + e2, l1 += e1 + e3;
+        const float vs0 = sk[BN + mt * 16 + ga] * FD_PV, vs1 = sk[BN + mt * 16 + ga + 8] * FD_PV;
+        const unsigned b0 = movm_t(pack2<T>(e0 * vs0, e1 * vs0)), b1 = movm_t(pack2<T>(e2 * vs1, e3 * vs1));
+        unsigned vw[4][VB / 4];
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const unsigned char *vr = Vr + (mt * 16 + 2 * ta + (k & 1) + (k >> 1) * 8) * VSTR + ga * VB;
+            if (VB == 16) {
+                const uint4 u = *reinterpret_cast<const uint4 *>(vr);
+                vw[k][0] = u.x, vw[k][1 % (VB / 4)] = u.y, vw[k][2 % (VB / 4)] = u.z, vw[k][3 % (VB / 4)] = u.w;
+            } else {
+                const uint2 u = *reinterpret_cast<const uint2 *>(vr);
+                vw[k][0] = u.x, vw[k][1 % (VB / 4)] = u.y;
+            }
+        }
+        const bool vi = (VAR & FD_V_VINT) != 0;
+#pragma unroll
+        for (int w = 0; w < VB / 4; w++) {
+            unsigned a0[4], a1[4]; /* m-tiles 2w and 2w + 1 */
+            e4m3x4_v<T, vi>(__byte_perm(vw[0][w], vw[1][w], 0x5140), a0[0], a0[1]);
+            e4m3x4_v<T, vi>(__byte_perm(vw[0][w], vw[1][w], 0x7362), a1[0], a1[1]);
+            e4m3x4_v<T, vi>(__byte_perm(vw[2][w], vw[3][w], 0x5140), a0[2], a0[3]);
+            e4m3x4_v<T, vi>(__byte_perm(vw[2][w], vw[3][w], 0x7362), a1[2], a1[3]);
+            mma16816<T>(o[2 * w], a0, b0, b1);
+            mma16816<T>(o[2 * w + 1], a1, b0, b1);
+        }
+    }
+}
+
+template <typename T, int HD, int KM, int ST8, int NW, int SW, int VAR = 0>
 __global__ void __launch_bounds__(NW * 32) fd_kernel(fd_params p) {
     typedef fd_layout<HD, KM, ST8, NW, SW> LY;
     const int BN = LY::BN, LD = LY::LD, ST = LY::ST;
@@ -352,7 +545,7 @@ __global__ void __launch_bounds__(NW * 32) fd_kernel(fd_params p) {
     };
     auto issue = [&](int i, long long off, long long so) { /* tile i of this warp into stage i % ST */
         if (K8) {
-            const bool reg = KM == FD_F8_REG;
+            const bool reg = KM >= FD_F8_REG;
             unsigned char *raw = ws + (i % ST) * (reg ? LY::RAW2 : LY::RAW);
             unsigned char *kd = raw, *vd = raw + BN * (reg ? LY::KSTR : HD);
             const int ks = reg ? LY::KSTR : HD, vs = reg ? LY::VSTR : HD;
@@ -410,10 +603,14 @@ __global__ void __launch_bounds__(NW * 32) fd_kernel(fd_params p) {
     }
     const int ga = lane >> 2, ta = lane & 3;
     unsigned qf[HD / 16][4];
-    fd_q_frags<T, HD, KM>(p, r, kvh, lane, qf);
-    float o[HD / 8][4];
+    fd_q_frags<T, HD, KM>(p, r, kvh, lane, qf, (VAR & FD_V_KINT) ? 256.0f : 1.0f);
+    unsigned q8[3][HD / 16];
+    float isg0 = 1.0f, isg1 = 1.0f;
+    if constexpr (KM == FD_F8_T && (VAR & FD_V_QK8) != 0) fd_q8_frags<HD>(p, r, kvh, lane, q8, isg0, isg1);
+    constexpr int NO = KM == FD_F8_T ? HD / 16 : HD / 8;
+    float o[NO][4];
 #pragma unroll
-    for (int i = 0; i < HD / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+    for (int i = 0; i < NO; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
     float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
     for (int i = 0; i < my_n; i++) {
         cp_async_wait<ST - 2>(); /* tile i has landed (this lane's copies) */
@@ -424,7 +621,7 @@ __global__ void __launch_bounds__(NW * 32) fd_kernel(fd_params p) {
         T *Ks = NULL, *Vs = NULL;
         const unsigned char *Kr = NULL, *Vr = NULL;
         const float *sk = NULL;
-        if (KM == FD_F8_REG) {
+        if (KM >= FD_F8_REG) {
             Kr = ws + (i % ST) * LY::RAW2, Vr = Kr + BN * LY::KSTR;
             sk = (const float *)(Vr + BN * LY::VSTR);
         } else if (KM == FD_F8_STAGE) {
@@ -446,12 +643,16 @@ __global__ void __launch_bounds__(NW * 32) fd_kernel(fd_params p) {
         } else {
             Ks = (T *)(ws + (i % ST) * LY::TILE), Vs = Ks + BN * LD;
         }
+        if constexpr (KM == FD_F8_T) {
+            fd_tile_t<T, HD, BN, LY::KSTR, LY::VSTR, VAR>(Kr, Vr, sk, lane, kb, kend, qf, o, m_a, m_b, l_a, l_b, q8,
+                                                          isg0, isg1);
+        } else {
         /* S = Q K^T: 16 rows x BN keys */
         float s[BN / 8][4];
 #pragma unroll
         for (int j = 0; j < BN / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
         if (KM == FD_F8_REG) {
-            fd_s_f8<T, HD, BN, LY::KSTR>(Kr, lane, qf, s);
+            fd_s_f8<T, HD, BN, LY::KSTR, VAR>(Kr, lane, qf, s);
         } else {
 #pragma unroll
             for (int np = 0; np < BN / 16; np++)
@@ -489,14 +690,24 @@ __global__ void __launch_bounds__(NW * 32) fd_kernel(fd_params p) {
         mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
         mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
         mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
-        const float al_a = fast_exp2(m_a - mx_a), al_b = fast_exp2(m_b - mx_b);
-        m_a = mx_a, m_b = mx_b;
+        float al_a = 1.0f, al_b = 1.0f; /* FD_V_LAZY: O and l rescaled at once, when needed */
+        if (!(VAR & FD_V_LAZY)) {
+            al_a = fast_exp2(m_a - mx_a), al_b = fast_exp2(m_b - mx_b);
+            m_a = mx_a, m_b = mx_b;
+        } else if (__any_sync(0xffffffffu, mx_a > m_a + FD_TAU || mx_b > m_b + FD_TAU)) {
+            const float ra = fast_exp2(m_a - mx_a), rb = fast_exp2(m_b - mx_b);
+            m_a = mx_a, m_b = mx_b;
+            l_a *= ra, l_b *= rb;
+#pragma unroll
+            for (int dt = 0; dt < HD / 8; dt++) o[dt][0] *= ra, o[dt][1] *= ra, o[dt][2] *= rb, o[dt][3] *= rb;
+        }
+        const float mx_a2 = m_a, mx_b2 = m_b; /* the reference of this tile's P */
         float sum_a = 0.0f, sum_b = 0.0f;
         unsigned pf[BN / 16][4];
 #pragma unroll
         for (int nt = 0; nt < BN / 8; nt++) {
-            const float e0 = fast_exp2(s[nt][0] - mx_a), e1 = fast_exp2(s[nt][1] - mx_a);
-            const float e2 = fast_exp2(s[nt][2] - mx_b), e3 = fast_exp2(s[nt][3] - mx_b);
+            const float e0 = fast_exp2(s[nt][0] - mx_a2), e1 = fast_exp2(s[nt][1] - mx_a2);
+            const float e2 = fast_exp2(s[nt][2] - mx_b2), e3 = fast_exp2(s[nt][3] - mx_b2);
             sum_a += e0 + e1, sum_b += e2 + e3;
             if (KM == FD_F8_REG) { /* V's scales (times FD_PV) on P */
                 float2 v2 = *reinterpret_cast<const float2 *>(sk + BN + nt * 8 + 2 * ta);
@@ -508,13 +719,17 @@ __global__ void __launch_bounds__(NW * 32) fd_kernel(fd_params p) {
                 pf[nt / 2][(nt & 1) * 2 + 1] = pack2<T>(e2, e3);
             }
         }
-        l_a = l_a * al_a + sum_a, l_b = l_b * al_b + sum_b;
+        if (!(VAR & FD_V_LAZY)) {
+            l_a = l_a * al_a + sum_a, l_b = l_b * al_b + sum_b;
 #pragma unroll
-        for (int dt = 0; dt < HD / 8; dt++)
-            o[dt][0] *= al_a, o[dt][1] *= al_a, o[dt][2] *= al_b, o[dt][3] *= al_b;
+            for (int dt = 0; dt < HD / 8; dt++)
+                o[dt][0] *= al_a, o[dt][1] *= al_a, o[dt][2] *= al_b, o[dt][3] *= al_b;
+        } else {
+            l_a += sum_a, l_b += sum_b;
+        }
         /* O += P V */
         if (KM == FD_F8_REG) {
-            fd_pv_f8<T, HD, BN, LY::VSTR>(Vr, lane, pf, o);
+            fd_pv_f8<T, HD, BN, LY::VSTR, VAR>(Vr, lane, pf, o);
         } else {
 #pragma unroll
             for (int kk = 0; kk < BN / 16; kk++)
@@ -526,20 +741,41 @@ __global__ void __launch_bounds__(NW * 32) fd_kernel(fd_params p) {
                     mma16816<T>(o[2 * dp + 1], pf[kk], b[2], b[3]);
                 }
         }
+        }
         if (KM == FD_F8_STAGE) __syncwarp(); /* the dequantised tile is rewritten next iteration */
     }
     cp_async_wait<0>();
     if (!p.early) pdl_trigger();
-    l_a += __shfl_xor_sync(0xffffffffu, l_a, 1);
-    l_a += __shfl_xor_sync(0xffffffffu, l_a, 2);
-    l_b += __shfl_xor_sync(0xffffffffu, l_b, 1);
-    l_b += __shfl_xor_sync(0xffffffffu, l_b, 2);
+    if constexpr (KM == FD_F8_T) { /* heads 2t, 2t + 1: partial sums over the lanes' keys */
+#pragma unroll
+        for (int x = 4; x < 32; x <<= 1) {
+            l_a += __shfl_xor_sync(0xffffffffu, l_a, x);
+            l_b += __shfl_xor_sync(0xffffffffu, l_b, x);
+        }
+    } else {
+        l_a += __shfl_xor_sync(0xffffffffu, l_a, 1);
+        l_a += __shfl_xor_sync(0xffffffffu, l_a, 2);
+        l_b += __shfl_xor_sync(0xffffffffu, l_b, 1);
+        l_b += __shfl_xor_sync(0xffffffffu, l_b, 2);
+    }
     __syncthreads(); /* every warp is done with its stages: they become the merge area */
     const int MO = LY::MO;
     float *mo = (float *)fd_smem, *mml = mo + NW * 16 * MO; /* [NW][16][MO], [NW][16][m, l] */
-    {
+    if constexpr (KM == FD_F8_T) { /* o[dt]: head dimension ga HD / 8 + 2 dt + {0, 1} of heads 2t, 2t + 1 */
+        float *o0 = mo + (warp * 16 + 2 * ta) * MO + ga * (HD / 8), *o1 = o0 + MO;
+        const float f = ((VAR & FD_V_VINT) ? 256.0f : 1.0f) / FD_PV;
+#pragma unroll
+        for (int dt = 0; dt < HD / 16; dt++) {
+            *reinterpret_cast<float2 *>(o0 + 2 * dt) = make_float2(o[dt][0] * f, o[dt][2] * f);
+            *reinterpret_cast<float2 *>(o1 + 2 * dt) = make_float2(o[dt][1] * f, o[dt][3] * f);
+        }
+        if (ga == 0) {
+            mml[(warp * 16 + 2 * ta) * 2] = m_a, mml[(warp * 16 + 2 * ta) * 2 + 1] = l_a;
+            mml[(warp * 16 + 2 * ta + 1) * 2] = m_b, mml[(warp * 16 + 2 * ta + 1) * 2 + 1] = l_b;
+        }
+    } else {
         float *oa = mo + (warp * 16 + ga) * MO, *ob = oa + 8 * MO;
-        const float f = KM == FD_F8_REG ? 1.0f / FD_PV : 1.0f;
+        const float f = KM == FD_F8_REG ? ((VAR & FD_V_VINT) ? 256.0f : 1.0f) / FD_PV : 1.0f;
 #pragma unroll
         for (int dt = 0; dt < HD / 8; dt++) {
             /* accumulator columns 2t, 2t + 1 of n-tile dt; FD_F8_REG: head dimension n HD / 8 + dt */
@@ -652,10 +888,10 @@ static int fd_spb(int def) {
     return v && atoi(v) > 0 ? atoi(v) : def;
 }
 
-template <typename T, int HD, int KM, int ST8, int NW, int SW = 0>
+template <typename T, int HD, int KM, int ST8, int NW, int SW = 0, int VAR = 0>
 llt_status fd_launch(llt_cuda_ctx *c, fd_params p, int rows, int spb, llt_error *err) {
     typedef fd_layout<HD, KM, ST8, NW, SW> LY;
-    void (*kern)(fd_params) = fd_kernel<T, HD, KM, ST8, NW, SW>;
+    void (*kern)(fd_params) = fd_kernel<T, HD, KM, ST8, NW, SW, VAR>;
     LLT_TRY(llt_smem_optin(c, kern, LY::BYTES + 16, err)); /* + the static fd_last: past 48 KB needs the opt-in */
     p.splits = fd_splits(c, rows, p.nkv, fd_spb(spb));
     return llt_launch(c, kern, dim3((unsigned)p.splits, (unsigned)p.nkv, (unsigned)rows), dim3(NW * 32),
@@ -669,7 +905,12 @@ llt_status fd_launch(llt_cuda_ctx *c, fd_params p, int rows, int spb, llt_error 
  *  - f8 pages: converted in registers with FD_ST8 stages a warp, two blocks an SM (default);
  *    LLT_CUDA_DECODE_F8ST=5: five stages; LLT_CUDA_DECODE_F8=stage: the tile converted into a
  *    dtype tile in shared memory first (the earlier kernel; F8ST=2: two stages a warp, for
- *    three blocks an SM with LLT_CUDA_ATTN_LONG_SPB=3). */
+ *    three blocks an SM with LLT_CUDA_ATTN_LONG_SPB=3);
+ *  - f8 pages, f16 compute, hd 64 / 128 (issue 19, measurement only so far):
+ *    LLT_CUDA_DECODE_F8=t: the transposed kernel (FD_F8_T, G <= 8) with the FD_V_* bits of
+ *    LLT_CUDA_DECODE_F8V among 0, 1, 13, 17, 25 (1 and 17 also a stage fewer with
+ *    LLT_CUDA_DECODE_F8ST below the default, for LLT_CUDA_ATTN_LONG_SPB=3);
+ *    LLT_CUDA_DECODE_F8V alone: the register kernel with the bits 1, 2, 4 or 13. */
 template <typename T, int HD>
 llt_status fd_pick(llt_cuda_ctx *c, const fd_params &p, int rows, bool k8, llt_error *err) {
     if (!k8) {
@@ -685,6 +926,37 @@ llt_status fd_pick(llt_cuda_ctx *c, const fd_params &p, int rows, bool k8, llt_e
         return st == 2 ? fd_launch<T, HD, FD_F8_STAGE, 2, 4>(c, p, rows, 2, err)
                        : fd_launch<T, HD, FD_F8_STAGE, FD_ST8, 4>(c, p, rows, 2, err);
     const int st_def = HD >= 128 ? 5 : FD_ST8; /* hd 128: 16-key tiles, more of them in flight */
+    const char *vv = getenv("LLT_CUDA_DECODE_F8V");
+    const int var = vv ? atoi(vv) : 0;
+    const bool f16 = std::is_same<T, __half>::value;
+    if (mv && strcmp(mv, "t") == 0 && HD >= 64 && f16 && p.G <= 8) {
+        /* LLT_CUDA_DECODE_F8ST below the default: a stage fewer (hd 128: 4, hd 64: 3), for
+         * three blocks an SM with LLT_CUDA_ATTN_LONG_SPB=3 */
+        const bool less = sv && st < (HD >= 128 ? 5 : FD_ST8);
+#define FD_VAR(V)                                                                                  \
+    case V:                                                                                        \
+        return fd_launch<T, HD, FD_F8_T, (HD >= 128 ? 5 : FD_ST8), 4, 0, V>(c, p, rows, 2, err);
+#define FD_VAR2(V)                                                                                 \
+    case V:                                                                                        \
+        return less ? fd_launch<T, HD, FD_F8_T, (HD >= 128 ? 4 : 3), 4, 0, V>(c, p, rows, 2, err)     \
+                    : fd_launch<T, HD, FD_F8_T, (HD >= 128 ? 5 : FD_ST8), 4, 0, V>(c, p, rows, 2, err);
+        switch (var) {
+            FD_VAR(0) FD_VAR2(1) FD_VAR(13) FD_VAR2(17) FD_VAR(25)
+        default: break;
+        }
+#undef FD_VAR
+#undef FD_VAR2
+    }
+    if (var && HD >= 64 && f16 && !sv) {
+#define FD_VAR(V)                                                                                  \
+    case V:                                                                                        \
+        return fd_launch<T, HD, FD_F8_REG, (HD >= 128 ? 5 : FD_ST8), 4, 0, V>(c, p, rows, 2, err);
+        switch (var) {
+            FD_VAR(1) FD_VAR(2) FD_VAR(4) FD_VAR(13)
+        default: break;
+        }
+#undef FD_VAR
+    }
     return (sv ? st : st_def) == 5 ? fd_launch<T, HD, FD_F8_REG, 5, 4>(c, p, rows, 2, err)
                                    : fd_launch<T, HD, FD_F8_REG, FD_ST8, 4>(c, p, rows, 2, err);
 }
