@@ -1119,7 +1119,7 @@ static void test_decode_speed(void) {
  * of the environment sets in LLT_ATTN_SPEED_SETS (space-separated; a set: NAME=VALUE pairs joined by
  * commas, "-" for none), in turn A B C A B C (three rounds, median of 7 launches each); prints every
  * round's TFLOP/s and % of 790 (the bf16 tensor-core rate measured on the H200). */
-static void speed_sets(llt_cuda_attn *a, int q_pos0, double flops, int hd, int D) {
+static void speed_sets(llt_cuda_attn *a, int q_pos0, double flops, int hd, int D, int n_q) {
     char sets[512];
     snprintf(sets, sizeof sets, "%s", getenv("LLT_ATTN_SPEED_SETS") ? getenv("LLT_ATTN_SPEED_SETS") : "-");
     char *names[8];
@@ -1138,7 +1138,7 @@ static void speed_sets(llt_cuda_attn *a, int q_pos0, double flops, int hd, int D
             for (int i = 0; i < nv; i++) unsetenv(vars[i]);
         }
     for (int k = 0; k < n; k++)
-        fprintf(stderr, "  sets hd %d depth %6d [%s]: %.1f %.1f %.1f TFLOP/s (best %.1f %% of 790)\n", hd, D, names[k],
+        fprintf(stderr, "  sets hd %d depth %6d rows %d [%s]: %.1f %.1f %.1f TFLOP/s (best %.1f %% of 790)\n", hd, D, n_q, names[k],
                 tf[k][0], tf[k][1], tf[k][2], 100 * fmax(tf[k][0], fmax(tf[k][1], tf[k][2])) / 790);
 }
 
@@ -1149,7 +1149,11 @@ static void test_flash_speed(void) {
         return;
     }
     static const int depths[5] = {512, 4096, 16384, 32768, 131072};
-    const int nh = 32, nkv = 8, ps = 16, Lmax = 131072, blocks = Lmax / ps, n_q = 512;
+    /* LLT_ATTN_SPEED_ROWS: the prefill chunk's rows (default 512; "sets" mode only) */
+    const char *rsel = getenv("LLT_ATTN_SPEED_ROWS");
+    const bool sets_mode = strcmp(getenv("LLT_ATTN_SPEED"), "sets") == 0;
+    const int nh = 32, nkv = 8, ps = 16, Lmax = 131072, blocks = Lmax / ps,
+              n_q = sets_mode && rsel && atoi(rsel) >= 1 && atoi(rsel) <= 8192 ? atoi(rsel) : 512;
     const char *hsel = getenv("LLT_ATTN_SPEED_HD");
     llt_error err = {0};
     for (int h = 0; h < 2; h++) {
@@ -1186,9 +1190,9 @@ static void test_flash_speed(void) {
                                .page_size = ps, .max_blocks = blocks, .work = work, .counters = cnt,
                                .pf_work = pfw};
             double flops = 4.0 * hd * nh * ((double)n_q * q_pos0 + (double)n_q * (n_q + 1) / 2);
-            if (strcmp(getenv("LLT_ATTN_SPEED"), "sets") == 0) { /* prefill under environment sets, alternated */
+            if (sets_mode) { /* prefill under environment sets, alternated */
                 if (D < 16384 || (hsel && atoi(hsel) != hd)) continue;
-                speed_sets(&a, q_pos0, flops, hd, D);
+                speed_sets(&a, q_pos0, flops, hd, D, n_q);
                 continue;
             }
             if (strcmp(getenv("LLT_ATTN_SPEED"), "wsexp") == 0) { /* the ws softmax variants only, deep */
