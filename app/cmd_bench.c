@@ -1,6 +1,6 @@
 /* cmd_bench.c: `llama-triton bench (MODEL | --shape NAME) [-p 512] [-n 128] [-b 1]
  *               [--device auto|cpu|cuda|cuda:0,cuda:1] [--layer_split A,B] [--max_pages N]
- *               [--dtype f16] [--kv_dtype f8] [--reps 5] [--threads N] [--json]`
+ *               [--dtype f16] [--kv_dtype f8] [--ubatch 512] [--reps 5] [--threads N] [--json]`
  * (--kv_dtype: the KV cache dtype of a model file or a --shape, llt_load_opts.kv_dtype)
  *
  * Per rep: prompt processing (pp) = one sequence's p random tokens prefilled in batches;
@@ -48,6 +48,7 @@ static const bench_shape k_shapes[] = {
 typedef struct bench_args {
     const char *model, *shape, *device;
     int64_t p, n, b, reps, threads, max_pages;
+    int64_t ub; /* rows per forward pass (llt_load_opts.batch_rows) and the prompt's batches; 0 = default */
     int32_t split[LLT_MAX_DEVICES];
     int n_split;
     llt_dtype dtype;
@@ -200,16 +201,19 @@ static llt_status make_model(const bench_args *a, llt_model **m, llt_error *err)
     o.max_pages = (int32_t)(a->max_pages ? a->max_pages : a->b * ((a->p + a->n + 15) / 16 + 1));
     o.layer_split = a->n_split ? a->split : NULL;
     o.kv_dtype = a->kv_dtype;
+    o.batch_rows = (int32_t)a->ub;
     if (a->model) return llt_model_load(a->model, &o, m, err);
     return cli_random_model(a->shape, &o, m, err);
 }
 
 /* ---- timing ---------------------------------------------------------------------------------- */
 
-enum { PP_BATCH = 512 };
-
-static llt_status prefill(llt_model *m, int32_t seq, const int32_t *toks, int64_t p, float *logits, llt_error *err) {
-    int32_t seqs[PP_BATCH], rows;
+/* The prompt in batches of ub rows (the backend's rows per forward pass). */
+static llt_status prefill(llt_model *m, int32_t seq, const int32_t *toks, int64_t p, int64_t ub, float *logits,
+                          llt_error *err) {
+    static int32_t seqs[LLT_MAX_BATCH_ROWS];
+    int32_t rows;
+    const int64_t PP_BATCH = ub > 0 ? ub : LLT_DEFAULT_BATCH_ROWS;
     for (int i = 0; i < PP_BATCH; i++) seqs[i] = seq;
     for (int64_t i = 0; i < p; i += PP_BATCH) {
         llt_batch b = {(int32_t)(p - i < PP_BATCH ? p - i : PP_BATCH), toks + i, seqs, NULL};
@@ -224,7 +228,7 @@ static llt_status one_rep(llt_model *m, const bench_args *a, const int32_t *toks
     llt_kv_cache *kv = llt_model_kv_cache(m);
     LLT_TRY(llt_kv_seq_create(kv, &seqs[0], err));
     double t0 = llt_time_now();
-    llt_status s = prefill(m, seqs[0], toks, a->p, logits, err);
+    llt_status s = prefill(m, seqs[0], toks, a->p, a->ub, logits, err);
     *pp = a->p / (llt_time_now() - t0);
     int32_t nb = 1;
     for (; s == LLT_OK && nb < a->b; nb++) s = llt_kv_seq_fork(kv, seqs[0], &seqs[nb], err);
@@ -329,6 +333,8 @@ static void usage(FILE *f) {
           "  -n N             generated tokens after the prompt (default 128)\n"
           "  -b N             sequences generated at once (default 1)\n"
           "  --reps N         measured repetitions after one warm-up (default 5)\n"
+          "  --ubatch N       rows per forward pass on CUDA (batch_rows, 1..4096) and the prompt's\n"
+          "                   batches (default 512)\n"
           "  --device D       auto (default: the first GPU, else cpu), cpu, cuda, cuda:N,\n"
           "                   cuda:0,cuda:1,... (layers split over GPUs)\n"
           "                   (default cpu)\n"
@@ -353,6 +359,7 @@ static int parse_flag(int argc, char **argv, int *i, bench_args *a) {
     if (cli_flag_is(f, "-p", NULL)) return cli_take_int(argc, argv, i, 1, 1 << 20, &a->p) ? 0 : 2;
     if (cli_flag_is(f, "-n", NULL)) return cli_take_int(argc, argv, i, 1, 1 << 20, &a->n) ? 0 : 2;
     if (cli_flag_is(f, "-b", NULL)) return cli_take_int(argc, argv, i, 1, 4096, &a->b) ? 0 : 2;
+    if (cli_flag_is(f, "--ubatch", "-ub")) return cli_take_int(argc, argv, i, 1, LLT_MAX_BATCH_ROWS, &a->ub) ? 0 : 2;
     if (cli_flag_is(f, "--reps", NULL)) return cli_take_int(argc, argv, i, 1, 1000, &a->reps) ? 0 : 2;
     if (cli_flag_is(f, "--threads", "-t")) return cli_take_int(argc, argv, i, 0, 4096, &a->threads) ? 0 : 2;
     if (cli_flag_is(f, "--shape", NULL)) return cli_take(argc, argv, i, &a->shape) ? 0 : 2;

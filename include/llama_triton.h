@@ -187,6 +187,8 @@ typedef enum llt_format {
     LLT_FORMAT_TRITON    /* native: model.json + state_dict.pt + tokenizer.model */
 } llt_format;
 
+enum { LLT_MAX_BATCH_ROWS = 4096, LLT_DEFAULT_BATCH_ROWS = 512 };
+
 typedef struct llt_load_opts {
     llt_format format;
     const char *device;     /* "auto", "cpu", "cuda", "cuda:N", "cuda:0,cuda:1" (layers split
@@ -206,6 +208,10 @@ typedef struct llt_load_opts {
                              * (default) = the config's. The CPU cache holds F32/F16/BF16; the
                              * CUDA cache holds the compute dtype or F8_E4M3. Anything else is
                              * refused at load (LLT_ERR_INVALID_ARG / LLT_ERR_UNSUPPORTED). */
+    int32_t batch_rows;     /* rows one forward pass of the CUDA backend takes (a longer batch
+                             * runs as several passes): 1..LLT_MAX_BATCH_ROWS, 0 = the backend's
+                             * default (LLT_DEFAULT_BATCH_ROWS). Activation memory grows with
+                             * it; the CPU backend keeps its own chunks and ignores it. */
 } llt_load_opts;
 
 void llt_load_opts_init(llt_load_opts *o);

@@ -87,6 +87,7 @@ class LoadOpts(C.Structure):
         ("layer_split", C.POINTER(C.c_int32)),
         ("no_cache", C.c_bool),
         ("kv_dtype", c_enum),
+        ("batch_rows", C.c_int32),
     ]
 
 

@@ -29,9 +29,11 @@ def device_string(device):
 
 
 def load_opts(fmt=None, device=None, dtype=None, n_threads=0, page_size=0, max_pages=0,
-              max_seqs=0, layer_split=None, no_cache=False, kv_dtype=None):
+              max_seqs=0, layer_split=None, no_cache=False, kv_dtype=None, batch_rows=0):
     """An llt_load_opts from keyword values; returns (opts, objects to keep alive).
-    kv_dtype None keeps the config's (the C library checks the value against the backend)."""
+    kv_dtype None keeps the config's (the C library checks the value against the backend).
+    batch_rows: rows per forward pass on the CUDA backend, 0 = its default (the C library
+    checks the range)."""
     o = S.LoadOpts()
     lib().fn("llt_load_opts_init")(C.byref(o))
     key = fmt.lower() if isinstance(fmt, str) else fmt
@@ -49,7 +51,7 @@ def load_opts(fmt=None, device=None, dtype=None, n_threads=0, page_size=0, max_p
     if kv_dtype is not None:
         o.kv_dtype = _dtype.code(_torch.dtype_name(kv_dtype, "kv_dtype", f8=True), "kv_dtype")
     for name, v in (("n_threads", n_threads), ("page_size", page_size),
-                    ("max_pages", max_pages), ("max_seqs", max_seqs)):
+                    ("max_pages", max_pages), ("max_seqs", max_seqs), ("batch_rows", batch_rows)):
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**31:
             raise InvalidArgumentError("%s: expected a non-negative int, got %r" % (name, v))
         setattr(o, name, v)

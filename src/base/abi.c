@@ -48,6 +48,7 @@ static const abi_entry k_abi[] = {
     ABI_FIELD(llt_load_opts, page_size), ABI_FIELD(llt_load_opts, max_pages),
     ABI_FIELD(llt_load_opts, max_seqs), ABI_FIELD(llt_load_opts, layer_split),
     ABI_FIELD(llt_load_opts, no_cache), ABI_FIELD(llt_load_opts, kv_dtype),
+    ABI_FIELD(llt_load_opts, batch_rows),
 
     ABI_SIZE(llt_batch),
     ABI_FIELD(llt_batch, n_tokens), ABI_FIELD(llt_batch, tokens),

@@ -1,7 +1,7 @@
 /* generator.c: one prompt in, tokens streamed out (the specification's LlamaGenerator).
  *
- * encode (BOS per params) -> prefill the prompt in chunks of PREFILL_CHUNK tokens (one batch
- * each, one pass over the weights per chunk) -> sample, stream the piece, decode the token,
+ * encode (BOS per params) -> prefill the prompt in batches of PREFILL_CHUNK tokens (the backend
+ * runs each as passes of its own rows: the load's batch_rows on CUDA, 128-row chunks on the CPU) -> sample, stream the piece, decode the token,
  * until an end-of-generation token, max_new_tokens, the context limit, or the callback asks to
  * stop. Pieces go out through llt_tokenizer_decode_next, so a character split over byte
  * tokens is sent once complete. The sequence lives in the model's KV cache for the call only. */
@@ -14,7 +14,7 @@
 #include "kv/paged_cache.h"
 #include "model/model.h"
 
-enum { PREFILL_CHUNK = 256, PIECE_CAP = 256 };
+enum { PREFILL_CHUNK = LLT_MAX_BATCH_ROWS, PIECE_CAP = 256 };
 
 void llt_gen_params_init(llt_gen_params *p) {
     struct timespec ts;
@@ -48,7 +48,7 @@ llt_status llt_gen_encode(const llt_tokenizer *tok, const char *prompt, size_t l
 
 llt_status llt_gen_prefill(llt_model *m, int32_t seq, const int32_t *ids, size_t n, float *logits,
                           llt_error *err) {
-    int32_t seqs[PREFILL_CHUNK];
+    static _Thread_local int32_t seqs[PREFILL_CHUNK];
     for (int i = 0; i < PREFILL_CHUNK; i++) seqs[i] = seq;
     for (size_t i = 0; i < n; i += PREFILL_CHUNK) {
         int32_t k = (int32_t)(n - i < PREFILL_CHUNK ? n - i : PREFILL_CHUNK), rows;

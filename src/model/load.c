@@ -189,6 +189,9 @@ llt_status llt_model_finish(llt_model *m, llt_tensor_names names, const llt_load
     if (!m->backend) return err->status;
     bool cpu = m->backend == &llt_backend_cpu;
     LLT_TRY(llt_model_set_kv_dtype(m, opts, err)); /* a bad value fails before any work */
+    LLT_CHECK(opts->batch_rows >= 0 && opts->batch_rows <= LLT_MAX_BATCH_ROWS, err, LLT_ERR_INVALID_ARG,
+              "batch_rows %d: expected 1..%d rows per forward pass (0 = the default, %d)", (int)opts->batch_rows,
+              (int)LLT_MAX_BATCH_ROWS, (int)LLT_DEFAULT_BATCH_ROWS);
     /* both backends compute on GGML blocks (backend/cpu/quant_dot.c, backend/cuda/quant.cu);
      * LLT_CUDA_QUANT=0 makes the CUDA backend dequantise at load instead (for comparisons) */
     const char *cq = getenv("LLT_CUDA_QUANT");

@@ -442,6 +442,54 @@ static void test_random_on_device(void) {
     CHECK_ERR(llt_cuda_model_random(&c, 1, &o, &a, &err), LLT_ERR_INVALID_ARG, &err, "device");
 }
 
+/* llt_load_opts.batch_rows (rows per forward pass): a 1300-token prompt of random weights
+ * (the same host weights on both backends) against the CPU's float32 logits, within TOL, for
+ * batch_rows 0 (512), 37, 1024 and 4096: every row teacher-forced (passes of at most 512 rows
+ * with logits) and five rows' logits from one decode call (one pass of 1300 rows at 4096). */
+static void test_batch_rows(void) {
+    enum { N = 1300, V = 1000 };
+    llt_config c;
+    llt_config_init(&c);
+    c.n_layers = 2, c.n_heads = 8, c.n_kv_heads = 2, c.hidden_size = 256, c.intermediate_size = 688;
+    c.vocab_size = V, c.head_dim = 32, c.max_position_embeddings = 2048;
+    llt_load_opts o;
+    llt_load_opts_init(&o);
+    o.device = "cpu";
+    llt_model *cpu = NULL;
+    llt_error err = {0};
+    CHECK_OK(llt_model_random(&c, 11, &o, &cpu, &err), &err);
+    if (!cpu) return;
+    int32_t *ids = malloc(N * 4), *seqs = malloc(N * 4);
+    int8_t *want = calloc(N, 1);
+    const int32_t pick[5] = {0, 511, 700, 1025, N - 1};
+    for (int32_t i = 0; i < N; i++) ids[i] = (int32_t)((i * 7919u + 13) % V);
+    for (int k = 0; k < 5; k++) want[pick[k]] = 1;
+    float *ref = forward(cpu, ids, N), *lg = malloc((size_t)N * V * 4), five[5 * V];
+    llt_model_free(cpu);
+    const int32_t rows[4] = {0, 37, 1024, 4096};
+    for (int r = 0; r < 4; r++) {
+        o.device = "cuda", o.dtype = LLT_DTYPE_F16, o.batch_rows = rows[r];
+        llt_model *m = NULL;
+        CHECK_OK(llt_model_random(&c, 11, &o, &m, &err), &err);
+        if (!m) continue;
+        CHECK_OK(llt_model_forward(m, ids, N, lg, NULL, NULL, &err), &err);
+        double e = tl_rel_err(lg, ref, (size_t)N * V);
+        CHECK_MSG(e <= TOL, "batch_rows %d: teacher-forced logits rel err %.4g", rows[r], e);
+        int32_t seq = -1, n_out = 0;
+        CHECK_OK(llt_kv_seq_create(llt_model_kv_cache(m), &seq, &err), &err);
+        for (int32_t i = 0; i < N; i++) seqs[i] = seq;
+        llt_batch b = {N, ids, seqs, want};
+        CHECK_OK(llt_model_decode(m, &b, five, &n_out, &err), &err);
+        CHECK(n_out == 5);
+        for (int k = 0; k < 5 && n_out == 5; k++) {
+            e = tl_rel_err(five + (size_t)k * V, ref + (size_t)pick[k] * V, V);
+            CHECK_MSG(e <= TOL, "batch_rows %d: row %d of one %d-row call, rel err %.4g", rows[r], pick[k], N, e);
+        }
+        llt_model_free(m);
+    }
+    free(ids), free(seqs), free(want), free(ref), free(lg);
+}
+
 /* A decode step wider than the pinned logits buffer (CUDA_GRAPH_MAX_ROWS = 64 rows; the rest
  * come through it in pieces): every row of a 150-row step equals its sequence decoded alone.
  * Then widths 1..80 in turn, twice (more decode shapes than the graph table held before it
@@ -636,6 +684,7 @@ int main(void) {
     RUN(test_sched_greedy_ids);
     RUN(test_random_on_device);
     RUN(test_kv_dtype_option);
+    RUN(test_batch_rows);
     return tl_done("test_cuda_model");
 }
 #endif

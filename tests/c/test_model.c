@@ -186,6 +186,35 @@ done:
     llt_model_free(m32), llt_model_free(m16), llt_model_free(mb);
 }
 
+/* llt_load_opts.batch_rows: 0 by default, 1..LLT_MAX_BATCH_ROWS taken (the CPU backend keeps
+ * its own chunks: the same logits), anything else refused by name before any work. */
+static void test_batch_rows_option(void) {
+    llt_load_opts o;
+    llt_load_opts_init(&o);
+    CHECK(o.batch_rows == 0);
+    const int32_t bad[3] = {-1, LLT_MAX_BATCH_ROWS + 1, INT32_MAX};
+    llt_error err = {0};
+    llt_model *m = NULL;
+    for (int i = 0; i < 3; i++) {
+        o.batch_rows = bad[i];
+        CHECK_ERR(llt_model_load(model_path(), &o, &m, &err), LLT_ERR_INVALID_ARG, &err, "batch_rows");
+        CHECK(m == NULL);
+    }
+    const int32_t ids[12] = {1, 403, 407, 261, 378, 324, 426, 267, 360, 283, 372, 290};
+    float a[12 * 512], b[12 * 512];
+    o.batch_rows = 0;
+    llt_model *d = NULL;
+    CHECK_OK(llt_model_load(model_path(), &o, &d, &err), &err);
+    o.batch_rows = 1;
+    CHECK_OK(llt_model_load(model_path(), &o, &m, &err), &err);
+    if (d && m) {
+        CHECK_OK(llt_model_forward(d, ids, 12, a, NULL, NULL, &err), &err);
+        CHECK_OK(llt_model_forward(m, ids, 12, b, NULL, NULL, &err), &err);
+        CHECK(memcmp(a, b, sizeof a) == 0);
+    }
+    llt_model_free(d), llt_model_free(m);
+}
+
 /* ---- damaged files ---------------------------------------------------------------------- */
 
 static const char *patched_copy(const char *name, const char *find, const char *repl, int swap_dims) {
@@ -427,6 +456,7 @@ int main(void) {
     RUN(test_pool_full);
     RUN(test_dtype_conversion);
     RUN(test_kv_dtype_option);
+    RUN(test_batch_rows_option);
     RUN(test_damaged_models);
     RUN(test_bind_names);
     RUN(test_random_models);

@@ -1,7 +1,8 @@
 /* forward.cu: the CUDA backend (llt_backend_cuda): init uploads the weights once and creates
  * the KV cache in device memory; a decode step runs wholly on the device.
  *
- * Per step (rows of one or several sequences, in chunks of at most CUDA_MAX_ROWS):
+ * Per step (rows of one or several sequences, in chunks of at most max_rows = the load's
+ * batch_rows, each with at most CUDA_OUT_ROWS rows that want logits):
  *   host: check the batch, reserve KV pages (bookkeeping stays on the host, kv/paged_cache.c),
  *         write tokens, positions, cache slots, block tables into a pinned staging buffer;
  *   device: one H2D copy of that buffer, embedding, per layer
@@ -79,7 +80,7 @@ static llt_status dalloc(cuda_state *st, int d, size_t bytes, void **p, llt_erro
 
 static llt_status alloc_dev(llt_model *m, cuda_state *st, int d, llt_error *err) {
     const llt_config *c = &m->cfg;
-    const size_t R = CUDA_MAX_ROWS, H = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
+    const size_t R = (size_t)st->max_rows, H = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
     const size_t qr = (size_t)c->n_heads * c->head_dim, kvr = (size_t)c->n_kv_heads * c->head_dim;
     const size_t es = dt_size(st->dt), B = (size_t)st->max_blocks;
     cuda_dev_buf *b = &st->buf[d];
@@ -90,10 +91,10 @@ static llt_status alloc_dev(llt_model *m, cuda_state *st, int d, llt_error *err)
     LLT_TRY(dalloc(st, d, R * qr * es, &b->att, err));
     LLT_TRY(dalloc(st, d, R * 2 * I * es, &b->gu, err));
     LLT_TRY(dalloc(st, d, R * I * es, &b->act, err));
-    size_t work = (size_t)llt_cuda_attn_work_floats(CUDA_MAX_ROWS + 2 * st->ctx[d]->n_sm, 1, c->n_heads,
+    size_t work = (size_t)llt_cuda_attn_work_floats(st->max_rows + 2 * st->ctx[d]->n_sm, 1, c->n_heads,
                                                     c->head_dim);
     LLT_TRY(dalloc(st, d, work * 4, (void **)&b->attn_work, err));
-    work = (size_t)llt_cuda_attn_prefill_work_floats(CUDA_MAX_ROWS, c->n_heads, c->head_dim);
+    work = (size_t)llt_cuda_attn_prefill_work_floats(st->max_rows, c->n_heads, c->head_dim);
     LLT_TRY(dalloc(st, d, work * 4, (void **)&b->attn_pf, err));
     LLT_TRY(dalloc(st, d, R * (size_t)c->n_kv_heads * 4, (void **)&b->attn_cnt, err));
     CUDA_TRY(cudaMemset(b->attn_cnt, 0, R * (size_t)c->n_kv_heads * 4), err);
@@ -103,12 +104,15 @@ static llt_status alloc_dev(llt_model *m, cuda_state *st, int d, llt_error *err)
         b->deq_bytes = st->deq_need;
     }
     if (st->kv_f8) {
-        int32_t ident[CUDA_MAX_ROWS];
-        for (int32_t i = 0; i < CUDA_MAX_ROWS; i++) ident[i] = i;
+        int32_t *ident = (int32_t *)malloc(R * 4);
+        LLT_CHECK(ident, err, LLT_ERR_NOMEM, "cuda backend: out of host memory");
+        for (int32_t i = 0; i < st->max_rows; i++) ident[i] = i;
         LLT_TRY(dalloc(st, d, R * kvr * es, &b->kst, err));
         LLT_TRY(dalloc(st, d, R * kvr * es, &b->vst, err));
         LLT_TRY(dalloc(st, d, R * 4, (void **)&b->ident, err));
-        LLT_TRY(llt_cuda_upload(st->ctx[d], b->ident, ident, sizeof ident, err));
+        llt_status s = llt_cuda_upload(st->ctx[d], b->ident, ident, R * 4, err);
+        free(ident);
+        LLT_TRY(s);
         const char *fe = getenv("LLT_CUDA_KV8_FUSE");
         if (!(fe && strcmp(fe, "0") == 0)) {
             LLT_TRY(dalloc(st, d, 4 * 2 * (size_t)c->n_kv_heads * 4, (void **)&b->kv8_cnt, err));
@@ -120,10 +124,10 @@ static llt_status alloc_dev(llt_model *m, cuda_state *st, int d, llt_error *err)
 }
 
 static llt_status alloc_buffers(llt_model *m, cuda_state *st, llt_error *err) {
-    const size_t R = CUDA_MAX_ROWS, V = (size_t)m->cfg.vocab_size, B = (size_t)st->max_blocks;
+    const size_t R = (size_t)st->max_rows, V = (size_t)m->cfg.vocab_size, B = (size_t)st->max_blocks;
     const int last = st->n_dev - 1;
     for (int d = 0; d < st->n_dev; d++) LLT_TRY(alloc_dev(m, st, d, err));
-    LLT_TRY(dalloc(st, last, R * V * 4, (void **)&st->logits, err));
+    LLT_TRY(dalloc(st, last, (R < (size_t)CUDA_OUT_ROWS ? R : (size_t)CUDA_OUT_ROWS) * V * 4, (void **)&st->logits, err));
     LLT_TRY(dalloc(st, last, R * 4, (void **)&st->tok_d, err));
     /* portable: every device's stream copies the step inputs from it */
     CUDA_TRY(cudaHostAlloc((void **)&st->step_h, (6 * R + R * B) * 4, cudaHostAllocPortable), err);
@@ -218,6 +222,7 @@ static llt_status kv_create(llt_model *m, cuda_state *st, const llt_load_opts *o
     cuda_storage_init(st, &st->storage);
     LLT_TRY(llt_kv_cache_create_with(&ko, &st->storage, &m->kv, err));
     st->max_blocks = (llt_model_max_ctx(m) + ko.page_size - 1) / ko.page_size;
+    st->max_rows = o && o->batch_rows > 0 ? o->batch_rows : LLT_DEFAULT_BATCH_ROWS;
     return LLT_OK;
 }
 
@@ -244,7 +249,7 @@ static llt_status init_impl(llt_model *m, const llt_load_opts *o, const uint64_t
     if (s == LLT_OK) s = kv_create(m, st, o, err);
     if (s == LLT_OK) s = rope_upload(m, st, err);
     if (s == LLT_OK) s = alloc_buffers(m, st, err);
-    if (s == LLT_OK) s = cuda_split_links(st, (size_t)CUDA_MAX_ROWS * m->cfg.hidden_size * 4, err);
+    if (s == LLT_OK) s = cuda_split_links(st, (size_t)st->max_rows * m->cfg.hidden_size * 4, err);
     for (int d = 0; s == LLT_OK && d < st->n_dev; d++) s = llt_cuda_sync(st->ctx[d], err);
     if (s == LLT_OK) cuda_split_report(m, st);
     if (s == LLT_OK) s = cudaSetDevice(st->ctx[0]->device) == cudaSuccess
@@ -274,7 +279,7 @@ static bool wants_logits(const llt_batch *b, int32_t i) {
 typedef struct chunk {
     int32_t r0, nr, n_tables, n_out, max_run;
     int32_t max_len;           /* keys the longest row sees (its position + 1) */
-    run runs[CUDA_MAX_ROWS];   /* this chunk's part of each sequence: row0 chunk-relative */
+    run runs[LLT_MAX_BATCH_ROWS]; /* this chunk's part of each sequence: row0 chunk-relative */
     size_t bytes;              /* of the step inputs */
 } chunk;
 
@@ -627,8 +632,13 @@ static llt_status step(llt_model *m, const llt_batch *b, const step_out *so, con
     bool reserved = s == LLT_OK;
     step_out sb = *so;
     sb.n_tokens = b->n_tokens;
-    for (int32_t r0 = 0; s == LLT_OK && r0 < b->n_tokens; r0 += CUDA_MAX_ROWS) {
-        ch->r0 = r0, ch->nr = b->n_tokens - r0 < CUDA_MAX_ROWS ? b->n_tokens - r0 : CUDA_MAX_ROWS;
+    for (int32_t r0 = 0; s == LLT_OK && r0 < b->n_tokens; r0 += ch->nr) {
+        /* at most max_rows rows, of which at most CUDA_OUT_ROWS want logits */
+        int32_t nr = 0, outs = 0;
+        while (r0 + nr < b->n_tokens && nr < st->max_rows &&
+               (outs < CUDA_OUT_ROWS || !wants_logits(b, r0 + nr)))
+            outs += wants_logits(b, r0 + nr++);
+        ch->r0 = r0, ch->nr = nr;
         s = chunk_build(m, st, b, runs, n_runs, u, out_row, ch, err);
         if (s == LLT_OK) s = run_chunk(m, st, ch, &sb, err);
         if (s == LLT_OK) s = chunk_outputs(m, st, ch, &sb, logits, tokens, out_row, err);

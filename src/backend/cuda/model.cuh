@@ -33,7 +33,9 @@ extern "C" {
 /* CUDA_MAX_GRAPHS: every decode width 1..CUDA_GRAPH_MAX_ROWS in both step modes, plus room for
  * a few sampling settings; a server's decode width changes whenever a request joins or leaves,
  * and a table smaller than the widths in use re-captured graphs step after step. */
-enum { CUDA_MAX_ROWS = 512, CUDA_GRAPH_MAX_ROWS = 64, CUDA_MAX_GRAPHS = 2 * CUDA_GRAPH_MAX_ROWS + 16 };
+/* CUDA_OUT_ROWS: rows with logits per forward pass (the device logits buffer: [rows, vocab] floats,
+ * 256 MB at 512 rows of a 128256-token vocabulary), whatever batch_rows is. */
+enum { CUDA_OUT_ROWS = 512, CUDA_GRAPH_MAX_ROWS = 64, CUDA_MAX_GRAPHS = 2 * CUDA_GRAPH_MAX_ROWS + 16 };
 
 typedef struct cuda_layer_w {
     void *qkv, *wo, *gu, *down;
@@ -55,7 +57,7 @@ typedef struct cuda_graph {
     cudaGraphExec_t exec[LLT_MAX_DEVICES]; /* one per device segment, on that device's stream */
 } cuda_graph;
 
-/* One device's activations (CUDA_MAX_ROWS rows) and its copy of the step inputs. */
+/* One device's activations (max_rows rows) and its copy of the step inputs. */
 typedef struct cuda_dev_buf {
     float *x;                     /* [rows, H] residual stream */
     void *xn;                     /* [rows, max(H, I)] normalised input (BLAS path) */
@@ -105,6 +107,7 @@ typedef struct cuda_state {
      * every device (cuda_dev_buf.step_d): tokens, pos, slot, row_bt, out_rows, u (float
      * bits), then block tables */
     int32_t max_blocks;
+    int32_t max_rows;             /* rows per forward pass (llt_load_opts.batch_rows) */
     int32_t *step_h;
     /* outputs (last device) */
     float *logits;                /* [rows, vocab] */

@@ -540,7 +540,7 @@ __device__ __forceinline__ void d2_cluster_merge(const attn_params &p, d2_smem<H
 }
 
 /* First position this step writes for row r's sequence: the minimum pos over the rows that
- * share its block table (a block-wide minimum; rows <= CUDA_MAX_ROWS). */
+ * share its block table (a block-wide minimum over the step's rows). */
 template <int HD, int G>
 __device__ __forceinline__ int d2_first_new(const attn_params &p, int r, int rb, d2_smem<HD, G> &sm) {
     int first = p.pos[r];
