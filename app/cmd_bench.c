@@ -334,7 +334,7 @@ static void usage(FILE *f) {
           "  -b N             sequences generated at once (default 1)\n"
           "  --reps N         measured repetitions after one warm-up (default 5)\n"
           "  --ubatch N       rows per forward pass on CUDA (batch_rows, 1..4096) and the prompt's\n"
-          "                   batches (default 512)\n"
+          "                   batches (default 2048)\n"
           "  --device D       auto (default: the first GPU, else cpu), cpu, cuda, cuda:N,\n"
           "                   cuda:0,cuda:1,... (layers split over GPUs)\n"
           "                   (default cpu)\n"

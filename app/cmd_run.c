@@ -30,6 +30,7 @@ static void usage(FILE *f) {
           CLI_KV_DTYPE_HELP
           "  --page_size N         KV cache tokens per page (default 16)\n"
           "  --max_pages N         KV cache pages (default: enough for the context)\n"
+          "  --ubatch N            rows per forward pass on CUDA, 1..4096 (default 2048)\n"
           "  --prompts-file F      one prompt per line, printed as JSON lines (with --parallel N)\n"
           "  --parallel N          sequences generated at once with --prompts-file (default 1)\n"
           "  --parse-special       recognise special tokens written in the prompt\n"
@@ -91,6 +92,9 @@ static int parse_number_flag(int argc, char **argv, int *i, run_args *a) {
     } else if (cli_flag_is(f, "--max_pages", "--max-pages")) {
         if (!cli_take_int(argc, argv, i, 1, INT32_MAX, &v)) return -1;
         a->load.max_pages = (int32_t)v;
+    } else if (cli_flag_is(f, "--ubatch", "-ub")) {
+        if (!cli_take_int(argc, argv, i, 1, LLT_MAX_BATCH_ROWS, &v)) return -1;
+        a->load.batch_rows = (int32_t)v;
     } else if (cli_flag_is(f, "--parallel", NULL)) {
         if (!cli_take_int(argc, argv, i, 1, 4096, &a->parallel)) return -1;
     } else {

@@ -24,6 +24,7 @@ static void usage(FILE *f) {
           "  --page_size N         KV cache tokens per page (default 16)\n"
           "  --max_pages N         KV cache pages (default: every sequence at full context)\n"
           "  --max-step-tokens N   tokens per forward step, prefill chunks included (default 256)\n"
+          "  --ubatch N            rows per forward pass on CUDA, 1..4096 (default 2048)\n"
           "  --no-prefix-cache     do not reuse the KV pages of earlier prompts\n"
           "  --api-key KEY         require 'Authorization: Bearer KEY' (also --api-key-file F)\n"
           "  --chat-template F     a chat template file instead of the model's\n"
@@ -53,6 +54,7 @@ static int int_flag(int argc, char **argv, int *i, srv_opts *o) {
         {"--page_size", 1, 1 << 20, &o->load.page_size, 4},
         {"--max_pages", 1, INT32_MAX, &o->load.max_pages, 4},
         {"--max-step-tokens", 1, 1 << 20, &o->max_step_tokens, 4},
+        {"--ubatch", 1, LLT_MAX_BATCH_ROWS, &o->load.batch_rows, 4},
         {"--max-queue", 0, 1 << 20, &o->max_queue, 4},
         {"--http-threads", 1, 256, &o->http_threads, 4},
         {"--max-connections", 1, 1 << 20, &o->max_connections, 4},

@@ -187,7 +187,9 @@ typedef enum llt_format {
     LLT_FORMAT_TRITON    /* native: model.json + state_dict.pt + tokenizer.model */
 } llt_format;
 
-enum { LLT_MAX_BATCH_ROWS = 4096, LLT_DEFAULT_BATCH_ROWS = 512 };
+/* rows per forward pass (llt_load_opts.batch_rows): 2048 by default, as on the H200 a prompt
+ * of 16384-32768 tokens prefilled 5-12 % faster than with 512 (bench/RESULTS.md, issue 19) */
+enum { LLT_MAX_BATCH_ROWS = 4096, LLT_DEFAULT_BATCH_ROWS = 2048 };
 
 typedef struct llt_load_opts {
     llt_format format;

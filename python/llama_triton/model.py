@@ -78,17 +78,19 @@ class LlamaTritonModel(Handle):
     "bfloat16", torch.bfloat16; None = the checkpoint's). kv_dtype: the KV cache's dtype
     ("f32", "f16", "bf16", or "f8" = e4m3 with a scale per token and kv head, CUDA only; the
     CUDA cache holds the compute dtype or f8; None = the config's); config.kv_dtype then
-    reports it. no_cache: for Hugging Face folders, do not write the converted native cache."""
+    reports it. no_cache: for Hugging Face folders, do not write the converted native cache.
+    batch_rows: rows one CUDA forward pass takes (1..4096; 0 = 2048)."""
 
     _free_name = "llt_model_free"
 
     def __init__(self, cfg, device=_device.DEFAULT, *, fmt=None, dtype=None, n_threads=0, seed=0,
                  page_size=0, max_pages=0, max_seqs=0, layer_split=None, no_cache=False,
-                 kv_dtype=None):
+                 kv_dtype=None, batch_rows=0):
         device = _device.resolve(device)
         self._load_kw = dict(fmt=fmt, device=device, dtype=dtype, n_threads=n_threads,
                              page_size=page_size, max_pages=max_pages, max_seqs=max_seqs,
-                             layer_split=layer_split, no_cache=no_cache, kv_dtype=kv_dtype)
+                             layer_split=layer_split, no_cache=no_cache, kv_dtype=kv_dtype,
+                             batch_rows=batch_rows)
         opts, keep = load_opts(**self._load_kw)
         ptr = C.c_void_p()
         if isinstance(cfg, LlamaConfig):

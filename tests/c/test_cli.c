@@ -151,6 +151,35 @@ static void test_bench(void) {
     free_result(&r);
 }
 
+/* --ubatch (rows per CUDA forward pass) on run, serve and bench: out of range is a usage error
+ * naming the flag and the range; taken on the CPU (which keeps its own chunks): same text. */
+static void test_ubatch_flag(void) {
+    char args[1024];
+    const char *cmds[3] = {"", "serve", "bench"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, "%s '%s' --device cpu --ubatch 4097", cmds[i], model());
+        cli_result r = run_cli(args);
+        CHECK_MSG(r.code == 2 && strstr(r.err, "--ubatch") && strstr(r.err, "4096"), "%s: %d %s", cmds[i], r.code,
+                  r.err);
+        free_result(&r);
+        snprintf(args, sizeof args, "%s --help", cmds[i][0] ? cmds[i] : "run");
+        r = run_cli(args);
+        CHECK_MSG(r.code == 0 && strstr(r.out, "--ubatch"), "%s --help: %s", cmds[i], r.out);
+        free_result(&r);
+    }
+    char *out[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args, "'%s' -p Once -n 6 --temperature 0 --device cpu%s", model(), k ? " --ubatch 1" : "");
+        cli_result r = run_cli(args);
+        CHECK_MSG(r.code == 0, "run --ubatch: %d %s", r.code, r.err);
+        out[k] = strdup(r.out ? r.out : "");
+        free_result(&r);
+    }
+    CHECK_MSG(strcmp(out[0], out[1]) == 0 && strstr(out[0], "upon a time"), "--ubatch 1 changed the text: %s / %s",
+              out[0], out[1]);
+    free(out[0]), free(out[1]);
+}
+
 /* --kv_dtype on every command that loads a model: the cache gets it (the load line says so),
  * a bad value is a usage error naming the flag, f8 on the CPU a runtime error naming the CPU
  * backend; the bench's JSON names the weights' type, the compute dtype and the KV dtype. */
@@ -234,5 +263,6 @@ int main(void) {
     RUN(test_help_and_runtime_errors);
     RUN(test_bench);
     RUN(test_kv_dtype_flags);
+    RUN(test_ubatch_flag);
     return tl_done("test_cli");
 }

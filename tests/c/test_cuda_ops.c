@@ -789,10 +789,11 @@ static void test_flash_decode(void) {
     static const int hds[2] = {64, 128}, groups[3] = {1, 4, 8}, pss[3] = {16, 32, 64};
     const bool san = getenv("LLT_SANITIZER") != NULL;
     g_rng = 5151;
-    /* f8 decode variants: 0-2 and 7 the default (e4m3 converted in registers, four stages a
-     * warp, five at hd 128; 2 and 7 hd 32), 3 hd 128 with four stages, 4 hd 64 with five and
-     * three blocks an SM, 5 / 6 the tile staged through shared memory (four stages; two
-     * stages and three blocks an SM) */
+    /* f8 decode variants: 0-2 and 7 the default (f16 at hd 64 / 128: the transposed kernel;
+     * else e4m3 converted in registers, four stages a warp, five at hd 128; 2 and 7 hd 32), 3
+     * hd 128 with four stages, 4 hd 64 with five and three blocks an SM (both the register
+     * kernel, LLT_CUDA_DECODE_F8=reg), 5 / 6 the tile staged through shared memory (four
+     * stages; two stages and three blocks an SM) */
     for (int i = 0; i < (san ? 3 : 8); i++) {
         int hd = i == 2 || i == 7 ? 32 : hds[i % 2], G = groups[i % 3], nkv = 1 + i % 2, ps = pss[i % 3];
         int L = 1 + (int)frand(0, san ? 300 : 5000), n_q = 1 + (int)frand(0, 100);
@@ -805,6 +806,7 @@ static void test_flash_decode(void) {
         if (i == 4 || i == 6) setenv("LLT_CUDA_ATTN_LONG_SPB", "3", 1);
         if (i == 6) setenv("LLT_CUDA_DECODE_F8ST", "2", 1);
         if (i == 5 || i == 6) setenv("LLT_CUDA_DECODE_F8", "stage", 1);
+        if (i == 3 || i == 4) setenv("LLT_CUDA_DECODE_F8", "reg", 1);
         attn_run_kv(k_dts[i % 2], &ac, ps, true, &dec, &pf, &e8);
         unsetenv("LLT_CUDA_DECODE_F8ST"), unsetenv("LLT_CUDA_ATTN_LONG_SPB"), unsetenv("LLT_CUDA_DECODE_F8");
         g_rng = keep;

@@ -181,6 +181,23 @@ def test_kv_cache_dtype_option(np):
         L.LlamaTritonModel(STORIES, device="cpu", kv_dtype="f8")
 
 
+@needs(*LOAD)
+def test_batch_rows_option(np):
+    # batch_rows reaches llt_load_opts (the CPU keeps its own chunks: the same logits) and the
+    # C library refuses a value out of range by name; Python refuses what is not an int
+    ids = [1, 403, 407, 261, 378, 324, 426, 267, 360, 283]
+    with L.LlamaTritonModel(STORIES, device="cpu") as m:
+        ref = m.forward(ids)
+    with L.LlamaTritonModel(STORIES, device="cpu", batch_rows=3) as m:
+        assert np.array_equal(m.forward(ids), ref)
+    with pytest.raises(L.InvalidArgumentError, match="batch_rows 4097"):
+        L.LlamaTritonModel(STORIES, device="cpu", batch_rows=4097)
+    with pytest.raises(L.InvalidArgumentError, match="batch_rows"):
+        L.LlamaTritonModel(STORIES, device="cpu", batch_rows=-1)
+    with pytest.raises(L.InvalidArgumentError, match="batch_rows"):
+        L.LlamaTritonModel(STORIES, device="cpu", batch_rows="2048")
+
+
 @needs("llt_config_init", "llt_model_random")
 def test_random_model_errors():
     cfg = L.LlamaConfig(n_layers=1, n_heads=3, n_kv_heads=2, hidden_size=30, vocab_size=10,

@@ -906,11 +906,12 @@ llt_status fd_launch(llt_cuda_ctx *c, fd_params p, int rows, int spb, llt_error 
  *    LLT_CUDA_DECODE_F8ST=5: five stages; LLT_CUDA_DECODE_F8=stage: the tile converted into a
  *    dtype tile in shared memory first (the earlier kernel; F8ST=2: two stages a warp, for
  *    three blocks an SM with LLT_CUDA_ATTN_LONG_SPB=3);
- *  - f8 pages, f16 compute, hd 64 / 128 (issue 19, measurement only so far):
- *    LLT_CUDA_DECODE_F8=t: the transposed kernel (FD_F8_T, G <= 8) with the FD_V_* bits of
+ *  - f8 pages, f16 compute, hd 64 / 128, G <= 8: the transposed kernel (FD_F8_T) by default,
+ *    LLT_CUDA_DECODE_F8=reg the register kernel (FD_F8_REG, the default elsewhere);
+ *    the transposed kernel takes the FD_V_* bits of
  *    LLT_CUDA_DECODE_F8V among 0, 1, 13, 17, 25 (1 and 17 also a stage fewer with
  *    LLT_CUDA_DECODE_F8ST below the default, for LLT_CUDA_ATTN_LONG_SPB=3);
- *    LLT_CUDA_DECODE_F8V alone: the register kernel with the bits 1, 2, 4 or 13. */
+ *    with LLT_CUDA_DECODE_F8=reg (and for 2, 4), LLT_CUDA_DECODE_F8V: the register kernel with the bits 1, 2, 4 or 13. */
 template <typename T, int HD>
 llt_status fd_pick(llt_cuda_ctx *c, const fd_params &p, int rows, bool k8, llt_error *err) {
     if (!k8) {
@@ -929,7 +930,12 @@ llt_status fd_pick(llt_cuda_ctx *c, const fd_params &p, int rows, bool k8, llt_e
     const char *vv = getenv("LLT_CUDA_DECODE_F8V");
     const int var = vv ? atoi(vv) : 0;
     const bool f16 = std::is_same<T, __half>::value;
-    if (mv && strcmp(mv, "t") == 0 && HD >= 64 && f16 && p.G <= 8) {
+    /* the transposed kernel by default where it applies (LLT_CUDA_DECODE_F8=reg: the register
+     * kernel); on the H200 (bench/RESULTS.md issue 19 run 12) hd 128 at depth 16384 / 32768 /
+     * 131072 18.5 / 29.9 / 85.1 us against 21.9 / 32.7 / 87.2, hd 64 12.1 / 16.9 / 57.4 against
+     * 13.0 / 18.7 / 58.4 */
+    const bool reg = mv && strcmp(mv, "reg") == 0;
+    if (!reg && (!mv || strcmp(mv, "t") == 0) && HD >= 64 && f16 && p.G <= 8) {
         /* LLT_CUDA_DECODE_F8ST below the default: a stage fewer (hd 128: 4, hd 64: 3), for
          * three blocks an SM with LLT_CUDA_ATTN_LONG_SPB=3 */
         const bool less = sv && st < (HD >= 128 ? 5 : FD_ST8);
@@ -947,7 +953,7 @@ llt_status fd_pick(llt_cuda_ctx *c, const fd_params &p, int rows, bool k8, llt_e
 #undef FD_VAR
 #undef FD_VAR2
     }
-    if (var && HD >= 64 && f16 && !sv) {
+    if (var && HD >= 64 && f16 && !sv) { /* F8=reg, or bits the transposed kernel lacks */
 #define FD_VAR(V)                                                                                  \
     case V:                                                                                        \
         return fd_launch<T, HD, FD_F8_REG, (HD >= 128 ? 5 : FD_ST8), 4, 0, V>(c, p, rows, 2, err);

@@ -1209,10 +1209,11 @@ static int fa_wg_kind(void) {
 
 /* LLT_CUDA_PREFILL_WS_NC=2|3, LLT_CUDA_PREFILL_WS_RS=1, LLT_CUDA_PREFILL_WS_OV=1 (hd 64):
  * fa_ws_kernel's variant bits WS_NC3, WS_RS, WS_OV. Three consumers by default for launches
- * reaching WS_NC3_KEYS keys: on the H200 (512-row chunks, llama3.2-1b heads, bench/RESULTS.md
- * issue 19) 336 / 396 / 448 TFLOP/s at depth 16384 / 32768 / 131072 against 338 / 364 / 368 with
- * two; shallower launches keep two (not measured there, and a 192-row block wastes more rows) */
-enum { WS_NC3_KEYS = 16384 };
+ * reaching WS_NC3_KEYS keys: on the H200 (llama3.2-1b heads, bench/RESULTS.md issue 19 run 12),
+ * 512 / 2048-row chunks: 391 / 407 TFLOP/s at depth 32768 and 448 / 443 at 131072 against 365 /
+ * 384 and 380 / 380 with two, but 335 / 355 at depth 16384 against 344 / 372: the switch lies
+ * between 16384 and 32768 keys (not measured in between; 24576 splits the difference) */
+enum { WS_NC3_KEYS = 24576 };
 static int ws_variant(const fa_params &p) {
     const char *n = getenv("LLT_CUDA_PREFILL_WS_NC"), *r = getenv("LLT_CUDA_PREFILL_WS_RS"),
                *o = getenv("LLT_CUDA_PREFILL_WS_OV");
