@@ -1,6 +1,6 @@
 /* cmd_bench.c: `llama-triton bench (MODEL | --shape NAME) [-p 512] [-n 128] [-b 1]
  *               [--device auto|cpu|cuda|cuda:0,cuda:1] [--layer_split A,B] [--max_pages N]
- *               [--dtype f16] [--kv_dtype f8] [--ubatch 512] [--reps 5] [--threads N] [--json]`
+ *               [--dtype f16] [--kv_dtype f8] [--ubatch 2048] [--reps 5] [--threads N] [--json]`
  * (--kv_dtype: the KV cache dtype of a model file or a --shape, llt_load_opts.kv_dtype)
  *
  * Per rep: prompt processing (pp) = one sequence's p random tokens prefilled in batches;
@@ -213,10 +213,10 @@ static llt_status prefill(llt_model *m, int32_t seq, const int32_t *toks, int64_
                           llt_error *err) {
     static int32_t seqs[LLT_MAX_BATCH_ROWS];
     int32_t rows;
-    const int64_t PP_BATCH = ub > 0 ? ub : LLT_DEFAULT_BATCH_ROWS;
-    for (int i = 0; i < PP_BATCH; i++) seqs[i] = seq;
-    for (int64_t i = 0; i < p; i += PP_BATCH) {
-        llt_batch b = {(int32_t)(p - i < PP_BATCH ? p - i : PP_BATCH), toks + i, seqs, NULL};
+    const int64_t batch = ub > 0 ? ub : LLT_DEFAULT_BATCH_ROWS;
+    for (int i = 0; i < batch; i++) seqs[i] = seq;
+    for (int64_t i = 0; i < p; i += batch) {
+        llt_batch b = {(int32_t)(p - i < batch ? p - i : batch), toks + i, seqs, NULL};
         LLT_TRY(llt_model_decode(m, &b, logits, &rows, err));
     }
     return LLT_OK;

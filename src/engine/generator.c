@@ -1,8 +1,8 @@
 /* generator.c: one prompt in, tokens streamed out (the specification's LlamaGenerator).
  *
  * encode (BOS per params) -> prefill the prompt in batches of PREFILL_CHUNK tokens (the backend
- * runs each as passes of its own rows: the load's batch_rows on CUDA, 128-row chunks on the CPU) -> sample, stream the piece, decode the token,
- * until an end-of-generation token, max_new_tokens, the context limit, or the callback asks to
+ * runs each as passes of its own rows: the load's batch_rows on CUDA, 128-row chunks on the
+ * CPU) -> sample, stream the piece, decode the token, until an end-of-generation token, max_new_tokens, the context limit, or the callback asks to
  * stop. Pieces go out through llt_tokenizer_decode_next, so a character split over byte
  * tokens is sent once complete. The sequence lives in the model's KV cache for the call only. */
 #include <stdlib.h>

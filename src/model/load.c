@@ -47,8 +47,12 @@ void llt_model_kv_opts(const llt_model *m, const llt_load_opts *o, llt_kv_cache_
                                .kv_dtype = c->kv_dtype};
 }
 
-llt_status llt_model_set_kv_dtype(llt_model *m, const llt_load_opts *o, llt_error *err) {
-    if (!o || o->kv_dtype == LLT_DTYPE_COUNT) return LLT_OK;
+llt_status llt_model_take_opts(llt_model *m, const llt_load_opts *o, llt_error *err) {
+    if (!o) return LLT_OK;
+    LLT_CHECK(o->batch_rows >= 0 && o->batch_rows <= LLT_MAX_BATCH_ROWS, err, LLT_ERR_INVALID_ARG,
+              "batch_rows %d: expected 1..%d rows per forward pass (0 = the default, %d)", (int)o->batch_rows,
+              (int)LLT_MAX_BATCH_ROWS, (int)LLT_DEFAULT_BATCH_ROWS);
+    if (o->kv_dtype == LLT_DTYPE_COUNT) return LLT_OK;
     const llt_dtype t = o->kv_dtype;
     LLT_CHECK(t == LLT_DTYPE_F32 || t == LLT_DTYPE_F16 || t == LLT_DTYPE_BF16 || t == LLT_DTYPE_F8_E4M3, err,
               LLT_ERR_INVALID_ARG, "kv_dtype %s: a KV cache holds f32, f16, bf16 or f8_e4m3", llt_dtype_name(t));
@@ -188,10 +192,7 @@ llt_status llt_model_finish(llt_model *m, llt_tensor_names names, const llt_load
     m->backend = llt_backend_select(opts->device, err);
     if (!m->backend) return err->status;
     bool cpu = m->backend == &llt_backend_cpu;
-    LLT_TRY(llt_model_set_kv_dtype(m, opts, err)); /* a bad value fails before any work */
-    LLT_CHECK(opts->batch_rows >= 0 && opts->batch_rows <= LLT_MAX_BATCH_ROWS, err, LLT_ERR_INVALID_ARG,
-              "batch_rows %d: expected 1..%d rows per forward pass (0 = the default, %d)", (int)opts->batch_rows,
-              (int)LLT_MAX_BATCH_ROWS, (int)LLT_DEFAULT_BATCH_ROWS);
+    LLT_TRY(llt_model_take_opts(m, opts, err)); /* a bad value fails before any work */
     /* both backends compute on GGML blocks (backend/cpu/quant_dot.c, backend/cuda/quant.cu);
      * LLT_CUDA_QUANT=0 makes the CUDA backend dequantise at load instead (for comparisons) */
     const char *cq = getenv("LLT_CUDA_QUANT");

@@ -79,11 +79,13 @@ const char *llt_weights_layer_name(llt_tensor_names names, int field, int32_t la
 llt_status llt_model_finish(llt_model *m, llt_tensor_names names, const llt_load_opts *opts,
                             llt_error *err);
 
-/* opts->kv_dtype (the load's KV cache dtype override) into m->cfg.kv_dtype, so that the
- * config reports the cache's dtype; LLT_DTYPE_COUNT (or opts NULL) keeps the config's. A dtype
- * no KV cache holds (not f32, f16, bf16 or f8_e4m3) is LLT_ERR_INVALID_ARG; whether the
- * backend holds it is the backend's check (cpu_init, the CUDA kv_create). */
-llt_status llt_model_set_kv_dtype(llt_model *m, const llt_load_opts *opts, llt_error *err);
+/* The load options every way of making a model checks before any work (llt_model_finish,
+ * llt_cuda_model_random): opts->kv_dtype (the load's KV cache dtype override) into
+ * m->cfg.kv_dtype, so that the config reports the cache's dtype; LLT_DTYPE_COUNT (or opts
+ * NULL) keeps the config's. A dtype no KV cache holds (not f32, f16, bf16 or f8_e4m3) is
+ * LLT_ERR_INVALID_ARG; whether the backend holds it is the backend's check (cpu_init, the CUDA
+ * kv_create). opts->batch_rows outside 0..LLT_MAX_BATCH_ROWS is LLT_ERR_INVALID_ARG. */
+llt_status llt_model_take_opts(llt_model *m, const llt_load_opts *opts, llt_error *err);
 
 /* The KV cache geometry for m under opts (page_size: opts, else cfg, else 16; max_seqs: opts,
  * else 1; max_pages: opts, else cfg, else enough for max_seqs sequences of

@@ -436,6 +436,9 @@ static void test_random_on_device(void) {
     }
     llt_model_free(a);
     llt_model_free(b);
+    o.batch_rows = LLT_MAX_BATCH_ROWS + 1; /* checked on this path too, before any work */
+    CHECK_ERR(llt_cuda_model_random(&c, 1, &o, &a, &err), LLT_ERR_INVALID_ARG, &err, "batch_rows");
+    o.batch_rows = 0;
     o.device = "cuda:0,cuda:999"; /* splits: test_cuda_multi */
     CHECK_ERR(llt_cuda_model_random(&c, 1, &o, &a, &err), LLT_ERR_INVALID_ARG, &err, "device 999");
     o.device = "cuda:x";
@@ -444,8 +447,9 @@ static void test_random_on_device(void) {
 
 /* llt_load_opts.batch_rows (rows per forward pass): a 1300-token prompt of random weights
  * (the same host weights on both backends) against the CPU's float32 logits, within TOL, for
- * batch_rows 0 (512), 37, 1024 and 4096: every row teacher-forced (passes of at most 512 rows
- * with logits) and five rows' logits from one decode call (one pass of 1300 rows at 4096). */
+ * batch_rows 0 (the default, 2048), 37, 1024 and 4096: every row teacher-forced (passes of at
+ * most 512 rows with logits) and five rows' logits from one decode call (one pass of 1300 rows
+ * at 2048 and 4096). */
 static void test_batch_rows(void) {
     enum { N = 1300, V = 1000 };
     llt_config c;

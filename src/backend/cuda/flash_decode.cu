@@ -911,7 +911,8 @@ llt_status fd_launch(llt_cuda_ctx *c, fd_params p, int rows, int spb, llt_error 
  *    the transposed kernel takes the FD_V_* bits of
  *    LLT_CUDA_DECODE_F8V among 0, 1, 13, 17, 25 (1 and 17 also a stage fewer with
  *    LLT_CUDA_DECODE_F8ST below the default, for LLT_CUDA_ATTN_LONG_SPB=3);
- *    with LLT_CUDA_DECODE_F8=reg (and for 2, 4), LLT_CUDA_DECODE_F8V: the register kernel with the bits 1, 2, 4 or 13. */
+ *    with LLT_CUDA_DECODE_F8=reg (and for 2, 4), LLT_CUDA_DECODE_F8V: the register kernel
+ *    with the bits 1, 2, 4 or 13. */
 template <typename T, int HD>
 llt_status fd_pick(llt_cuda_ctx *c, const fd_params &p, int rows, bool k8, llt_error *err) {
     if (!k8) {
@@ -934,8 +935,7 @@ llt_status fd_pick(llt_cuda_ctx *c, const fd_params &p, int rows, bool k8, llt_e
      * kernel); on the H200 (bench/RESULTS.md issue 19 run 12) hd 128 at depth 16384 / 32768 /
      * 131072 18.5 / 29.9 / 85.1 us against 21.9 / 32.7 / 87.2, hd 64 12.1 / 16.9 / 57.4 against
      * 13.0 / 18.7 / 58.4 */
-    const bool reg = mv && strcmp(mv, "reg") == 0;
-    if (!reg && (!mv || strcmp(mv, "t") == 0) && HD >= 64 && f16 && p.G <= 8) {
+    if ((!mv || strcmp(mv, "t") == 0) && HD >= 64 && f16 && p.G <= 8) {
         /* LLT_CUDA_DECODE_F8ST below the default: a stage fewer (hd 128: 4, hd 64: 3), for
          * three blocks an SM with LLT_CUDA_ATTN_LONG_SPB=3 */
         const bool less = sv && st < (HD >= 128 ? 5 : FD_ST8);

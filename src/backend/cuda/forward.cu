@@ -104,12 +104,12 @@ static llt_status alloc_dev(llt_model *m, cuda_state *st, int d, llt_error *err)
         b->deq_bytes = st->deq_need;
     }
     if (st->kv_f8) {
-        int32_t *ident = (int32_t *)malloc(R * 4);
-        LLT_CHECK(ident, err, LLT_ERR_NOMEM, "cuda backend: out of host memory");
-        for (int32_t i = 0; i < st->max_rows; i++) ident[i] = i;
         LLT_TRY(dalloc(st, d, R * kvr * es, &b->kst, err));
         LLT_TRY(dalloc(st, d, R * kvr * es, &b->vst, err));
         LLT_TRY(dalloc(st, d, R * 4, (void **)&b->ident, err));
+        int32_t *ident = (int32_t *)malloc(R * 4);
+        LLT_CHECK(ident, err, LLT_ERR_NOMEM, "cuda backend: out of host memory");
+        for (int32_t i = 0; i < st->max_rows; i++) ident[i] = i;
         llt_status s = llt_cuda_upload(st->ctx[d], b->ident, ident, R * 4, err);
         free(ident);
         LLT_TRY(s);
@@ -776,7 +776,7 @@ extern "C" llt_status llt_cuda_model_random(const llt_config *cfg, uint64_t seed
     const llt_dtype wdt = llt_dtype_is_block(o2.dtype) ? o2.dtype : LLT_DTYPE_COUNT;
     if (wdt != LLT_DTYPE_COUNT) o2.dtype = LLT_DTYPE_COUNT, m->keep_quant = true, m->cfg.dtype = wdt;
     if (s == LLT_OK) s = pick_dtype(m, &o2, &dt, err);
-    if (s == LLT_OK) s = llt_model_set_kv_dtype(m, &o2, err);
+    if (s == LLT_OK) s = llt_model_take_opts(m, &o2, err);
     if (s == LLT_OK) {
         random_descs(m, dt, wdt);
         snprintf(m->path, sizeof m->path, "random:%llu", (unsigned long long)seed);
