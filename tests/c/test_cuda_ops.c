@@ -506,9 +506,12 @@ static void attn_run_kv(llt_dtype dt, const attn_case *ac, int ps, bool f8, floa
     void *dq = dev_from(LLT_DTYPE_F32, q, (int64_t)rows * nh * hd);
     void *dout = dev_nan(dt, (int64_t)rows * nh * hd), *dout2 = dev_nan(dt, (int64_t)rows * nh * hd);
     void *dout3 = dev_nan(dt, (int64_t)rows * nh * hd);
+    /* f8: the prefill's dequantised copy of a run's keys (the warpgroup kernel on sm_90) */
+    void *k16 = f8 ? dev_alloc((size_t)L * kvr * 2) : NULL, *v16 = f8 ? dev_alloc((size_t)L * kvr * 2) : NULL;
     llt_cuda_attn a = {.dtype = dt, .q = dq, .out = dout, .k_pool = dk, .v_pool = dv, .bt = dbt, .row_bt = drbt,
                        .pos = dpos, .rows = rows, .n_heads = nh, .n_kv = nkv, .hd = hd, .page_size = ps,
-                       .max_blocks = blocks, .work = work, .counters = cnt, .kv_f8 = f8, .pf_work = pfw};
+                       .max_blocks = blocks, .work = work, .counters = cnt, .kv_f8 = f8, .pf_work = pfw,
+                       .f8_k16 = k16, .f8_v16 = v16, .f8_keys = L};
     CHECK_OK(llt_cuda_attention_decode(g_ctx, &a, &err), &err);
     float *first = host_from(dt, dout, (int64_t)rows * nh * hd);
     CHECK_OK(llt_cuda_attention_decode(g_ctx, &a, &err), &err); /* counters were reset: same again */
@@ -518,6 +521,13 @@ static void attn_run_kv(llt_dtype dt, const attn_case *ac, int ps, bool f8, floa
     CHECK_OK(llt_cuda_attention_prefill(g_ctx, &a, 0, n_q, L - n_q, &err), &err);
     CHECK_OK(llt_cuda_attention_prefill(g_ctx, &a, n_q, n_q, L - n_q, &err), &err);
     *pf_out = host_from(dt, dout2, (int64_t)rows * nh * hd);
+    float *pf_mma = NULL; /* f8: also the mma.sync kernel (tile by tile), the copy one key short of the run */
+    if (f8) {
+        a.out = dout3, a.f8_keys = L - 1;
+        CHECK_OK(llt_cuda_attention_prefill(g_ctx, &a, 0, n_q, L - n_q, &err), &err);
+        CHECK_OK(llt_cuda_attention_prefill(g_ctx, &a, n_q, n_q, L - n_q, &err), &err);
+        pf_mma = host_from(dt, dout3, (int64_t)rows * nh * hd);
+    }
     /* the long-context decode kernel (split-K on the tensor cores), forced for every length */
     setenv("LLT_CUDA_ATTN_LONG", "1", 1);
     a.out = dout3, a.max_len = L;
@@ -535,6 +545,7 @@ static void attn_run_kv(llt_dtype dt, const attn_case *ac, int ps, bool f8, floa
      * kernel is a flash kernel (3u) and dequantises K / V into the dtype (u): 4u */
     double ed = tl_rel_err(*dec_out, ref, (size_t)rows * nh * hd), ep = tl_rel_err(*pf_out, ref, (size_t)rows * nh * hd);
     double ef = tl_rel_err(fd, ref, (size_t)rows * nh * hd); /* P in the dtype, as prefill: 3u */
+    double em = pf_mma ? tl_rel_err(pf_mma, ref, (size_t)rows * nh * hd) : 0;
     if (kx) {
         for (int j = 0; j < 2; j++)
             llt_cpu_attention(kx, 0, sx[j], q + (size_t)j * n_q * nh * hd, n_q, L - n_q, nh, 1.0f / sqrtf((float)hd),
@@ -543,11 +554,13 @@ static void attn_run_kv(llt_dtype dt, const attn_case *ac, int ps, bool f8, floa
         llt_kv_cache_free(kx);
     }
     free(k8), free(v8);
-    CHECK_MSG(ed <= (f8 ? 4 : 2) * unit(dt) && ep <= (f8 ? 4 : 3) * unit(dt) && ef <= (f8 ? 4 : 3) * unit(dt),
-              "attention %s%s heads %d/%d hd %d L %d n_q %d page %d: decode %.3g prefill %.3g long decode %.3g",
-              llt_dtype_name(dt), f8 ? " (f8 cache)" : "", nh, nkv, hd, L, n_q, ps, ed, ep, ef);
-    free(fd);
-    void *ptrs[] = {dk, dv, dbt, drbt, dpos, work, cnt, dq, dout, dout2, dout3, pfw};
+    CHECK_MSG(ed <= (f8 ? 4 : 2) * unit(dt) && ep <= (f8 ? 4 : 3) * unit(dt) && ef <= (f8 ? 4 : 3) * unit(dt) &&
+                  em <= 4 * unit(dt),
+              "attention %s%s heads %d/%d hd %d L %d n_q %d page %d: decode %.3g prefill %.3g long decode %.3g "
+              "prefill tile by tile %.3g",
+              llt_dtype_name(dt), f8 ? " (f8 cache)" : "", nh, nkv, hd, L, n_q, ps, ed, ep, ef, em);
+    free(fd), free(pf_mma);
+    void *ptrs[] = {dk, dv, dbt, drbt, dpos, work, cnt, dq, dout, dout2, dout3, pfw, k16, v16};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dfree(ptrs[i]);
     free(bt), free(row_bt), free(pos), free(zeros), free(q), free(first), free(ref), free(scratch);
     llt_kv_cache_free(kc);
@@ -1178,8 +1191,9 @@ static void test_flash_speed(void) {
         CHECK_OK(llt_cuda_upload(g_ctx, drbt, zeros, (size_t)n_q * 4, &err), &err);
         float *q = rand_vec((int64_t)n_q * nh * hd, -1, 1);
         void *dq = dev_from(LLT_DTYPE_F32, q, (int64_t)n_q * nh * hd), *dout = dev_alloc((size_t)n_q * nh * hd * 2);
-        void *dk8, *dv8; /* f8 pools */
+        void *dk8, *dv8; /* f8 pools, and the prefill's dequantised copy */
         f8_pools_make(ps, nkv, hd, blocks, &dk8, &dv8);
+        void *k16 = dev_alloc((size_t)Lmax * nkv * hd * 2), *v16 = dev_alloc((size_t)Lmax * nkv * hd * 2);
         /* 256 splits: the most llt_cuda_attn_long_splits() returns (LLT_CUDA_ATTN_LONG_SPB=8 below
          * asks for twice the default's) */
         void *work = dev_alloc((size_t)llt_cuda_attn_work_floats(1, 256, nh, hd) * 4);
@@ -1236,7 +1250,11 @@ static void test_flash_speed(void) {
             unsetenv("LLT_CUDA_PREFILL");
             llt_cuda_attn a8 = a;
             a8.k_pool = dk8, a8.v_pool = dv8, a8.kv_f8 = true;
+            a8.f8_k16 = k16, a8.f8_v16 = v16, a8.f8_keys = Lmax;
             double t8 = time_median(run_prefill, &a8, (void *)&q_pos0, 7);
+            setenv("LLT_CUDA_PREFILL_F8", "mma", 1); /* tile by tile (the f8 default before the copy) */
+            double t8m = time_median(run_prefill, &a8, (void *)&q_pos0, 7);
+            unsetenv("LLT_CUDA_PREFILL_F8");
             CHECK_OK(llt_cuda_upload(g_ctx, dpos, &last, 4, &err), &err);
             a.rows = 1, a8.rows = 1;
             /* decode (per launch, FD_REPS back to back): the cluster kernel (max_len 0), the
@@ -1260,11 +1278,11 @@ static void test_flash_speed(void) {
             fprintf(stderr,
                     "  attention speed hd %d heads 32/8 depth %6d: prefill chunk of 512 %.3f ms = %.1f TFLOP/s "
                     "(%.1f %% of 790; wgmma pp %.1f, sync %.1f, ws %.1f (%.1f %%), ws 2 stages %.1f; key splits "
-                    "auto %.1f; mma.sync kernel %.1f; WMMA v1 %.1f; f8 cache %.1f)\n",
+                    "auto %.1f; mma.sync kernel %.1f; WMMA v1 %.1f; f8 cache %.1f, tile by tile %.1f)\n",
                     hd, D, tf * 1e3, flops / tf / 1e12, 100 * flops / tf / 790e12, flops / two / 1e12,
                     flops / tws / 1e12, flops / tsp / 1e12, 100 * flops / tsp / 790e12,
                     tsp2 > 0 ? flops / tsp2 / 1e12 : 0, flops / t1 / 1e12,
-                    flops / tm / 1e12, tv > 0 ? flops / tv / 1e12 : 0, flops / t8 / 1e12);
+                    flops / tm / 1e12, tv > 0 ? flops / tv / 1e12 : 0, flops / t8 / 1e12, flops / t8m / 1e12);
             fprintf(stderr,
                     "  decode speed hd %d heads 32/8 depth %6d: cluster %.1f us = %.0f GB/s of K/V; long kernel "
                     "%.1f us = %.0f GB/s (fence.sc %.1f us), f8 %.1f us = %.0f GB/s (staged, 2 stages, 3 blocks/SM "
@@ -1272,7 +1290,7 @@ static void test_flash_speed(void) {
                     hd, D, td * 1e6, kv_bytes / td / 1e9, tl * 1e6, kv_bytes / tl / 1e9, tl1 * 1e6, td8 * 1e6,
                     kv8 / td8 / 1e9, td8b * 1e6, tv1 * 1e6);
         }
-        void *ptrs[] = {dk, dv, dbt, drbt, dpos, dq, dout, work, cnt, dk8, dv8, pfw};
+        void *ptrs[] = {dk, dv, dbt, drbt, dpos, dq, dout, work, cnt, dk8, dv8, pfw, k16, v16};
         for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dfree(ptrs[i]);
         free(bt), free(zeros), free(q);
     }

@@ -203,6 +203,11 @@ typedef struct llt_cuda_attn {
     /* prefill: llt_cuda_attn_prefill_work_floats(rows, ...) floats for split partials (NULL:
      * no key-range splits) */
     float *pf_work;
+    /* f8 prefill on the warpgroup kernel (llt_cuda_flash_prefill_f8_wide): [f8_keys, n_kv, hd]
+     * dtype K and V, a run's keys dequantised (NULL, or a run past f8_keys keys: the mma.sync
+     * kernel, dequantising tile by tile) */
+    void *f8_k16, *f8_v16;
+    int32_t f8_keys;
 } llt_cuda_attn;
 
 /* Splits of the KV length the decode kernel uses for `rows` rows (fixed per rows). */
@@ -213,6 +218,10 @@ int64_t llt_cuda_attn_work_floats(int32_t rows, int32_t splits, int32_t n_heads,
 int32_t llt_cuda_attn_long_splits(const llt_cuda_ctx *c, int32_t rows, int32_t n_kv);
 int32_t llt_cuda_attn_long_keys(void);
 int64_t llt_cuda_attn_prefill_work_floats(int32_t rows, int32_t n_heads, int32_t hd);
+/* Whether an f8 cache's prefill takes the warpgroup kernel over a dequantised copy (sm_90,
+ * head_dim 64 / 128; LLT_CUDA_PREFILL_F8=mma or LLT_CUDA_PREFILL=mma: no): the f8_k16 buffers
+ * are worth allocating. */
+bool llt_cuda_flash_prefill_f8_wide(const llt_cuda_ctx *c, int32_t hd);
 /* Each row on its own (any rows, any head_dim <= 256). head_dim 64/128 with 1, 2, 4 or 8 query
  * heads per KV head: one thread-block cluster per (KV head, row), the group's query heads
  * together, keys split over the cluster's blocks and merged through distributed shared memory

@@ -53,6 +53,7 @@ struct fa_params {
     int splits;
     float *work; /* partials [rows][nh][splits][hd + 2]: o unnormalised, then m, l */
     size_t page_bytes, sc_off; /* f8 pools (paged_cache.h): bytes per page, offset of the scales */
+    int flat; /* fa_ws_kernel: kp / vp hold the run's keys in order ([keys][nkv][hd], fa_f8_widen_kernel), no table */
 };
 
 /* Shared memory (elements of 2 bytes): Q [BM][LD], K and V [2 stages][FA_BN][LD]; with an f8
@@ -792,7 +793,7 @@ __device__ __forceinline__ int ws_row(const fa_params &p, const int *tbl, int kb
                                       int lps) {
     constexpr int Q = 32 / (HD / 8), R = 128 / (HD / 8);
     const int key = min(kb + Q * w + lane % Q + R * (lane / Q), kv_end - 1), pg = lps >= 0 ? key >> lps : key / p.ps;
-    return tbl[pg] * p.ps + (key - pg * p.ps);
+    return p.flat ? key : tbl[pg] * p.ps + (key - pg * p.ps);
 }
 template <typename T, int HD>
 __device__ __forceinline__ void ws_copy(const T *src, size_t rs, int row_l, int n_valid, int q, unsigned char *dst) {
@@ -1319,6 +1320,46 @@ llt_status fa_decode_k8(llt_cuda_ctx *c, const fa_params &p, int rows, bool k8, 
     return k8 ? fa_decode_as<T, HD, true>(c, p, rows, err) : fa_decode_as<T, HD, false>(c, p, rows, err);
 }
 
+/* An f8 cache's prefill on the warpgroup kernel: keys [0, n) of the run's sequence (K for
+ * blockIdx.y 0, V for 1) dequantised out of the e4m3 pages into dk / dv, [keys][nkv][hd] in the
+ * dtype (e4m3 x the row's scale rounded to T, as fa_dequant_tile does for the mma.sync kernel),
+ * which fa_ws_kernel then reads as a cache in the dtype (fa_params.flat: row = key). One thread
+ * per 16 bytes of e4m3. The copy costs 3 bytes a value moved per launch: at depth 32768 on
+ * llama3.2-1b heads 100 MB, ~30 us beside ~2.7 ms of attention for a 2048-row chunk. */
+template <typename T, int HD>
+__global__ void __launch_bounds__(256) fa_f8_widen_kernel(fa_params p, int n, T *dk, T *dv) {
+    pdl_wait();
+    constexpr int CH = HD / 16;
+    const size_t i = (size_t)blockIdx.x * 256 + threadIdx.x, per = (size_t)p.nkv * CH;
+    if (i >= (size_t)n * per) return;
+    const int key = (int)(i / per), r = (int)(i % per), h = r / CH, c = r % CH;
+    const int *tbl = p.bt + (size_t)p.row_bt[p.row0] * p.max_blocks;
+    const unsigned char *src = (const unsigned char *)(blockIdx.y ? p.vp : p.kp);
+    const size_t at = (size_t)tbl[key / p.ps] * p.page_bytes, row = (size_t)(key % p.ps) * p.nkv + h;
+    const uint4 u = *reinterpret_cast<const uint4 *>(src + at + row * HD + c * 16);
+    const float sc = *reinterpret_cast<const float *>(src + at + p.sc_off + row * 4);
+    const unsigned short *b = reinterpret_cast<const unsigned short *>(&u);
+    float f[16];
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+        const float2 t = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)b[k], __NV_E4M3)));
+        f[2 * k] = t.x * sc, f[2 * k + 1] = t.y * sc;
+    }
+    T *dst = (blockIdx.y ? dv : dk) + ((size_t)key * p.nkv + h) * HD + c * 16;
+    *reinterpret_cast<uint4 *>(dst) = pack8<T>(f);
+    *reinterpret_cast<uint4 *>(dst + 8) = pack8<T>(f + 8);
+}
+
+template <typename T, int HD>
+llt_status fa_f8_wide(llt_cuda_ctx *c, const llt_cuda_attn *a, fa_params p, llt_error *err) {
+    const int n = p.q_pos0 + p.n_q;
+    const size_t th = (size_t)n * p.nkv * (HD / 16);
+    LLT_TRY(llt_launch(c, fa_f8_widen_kernel<T, HD>, dim3((unsigned)((th + 255) / 256), 2), dim3(256), 0, err, p, n,
+                       (T *)a->f8_k16, (T *)a->f8_v16));
+    p.kp = a->f8_k16, p.vp = a->f8_v16, p.flat = 1;
+    return fa_wg_pick<T, HD>(c, p, err);
+}
+
 } // namespace
 
 extern "C" bool llt_cuda_flash_prefill_covers(const llt_cuda_attn *a) {
@@ -1331,14 +1372,23 @@ extern "C" bool llt_cuda_flash_prefill_covers(const llt_cuda_attn *a) {
 
 /* The warpgroup kernel: f16 / bf16 caches of head_dim 64 / 128 on an sm_90 device (its sm_90a
  * code; the PTX target has none), unless LLT_CUDA_PREFILL=mma asks for the mma.sync kernel. */
-static bool fa_wg_ok(const llt_cuda_ctx *c, const llt_cuda_attn *a) {
+static bool fa_wg_dev(const llt_cuda_ctx *c, int32_t hd) {
     const char *v = getenv("LLT_CUDA_PREFILL");
-    if (a->kv_f8 || (a->hd != 64 && a->hd != 128) || (v && strcmp(v, "mma") == 0)) return false;
+    if ((hd != 64 && hd != 128) || (v && strcmp(v, "mma") == 0)) return false;
     int major = 0, minor = 0;
     if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, c->device) != cudaSuccess ||
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, c->device) != cudaSuccess)
         return false;
     return major == 9 && minor == 0;
+}
+static bool fa_wg_ok(const llt_cuda_ctx *c, const llt_cuda_attn *a) { return !a->kv_f8 && fa_wg_dev(c, a->hd); }
+
+/* f8 caches: the warpgroup kernel over a dequantised copy of the run's keys (fa_f8_widen_kernel)
+ * where the device and head_dim take it, unless LLT_CUDA_PREFILL_F8=mma (the mma.sync kernel,
+ * dequantising tile by tile; 0.65-0.70x the f16 cache's prefill on the H200, issue 19 run 12) */
+extern "C" bool llt_cuda_flash_prefill_f8_wide(const llt_cuda_ctx *c, int32_t hd) {
+    const char *v = getenv("LLT_CUDA_PREFILL_F8");
+    return !(v && strcmp(v, "mma") == 0) && fa_wg_dev(c, hd);
 }
 
 static fa_params fa_params_of(const llt_cuda_attn *a) {
@@ -1369,6 +1419,11 @@ extern "C" llt_status llt_cuda_flash_prefill(llt_cuda_ctx *c, const llt_cuda_att
     const char *w = getenv("LLT_CUDA_PREFILL_WARPS");
     const int nw = w && atoi(w) > 0 ? atoi(w) : a->hd == 128 || (a->hd == 64 && q_pos0 + n_q >= FA_DEEP) ? 8 : 4;
     const bool k8 = a->kv_f8;
+    if (k8 && a->f8_k16 && q_pos0 + n_q <= a->f8_keys && !w && llt_cuda_flash_prefill_f8_wide(c, a->hd))
+        return a->dtype == LLT_DTYPE_BF16 ? (a->hd == 64 ? fa_f8_wide<__nv_bfloat16, 64>(c, a, p, err)
+                                                          : fa_f8_wide<__nv_bfloat16, 128>(c, a, p, err))
+                                          : (a->hd == 64 ? fa_f8_wide<__half, 64>(c, a, p, err)
+                                                          : fa_f8_wide<__half, 128>(c, a, p, err));
     if (fa_wg_ok(c, a) && !w) /* Hopper; LLT_CUDA_PREFILL_WARPS (the mma.sync kernel's tiles) forces that kernel */
         return a->dtype == LLT_DTYPE_BF16 ? (a->hd == 64 ? fa_wg_pick<__nv_bfloat16, 64>(c, p, err)
                                                           : fa_wg_pick<__nv_bfloat16, 128>(c, p, err))

@@ -113,6 +113,12 @@ static llt_status alloc_dev(llt_model *m, cuda_state *st, int d, llt_error *err)
         llt_status s = llt_cuda_upload(st->ctx[d], b->ident, ident, R * 4, err);
         free(ident);
         LLT_TRY(s);
+        if (llt_cuda_flash_prefill_f8_wide(st->ctx[d], c->head_dim)) { /* a sequence's keys at most */
+            const int64_t cap = (int64_t)m->kv->o.max_pages * m->kv->o.page_size, ctx = llt_model_max_ctx(m);
+            b->f8_keys = (int32_t)(ctx < cap ? ctx : cap);
+            LLT_TRY(dalloc(st, d, (size_t)b->f8_keys * kvr * es, &b->f8k16, err));
+            LLT_TRY(dalloc(st, d, (size_t)b->f8_keys * kvr * es, &b->f8v16, err));
+        }
         const char *fe = getenv("LLT_CUDA_KV8_FUSE");
         if (!(fe && strcmp(fe, "0") == 0)) {
             LLT_TRY(dalloc(st, d, 4 * 2 * (size_t)c->n_kv_heads * 4, (void **)&b->kv8_cnt, err));
@@ -159,7 +165,7 @@ static void dev_free(cuda_state *st, int d) {
     cudaSetDevice(st->ctx[d]->device);
     cudaStreamSynchronize(st->ctx[d]->stream);
     void *dev[] = {b->x, b->xn, b->qkv, b->q, b->att, b->gu, b->act, b->attn_work, b->attn_cnt, b->step_d,
-                   b->rope_cos, b->rope_sin, b->kst, b->vst, b->ident, b->kv8_cnt, b->attn_pf};
+                   b->rope_cos, b->rope_sin, b->kst, b->vst, b->ident, b->kv8_cnt, b->attn_pf, b->f8k16, b->f8v16};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i]) cudaFree(dev[i]);
     if (b->x_host) cudaFreeHost(b->x_host);
@@ -378,7 +384,7 @@ static llt_status attn_block(llt_model *m, cuda_state *st, const chunk *ch, cons
     at.bt = v->bt, at.row_bt = v->row_bt, at.pos = v->pos, at.rows = ch->nr;
     at.n_heads = c->n_heads, at.n_kv = c->n_kv_heads, at.hd = hd, at.page_size = m->kv->o.page_size;
     at.max_blocks = st->max_blocks, at.work = b->attn_work, at.counters = b->attn_cnt, at.max_len = ch->max_len;
-    at.kv_f8 = st->kv_f8, at.pf_work = b->attn_pf;
+    at.kv_f8 = st->kv_f8, at.pf_work = b->attn_pf, at.f8_k16 = b->f8k16, at.f8_v16 = b->f8v16, at.f8_keys = b->f8_keys;
     if (ch->max_run <= 4) {
         LLT_TRY(llt_cuda_attention_decode(x, &at, err));
     } else {

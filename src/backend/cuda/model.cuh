@@ -77,6 +77,9 @@ typedef struct cuda_dev_buf {
     cudaEvent_t done;             /* recorded on this device's stream after its segment */
     void *kst, *vst;              /* f8 cache: [rows, n_kv, hd] (dtype) K/V of the step before quantisation */
     int32_t *ident;               /* f8 cache: [rows] 0, 1, ...: staging slots */
+    void *f8k16, *f8v16;          /* f8 cache: [f8_keys, n_kv, hd] dtype, a run's keys dequantised for the
+                                     warpgroup prefill kernel (llt_cuda_flash_prefill_f8_wide; else NULL) */
+    int32_t f8_keys;
     int32_t *kv8_cnt;             /* f8 cache: [4, n_kv, 2] counters of the QKV GEMV's fused store
                                    * (zero between launches); NULL: LLT_CUDA_KV8_FUSE=0, the
                                    * separate store kernel */
