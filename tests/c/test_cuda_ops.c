@@ -518,8 +518,12 @@ static void attn_run_kv(llt_dtype dt, const attn_case *ac, int ps, bool f8, floa
     *dec_out = host_from(dt, dout, (int64_t)rows * nh * hd);
     CHECK_MSG(memcmp(first, *dec_out, (size_t)rows * nh * hd * 4) == 0, "attention decode: a second run differs");
     a.out = dout2;
+    /* f8: the copy for runs of any length (by default only from 256 query rows per kv head) */
+    const bool rows_forced = f8 && !getenv("LLT_CUDA_PREFILL_F8_ROWS");
+    if (rows_forced) setenv("LLT_CUDA_PREFILL_F8_ROWS", "0", 1);
     CHECK_OK(llt_cuda_attention_prefill(g_ctx, &a, 0, n_q, L - n_q, &err), &err);
     CHECK_OK(llt_cuda_attention_prefill(g_ctx, &a, n_q, n_q, L - n_q, &err), &err);
+    if (rows_forced) unsetenv("LLT_CUDA_PREFILL_F8_ROWS");
     *pf_out = host_from(dt, dout2, (int64_t)rows * nh * hd);
     float *pf_mma = NULL; /* f8: also the mma.sync kernel (tile by tile), the copy one key short of the run */
     if (f8) {
@@ -1206,9 +1210,11 @@ static void test_flash_speed(void) {
                                .page_size = ps, .max_blocks = blocks, .work = work, .counters = cnt,
                                .pf_work = pfw};
             double flops = 4.0 * hd * nh * ((double)n_q * q_pos0 + (double)n_q * (n_q + 1) / 2);
-            if (sets_mode) { /* prefill under environment sets, alternated */
+            if (sets_mode) { /* prefill under environment sets, alternated (LLT_ATTN_SPEED_F8: the f8 cache) */
                 if (D < 16384 || (hsel && atoi(hsel) != hd)) continue;
-                speed_sets(&a, q_pos0, flops, hd, D, n_q);
+                llt_cuda_attn a8 = a;
+                a8.k_pool = dk8, a8.v_pool = dv8, a8.kv_f8 = true, a8.f8_k16 = k16, a8.f8_v16 = v16, a8.f8_keys = Lmax;
+                speed_sets(getenv("LLT_ATTN_SPEED_F8") ? &a8 : &a, q_pos0, flops, hd, D, n_q);
                 continue;
             }
             if (strcmp(getenv("LLT_ATTN_SPEED"), "wsexp") == 0) { /* the ws softmax variants only, deep */

@@ -1386,6 +1386,15 @@ static bool fa_wg_ok(const llt_cuda_ctx *c, const llt_cuda_attn *a) { return !a-
 /* f8 caches: the warpgroup kernel over a dequantised copy of the run's keys (fa_f8_widen_kernel)
  * where the device and head_dim take it, unless LLT_CUDA_PREFILL_F8=mma (the mma.sync kernel,
  * dequantising tile by tile; 0.65-0.70x the f16 cache's prefill on the H200, issue 19 run 12) */
+/* The copy costs 6 bytes per key and head dimension whatever the run's length, the warpgroup
+ * kernel saves about half the mma.sync kernel's time, 4 n_q G hd flops per key and kv head at
+ * ~200 against ~400 TFLOP/s: the copy pays from about n_q G = 6 4e14 / (4 2.5e12) = 240 query
+ * rows per kv head (a short run deep in a cache, e.g. a chat turn after a cached prefix, keeps
+ * the tile-by-tile kernel). LLT_CUDA_PREFILL_F8_ROWS=N sets the threshold. */
+static int64_t fa_f8_wide_rows(void) {
+    const char *v = getenv("LLT_CUDA_PREFILL_F8_ROWS");
+    return v && *v ? atoll(v) : 256;
+}
 extern "C" bool llt_cuda_flash_prefill_f8_wide(const llt_cuda_ctx *c, int32_t hd) {
     const char *v = getenv("LLT_CUDA_PREFILL_F8");
     return !(v && strcmp(v, "mma") == 0) && fa_wg_dev(c, hd);
@@ -1419,7 +1428,8 @@ extern "C" llt_status llt_cuda_flash_prefill(llt_cuda_ctx *c, const llt_cuda_att
     const char *w = getenv("LLT_CUDA_PREFILL_WARPS");
     const int nw = w && atoi(w) > 0 ? atoi(w) : a->hd == 128 || (a->hd == 64 && q_pos0 + n_q >= FA_DEEP) ? 8 : 4;
     const bool k8 = a->kv_f8;
-    if (k8 && a->f8_k16 && q_pos0 + n_q <= a->f8_keys && !w && llt_cuda_flash_prefill_f8_wide(c, a->hd))
+    if (k8 && a->f8_k16 && q_pos0 + n_q <= a->f8_keys && (int64_t)n_q * p.G >= fa_f8_wide_rows() && !w &&
+        llt_cuda_flash_prefill_f8_wide(c, a->hd))
         return a->dtype == LLT_DTYPE_BF16 ? (a->hd == 64 ? fa_f8_wide<__nv_bfloat16, 64>(c, a, p, err)
                                                           : fa_f8_wide<__nv_bfloat16, 128>(c, a, p, err))
                                           : (a->hd == 64 ? fa_f8_wide<__half, 64>(c, a, p, err)
