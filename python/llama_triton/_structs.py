@@ -172,6 +172,9 @@ class CudaAttn(C.Structure):
         ("max_len", C.c_int32),
         ("kv_f8", C.c_bool),
         ("pf_work", C.c_void_p),
+        ("f8_k16", C.c_void_p),
+        ("f8_v16", C.c_void_p),
+        ("f8_keys", C.c_int32),
     ]
 
 

@@ -101,6 +101,9 @@ static const abi_entry k_abi[] = {
     ABI_FIELD(llt_cuda_attn, scale), ABI_FIELD(llt_cuda_attn, work),
     ABI_FIELD(llt_cuda_attn, counters), ABI_FIELD(llt_cuda_attn, max_len), ABI_FIELD(llt_cuda_attn, kv_f8),
     ABI_FIELD(llt_cuda_attn, pf_work),
+    ABI_FIELD(llt_cuda_attn, f8_k16),
+    ABI_FIELD(llt_cuda_attn, f8_v16),
+    ABI_FIELD(llt_cuda_attn, f8_keys),
 
     ABI_SIZE(llt_cuda_linear),
     ABI_FIELD(llt_cuda_linear, dtype), ABI_FIELD(llt_cuda_linear, w), ABI_FIELD(llt_cuda_linear, n),

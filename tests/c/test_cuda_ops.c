@@ -518,7 +518,7 @@ static void attn_run_kv(llt_dtype dt, const attn_case *ac, int ps, bool f8, floa
     *dec_out = host_from(dt, dout, (int64_t)rows * nh * hd);
     CHECK_MSG(memcmp(first, *dec_out, (size_t)rows * nh * hd * 4) == 0, "attention decode: a second run differs");
     a.out = dout2;
-    /* f8: the copy for runs of any length (by default only from 256 query rows per kv head) */
+    /* f8: the copy for runs of any length (by default only from 64 query rows per kv head) */
     const bool rows_forced = f8 && !getenv("LLT_CUDA_PREFILL_F8_ROWS");
     if (rows_forced) setenv("LLT_CUDA_PREFILL_F8_ROWS", "0", 1);
     CHECK_OK(llt_cuda_attention_prefill(g_ctx, &a, 0, n_q, L - n_q, &err), &err);

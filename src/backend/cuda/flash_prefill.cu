@@ -1386,14 +1386,16 @@ static bool fa_wg_ok(const llt_cuda_ctx *c, const llt_cuda_attn *a) { return !a-
 /* f8 caches: the warpgroup kernel over a dequantised copy of the run's keys (fa_f8_widen_kernel)
  * where the device and head_dim take it, unless LLT_CUDA_PREFILL_F8=mma (the mma.sync kernel,
  * dequantising tile by tile; 0.65-0.70x the f16 cache's prefill on the H200, issue 19 run 12) */
-/* The copy costs 6 bytes per key and head dimension whatever the run's length, the warpgroup
- * kernel saves about half the mma.sync kernel's time, 4 n_q G hd flops per key and kv head at
- * ~200 against ~400 TFLOP/s: the copy pays from about n_q G = 6 4e14 / (4 2.5e12) = 240 query
- * rows per kv head (a short run deep in a cache, e.g. a chat turn after a cached prefix, keeps
- * the tile-by-tile kernel). LLT_CUDA_PREFILL_F8_ROWS=N sets the threshold. */
+/* The copy costs 6 bytes per key and head dimension whatever the run's length; the tile-by-tile
+ * kernel is slow on short runs too (few blocks). On the H200 (issue 19 run 13, call 2, f8 cache,
+ * 32 / 8 heads) the copy + warpgroup kernel was faster at every run length measured: 16 / 64 /
+ * 256 rows (64 / 256 / 1024 query rows per kv head) at depth 16384-131072: 1.64-1.78x / 1.66-1.83x
+ * / 1.36-1.50x (hd 64), 64 rows at hd 128 1.79-2.11x. Shorter runs (fewer than 64 query rows per
+ * kv head: a few tokens after a cached prefix, MHA models' short runs) keep the tile-by-tile
+ * kernel: unmeasured there. LLT_CUDA_PREFILL_F8_ROWS=N sets the threshold. */
 static int64_t fa_f8_wide_rows(void) {
     const char *v = getenv("LLT_CUDA_PREFILL_F8_ROWS");
-    return v && *v ? atoll(v) : 256;
+    return v && *v ? atoll(v) : 64;
 }
 extern "C" bool llt_cuda_flash_prefill_f8_wide(const llt_cuda_ctx *c, int32_t hd) {
     const char *v = getenv("LLT_CUDA_PREFILL_F8");
