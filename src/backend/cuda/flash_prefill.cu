@@ -1383,9 +1383,6 @@ static bool fa_wg_dev(const llt_cuda_ctx *c, int32_t hd) {
 }
 static bool fa_wg_ok(const llt_cuda_ctx *c, const llt_cuda_attn *a) { return !a->kv_f8 && fa_wg_dev(c, a->hd); }
 
-/* f8 caches: the warpgroup kernel over a dequantised copy of the run's keys (fa_f8_widen_kernel)
- * where the device and head_dim take it, unless LLT_CUDA_PREFILL_F8=mma (the mma.sync kernel,
- * dequantising tile by tile; 0.65-0.70x the f16 cache's prefill on the H200, issue 19 run 12) */
 /* The copy costs 6 bytes per key and head dimension whatever the run's length; the tile-by-tile
  * kernel is slow on short runs too (few blocks). On the H200 (issue 19 run 13, call 2, f8 cache,
  * 32 / 8 heads) the copy + warpgroup kernel was faster at every run length measured: 16 / 64 /
@@ -1397,6 +1394,9 @@ static int64_t fa_f8_wide_rows(void) {
     const char *v = getenv("LLT_CUDA_PREFILL_F8_ROWS");
     return v && *v ? atoll(v) : 64;
 }
+/* f8 caches: the warpgroup kernel over a dequantised copy of the run's keys (fa_f8_widen_kernel)
+ * where the device and head_dim take it, unless LLT_CUDA_PREFILL_F8=mma (the mma.sync kernel,
+ * dequantising tile by tile; 0.65-0.70x the f16 cache's prefill on the H200, issue 19 run 12) */
 extern "C" bool llt_cuda_flash_prefill_f8_wide(const llt_cuda_ctx *c, int32_t hd) {
     const char *v = getenv("LLT_CUDA_PREFILL_F8");
     return !(v && strcmp(v, "mma") == 0) && fa_wg_dev(c, hd);
