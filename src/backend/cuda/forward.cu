@@ -100,8 +100,11 @@ static llt_status alloc_dev(llt_model *m, cuda_state *st, int d, llt_error *err)
     CUDA_TRY(cudaMemset(b->attn_cnt, 0, R * (size_t)c->n_kv_heads * 4), err);
     LLT_TRY(dalloc(st, d, (6 * R + R * B) * 4, (void **)&b->step_d, err));
     if (st->deq_need) {
-        LLT_TRY(dalloc(st, d, st->deq_need, &b->deq, err));
-        b->deq_bytes = st->deq_need;
+        /* also x's image for the quantised prefill kernel (quant.cu, qgemm_run): R rows rounded
+         * up to 256, of the widest k */
+        const size_t xi = (R + 255) / 256 * 256 * (H > I ? H : I) * es;
+        b->deq_bytes = st->deq_need > xi ? st->deq_need : xi;
+        LLT_TRY(dalloc(st, d, b->deq_bytes, &b->deq, err));
     }
     if (st->kv_f8) {
         LLT_TRY(dalloc(st, d, R * kvr * es, &b->kst, err));

@@ -21,12 +21,17 @@
  * shared memory by the bulk-copy engine, see below) and the register GEMV (16-byte loads into
  * registers, several per row in flight; matrices whose segments differ in type, e.g. QKV with
  * a Q6_K V, and LLT_CUDA_QTMA=0).
- * Prefill (m > 1) and batched decode: the matrix is dequantised into a scratch matrix (f16)
- * and multiplied by cuBLASLt (the float path's BLAS branch), the head in row chunks that fit
- * the scratch. */
+ * Batched decode and short prompts (m = 2..64): the blocks decoded into mma.sync fragments
+ * (qmma_kernel); prefill (m > 64) on sm_90: decoded into warpgroup (wgmma) fragments
+ * (qgemm_kernel). Elsewhere, and for the types those kernels lack, the matrix is dequantised
+ * into a scratch matrix (f16) and multiplied by cuBLASLt (the float path's BLAS branch), the
+ * head in row chunks that fit the scratch. */
 #include <stdlib.h>
 #include <string.h>
 
+#include <type_traits>
+
+#include "backend/cuda/flash_wgmma.cuh"
 #include "backend/cuda/gemv_parts.cuh"
 
 extern "C" {
@@ -1472,6 +1477,12 @@ extern "C" llt_status llt_cuda_q_fill_random(llt_cuda_ctx *c, const llt_cuda_qse
 __device__ __forceinline__ void qm_cp16(unsigned dst, const void *src) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
 }
+__device__ __forceinline__ void qm_cp4(unsigned dst, const void *src) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(src));
+}
+/* keeps a register live (and unmodified by the compiler) until here: A fragments that
+ * asynchronous warpgroup products still read (qgemm_kernel) */
+__device__ __forceinline__ void qwg_keep(unsigned &r) { asm volatile("" : "+r"(r)::"memory"); }
 __device__ __forceinline__ void qm_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void qm_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 __device__ __forceinline__ void qm_mma(float (&d)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
@@ -1756,6 +1767,191 @@ __global__ void __launch_bounds__(32 * W, RW == 1 && W == 8 ? 2 : 1) qmma_kernel
     pdl_trigger();
 }
 
+/* ---- prefill on warpgroup tensor cores (sm_90a wgmma): qgemm_kernel ------------------------------
+ * y[t][r] = W[r] . x[t] for m > 64 token rows straight from the blocks, with no f16 copy of W in
+ * memory (the dequantise + cuBLASLt path writes 2 bytes per weight and reads them back: a third
+ * of a 7B's prefill, bench/RESULTS.md issue 20). A block of two warpgroups owns 128 rows (each
+ * warpgroup 64) and QG_TN = 256 tokens; its warps decode their rows' blocks into wgmma A
+ * fragments in registers (the qmd decoders of the small-batch kernel: the A-from-registers layout
+ * of a warpgroup is mma.sync's per warp) and x is B, K-major in shared memory with the 128-byte
+ * swizzle, in the decoders' k order (lane quad t: elements 64 t + 4 s + {0, 1} in slots 2t, 2t+1
+ * of step s, + {2, 3} in slots 2t + 8, 2t + 9). A slab is 4 steps (64 k) of the 256 tokens, 32 KB:
+ * by default one bulk copy of x's image (qg_xperm_kernel writes x in that order and swizzle
+ * first: 4-byte copies from the kernel's own threads ran at half the speed, bench/RESULTS.md
+ * issue 20), else filled by 4-byte cp.async (XP false; lane l of a warp: bytes 128 (l / 8) + 4
+ * (l % 8) of the token's 128-byte piece, to chunk l % 8 at 4 (l / 8) of its row, chunk swizzled
+ * by the token). QG_ST slabs in flight, QG_ST - 2 ahead of the products, one slab's products
+ * (two m64n128k16 per step) left running while the next slab decodes. k splits over blockIdx.z
+ * add with atomics (y zeroed first unless ADD). */
+#define QG_TN 256
+#define QG_ST 4
+#define QG_SLAB (QG_TN * 128)
+
+/* x in the kernel's shared-memory image (qg_xperm_kernel): [token tile][slab][256 tokens][128 B],
+ * chunk c of a token's 128 bytes at c ^ (token & 7), tokens past m zero; one bulk copy a slab */
+__global__ void qg_xperm_kernel(const __half *x, int ldx, int m, int k, uint4 *xp, long long chunks) {
+    pdl_wait();
+    const int nsl = k / 64;
+    for (long long o = blockIdx.x * (long long)blockDim.x + threadIdx.x; o < chunks; o += (long long)gridDim.x * blockDim.x) {
+        const int p = (int)(o & 7), tl = (int)((o >> 3) & (QG_TN - 1));
+        const long long st = o >> 11; /* tile * nsl + slab */
+        const int L = (int)(st % nsl), tok = (int)(st / nsl) * QG_TN + tl, c = p ^ (tl & 7);
+        uint4 v = make_uint4(0u, 0u, 0u, 0u);
+        if (tok < m) {
+            const unsigned *src = reinterpret_cast<const unsigned *>(x + (size_t)tok * ldx + (L >> 2) * 256 +
+                                                                     16 * (L & 3) + 4 * (c >> 1) + 2 * (c & 1));
+            v = make_uint4(src[0], src[32], src[64], src[96]); /* lane quads t = 0..3: 64 t elements apart */
+        }
+        xp[o] = v;
+    }
+    pdl_trigger();
+}
+
+template <int TYPE, bool XP>
+__global__ void __launch_bounds__(256, 1) qgemm_kernel(const llt_cuda_qmat q, const qm_args a, const uint8_t *xp) {
+    extern __shared__ __align__(16) uint8_t qg_smem[]; /* 1024-aligned by hand (the swizzle atoms) */
+    __shared__ __align__(8) uint64_t qg_bar[QG_ST];
+    const unsigned sraw = (unsigned)__cvta_generic_to_shared(qg_smem), sbase = (sraw + 1023u) & ~1023u;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int n = q.n, nkb = q.k / 256, tok0 = blockIdx.y * QG_TN;
+    const int kb0 = blockIdx.z * a.kb_per, kb1 = min(nkb, kb0 + a.kb_per), nsl = 4 * (kb1 - kb0);
+    const int r0 = blockIdx.x * 128 + warp * 16;
+    const bool live = blockIdx.x * 128 + (warp >> 2) * 64 < n; /* uniform over the warpgroup (wgmma is) */
+    qrow wr[2];
+#pragma unroll
+    for (int i = 0; i < 2; i++) wr[i] = row_of(q, min(r0 + g + 8 * i, n - 1));
+    using D = qmd<TYPE>;
+    typename D::raw cur[2];
+    if (live && kb0 < kb1)
+#pragma unroll
+        for (int i = 0; i < 2; i++) cur[i] = D::load(wr[i].pay, wr[i].meta, kb0, t);
+    const qrow pr = (t >> 1) ? wr[1] : wr[0];
+    int pfs;
+    const uint8_t *pf = D::pf(pr.pay, pr.meta, t, pfs);
+    if (live)
+        for (int kb = kb0 + 1; kb < kb0 + QM_AHEAD && kb < kb1; kb++) prefetch_l2(pf + (size_t)kb * pfs);
+    if (XP && tid == 0)
+#pragma unroll
+        for (int i = 0; i < QG_ST; i++) mbar_init(smem_u32(&qg_bar[i]), 1);
+    if (XP) __syncthreads();
+    pdl_wait(); /* x (and y for ADD) come from the previous kernel */
+    const int lx = lane & 7, lt = lane >> 3;
+    auto stage = [&](int sl, int buf) { /* slab sl of this block's k range: warp w takes tokens w, w + 8, ... */
+        if (XP) { /* one bulk copy of the slab's image (thread 0) */
+            if (tid == 0) {
+                const uint32_t bar = smem_u32(&qg_bar[buf]);
+                mbar_expect_tx(bar, QG_SLAB);
+                bulk_copy(sbase + buf * QG_SLAB,
+                          xp + ((size_t)blockIdx.y * (q.k / 64) + (size_t)(4 * kb0 + sl)) * QG_SLAB, QG_SLAB, bar);
+            }
+            return;
+        }
+        const int kb = kb0 + (sl >> 2), b = sl & 3;
+        const unsigned d0 = sbase + buf * QG_SLAB + 4 * lt;
+#pragma unroll 8
+        for (int i = warp; i < QG_TN; i += 8) {
+            const int tok = min(tok0 + i, a.m - 1);
+            const char *src = reinterpret_cast<const char *>(a.x + (size_t)tok * a.ldx + (size_t)kb * 256) + 128 * lt +
+                              4 * lx + 32 * b;
+            qm_cp4(d0 + i * 128 + ((lx ^ (i & 7)) << 4), src);
+        }
+    };
+#pragma unroll
+    for (int s = 0; s < QG_ST - 2; s++) {
+        if (s < nsl) stage(s, s);
+        if (!XP) qm_commit();
+    }
+    float acc[2][64];
+#pragma unroll
+    for (int h = 0; h < 2; h++)
+#pragma unroll
+        for (int i = 0; i < 64; i++) acc[h][i] = 0.0f;
+    unsigned af[2][4][4]; /* A fragments of two slabs: the one decoding, the one whose products run */
+#pragma unroll
+    for (int b = 0; b < 2; b++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) af[b][j][0] = af[b][j][1] = af[b][j][2] = af[b][j][3] = 0u;
+    typename D::sc sc[2];
+    /* slab sl with the A registers af[P] (P = sl & 1, a compile-time index: a run-time one would
+     * put af in local memory) */
+    auto slab = [&](int sl, auto P) {
+        wg_wait<1>(); /* this warpgroup's products of slab sl - 2 are done (its buffer and A registers) */
+#pragma unroll
+        for (int b = 0; b < 2; b++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) qwg_keep(af[b][j][0]), qwg_keep(af[b][j][1]), qwg_keep(af[b][j][2]), qwg_keep(af[b][j][3]);
+        if (!XP) {
+            qm_wait<QG_ST - 3>();
+            wg_fence_proxy(); /* this thread's copies of slab sl -> visible to the tensor cores */
+        }
+        __syncthreads(); /* every thread's; both warpgroups are done with slab sl - 2 */
+        if (sl + QG_ST - 2 < nsl) stage(sl + QG_ST - 2, (sl + QG_ST - 2) % QG_ST);
+        if (!XP) qm_commit();
+        if (XP) mbar_wait(smem_u32(&qg_bar[sl % QG_ST]), (unsigned)(sl / QG_ST) & 1u); /* slab sl has landed */
+        if (!live) return;
+        const int kb = kb0 + (sl >> 2), b = sl & 3;
+        if (b == 0) {
+            if (kb + QM_AHEAD < kb1) prefetch_l2(pf + (size_t)(kb + QM_AHEAD) * pfs);
+#pragma unroll
+            for (int r = 0; r < 2; r++) sc[r] = D::prep(cur[r], t);
+        }
+        unsigned(&A)[4][4] = af[decltype(P)::value];
+        /* the slab's 4 steps: b is run-time, so the decoders' step index is 4 b + j */
+#define QG_DECODE(B)                                                                                                   \
+    _Pragma("unroll") for (int j = 0; j < 4; j++) {                                                                    \
+        unsigned a01[2], a23[2];                                                                                       \
+        _Pragma("unroll") for (int r = 0; r < 2; r++) D::pair(cur[r], sc[r], t, 4 * (B) + j, a01[r], a23[r]);         \
+        A[j][0] = a01[0], A[j][1] = a01[1], A[j][2] = a23[0], A[j][3] = a23[1];                                        \
+    }
+        switch (b) {
+        case 0: QG_DECODE(0) break;
+        case 1: QG_DECODE(1) break;
+        case 2: QG_DECODE(2) break;
+        default: QG_DECODE(3) break;
+        }
+#undef QG_DECODE
+        if (b == 3 && kb + 1 < kb1) /* the next window's loads, as soon as this one is decoded */
+#pragma unroll
+            for (int r = 0; r < 2; r++) cur[r] = D::load(wr[r].pay, wr[r].meta, kb + 1, t);
+        const unsigned xs = sbase + (sl % QG_ST) * QG_SLAB;
+        wg_fence();
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            wg_mma_n128_f16(acc[0], A[j], wg_desc(xs + j * 32, 16, 1024), 1);
+            wg_mma_n128_f16(acc[1], A[j], wg_desc(xs + 16384 + j * 32, 16, 1024), 1);
+        }
+        wg_commit();
+    };
+    for (int sl = 0; sl < nsl; sl += 2) {
+        slab(sl, std::integral_constant<int, 0>());
+        if (sl + 1 < nsl) slab(sl + 1, std::integral_constant<int, 1>());
+    }
+    wg_wait<0>();
+#pragma unroll
+    for (int h = 0; h < 2; h++)
+#pragma unroll
+        for (int i = 0; i < 64; i++) wg_reg_fence(acc[h][i]);
+    if (!XP) qm_wait<0>();
+    if (live) {
+#pragma unroll
+        for (int h = 0; h < 2; h++)
+#pragma unroll
+            for (int j = 0; j < 16; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int tok = tok0 + 128 * h + 8 * j + 2 * t + (e & 1), row = r0 + g + 8 * (e >> 1);
+                    if (tok >= a.m || row >= n) continue;
+                    const float v = acc[h][4 * j + e];
+                    const size_t o = (size_t)tok * a.ldy + row;
+                    if (a.half_out) reinterpret_cast<__half *>(a.y)[o] = __float2half_rn(v);
+                    else if (a.atomic) atomicAdd(reinterpret_cast<float *>(a.y) + o, v);
+                    else if (a.add) reinterpret_cast<float *>(a.y)[o] += v;
+                    else reinterpret_cast<float *>(a.y)[o] = v;
+                }
+    }
+    pdl_trigger();
+}
+
 /* The types the kernel takes (bit per llt_dtype): LLT_CUDA_QMMA_TYPES, a comma list of q4_k,
  * q8_0, q6_k (default all three; a type left out goes dequantise + cuBLASLt above one row). At
  * 64 sequences of llama2-7b on the H200: q8_0 5543 tok/s against 4180 by cuBLASLt, q6_k 5152
@@ -1934,6 +2130,134 @@ static llt_status qlinear_mma(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_err
     return qmma_run(c, a, x, ldx, a->y, a->ldy, false, a->out == LLT_LIN_OUT_ADD, split, sk, err);
 }
 
+/* The prefill kernel (qgemm_kernel) takes the layer: an sm_90 device (its sm_90a code), f16
+ * compute, m at least LLT_CUDA_QGEMM_MINM (default 65: below, the small-batch kernel), 16-byte
+ * aligned rows of x, every segment of a type the small-batch kernel takes (LLT_CUDA_QMMA_TYPES);
+ * stacked segments may differ in type (a Q4_K_M file's QKV with V in Q6_K: one launch a segment),
+ * interleaved ones (gate/up) may not. LLT_CUDA_QGEMM=0: dequantise + cuBLASLt instead. */
+static bool qgemm_ok(const llt_cuda_ctx *c, const llt_cuda_linear *a) {
+    static const int on = env_int("LLT_CUDA_QGEMM", 1, 0, 1), minm = env_int("LLT_CUDA_QGEMM_MINM", 65, 2, 1 << 30);
+    if (!on || a->dtype != LLT_DTYPE_F16 || a->m < minm || a->k % 256 != 0) return false;
+    for (int s = 0; s < a->qw->n_seg; s++) {
+        const llt_dtype t = a->qw->seg[s].type;
+        if (t >= 32 || !(qmma_types() >> t & 1) || (a->qw->interleave && t != a->qw->seg[0].type)) return false;
+    }
+    if (a->in == LLT_LIN_IN_NORM ? a->tmp_x == NULL : ((uintptr_t)a->x % 16 != 0 || a->ldx % 8 != 0)) return false;
+    int major = 0, minor = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, c->device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, c->device) != cudaSuccess)
+        return false;
+    return major == 9 && minor == 0;
+}
+
+/* k splits of the prefill kernel for B = row blocks x token tiles blocks (one an SM): the fewest
+ * waves times super-blocks per block, plus one for a block's start and end. E.g. a 7B's O and
+ * down at 512 tokens (64 blocks) take 2, gate/up (344) 1. LLT_CUDA_QGEMM_SPLIT forces one. */
+static int qgemm_split(const llt_cuda_ctx *c, int64_t blocks, int nkb) {
+    static const int force = env_int("LLT_CUDA_QGEMM_SPLIT", 0, 0, 64);
+    if (force) return force < nkb ? force : nkb;
+    int best = 1;
+    double bc = 1e30;
+    for (int s = 1; s <= 16 && s <= nkb; s++) {
+        const int per = (nkb + s - 1) / s;
+        if ((nkb + per - 1) / per != s) continue;
+        const double cost = (double)((blocks * s + c->n_sm - 1) / c->n_sm) * (per + 1);
+        if (cost < bc) bc = cost, best = s;
+    }
+    return best;
+}
+
+/* One launch of the prefill kernel over the rows of q into columns [0, q.n) of y (y already
+ * offset to the first); xp: x's image, or NULL (the kernel gathers x itself) */
+static llt_status qgemm_launch(llt_cuda_ctx *c, const llt_cuda_qmat &q, int32_t m, const void *x, int32_t ldx,
+                               const uint8_t *xp, void *y, int32_t ldy, bool half_out, bool add, llt_error *err) {
+    const int nkb = q.k / 256, bx = (q.n + 127) / 128, by = (m + QG_TN - 1) / QG_TN;
+    int split = half_out ? 1 : qgemm_split(c, (int64_t)bx * by, nkb);
+    const int per = (nkb + split - 1) / split;
+    split = (nkb + per - 1) / per;
+    const bool atomic = split > 1;
+    if (atomic && !add) {
+        if (ldy == q.n) CUDA_TRY(cudaMemsetAsync(y, 0, (size_t)m * q.n * 4, c->stream), err);
+        else CUDA_TRY(cudaMemset2DAsync(y, (size_t)ldy * 4, 0, (size_t)q.n * 4, (size_t)m, c->stream), err);
+    }
+    const qm_args qa = {(const __half *)x, ldx, m, per, y, ldy, half_out ? 1 : 0, add ? 1 : 0, atomic ? 1 : 0, 0};
+    const size_t smem = (size_t)QG_ST * QG_SLAB + 1024;
+    const dim3 grid((unsigned)bx, (unsigned)by, (unsigned)split), block(256);
+    const llt_dtype type = q.seg[0].type;
+#define QG_GO(T)                                                                                                       \
+    do {                                                                                                               \
+        if (xp) {                                                                                                      \
+            LLT_TRY(llt_smem_optin(c, qgemm_kernel<T, true>, smem, err));                                              \
+            return llt_launch(c, qgemm_kernel<T, true>, grid, block, smem, err, q, qa, xp);                             \
+        }                                                                                                              \
+        LLT_TRY(llt_smem_optin(c, qgemm_kernel<T, false>, smem, err));                                                 \
+        return llt_launch(c, qgemm_kernel<T, false>, grid, block, smem, err, q, qa, xp);                                \
+    } while (0)
+    if (type == LLT_DTYPE_Q8_0) QG_GO(LLT_DTYPE_Q8_0);
+    if (type == LLT_DTYPE_Q6_K) QG_GO(LLT_DTYPE_Q6_K);
+    QG_GO(LLT_DTYPE_Q4_K);
+#undef QG_GO
+}
+
+/* y (float32, or f16 when half_out) [m, ldy] (=, or += when add) x [m, ldx] . rows of a->qw on
+ * the prefill kernel: x's image made once (into the dequantisation scratch, unused on this path;
+ * LLT_CUDA_QGEMM_XP=0 or a scratch too small: the kernel gathers x by 4-byte cp.async itself),
+ * then one launch, or one a segment where stacked segments differ in type */
+static llt_status qgemm_run(llt_cuda_ctx *c, const llt_cuda_linear *a, const void *x, int32_t ldx, void *y,
+                            int32_t ldy, bool half_out, bool add, llt_error *err) {
+    static const int xpon = env_int("LLT_CUDA_QGEMM_XP", 1, 0, 1);
+    const long long chunks = (long long)((a->m + QG_TN - 1) / QG_TN) * QG_TN * a->k / 8;
+    const uint8_t *xp = xpon && a->deq && a->deq_bytes >= (size_t)chunks * 16 ? (const uint8_t *)a->deq : NULL;
+    if (xp) {
+        const long long blocks = (chunks + 255) / 256, cap = 8LL * c->n_sm;
+        LLT_TRY(llt_launch(c, qg_xperm_kernel, dim3((unsigned)(blocks < cap ? blocks : cap)), dim3(256), 0, err,
+                           (const __half *)x, (int)ldx, (int)a->m, (int)a->k, (uint4 *)a->deq, chunks));
+    }
+    const llt_cuda_qmat &q = *a->qw;
+    bool one = true;
+    for (int s = 1; s < q.n_seg; s++) one = one && q.seg[s].type == q.seg[0].type;
+    if (one || q.interleave) return qgemm_launch(c, q, a->m, x, ldx, xp, y, ldy, half_out, add, err);
+    const size_t esz = half_out ? 2 : 4;
+    int32_t r0 = 0;
+    for (int s = 0; s < q.n_seg; s++) {
+        llt_cuda_qmat sq;
+        memset(&sq, 0, sizeof sq);
+        sq.n = q.seg[s].rows, sq.k = q.k, sq.n_seg = 1, sq.seg[0] = q.seg[s];
+        LLT_TRY(qgemm_launch(c, sq, a->m, x, ldx, xp, (char *)y + (size_t)r0 * esz, ldy, half_out, add, err));
+        r0 += q.seg[s].rows;
+    }
+    return LLT_OK;
+}
+
+/* m > 64 on the prefill kernel: the RMSNorm prologue once, then the product into y (STORE /
+ * ADD), tmp_y (float32 for QKV, f16 for SWIGLU) and the float path's epilogue kernels. */
+static llt_status qlinear_qgemm(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_error *err) {
+    const void *x = a->x;
+    int32_t ldx = a->ldx;
+    if (a->in == LLT_LIN_IN_NORM) {
+        LLT_CHECK(a->ldx >= a->k, err, LLT_ERR_INVALID_ARG, "cuda quant linear: NORM input, ldx %d < k %d", a->ldx,
+                  a->k);
+        LLT_TRY(llt_cuda_rmsnorm(c, a->dtype, (float *)a->x, NULL, a->x_rows, a->norm_w, a->tmp_x, a->m, a->k,
+                                 a->eps, err));
+        x = a->tmp_x, ldx = a->k;
+    }
+    if (a->out == LLT_LIN_OUT_SWIGLU) {
+        LLT_CHECK(a->tmp_y, err, LLT_ERR_INVALID_ARG, "cuda quant linear: SWIGLU needs tmp_y");
+        LLT_TRY(qgemm_run(c, a, x, ldx, a->tmp_y, a->n, true, false, err));
+        return llt_cuda_swiglu(c, a->dtype, a->tmp_y, a->n, a->o, a->ldo, a->m, a->n / 2, err);
+    }
+    if (a->out == LLT_LIN_OUT_QKV) {
+        LLT_CHECK(a->tmp_y, err, LLT_ERR_INVALID_ARG, "cuda quant linear: QKV needs tmp_y");
+        LLT_TRY(qgemm_run(c, a, x, ldx, a->tmp_y, a->n, false, false, err));
+        return llt_cuda_rope_kv(c, a->dtype, (const float *)a->tmp_y, a->n, a->m, a->q_rows / a->head_dim,
+                                a->kv_rows / a->head_dim, a->head_dim, a->pos, a->slot, a->rope_cos, a->rope_sin, a->q,
+                                a->k_pool, a->v_pool, err);
+    }
+    LLT_CHECK(a->out == LLT_LIN_OUT_STORE || a->out == LLT_LIN_OUT_ADD, err, LLT_ERR_INVALID_ARG,
+              "cuda quant linear: unknown output mode %d", (int)a->out);
+    return qgemm_run(c, a, x, ldx, a->y, a->ldy, false, a->out == LLT_LIN_OUT_ADD, err);
+}
+
 /* ---- the linear layer ------------------------------------------------------------------------ */
 
 /* Larger m: dequantise into the scratch (row chunks that fit it) and multiply by cuBLASLt. The
@@ -1997,6 +2321,9 @@ extern "C" llt_status llt_cuda_qlinear_run(llt_cuda_ctx *c, const llt_cuda_linea
     if (path == LLT_CUDA_PATH_GEMV && !gemv)
         return llt_err_set(err, LLT_ERR_UNSUPPORTED, "cuda quant linear: no GEMV for m %d, k %d, %s", a->m, a->k,
                            llt_dtype_name(a->dtype));
-    if (path == LLT_CUDA_PATH_BLAS || !gemv) return !gemv && qmma_ok(a) ? qlinear_mma(c, a, err) : qlinear_blas(c, a, err);
+    if (path == LLT_CUDA_PATH_BLAS || !gemv) {
+        if (!gemv && qmma_ok(a)) return qlinear_mma(c, a, err);
+        return !gemv && qgemm_ok(c, a) ? qlinear_qgemm(c, a, err) : qlinear_blas(c, a, err);
+    }
     return qgemv_launch(c, a, err);
 }
