@@ -342,8 +342,9 @@ static void test_ops(void) {
     check_swiglu(LLT_DTYPE_Q4_K, LLT_DTYPE_Q6_K, 48, 512, 1);
     check_swiglu(LLT_DTYPE_Q8_0, LLT_DTYPE_Q5_0, 48, 512, 4);
     check_swiglu(LLT_DTYPE_Q4_K, LLT_DTYPE_Q6_K, 48, 512, 8);
-    /* batches up to 64 token rows (LLT_CUDA_QMMA: Q4_K on tensor cores; partial token tiles,
-     * rows past n, k split over blocks with atomic adds, k of a 7B FFN row) */
+    /* batches up to 64 token rows (the small-batch kernel up to 32 rows, and up to 64 off sm_90
+     * or with LLT_CUDA_QGEMM_MINM=65; on sm_90 from 33 rows the prefill kernel's 64-token blocks;
+     * partial token tiles, rows past n, k split over blocks with atomic adds, k of a 7B FFN row) */
     static const int mb[] = {3, 17, 64};
     check_plain_ms(LLT_DTYPE_Q4_K, 200, 1024, mb, 3);
     check_plain_ms(LLT_DTYPE_Q4_K, 48, 11008, mb + 2, 1);

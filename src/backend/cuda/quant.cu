@@ -21,9 +21,9 @@
  * shared memory by the bulk-copy engine, see below) and the register GEMV (16-byte loads into
  * registers, several per row in flight; matrices whose segments differ in type, e.g. QKV with
  * a Q6_K V, and LLT_CUDA_QTMA=0).
- * Batched decode and short prompts (m = 2..64): the blocks decoded into mma.sync fragments
- * (qmma_kernel); prefill (m > 64) on sm_90: decoded into warpgroup (wgmma) fragments
- * (qgemm_kernel). Elsewhere, and for the types those kernels lack, the matrix is dequantised
+ * Batched decode and short prompts (m = 2..32; up to 64 off sm_90): the blocks decoded into
+ * mma.sync fragments (qmma_kernel); larger m on sm_90: decoded into warpgroup (wgmma) fragments
+ * (qgemm_kernel, 64- or 256-token blocks). Elsewhere, and for the types those kernels lack, the matrix is dequantised
  * into a scratch matrix (f16) and multiplied by cuBLASLt (the float path's BLAS branch), the
  * head in row chunks that fit the scratch. */
 #include <stdlib.h>
@@ -1771,7 +1771,7 @@ __global__ void __launch_bounds__(32 * W, RW == 1 && W == 8 ? 2 : 1) qmma_kernel
  * y[t][r] = W[r] . x[t] for m > 64 token rows straight from the blocks, with no f16 copy of W in
  * memory (the dequantise + cuBLASLt path writes 2 bytes per weight and reads them back: a third
  * of a 7B's prefill, bench/RESULTS.md issue 20). A block of two warpgroups owns 128 rows (each
- * warpgroup 64) and QG_TN = 256 tokens; its warps decode their rows' blocks into wgmma A
+ * warpgroup 64) and TN = 256 tokens (64 at m <= 64); its warps decode their rows' blocks into wgmma A
  * fragments in registers (the qmd decoders of the small-batch kernel: the A-from-registers layout
  * of a warpgroup is mma.sync's per warp) and x is B, K-major in shared memory with the 128-byte
  * swizzle, in the decoders' k order (lane quad t: elements 64 t + 4 s + {0, 1} in slots 2t, 2t+1
@@ -1783,19 +1783,17 @@ __global__ void __launch_bounds__(32 * W, RW == 1 && W == 8 ? 2 : 1) qmma_kernel
  * by the token). QG_ST slabs in flight, QG_ST - 2 ahead of the products, one slab's products
  * (two m64n128k16 per step) left running while the next slab decodes. k splits over blockIdx.z
  * add with atomics (y zeroed first unless ADD). */
-#define QG_TN 256
 #define QG_ST 4
-#define QG_SLAB (QG_TN * 128)
 
-/* x in the kernel's shared-memory image (qg_xperm_kernel): [token tile][slab][256 tokens][128 B],
+/* x in the kernel's shared-memory image (qg_xperm_kernel): [token tile][slab][TN tokens][128 B],
  * chunk c of a token's 128 bytes at c ^ (token & 7), tokens past m zero; one bulk copy a slab */
-__global__ void qg_xperm_kernel(const __half *x, int ldx, int m, int k, uint4 *xp, long long chunks) {
+__global__ void qg_xperm_kernel(const __half *x, int ldx, int m, int k, uint4 *xp, long long chunks, int tshift) {
     pdl_wait();
     const int nsl = k / 64;
     for (long long o = blockIdx.x * (long long)blockDim.x + threadIdx.x; o < chunks; o += (long long)gridDim.x * blockDim.x) {
-        const int p = (int)(o & 7), tl = (int)((o >> 3) & (QG_TN - 1));
-        const long long st = o >> 11; /* tile * nsl + slab */
-        const int L = (int)(st % nsl), tok = (int)(st / nsl) * QG_TN + tl, c = p ^ (tl & 7);
+        const int p = (int)(o & 7), tl = (int)((o >> 3) & ((1 << tshift) - 1));
+        const long long st = o >> (3 + tshift); /* tile * nsl + slab */
+        const int L = (int)(st % nsl), tok = (int)(st / nsl) * (1 << tshift) + tl, c = p ^ (tl & 7);
         uint4 v = make_uint4(0u, 0u, 0u, 0u);
         if (tok < m) {
             const unsigned *src = reinterpret_cast<const unsigned *>(x + (size_t)tok * ldx + (L >> 2) * 256 +
@@ -1807,13 +1805,15 @@ __global__ void qg_xperm_kernel(const __half *x, int ldx, int m, int k, uint4 *x
     pdl_trigger();
 }
 
-template <int TYPE, bool XP>
-__global__ void __launch_bounds__(256, 1) qgemm_kernel(const llt_cuda_qmat q, const qm_args a, const uint8_t *xp) {
+template <int TYPE, bool XP, int TN>
+__global__ void __launch_bounds__(256, TN == 64 && TYPE != LLT_DTYPE_Q6_K ? 2 : 1) qgemm_kernel(const llt_cuda_qmat q, const qm_args a,
+                                                                     const uint8_t *xp) {
+    constexpr int SLAB = TN * 128, NH = TN >= 128 ? TN / 128 : 1, AW = TN >= 128 ? 64 : TN / 2;
     extern __shared__ __align__(16) uint8_t qg_smem[]; /* 1024-aligned by hand (the swizzle atoms) */
     __shared__ __align__(8) uint64_t qg_bar[QG_ST];
     const unsigned sraw = (unsigned)__cvta_generic_to_shared(qg_smem), sbase = (sraw + 1023u) & ~1023u;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-    const int n = q.n, nkb = q.k / 256, tok0 = blockIdx.y * QG_TN;
+    const int n = q.n, nkb = q.k / 256, tok0 = blockIdx.y * TN;
     const int kb0 = blockIdx.z * a.kb_per, kb1 = min(nkb, kb0 + a.kb_per), nsl = 4 * (kb1 - kb0);
     const int r0 = blockIdx.x * 128 + warp * 16;
     const bool live = blockIdx.x * 128 + (warp >> 2) * 64 < n; /* uniform over the warpgroup (wgmma is) */
@@ -1840,16 +1840,16 @@ __global__ void __launch_bounds__(256, 1) qgemm_kernel(const llt_cuda_qmat q, co
         if (XP) { /* one bulk copy of the slab's image (thread 0) */
             if (tid == 0) {
                 const uint32_t bar = smem_u32(&qg_bar[buf]);
-                mbar_expect_tx(bar, QG_SLAB);
-                bulk_copy(sbase + buf * QG_SLAB,
-                          xp + ((size_t)blockIdx.y * (q.k / 64) + (size_t)(4 * kb0 + sl)) * QG_SLAB, QG_SLAB, bar);
+                mbar_expect_tx(bar, SLAB);
+                bulk_copy(sbase + buf * SLAB, xp + ((size_t)blockIdx.y * (q.k / 64) + (size_t)(4 * kb0 + sl)) * SLAB,
+                          SLAB, bar);
             }
             return;
         }
         const int kb = kb0 + (sl >> 2), b = sl & 3;
-        const unsigned d0 = sbase + buf * QG_SLAB + 4 * lt;
+        const unsigned d0 = sbase + buf * SLAB + 4 * lt;
 #pragma unroll 8
-        for (int i = warp; i < QG_TN; i += 8) {
+        for (int i = warp; i < TN; i += 8) {
             const int tok = min(tok0 + i, a.m - 1);
             const char *src = reinterpret_cast<const char *>(a.x + (size_t)tok * a.ldx + (size_t)kb * 256) + 128 * lt +
                               4 * lx + 32 * b;
@@ -1861,11 +1861,11 @@ __global__ void __launch_bounds__(256, 1) qgemm_kernel(const llt_cuda_qmat q, co
         if (s < nsl) stage(s, s);
         if (!XP) qm_commit();
     }
-    float acc[2][64];
+    float acc[NH][AW]; /* NH m64n128 accumulators (TN = 64: one m64n64) */
 #pragma unroll
-    for (int h = 0; h < 2; h++)
+    for (int h = 0; h < NH; h++)
 #pragma unroll
-        for (int i = 0; i < 64; i++) acc[h][i] = 0.0f;
+        for (int i = 0; i < AW; i++) acc[h][i] = 0.0f;
     unsigned af[2][4][4]; /* A fragments of two slabs: the one decoding, the one whose products run */
 #pragma unroll
     for (int b = 0; b < 2; b++)
@@ -1913,12 +1913,16 @@ __global__ void __launch_bounds__(256, 1) qgemm_kernel(const llt_cuda_qmat q, co
         if (b == 3 && kb + 1 < kb1) /* the next window's loads, as soon as this one is decoded */
 #pragma unroll
             for (int r = 0; r < 2; r++) cur[r] = D::load(wr[r].pay, wr[r].meta, kb + 1, t);
-        const unsigned xs = sbase + (sl % QG_ST) * QG_SLAB;
+        const unsigned xs = sbase + (sl % QG_ST) * SLAB;
         wg_fence();
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-            wg_mma_n128_f16(acc[0], A[j], wg_desc(xs + j * 32, 16, 1024), 1);
-            wg_mma_n128_f16(acc[1], A[j], wg_desc(xs + 16384 + j * 32, 16, 1024), 1);
+            if constexpr (TN >= 128) {
+#pragma unroll
+                for (int h = 0; h < NH; h++) wg_mma_n128_f16(acc[h], A[j], wg_desc(xs + h * 16384 + j * 32, 16, 1024), 1);
+            } else {
+                wg_mma_n64_f16(acc[0], A[j], wg_desc(xs + j * 32, 16, 1024), 1);
+            }
         }
         wg_commit();
     };
@@ -1928,15 +1932,15 @@ __global__ void __launch_bounds__(256, 1) qgemm_kernel(const llt_cuda_qmat q, co
     }
     wg_wait<0>();
 #pragma unroll
-    for (int h = 0; h < 2; h++)
+    for (int h = 0; h < NH; h++)
 #pragma unroll
-        for (int i = 0; i < 64; i++) wg_reg_fence(acc[h][i]);
+        for (int i = 0; i < AW; i++) wg_reg_fence(acc[h][i]);
     if (!XP) qm_wait<0>();
     if (live) {
 #pragma unroll
-        for (int h = 0; h < 2; h++)
+        for (int h = 0; h < NH; h++)
 #pragma unroll
-            for (int j = 0; j < 16; j++)
+            for (int j = 0; j < AW / 4; j++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
                     const int tok = tok0 + 128 * h + 8 * j + 2 * t + (e & 1), row = r0 + g + 8 * (e >> 1);
@@ -2131,18 +2135,23 @@ static llt_status qlinear_mma(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_err
 }
 
 /* The prefill kernel (qgemm_kernel) takes the layer: an sm_90 device (its sm_90a code), f16
- * compute, m at least LLT_CUDA_QGEMM_MINM (default 65: below, the small-batch kernel), 16-byte
- * aligned rows of x, every segment of a type the small-batch kernel takes (LLT_CUDA_QMMA_TYPES);
+ * compute, m at least LLT_CUDA_QGEMM_MINM (default 33: below, and on other devices up to 64, the
+ * small-batch kernel; at 64 sequences of llama2-7b on the H100 the 64-token blocks ran q4_k
+ * 6417 tok/s against the small-batch kernel's 6040, q8_0 5875 / 5446, q6_k 5338 / 5107,
+ * bench/RESULTS.md issue 20), 16-byte aligned rows of x, every segment of a type the small-batch kernel takes (LLT_CUDA_QMMA_TYPES);
  * stacked segments may differ in type (a Q4_K_M file's QKV with V in Q6_K: one launch a segment),
  * interleaved ones (gate/up) may not. LLT_CUDA_QGEMM=0: dequantise + cuBLASLt instead. */
+static int qgemm_tn(int32_t m);
 static bool qgemm_ok(const llt_cuda_ctx *c, const llt_cuda_linear *a) {
-    static const int on = env_int("LLT_CUDA_QGEMM", 1, 0, 1), minm = env_int("LLT_CUDA_QGEMM_MINM", 65, 2, 1 << 30);
+    static const int on = env_int("LLT_CUDA_QGEMM", 1, 0, 1), minm = env_int("LLT_CUDA_QGEMM_MINM", 33, 2, 1 << 30);
     if (!on || a->dtype != LLT_DTYPE_F16 || a->m < minm || a->k % 256 != 0) return false;
     for (int s = 0; s < a->qw->n_seg; s++) {
         const llt_dtype t = a->qw->seg[s].type;
         if (t >= 32 || !(qmma_types() >> t & 1) || (a->qw->interleave && t != a->qw->seg[0].type)) return false;
     }
     if (a->in == LLT_LIN_IN_NORM ? a->tmp_x == NULL : ((uintptr_t)a->x % 16 != 0 || a->ldx % 8 != 0)) return false;
+    if (qgemm_tn(a->m) == 64 && !(a->deq && a->deq_bytes >= (size_t)(a->m + 63) / 64 * 64 * a->k * 2))
+        return false; /* x's image (qgemm_run) */
     int major = 0, minor = 0;
     if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, c->device) != cudaSuccess ||
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, c->device) != cudaSuccess)
@@ -2150,10 +2159,19 @@ static bool qgemm_ok(const llt_cuda_ctx *c, const llt_cuda_linear *a) {
     return major == 9 && minor == 0;
 }
 
-/* k splits of the prefill kernel for B = row blocks x token tiles blocks (one an SM): the fewest
+/* tokens a block of the prefill kernel takes: 64 at m <= 64 (batched decode; two blocks an SM
+ * but for Q6_K, whose decoder's registers spill at 128), else 256;
+ * LLT_CUDA_QGEMM_TN=64 / 256 forces one (tests) */
+static int qgemm_tn(int32_t m) {
+    static const int force = env_int("LLT_CUDA_QGEMM_TN", 0, 0, 256);
+    if (force == 64 || force == 256) return force;
+    return m <= 64 ? 64 : 256;
+}
+
+/* k splits of the prefill kernel for B = row blocks x token tiles blocks (slots of them at once): the fewest
  * waves times super-blocks per block, plus one for a block's start and end. E.g. a 7B's O and
  * down at 512 tokens (64 blocks) take 2, gate/up (344) 1. LLT_CUDA_QGEMM_SPLIT forces one. */
-static int qgemm_split(const llt_cuda_ctx *c, int64_t blocks, int nkb) {
+static int qgemm_split(const llt_cuda_ctx *c, int64_t blocks, int nkb, int slots) {
     static const int force = env_int("LLT_CUDA_QGEMM_SPLIT", 0, 0, 64);
     if (force) return force < nkb ? force : nkb;
     int best = 1;
@@ -2161,7 +2179,7 @@ static int qgemm_split(const llt_cuda_ctx *c, int64_t blocks, int nkb) {
     for (int s = 1; s <= 16 && s <= nkb; s++) {
         const int per = (nkb + s - 1) / s;
         if ((nkb + per - 1) / per != s) continue;
-        const double cost = (double)((blocks * s + c->n_sm - 1) / c->n_sm) * (per + 1);
+        const double cost = (double)((blocks * s + slots - 1) / slots) * (per + 1);
         if (cost < bc) bc = cost, best = s;
     }
     return best;
@@ -2171,8 +2189,9 @@ static int qgemm_split(const llt_cuda_ctx *c, int64_t blocks, int nkb) {
  * offset to the first); xp: x's image, or NULL (the kernel gathers x itself) */
 static llt_status qgemm_launch(llt_cuda_ctx *c, const llt_cuda_qmat &q, int32_t m, const void *x, int32_t ldx,
                                const uint8_t *xp, void *y, int32_t ldy, bool half_out, bool add, llt_error *err) {
-    const int nkb = q.k / 256, bx = (q.n + 127) / 128, by = (m + QG_TN - 1) / QG_TN;
-    int split = half_out ? 1 : qgemm_split(c, (int64_t)bx * by, nkb);
+    const int tn = qgemm_tn(m), nkb = q.k / 256, bx = (q.n + 127) / 128, by = (m + tn - 1) / tn;
+    const int slots = tn == 64 && q.seg[0].type != LLT_DTYPE_Q6_K ? 2 * c->n_sm : c->n_sm;
+    int split = half_out ? 1 : qgemm_split(c, (int64_t)bx * by, nkb, slots);
     const int per = (nkb + split - 1) / split;
     split = (nkb + per - 1) / per;
     const bool atomic = split > 1;
@@ -2181,22 +2200,25 @@ static llt_status qgemm_launch(llt_cuda_ctx *c, const llt_cuda_qmat &q, int32_t 
         else CUDA_TRY(cudaMemset2DAsync(y, (size_t)ldy * 4, 0, (size_t)q.n * 4, (size_t)m, c->stream), err);
     }
     const qm_args qa = {(const __half *)x, ldx, m, per, y, ldy, half_out ? 1 : 0, add ? 1 : 0, atomic ? 1 : 0, 0};
-    const size_t smem = (size_t)QG_ST * QG_SLAB + 1024;
+    const size_t smem = (size_t)QG_ST * tn * 128 + 1024;
     const dim3 grid((unsigned)bx, (unsigned)by, (unsigned)split), block(256);
     const llt_dtype type = q.seg[0].type;
+#define QG_GO2(T, XP, TN)                                                                                              \
+    do {                                                                                                               \
+        LLT_TRY(llt_smem_optin(c, qgemm_kernel<T, XP, TN>, smem, err));                                                \
+        return llt_launch(c, qgemm_kernel<T, XP, TN>, grid, block, smem, err, q, qa, xp);                               \
+    } while (0)
 #define QG_GO(T)                                                                                                       \
     do {                                                                                                               \
-        if (xp) {                                                                                                      \
-            LLT_TRY(llt_smem_optin(c, qgemm_kernel<T, true>, smem, err));                                              \
-            return llt_launch(c, qgemm_kernel<T, true>, grid, block, smem, err, q, qa, xp);                             \
-        }                                                                                                              \
-        LLT_TRY(llt_smem_optin(c, qgemm_kernel<T, false>, smem, err));                                                 \
-        return llt_launch(c, qgemm_kernel<T, false>, grid, block, smem, err, q, qa, xp);                                \
+        if (tn == 64) QG_GO2(T, true, 64);                                                                             \
+        if (xp) QG_GO2(T, true, 256);                                                                                  \
+        QG_GO2(T, false, 256);                                                                                         \
     } while (0)
     if (type == LLT_DTYPE_Q8_0) QG_GO(LLT_DTYPE_Q8_0);
     if (type == LLT_DTYPE_Q6_K) QG_GO(LLT_DTYPE_Q6_K);
     QG_GO(LLT_DTYPE_Q4_K);
 #undef QG_GO
+#undef QG_GO2
 }
 
 /* y (float32, or f16 when half_out) [m, ldy] (=, or += when add) x [m, ldx] . rows of a->qw on
@@ -2206,12 +2228,16 @@ static llt_status qgemm_launch(llt_cuda_ctx *c, const llt_cuda_qmat &q, int32_t 
 static llt_status qgemm_run(llt_cuda_ctx *c, const llt_cuda_linear *a, const void *x, int32_t ldx, void *y,
                             int32_t ldy, bool half_out, bool add, llt_error *err) {
     static const int xpon = env_int("LLT_CUDA_QGEMM_XP", 1, 0, 1);
-    const long long chunks = (long long)((a->m + QG_TN - 1) / QG_TN) * QG_TN * a->k / 8;
-    const uint8_t *xp = xpon && a->deq && a->deq_bytes >= (size_t)chunks * 16 ? (const uint8_t *)a->deq : NULL;
+    const int tn = qgemm_tn(a->m);
+    const long long chunks = (long long)((a->m + tn - 1) / tn) * tn * a->k / 8;
+    const uint8_t *xp = (xpon || tn == 64) && a->deq && a->deq_bytes >= (size_t)chunks * 16 ? (const uint8_t *)a->deq : NULL;
+    LLT_CHECK(xp || tn != 64, err, LLT_ERR_INVALID_ARG, "cuda quant linear: scratch of %zu bytes < x's image (m %d, k %d)",
+              a->deq_bytes, a->m, a->k);
     if (xp) {
         const long long blocks = (chunks + 255) / 256, cap = 8LL * c->n_sm;
         LLT_TRY(llt_launch(c, qg_xperm_kernel, dim3((unsigned)(blocks < cap ? blocks : cap)), dim3(256), 0, err,
-                           (const __half *)x, (int)ldx, (int)a->m, (int)a->k, (uint4 *)a->deq, chunks));
+                           (const __half *)x, (int)ldx, (int)a->m, (int)a->k, (uint4 *)a->deq, chunks,
+                           tn == 64 ? 6 : 8));
     }
     const llt_cuda_qmat &q = *a->qw;
     bool one = true;
@@ -2322,8 +2348,8 @@ extern "C" llt_status llt_cuda_qlinear_run(llt_cuda_ctx *c, const llt_cuda_linea
         return llt_err_set(err, LLT_ERR_UNSUPPORTED, "cuda quant linear: no GEMV for m %d, k %d, %s", a->m, a->k,
                            llt_dtype_name(a->dtype));
     if (path == LLT_CUDA_PATH_BLAS || !gemv) {
-        if (!gemv && qmma_ok(a)) return qlinear_mma(c, a, err);
-        return !gemv && qgemm_ok(c, a) ? qlinear_qgemm(c, a, err) : qlinear_blas(c, a, err);
+        if (!gemv && qgemm_ok(c, a)) return qlinear_qgemm(c, a, err);
+        return !gemv && qmma_ok(a) ? qlinear_mma(c, a, err) : qlinear_blas(c, a, err);
     }
     return qgemv_launch(c, a, err);
 }
