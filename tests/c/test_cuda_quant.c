@@ -395,6 +395,17 @@ static void test_ops(void) {
     check_plain_ms(LLT_DTYPE_Q8_0, 40, 1024, mbig, 1);
 }
 
+/* An n x k one-segment matrix of random device blocks of type t (the benches) */
+static llt_cuda_qmat rand_dev_qmat(llt_dtype t, int n, int k) {
+    const int64_t nb = (int64_t)n * k / llt_dtype_get(t)->block_elems;
+    llt_cuda_qseg sg = {t, n, dev_alloc((size_t)nb * llt_cuda_q_pay_bytes(t)),
+                        dev_alloc((size_t)nb * llt_cuda_q_meta_bytes(t) + LLT_CUDA_Q_META_SLACK)};
+    llt_error err = {0};
+    CHECK_OK(llt_cuda_q_fill_random(g_ctx, &sg, k, 7, 1.0f, &err), &err);
+    llt_cuda_qmat q = {n, k, 1, 0, {sg}};
+    return q;
+}
+
 /* LLT_TEST_ONLY=bench_dequant: the dequantisation kernel's time on 7B-shaped matrices of random
  * device blocks (not a check: prints us and GB/s of payload + scales read and f16 written). */
 static void bench_dequant(void) {
@@ -406,11 +417,9 @@ static void bench_dequant(void) {
             const int n = shp[si][0], k = shp[si][1];
             const llt_dtype_info *di = llt_dtype_get(t);
             const int64_t nb = (int64_t)n * k / di->block_elems;
-            llt_cuda_qseg sg = {t, n, dev_alloc((size_t)nb * llt_cuda_q_pay_bytes(t)),
-                                dev_alloc((size_t)nb * llt_cuda_q_meta_bytes(t) + LLT_CUDA_Q_META_SLACK)};
+            llt_cuda_qmat q = rand_dev_qmat(t, n, k);
+            const llt_cuda_qseg sg = q.seg[0];
             llt_error err = {0};
-            CHECK_OK(llt_cuda_q_fill_random(g_ctx, &sg, k, 7, 1.0f, &err), &err);
-            llt_cuda_qmat q = {n, k, 1, 0, {sg}};
             void *d = dev_alloc((size_t)n * k * 2);
             const int reps = 20;
             double t0 = 0;
@@ -445,13 +454,9 @@ static void bench_qgemm(void) {
         for (int si = 0; si < 4; si++) {
             const llt_dtype t = ts[ti];
             const int n = shp[si][0], k = shp[si][1];
-            const llt_dtype_info *di = llt_dtype_get(t);
-            const int64_t nb = (int64_t)n * k / di->block_elems;
-            llt_cuda_qseg sg = {t, n, dev_alloc((size_t)nb * llt_cuda_q_pay_bytes(t)),
-                                dev_alloc((size_t)nb * llt_cuda_q_meta_bytes(t) + LLT_CUDA_Q_META_SLACK)};
+            llt_cuda_qmat q = rand_dev_qmat(t, n, k);
+            const llt_cuda_qseg sg = q.seg[0];
             llt_error err = {0};
-            CHECK_OK(llt_cuda_q_fill_random(g_ctx, &sg, k, 7, 1.0f, &err), &err);
-            llt_cuda_qmat q = {n, k, 1, 0, {sg}};
             llt_cuda_linear a;
             memset(&a, 0, sizeof a);
             a.dtype = LLT_DTYPE_F16, a.n = n, a.k = k, a.m = m, a.qw = &q;

@@ -2098,16 +2098,21 @@ static llt_status qmma_run(llt_cuda_ctx *c, const llt_cuda_linear *a, const void
 #undef QMMA_GO
 }
 
+/* NORM input of the tensor-core paths: x (tmp_x, ldx k) = RMSNorm of the float32 rows, once */
+static llt_status qlin_norm_input(llt_cuda_ctx *c, const llt_cuda_linear *a, const void **x, int32_t *ldx,
+                                  llt_error *err) {
+    if (a->in != LLT_LIN_IN_NORM) return LLT_OK;
+    LLT_CHECK(a->ldx >= a->k, err, LLT_ERR_INVALID_ARG, "cuda quant linear: NORM input, ldx %d < k %d", a->ldx, a->k);
+    LLT_TRY(llt_cuda_rmsnorm(c, a->dtype, (float *)a->x, NULL, a->x_rows, a->norm_w, a->tmp_x, a->m, a->k, a->eps,
+                             err));
+    *x = a->tmp_x, *ldx = a->k;
+    return LLT_OK;
+}
+
 static llt_status qlinear_mma(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_error *err) {
     const void *x = a->x;
     int32_t ldx = a->ldx;
-    if (a->in == LLT_LIN_IN_NORM) {
-        LLT_CHECK(a->ldx >= a->k, err, LLT_ERR_INVALID_ARG, "cuda quant linear: NORM input, ldx %d < k %d", a->ldx,
-                  a->k);
-        LLT_TRY(llt_cuda_rmsnorm(c, a->dtype, (float *)a->x, NULL, a->x_rows, a->norm_w, a->tmp_x, a->m, a->k,
-                                 a->eps, err));
-        x = a->tmp_x, ldx = a->k;
-    }
+    LLT_TRY(qlin_norm_input(c, a, &x, &ldx, err));
     const int rw = qmma_rw(a), split = qmma_split(c, a->n, a->k, rw);
     const int sk = qmma_sk(c, a->m, a->n, a->k, rw, qmma_warps(a, rw));
     if (a->out == LLT_LIN_OUT_SWIGLU) {
@@ -2260,13 +2265,7 @@ static llt_status qgemm_run(llt_cuda_ctx *c, const llt_cuda_linear *a, const voi
 static llt_status qlinear_qgemm(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_error *err) {
     const void *x = a->x;
     int32_t ldx = a->ldx;
-    if (a->in == LLT_LIN_IN_NORM) {
-        LLT_CHECK(a->ldx >= a->k, err, LLT_ERR_INVALID_ARG, "cuda quant linear: NORM input, ldx %d < k %d", a->ldx,
-                  a->k);
-        LLT_TRY(llt_cuda_rmsnorm(c, a->dtype, (float *)a->x, NULL, a->x_rows, a->norm_w, a->tmp_x, a->m, a->k,
-                                 a->eps, err));
-        x = a->tmp_x, ldx = a->k;
-    }
+    LLT_TRY(qlin_norm_input(c, a, &x, &ldx, err));
     if (a->out == LLT_LIN_OUT_SWIGLU) {
         LLT_CHECK(a->tmp_y, err, LLT_ERR_INVALID_ARG, "cuda quant linear: SWIGLU needs tmp_y");
         LLT_TRY(qgemm_run(c, a, x, ldx, a->tmp_y, a->n, true, false, err));
