@@ -406,6 +406,39 @@ static llt_cuda_qmat rand_dev_qmat(llt_dtype t, int n, int k) {
     return q;
 }
 
+/* Mean time of one step(arg) on the device in us: 20 runs after 3 warm-ups (the benches) */
+static double bench_us(llt_status (*step)(const void *, llt_error *), const void *arg) {
+    llt_error err = {0};
+    const int reps = 20;
+    double t0 = 0;
+    for (int it = 0; it < reps + 3; it++) {
+        if (it == 3) {
+            CHECK_OK(llt_cuda_sync(g_ctx, &err), &err);
+            struct timespec ts0;
+            clock_gettime(CLOCK_MONOTONIC, &ts0);
+            t0 = ts0.tv_sec + 1e-9 * ts0.tv_nsec;
+        }
+        CHECK_OK(step(arg, &err), &err);
+    }
+    CHECK_OK(llt_cuda_sync(g_ctx, &err), &err);
+    struct timespec ts1;
+    clock_gettime(CLOCK_MONOTONIC, &ts1);
+    return (ts1.tv_sec + 1e-9 * ts1.tv_nsec - t0) / reps * 1e6;
+}
+
+typedef struct {
+    const llt_cuda_qmat *q;
+    int n;
+    void *d;
+} bench_deq_args;
+static llt_status bench_deq_step(const void *arg, llt_error *err) {
+    const bench_deq_args *b = (const bench_deq_args *)arg;
+    return llt_cuda_q_dequant(g_ctx, b->q, 0, b->n, LLT_DTYPE_F16, b->d, err);
+}
+static llt_status bench_linear_step(const void *arg, llt_error *err) {
+    return llt_cuda_linear_run(g_ctx, (const llt_cuda_linear *)arg, LLT_CUDA_PATH_AUTO, err);
+}
+
 /* LLT_TEST_ONLY=bench_dequant: the dequantisation kernel's time on 7B-shaped matrices of random
  * device blocks (not a check: prints us and GB/s of payload + scales read and f16 written). */
 static void bench_dequant(void) {
@@ -419,23 +452,9 @@ static void bench_dequant(void) {
             const int64_t nb = (int64_t)n * k / di->block_elems;
             llt_cuda_qmat q = rand_dev_qmat(t, n, k);
             const llt_cuda_qseg sg = q.seg[0];
-            llt_error err = {0};
             void *d = dev_alloc((size_t)n * k * 2);
-            const int reps = 20;
-            double t0 = 0;
-            for (int it = 0; it < reps + 3; it++) {
-                if (it == 3) {
-                    CHECK_OK(llt_cuda_sync(g_ctx, &err), &err);
-                    struct timespec ts0;
-                    clock_gettime(CLOCK_MONOTONIC, &ts0);
-                    t0 = ts0.tv_sec + 1e-9 * ts0.tv_nsec;
-                }
-                CHECK_OK(llt_cuda_q_dequant(g_ctx, &q, 0, n, LLT_DTYPE_F16, d, &err), &err);
-            }
-            CHECK_OK(llt_cuda_sync(g_ctx, &err), &err);
-            struct timespec ts1;
-            clock_gettime(CLOCK_MONOTONIC, &ts1);
-            const double us = (ts1.tv_sec + 1e-9 * ts1.tv_nsec - t0) / reps * 1e6;
+            const bench_deq_args ba = {&q, n, d};
+            const double us = bench_us(bench_deq_step, &ba);
             const double bytes = (double)nb * di->block_bytes + (double)n * k * 2;
             printf("bench_dequant %s n %d k %d: %.1f us, %.0f GB/s\n", llt_dtype_name(t), n, k, us, bytes / us / 1e3);
             llt_cuda_release(g_ctx, d), llt_cuda_release(g_ctx, sg.pay), llt_cuda_release(g_ctx, sg.meta);
@@ -444,7 +463,8 @@ static void bench_dequant(void) {
 
 /* LLT_TEST_ONLY=bench_qgemm: the product at m = 512 (LLT_BENCH_M) on 7B-shaped matrices of random
  * device blocks, STORE into float32, through whichever path the environment leaves on (the
- * prefill kernel; LLT_CUDA_QGEMM=0: dequantise + cuBLASLt). Not a check: prints us and TFLOP/s. */
+ * prefill kernel; LLT_CUDA_QGEMM=0: dequantise + cuBLASLt), and once a shape on f16 weights (the
+ * float path). Not a check: prints us and TFLOP/s. */
 static void bench_qgemm(void) {
     static const llt_dtype ts[] = {LLT_DTYPE_Q4_K, LLT_DTYPE_Q8_0, LLT_DTYPE_Q6_K};
     static const int shp[][2] = {{22016, 4096}, {4096, 11008}, {12288, 4096}, {4096, 4096}};
@@ -465,23 +485,16 @@ static void bench_qgemm(void) {
             CHECK_OK(llt_cuda_fill_uniform(g_ctx, LLT_DTYPE_F16, (void *)a.x, (int64_t)m * k, 11, -1.0f, 1.0f, &err),
                      &err);
             a.out = LLT_LIN_OUT_STORE, a.y = dev_alloc((size_t)m * n * 4), a.ldy = n;
-            const int reps = 20;
-            double t0 = 0;
-            for (int it = 0; it < reps + 3; it++) {
-                if (it == 3) {
-                    CHECK_OK(llt_cuda_sync(g_ctx, &err), &err);
-                    struct timespec ts0;
-                    clock_gettime(CLOCK_MONOTONIC, &ts0);
-                    t0 = ts0.tv_sec + 1e-9 * ts0.tv_nsec;
-                }
-                CHECK_OK(llt_cuda_linear_run(g_ctx, &a, LLT_CUDA_PATH_AUTO, &err), &err);
-            }
-            CHECK_OK(llt_cuda_sync(g_ctx, &err), &err);
-            struct timespec ts1;
-            clock_gettime(CLOCK_MONOTONIC, &ts1);
-            const double us = (ts1.tv_sec + 1e-9 * ts1.tv_nsec - t0) / reps * 1e6;
+            const double us = bench_us(bench_linear_step, &a);
             printf("bench_qgemm %s m %d n %d k %d: %.1f us, %.1f TFLOP/s\n", llt_dtype_name(t), m, n, k, us,
                    2.0 * m * n * k / us / 1e6);
+            if (ti == 0) { /* the same product on f16 weights (the float path), for comparison */
+                CHECK_OK(llt_cuda_fill_uniform(g_ctx, LLT_DTYPE_F16, a.deq, (int64_t)n * k, 12, -0.05f, 0.05f, &err),
+                         &err);
+                a.qw = NULL, a.w = a.deq;
+                const double uf = bench_us(bench_linear_step, &a);
+                printf("bench_qgemm f16 m %d n %d k %d: %.1f us, %.1f TFLOP/s\n", m, n, k, uf, 2.0 * m * n * k / uf / 1e6);
+            }
             llt_cuda_release(g_ctx, (void *)a.x), llt_cuda_release(g_ctx, a.y), llt_cuda_release(g_ctx, a.deq);
             llt_cuda_release(g_ctx, sg.pay), llt_cuda_release(g_ctx, sg.meta);
         }

@@ -63,6 +63,7 @@ struct llt_cuda_ctx {
     char name[256];
     int n_sm;
     size_t smem_optin;       /* max dynamic shared memory per block after opt-in */
+    bool sm90;               /* compute capability 9.0: the build's sm_90a code (wgmma, bulk copies) runs */
     cudaStream_t stream;
     cublasLtHandle_t lt;
     void *lt_ws;             /* cuBLASLt workspace */

@@ -61,6 +61,7 @@ static llt_status ctx_init(llt_cuda_ctx *c, int device, llt_error *err) {
     snprintf(c->name, sizeof c->name, "%s", p.name);
     c->n_sm = p.multiProcessorCount;
     c->smem_optin = p.sharedMemPerBlockOptin;
+    c->sm90 = p.major == 9 && p.minor == 0;
     LLT_CHECK(p.major >= 8, err, LLT_ERR_UNSUPPORTED,
               "cuda: device %d (%s) has compute capability %d.%d; this build needs >= 8.0 "
               "(bf16, tensor cores) and is tuned for 9.0",

@@ -1374,12 +1374,7 @@ extern "C" bool llt_cuda_flash_prefill_covers(const llt_cuda_attn *a) {
  * code; the PTX target has none), unless LLT_CUDA_PREFILL=mma asks for the mma.sync kernel. */
 static bool fa_wg_dev(const llt_cuda_ctx *c, int32_t hd) {
     const char *v = getenv("LLT_CUDA_PREFILL");
-    if ((hd != 64 && hd != 128) || (v && strcmp(v, "mma") == 0)) return false;
-    int major = 0, minor = 0;
-    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, c->device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, c->device) != cudaSuccess)
-        return false;
-    return major == 9 && minor == 0;
+    return (hd == 64 || hd == 128) && !(v && strcmp(v, "mma") == 0) && c->sm90;
 }
 static bool fa_wg_ok(const llt_cuda_ctx *c, const llt_cuda_attn *a) { return !a->kv_f8 && fa_wg_dev(c, a->hd); }
 

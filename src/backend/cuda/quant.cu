@@ -1991,6 +1991,21 @@ static bool qmma_ok(const llt_cuda_linear *a) {
     return (uintptr_t)a->x % 16 == 0 && a->ldx % 8 == 0;
 }
 
+/* Splits of nkb super-blocks along k (1..16, each split `per` super-blocks, none empty) of the
+ * least cost(s, per); force (an LLT_CUDA_*_SPLIT switch) > 0 takes that many instead. */
+template <typename F> static int ksplit_best(int nkb, int force, F cost) {
+    if (force) return force < nkb ? force : nkb;
+    int best = 1;
+    double bc = 1e30;
+    for (int s = 1; s <= 16 && s <= nkb; s++) {
+        const int per = (nkb + s - 1) / s;
+        if ((nkb + per - 1) / per != s) continue;
+        const double v = cost(s, per);
+        if (v < bc) bc = v, best = s;
+    }
+    return best;
+}
+
 /* Blocks along k for n rows. Cost model, in super-blocks of one block's work: a block alone on
  * an SM runs at ~60 % of what two resident blocks get out of it, so a grid of B blocks takes
  * (per + 0.5) x (B <= SMs ? 1.6 : ceil(B / SMs)), the 0.5 for a block's pipeline start and
@@ -1999,18 +2014,11 @@ static bool qmma_ok(const llt_cuda_linear *a) {
 static int qmma_split(const llt_cuda_ctx *c, int32_t n, int32_t k, int rw) {
     static const int force = env_int("LLT_CUDA_QMMA_SPLIT", 0, 0, 64);
     const int nkb = k / 256, bx = (n + 16 * rw * QMMA_WARPS - 1) / (16 * rw * QMMA_WARPS); /* k splits: 8 warps */
-    if (force) return force < nkb ? force : nkb;
-    int best = 1;
-    double bc = 1e30;
-    for (int s = 1; s <= 16 && s <= nkb; s++) {
-        const int per = (nkb + s - 1) / s;
-        if ((nkb + per - 1) / per != s) continue;
+    return ksplit_best(nkb, force, [&](int s, int per) {
         const int b = bx * s;
         const double waves = (double)((b + c->n_sm - 1) / c->n_sm);
-        const double cost = (per + 0.5) * (rw == 2 ? waves : b <= c->n_sm ? 1.6 : waves);
-        if (cost < bc) bc = cost, best = s;
-    }
-    return best;
+        return (per + 0.5) * (rw == 2 ? waves : b <= c->n_sm ? 1.6 : waves);
+    });
 }
 
 /* o [m, ldo] (f16) = silu(gate) * up from the float32 product [m, n] (columns gate_i, up_i) */
@@ -2157,11 +2165,7 @@ static bool qgemm_ok(const llt_cuda_ctx *c, const llt_cuda_linear *a) {
     if (a->in == LLT_LIN_IN_NORM ? a->tmp_x == NULL : ((uintptr_t)a->x % 16 != 0 || a->ldx % 8 != 0)) return false;
     if (qgemm_tn(a->m) == 64 && !(a->deq && a->deq_bytes >= (size_t)(a->m + 63) / 64 * 64 * a->k * 2))
         return false; /* x's image (qgemm_run) */
-    int major = 0, minor = 0;
-    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, c->device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, c->device) != cudaSuccess)
-        return false;
-    return major == 9 && minor == 0;
+    return c->sm90;
 }
 
 /* tokens a block of the prefill kernel takes: 64 at m <= 64 (batched decode; two blocks an SM
@@ -2178,16 +2182,7 @@ static int qgemm_tn(int32_t m) {
  * down at 512 tokens (64 blocks) take 2, gate/up (344) 1. LLT_CUDA_QGEMM_SPLIT forces one. */
 static int qgemm_split(const llt_cuda_ctx *c, int64_t blocks, int nkb, int slots) {
     static const int force = env_int("LLT_CUDA_QGEMM_SPLIT", 0, 0, 64);
-    if (force) return force < nkb ? force : nkb;
-    int best = 1;
-    double bc = 1e30;
-    for (int s = 1; s <= 16 && s <= nkb; s++) {
-        const int per = (nkb + s - 1) / s;
-        if ((nkb + per - 1) / per != s) continue;
-        const double cost = (double)((blocks * s + slots - 1) / slots) * (per + 1);
-        if (cost < bc) bc = cost, best = s;
-    }
-    return best;
+    return ksplit_best(nkb, force, [&](int s, int per) { return (double)((blocks * s + slots - 1) / slots) * (per + 1); });
 }
 
 /* One launch of the prefill kernel over the rows of q into columns [0, q.n) of y (y already
