@@ -156,8 +156,15 @@ static void check_plain_ms(llt_dtype t, int n, int k, const int *ms, int nms) {
     for (int mi = 0; mi < nms; mi++) {
         const int m = ms[mi];
         float *x = malloc((size_t)m * k * 4), *nw = malloc((size_t)k * 4), *xn = malloc((size_t)m * k * 4);
+        float *xr = malloc((size_t)m * k * 4); /* NORM: x's rows reversed, picked back by x_rows */
+        int32_t *rows = malloc((size_t)m * 4);
         for (int64_t i = 0; i < (int64_t)m * k; i++) x[i] = round_f16(frand(-1, 1));
         for (int i = 0; i < k; i++) nw[i] = frand(0.5f, 1.5f);
+        for (int tk = 0; tk < m; tk++) {
+            rows[tk] = m - 1 - tk;
+            memcpy(xr + (size_t)(m - 1 - tk) * k, x + (size_t)tk * k, (size_t)k * 4);
+        }
+        int32_t *rows_dev = dev_copy(rows, (size_t)m * 4);
         double *ref = malloc((size_t)m * n * 8), *mag = malloc((size_t)m * n * 8);
         for (int mode = 0; mode < 3; mode++) { /* 0 ACT+STORE, 1 ACT+ADD, 2 NORM+STORE */
             const float *xin = x;
@@ -178,8 +185,9 @@ static void check_plain_ms(llt_dtype t, int n, int k, const int *ms, int nms) {
             memset(&a, 0, sizeof a);
             a.dtype = LLT_DTYPE_F16, a.n = n, a.k = k, a.m = m, a.qw = &q, a.deq = deq, a.deq_bytes = dqb;
             a.in = mode == 2 ? LLT_LIN_IN_NORM : LLT_LIN_IN_ACT;
-            a.x = mode == 2 ? dev_f(LLT_DTYPE_F32, x, (int64_t)m * k) : dev_f(LLT_DTYPE_F16, x, (int64_t)m * k);
+            a.x = mode == 2 ? dev_f(LLT_DTYPE_F32, xr, (int64_t)m * k) : dev_f(LLT_DTYPE_F16, x, (int64_t)m * k);
             a.ldx = k, a.norm_w = mode == 2 ? dev_f(LLT_DTYPE_F32, nw, k) : NULL, a.eps = 1e-5f;
+            a.x_rows = mode == 2 ? rows_dev : NULL;
             a.out = mode == 1 ? LLT_LIN_OUT_ADD : LLT_LIN_OUT_STORE;
             a.y = dev_f(LLT_DTYPE_F32, y0, (int64_t)m * n), a.ldy = n;
             a.tmp_x = dev_alloc((size_t)m * k * 2);
@@ -193,7 +201,8 @@ static void check_plain_ms(llt_dtype t, int n, int k, const int *ms, int nms) {
             llt_cuda_release(g_ctx, (void *)a.x), llt_cuda_release(g_ctx, a.y), llt_cuda_release(g_ctx, a.tmp_x);
             if (a.norm_w) llt_cuda_release(g_ctx, (void *)a.norm_w);
         }
-        free(x), free(nw), free(xn), free(ref), free(mag);
+        free(x), free(nw), free(xn), free(xr), free(rows), free(ref), free(mag);
+        llt_cuda_release(g_ctx, rows_dev);
     }
     llt_cuda_release(g_ctx, q.seg[0].pay), llt_cuda_release(g_ctx, q.seg[0].meta), llt_cuda_release(g_ctx, deq);
     free(hb);

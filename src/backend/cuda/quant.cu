@@ -1785,9 +1785,26 @@ __global__ void __launch_bounds__(32 * W, RW == 1 && W == 8 ? 2 : 1) qmma_kernel
  * add with atomics (y zeroed first unless ADD). */
 #define QG_ST 4
 
+/* y [m, n] (row stride ldy, float32) zeroed by the image kernels below before a launch with k
+ * splits adds into it with atomics (no memset node of its own); y NULL: nothing to zero. Rows
+ * r0, r0 + rstep, ... of this block. */
+struct qg_zero {
+    float *y;
+    int ldy, n, m;
+};
+__device__ __forceinline__ void qg_zero_out(const qg_zero z, int r0, int rstep) {
+    if (!z.y) return;
+    for (int r = r0; r < z.m; r += rstep)
+        for (int i = threadIdx.x; i < z.n; i += blockDim.x) z.y[(size_t)r * z.ldy + i] = 0.0f;
+}
+
+/* chunk c (of 8) of x's slab-L piece: its four element pairs, lane quads t = 0..3 64 elements apart */
+__device__ __forceinline__ int qg_chunk_elem(int L, int c) { return (L >> 2) * 256 + 16 * (L & 3) + 4 * (c >> 1) + 2 * (c & 1); }
+
 /* x in the kernel's shared-memory image (qg_xperm_kernel): [token tile][slab][TN tokens][128 B],
  * chunk c of a token's 128 bytes at c ^ (token & 7), tokens past m zero; one bulk copy a slab */
-__global__ void qg_xperm_kernel(const __half *x, int ldx, int m, int k, uint4 *xp, long long chunks, int tshift) {
+__global__ void qg_xperm_kernel(const __half *x, int ldx, int m, int k, uint4 *xp, long long chunks, int tshift,
+                                const qg_zero z) {
     pdl_wait();
     const int nsl = k / 64;
     for (long long o = blockIdx.x * (long long)blockDim.x + threadIdx.x; o < chunks; o += (long long)gridDim.x * blockDim.x) {
@@ -1796,17 +1813,52 @@ __global__ void qg_xperm_kernel(const __half *x, int ldx, int m, int k, uint4 *x
         const int L = (int)(st % nsl), tok = (int)(st / nsl) * (1 << tshift) + tl, c = p ^ (tl & 7);
         uint4 v = make_uint4(0u, 0u, 0u, 0u);
         if (tok < m) {
-            const unsigned *src = reinterpret_cast<const unsigned *>(x + (size_t)tok * ldx + (L >> 2) * 256 +
-                                                                     16 * (L & 3) + 4 * (c >> 1) + 2 * (c & 1));
+            const unsigned *src = reinterpret_cast<const unsigned *>(x + (size_t)tok * ldx + qg_chunk_elem(L, c));
             v = make_uint4(src[0], src[32], src[64], src[96]); /* lane quads t = 0..3: 64 t elements apart */
         }
         xp[o] = v;
     }
+    qg_zero_out(z, blockIdx.x, gridDim.x);
     pdl_trigger();
 }
 
-template <int TYPE, bool XP, int TN>
-__global__ void __launch_bounds__(256, TN == 64 && TYPE != LLT_DTYPE_Q6_K ? 2 : 1) qgemm_kernel(const llt_cuda_qmat q, const qm_args a,
+/* NORM input straight into x's image: block b = padded token b (token tb of its tile) takes
+ * RMSNorm of float32 row x_rows[b] of x (NULL: row b), rounded to f16 as llt_cuda_rmsnorm
+ * rounds it, in the image's order (tokens past m zero): one launch, and no f16 copy of the
+ * normalised rows, where the RMSNorm kernel and qg_xperm_kernel took two */
+__global__ void __launch_bounds__(256) qg_norm_xperm_kernel(const float *x, int ldx, const int *x_rows, const float *w,
+                                                            float eps, int m, int k, uint4 *xp, int tshift,
+                                                            const qg_zero z) {
+    __shared__ float red[32];
+    pdl_wait();
+    const int b = blockIdx.x, tb = b & ((1 << tshift) - 1), nsl = k / 64;
+    const float *xr = NULL;
+    float inv = 0.0f;
+    if (b < m) { /* uniform over the block (block_sum) */
+        xr = x + (size_t)(x_rows ? x_rows[b] : b) * ldx;
+        float ss = 0.0f;
+        for (int i = threadIdx.x; i < k; i += blockDim.x) ss += xr[i] * xr[i];
+        inv = rsqrtf(block_sum(ss, red) / (float)k + eps);
+    }
+    uint4 *dst = xp + ((size_t)(b >> tshift) * nsl << tshift | tb) * 8; /* slab 0 of this token */
+    for (int o = threadIdx.x; o < nsl * 8; o += blockDim.x) {
+        const int L = o >> 3, p = o & 7, e = qg_chunk_elem(L, p ^ (tb & 7));
+        unsigned u[4] = {0u, 0u, 0u, 0u};
+        if (xr)
+#pragma unroll
+            for (int t = 0; t < 4; t++) {
+                const int i = e + 64 * t;
+                const __half2 h = __halves2half2(__float2half_rn(xr[i] * inv * w[i]), __float2half_rn(xr[i + 1] * inv * w[i + 1]));
+                u[t] = *reinterpret_cast<const unsigned *>(&h);
+            }
+        dst[((size_t)L << tshift) * 8 + p] = make_uint4(u[0], u[1], u[2], u[3]);
+    }
+    qg_zero_out(z, b, gridDim.x);
+    pdl_trigger();
+}
+
+template <int TYPE, bool XP, int TN, int MB>
+__global__ void __launch_bounds__(256, MB) qgemm_kernel(const llt_cuda_qmat q, const qm_args a,
                                                                      const uint8_t *xp) {
     constexpr int SLAB = TN * 128, NH = TN >= 128 ? TN / 128 : 1, AW = TN >= 128 ? 64 : TN / 2;
     extern __shared__ __align__(16) uint8_t qg_smem[]; /* 1024-aligned by hand (the swizzle atoms) */
@@ -2168,14 +2220,18 @@ static bool qgemm_ok(const llt_cuda_ctx *c, const llt_cuda_linear *a) {
     return c->sm90;
 }
 
-/* tokens a block of the prefill kernel takes: 64 at m <= 64 (batched decode; two blocks an SM
- * but for Q6_K, whose decoder's registers spill at 128), else 256;
+/* tokens a block of the prefill kernel takes: 64 at m <= 64 (batched decode), else 256;
  * LLT_CUDA_QGEMM_TN=64 / 256 forces one (tests) */
 static int qgemm_tn(int32_t m) {
     static const int force = env_int("LLT_CUDA_QGEMM_TN", 0, 0, 256);
     if (force == 64 || force == 256) return force;
     return m <= 64 ? 64 : 256;
 }
+
+/* blocks of the prefill kernel an SM: the 64-token blocks two, but Q6_K's (its decoder's
+ * registers spill at 128; two with the spills ran 64 sequences of llama2-7b 2 % slower on the
+ * H100, bench/RESULTS.md issue 20) */
+static int qgemm_mb(int tn, llt_dtype type) { return tn == 64 && type != LLT_DTYPE_Q6_K ? 2 : 1; }
 
 /* k splits of the prefill kernel for B = row blocks x token tiles blocks (slots of them at once): the fewest
  * waves times super-blocks per block, plus one for a block's start and end. E.g. a 7B's O and
@@ -2185,97 +2241,126 @@ static int qgemm_split(const llt_cuda_ctx *c, int64_t blocks, int nkb, int slots
     return ksplit_best(nkb, force, [&](int s, int per) { return (double)((blocks * s + slots - 1) / slots) * (per + 1); });
 }
 
-/* One launch of the prefill kernel over the rows of q into columns [0, q.n) of y (y already
- * offset to the first); xp: x's image, or NULL (the kernel gathers x itself) */
-static llt_status qgemm_launch(llt_cuda_ctx *c, const llt_cuda_qmat &q, int32_t m, const void *x, int32_t ldx,
-                               const uint8_t *xp, void *y, int32_t ldy, bool half_out, bool add, llt_error *err) {
+/* super-blocks of k a block of one launch over q takes (fewer than q.k / 256: k splits whose
+ * products add into y with atomics; an f16 output is never split) */
+static int qgemm_per(const llt_cuda_ctx *c, const llt_cuda_qmat &q, int32_t m, bool half_out) {
     const int tn = qgemm_tn(m), nkb = q.k / 256, bx = (q.n + 127) / 128, by = (m + tn - 1) / tn;
-    const int slots = tn == 64 && q.seg[0].type != LLT_DTYPE_Q6_K ? 2 * c->n_sm : c->n_sm;
-    int split = half_out ? 1 : qgemm_split(c, (int64_t)bx * by, nkb, slots);
-    const int per = (nkb + split - 1) / split;
-    split = (nkb + per - 1) / per;
+    const int split = half_out ? 1 : qgemm_split(c, (int64_t)bx * by, nkb, qgemm_mb(tn, q.seg[0].type) * c->n_sm);
+    return (nkb + split - 1) / split;
+}
+
+/* One launch of the prefill kernel over the rows of q into columns [0, q.n) of y (y already
+ * offset to the first), per super-blocks of k a block (qgemm_per); xp: x's image, or NULL (the
+ * kernel gathers x itself); zeroed: y's columns are already zero (the image kernel's qg_zero) */
+static llt_status qgemm_launch(llt_cuda_ctx *c, const llt_cuda_qmat &q, int32_t m, const void *x, int32_t ldx,
+                               const uint8_t *xp, void *y, int32_t ldy, bool half_out, bool add, int per, bool zeroed,
+                               llt_error *err) {
+    const int tn = qgemm_tn(m), nkb = q.k / 256, bx = (q.n + 127) / 128, by = (m + tn - 1) / tn;
+    const int split = (nkb + per - 1) / per;
     const bool atomic = split > 1;
-    if (atomic && !add) {
+    if (atomic && !add && !zeroed) {
         if (ldy == q.n) CUDA_TRY(cudaMemsetAsync(y, 0, (size_t)m * q.n * 4, c->stream), err);
         else CUDA_TRY(cudaMemset2DAsync(y, (size_t)ldy * 4, 0, (size_t)q.n * 4, (size_t)m, c->stream), err);
     }
     const qm_args qa = {(const __half *)x, ldx, m, per, y, ldy, half_out ? 1 : 0, add ? 1 : 0, atomic ? 1 : 0, 0};
-    const size_t smem = (size_t)QG_ST * tn * 128 + 1024;
     const dim3 grid((unsigned)bx, (unsigned)by, (unsigned)split), block(256);
     const llt_dtype type = q.seg[0].type;
-#define QG_GO2(T, XP, TN)                                                                                              \
+#define QG_GO2(T, XP, TN, MB)                                                                                          \
     do {                                                                                                               \
-        LLT_TRY(llt_smem_optin(c, qgemm_kernel<T, XP, TN>, smem, err));                                                \
-        return llt_launch(c, qgemm_kernel<T, XP, TN>, grid, block, smem, err, q, qa, xp);                               \
+        const size_t smem = (size_t)QG_ST * TN * 128 + 1024;                                                           \
+        LLT_TRY(llt_smem_optin(c, qgemm_kernel<T, XP, TN, MB>, smem, err));                                            \
+        return llt_launch(c, qgemm_kernel<T, XP, TN, MB>, grid, block, smem, err, q, qa, xp);                           \
     } while (0)
-#define QG_GO(T)                                                                                                       \
+#define QG_GO(T, MB64)                                                                                                 \
     do {                                                                                                               \
-        if (tn == 64) QG_GO2(T, true, 64);                                                                             \
-        if (xp) QG_GO2(T, true, 256);                                                                                  \
-        QG_GO2(T, false, 256);                                                                                         \
+        if (tn == 64) QG_GO2(T, true, 64, MB64);                                                                       \
+        if (xp) QG_GO2(T, true, 256, 1);                                                                               \
+        QG_GO2(T, false, 256, 1);                                                                                      \
     } while (0)
-    if (type == LLT_DTYPE_Q8_0) QG_GO(LLT_DTYPE_Q8_0);
-    if (type == LLT_DTYPE_Q6_K) QG_GO(LLT_DTYPE_Q6_K);
-    QG_GO(LLT_DTYPE_Q4_K);
+    if (type == LLT_DTYPE_Q8_0) QG_GO(LLT_DTYPE_Q8_0, 2);
+    if (type == LLT_DTYPE_Q6_K) QG_GO(LLT_DTYPE_Q6_K, 1);
+    QG_GO(LLT_DTYPE_Q4_K, 2);
 #undef QG_GO
 #undef QG_GO2
 }
 
-/* y (float32, or f16 when half_out) [m, ldy] (=, or += when add) x [m, ldx] . rows of a->qw on
- * the prefill kernel: x's image made once (into the dequantisation scratch, unused on this path;
- * LLT_CUDA_QGEMM_XP=0 or a scratch too small: the kernel gathers x by 4-byte cp.async itself),
- * then one launch, or one a segment where stacked segments differ in type */
-static llt_status qgemm_run(llt_cuda_ctx *c, const llt_cuda_linear *a, const void *x, int32_t ldx, void *y,
-                            int32_t ldy, bool half_out, bool add, llt_error *err) {
+/* y (float32, or f16 when half_out) [m, ldy] (=, or += when add) x . rows of a->qw on the
+ * prefill kernel, x = a->x, or its RMSNorm for a NORM input: x's image made once (into the
+ * dequantisation scratch, unused on this path; a NORM input normalised straight into it), which
+ * also zeroes y where k splits add into it; then one launch, or one a segment where stacked
+ * segments differ in type. LLT_CUDA_QGEMM_XP=0 or a scratch too small: no image, the kernel
+ * gathers x by 4-byte cp.async itself (a NORM input through tmp_x first). */
+static llt_status qgemm_run(llt_cuda_ctx *c, const llt_cuda_linear *a, void *y, int32_t ldy, bool half_out, bool add,
+                            llt_error *err) {
     static const int xpon = env_int("LLT_CUDA_QGEMM_XP", 1, 0, 1);
-    const int tn = qgemm_tn(a->m);
+    const int tn = qgemm_tn(a->m), tshift = tn == 64 ? 6 : 8;
     const long long chunks = (long long)((a->m + tn - 1) / tn) * tn * a->k / 8;
     const uint8_t *xp = (xpon || tn == 64) && a->deq && a->deq_bytes >= (size_t)chunks * 16 ? (const uint8_t *)a->deq : NULL;
     LLT_CHECK(xp || tn != 64, err, LLT_ERR_INVALID_ARG, "cuda quant linear: scratch of %zu bytes < x's image (m %d, k %d)",
               a->deq_bytes, a->m, a->k);
-    if (xp) {
-        const long long blocks = (chunks + 255) / 256, cap = 8LL * c->n_sm;
-        LLT_TRY(llt_launch(c, qg_xperm_kernel, dim3((unsigned)(blocks < cap ? blocks : cap)), dim3(256), 0, err,
-                           (const __half *)x, (int)ldx, (int)a->m, (int)a->k, (uint4 *)a->deq, chunks,
-                           tn == 64 ? 6 : 8));
-    }
+    /* the launches: the whole matrix, or a segment each */
     const llt_cuda_qmat &q = *a->qw;
     bool one = true;
     for (int s = 1; s < q.n_seg; s++) one = one && q.seg[s].type == q.seg[0].type;
-    if (one || q.interleave) return qgemm_launch(c, q, a->m, x, ldx, xp, y, ldy, half_out, add, err);
+    const int nl = one || q.interleave ? 1 : q.n_seg;
+    llt_cuda_qmat lq[LLT_QSEG_MAX];
+    int per[LLT_QSEG_MAX];
+    bool split = false;
+    for (int s = 0; s < nl; s++) {
+        if (nl == 1) lq[s] = q;
+        else {
+            memset(&lq[s], 0, sizeof lq[s]);
+            lq[s].n = q.seg[s].rows, lq[s].k = q.k, lq[s].n_seg = 1, lq[s].seg[0] = q.seg[s];
+        }
+        per[s] = qgemm_per(c, lq[s], a->m, half_out);
+        split = split || per[s] < q.k / 256;
+    }
+    const bool zero = xp && split && !add;
+    const qg_zero z = {zero ? (float *)y : NULL, (int)ldy, (int)a->n, (int)a->m};
+    const void *x = a->x;
+    int32_t ldx = a->ldx;
+    if (a->in == LLT_LIN_IN_NORM && xp) {
+        LLT_CHECK(a->ldx >= a->k, err, LLT_ERR_INVALID_ARG, "cuda quant linear: NORM input, ldx %d < k %d", a->ldx, a->k);
+        const int padded = (a->m + tn - 1) / tn * tn;
+        LLT_TRY(llt_launch(c, qg_norm_xperm_kernel, dim3((unsigned)padded), dim3(256), 0, err, (const float *)a->x,
+                           (int)a->ldx, (const int *)a->x_rows, a->norm_w, a->eps, (int)a->m, (int)a->k, (uint4 *)a->deq,
+                           tshift, z));
+    } else {
+        LLT_TRY(qlin_norm_input(c, a, &x, &ldx, err));
+        if (xp) {
+            const long long blocks = (chunks + 255) / 256, cap = 8LL * c->n_sm;
+            LLT_TRY(llt_launch(c, qg_xperm_kernel, dim3((unsigned)(blocks < cap ? blocks : cap)), dim3(256), 0, err,
+                               (const __half *)x, (int)ldx, (int)a->m, (int)a->k, (uint4 *)a->deq, chunks, tshift, z));
+        }
+    }
     const size_t esz = half_out ? 2 : 4;
     int32_t r0 = 0;
-    for (int s = 0; s < q.n_seg; s++) {
-        llt_cuda_qmat sq;
-        memset(&sq, 0, sizeof sq);
-        sq.n = q.seg[s].rows, sq.k = q.k, sq.n_seg = 1, sq.seg[0] = q.seg[s];
-        LLT_TRY(qgemm_launch(c, sq, a->m, x, ldx, xp, (char *)y + (size_t)r0 * esz, ldy, half_out, add, err));
-        r0 += q.seg[s].rows;
+    for (int s = 0; s < nl; s++) {
+        LLT_TRY(qgemm_launch(c, lq[s], a->m, x, ldx, xp, (char *)y + (size_t)r0 * esz, ldy, half_out, add, per[s], zero,
+                             err));
+        r0 += lq[s].n;
     }
     return LLT_OK;
 }
 
-/* m > 64 on the prefill kernel: the RMSNorm prologue once, then the product into y (STORE /
- * ADD), tmp_y (float32 for QKV, f16 for SWIGLU) and the float path's epilogue kernels. */
+/* m > 32 on the prefill kernel (sm_90): the product into y (STORE / ADD), tmp_y (float32 for
+ * QKV, f16 for SWIGLU) and the float path's epilogue kernels; qgemm_run takes a NORM input. */
 static llt_status qlinear_qgemm(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_error *err) {
-    const void *x = a->x;
-    int32_t ldx = a->ldx;
-    LLT_TRY(qlin_norm_input(c, a, &x, &ldx, err));
     if (a->out == LLT_LIN_OUT_SWIGLU) {
         LLT_CHECK(a->tmp_y, err, LLT_ERR_INVALID_ARG, "cuda quant linear: SWIGLU needs tmp_y");
-        LLT_TRY(qgemm_run(c, a, x, ldx, a->tmp_y, a->n, true, false, err));
+        LLT_TRY(qgemm_run(c, a, a->tmp_y, a->n, true, false, err));
         return llt_cuda_swiglu(c, a->dtype, a->tmp_y, a->n, a->o, a->ldo, a->m, a->n / 2, err);
     }
     if (a->out == LLT_LIN_OUT_QKV) {
         LLT_CHECK(a->tmp_y, err, LLT_ERR_INVALID_ARG, "cuda quant linear: QKV needs tmp_y");
-        LLT_TRY(qgemm_run(c, a, x, ldx, a->tmp_y, a->n, false, false, err));
+        LLT_TRY(qgemm_run(c, a, a->tmp_y, a->n, false, false, err));
         return llt_cuda_rope_kv(c, a->dtype, (const float *)a->tmp_y, a->n, a->m, a->q_rows / a->head_dim,
                                 a->kv_rows / a->head_dim, a->head_dim, a->pos, a->slot, a->rope_cos, a->rope_sin, a->q,
                                 a->k_pool, a->v_pool, err);
     }
     LLT_CHECK(a->out == LLT_LIN_OUT_STORE || a->out == LLT_LIN_OUT_ADD, err, LLT_ERR_INVALID_ARG,
               "cuda quant linear: unknown output mode %d", (int)a->out);
-    return qgemm_run(c, a, x, ldx, a->y, a->ldy, false, a->out == LLT_LIN_OUT_ADD, err);
+    return qgemm_run(c, a, a->y, a->ldy, false, a->out == LLT_LIN_OUT_ADD, err);
 }
 
 /* ---- the linear layer ------------------------------------------------------------------------ */
