@@ -367,6 +367,7 @@ static void test_ops(void) {
     check_plain_ms(LLT_DTYPE_Q6_K, 48, 11008, mq + 3, 1);
     check_swiglu_x(LLT_DTYPE_Q8_0, LLT_DTYPE_Q8_0, 64, 4096, 33, 0.01f);
     check_swiglu_x(LLT_DTYPE_Q6_K, LLT_DTYPE_Q6_K, 48, 512, 5, 0.03f);
+    check_swiglu_x(LLT_DTYPE_Q6_K, LLT_DTYPE_Q6_K, 64, 4096, 40, 0.01f); /* sm_90: k split, float32 product */
     /* x small enough that silu(gate) up of two Q4_K products stays inside f16 (|w| reaches 50) */
     check_swiglu_x(LLT_DTYPE_Q4_K, LLT_DTYPE_Q4_K, 80, 768, 64, 0.03f);
     check_swiglu_x(LLT_DTYPE_Q4_K, LLT_DTYPE_Q4_K, 48, 512, 5, 0.03f);

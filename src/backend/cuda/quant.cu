@@ -2347,6 +2347,24 @@ static llt_status qgemm_run(llt_cuda_ctx *c, const llt_cuda_linear *a, void *y, 
  * QKV, f16 for SWIGLU) and the float path's epilogue kernels; qgemm_run takes a NORM input. */
 static llt_status qlinear_qgemm(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_error *err) {
     if (a->out == LLT_LIN_OUT_SWIGLU) {
+        /* 64-token blocks that would split k (few row blocks for the SMs: a 7B's gate/up at 64
+         * tokens, 172 blocks) put the float32 product in the scratch after x's image, and SwiGLU
+         * reads it. On the H100 (bench/RESULTS.md issue 20), 64 sequences of llama2-7b: q6_k
+         * +3.8 %, q4_k +1.0 %, q8_0 -1.7 % (its gate/up alone: 62.2 us unsplit, 67.0 in 3
+         * splits), and 256-token blocks (prefill) -12 % (llama3-8b: the zeroing, the atomics and
+         * the float32 round trip of a 512 x 28672 product). LLT_CUDA_QGEMM_SWSPLIT=0: never, 1:
+         * Q4_K / Q6_K (default), 2: every type. */
+        static const int swsplit = env_int("LLT_CUDA_QGEMM_SWSPLIT", 1, 0, 2);
+        const int tn = qgemm_tn(a->m);
+        const size_t img = ((size_t)(a->m + tn - 1) / tn * tn * a->k * 2 + 255) & ~(size_t)255;
+        if (tn == 64 && (swsplit == 2 || (swsplit == 1 && a->qw->seg[0].type != LLT_DTYPE_Q8_0)) && a->qw->interleave && a->n % 2 == 0 && a->deq && a->deq_bytes >= img + (size_t)a->m * a->n * 4 &&
+            qgemm_per(c, *a->qw, a->m, false) < a->k / 256) {
+            float *gu = (float *)((char *)a->deq + img);
+            LLT_TRY(qgemm_run(c, a, gu, a->n, false, false, err));
+            const int tot = a->m * (a->n / 2), blocks = (tot + 255) / 256 < 4096 ? (tot + 255) / 256 : 4096;
+            return llt_launch(c, qm_swiglu_kernel, dim3((unsigned)blocks), dim3(256), 0, err, (const float *)gu,
+                              (int)a->n, (__half *)a->o, (int)a->ldo, (int)a->m);
+        }
         LLT_CHECK(a->tmp_y, err, LLT_ERR_INVALID_ARG, "cuda quant linear: SWIGLU needs tmp_y");
         LLT_TRY(qgemm_run(c, a, a->tmp_y, a->n, true, false, err));
         return llt_cuda_swiglu(c, a->dtype, a->tmp_y, a->n, a->o, a->ldo, a->m, a->n / 2, err);
