@@ -2084,6 +2084,12 @@ __global__ void qm_swiglu_kernel(const float *gu, int n, __half *o, int ldo, int
     }
     pdl_trigger();
 }
+/* its launch over a->o from gu, the [m, n] float32 product of a k-split gate/up */
+static llt_status qm_swiglu_f32(llt_cuda_ctx *c, const llt_cuda_linear *a, const float *gu, llt_error *err) {
+    const int tot = a->m * (a->n / 2), blocks = (tot + 255) / 256 < 4096 ? (tot + 255) / 256 : 4096;
+    return llt_launch(c, qm_swiglu_kernel, dim3((unsigned)blocks), dim3(256), 0, err, gu, (int)a->n, (__half *)a->o,
+                      (int)a->ldo, (int)a->m);
+}
 
 /* row tiles per warp for m token rows: LLT_CUDA_QMMA_RW=2 takes two for m > 32 (Q4_K; the
  * variants of this and the next two switches are compiled for Q4_K only) */
@@ -2179,9 +2185,7 @@ static llt_status qlinear_mma(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_err
         /* split: the float32 product in the dequantisation scratch (unused on this path) */
         if ((split > 1 || sk > 0) && a->deq && a->deq_bytes >= (size_t)a->m * a->n * 4 && a->n % 2 == 0) {
             LLT_TRY(qmma_run(c, a, x, ldx, a->deq, a->n, false, false, split, sk, err));
-            const int tot = a->m * (a->n / 2), blocks = (tot + 255) / 256 < 4096 ? (tot + 255) / 256 : 4096;
-            return llt_launch(c, qm_swiglu_kernel, dim3((unsigned)blocks), dim3(256), 0, err, (const float *)a->deq,
-                              (int)a->n, (__half *)a->o, (int)a->ldo, (int)a->m);
+            return qm_swiglu_f32(c, a, (const float *)a->deq, err);
         }
         LLT_CHECK(a->tmp_y, err, LLT_ERR_INVALID_ARG, "cuda quant linear: SWIGLU needs tmp_y");
         LLT_TRY(qmma_run(c, a, x, ldx, a->tmp_y, a->n, true, false, 1, 0, err));
@@ -2207,6 +2211,7 @@ static llt_status qlinear_mma(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_err
  * stacked segments may differ in type (a Q4_K_M file's QKV with V in Q6_K: one launch a segment),
  * interleaved ones (gate/up) may not. LLT_CUDA_QGEMM=0: dequantise + cuBLASLt instead. */
 static int qgemm_tn(int32_t m);
+static size_t qgemm_image_bytes(int32_t m, int32_t k);
 static bool qgemm_ok(const llt_cuda_ctx *c, const llt_cuda_linear *a) {
     static const int on = env_int("LLT_CUDA_QGEMM", 1, 0, 1), minm = env_int("LLT_CUDA_QGEMM_MINM", 33, 2, 1 << 30);
     if (!on || a->dtype != LLT_DTYPE_F16 || a->m < minm || a->k % 256 != 0) return false;
@@ -2215,7 +2220,7 @@ static bool qgemm_ok(const llt_cuda_ctx *c, const llt_cuda_linear *a) {
         if (t >= 32 || !(qmma_types() >> t & 1) || (a->qw->interleave && t != a->qw->seg[0].type)) return false;
     }
     if (a->in == LLT_LIN_IN_NORM ? a->tmp_x == NULL : ((uintptr_t)a->x % 16 != 0 || a->ldx % 8 != 0)) return false;
-    if (qgemm_tn(a->m) == 64 && !(a->deq && a->deq_bytes >= (size_t)(a->m + 63) / 64 * 64 * a->k * 2))
+    if (qgemm_tn(a->m) == 64 && !(a->deq && a->deq_bytes >= qgemm_image_bytes(a->m, a->k)))
         return false; /* x's image (qgemm_run) */
     return c->sm90;
 }
@@ -2226,6 +2231,12 @@ static int qgemm_tn(int32_t m) {
     static const int force = env_int("LLT_CUDA_QGEMM_TN", 0, 0, 256);
     if (force == 64 || force == 256) return force;
     return m <= 64 ? 64 : 256;
+}
+
+/* bytes of x's image (qg_xperm_kernel): m rounded up to whole token blocks, k f16 each */
+static size_t qgemm_image_bytes(int32_t m, int32_t k) {
+    const int tn = qgemm_tn(m);
+    return (size_t)((m + tn - 1) / tn) * tn * k * 2;
 }
 
 /* blocks of the prefill kernel an SM: the 64-token blocks two, but Q6_K's (its decoder's
@@ -2294,7 +2305,7 @@ static llt_status qgemm_run(llt_cuda_ctx *c, const llt_cuda_linear *a, void *y, 
                             llt_error *err) {
     static const int xpon = env_int("LLT_CUDA_QGEMM_XP", 1, 0, 1);
     const int tn = qgemm_tn(a->m), tshift = tn == 64 ? 6 : 8;
-    const long long chunks = (long long)((a->m + tn - 1) / tn) * tn * a->k / 8;
+    const long long chunks = (long long)(qgemm_image_bytes(a->m, a->k) / 16);
     const uint8_t *xp = (xpon || tn == 64) && a->deq && a->deq_bytes >= (size_t)chunks * 16 ? (const uint8_t *)a->deq : NULL;
     LLT_CHECK(xp || tn != 64, err, LLT_ERR_INVALID_ARG, "cuda quant linear: scratch of %zu bytes < x's image (m %d, k %d)",
               a->deq_bytes, a->m, a->k);
@@ -2355,15 +2366,13 @@ static llt_status qlinear_qgemm(llt_cuda_ctx *c, const llt_cuda_linear *a, llt_e
          * the float32 round trip of a 512 x 28672 product). LLT_CUDA_QGEMM_SWSPLIT=0: never, 1:
          * Q4_K / Q6_K (default), 2: every type. */
         static const int swsplit = env_int("LLT_CUDA_QGEMM_SWSPLIT", 1, 0, 2);
-        const int tn = qgemm_tn(a->m);
-        const size_t img = ((size_t)(a->m + tn - 1) / tn * tn * a->k * 2 + 255) & ~(size_t)255;
-        if (tn == 64 && (swsplit == 2 || (swsplit == 1 && a->qw->seg[0].type != LLT_DTYPE_Q8_0)) && a->qw->interleave && a->n % 2 == 0 && a->deq && a->deq_bytes >= img + (size_t)a->m * a->n * 4 &&
-            qgemm_per(c, *a->qw, a->m, false) < a->k / 256) {
+        const size_t img = (qgemm_image_bytes(a->m, a->k) + 255) & ~(size_t)255;
+        const bool type_ok = swsplit == 2 || (swsplit == 1 && a->qw->seg[0].type != LLT_DTYPE_Q8_0);
+        if (qgemm_tn(a->m) == 64 && type_ok && a->qw->interleave && a->n % 2 == 0 && a->deq &&
+            a->deq_bytes >= img + (size_t)a->m * a->n * 4 && qgemm_per(c, *a->qw, a->m, false) < a->k / 256) {
             float *gu = (float *)((char *)a->deq + img);
             LLT_TRY(qgemm_run(c, a, gu, a->n, false, false, err));
-            const int tot = a->m * (a->n / 2), blocks = (tot + 255) / 256 < 4096 ? (tot + 255) / 256 : 4096;
-            return llt_launch(c, qm_swiglu_kernel, dim3((unsigned)blocks), dim3(256), 0, err, (const float *)gu,
-                              (int)a->n, (__half *)a->o, (int)a->ldo, (int)a->m);
+            return qm_swiglu_f32(c, a, gu, err);
         }
         LLT_CHECK(a->tmp_y, err, LLT_ERR_INVALID_ARG, "cuda quant linear: SWIGLU needs tmp_y");
         LLT_TRY(qgemm_run(c, a, a->tmp_y, a->n, true, false, err));
