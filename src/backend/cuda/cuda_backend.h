@@ -217,6 +217,10 @@ int64_t llt_cuda_attn_work_floats(int32_t rows, int32_t splits, int32_t n_heads,
  * which decode takes it (LLT_CUDA_ATTN_LONG=N overrides; default 8192). */
 int32_t llt_cuda_attn_long_splits(const llt_cuda_ctx *c, int32_t rows, int32_t n_kv);
 int32_t llt_cuda_attn_long_keys(void);
+/* Which decode launch shape a step of rows of at most max_len keys takes (0: shallow, 1: the
+ * cluster kernel's default, 2: the long-context kernel; max_len 0, unknown, counts as 1): a
+ * captured graph holds one shape, so graphs are kept per class. */
+int32_t llt_cuda_attn_depth_class(int32_t max_len);
 int64_t llt_cuda_attn_prefill_work_floats(int32_t rows, int32_t n_heads, int32_t hd);
 /* Whether an f8 cache's prefill takes the warpgroup kernel over a dequantised copy (sm_90,
  * head_dim 64 / 128; LLT_CUDA_PREFILL_F8=mma or LLT_CUDA_PREFILL=mma: no): the f8_k16 buffers

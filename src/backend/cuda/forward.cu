@@ -507,10 +507,10 @@ static void graph_clear(cuda_state *st, cuda_graph *g) {
 }
 
 static cuda_graph *graph_slot(cuda_state *st, const chunk *ch, const step_out *so) {
-    const bool long_attn = ch->max_len >= llt_cuda_attn_long_keys(); /* the decode kernel differs */
+    const int depth = llt_cuda_attn_depth_class(ch->max_len); /* the decode launch differs */
     for (int i = 0; i < st->n_graphs; i++) {
         cuda_graph *g = &st->graphs[i];
-        if (g->rows == ch->nr && g->n_out == ch->n_out && g->mode == so->mode && g->long_attn == long_attn &&
+        if (g->rows == ch->nr && g->n_out == ch->n_out && g->mode == so->mode && g->depth == depth &&
             (so->mode == STEP_LOGITS || (g->temperature == so->temperature && g->top_p == so->top_p))) {
             g->used = ++st->graph_tick;
             return g;
@@ -527,7 +527,7 @@ static cuda_graph *graph_slot(cuda_state *st, const chunk *ch, const step_out *s
     graph_clear(st, g);
     memset(g, 0, sizeof *g);
     g->used = ++st->graph_tick;
-    g->rows = ch->nr, g->n_out = ch->n_out, g->mode = so->mode, g->long_attn = long_attn;
+    g->rows = ch->nr, g->n_out = ch->n_out, g->mode = so->mode, g->depth = depth;
     g->temperature = so->temperature, g->top_p = so->top_p;
     return g;
 }

@@ -51,7 +51,7 @@ typedef struct cuda_graph {
     step_mode mode;
     float temperature, top_p;
     int32_t seen;                 /* eager runs so far; captured on the second */
-    bool long_attn;               /* rows of llt_cuda_attn_long_keys() keys or more: the long-context decode kernel */
+    int depth;                    /* llt_cuda_attn_depth_class of its rows: the decode launch it holds */
     uint64_t used;                /* cuda_state.graph_tick at its last use: the least recently
                                    * used graph makes room for a new shape */
     cudaGraphExec_t exec[LLT_MAX_DEVICES]; /* one per device segment, on that device's stream */

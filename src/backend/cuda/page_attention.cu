@@ -346,6 +346,10 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(const attn_par
  * positions (one L2 round trip), arithmetic, the cluster merge, the store. */
 
 enum { D2_THREADS = 128, D2_MAX_CS = 16 };
+/* Rows of fewer keys than this take one cluster block an SM, others two (d2_cluster_size):
+ * on the H100, llama2-7b q4_k at depth 16-144 decodes 2 % slower on two, at 512 3 % and at
+ * 2048 15 % faster (bench/RESULTS.md, issue 20) */
+enum { D2_DEEP = 256 };
 
 /* Passes per chunk: 4 (2 with 8 heads per kv head, whose 64 accumulators per thread leave
  * fewer registers for loads in flight). */
@@ -373,21 +377,6 @@ __device__ __forceinline__ void d2_load(const attn_params &p, const int *tbl, in
             K[i] = __ldcg(reinterpret_cast<const uint4 *>((const T *)p.kp + off));
             V[i] = __ldcg(reinterpret_cast<const uint4 *>((const T *)p.vp + off));
         }
-    }
-}
-
-/* Keys [lo, hi) of the block towards L2 (the chunks after the first, before the PDL wait):
- * the thread at the start of each 128-byte line of a row prefetches that line of K and V. */
-template <typename T, int HD>
-__device__ __forceinline__ void d2_prefetch(const attn_params &p, const int *tbl, int kvh, int lo, int hi, int kq,
-                                            int c) {
-    const int KPP = D2_THREADS / (HD / 8);
-    if ((c * 8 * (int)sizeof(T)) % 128 != 0) return;
-    for (int key = lo + kq; key < hi; key += KPP) {
-        int page = tbl[key / p.ps];
-        size_t off = ((size_t)(page * p.ps + key % p.ps) * p.nkv + kvh) * HD + c * 8;
-        prefetch_l2((const T *)p.kp + off);
-        prefetch_l2((const T *)p.vp + off);
     }
 }
 
@@ -564,7 +553,9 @@ __global__ void __launch_bounds__(D2_THREADS) attn_decode2_kernel(const attn_par
     const int kvh = blockIdx.y, r = blockIdx.z, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int c = threadIdx.x % S::PPR, kq = threadIdx.x / S::PPR;
     /* before the wait: step inputs and the K/V rows earlier steps wrote (first chunk into
-     * registers, the rest of the block's keys towards L2) */
+     * registers). The rest of the block's keys are not asked of L2 here: those prefetches,
+     * a table lookup each, delayed the chain (bench/RESULTS.md issue 20: without them
+     * llama2-7b q4_k decodes 7 % faster at depth 2048 on the H100, 1 % at 512) */
     const int pos = p.pos[r], rb = p.row_bt[r], L = pos + 1;
     const int *tbl = p.bt + (size_t)rb * p.max_blocks;
     const int first = d2_first_new<HD, G>(p, r, rb, sm);
@@ -573,7 +564,6 @@ __global__ void __launch_bounds__(D2_THREADS) attn_decode2_kernel(const attn_par
 #pragma unroll
     for (int i = 0; i < S::NP; i++) K[i] = V[i] = make_uint4(0, 0, 0, 0);
     d2_load<T, HD, S::NP>(p, tbl, kvh, k0, k0, min(k1, first), kq, c, K, V);
-    d2_prefetch<T, HD>(p, tbl, kvh, k0 + S::CK, min(k1, first), kq, c);
     pdl_wait();
     if (p.early_trigger) pdl_trigger();
     /* q scaled into the exp2 domain, and this step's K/V rows of the first chunk */
@@ -828,15 +818,20 @@ static d2_fn d2_function(const llt_cuda_attn *a) {
     return a->hd == 64 ? d2_pick_g<__half, 64>(G) : d2_pick_g<__half, 128>(G);
 }
 
-/* Blocks per (kv head, row): the smallest power of two that puts a block on every SM, at
- * most 16 (beyond the portable 8 only where the device can schedule such clusters; on the
- * H100 16 gave llama3.2-1b +1 % over 8, tinyllama the same). LLT_CUDA_ATTN_CS=N (1..16)
- * forces N (tests cover every size). */
-static int d2_cluster_size(const llt_cuda_ctx *c, d2_fn fn, int n_kv, int rows) {
+/* Blocks per (kv head, row): the smallest power of two that puts LLT_CUDA_ATTN_BPS blocks
+ * (default 2; one where every row has fewer than D2_DEEP keys) on every SM, at most 16 (beyond the portable 8 only where the device can
+ * schedule such clusters). On the H100, 16 gave llama3.2-1b +1 % over 8, tinyllama the same;
+ * llama2-7b (32 kv heads) 16 instead of 8 +6 % at depth 2048 (two blocks an SM instead of
+ * one, bench/RESULTS.md issue 20). LLT_CUDA_ATTN_CS=N (1..16) forces N (tests cover every
+ * size). */
+static int d2_cluster_size(const llt_cuda_ctx *c, d2_fn fn, int n_kv, int rows, int max_len) {
+    static const char *bv = getenv("LLT_CUDA_ATTN_BPS");
+    static const int bps_deep = bv && atoi(bv) >= 1 && atoi(bv) <= 8 ? atoi(bv) : 2;
+    const int bps = llt_cuda_attn_depth_class(max_len) == 0 ? 1 : bps_deep;
     const char *v = getenv("LLT_CUDA_ATTN_CS");
     int want = v ? atoi(v) : 0;
     if (want < 1 || want > D2_MAX_CS)
-        for (want = 1; want < D2_MAX_CS && (int64_t)want * n_kv * rows < c->n_sm;) want *= 2;
+        for (want = 1; want < D2_MAX_CS && (int64_t)want * n_kv * rows < (int64_t)bps * c->n_sm;) want *= 2;
     if (want <= 8) return want;
     cudaLaunchConfig_t cfg = {};
     cudaLaunchAttribute at[1];
@@ -854,7 +849,7 @@ static int d2_cluster_size(const llt_cuda_ctx *c, d2_fn fn, int n_kv, int rows) 
 }
 
 static llt_status d2_launch(llt_cuda_ctx *c, const llt_cuda_attn *a, d2_fn fn, llt_error *err) {
-    const int cs = d2_cluster_size(c, fn, a->n_kv, a->rows);
+    const int cs = d2_cluster_size(c, fn, a->n_kv, a->rows, a->max_len);
     attn_params p = params_of(a, cs);
     p.early_trigger = c->attn_early;
     cudaLaunchConfig_t cfg = {};
@@ -871,8 +866,17 @@ static llt_status d2_launch(llt_cuda_ctx *c, const llt_cuda_attn *a, d2_fn fn, l
     return LLT_OK;
 }
 
+extern "C" int32_t llt_cuda_attn_depth_class(int32_t max_len) {
+    if (max_len >= llt_cuda_attn_long_keys()) return 2;
+    return max_len > 0 && max_len < D2_DEEP ? 0 : 1;
+}
+
 extern "C" llt_status llt_cuda_attention_decode(llt_cuda_ctx *c, const llt_cuda_attn *a, llt_error *err) {
     LLT_TRY(check_attn(a, err));
+    /* LLT_CUDA_ATTN_ABL=1, measurement only (wrong results): no decode attention launched, so
+     * that a bench reads its share of a step (bench/RESULTS.md, issue 20) */
+    static const char *abl = getenv("LLT_CUDA_ATTN_ABL");
+    if (abl && atoi(abl) == 1) return LLT_OK;
     if (llt_cuda_flash_decode_covers(a)) return llt_cuda_flash_decode(c, a, err);
     LLT_CHECK(!a->kv_f8, err, LLT_ERR_UNSUPPORTED,
               "cuda attention: an f8 KV cache needs head_dim 32, 64 or 128 (got %d), at most 16 query heads per kv "
