@@ -819,11 +819,11 @@ static d2_fn d2_function(const llt_cuda_attn *a) {
 }
 
 /* Blocks per (kv head, row): the smallest power of two that puts LLT_CUDA_ATTN_BPS blocks
- * (default 2; one where every row has fewer than D2_DEEP keys) on every SM, at most 16 (beyond the portable 8 only where the device can
- * schedule such clusters). On the H100, 16 gave llama3.2-1b +1 % over 8, tinyllama the same;
- * llama2-7b (32 kv heads) 16 instead of 8 +6 % at depth 2048 (two blocks an SM instead of
- * one, bench/RESULTS.md issue 20). LLT_CUDA_ATTN_CS=N (1..16) forces N (tests cover every
- * size). */
+ * (default 2; one where every row has fewer than D2_DEEP keys) on every SM, at most 16
+ * (beyond the portable 8 only where the device can schedule such clusters). On the H100, 16
+ * gave llama3.2-1b +1 % over 8, tinyllama the same; llama2-7b (32 kv heads) 16 instead of 8
+ * +6 % at depth 2048 (two blocks an SM instead of one, bench/RESULTS.md issue 20).
+ * LLT_CUDA_ATTN_CS=N (1..16) forces N (tests cover every size). */
 static int d2_cluster_size(const llt_cuda_ctx *c, d2_fn fn, int n_kv, int rows, int max_len) {
     static const char *bv = getenv("LLT_CUDA_ATTN_BPS");
     static const int bps_deep = bv && atoi(bv) >= 1 && atoi(bv) <= 8 ? atoi(bv) : 2;
@@ -831,7 +831,8 @@ static int d2_cluster_size(const llt_cuda_ctx *c, d2_fn fn, int n_kv, int rows, 
     const char *v = getenv("LLT_CUDA_ATTN_CS");
     int want = v ? atoi(v) : 0;
     if (want < 1 || want > D2_MAX_CS)
-        for (want = 1; want < D2_MAX_CS && (int64_t)want * n_kv * rows < (int64_t)bps * c->n_sm;) want *= 2;
+        for (want = 1; want < D2_MAX_CS && (int64_t)want * n_kv * rows < (int64_t)bps * c->n_sm;)
+            want *= 2;
     if (want <= 8) return want;
     cudaLaunchConfig_t cfg = {};
     cudaLaunchAttribute at[1];
