@@ -65,14 +65,15 @@ struct fd_params {
     int fence_sc;                 /* LLT_CUDA_FENCE=sc: __threadfence around the counter (else acq_rel) */
     int bal;                      /* keys dealt to the warps evenly (fd_kernel; LLT_CUDA_DECODE_BAL=0: in turn) */
     int early;                    /* LLT_CUDA_DECODE_EARLY=1: PDL trigger right after the wait (else after the loop) */
+    int max_len;                  /* the launch's longest row (host side: splits) */
 };
 
 /* SW (dtype pages, hd >= 64; the default, LLT_CUDA_DECODE_SW=0: padded rows): K / V rows
  * unpadded, the 16-byte chunk c of row j at chunk c ^ (j & 7) (ldmatrix's eight rows hit eight
  * bank groups): a stage of 8 KB instead of 9 KB, 192 KB a block of 8 warps, which leaves room on
  * the SM for the blocks of the kernel before (PDL: the prologue's copies start while it ends) */
-template <int HD, int KM, int ST8, int NW, int SW = 0> struct fd_layout {
-    static const int BN = HD >= 128 ? 16 : 32;       /* keys per tile */
+template <int HD, int KM, int ST8, int NW, int SW = 0, int BNX = 0> struct fd_layout {
+    static const int BN = BNX ? BNX : HD >= 128 ? 16 : 32; /* keys per tile */
     static const int LD = SW ? HD : HD + 8;          /* elements per smem row (16 bytes of padding) */
     static const int TILE = 2 * BN * LD * 2;         /* K then V in the dtype, bytes */
     static const int RAW = 2 * BN * HD + 2 * BN * 4; /* f8 staged: K, V rows, then K, V scales */
@@ -486,9 +487,9 @@ __device__ __forceinline__ void fd_tile_t(const unsigned char *Kr, const unsigne
     }
 }
 
-template <typename T, int HD, int KM, int ST8, int NW, int SW, int VAR = 0>
+template <typename T, int HD, int KM, int ST8, int NW, int SW, int VAR = 0, int BNX = 0>
 __global__ void __launch_bounds__(NW * 32) fd_kernel(fd_params p) {
-    typedef fd_layout<HD, KM, ST8, NW, SW> LY;
+    typedef fd_layout<HD, KM, ST8, NW, SW, BNX> LY;
     const int BN = LY::BN, LD = LY::LD, ST = LY::ST;
     /* element offset of 16-byte chunk c of row j in a K / V tile of the dtype */
     auto tix = [&](int j, int c) -> int { return j * LD + (SW ? c ^ (j & 7) : c) * 8; };
@@ -888,12 +889,19 @@ static int fd_spb(int def) {
     return v && atoi(v) > 0 ? atoi(v) : def;
 }
 
-template <typename T, int HD, int KM, int ST8, int NW, int SW = 0, int VAR = 0>
+template <typename T, int HD, int KM, int ST8, int NW, int SW = 0, int VAR = 0, int BNX = 0>
 llt_status fd_launch(llt_cuda_ctx *c, fd_params p, int rows, int spb, llt_error *err) {
-    typedef fd_layout<HD, KM, ST8, NW, SW> LY;
-    void (*kern)(fd_params) = fd_kernel<T, HD, KM, ST8, NW, SW, VAR>;
+    typedef fd_layout<HD, KM, ST8, NW, SW, BNX> LY;
+    void (*kern)(fd_params) = fd_kernel<T, HD, KM, ST8, NW, SW, VAR, BNX>;
     LLT_TRY(llt_smem_optin(c, kern, LY::BYTES + 16, err)); /* + the static fd_last: past 48 KB needs the opt-in */
     p.splits = fd_splits(c, rows, p.nkv, fd_spb(spb));
+    /* LLT_CUDA_DECODE_MINKEYS=K (measurement): at most one split per K keys of the launch's
+     * max_len */
+    static const int min_keys = getenv("LLT_CUDA_DECODE_MINKEYS") ? atoi(getenv("LLT_CUDA_DECODE_MINKEYS")) : 0;
+    if (min_keys > 0 && p.max_len > 0) {
+        const int cap = (p.max_len + min_keys - 1) / min_keys;
+        if (p.splits > cap) p.splits = cap < 1 ? 1 : cap;
+    }
     return llt_launch(c, kern, dim3((unsigned)p.splits, (unsigned)p.nkv, (unsigned)rows), dim3(NW * 32),
                       LY::BYTES, err, p);
 }
@@ -936,6 +944,11 @@ llt_status fd_pick(llt_cuda_ctx *c, const fd_params &p, int rows, bool k8, llt_e
      * 131072 18.5 / 29.9 / 85.1 us against 21.9 / 32.7 / 87.2, hd 64 12.1 / 16.9 / 57.4 against
      * 13.0 / 18.7 / 58.4 */
     if ((!mv || strcmp(mv, "t") == 0) && HD >= 64 && f16 && p.G <= 8) {
+        /* LLT_CUDA_DECODE_F8SHAPE (measurement): 1 = 8-warp blocks (one an SM), 2 = 8 warps of
+         * 32-key tiles, 3 stages (hd 128) */
+        static const int shape = getenv("LLT_CUDA_DECODE_F8SHAPE") ? atoi(getenv("LLT_CUDA_DECODE_F8SHAPE")) : 0;
+        if (shape == 1) return fd_launch<T, HD, FD_F8_T, (HD >= 128 ? 5 : FD_ST8), 8, 0, 0>(c, p, rows, 1, err);
+        if (shape == 2 && HD >= 128) return fd_launch<T, HD, FD_F8_T, 3, 8, 0, 0, 32>(c, p, rows, 1, err);
         /* LLT_CUDA_DECODE_F8ST below the default: a stage fewer (hd 128: 4, hd 64: 3), for
          * three blocks an SM with LLT_CUDA_ATTN_LONG_SPB=3 */
         const bool less = sv && st < (HD >= 128 ? 5 : FD_ST8);
@@ -1009,6 +1022,7 @@ extern "C" llt_status llt_cuda_flash_decode(llt_cuda_ctx *c, const llt_cuda_attn
     p.bal = !(bv && atoi(bv) == 0);
     const char *ev = getenv("LLT_CUDA_DECODE_EARLY");
     p.early = ev && atoi(ev) == 1;
+    p.max_len = a->max_len;
     p.page_bytes = (long long)llt_kv_f8_page_bytes(a->page_size, a->n_kv, a->hd);
     p.sc_off = (long long)llt_kv_f8_scales_offset(a->page_size, a->n_kv, a->hd);
     const bool k8 = a->kv_f8;
