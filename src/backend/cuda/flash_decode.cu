@@ -948,7 +948,7 @@ llt_status fd_pick(llt_cuda_ctx *c, const fd_params &p, int rows, bool k8, llt_e
          * blocks, one an SM (the default at hd 128: on an H100 at depth 576 / 4096 / 32768 7.9 /
          * 9.4 / 34.4 us against 9.4 / 11.3 / 37.2, bench/RESULTS.md issue 19 run 14); 2 = 8 warps
          * of 32-key tiles, 3 stages (hd 128; 8.7 / 9.3 / 34.3 us) */
-        static const char *fs = getenv("LLT_CUDA_DECODE_F8SHAPE");
+        const char *fs = getenv("LLT_CUDA_DECODE_F8SHAPE");
         const int shape = fs ? atoi(fs) : HD >= 128 ? 1 : 0;
         if (shape == 1) return fd_launch<T, HD, FD_F8_T, (HD >= 128 ? 5 : FD_ST8), 8, 0, 0>(c, p, rows, 1, err);
         if (shape == 2 && HD >= 128) return fd_launch<T, HD, FD_F8_T, 3, 8, 0, 0, 32>(c, p, rows, 1, err);
