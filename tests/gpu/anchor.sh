@@ -17,7 +17,11 @@
 #   all      both (long context first)
 # env: LCPP      llama.cpp binaries: a folder with bin/llama-bench, bin/llama-quantize (and
 #                optionally bin/llama-batched-bench; shared libraries beside them) and gguf-py/; or LCPP_TAR, a .tar.xz of such
-#                a folder named lcpp/, unpacked under /tmp (default /tmp/lcpp)
+#                a folder named lcpp/, unpacked under /tmp (default /tmp/lcpp); or LCPP_SRC, the anchors' source
+#                tarball (llama.cpp-*.tar.xz: 3 MB, where a prebuilt CUDA llama-bench is 42 MB compressed and
+#                does not fit the device's 64 MiB working tree beside our files), built here into /tmp/lcpp
+#                (CUDA sm_90a, static; about 5 minutes on 16 cores; LCPP_TARGETS, default: llama-bench
+#                llama-quantize llama-batched-bench)
 #      SHARED    the anchors' folder holding make_gguf.py (default ../shared/anchors, else
 #                .gpu-coord/shared/anchors)
 #      BIN       folder with our llama-triton (default: build it, Release, into build-anchor)
@@ -42,6 +46,18 @@ if [ -n "${LCPP_TAR:-}" ] && [ ! -x /tmp/lcpp/bin/llama-bench ]; then
   tar -xJf "$LCPP_TAR" -C /tmp || { say "cannot unpack $LCPP_TAR"; exit 2; }
 fi
 LCPP=${LCPP:-/tmp/lcpp}
+if [ -n "${LCPP_SRC:-}" ] && [ ! -x "$LCPP/bin/llama-bench" ]; then
+  say "build llama.cpp from $LCPP_SRC into $LCPP"
+  GEN=(); command -v ninja >/dev/null && GEN=(-G Ninja)
+  rm -rf /tmp/lcpp-src && mkdir -p /tmp/lcpp-src && tar -xJf "$LCPP_SRC" -C /tmp/lcpp-src \
+    && cmake -S /tmp/lcpp-src/lcpp -B /tmp/lcpp-src/b -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a -DLLAMA_CURL=OFF \
+      -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF \
+      -DCMAKE_BUILD_TYPE=Release "${GEN[@]}" >>"$LOG" 2>&1 \
+    && cmake --build /tmp/lcpp-src/b -j"$(nproc)" --target ${LCPP_TARGETS:-llama-bench llama-quantize llama-batched-bench} \
+      >>"$LOG" 2>&1 || { say "llama.cpp build failed (see anchor.log)"; exit 2; }
+  mkdir -p "$LCPP" && rm -rf "${LCPP:?}/bin" "${LCPP:?}/gguf-py" && cp -r /tmp/lcpp-src/b/bin "$LCPP/bin" \
+    && cp -r /tmp/lcpp-src/lcpp/gguf-py "$LCPP/gguf-py" || { say "cannot copy the llama.cpp build to $LCPP"; exit 2; }
+fi
 [ -x "$LCPP/bin/llama-bench" ] || { say "no llama-bench under $LCPP/bin (set LCPP or LCPP_TAR)"; exit 2; }
 export LD_LIBRARY_PATH=$LCPP/bin:$LD_LIBRARY_PATH # a shared-library build keeps libggml*/libllama* beside the tools
 if ldd "$LCPP/bin/llama-bench" | grep -q "not found"; then
