@@ -58,7 +58,7 @@ if [ -n "${LCPP_SRC:-}" ] && [ ! -x "$LCPP/bin/llama-bench" ]; then
   mkdir -p "$LCPP" && rm -rf "${LCPP:?}/bin" "${LCPP:?}/gguf-py" && cp -r /tmp/lcpp-src/b/bin "$LCPP/bin" \
     && cp -r /tmp/lcpp-src/lcpp/gguf-py "$LCPP/gguf-py" || { say "cannot copy the llama.cpp build to $LCPP"; exit 2; }
 fi
-[ -x "$LCPP/bin/llama-bench" ] || { say "no llama-bench under $LCPP/bin (set LCPP or LCPP_TAR)"; exit 2; }
+[ -x "$LCPP/bin/llama-bench" ] || { say "no llama-bench under $LCPP/bin (set LCPP, LCPP_TAR or LCPP_SRC)"; exit 2; }
 export LD_LIBRARY_PATH=$LCPP/bin:$LD_LIBRARY_PATH # a shared-library build keeps libggml*/libllama* beside the tools
 if ldd "$LCPP/bin/llama-bench" | grep -q "not found"; then
   say "llama-bench misses libraries:"; ldd "$LCPP/bin/llama-bench" | grep "not found" | tee -a "$LOG" >&2; exit 2
