@@ -810,10 +810,12 @@ static void test_flash_decode(void) {
      * else e4m3 converted in registers, four stages a warp, five at hd 128; 2 and 7 hd 32), 3
      * hd 128 with four stages, 4 hd 64 with five and three blocks an SM (both the register
      * kernel, LLT_CUDA_DECODE_F8=reg), 5 / 6 the tile staged through shared memory (four
-     * stages; two stages and three blocks an SM), 8 / 9 the transposed kernel's other shapes at
-     * hd 128, f16 (LLT_CUDA_DECODE_F8SHAPE 0: 4-warp blocks, 2: 32-key tiles; the default is 1) */
-    for (int i = 0; i < (san ? 3 : 10); i++) {
-        int hd = i == 2 || i == 7 ? 32 : i >= 8 ? 128 : hds[i % 2], G = groups[i % 3], nkv = 1 + i % 2;
+     * stages; two stages and three blocks an SM), 8 / 9 / 10 the transposed kernel's other shapes
+     * at hd 128, 128, 64, f16 (LLT_CUDA_DECODE_F8SHAPE 0: 4-warp blocks, 2: 32-key tiles, 0; the
+     * default is 1) */
+    for (int i = 0; i < (san ? 3 : 11); i++) {
+        int hd = i == 2 || i == 7 ? 32 : i == 10 ? 64 : i >= 8 ? 128 : hds[i % 2];
+        int G = groups[i % 3], nkv = 1 + i % 2;
         int ps = pss[i % 3];
         const llt_dtype dt = k_dts[i >= 8 ? 0 : i % 2];
         int L = 1 + (int)frand(0, san ? 300 : 5000), n_q = 1 + (int)frand(0, 100);
@@ -827,7 +829,7 @@ static void test_flash_decode(void) {
         if (i == 6) setenv("LLT_CUDA_DECODE_F8ST", "2", 1);
         if (i == 5 || i == 6) setenv("LLT_CUDA_DECODE_F8", "stage", 1);
         if (i == 3 || i == 4) setenv("LLT_CUDA_DECODE_F8", "reg", 1);
-        if (i >= 8) setenv("LLT_CUDA_DECODE_F8SHAPE", i == 8 ? "0" : "2", 1);
+        if (i >= 8) setenv("LLT_CUDA_DECODE_F8SHAPE", i == 9 ? "2" : "0", 1);
         attn_run_kv(dt, &ac, ps, true, &dec, &pf, &e8);
         unsetenv("LLT_CUDA_DECODE_F8ST"), unsetenv("LLT_CUDA_ATTN_LONG_SPB"), unsetenv("LLT_CUDA_DECODE_F8");
         unsetenv("LLT_CUDA_DECODE_F8SHAPE");

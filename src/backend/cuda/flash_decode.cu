@@ -944,12 +944,13 @@ llt_status fd_pick(llt_cuda_ctx *c, const fd_params &p, int rows, bool k8, llt_e
      * 131072 18.5 / 29.9 / 85.1 us against 21.9 / 32.7 / 87.2, hd 64 12.1 / 16.9 / 57.4 against
      * 13.0 / 18.7 / 58.4 */
     if ((!mv || strcmp(mv, "t") == 0) && HD >= 64 && f16 && p.G <= 8) {
-        /* LLT_CUDA_DECODE_F8SHAPE: 0 = 4-warp blocks, two an SM (the default at hd 64); 1 = 8-warp
-         * blocks, one an SM (the default at hd 128: on an H100 at depth 576 / 4096 / 32768 7.9 /
-         * 9.4 / 34.4 us against 9.4 / 11.3 / 37.2, bench/RESULTS.md issue 19 run 14); 2 = 8 warps
-         * of 32-key tiles, 3 stages (hd 128; 8.7 / 9.3 / 34.3 us) */
+        /* LLT_CUDA_DECODE_F8SHAPE: 1 = 8-warp blocks, one an SM (the default: on an H100, hd 128,
+         * at depth 576 / 4096 / 32768 7.9 / 9.4 / 34.4 us against 9.4 / 11.3 / 37.2, bench/RESULTS.md
+         * issue 19 run 14; on the H200, hd 64, 6.56 / 6.67 / 14.58 us against 7.59 / 8.15 / 17.01,
+         * run 15); 0 = 4-warp blocks, two an SM; 2 = 8 warps of 32-key tiles, 3 stages (hd 128;
+         * 8.7 / 9.3 / 34.3 us) */
         const char *fs = getenv("LLT_CUDA_DECODE_F8SHAPE");
-        const int shape = fs ? atoi(fs) : HD >= 128 ? 1 : 0;
+        const int shape = fs ? atoi(fs) : 1;
         if (shape == 1) return fd_launch<T, HD, FD_F8_T, (HD >= 128 ? 5 : FD_ST8), 8, 0, 0>(c, p, rows, 1, err);
         if (shape == 2 && HD >= 128) return fd_launch<T, HD, FD_F8_T, 3, 8, 0, 0, 32>(c, p, rows, 1, err);
         /* LLT_CUDA_DECODE_F8ST below the default: a stage fewer (hd 128: 4, hd 64: 3), for
