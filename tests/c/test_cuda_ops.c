@@ -801,7 +801,8 @@ static void test_flash_shapes(void) {
 
 /* The long decode kernel's variants (flash_decode.cu) on random shapes against the CPU op
  * (bounds in attn_run_kv): the f8 cache's kernels, then both block shapes; 32k keys once each
- * (the f8 kernels, 4-warp blocks; test_flash_shapes has the default's). */
+ * (the transposed f8 kernel in its default 8-warp blocks, the staged f8 kernel and the dtype
+ * kernel in 4-warp blocks; test_flash_shapes has the dtype kernel's default). */
 static void test_flash_decode(void) {
     static const int hds[2] = {64, 128}, groups[3] = {1, 4, 8}, pss[3] = {16, 32, 64};
     const bool san = getenv("LLT_SANITIZER") != NULL;

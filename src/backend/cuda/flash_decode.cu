@@ -915,7 +915,8 @@ llt_status fd_launch(llt_cuda_ctx *c, fd_params p, int rows, int spb, llt_error 
  *    dtype tile in shared memory first (the earlier kernel; F8ST=2: two stages a warp, for
  *    three blocks an SM with LLT_CUDA_ATTN_LONG_SPB=3);
  *  - f8 pages, f16 compute, hd 64 / 128, G <= 8: the transposed kernel (FD_F8_T) by default,
- *    LLT_CUDA_DECODE_F8=reg the register kernel (FD_F8_REG, the default elsewhere);
+ *    in one 8-warp block an SM (LLT_CUDA_DECODE_F8SHAPE below), LLT_CUDA_DECODE_F8=reg the
+ *    register kernel (FD_F8_REG, the default elsewhere);
  *    the transposed kernel takes the FD_V_* bits of
  *    LLT_CUDA_DECODE_F8V among 0, 1, 13, 17, 25 (1 and 17 also a stage fewer with
  *    LLT_CUDA_DECODE_F8ST below the default, for LLT_CUDA_ATTN_LONG_SPB=3);
