@@ -153,7 +153,8 @@ struct gemv_cfg {
 /* The last two (U = 8: for k = 2048 a warp's whole share of W in one batch, requested before
  * the PDL wait) win isolated timings of the QKV matrix but not decode steps on the H100
  * (bench/notes-cuda-latency.md): their 100 registers a thread leave no room for the
- * attention blocks that launch beside QKV. Autotuning skips them unless LLT_CUDA_GEMV_U8=1;
+ * attention blocks that launch beside QKV. Autotuning skips them unless LLT_CUDA_GEMV_U8=1 (or =2:
+ * every matrix but QKV);
  * the forced path (tests) runs every entry. */
 static const gemv_cfg k_cfgs[] = {{2, 4, 8, 1}, {2, 2, 8, 1}, {4, 2, 8, 1}, {2, 4, 8, 2}, {2, 2, 8, 4},
                                   {4, 2, 8, 4}, {2, 2, 8, 8}, {4, 2, 4, 2}, {2, 8, 8, 1}, {2, 8, 4, 1}};
@@ -451,8 +452,10 @@ static llt_status tune_linear(llt_cuda_ctx *c, const llt_cuda_linear *a, int com
     llt_cuda_linear sa = scratch_of(c, a);
     gemv_params p = gemv_params_of(&sa);
     float best = 1e30f, t_gemv = 1e30f, t_blas = 1e30f, t[N_CFG];
+    /* LLT_CUDA_GEMV_U8=1: U = 8 configurations in every matrix's tuning; =2: in every one but
+     * QKV's (the matrix whose blocks the decode attention launches beside) */
     const char *u8 = getenv("LLT_CUDA_GEMV_U8");
-    const bool no_u8 = !(u8 && strcmp(u8, "1") == 0);
+    const bool no_u8 = !(u8 && (strcmp(u8, "1") == 0 || (strcmp(u8, "2") == 0 && combo != COMBO_NORM_QKV)));
     *choice = 0;
     for (int i = 0; i < N_CFG; i++) {
         t[i] = 1e30f;
