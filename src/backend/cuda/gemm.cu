@@ -26,7 +26,10 @@ extern "C" {
 /* Block = W warps = (W / ks) row groups x ks slices of k. A warp owns R adjacent rows and one
  * slice of k; slices are summed through shared memory. Small n needs ks > 1 to put enough
  * warps (bytes in flight) on every SM; large n runs ks = 1. */
-template <typename T, int NT, int R, int U, int PRO, int EPI>
+/* PIPE: two register batches of R x U loads a lane, the next requested before the current one
+ * is consumed, so a warp always has a batch in flight (without PIPE it has none while it
+ * computes). */
+template <typename T, int NT, int R, int U, int PRO, int EPI, bool PIPE = false>
 __global__ void __launch_bounds__(256) gemv_kernel(const gemv_params p) {
     extern __shared__ __align__(16) unsigned char smem[];
     __shared__ float part[8][R * NT];
@@ -72,13 +75,15 @@ __global__ void __launch_bounds__(256) gemv_kernel(const gemv_params p) {
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[r][t] = 0.0f;
 
-    for (int c0 = cb + lane; c0 < ce; c0 += 32 * U) {
-        if (p.prefetch != 2 || c0 != cb + lane) /* the first batch may be loaded already */
+    /* a batch: chunks c0 + 32 u of every row (zeros past the slice) */
+    auto load = [&](uint4(&b)[R][U], int c0) {
 #pragma unroll
-            for (int u = 0; u < U; u++)
+        for (int u = 0; u < U; u++)
 #pragma unroll
-                for (int r = 0; r < R; r++)
-                    wv[r][u] = c0 + u * 32 < ce ? ld_stream16(wr[r] + (c0 + u * 32) * 8) : make_uint4(0, 0, 0, 0);
+            for (int r = 0; r < R; r++)
+                b[r][u] = c0 + u * 32 < ce ? ld_stream16(wr[r] + (c0 + u * 32) * 8) : make_uint4(0, 0, 0, 0);
+    };
+    auto dot = [&](const uint4(&b)[R][U], int c0) {
 #pragma unroll
         for (int u = 0; u < U; u++) {
             int c = c0 + u * 32;
@@ -90,12 +95,28 @@ __global__ void __launch_bounds__(256) gemv_kernel(const gemv_params p) {
 #pragma unroll
             for (int r = 0; r < R; r++) {
                 float wf[8];
-                unpack8<T>(wv[r][u], wf);
+                unpack8<T>(b[r][u], wf);
 #pragma unroll
                 for (int t = 0; t < NT; t++)
 #pragma unroll
                     for (int j = 0; j < 8; j++) acc[r][t] = fmaf(wf[j], xf[t][j], acc[r][t]);
             }
+        }
+    };
+    if (PIPE) {
+        uint4 wb[R][U];
+        if (p.prefetch != 2) load(wv, cb + lane);
+        for (int c0 = cb + lane; c0 < ce; c0 += 64 * U) {
+            load(wb, c0 + 32 * U);
+            dot(wv, c0);
+            if (c0 + 32 * U >= ce) break;
+            load(wv, c0 + 64 * U);
+            dot(wb, c0 + 32 * U);
+        }
+    } else {
+        for (int c0 = cb + lane; c0 < ce; c0 += 32 * U) {
+            if (p.prefetch != 2 || c0 != cb + lane) load(wv, c0); /* the first batch may be loaded already */
+            dot(wv, c0);
         }
     }
     if (!p.early_trigger) pdl_trigger();
@@ -145,7 +166,7 @@ __global__ void __launch_bounds__(256) gemv_kernel(const gemv_params p) {
 typedef void (*gemv_fn)(const gemv_params);
 
 struct gemv_cfg {
-    int r, u, warps, ks;
+    int r, u, warps, ks, pipe;
 };
 /* Index 0 is the default when tuning is off. One block per r * warps / ks rows.
  * (A persistent variant, blocks striding over row units with x staged once per block, was
@@ -156,23 +177,28 @@ struct gemv_cfg {
  * attention blocks that launch beside QKV. Autotuning skips them unless LLT_CUDA_GEMV_U8=1 (or =2:
  * every matrix but QKV);
  * the forced path (tests) runs every entry. */
-static const gemv_cfg k_cfgs[] = {{2, 4, 8, 1}, {2, 2, 8, 1}, {4, 2, 8, 1}, {2, 4, 8, 2}, {2, 2, 8, 4},
-                                  {4, 2, 8, 4}, {2, 2, 8, 8}, {4, 2, 4, 2}, {2, 8, 8, 1}, {2, 8, 4, 1}};
+/* The pipelined ones (PIPE, the last three) are in autotuning only under LLT_CUDA_GEMV_PIPE=1 (measurement
+ * first); the forced path runs them too. */
+static const gemv_cfg k_cfgs[] = {{2, 4, 8, 1, 0}, {2, 2, 8, 1, 0}, {4, 2, 8, 1, 0}, {2, 4, 8, 2, 0},
+                                  {2, 2, 8, 4, 0}, {4, 2, 8, 4, 0}, {2, 2, 8, 8, 0}, {4, 2, 4, 2, 0},
+                                  {2, 8, 8, 1, 0}, {2, 8, 4, 1, 0}, {2, 2, 8, 1, 1}, {2, 4, 8, 1, 1},
+                                  {2, 2, 8, 2, 1}};
 enum { N_CFG = sizeof k_cfgs / sizeof k_cfgs[0] };
 
-template <typename T, int NT, int R, int U>
+template <typename T, int NT, int R, int U, bool PIPE = false>
 static gemv_fn gemv_pick_combo(int combo) {
     switch (combo) {
-    case COMBO_ACT_STORE: return gemv_kernel<T, NT, R, U, PRO_ACT, EPI_STORE>;
-    case COMBO_ACT_ADD: return gemv_kernel<T, NT, R, U, PRO_ACT, EPI_ADD>;
-    case COMBO_NORM_STORE: return gemv_kernel<T, NT, R, U, PRO_NORM, EPI_STORE>;
-    case COMBO_NORM_SWIGLU: return gemv_kernel<T, NT, R, U, PRO_NORM, EPI_SWIGLU>;
-    default: return gemv_kernel<T, NT, R, U, PRO_NORM, EPI_QKV>;
+    case COMBO_ACT_STORE: return gemv_kernel<T, NT, R, U, PRO_ACT, EPI_STORE, PIPE>;
+    case COMBO_ACT_ADD: return gemv_kernel<T, NT, R, U, PRO_ACT, EPI_ADD, PIPE>;
+    case COMBO_NORM_STORE: return gemv_kernel<T, NT, R, U, PRO_NORM, EPI_STORE, PIPE>;
+    case COMBO_NORM_SWIGLU: return gemv_kernel<T, NT, R, U, PRO_NORM, EPI_SWIGLU, PIPE>;
+    default: return gemv_kernel<T, NT, R, U, PRO_NORM, EPI_QKV, PIPE>;
     }
 }
 
 template <typename T, int NT>
-static gemv_fn gemv_pick_ru(int r, int u, int combo) {
+static gemv_fn gemv_pick_ru(int r, int u, int pipe, int combo) {
+    if (pipe) return u == 4 ? gemv_pick_combo<T, NT, 2, 4, true>(combo) : gemv_pick_combo<T, NT, 2, 2, true>(combo);
     if (r == 4) return gemv_pick_combo<T, NT, 4, 2>(combo);
     if (u == 2) return gemv_pick_combo<T, NT, 2, 2>(combo);
     if (u == 8) return gemv_pick_combo<T, NT, 2, 8>(combo);
@@ -180,10 +206,10 @@ static gemv_fn gemv_pick_ru(int r, int u, int combo) {
 }
 
 template <typename T>
-static gemv_fn gemv_pick_nt(int nt, int r, int u, int combo) {
-    if (nt == 1) return gemv_pick_ru<T, 1>(r, u, combo);
-    if (nt == 2) return gemv_pick_ru<T, 2>(r, u, combo);
-    return gemv_pick_ru<T, 4>(r, u, combo);
+static gemv_fn gemv_pick_nt(int nt, int r, int u, int pipe, int combo) {
+    if (nt == 1) return gemv_pick_ru<T, 1>(r, u, pipe, combo);
+    if (nt == 2) return gemv_pick_ru<T, 2>(r, u, pipe, combo);
+    return gemv_pick_ru<T, 4>(r, u, pipe, combo);
 }
 
 static int gemv_nt(int m) { return m <= 1 ? 1 : m == 2 ? 2 : 4; }
@@ -193,8 +219,8 @@ static size_t gemv_smem(int m, int k) { return (size_t)gemv_nt(m) * k * 2 + 32 *
 static gemv_fn gemv_function(llt_dtype dt, int cfg, int combo, int m) {
     const gemv_cfg &g = k_cfgs[cfg];
     int nt = gemv_nt(m);
-    return dt == LLT_DTYPE_BF16 ? gemv_pick_nt<__nv_bfloat16>(nt, g.r, g.u, combo)
-                                : gemv_pick_nt<__half>(nt, g.r, g.u, combo);
+    return dt == LLT_DTYPE_BF16 ? gemv_pick_nt<__nv_bfloat16>(nt, g.r, g.u, g.pipe, combo)
+                                : gemv_pick_nt<__half>(nt, g.r, g.u, g.pipe, combo);
 }
 
 /* Blocks a launch uses: one per r * warps / ks rows. */
@@ -456,10 +482,12 @@ static llt_status tune_linear(llt_cuda_ctx *c, const llt_cuda_linear *a, int com
      * QKV's (the matrix whose blocks the decode attention launches beside) */
     const char *u8 = getenv("LLT_CUDA_GEMV_U8");
     const bool no_u8 = !(u8 && (strcmp(u8, "1") == 0 || (strcmp(u8, "2") == 0 && combo != COMBO_NORM_QKV)));
+    const char *pv = getenv("LLT_CUDA_GEMV_PIPE");
+    const bool no_pipe = !(pv && strcmp(pv, "1") == 0);
     *choice = 0;
     for (int i = 0; i < N_CFG; i++) {
         t[i] = 1e30f;
-        if (no_u8 && k_cfgs[i].u == 8) continue;
+        if ((no_u8 && k_cfgs[i].u == 8) || (no_pipe && k_cfgs[i].pipe)) continue;
         LLT_TRY(llt_time_ms(
             c, 5, [&]() -> llt_status { return flush_l2(c, err); },
             [&]() -> llt_status { return gemv_launch(c, a->dtype, i, combo, p, err); }, &t[i], err));
