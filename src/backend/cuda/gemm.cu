@@ -171,20 +171,28 @@ struct gemv_cfg {
 /* Index 0 is the default when tuning is off. One block per r * warps / ks rows.
  * (A persistent variant, blocks striding over row units with x staged once per block, was
  * measured slower in decode steps: more registers, no gain in balance; see bench/RESULTS.md.) */
-/* The last two (U = 8: for k = 2048 a warp's whole share of W in one batch, requested before
+/* The two U = 8 entries (for k = 2048 a warp's whole share of W in one batch, requested before
  * the PDL wait) win isolated timings of the QKV matrix but not decode steps on the H100
  * (bench/notes-cuda-latency.md): their 100 registers a thread leave no room for the
  * attention blocks that launch beside QKV. Autotuning skips them unless LLT_CUDA_GEMV_U8=1 (or =2:
- * every matrix but QKV);
- * the forced path (tests) runs every entry. */
+ * every matrix but QKV); the forced path (tests) runs every entry. */
 /* The pipelined ones (PIPE, the last three; LLT_CUDA_GEMV_PIPE=0 leaves them out of autotuning)
  * win the decode step on the H100: llama3.1-8b f16 tg 174.3 -> 179.0 tok/s (87.5 -> 89.9 % of
  * copy), llama2-7b f16 +1.5 %, bf16 +1.2 %, llama3.2-1b +1.4 % (bench/RESULTS.md). */
-static const gemv_cfg k_cfgs[] = {{2, 4, 8, 1, 0}, {2, 2, 8, 1, 0}, {4, 2, 8, 1, 0}, {2, 4, 8, 2, 0},
+static constexpr gemv_cfg k_cfgs[] = {{2, 4, 8, 1, 0}, {2, 2, 8, 1, 0}, {4, 2, 8, 1, 0}, {2, 4, 8, 2, 0},
                                   {2, 2, 8, 4, 0}, {4, 2, 8, 4, 0}, {2, 2, 8, 8, 0}, {4, 2, 4, 2, 0},
                                   {2, 8, 8, 1, 0}, {2, 8, 4, 1, 0}, {2, 2, 8, 1, 1}, {2, 4, 8, 1, 1},
                                   {2, 2, 8, 2, 1}};
 enum { N_CFG = sizeof k_cfgs / sizeof k_cfgs[0] };
+/* gemv_pick_ru instantiates R 2 with U 2, 4, 8 (pipelined: U 2, 4) and R 4 with U 2 only; gemv_blocks
+ * counts rows by the table, so an entry outside these would launch the wrong grid */
+static constexpr bool cfgs_instantiated(int i) {
+    return i == N_CFG ? true
+                      : ((k_cfgs[i].r == 2 && (k_cfgs[i].u == 2 || k_cfgs[i].u == 4 || (k_cfgs[i].u == 8 && !k_cfgs[i].pipe))) ||
+                         (k_cfgs[i].r == 4 && k_cfgs[i].u == 2 && !k_cfgs[i].pipe)) &&
+                            cfgs_instantiated(i + 1);
+}
+static_assert(cfgs_instantiated(0), "k_cfgs: an (r, u, pipe) that gemv_pick_ru does not instantiate");
 
 template <typename T, int NT, int R, int U, bool PIPE = false>
 static gemv_fn gemv_pick_combo(int combo) {
