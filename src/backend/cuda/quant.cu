@@ -1533,6 +1533,15 @@ template <> struct qmd<LLT_DTYPE_Q4_K> { /* chunk t of the payload: sub-blocks 2
         stride = (t & 1) ? META : PAY; /* a lane quad's 128 bytes of a row are one line; t odd: the scales */
         return (t & 1) ? meta : pay;
     }
+    /* window kb's loads of what slab B (mmas 4 B .. 4 B + 3) was the last to use: the scales
+     * after 0 (prep read them), p0 after 2, p1 after 3 */
+    template <int B>
+    static __device__ __forceinline__ void refill(raw &r, const uint8_t *pay, const uint8_t *meta, int kb, int t) {
+        const uint8_t *pb = pay + (size_t)kb * PAY + 32 * t;
+        if (B == 0) r.meta = __ldg(reinterpret_cast<const uint4 *>(meta + (size_t)kb * META));
+        if (B == 2) r.p0 = ld_stream16(pb);
+        if (B == 3) r.p1 = ld_stream16(pb + 16);
+    }
 };
 template <> struct qmd<LLT_DTYPE_Q8_0> { /* blocks 2t (mmas 0..7) and 2t + 1 (8..15) of the window */
     static constexpr int PAY = 256, META = 16;
@@ -1562,6 +1571,11 @@ template <> struct qmd<LLT_DTYPE_Q8_0> { /* blocks 2t (mmas 0..7) and 2t + 1 (8.
     static __device__ __forceinline__ const uint8_t *pf(const uint8_t *pay, const uint8_t *, int t, int &stride) {
         stride = PAY; /* the window's two payload lines (the scales: one line per 8 windows) */
         return pay + 128 * (t & 1);
+    }
+    template <int B> /* slab B used p[B] alone (and prep the scales before slab 0) */
+    static __device__ __forceinline__ void refill(raw &r, const uint8_t *pay, const uint8_t *meta, int kb, int t) {
+        if (B == 0) r.d = __ldg(reinterpret_cast<const unsigned *>(meta + (size_t)kb * META + 4 * t));
+        r.p[B] = ld_stream16(pay + (size_t)kb * PAY + 64 * t + 16 * B);
     }
 };
 template <> struct qmd<LLT_DTYPE_Q6_K> { /* half h = t / 2: ql bytes [64 h, + 64) (t odd: high
@@ -1605,6 +1619,19 @@ template <> struct qmd<LLT_DTYPE_Q6_K> { /* half h = t / 2: ql bytes [64 h, + 64
         stride = PAY; /* ql of half 0, then ql of half 1 + qh (the scales share the payload's line rate) */
         return pay + 128 * (t & 1);
     }
+    template <int B> /* slab B was the last to use l[B] (the scales: prep, before slab 0; h[0]: slabs 0, 2; h[1]: 1, 3) */
+    static __device__ __forceinline__ void refill(raw &r, const uint8_t *pay, const uint8_t *meta, int kb, int t) {
+        const int h = t >> 1;
+        const uint8_t *pb = pay + (size_t)kb * PAY, *mb = meta + (size_t)kb * META;
+        if (B == 0) {
+            const unsigned short *ms = reinterpret_cast<const unsigned short *>(mb + 8 * h + 4 * (t & 1));
+            r.s4 = __ldg(ms) | (unsigned)__ldg(ms + 1) << 16;
+            r.d = __ldg(reinterpret_cast<const unsigned short *>(mb + 16));
+        }
+        r.l[B] = ld_stream16(pb + 64 * h + 16 * B);
+        if (B == 2) r.h[0] = ld_stream16(pb + 128 + 32 * h);
+        if (B == 3) r.h[1] = ld_stream16(pb + 144 + 32 * h);
+    }
 };
 
 struct qm_args {
@@ -1614,6 +1641,9 @@ struct qm_args {
     int ldy;
     int half_out, add, atomic;
     int units; /* > 0: stream-K, block b takes work units [b U / G, (b + 1) U / G) of U = row blocks x super-blocks */
+    int roll;  /* qgemm_kernel at TN >= 128: the next window's loads slab by slab (qmd::refill), else all after
+                * the last slab (LLT_CUDA_QGEMM_ROLL=0; the 64-token blocks always: with the rolling loads 64
+                * sequences of llama2-7b q8_0 ran 7 % slower on the H100, bench/RESULTS.md issue 20) */
 };
 
 /* RW row tiles of 16 per warp: RW = 2 reuses each x fragment read from shared memory for two
@@ -1781,8 +1811,12 @@ __global__ void __launch_bounds__(32 * W, RW == 1 && W == 8 ? 2 : 1) qmma_kernel
  * issue 20), else filled by 4-byte cp.async (XP false; lane l of a warp: bytes 128 (l / 8) + 4
  * (l % 8) of the token's 128-byte piece, to chunk l % 8 at 4 (l / 8) of its row, chunk swizzled
  * by the token). QG_ST slabs in flight, QG_ST - 2 ahead of the products, one slab's products
- * (two m64n128k16 per step) left running while the next slab decodes. k splits over blockIdx.z
- * add with atomics (y zeroed first unless ADD). */
+ * (two m64n128k16 per step) left running while the next slab decodes. The weights' register loads
+ * run a window (256 k) ahead: with 256-token blocks a slab's registers are reloaded with the next
+ * window's as soon as it is decoded (qmd::refill: the loads then have a whole window of products
+ * to land in; m = 512 on the H100 up to 8 % faster, bench/RESULTS.md issue 20), else all of them
+ * after the window's last slab. k splits over blockIdx.z add with atomics (y zeroed first unless
+ * ADD). */
 #define QG_ST 4
 
 /* y [m, n] (row stride ldy, float32) zeroed by the image kernels below before a launch with k
@@ -1954,7 +1988,9 @@ __global__ void __launch_bounds__(256, MB) qgemm_kernel(const llt_cuda_qmat q, c
         unsigned a01[2], a23[2];                                                                                       \
         _Pragma("unroll") for (int r = 0; r < 2; r++) D::pair(cur[r], sc[r], t, 4 * (B) + j, a01[r], a23[r]);         \
         A[j][0] = a01[0], A[j][1] = a01[1], A[j][2] = a23[0], A[j][3] = a23[1];                                        \
-    }
+    }                                                                                                                  \
+    if (TN >= 128 && a.roll && kb + 1 < kb1)                                                                           \
+        _Pragma("unroll") for (int r = 0; r < 2; r++) D::template refill<B>(cur[r], wr[r].pay, wr[r].meta, kb + 1, t);
         switch (b) {
         case 0: QG_DECODE(0) break;
         case 1: QG_DECODE(1) break;
@@ -1962,7 +1998,7 @@ __global__ void __launch_bounds__(256, MB) qgemm_kernel(const llt_cuda_qmat q, c
         default: QG_DECODE(3) break;
         }
 #undef QG_DECODE
-        if (b == 3 && kb + 1 < kb1) /* the next window's loads, as soon as this one is decoded */
+        if (!(TN >= 128 && a.roll) && b == 3 && kb + 1 < kb1) /* the next window's loads, once this one is decoded */
 #pragma unroll
             for (int r = 0; r < 2; r++) cur[r] = D::load(wr[r].pay, wr[r].meta, kb + 1, t);
         const unsigned xs = sbase + (sl % QG_ST) * SLAB;
@@ -2136,7 +2172,7 @@ static llt_status qmma_run(llt_cuda_ctx *c, const llt_cuda_linear *a, const void
         else CUDA_TRY(cudaMemset2DAsync(y, (size_t)ldy * 4, 0, (size_t)a->n * 4, (size_t)a->m, c->stream), err);
     }
     const qm_args qa = {(const __half *)x, ldx,       a->m,          per,           y, ldy, half_out ? 1 : 0,
-                        add ? 1 : 0,       atomic ? 1 : 0, sk > 0 ? bx * nkb : 0};
+                        add ? 1 : 0,       atomic ? 1 : 0, sk > 0 ? bx * nkb : 0, 0};
     const size_t smem = (size_t)QMMA_STAGES * 8 * nt * 512;
     const dim3 grid(sk > 0 ? (unsigned)sk : (unsigned)bx, sk > 0 ? 1u : (unsigned)split), block(32 * wp);
 #define QMMA_GO(T, NT, RW, PF, BH, W)                                                                                  \
@@ -2273,7 +2309,8 @@ static llt_status qgemm_launch(llt_cuda_ctx *c, const llt_cuda_qmat &q, int32_t 
         if (ldy == q.n) CUDA_TRY(cudaMemsetAsync(y, 0, (size_t)m * q.n * 4, c->stream), err);
         else CUDA_TRY(cudaMemset2DAsync(y, (size_t)ldy * 4, 0, (size_t)q.n * 4, (size_t)m, c->stream), err);
     }
-    const qm_args qa = {(const __half *)x, ldx, m, per, y, ldy, half_out ? 1 : 0, add ? 1 : 0, atomic ? 1 : 0, 0};
+    static const int roll = env_int("LLT_CUDA_QGEMM_ROLL", 1, 0, 1);
+    const qm_args qa = {(const __half *)x, ldx, m, per, y, ldy, half_out ? 1 : 0, add ? 1 : 0, atomic ? 1 : 0, 0, roll};
     const dim3 grid((unsigned)bx, (unsigned)by, (unsigned)split), block(256);
     const llt_dtype type = q.seg[0].type;
 #define QG_GO2(T, XP, TN, MB)                                                                                          \
