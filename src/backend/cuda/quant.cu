@@ -1497,7 +1497,9 @@ __device__ __forceinline__ void qm_mma(float (&d)[4], unsigned a0, unsigned a1, 
  * of every 256-element window (a super-block, or 8 Q8_0 blocks) of its two rows; for mma s
  * (0..15) it needs the f16 pairs of elements 64 t + 4 s + {0, 1} (a01) and + {2, 3} (a23).
  * raw: one row's loads for a window (issued before any use); sc: its scales as f16 pairs;
- * PAY / META: bytes of a window; pf: what lane quad t asks the L2 for (t & 1: the second line). */
+ * PAY / META: bytes of a window; pf: what lane quad t asks the L2 for (t & 1: the second line);
+ * refill<B>: window kb's loads of the registers that slab B (mmas 4 B .. 4 B + 3) is the last to
+ * read; the four together (qmd_load) are a whole window's. */
 template <int TYPE> struct qmd;
 template <> struct qmd<LLT_DTYPE_Q4_K> { /* chunk t of the payload: sub-blocks 2t (low nibbles), 2t + 1 */
     static constexpr int PAY = 128, META = 16;
@@ -1507,13 +1509,6 @@ template <> struct qmd<LLT_DTYPE_Q4_K> { /* chunk t of the payload: sub-blocks 2
     struct sc {
         __half2 sl, bl, sh, bh;
     };
-    static __device__ __forceinline__ raw load(const uint8_t *pay, const uint8_t *meta, int kb, int t) {
-        raw r;
-        const uint8_t *pb = pay + (size_t)kb * PAY + 32 * t;
-        r.p0 = ld_stream16(pb), r.p1 = ld_stream16(pb + 16);
-        r.meta = __ldg(reinterpret_cast<const uint4 *>(meta + (size_t)kb * META));
-        return r;
-    }
     static __device__ __forceinline__ sc prep(const raw &r, int t) {
         const uint4 mt = r.meta;
         int s0, s1, m0, m1;
@@ -1533,9 +1528,7 @@ template <> struct qmd<LLT_DTYPE_Q4_K> { /* chunk t of the payload: sub-blocks 2
         stride = (t & 1) ? META : PAY; /* a lane quad's 128 bytes of a row are one line; t odd: the scales */
         return (t & 1) ? meta : pay;
     }
-    /* window kb's loads of what slab B (mmas 4 B .. 4 B + 3) was the last to use: the scales
-     * after 0 (prep read them), p0 after 2, p1 after 3 */
-    template <int B>
+    template <int B> /* the scales after slab 0 (prep read them before it), p0 after 2, p1 after 3 */
     static __device__ __forceinline__ void refill(raw &r, const uint8_t *pay, const uint8_t *meta, int kb, int t) {
         const uint8_t *pb = pay + (size_t)kb * PAY + 32 * t;
         if (B == 0) r.meta = __ldg(reinterpret_cast<const uint4 *>(meta + (size_t)kb * META));
@@ -1552,14 +1545,6 @@ template <> struct qmd<LLT_DTYPE_Q8_0> { /* blocks 2t (mmas 0..7) and 2t + 1 (8.
     struct sc {
         __half2 d0, d1;
     };
-    static __device__ __forceinline__ raw load(const uint8_t *pay, const uint8_t *meta, int kb, int t) {
-        raw r;
-        const uint8_t *pb = pay + (size_t)kb * PAY + 64 * t;
-#pragma unroll
-        for (int i = 0; i < 4; i++) r.p[i] = ld_stream16(pb + 16 * i);
-        r.d = __ldg(reinterpret_cast<const unsigned *>(meta + (size_t)kb * META + 4 * t));
-        return r;
-    }
     static __device__ __forceinline__ sc prep(const raw &r, int) {
         return {bits_h2((r.d & 0xffffu) | r.d << 16), bits_h2((r.d >> 16) | (r.d & 0xffff0000u))};
     }
@@ -1588,18 +1573,6 @@ template <> struct qmd<LLT_DTYPE_Q6_K> { /* half h = t / 2: ql bytes [64 h, + 64
     struct sc {
         __half2 s[4];
     };
-    static __device__ __forceinline__ raw load(const uint8_t *pay, const uint8_t *meta, int kb, int t) {
-        raw r;
-        const int h = t >> 1;
-        const uint8_t *pb = pay + (size_t)kb * PAY, *mb = meta + (size_t)kb * META;
-#pragma unroll
-        for (int i = 0; i < 4; i++) r.l[i] = ld_stream16(pb + 64 * h + 16 * i);
-        r.h[0] = ld_stream16(pb + 128 + 32 * h), r.h[1] = ld_stream16(pb + 144 + 32 * h);
-        const unsigned short *ms = reinterpret_cast<const unsigned short *>(mb + 8 * h + 4 * (t & 1)); /* 2-aligned */
-        r.s4 = __ldg(ms) | (unsigned)__ldg(ms + 1) << 16;
-        r.d = __ldg(reinterpret_cast<const unsigned short *>(mb + 16));
-        return r;
-    }
     static __device__ __forceinline__ sc prep(const raw &r, int) {
         const float d = h2f_bits(r.d);
         sc c;
@@ -1624,7 +1597,7 @@ template <> struct qmd<LLT_DTYPE_Q6_K> { /* half h = t / 2: ql bytes [64 h, + 64
         const int h = t >> 1;
         const uint8_t *pb = pay + (size_t)kb * PAY, *mb = meta + (size_t)kb * META;
         if (B == 0) {
-            const unsigned short *ms = reinterpret_cast<const unsigned short *>(mb + 8 * h + 4 * (t & 1));
+            const unsigned short *ms = reinterpret_cast<const unsigned short *>(mb + 8 * h + 4 * (t & 1)); /* 2-aligned */
             r.s4 = __ldg(ms) | (unsigned)__ldg(ms + 1) << 16;
             r.d = __ldg(reinterpret_cast<const unsigned short *>(mb + 16));
         }
@@ -1633,6 +1606,15 @@ template <> struct qmd<LLT_DTYPE_Q6_K> { /* half h = t / 2: ql bytes [64 h, + 64
         if (B == 3) r.h[1] = ld_stream16(pb + 144 + 32 * h);
     }
 };
+
+/* one row's loads for window kb: every slab's refill */
+template <typename D>
+__device__ __forceinline__ typename D::raw qmd_load(const uint8_t *pay, const uint8_t *meta, int kb, int t) {
+    typename D::raw r;
+    D::template refill<0>(r, pay, meta, kb, t), D::template refill<1>(r, pay, meta, kb, t);
+    D::template refill<2>(r, pay, meta, kb, t), D::template refill<3>(r, pay, meta, kb, t);
+    return r;
+}
 
 struct qm_args {
     const __half *x;
@@ -1664,7 +1646,7 @@ __device__ __forceinline__ void qm_segment(const llt_cuda_qmat &q, const qm_args
     typename D::raw cur[RR];
     if (live && kb0 < kb1)
 #pragma unroll
-        for (int i = 0; i < RR; i++) cur[i] = D::load(wr[i].pay, wr[i].meta, kb0, t);
+        for (int i = 0; i < RR; i++) cur[i] = qmd_load<D>(wr[i].pay, wr[i].meta, kb0, t);
     /* the register loads run one super-block ahead; the L2 gets the payload QM_AHEAD ahead (the
      * decoder says which line lane quad t asks for) */
     const qrow pr = (t >> 1) ? wr[1] : wr[0], pr2 = (t >> 1) ? wr[RR - 1] : wr[RR - 2];
@@ -1708,10 +1690,10 @@ __device__ __forceinline__ void qm_segment(const llt_cuda_qmat &q, const qm_args
         typename D::raw nxt[RR];
         if (!PF && kb > kb0)
 #pragma unroll
-            for (int r = 0; r < RR; r++) cur[r] = D::load(wr[r].pay, wr[r].meta, kb, t);
+            for (int r = 0; r < RR; r++) cur[r] = qmd_load<D>(wr[r].pay, wr[r].meta, kb, t);
         if (PF && kb + 1 < kb1)
 #pragma unroll
-            for (int r = 0; r < RR; r++) nxt[r] = D::load(wr[r].pay, wr[r].meta, kb + 1, t);
+            for (int r = 0; r < RR; r++) nxt[r] = qmd_load<D>(wr[r].pay, wr[r].meta, kb + 1, t);
         typename D::sc sc[RR];
 #pragma unroll
         for (int r = 0; r < RR; r++) sc[r] = D::prep(cur[r], t);
@@ -1907,10 +1889,11 @@ __global__ void __launch_bounds__(256, MB) qgemm_kernel(const llt_cuda_qmat q, c
 #pragma unroll
     for (int i = 0; i < 2; i++) wr[i] = row_of(q, min(r0 + g + 8 * i, n - 1));
     using D = qmd<TYPE>;
+    const bool roll = TN >= 128 && a.roll; /* the next window's loads slab by slab (qm_args::roll) */
     typename D::raw cur[2];
     if (live && kb0 < kb1)
 #pragma unroll
-        for (int i = 0; i < 2; i++) cur[i] = D::load(wr[i].pay, wr[i].meta, kb0, t);
+        for (int i = 0; i < 2; i++) cur[i] = qmd_load<D>(wr[i].pay, wr[i].meta, kb0, t);
     const qrow pr = (t >> 1) ? wr[1] : wr[0];
     int pfs;
     const uint8_t *pf = D::pf(pr.pay, pr.meta, t, pfs);
@@ -1989,7 +1972,7 @@ __global__ void __launch_bounds__(256, MB) qgemm_kernel(const llt_cuda_qmat q, c
         _Pragma("unroll") for (int r = 0; r < 2; r++) D::pair(cur[r], sc[r], t, 4 * (B) + j, a01[r], a23[r]);         \
         A[j][0] = a01[0], A[j][1] = a01[1], A[j][2] = a23[0], A[j][3] = a23[1];                                        \
     }                                                                                                                  \
-    if (TN >= 128 && a.roll && kb + 1 < kb1)                                                                           \
+    if (roll && kb + 1 < kb1)                                                                                          \
         _Pragma("unroll") for (int r = 0; r < 2; r++) D::template refill<B>(cur[r], wr[r].pay, wr[r].meta, kb + 1, t);
         switch (b) {
         case 0: QG_DECODE(0) break;
@@ -1998,9 +1981,9 @@ __global__ void __launch_bounds__(256, MB) qgemm_kernel(const llt_cuda_qmat q, c
         default: QG_DECODE(3) break;
         }
 #undef QG_DECODE
-        if (!(TN >= 128 && a.roll) && b == 3 && kb + 1 < kb1) /* the next window's loads, once this one is decoded */
+        if (!roll && b == 3 && kb + 1 < kb1) /* the next window's loads, once this one is decoded */
 #pragma unroll
-            for (int r = 0; r < 2; r++) cur[r] = D::load(wr[r].pay, wr[r].meta, kb + 1, t);
+            for (int r = 0; r < 2; r++) cur[r] = qmd_load<D>(wr[r].pay, wr[r].meta, kb + 1, t);
         const unsigned xs = sbase + (sl % QG_ST) * SLAB;
         wg_fence();
 #pragma unroll
