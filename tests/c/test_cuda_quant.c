@@ -480,10 +480,12 @@ static void bench_qgemm(void) {
     static const int shp[][2] = {{22016, 4096}, {4096, 11008}, {12288, 4096}, {4096, 4096}};
     const char *mv = getenv("LLT_BENCH_M");
     const int m = mv && atoi(mv) > 0 ? atoi(mv) : 512;
+    const char *only_t = getenv("LLT_BENCH_QTYPE"); /* one type (e.g. q8_0: a profiler's launch counts) */
     for (size_t ti = 0; ti < 3; ti++)
         for (int si = 0; si < 4; si++) {
             const llt_dtype t = ts[ti];
             const int n = shp[si][0], k = shp[si][1];
+            if (only_t && strcmp(only_t, llt_dtype_name(t)) != 0) continue;
             llt_cuda_qmat q = rand_dev_qmat(t, n, k);
             const llt_cuda_qseg sg = q.seg[0];
             llt_error err = {0};
