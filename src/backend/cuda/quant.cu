@@ -1500,6 +1500,18 @@ __device__ __forceinline__ void qm_mma(float (&d)[4], unsigned a0, unsigned a1, 
  * PAY / META: bytes of a window; pf: what lane quad t asks the L2 for (t & 1: the second line);
  * refill<B>: window kb's loads of the registers that slab B (mmas 4 B .. 4 B + 3) is the last to
  * read; the four together (qmd_load) are a whole window's. */
+/* a weight's 16-byte load in the tensor-core kernels: L1 = false bypasses L1 (ld_stream16); true
+ * allocates in L1 (a lane quad's four loads of a row each use half of four 32-byte sectors, the
+ * other halves come with the next load: with L1 those are hits, not a second L2 request) */
+template <bool L1> __device__ __forceinline__ uint4 qld16(const void *p) {
+    if constexpr (L1) {
+        uint4 v;
+        asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+        return v;
+    } else {
+        return ld_stream16(p);
+    }
+}
 template <int TYPE> struct qmd;
 template <> struct qmd<LLT_DTYPE_Q4_K> { /* chunk t of the payload: sub-blocks 2t (low nibbles), 2t + 1 */
     static constexpr int PAY = 128, META = 16;
@@ -1528,12 +1540,12 @@ template <> struct qmd<LLT_DTYPE_Q4_K> { /* chunk t of the payload: sub-blocks 2
         stride = (t & 1) ? META : PAY; /* a lane quad's 128 bytes of a row are one line; t odd: the scales */
         return (t & 1) ? meta : pay;
     }
-    template <int B> /* the scales after slab 0 (prep read them before it), p0 after 2, p1 after 3 */
+    template <int B, bool L1 = false> /* the scales after slab 0 (prep read them before it), p0 after 2, p1 after 3 */
     static __device__ __forceinline__ void refill(raw &r, const uint8_t *pay, const uint8_t *meta, int kb, int t) {
         const uint8_t *pb = pay + (size_t)kb * PAY + 32 * t;
         if (B == 0) r.meta = __ldg(reinterpret_cast<const uint4 *>(meta + (size_t)kb * META));
-        if (B == 2) r.p0 = ld_stream16(pb);
-        if (B == 3) r.p1 = ld_stream16(pb + 16);
+        if (B == 2) r.p0 = qld16<L1>(pb);
+        if (B == 3) r.p1 = qld16<L1>(pb + 16);
     }
 };
 template <> struct qmd<LLT_DTYPE_Q8_0> { /* blocks 2t (mmas 0..7) and 2t + 1 (8..15) of the window */
@@ -1557,10 +1569,10 @@ template <> struct qmd<LLT_DTYPE_Q8_0> { /* blocks 2t (mmas 0..7) and 2t + 1 (8.
         stride = PAY; /* the window's two payload lines (the scales: one line per 8 windows) */
         return pay + 128 * (t & 1);
     }
-    template <int B> /* slab B used p[B] alone (and prep the scales before slab 0) */
+    template <int B, bool L1 = false> /* slab B used p[B] alone (and prep the scales before slab 0) */
     static __device__ __forceinline__ void refill(raw &r, const uint8_t *pay, const uint8_t *meta, int kb, int t) {
         if (B == 0) r.d = __ldg(reinterpret_cast<const unsigned *>(meta + (size_t)kb * META + 4 * t));
-        r.p[B] = ld_stream16(pay + (size_t)kb * PAY + 64 * t + 16 * B);
+        r.p[B] = qld16<L1>(pay + (size_t)kb * PAY + 64 * t + 16 * B);
     }
 };
 template <> struct qmd<LLT_DTYPE_Q6_K> { /* half h = t / 2: ql bytes [64 h, + 64) (t odd: high
@@ -1592,7 +1604,7 @@ template <> struct qmd<LLT_DTYPE_Q6_K> { /* half h = t / 2: ql bytes [64 h, + 64
         stride = PAY; /* ql of half 0, then ql of half 1 + qh (the scales share the payload's line rate) */
         return pay + 128 * (t & 1);
     }
-    template <int B> /* slab B was the last to use l[B] (the scales: prep, before slab 0; h[0]: slabs 0, 2; h[1]: 1, 3) */
+    template <int B, bool L1 = false> /* slab B was the last to use l[B] (the scales: prep, before slab 0; h[0]: slabs 0, 2; h[1]: 1, 3) */
     static __device__ __forceinline__ void refill(raw &r, const uint8_t *pay, const uint8_t *meta, int kb, int t) {
         const int h = t >> 1;
         const uint8_t *pb = pay + (size_t)kb * PAY, *mb = meta + (size_t)kb * META;
@@ -1601,18 +1613,31 @@ template <> struct qmd<LLT_DTYPE_Q6_K> { /* half h = t / 2: ql bytes [64 h, + 64
             r.s4 = __ldg(ms) | (unsigned)__ldg(ms + 1) << 16;
             r.d = __ldg(reinterpret_cast<const unsigned short *>(mb + 16));
         }
-        r.l[B] = ld_stream16(pb + 64 * h + 16 * B);
-        if (B == 2) r.h[0] = ld_stream16(pb + 128 + 32 * h);
-        if (B == 3) r.h[1] = ld_stream16(pb + 144 + 32 * h);
+        r.l[B] = qld16<L1>(pb + 64 * h + 16 * B);
+        if (B == 2) r.h[0] = qld16<L1>(pb + 128 + 32 * h);
+        if (B == 3) r.h[1] = qld16<L1>(pb + 144 + 32 * h);
+    }
+};
+
+/* Q8_0 with the scales' f16 pairs made where each step uses them (one PRMT) instead of held in
+ * registers across the window: qgemm_kernel's VAR bit 1, the 64-token blocks (two blocks a
+ * multiprocessor, 128 registers: spills 32 -> 16 bytes; H100 q8_0 m = 64 kernels 1-4 % faster) */
+struct qmd8p : qmd<LLT_DTYPE_Q8_0> {
+    struct sc {};
+    static __device__ __forceinline__ sc prep(const raw &, int) { return {}; }
+    static __device__ __forceinline__ void pair(const raw &r, const sc &, int, int s, unsigned &a01, unsigned &a23) {
+        const uint4 &pc = r.p[s >> 2];
+        const unsigned w = (s & 3) == 0 ? pc.x : (s & 3) == 1 ? pc.y : (s & 3) == 2 ? pc.z : pc.w;
+        qi_pairs(w ^ 0x80808080u, bits_h2(0x64806480u), bits_h2(__byte_perm(r.d, 0u, s < 8 ? 0x1010u : 0x3232u)), a01, a23);
     }
 };
 
 /* one row's loads for window kb: every slab's refill */
-template <typename D>
+template <typename D, bool L1 = false>
 __device__ __forceinline__ typename D::raw qmd_load(const uint8_t *pay, const uint8_t *meta, int kb, int t) {
     typename D::raw r;
-    D::template refill<0>(r, pay, meta, kb, t), D::template refill<1>(r, pay, meta, kb, t);
-    D::template refill<2>(r, pay, meta, kb, t), D::template refill<3>(r, pay, meta, kb, t);
+    D::template refill<0, L1>(r, pay, meta, kb, t), D::template refill<1, L1>(r, pay, meta, kb, t);
+    D::template refill<2, L1>(r, pay, meta, kb, t), D::template refill<3, L1>(r, pay, meta, kb, t);
     return r;
 }
 
@@ -1873,7 +1898,7 @@ __global__ void __launch_bounds__(256) qg_norm_xperm_kernel(const float *x, int 
     pdl_trigger();
 }
 
-template <int TYPE, bool XP, int TN, int MB>
+template <int TYPE, bool XP, int TN, int MB, int VAR = 0>
 __global__ void __launch_bounds__(256, MB) qgemm_kernel(const llt_cuda_qmat q, const qm_args a,
                                                                      const uint8_t *xp) {
     constexpr int SLAB = TN * 128, NH = TN >= 128 ? TN / 128 : 1, AW = TN >= 128 ? 64 : TN / 2;
@@ -1888,12 +1913,15 @@ __global__ void __launch_bounds__(256, MB) qgemm_kernel(const llt_cuda_qmat q, c
     qrow wr[2];
 #pragma unroll
     for (int i = 0; i < 2; i++) wr[i] = row_of(q, min(r0 + g + 8 * i, n - 1));
-    using D = qmd<TYPE>;
+    /* VAR: bit 0 the weights' loads allocate in L1 (qld16: the 256-token blocks), bit 1 Q8_0's
+     * scales made at each use (qmd8p: the 64-token blocks); LLT_CUDA_QGEMM_VAR=0 neither */
+    constexpr bool L1 = VAR & 1;
+    using D = std::conditional_t<(VAR & 2) && TYPE == LLT_DTYPE_Q8_0, qmd8p, qmd<TYPE>>;
     const bool roll = TN >= 128 && a.roll; /* the next window's loads slab by slab (qm_args::roll) */
     typename D::raw cur[2];
     if (live && kb0 < kb1)
 #pragma unroll
-        for (int i = 0; i < 2; i++) cur[i] = qmd_load<D>(wr[i].pay, wr[i].meta, kb0, t);
+        for (int i = 0; i < 2; i++) cur[i] = qmd_load<D, L1>(wr[i].pay, wr[i].meta, kb0, t);
     const qrow pr = (t >> 1) ? wr[1] : wr[0];
     int pfs;
     const uint8_t *pf = D::pf(pr.pay, pr.meta, t, pfs);
@@ -1973,7 +2001,7 @@ __global__ void __launch_bounds__(256, MB) qgemm_kernel(const llt_cuda_qmat q, c
         A[j][0] = a01[0], A[j][1] = a01[1], A[j][2] = a23[0], A[j][3] = a23[1];                                        \
     }                                                                                                                  \
     if (roll && kb + 1 < kb1)                                                                                          \
-        _Pragma("unroll") for (int r = 0; r < 2; r++) D::template refill<B>(cur[r], wr[r].pay, wr[r].meta, kb + 1, t);
+        _Pragma("unroll") for (int r = 0; r < 2; r++) D::template refill<B, L1>(cur[r], wr[r].pay, wr[r].meta, kb + 1, t);
         switch (b) {
         case 0: QG_DECODE(0) break;
         case 1: QG_DECODE(1) break;
@@ -1983,7 +2011,7 @@ __global__ void __launch_bounds__(256, MB) qgemm_kernel(const llt_cuda_qmat q, c
 #undef QG_DECODE
         if (!roll && b == 3 && kb + 1 < kb1) /* the next window's loads, once this one is decoded */
 #pragma unroll
-            for (int r = 0; r < 2; r++) cur[r] = qmd_load<D>(wr[r].pay, wr[r].meta, kb + 1, t);
+            for (int r = 0; r < 2; r++) cur[r] = qmd_load<D, L1>(wr[r].pay, wr[r].meta, kb + 1, t);
         const unsigned xs = sbase + (sl % QG_ST) * SLAB;
         wg_fence();
 #pragma unroll
@@ -2296,17 +2324,20 @@ static llt_status qgemm_launch(llt_cuda_ctx *c, const llt_cuda_qmat &q, int32_t 
     const qm_args qa = {(const __half *)x, ldx, m, per, y, ldy, half_out ? 1 : 0, add ? 1 : 0, atomic ? 1 : 0, 0, roll};
     const dim3 grid((unsigned)bx, (unsigned)by, (unsigned)split), block(256);
     const llt_dtype type = q.seg[0].type;
-#define QG_GO2(T, XP, TN, MB)                                                                                          \
+    static const int var = env_int("LLT_CUDA_QGEMM_VAR", 3, 0, 3); /* qgemm_kernel's VAR bits, 0: neither */
+#define QG_GO2(T, XP, TN, MB, V)                                                                                       \
     do {                                                                                                               \
         const size_t smem = (size_t)QG_ST * TN * 128 + 1024;                                                           \
-        LLT_TRY(llt_smem_optin(c, qgemm_kernel<T, XP, TN, MB>, smem, err));                                            \
-        return llt_launch(c, qgemm_kernel<T, XP, TN, MB>, grid, block, smem, err, q, qa, xp);                           \
+        LLT_TRY(llt_smem_optin(c, qgemm_kernel<T, XP, TN, MB, V>, smem, err));                                         \
+        return llt_launch(c, qgemm_kernel<T, XP, TN, MB, V>, grid, block, smem, err, q, qa, xp);                        \
     } while (0)
 #define QG_GO(T, MB64)                                                                                                 \
     do {                                                                                                               \
-        if (tn == 64) QG_GO2(T, true, 64, MB64);                                                                       \
-        if (xp) QG_GO2(T, true, 256, 1);                                                                               \
-        QG_GO2(T, false, 256, 1);                                                                                      \
+        if (tn == 64 && (var & 2) && T == LLT_DTYPE_Q8_0) QG_GO2(T, true, 64, MB64, 2);                                \
+        if (tn == 64) QG_GO2(T, true, 64, MB64, 0);                                                                    \
+        if (xp && (var & 1)) QG_GO2(T, true, 256, 1, 1);                                                               \
+        if (xp) QG_GO2(T, true, 256, 1, 0);                                                                            \
+        QG_GO2(T, false, 256, 1, 0);                                                                                   \
     } while (0)
     if (type == LLT_DTYPE_Q8_0) QG_GO(LLT_DTYPE_Q8_0, 2);
     if (type == LLT_DTYPE_Q6_K) QG_GO(LLT_DTYPE_Q6_K, 1);
