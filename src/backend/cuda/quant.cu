@@ -2333,7 +2333,7 @@ static llt_status qgemm_launch(llt_cuda_ctx *c, const llt_cuda_qmat &q, int32_t 
     } while (0)
 #define QG_GO(T, MB64)                                                                                                 \
     do {                                                                                                               \
-        if (tn == 64 && (var & 2) && T == LLT_DTYPE_Q8_0) QG_GO2(T, true, 64, MB64, 2);                                \
+        if (tn == 64 && (var & 2)) QG_GO2(T, true, 64, MB64, T == LLT_DTYPE_Q8_0 ? 2 : 0); /* Q8_0's alone */         \
         if (tn == 64) QG_GO2(T, true, 64, MB64, 0);                                                                    \
         if (xp && (var & 1)) QG_GO2(T, true, 256, 1, 1);                                                               \
         if (xp) QG_GO2(T, true, 256, 1, 0);                                                                            \
