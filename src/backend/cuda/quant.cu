@@ -1504,14 +1504,11 @@ __device__ __forceinline__ void qm_mma(float (&d)[4], unsigned a0, unsigned a1, 
  * allocates in L1 (a lane quad's four loads of a row each use half of four 32-byte sectors, the
  * other halves come with the next load: with L1 those are hits, not a second L2 request) */
 template <bool L1> __device__ __forceinline__ uint4 qld16(const void *p) {
-    if constexpr (L1) {
-        uint4 v;
-        asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-        return v;
-    } else {
-        return ld_stream16(p);
-    }
+    if constexpr (L1) return __ldg(reinterpret_cast<const uint4 *>(p));
+    else return ld_stream16(p);
 }
+/* word i (0..3) of a 16-byte load, i known at compile time once unrolled */
+__device__ __forceinline__ unsigned u4_word(const uint4 &v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
 template <int TYPE> struct qmd;
 template <> struct qmd<LLT_DTYPE_Q4_K> { /* chunk t of the payload: sub-blocks 2t (low nibbles), 2t + 1 */
     static constexpr int PAY = 128, META = 16;
@@ -1531,8 +1528,7 @@ template <> struct qmd<LLT_DTYPE_Q4_K> { /* chunk t of the payload: sub-blocks 2
     }
     static __device__ __forceinline__ void pair(const raw &r, const sc &c, int t, int s, unsigned &a01, unsigned &a23) {
         const int wi = s & 7; /* word wi of chunks 2t, 2t + 1 */
-        const uint4 &pc = wi < 4 ? r.p0 : r.p1;
-        const unsigned w = (wi & 3) == 0 ? pc.x : (wi & 3) == 1 ? pc.y : (wi & 3) == 2 ? pc.z : pc.w;
+        const unsigned w = u4_word(wi < 4 ? r.p0 : r.p1, wi & 3);
         if (s < 8) q4_pairs(w & 0x0f0f0f0fu, c.sl, c.bl, a01, a23);
         else q4_pairs((w >> 4) & 0x0f0f0f0fu, c.sh, c.bh, a01, a23);
     }
@@ -1560,10 +1556,10 @@ template <> struct qmd<LLT_DTYPE_Q8_0> { /* blocks 2t (mmas 0..7) and 2t + 1 (8.
     static __device__ __forceinline__ sc prep(const raw &r, int) {
         return {bits_h2((r.d & 0xffffu) | r.d << 16), bits_h2((r.d >> 16) | (r.d & 0xffff0000u))};
     }
+    /* step s's four quants, offset to unsigned (the pairs' f16 bias is 1024 + 128) */
+    static __device__ __forceinline__ unsigned qs(const raw &r, int s) { return u4_word(r.p[s >> 2], s & 3) ^ 0x80808080u; }
     static __device__ __forceinline__ void pair(const raw &r, const sc &c, int, int s, unsigned &a01, unsigned &a23) {
-        const uint4 &pc = r.p[s >> 2];
-        const unsigned w = (s & 3) == 0 ? pc.x : (s & 3) == 1 ? pc.y : (s & 3) == 2 ? pc.z : pc.w;
-        qi_pairs(w ^ 0x80808080u, bits_h2(0x64806480u), s < 8 ? c.d0 : c.d1, a01, a23); /* 1024 + 128 */
+        qi_pairs(qs(r, s), bits_h2(0x64806480u), s < 8 ? c.d0 : c.d1, a01, a23);
     }
     static __device__ __forceinline__ const uint8_t *pf(const uint8_t *pay, const uint8_t *, int t, int &stride) {
         stride = PAY; /* the window's two payload lines (the scales: one line per 8 windows) */
@@ -1626,9 +1622,7 @@ struct qmd8p : qmd<LLT_DTYPE_Q8_0> {
     struct sc {};
     static __device__ __forceinline__ sc prep(const raw &, int) { return {}; }
     static __device__ __forceinline__ void pair(const raw &r, const sc &, int, int s, unsigned &a01, unsigned &a23) {
-        const uint4 &pc = r.p[s >> 2];
-        const unsigned w = (s & 3) == 0 ? pc.x : (s & 3) == 1 ? pc.y : (s & 3) == 2 ? pc.z : pc.w;
-        qi_pairs(w ^ 0x80808080u, bits_h2(0x64806480u), bits_h2(__byte_perm(r.d, 0u, s < 8 ? 0x1010u : 0x3232u)), a01, a23);
+        qi_pairs(qs(r, s), bits_h2(0x64806480u), bits_h2(__byte_perm(r.d, 0u, s < 8 ? 0x1010u : 0x3232u)), a01, a23);
     }
 };
 
