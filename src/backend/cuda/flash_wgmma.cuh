@@ -51,6 +51,15 @@ __device__ __forceinline__ uint64_t wg_desc(unsigned addr, unsigned lbo, unsigne
     return (uint64_t)((addr & 0x3FFFF) >> 4) | ((uint64_t)(lbo >> 4) << 16) | ((uint64_t)(sbo >> 4) << 32) |
            ((uint64_t)1 << 62);
 }
+/* The descriptor of the operand off bytes (a multiple of 16) past d's: one 32-bit add to the start
+ * field, which never carries (shared addresses < 2^18, so the field's 14 bits hold start + off / 16).
+ * Made from d once, a loop's descriptors cost one uniform add each where wg_desc(addr + off, ...)
+ * took four (mask, shift, or, move). qgemm_kernel: 64 sequences of llama2-7b q8_0 +0.9 %, pp512
+ * +1.4 % on the H100; the warp-specialised prefill kernel at hd 64 ran 9 % slower with it at depth
+ * 16384 and keeps wg_desc (bench/RESULTS.md, issue 20). */
+__device__ __forceinline__ uint64_t wg_desc_at(uint64_t d, unsigned off) {
+    return (d & 0xFFFFFFFF00000000ull) | (uint32_t)((uint32_t)d + (off >> 4));
+}
 
 __device__ __forceinline__ void wg_mma_n64_f16(float (&d)[32], const unsigned (&a)[4], uint64_t desc,
                                                int scale_d) {

@@ -2006,15 +2006,15 @@ __global__ void __launch_bounds__(256, MB) qgemm_kernel(const llt_cuda_qmat q, c
         if (!roll && b == 3 && kb + 1 < kb1) /* the next window's loads, once this one is decoded */
 #pragma unroll
             for (int r = 0; r < 2; r++) cur[r] = qmd_load<D, L1>(wr[r].pay, wr[r].meta, kb + 1, t);
-        const unsigned xs = sbase + (sl % QG_ST) * SLAB;
+        const uint64_t xd = wg_desc(sbase + (sl % QG_ST) * SLAB, 16, 1024);
         wg_fence();
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             if constexpr (TN >= 128) {
 #pragma unroll
-                for (int h = 0; h < NH; h++) wg_mma_n128_f16(acc[h], A[j], wg_desc(xs + h * 16384 + j * 32, 16, 1024), 1);
+                for (int h = 0; h < NH; h++) wg_mma_n128_f16(acc[h], A[j], wg_desc_at(xd, h * 16384 + j * 32), 1);
             } else {
-                wg_mma_n64_f16(acc[0], A[j], wg_desc(xs + j * 32, 16, 1024), 1);
+                wg_mma_n64_f16(acc[0], A[j], wg_desc_at(xd, j * 32), 1);
             }
         }
         wg_commit();
