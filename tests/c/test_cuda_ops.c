@@ -718,6 +718,33 @@ static void test_flash_shapes(void) {
         g_rng = keep;
         free(dec), free(pf);
     }
+    /* LLT_CUDA_PREFILL_WS_EXP=4: the exponentials against the row's reference max before the
+     * tile's max is known; LLT_CUDA_PREFILL_WS_SPEC (how far the tile max may pass it) 8 (the
+     * default: these scores never pass it, the fast path alone), 0 (the exact path at every new
+     * max) and 0.5 (warps of one warpgroup on different paths), with two and three consumers
+     * (LLT_CUDA_PREFILL_WS_NC) and key splits (rows with no key yet: reference 0) */
+    static const char *ws_specs[3] = {"8", "0", "0.5"};
+    for (int i = 0; i < (san ? 3 : 9); i++) {
+        int hd = hds[i % 2], G = groups[i % 3], nkv = 1 + (i / 3) % 2, ps = pss[(i + 1) % 3];
+        int L = 200 + (int)frand(0, san ? 600 : 4000), n_q = 1 + (int)frand(0, 500);
+        if (n_q > L) n_q = L;
+        attn_case ac = {G * nkv, nkv, hd, L, n_q};
+        float *dec = NULL, *pf = NULL;
+        uint64_t keep = g_rng;
+        setenv("LLT_CUDA_PREFILL_WG", "ws", 1);
+        setenv("LLT_CUDA_PREFILL_WS_EXP", "4", 1);
+        setenv("LLT_CUDA_PREFILL_WS_SPEC", ws_specs[i % 3], 1);
+        setenv("LLT_CUDA_PREFILL_WS_NC", i / 3 == 1 ? "2" : "3", 1);
+        if (i >= 6) setenv("LLT_CUDA_PREFILL_SPLITS", "3", 1);
+        attn_run(k_dts[(i / 2) % 2], &ac, ps, &dec, &pf);
+        unsetenv("LLT_CUDA_PREFILL_WG");
+        unsetenv("LLT_CUDA_PREFILL_WS_EXP");
+        unsetenv("LLT_CUDA_PREFILL_WS_SPEC");
+        unsetenv("LLT_CUDA_PREFILL_WS_NC");
+        unsetenv("LLT_CUDA_PREFILL_SPLITS");
+        g_rng = keep;
+        free(dec), free(pf);
+    }
     if (ws_exp_env[0]) setenv("LLT_CUDA_PREFILL_WS_EXP", ws_exp_env, 1);
     /* the warp-specialised kernel's hd 64 variants (LLT_CUDA_PREFILL_WS_NC=3: three consumer
      * warpgroups, 192-row blocks; _RS=1: row sums by the tensor cores; _OV=1: exponentials under the

@@ -54,6 +54,7 @@ struct fa_params {
     float *work; /* partials [rows][nh][splits][hd + 2]: o unnormalised, then m, l */
     size_t page_bytes, sc_off; /* f8 pools (paged_cache.h): bytes per page, offset of the scales */
     int flat; /* fa_ws_kernel: kp / vp hold the run's keys in order ([keys][nkv][hd], fa_f8_widen_kernel), no table */
+    float spec; /* fa_ws_kernel, EX = 4: how far (log2 units) a tile's max may pass the row's reference max */
 };
 
 /* Shared memory (elements of 2 bytes): Q [BM][LD], K and V [2 stages][FA_BN][LD]; with an f8
@@ -419,29 +420,41 @@ __device__ __forceinline__ void wg_load_tile(const fa_params &p, const int *tbl,
 /* A warp's S fragment of BN keys (4 values per 8 keys: rows a, a, b, b): on a diagonal tile the
  * keys past a row's position to -inf (keys kb + 8 nt + 2 ta and the next), then the maxima of rows
  * a and b over the lane quad (the same in every kernel on wgmma fragments: sync, ovl, ws). */
+template <int BN> __device__ __forceinline__ void wg_max(const float (&s)[BN / 2], float &mx_a, float &mx_b);
+template <int BN> __device__ __forceinline__ void wg_mask(float (&s)[BN / 2], int kb, int ta, int pos_a, int pos_b) {
+#pragma unroll
+    for (int nt = 0; nt < BN / 8; nt++) {
+        const int key = kb + nt * 8 + 2 * ta;
+        if (key > pos_a) s[4 * nt] = -INFINITY;
+        if (key + 1 > pos_a) s[4 * nt + 1] = -INFINITY;
+        if (key > pos_b) s[4 * nt + 2] = -INFINITY;
+        if (key + 1 > pos_b) s[4 * nt + 3] = -INFINITY;
+    }
+}
 template <int BN>
 __device__ __forceinline__ void wg_mask_max(float (&s)[BN / 2], bool diag, int kb, int ta, int pos_a, int pos_b,
                                             float &mx_a, float &mx_b) {
-    if (diag) {
+    if (diag) wg_mask<BN>(s, kb, ta, pos_a, pos_b);
+    wg_max<BN>(s, mx_a, mx_b);
+}
+template <int BN> __device__ __forceinline__ void wg_max(const float (&s)[BN / 2], float &mx_a, float &mx_b) {
+    static_assert(BN >= 32, "four chains a row");
+    /* four chains a row, joined as a tree, both rows' shuffles side by side: the max is exact in
+     * any order, and a 16-deep chain of dependent FMNMX per row, then a row's two shuffles one
+     * after the other, were what every exponential of the tile waited behind */
+    float a[4], b[4];
 #pragma unroll
-        for (int nt = 0; nt < BN / 8; nt++) {
-            const int key = kb + nt * 8 + 2 * ta;
-            if (key > pos_a) s[4 * nt] = -INFINITY;
-            if (key + 1 > pos_a) s[4 * nt + 1] = -INFINITY;
-            if (key > pos_b) s[4 * nt + 2] = -INFINITY;
-            if (key + 1 > pos_b) s[4 * nt + 3] = -INFINITY;
-        }
-    }
-    mx_a = -INFINITY, mx_b = -INFINITY;
+    for (int i = 0; i < 4; i++) a[i] = fmaxf(s[4 * i], s[4 * i + 1]), b[i] = fmaxf(s[4 * i + 2], s[4 * i + 3]);
 #pragma unroll
-    for (int nt = 0; nt < BN / 8; nt++) {
-        mx_a = fmaxf(mx_a, fmaxf(s[4 * nt], s[4 * nt + 1]));
-        mx_b = fmaxf(mx_b, fmaxf(s[4 * nt + 2], s[4 * nt + 3]));
+    for (int nt = 4; nt < BN / 8; nt++) {
+        a[nt & 3] = fmaxf(a[nt & 3], fmaxf(s[4 * nt], s[4 * nt + 1]));
+        b[nt & 3] = fmaxf(b[nt & 3], fmaxf(s[4 * nt + 2], s[4 * nt + 3]));
     }
-    mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 1));
-    mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
-    mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
-    mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
+    mx_a = fmaxf(fmaxf(a[0], a[1]), fmaxf(a[2], a[3])), mx_b = fmaxf(fmaxf(b[0], b[1]), fmaxf(b[2], b[3]));
+    float ta1 = __shfl_xor_sync(0xffffffffu, mx_a, 1), tb1 = __shfl_xor_sync(0xffffffffu, mx_b, 1);
+    mx_a = fmaxf(mx_a, ta1), mx_b = fmaxf(mx_b, tb1);
+    ta1 = __shfl_xor_sync(0xffffffffu, mx_a, 2), tb1 = __shfl_xor_sync(0xffffffffu, mx_b, 2);
+    mx_a = fmaxf(mx_a, ta1), mx_b = fmaxf(mx_b, tb1);
 }
 
 /* Named barrier 1 between the two warpgroups (256 threads: one arrives, the other waits). */
@@ -971,19 +984,7 @@ __global__ void __launch_bounds__(128 * ((V & WS_NC3) ? 4 : 3), 1) fa_ws_kernel(
         float ov_al_a = 1.0f, ov_al_b = 1.0f; /* the rescale factors of the last softmax */
         /* tile j -> pa (exponentials), maxima and sums updated, O's factors kept for rescale_ov
          * (right after, or, OV, at the start of the next round) */
-        auto softmax_e = [&](int j, unsigned (&pa)[BN / 16][4]) {
-            float mx_a, mx_b; /* diagonal tiles: keys past a row's position do not exist for it */
-            wg_mask_max<BN>(s, j >= n_full, j * BN, ta, pos_a, pos_b, mx_a, mx_b);
-            float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b); /* -inf: no key yet (a split) */
-            if (EX >= 0) { /* keep a max exceeded by at most 8 (P <= 2^8; FA4): O's rescale is rare */
-                if (mx_a <= m_a + 8.0f) mn_a = m_a;
-                if (mx_b <= m_b + 8.0f) mn_b = m_b;
-            }
-            ov_al_a = fast_exp2(m_a - (mn_a == -INFINITY ? 0.0f : mn_a));
-            ov_al_b = fast_exp2(m_b - (mn_b == -INFINITY ? 0.0f : mn_b));
-            m_a = mn_a, m_b = mn_b;
-            const float sa = mn_a == -INFINITY ? 0.0f : mn_a, sb = mn_b == -INFINITY ? 0.0f : mn_b;
-            float sum_a = 0.0f, sum_b = 0.0f;
+        auto exps = [&](float sa, float sb, unsigned (&pa)[BN / 16][4], float &sum_a, float &sum_b) {
 #pragma unroll
             for (int nt = 0; nt < BN / 8; nt++) {
                 const float e0 = ws_exp2<EX>(nt, s[4 * nt] - sa), e1 = ws_exp2<EX>(nt, s[4 * nt + 1] - sa);
@@ -992,6 +993,35 @@ __global__ void __launch_bounds__(128 * ((V & WS_NC3) ? 4 : 3), 1) fa_ws_kernel(
                 pa[nt / 2][(nt & 1) * 2] = pack2<T>(e0, e1);
                 pa[nt / 2][(nt & 1) * 2 + 1] = pack2<T>(e2, e3);
             }
+        };
+        auto softmax_e = [&](int j, unsigned (&pa)[BN / 16][4]) {
+            float mx_a, mx_b; /* diagonal tiles: keys past a row's position do not exist for it */
+            if constexpr (EX == 4) { /* the exponentials against the reference max first (fa_ws_exp: 4) */
+                if (j >= n_full) wg_mask<BN>(s, j * BN, ta, pos_a, pos_b);
+                const float ra = m_a == -INFINITY ? 0.0f : m_a, rb = m_b == -INFINITY ? 0.0f : m_b;
+                float sum_a = 0.0f, sum_b = 0.0f;
+                exps(ra, rb, pa, sum_a, sum_b);
+                wg_max<BN>(s, mx_a, mx_b);
+                if (!__any_sync(0xffffffffu, mx_a > ra + p.spec || mx_b > rb + p.spec)) {
+                    if (mx_a != -INFINITY) m_a = ra; /* (a row's first key: the reference 0 becomes its max) */
+                    if (mx_b != -INFINITY) m_b = rb;
+                    ov_al_a = ov_al_b = 1.0f;
+                    if (!RS) l_a += sum_a, l_b += sum_b;
+                    return;
+                }
+            } else
+                wg_mask_max<BN>(s, j >= n_full, j * BN, ta, pos_a, pos_b, mx_a, mx_b);
+            float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b); /* -inf: no key yet (a split) */
+            if (EX >= 0 && EX != 4) { /* keep a max exceeded by at most 8 (P <= 2^8; FA4): O's rescale is rare */
+                if (mx_a <= m_a + 8.0f) mn_a = m_a;
+                if (mx_b <= m_b + 8.0f) mn_b = m_b;
+            }
+            ov_al_a = fast_exp2(m_a - (mn_a == -INFINITY ? 0.0f : mn_a));
+            ov_al_b = fast_exp2(m_b - (mn_b == -INFINITY ? 0.0f : mn_b));
+            m_a = mn_a, m_b = mn_b;
+            const float sa = mn_a == -INFINITY ? 0.0f : mn_a, sb = mn_b == -INFINITY ? 0.0f : mn_b;
+            float sum_a = 0.0f, sum_b = 0.0f;
+            exps(sa, sb, pa, sum_a, sum_b);
             if (!RS) l_a = l_a * ov_al_a + sum_a, l_b = l_b * ov_al_b + sum_b;
         };
         auto rescale_ov = [&]() { /* O (and RS's sums) by the last softmax's factors */
@@ -1136,13 +1166,59 @@ static int fa_pf_splits(const llt_cuda_ctx *c, int blocks, int slots_per_sm, int
     return tiles / best >= 1 ? best : 1;
 }
 
+/* A prefill launch's split partials -> out, one warp per (row, head) and 8 a block: lane l
+ * owns columns 2 l + 64 i (float2 loads: a partial's hd + 2 floats are 8-byte aligned). For
+ * the few splits of a prefill launch (<= FA_PF_SPLITS) one warp reads each split's (m, l) in
+ * turn, with no barrier; fa_merge_kernel's block per (row, head), made for decode's hundreds
+ * of splits, spent two block-wide reductions on 2-4 values (LLT_CUDA_PF_MERGE=block keeps it). */
+template <typename T, int HD>
+__global__ void __launch_bounds__(256) fa_merge_warp_kernel(const float *work, T *out, int n_rh, int S) {
+    static_assert(HD % 64 == 0 || HD == 32, "columns 2 lane + 64 i");
+    pdl_wait();
+    const int rh = blockIdx.x * 8 + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (rh < n_rh) {
+        const size_t W = HD + 2;
+        const float *part = work + (size_t)rh * S * W;
+        float M = -INFINITY;
+        for (int s = 0; s < S; s++)
+            if (part[s * W + HD + 1] > 0.0f) M = fmaxf(M, part[s * W + HD]);
+        float L = 0.0f, acc[HD / 32];
+#pragma unroll
+        for (int i = 0; i < HD / 32; i++) acc[i] = 0.0f;
+        for (int s = 0; s < S; s++) {
+            const float l = part[s * W + HD + 1], e = l > 0.0f ? exp2f(part[s * W + HD] - M) : 0.0f;
+            L = fmaf(l, e, L);
+#pragma unroll
+            for (int i = 0; i < HD / 64; i++) {
+                const float2 v = *reinterpret_cast<const float2 *>(part + s * W + 64 * i + 2 * lane);
+                acc[2 * i] = fmaf(e, v.x, acc[2 * i]), acc[2 * i + 1] = fmaf(e, v.y, acc[2 * i + 1]);
+            }
+        }
+        pdl_trigger();
+#pragma unroll
+        for (int i = 0; i < HD / 64; i++)
+            *reinterpret_cast<unsigned *>(out + (size_t)rh * HD + 64 * i + 2 * lane) =
+                pack2<T>(acc[2 * i] / L, acc[2 * i + 1] / L);
+    } else
+        pdl_trigger();
+}
+
+static bool fa_merge_block(void) {
+    const char *v = getenv("LLT_CUDA_PF_MERGE");
+    return v && strcmp(v, "block") == 0;
+}
+
 /* With key splits: the partials of the launch's rows merged into p.out. */
 template <typename T, int HD>
 llt_status fa_merge_launch(llt_cuda_ctx *c, const fa_params &p, llt_error *err) {
     if (p.splits == 1) return LLT_OK;
     T *out = (T *)p.out + (size_t)p.row0 * p.nh * HD;
-    return llt_launch(c, fa_merge_kernel<T>, dim3((unsigned)(p.n_q * p.nh)), dim3(128), 0, err, (const float *)p.work,
-                      out, p.nh, HD, p.splits);
+    const int n_rh = p.n_q * p.nh;
+    if (HD % 64 != 0 || fa_merge_block()) /* (hd 32: the block kernel) */
+        return llt_launch(c, fa_merge_kernel<T>, dim3((unsigned)n_rh), dim3(128), 0, err, (const float *)p.work, out,
+                          p.nh, HD, p.splits);
+    return llt_launch(c, fa_merge_warp_kernel<T, HD>, dim3((unsigned)((n_rh + 7) / 8)), dim3(256), 0, err,
+                      (const float *)p.work, out, n_rh, p.splits);
 }
 
 template <typename T, int HD, int NW, bool K8>
@@ -1233,10 +1309,14 @@ llt_status fa_ws_var(llt_cuda_ctx *c, const fa_params &p, int v, llt_error *err)
     }
 }
 
-/* LLT_CUDA_PREFILL_WS_EXP=-1|0|1|2: the softmax variants at the default stage counts (above
+/* LLT_CUDA_PREFILL_WS_EXP=-1|0|1|2|4: the softmax variants at the default stage counts (above
  * ws_poly_exp2): -1 the plain softmax, 0 keeps a max unless exceeded by more than 8 and skips
  * O's rescale when no max moved, 1 / 2 also take a quarter / half of the exponentials on the FMA
- * pipe. Default 0 at hd 128, -1 at hd 64: on the H200 (512-row chunk, bench/RESULTS.md issue 19
+ * pipe, 4 (ws_spec) computes a tile's exponentials against the row's reference max before the
+ * tile's own max is known: the max's chain and shuffles run beside the exponentials instead of
+ * before them; a warp where some row's tile max passes its reference by more than p.spec (8:
+ * P <= 2^8, as above; LLT_CUDA_PREFILL_WS_SPEC) throws them away and takes the exact path with
+ * the new max (a row's first tile: reference 0). Default 0 at hd 128, -1 at hd 64: on the H200 (512-row chunk, bench/RESULTS.md issue 19
  * run 10) 0 gave hd 128 535 / 543 TFLOP/s at depth 32768 / 131072 against 510 / 515, while at
  * hd 64 every variant was slower (1: 350 against 366; the polynomial does not pay) */
 template <typename T, int HD, int ST>
@@ -1245,9 +1325,13 @@ llt_status fa_ws_exp(llt_cuda_ctx *c, const fa_params &p, llt_error *err) {
     const int ex = e && *e ? atoi(e) : HD == 128 ? 0 : -1;
     if constexpr (HD == 64) { /* fa_ws_kernel's variant bits V (EX -1 or 0 with them) */
         const int v = ws_variant(p);
-        if (v) return ex == 0 ? fa_ws_var<T, HD, ST, 0>(c, p, v, err) : fa_ws_var<T, HD, ST, -1>(c, p, v, err);
+        if (v)
+            return ex == 0   ? fa_ws_var<T, HD, ST, 0>(c, p, v, err)
+                   : ex == 4 ? fa_ws_var<T, HD, ST, 4>(c, p, v, err)
+                             : fa_ws_var<T, HD, ST, -1>(c, p, v, err);
     }
     return ex == 0   ? fa_ws_launch<T, HD, ST, 0>(c, p, err)
+           : ex == 4 ? fa_ws_launch<T, HD, ST, 4>(c, p, err)
            : ex == 1 ? fa_ws_launch<T, HD, ST, 1>(c, p, err)
            : ex == 2 ? fa_ws_launch<T, HD, ST, 2>(c, p, err)
                      : fa_ws_launch<T, HD, ST>(c, p, err);
@@ -1405,6 +1489,8 @@ static fa_params fa_params_of(const llt_cuda_attn *a) {
     const float scale = a->scale > 0 ? a->scale : 1.0f / sqrtf((float)a->hd);
     p.scale_log2 = scale * 1.4426950408889634f;
     p.pos = a->pos, p.work = a->work, p.splits = 1;
+    const char *sp = getenv("LLT_CUDA_PREFILL_WS_SPEC"); /* (tests: 0 takes the exact path at every new max) */
+    p.spec = sp && *sp ? (float)atof(sp) : 8.0f;
     p.page_bytes = llt_kv_f8_page_bytes(a->page_size, a->n_kv, a->hd);
     p.sc_off = llt_kv_f8_scales_offset(a->page_size, a->n_kv, a->hd);
     return p;
