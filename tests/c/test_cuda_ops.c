@@ -631,6 +631,19 @@ static void test_attention(void) {
     unsetenv("LLT_CUDA_ATTN");
 }
 
+/* One random multi-tile prefill case (200 to 4200 keys, up to 500 queries) under the caller's
+ * environment, against the CPU op (attn_run) */
+static void ws_random_case(llt_dtype dt, int hd, int G, int nkv, int ps, bool san) {
+    int L = 200 + (int)frand(0, san ? 600 : 4000), n_q = 1 + (int)frand(0, 500);
+    if (n_q > L) n_q = L;
+    attn_case ac = {G * nkv, nkv, hd, L, n_q};
+    float *dec = NULL, *pf = NULL;
+    uint64_t keep = g_rng;
+    attn_run(dt, &ac, ps, &dec, &pf);
+    g_rng = keep; /* attn_run reseeds its queries */
+    free(dec), free(pf);
+}
+
 /* Random shapes for the prefill (and decode) kernels against the CPU op: head_dim 64 / 128,
  * 1, 4 or 8 query heads per kv head, page sizes 16 / 32 / 64, lengths and query counts that
  * are multiples of no tile, f16 and bf16; then a few long contexts up to 131072 keys (few
@@ -702,21 +715,13 @@ static void test_flash_shapes(void) {
     const char *ws_exp_set = getenv("LLT_CUDA_PREFILL_WS_EXP");
     if (ws_exp_set) snprintf(ws_exp_env, sizeof ws_exp_env, "%s", ws_exp_set);
     for (int i = 0; i < (san ? 4 : 8); i++) {
-        int hd = hds[i % 2], G = groups[i % 3], nkv = 1 + i % 2, ps = pss[(i + 2) % 3];
-        int L = 200 + (int)frand(0, san ? 600 : 4000), n_q = 1 + (int)frand(0, 500);
-        if (n_q > L) n_q = L;
-        attn_case ac = {G * nkv, nkv, hd, L, n_q};
-        float *dec = NULL, *pf = NULL;
-        uint64_t keep = g_rng;
         setenv("LLT_CUDA_PREFILL_WG", "ws", 1);
         setenv("LLT_CUDA_PREFILL_WS_EXP", ws_exps[i % 4], 1);
         if (i >= 5) setenv("LLT_CUDA_PREFILL_SPLITS", "3", 1);
-        attn_run(k_dts[(i / 3) % 2], &ac, ps, &dec, &pf);
+        ws_random_case(k_dts[(i / 3) % 2], hds[i % 2], groups[i % 3], 1 + i % 2, pss[(i + 2) % 3], san);
         unsetenv("LLT_CUDA_PREFILL_WG");
         unsetenv("LLT_CUDA_PREFILL_WS_EXP");
         unsetenv("LLT_CUDA_PREFILL_SPLITS");
-        g_rng = keep;
-        free(dec), free(pf);
     }
     /* LLT_CUDA_PREFILL_WS_EXP=4: the exponentials against the row's reference max before the
      * tile's max is known; LLT_CUDA_PREFILL_WS_SPEC (how far the tile max may pass it) 8 (the
@@ -725,25 +730,17 @@ static void test_flash_shapes(void) {
      * (LLT_CUDA_PREFILL_WS_NC) and key splits (rows with no key yet: reference 0) */
     static const char *ws_specs[3] = {"8", "0", "0.5"};
     for (int i = 0; i < (san ? 3 : 9); i++) {
-        int hd = hds[i % 2], G = groups[i % 3], nkv = 1 + (i / 3) % 2, ps = pss[(i + 1) % 3];
-        int L = 200 + (int)frand(0, san ? 600 : 4000), n_q = 1 + (int)frand(0, 500);
-        if (n_q > L) n_q = L;
-        attn_case ac = {G * nkv, nkv, hd, L, n_q};
-        float *dec = NULL, *pf = NULL;
-        uint64_t keep = g_rng;
         setenv("LLT_CUDA_PREFILL_WG", "ws", 1);
         setenv("LLT_CUDA_PREFILL_WS_EXP", "4", 1);
         setenv("LLT_CUDA_PREFILL_WS_SPEC", ws_specs[i % 3], 1);
         setenv("LLT_CUDA_PREFILL_WS_NC", i / 3 == 1 ? "2" : "3", 1);
         if (i >= 6) setenv("LLT_CUDA_PREFILL_SPLITS", "3", 1);
-        attn_run(k_dts[(i / 2) % 2], &ac, ps, &dec, &pf);
+        ws_random_case(k_dts[(i / 2) % 2], hds[i % 2], groups[i % 3], 1 + (i / 3) % 2, pss[(i + 1) % 3], san);
         unsetenv("LLT_CUDA_PREFILL_WG");
         unsetenv("LLT_CUDA_PREFILL_WS_EXP");
         unsetenv("LLT_CUDA_PREFILL_WS_SPEC");
         unsetenv("LLT_CUDA_PREFILL_WS_NC");
         unsetenv("LLT_CUDA_PREFILL_SPLITS");
-        g_rng = keep;
-        free(dec), free(pf);
     }
     if (ws_exp_env[0]) setenv("LLT_CUDA_PREFILL_WS_EXP", ws_exp_env, 1);
     /* the warp-specialised kernel's hd 64 variants (LLT_CUDA_PREFILL_WS_NC=3: three consumer
@@ -751,19 +748,11 @@ static void test_flash_shapes(void) {
      * running P V) on random multi-tile shapes, f16 and bf16, the last three with key splits */
     static const char *ws_vars[3] = {"LLT_CUDA_PREFILL_WS_NC", "LLT_CUDA_PREFILL_WS_RS", "LLT_CUDA_PREFILL_WS_OV"};
     for (int i = 0; i < (san ? 3 : 6); i++) {
-        int G = groups[i % 3], nkv = 1 + i % 2, ps = pss[(i + 1) % 3];
-        int L = 200 + (int)frand(0, san ? 600 : 4000), n_q = 1 + (int)frand(0, 500);
-        if (n_q > L) n_q = L;
-        attn_case ac = {G * nkv, nkv, 64, L, n_q};
-        float *dec = NULL, *pf = NULL;
-        uint64_t keep = g_rng;
         setenv(ws_vars[i % 3], i % 3 ? "1" : "3", 1);
         if (i >= 3) setenv("LLT_CUDA_PREFILL_SPLITS", "3", 1);
-        attn_run(k_dts[i % 2], &ac, ps, &dec, &pf);
+        ws_random_case(k_dts[i % 2], 64, groups[i % 3], 1 + i % 2, pss[(i + 1) % 3], san);
         unsetenv(ws_vars[i % 3]);
         unsetenv("LLT_CUDA_PREFILL_SPLITS");
-        g_rng = keep;
-        free(dec), free(pf);
     }
     /* page sizes that are no power of two (the decode kernel divides instead of shifting);
      * the first long-decode version once */
