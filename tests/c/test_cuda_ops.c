@@ -707,7 +707,7 @@ static void test_flash_shapes(void) {
     }
     /* the warp-specialised kernel's softmax variants (LLT_CUDA_PREFILL_WS_EXP: 0 keeps a row max
      * exceeded by at most 8 and skips O's rescale when none moved, 1 / 2 also a quarter / half of
-     * the exponentials by a polynomial, -1 the plain softmax, the default at hd 64)
+     * the exponentials by a polynomial, -1 the plain softmax, the default with three hd 64 consumers)
      * on random multi-tile shapes, f16 and bf16, hd 64 and 128, the last three with key splits
      * (rows with no key yet: masked keys through the polynomial) */
     static const char *ws_exps[4] = {"0", "1", "2", "-1"};
@@ -727,19 +727,22 @@ static void test_flash_shapes(void) {
      * tile's max is known; LLT_CUDA_PREFILL_WS_SPEC (how far the tile max may pass it) 8 (the
      * default: these scores never pass it, the fast path alone), 0 (the exact path at every new
      * max) and 0.5 (warps of one warpgroup on different paths), with two and three consumers
-     * (LLT_CUDA_PREFILL_WS_NC) and key splits (rows with no key yet: reference 0) */
+     * (LLT_CUDA_PREFILL_WS_NC; three also with the row sums by the tensor cores, _RS=1) and key
+     * splits (rows with no key yet: reference 0) */
     static const char *ws_specs[3] = {"8", "0", "0.5"};
     for (int i = 0; i < (san ? 3 : 9); i++) {
         setenv("LLT_CUDA_PREFILL_WG", "ws", 1);
         setenv("LLT_CUDA_PREFILL_WS_EXP", "4", 1);
         setenv("LLT_CUDA_PREFILL_WS_SPEC", ws_specs[i % 3], 1);
         setenv("LLT_CUDA_PREFILL_WS_NC", i / 3 == 1 ? "2" : "3", 1);
+        if (i == 0 || i == 2 || i == 6) setenv("LLT_CUDA_PREFILL_WS_RS", "1", 1); /* (hd 64, three consumers) */
         if (i >= 6) setenv("LLT_CUDA_PREFILL_SPLITS", "3", 1);
         ws_random_case(k_dts[(i / 2) % 2], hds[i % 2], groups[i % 3], 1 + (i / 3) % 2, pss[(i + 1) % 3], san);
         unsetenv("LLT_CUDA_PREFILL_WG");
         unsetenv("LLT_CUDA_PREFILL_WS_EXP");
         unsetenv("LLT_CUDA_PREFILL_WS_SPEC");
         unsetenv("LLT_CUDA_PREFILL_WS_NC");
+        unsetenv("LLT_CUDA_PREFILL_WS_RS");
         unsetenv("LLT_CUDA_PREFILL_SPLITS");
     }
     if (ws_exp_env[0]) setenv("LLT_CUDA_PREFILL_WS_EXP", ws_exp_env, 1);

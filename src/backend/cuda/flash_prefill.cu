@@ -1316,15 +1316,19 @@ llt_status fa_ws_var(llt_cuda_ctx *c, const fa_params &p, int v, llt_error *err)
  * tile's own max is known: the max's chain and shuffles run beside the exponentials instead of
  * before them; a warp where some row's tile max passes its reference by more than p.spec (8:
  * P <= 2^8, as above; LLT_CUDA_PREFILL_WS_SPEC) throws them away and takes the exact path with
- * the new max (a row's first tile: reference 0). Default 0 at hd 128, -1 at hd 64: on the H200 (512-row chunk, bench/RESULTS.md issue 19
- * run 10) 0 gave hd 128 535 / 543 TFLOP/s at depth 32768 / 131072 against 510 / 515, while at
- * hd 64 every variant was slower (1: 350 against 366; the polynomial does not pay) */
+ * the new max (a row's first tile: reference 0). Default 0 at hd 128; at hd 64 4 with two
+ * consumers (no variant bit), -1 with three or any variant bit: on the H200 (512-row chunk, bench/RESULTS.md issue 19 run 10) 0 gave
+ * hd 128 535 / 543 TFLOP/s at depth 32768 / 131072 against 510 / 515, while at hd 64 0-2 were
+ * slower (1: 350 against 366; the polynomial does not pay); on an H100 (run 21) 4 gave hd 64 361
+ * against 348 at depth 16384 (two consumers), but with three alone no steady gain (4 with RS:
+ * 424-433 against 391-406 at depth 32768, not yet the default: that pair has not been through
+ * test_cuda_ops on a GPU) */
 template <typename T, int HD, int ST>
 llt_status fa_ws_exp(llt_cuda_ctx *c, const fa_params &p, llt_error *err) {
     const char *e = getenv("LLT_CUDA_PREFILL_WS_EXP");
-    const int ex = e && *e ? atoi(e) : HD == 128 ? 0 : -1;
+    const int v = HD == 64 ? ws_variant(p) : 0;
+    const int ex = e && *e ? atoi(e) : HD == 128 ? 0 : v ? -1 : 4; /* (4: two consumers, no variant bit) */
     if constexpr (HD == 64) { /* fa_ws_kernel's variant bits V (EX -1 or 0 with them) */
-        const int v = ws_variant(p);
         if (v)
             return ex == 0   ? fa_ws_var<T, HD, ST, 0>(c, p, v, err)
                    : ex == 4 ? fa_ws_var<T, HD, ST, 4>(c, p, v, err)
