@@ -421,7 +421,8 @@ __device__ __forceinline__ void wg_load_tile(const fa_params &p, const int *tbl,
  * keys past a row's position to -inf (keys kb + 8 nt + 2 ta and the next), then the maxima of rows
  * a and b over the lane quad (the same in every kernel on wgmma fragments: sync, ovl, ws). */
 template <int BN> __device__ __forceinline__ void wg_max(const float (&s)[BN / 2], float &mx_a, float &mx_b);
-template <int BN> __device__ __forceinline__ void wg_mask(float (&s)[BN / 2], int kb, int ta, int pos_a, int pos_b) {
+template <int BN>
+__device__ __forceinline__ void wg_mask(float (&s)[BN / 2], int kb, int ta, int pos_a, int pos_b) {
 #pragma unroll
     for (int nt = 0; nt < BN / 8; nt++) {
         const int key = kb + nt * 8 + 2 * ta;
@@ -1003,7 +1004,7 @@ __global__ void __launch_bounds__(128 * ((V & WS_NC3) ? 4 : 3), 1) fa_ws_kernel(
                 exps(ra, rb, pa, sum_a, sum_b);
                 wg_max<BN>(s, mx_a, mx_b);
                 if (!__any_sync(0xffffffffu, mx_a > ra + p.spec || mx_b > rb + p.spec)) {
-                    if (mx_a != -INFINITY) m_a = ra; /* (a row's first key: the reference 0 becomes its max) */
+                    if (mx_a != -INFINITY) m_a = ra; /* (a row's first key: reference 0 becomes its max) */
                     if (mx_b != -INFINITY) m_b = rb;
                     ov_al_a = ov_al_b = 1.0f;
                     if (!RS) l_a += sum_a, l_b += sum_b;
@@ -1012,7 +1013,7 @@ __global__ void __launch_bounds__(128 * ((V & WS_NC3) ? 4 : 3), 1) fa_ws_kernel(
             } else
                 wg_mask_max<BN>(s, j >= n_full, j * BN, ta, pos_a, pos_b, mx_a, mx_b);
             float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b); /* -inf: no key yet (a split) */
-            if (EX >= 0 && EX != 4) { /* keep a max exceeded by at most 8 (P <= 2^8; FA4): O's rescale is rare */
+            if (EX >= 0 && EX != 4) { /* keep a max exceeded by at most 8 (P <= 2^8; FA4): rare rescales */
                 if (mx_a <= m_a + 8.0f) mn_a = m_a;
                 if (mx_b <= m_b + 8.0f) mn_b = m_b;
             }
@@ -1215,8 +1216,8 @@ llt_status fa_merge_launch(llt_cuda_ctx *c, const fa_params &p, llt_error *err) 
     T *out = (T *)p.out + (size_t)p.row0 * p.nh * HD;
     const int n_rh = p.n_q * p.nh;
     if (HD % 64 != 0 || fa_merge_block()) /* (hd 32: the block kernel) */
-        return llt_launch(c, fa_merge_kernel<T>, dim3((unsigned)n_rh), dim3(128), 0, err, (const float *)p.work, out,
-                          p.nh, HD, p.splits);
+        return llt_launch(c, fa_merge_kernel<T>, dim3((unsigned)n_rh), dim3(128), 0, err, (const float *)p.work,
+                          out, p.nh, HD, p.splits);
     return llt_launch(c, fa_merge_warp_kernel<T, HD>, dim3((unsigned)((n_rh + 7) / 8)), dim3(256), 0, err,
                       (const float *)p.work, out, n_rh, p.splits);
 }
@@ -1312,17 +1313,17 @@ llt_status fa_ws_var(llt_cuda_ctx *c, const fa_params &p, int v, llt_error *err)
 /* LLT_CUDA_PREFILL_WS_EXP=-1|0|1|2|4: the softmax variants at the default stage counts (above
  * ws_poly_exp2): -1 the plain softmax, 0 keeps a max unless exceeded by more than 8 and skips
  * O's rescale when no max moved, 1 / 2 also take a quarter / half of the exponentials on the FMA
- * pipe, 4 (ws_spec) computes a tile's exponentials against the row's reference max before the
- * tile's own max is known: the max's chain and shuffles run beside the exponentials instead of
- * before them; a warp where some row's tile max passes its reference by more than p.spec (8:
- * P <= 2^8, as above; LLT_CUDA_PREFILL_WS_SPEC) throws them away and takes the exact path with
- * the new max (a row's first tile: reference 0). Default 0 at hd 128; at hd 64 4 with two
- * consumers (no variant bit), -1 with three or any variant bit: on the H200 (512-row chunk, bench/RESULTS.md issue 19 run 10) 0 gave
- * hd 128 535 / 543 TFLOP/s at depth 32768 / 131072 against 510 / 515, while at hd 64 0-2 were
- * slower (1: 350 against 366; the polynomial does not pay); on an H100 (run 21) 4 gave hd 64 361
- * against 348 at depth 16384 (two consumers), but with three alone no steady gain (4 with RS:
- * 424-433 against 391-406 at depth 32768, not yet the default: that pair has not been through
- * test_cuda_ops on a GPU) */
+ * pipe, 4 computes a tile's exponentials against the row's reference max before the tile's own
+ * max is known: the max's chain and shuffles run beside the exponentials instead of before
+ * them; a warp where some row's tile max passes its reference by more than p.spec (8: P <= 2^8,
+ * as above; LLT_CUDA_PREFILL_WS_SPEC) throws them away and takes the exact path with the new max
+ * (a row's first tile: reference 0). Default 0 at hd 128; at hd 64 4 with two consumers (no
+ * variant bit), -1 with three or any variant bit: on the H200 (512-row chunk, bench/RESULTS.md
+ * issue 19 run 10) 0 gave hd 128 535 / 543 TFLOP/s at depth 32768 / 131072 against 510 / 515,
+ * while at hd 64 0-2 were slower (1: 350 against 366; the polynomial does not pay); on an H100
+ * (run 21) 4 gave hd 64 361 against 348 at depth 16384 (two consumers), but with three alone no
+ * steady gain (4 with RS: 424-433 against 391-406 at depth 32768, not yet the default: that pair
+ * has not been through test_cuda_ops on a GPU) */
 template <typename T, int HD, int ST>
 llt_status fa_ws_exp(llt_cuda_ctx *c, const fa_params &p, llt_error *err) {
     const char *e = getenv("LLT_CUDA_PREFILL_WS_EXP");
@@ -1493,8 +1494,11 @@ static fa_params fa_params_of(const llt_cuda_attn *a) {
     const float scale = a->scale > 0 ? a->scale : 1.0f / sqrtf((float)a->hd);
     p.scale_log2 = scale * 1.4426950408889634f;
     p.pos = a->pos, p.work = a->work, p.splits = 1;
-    const char *sp = getenv("LLT_CUDA_PREFILL_WS_SPEC"); /* (tests: 0 takes the exact path at every new max) */
-    p.spec = sp && *sp ? (float)atof(sp) : 8.0f;
+    /* LLT_CUDA_PREFILL_WS_SPEC (tests: 0 takes the exact path at every new max), 0 to 8: P <= 2^8
+     * keeps P and its sums far from the dtype's range; anything else (NaN included) is 8 */
+    const char *sp = getenv("LLT_CUDA_PREFILL_WS_SPEC");
+    const float spec = sp && *sp ? (float)atof(sp) : 8.0f;
+    p.spec = spec >= 0.0f && spec <= 8.0f ? spec : 8.0f;
     p.page_bytes = llt_kv_f8_page_bytes(a->page_size, a->n_kv, a->hd);
     p.sc_off = llt_kv_f8_scales_offset(a->page_size, a->n_kv, a->hd);
     return p;
