@@ -420,7 +420,6 @@ __device__ __forceinline__ void wg_load_tile(const fa_params &p, const int *tbl,
 /* A warp's S fragment of BN keys (4 values per 8 keys: rows a, a, b, b): on a diagonal tile the
  * keys past a row's position to -inf (keys kb + 8 nt + 2 ta and the next), then the maxima of rows
  * a and b over the lane quad (the same in every kernel on wgmma fragments: sync, ovl, ws). */
-template <int BN> __device__ __forceinline__ void wg_max(const float (&s)[BN / 2], float &mx_a, float &mx_b);
 template <int BN>
 __device__ __forceinline__ void wg_mask(float (&s)[BN / 2], int kb, int ta, int pos_a, int pos_b) {
 #pragma unroll
@@ -431,12 +430,6 @@ __device__ __forceinline__ void wg_mask(float (&s)[BN / 2], int kb, int ta, int 
         if (key > pos_b) s[4 * nt + 2] = -INFINITY;
         if (key + 1 > pos_b) s[4 * nt + 3] = -INFINITY;
     }
-}
-template <int BN>
-__device__ __forceinline__ void wg_mask_max(float (&s)[BN / 2], bool diag, int kb, int ta, int pos_a, int pos_b,
-                                            float &mx_a, float &mx_b) {
-    if (diag) wg_mask<BN>(s, kb, ta, pos_a, pos_b);
-    wg_max<BN>(s, mx_a, mx_b);
 }
 template <int BN> __device__ __forceinline__ void wg_max(const float (&s)[BN / 2], float &mx_a, float &mx_b) {
     static_assert(BN >= 32, "four chains a row");
@@ -456,6 +449,12 @@ template <int BN> __device__ __forceinline__ void wg_max(const float (&s)[BN / 2
     mx_a = fmaxf(mx_a, ta1), mx_b = fmaxf(mx_b, tb1);
     ta1 = __shfl_xor_sync(0xffffffffu, mx_a, 2), tb1 = __shfl_xor_sync(0xffffffffu, mx_b, 2);
     mx_a = fmaxf(mx_a, ta1), mx_b = fmaxf(mx_b, tb1);
+}
+template <int BN>
+__device__ __forceinline__ void wg_mask_max(float (&s)[BN / 2], bool diag, int kb, int ta, int pos_a, int pos_b,
+                                            float &mx_a, float &mx_b) {
+    if (diag) wg_mask<BN>(s, kb, ta, pos_a, pos_b);
+    wg_max<BN>(s, mx_a, mx_b);
 }
 
 /* Named barrier 1 between the two warpgroups (256 threads: one arrives, the other waits). */
@@ -1174,7 +1173,7 @@ static int fa_pf_splits(const llt_cuda_ctx *c, int blocks, int slots_per_sm, int
  * of splits, spent two block-wide reductions on 2-4 values (LLT_CUDA_PF_MERGE=block keeps it). */
 template <typename T, int HD>
 __global__ void __launch_bounds__(256) fa_merge_warp_kernel(const float *work, T *out, int n_rh, int S) {
-    static_assert(HD % 64 == 0 || HD == 32, "columns 2 lane + 64 i");
+    static_assert(HD % 64 == 0, "columns 2 lane + 64 i");
     pdl_wait();
     const int rh = blockIdx.x * 8 + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (rh < n_rh) {
@@ -1215,11 +1214,12 @@ llt_status fa_merge_launch(llt_cuda_ctx *c, const fa_params &p, llt_error *err) 
     if (p.splits == 1) return LLT_OK;
     T *out = (T *)p.out + (size_t)p.row0 * p.nh * HD;
     const int n_rh = p.n_q * p.nh;
-    if (HD % 64 != 0 || fa_merge_block()) /* (hd 32: the block kernel) */
-        return llt_launch(c, fa_merge_kernel<T>, dim3((unsigned)n_rh), dim3(128), 0, err, (const float *)p.work,
-                          out, p.nh, HD, p.splits);
-    return llt_launch(c, fa_merge_warp_kernel<T, HD>, dim3((unsigned)((n_rh + 7) / 8)), dim3(256), 0, err,
-                      (const float *)p.work, out, n_rh, p.splits);
+    if constexpr (HD % 64 == 0) /* (hd 32: the block kernel) */
+        if (!fa_merge_block())
+            return llt_launch(c, fa_merge_warp_kernel<T, HD>, dim3((unsigned)((n_rh + 7) / 8)), dim3(256), 0, err,
+                              (const float *)p.work, out, n_rh, p.splits);
+    return llt_launch(c, fa_merge_kernel<T>, dim3((unsigned)n_rh), dim3(128), 0, err, (const float *)p.work, out,
+                      p.nh, HD, p.splits);
 }
 
 template <typename T, int HD, int NW, bool K8>
