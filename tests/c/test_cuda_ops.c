@@ -1172,10 +1172,11 @@ static void test_decode_speed(void) {
     }
 }
 
-/* LLT_ATTN_SPEED=sets: the prefill chunk at depths >= 16384 (LLT_ATTN_SPEED_HD: one hd) under each
- * of the environment sets in LLT_ATTN_SPEED_SETS (space-separated; a set: NAME=VALUE pairs joined by
- * commas, "-" for none), in turn A B C A B C (three rounds, median of 7 launches each); prints every
- * round's TFLOP/s and % of 790 (the bf16 tensor-core rate measured on the H200). */
+/* LLT_ATTN_SPEED=sets: the prefill chunk at depths >= 16384 (LLT_ATTN_SPEED_HD: one hd,
+ * LLT_ATTN_SPEED_DEPTH: one depth) under each of the environment sets in LLT_ATTN_SPEED_SETS
+ * (space-separated; a set: NAME=VALUE pairs joined by commas, "-" for none), in turn A B C A B C
+ * (three rounds, median of 7 launches each); prints every round's TFLOP/s and % of 790 (the bf16
+ * tensor-core rate measured on the H200). */
 static void speed_sets(llt_cuda_attn *a, int q_pos0, double flops, int hd, int D, int n_q) {
     char sets[512];
     snprintf(sets, sizeof sets, "%s", getenv("LLT_ATTN_SPEED_SETS") ? getenv("LLT_ATTN_SPEED_SETS") : "-");
@@ -1251,7 +1252,8 @@ static void test_flash_speed(void) {
                                .pf_work = pfw};
             double flops = 4.0 * hd * nh * ((double)n_q * q_pos0 + (double)n_q * (n_q + 1) / 2);
             if (sets_mode) { /* prefill under environment sets, alternated (LLT_ATTN_SPEED_F8: the f8 cache) */
-                if (D < 16384 || (hsel && atoi(hsel) != hd)) continue;
+                const char *dsel = getenv("LLT_ATTN_SPEED_DEPTH"); /* (one depth) */
+                if (D < 16384 || (hsel && atoi(hsel) != hd) || (dsel && atoi(dsel) != D)) continue;
                 llt_cuda_attn a8 = a;
                 a8.k_pool = dk8, a8.v_pool = dv8, a8.kv_f8 = true, a8.f8_k16 = k16, a8.f8_v16 = v16, a8.f8_keys = Lmax;
                 speed_sets(getenv("LLT_ATTN_SPEED_F8") ? &a8 : &a, q_pos0, flops, hd, D, n_q);

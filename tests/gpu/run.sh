@@ -6,7 +6,7 @@
 #   4. benchmarks: llama-triton bench --device cuda on the built-in shapes;
 # logs under $OUT (few files: at most 8 come back from the device tool), a short table last.
 #
-# usage: tests/gpu/run.sh [full|tests|bench|explore|all|latency|multi]
+# usage: tests/gpu/run.sh [full|tests|bench|explore|all|latency|spec|serve|device|longctx|attnsets|multi]
 #   full     everything above (default)
 #   tests    1-3 only
 #   bench    1 and 4 only
@@ -52,6 +52,15 @@
 #            times the kernels once more under those switches; LONGCTX_8B="P..." benches the
 #            llama3.1-8b shape (llama3-8b with Llama 3.1's 128k context; label 8b), LONGCTX_8BS="P..."
 #            that shape under LONGCTX_PS_ENV
+#   attnsets the prefill attention kernel's variants against each other (issue 19), one short call:
+#            test_cuda_ops' attention cases (test_attention, test_flash_shapes; ATTN_TESTS="" skips),
+#            then LLT_ATTN_SPEED=sets at hd ATTN_HD (64) for ATTN_ROWS (512 2048) rows under the
+#            environment sets ATTN_SETS ("-" = the defaults; a set: VAR=x pairs joined by commas),
+#            ATTN_BATCH launches a timing (4); ATTN_NCU="set ..." adds Nsight Compute's pipe use and warp
+#            states of one launch at depth 131072 under each set; ATTN_E2E="P ..." llama3.2-1b benches
+#            -p P -n 16 with the defaults and under ATTN_E2E_ENV ("VAR=x ..."); logs: tests.log,
+#            sets.log, ncu.log, e2e.log (build only test_cuda_ops and llama-triton with
+#            TARGETS="llama-triton test_cuda_ops", or carry them: LLT_GPU_PREBUILT)
 #   multi    the multi-GPU layer split (needs 2 GPUs for all of it): test_cuda_multi on both
 #            GPUs while test_cuda_model / test_cuda_ops run side by side one per GPU, then
 #            llama2-7b on one GPU, split over cuda:0,cuda:0 and over cuda:0,cuda:1, then
@@ -351,6 +360,39 @@ run_longctx() {
   san_cases test_flash_shapes 90 ${LONGCTX_SAN-memcheck racecheck}
 }
 
+run_attnsets() {
+  if [ -n "${ATTN_TESTS-1}" ]; then
+    LLT_TEST_ONLY=test_attention,test_flash_shapes timeout "${ATTN_TT:-240}" "$BIN/test_cuda_ops" >"$OUT/tests.log" 2>&1
+    note "test_cuda_ops attention cases: exit $? $(grep -E 'checks' "$OUT/tests.log" | tail -1)"
+    grep -m5 FAIL "$OUT/tests.log" >>"$SUMMARY"
+  fi
+  local rows e p
+  : >"$OUT/sets.log"
+  for rows in ${ATTN_ROWS-512 2048}; do
+    LLT_ATTN_SPEED=sets LLT_ATTN_SPEED_HD=${ATTN_HD:-64} LLT_ATTN_SPEED_ROWS=$rows LLT_ATTN_SPEED_BATCH=${ATTN_BATCH:-4} \
+      LLT_ATTN_SPEED_SETS="${ATTN_SETS:--}" LLT_TEST_ONLY=test_flash_speed timeout 150 "$BIN/test_cuda_ops" 2>&1 |
+      grep sets >>"$OUT/sets.log"
+  done
+  sed 's/^ */sets: /' "$OUT/sets.log" >>"$SUMMARY"
+  for e in ${ATTN_NCU-}; do
+    echo "---- ncu $e" >>"$OUT/ncu.log"
+    env $(echo "$e" | tr ',' ' ' | sed 's/^-$//') LLT_ATTN_SPEED=sets LLT_ATTN_SPEED_HD=${ATTN_HD:-64} \
+      LLT_ATTN_SPEED_DEPTH=131072 LLT_ATTN_SPEED_ROWS=512 LLT_TEST_ONLY=test_flash_speed timeout 150 \
+      ncu --kernel-name regex:fa_ws_kernel --launch-skip 4 --launch-count 1 \
+      --metrics 'regex:^sm__(pipe_.*_cycles_active|inst_executed_pipe_.*|inst_issued)\.avg\.pct_of_peak_sustained_active$' \
+      --section WarpStateStats "$BIN/test_cuda_ops" >>"$OUT/ncu.log" 2>&1
+    note "ncu $e: exit $?"
+  done
+  for p in ${ATTN_E2E-}; do
+    for e in - ${ATTN_E2E_ENV:+"$ATTN_E2E_ENV"}; do
+      echo "---- p$p $e" >>"$OUT/e2e.log"
+      env $( [ "$e" = - ] || echo "$e") timeout 200 "$BIN/llama-triton" bench --shape llama3.2-1b --device cuda --dtype f16 \
+        -p "$p" -n 16 --reps 1 >>"$OUT/e2e.log" 2>&1
+      note "e2e p$p [$e]: $(grep -E 'pp[0-9]+' "$OUT/e2e.log" | tail -1)"
+    done
+  done
+}
+
 case "$MODE" in
   serve) run_serve ;;
   spec) run_spec ;;
@@ -363,6 +405,7 @@ case "$MODE" in
   device) run_device ;;
   latency) run_latency ;;
   longctx) run_longctx ;;
+  attnsets) run_attnsets ;;
   *) echo "unknown mode $MODE"; exit 2 ;;
 esac
 tail -5 "$OUT/bench.log" 2>/dev/null
