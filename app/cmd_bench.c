@@ -343,7 +343,7 @@ static void usage(FILE *f) {
           "  --dtype T        f16, bf16, f32, or GGML blocks q8_0|q4_0|q4_1|q5_0|q4_k|q5_k|q6_k (random\n"
           "                   blocks made where the weights live; default f16)\n"
           "  --kv_dtype T     KV cache dtype (a model file or --shape): f16, bf16, f32, or f8 = float8\n"
-          "                   e4m3 with a scale per token and kv head (CUDA); the CUDA cache holds the\n"
+          "                   e4m3 with a scale per token and kv head; the CUDA cache holds the\n"
           "                   compute dtype or f8 (default: the model's config, else f32 on the CPU,\n"
           "                   the compute dtype on CUDA)\n"
           "  --threads N      CPU threads (default: all cores)\n"

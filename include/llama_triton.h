@@ -269,7 +269,7 @@ typedef struct llt_kv_cache_opts {
     int32_t page_size;   /* tokens per page */
     int32_t max_pages;   /* pages in the pool (shared by all layers' K and V) */
     int32_t max_seqs;    /* sequence slots */
-    llt_dtype kv_dtype;  /* F32, F16, BF16 */
+    llt_dtype kv_dtype;  /* F32, F16, BF16, F8_E4M3 (kv/paged_cache.h) */
 } llt_kv_cache_opts;
 
 llt_status llt_kv_cache_create(const llt_kv_cache_opts *o, llt_kv_cache **out, llt_error *err);

@@ -41,7 +41,7 @@ def build_parser(prog="python -m llama_triton"):
                     help="layers per listed GPU, e.g. 20,12 (default: in proportion to free memory)")
     ap.add_argument("--dtype", default=None, help="f16|bf16|f32: compute dtype (default: the checkpoint's)")
     ap.add_argument("--kv_dtype", "--kv-dtype", dest="kv_dtype", default=None,
-                    help="f16|bf16|f32|f8: KV cache dtype (f8 = e4m3, CUDA; default: the config's)")
+                    help="f16|bf16|f32|f8: KV cache dtype (f8 = e4m3 with a scale per token and kv head; default: the config's)")
     ap.add_argument("--page_size", type=int, default=0, help="KV cache tokens per page (default 16)")
     ap.add_argument("--max_pages", type=int, default=0, help="KV cache pages (default: enough for the context)")
     ap.add_argument("--parallel", type=int, default=1, help="sequences generated at once with --prompts-file")

@@ -234,7 +234,9 @@ class PageKVCache(Handle):
         kp = S.KVPages()
         lib().call("llt_kv_cache_get_pages", h, self._seq(seq), layer, C.byref(kp))
         if kp.dtype not in _ELEM:
-            raise UnsupportedError("get_kv_pages: KV dtype %d" % kp.dtype, 4)
+            raise UnsupportedError("get_kv_pages: a %s cache's pages (e4m3 rows with a float32 scale each, "
+                                   "docs/ARCHITECTURE.md) are not [pages, page_size, n_kv_heads, head_dim] "
+                                   "arrays; use kv_dtype f16, bf16 or f32 here" % _dtype.name(kp.dtype), 4)
         name = _dtype.name(kp.dtype)
         want = None if device is None else (_device.resolve(device, "device") or "cpu")
         as_torch = self._as_torch or not self._on_host or (want is not None and _torch_available())

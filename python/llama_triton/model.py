@@ -76,7 +76,7 @@ class LlamaTritonModel(Handle):
     GPU's free memory; None = the model's configured devices, else the CPU.
     fmt: None/"auto", "gguf", "hf", "triton". dtype: compute dtype ("f32", "f16", "bf16",
     "bfloat16", torch.bfloat16; None = the checkpoint's). kv_dtype: the KV cache's dtype
-    ("f32", "f16", "bf16", or "f8" = e4m3 with a scale per token and kv head, CUDA only; the
+    ("f32", "f16", "bf16", or "f8" = e4m3 with a scale per token and kv head; the
     CUDA cache holds the compute dtype or f8; None = the config's); config.kv_dtype then
     reports it. no_cache: for Hugging Face folders, do not write the converted native cache.
     batch_rows: rows one CUDA forward pass takes (1..4096; 0 = 2048)."""

@@ -1,6 +1,7 @@
 #include "base/dtype.h"
 
 #include <math.h>
+#include <string.h>
 #include <strings.h>
 
 #include "base/error.h"
@@ -158,23 +159,19 @@ float llt_e4m3_to_f32(uint8_t v) {
     return sign ? -f : f;
 }
 
-/* Round to nearest even, saturating to +-448 (what the device's cvt ... satfinite does). */
+/* Round to nearest even, saturating to +-448 (what the device's cvt ... satfinite does), on the
+ * float's bits: below 2^-6 (e4m3's subnormals, spacing 2^-9) the nearest multiple of 2^-9 (8 of
+ * them is 2^-6, the first normal code, 0x08: the code is that count); above, the float's exponent
+ * and top 3 mantissa bits rounded at bit 20 (a carry moves into the exponent as it should), less
+ * the exponent bias difference 127 - 7 = 120 in the code's exponent field. */
 uint8_t llt_f32_to_e4m3(float f) {
-    if (isnan(f)) return 0x7f;
-    const uint8_t sign = signbit(f) ? 0x80 : 0;
-    float a = fabsf(f);
-    if (a >= 448.0f) return sign | 0x7e;
-    /* the representable neighbours: below 2^-6 the spacing is 2^-9, else 2^(e - 3) */
-    int e;
-    frexpf(a, &e); /* a = m * 2^e, m in [0.5, 1) */
-    const int step_exp = (e - 1 < -6 ? -6 : e - 1) - 3;
-    const float q = ldexpf(a, -step_exp); /* a in units of the spacing */
-    float r = rintf(q);                   /* nearest, ties to even (default rounding mode) */
-    const float v = ldexpf(r, step_exp);
-    if (v == 0.0f) return sign;
-    int ve;
-    frexpf(v, &ve);
-    if (v < 0x1p-6f) return sign | (uint8_t)(int)ldexpf(v, 9); /* subnormal */
-    const int exp = ve - 1 + 7, mant = (int)ldexpf(v, -(ve - 1) + 3) - 8;
-    return sign | (uint8_t)(exp << 3) | (uint8_t)mant;
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    const uint8_t sign = (uint8_t)((u >> 24) & 0x80);
+    u &= 0x7fffffffu;
+    if (u > 0x7f800000u) return 0x7f;         /* NaN */
+    if (u >= 0x43e00000u) return sign | 0x7e; /* >= 448 (and infinity): the largest finite */
+    if (u < 0x3c800000u)                      /* below 2^-6 */
+        return sign | (uint8_t)(int)rintf(ldexpf(f < 0 ? -f : f, 9));
+    return sign | (uint8_t)(((u + 0x7ffffu + ((u >> 20) & 1u)) >> 20) - (120u << 3));
 }

@@ -2,6 +2,7 @@
  * (the specification's PageKVCache.allocate(layer, k, v) and .get_kv_pages(layer)). */
 #include "kv/paged_cache.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,9 +30,34 @@ void llt_kv_write_f32(llt_kv_cache *c, int32_t layer, int32_t seq, int32_t pos, 
     llt_kv_write_cols(c, layer, seq, pos, 0, (int64_t)c->o.n_kv_heads * c->o.head_dim, k, v);
 }
 
+void llt_kv_f8_quant_row(const float *x, int32_t n, uint8_t *q, float *scale) {
+    float amax = 0.0f;
+    for (int32_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
+    const float s = amax > 0.0f ? amax / 448.0f : 1.0f;
+    for (int32_t i = 0; i < n; i++) q[i] = llt_f32_to_e4m3(x[i] / s);
+    *scale = s;
+}
+
+/* f8 pages: kv heads [h0, h0 + nh) of position pos, quantised row by row into pool. */
+static void write_f8_heads(const llt_kv_cache *c, void *pool, const llt_kv_seq *s, int32_t pos, int32_t h0,
+                           int32_t nh, const float *x) {
+    const int32_t ps = c->o.page_size, nkv = c->o.n_kv_heads, hd = c->o.head_dim, slot = pos % ps;
+    unsigned char *page = (unsigned char *)pool + (size_t)s->blocks[pos / ps] * c->page_bytes;
+    float *scales = (float *)(page + llt_kv_f8_scales_offset(ps, nkv, hd));
+    for (int32_t h = h0; h < h0 + nh; h++)
+        llt_kv_f8_quant_row(x + (int64_t)(h - h0) * hd, hd, page + ((size_t)slot * nkv + h) * hd,
+                            &scales[(size_t)slot * nkv + h]);
+}
+
 void llt_kv_write_cols(llt_kv_cache *c, int32_t layer, int32_t seq, int32_t pos, int64_t col0,
                        int64_t n, const float *k, const float *v) {
     const llt_kv_seq *s = &c->seqs[seq];
+    if (c->o.kv_dtype == LLT_DTYPE_F8_E4M3) { /* whole heads (paged_cache.h) */
+        const int32_t hd = c->o.head_dim, h0 = (int32_t)(col0 / hd), nh = (int32_t)(n / hd);
+        if (k) write_f8_heads(c, c->k_pool[layer], s, pos, h0, nh, k);
+        if (v) write_f8_heads(c, c->v_pool[layer], s, pos, h0, nh, v);
+        return;
+    }
     int64_t off = llt_kv_slot(c, s, pos) + col0;
     size_t eb = elem_bytes(c);
     if (k) to_kv_dtype(c->o.kv_dtype, k, (char *)c->k_pool[layer] + (size_t)off * eb, n);
@@ -88,8 +114,9 @@ static llt_status append(llt_kv_cache *c, int32_t seq_id, int32_t layer, const f
     LLT_CHECK(s, err, LLT_ERR_INVALID_ARG, "kv allocate: sequence %d is not live", seq_id);
     LLT_CHECK(((k && v) || write) && n > 0, err, LLT_ERR_INVALID_ARG,
               "kv allocate: NULL k/v or n %d (expected > 0)", n);
-    LLT_CHECK(c->o.kv_dtype != LLT_DTYPE_F8_E4M3, err, LLT_ERR_UNSUPPORTED,
-              "kv allocate: kv_dtype f8_e4m3 pages are written by the CUDA backend's steps only");
+    LLT_CHECK(c->o.kv_dtype != LLT_DTYPE_F8_E4M3 || (c->host && !write), err, LLT_ERR_UNSUPPORTED,
+              "kv allocate: kv_dtype f8_e4m3 pages take float32 rows on a host cache only (%s)",
+              c->host ? "rows in the cache's dtype carry no scales" : "a device cache's are written by its steps");
     LLT_CHECK(layer == s->next_layer, err, LLT_ERR_STATE,
               "kv allocate: sequence %d: layer %d written out of order (expected layer %d)",
               seq_id, layer, s->next_layer);

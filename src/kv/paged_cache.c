@@ -37,7 +37,7 @@ static const llt_kv_storage k_host_storage = {host_alloc, host_release, host_cop
 
 /* ---- create / free ------------------------------------------------------------------- */
 
-static llt_status check_opts(const llt_kv_cache_opts *o, bool host, size_t *page_bytes, llt_error *err) {
+static llt_status check_opts(const llt_kv_cache_opts *o, size_t *page_bytes, llt_error *err) {
     LLT_CHECK(o, err, LLT_ERR_INVALID_ARG, "kv cache: NULL options");
     LLT_CHECK(o->n_layers > 0 && o->n_kv_heads > 0 && o->head_dim > 0, err, LLT_ERR_INVALID_ARG,
               "kv cache: n_layers %d, n_kv_heads %d, head_dim %d (each must be > 0)",
@@ -46,9 +46,9 @@ static llt_status check_opts(const llt_kv_cache_opts *o, bool host, size_t *page
               "kv cache: page_size %d, max_pages %d, max_seqs %d (each must be > 0)",
               o->page_size, o->max_pages, o->max_seqs);
     LLT_CHECK(o->kv_dtype == LLT_DTYPE_F32 || o->kv_dtype == LLT_DTYPE_F16 ||
-                  o->kv_dtype == LLT_DTYPE_BF16 || (o->kv_dtype == LLT_DTYPE_F8_E4M3 && !host),
-              err, LLT_ERR_UNSUPPORTED, "kv cache: kv_dtype %s (expected f32, f16 or bf16%s)",
-              llt_dtype_name(o->kv_dtype), host ? "; f8_e4m3 needs the CUDA backend's device pools" : ", f8_e4m3");
+                  o->kv_dtype == LLT_DTYPE_BF16 || o->kv_dtype == LLT_DTYPE_F8_E4M3,
+              err, LLT_ERR_UNSUPPORTED, "kv cache: kv_dtype %s (expected f32, f16, bf16 or f8_e4m3)",
+              llt_dtype_name(o->kv_dtype));
     uint64_t elems = (uint64_t)o->page_size * (uint64_t)o->n_kv_heads * (uint64_t)o->head_dim;
     uint64_t bytes = o->kv_dtype == LLT_DTYPE_F8_E4M3
                          ? llt_kv_f8_page_bytes(o->page_size, o->n_kv_heads, o->head_dim)
@@ -93,7 +93,7 @@ llt_status llt_kv_cache_create_with(const llt_kv_cache_opts *o, const llt_kv_sto
     LLT_CHECK(out, err, LLT_ERR_INVALID_ARG, "kv cache: NULL output handle");
     *out = NULL;
     size_t page_bytes = 0;
-    LLT_TRY(check_opts(o, !storage || !storage->upload, &page_bytes, err));
+    LLT_TRY(check_opts(o, &page_bytes, err));
     llt_kv_cache *c = calloc(1, sizeof *c);
     LLT_CHECK(c, err, LLT_ERR_NOMEM, "kv cache: out of memory");
     c->o = *o;

@@ -4,7 +4,9 @@
  * Tolerance: max |paged - reference| / max |reference| <= 1e-5. The kernel accumulates in
  * float32 over at most ~100 keys of magnitude <= 1, so its rounding error is ~1e-6 relative;
  * 1e-5 leaves room for that and nothing else (a wrong key, page or head gives errors ~1e-1).
- * For f16/bf16 pages the reference reads the same rounded values, so the bound is the same. */
+ * For f16/bf16/f8 pages the reference reads the same rounded values, so the bound is the same
+ * (f8: each (token, kv head) row scaled by amax / 448 and rounded to e4m3, as kv/paged_cache.h
+ * defines it, rebuilt here from that definition). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,18 +33,35 @@ static float stored(llt_dtype t, float x) {
     return x;
 }
 
+/* rows [0, n) of x ([n, n_kv, d]) as the pages hold them */
+static float *stored_rows(const shape *sh, const float *x, int32_t n) {
+    const int32_t d = sh->head_dim;
+    const int64_t len = (int64_t)n * sh->n_kv_heads * d;
+    float *y = malloc(sizeof(float) * (size_t)len);
+    for (int64_t r = 0; r < len; r += d) {
+        float amax = 0;
+        for (int32_t i = 0; i < d; i++) amax = fabsf(x[r + i]) > amax ? fabsf(x[r + i]) : amax;
+        const float s = amax > 0 ? amax / 448.0f : 1.0f;
+        for (int32_t i = 0; i < d; i++)
+            y[r + i] = sh->dtype == LLT_DTYPE_F8_E4M3 ? llt_e4m3_to_f32(llt_f32_to_e4m3(x[r + i] / s)) * s
+                                                      : stored(sh->dtype, x[r + i]);
+    }
+    return y;
+}
+
 /* out[n_heads, d] for the query at position p (keys [0, p]); k, v: [L, n_kv, d] contiguous. */
 static void ref_attention(const shape *sh, const float *q, const float *k, const float *v,
                           int32_t p, float *out) {
     int32_t d = sh->head_dim, nkv = sh->n_kv_heads, G = sh->n_heads / nkv;
     double *w = malloc(sizeof(double) * (size_t)(p + 1));
+    float *ks = stored_rows(sh, k, p + 1), *vs = stored_rows(sh, v, p + 1);
     for (int32_t h = 0; h < sh->n_heads; h++) {
         int32_t g = h / G;
         double mx = -INFINITY, sum = 0;
         for (int32_t j = 0; j <= p; j++) {
             double s = 0;
             for (int32_t i = 0; i < d; i++)
-                s += (double)q[h * d + i] * stored(sh->dtype, k[((int64_t)j * nkv + g) * d + i]);
+                s += (double)q[h * d + i] * ks[((int64_t)j * nkv + g) * d + i];
             w[j] = s / sqrt((double)d);
             mx = w[j] > mx ? w[j] : mx;
         }
@@ -50,11 +69,11 @@ static void ref_attention(const shape *sh, const float *q, const float *k, const
         for (int32_t i = 0; i < d; i++) {
             double acc = 0;
             for (int32_t j = 0; j <= p; j++)
-                acc += w[j] * stored(sh->dtype, v[((int64_t)j * nkv + g) * d + i]);
+                acc += w[j] * vs[((int64_t)j * nkv + g) * d + i];
             out[h * d + i] = (float)(acc / sum);
         }
     }
-    free(w);
+    free(w), free(ks), free(vs);
 }
 
 static llt_kv_cache *make_cache(const shape *sh, int32_t max_pages, int32_t n_layers) {
@@ -147,6 +166,11 @@ static void test_decode_dtypes(void) {
     for (int i = 0; i < 5; i++) check_decode(&f16, lens[i]), check_decode(&bf16, lens[i]);
     shape odd = {3, 1, 5, 8, LLT_DTYPE_F32}; /* head_dim not a multiple of 4 */
     check_decode(&odd, 19);
+    /* f8 pages (e4m3 and a scale per token and kv head): AVX2 where present at head_dim 32 / 64,
+     * the scalar path at 20 (not a multiple of 8) */
+    shape f8 = {8, 2, 32, 16, LLT_DTYPE_F8_E4M3}, f8b = {4, 4, 64, 8, LLT_DTYPE_F8_E4M3},
+          f8odd = {6, 3, 20, 8, LLT_DTYPE_F8_E4M3};
+    for (int i = 0; i < 5; i++) check_decode(&f8, lens[i]), check_decode(&f8b, lens[i]), check_decode(&f8odd, lens[i]);
 }
 
 /* A causal prefill chunk written into reserved (uncommitted) pages == one decode per row ==
@@ -239,6 +263,7 @@ static void batch_task(llt_dtype dtype) {
 static void test_batch_task(void) {
     batch_task(LLT_DTYPE_BF16);
     batch_task(LLT_DTYPE_F16);
+    batch_task(LLT_DTYPE_F8_E4M3);
     batch_task(LLT_DTYPE_F32);
 }
 

@@ -34,6 +34,44 @@ static void test_f16(void) {
     CHECK(llt_f32_to_bf16(3.14159265f) == 0x4049);
 }
 
+/* float8 e4m3 ("fn": OCP 8-bit floating point, E4M3: bias 7, no infinities, S.1111.111 NaN,
+ * largest finite 448): the spec's table values decode; every finite code round-trips; any float
+ * encodes to the nearest finite code, ties to the even mantissa, +-448 beyond (satfinite), by
+ * a search over all codes done here from those values. */
+static int e4m3_nearest(float f) {
+    if (isnan(f)) return 0x7f;
+    const float a = fabsf(f);
+    int best = 0;
+    for (int c = 1; c <= 0x7e; c++) {
+        const double dc = fabs(llt_e4m3_to_f32((uint8_t)c) - (double)a), db = fabs(llt_e4m3_to_f32((uint8_t)best) - (double)a);
+        if (dc < db || (dc == db && (c & 1) == 0)) best = c;
+    }
+    return (signbit(f) ? 0x80 : 0) | best;
+}
+
+static void test_e4m3(void) {
+    CHECK(llt_e4m3_to_f32(0x38) == 1.0f && llt_e4m3_to_f32(0x7e) == 448.0f && llt_e4m3_to_f32(0xfe) == -448.0f);
+    CHECK(llt_e4m3_to_f32(0x01) == 0x1p-9f && llt_e4m3_to_f32(0x07) == 7 * 0x1p-9f && llt_e4m3_to_f32(0x08) == 0x1p-6f);
+    CHECK(llt_e4m3_to_f32(0x00) == 0.0f && signbit(llt_e4m3_to_f32(0x80)) && isnan(llt_e4m3_to_f32(0x7f)) &&
+          isnan(llt_e4m3_to_f32(0xff)));
+    CHECK(llt_e4m3_to_f32(0x3f) == 1.875f && llt_e4m3_to_f32(0x40) == 2.0f && llt_e4m3_to_f32(0x30) == 0.5f);
+    for (int c = 0; c < 256; c++)
+        if ((c & 0x7f) != 0x7f) CHECK_MSG(llt_f32_to_e4m3(llt_e4m3_to_f32((uint8_t)c)) == c, "code %02x", c);
+    const float edge[] = {448.0f, 449.0f, 464.0f, 480.0f, 1e30f, INFINITY, -INFINITY, 0x1p-10f, 0x1.8p-10f,
+                          0x1p-11f, 0x1.2p-6f, 0x1.1p-6f, 0x1.3p-6f, 1.0625f, 1.1875f, 240.0f, 232.0f, 0.0f, -0.0f};
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++)
+        CHECK_MSG(llt_f32_to_e4m3(edge[i]) == e4m3_nearest(edge[i]), "%g: %02x, nearest %02x", edge[i],
+                  llt_f32_to_e4m3(edge[i]), e4m3_nearest(edge[i]));
+    CHECK(llt_f32_to_e4m3(NAN) == 0x7f);
+    uint64_t s = 12345;
+    for (int i = 0; i < 20000; i++) { /* random magnitudes 2^-12 .. 2^10, both signs */
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        const float f = ldexpf((float)((s >> 40) & 0xffffff) / 16777216.0f + 0.5f, (int)((s >> 20) % 23) - 12) *
+                        ((s >> 63) ? -1.0f : 1.0f);
+        CHECK_MSG(llt_f32_to_e4m3(f) == e4m3_nearest(f), "%a", f);
+    }
+}
+
 static void test_dtype(void) {
     uint64_t b;
     CHECK(llt_dtype_nbytes(LLT_DTYPE_Q8_0, 64, &b) && b == 68);
@@ -82,6 +120,7 @@ static void test_progress(void) {
 }
 
 int main(void) {
+    RUN(test_e4m3);
     RUN(test_err);
     RUN(test_f16);
     RUN(test_dtype);

@@ -408,6 +408,43 @@ static void acceptance(const char *model) {
 static void test_accept_llama2(void) { acceptance("tiny-llama2"); }
 static void test_accept_llama3(void) { acceptance("tiny-llama3"); }
 
+/* The f8 KV cache on the CPU (--kv_dtype f8: e4m3 rows with a scale per token and kv head):
+ * logits against HF's float64 ones, bound 0.1 of their largest magnitude as the CUDA f8 cache's
+ * (test_cuda_model: e4m3 keeps 3 mantissa bits, a few percent is its honest cost; the bound
+ * catches a broken path), the top-1 agreement with the f32 cache reported. */
+static void f8_cache(const char *model) {
+    reference r;
+    if (!load_reference(model, &r)) return;
+    char rel[256];
+    snprintf(rel, sizeof rel, "oracle/%s/hf", model);
+    llt_load_opts o;
+    llt_load_opts_init(&o);
+    o.no_cache = true, o.device = "cpu", o.kv_dtype = LLT_DTYPE_F8_E4M3;
+    llt_model *m8 = NULL, *m32 = load_model(tl_fixture(rel), LLT_FORMAT_HF, true);
+    llt_error e;
+    CHECK_OK(llt_model_load(tl_fixture(rel), &o, &m8, &e), &e);
+    if (m8 && m32) {
+        const size_t T = r.T, V = (size_t)llt_model_config(m8)->vocab_size;
+        float *l8 = malloc(T * V * 4), *l32 = malloc(T * V * 4);
+        CHECK_OK(llt_model_forward(m8, r.ids, T, l8, NULL, NULL, &e), &e);
+        CHECK_OK(llt_model_forward(m32, r.ids, T, l32, NULL, NULL, &e), &e);
+        const double e8 = compare(&r, "logits", l8, T * V), e32 = compare(&r, "logits", l32, T * V);
+        size_t top = 0;
+        for (size_t t = 0; t < T; t++) top += tl_argmax(l8 + t * V, (int32_t)V) == tl_argmax(l32 + t * V, (int32_t)V);
+        CHECK_MSG(e8 > 0 && e8 <= 0.1, "%s f8 cache: logits rel err %.4f", model, e8);
+        fprintf(stderr, "  %s, f8 cache on the cpu: logits rel err %.4f against HF (f32 cache %.2g), top-1 as the f32 "
+                        "cache's at %zu of %zu positions\n", model, e8, e32, top, T);
+        free(l8), free(l32);
+    }
+    llt_model_free(m8), llt_model_free(m32);
+    free_reference(&r);
+}
+
+static void test_f8_cache(void) {
+    f8_cache("tiny-llama2");
+    f8_cache("tiny-llama3");
+}
+
 /* transformers 5's config.json: rope_parameters instead of rope_theta + rope_scaling. */
 static void test_rope_parameters(void) {
     reference r;
@@ -475,6 +512,7 @@ int main(void) {
     RUN(test_damaged_folders);
     RUN(test_accept_llama2);
     RUN(test_accept_llama3);
+    RUN(test_f8_cache);
     RUN(test_rope_parameters);
     RUN(test_cache);
     RUN(test_model_errors);

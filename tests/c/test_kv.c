@@ -42,6 +42,13 @@ static float read_k(const llt_kv_cache *c, int32_t seq, int l, int32_t pos, int 
     if (llt_kv_cache_get_pages(c, seq, l, &pg, &e) != LLT_OK) return NAN;
     int64_t off = ((int64_t)pg.block_table[pos / pg.page_size] * pg.page_size + pos % pg.page_size) * ROW + i;
     const void *pool = v ? pg.v_pool : pg.k_pool;
+    if (pg.dtype == LLT_DTYPE_F8_E4M3) { /* paged_cache.h: e4m3 bytes, then a float scale per (token, head) */
+        const size_t pb = llt_kv_f8_page_bytes(pg.page_size, NKV, HD), slot = (size_t)(pos % pg.page_size);
+        const unsigned char *page = (const unsigned char *)pool + (size_t)pg.block_table[pos / pg.page_size] * pb;
+        float s;
+        memcpy(&s, page + llt_kv_f8_scales_offset(pg.page_size, NKV, HD) + (slot * NKV + (size_t)(i / HD)) * 4, 4);
+        return llt_e4m3_to_f32(page[slot * ROW + (size_t)i]) * s;
+    }
     if (pg.dtype == LLT_DTYPE_F16) return llt_f16_to_f32(((const uint16_t *)pool)[off]);
     if (pg.dtype == LLT_DTYPE_BF16) return llt_bf16_to_f32(((const uint16_t *)pool)[off]);
     return ((const float *)pool)[off];
@@ -284,6 +291,61 @@ static void test_dtypes(void) {
     }
 }
 
+static llt_status no_write(void *k_pool, void *v_pool, int64_t off, int32_t i, void *user, llt_error *err) {
+    (void)k_pool, (void)v_pool, (void)off, (void)i, (void)user, (void)err;
+    return LLT_OK;
+}
+
+/* The f8 cache on the host (paged_cache.h's layout): rows whose values are e4m3 codes times a
+ * power of two come back exactly with that scale (amax / 448), a zero row with scale 1, an
+ * inexact row to within e4m3's half step of its largest; a fork's copy-on-write carries the
+ * scales; rows already in the cache's dtype (allocate_fn) carry none and are refused. */
+static void test_f8(void) {
+    llt_kv_cache *c = make(4, 8, 2, LLT_DTYPE_F8_E4M3);
+    llt_error e;
+    int32_t a, b;
+    CHECK(c->page_bytes == llt_kv_f8_page_bytes(4, NKV, HD) && c->page_bytes == 32 + 32); /* bytes, scales */
+    CHECK_OK(llt_kv_seq_create(c, &a, &e), &e);
+    static const float codes[HD] = {448.0f, -1.0f, 0.0f, 0.01953125f}; /* 0x7e, 0xb8, 0, 1.25 x 2^-6 = 0x0a */
+    float k[6 * ROW], v[6 * ROW];
+    for (int t = 0; t < 6; t++)
+        for (int h = 0; h < NKV; h++)
+            for (int i = 0; i < HD; i++) {
+                const float sc = ldexpf(1.0f, t - 3 * h); /* the row's scale: 2^(t - 3h) */
+                k[t * ROW + h * HD + i] = t == 5 && h == 1 ? 0.0f : codes[i] * sc;
+                v[t * ROW + h * HD + i] = -codes[(i + 1) % HD] * sc;
+            }
+    for (int l = 0; l < NL; l++) CHECK_OK(llt_kv_cache_allocate(c, a, l, k, v, 6, &e), &e);
+    bool ok = true;
+    for (int l = 0; l < NL; l++)
+        for (int p = 0; p < 6; p++)
+            for (int i = 0; i < ROW; i++)
+                ok &= read_k(c, a, l, p, i, false) == k[p * ROW + i] && read_k(c, a, l, p, i, true) == v[p * ROW + i];
+    CHECK(ok);
+    llt_kv_pages pg;
+    CHECK_OK(llt_kv_cache_get_pages(c, a, 0, &pg, &e), &e);
+    const unsigned char *p1 = (const unsigned char *)pg.k_pool + (size_t)pg.block_table[1] * c->page_bytes;
+    float s_zero, s_first;
+    memcpy(&s_zero, p1 + llt_kv_f8_scales_offset(4, NKV, HD) + (1 * NKV + 1) * 4, 4); /* position 5, head 1 */
+    memcpy(&s_first, p1 + llt_kv_f8_scales_offset(4, NKV, HD), 4);                    /* position 4, head 0 */
+    CHECK(s_zero == 1.0f && s_first == 16.0f && p1[0] == 0x7e && p1[1] == 0xb8 && p1[2] == 0 && p1[3] == 0x0a);
+    float third[ROW];
+    for (int i = 0; i < ROW; i++) third[i] = (i % HD == 0 ? 3.0f : 1.0f) / 3.0f; /* rows 1, 1/3, 1/3, 1/3 */
+    CHECK_OK(llt_kv_seq_fork(c, a, &b, &e), &e);
+    for (int l = 0; l < NL; l++) CHECK_OK(llt_kv_cache_allocate(c, b, l, third, third, 1, &e), &e);
+    /* scale 1/448: 1/3 is 149.3 steps of it, e4m3's spacing there is 16: within 8 / 448 */
+    CHECK(fabsf(read_k(c, b, 1, 6, 1, false) - 1.0f / 3.0f) <= 8.0f / 448 &&
+          fabsf(read_k(c, b, 1, 6, 4, true) - 1.0f) <= 1e-6f);
+    ok = true; /* b's copy of page 1 kept a's rows and scales; a is unchanged */
+    for (int p = 4; p < 6; p++)
+        for (int i = 0; i < ROW; i++)
+            ok &= read_k(c, b, 1, p, i, false) == k[p * ROW + i] && read_k(c, a, 1, p, i, true) == v[p * ROW + i];
+    CHECK(ok && llt_kv_seq_len(c, a) == 6 && llt_kv_seq_len(c, b) == 7);
+    CHECK_ERR(llt_kv_cache_allocate_fn(c, a, 0, 1, no_write, NULL, &e), LLT_ERR_UNSUPPORTED, &e, "carry no scales");
+    CHECK(llt_kv_seq_len(c, a) == 6);
+    llt_kv_cache_free(c);
+}
+
 static void test_allocate_protocol(void) {
     llt_kv_cache *c = make(4, 8, 2, LLT_DTYPE_F32);
     llt_error e;
@@ -448,6 +510,7 @@ int main(void) {
     RUN(test_exhaustion);
     RUN(test_reserve_unreserve);
     RUN(test_dtypes);
+    RUN(test_f8);
     RUN(test_allocate_protocol);
     RUN(test_bad_opts);
     RUN(test_storage_hooks);

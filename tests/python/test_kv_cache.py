@@ -77,6 +77,18 @@ def test_half_precision_pages(np, kv_dtype, tol):
             assert np.array_equal(pages.k[pages.block_table[0]][0], w[1][0][0].astype(np.float16))
 
 
+@needs(*KV)
+def test_f8_pages_are_written_not_exposed(np):
+    # an f8 cache takes float rows (quantised per token and kv head) and its sequence grows;
+    # its pages (e4m3 bytes + scales) are not plain arrays: get_kv_pages says so, by name
+    rng = np.random.default_rng(3)
+    with L.PageKVCache(_cfg(kv_dtype="f8")) as cache:
+        _fill(cache, rng, 5)
+        assert cache.seq_len() == 5
+        with pytest.raises(L.UnsupportedError, match="f8_e4m3 cache's pages"):
+            cache.get_kv_pages(1)
+
+
 @needs(*KV, "llt_kv_seq_fork", "llt_kv_seq_free")
 def test_fork_shares_pages_until_written(np):
     rng = np.random.default_rng(2)

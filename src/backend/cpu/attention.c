@@ -19,6 +19,7 @@ typedef struct kv_view {
     const int32_t *blocks;  /* [n_blocks] */
     int32_t page_size, n_kv_heads, head_dim;
     llt_dtype dtype;
+    size_t f8_page; /* F8_E4M3: bytes a page (data, then scales: kv/paged_cache.h) */
 } kv_view;
 
 /* Rows [0, cnt) of kv head g in page `page` of pool, as float32 rows of head_dim with a
@@ -27,6 +28,13 @@ static const float *page_rows(const kv_view *w, const llt_attn_kernels *kn, cons
                               int32_t page, int32_t g, int32_t cnt, float *buf, int64_t *stride) {
     int64_t row = (int64_t)w->n_kv_heads * w->head_dim;
     int64_t base = (int64_t)page * w->page_size * row + (int64_t)g * w->head_dim;
+    if (w->dtype == LLT_DTYPE_F8_E4M3) {
+        const uint8_t *p = (const uint8_t *)pool + (size_t)page * w->f8_page;
+        const float *sc = (const float *)(p + llt_kv_f8_scales_offset(w->page_size, w->n_kv_heads, w->head_dim));
+        kn->convert8(p + (size_t)g * w->head_dim, row, sc + g, w->n_kv_heads, cnt, w->head_dim, buf);
+        *stride = w->head_dim;
+        return buf;
+    }
     if (w->dtype == LLT_DTYPE_F32) {
         *stride = row;
         return (const float *)pool + base;
@@ -41,8 +49,10 @@ static const float *page_rows(const kv_view *w, const llt_attn_kernels *kn, cons
  * prefetcher does not follow from one page to the next, and the weights streaming past between
  * two layers' attention have pushed the cache out of L2. */
 static void prefetch_page(const kv_view *w, int32_t page, int32_t g, int32_t cnt) {
-    int64_t es = w->dtype == LLT_DTYPE_F32 ? 4 : 2, row = (int64_t)w->n_kv_heads * w->head_dim * es;
-    int64_t base = (int64_t)page * w->page_size * row + (int64_t)g * w->head_dim * es, len = w->head_dim * es;
+    int64_t es = w->dtype == LLT_DTYPE_F32 ? 4 : w->dtype == LLT_DTYPE_F8_E4M3 ? 1 : 2;
+    int64_t row = (int64_t)w->n_kv_heads * w->head_dim * es, len = w->head_dim * es;
+    int64_t base = (w->dtype == LLT_DTYPE_F8_E4M3 ? (int64_t)(page * w->f8_page) : (int64_t)page * w->page_size * row) +
+                   (int64_t)g * w->head_dim * es; /* (an f8 page's scales: one line a few rows, not asked for) */
     for (int32_t j = 0; j < cnt; j++)
         for (int64_t o = 0; o < len; o += 64) {
             __builtin_prefetch((const char *)w->k + base + j * row + o);
@@ -88,7 +98,7 @@ static void attend_group(const kv_view *w, const llt_attn_kernels *kn, int32_t g
 
 static kv_view cache_view(const llt_kv_cache *c, int32_t layer, int32_t seq) {
     kv_view w = {c->k_pool[layer], c->v_pool[layer], c->seqs[seq].blocks, c->o.page_size,
-                 c->o.n_kv_heads, c->o.head_dim, c->o.kv_dtype};
+                 c->o.n_kv_heads, c->o.head_dim, c->o.kv_dtype, c->page_bytes};
     return w;
 }
 
@@ -166,9 +176,9 @@ static llt_status check_pages(const float *q, int32_t n_heads, const llt_kv_page
                               const float *out, llt_error *err) {
     LLT_CHECK(q && kv && out && kv->k_pool && kv->v_pool && kv->block_table, err,
               LLT_ERR_INVALID_ARG, "page_attention: NULL argument");
-    LLT_CHECK(kv->dtype == LLT_DTYPE_F32 || kv->dtype == LLT_DTYPE_F16 ||
-                  kv->dtype == LLT_DTYPE_BF16,
-              err, LLT_ERR_UNSUPPORTED, "page_attention: kv dtype %s (expected f32, f16, bf16)",
+    LLT_CHECK(kv->dtype == LLT_DTYPE_F32 || kv->dtype == LLT_DTYPE_F16 || kv->dtype == LLT_DTYPE_BF16 ||
+                  kv->dtype == LLT_DTYPE_F8_E4M3,
+              err, LLT_ERR_UNSUPPORTED, "page_attention: kv dtype %s (expected f32, f16, bf16, f8_e4m3)",
               llt_dtype_name(kv->dtype));
     LLT_CHECK(kv->page_size > 0 && kv->n_kv_heads > 0 && kv->head_dim > 0, err,
               LLT_ERR_INVALID_ARG, "page_attention: page_size %d, n_kv_heads %d, head_dim %d",
@@ -188,7 +198,7 @@ llt_status llt_page_attention_f32(const float *q, int32_t n_heads, const llt_kv_
     float *scratch = malloc(sizeof(float) * scratch_floats(kv->page_size, kv->head_dim, n_heads));
     LLT_CHECK(scratch, err, LLT_ERR_NOMEM, "page_attention: out of memory for scratch");
     kv_view w = {kv->k_pool, kv->v_pool, kv->block_table, kv->page_size, kv->n_kv_heads,
-                 kv->head_dim, kv->dtype};
+                 kv->head_dim, kv->dtype, llt_kv_f8_page_bytes(kv->page_size, kv->n_kv_heads, kv->head_dim)};
     const llt_attn_kernels *kn = llt_attn_kernels_pick(LLT_ATTN_ISA_AUTO, kv->head_dim);
     int32_t G = n_heads / kv->n_kv_heads, d = kv->head_dim;
     if (scale == 0) scale = 1.0f / sqrtf((float)d);

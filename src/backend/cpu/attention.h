@@ -1,8 +1,9 @@
 /* attention.h: paged attention on the CPU (the specification's page_attention kernel).
  *
  * Queries attend to keys/values read through a sequence's block table (kv/paged_cache.h),
- * stored as F32, F16 or BF16; compute is float32 with an online (streaming) softmax, so no
- * [seq_len] score buffer is needed and one pass over the pages suffices.
+ * stored as F32, F16, BF16 or F8_E4M3 (e4m3 with a scale per token and kv head); compute is
+ * float32 with an online (streaming) softmax, so no [seq_len] score buffer is needed and one
+ * pass over the pages suffices.
  *   causal: query i of a chunk sits at position q_pos0 + i and sees keys [0, q_pos0 + i];
  *   GQA:    query head h reads kv head h / (n_heads / n_kv_heads) (MQA: n_kv_heads = 1).
  * The K/V of the chunk's own positions must already be written (llt_kv_write_f32) into pages

@@ -71,7 +71,16 @@ static void convert_scalar(llt_dtype t, const uint16_t *h, int64_t stride, int32
     }
 }
 
-static const llt_attn_kernels k_scalar = {page_scalar, convert_scalar};
+static void convert8_scalar(const uint8_t *b, int64_t stride, const float *sc, int64_t sstride, int32_t cnt,
+                            int32_t d, float *buf) {
+    for (int32_t j = 0; j < cnt; j++, b += stride) {
+        float *o = buf + (int64_t)j * d;
+        const float s = sc[j * sstride];
+        for (int32_t i = 0; i < d; i++) o[i] = llt_e4m3_to_f32(b[i]) * s;
+    }
+}
+
+static const llt_attn_kernels k_scalar = {page_scalar, convert_scalar, convert8_scalar};
 
 /* ---- AVX2 + FMA + F16C ------------------------------------------------------------- */
 
@@ -214,7 +223,26 @@ static AVX2_FN void convert_avx2(llt_dtype t, const uint16_t *h, int64_t stride,
     }
 }
 
-static const llt_attn_kernels k_avx2 = {page_avx2, convert_avx2};
+/* e4m3 bytes as f16 bits: sign to bit 15, exponent and mantissa (7 bits) to bits 13..7, i.e. the
+ * value / 256 (the exponent bias 15 against 7; subnormals line up too), then F16C and a multiply
+ * by 256 x the row's scale; 0x7f / 0xff (NaN in e4m3) become f16 NaNs. */
+static AVX2_FN void convert8_avx2(const uint8_t *b, int64_t stride, const float *sc, int64_t sstride, int32_t cnt,
+                                  int32_t d, float *buf) {
+    const __m128i lo7 = _mm_set1_epi16(0x7f), sgn = _mm_set1_epi16(0x80);
+    for (int32_t j = 0; j < cnt; j++, b += stride) {
+        float *o = buf + (int64_t)j * d;
+        const __m256 s = _mm256_set1_ps(sc[j * sstride] * 256.0f);
+        for (int32_t i = 0; i < d; i += 8) { /* d is a multiple of 8 on this path */
+            const __m128i x = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(b + i)));
+            const __m128i m = _mm_and_si128(x, lo7), nan = _mm_cmpeq_epi16(m, lo7);
+            __m128i h = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(x, sgn), 8), _mm_slli_epi16(m, 7));
+            h = _mm_or_si128(h, _mm_and_si128(nan, _mm_set1_epi16(0x7fff)));
+            _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_cvtph_ps(h), s));
+        }
+    }
+}
+
+static const llt_attn_kernels k_avx2 = {page_avx2, convert_avx2, convert8_avx2};
 
 const llt_attn_kernels *llt_attn_kernels_pick(llt_attn_isa isa, int32_t head_dim) {
     return isa != LLT_ATTN_ISA_SCALAR && head_dim % 8 == 0 && llt_cpu_has_avx2() ? &k_avx2 : &k_scalar;

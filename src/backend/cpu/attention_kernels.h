@@ -26,6 +26,10 @@ typedef struct llt_attn_kernels {
     /* buf[cnt, d] <- cnt rows of d F16 / BF16 values, `stride` elements apart */
     void (*convert)(llt_dtype t, const uint16_t *h, int64_t stride, int32_t cnt, int32_t d,
                     float *buf);
+    /* buf[cnt, d] <- cnt rows of d e4m3 bytes, `stride` bytes apart, row j times sc[j * sstride]
+     * (an f8 cache's page: kv/paged_cache.h) */
+    void (*convert8)(const uint8_t *b, int64_t stride, const float *sc, int64_t sstride, int32_t cnt, int32_t d,
+                     float *buf);
 } llt_attn_kernels;
 
 /* AVX2 when the CPU has it, isa allows it and head_dim is a multiple of 8; else scalar. */

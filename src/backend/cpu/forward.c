@@ -147,10 +147,6 @@ static void weights_to_huge_pages(llt_model *m, cpu_state *s) {
 static llt_status cpu_init(llt_model *m, const llt_load_opts *o, llt_error *err) {
     llt_kv_cache_opts ko;
     llt_model_kv_opts(m, o, &ko);
-    /* e4m3 pages are written and read by the CUDA kernels only (kv/paged_cache.h) */
-    LLT_CHECK(ko.kv_dtype != LLT_DTYPE_F8_E4M3, err, LLT_ERR_UNSUPPORTED,
-              "cpu backend: kv_dtype f8_e4m3 is a CUDA KV cache (the CPU cache holds f32, f16 or bf16; "
-              "use kv_dtype f16 or bf16, or a CUDA device)");
     LLT_TRY(llt_kv_cache_create_with(&ko, NULL, &m->kv, err));
     cpu_state *s = NULL;
     llt_status st = state_alloc(m, &s, err);
@@ -220,6 +216,7 @@ typedef struct step {
     float *logits, *hidden, *final_norm;
     int32_t out_row, n_threads;
     bool by_groups;    /* Q/K/V and attention split by head groups (qkv_attention_groups) */
+    bool kv_f8;        /* an f8 cache: K/V rows written whole after their products (write_kv_f8) */
     bool steal;        /* threads that finish a product early take rows left to the others */
     int64_t prefetch_bytes; /* per thread and barrier (barrier_then) */
 } step;
@@ -285,7 +282,7 @@ static void epi_rope_k(void *vctx, int64_t r0, int64_t r1) {
     for (int32_t t = 0; t < ch->nr; t++) {
         float *k = s->k + t * kvd;
         llt_rotary_apply_cols(k, r0, r1, c->head_dim, s->rope_sin, s->rope_cos, ch->pos[t]);
-        llt_kv_write_cols(e->st->m->kv, e->layer, ch->seq[t], ch->pos[t], r0, r1 - r0, k + r0, NULL);
+        if (!e->st->kv_f8) llt_kv_write_cols(e->st->m->kv, e->layer, ch->seq[t], ch->pos[t], r0, r1 - r0, k + r0, NULL);
     }
 }
 
@@ -293,7 +290,7 @@ static void epi_write_v(void *vctx, int64_t r0, int64_t r1) {
     const epi *e = vctx;
     const chunk *ch = e->st->ch;
     const int64_t kvd = (int64_t)e->st->m->cfg.n_kv_heads * e->st->m->cfg.head_dim;
-    for (int32_t t = 0; t < ch->nr; t++)
+    for (int32_t t = 0; !e->st->kv_f8 && t < ch->nr; t++)
         llt_kv_write_cols(e->st->m->kv, e->layer, ch->seq[t], ch->pos[t], r0, r1 - r0, NULL, e->st->s->v + t * kvd + r0);
 }
 
@@ -310,6 +307,19 @@ static void epi_swiglu(void *vctx, int64_t r0, int64_t r1) {
     const cpu_state *s = e->st->s;
     const int64_t I = e->st->m->cfg.intermediate_size;
     for (int32_t t = 0; t < e->st->ch->nr; t++) llt_cpu_swiglu(s->hb + t * I + r0, s->hb2 + t * I + r0, r1 - r0);
+}
+
+/* An f8 cache: a row's scale needs the whole (token, kv head) row, which an epilogue's columns
+ * may split; the rows go in after the products instead: units [u0, u1) of (chunk row, kv head). */
+static void write_kv_f8(const step *st, int32_t l, int64_t u0, int64_t u1) {
+    const chunk *ch = st->ch;
+    const int32_t nkv = st->m->cfg.n_kv_heads, d = st->m->cfg.head_dim;
+    const int64_t kvd = (int64_t)nkv * d;
+    for (int64_t u = u0; u < u1; u++) {
+        const int32_t t = (int32_t)(u / nkv), g = (int32_t)(u % nkv);
+        const int64_t off = t * kvd + (int64_t)g * d;
+        llt_kv_write_cols(st->m->kv, l, ch->seq[t], ch->pos[t], (int64_t)g * d, d, st->s->k + off, st->s->v + off);
+    }
 }
 
 static void attention_part(const step *st, int32_t l, int32_t thread) {
@@ -349,6 +359,7 @@ static void qkv_attention_groups(const step *st, int32_t l, const float *xb, int
         llt_cpu_matmul_rows(&q, xb, nr, st->isa, g0 * G * d, g1 * G * d);
         llt_cpu_matmul_rows(&k, xb, nr, st->isa, g0 * d, g1 * d);
         llt_cpu_matmul_rows(&v, xb, nr, st->isa, g0 * d, g1 * d);
+        for (int32_t r = 0; st->kv_f8 && r < nr; r++) write_kv_f8(st, l, r * nkv + g0, r * nkv + g1);
         for (int32_t r = 0; r < nr; r++) llt_cpu_attention_task(&ax, r * nkv + g0, r * nkv + g1, thread);
     }
 }
@@ -382,6 +393,12 @@ static void layer_part(const step *st, int32_t l, float *xb, int32_t thread, uin
         qkv_jobs(st, l, &e, qkv);
         matmul(st, (*tag)++, qkv, 3, xb, nr, st->isa, thread, nt);
         barrier(st);
+        if (st->kv_f8) { /* this thread's share of the rows, then every row in before any attention */
+            const int64_t n_u = (int64_t)nr * c->n_kv_heads, base = n_u / nt, rem = n_u % nt;
+            const int64_t u0 = base * thread + (thread < rem ? thread : rem);
+            write_kv_f8(st, l, u0, u0 + base + (thread < rem ? 1 : 0));
+            barrier(st);
+        }
         attention_part(st, l, thread);
     }
     next = llt_cpu_matmul_part_start(&wo, 1, thread, nt, &n);
@@ -506,6 +523,7 @@ static void step_options(const llt_model *m, step *st) {
     st->by_groups = (nkv % nt == 0 || (st->steal && nkv >= 4 * nt)) && env_int("LLT_CPU_HEAD_GROUPS", 1) != 0 &&
                     !llt_cpu_quant_supported(m->layers[0].wq.dtype); /* block kernels quantise x per call */
     st->prefetch_bytes = env_int("LLT_CPU_PREFETCH_KB", 256) * 1024;
+    st->kv_f8 = m->kv && m->kv->o.kv_dtype == LLT_DTYPE_F8_E4M3;
 }
 
 static llt_status run_chunk(llt_model *m, const llt_batch *b, const chunk *ch, float *logits,
