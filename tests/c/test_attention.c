@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backend/cpu/attention.h"
+#include "backend/cpu/attention_kernels.h"
 #include "base/dtype.h"
 #include "testlib.h"
 
@@ -267,6 +268,28 @@ static void test_batch_task(void) {
     batch_task(LLT_DTYPE_F32);
 }
 
+/* The f8 page conversion (AVX2 where present, and scalar): all 256 codes of two rows (head_dim
+ * 256, 16 bytes a step; then 8 wide, head_dim 8) against the format's decoding times the row's
+ * scale; the NaN codes stay NaN. */
+static void test_convert8(void) {
+    uint8_t b[2 * 264];
+    float sc[2] = {0.125f, 3.0f}, out[2 * 264];
+    for (int i = 0; i < 2 * 264; i++) b[i] = (uint8_t)(i * 7 + 3); /* (a permutation of the codes each row) */
+    for (int isa = 0; isa < 2; isa++)
+        for (int w = 0; w < 2; w++) {
+            const int32_t d = w ? 8 : 256;
+            const llt_attn_kernels *kn = llt_attn_kernels_pick(isa ? LLT_ATTN_ISA_SCALAR : LLT_ATTN_ISA_AUTO, d);
+            kn->convert8(b, 264, sc, 1, 2, d, out);
+            bool ok = true;
+            for (int j = 0; j < 2; j++)
+                for (int i = 0; i < d; i++) {
+                    const float want = llt_e4m3_to_f32(b[j * 264 + i]) * sc[j], got = out[j * d + i];
+                    ok &= isnan(want) ? isnan(got) : got == want;
+                }
+            CHECK_MSG(ok, "isa %d head_dim %d", isa, d);
+        }
+}
+
 static void test_errors(void) {
     shape sh = {4, 2, 8, 8, LLT_DTYPE_F32};
     llt_kv_cache *c = make_cache(&sh, 8, 2);
@@ -314,6 +337,7 @@ int main(void) {
     RUN(test_decode_dtypes);
     RUN(test_prefill_chunk);
     RUN(test_batch_task);
+    RUN(test_convert8);
     RUN(test_errors);
     return tl_done("test_attention");
 }

@@ -224,20 +224,31 @@ static AVX2_FN void convert_avx2(llt_dtype t, const uint16_t *h, int64_t stride,
 }
 
 /* e4m3 bytes as f16 bits: sign to bit 15, exponent and mantissa (7 bits) to bits 13..7, i.e. the
- * value / 256 (the exponent bias 15 against 7; subnormals line up too), then F16C and a multiply
- * by 256 x the row's scale; 0x7f / 0xff (NaN in e4m3) become f16 NaNs. */
+ * value / 256 (the exponent bias 15 against 7; subnormals line up too): the byte shifted to the
+ * top, shifted back by one arithmetically (the sign lands in bits 15 and 14) and bit 14 cleared;
+ * 0x7f / 0xff (NaN in e4m3) become f16 NaNs. Then F16C and a multiply by 256 x the row's scale.
+ * 16 bytes a step in 256-bit lanes (8 for a head_dim that is an odd multiple of 8). */
+AVX2_INLINE __m256i e4m3_to_f16_bits(__m256i x) {
+    const __m256i mag = _mm256_set1_epi16(0x7fff);
+    const __m256i h = _mm256_and_si256(_mm256_srai_epi16(_mm256_slli_epi16(x, 8), 1), _mm256_set1_epi16((short)0xbfff));
+    const __m256i nan = _mm256_cmpeq_epi16(_mm256_and_si256(h, mag), _mm256_set1_epi16(0x3f80));
+    return _mm256_or_si256(h, _mm256_and_si256(nan, mag));
+}
+
 static AVX2_FN void convert8_avx2(const uint8_t *b, int64_t stride, const float *sc, int64_t sstride, int32_t cnt,
                                   int32_t d, float *buf) {
-    const __m128i lo7 = _mm_set1_epi16(0x7f), sgn = _mm_set1_epi16(0x80);
     for (int32_t j = 0; j < cnt; j++, b += stride) {
         float *o = buf + (int64_t)j * d;
         const __m256 s = _mm256_set1_ps(sc[j * sstride] * 256.0f);
-        for (int32_t i = 0; i < d; i += 8) { /* d is a multiple of 8 on this path */
-            const __m128i x = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(b + i)));
-            const __m128i m = _mm_and_si128(x, lo7), nan = _mm_cmpeq_epi16(m, lo7);
-            __m128i h = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(x, sgn), 8), _mm_slli_epi16(m, 7));
-            h = _mm_or_si128(h, _mm_and_si128(nan, _mm_set1_epi16(0x7fff)));
-            _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_cvtph_ps(h), s));
+        int32_t i = 0;
+        for (; i + 16 <= d; i += 16) {
+            const __m256i h = e4m3_to_f16_bits(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(b + i))));
+            _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), s));
+            _mm256_storeu_ps(o + i + 8, _mm256_mul_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)), s));
+        }
+        if (i < d) { /* d is a multiple of 8 on this path */
+            const __m256i h = e4m3_to_f16_bits(_mm256_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(b + i))));
+            _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), s));
         }
     }
 }
