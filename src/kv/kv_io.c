@@ -33,7 +33,7 @@ void llt_kv_write_f32(llt_kv_cache *c, int32_t layer, int32_t seq, int32_t pos, 
 void llt_kv_f8_quant_row(const float *x, int32_t n, uint8_t *q, float *scale) {
     float amax = 0.0f;
     for (int32_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
-    const float s = amax > 0.0f ? amax / 448.0f : 1.0f;
+    const float s = amax / 448.0f > 0.0f ? amax / 448.0f : 1.0f; /* (1 also where amax / 448 underflows) */
     for (int32_t i = 0; i < n; i++) q[i] = llt_f32_to_e4m3(x[i] / s);
     *scale = s;
 }

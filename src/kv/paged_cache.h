@@ -17,8 +17,8 @@
 
 /* kv_dtype F8_E4M3 (host or device pools): a page is [page_size, n_kv_heads, head_dim] bytes of
  * e4m3, then (from a 16-byte aligned offset) [page_size, n_kv_heads] float32 scales: element
- * = e4m3 value * the scale of its (token, kv head) row (amax / 448 when written, 1 for a row of
- * zeros; llt_kv_f8_quant_row). A row is written whole: its scale depends on all of it. */
+ * = e4m3 value * the scale of its (token, kv head) row (amax / 448 when written, 1 where that is
+ * 0; llt_kv_f8_quant_row). A row is written whole: its scale depends on all of it. */
 static inline size_t llt_kv_f8_scales_offset(int32_t page_size, int32_t n_kv, int32_t hd) {
     return ((size_t)page_size * (size_t)n_kv * (size_t)hd + 15) & ~(size_t)15;
 }
@@ -149,8 +149,8 @@ typedef llt_status (*llt_kv_write_fn)(void *k_pool, void *v_pool, int64_t off, i
 llt_status llt_kv_cache_allocate_fn(llt_kv_cache *c, int32_t seq_id, int32_t layer, int32_t n,
                                     llt_kv_write_fn write, void *user, llt_error *err);
 
-/* One (token, kv head) row of n floats as an f8 cache holds it: s = amax / 448 (1 when amax is
- * 0), q[i] = e4m3(x[i] / s) rounded to nearest even, saturating (the CUDA backend's kv8_row). */
+/* One (token, kv head) row of n floats as an f8 cache holds it: s = amax / 448 (1 when that is
+ * 0: a zero row, or amax below 6.3e-43), q[i] = e4m3(x[i] / s) rounded to nearest even, saturating (the CUDA backend's kv8_row). */
 void llt_kv_f8_quant_row(const float *x, int32_t n, uint8_t *q, float *scale);
 
 /* Host pools only: writes one token's k, v (float32 [n_kv_heads * head_dim]) at pos of seq,

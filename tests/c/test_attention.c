@@ -42,7 +42,7 @@ static float *stored_rows(const shape *sh, const float *x, int32_t n) {
     for (int64_t r = 0; r < len; r += d) {
         float amax = 0;
         for (int32_t i = 0; i < d; i++) amax = fabsf(x[r + i]) > amax ? fabsf(x[r + i]) : amax;
-        const float s = amax > 0 ? amax / 448.0f : 1.0f;
+        const float s = amax / 448.0f > 0 ? amax / 448.0f : 1.0f;
         for (int32_t i = 0; i < d; i++)
             y[r + i] = sh->dtype == LLT_DTYPE_F8_E4M3 ? llt_e4m3_to_f32(llt_f32_to_e4m3(x[r + i] / s)) * s
                                                       : stored(sh->dtype, x[r + i]);

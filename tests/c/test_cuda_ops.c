@@ -431,7 +431,7 @@ typedef struct attn_case {
 static void f8_row(float *x, int hd, uint8_t *q8, float *scale) {
     float amax = 0;
     for (int d = 0; d < hd; d++) amax = fabsf(x[d]) > amax ? fabsf(x[d]) : amax;
-    *scale = amax > 0 ? amax / 448.0f : 1.0f;
+    *scale = amax / 448.0f > 0 ? amax / 448.0f : 1.0f;
     for (int d = 0; d < hd; d++) q8[d] = llt_f32_to_e4m3(x[d] / *scale), x[d] = llt_e4m3_to_f32(q8[d]) * *scale;
 }
 

@@ -342,6 +342,11 @@ static void test_f8(void) {
             ok &= read_k(c, b, 1, p, i, false) == k[p * ROW + i] && read_k(c, a, 1, p, i, true) == v[p * ROW + i];
     CHECK(ok && llt_kv_seq_len(c, a) == 6 && llt_kv_seq_len(c, b) == 7);
     CHECK_ERR(llt_kv_cache_allocate_fn(c, a, 0, 1, no_write, NULL, &e), LLT_ERR_UNSUPPORTED, &e, "carry no scales");
+    /* a row so small that amax / 448 underflows takes scale 1 (zeros), never 0 (NaNs) */
+    uint8_t q[HD];
+    float tiny[HD] = {1e-44f, -3e-45f, 0.0f, 1e-43f}, s_tiny = 0;
+    llt_kv_f8_quant_row(tiny, HD, q, &s_tiny);
+    CHECK(s_tiny == 1.0f && q[0] == 0 && q[1] == 0x80 && q[2] == 0 && q[3] == 0);
     CHECK(llt_kv_seq_len(c, a) == 6);
     llt_kv_cache_free(c);
 }
