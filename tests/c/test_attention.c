@@ -210,11 +210,13 @@ static void test_prefill_chunk(void) {
 }
 
 /* The threaded form: several sequences of different lengths (decode rows and one prefill
- * chunk) in one step, units split over 3 "threads" with their own scratch. */
+ * chunk of 21 rows) in one step, units split over 3 "threads" with their own scratch; then by
+ * head groups (llt_cpu_attention_group_rows: the chunk's rows in tiles of 16, split at row 9
+ * between two threads), the same bits. */
 static void batch_task(llt_dtype dtype) {
     shape sh = {4, 2, 24, 16, dtype}; /* AVX2 (where present), then forced scalar */
     enum { NS = 4 };
-    const int32_t lens[NS] = {1, 16, 40, 23}, nq[NS] = {1, 1, 5, 1};
+    const int32_t lens[NS] = {1, 16, 40, 23}, nq[NS] = {1, 1, 21, 1};
     int64_t row = (int64_t)sh.n_kv_heads * sh.head_dim, qn = (int64_t)sh.n_heads * sh.head_dim;
     llt_kv_cache *c = make_cache(&sh, 64, 1);
     llt_error e;
@@ -236,7 +238,7 @@ static void batch_task(llt_dtype dtype) {
     float *q = rand_vec(rows * qn, &r), *out = calloc((size_t)(rows * qn), sizeof(float));
     int64_t stride = llt_cpu_attention_scratch_floats(c, sh.n_heads);
     float *scratch = malloc(sizeof(float) * 3 * stride), *ref = malloc(sizeof(float) * qn);
-    int32_t row_seq[16];
+    int32_t row_seq[32];
     llt_attn_ctx x = {c, 0, seqs, NS, q, out, sh.n_heads, 1.0f / sqrtf(24.0f), scratch, stride,
                       0, 0, row_seq, LLT_ATTN_ISA_AUTO};
     CHECK_OK(llt_cpu_attention_prepare(&x, &e), &e);
@@ -255,6 +257,15 @@ static void batch_task(llt_dtype dtype) {
                 double err = tl_rel_err(out + rr * qn, ref, (size_t)qn);
                 CHECK_MSG(err <= 1e-5, "isa %d seq %d row %d: err %.3g", isa, i, j, err);
             }
+        float *by_rows = malloc(sizeof(float) * (size_t)(rows * qn));
+        memcpy(by_rows, out, sizeof(float) * (size_t)(rows * qn));
+        memset(out, 0, sizeof(float) * (size_t)(rows * qn));
+        for (int32_t g = 0; g < sh.n_kv_heads; g++) {
+            llt_cpu_attention_group_rows(&x, g, 0, 9, g);
+            llt_cpu_attention_group_rows(&x, g, 9, rows, 2 - g);
+        }
+        CHECK_MSG(memcmp(out, by_rows, sizeof(float) * (size_t)(rows * qn)) == 0, "isa %d: group rows", isa);
+        free(by_rows);
     }
     for (int i = 0; i < NS; i++) free(k[i]), free(v[i]);
     llt_kv_cache_free(c);

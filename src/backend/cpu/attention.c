@@ -60,40 +60,62 @@ static void prefetch_page(const kv_view *w, int32_t page, int32_t g, int32_t cnt
         }
 }
 
+/* Rows of one sequence's chunk that share their pages: up to ATTN_TILE of them walk the pages
+ * together, so that each page is converted (f16 / bf16 / f8) and brought into the cache once for
+ * all of them rather than once a row. A row still sees the same pages in the same order, each
+ * through the same page kernel, so its result is the same bits as alone. */
+enum { ATTN_TILE = 16 };
+
 /* Scratch layout: kbuf [page_size, head_dim], vbuf [page_size, head_dim],
- * m [n_heads], l [n_heads], scores [n_heads, score_stride(page_size)]. */
+ * scores [n_heads, score_stride(page_size)], then m, l [ATTN_TILE, 2, n_heads]. */
 static int64_t scratch_floats(int32_t page_size, int32_t head_dim, int32_t n_heads) {
     return 2 * (int64_t)page_size * head_dim +
-           (int64_t)n_heads * (2 + llt_attn_score_stride(page_size));
+           (int64_t)n_heads * (2 * ATTN_TILE + llt_attn_score_stride(page_size));
 }
 
 int64_t llt_cpu_attention_scratch_floats(const llt_kv_cache *c, int32_t n_heads) {
     return scratch_floats(c->o.page_size, c->o.head_dim, n_heads);
 }
 
+/* Rows [0, n) (n <= ATTN_TILE) of head group g: row i is q + i * qs ([G, d], the heads of kv
+ * group g) at keys [0, n_keys + i), written to out + i * os. */
+static void attend_rows(const kv_view *w, const llt_attn_kernels *kn, int32_t g, int32_t n_keys, int32_t n,
+                        const float *q, int64_t qs, int32_t G, float scale, float *out, int64_t os,
+                        float *scratch) {
+    int32_t d = w->head_dim, ps = w->page_size, last = n_keys + n - 1; /* the last row's keys */
+    float *kbuf = scratch, *vbuf = kbuf + (int64_t)ps * d, *sc = vbuf + (int64_t)ps * d;
+    float *ml = sc + (int64_t)G * llt_attn_score_stride(ps);
+    llt_attn_page p = {NULL, NULL, NULL, 0, 0, G, 0, d, llt_attn_score_stride(ps), scale, NULL, NULL, sc, NULL};
+    for (int32_t i = 0; i < n; i++) {
+        for (int32_t h = 0; h < G; h++) ml[2 * G * i + h] = -INFINITY, ml[2 * G * i + G + h] = 0;
+        for (int64_t e = 0; e < (int64_t)G * d; e++) out[i * os + e] = 0;
+    }
+    prefetch_page(w, w->blocks[0], g, last < ps ? last : ps);
+    for (int32_t start = 0; start < last; start += ps) {
+        int32_t page = w->blocks[start / ps], cnt = last - start < ps ? last - start : ps;
+        if (start + ps < last) /* the next page while this one is computed */
+            prefetch_page(w, w->blocks[start / ps + 1], g, last - start - ps < ps ? last - start - ps : ps);
+        p.k = page_rows(w, kn, w->k, page, g, cnt, kbuf, &p.ks);
+        p.v = page_rows(w, kn, w->v, page, g, cnt, vbuf, &p.vs);
+        for (int32_t i = 0; i < n; i++) {
+            const int32_t nk = n_keys + i;
+            if (nk <= start) continue;
+            p.cnt = nk - start < ps ? nk - start : ps;
+            p.q = q + i * qs, p.m = ml + 2 * G * i, p.l = p.m + G, p.acc = out + i * os;
+            kn->page(&p);
+        }
+    }
+    for (int32_t i = 0; i < n; i++)
+        for (int32_t h = 0; h < G; h++) {
+            float l = ml[2 * G * i + G + h], inv = l > 0 ? 1.0f / l : 0.0f;
+            for (int32_t e = 0; e < d; e++) out[i * os + (int64_t)h * d + e] *= inv;
+        }
+}
+
 /* out[G, d] = attention of q[G, d] (heads of kv group g) over keys [0, n_keys). */
 static void attend_group(const kv_view *w, const llt_attn_kernels *kn, int32_t g, int32_t n_keys,
                          const float *q, int32_t G, float scale, float *out, float *scratch) {
-    int32_t d = w->head_dim, ps = w->page_size;
-    float *kbuf = scratch, *vbuf = kbuf + (int64_t)ps * d, *m = vbuf + (int64_t)ps * d;
-    llt_attn_page p = {q, NULL, NULL, 0, 0, G, 0, d, llt_attn_score_stride(ps), scale, m, m + G,
-                       m + 2 * G, out};
-    for (int32_t h = 0; h < G; h++) p.m[h] = -INFINITY, p.l[h] = 0;
-    for (int64_t i = 0; i < (int64_t)G * d; i++) out[i] = 0;
-    prefetch_page(w, w->blocks[0], g, n_keys < ps ? n_keys : ps);
-    for (int32_t start = 0; start < n_keys; start += ps) {
-        int32_t page = w->blocks[start / ps];
-        p.cnt = n_keys - start < ps ? n_keys - start : ps;
-        if (start + ps < n_keys) /* the next page while this one is computed */
-            prefetch_page(w, w->blocks[start / ps + 1], g, n_keys - start - ps < ps ? n_keys - start - ps : ps);
-        p.k = page_rows(w, kn, w->k, page, g, p.cnt, kbuf, &p.ks);
-        p.v = page_rows(w, kn, w->v, page, g, p.cnt, vbuf, &p.vs);
-        kn->page(&p);
-    }
-    for (int32_t h = 0; h < G; h++) {
-        float inv = p.l[h] > 0 ? 1.0f / p.l[h] : 0.0f;
-        for (int32_t i = 0; i < d; i++) out[(int64_t)h * d + i] *= inv;
-    }
+    attend_rows(w, kn, g, n_keys, 1, q, 0, G, scale, out, 0, scratch);
 }
 
 static kv_view cache_view(const llt_kv_cache *c, int32_t layer, int32_t seq) {
@@ -108,10 +130,11 @@ void llt_cpu_attention(const llt_kv_cache *c, int32_t layer, int32_t seq, const 
     kv_view w = cache_view(c, layer, seq);
     const llt_attn_kernels *kn = llt_attn_kernels_pick(LLT_ATTN_ISA_AUTO, w.head_dim);
     int32_t G = n_heads / w.n_kv_heads, d = w.head_dim;
-    for (int32_t i = 0; i < n_q; i++)
+    for (int32_t i = 0; i < n_q; i += ATTN_TILE)
         for (int32_t g = 0; g < w.n_kv_heads; g++) {
             int64_t off = ((int64_t)i * n_heads + (int64_t)g * G) * d;
-            attend_group(&w, kn, g, q_pos0 + i + 1, q + off, G, scale, out + off, scratch);
+            attend_rows(&w, kn, g, q_pos0 + i + 1, n_q - i < ATTN_TILE ? n_q - i : ATTN_TILE, q + off,
+                        (int64_t)n_heads * d, G, scale, out + off, (int64_t)n_heads * d, scratch);
         }
 }
 
@@ -167,6 +190,23 @@ void llt_cpu_attention_task(void *ctx, int64_t begin, int64_t end, int32_t threa
         int32_t n_keys = a->q_pos0 + (row - a->row0) + 1;
         int64_t off = ((int64_t)row * x->n_heads + (int64_t)g * G) * d;
         attend_group(&w, kn, g, n_keys, x->q + off, G, x->scale, x->out + off, scratch);
+    }
+}
+
+void llt_cpu_attention_group_rows(const llt_attn_ctx *x, int32_t g, int32_t r0, int32_t r1, int32_t thread) {
+    int32_t nkv = x->c->o.n_kv_heads, d = x->c->o.head_dim, G = x->n_heads / nkv;
+    float *scratch = x->scratch + (int64_t)thread * x->scratch_stride;
+    const llt_attn_kernels *kn = llt_attn_kernels_pick(x->isa, d);
+    const int64_t rs = (int64_t)x->n_heads * d; /* floats a row of q / out */
+    for (int32_t r = r0; r < r1;) {
+        const llt_attn_seq *a = &x->seqs[x->row_seq[r]];
+        const int32_t end = a->row0 + a->n_q < r1 ? a->row0 + a->n_q : r1; /* this sequence's rows here */
+        const int32_t n = end - r < ATTN_TILE ? end - r : ATTN_TILE;
+        kv_view w = cache_view(x->c, x->layer, a->seq);
+        const int64_t off = (int64_t)r * rs + (int64_t)g * G * d;
+        attend_rows(&w, kn, g, a->q_pos0 + (r - a->row0) + 1, n, x->q + off, rs, G, x->scale, x->out + off, rs,
+                    scratch);
+        r += n;
     }
 }
 

@@ -360,7 +360,7 @@ static void qkv_attention_groups(const step *st, int32_t l, const float *xb, int
         llt_cpu_matmul_rows(&k, xb, nr, st->isa, g0 * d, g1 * d);
         llt_cpu_matmul_rows(&v, xb, nr, st->isa, g0 * d, g1 * d);
         for (int32_t r = 0; st->kv_f8 && r < nr; r++) write_kv_f8(st, l, r * nkv + g0, r * nkv + g1);
-        for (int32_t r = 0; r < nr; r++) llt_cpu_attention_task(&ax, r * nkv + g0, r * nkv + g1, thread);
+        for (int64_t g = g0; g < g1; g++) llt_cpu_attention_group_rows(&ax, (int32_t)g, 0, nr, thread);
     }
 }
 
