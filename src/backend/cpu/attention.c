@@ -64,7 +64,7 @@ static void prefetch_page(const kv_view *w, int32_t page, int32_t g, int32_t cnt
  * together, so that each page is converted (f16 / bf16 / f8) and brought into the cache once for
  * all of them rather than once a row. A row still sees the same pages in the same order, each
  * through the same page kernel, so its result is the same bits as alone. */
-enum { ATTN_TILE = 16 };
+enum { ATTN_TILE = LLT_CPU_ATTN_TILE };
 
 /* Scratch layout: kbuf [page_size, head_dim], vbuf [page_size, head_dim],
  * scores [n_heads, score_stride(page_size)], then m, l [ATTN_TILE, 2, n_heads]. */

@@ -69,7 +69,8 @@ llt_status llt_cpu_attention_prepare(llt_attn_ctx *ctx, llt_error *err);
 void llt_cpu_attention_task(void *ctx, int64_t begin, int64_t end, int32_t thread);
 /* Kv head group g for the step's rows [r0, r1), with the scratch of `thread`: the same results as
  * units (r, g), r0 <= r < r1, but consecutive rows of one sequence (a prompt chunk) walk their
- * pages together, up to 16 at a time, each page converted and read once for them. */
+ * pages together, up to LLT_CPU_ATTN_TILE at a time, each page converted and read once for them. */
+enum { LLT_CPU_ATTN_TILE = 16 };
 void llt_cpu_attention_group_rows(const llt_attn_ctx *ctx, int32_t g, int32_t r0, int32_t r1, int32_t thread);
 
 #endif

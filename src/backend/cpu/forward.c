@@ -200,8 +200,8 @@ static void norm_rows(const float *x, const llt_weight *w, float *y, int32_t nr,
  * cheaper than a barrier), and a product's epilogue applies rotary and writes K/V, SwiGLU, or
  * the residual add to the rows that thread just computed. Q, K, V and attention go by head
  * groups (a kv head with its query heads, whole on one thread: no barrier between them), so a
- * layer has 4 barriers (5 when the groups do not split evenly: rows of Q/K/V, then (row, kv
- * head) units of attention). What keeps the memory busy up to each barrier: a thread that
+ * layer has 4 barriers (5 when the groups do not split evenly: rows of Q/K/V, then (16-row
+ * window, kv head) units of attention; an f8 cache one more). What keeps the memory busy up to each barrier: a thread that
  * waits prefetches the start of its next rows; with LLT_CPU_STEAL=1 one that runs out of rows
  * takes claims left in the others' shares instead (llt_pool_share_next; a row is computed
  * whole by one thread, so the result is the same). */
@@ -322,12 +322,17 @@ static void write_kv_f8(const step *st, int32_t l, int64_t u0, int64_t u1) {
     }
 }
 
+/* Attention split by rows: units of (a window of LLT_CPU_ATTN_TILE rows, kv head group), dealt
+ * round-robin (a prompt chunk's later rows see more keys; interleaving evens that out). */
 static void attention_part(const step *st, int32_t l, int32_t thread) {
     llt_attn_ctx ax = st->ax;
     ax.layer = l;
-    int64_t base = ax.n_units / st->n_threads, rem = ax.n_units % st->n_threads;
-    int64_t b = base * thread + (thread < rem ? thread : rem), e = b + base + (thread < rem ? 1 : 0);
-    if (b < e) llt_cpu_attention_task(&ax, b, e, thread);
+    const int32_t nkv = st->m->cfg.n_kv_heads, T = LLT_CPU_ATTN_TILE;
+    const int64_t n_u = (int64_t)(ax.n_rows + T - 1) / T * nkv;
+    for (int64_t u = thread; u < n_u; u += st->n_threads) {
+        const int32_t r0 = (int32_t)(u / nkv) * T;
+        llt_cpu_attention_group_rows(&ax, (int32_t)(u % nkv), r0, ax.n_rows - r0 < T ? ax.n_rows : r0 + T, thread);
+    }
 }
 
 /* Head groups [g0, g1) (a kv head and the query heads that share it) whole on this thread:
