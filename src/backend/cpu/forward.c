@@ -322,16 +322,33 @@ static void write_kv_f8(const step *st, int32_t l, int64_t u0, int64_t u1) {
     }
 }
 
-/* Attention split by rows: units of (a window of LLT_CPU_ATTN_TILE rows, kv head group), dealt
- * round-robin (a prompt chunk's later rows see more keys; interleaving evens that out). */
+/* Keys the step's rows [r0, r1) read: what their attention costs. */
+static double window_keys(const llt_attn_ctx *ax, int32_t r0, int32_t r1) {
+    double k = 0;
+    for (int32_t r = r0; r < r1; r++) {
+        const llt_attn_seq *a = &ax->seqs[ax->row_seq[r]];
+        k += a->q_pos0 + (r - a->row0) + 1;
+    }
+    return k;
+}
+
+/* Attention split by rows: units of (a window of LLT_CPU_ATTN_TILE rows, kv head group) in that
+ * order, each thread a contiguous run of them holding an equal share of the keys read (a prompt
+ * chunk's later rows see more keys; a decode step's units cost alike and split as equal runs of
+ * heads: neighbouring heads share cache lines, so one thread takes them together). */
 static void attention_part(const step *st, int32_t l, int32_t thread) {
     llt_attn_ctx ax = st->ax;
     ax.layer = l;
-    const int32_t nkv = st->m->cfg.n_kv_heads, T = LLT_CPU_ATTN_TILE;
-    const int64_t n_u = (int64_t)(ax.n_rows + T - 1) / T * nkv;
-    for (int64_t u = thread; u < n_u; u += st->n_threads) {
-        const int32_t r0 = (int32_t)(u / nkv) * T;
-        llt_cpu_attention_group_rows(&ax, (int32_t)(u % nkv), r0, ax.n_rows - r0 < T ? ax.n_rows : r0 + T, thread);
+    const int32_t nkv = st->m->cfg.n_kv_heads, T = LLT_CPU_ATTN_TILE, nt = st->n_threads;
+    const double total = window_keys(&ax, 0, ax.n_rows) * nkv;
+    double before = 0;
+    for (int32_t r0 = 0; r0 < ax.n_rows; r0 += T) {
+        const int32_t r1 = ax.n_rows - r0 < T ? ax.n_rows : r0 + T;
+        const double c = window_keys(&ax, r0, r1);
+        for (int32_t g = 0; g < nkv; g++, before += c) {
+            const int32_t owner = (int32_t)((before + c / 2) * nt / total); /* where the unit's middle falls */
+            if ((owner < nt ? owner : nt - 1) == thread) llt_cpu_attention_group_rows(&ax, g, r0, r1, thread);
+        }
     }
 }
 
