@@ -205,7 +205,16 @@ static AVX2_FN void page_avx2(const llt_attn_page *p) {
         float *acc = p->acc + (int64_t)h * p->d;
         int32_t i = 0;
         for (; i + 64 <= p->d; i += 64) pv_slices(p, s, acc, i, 8);
-        for (; i < p->d; i += 8) pv_slices(p, s, acc, i, 1);
+        switch ((p->d - i) / 8) { /* the rest in one pass of as many chains (head_dim 32: 4, not 4 passes of 1) */
+        case 7: pv_slices(p, s, acc, i, 7); break;
+        case 6: pv_slices(p, s, acc, i, 6); break;
+        case 5: pv_slices(p, s, acc, i, 5); break;
+        case 4: pv_slices(p, s, acc, i, 4); break;
+        case 3: pv_slices(p, s, acc, i, 3); break;
+        case 2: pv_slices(p, s, acc, i, 2); break;
+        case 1: pv_slices(p, s, acc, i, 1); break;
+        default: break;
+        }
     }
 }
 
