@@ -172,6 +172,12 @@ static void test_decode_dtypes(void) {
     shape f8 = {8, 2, 32, 16, LLT_DTYPE_F8_E4M3}, f8b = {4, 4, 64, 8, LLT_DTYPE_F8_E4M3},
           f8odd = {6, 3, 20, 8, LLT_DTYPE_F8_E4M3};
     for (int i = 0; i < 5; i++) check_decode(&f8, lens[i]), check_decode(&f8b, lens[i]), check_decode(&f8odd, lens[i]);
+    /* head dims whose P V ends in a pass of 5, 6, 7 (and, after 64 columns, 7) 8-float slices */
+    const int32_t hds[4] = {40, 48, 56, 120};
+    for (int h = 0; h < 4; h++) {
+        shape s = {4, 2, hds[h], 8, h % 2 ? LLT_DTYPE_BF16 : LLT_DTYPE_F16};
+        check_decode(&s, 9), check_decode(&s, 30);
+    }
 }
 
 /* A causal prefill chunk written into reserved (uncommitted) pages == one decode per row ==
