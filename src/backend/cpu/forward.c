@@ -201,10 +201,10 @@ static void norm_rows(const float *x, const llt_weight *w, float *y, int32_t nr,
  * the residual add to the rows that thread just computed. Q, K, V and attention go by head
  * groups (a kv head with its query heads, whole on one thread: no barrier between them), so a
  * layer has 4 barriers (5 when the groups do not split evenly: rows of Q/K/V, then (16-row
- * window, kv head) units of attention; an f8 cache one more). What keeps the memory busy up to each barrier: a thread that
- * waits prefetches the start of its next rows; with LLT_CPU_STEAL=1 one that runs out of rows
- * takes claims left in the others' shares instead (llt_pool_share_next; a row is computed
- * whole by one thread, so the result is the same). */
+ * window, kv head) units of attention; an f8 cache one more). What keeps the memory busy up to
+ * each barrier: a thread that waits prefetches the start of its next rows; with LLT_CPU_STEAL=1
+ * one that runs out of rows takes claims left in the others' shares instead
+ * (llt_pool_share_next; a row is computed whole by one thread, so the result is the same). */
 
 typedef struct step {
     llt_model *m;
