@@ -66,7 +66,8 @@
 #            llama2-7b on one GPU, split over cuda:0,cuda:0 and over cuda:0,cuda:1, then
 #            llama2-70b split over both GPUs with a KV pool of 32k tokens (and, to show that
 #            it does not fit, alone on cuda:0); logs: multi.log, tests.log, bench.log
-# env: OUT (default ./gpu-out), LLT_GPU_PREBUILT (folder with llama-triton and test_* binaries),
+# env: OUT (default ./gpu-out), LLT_GPU_PREBUILT (folder with llama-triton and test_* binaries, or
+#      the .tar.xz that tests/gpu/prebuild.sh packs),
 #      JOBS (build parallelism, default nproc), SHAPES (bench shapes), REPS (default 5),
 #      SAN_TOOLS (compute-sanitizer tools, default "memcheck racecheck synccheck"; "" skips),
 #      SAN_TIMEOUT (seconds per sanitizer run, default 900; exit 124 = not finished in time),
@@ -95,7 +96,10 @@ note "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown) $(git sta
 # ---- 1. build -------------------------------------------------------------------------------
 if [ -n "${LLT_GPU_PREBUILT:-}" ]; then
   BIN=$LLT_GPU_PREBUILT
-  note "== build: prebuilt binaries from $BIN"
+  case $BIN in *.tar.xz) # tests/gpu/prebuild.sh's pack: unpacked under /tmp
+    mkdir -p /tmp/llt-prebuilt && tar -xJf "$BIN" -C /tmp/llt-prebuilt && BIN=/tmp/llt-prebuilt/bin ;;
+  esac
+  note "== build: prebuilt binaries from $BIN ($(cat "$BIN/TAG" 2>/dev/null || echo no TAG))"
 else
   BIN=build-gpu
   t0=$(date +%s)
