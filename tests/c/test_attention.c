@@ -216,9 +216,9 @@ static void test_prefill_chunk(void) {
 }
 
 /* The threaded form: several sequences of different lengths (decode rows and one prefill
- * chunk of 21 rows) in one step, units split over 3 "threads" with their own scratch; then by
- * head groups (llt_cpu_attention_group_rows: the chunk's rows in tiles of 16, split at row 9
- * between two threads), the same bits. */
+ * chunk of 21 rows) in one step, row by row (llt_cpu_attention_group_rows of one row) with the
+ * (row, kv head) units split over 3 "threads" with their own scratch; then the chunk's rows in
+ * tiles of 16, split at row 9 between two threads: the same bits. */
 static void batch_task(llt_dtype dtype) {
     shape sh = {4, 2, 24, 16, dtype}; /* AVX2 (where present), then forced scalar */
     enum { NS = 4 };
@@ -246,16 +246,16 @@ static void batch_task(llt_dtype dtype) {
     float *scratch = malloc(sizeof(float) * 3 * stride), *ref = malloc(sizeof(float) * qn);
     int32_t row_seq[32];
     llt_attn_ctx x = {c, 0, seqs, NS, q, out, sh.n_heads, 1.0f / sqrtf(24.0f), scratch, stride,
-                      0, 0, row_seq, LLT_ATTN_ISA_AUTO};
+                      0, row_seq, LLT_ATTN_ISA_AUTO};
     CHECK_OK(llt_cpu_attention_prepare(&x, &e), &e);
-    CHECK(x.n_rows == rows && x.n_units == rows * sh.n_kv_heads);
+    CHECK(x.n_rows == rows);
+    const int32_t n_units = rows * sh.n_kv_heads;
     for (int isa = 0; isa < 2; isa++) { /* AVX2 where the CPU has it, then the scalar path */
         x.isa = isa ? LLT_ATTN_ISA_SCALAR : LLT_ATTN_ISA_AUTO;
         memset(out, 0, sizeof(float) * (size_t)(rows * qn));
-        int64_t cut1 = x.n_units / 3, cut2 = 2 * x.n_units / 3;
-        llt_cpu_attention_task(&x, 0, cut1, 0);
-        llt_cpu_attention_task(&x, cut1, cut2, 1);
-        llt_cpu_attention_task(&x, cut2, x.n_units, 2);
+        for (int32_t u = 0; u < n_units; u++) /* unit u = (row u / n_kv, head u % n_kv) on thread 3u / n_units */
+            llt_cpu_attention_group_rows(&x, u % sh.n_kv_heads, u / sh.n_kv_heads, u / sh.n_kv_heads + 1,
+                                         3 * u / n_units);
         for (int i = 0; i < NS; i++)
             for (int32_t j = 0; j < nq[i]; j++) {
                 int32_t rr = seqs[i].row0 + j;
@@ -331,7 +331,7 @@ static void test_errors(void) {
     CHECK(out[0] == 0.0f);
 
     llt_attn_seq s = {seq, 0, 1, 0};
-    llt_attn_ctx x = {c, 0, &s, 1, q, out, 4, 1.0f, scratch, 512, 0, 0, row_seq, LLT_ATTN_ISA_AUTO};
+    llt_attn_ctx x = {c, 0, &s, 1, q, out, 4, 1.0f, scratch, 512, 0, row_seq, LLT_ATTN_ISA_AUTO};
     x.layer = 2;
     CHECK_ERR(llt_cpu_attention_prepare(&x, &e), LLT_ERR_INVALID_ARG, &e, "layer 2");
     x.layer = 0, x.n_heads = 3;

@@ -174,23 +174,7 @@ llt_status llt_cpu_attention_prepare(llt_attn_ctx *x, llt_error *err) {
         row += x->seqs[i].n_q;
     }
     x->n_rows = row;
-    x->n_units = (int64_t)row * c->o.n_kv_heads;
     return LLT_OK;
-}
-
-void llt_cpu_attention_task(void *ctx, int64_t begin, int64_t end, int32_t thread) {
-    const llt_attn_ctx *x = ctx;
-    int32_t nkv = x->c->o.n_kv_heads, d = x->c->o.head_dim, G = x->n_heads / nkv;
-    float *scratch = x->scratch + (int64_t)thread * x->scratch_stride;
-    const llt_attn_kernels *kn = llt_attn_kernels_pick(x->isa, d);
-    for (int64_t u = begin; u < end; u++) {
-        int32_t row = (int32_t)(u / nkv), g = (int32_t)(u % nkv);
-        const llt_attn_seq *a = &x->seqs[x->row_seq[row]];
-        kv_view w = cache_view(x->c, x->layer, a->seq);
-        int32_t n_keys = a->q_pos0 + (row - a->row0) + 1;
-        int64_t off = ((int64_t)row * x->n_heads + (int64_t)g * G) * d;
-        attend_group(&w, kn, g, n_keys, x->q + off, G, x->scale, x->out + off, scratch);
-    }
 }
 
 void llt_cpu_attention_group_rows(const llt_attn_ctx *x, int32_t g, int32_t r0, int32_t r1, int32_t thread) {

@@ -10,10 +10,10 @@
  * reserved with llt_kv_reserve; they need not be committed yet (the length grows only after
  * the last layer).
  *
- * Work splits into units of (query row, kv head): each unit handles the n_heads/n_kv_heads
- * query heads that share one kv head, so each K/V row is converted and read once per group.
- * Units are independent: run them with llt_pool_for(pool, ctx.n_units, llt_cpu_attention_task,
- * &ctx) after llt_cpu_attention_prepare. */
+ * Work splits by kv head: a call handles the n_heads/n_kv_heads query heads that share one kv
+ * head, so each K/V row is converted and read once per group, and a range of the step's rows
+ * (llt_cpu_attention_group_rows after llt_cpu_attention_prepare); calls on different heads or
+ * rows are independent. */
 #ifndef LLT_BACKEND_CPU_ATTENTION_H
 #define LLT_BACKEND_CPU_ATTENTION_H
 
@@ -56,19 +56,16 @@ typedef struct llt_attn_ctx {
     int64_t scratch_stride;   /* floats per thread */
     /* filled by llt_cpu_attention_prepare */
     int32_t n_rows;
-    int64_t n_units;          /* n_rows * n_kv_heads */
     int32_t *row_seq;         /* [n_rows] index into seqs; caller-provided buffer */
     llt_attn_isa isa;         /* 0 = AUTO */
 } llt_attn_ctx;
 
-/* Fills n_rows, n_units and row_seq (a caller buffer of at least the step's row count, rows
+/* Fills n_rows and row_seq (a caller buffer of at least the step's row count, rows
  * of seqs must be contiguous from 0). Checks every sequence (live, positions reserved,
  * head counts) and names the offending one. */
 llt_status llt_cpu_attention_prepare(llt_attn_ctx *ctx, llt_error *err);
-/* llt_pool_fn: runs units [begin, end) with the scratch of `thread`. */
-void llt_cpu_attention_task(void *ctx, int64_t begin, int64_t end, int32_t thread);
-/* Kv head group g for the step's rows [r0, r1), with the scratch of `thread`: the same results as
- * units (r, g), r0 <= r < r1, but consecutive rows of one sequence (a prompt chunk) walk their
+/* Kv head group g for the step's rows [r0, r1), with the scratch of `thread`: the same bits as
+ * row by row (r0 + 1 = r1), but consecutive rows of one sequence (a prompt chunk) walk their
  * pages together, up to LLT_CPU_ATTN_TILE at a time, each page converted and read once for them. */
 enum { LLT_CPU_ATTN_TILE = 16 };
 void llt_cpu_attention_group_rows(const llt_attn_ctx *ctx, int32_t g, int32_t r0, int32_t r1, int32_t thread);
