@@ -58,8 +58,8 @@
 #            environment sets ATTN_SETS ("-" = the defaults; a set: VAR=x pairs joined by commas),
 #            ATTN_BATCH launches a timing (4); ATTN_NCU="set ..." adds Nsight Compute's pipe use and warp
 #            states of one launch at depth 131072 under each set; ATTN_E2E="P ..." llama3.2-1b benches
-#            -p P -n 16 with the defaults and under ATTN_E2E_ENV ("VAR=x ..."); logs: tests.log,
-#            sets.log, ncu.log, e2e.log (build only test_cuda_ops and llama-triton with
+#            -p P -n 16 with the defaults and under ATTN_E2E_ENV ("VAR=x ..."); ATTN_SAN="memcheck ..."
+#            compute-sanitizer on test_flash_shapes; logs: tests.log, sets.log, ncu.log, e2e.log, sanitizer.log (build only test_cuda_ops and llama-triton with
 #            TARGETS="llama-triton test_cuda_ops", or carry them: LLT_GPU_PREBUILT)
 #   multi    the multi-GPU layer split (needs 2 GPUs for all of it): test_cuda_multi on both
 #            GPUs while test_cuda_model / test_cuda_ops run side by side one per GPU, then
@@ -395,6 +395,7 @@ run_attnsets() {
       note "e2e p$p [$e]: $(grep -E 'pp[0-9]+' "$OUT/e2e.log" | tail -1)"
     done
   done
+  [ -z "${ATTN_SAN-}" ] || san_cases test_flash_shapes 90 $ATTN_SAN
 }
 
 case "$MODE" in
