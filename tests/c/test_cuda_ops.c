@@ -424,6 +424,10 @@ typedef struct attn_case {
     int nh, nkv, hd, L, n_q;
 } attn_case;
 
+/* attn_run_kv's data with every score far below 0: queries -1 + [-1, 1], keys 3 + [-1, 1], so
+ * q.k / sqrt(hd) lies around -3 sqrt(hd) (-24 at hd 64: 2^-35 in the exp2 domain, zero in f16) */
+static bool g_neg_scores;
+
 /* Builds a host cache with two sequences of length L whose pages interleave, runs the CPU op
  * and both GPU kernels; outputs (decode, prefill) float32 [2 * n_q, nh * hd]. */
 /* One (token, kv head) row quantised as the f8 cache holds it (scale amax / 448): the e4m3
@@ -466,7 +470,8 @@ static void attn_run_kv(llt_dtype dt, const attn_case *ac, int ps, bool f8, floa
             if (kx) CHECK_OK(llt_kv_reserve(kx, sx[j], n, &err), &err);
             float *k = malloc((size_t)kvr * 4), *v = malloc((size_t)kvr * 4);
             for (int p = p0; p < p0 + n; p++) {
-                for (int i = 0; i < kvr; i++) k[i] = kv_val(j, p, i, 0), v[i] = kv_val(j, p, i, 1);
+                for (int i = 0; i < kvr; i++)
+                    k[i] = kv_val(j, p, i, 0) + (g_neg_scores ? 3.0f : 0.0f), v[i] = kv_val(j, p, i, 1);
                 if (f8) {
                     if (f8_err) llt_kv_write_f32(kx, 0, s[j], p, k, v);
                     size_t page = (size_t)kc->seqs[s[j]].blocks[p / ps], row = (size_t)(p % ps) * nkv;
@@ -483,7 +488,7 @@ static void attn_run_kv(llt_dtype dt, const attn_case *ac, int ps, bool f8, floa
             free(k), free(v);
         }
     g_rng = 99; /* same queries for every page size */
-    float *q = rand_vec((int64_t)rows * nh * hd, -1, 1);
+    float *q = rand_vec((int64_t)rows * nh * hd, g_neg_scores ? -2 : -1, g_neg_scores ? 0 : 1);
     round_vec(dt, q, (int64_t)rows * nh * hd); /* the prefill kernel holds Q in the dtype */
     size_t pool = (f8 ? pb8 : kc->page_bytes) * (size_t)o.max_pages;
     void *dk = dev_alloc(pool), *dv = dev_alloc(pool);
@@ -663,9 +668,31 @@ static void test_flash_shapes(void) {
         g_rng = keep; /* attn_run reseeds its queries */
         free(dec), free(pf);
     }
-    /* the f8 cache: against the CPU op on the dequantised values (bound in attn_run_kv), and
-     * its error against the unquantised cache measured (e4m3 keeps 3 mantissa bits: about
-     * 2^-5 relative per element; a bound of 2^-3 on the output only catches a broken path) */
+    /* rows whose scores all lie far below 0 (g_neg_scores): softmax against a reference
+     * maximum of 0 underflows there (every exponential zero in f16), so each kernel must start a
+     * row from its first keys' own maximum; the warp-specialised kernel at hd 64 with two and
+     * three consumers (their defaults: exponentials against the reference first), with key
+     * splits (a split's first tile), at hd 128, bf16, then the mma.sync and synchronous kernels */
+    g_neg_scores = true;
+    for (int i = 0; i < (san ? 3 : 8); i++) {
+        static const char *kinds[8] = {"ws", "ws", "ws", "ws", "ws", "ws", "sync", "mma"};
+        const int hd = i == 3 ? 128 : 64, L = 600 + (int)frand(0, san ? 400 : 2400), n_q = 64 + (int)frand(0, 300);
+        attn_case ac = {4 * (1 + i % 2), 1 + i % 2, hd, L, n_q};
+        float *dec = NULL, *pf = NULL;
+        uint64_t keep = g_rng;
+        if (i == 7) setenv("LLT_CUDA_PREFILL", "mma", 1);
+        else setenv("LLT_CUDA_PREFILL_WG", kinds[i], 1);
+        if (i == 1 || i == 2 || i == 5) setenv("LLT_CUDA_PREFILL_WS_NC", "3", 1);
+        if (i == 2 || i == 4) setenv("LLT_CUDA_PREFILL_SPLITS", "3", 1);
+        attn_run(i == 4 || i == 5 ? LLT_DTYPE_BF16 : LLT_DTYPE_F16, &ac, pss[i % 3], &dec, &pf);
+        unsetenv("LLT_CUDA_PREFILL");
+        unsetenv("LLT_CUDA_PREFILL_WG");
+        unsetenv("LLT_CUDA_PREFILL_WS_NC");
+        unsetenv("LLT_CUDA_PREFILL_SPLITS");
+        g_rng = keep;
+        free(dec), free(pf);
+    }
+    g_neg_scores = false;
     /* the mma.sync prefill kernel on random shapes (on sm_90 the warpgroup kernel is the
      * default for hd 64 / 128), and the warpgroup kernel with forced key splits */
     for (int i = 0; i < (san ? 2 : 6); i++) {
@@ -728,7 +755,7 @@ static void test_flash_shapes(void) {
      * default: these scores never pass it, the fast path alone), 0 (the exact path at every new
      * max) and 0.5 (warps of one warpgroup on different paths), with two and three consumers
      * (LLT_CUDA_PREFILL_WS_NC; three also with the row sums by the tensor cores, _RS=1) and key
-     * splits (rows with no key yet: reference 0) */
+     * splits (rows with no key yet: the exact path) */
     static const char *ws_specs[3] = {"8", "0", "0.5"};
     for (int i = 0; i < (san ? 3 : 9); i++) {
         setenv("LLT_CUDA_PREFILL_WG", "ws", 1);
@@ -736,6 +763,7 @@ static void test_flash_shapes(void) {
         setenv("LLT_CUDA_PREFILL_WS_SPEC", ws_specs[i % 3], 1);
         setenv("LLT_CUDA_PREFILL_WS_NC", i / 3 == 1 ? "2" : "3", 1);
         if (i == 0 || i == 2 || i == 6) setenv("LLT_CUDA_PREFILL_WS_RS", "1", 1); /* (hd 64, three consumers) */
+        if (i == 1 || i == 7) setenv("LLT_CUDA_PREFILL_WS_RS", "0", 1);       /* (RS is three's default) */
         if (i >= 6) setenv("LLT_CUDA_PREFILL_SPLITS", "3", 1);
         ws_random_case(k_dts[(i / 2) % 2], hds[i % 2], groups[i % 3], 1 + (i / 3) % 2, pss[(i + 1) % 3], san);
         unsetenv("LLT_CUDA_PREFILL_WG");
@@ -753,9 +781,11 @@ static void test_flash_shapes(void) {
     for (int i = 0; i < (san ? 3 : 6); i++) {
         setenv(ws_vars[i % 3], i % 3 ? "1" : "3", 1);
         if (i >= 3) setenv("LLT_CUDA_PREFILL_SPLITS", "3", 1);
+        if (i == 3) setenv("LLT_CUDA_PREFILL_WS_RS", "0", 1); /* three consumers without RS */
         ws_random_case(k_dts[i % 2], 64, groups[i % 3], 1 + i % 2, pss[(i + 1) % 3], san);
         unsetenv(ws_vars[i % 3]);
         unsetenv("LLT_CUDA_PREFILL_SPLITS");
+        unsetenv("LLT_CUDA_PREFILL_WS_RS");
     }
     /* page sizes that are no power of two (the decode kernel divides instead of shifting);
      * the first long-decode version once */
@@ -826,7 +856,10 @@ static void test_flash_decode(void) {
     static const int hds[2] = {64, 128}, groups[3] = {1, 4, 8}, pss[3] = {16, 32, 64};
     const bool san = getenv("LLT_SANITIZER") != NULL;
     g_rng = 5151;
-    /* f8 decode variants: 0-2 and 7 the default (f16 at hd 64 / 128: the transposed kernel;
+    /* the f8 cache: against the CPU op on the dequantised values (bound in attn_run_kv), and
+     * its error against the unquantised cache measured (e4m3 keeps 3 mantissa bits: about
+     * 2^-5 relative per element; a bound of 2^-3 on the output only catches a broken path).
+     * f8 decode variants: 0-2 and 7 the default (f16 at hd 64 / 128: the transposed kernel;
      * else e4m3 converted in registers, four stages a warp, five at hd 128; 2 and 7 hd 32), 3
      * hd 128 with four stages, 4 hd 64 with five and three blocks an SM (both the register
      * kernel, LLT_CUDA_DECODE_F8=reg), 5 / 6 the tile staged through shared memory (four

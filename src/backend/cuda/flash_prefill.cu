@@ -998,17 +998,19 @@ __global__ void __launch_bounds__(128 * ((V & WS_NC3) ? 4 : 3), 1) fa_ws_kernel(
             float mx_a, mx_b; /* diagonal tiles: keys past a row's position do not exist for it */
             if constexpr (EX == 4) { /* the exponentials against the reference max first (fa_ws_exp: 4) */
                 if (j >= n_full) wg_mask<BN>(s, j * BN, ta, pos_a, pos_b);
-                const float ra = m_a == -INFINITY ? 0.0f : m_a, rb = m_b == -INFINITY ? 0.0f : m_b;
-                float sum_a = 0.0f, sum_b = 0.0f;
-                exps(ra, rb, pa, sum_a, sum_b);
-                wg_max<BN>(s, mx_a, mx_b);
-                if (!__any_sync(0xffffffffu, mx_a > ra + p.spec || mx_b > rb + p.spec)) {
-                    if (mx_a != -INFINITY) m_a = ra; /* (a row's first key: reference 0 becomes its max) */
-                    if (mx_b != -INFINITY) m_b = rb;
-                    ov_al_a = ov_al_b = 1.0f;
-                    if (!RS) l_a += sum_a, l_b += sum_b;
-                    return;
-                }
+                /* a warp with a row before its first key takes the exact path: no reference yet (a
+                 * fixed one, such as 0, leaves P underflowing in f16 where every score is far below it) */
+                if (__all_sync(0xffffffffu, m_a != -INFINITY && m_b != -INFINITY)) {
+                    float sum_a = 0.0f, sum_b = 0.0f;
+                    exps(m_a, m_b, pa, sum_a, sum_b);
+                    wg_max<BN>(s, mx_a, mx_b);
+                    if (!__any_sync(0xffffffffu, mx_a > m_a + p.spec || mx_b > m_b + p.spec)) {
+                        ov_al_a = ov_al_b = 1.0f;
+                        if (!RS) l_a += sum_a, l_b += sum_b;
+                        return;
+                    }
+                } else
+                    wg_max<BN>(s, mx_a, mx_b);
             } else
                 wg_mask_max<BN>(s, j >= n_full, j * BN, ta, pos_a, pos_b, mx_a, mx_b);
             float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b); /* -inf: no key yet (a split) */
@@ -1296,7 +1298,8 @@ static int ws_variant(const fa_params &p) {
     const char *n = getenv("LLT_CUDA_PREFILL_WS_NC"), *r = getenv("LLT_CUDA_PREFILL_WS_RS"),
                *o = getenv("LLT_CUDA_PREFILL_WS_OV");
     const int nc3 = n && *n ? atoi(n) == 3 : p.q_pos0 + p.n_q >= WS_NC3_KEYS;
-    return (nc3 ? WS_NC3 : 0) | (r && atoi(r) == 1 ? WS_RS : 0) | (!nc3 && o && atoi(o) == 1 ? WS_OV : 0);
+    const int rs = r && *r ? atoi(r) == 1 : nc3; /* RS by default with three consumers (fa_ws_exp) */
+    return (nc3 ? WS_NC3 : 0) | (rs ? WS_RS : 0) | (!nc3 && o && atoi(o) == 1 ? WS_OV : 0);
 }
 template <typename T, int HD, int ST, int EX>
 llt_status fa_ws_var(llt_cuda_ctx *c, const fa_params &p, int v, llt_error *err) {
@@ -1317,18 +1320,20 @@ llt_status fa_ws_var(llt_cuda_ctx *c, const fa_params &p, int v, llt_error *err)
  * max is known: the max's chain and shuffles run beside the exponentials instead of before
  * them; a warp where some row's tile max passes its reference by more than p.spec (8: P <= 2^8,
  * as above; LLT_CUDA_PREFILL_WS_SPEC) throws them away and takes the exact path with the new max
- * (a row's first tile: reference 0). Default 0 at hd 128; at hd 64 4 with two consumers (no
- * variant bit), -1 with three or any variant bit: on the H200 (512-row chunk, bench/RESULTS.md
- * issue 19 run 10) 0 gave hd 128 535 / 543 TFLOP/s at depth 32768 / 131072 against 510 / 515,
- * while at hd 64 0-2 were slower (1: 350 against 366; the polynomial does not pay); on an H100
- * (run 21) 4 gave hd 64 361 against 348 at depth 16384 (two consumers), but with three alone no
- * steady gain (4 with RS: 424-433 against 391-406 at depth 32768, not yet the default: that pair
- * has not been through test_cuda_ops on a GPU) */
+ * (so does a warp with a row before its first key: no reference yet). Default 0 at hd 128; at
+ * hd 64 4 with two consumers (no variant bit) and with three consumers and RS (ws_variant's
+ * default for three), -1 with any other variant bits: on the H200 (512-row chunk, bench/RESULTS.md issue 19 run 10) 0 gave hd 128
+ * 535 / 543 TFLOP/s at depth 32768 / 131072 against 510 / 515, while at hd 64 0-2 were slower
+ * (1: 350 against 366; the polynomial does not pay); on an H100 (run 21) 4 gave hd 64 361
+ * against 348 at depth 16384 (two consumers); with three consumers 4 alone gave no steady gain,
+ * 4 with RS 424-433 against 391-406 at depth 32768 and 460-462 at 131072 (run 22: 413-435 against
+ * 394-413, 459-464 against 431-436; 4 with a quarter / half of the exponentials by the polynomial
+ * 4-19 % slower) */
 template <typename T, int HD, int ST>
 llt_status fa_ws_exp(llt_cuda_ctx *c, const fa_params &p, llt_error *err) {
     const char *e = getenv("LLT_CUDA_PREFILL_WS_EXP");
     const int v = HD == 64 ? ws_variant(p) : 0;
-    const int ex = e && *e ? atoi(e) : HD == 128 ? 0 : v ? -1 : 4; /* (4: two consumers, no variant bit) */
+    const int ex = e && *e ? atoi(e) : HD == 128 ? 0 : v == 0 || v == (WS_NC3 | WS_RS) ? 4 : -1;
     if constexpr (HD == 64) { /* fa_ws_kernel's variant bits V (EX -1 or 0 with them) */
         if (v)
             return ex == 0   ? fa_ws_var<T, HD, ST, 0>(c, p, v, err)
