@@ -892,6 +892,16 @@ static void test_flash_decode(void) {
         CHECK_MSG(e8 < 0.125, "f8 cache error %.3g", e8);
         free(dec), free(pf);
     }
+    /* the f8 cache where every score lies far below 0 (g_neg_scores, as in test_flash_shapes):
+     * its decode kernels and the prefill over the widened copy, hd 64 and 128, f16 */
+    g_neg_scores = true;
+    for (int i = 0; i < 2; i++) {
+        const attn_case an = {8, 2, 64 * (1 + i), 700 + 900 * i, 100};
+        float *dn = NULL, *pn = NULL;
+        attn_run_kv(LLT_DTYPE_F16, &an, 16 << i, true, &dn, &pn, NULL);
+        free(dn), free(pn);
+    }
+    g_neg_scores = false;
     /* the long decode kernel's block shapes by name (LLT_CUDA_DECODE_NW: one 8-warp block an
      * SM, the default, or two 4-warp blocks; attn_run forces the long kernel for every length) */
     for (int i = 0; i < (san ? 4 : 8); i++) {
