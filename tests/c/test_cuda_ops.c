@@ -773,6 +773,23 @@ static void test_flash_shapes(void) {
         unsetenv("LLT_CUDA_PREFILL_WS_RS");
         unsetenv("LLT_CUDA_PREFILL_SPLITS");
     }
+    /* LLT_CUDA_PREFILL_WS_EXP=7 (hd 64): 4 with the fast path's check on the packed P, the specs
+     * above with three consumers (RS) and two, key splits, then rows of all-negative scores */
+    for (int i = 0; i < (san ? 3 : 8); i++) {
+        setenv("LLT_CUDA_PREFILL_WG", "ws", 1);
+        setenv("LLT_CUDA_PREFILL_WS_EXP", "7", 1);
+        setenv("LLT_CUDA_PREFILL_WS_SPEC", ws_specs[i % 3], 1);
+        setenv("LLT_CUDA_PREFILL_WS_NC", i < 3 || i == 7 ? "3" : "2", 1);
+        if (i == 5 || i == 7) setenv("LLT_CUDA_PREFILL_SPLITS", "3", 1);
+        g_neg_scores = i >= 6;
+        ws_random_case(k_dts[i % 2], 64, groups[i % 3], 1 + (i / 3) % 2, pss[(i + 2) % 3], san);
+        g_neg_scores = false;
+        unsetenv("LLT_CUDA_PREFILL_WG");
+        unsetenv("LLT_CUDA_PREFILL_WS_EXP");
+        unsetenv("LLT_CUDA_PREFILL_WS_SPEC");
+        unsetenv("LLT_CUDA_PREFILL_WS_NC");
+        unsetenv("LLT_CUDA_PREFILL_SPLITS");
+    }
     if (ws_exp_env[0]) setenv("LLT_CUDA_PREFILL_WS_EXP", ws_exp_env, 1);
     /* the warp-specialised kernel's hd 64 variants (LLT_CUDA_PREFILL_WS_NC=3: three consumer
      * warpgroups, 192-row blocks; _RS=1: row sums by the tensor cores; _OV=1: exponentials under the

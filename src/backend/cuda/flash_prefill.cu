@@ -25,6 +25,7 @@
  * (row, visible key). Keys past the last position are zero-filled (never NaN into P V). */
 #include <stdlib.h>
 #include <string.h>
+#include <type_traits>
 
 #include <cuda_fp8.h>
 
@@ -844,6 +845,30 @@ __device__ __forceinline__ float ws_poly_exp2(float x) {
 template <int EX> __device__ __forceinline__ float ws_exp2(int nt, float x) {
     return (EX == 1 && (nt & 3) == 3) || (EX == 2 && (nt & 1) == 1) ? ws_poly_exp2(x) : fast_exp2(x);
 }
+/* EX = 7 (fa_ws_exp): whether any P of this lane (both rows, packed in the dtype) exceeds thr:
+ * the maximum over the packed pairs, two a max.{f16,bf16}x2, four chains (a P past the dtype's
+ * range is inf: past any thr) */
+template <typename T> __device__ __forceinline__ unsigned ws_hmax2(unsigned a, unsigned b) {
+    unsigned r;
+    if constexpr (std::is_same<T, __half>::value) asm("max.f16x2 %0, %1, %2;\n" : "=r"(r) : "r"(a), "r"(b));
+    else asm("max.bf16x2 %0, %1, %2;\n" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+template <typename T, int BN> __device__ __forceinline__ bool ws_p_over(const unsigned (&pa)[BN / 16][4], float thr) {
+    unsigned c[4] = {pa[0][0], pa[0][1], pa[0][2], pa[0][3]};
+#pragma unroll
+    for (int k = 1; k < BN / 16; k++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) c[i] = ws_hmax2<T>(c[i], pa[k][i]);
+    const unsigned m = ws_hmax2<T>(ws_hmax2<T>(c[0], c[1]), ws_hmax2<T>(c[2], c[3]));
+    float lo, hi;
+    if constexpr (std::is_same<T, __half>::value)
+        lo = __half2float(__ushort_as_half((unsigned short)(m & 0xffffu))),
+        hi = __half2float(__ushort_as_half((unsigned short)(m >> 16)));
+    else
+        lo = __uint_as_float(m << 16), hi = __uint_as_float(m & 0xffff0000u);
+    return fmaxf(lo, hi) > thr;
+}
 #endif
 
 /* NC (LLT_CUDA_PREFILL_WS_NC, hd 64; ws_variant): consumer warpgroups, 2 or 3 (BM = 64 NC rows a block; with 3,
@@ -996,25 +1021,28 @@ __global__ void __launch_bounds__(128 * ((V & WS_NC3) ? 4 : 3), 1) fa_ws_kernel(
         };
         auto softmax_e = [&](int j, unsigned (&pa)[BN / 16][4]) {
             float mx_a, mx_b; /* diagonal tiles: keys past a row's position do not exist for it */
-            if constexpr (EX == 4) { /* the exponentials against the reference max first (fa_ws_exp: 4) */
+            if constexpr (EX == 4 || EX == 7) { /* the exponentials against the reference max first (fa_ws_exp) */
                 if (j >= n_full) wg_mask<BN>(s, j * BN, ta, pos_a, pos_b);
                 /* a warp with a row before its first key takes the exact path: no reference yet (a
                  * fixed one, such as 0, leaves P underflowing in f16 where every score is far below it) */
                 if (__all_sync(0xffffffffu, m_a != -INFINITY && m_b != -INFINITY)) {
                     float sum_a = 0.0f, sum_b = 0.0f;
                     exps(m_a, m_b, pa, sum_a, sum_b);
-                    wg_max<BN>(s, mx_a, mx_b);
-                    if (!__any_sync(0xffffffffu, mx_a > m_a + p.spec || mx_b > m_b + p.spec)) {
+                    bool over; /* EX = 7: checked on P (P > 2^spec), the maxima only on the exact path */
+                    if constexpr (EX == 7) over = ws_p_over<T, BN>(pa, exp2f(p.spec)); /* (spec <= 8) */
+                    else wg_max<BN>(s, mx_a, mx_b), over = mx_a > m_a + p.spec || mx_b > m_b + p.spec;
+                    if (!__any_sync(0xffffffffu, over)) {
                         ov_al_a = ov_al_b = 1.0f;
                         if (!RS) l_a += sum_a, l_b += sum_b;
                         return;
                     }
+                    if constexpr (EX == 7) wg_max<BN>(s, mx_a, mx_b);
                 } else
                     wg_max<BN>(s, mx_a, mx_b);
             } else
                 wg_mask_max<BN>(s, j >= n_full, j * BN, ta, pos_a, pos_b, mx_a, mx_b);
             float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b); /* -inf: no key yet (a split) */
-            if (EX >= 0 && EX != 4) { /* keep a max exceeded by at most 8 (P <= 2^8; FA4): rare rescales */
+            if (EX >= 0 && EX != 4 && EX != 7) { /* keep a max exceeded by at most 8 (P <= 2^8; FA4): rare rescales */
                 if (mx_a <= m_a + 8.0f) mn_a = m_a;
                 if (mx_b <= m_b + 8.0f) mn_b = m_b;
             }
@@ -1313,14 +1341,18 @@ llt_status fa_ws_var(llt_cuda_ctx *c, const fa_params &p, int v, llt_error *err)
     }
 }
 
-/* LLT_CUDA_PREFILL_WS_EXP=-1|0|1|2|4: the softmax variants at the default stage counts (above
+/* LLT_CUDA_PREFILL_WS_EXP=-1|0|1|2|4|7: the softmax variants at the default stage counts (above
  * ws_poly_exp2): -1 the plain softmax, 0 keeps a max unless exceeded by more than 8 and skips
  * O's rescale when no max moved, 1 / 2 also take a quarter / half of the exponentials on the FMA
  * pipe, 4 computes a tile's exponentials against the row's reference max before the tile's own
  * max is known: the max's chain and shuffles run beside the exponentials instead of before
  * them; a warp where some row's tile max passes its reference by more than p.spec (8: P <= 2^8,
  * as above; LLT_CUDA_PREFILL_WS_SPEC) throws them away and takes the exact path with the new max
- * (so does a warp with a row before its first key: no reference yet). Default 0 at hd 128; at
+ * (so does a warp with a row before its first key: no reference yet); 7 (hd 64, no variant bits
+ * or three consumers with RS; else the plain softmax) is 4 with the fast path's check on the
+ * packed P (any P > 2^spec, two a max.f16x2, no shuffles) and the maxima only on the exact
+ * path: 4 spends 64 FMNMX and four shuffles a thread and tile on maxima the fast path does not
+ * use. Default 0 at hd 128; at
  * hd 64 4 with two consumers (no variant bit) and with three consumers and RS (ws_variant's
  * default for three), -1 with any other variant bits: on the H200 (512-row chunk, bench/RESULTS.md issue 19 run 10) 0 gave hd 128
  * 535 / 543 TFLOP/s at depth 32768 / 131072 against 510 / 515, while at hd 64 0-2 were slower
@@ -1335,6 +1367,8 @@ llt_status fa_ws_exp(llt_cuda_ctx *c, const fa_params &p, llt_error *err) {
     const int v = HD == 64 ? ws_variant(p) : 0;
     const int ex = e && *e ? atoi(e) : HD == 128 ? 0 : v == 0 || v == (WS_NC3 | WS_RS) ? 4 : -1;
     if constexpr (HD == 64) { /* fa_ws_kernel's variant bits V (EX -1 or 0 with them) */
+        if (ex == 7 && v == (WS_NC3 | WS_RS)) return fa_ws_launch<T, HD, ST, 7, WS_NC3 | WS_RS>(c, p, err);
+        if (ex == 7 && v == 0) return fa_ws_launch<T, HD, ST, 7>(c, p, err);
         if (v)
             return ex == 0   ? fa_ws_var<T, HD, ST, 0>(c, p, v, err)
                    : ex == 4 ? fa_ws_var<T, HD, ST, 4>(c, p, v, err)
