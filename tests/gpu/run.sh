@@ -53,7 +53,8 @@
 #            llama3.1-8b shape (llama3-8b with Llama 3.1's 128k context; label 8b), LONGCTX_8BS="P..."
 #            that shape under LONGCTX_PS_ENV
 #   attnsets the prefill attention kernel's variants against each other (issue 19), one short call:
-#            test_cuda_ops' attention cases (test_attention, test_flash_shapes; ATTN_TESTS="" skips),
+#            test_cuda_ops' attention cases (test_attention, test_flash_shapes, or the comma list
+#            ATTN_TESTS_ONLY, e.g. adding test_flash_decode; ATTN_TESTS="" skips),
 #            then LLT_ATTN_SPEED=sets at hd ATTN_HD (64) for ATTN_ROWS (512 2048) rows under the
 #            environment sets ATTN_SETS ("-" = the defaults; a set: VAR=x pairs joined by commas),
 #            ATTN_BATCH launches a timing (4); ATTN_NCU="set ..." adds Nsight Compute's pipe use and warp
@@ -366,7 +367,7 @@ run_longctx() {
 
 run_attnsets() {
   if [ -n "${ATTN_TESTS-1}" ]; then
-    LLT_TEST_ONLY=test_attention,test_flash_shapes timeout "${ATTN_TT:-240}" "$BIN/test_cuda_ops" >"$OUT/tests.log" 2>&1
+    LLT_TEST_ONLY=${ATTN_TESTS_ONLY:-test_attention,test_flash_shapes} timeout "${ATTN_TT:-240}" "$BIN/test_cuda_ops" >"$OUT/tests.log" 2>&1
     note "test_cuda_ops attention cases: exit $? $(grep -E 'checks' "$OUT/tests.log" | tail -1)"
     grep -m5 FAIL "$OUT/tests.log" >>"$SUMMARY"
   fi
