@@ -60,7 +60,8 @@
 #            ATTN_BATCH launches a timing (4); ATTN_NCU="set ..." adds Nsight Compute's pipe use and warp
 #            states of one launch at depth 131072 under each set; ATTN_E2E="P ..." llama3.2-1b benches
 #            -p P -n 16 with the defaults and under ATTN_E2E_ENV ("VAR=x ..."); ATTN_SAN="memcheck ..."
-#            compute-sanitizer on test_flash_shapes; logs: tests.log, sets.log, ncu.log, e2e.log, sanitizer.log (build only test_cuda_ops and llama-triton with
+#            compute-sanitizer on test_flash_shapes; logs: tests.log, sets.log, ncu.log, e2e.log,
+#            sanitizer.log (build only test_cuda_ops and llama-triton with
 #            TARGETS="llama-triton test_cuda_ops", or carry them: LLT_GPU_PREBUILT)
 #   multi    the multi-GPU layer split (needs 2 GPUs for all of it): test_cuda_multi on both
 #            GPUs while test_cuda_model / test_cuda_ops run side by side one per GPU, then

@@ -1025,7 +1025,8 @@ __global__ void __launch_bounds__(128 * ((V & WS_NC3) ? 4 : 3), 1) fa_ws_kernel(
                 if (j >= n_full) wg_mask<BN>(s, j * BN, ta, pos_a, pos_b);
                 /* a warp with a row before its first key takes the exact path: no reference yet (a
                  * fixed one, such as 0, leaves P underflowing in f16 where every score is far below it) */
-                if (__all_sync(0xffffffffu, m_a != -INFINITY && m_b != -INFINITY)) {
+                const bool ref = __all_sync(0xffffffffu, m_a != -INFINITY && m_b != -INFINITY);
+                if (ref) {
                     float sum_a = 0.0f, sum_b = 0.0f;
                     exps(m_a, m_b, pa, sum_a, sum_b);
                     bool over; /* EX = 7: checked on P (P > 2^spec), the maxima only on the exact path */
@@ -1036,9 +1037,8 @@ __global__ void __launch_bounds__(128 * ((V & WS_NC3) ? 4 : 3), 1) fa_ws_kernel(
                         if (!RS) l_a += sum_a, l_b += sum_b;
                         return;
                     }
-                    if constexpr (EX == 7) wg_max<BN>(s, mx_a, mx_b);
-                } else
-                    wg_max<BN>(s, mx_a, mx_b);
+                }
+                if (EX == 7 || !ref) wg_max<BN>(s, mx_a, mx_b); /* the exact path's maxima, if not yet taken */
             } else
                 wg_mask_max<BN>(s, j >= n_full, j * BN, ta, pos_a, pos_b, mx_a, mx_b);
             float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b); /* -inf: no key yet (a split) */
@@ -1352,10 +1352,10 @@ llt_status fa_ws_var(llt_cuda_ctx *c, const fa_params &p, int v, llt_error *err)
  * or three consumers with RS; else the plain softmax) is 4 with the fast path's check on the
  * packed P (any P > 2^spec, two a max.f16x2, no shuffles) and the maxima only on the exact
  * path: 4 spends 64 FMNMX and four shuffles a thread and tile on maxima the fast path does not
- * use. Default 0 at hd 128; at
- * hd 64 4 with two consumers (no variant bit) and with three consumers and RS (ws_variant's
- * default for three), -1 with any other variant bits: on the H200 (512-row chunk, bench/RESULTS.md issue 19 run 10) 0 gave hd 128
- * 535 / 543 TFLOP/s at depth 32768 / 131072 against 510 / 515, while at hd 64 0-2 were slower
+ * use. Default 0 at hd 128; at hd 64 4 with two consumers (no variant bit) and with three
+ * consumers and RS (ws_variant's default for three), -1 with any other variant bits: on the
+ * H200 (512-row chunk, bench/RESULTS.md issue 19 run 10) 0 gave hd 128 535 / 543 TFLOP/s at
+ * depth 32768 / 131072 against 510 / 515, while at hd 64 0-2 were slower
  * (1: 350 against 366; the polynomial does not pay); on an H100 (run 21) 4 gave hd 64 361
  * against 348 at depth 16384 (two consumers); with three consumers 4 alone gave no steady gain,
  * 4 with RS 424-433 against 391-406 at depth 32768 and 460-462 at 131072 (run 22: 413-435 against
