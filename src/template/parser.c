@@ -348,12 +348,18 @@ static tnode *parse_postfix(ps *P, tnode *node) {
             nvec args = {0};
             while (!tk_op(cur(P), ']')) {
                 if (args.n && !expect_op(P, ',', "',' or ']'")) return NULL;
+                if (args.n && tk_op(cur(P), ']')) return unexpected(P, "an expression"); /* Jinja: x[a,] */
                 if (!nv_push(P, &args, parse_subscribed(P))) return NULL;
             }
             adv(P);
             if (args.n == 0) return fail_at(P, t->pos, LLT_ERR_FORMAT, "syntax error: empty subscript%s%s", "", "");
             tnode *arg = args.v[0];
             if (args.n > 1) {
+                /* x[a:b, c]: Jinja compiles it to Python that does not parse (a SyntaxError) */
+                for (size_t i = 0; i < args.n; i++)
+                    if (args.v[i]->kind == E_SLICE)
+                        return fail_at(P, args.v[i]->pos, LLT_ERR_FORMAT,
+                                       "syntax error: a slice inside a subscript tuple%s%s", "", "");
                 arg = mk(P, E_TUPLE, t->pos);
                 if (!arg) return NULL;
                 arg->kids = args.v;

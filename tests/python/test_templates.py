@@ -263,6 +263,22 @@ def test_hostile_templates_fail_clearly(tmp_path, source, needle):
     assert "chat template" in err
 
 
+@pytest.mark.parametrize("source,needle", [
+    ("{{ messages[0:1, 0] }}", "a slice inside a subscript tuple"),  # fuzz_template: crashed the renderer
+    ("{{ messages[:, 0] }}", "a slice inside a subscript tuple"),
+    ("{{ messages[0,] }}", "expected an expression, got ']'"),
+])
+def test_subscripts_jinja_rejects_fail_clearly(tmp_path, source, needle):
+    """Subscripts Jinja2 itself refuses (a slice in a subscript tuple compiles to Python that does
+    not parse; a trailing comma is a TemplateSyntaxError) are a syntax error here too."""
+    with pytest.raises((SyntaxError, jinja2.TemplateSyntaxError)):
+        jinja2.Environment().from_string(source).render(messages=[[1]])
+    r = render_text(tmp_path, source)
+    assert r.returncode == 1, r
+    err = r.stderr.decode()
+    assert "chat template 1:" in err and needle in err, err
+
+
 def test_error_names_line_and_column(tmp_path):
     r = render_text(tmp_path, "line one\n{{ messages[0].content }}\n  {{ nope.attr }}")
     assert r.returncode == 1
