@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets listed in tests/fuzz/targets (tests/fuzz/fuzz_<name>.c) with
 # clang (ASan + UBSan) into build-fuzz/ and runs each, one after the other, for FUZZ_SECONDS
-# (default 20) on its seed corpus tests/fuzz/corpus/<name>/ (copied to build-fuzz/corpus/<name>/,
-# where new inputs are kept). A new target is a new file tests/fuzz/fuzz_<name>.c defining
-# LLVMFuzzerTestOneInput plus its line in tests/fuzz/targets; it links against the whole library
+# (default 20) on its seed corpus tests/fuzz/corpus/<name>/ plus the inputs that once crashed it,
+# tests/fuzz/regress/<name>/ (both copied to build-fuzz/corpus/<name>/, where new inputs are
+# kept). A new target is a new file tests/fuzz/fuzz_<name>.c defining LLVMFuzzerTestOneInput plus
+# its line in tests/fuzz/targets; it links against the whole library
 # (src/, CUDA excluded) through an archive, so a source that clang cannot compile only breaks
 # the targets that use it. A crash, leak, timeout or sanitizer report fails the run and leaves
 # the reproducer in build-fuzz/crashes/<name>/ (rerun: build-fuzz/fuzz_<name> FILE).
@@ -69,7 +70,9 @@ for n in "${names[@]}"; do
   fi
   corpus=$out/corpus/$n
   mkdir -p "$corpus" "$out/crashes/$n"
-  [ -d tests/fuzz/corpus/$n ] && cp -n tests/fuzz/corpus/$n/* "$corpus"/ 2>/dev/null
+  for seeds in tests/fuzz/corpus/$n tests/fuzz/regress/$n; do
+    [ -d "$seeds" ] && cp -n "$seeds"/* "$corpus"/ 2>/dev/null
+  done
   echo "build-fuzz: running fuzz_$n for ${secs}s" >&2
   log=$out/fuzz_$n.log
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
