@@ -1,9 +1,9 @@
 /* access.c: `x.name`, `x[key]` and calls, as Jinja's sandbox does them:
  *  - `x.name` tries the Python attribute first (so `d.items` is dict.items, a method),
  *    then the item; `x[key]` tries the item first, then the attribute when key is a str.
- *  - attributes that would mutate a list or dict (append, pop, update, ...) are refused the
- *    way ImmutableSandboxedEnvironment refuses them: an Undefined that raises SecurityError
- *    when used.
+ *  - attributes that would mutate a list or dict (append, sort, dict.pop, update, ...) are
+ *    refused the way ImmutableSandboxedEnvironment refuses them: an Undefined that raises
+ *    SecurityError when used (its list rules let pop and clear through, and so do ours).
  *  - anything missing is an Undefined carrying Jinja's message for when it is used. */
 #include <stdio.h>
 #include <string.h>
@@ -50,7 +50,7 @@ static bool loop_attr(tm_ctx *c, const tloop *l, const char *name, tv *out) {
     else if (!strcmp(name, "depth")) *out = tv_int(l->depth);
     else if (!strcmp(name, "depth0")) *out = tv_int(l->depth - 1);
     else if (!strcmp(name, "previtem")) {
-        if (i > 0) *out = l->items->v[i - 1];
+        if (i > 0 && i - 1 < len) *out = l->items->v[i - 1]; /* the body may have popped from the list */
         else {
             *out = tv_undef_name(c, "there is no previous item");
             if (out->u.u) out->u.u->kind = UND_PLAIN;

@@ -186,7 +186,20 @@ bool tm_binop(tm_ctx *c, int op, tv a, tv b, tv *out, uint32_t pos) {
 
 /* ---- comparisons ------------------------------------------------------------------------- */
 
+/* The Python type that makes k unhashable (a list, a dict, a tuple holding one), or NULL. */
+static const char *unhashable_type(tv k) {
+    if (k.t == TV_DICT) return "dict";
+    if (k.t != TV_LIST) return NULL;
+    if (!(k.f & TVF_TUPLE)) return "list";
+    for (size_t i = 0; i < k.u.l->n; i++) {
+        const char *t = unhashable_type(k.u.l->v[i]);
+        if (t) return t;
+    }
+    return NULL;
+}
+
 bool tm_contains(tm_ctx *c, tv item, tv cont, bool *out, uint32_t pos) {
+    const char *unhashable;
     switch (cont.t) {
     case TV_STR:
         if (item.t != TV_STR) {
@@ -197,7 +210,11 @@ bool tm_contains(tm_ctx *c, tv item, tv cont, bool *out, uint32_t pos) {
         *out = item.u.s->len == 0 ||
                memmem(cont.u.s->s, cont.u.s->len, item.u.s->s, item.u.s->len) != NULL;
         return true;
-    case TV_DICT: *out = td_get(cont.u.m, item) != NULL; return true;
+    case TV_DICT:
+        if ((unhashable = unhashable_type(item)))
+            return tm_fail(c, LLT_ERR_INVALID_ARG, pos, "TypeError: unhashable type: '%s'", unhashable);
+        *out = td_get(cont.u.m, item) != NULL;
+        return true;
     case TV_LIST: case TV_UNDEF: case TV_GEN: {
         tlist *l;
         if (!tv_iterate(c, cont, &l, pos)) return false;
@@ -284,6 +301,9 @@ static bool eval_slice(tm_ctx *c, tm_frame *f, const tnode *n, tv obj, tv *out) 
         if (!as_index(c, sv[i], &none[i], &v[i], n->pos)) return false;
     }
     if (obj.t == TV_UNDEF) return tm_fail_undef(c, obj, n->pos);
+    /* Jinja compiles a slice to Python's obj[a:b] (not environment.getitem): a TypeError */
+    if (obj.t == TV_DICT)
+        return tm_fail(c, LLT_ERR_INVALID_ARG, n->pos, "TypeError: unhashable type: 'slice'");
     if (obj.t != TV_STR && obj.t != TV_LIST)
         return tm_fail(c, LLT_ERR_INVALID_ARG, n->pos, "TypeError: '%s' object is not subscriptable", tv_type_name(obj));
     int64_t step = none[2] ? 1 : v[2];
@@ -353,11 +373,11 @@ static bool eval_collection(tm_ctx *c, tm_frame *f, const tnode *n, tv *out) {
         for (size_t i = 0; i < n->nkids; i++) {
             tv k, v;
             if (!tm_eval(c, f, n->kids[i], &k) || !tm_eval(c, f, n->kw[i], &v)) return false;
-            if (k.t == TV_LIST && !(k.f & TVF_TUPLE))
-                return tm_fail(c, LLT_ERR_INVALID_ARG, n->pos, "TypeError: unhashable type: 'list'");
-            if (k.t == TV_DICT || k.t == TV_UNDEF)
-                return k.t == TV_UNDEF ? tm_fail_undef(c, k, n->pos)
-                                       : tm_fail(c, LLT_ERR_INVALID_ARG, n->pos, "TypeError: unhashable type: 'dict'");
+            const char *unhashable = unhashable_type(k);
+            if (unhashable)
+                return tm_fail(c, LLT_ERR_INVALID_ARG, n->pos,
+                               "TypeError: unhashable type: '%s'", unhashable);
+            if (k.t == TV_UNDEF) return tm_fail_undef(c, k, n->pos);
             if (!td_set(c, d, k, v)) return false;
         }
         *out = tv_dict(d);
@@ -382,7 +402,19 @@ static bool eval_concat(tm_ctx *c, tm_frame *f, const tnode *n, tv *out) {
     return out->t == TV_STR;
 }
 
+static bool eval_node(tm_ctx *c, tm_frame *f, const tnode *n, tv *out);
+
 bool tm_eval(tm_ctx *c, tm_frame *f, const tnode *n, tv *out) {
+    if (c->eval_depth >= TM_MAX_EVAL_DEPTH)
+        return tm_fail(c, LLT_ERR_UNSUPPORTED, n->pos, "template evaluation nested deeper than %d levels "
+                       "(limit for untrusted templates)", TM_MAX_EVAL_DEPTH);
+    c->eval_depth++;
+    bool ok = eval_node(c, f, n, out);
+    c->eval_depth--;
+    return ok;
+}
+
+static bool eval_node(tm_ctx *c, tm_frame *f, const tnode *n, tv *out) {
     tv a, b;
     tv *args, *kwv;
     switch (n->kind) {

@@ -148,10 +148,29 @@ static bool exec_set(tm_ctx *c, tm_frame *f, const tnode *n, tv v) {
     if (ns.t != TV_NS)
         return tm_fail(c, LLT_ERR_INVALID_ARG, n->pos, "TemplateRuntimeError: cannot assign attribute on non-namespace object");
     tv k = tv_str(c, t->name, t->nlen);
-    return k.t == TV_STR && td_set(c, ns.u.m, k, v);
+    if (k.t != TV_STR || !td_set(c, ns.u.m, k, v)) return false;
+    /* A namespace is the one value a loop can grow: bound its depth, which also refuses cycles
+     * (ns.x = ns; the render stops here, so nothing ever walks the cycle) */
+    if (tv_nests_deeper(ns, TM_MAX_VALUE_DEPTH))
+        return tm_fail(c, LLT_ERR_UNSUPPORTED, n->pos,
+                       "a namespace nested deeper than %d levels, or one that "
+                       "holds itself (limit for untrusted templates)", TM_MAX_VALUE_DEPTH);
+    return true;
 }
 
+static bool exec_node(tm_ctx *c, tm_frame *f, const tnode *n);
+
 bool tm_exec(tm_ctx *c, tm_frame *f, const tnode *n) {
+    if (c->eval_depth >= TM_MAX_EVAL_DEPTH)
+        return tm_fail(c, LLT_ERR_UNSUPPORTED, n->pos, "template evaluation nested deeper than %d levels "
+                       "(limit for untrusted templates)", TM_MAX_EVAL_DEPTH);
+    c->eval_depth++;
+    bool ok = exec_node(c, f, n);
+    c->eval_depth--;
+    return ok;
+}
+
+static bool exec_node(tm_ctx *c, tm_frame *f, const tnode *n) {
     tv v;
     switch (n->kind) {
     case S_BODY: return exec_list(c, f, n->kids, n->nkids);
@@ -161,10 +180,12 @@ bool tm_exec(tm_ctx *c, tm_frame *f, const tnode *n) {
     }
     case S_TEXT: return tm_out_put(c, c->out, n->name, n->nlen);
     case S_OUTPUT: return tm_eval(c, f, n->a, &v) && tv_to_str(c, v, c->out);
-    case S_IF:
-        if (!tm_eval(c, f, n->a, &v)) return false;
-        if (tv_truthy(v)) return exec_list(c, f, n->kids, n->nkids);
-        return n->els ? tm_exec(c, f, n->els) : true;
+    case S_IF: /* the elif chain in a loop: it may be long */
+        for (; n && n->kind == S_IF; n = n->els) {
+            if (!tm_eval(c, f, n->a, &v)) return false;
+            if (tv_truthy(v)) return exec_list(c, f, n->kids, n->nkids);
+        }
+        return n ? tm_exec(c, f, n) : true;
     case S_FOR: return exec_for(c, f, n);
     case S_SET: return tm_eval(c, f, n->b, &v) && exec_set(c, f, n, v);
     case S_SETBLOCK:

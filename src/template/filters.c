@@ -176,8 +176,17 @@ static bool filter_indent(tm_ctx *c, tv s, const fargs *A, tv *out, uint32_t pos
     } else {
         return tm_fail(c, LLT_ERR_INVALID_ARG, pos, "indent width must be an int or a string");
     }
-    s = tv_as_str(c, s);
-    if (s.t != TV_STR) return false;
+    /* Jinja's do_indent does s += "\n" and then s.splitlines(): a string only */
+    if (s.t == TV_UNDEF) return tm_fail_undef(c, s, pos);
+    if (s.t == TV_LIST && !(s.f & TVF_TUPLE))
+        return tm_fail(c, LLT_ERR_INVALID_ARG, pos,
+                       "AttributeError: 'list' object has no attribute 'splitlines'");
+    if (s.t == TV_LIST)
+        return tm_fail(c, LLT_ERR_INVALID_ARG, pos,
+                       "TypeError: can only concatenate tuple (not \"str\") to tuple");
+    if (s.t != TV_STR)
+        return tm_fail(c, LLT_ERR_INVALID_ARG, pos,
+                       "TypeError: unsupported operand type(s) for +=: '%s' and 'str'", tv_type_name(s));
     const char *p = s.u.s->s, *is = ind.data ? ind.data : "";
     size_t n = s.u.s->len;
     /* s += "\n"; lines = s.splitlines() */
@@ -287,7 +296,7 @@ bool tm_filter(tm_ctx *c, tm_frame *f, const char *name, tv v, tv *args, size_t 
     if (!strcmp(name, "map")) return filter_map(c, f, v, &A, out, pos);
     if (!strcmp(name, "lower") || !strcmp(name, "upper") || !strcmp(name, "title") || !strcmp(name, "capitalize")) {
         tv s = tv_as_str(c, v);
-        int mode = name[0] == 'u' ? 0 : name[0] == 'l' ? 1 : name[0] == 't' ? 2 : 3;
+        int mode = name[0] == 'u' ? 0 : name[0] == 'l' ? 1 : name[0] == 't' ? 4 : 3;
         return s.t == TV_STR && tm_py_case(c, s, mode, out, pos);
     }
     if (!strcmp(name, "replace")) {
@@ -309,20 +318,81 @@ bool tm_filter(tm_ctx *c, tm_frame *f, const char *name, tv v, tv *args, size_t 
         return true;
     }
     if (!strcmp(name, "abs")) {
-        if (v.t == TV_INT) *out = tv_int(v.u.i < 0 ? -v.u.i : v.u.i);
+        if (v.t == TV_BOOL)
+            *out = tv_int(v.u.b); /* Python: abs(True) == 1 */
+        else if (v.t == TV_INT && v.u.i == INT64_MIN)
+            return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "integer result outside 64 bits (unsupported)");
+        else if (v.t == TV_INT)
+            *out = tv_int(v.u.i < 0 ? -v.u.i : v.u.i);
         else if (v.t == TV_FLOAT) *out = tv_float(v.u.d < 0 ? -v.u.d : v.u.d);
         else return tm_fail(c, LLT_ERR_INVALID_ARG, pos, "TypeError: bad operand type for abs(): '%s'", tv_type_name(v));
         return true;
     }
+    if (!tm_jinja_has(name, true)) /* Jinja: raised when called, where the compiler let it through */
+        return tm_fail(c, LLT_ERR_INVALID_ARG, pos, "TemplateRuntimeError: No filter named '%s' found.",
+                       name);
     return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "unsupported filter '%s'", name);
+}
+
+/* Jinja 3.1's builtin filters (jinja2.filters.FILTERS) and tests (jinja2.tests.TESTS): the names
+ * its compiler accepts. We implement most; the rest are refused as unsupported when called. */
+bool tm_jinja_has(const char *name, bool filter) {
+    static const char *const filters[] = {
+        "abs",    "attr",       "batch",       "capitalize", "center",   "count",
+        "d",      "default",    "dictsort",    "e",          "escape",   "filesizeformat",
+        "first",  "float",      "forceescape", "format",     "groupby",  "indent",
+        "int",    "items",      "join",        "last",       "length",   "list",
+        "lower",  "map",        "max",         "min",        "pprint",   "random",
+        "reject", "rejectattr", "replace",     "reverse",    "round",    "safe",
+        "select", "selectattr", "slice",       "sort",       "string",   "striptags",
+        "sum",    "title",      "tojson",      "trim",       "truncate", "unique",
+        "upper",  "urlencode",  "urlize",      "wordcount",  "wordwrap", "xmlattr",
+        NULL};
+    static const char *const tests[] = {
+        "!=",       "<",           "<=",          "==",      ">",       ">=",        "boolean",  "callable",
+        "defined",  "divisibleby", "eq",          "equalto", "escaped", "even",      "false",    "filter",
+        "float",    "ge",          "greaterthan", "gt",      "in",      "integer",   "iterable", "le",
+        "lessthan", "lower",       "lt",          "mapping", "ne",      "none",      "number",   "odd",
+        "sameas",   "sequence",    "string",      "test",    "true",    "undefined", "upper",    NULL};
+    for (const char *const *p = filter ? filters : tests; *p; p++)
+        if (!strcmp(*p, name)) return true;
+    return false;
 }
 
 /* ---- tests --------------------------------------------------------------------------------- */
 
 static bool is_num(tv v) { return v.t == TV_BOOL || v.t == TV_INT || v.t == TV_FLOAT; }
 
+/* Jinja's tests that take one argument beside the value; every other builtin takes none. */
+static bool test_takes_arg(const char *name) {
+    static const char *const one[] = {
+        "sameas",      "equalto", "eq", "==", "ne", "!=", "lt", "lessthan",    "<", "gt",
+        "greaterthan", ">",       "le", "<=", "ge", ">=", "in", "divisibleby", NULL};
+    for (int i = 0; one[i]; i++)
+        if (!strcmp(name, one[i])) return true;
+    return false;
+}
+
+/* value % m == want, by the template's own % (Python's: floats too, the divisor's sign). */
+static bool mod_is(tm_ctx *c, tv v, tv m, int64_t want, bool *out, uint32_t pos) {
+    tv r;
+    if (v.t == TV_UNDEF) return tm_fail_undef(c, v, pos);
+    if (!tm_binop(c, OP_MOD, v, m, &r, pos)) return false;
+    *out = tv_eq(r, tv_int(want));
+    return true;
+}
+
 bool tm_test(tm_ctx *c, const char *name, tv v, tv *args, size_t nargs, bool *out, uint32_t pos) {
     tv a = nargs ? args[0] : (tv){.t = TV_UNDEF};
+    static const char *const known[] = {"defined",  "undefined", "none",   "string",   "mapping",
+                                        "iterable", "sequence",  "number", "integer",  "float",
+                                        "boolean",  "true",      "false",  "callable", "escaped",
+                                        "odd",      "even",      "lower",  "upper",    NULL};
+    bool takes = test_takes_arg(name), is_known = takes;
+    for (int i = 0; !is_known && known[i]; i++) is_known = !strcmp(name, known[i]);
+    if (is_known && nargs != (takes ? 1u : 0u))
+        return tm_fail(c, LLT_ERR_INVALID_ARG, pos, "TypeError: test '%s' takes %s argument%s, %zu given",
+                       name, takes ? "one" : "no", takes ? "" : "s", nargs);
     if (!strcmp(name, "defined")) *out = v.t != TV_UNDEF;
     else if (!strcmp(name, "undefined")) *out = v.t == TV_UNDEF;
     else if (!strcmp(name, "none")) *out = v.t == TV_NONE;
@@ -337,7 +407,8 @@ bool tm_test(tm_ctx *c, const char *name, tv v, tv *args, size_t nargs, bool *ou
     else if (!strcmp(name, "boolean")) *out = v.t == TV_BOOL;
     else if (!strcmp(name, "true")) *out = v.t == TV_BOOL && v.u.b;
     else if (!strcmp(name, "false")) *out = v.t == TV_BOOL && !v.u.b;
-    else if (!strcmp(name, "callable")) *out = v.t == TV_MACRO || v.t == TV_FUNC || v.t == TV_METHOD;
+    else if (!strcmp(name, "callable")) /* Jinja's Undefined has __call__ (it raises) */
+        *out = v.t == TV_MACRO || v.t == TV_FUNC || v.t == TV_METHOD || v.t == TV_UNDEF;
     else if (!strcmp(name, "escaped")) *out = v.t == TV_STR && (v.f & TVF_MARKUP);
     else if (!strcmp(name, "sameas")) *out = v.t == a.t && (v.t == TV_NONE || v.t == TV_UNDEF || (v.t == TV_BOOL && v.u.b == a.u.b) || (v.t != TV_BOOL && v.t != TV_INT && v.t != TV_FLOAT && v.t != TV_STR && tv_eq(v, a)));
     else if (!strcmp(name, "equalto") || !strcmp(name, "eq") || !strcmp(name, "==")) *out = tv_eq(v, a);
@@ -352,17 +423,13 @@ bool tm_test(tm_ctx *c, const char *name, tv v, tv *args, size_t nargs, bool *ou
         *out = !*out;
     } else if (!strcmp(name, "in")) {
         return tm_contains(c, v, a, out, pos);
-    } else if (!strcmp(name, "odd") || !strcmp(name, "even") || !strcmp(name, "divisibleby")) {
-        if (v.t != TV_INT && v.t != TV_BOOL) return tm_fail(c, LLT_ERR_INVALID_ARG, pos, "test '%s' needs an integer", name);
-        int64_t x = v.t == TV_INT ? v.u.i : v.u.b;
-        if (name[0] == 'o') *out = (x % 2) != 0;
-        else if (name[0] == 'e') *out = (x % 2) == 0;
-        else {
-            if (a.t != TV_INT || a.u.i == 0) return tm_fail(c, LLT_ERR_INVALID_ARG, pos, "divisibleby needs a non-zero integer");
-            *out = x % a.u.i == 0;
-        }
-    } else if (!strcmp(name, "lower") || !strcmp(name, "upper")) {
-        if (v.t != TV_STR) return tm_fail(c, LLT_ERR_INVALID_ARG, pos, "test '%s' needs a string", name);
+    } else if (!strcmp(name, "odd")) {
+        return mod_is(c, v, tv_int(2), 1, out, pos);
+    } else if (!strcmp(name, "even") || !strcmp(name, "divisibleby")) {
+        return mod_is(c, v, name[0] == 'e' ? tv_int(2) : a, 0, out, pos);
+    } else if (!strcmp(name, "lower") || !strcmp(name, "upper")) { /* str(value).islower() / .isupper() */
+        v = tv_as_str(c, v);
+        if (v.t != TV_STR) return false;
         bool any = false, ok = true;
         for (size_t i = 0; i < v.u.s->len; i++) {
             char ch = v.u.s->s[i];
@@ -373,6 +440,9 @@ bool tm_test(tm_ctx *c, const char *name, tv v, tv *args, size_t nargs, bool *ou
         }
         *out = any && ok;
     } else {
+        if (!tm_jinja_has(name, false))
+            return tm_fail(c, LLT_ERR_INVALID_ARG, pos, "TemplateRuntimeError: No test named '%s' found.",
+                           name);
         return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "unsupported test '%s'", name);
     }
     return true;

@@ -2,7 +2,8 @@
  * `s.split('</think>')`, `d.get('k')`, `d.items()`, ...), with Python's exact semantics
  * (Unicode whitespace for strip/split, code points for find). Case mapping is ASCII-only
  * and refuses non-ASCII text rather than guess. Mutating methods of lists and dicts are the
- * sandbox's SecurityError (see access.c). */
+ * sandbox's SecurityError (see access.c), except list.pop and list.clear, which Jinja's
+ * immutable sandbox allows. */
 #include <string.h>
 
 #include "template/tmpl.h"
@@ -12,7 +13,7 @@ enum {
     M_LOWER, M_TITLE, M_CAPITALIZE, M_FIND, M_RFIND, M_COUNT, M_JOIN, M_SPLITLINES, M_ISDIGIT,
     M_ISSPACE, M_FORMAT,
     M_GET, M_ITEMS, M_KEYS, M_VALUES, M_COPY,
-    M_INDEX, M_LCOUNT, M_LCOPY
+    M_INDEX, M_LCOUNT, M_LCOPY, M_LPOP, M_LCLEAR
 };
 
 typedef struct mdef { const char *name; int id; } mdef;
@@ -26,9 +27,11 @@ static const mdef k_str[] = {
 static const mdef k_dict[] = {{"get", M_GET}, {"items", M_ITEMS}, {"keys", M_KEYS}, {"values", M_VALUES},
                               {"copy", M_COPY}, {NULL, 0}};
 static const char *const k_dict_unsafe[] = {"pop", "popitem", "setdefault", "update", "clear", NULL};
-static const mdef k_list[] = {{"index", M_INDEX}, {"count", M_LCOUNT}, {"copy", M_LCOPY}, {NULL, 0}};
-static const char *const k_list_unsafe[] = {"append", "extend", "insert", "pop", "remove", "reverse", "sort",
-                                            "clear", NULL};
+/* Jinja's ImmutableSandboxedEnvironment refuses append / extend / insert / remove / reverse / sort
+ * on a list (its _mutable_spec) but lets pop and clear through: they mutate, as in Python. */
+static const mdef k_list[] = {{"index", M_INDEX}, {"count", M_LCOUNT}, {"copy", M_LCOPY},
+                              {"pop", M_LPOP},    {"clear", M_LCLEAR}, {NULL, 0}};
+static const char *const k_list_unsafe[] = {"append", "extend", "insert", "remove", "reverse", "sort", NULL};
 
 static bool name_is(const char *a, const char *b, size_t n) { return strlen(a) == n && memcmp(a, b, n) == 0; }
 
@@ -39,7 +42,8 @@ int tm_method_id(tv self, const char *name, size_t n, bool *unsafe) {
     if (!tab) return -1;
     if (self.t == TV_LIST && (self.f & TVF_TUPLE)) bad = NULL; /* tuples have index/count only */
     for (const mdef *m = tab; m->name; m++)
-        if (name_is(m->name, name, n)) return (self.f & TVF_TUPLE) && m->id == M_LCOPY ? -1 : m->id;
+        if (name_is(m->name, name, n))
+            return (self.f & TVF_TUPLE) && m->id != M_INDEX && m->id != M_LCOUNT ? -1 : m->id;
     for (; bad && *bad; bad++)
         if (name_is(*bad, name, n)) {
             *unsafe = true;
@@ -220,6 +224,8 @@ bool tm_py_replace(tm_ctx *c, tv s, tv old, tv new_, int64_t count, tv *out, uin
 }
 
 /* ASCII case mapping; non-ASCII letters would need Unicode tables: refused, never guessed. */
+/* mode 0 upper, 1 lower, 2 Python's title, 3 capitalize, 4 Jinja's title filter (a word starts
+ * after '-', '(', '{', '[', '<' or whitespace, not after any uncased character). ASCII only. */
 bool tm_py_case(tm_ctx *c, tv s, int mode, tv *out, uint32_t pos);
 bool tm_py_case(tm_ctx *c, tv s, int mode, tv *out, uint32_t pos) {
     const char *p = s.u.s->s;
@@ -229,11 +235,13 @@ bool tm_py_case(tm_ctx *c, tv s, int mode, tv *out, uint32_t pos) {
             return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "unsupported: changing the case of non-ASCII text");
     char *d = tm_alloc(c->a, n + 1);
     if (!d) return tm_fail(c, LLT_ERR_NOMEM, pos, "out of memory");
-    bool prev_cased = false;
+    bool prev_cased = false, prev_sep = true;
     for (size_t i = 0; i < n; i++) {
         char ch = p[i];
         bool up = ch >= 'A' && ch <= 'Z', lo = ch >= 'a' && ch <= 'z';
-        bool to_upper = mode == 0 || (mode == 2 && !prev_cased) || (mode == 3 && i == 0);
+        bool to_upper =
+            mode == 0 || (mode == 2 && !prev_cased) || (mode == 3 && i == 0) || (mode == 4 && prev_sep);
+        prev_sep = py_isspace((unsigned char)ch) || (ch && strchr("-({[<", ch));
         if (mode == 1 || (mode >= 2 && !to_upper)) {
             if (up) ch = (char)(ch - 'A' + 'a');
         } else if (lo) {
@@ -394,6 +402,36 @@ bool tm_call_method(tm_ctx *c, const tmethod *m, tv *args, size_t nargs, const c
         *out = tv_list(l);
         return true;
     }
+    case M_LPOP: { /* list.pop([i]): removes and returns the item */
+        tlist *l = self.u.l;
+        int64_t i = -1;
+        if (nargs > 1)
+            return tm_fail(c, LLT_ERR_INVALID_ARG, pos, "TypeError: pop expected at most 1 argument, got %zu",
+                           nargs);
+        if (nargs == 1) {
+            if (args[0].t == TV_UNDEF) return tm_fail_undef(c, args[0], pos);
+            if (args[0].t != TV_INT && args[0].t != TV_BOOL)
+                return tm_fail(c, LLT_ERR_INVALID_ARG, pos,
+                               "TypeError: '%s' object cannot be interpreted as an integer",
+                               tv_type_name(args[0]));
+            i = args[0].t == TV_INT ? args[0].u.i : args[0].u.b;
+        }
+        if (l->n == 0) return tm_fail(c, LLT_ERR_INVALID_ARG, pos, "IndexError: pop from empty list");
+        if (i < 0) i += (int64_t)l->n;
+        if (i < 0 || i >= (int64_t)l->n)
+            return tm_fail(c, LLT_ERR_INVALID_ARG, pos, "IndexError: pop index out of range");
+        *out = l->v[i];
+        memmove(l->v + i, l->v + i + 1, (l->n - (size_t)i - 1) * sizeof(tv));
+        l->n--;
+        return true;
+    }
+    case M_LCLEAR:
+        if (nargs)
+            return tm_fail(c, LLT_ERR_INVALID_ARG, pos,
+                           "TypeError: list.clear() takes no arguments (%zu given)", nargs);
+        self.u.l->n = 0;
+        *out = tv_none();
+        return true;
     case M_INDEX: case M_LCOUNT: {
         if (nargs != 1) return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "unsupported: list.index/count with more than one argument");
         int64_t cnt = 0;

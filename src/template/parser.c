@@ -147,7 +147,28 @@ static bool enter(ps *P) {
     return true;
 }
 
+/* n's depth from its operands' (set when each was built), refused past TM_MAX_EXPR_DEPTH: chains
+ * like a + b + c ..., x.a.b..., x|f|g... are built in loops, not by recursion, so only this
+ * bounds the recursion that evaluates them. Returns n, or NULL (failed). */
+static tnode *grown(ps *P, tnode *n) {
+    if (!n) return NULL;
+    unsigned d = 0;
+    const tnode *ops[4] = {n->a, n->b, n->c, n->d};
+    for (int i = 0; i < 4; i++)
+        if (ops[i] && ops[i]->depth > d) d = ops[i]->depth;
+    for (size_t i = 0; i < n->nkids; i++)
+        if (n->kids[i] && n->kids[i]->depth > d) d = n->kids[i]->depth;
+    for (size_t i = 0; i < n->nkw; i++)
+        if (n->kw[i] && n->kw[i]->depth > d) d = n->kw[i]->depth;
+    if (d + 1 > TM_MAX_EXPR_DEPTH)
+        return fail_at(P, n->pos, LLT_ERR_UNSUPPORTED, "expression nested deeper than %s levels%s", "256",
+                       "");
+    n->depth = (uint16_t)(d + 1);
+    return n;
+}
+
 static tnode *parse_expression(ps *P, bool with_condexpr);
+static bool check_list(ps *P, tnode *const *v, size_t n, bool soft);
 static tnode *parse_tuple(ps *P, bool simplified, bool with_condexpr, const char *extra_end, bool explicit_parens);
 static tnode *parse_unary(ps *P, bool with_filter);
 static tnode *parse_filter(ps *P, tnode *node, bool start_inline);
@@ -263,7 +284,7 @@ static tnode *parse_primary(ps *P) {
             if (!n || !expect_op(P, ']', "']'")) return NULL;
             n->kids = items.v;
             n->nkids = items.n;
-            return n;
+            return grown(P, n);
         }
         if (t->op == '{') {
             n = mk(P, E_DICT, t->pos);
@@ -281,7 +302,7 @@ static tnode *parse_primary(ps *P) {
             n->nkids = keys.n;
             n->kw = vals.v;
             n->nkw = vals.n;
-            return n;
+            return grown(P, n);
         }
         break;
     default: break;
@@ -315,7 +336,7 @@ static tnode *parse_subscribed(ps *P) {
         s->c = parts[1];
         s->d = parts[2];
     }
-    return s;
+    return grown(P, s);
 }
 
 static tnode *parse_postfix(ps *P, tnode *node) {
@@ -331,7 +352,7 @@ static tnode *parse_postfix(ps *P, tnode *node) {
                 g->name = dup_name(P, a->s, a->len);
                 g->nlen = a->len;
                 adv(P);
-                node = g;
+                node = grown(P, g);
             } else if (a->type == TK_INT) {
                 tnode *g = mk(P, E_ITEM, a->pos), *k = mk(P, E_LIT, a->pos);
                 if (!g || !k) return NULL;
@@ -339,7 +360,7 @@ static tnode *parse_postfix(ps *P, tnode *node) {
                 g->a = node;
                 g->b = k;
                 adv(P);
-                node = g;
+                node = grown(P, g);
             } else {
                 return unexpected(P, "a name after '.'");
             }
@@ -364,6 +385,7 @@ static tnode *parse_postfix(ps *P, tnode *node) {
                 if (!arg) return NULL;
                 arg->kids = args.v;
                 arg->nkids = args.n;
+                if (!grown(P, arg)) return NULL;
             }
             tnode *g = mk(P, arg->kind == E_SLICE ? E_SLICE : E_ITEM, t->pos);
             if (!g) return NULL;
@@ -374,13 +396,13 @@ static tnode *parse_postfix(ps *P, tnode *node) {
                 g->b = arg;
             }
             g->a = node;
-            node = g;
+            node = grown(P, g);
         } else if (tk_op(t, '(')) {
             tnode *c = mk(P, E_CALL, node->pos); /* errors point at the callee */
             if (!c) return NULL;
             c->a = node;
             if (!parse_call_args(P, c)) return NULL;
-            node = c;
+            node = grown(P, c);
         } else {
             break;
         }
@@ -422,7 +444,7 @@ static tnode *parse_test(ps *P, tnode *node) {
         n->kids[0] = arg;
         n->nkids = 1;
     }
-    return n;
+    return grown(P, n);
 }
 
 static tnode *parse_filter_expr(ps *P, tnode *node) {
@@ -434,7 +456,7 @@ static tnode *parse_filter_expr(ps *P, tnode *node) {
             if (!c) return NULL;
             c->a = node;
             if (!parse_call_args(P, c)) return NULL;
-            node = c;
+            node = grown(P, c);
         } else break;
     }
     return node;
@@ -453,7 +475,8 @@ static tnode *parse_filter(ps *P, tnode *node, bool start_inline) {
         adv(P);
         if (tk_op(cur(P), '.')) return fail_at(P, cur(P)->pos, LLT_ERR_UNSUPPORTED, "unsupported: dotted filter name%s%s", "", "");
         if (tk_op(cur(P), '(') && !parse_call_args(P, f)) return NULL;
-        node = f;
+        node = grown(P, f);
+        if (!node) return NULL;
         start_inline = false;
     }
     return node;
@@ -467,6 +490,7 @@ static tnode *parse_unary(ps *P, bool with_filter) {
         adv(P);
         node = mk(P, t->op == '-' ? E_NEG : E_POS, t->pos);
         if (node && !(node->a = parse_unary(P, false))) node = NULL;
+        node = grown(P, node);
     } else {
         node = parse_primary(P);
     }
@@ -483,7 +507,7 @@ static tnode *binop(ps *P, int kind, int op, tnode *l, tnode *r, uint32_t pos) {
     n->op = (uint8_t)op;
     n->a = l;
     n->b = r;
-    return n;
+    return grown(P, n);
 }
 
 static tnode *parse_pow(ps *P) {
@@ -522,7 +546,7 @@ static tnode *parse_concat(ps *P) {
     if (!n) return NULL;
     n->kids = parts.v;
     n->nkids = parts.n;
-    return n;
+    return grown(P, n);
 }
 
 static tnode *parse_math1(ps *P) {
@@ -572,7 +596,7 @@ static tnode *parse_compare(ps *P) {
     n->ops = tm_alloc(&P->t->arena, nops);
     if (!n->ops) return NULL;
     memcpy(n->ops, ops, nops);
-    return n;
+    return grown(P, n);
 }
 
 static tnode *parse_not(ps *P) {
@@ -583,7 +607,7 @@ static tnode *parse_not(ps *P) {
         tnode *n = mk(P, E_NOT, pos);
         if (n && !(n->a = parse_not(P))) n = NULL;
         P->depth--;
-        return n;
+        return grown(P, n);
     }
     return parse_compare(P);
 }
@@ -618,7 +642,7 @@ static tnode *parse_condexpr(ps *P) {
             P->depth--;
             if (!n->c) return NULL;
         }
-        e1 = n;
+        e1 = grown(P, n);
     }
     return e1;
 }
@@ -656,7 +680,7 @@ static tnode *parse_tuple(ps *P, bool simplified, bool with_condexpr, const char
     if (!n) return NULL;
     n->kids = args.v;
     n->nkids = args.n;
-    return n;
+    return grown(P, n);
 }
 
 /* ---- statements -------------------------------------------------------------------------- */
@@ -722,27 +746,33 @@ static tnode *parse_for(ps *P, uint32_t pos) {
     return end_block(P) ? n : NULL;
 }
 
+/* if / elif ... / else / endif; an elif is an S_IF in the els of the one before, built in a loop
+ * (a chain of any length, as in Jinja, without recursion). */
 static tnode *parse_if(ps *P, uint32_t pos) {
-    tnode *n = mk(P, S_IF, pos);
-    if (!n || !(n->a = parse_tuple(P, false, false, NULL, false)) || !end_block(P)) return NULL;
     static const char *const ends[] = {"elif", "else", "endif", NULL};
     static const char *const ends2[] = {"endif", NULL};
-    tnode *body = parse_body(P, ends);
-    if (!body) return NULL;
-    n->kids = body->kids;
-    n->nkids = body->nkids;
-    if (tk_name(cur(P), "elif")) {
-        uint32_t p2 = cur(P)->pos;
+    tnode *first = NULL, **link = &first;
+    for (;;) {
+        tnode *n = mk(P, S_IF, pos);
+        if (!n || !(n->a = parse_tuple(P, false, false, NULL, false)) || !end_block(P)) return NULL;
+        *link = n;
+        tnode *body = parse_body(P, ends);
+        if (!body) return NULL;
+        n->kids = body->kids;
+        n->nkids = body->nkids;
+        if (!tk_name(cur(P), "elif")) {
+            if (tk_name(cur(P), "else")) {
+                adv(P);
+                if (!end_block(P) || !(n->els = parse_body(P, ends2))) return NULL;
+            }
+            break;
+        }
+        pos = cur(P)->pos;
         adv(P);
-        n->els = parse_if(P, p2); /* consumes through endif */
-        return n->els ? n : NULL;
-    }
-    if (tk_name(cur(P), "else")) {
-        adv(P);
-        if (!end_block(P) || !(n->els = parse_body(P, ends2))) return NULL;
+        link = &n->els;
     }
     adv(P); /* endif */
-    return end_block(P) ? n : NULL;
+    return end_block(P) ? first : NULL;
 }
 
 static tnode *parse_set(ps *P, uint32_t pos) {
@@ -928,11 +958,47 @@ done:
     return body;
 }
 
+/* Jinja's compiler refuses a filter or test name it does not know ("No filter named 'x'."),
+ * wherever the name appears, executed or not, except in a "soft" frame: an if statement's tests
+ * and bodies, and every part of a conditional expression, where it fails only when called.
+ * Bodies that get a frame of their own (for, macro, filter and set blocks, generation) are not
+ * soft. Recursion here is bounded by TM_MAX_NEST blocks and TM_MAX_EXPR_DEPTH levels. */
+static bool check_names(ps *P, const tnode *n, bool soft) {
+    if (!n) return true;
+    if ((n->kind == E_FILTER || n->kind == E_TEST) && !soft && n->name &&
+        !tm_jinja_has(n->name, n->kind == E_FILTER)) {
+        fail_at(P, n->pos, LLT_ERR_FORMAT, "TemplateAssertionError: No %s named '%s'.",
+                n->kind == E_FILTER ? "filter" : "test", n->name);
+        return false;
+    }
+    bool inner = soft; /* the children's frame */
+    if (n->kind == S_IF || n->kind == E_COND)
+        inner = true;
+    else if (n->kind == S_MACRO || n->kind == S_FILTER || n->kind == S_SETBLOCK || n->kind == S_GENERATION)
+        inner = false;
+    if (n->kind ==
+        S_FOR) { /* the iterable in the enclosing frame; target, condition, body, else in the loop's */
+        return check_names(P, n->b, soft) && check_names(P, n->a, false) && check_names(P, n->c, false) &&
+               check_names(P, n->d, false) && check_names(P, n->els, false) &&
+               check_list(P, n->kids, n->nkids, false) && check_list(P, n->kw, n->nkw, false);
+    }
+    return check_names(P, n->a, inner) && check_names(P, n->b, inner) && check_names(P, n->c, inner) &&
+           check_names(P, n->d, inner) && check_names(P, n->els, inner) &&
+           check_list(P, n->kids, n->nkids, inner) && check_list(P, n->kw, n->nkw, inner);
+}
+
+static bool check_list(ps *P, tnode *const *v, size_t n, bool soft) {
+    for (size_t i = 0; i < n; i++)
+        if (!check_names(P, v[i], soft)) return false;
+    return true;
+}
+
 llt_status tm_parse(tm_template *t, llt_error *err) {
     tm_tokens toks = {0};
     LLT_TRY(tm_lex(t, &toks, err));
     ps P = {.t = t, .tk = toks.v, .n = toks.n, .err = err, .st = LLT_OK};
     t->root = parse_body(&P, NULL);
     if (!t->root) return P.st != LLT_OK ? P.st : llt_err_set(err, LLT_ERR_FORMAT, "chat template: parse failed");
+    if (!check_names(&P, t->root, false)) return P.st;
     return LLT_OK;
 }

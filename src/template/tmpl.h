@@ -20,6 +20,9 @@
 
 /* ---- limits (hostile templates) ---------------------------------------------------------- */
 #define TM_MAX_NEST 128               /* parser nesting (blocks + expressions) */
+#define TM_MAX_EXPR_DEPTH 256         /* an expression tree's depth (a + b + ..., x.a.b..., x|f|g...) */
+#define TM_MAX_EVAL_DEPTH 4096        /* nested evaluations + statements at run time (all macro levels) */
+#define TM_MAX_VALUE_DEPTH 512        /* a list / dict / namespace stored in a namespace: its nesting */
 #define TM_MAX_CALL_DEPTH 64          /* macro recursion */
 #define TM_MAX_ITERATIONS 1000000     /* loop iterations per render (all loops) */
 #define TM_MAX_OUTPUT (64u << 20)     /* rendered bytes (and any one string) */
@@ -48,8 +51,9 @@ enum { TVF_MARKUP = 1, TVF_TUPLE = 2 }; /* str marked safe (markupsafe.Markup); 
 
 typedef struct tstr { size_t len; char s[]; } tstr;       /* UTF-8, NUL-terminated too */
 typedef struct tv tv;
-typedef struct tlist { size_t n, cap; tv *v; } tlist;
-typedef struct tdict { size_t n, cap; tv *k; tv *v; } tdict; /* insertion-ordered */
+/* walk / height: tv_nests_deeper's memo (the walk that last measured it, and the height found) */
+typedef struct tlist { size_t n, cap; tv *v; uint32_t walk; int32_t height; } tlist;
+typedef struct tdict { size_t n, cap; tv *k, *v; uint32_t walk; int32_t height; } tdict; /* insertion-ordered */
 struct tundef;
 struct tgen;
 struct tmacro;
@@ -109,6 +113,7 @@ struct tnode {
     uint8_t kind;
     uint8_t op;
     bool neg;             /* E_TEST: `is not` */
+    uint16_t depth;       /* expressions: 1 + the deepest operand's depth (<= TM_MAX_EXPR_DEPTH) */
     uint32_t pos;         /* byte offset in the source (line:column computed on error) */
     int sym;              /* E_NAME, S_MACRO: symbol id */
     const char *name;     /* E_ATTR/E_FILTER/E_TEST/E_NSREF: name; S_TEXT: text */
@@ -163,6 +168,7 @@ typedef struct tm_ctx {
     llt_status status;     /* != LLT_OK once failed */
     tm_out *out;           /* current output (a block `set` or macro call redirects it) */
     int call_depth;
+    int eval_depth;        /* tm_eval + tm_exec frames now on the stack */
     int64_t iterations;
     char date[11];         /* "YYYY-MM-DD" */
     int brk;               /* 1 = break, 2 = continue pending */
@@ -177,6 +183,8 @@ bool tm_fail(tm_ctx *c, llt_status s, uint32_t pos, const char *fmt, ...) LLT_PR
 tv tv_undef_name(tm_ctx *c, const char *name);
 tv tv_undef_attr(tm_ctx *c, tv obj, const char *name, int kind);
 tv tv_undef_elem(tm_ctx *c, tv obj, tv key);
+bool tv_nests_deeper(tv v, int levels); /* lists / dicts / namespaces more than `levels` deep (or a cycle) */
+bool tm_jinja_has(const char *name, bool filter); /* a Jinja builtin filter / test name */
 tv tv_none(void);
 tv tv_bool(bool b);
 tv tv_int(int64_t i);

@@ -101,6 +101,45 @@ tv tv_undef_elem(tm_ctx *c, tv obj, tv key) {
     return v;
 }
 
+/* The height of v's nesting (a scalar 0, a container 1 + its deepest item's), or INT32_MAX past
+ * `budget` or on a cycle. Each container is measured once per walk (its memo), so a value that
+ * shares sub-lists (ns.x = [ns.x, ns.x] in a loop) costs its number of containers, not of paths. */
+static int32_t height_of(tv v, int32_t budget, uint32_t walk) {
+    uint32_t *mark;
+    int32_t *memo;
+    if (v.t == TV_LIST) {
+        mark = &v.u.l->walk;
+        memo = &v.u.l->height;
+    } else if (v.t == TV_DICT || v.t == TV_NS) {
+        mark = &v.u.m->walk;
+        memo = &v.u.m->height;
+    } else {
+        return 0;
+    }
+    if (budget <= 0) return INT32_MAX;
+    if (*mark == walk) return *memo < 0 || *memo > budget ? INT32_MAX : *memo; /* -1: on the path, a cycle */
+    *mark = walk;
+    *memo = -1;
+    int32_t h = 0;
+    size_t n = v.t == TV_LIST ? v.u.l->n : v.u.m->n;
+    for (size_t i = 0; i < n; i++) {
+        int32_t a = height_of(v.t == TV_LIST ? v.u.l->v[i] : v.u.m->v[i], budget - 1, walk);
+        int32_t b = v.t == TV_LIST ? 0 : height_of(v.u.m->k[i], budget - 1, walk);
+        if (a == INT32_MAX || b == INT32_MAX) return INT32_MAX;
+        if (a > h) h = a;
+        if (b > h) h = b;
+    }
+    *memo = h + 1;
+    return h + 1;
+}
+
+bool tv_nests_deeper(tv v, int levels) {
+    static _Atomic uint32_t walks; /* renders on several threads: each walk its own number */
+    uint32_t walk = ++walks;
+    if (walk == 0) walk = ++walks; /* 0 is every container's initial mark */
+    return height_of(v, levels, walk) == INT32_MAX;
+}
+
 tv tv_str(tm_ctx *c, const char *s, size_t n) {
     tv v = {.t = TV_UNDEF};
     if (n > TM_MAX_OUTPUT) {

@@ -97,7 +97,16 @@ static void test_errors(void) {
     check_fails("{{ raise_exception('no system role') }}", "[]", LLT_ERR_INVALID_ARG, "1:4: no system role");
     check_fails("ok\n{{ x.y }}", "[]", LLT_ERR_INVALID_ARG, "2:6: UndefinedError: 'x' is undefined");
     check_fails("{% include 'x' %}", "[]", LLT_ERR_UNSUPPORTED, "unsupported statement '{% include %}'");
-    check_fails("{{ 1 | nosuchfilter }}", "[]", LLT_ERR_UNSUPPORTED, "unsupported filter 'nosuchfilter'");
+    /* a name Jinja does not know: its compiler refuses it, unless inside an if (then when called) */
+    check_fails("{{ 1 | nosuchfilter }}",
+                "[]", LLT_ERR_FORMAT, "1:8: TemplateAssertionError: No filter named 'nosuchfilter'.");
+    check_fails("{% for m in [] %}{{ m is nosuchtest }}{% endfor %}",
+                "[]", LLT_ERR_FORMAT, "No test named 'nosuchtest'.");
+    check_fails("{% if true %}{{ 1 | nosuchfilter }}{% endif %}", "[]", LLT_ERR_INVALID_ARG,
+                "TemplateRuntimeError: No filter named 'nosuchfilter' found.");
+    check_render("{% if false %}{{ 1 | nosuchfilter }}{% endif %}ok", "[]", NULL, "ok");
+    /* a Jinja filter we do not implement */
+    check_fails("{{ 'a' | wordwrap }}", "[]", LLT_ERR_UNSUPPORTED, "unsupported filter 'wordwrap'");
     check_fails("{% for %}", "[]", LLT_ERR_FORMAT, "1:8: syntax error");
     check_fails("{{ 'unterminated }}", "[]", LLT_ERR_FORMAT, "unterminated string");
     check_fails("{{ x }}", "{\"not\": \"a list\"}", LLT_ERR_INVALID_ARG, "messages must be a JSON array");

@@ -8,6 +8,7 @@ Jinja's error message contained in ours (raise_exception, UndefinedError, Securi
 TypeError). Then hostile templates: deep nesting, runaway loops, huge output, recursion and
 unsupported constructs must fail with a clear message and never crash or hang."""
 
+import copy
 import functools
 import json
 import os
@@ -64,9 +65,11 @@ def _compiled(source):
 
 
 def reference(source, messages, add_generation_prompt, tools=None, bos="<s>", eos="</s>"):
-    kw = dict(messages=messages, add_generation_prompt=add_generation_prompt, bos_token=bos, eos_token=eos)
+    # copies: the sandbox lets list.pop / list.clear mutate what a template is given
+    kw = dict(messages=copy.deepcopy(messages), add_generation_prompt=add_generation_prompt, bos_token=bos,
+              eos_token=eos)
     if tools is not None:
-        kw["tools"] = tools
+        kw["tools"] = copy.deepcopy(tools)
     return _compiled(source).render(**kw)
 
 
@@ -251,7 +254,26 @@ def render_text(tmp_path, source, messages=None, extra=()):
     ("{{ 1 // 0 }}", "ZeroDivisionError"),
     ("{{ 9223372036854775807 + 1 }}", "64 bits"),
     ("{{ messages.append(1) }}", "unsafe"),
-])
+    # chains built by loops in the parser, not by recursion: each of these overflowed the stack
+    ("{{ " + "+".join(["1"] * 100000) + " }}", "expression nested deeper than 256 levels"),
+    ("{{ 1" + "|string" * 100000 + " }}", "expression nested deeper than 256 levels"),
+    ("{{ messages" + ".a" * 100000 + " }}", "expression nested deeper than 256 levels"),
+    ("{{ messages" + "[0]" * 100000 + " }}", "expression nested deeper than 256 levels"),
+    ("{{ raise_exception" + "()" * 100000 + " }}", "expression nested deeper than 256 levels"),
+    ("{{ " + " and ".join(["1"] * 100000) + " }}", "expression nested deeper than 256 levels"),
+    ("{{ 1" + " if 1" * 100000 + " }}", "expression nested deeper than 256 levels"),
+    # 64 macro levels, each 100 blocks deep: bounded at run time
+    ("{% macro f(n) %}" + "{% if true %}" * 100 + "{{ f(n + 1) if n < 63 }}" + "{% endif %}" * 100
+     + "{% endmacro %}{{ f(0) }}", "template evaluation nested deeper than 4096 levels"),
+    # a namespace is the one value a loop can grow: deep, self-holding, shared
+    ("{% set ns = namespace(x=1) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x }}",
+     "a namespace nested deeper than 512 levels"),
+    ("{% set ns = namespace(x=1) %}{% set ns.x = ns %}{{ ns }}", "holds itself"),
+    ("{% set a = namespace(x=1) %}{% set b = namespace(y=[a]) %}{% set a.x = b %}{{ a }}", "holds itself"),
+    ("{% set ns = namespace(x=1) %}{% for i in range(100) %}{% set ns.x = [ns.x, ns.x] %}{% endfor %}"
+     "{{ ns.x }}", "output passes the limit"),
+    # short ids: pytest puts the test's id in the environment of the CLI it starts
+], ids=lambda v: v if len(v) <= 40 else "%s...(%d chars)" % (v[:30], len(v)))
 def test_hostile_templates_fail_clearly(tmp_path, source, needle):
     r = render_text(tmp_path, source)
     if needle == "":  # Python's dunder attributes are not reachable: renders as undefined -> ""
@@ -277,6 +299,15 @@ def test_subscripts_jinja_rejects_fail_clearly(tmp_path, source, needle):
     assert r.returncode == 1, r
     err = r.stderr.decode()
     assert "chat template 1:" in err and needle in err, err
+
+
+def test_long_elif_chain_renders(tmp_path):
+    """An elif chain is a loop in the parser and the renderer (it was a recursion that 100000
+    elifs overflowed); Jinja renders any length."""
+    source = "{% if messages|length == 0 %}a" + "{% elif false %}b" * 100000 + "{% else %}last{% endif %}"
+    r = render_text(tmp_path, source)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout == b"last"
 
 
 def test_error_names_line_and_column(tmp_path):
