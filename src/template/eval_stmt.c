@@ -66,9 +66,11 @@ static bool assign(tm_ctx *c, tm_frame *f, const tnode *target, tv v, uint32_t p
 }
 
 static bool capture(tm_ctx *c, tm_frame *f, const tnode *n, tv *out) {
+    tm_frame *g = tm_frame_new(c, f); /* Jinja compiles filter and set blocks in a frame of their own */
+    if (!g) return false;
     tm_out o = {0}, *saved = c->out;
     c->out = &o;
-    bool ok = exec_list(c, f, n->kids, n->nkids);
+    bool ok = exec_list(c, g, n->kids, n->nkids);
     c->out = saved;
     if (!ok) return false;
     *out = tv_str(c, o.data ? o.data : "", o.len);
@@ -105,6 +107,7 @@ static bool exec_for(tm_ctx *c, tm_frame *f, const tnode *n) {
     }
     int loop_sym = tm_sym_find(c->t, "loop");
     tloop *lp = NULL;
+    bool completed = false;
     for (size_t i = 0; i < items->n; i++) {
         if (++c->iterations > TM_MAX_ITERATIONS)
             return tm_fail(c, LLT_ERR_INVALID_ARG, n->pos, "more than %d loop iterations (limit for untrusted templates)",
@@ -122,13 +125,16 @@ static bool exec_for(tm_ctx *c, tm_frame *f, const tnode *n) {
             if (!tm_frame_set(c, lf, loop_sym, lv)) return false;
         }
         if (!exec_list(c, lf, n->kids, n->nkids)) return false;
+        completed |= c->brk == 0;
         if (c->brk == 1) {
             c->brk = 0;
             break;
         }
         c->brk = 0;
     }
-    if (items->n == 0 && n->els) {
+    /* Jinja runs the else block when no iteration reached the end of the body: none at all, or
+     * each one left by break / continue (its compiled loop clears the flag at the body's end) */
+    if (!completed && n->els) {
         tm_frame *ef = tm_frame_new(c, f);
         return ef && exec_list(c, ef, n->els->kids, n->els->nkids);
     }

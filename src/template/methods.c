@@ -13,7 +13,10 @@ enum {
     M_LOWER, M_TITLE, M_CAPITALIZE, M_FIND, M_RFIND, M_COUNT, M_JOIN, M_SPLITLINES, M_ISDIGIT,
     M_ISSPACE, M_FORMAT,
     M_GET, M_ITEMS, M_KEYS, M_VALUES, M_COPY,
-    M_INDEX, M_LCOUNT, M_LCOPY, M_LPOP, M_LCLEAR
+    M_INDEX, M_LCOUNT, M_LCOPY, M_LPOP, M_LCLEAR,
+    M_LJUST, M_RJUST, M_CENTER, M_ZFILL, M_PARTITION, M_RPARTITION, M_REMOVEPREFIX, M_REMOVESUFFIX,
+    M_ISALPHA, M_ISALNUM, M_ISUPPER, M_ISLOWER,
+    M_PYONLY = 1000 /* + an index into k_py_only: a Python method we do not implement */
 };
 
 typedef struct mdef { const char *name; int id; } mdef;
@@ -23,7 +26,10 @@ static const mdef k_str[] = {
     {"replace", M_REPLACE}, {"upper", M_UPPER}, {"lower", M_LOWER}, {"title", M_TITLE},
     {"capitalize", M_CAPITALIZE}, {"find", M_FIND}, {"rfind", M_RFIND}, {"count", M_COUNT},
     {"join", M_JOIN}, {"splitlines", M_SPLITLINES}, {"isdigit", M_ISDIGIT}, {"isspace", M_ISSPACE},
-    {"format", M_FORMAT}, {NULL, 0}};
+    {"format", M_FORMAT}, {"ljust", M_LJUST}, {"rjust", M_RJUST}, {"center", M_CENTER}, {"zfill", M_ZFILL},
+    {"partition", M_PARTITION}, {"rpartition", M_RPARTITION}, {"removeprefix", M_REMOVEPREFIX},
+    {"removesuffix", M_REMOVESUFFIX}, {"isalpha", M_ISALPHA}, {"isalnum", M_ISALNUM}, {"isupper", M_ISUPPER},
+    {"islower", M_ISLOWER}, {NULL, 0}};
 static const mdef k_dict[] = {{"get", M_GET}, {"items", M_ITEMS}, {"keys", M_KEYS}, {"values", M_VALUES},
                               {"copy", M_COPY}, {NULL, 0}};
 static const char *const k_dict_unsafe[] = {"pop", "popitem", "setdefault", "update", "clear", NULL};
@@ -34,6 +40,30 @@ static const mdef k_list[] = {{"index", M_INDEX}, {"count", M_LCOUNT}, {"copy", 
 static const char *const k_list_unsafe[] = {"append", "extend", "insert", "remove", "reverse", "sort", NULL};
 
 static bool name_is(const char *a, const char *b, size_t n) { return strlen(a) == n && memcmp(a, b, n) == 0; }
+
+/* Methods Python's str / list / dict / tuple have that we do not implement: the attribute exists
+ * (`s.encode is defined` is true, as in Jinja) and calling it is refused as unsupported, rather
+ * than looking absent. One table; a name is looked up only for the type it follows. */
+static const char *const k_py_only[] = {
+    /* str */ "casefold", "encode", "expandtabs", "format_map", "index", "isascii", "isdecimal", "isidentifier",
+    "isnumeric", "isprintable", "istitle", "maketrans", "rindex", "swapcase", "translate", NULL,
+    /* list */ NULL,
+    /* dict */ "fromkeys", NULL,
+    /* tuple */ NULL};
+
+static int py_only_id(tv self, const char *name, size_t n) {
+    int section = self.t == TV_STR    ? 0
+                  : self.t == TV_DICT ? 2
+                  : self.t == TV_LIST ? ((self.f & TVF_TUPLE) ? 3 : 1)
+                                      : -1;
+    if (section < 0) return -1;
+    int i = 0;
+    for (int sec = 0; sec < section; i++)
+        if (!k_py_only[i]) sec++;
+    for (; k_py_only[i]; i++)
+        if (name_is(k_py_only[i], name, n)) return M_PYONLY + i;
+    return -1;
+}
 
 int tm_method_id(tv self, const char *name, size_t n, bool *unsafe) {
     const mdef *tab = self.t == TV_STR ? k_str : self.t == TV_DICT ? k_dict : self.t == TV_LIST ? k_list : NULL;
@@ -49,7 +79,7 @@ int tm_method_id(tv self, const char *name, size_t n, bool *unsafe) {
             *unsafe = true;
             return -1;
         }
-    return -1;
+    return py_only_id(self, name, n);
 }
 
 /* ---- helpers --------------------------------------------------------------------------------- */
@@ -262,6 +292,89 @@ static bool get_int_arg(tm_ctx *c, tv v, int64_t *out, uint32_t pos) {
     return tm_fail(c, LLT_ERR_INVALID_ARG, pos, "TypeError: '%s' object cannot be interpreted as an integer", tv_type_name(v));
 }
 
+/* str.ljust / rjust / center (width[, fillchar]) and zfill(width), widths in code points. */
+static bool do_pad(tm_ctx *c, int id, tv s, const tv *a, size_t na, tv *out, uint32_t pos) {
+    int64_t width = 0;
+    const char *fill = " ";
+    size_t fl = 1;
+    if (na < 1 || na > (id == M_ZFILL ? 1u : 2u))
+        return tm_fail(c, LLT_ERR_INVALID_ARG, pos, "TypeError: wrong number of arguments (%zu given)", na);
+    if (!get_int_arg(c, a[0], &width, pos)) return false;
+    if (na == 2) {
+        if (!arg_str(c, a[1], "The fill character", pos)) return false;
+        size_t i = 0;
+        py_cp_at(a[1].u.s->s, a[1].u.s->len, &i);
+        if (a[1].u.s->len == 0 || i != a[1].u.s->len)
+            return tm_fail(c, LLT_ERR_INVALID_ARG, pos,
+                           "TypeError: The fill character must be exactly one character long");
+        fill = a[1].u.s->s;
+        fl = a[1].u.s->len;
+    }
+    if ((s.f & TVF_MARKUP) && na == 2)
+        return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "unsupported: a fill character for a Markup string");
+    int64_t len = (int64_t)py_cp_count(s.u.s->s, s.u.s->len);
+    if (width > (int64_t)TM_MAX_OUTPUT) width = (int64_t)TM_MAX_OUTPUT + 1; /* tv_str refuses it */
+    int64_t marg = width > len ? width - len : 0, left;
+    if (id == M_LJUST)
+        left = 0;
+    else if (id == M_CENTER)
+        left = marg / 2 + (marg & width & 1);
+    else
+        left = marg;
+    tm_out o = {0};
+    const char *p = s.u.s->s;
+    size_t n = s.u.s->len, skip = 0;
+    if (id == M_ZFILL) {
+        fill = "0";
+        if (marg && n && (p[0] == '+' || p[0] == '-')) { /* the sign stays in front */
+            if (!tm_out_put(c, &o, p, 1)) return false;
+            skip = 1;
+        }
+    }
+    for (int64_t i = 0; i < left; i++)
+        if (!tm_out_put(c, &o, fill, fl)) return false;
+    if (!tm_out_put(c, &o, p + skip, n - skip)) return false;
+    for (int64_t i = left; i < marg; i++)
+        if (!tm_out_put(c, &o, fill, fl)) return false;
+    *out = mk(c, o.data ? o.data : "", o.len, s.f);
+    return out->t == TV_STR;
+}
+
+/* str.partition / rpartition(sep): a 3-tuple. */
+static bool do_partition(tm_ctx *c, tv s, tv sep, size_t na, bool last, tv *out, uint32_t pos) {
+    if (na != 1)
+        return tm_fail(c, LLT_ERR_INVALID_ARG, pos, "TypeError: partition() takes exactly one argument");
+    if (!arg_str(c, sep, "the separator", pos)) return false;
+    if (s.f & TVF_MARKUP)
+        return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "unsupported: this method of a Markup string");
+    size_t n = s.u.s->len, m = sep.u.s->len;
+    if (m == 0) return tm_fail(c, LLT_ERR_INVALID_ARG, pos, "ValueError: empty separator");
+    const char *p = s.u.s->s;
+    size_t at = n + 1;
+    for (size_t i = 0; i + m <= n; i++)
+        if (memcmp(p + i, sep.u.s->s, m) == 0) {
+            at = i;
+            if (!last) break;
+        }
+    tlist *l = tl_new(c, 3);
+    if (!l) return false;
+    if (at > n) { /* not found: (s, '', '') or ('', '', s) */
+        l->v[0] = last ? mk(c, "", 0, 0) : s;
+        l->v[1] = mk(c, "", 0, 0);
+        l->v[2] = last ? s : mk(c, "", 0, 0);
+    } else {
+        l->v[0] = mk(c, p, at, 0);
+        l->v[1] = mk(c, p + at, m, 0);
+        l->v[2] = mk(c, p + at + m, n - at - m, 0);
+    }
+    l->n = 3;
+    for (int i = 0; i < 3; i++)
+        if (l->v[i].t != TV_STR) return false;
+    *out = tv_list(l);
+    out->f = TVF_TUPLE;
+    return true;
+}
+
 static bool str_method(tm_ctx *c, int id, tv s, tv *a, size_t na, tv *out, uint32_t pos) {
     tv none = tv_none();
     tv a0 = na > 0 ? a[0] : none, a1 = na > 1 ? a[1] : none;
@@ -342,7 +455,53 @@ static bool str_method(tm_ctx *c, int id, tv s, tv *a, size_t na, tv *out, uint3
         *out = tv_bool(r);
         return true;
     }
-    default: return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "unsupported string method (str.format)");
+    case M_LJUST:
+    case M_RJUST:
+    case M_CENTER:
+    case M_ZFILL:
+        return do_pad(c, id, s, a, na, out, pos);
+    case M_PARTITION:
+    case M_RPARTITION:
+        return do_partition(c, s, a0, na, id == M_RPARTITION, out, pos);
+    case M_REMOVEPREFIX:
+    case M_REMOVESUFFIX: {
+        if (na != 1)
+            return tm_fail(c, LLT_ERR_INVALID_ARG, pos, "TypeError: remove*fix() takes exactly one argument");
+        if (!arg_str(c, a0, "argument", pos)) return false;
+        if (s.f & TVF_MARKUP)
+            return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "unsupported: this method of a Markup string");
+        size_t n = s.u.s->len, m = a0.u.s->len;
+        bool pre = id == M_REMOVEPREFIX;
+        if (m > n || memcmp(s.u.s->s + (pre ? 0 : n - m), a0.u.s->s, m) != 0) m = 0;
+        *out = mk(c, s.u.s->s + (pre ? m : 0), n - m, 0);
+        return out->t == TV_STR;
+    }
+    case M_ISALPHA:
+    case M_ISALNUM:
+    case M_ISUPPER:
+    case M_ISLOWER: {
+        if (na)
+            return tm_fail(c, LLT_ERR_INVALID_ARG, pos,
+                           "TypeError: the method takes no arguments (%zu given)", na);
+        bool all = s.u.s->len > 0, up = false, lo = false;
+        for (size_t i = 0; i < s.u.s->len; i++) {
+            unsigned char ch = (unsigned char)s.u.s->s[i];
+            if (ch >= 0x80)
+                return tm_fail(c, LLT_ERR_UNSUPPORTED, pos,
+                               "unsupported: character classes of non-ASCII text");
+            bool u = ch >= 'A' && ch <= 'Z', l = ch >= 'a' && ch <= 'z', d = ch >= '0' && ch <= '9';
+            up |= u;
+            lo |= l;
+            all &= id == M_ISALPHA ? (u || l) : (u || l || d);
+        }
+        *out = tv_bool(id == M_ISUPPER ? up && !lo : id == M_ISLOWER ? lo && !up : all);
+        return true;
+    }
+    default:
+        if (id >= M_PYONLY)
+            return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "unsupported method: str.%s()",
+                           k_py_only[id - M_PYONLY]);
+        return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "unsupported string method (str.format)");
     }
 }
 
@@ -447,6 +606,10 @@ bool tm_call_method(tm_ctx *c, const tmethod *m, tv *args, size_t nargs, const c
         *out = tv_int(cnt);
         return true;
     }
-    default: return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "unsupported method");
+    default:
+        if (m->id >= M_PYONLY)
+            return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "unsupported method: %s.%s()", tv_type_name(self),
+                           k_py_only[m->id - M_PYONLY]);
+        return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "unsupported method");
     }
 }

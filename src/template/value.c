@@ -526,9 +526,8 @@ bool tv_iterate(tm_ctx *c, tv v, tlist **out, uint32_t pos) {
         for (size_t i = 0; i < s->len;) {
             size_t st = i;
             py_cp_at(s->s, s->len, &i);
-            tv ch = tv_str(c, s->s + st, i - st);
+            tv ch = tv_str(c, s->s + st, i - st); /* plain str: Markup's __iter__ is str's */
             if (ch.t != TV_STR) return false;
-            ch.f = v.f & TVF_MARKUP;
             l->v[l->n++] = ch;
         }
         *out = l;

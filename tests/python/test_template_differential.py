@@ -22,7 +22,11 @@ Found by it (fixed): `x[a:b, c]` crashed; `is upper` / `is lower` / `odd` / `eve
 bool, `indent` of a non-string, `in` a dict with an unhashable key, `list.pop` / `list.clear`
 (the immutable sandbox allows them), the `title` filter's word boundaries, Undefined is
 callable, filter / test names Jinja does not know (its compiler refuses them outside if blocks
-and conditional expressions)."""
+and conditional expressions), the characters of a Markup string are plain str, a for loop's
+else runs when no iteration reached the end of the body (break / continue), filter and set
+blocks have a scope of their own, str methods we lacked (ljust, rjust, center, zfill,
+partition, rpartition, removeprefix, removesuffix, isalpha, isalnum, isupper, islower; the
+rest of Python's are there and refused as unsupported when called, not absent)."""
 
 import random
 
@@ -41,21 +45,32 @@ ATTRS = ["content", "role", "name", "tool_calls", "function", "a", "x"]
 INDEXES = ["0", "-1", "1", "'role'", "'content'", "'a'", "1:", ":-1", "::-1", "0:2", "::2", "-2:", "x"]
 FILTERS = ["length", "count", "upper", "lower", "trim", "tojson", "first", "last", "string", "list", "items",
            "capitalize", "title", "abs", "round", "sum", "sort", "join", "join(', ')", "replace('a', 'b')",
-           "default('d')", "default('d', true)", "map(attribute='role')|list", "selectattr('role', 'equalto', 'user')|list",
-           "rejectattr('role', 'equalto', 'user')|list", "select('odd')|list", "reject('none')|list", "map('upper')|list",
+           "default('d')", "default('d', true)", "map(attribute='role')|list",
+           "selectattr('role', 'equalto', 'user')|list", "rejectattr('role', 'equalto', 'user')|list",
+           "select('odd')|list", "reject('none')|list", "map('upper')|list",
            "tojson(indent=2)", "dictsort", "indent(2)", "indent(2, true)", "center(9)", "e", "escape", "safe",
            "trim('a')", "truncate(3)", "attr('role')", "selectattr('content')|list", "batch(2)|list", "slice(2)|list",
            "string|length", "int", "float", "bool", "unique|list", "max", "min", "reverse|list", "wordcount",
-           "groupby('role')|list", "xmlattr", "urlencode", "pprint", "format(1)", "first|default('z')"]
+           "groupby('role')|list", "xmlattr", "urlencode", "pprint", "format(1)", "first|default('z')",
+           "join(attribute='role')", "map(attribute='content')|join('|')", "sort(attribute='role')",
+           "sort(reverse=true)", "dictsort(reverse=true)", "default(none)",
+           "selectattr('role', 'in', ['user'])|list",
+           "tojson(sort_keys=true)", "batch(2, 'x')|list", "truncate(5, true, '..', 0)", "round(2, 'ceil')",
+           "replace('a', 'b', 1)", "int(7)", "float(1.5)", "sum(attribute='a')", "map('default', 'z')|list",
+           "selectattr('tool_calls', 'defined')|list", "unique(attribute='role')|list", "min(attribute='a')"]
 METHODS = ["strip()", "lstrip()", "rstrip('a')", "split()", "split(',')", "rsplit(',', 1)", "startswith('a')",
            "endswith('d')", "upper()", "lower()", "title()", "capitalize()", "items()|list", "keys()|list",
            "values()|list", "get('role')", "get('x', 5)", "replace('a', 'z')", "count('a')", "find('l')",
            "join(['x', 'y'])", "splitlines()", "isdigit()", "isspace()", "format(1, 2)", "index(1)", "copy()",
-           "pop()", "pop(0)", "clear()", "append(1)", "sort()", "update({})"]
+           "pop()", "pop(0)", "clear()", "append(1)", "sort()", "update({})", "split(',', 1)", "strip(' x')",
+           "startswith(('a', 'H'))", "rfind('l')", "rstrip()", "zfill(5)", "center(7)", "ljust(4)",
+           "isalpha()",
+           "encode()", "lower().split()", "get('content', '')|length", "setdefault('a', 1)", "partition(',')"]
 TESTS = ["defined", "undefined", "none", "string", "number", "integer", "float", "mapping", "iterable", "sequence",
          "even", "odd", "true", "false", "boolean", "callable", "sameas(None)", "eq(1)", "in([1, 2])", "lower",
          "upper", "divisibleby(2)", "gt(0)", "equalto('user')", "escaped", "none(1)", "divisibleby"]
-BINOPS = ["+", "-", "*", "/", "//", "%", "~", "==", "!=", "<", ">", "<=", ">=", "and", "or", "in", "not in"]
+BINOPS = ["+", "-", "*", "/", "//", "%", "~", "==", "!=", "<", ">", "<=", ">=", "and", "or", "in", "not in",
+          "**"]
 TEXTS = ["", "a", " ", "\n", "  \n", "x\n  ", "\n\n", "<|im_start|>", "{", "}"]
 
 
@@ -98,7 +113,8 @@ def block(r, d):
                        + "}}" + r.choice(TEXTS))
         elif k < 0.45:
             loopvar = r.choice(["loop.index", "loop.first", "loop.last", "loop.revindex0", "loop.length",
-                                "loop.previtem", "loop.nextitem", "loop.cycle('a', 'b')", "x"])
+                                "loop.previtem", "loop.nextitem", "loop.cycle('a', 'b')", "x", "loop.depth",
+                                "loop.changed(x)", "loop.index0 ~ loop.revindex", "loop"])
             cond = " if " + expr(r, 1) if r.random() < 0.2 else ""
             ctl = tag(r, r.choice(["break", "continue"])) if r.random() < 0.15 else ""
             els = tag(r, "else") + block(r, d - 1) if r.random() < 0.2 else ""
@@ -111,8 +127,18 @@ def block(r, d):
             if r.random() < 0.4:
                 s += tag(r, "else") + block(r, d - 1)
             out.append(s + tag(r, "endif") + r.choice(TEXTS))
-        elif k < 0.70:
+        elif k < 0.66:
             out.append(tag(r, "set v = " + expr(r, 2)) + r.choice(TEXTS))
+        elif k < 0.70:
+            out.append(r.choice([
+                tag(r, "for k, w in " + r.choice(["messages[0].items()", "{'a': 1, 'b': [2]}|dictsort",
+                                                  "[(1, 2), (3, 4)]", "tools[0]|items", expr(r, 1)]))
+                + "{{ k }}={{ w }};" + tag(r, "endfor"),
+                tag(r, "set p, q = " + r.choice(["(1, 2)", "[3, 4]", "'ab'", "messages[:2]", expr(r, 1)]))
+                + "{{ p }}{{ q }}",
+                "{# " + r.choice(TEXTS) + " #}" + r.choice(TEXTS),
+                "{% raw %}{{ " + r.choice(ATOMS) + " }}{% endraw %}" + r.choice(TEXTS),
+                "{%+ if " + expr(r, 1) + " %}" + r.choice(TEXTS) + "{%+ endif %}"]))
         elif k < 0.78:
             out.append(tag(r, "set ns.a = " + expr(r, 2)) + "{{ ns.a }}")
         elif k < 0.86:
