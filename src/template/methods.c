@@ -340,13 +340,21 @@ static bool do_pad(tm_ctx *c, int id, tv s, const tv *a, size_t na, tv *out, uin
     return out->t == TV_STR;
 }
 
+/* The one str argument of partition / removeprefix and the like, on a plain str (markupsafe would
+ * escape the argument and return Markup: refused rather than approximated). */
+static bool one_str_arg(tm_ctx *c, tv s, tv arg, size_t na, const char *method, uint32_t pos) {
+    if (na != 1)
+        return tm_fail(c, LLT_ERR_INVALID_ARG, pos, "TypeError: %s() takes exactly one argument (%zu given)", method,
+                       na);
+    if (!arg_str(c, arg, "the argument", pos)) return false;
+    if (s.f & TVF_MARKUP)
+        return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "unsupported: %s() of a Markup string", method);
+    return true;
+}
+
 /* str.partition / rpartition(sep): a 3-tuple. */
 static bool do_partition(tm_ctx *c, tv s, tv sep, size_t na, bool last, tv *out, uint32_t pos) {
-    if (na != 1)
-        return tm_fail(c, LLT_ERR_INVALID_ARG, pos, "TypeError: partition() takes exactly one argument");
-    if (!arg_str(c, sep, "the separator", pos)) return false;
-    if (s.f & TVF_MARKUP)
-        return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "unsupported: this method of a Markup string");
+    if (!one_str_arg(c, s, sep, na, last ? "rpartition" : "partition", pos)) return false;
     size_t n = s.u.s->len, m = sep.u.s->len;
     if (m == 0) return tm_fail(c, LLT_ERR_INVALID_ARG, pos, "ValueError: empty separator");
     const char *p = s.u.s->s;
@@ -465,11 +473,7 @@ static bool str_method(tm_ctx *c, int id, tv s, tv *a, size_t na, tv *out, uint3
         return do_partition(c, s, a0, na, id == M_RPARTITION, out, pos);
     case M_REMOVEPREFIX:
     case M_REMOVESUFFIX: {
-        if (na != 1)
-            return tm_fail(c, LLT_ERR_INVALID_ARG, pos, "TypeError: remove*fix() takes exactly one argument");
-        if (!arg_str(c, a0, "argument", pos)) return false;
-        if (s.f & TVF_MARKUP)
-            return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "unsupported: this method of a Markup string");
+        if (!one_str_arg(c, s, a0, na, id == M_REMOVEPREFIX ? "removeprefix" : "removesuffix", pos)) return false;
         size_t n = s.u.s->len, m = a0.u.s->len;
         bool pre = id == M_REMOVEPREFIX;
         if (m > n || memcmp(s.u.s->s + (pre ? 0 : n - m), a0.u.s->s, m) != 0) m = 0;
