@@ -79,15 +79,15 @@ for n in "${names[@]}"; do
     "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 \
     -artifact_prefix="$out/crashes/$n/" "$corpus" >"$log" 2>&1
   rc=$?
-  runs=$(grep -Eo 'Done [0-9]+ runs' "$log" | tail -1 | grep -Eo '[0-9]+')
-  cov=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -1)
+  runs=$(grep -aEo 'Done [0-9]+ runs' "$log" | tail -1 | grep -Eo '[0-9]+')
+  cov=$(grep -aEo 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -1)
   line="fuzz_$n ${secs}s: ${runs:-?} runs, ${cov:-no coverage line}"
   if [ $rc -ne 0 ]; then
     status=1
     echo "build-fuzz: fuzz_$n FAILED (rc $rc); log $log, reproducer(s):" >&2
     ls "$out/crashes/$n/" >&2
     echo "  rerun one with: $bin $out/crashes/$n/FILE" >&2
-    grep -E 'ERROR|SUMMARY|runtime error' "$log" | head -5 >&2
+    grep -aE 'ERROR|SUMMARY|runtime error' "$log" | head -5 >&2
     summary="$summary fuzz_$n:FAILED"; line="$line, FAILED (rc $rc)"
   else
     summary="$summary fuzz_$n:ok"; line="$line, 0 crashes"
