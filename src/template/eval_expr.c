@@ -404,11 +404,16 @@ static bool eval_concat(tm_ctx *c, tm_frame *f, const tnode *n, tv *out) {
 
 static bool eval_node(tm_ctx *c, tm_frame *f, const tnode *n, tv *out);
 
-bool tm_eval(tm_ctx *c, tm_frame *f, const tnode *n, tv *out) {
+bool tm_enter_eval(tm_ctx *c, uint32_t pos) {
     if (c->eval_depth >= TM_MAX_EVAL_DEPTH)
-        return tm_fail(c, LLT_ERR_UNSUPPORTED, n->pos, "template evaluation nested deeper than %d levels "
+        return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "template evaluation nested deeper than %d levels "
                        "(limit for untrusted templates)", TM_MAX_EVAL_DEPTH);
     c->eval_depth++;
+    return true;
+}
+
+bool tm_eval(tm_ctx *c, tm_frame *f, const tnode *n, tv *out) {
+    if (!tm_enter_eval(c, n->pos)) return false;
     bool ok = eval_node(c, f, n, out);
     c->eval_depth--;
     return ok;

@@ -167,10 +167,7 @@ static bool exec_set(tm_ctx *c, tm_frame *f, const tnode *n, tv v) {
 static bool exec_node(tm_ctx *c, tm_frame *f, const tnode *n);
 
 bool tm_exec(tm_ctx *c, tm_frame *f, const tnode *n) {
-    if (c->eval_depth >= TM_MAX_EVAL_DEPTH)
-        return tm_fail(c, LLT_ERR_UNSUPPORTED, n->pos, "template evaluation nested deeper than %d levels "
-                       "(limit for untrusted templates)", TM_MAX_EVAL_DEPTH);
-    c->eval_depth++;
+    if (!tm_enter_eval(c, n->pos)) return false;
     bool ok = exec_node(c, f, n);
     c->eval_depth--;
     return ok;

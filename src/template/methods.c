@@ -41,27 +41,18 @@ static const char *const k_list_unsafe[] = {"append", "extend", "insert", "remov
 
 static bool name_is(const char *a, const char *b, size_t n) { return strlen(a) == n && memcmp(a, b, n) == 0; }
 
-/* Methods Python's str / list / dict / tuple have that we do not implement: the attribute exists
- * (`s.encode is defined` is true, as in Jinja) and calling it is refused as unsupported, rather
- * than looking absent. One table; a name is looked up only for the type it follows. */
-static const char *const k_py_only[] = {
-    /* str */ "casefold", "encode", "expandtabs", "format_map", "index", "isascii", "isdecimal", "isidentifier",
-    "isnumeric", "isprintable", "istitle", "maketrans", "rindex", "swapcase", "translate", NULL,
-    /* list */ NULL,
-    /* dict */ "fromkeys", NULL,
-    /* tuple */ NULL};
+/* Methods Python's str and dict have that we do not implement (lists and tuples: none): the
+ * attribute exists (`s.encode is defined` is true, as in Jinja) and calling it is refused as
+ * unsupported, rather than looking absent. */
+static const struct { uint8_t t; const char *name; } k_py_only[] = {
+    {TV_STR, "casefold"},   {TV_STR, "encode"},       {TV_STR, "expandtabs"},  {TV_STR, "format_map"},
+    {TV_STR, "index"},      {TV_STR, "isascii"},      {TV_STR, "isdecimal"},   {TV_STR, "isidentifier"},
+    {TV_STR, "isnumeric"},  {TV_STR, "isprintable"},  {TV_STR, "istitle"},     {TV_STR, "maketrans"},
+    {TV_STR, "rindex"},     {TV_STR, "swapcase"},     {TV_STR, "translate"},   {TV_DICT, "fromkeys"}};
 
 static int py_only_id(tv self, const char *name, size_t n) {
-    int section = self.t == TV_STR    ? 0
-                  : self.t == TV_DICT ? 2
-                  : self.t == TV_LIST ? ((self.f & TVF_TUPLE) ? 3 : 1)
-                                      : -1;
-    if (section < 0) return -1;
-    int i = 0;
-    for (int sec = 0; sec < section; i++)
-        if (!k_py_only[i]) sec++;
-    for (; k_py_only[i]; i++)
-        if (name_is(k_py_only[i], name, n)) return M_PYONLY + i;
+    for (size_t i = 0; i < sizeof k_py_only / sizeof k_py_only[0]; i++)
+        if (k_py_only[i].t == self.t && name_is(k_py_only[i].name, name, n)) return M_PYONLY + (int)i;
     return -1;
 }
 
@@ -504,7 +495,7 @@ static bool str_method(tm_ctx *c, int id, tv s, tv *a, size_t na, tv *out, uint3
     default:
         if (id >= M_PYONLY)
             return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "unsupported method: str.%s()",
-                           k_py_only[id - M_PYONLY]);
+                           k_py_only[id - M_PYONLY].name);
         return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "unsupported string method (str.format)");
     }
 }
@@ -613,7 +604,7 @@ bool tm_call_method(tm_ctx *c, const tmethod *m, tv *args, size_t nargs, const c
     default:
         if (m->id >= M_PYONLY)
             return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "unsupported method: %s.%s()", tv_type_name(self),
-                           k_py_only[m->id - M_PYONLY]);
+                           k_py_only[m->id - M_PYONLY].name);
         return tm_fail(c, LLT_ERR_UNSUPPORTED, pos, "unsupported method");
     }
 }

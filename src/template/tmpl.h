@@ -245,6 +245,9 @@ bool tm_from_json(tm_ctx *c, const char *text, size_t len, const char *what, tv 
 bool tm_dumps(tm_ctx *c, tv v, const tm_dumps_opts *o, tm_out *out, uint32_t pos);
 
 /* evaluation (eval_expr.c, eval_stmt.c, access.c, filters.c, methods.c) */
+/* Counts one more nested tm_eval / tm_exec (the caller decrements c->eval_depth when done), or
+ * fails past TM_MAX_EVAL_DEPTH: the bound on the renderer's stack. */
+bool tm_enter_eval(tm_ctx *c, uint32_t pos);
 bool tm_eval(tm_ctx *c, tm_frame *f, const tnode *n, tv *out);
 bool tm_exec(tm_ctx *c, tm_frame *f, const tnode *n);
 bool tm_frame_set(tm_ctx *c, tm_frame *f, int sym, tv v);
